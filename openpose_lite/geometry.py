@@ -1,0 +1,127 @@
+"""THE coordinate convention of openpose_lite, written once.
+
+* Points are (x, y); sizes are (height, width) and named ``*_hw``.
+* Continuous pixel coordinates put the centre of pixel (row i, column j) at (x=j, y=i),
+  the convention of COCO keypoints and of ``cv2.warpAffine``.
+* An output cell j of a map with stride s is centred on input pixel ``j * s + (s - 1) / 2``
+  (the centre of the s x s block of input pixels it summarises).
+* Affine transforms are 2 x 3 float64 matrices ``M`` mapping a source point p to ``M @ [p, 1]``,
+  in the pixel-centre convention above, so ``cv2.warpAffine(image, M, (w, h))`` moves the
+  pixels exactly as :func:`apply_affine` moves the keypoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def input_to_cell(xy: np.ndarray, stride: int) -> np.ndarray:
+    """Input-pixel coordinates -> output-cell coordinates (any shape, last axis free)."""
+    return (np.asarray(xy, dtype=np.float64) - (stride - 1) / 2.0) / stride
+
+
+def cell_to_input(xy: np.ndarray, stride: int) -> np.ndarray:
+    """Output-cell coordinates -> input-pixel coordinates (inverse of :func:`input_to_cell`)."""
+    return np.asarray(xy, dtype=np.float64) * stride + (stride - 1) / 2.0
+
+
+def map_hw(input_hw: tuple[int, int], stride: int) -> tuple[int, int]:
+    """Size of the output map for an input of ``input_hw`` (ceil division, as padded convs give)."""
+    return (-(-int(input_hw[0]) // stride), -(-int(input_hw[1]) // stride))
+
+
+def apply_affine(matrix: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to points ``xy`` of shape (..., 2); returns float64 (..., 2)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    pts = np.asarray(xy, dtype=np.float64)
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a 2x3 affine."""
+    m = np.asarray(matrix, dtype=np.float64)
+    a_inv = np.linalg.inv(m[:, :2])
+    return np.concatenate([a_inv, -(a_inv @ m[:, 2:3])], axis=1)
+
+
+def compose_affine(second: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The affine that applies ``first`` and then ``second``."""
+    a = np.vstack([np.asarray(second, dtype=np.float64), [0.0, 0.0, 1.0]])
+    b = np.vstack([np.asarray(first, dtype=np.float64), [0.0, 0.0, 1.0]])
+    return (a @ b)[:2]
+
+
+def transform_keypoints(matrix: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """Move keypoints (N, K, 3) by an affine, keeping the third column (visibility or score)."""
+    kps = np.array(keypoints, dtype=np.float32, copy=True)
+    if kps.size:
+        kps[..., :2] = apply_affine(matrix, kps[..., :2]).astype(np.float32)
+    return kps
+
+
+def scale_affine(scale_x: float, scale_y: float | None = None) -> np.ndarray:
+    """Resize by a factor: the affine equal to ``cv2.resize`` by (scale_x, scale_y).
+
+    A resize maps the pixel *edges* 0 and W to 0 and sW, so centres move as x' = s x + (s - 1) / 2.
+    """
+    sy = scale_x if scale_y is None else scale_y
+    return np.array(
+        [[scale_x, 0.0, 0.5 * (scale_x - 1.0)], [0.0, sy, 0.5 * (sy - 1.0)]], dtype=np.float64
+    )
+
+
+def letterbox_affine(image_hw: tuple[int, int], target_height: int, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Resize so the height is ``target_height`` keeping the aspect, then pad right/bottom to a stride multiple.
+
+    This is the CMU demo's preprocessing. Returns the affine image -> network input and the
+    padded input size (h, w).
+    """
+    h, w = int(image_hw[0]), int(image_hw[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"letterbox_affine: image size must be positive, got {image_hw}")
+    s = target_height / h
+    out_h = max(1, round(h * s))
+    out_w = max(1, round(w * s))
+    padded = (-(-out_h // stride) * stride, -(-out_w // stride) * stride)
+    return scale_affine(s), padded
+
+
+def box_to_center_scale(box_xywh: np.ndarray, aspect_ratio: float, padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+    """Box (x, y, w, h) -> centre (2,) and size (2,) = (w, h) at ``aspect_ratio`` (w / h), padded.
+
+    The box grows (never shrinks) to the aspect ratio, as in the HRNet reference, then by ``padding``.
+    """
+    x, y, w, h = (float(v) for v in box_xywh)
+    w, h = max(w, 1.0), max(h, 1.0)
+    center = np.array([x + (w - 1) * 0.5, y + (h - 1) * 0.5], dtype=np.float64)
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    else:
+        w = h * aspect_ratio
+    return center, np.array([w * padding, h * padding], dtype=np.float64)
+
+
+def crop_affine(center: np.ndarray, size_wh: np.ndarray, output_hw: tuple[int, int], rotation_deg: float = 0.0) -> np.ndarray:
+    """Affine mapping the image region of ``size_wh`` around ``center`` onto an ``output_hw`` crop.
+
+    The region's edges land on the crop's edges (-0.5 and W-0.5); ``rotation_deg`` rotates the
+    content counter-clockwise about the centre.
+    """
+    out_h, out_w = int(output_hw[0]), int(output_hw[1])
+    sx = out_w / float(size_wh[0])
+    sy = out_h / float(size_wh[1])
+    theta = math.radians(rotation_deg)
+    c, s = math.cos(theta), math.sin(theta)
+    # Rotate about the centre (image y points down, so this rotates the picture counter-clockwise).
+    rot = np.array([[c, s], [-s, c]], dtype=np.float64)
+    lin = np.diag([sx, sy]) @ rot
+    dst_center = np.array([(out_w - 1) * 0.5, (out_h - 1) * 0.5])
+    offset = dst_center - lin @ np.asarray(center, dtype=np.float64)
+    return np.concatenate([lin, offset[:, None]], axis=1)
+
+
+def hflip_affine(width: int) -> np.ndarray:
+    """Horizontal mirror of an image ``width`` pixels wide: x' = W - 1 - x."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]], dtype=np.float64)
