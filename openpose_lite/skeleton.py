@@ -27,6 +27,8 @@ class Skeleton:
     ``limbs[i] = (a, b)`` is directed: its part affinity field is the unit vector from
     keypoint ``a`` to keypoint ``b``, stored in PAF channels ``(2i, 2i + 1) = (x, y)``.
     ``background`` says whether the heatmap stack carries a trailing background channel.
+    ``redundant_limbs`` are limbs that close a cycle of the limb graph (OpenPose's shoulder-ear
+    limbs): a decoder uses them to join parts of one person, never to start a person.
     """
 
     name: str
@@ -35,6 +37,7 @@ class Skeleton:
     flip_pairs: tuple[tuple[int, int], ...]
     sigmas: tuple[float, ...]
     background: bool = False
+    redundant_limbs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         k = len(self.keypoints)
@@ -48,6 +51,8 @@ class Skeleton:
             if a in seen or b in seen or a == b:
                 raise ValueError(f"{self.name}: keypoint repeated in flip pairs ({a}, {b})")
             seen.update((a, b))
+        if any(not 0 <= i < len(self.limbs) for i in self.redundant_limbs):
+            raise ValueError(f"{self.name}: redundant limb index out of range: {self.redundant_limbs}")
         # The mirrored skeleton must be a skeleton too, or PAF flipping has no meaning.
         _ = self._limb_mirror
 
@@ -199,6 +204,8 @@ OPENPOSE_18 = Skeleton(
         0.089, 0.107, 0.087, 0.089, 0.025, 0.025, 0.035, 0.035,
     ),
     background=True,
+    # (right_shoulder, right_ear) and (left_shoulder, left_ear): CMU's decoder uses them only to complete people.
+    redundant_limbs=(9, 13),
 )
 
 # OPENPOSE_18 index -> COCO_17 index (-1 for the neck, which COCO does not have).

@@ -1,0 +1,202 @@
+"""The numba kernels of the codecs: flat arrays in, preallocated arrays out.
+
+Each kernel has a plain-numpy twin (in heatmap.py / paf.py) that states the same
+computation without loops; the tests check one against the other. Coordinates here are
+output-cell coordinates (see geometry.py): cell (row y, column x) is the point (x, y).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# cache=True keeps the compiled kernels on disk so a fresh process does not pay the JIT again.
+_jit = numba.njit(cache=True, nogil=True, fastmath=False)
+
+
+@_jit
+def gaussian_kernel(
+    xs: np.ndarray,  # (M,) float64 centre x in cells
+    ys: np.ndarray,  # (M,) float64 centre y in cells
+    channels: np.ndarray,  # (M,) int64 output channel of each centre
+    sigma: float,  # cells
+    max_exponent: float,  # values below exp(-max_exponent) are cut to 0
+    merge_max: bool,  # True: max over centres (the paper); False: sum clipped at 1 (CMU code)
+    out: np.ndarray,  # (C, H, W) float32, zero on entry
+) -> None:
+    h, w = out.shape[1], out.shape[2]
+    radius = math.sqrt(2.0 * max_exponent) * sigma
+    inv = 1.0 / (2.0 * sigma * sigma)
+    for m in range(xs.shape[0]):
+        cx, cy, c = xs[m], ys[m], channels[m]
+        x0 = max(0, int(math.ceil(cx - radius)))
+        x1 = min(w - 1, int(math.floor(cx + radius)))
+        y0 = max(0, int(math.ceil(cy - radius)))
+        y1 = min(h - 1, int(math.floor(cy + radius)))
+        for y in range(y0, y1 + 1):
+            dy2 = (y - cy) * (y - cy)
+            for x in range(x0, x1 + 1):
+                e = ((x - cx) * (x - cx) + dy2) * inv
+                if e > max_exponent:
+                    continue
+                v = math.exp(-e)
+                if merge_max:
+                    if v > out[c, y, x]:
+                        out[c, y, x] = v
+                else:
+                    out[c, y, x] += v
+    if not merge_max:
+        for c in range(out.shape[0]):
+            for y in range(h):
+                for x in range(w):
+                    if out[c, y, x] > 1.0:
+                        out[c, y, x] = 1.0
+
+
+@_jit
+def paf_kernel(
+    ax: np.ndarray,  # (M,) float64 limb start x in cells
+    ay: np.ndarray,
+    bx: np.ndarray,  # (M,) float64 limb end x in cells
+    by: np.ndarray,
+    limbs: np.ndarray,  # (M,) int64 limb type of each segment
+    half_width: float,  # cells
+    out: np.ndarray,  # (2L, H, W) float32, zero on entry; mean unit vector on return
+    count: np.ndarray,  # (L, H, W) int32, zero on entry; segments covering each cell on return
+) -> None:
+    h, w = out.shape[1], out.shape[2]
+    for m in range(ax.shape[0]):
+        dx, dy = bx[m] - ax[m], by[m] - ay[m]
+        length = math.sqrt(dx * dx + dy * dy)
+        if length < 1e-9:
+            continue  # a limb of zero length has no direction
+        ux, uy = dx / length, dy / length
+        l = limbs[m]
+        x0 = max(0, int(math.ceil(min(ax[m], bx[m]) - half_width)))
+        x1 = min(w - 1, int(math.floor(max(ax[m], bx[m]) + half_width)))
+        y0 = max(0, int(math.ceil(min(ay[m], by[m]) - half_width)))
+        y1 = min(h - 1, int(math.floor(max(ay[m], by[m]) + half_width)))
+        for y in range(y0, y1 + 1):
+            py = y - ay[m]
+            for x in range(x0, x1 + 1):
+                px = x - ax[m]
+                along = px * ux + py * uy
+                across = abs(px * uy - py * ux)
+                if along >= -half_width and along <= length + half_width and across <= half_width:
+                    out[2 * l, y, x] += ux
+                    out[2 * l + 1, y, x] += uy
+                    count[l, y, x] += 1
+    # Where limbs of one type overlap, the field is their average (CMU training code).
+    for l in range(count.shape[0]):
+        for y in range(h):
+            for x in range(w):
+                n = count[l, y, x]
+                if n > 1:
+                    out[2 * l, y, x] /= n
+                    out[2 * l + 1, y, x] /= n
+
+
+@_jit
+def local_maxima_kernel(
+    heatmaps: np.ndarray,  # (C, H, W) float32
+    threshold: float,
+    out_channel: np.ndarray,  # (capacity,) int64
+    out_y: np.ndarray,  # (capacity,) int64
+    out_x: np.ndarray,  # (capacity,) int64
+) -> int:
+    """Cells above ``threshold`` that are maxima of their 3x3 neighbourhood; returns how many.
+
+    Plateaus keep one cell: a neighbour that is equal and comes earlier in raster order wins.
+    If more than ``capacity`` maxima exist, the count is still returned and the caller retries.
+    """
+    c_n, h, w = heatmaps.shape
+    n = 0
+    capacity = out_x.shape[0]
+    for c in range(c_n):
+        for y in range(h):
+            for x in range(w):
+                v = heatmaps[c, y, x]
+                if not v > threshold:
+                    continue
+                is_max = True
+                for dy in range(-1, 2):
+                    yy = y + dy
+                    if yy < 0 or yy >= h:
+                        continue
+                    for dx in range(-1, 2):
+                        xx = x + dx
+                        if xx < 0 or xx >= w or (dx == 0 and dy == 0):
+                            continue
+                        u = heatmaps[c, yy, xx]
+                        if u > v or (u == v and (dy < 0 or (dy == 0 and dx < 0))):
+                            is_max = False
+                            break
+                    if not is_max:
+                        break
+                if is_max:
+                    if n < capacity:
+                        out_channel[n] = c
+                        out_y[n] = y
+                        out_x[n] = x
+                    n += 1
+    return n
+
+
+@_jit
+def limb_score_kernel(
+    paf_x: np.ndarray,  # (H, W) float32 x component of one limb's field
+    paf_y: np.ndarray,  # (H, W) float32 y component
+    a_xy: np.ndarray,  # (A, 2) float64 candidate start points in cells
+    b_xy: np.ndarray,  # (B, 2) float64 candidate end points in cells
+    num_samples: int,
+    sample_threshold: float,
+    out_mean: np.ndarray,  # (A, B) float64 mean of the field projected on the segment
+    out_fraction: np.ndarray,  # (A, B) float64 fraction of samples above sample_threshold
+) -> None:
+    """Line integral of the PAF along every candidate segment (paper Eq. 10, sampled uniformly).
+
+    Samples are bilinear at ``num_samples`` evenly spaced points from a to b inclusive.
+    """
+    h, w = paf_x.shape
+    for i in range(a_xy.shape[0]):
+        for j in range(b_xy.shape[0]):
+            dx = b_xy[j, 0] - a_xy[i, 0]
+            dy = b_xy[j, 1] - a_xy[i, 1]
+            length = math.sqrt(dx * dx + dy * dy)
+            if length < 1e-6:
+                # Both parts in one spot: the field's direction cannot be checked, so trust
+                # whatever field magnitude is there (tiny people in low-resolution maps).
+                ux, uy = 0.0, 0.0
+            else:
+                ux, uy = dx / length, dy / length
+            total = 0.0
+            above = 0
+            for s in range(num_samples):
+                t = s / (num_samples - 1) if num_samples > 1 else 0.5
+                x = min(max(a_xy[i, 0] + t * dx, 0.0), w - 1.0)
+                y = min(max(a_xy[i, 1] + t * dy, 0.0), h - 1.0)
+                x0 = min(int(x), w - 2) if w > 1 else 0
+                y0 = min(int(y), h - 2) if h > 1 else 0
+                fx = x - x0 if w > 1 else 0.0
+                fy = y - y0 if h > 1 else 0.0
+                x1 = x0 + 1 if w > 1 else 0
+                y1 = y0 + 1 if h > 1 else 0
+                vx = (
+                    (1 - fy) * ((1 - fx) * paf_x[y0, x0] + fx * paf_x[y0, x1])
+                    + fy * ((1 - fx) * paf_x[y1, x0] + fx * paf_x[y1, x1])
+                )
+                vy = (
+                    (1 - fy) * ((1 - fx) * paf_y[y0, x0] + fx * paf_y[y0, x1])
+                    + fy * ((1 - fx) * paf_y[y1, x0] + fx * paf_y[y1, x1])
+                )
+                if length < 1e-6:
+                    proj = math.sqrt(vx * vx + vy * vy)
+                else:
+                    proj = vx * ux + vy * uy
+                total += proj
+                if proj > sample_threshold:
+                    above += 1
+            out_mean[i, j] = total / num_samples
+            out_fraction[i, j] = above / num_samples

@@ -1,0 +1,137 @@
+"""Part affinity fields: rendering (paper Eq. 8-9) and line-integral limb scoring (Eq. 10).
+
+Coordinates are output cells (geometry.py). Shape legend: M limb segments, L limb types,
+A / B candidate parts at a limb's two ends, H x W map size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from openpose_lite.codecs import _kernels
+
+
+def _check_segments(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a_xy = np.asarray(a_xy, dtype=np.float64).reshape(-1, 2)
+    b_xy = np.asarray(b_xy, dtype=np.float64).reshape(-1, 2)
+    limbs = np.asarray(limbs, dtype=np.int64).reshape(-1)
+    if not (a_xy.shape[0] == b_xy.shape[0] == limbs.shape[0]):
+        raise ValueError(f"segment arrays disagree: {a_xy.shape[0]} starts, {b_xy.shape[0]} ends, {limbs.shape[0]} limb ids")
+    if not (np.isfinite(a_xy).all() and np.isfinite(b_xy).all()):
+        raise ValueError("limb end points must be finite")
+    return a_xy, b_xy, limbs
+
+
+def render_pafs(
+    a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs: int, map_hw: tuple[int, int], half_width: float
+) -> np.ndarray:
+    """Unit vector a -> b on the cells within the segment's length and ``half_width``, averaged over overlaps.
+
+    Args:
+        a_xy, b_xy: (M, 2) segment ends in output cells.
+        limbs: (M,) limb type of each segment.
+        num_limbs: L.
+        map_hw: (H, W).
+        half_width: distance from the limb axis, in cells, inside which the field is set.
+    Returns:
+        (2L, H, W) float32: channel 2l is x, 2l + 1 is y of limb type l.
+    """
+    a_xy, b_xy, limbs = _check_segments(a_xy, b_xy, limbs)
+    h, w = int(map_hw[0]), int(map_hw[1])
+    out = np.zeros((2 * num_limbs, h, w), dtype=np.float32)
+    count = np.zeros((num_limbs, h, w), dtype=np.int32)
+    _kernels.paf_kernel(
+        np.ascontiguousarray(a_xy[:, 0]), np.ascontiguousarray(a_xy[:, 1]),
+        np.ascontiguousarray(b_xy[:, 0]), np.ascontiguousarray(b_xy[:, 1]),
+        limbs, float(half_width), out, count,
+    )
+    return out
+
+
+def render_pafs_numpy(
+    a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs: int, map_hw: tuple[int, int], half_width: float
+) -> np.ndarray:
+    """Plain-numpy reference of :func:`render_pafs`."""
+    a_xy, b_xy, limbs = _check_segments(a_xy, b_xy, limbs)
+    h, w = int(map_hw[0]), int(map_hw[1])
+    total = np.zeros((num_limbs, 2, h, w), dtype=np.float64)
+    count = np.zeros((num_limbs, h, w), dtype=np.int64)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    for a, b, l in zip(a_xy, b_xy, limbs):
+        d = b - a
+        length = float(np.hypot(d[0], d[1]))
+        if length < 1e-9:
+            continue
+        u = d / length
+        px, py = gx - a[0], gy - a[1]
+        along = px * u[0] + py * u[1]
+        across = np.abs(px * u[1] - py * u[0])
+        inside = (along >= 0) & (along <= length) & (across <= half_width)
+        total[l, 0][inside] += u[0]
+        total[l, 1][inside] += u[1]
+        count[l][inside] += 1
+    mean = total / np.maximum(count, 1)[:, None]
+    return mean.reshape(2 * num_limbs, h, w).astype(np.float32)
+
+
+def limb_scores(
+    paf_x: np.ndarray,
+    paf_y: np.ndarray,
+    a_xy: np.ndarray,
+    b_xy: np.ndarray,
+    num_samples: int = 10,
+    sample_threshold: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Line integral of one limb's field over every candidate pair.
+
+    Args:
+        paf_x, paf_y: (H, W) the limb's two field channels.
+        a_xy: (A, 2) candidate start parts, b_xy: (B, 2) candidate end parts, in output cells.
+    Returns:
+        mean (A, B): average projection of the field on the unit segment direction;
+        fraction (A, B): share of the samples whose projection exceeds ``sample_threshold``.
+    """
+    a_xy = np.ascontiguousarray(a_xy, dtype=np.float64).reshape(-1, 2)
+    b_xy = np.ascontiguousarray(b_xy, dtype=np.float64).reshape(-1, 2)
+    mean = np.zeros((a_xy.shape[0], b_xy.shape[0]), dtype=np.float64)
+    fraction = np.zeros_like(mean)
+    if mean.size:
+        _kernels.limb_score_kernel(
+            np.ascontiguousarray(paf_x, dtype=np.float32), np.ascontiguousarray(paf_y, dtype=np.float32),
+            a_xy, b_xy, int(num_samples), float(sample_threshold), mean, fraction,
+        )
+    return mean, fraction
+
+
+def limb_scores_numpy(
+    paf_x: np.ndarray,
+    paf_y: np.ndarray,
+    a_xy: np.ndarray,
+    b_xy: np.ndarray,
+    num_samples: int = 10,
+    sample_threshold: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-numpy reference of :func:`limb_scores` (bilinear sampling with edge clamping)."""
+    a = np.asarray(a_xy, dtype=np.float64).reshape(-1, 1, 1, 2)
+    b = np.asarray(b_xy, dtype=np.float64).reshape(1, -1, 1, 2)
+    h, w = paf_x.shape
+    t = np.linspace(0.0, 1.0, num_samples) if num_samples > 1 else np.array([0.5])
+    pts = a + t[None, None, :, None] * (b - a)  # (A, B, S, 2)
+    x = np.clip(pts[..., 0], 0, w - 1)
+    y = np.clip(pts[..., 1], 0, h - 1)
+    x0 = np.minimum(np.floor(x).astype(np.int64), max(w - 2, 0))
+    y0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    fx, fy = x - x0, y - y0
+
+    def bilinear(m: np.ndarray) -> np.ndarray:
+        m = m.astype(np.float64)
+        return (1 - fy) * ((1 - fx) * m[y0, x0] + fx * m[y0, x1]) + fy * ((1 - fx) * m[y1, x0] + fx * m[y1, x1])
+
+    vx, vy = bilinear(paf_x), bilinear(paf_y)
+    d = (b - a)[..., 0, :]  # (A, B, 2)
+    length = np.hypot(d[..., 0], d[..., 1])
+    degenerate = length < 1e-6
+    u = d / np.where(degenerate, 1.0, length)[..., None]
+    proj = np.where(degenerate[..., None], np.hypot(vx, vy), vx * u[..., None, 0] + vy * u[..., None, 1])
+    return proj.mean(axis=-1), (proj > sample_threshold).mean(axis=-1)

@@ -1,0 +1,1 @@
+"""Datasets: COCO-format keypoint data on disk and generated synthetic scenes."""
