@@ -74,10 +74,13 @@ def paf_kernel(
             continue  # a limb of zero length has no direction
         ux, uy = dx / length, dy / length
         l = limbs[m]
-        x0 = max(0, int(math.ceil(min(ax[m], bx[m]) - half_width)))
-        x1 = min(w - 1, int(math.floor(max(ax[m], bx[m]) + half_width)))
-        y0 = max(0, int(math.ceil(min(ay[m], by[m]) - half_width)))
-        y1 = min(h - 1, int(math.floor(max(ay[m], by[m]) + half_width)))
+        # The covered rectangle reaches half_width past each end and half_width across the axis
+        # (see paf.render_pafs), so its corners lie within sqrt(2) * half_width of the ends.
+        reach = math.sqrt(2.0) * half_width
+        x0 = max(0, int(math.ceil(min(ax[m], bx[m]) - reach)))
+        x1 = min(w - 1, int(math.floor(max(ax[m], bx[m]) + reach)))
+        y0 = max(0, int(math.ceil(min(ay[m], by[m]) - reach)))
+        y1 = min(h - 1, int(math.floor(max(ay[m], by[m]) + reach)))
         for y in range(y0, y1 + 1):
             py = y - ay[m]
             for x in range(x0, x1 + 1):

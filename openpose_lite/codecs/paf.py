@@ -25,7 +25,13 @@ def _check_segments(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray) -> tu
 def render_pafs(
     a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs: int, map_hw: tuple[int, int], half_width: float
 ) -> np.ndarray:
-    """Unit vector a -> b on the cells within the segment's length and ``half_width``, averaged over overlaps.
+    """Unit vector a -> b on the cells near the limb, averaged where limbs of one type overlap.
+
+    A cell is on the limb when its distance from the limb axis is at most ``half_width`` and its
+    projection on the axis lies within the limb's length extended by ``half_width`` at both
+    ends (the CMU training code's bounding box reaches that far past the ends). The extension
+    keeps limbs shorter than a cell visible: without it a nose-eye limb of a small face
+    covers no cell centre at all, and the decoder cannot join the two parts.
 
     Args:
         a_xy, b_xy: (M, 2) segment ends in output cells.
@@ -66,7 +72,7 @@ def render_pafs_numpy(
         px, py = gx - a[0], gy - a[1]
         along = px * u[0] + py * u[1]
         across = np.abs(px * u[1] - py * u[0])
-        inside = (along >= 0) & (along <= length) & (across <= half_width)
+        inside = (along >= -half_width) & (along <= length + half_width) & (across <= half_width)
         total[l, 0][inside] += u[0]
         total[l, 1][inside] += u[1]
         count[l][inside] += 1

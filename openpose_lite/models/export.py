@@ -1,0 +1,137 @@
+"""Export a pose network to ONNX or TorchScript (the network only: no pre- or post-processing).
+
+Both exports take ``images`` (B, 3, H, W) and return the **last stage only**, as a tuple in
+the order of the model's output dict: for :class:`VGG19PafNet` ``(pafs (B, 2L, H/8, W/8),
+heatmaps (B, K+1, H/8, W/8))``; ONNX names the outputs ``"pafs"`` and ``"heatmaps"``.
+The ONNX graph has dynamic batch, height and width axes; the TorchScript module is traced
+from convolutions only, so it runs at any input size too.
+
+Files are written atomically: to a temporary file beside the target, then ``os.replace``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+class LastStageOutputs(nn.Module):
+    """Wraps a model returning per-stage dicts: images (B, 3, H, W) -> last stage's tensors as a tuple.
+
+    ``names`` fixes the order of the returned tensors (keys of the last stage's dict).
+    """
+
+    def __init__(self, model: nn.Module, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model = model
+        self.names = tuple(names)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self.model(images)
+        last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+        return tuple(last[name] for name in self.names)
+
+
+def _check_hw(input_hw: tuple[int, int]) -> tuple[int, int]:
+    if len(input_hw) != 2 or any(int(v) < 1 for v in input_hw):
+        raise ValueError(f"input_hw must be (height, width) of positive ints, got {input_hw!r}")
+    return int(input_hw[0]), int(input_hw[1])
+
+
+@contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run in eval mode and restore the caller's mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _wrap_last_stage(model: nn.Module, input_hw: tuple[int, int]) -> tuple[LastStageOutputs, torch.Tensor]:
+    """The last-stage wrapper and a zero example input (1, 3, H, W) on the model's device."""
+    h, w = _check_hw(input_hw)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    example = torch.zeros(1, 3, h, w, device=device)
+    with torch.no_grad():
+        outputs = model(example)
+    last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+    if not isinstance(last, dict) or not all(isinstance(v, torch.Tensor) for v in last.values()):
+        raise ValueError(f"export needs a model returning a dict of tensors per stage, got {type(last).__name__}")
+    return LastStageOutputs(model, tuple(last.keys())), example
+
+
+def _atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp_path)`` then move the file onto ``path``; no partial file is left on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A hidden sibling on the same filesystem, so os.replace is an atomic rename.
+    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368), opset: int = 17) -> Path:
+    """Write ``model``'s last stage as ONNX: input ``images`` (B, 3, H, W), outputs named after its dict keys.
+
+    ``input_hw`` is the example size used for tracing; batch, height and width stay dynamic.
+    Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages.
+    """
+    with _eval_mode(model):
+        wrapper, example = _wrap_last_stage(model, input_hw)
+        output_names = list(wrapper.names)
+        dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"}}
+        for name in output_names:
+            dynamic_axes[name] = {0: "batch", 2: "map_height", 3: "map_width"}
+
+        def write(tmp: str) -> None:
+            with warnings.catch_warnings():
+                # The legacy exporter announces its deprecation; the file it writes is what we test.
+                warnings.simplefilter("ignore", category=DeprecationWarning)
+                warnings.simplefilter("ignore", category=FutureWarning)
+                torch.onnx.export(
+                    wrapper, (example,), tmp,
+                    input_names=["images"], output_names=output_names,
+                    opset_version=opset, dynamic_axes=dynamic_axes, dynamo=False,
+                )
+
+        out = _atomic_write(path, write)
+    logger.info("exported ONNX (opset %d, outputs %s) to %s", opset, output_names, out)
+    return out
+
+
+def export_torchscript(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368)) -> Path:
+    """Write ``model``'s last stage as a traced TorchScript module: images (B, 3, H, W) -> tuple of maps.
+
+    Reload with ``torch.jit.load(path)``; outputs are in the order of the model's dict keys
+    (``(pafs, heatmaps)`` for :class:`VGG19PafNet`).
+    """
+    with _eval_mode(model):
+        wrapper, example = _wrap_last_stage(model, input_hw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=FutureWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            with torch.no_grad():
+                # The network has no data-dependent control flow, so the tracer's own re-run
+                # check only costs time; equality with eager mode is covered by the tests.
+                traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+            out = _atomic_write(path, lambda tmp: torch.jit.save(traced, tmp))
+    logger.info("exported TorchScript (outputs %s) to %s", list(wrapper.names), out)
+    return out

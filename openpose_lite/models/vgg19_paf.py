@@ -1,0 +1,238 @@
+"""The OpenPose bottom-up network: VGG19 trunk, CPM adaptation layers, T two-branch stages.
+
+Architecture (Cao et al., "Realtime Multi-Person 2D Pose Estimation using Part Affinity
+Fields", CVPR 2017, Fig. 3), laid out as the public CMU COCO body model so its weights
+load through a plain key-name map (see :mod:`openpose_lite.models.weights`):
+
+* ``trunk``: torchvision's ``vgg19.features`` up to ``conv4_2`` (ten 3x3 convs + ReLU,
+  three 2x2 max-pools -> stride 8).
+* ``cpm``: ``conv4_3`` (3x3, 256) and ``conv4_4`` (3x3, 128), each + ReLU. Its output is
+  the feature map F shared by every stage.
+* ``stages[0]``: per branch three 3x3 convs, a 1x1 conv (4 x stage width; 512 in CMU) and
+  a 1x1 output conv.
+* ``stages[t > 0]``: input ``concat(PAFs_{t-1}, heatmaps_{t-1}, F)`` in the CMU order, per
+  branch five 7x7 convs, a 1x1 conv and a 1x1 output conv.
+
+Branch ``pafs`` is CMU's L1 (2L channels), branch ``heatmaps`` is CMU's L2 (K + 1
+channels with the background). Output convs have no activation; every other conv is
+followed by a ReLU.
+
+Shape legend: B batch, S stages, K keypoints, L limbs, H x W input size (multiple of 8
+not required: max-pool floors, so maps are ``floor(H / 8) x floor(W / 8)``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from openpose_lite.skeleton import OPENPOSE_18, Skeleton
+
+logger = logging.getLogger(__name__)
+
+ARCH = "vgg19_paf"
+STRIDE = 8
+
+# Trunk layers in order: (name, base output width) for convs, (name, None) for max-pools.
+# Identical to torchvision vgg19.features[:23] (conv1_1 ... conv4_2 and their ReLUs).
+_TRUNK_LAYOUT: tuple[tuple[str, int | None], ...] = (
+    ("conv1_1", 64), ("conv1_2", 64), ("pool1", None),
+    ("conv2_1", 128), ("conv2_2", 128), ("pool2", None),
+    ("conv3_1", 256), ("conv3_2", 256), ("conv3_3", 256), ("conv3_4", 256), ("pool3", None),
+    ("conv4_1", 512), ("conv4_2", 512),
+)
+# CMU's two adaptation convs after the trunk: (name, base output width).
+_CPM_LAYOUT: tuple[tuple[str, int], ...] = (("conv4_3", 256), ("conv4_4", 128))
+
+# Stage 1 widens to 4x the stage width in its 1x1 conv (512 for the CMU width 128).
+_STAGE1_EXPANSION = 4
+_STAGE1_NUM_3X3 = 3
+_REFINE_NUM_7X7 = 5
+_MIN_WIDTH = 8
+
+
+def scaled_width(base: int, width_mult: float) -> int:
+    """``base * width_mult`` rounded to the nearest integer, at least 8."""
+    return max(_MIN_WIDTH, int(round(base * width_mult)))
+
+
+def _branch(layers: list[tuple[str, int, int, int]]) -> nn.Sequential:
+    """A Sequential of named convs ``(name, in, out, kernel)``, ReLU after all but the last."""
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    for i, (name, c_in, c_out, kernel) in enumerate(layers):
+        modules[name] = nn.Conv2d(c_in, c_out, kernel_size=kernel, padding=kernel // 2)
+        if i < len(layers) - 1:
+            modules[f"relu{name[len('conv'):]}"] = nn.ReLU(inplace=True)
+    return nn.Sequential(modules)
+
+
+class PafStage(nn.Module):
+    """One two-branch stage: features (B, C_in, H, W) -> (pafs (B, 2L, H, W), heatmaps (B, K+1, H, W))."""
+
+    def __init__(self, in_channels: int, width: int, num_pafs: int, num_heatmaps: int, first: bool) -> None:
+        super().__init__()
+        self.pafs = self._make_branch(in_channels, width, num_pafs, first)
+        self.heatmaps = self._make_branch(in_channels, width, num_heatmaps, first)
+
+    @staticmethod
+    def _make_branch(in_channels: int, width: int, out_channels: int, first: bool) -> nn.Sequential:
+        if first:
+            # CMU conv5_1..conv5_3 (3x3), conv5_4 (1x1, 512), conv5_5 (1x1, out).
+            num_spatial, kernel, hidden = _STAGE1_NUM_3X3, 3, _STAGE1_EXPANSION * width
+        else:
+            # CMU Mconv1..Mconv5 (7x7), Mconv6 (1x1, 128), Mconv7 (1x1, out).
+            num_spatial, kernel, hidden = _REFINE_NUM_7X7, 7, width
+        layers: list[tuple[str, int, int, int]] = []
+        c_in = in_channels
+        for i in range(num_spatial):
+            layers.append((f"conv{i + 1}", c_in, width, kernel))
+            c_in = width
+        layers.append((f"conv{num_spatial + 1}", width, hidden, 1))
+        layers.append((f"conv{num_spatial + 2}", hidden, out_channels, 1))
+        return _branch(layers)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pafs(x), self.heatmaps(x)
+
+
+class VGG19PafNet(nn.Module):
+    """OpenPose VGG19 + PAF network: images (B, 3, H, W) -> one dict of raw maps per stage.
+
+    Args:
+        skeleton: sets the output channels (``skeleton.num_pafs`` PAFs, ``skeleton.num_heatmaps``
+            heatmaps). The CMU weights need ``OPENPOSE_18``.
+        num_stages: number of stages S (CMU: 6).
+        stage_channels: width of the stage convs (CMU: 128).
+        width_mult: scales the trunk and CPM widths (64, 128, 256, 512 and 256, 128), rounded
+            and at least 8; 1.0 is the CMU model. Small values give fast CPU test models.
+
+    Initialisation (CMU-style, as in the paper's Caffe model): every CPM and stage conv
+    draws weights from N(0, 0.01^2) with zero bias; the trunk convs use Kaiming-normal
+    (fan_out, ReLU) with zero bias, as torchvision's VGG does, since the trunk is normally
+    overwritten by ImageNet weights and must otherwise train from scratch through 10 layers.
+    """
+
+    def __init__(
+        self,
+        skeleton: Skeleton = OPENPOSE_18,
+        num_stages: int = 6,
+        stage_channels: int = 128,
+        width_mult: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if num_stages < 1:
+            raise ValueError(f"num_stages must be >= 1, got {num_stages}")
+        if stage_channels < 1:
+            raise ValueError(f"stage_channels must be >= 1, got {stage_channels}")
+        if not width_mult > 0:
+            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+        self.skeleton = skeleton
+        self.num_stages = int(num_stages)
+        self.stage_channels = int(stage_channels)
+        self.width_mult = float(width_mult)
+        self.stride = STRIDE
+
+        trunk: OrderedDict[str, nn.Module] = OrderedDict()
+        c_in = 3
+        for name, base in _TRUNK_LAYOUT:
+            if base is None:
+                trunk[name] = nn.MaxPool2d(kernel_size=2, stride=2)
+                continue
+            c_out = scaled_width(base, width_mult)
+            trunk[name] = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+            trunk[f"relu{name[len('conv'):]}"] = nn.ReLU(inplace=True)
+            c_in = c_out
+        self.trunk = nn.Sequential(trunk)
+
+        cpm: OrderedDict[str, nn.Module] = OrderedDict()
+        for name, base in _CPM_LAYOUT:
+            c_out = scaled_width(base, width_mult)
+            cpm[name] = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+            cpm[f"relu{name[len('conv'):]}"] = nn.ReLU(inplace=True)
+            c_in = c_out
+        self.cpm = nn.Sequential(cpm)
+        self.feature_channels = c_in
+
+        num_pafs, num_heatmaps = skeleton.num_pafs, skeleton.num_heatmaps
+        refine_in = num_pafs + num_heatmaps + self.feature_channels
+        self.stages = nn.ModuleList(
+            PafStage(
+                in_channels=self.feature_channels if t == 0 else refine_in,
+                width=self.stage_channels,
+                num_pafs=num_pafs,
+                num_heatmaps=num_heatmaps,
+                first=t == 0,
+            )
+            for t in range(self.num_stages)
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-draw all weights with the initialisation described in the class docstring."""
+        for m in self.trunk.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        for part in (self.cpm, self.stages):
+            for m in part.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.normal_(m.weight, std=0.01)
+                    nn.init.zeros_(m.bias)
+
+    def trunk_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the VGG19 part (conv1_1 ... conv4_2), for freeze-then-release schedules."""
+        return self.trunk.parameters()
+
+    def config_dict(self) -> dict[str, object]:
+        """The plain dict that :func:`openpose_lite.models.weights.build_model_from_config_dict` rebuilds."""
+        return {
+            "arch": ARCH,
+            "num_stages": self.num_stages,
+            "stage_channels": self.stage_channels,
+            "width_mult": self.width_mult,
+        }
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, H, W) -> shared features F (B, C, H/8, W/8)."""
+        return self.cpm(self.trunk(images))
+
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """images (B, 3, H, W) -> S dicts ``{"pafs": (B, 2L, H/8, W/8), "heatmaps": (B, K+1, H/8, W/8)}``.
+
+        Outputs are raw (no activation); stage t > 1 sees ``concat(pafs, heatmaps, F)`` of
+        stage t - 1, the CMU order.
+        """
+        features = self.features(images)
+        outputs: list[dict[str, torch.Tensor]] = []
+        x = features
+        for stage in self.stages:
+            if len(outputs) > 0:
+                previous = outputs[-1]
+                x = torch.cat([previous["pafs"], previous["heatmaps"], features], dim=1)
+            pafs, heatmaps = stage(x)
+            outputs.append({"pafs": pafs, "heatmaps": heatmaps})
+        return outputs
+
+    @torch.jit.export
+    def forward_last(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, 3, H, W) -> the last stage's dict (what inference decodes)."""
+        return self.forward(images)[-1]
+
+
+def build_vgg19_paf(
+    num_stages: int = 6,
+    stage_channels: int = 128,
+    width_mult: float = 1.0,
+    skeleton: Skeleton = OPENPOSE_18,
+) -> VGG19PafNet:
+    """Build a :class:`VGG19PafNet`; the defaults are the CMU COCO body model."""
+    model = VGG19PafNet(skeleton=skeleton, num_stages=num_stages, stage_channels=stage_channels, width_mult=width_mult)
+    logger.debug(
+        "built %s: %d stages, stage width %d, width_mult %.3g, %d parameters",
+        ARCH, num_stages, stage_channels, width_mult, sum(p.numel() for p in model.parameters()),
+    )
+    return model
