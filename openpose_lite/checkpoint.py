@@ -20,7 +20,6 @@ import collections
 import logging
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from openpose_lite import __version__
+from openpose_lite.io import atomic_write
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -110,18 +110,7 @@ def save_checkpoint(
     for key, value in extra.items():
         payload[key] = _to_plain(value, key)
 
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(p, lambda fh: torch.save(payload, fh), binary=True)
     logger.info("saved checkpoint %s", p)
     return p
 

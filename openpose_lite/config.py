@@ -34,7 +34,6 @@ import dataclasses
 import math
 import os
 import re
-import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import yaml
+
+from openpose_lite.io import write_text_atomic
 
 __all__ = [
     "CodecConfig",
@@ -183,9 +184,11 @@ class CodecConfig(_Section):
 
     ``stride``: input pixels per output cell. ``sigma``: Gaussian std of the confidence maps
     in *input* pixels (CMU: 7 at stride 8). ``paf_half_width``: half-width of a limb's PAF
-    band in *output cells* (CMU: 1). ``paf_mode``: where limbs overlap, average the vectors
-    (``mean``, the paper) or keep the strongest (``max``). ``input_size``: network input
-    height at inference (the image is letterboxed to it).
+    band in *output cells* (CMU: 1). ``heatmap_merge``: where people's Gaussians overlap, sum
+    and clip at 1 (``sum``, the CMU training code) or keep the largest (``max``, the paper).
+    ``input_size``: network input height at inference (the image is letterboxed to it).
+    ``peak_threshold``, ``refine``, ``blur_kernel``: decoding (see codecs.BottomUpPafCodec);
+    DARK's blur (odd kernel, 0 = none) smooths network output before sub-pixel refinement.
     """
 
     _section: typing.ClassVar[str] = "codec"
@@ -193,13 +196,17 @@ class CodecConfig(_Section):
     stride: int = 8
     sigma: float = 7.0
     paf_half_width: float = 1.0
-    paf_mode: Literal["mean", "max"] = "mean"
+    heatmap_merge: Literal["sum", "max"] = "sum"
     input_size: int = 368
+    peak_threshold: float = 0.1
+    refine: Literal["dark", "quarter", "none"] = "dark"
+    blur_kernel: int = 3
 
     def _check(self) -> None:
         self._require(self.stride >= 1, "stride", "an integer >= 1")
         self._require(self.sigma > 0, "sigma", "a number > 0")
         self._require(self.paf_half_width > 0, "paf_half_width", "a number > 0")
+        self._require(self.blur_kernel == 0 or self.blur_kernel % 2 == 1, "blur_kernel", "0 or an odd kernel size")
         self._require(self.input_size >= self.stride and self.input_size % self.stride == 0,
                       "input_size", f"a positive multiple of codec.stride ({self.stride})")
 
@@ -456,18 +463,20 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
 
 def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:
     """Write the full resolved config as YAML, atomically (temp file, fsync, rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+    return write_text_atomic(path, text)
+
+
+def build_bottomup_codec(codec: CodecConfig):
+    """The bottom-up codec a config describes (imported lazily: the codec module pulls in numba)."""
+    from openpose_lite.codecs import BottomUpPafCodec
+
+    return BottomUpPafCodec(
+        stride=codec.stride,
+        sigma=codec.sigma,
+        paf_half_width=codec.paf_half_width,
+        heatmap_merge=codec.heatmap_merge,
+        peak_threshold=codec.peak_threshold,
+        refine=codec.refine,
+        blur_kernel=codec.blur_kernel,
+    )

@@ -28,16 +28,15 @@ Shape legend: N people, K keypoints, H x W image size.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from openpose_lite.io import write_json_atomic
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -592,10 +591,6 @@ def write_dataset(
         "annotations": annotations,
         "categories": [coco_person_category()],
     }
-    ann_path = out_dir / "annotations.json"
-    tmp_path = ann_path.with_name(ann_path.name + ".tmp")
-    with open(tmp_path, "w", encoding="utf-8") as f:
-        json.dump(dataset, f, separators=(",", ":"))
-    os.replace(tmp_path, ann_path)
+    ann_path = write_json_atomic(out_dir / "annotations.json", dataset)
     logger.info("wrote %d synthetic images with %d people to %s", len(images), len(annotations), out_dir)
     return ann_path

@@ -12,14 +12,15 @@ Files are written atomically: to a temporary file beside the target, then ``os.r
 from __future__ import annotations
 
 import logging
-import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from openpose_lite.io import atomic_write_path
 
 logger = logging.getLogger(__name__)
 
@@ -72,22 +73,6 @@ def _wrap_last_stage(model: nn.Module, input_hw: tuple[int, int]) -> tuple[LastS
     return LastStageOutputs(model, tuple(last.keys())), example
 
 
-def _atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then move the file onto ``path``; no partial file is left on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden sibling on the same filesystem, so os.replace is an atomic rename.
-    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368), opset: int = 17) -> Path:
     """Write ``model``'s last stage as ONNX: input ``images`` (B, 3, H, W), outputs named after its dict keys.
 
@@ -112,7 +97,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = 
                     opset_version=opset, dynamic_axes=dynamic_axes, dynamo=False,
                 )
 
-        out = _atomic_write(path, write)
+        out = atomic_write_path(path, write)
     logger.info("exported ONNX (opset %d, outputs %s) to %s", opset, output_names, out)
     return out
 
@@ -132,6 +117,6 @@ def export_torchscript(model: nn.Module, path: str | Path, input_hw: tuple[int, 
                 # The network has no data-dependent control flow, so the tracer's own re-run
                 # check only costs time; equality with eager mode is covered by the tests.
                 traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-            out = _atomic_write(path, lambda tmp: torch.jit.save(traced, tmp))
+            out = atomic_write_path(path, lambda tmp: torch.jit.save(traced, tmp))
     logger.info("exported TorchScript (outputs %s) to %s", list(wrapper.names), out)
     return out
