@@ -234,7 +234,7 @@ def test_limb_order_starts_at_neck_and_ends_with_redundant_shoulder_ear_limbs():
     order = limb_order(OPENPOSE_18)
     assert sorted(order) == list(range(OPENPOSE_18.num_limbs))
     assert OPENPOSE_18.keypoints[OPENPOSE_18.limbs[order[0]][0]] == "neck"
-    assert order[-2:] == list(OPENPOSE_18.redundant_limbs)
+    assert order[-2:] == OPENPOSE_18.redundant_limbs
 
 
 def test_rootless_fragments_merge_only_when_enabled():
@@ -337,3 +337,32 @@ def test_codecs_pickle_for_dataloader_workers():
     codec = BottomUpPafCodec(grouping=GroupingParams(min_parts=3))
     assert pickle.loads(pickle.dumps(codec)) == codec
     assert coco_to_openpose(three_people()).shape == (3, 18, 3)
+
+
+def test_numba_and_numpy_backends_give_the_same_targets_and_people():
+    truth = three_people()
+    fast, slow = BottomUpPafCodec(), BottomUpPafCodec(backend="numpy")
+    t_fast, _ = fast.encode(truth, (368, 368))
+    t_slow, _ = slow.encode(truth, (368, 368))
+    for key in t_fast:
+        np.testing.assert_allclose(t_fast[key], t_slow[key], atol=1e-6)
+    p_fast, p_slow = fast.decode(t_fast), slow.decode(t_fast)
+    np.testing.assert_allclose(p_fast.keypoints, p_slow.keypoints, atol=1e-5)
+    np.testing.assert_allclose(p_fast.scores, p_slow.scores, atol=1e-6)
+    with pytest.raises(ValueError, match="backend"):
+        BottomUpPafCodec(backend="cuda")
+
+
+def test_limb_scores_early_stop_keeps_every_passing_pair_exact():
+    rng = np.random.default_rng(8)
+    a = rng.uniform(0, 30, (12, 2))
+    b = a + rng.normal(0, 4, (12, 2))
+    field = pf.render_pafs(a, b, np.zeros(12, np.int64), 1, (32, 32), 1.0)
+    cand_b = np.concatenate([b, rng.uniform(0, 30, (6, 2))])
+    full_mean, full_frac = pf.limb_scores(field[0], field[1], a, cand_b)
+    mean, frac = pf.limb_scores(field[0], field[1], a, cand_b, min_fraction=0.8)
+    passing = full_frac > 0.8
+    assert passing.sum() >= 6 and (~passing).sum() > 0
+    np.testing.assert_array_equal(frac > 0.8, passing)
+    np.testing.assert_allclose(mean[passing], full_mean[passing])
+    assert (frac <= full_frac).all()

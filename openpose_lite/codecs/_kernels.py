@@ -149,57 +149,98 @@ def local_maxima_kernel(
 
 @_jit
 def limb_score_kernel(
-    paf_x: np.ndarray,  # (H, W) float32 x component of one limb's field
+    paf_x: np.ndarray,  # (H, W) float32 x component of one limb's field, H, W >= 2
     paf_y: np.ndarray,  # (H, W) float32 y component
     a_xy: np.ndarray,  # (A, 2) float64 candidate start points in cells
     b_xy: np.ndarray,  # (B, 2) float64 candidate end points in cells
     num_samples: int,
     sample_threshold: float,
+    max_failures: int,  # stop a pair once more samples than this fail (< 0: never stop)
     out_mean: np.ndarray,  # (A, B) float64 mean of the field projected on the segment
     out_fraction: np.ndarray,  # (A, B) float64 fraction of samples above sample_threshold
 ) -> None:
     """Line integral of the PAF along every candidate segment (paper Eq. 10, sampled uniformly).
 
-    Samples are bilinear at ``num_samples`` evenly spaced points from a to b inclusive.
+    Samples are bilinear at ``num_samples`` evenly spaced points from a to b inclusive,
+    clamped to the map (the wrapper pads maps narrower than 2 cells). A pair stopped early
+    (its fraction can no longer pass) reports the mean and fraction of the samples so far,
+    divided by ``num_samples``: both are then lower than the full values would be.
     """
     h, w = paf_x.shape
+    step = 1.0 / (num_samples - 1) if num_samples > 1 else 0.0
+    t0 = 0.0 if num_samples > 1 else 0.5
     for i in range(a_xy.shape[0]):
+        ax, ay = a_xy[i, 0], a_xy[i, 1]
         for j in range(b_xy.shape[0]):
-            dx = b_xy[j, 0] - a_xy[i, 0]
-            dy = b_xy[j, 1] - a_xy[i, 1]
+            dx = b_xy[j, 0] - ax
+            dy = b_xy[j, 1] - ay
             length = math.sqrt(dx * dx + dy * dy)
-            if length < 1e-6:
-                # Both parts in one spot: the field's direction cannot be checked, so trust
-                # whatever field magnitude is there (tiny people in low-resolution maps).
-                ux, uy = 0.0, 0.0
-            else:
-                ux, uy = dx / length, dy / length
+            # Both parts in one spot: the field's direction cannot be checked, so trust
+            # whatever field magnitude is there (tiny people in low-resolution maps).
+            degenerate = length < 1e-6
+            ux = 0.0 if degenerate else dx / length
+            uy = 0.0 if degenerate else dy / length
             total = 0.0
             above = 0
             for s in range(num_samples):
-                t = s / (num_samples - 1) if num_samples > 1 else 0.5
-                x = min(max(a_xy[i, 0] + t * dx, 0.0), w - 1.0)
-                y = min(max(a_xy[i, 1] + t * dy, 0.0), h - 1.0)
-                x0 = min(int(x), w - 2) if w > 1 else 0
-                y0 = min(int(y), h - 2) if h > 1 else 0
-                fx = x - x0 if w > 1 else 0.0
-                fy = y - y0 if h > 1 else 0.0
-                x1 = x0 + 1 if w > 1 else 0
-                y1 = y0 + 1 if h > 1 else 0
-                vx = (
-                    (1 - fy) * ((1 - fx) * paf_x[y0, x0] + fx * paf_x[y0, x1])
-                    + fy * ((1 - fx) * paf_x[y1, x0] + fx * paf_x[y1, x1])
-                )
-                vy = (
-                    (1 - fy) * ((1 - fx) * paf_y[y0, x0] + fx * paf_y[y0, x1])
-                    + fy * ((1 - fx) * paf_y[y1, x0] + fx * paf_y[y1, x1])
-                )
-                if length < 1e-6:
-                    proj = math.sqrt(vx * vx + vy * vy)
-                else:
-                    proj = vx * ux + vy * uy
+                t = t0 + s * step
+                x = min(max(ax + t * dx, 0.0), w - 1.0)
+                y = min(max(ay + t * dy, 0.0), h - 1.0)
+                x0 = min(int(x), w - 2)
+                y0 = min(int(y), h - 2)
+                fx = x - x0
+                fy = y - y0
+                w00 = (1.0 - fx) * (1.0 - fy)
+                w01 = fx * (1.0 - fy)
+                w10 = (1.0 - fx) * fy
+                w11 = fx * fy
+                vx = w00 * paf_x[y0, x0] + w01 * paf_x[y0, x0 + 1] + w10 * paf_x[y0 + 1, x0] + w11 * paf_x[y0 + 1, x0 + 1]
+                vy = w00 * paf_y[y0, x0] + w01 * paf_y[y0, x0 + 1] + w10 * paf_y[y0 + 1, x0] + w11 * paf_y[y0 + 1, x0 + 1]
+                proj = math.sqrt(vx * vx + vy * vy) if degenerate else vx * ux + vy * uy
                 total += proj
                 if proj > sample_threshold:
                     above += 1
+                elif max_failures >= 0 and s + 1 - above > max_failures:
+                    break
             out_mean[i, j] = total / num_samples
             out_fraction[i, j] = above / num_samples
+
+
+@_jit
+def greedy_match_kernel(
+    score: np.ndarray,  # (A, B) float64 connection scores
+    valid: np.ndarray,  # (A, B) bool: pairs that pass the line-integral criteria
+    out_a: np.ndarray,  # (min(A, B),) int64
+    out_b: np.ndarray,  # (min(A, B),) int64
+    out_score: np.ndarray,  # (min(A, B),) float64
+) -> int:
+    """Greedy bipartite matching: valid pairs in descending score, each side used at most once.
+
+    Ties keep row-major order (a stable sort), like the plain-Python reference.
+    """
+    n_a, n_b = score.shape
+    flat = np.empty(n_a * n_b, dtype=np.int64)
+    keys = np.empty(n_a * n_b, dtype=np.float64)
+    m = 0
+    for i in range(n_a):
+        for j in range(n_b):
+            if valid[i, j]:
+                flat[m] = i * n_b + j
+                keys[m] = -score[i, j]
+                m += 1
+    order = np.argsort(keys[:m], kind="mergesort")
+    used_a = np.zeros(n_a, dtype=np.bool_)
+    used_b = np.zeros(n_b, dtype=np.bool_)
+    n = 0
+    limit = min(n_a, n_b)
+    for o in order:
+        i, j = flat[o] // n_b, flat[o] % n_b
+        if used_a[i] or used_b[j]:
+            continue
+        used_a[i] = True
+        used_b[j] = True
+        out_a[n], out_b[n], out_score[n] = i, j, score[i, j]
+        n += 1
+        if n == limit:
+            break
+    return n

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from openpose_lite.codecs.grouping import GroupingParams, group_people
-from openpose_lite.codecs.heatmap import DEFAULT_CUTOFF, REFINE_METHODS, find_peaks, render_gaussians
+from openpose_lite.codecs.heatmap import BACKENDS, DEFAULT_CUTOFF, REFINE_METHODS, find_peaks, render_gaussians
 from openpose_lite.codecs.paf import render_pafs
 from openpose_lite.geometry import cell_to_input, input_to_cell, map_hw
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton, coco_to_openpose
@@ -76,6 +76,7 @@ class BottomUpPafCodec:
         refine: sub-pixel refinement of peaks, "dark", "quarter" or "none".
         blur_kernel: DARK's blur before refinement (0 = none; odd sizes; use it on network output).
         grouping: matching and person filters.
+        backend: "numba" kernels, or their "numpy" references (tests, benchmarks).
     """
 
     skeleton: Skeleton = OPENPOSE_18
@@ -87,12 +88,15 @@ class BottomUpPafCodec:
     refine: str = "dark"
     blur_kernel: int = 0
     grouping: GroupingParams = field(default_factory=GroupingParams)
+    backend: str = "numba"
 
     def __post_init__(self) -> None:
         if self.stride < 1 or self.sigma <= 0 or self.paf_half_width <= 0:
             raise ValueError(f"stride, sigma and paf_half_width must be positive, got {self.stride}, {self.sigma}, {self.paf_half_width}")
         if self.heatmap_merge not in ("sum", "max"):
             raise ValueError(f"heatmap_merge must be 'sum' or 'max', got {self.heatmap_merge!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.refine not in REFINE_METHODS:
             raise ValueError(f"refine must be one of {REFINE_METHODS}, got {self.refine!r}")
         if not self.skeleton.background:
@@ -138,7 +142,8 @@ class BottomUpPafCodec:
         person, part = np.nonzero(labelled)
         heatmaps = np.empty((sk.num_heatmaps,) + hw, dtype=np.float32)
         heatmaps[: sk.num_keypoints] = render_gaussians(
-            cells[person, part], part, sk.num_keypoints, hw, self.sigma / self.stride, self.heatmap_merge, DEFAULT_CUTOFF
+            cells[person, part], part, sk.num_keypoints, hw, self.sigma / self.stride, self.heatmap_merge,
+            DEFAULT_CUTOFF, self.backend,
         )
         heatmaps[sk.num_keypoints] = np.maximum(1.0 - heatmaps[: sk.num_keypoints].max(axis=0), 0.0)
 
@@ -146,7 +151,8 @@ class BottomUpPafCodec:
         has_limb = labelled[:, limbs[:, 0]] & labelled[:, limbs[:, 1]]  # (N, L)
         person, limb = np.nonzero(has_limb)
         pafs = render_pafs(
-            cells[person, limbs[limb, 0]], cells[person, limbs[limb, 1]], limb, sk.num_limbs, hw, self.paf_half_width
+            cells[person, limbs[limb, 0]], cells[person, limbs[limb, 1]], limb, sk.num_limbs, hw,
+            self.paf_half_width, self.backend,
         )
         weight = downsample_ignore_mask(ignore_mask, (int(input_hw[0]), int(input_hw[1])), self.stride)
         return {"heatmaps": heatmaps, "pafs": pafs}, {"heatmaps": weight, "pafs": weight.copy()}
@@ -174,8 +180,8 @@ class BottomUpPafCodec:
         """
         heatmaps, pafs = self._check_outputs(outputs)
         parts = heatmaps[: self.skeleton.num_keypoints]
-        types, xy, scores = find_peaks(parts, self.peak_threshold, self.refine, self.blur_kernel)
-        keypoints, person_scores = group_people(types, xy, scores, pafs, self.skeleton, self.grouping)
+        types, xy, scores = find_peaks(parts, self.peak_threshold, self.refine, self.blur_kernel, self.backend)
+        keypoints, person_scores = group_people(types, xy, scores, pafs, self.skeleton, self.grouping, self.backend)
         keypoints[..., :2] = cell_to_input(keypoints[..., :2], self.stride)
         keypoints[keypoints[..., 2] <= 0, :2] = 0.0
         return Poses(keypoints, person_scores, self.skeleton)

@@ -9,11 +9,13 @@ Shape legend: P parts (all types), K keypoints, L limbs, N people, H x W map siz
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
+from openpose_lite.codecs import _kernels
 from openpose_lite.codecs.paf import limb_scores
 from openpose_lite.skeleton import Skeleton
 
@@ -41,7 +43,8 @@ class GroupingParams:
     merge_rootless: float = 1.5
 
 
-def limb_order(skeleton: Skeleton) -> list[int]:
+@functools.lru_cache(maxsize=None)
+def limb_order(skeleton: Skeleton) -> tuple[int, ...]:
     """Limb indices in breadth-first order from the best-connected keypoint, redundant limbs last.
 
     Processing limbs outward from the root means a limb's first part is usually already
@@ -69,9 +72,10 @@ def limb_order(skeleton: Skeleton) -> list[int]:
                     seen.add(other)
                     queue.append(other)
     order += [i for i in tree if i not in order]  # limbs of components not reached from the root
-    return order + list(skeleton.redundant_limbs)
+    return tuple(order) + tuple(skeleton.redundant_limbs)
 
 
+@functools.lru_cache(maxsize=None)
 def _root(skeleton: Skeleton) -> int:
     """The keypoint with the most non-redundant limbs (the neck of OpenPose-18)."""
     degree = np.zeros(skeleton.num_keypoints, dtype=np.int64)
@@ -101,31 +105,40 @@ def _merge_rootless(
         people.append(parts)
         limb_sum.append(0.0)
         limb_count.append(0)
+    frags = [i for i, p in enumerate(people) if p[root] < 0 and (p >= 0).any()]
+    if len(frags) < 2:
+        return
+    members = [people[f][people[f] >= 0] for f in frags]
+    types = np.stack([people[f] >= 0 for f in frags])  # (F, K)
+    extent = np.array([np.ptp(part_xy[m], axis=0).max() if len(m) > 1 else 0.0 for m in members])
+    # gap[x, y]: the shortest distance between a part of fragment x and one of fragment y.
+    all_parts = np.concatenate(members)
+    owner_frag = np.repeat(np.arange(len(frags)), [len(m) for m in members])
+    dist = np.linalg.norm(part_xy[all_parts][:, None] - part_xy[all_parts][None], axis=-1)
+    gap = np.full((len(frags), len(frags)), np.inf)
+    np.minimum.at(gap, (owner_frag[:, None].repeat(len(all_parts), 1), owner_frag[None, :].repeat(len(all_parts), 0)), dist)
+    alive = np.ones(len(frags), dtype=bool)
     while True:
-        frags = [i for i, p in enumerate(people) if p[root] < 0 and (p >= 0).any()]
-        best, best_pair = np.inf, None
-        for x in range(len(frags)):
-            px = people[frags[x]]
-            xy_x = part_xy[px[px >= 0]]
-            ext_x = np.ptp(xy_x, axis=0).max() if len(xy_x) > 1 else 0.0
-            for y in range(x + 1, len(frags)):
-                py = people[frags[y]]
-                if np.any((px >= 0) & (py >= 0)):
-                    continue
-                xy_y = part_xy[py[py >= 0]]
-                ext_y = np.ptp(xy_y, axis=0).max() if len(xy_y) > 1 else 0.0
-                gap = np.linalg.norm(xy_x[:, None] - xy_y[None], axis=-1).min()
-                if gap <= factor * max(ext_x, ext_y, 1.0) and gap < best:
-                    best, best_pair = gap, (frags[x], frags[y])
-        if best_pair is None:
+        disjoint = (types.astype(np.int64) @ types.T.astype(np.int64)) == 0
+        limit = factor * np.maximum(np.maximum(extent[:, None], extent[None, :]), 1.0)
+        ok = disjoint & (gap <= limit) & alive[:, None] & alive[None, :]
+        np.fill_diagonal(ok, False)
+        if not ok.any():
             return
-        a, b = best_pair
+        x, y = np.unravel_index(np.argmin(np.where(ok, gap, np.inf)), gap.shape)
+        a, b = frags[x], frags[y]
         take = people[b] >= 0
         people[a][take] = people[b][take]
         owner[people[b][take]] = a
         limb_sum[a] += limb_sum[b]
         limb_count[a] += limb_count[b]
         people[b][:] = -1
+        # Fragment x now holds both; y is gone.
+        types[x] |= types[y]
+        members[x] = np.concatenate([members[x], members[y]])
+        extent[x] = np.ptp(part_xy[members[x]], axis=0).max()
+        gap[x] = gap[:, x] = np.minimum(gap[x], gap[y])
+        alive[y] = False
 
 
 def match_limb(
@@ -135,6 +148,7 @@ def match_limb(
     b_xy: np.ndarray,
     map_height: int,
     params: GroupingParams,
+    backend: str = "numba",
 ) -> list[tuple[int, int, float]]:
     """Greedy bipartite matching for one limb type.
 
@@ -147,16 +161,37 @@ def match_limb(
     if len(a_xy) == 0 or len(b_xy) == 0:
         return []
     mean, fraction = limb_scores(
-        pafs[2 * limb], pafs[2 * limb + 1], a_xy, b_xy, params.num_samples, params.sample_threshold
+        pafs[2 * limb], pafs[2 * limb + 1], a_xy, b_xy, params.num_samples, params.sample_threshold, backend,
+        min_fraction=params.min_sample_fraction,
     )
     score = mean
     if params.distance_prior:
         length = np.linalg.norm(a_xy[:, None, :] - b_xy[None, :, :], axis=-1)
         score = mean + np.minimum(0.5 * map_height / np.maximum(length, 1e-6) - 1.0, 0.0)
     valid = (fraction > params.min_sample_fraction) & (score > 0)
+    return greedy_match(score, valid, backend)
+
+
+def greedy_match(score: np.ndarray, valid: np.ndarray, backend: str = "numba") -> list[tuple[int, int, float]]:
+    """Valid pairs taken in descending score, each candidate used at most once.
+
+    Args:
+        score, valid: (A, B).
+    Returns:
+        (index into A, index into B, score) in descending score.
+    """
+    if backend == "numpy":
+        return greedy_match_reference(score, valid)
+    limit = min(score.shape)
+    out_a, out_b = np.empty(limit, np.int64), np.empty(limit, np.int64)
+    out_score = np.empty(limit, np.float64)
+    n = _kernels.greedy_match_kernel(np.ascontiguousarray(score, np.float64), np.ascontiguousarray(valid), out_a, out_b, out_score)
+    return list(zip(out_a[:n].tolist(), out_b[:n].tolist(), out_score[:n].tolist()))
+
+
+def greedy_match_reference(score: np.ndarray, valid: np.ndarray) -> list[tuple[int, int, float]]:
+    """Plain-Python reference of :func:`greedy_match`."""
     ia, ib = np.nonzero(valid)
-    if ia.size == 0:
-        return []
     order = np.argsort(-score[ia, ib], kind="stable")
     used_a: set[int] = set()
     used_b: set[int] = set()
@@ -168,8 +203,6 @@ def match_limb(
         used_a.add(i)
         used_b.add(j)
         out.append((i, j, float(score[i, j])))
-        if len(used_a) == len(a_xy) or len(used_b) == len(b_xy):
-            break
     return out
 
 
@@ -180,6 +213,7 @@ def group_people(
     pafs: np.ndarray,
     skeleton: Skeleton,
     params: GroupingParams = GroupingParams(),
+    backend: str = "numba",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Assemble people from detected parts and the PAFs.
 
@@ -188,6 +222,7 @@ def group_people(
         part_xy: (P, 2) part positions in output cells.
         part_scores: (P,) part confidences.
         pafs: (2L, H, W).
+        backend: "numba" or "numpy" for the line integrals.
     Returns:
         keypoints (N, K, 3) float32 (x, y in cells, part score; 0 where missing) and person
         scores (N,) float32, best first. The score is the mean of the person's part and limb
@@ -206,7 +241,7 @@ def group_people(
     for limb in limb_order(skeleton):
         a_type, b_type = skeleton.limbs[limb]
         ids_a, ids_b = by_type[a_type], by_type[b_type]
-        for i, j, s in match_limb(pafs, limb, part_xy[ids_a], part_xy[ids_b], map_height, params):
+        for i, j, s in match_limb(pafs, limb, part_xy[ids_a], part_xy[ids_b], map_height, params, backend):
             ga, gb = int(ids_a[i]), int(ids_b[j])
             pa, pb = int(owner[ga]), int(owner[gb])
             if pa >= 0 and pb >= 0:
@@ -243,25 +278,18 @@ def group_people(
     if params.merge_rootless > 0:
         _merge_rootless(people, limb_sum, limb_count, owner, part_types, part_xy, _root(skeleton), params.merge_rootless)
 
-    keypoints, scores = [], []
-    for parts, lsum, lcount in zip(people, limb_sum, limb_count):
-        found = parts >= 0
-        n = int(found.sum())
-        if n == 0 or n < params.min_parts:
-            continue
-        part_mean = float(part_scores[parts[found]].mean())
-        if part_mean < params.min_mean_score:
-            continue
-        kps = np.zeros((k_n, 3), dtype=np.float32)
-        kps[found, :2] = part_xy[parts[found]]
-        kps[found, 2] = part_scores[parts[found]]
-        limb_mean = lsum / max(lcount, 1)
-        confidence = 0.5 * (part_mean + min(limb_mean, 1.0))
-        keypoints.append(kps)
-        scores.append(confidence * np.sqrt(n / k_n))
-    if not keypoints:
+    if not people:
         return np.zeros((0, k_n, 3), dtype=np.float32), np.zeros(0, dtype=np.float32)
-    kps_arr = np.stack(keypoints)
-    score_arr = np.asarray(scores, dtype=np.float32)
-    order = np.argsort(-score_arr, kind="stable")
-    return kps_arr[order], score_arr[order]
+    parts = np.stack(people)  # (M, K)
+    found = parts >= 0
+    n = found.sum(axis=1)
+    safe = np.where(found, parts, 0)
+    part_mean = np.where(found, part_scores[safe], 0.0).sum(axis=1) / np.maximum(n, 1)
+    limb_mean = np.minimum(np.asarray(limb_sum) / np.maximum(np.asarray(limb_count), 1), 1.0)
+    keep = (n > 0) & (n >= params.min_parts) & (part_mean >= params.min_mean_score)
+    keypoints = np.zeros((int(keep.sum()), k_n, 3), dtype=np.float32)
+    keypoints[..., :2] = np.where(found[keep, :, None], part_xy[safe[keep]], 0.0)
+    keypoints[..., 2] = np.where(found[keep], part_scores[safe[keep]], 0.0)
+    scores = (0.5 * (part_mean + limb_mean) * np.sqrt(n / k_n))[keep].astype(np.float32)
+    order = np.argsort(-scores, kind="stable")
+    return keypoints[order], scores[order]

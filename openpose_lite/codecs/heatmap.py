@@ -18,6 +18,14 @@ DEFAULT_CUTOFF = 0.01
 REFINE_METHODS = ("dark", "quarter", "none")
 
 
+BACKENDS = ("numba", "numpy")
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
 def _check_centres(xy: np.ndarray, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     channels = np.asarray(channels, dtype=np.int64).reshape(-1)
@@ -36,6 +44,7 @@ def render_gaussians(
     sigma: float,
     merge: str = "sum",
     cutoff: float = DEFAULT_CUTOFF,
+    backend: str = "numba",
 ) -> np.ndarray:
     """Render exp(-d^2 / 2 sigma^2) around each centre into its channel.
 
@@ -47,9 +56,13 @@ def render_gaussians(
         sigma: Gaussian sigma in output cells.
         merge: "sum" adds people and clips at 1 (CMU training code); "max" keeps the largest (the paper).
         cutoff: values below it are set to 0.
+        backend: "numba" (the kernel) or "numpy" (the plain reference, for tests and benchmarks).
     Returns:
         (C, H, W) float32.
     """
+    _check_backend(backend)
+    if backend == "numpy":
+        return render_gaussians_numpy(xy, channels, num_channels, map_hw, sigma, merge, cutoff)
     xy, channels = _check_centres(xy, channels)
     if merge not in ("sum", "max"):
         raise ValueError(f"merge must be 'sum' or 'max', got {merge!r}")
@@ -85,15 +98,19 @@ def render_gaussians_numpy(
     return np.minimum(out, 1.0) if merge == "sum" else out
 
 
-def find_local_maxima(heatmaps: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def find_local_maxima(heatmaps: np.ndarray, threshold: float, backend: str = "numba") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """3x3 non-maximum suppression.
 
     Args:
         heatmaps: (C, H, W).
         threshold: minimum value of a peak.
+        backend: "numba" or "numpy" (the reference).
     Returns:
         channel (P,), y (P,), x (P,) int64 of the maxima, channel-major then raster order.
     """
+    _check_backend(backend)
+    if backend == "numpy":
+        return find_local_maxima_numpy(heatmaps, threshold)
     maps = np.ascontiguousarray(heatmaps, dtype=np.float32)
     if maps.ndim != 3:
         raise ValueError(f"heatmaps must be (C, H, W), got shape {maps.shape}")
@@ -223,6 +240,7 @@ def find_peaks(
     threshold: float,
     refine: str = "dark",
     blur_kernel: int = 0,
+    backend: str = "numba",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Peaks of every channel: NMS, then sub-pixel refinement.
 
@@ -233,7 +251,7 @@ def find_peaks(
         at the integer peak).
     """
     maps = np.asarray(heatmaps, dtype=np.float32)
-    ch, ys, xs = find_local_maxima(maps, threshold)
+    ch, ys, xs = find_local_maxima(maps, threshold, backend)
     xy = refine_peaks(maps, ch, ys, xs, method=refine, blur_kernel=blur_kernel)
     return ch, xy, maps[ch, ys, xs]
 

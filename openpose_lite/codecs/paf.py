@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from openpose_lite.codecs import _kernels
+from openpose_lite.codecs.heatmap import _check_backend
 
 
 def _check_segments(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -23,7 +24,13 @@ def _check_segments(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray) -> tu
 
 
 def render_pafs(
-    a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs: int, map_hw: tuple[int, int], half_width: float
+    a_xy: np.ndarray,
+    b_xy: np.ndarray,
+    limbs: np.ndarray,
+    num_limbs: int,
+    map_hw: tuple[int, int],
+    half_width: float,
+    backend: str = "numba",
 ) -> np.ndarray:
     """Unit vector a -> b on the cells near the limb, averaged where limbs of one type overlap.
 
@@ -39,9 +46,13 @@ def render_pafs(
         num_limbs: L.
         map_hw: (H, W).
         half_width: distance from the limb axis, in cells, inside which the field is set.
+        backend: "numba" or "numpy" (the reference).
     Returns:
         (2L, H, W) float32: channel 2l is x, 2l + 1 is y of limb type l.
     """
+    _check_backend(backend)
+    if backend == "numpy":
+        return render_pafs_numpy(a_xy, b_xy, limbs, num_limbs, map_hw, half_width)
     a_xy, b_xy, limbs = _check_segments(a_xy, b_xy, limbs)
     h, w = int(map_hw[0]), int(map_hw[1])
     out = np.zeros((2 * num_limbs, h, w), dtype=np.float32)
@@ -87,6 +98,8 @@ def limb_scores(
     b_xy: np.ndarray,
     num_samples: int = 10,
     sample_threshold: float = 0.05,
+    backend: str = "numba",
+    min_fraction: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Line integral of one limb's field over every candidate pair.
 
@@ -97,14 +110,23 @@ def limb_scores(
         mean (A, B): average projection of the field on the unit segment direction;
         fraction (A, B): share of the samples whose projection exceeds ``sample_threshold``.
     """
+    _check_backend(backend)
+    if backend == "numpy":
+        return limb_scores_numpy(paf_x, paf_y, a_xy, b_xy, num_samples, sample_threshold)
     a_xy = np.ascontiguousarray(a_xy, dtype=np.float64).reshape(-1, 2)
     b_xy = np.ascontiguousarray(b_xy, dtype=np.float64).reshape(-1, 2)
     mean = np.zeros((a_xy.shape[0], b_xy.shape[0]), dtype=np.float64)
     fraction = np.zeros_like(mean)
     if mean.size:
+        field_x = np.ascontiguousarray(paf_x, dtype=np.float32)
+        field_y = np.ascontiguousarray(paf_y, dtype=np.float32)
+        if min(field_x.shape) < 2:  # the kernel interpolates between two cells; edge padding changes no sample
+            pad = ((0, max(0, 2 - field_x.shape[0])), (0, max(0, 2 - field_x.shape[1])))
+            field_x, field_y = np.pad(field_x, pad, mode="edge"), np.pad(field_y, pad, mode="edge")
+        # Passing needs more than min_fraction * n samples above the threshold.
+        max_failures = -1 if min_fraction is None else num_samples - (int(np.floor(min_fraction * num_samples)) + 1)
         _kernels.limb_score_kernel(
-            np.ascontiguousarray(paf_x, dtype=np.float32), np.ascontiguousarray(paf_y, dtype=np.float32),
-            a_xy, b_xy, int(num_samples), float(sample_threshold), mean, fraction,
+            field_x, field_y, a_xy, b_xy, int(num_samples), float(sample_threshold), max_failures, mean, fraction
         )
     return mean, fraction
 

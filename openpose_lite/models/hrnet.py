@@ -1,0 +1,417 @@
+"""HRNet for top-down pose estimation (W32 / W48).
+
+Architecture (Sun et al., "Deep High-Resolution Representation Learning for Human Pose
+Estimation", CVPR 2019, Sec. 3 and the pose configuration of its public release):
+
+* stem: two 3x3 stride-2 convs (64 channels, BN, ReLU) -> stride 4;
+* ``layer1``: 4 Bottleneck blocks, 64 -> 256 channels;
+* ``stage2`` / ``stage3`` / ``stage4``: 1 / 4 / 3 multi-resolution modules with 2 / 3 / 4
+  parallel branches of widths ``[C, 2C, 4C, 8C]`` (C = 32 or 48), 4 BasicBlocks per branch
+  per module, each module ending in an exchange unit that sums every branch into every
+  other ("repeated multi-scale fusion", Sec. 3.2): lower -> higher resolution by a 1x1 conv +
+  BN + nearest upsampling, higher -> lower by a chain of 3x3 stride-2 convs + BN (ReLU
+  between links, not after the last);
+* ``transition1/2/3``: before each stage, adapt the existing branches (3x3 conv + BN + ReLU
+  where the width changes, identity otherwise) and open the new lower-resolution branch with
+  a 3x3 stride-2 conv + BN + ReLU from the lowest-resolution branch;
+* the last module of ``stage4`` fuses into the highest-resolution branch only, and
+  ``final_layer`` (1x1 conv with bias) regresses K heatmaps from it at stride 4.
+
+Module and parameter names follow the official "deep-high-resolution-net.pytorch" release
+(``conv1``, ``layer1.0.downsample.0``, ``transition1.1.0.0``, ``stage2.0.branches.0.0.conv1``,
+``stage2.0.fuse_layers.0.1.0``, ``final_layer`` ...), so its COCO checkpoints load with
+``load_state_dict(..., strict=True)`` after :func:`convert_hrnet_official` (which only strips
+a ``module.`` prefix and fills BN counters that very old files lack). Slots that the official
+code leaves as ``None`` (identity transitions, the diagonal of the fusion matrix) are
+parameter-free ``nn.Identity`` here, so the key sets are identical.
+
+Shape legend: B batch, K keypoints, H x W input size (multiples of 32, so the four branches'
+sizes halve exactly and fusion adds maps of equal size).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from openpose_lite.skeleton import COCO_17
+
+logger = logging.getLogger(__name__)
+
+ARCH = "hrnet"
+STRIDE = 4
+# Four branches halve the resolution three times below the stride-4 stem output.
+INPUT_MULTIPLE = STRIDE * 2 ** 3
+
+_STEM_WIDTH = 64
+_LAYER1_PLANES = 64
+_LAYER1_BLOCKS = 4
+_BOTTLENECK_EXPANSION = 4
+_BLOCKS_PER_BRANCH = 4
+# (number of modules, number of branches) for stage2, stage3, stage4 (official pose config).
+_STAGES: tuple[tuple[int, int], ...] = ((1, 2), (4, 3), (3, 4))
+# Official init: N(0, 0.001) conv weights (the heatmap regressor starts near zero).
+_CONV_INIT_STD = 1e-3
+
+_MODULE_PREFIX = "module."
+# Keys that every official pose HRNet checkpoint (and ours) has; used for detection/inference.
+_WIDTH_KEY = "stage2.0.branches.0.0.conv1.weight"
+_FINAL_KEY = "final_layer.weight"
+_STEM_KEY = "conv1.weight"
+
+
+def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    # Every conv followed by BN has no bias (BN's shift replaces it), as in the release.
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
+
+
+def _conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """Residual block of two 3x3 convs at constant width: (B, C, h, w) -> (B, C, h, w)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = _conv3x3(channels, channels)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = _conv3x3(channels, channels)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + x)
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 -> 1x1 residual block: (B, C_in, h, w) -> (B, 4 * planes, h, w).
+
+    A 1x1 conv + BN projects the shortcut (``downsample``) when the widths differ.
+    """
+
+    def __init__(self, in_channels: int, planes: int) -> None:
+        super().__init__()
+        out_channels = planes * _BOTTLENECK_EXPANSION
+        self.conv1 = _conv1x1(in_channels, planes)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = _conv1x1(planes, out_channels)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module = (
+            nn.Sequential(_conv1x1(in_channels, out_channels), nn.BatchNorm2d(out_channels))
+            if in_channels != out_channels
+            else nn.Identity()
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + self.downsample(x))
+
+
+def _upsample_path(in_channels: int, out_channels: int, factor: int) -> nn.Sequential:
+    """Lower -> higher resolution in the exchange unit: 1x1 conv, BN, nearest upsampling."""
+    return nn.Sequential(
+        _conv1x1(in_channels, out_channels),
+        nn.BatchNorm2d(out_channels),
+        nn.Upsample(scale_factor=factor, mode="nearest"),
+    )
+
+
+def _downsample_path(in_channels: int, out_channels: int, steps: int) -> nn.Sequential:
+    """Higher -> lower resolution: ``steps`` 3x3 stride-2 conv + BN links.
+
+    Intermediate links keep the source width and end in a ReLU; the last one maps to the
+    target width and has no ReLU (the sum of all inputs is rectified once, after fusion).
+    """
+    links: list[nn.Module] = []
+    for step in range(steps):
+        last = step == steps - 1
+        width = out_channels if last else in_channels
+        layers: list[nn.Module] = [_conv3x3(in_channels, width, stride=2), nn.BatchNorm2d(width)]
+        if not last:
+            layers.append(nn.ReLU(inplace=True))
+        links.append(nn.Sequential(*layers))
+    return nn.Sequential(*links)
+
+
+class HighResolutionModule(nn.Module):
+    """One multi-resolution module: parallel residual branches, then the exchange unit.
+
+    Input and output: a list of n maps, branch b of shape (B, widths[b], h / 2^b, w / 2^b).
+    With ``multi_scale_output=False`` only the fused highest-resolution map is returned
+    (a list of one).
+    """
+
+    def __init__(self, widths: list[int], num_blocks: int, multi_scale_output: bool = True) -> None:
+        super().__init__()
+        if len(widths) < 2:
+            raise ValueError(f"HighResolutionModule: widths must list at least 2 branches, got {widths}")
+        self.branches = nn.ModuleList(
+            nn.Sequential(*(BasicBlock(width) for _ in range(num_blocks))) for width in widths
+        )
+        num_outputs = len(widths) if multi_scale_output else 1
+        # fuse_layers[i][j] maps branch j to the resolution and width of output i.
+        self.fuse_layers = nn.ModuleList()
+        for i in range(num_outputs):
+            row = nn.ModuleList()
+            for j, width in enumerate(widths):
+                if j > i:
+                    row.append(_upsample_path(width, widths[i], 2 ** (j - i)))
+                elif j == i:
+                    row.append(nn.Identity())
+                else:
+                    row.append(_downsample_path(width, widths[i], i - j))
+            self.fuse_layers.append(row)
+        self.relu = nn.ReLU(inplace=False)
+
+    def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        feats = [branch(x) for branch, x in zip(self.branches, inputs, strict=True)]
+        fused: list[torch.Tensor] = []
+        for row in self.fuse_layers:
+            # Summed in branch order (0, 1, ...), the order of the release, for equal rounding.
+            total = row[0](feats[0])
+            for j in range(1, len(feats)):
+                total = total + row[j](feats[j])
+            fused.append(self.relu(total))
+        return fused
+
+
+def _transition(in_widths: list[int], out_widths: list[int]) -> nn.ModuleList:
+    """Between stages: adapt existing branches, open new ones from the lowest-resolution branch.
+
+    Entry i is identity when branch i keeps its width, a 3x3 conv + BN + ReLU when it changes
+    (only after ``layer1``: 256 -> C), and for a new branch a chain of 3x3 stride-2 conv + BN +
+    ReLU links (one per halving) from the last existing branch.
+    """
+    layers = nn.ModuleList()
+    last_width = in_widths[-1]
+    for i, width in enumerate(out_widths):
+        if i < len(in_widths):
+            if width == in_widths[i]:
+                layers.append(nn.Identity())
+            else:
+                layers.append(
+                    nn.Sequential(_conv3x3(in_widths[i], width), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+                )
+            continue
+        steps = i + 1 - len(in_widths)
+        links = []
+        for step in range(steps):
+            link_out = width if step == steps - 1 else last_width
+            links.append(nn.Sequential(
+                _conv3x3(last_width, link_out, stride=2), nn.BatchNorm2d(link_out), nn.ReLU(inplace=True)
+            ))
+        layers.append(nn.Sequential(*links))
+    return layers
+
+
+class HRNet(nn.Module):
+    """HRNet-W``width`` pose network: images (B, 3, H, W) -> {"heatmaps": (B, K, H/4, W/4)}.
+
+    Args:
+        width: C, the width of the highest-resolution branch (32 for W32, 48 for W48);
+            branch b has width ``C * 2**b``.
+        num_keypoints: K, the number of heatmaps (default: COCO-17).
+        num_blocks: BasicBlocks per branch per module (4 in the paper).
+
+    The output is raw (no activation); decoding lives in the top-down codec. The official
+    weights expect RGB in [0, 1] normalised with the ImageNet mean/std.
+    """
+
+    def __init__(
+        self,
+        width: int = 32,
+        num_keypoints: int = COCO_17.num_keypoints,
+        num_blocks: int = _BLOCKS_PER_BRANCH,
+    ) -> None:
+        super().__init__()
+        for name, value in (("width", width), ("num_keypoints", num_keypoints), ("num_blocks", num_blocks)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"HRNet: {name} must be a positive int, got {value!r}")
+        self.width = width
+        self.num_keypoints = num_keypoints
+        self.num_blocks = num_blocks
+
+        self.conv1 = _conv3x3(3, _STEM_WIDTH, stride=2)
+        self.bn1 = nn.BatchNorm2d(_STEM_WIDTH)
+        self.conv2 = _conv3x3(_STEM_WIDTH, _STEM_WIDTH, stride=2)
+        self.bn2 = nn.BatchNorm2d(_STEM_WIDTH)
+        self.relu = nn.ReLU(inplace=True)
+        layer1_width = _LAYER1_PLANES * _BOTTLENECK_EXPANSION
+        self.layer1 = nn.Sequential(
+            Bottleneck(_STEM_WIDTH, _LAYER1_PLANES),
+            *(Bottleneck(layer1_width, _LAYER1_PLANES) for _ in range(_LAYER1_BLOCKS - 1)),
+        )
+
+        widths = [layer1_width]
+        for index, (num_modules, num_branches) in enumerate(_STAGES):
+            stage_widths = [width * 2 ** b for b in range(num_branches)]
+            last_stage = index == len(_STAGES) - 1
+            modules = [
+                HighResolutionModule(
+                    stage_widths, num_blocks,
+                    # The final module feeds the head from the high-resolution branch only.
+                    multi_scale_output=not (last_stage and m == num_modules - 1),
+                )
+                for m in range(num_modules)
+            ]
+            self.add_module(f"transition{index + 1}", _transition(widths, stage_widths))
+            self.add_module(f"stage{index + 2}", nn.Sequential(*modules))
+            widths = stage_widths
+
+        self.final_layer = nn.Conv2d(width, num_keypoints, kernel_size=1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Official initialisation: convs N(0, 0.001) with zero bias, BN weight 1 and bias 0."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, std=_CONV_INIT_STD)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def _stage(self, index: int) -> tuple[nn.ModuleList, nn.Sequential]:
+        return getattr(self, f"transition{index + 1}"), getattr(self, f"stage{index + 2}")
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, 3, H, W), H and W multiples of 32 -> {"heatmaps": (B, K, H/4, W/4)}."""
+        # Checked eagerly only: under tracing (TorchScript/ONNX export) sizes stay symbolic.
+        if not torch.jit.is_tracing():
+            if images.dim() != 4 or images.shape[1] != 3:
+                raise ValueError(f"HRNet: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+            h, w = int(images.shape[-2]), int(images.shape[-1])
+            if h % INPUT_MULTIPLE or w % INPUT_MULTIPLE:
+                raise ValueError(
+                    f"HRNet: image height and width must be multiples of {INPUT_MULTIPLE} "
+                    f"(four branches down to stride {STRIDE * 8}), got H x W = {h} x {w}"
+                )
+        x = self.relu(self.bn1(self.conv1(images)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        branches = [self.layer1(x)]
+        for index in range(len(_STAGES)):
+            transition, stage = self._stage(index)
+            inputs: list[torch.Tensor] = []
+            for i, layer in enumerate(transition):
+                # A new branch grows from the lowest-resolution branch of the previous stage.
+                inputs.append(layer(branches[i] if i < len(branches) else branches[-1]))
+            branches = inputs
+            for module in stage:
+                branches = module(branches)
+        return {"heatmaps": self.final_layer(branches[0])}
+
+
+def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints) -> HRNet:
+    """HRNet-W``width`` with ``num_keypoints`` heatmaps and the official initialisation."""
+    model = HRNet(width=width, num_keypoints=num_keypoints)
+    logger.debug("built HRNet-W%d with %d keypoints (%d parameters)",
+                 width, num_keypoints, sum(p.numel() for p in model.parameters()))
+    return model
+
+
+# --------------------------------------------------------------------------- official weights
+def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    # DataParallel/DDP checkpoints prefix every key; strip only when all keys carry it.
+    if state_dict and all(k.startswith(_MODULE_PREFIX) for k in state_dict):
+        return {k[len(_MODULE_PREFIX):]: v for k, v in state_dict.items()}
+    return dict(state_dict)
+
+
+def is_hrnet_official(state_dict: Mapping[str, Any]) -> bool:
+    """True if ``state_dict`` (``module.`` prefix allowed) has the official pose-HRNet layout.
+
+    Key-based: the stem, the stage-2 branch that fixes the width, a fourth branch opened by
+    ``transition3``, stage-4 fusion and the single ``final_layer`` head (bottom-up HigherHRNet
+    files have ``final_layers`` instead and are rejected).
+    """
+    keys = set(_strip_module_prefix(state_dict))
+    required = (_STEM_KEY, _WIDTH_KEY, _FINAL_KEY)
+    if not all(k in keys for k in required):
+        return False
+    has_transition3 = any(k.startswith("transition3.") for k in keys)
+    has_stage4_fusion = any(k.startswith("stage4.") and ".fuse_layers." in k for k in keys)
+    return has_transition3 and has_stage4_fusion
+
+
+def _shape(value: Any, key: str) -> tuple[int, ...]:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"HRNet state dict: {key!r} must be a tensor, got {type(value).__name__}")
+    return tuple(value.shape)
+
+
+def hrnet_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, int]:
+    """``{"width": C, "num_keypoints": K}`` read from an HRNet state dict (``module.`` allowed).
+
+    C is the output width of the first stage-2 block (``stage2.0.branches.0.0.conv1.weight``,
+    shape (C, C, 3, 3)); K the output count of ``final_layer.weight`` (shape (K, C, 1, 1)).
+    """
+    state = _strip_module_prefix(state_dict)
+    for key in (_WIDTH_KEY, _FINAL_KEY):
+        if key not in state:
+            raise ValueError(f"HRNet state dict: missing key {key!r}; not a pose-HRNet state dict")
+    width_shape = _shape(state[_WIDTH_KEY], _WIDTH_KEY)
+    final_shape = _shape(state[_FINAL_KEY], _FINAL_KEY)
+    if len(width_shape) != 4 or len(final_shape) != 4:
+        raise ValueError(
+            f"HRNet state dict: {_WIDTH_KEY!r} and {_FINAL_KEY!r} must be 4-d conv weights, "
+            f"got shapes {width_shape} and {final_shape}"
+        )
+    if final_shape[2:] != (1, 1):
+        raise ValueError(
+            f"HRNet state dict: {_FINAL_KEY!r} must be a 1x1 conv (FINAL_CONV_KERNEL 1), got shape {final_shape}"
+        )
+    return {"width": int(width_shape[0]), "num_keypoints": int(final_shape[0])}
+
+
+def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Official pose-HRNet state dict -> ours (names are identical).
+
+    Strips a ``module.`` prefix, adds zero ``num_batches_tracked`` counters where a file
+    written before they existed lacks them (they do not affect inference), and checks every
+    key and shape against the model the file describes.
+
+    Raises:
+        ValueError: not a pose-HRNet state dict, or keys/shapes differ from HRNet-W``C``
+            with K keypoints; the message names the offending keys.
+    """
+    state = _strip_module_prefix(state_dict)
+    if not is_hrnet_official(state):
+        raise ValueError(
+            "HRNet state dict: not in the official pose-HRNet layout (expected keys "
+            f"{_STEM_KEY!r}, {_WIDTH_KEY!r}, {_FINAL_KEY!r}, transition3.* and stage4.*.fuse_layers.*)"
+        )
+    config = hrnet_config_from_state_dict(state)
+    # Shapes only: build on the meta device so no memory or init time is spent.
+    with torch.device("meta"):
+        reference = HRNet(**config).state_dict()
+    for key, value in reference.items():
+        if key.endswith("num_batches_tracked") and key not in state:
+            state[key] = torch.zeros((), dtype=value.dtype)
+    missing = sorted(set(reference) - set(state))
+    unexpected = sorted(set(state) - set(reference))
+    if missing or unexpected:
+        raise ValueError(
+            f"HRNet-W{config['width']} state dict: {len(missing)} missing keys (e.g. {missing[:5]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:5]})"
+        )
+    wrong = [
+        f"{key}: {_shape(state[key], key)} != {tuple(ref.shape)}"
+        for key, ref in reference.items()
+        if _shape(state[key], key) != tuple(ref.shape)
+    ]
+    if wrong:
+        raise ValueError(f"HRNet-W{config['width']} state dict: {len(wrong)} shape mismatches (e.g. {wrong[:5]})")
+    return {key: state[key] for key in reference}
