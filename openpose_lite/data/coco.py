@@ -211,6 +211,14 @@ class CocoKeypoints:
         return len(self._items)
 
     @property
+    def records(self) -> list:
+        """The parsed per-image records (keypoints, boxes, annotations, image size), in item order.
+
+        Reading them decodes no image and no mask, so listing people stays cheap.
+        """
+        return list(self._items)
+
+    @property
     def image_ids(self) -> list[int]:
         """Image ids of the items, in item order."""
         return [r.image_id for r in self._items]
