@@ -1,7 +1,7 @@
 """Typed, frozen configuration: YAML deltas -> dataclasses -> plain dicts inside checkpoints.
 
-A configuration is a :class:`Config` of four frozen sections (``model``, ``codec``, ``data``,
-``train``). YAML files hold only the *deltas* from the defaults written here, so a file says
+A configuration is a :class:`Config` of five frozen sections (``model``, ``codec``, ``data``,
+``train``, ``topdown``). YAML files hold only the *deltas* from the defaults written here, so a file says
 what is special about an experiment and nothing else::
 
     train:
@@ -49,7 +49,10 @@ __all__ = [
     "Config",
     "DataConfig",
     "ModelConfig",
+    "TopDownConfig",
     "TrainConfig",
+    "build_bottomup_codec",
+    "build_topdown_codec",
     "config_from_dict",
     "config_to_dict",
     "load_config",
@@ -119,12 +122,16 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
                 continue
         raise ValueError(f"{name}: expected {_type_name(tp)}, got {value!r}")
     if origin is tuple:
-        (item_tp, *rest) = typing.get_args(tp)
-        if not rest or rest != [Ellipsis]:
-            raise TypeError(f"{name}: only tuple[T, ...] annotations are supported")
+        args = typing.get_args(tp)
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ValueError(f"{name}: expected {_type_name(tp)}, got {value!r}")
-        return tuple(_coerce(v, item_tp, f"{name}[{i}]") for i, v in enumerate(value))
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[T, ...]: any length
+            item_types = [args[0]] * len(value)
+        else:  # tuple[T1, T2]: exactly that many items
+            if len(value) != len(args):
+                raise ValueError(f"{name}: expected {len(args)} values, got {value!r}")
+            item_types = list(args)
+        return tuple(_coerce(v, t, f"{name}[{i}]") for i, (v, t) in enumerate(zip(value, item_types)))
     if tp is bool:
         if not isinstance(value, bool):
             raise ValueError(f"{name}: expected true or false, got {value!r}")
@@ -322,6 +329,45 @@ class TrainConfig(_Section):
 
 
 @dataclass(frozen=True)
+class TopDownConfig(_Section):
+    """The top-down (HRNet) branch: crops, heatmap targets, decoding and augmentation.
+
+    ``input_hw`` / ``heatmap_hw``: crop and map sizes (HRNet COCO: 256x192 -> 64x48).
+    ``sigma``: Gaussian sigma in heatmap cells. ``refine``: "quarter" (HRNet), "dark" or
+    "none"; ``blur_kernel``: DARK's blur. ``flip_test`` and ``flip_shift`` (cells; 0 for this
+    project's cell convention, 1 for networks trained by the HRNet reference code).
+    ``padding``: box enlargement. The rest is the HRNet augmentation (see data/topdown.py).
+    """
+
+    _section: typing.ClassVar[str] = "topdown"
+
+    input_hw: tuple[int, int] = (256, 192)
+    heatmap_hw: tuple[int, int] = (64, 48)
+    sigma: float = 2.0
+    refine: Literal["quarter", "dark", "none"] = "quarter"
+    blur_kernel: int = 11
+    flip_test: bool = True
+    flip_shift: int = 0
+    padding: float = 1.25
+    scale_factor: float = 0.35
+    rotation_deg: float = 45.0
+    rotation_prob: float = 0.6
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    half_body_min_keypoints: int = 8
+
+    def _check(self) -> None:
+        self._require(len(self.input_hw) == 2 and len(self.heatmap_hw) == 2 and min(self.heatmap_hw) >= 1
+                      and self.input_hw[0] % self.heatmap_hw[0] == 0 and self.input_hw[1] % self.heatmap_hw[1] == 0
+                      and self.input_hw[0] // self.heatmap_hw[0] == self.input_hw[1] // self.heatmap_hw[1],
+                      "input_hw", "(H, W) the same integer multiple of heatmap_hw")
+        self._require(self.sigma > 0, "sigma", "a number > 0")
+        self._require(self.blur_kernel == 0 or self.blur_kernel % 2 == 1, "blur_kernel", "0 or an odd kernel size")
+        self._require(self.flip_shift >= 0, "flip_shift", "an integer >= 0")
+        self._require(self.padding >= 1, "padding", "a number >= 1")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole resolved configuration; see the module docstring for the rules."""
 
@@ -329,6 +375,7 @@ class Config:
     codec: CodecConfig = field(default_factory=CodecConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    topdown: TopDownConfig = field(default_factory=TopDownConfig)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -479,4 +526,17 @@ def build_bottomup_codec(codec: CodecConfig):
         peak_threshold=codec.peak_threshold,
         refine=codec.refine,
         blur_kernel=codec.blur_kernel,
+    )
+
+
+def build_topdown_codec(topdown: TopDownConfig):
+    """The top-down codec a config describes."""
+    from openpose_lite.codecs import TopDownHeatmapCodec
+
+    return TopDownHeatmapCodec(
+        input_hw=tuple(topdown.input_hw),
+        heatmap_hw=tuple(topdown.heatmap_hw),
+        sigma=topdown.sigma,
+        refine=topdown.refine,
+        blur_kernel=topdown.blur_kernel,
     )

@@ -162,3 +162,44 @@ def format_metrics(metrics: dict[str, float], style: str = "line") -> str:
         row = "| " + " | ".join(f"{metrics[name]:.3f}" for name in names) + " |"
         return "\n".join([header, rule, row])
     raise ValueError(f"format_metrics: style must be 'line' or 'markdown', got {style!r}")
+
+
+def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Object keypoint similarity between every pair of predicted people.
+
+    Args:
+        keypoints: (N, K, 3) x, y, score.
+        areas: (N,) object areas (the OKS scale is each row person's area).
+        sigmas: (K,) OKS constants.
+        threshold: keypoints of the row person scoring at or below it are left out.
+    Returns:
+        (N, N) OKS of person j measured against person i as the reference.
+    """
+    kps = np.asarray(keypoints, dtype=np.float64)
+    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
+    d2 = ((kps[:, None, :, :2] - kps[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
+    e = d2 / (var[None, None, :] * (np.asarray(areas, dtype=np.float64)[:, None, None] + np.spacing(1)) * 2.0)
+    use = kps[:, None, :, 2] > threshold  # the reference person's confident keypoints
+    count = np.maximum(use.sum(-1), 1)
+    return np.where(use, np.exp(-e), 0.0).sum(-1) / count
+
+
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
+            threshold: float = 0.9, keypoint_threshold: float = 0.0) -> np.ndarray:
+    """Greedy non-maximum suppression by OKS: keep the best person, drop those too similar to it, repeat.
+
+    Returns:
+        Indices of the kept people, best first.
+    """
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    if len(order) == 0:
+        return order.astype(np.int64)
+    oks = oks_matrix(keypoints, areas, sigmas, keypoint_threshold)
+    keep: list[int] = []
+    suppressed = np.zeros(len(order), dtype=bool)
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        suppressed |= oks[i] > threshold
+    return np.asarray(keep, dtype=np.int64)
