@@ -95,9 +95,15 @@ def _merge_rootless(
     part_xy: np.ndarray,
     root: int,
     factor: float,
+    k_n: int,
+    part_scores: np.ndarray,
+    max_fragments: int = 256,
 ) -> None:
-    """Join root-less fragments (see GroupingParams.merge_rootless), closest pair first, in place."""
-    k_n = people[0].shape[0] if people else int(part_types.max(initial=-1)) + 1
+    """Join root-less fragments (see GroupingParams.merge_rootless), closest pair first, in place.
+
+    ``k_n`` is the skeleton's keypoint count: with no limb matched, ``people`` is empty and
+    the part types found need not include the last keypoint.
+    """
     for part in np.flatnonzero(owner < 0):  # lone parts become one-part fragments
         parts = np.full(k_n, -1, dtype=np.int64)
         parts[part_types[part]] = part
@@ -106,23 +112,25 @@ def _merge_rootless(
         limb_sum.append(0.0)
         limb_count.append(0)
     frags = [i for i, p in enumerate(people) if p[root] < 0 and (p >= 0).any()]
+    if len(frags) > max_fragments:
+        # Noisy maps (an untrained network) can give thousands of lone parts; bound the work to
+        # the fragments with the most parts, then the most confident ones.
+        size = np.array([(people[f] >= 0).sum() for f in frags])
+        conf = np.array([part_scores[people[f][people[f] >= 0]].sum() for f in frags])
+        frags = [frags[i] for i in np.lexsort((-conf, -size))[:max_fragments]]
     if len(frags) < 2:
         return
     members = [people[f][people[f] >= 0] for f in frags]
-    types = np.stack([people[f] >= 0 for f in frags])  # (F, K)
+    types = np.stack([people[f] >= 0 for f in frags]).astype(np.int64)  # (F, K)
+    shared = types @ types.T  # part types two fragments have in common
     extent = np.array([np.ptp(part_xy[m], axis=0).max() if len(m) > 1 else 0.0 for m in members])
     # gap[x, y]: the shortest distance between a part of fragment x and one of fragment y.
-    all_parts = np.concatenate(members)
-    owner_frag = np.repeat(np.arange(len(frags)), [len(m) for m in members])
-    dist = np.linalg.norm(part_xy[all_parts][:, None] - part_xy[all_parts][None], axis=-1)
-    gap = np.full((len(frags), len(frags)), np.inf)
-    np.minimum.at(gap, (owner_frag[:, None].repeat(len(all_parts), 1), owner_frag[None, :].repeat(len(all_parts), 0)), dist)
+    gap = _fragment_gaps(members, part_xy)
     alive = np.ones(len(frags), dtype=bool)
+    np.fill_diagonal(gap, np.inf)
     while True:
-        disjoint = (types.astype(np.int64) @ types.T.astype(np.int64)) == 0
         limit = factor * np.maximum(np.maximum(extent[:, None], extent[None, :]), 1.0)
-        ok = disjoint & (gap <= limit) & alive[:, None] & alive[None, :]
-        np.fill_diagonal(ok, False)
+        ok = (shared == 0) & (gap <= limit) & alive[:, None] & alive[None, :]
         if not ok.any():
             return
         x, y = np.unravel_index(np.argmin(np.where(ok, gap, np.inf)), gap.shape)
@@ -133,12 +141,24 @@ def _merge_rootless(
         limb_sum[a] += limb_sum[b]
         limb_count[a] += limb_count[b]
         people[b][:] = -1
-        # Fragment x now holds both; y is gone.
-        types[x] |= types[y]
+        # Fragment x now holds both (their types are disjoint, so shared counts add); y is gone.
+        shared[x] += shared[y]
+        shared[:, x] = shared[x]
         members[x] = np.concatenate([members[x], members[y]])
         extent[x] = np.ptp(part_xy[members[x]], axis=0).max()
         gap[x] = gap[:, x] = np.minimum(gap[x], gap[y])
+        gap[x, x] = np.inf
         alive[y] = False
+
+
+def _fragment_gaps(members: list[np.ndarray], part_xy: np.ndarray) -> np.ndarray:
+    """(F, F) shortest part-to-part distance between fragments, from one (P, P) distance matrix."""
+    all_parts = np.concatenate(members)
+    dist = np.linalg.norm(part_xy[all_parts][:, None] - part_xy[all_parts][None], axis=-1)
+    # Reduce rows, then columns, by fragment: parts are grouped by fragment in all_parts.
+    starts = np.concatenate([[0], np.cumsum([len(m) for m in members])[:-1]])
+    by_row = np.minimum.reduceat(dist, starts, axis=0)
+    return np.minimum.reduceat(by_row, starts, axis=1)
 
 
 def match_limb(
@@ -276,7 +296,9 @@ def group_people(
                 limb_count.append(1)
 
     if params.merge_rootless > 0:
-        _merge_rootless(people, limb_sum, limb_count, owner, part_types, part_xy, _root(skeleton), params.merge_rootless)
+        _merge_rootless(
+            people, limb_sum, limb_count, owner, part_types, part_xy, _root(skeleton), params.merge_rootless, k_n, part_scores
+        )
 
     if not people:
         return np.zeros((0, k_n, 3), dtype=np.float32), np.zeros(0, dtype=np.float32)

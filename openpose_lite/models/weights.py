@@ -408,6 +408,18 @@ def _infer_vgg19_paf_config(state: Mapping[str, torch.Tensor], source: str) -> d
 def load_model(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
     """A ready-to-run model (eval mode) from a weights file in any supported layout.
 
+    See :func:`load_model_with_config`, which also returns the checkpoint's config.
+    """
+    return load_model_with_config(path, device)[0]
+
+
+def load_model_with_config(
+    path: str | Path, device: str | torch.device | None = None
+) -> tuple[nn.Module, dict[str, Any] | None]:
+    """(model in eval mode, the checkpoint's config dict or None) from a weights file in any layout.
+
+    The file is read once; predictors use the config's codec section when there is one.
+
     * CMU files (``cmu_named`` / ``cmu_numbered``): the full-width CMU model with the file's
       stage count (6 for the published weights).
     * Our checkpoints: built from ``config["model"]`` (see :func:`build_model_from_config_dict`);
@@ -442,4 +454,4 @@ def load_model(path: str | Path, device: str | torch.device | None = None) -> nn
     logger.info("loaded %s weights from %s", layout, source)
     if device is not None:
         model = model.to(device)
-    return model.eval()
+    return model.eval(), config

@@ -1,0 +1,79 @@
+"""Drawing people on images with OpenCV (the CLI imports this lazily, only for ``--render``).
+
+Shape legend: N people, K keypoints, L limbs.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from openpose_lite.skeleton import Skeleton
+from openpose_lite.structures import Poses
+
+__all__ = ["draw_poses", "limb_colours"]
+
+# cv2 drawing takes fixed-point coordinates with this many fractional bits (sub-pixel positions).
+_SHIFT = 4
+
+
+def limb_colours(num_limbs: int) -> list[tuple[int, int, int]]:
+    """One saturated BGR colour per limb, hues evenly spaced around the wheel (red first)."""
+    if num_limbs < 1:
+        return []
+    # OpenCV's 8-bit hue runs over [0, 180).
+    hues = np.linspace(0, 180, num_limbs, endpoint=False).astype(np.uint8)
+    hsv = np.stack([hues, np.full_like(hues, 255), np.full_like(hues, 255)], axis=1)[None]
+    bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0]
+    return [tuple(int(c) for c in colour) for colour in bgr]
+
+
+def draw_poses(
+    image_bgr: np.ndarray,
+    poses: Poses,
+    skeleton: Skeleton | None = None,
+    threshold: float = 0.0,
+    thickness: int | None = None,
+    draw_redundant: bool = False,
+) -> np.ndarray:
+    """A copy of ``image_bgr`` (H, W, 3) uint8 with every person's limbs and keypoints drawn.
+
+    Args:
+        poses: people in image pixels (N, K, 3).
+        skeleton: the layout to draw (default ``poses.skeleton``; people are converted to it).
+        threshold: keypoints with a score at or below it are not drawn, nor their limbs.
+        thickness: limb width in pixels (default: about 1/150 of the image diagonal, >= 2).
+        draw_redundant: also draw the skeleton's redundant limbs (OpenPose's shoulder-ear
+            links), which OpenPose's own renderer leaves out.
+
+    Each limb type has its own colour (:func:`limb_colours`); keypoints are filled circles in
+    the colour of the first limb that uses them.
+    """
+    image = np.asarray(image_bgr)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"draw_poses: expected a BGR uint8 image (H, W, 3), got {image.shape} {image.dtype}")
+    skeleton = skeleton or poses.skeleton
+    people = poses.as_skeleton(skeleton).keypoints
+    canvas = image.copy()
+    if thickness is None:
+        thickness = max(2, int(round(float(np.hypot(*image.shape[:2])) / 150)))
+    radius = max(2, thickness)
+    colours = limb_colours(skeleton.num_limbs)
+    limbs = [i for i in range(skeleton.num_limbs) if draw_redundant or i not in skeleton.redundant_limbs]
+    keypoint_colour = [(255, 255, 255)] * skeleton.num_keypoints
+    for i in reversed(limbs):  # so that the first limb using a keypoint sets its colour
+        a, b = skeleton.limbs[i]
+        keypoint_colour[a] = keypoint_colour[b] = colours[i]
+    scale = 1 << _SHIFT
+
+    for person in people:
+        found = (person[:, 2] > threshold) & np.isfinite(person[:, :2]).all(axis=1)
+        points = np.round(person[:, :2] * scale).astype(np.int64)
+        for i in limbs:
+            a, b = skeleton.limbs[i]
+            if found[a] and found[b]:
+                cv2.line(canvas, tuple(int(v) for v in points[a]), tuple(int(v) for v in points[b]),
+                         colours[i], thickness, cv2.LINE_AA, _SHIFT)
+        for k in np.flatnonzero(found):
+            cv2.circle(canvas, tuple(int(v) for v in points[k]), radius * scale, keypoint_colour[k], -1, cv2.LINE_AA, _SHIFT)
+    return canvas

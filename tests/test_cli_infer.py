@@ -1,0 +1,239 @@
+"""``openpose-lite infer``, ``eval`` with a model and ``export``, run in-process on a tiny random model.
+
+Inputs are generated: scenes written with ``write_dataset``, a short MJPG video (the codec every
+OpenCV build, headless included, can write and read back), broken files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from openpose_lite.checkpoint import save_checkpoint
+from openpose_lite.cli import main
+from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dict
+from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.models.vgg19_paf import build_vgg19_paf
+from openpose_lite.skeleton import COCO_17, OPENPOSE_18
+
+OPENPOSE_PERSON_FIELDS = {
+    "person_id", "pose_keypoints_2d", "face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
+    "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d",
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny random model as our checkpoint, its part maps lifted (output bias) so that its noise has
+    peaks above the threshold: the outputs then hold people, and every written field is exercised."""
+    torch.manual_seed(0)
+    model = build_vgg19_paf(num_stages=2, stage_channels=16, width_mult=0.125)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        model.stages[-1].heatmaps[-1].bias.add_(0.3)
+    cfg = Config(model=ModelConfig(num_stages=2, stage_channels=16, width_mult=0.125),
+                 codec=CodecConfig(input_size=128, peak_threshold=0.35))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("scenes")
+    write_dataset(out, 3, seed=1, cfg=SceneConfig(image_hw=(96, 128)))
+    return out
+
+
+def write_video(path: Path, frames: int = 3, hw: tuple[int, int] = (64, 96)) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (hw[1], hw[0]))
+    assert writer.isOpened()
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, size=hw + (3,), dtype=np.uint8))
+    writer.release()
+    capture = cv2.VideoCapture(str(path))  # the test relies on OpenCV reading it back
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    assert count == frames
+    return path
+
+
+def check_openpose_json(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    assert data["version"] == 1.3
+    assert isinstance(data["people"], list)
+    for person in data["people"]:
+        assert set(person) == OPENPOSE_PERSON_FIELDS
+        assert len(person["pose_keypoints_2d"]) == 3 * OPENPOSE_18.num_keypoints
+    return data
+
+
+def test_one_image_gives_a_valid_openpose_json_and_coco_results(checkpoint, dataset, tmp_path, capsys):
+    image = dataset / "images" / "000001.jpg"
+    out = tmp_path / "out"
+    code = main(["infer", str(image), "--checkpoint", str(checkpoint), "--output", str(out), "--no-progress", "--render"])
+    assert code == 0
+    data = check_openpose_json(out / "000001_keypoints.json")
+    assert len(data["people"]) > 0
+    height, width = cv2.imread(str(image)).shape[:2]
+    for person in data["people"]:
+        kps = np.asarray(person["pose_keypoints_2d"]).reshape(-1, 3)
+        found = kps[:, 2] > 0
+        # Image pixels: inside the image (give or take the refinement's half cell), not network pixels.
+        assert (kps[found, 0] > -8).all() and (kps[found, 0] < width + 8).all()
+        assert (kps[found, 1] > -8).all() and (kps[found, 1] < height + 8).all()
+    results = json.loads((out / "results_coco.json").read_text())
+    assert len(results) == len(data["people"])
+    assert {r["image_id"] for r in results} == {1}  # the COCO-style number in the file name
+    assert all(len(r["keypoints"]) == 3 * COCO_17.num_keypoints for r in results)
+    assert json.loads((out / "images.json").read_text())["1"]["file"] == str(image)
+    rendered = cv2.imread(str(out / "000001_rendered.jpg"))
+    assert rendered.shape == (height, width, 3)
+    assert f"1 images, {len(data['people'])} people, 0 failures" in capsys.readouterr().out
+
+
+def test_a_folder_gives_one_json_per_image_with_batches(checkpoint, dataset, tmp_path):
+    out = tmp_path / "out"
+    code = main(["infer", str(dataset / "images"), "--checkpoint", str(checkpoint), "-o", str(out),
+                 "--batch-size", "2", "--scales", "1.0", "0.5", "--flip", "--no-progress"])
+    assert code == 0
+    assert sorted(p.name for p in out.glob("*_keypoints.json")) == [f"{i:06d}_keypoints.json" for i in (1, 2, 3)]
+    for path in out.glob("*_keypoints.json"):
+        check_openpose_json(path)
+    assert set(json.loads((out / "images.json").read_text())) == {"1", "2", "3"}
+
+
+def test_a_video_gives_one_json_per_frame_and_a_rendered_video(checkpoint, tmp_path):
+    video = write_video(tmp_path / "clip.avi", frames=3)
+    out = tmp_path / "out"
+    code = main(["infer", str(video), "--weights", str(checkpoint), "-o", str(out), "--batch-size", "2",
+                 "--render", "--no-progress"])
+    assert code == 0
+    names = sorted(p.name for p in out.glob("*_keypoints.json"))
+    assert names == [f"clip_{i:012d}_keypoints.json" for i in range(3)]
+    for path in out.glob("*_keypoints.json"):
+        check_openpose_json(path)
+    index = json.loads((out / "images.json").read_text())
+    assert sorted(entry["frame"] for entry in index.values()) == [0, 1, 2]
+    capture = cv2.VideoCapture(str(out / "clip_rendered.mp4"))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames == 3
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_an_unreadable_image_is_reported_and_skipped_and_the_run_fails(checkpoint, dataset, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a_good.jpg").write_bytes((dataset / "images" / "000002.jpg").read_bytes())
+    (folder / "b_broken.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "notes.txt").write_text("ignored: not an image")
+    out = tmp_path / "out"
+    code = main(["infer", str(folder), "--checkpoint", str(checkpoint), "-o", str(out), "--no-progress"])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "cannot read image" in captured.err and "b_broken.jpg" in captured.err
+    assert "1 images" in captured.out and "1 failures" in captured.out
+    assert (out / "a_good_keypoints.json").is_file()  # the run went on past the broken file
+    assert not (out / "b_broken_keypoints.json").exists()
+    assert json.loads((out / "images.json").read_text()) == {
+        "1": {"file": str(folder / "a_good.jpg"), "frame": None, "json": "a_good_keypoints.json"}
+    }
+
+
+def test_without_weights_exit_2_and_say_where_weights_come_from(dataset, capsys):
+    code = main(["infer", str(dataset / "images"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "CMU COCO body model" in err and "train_vgg19.py" in err
+
+
+@pytest.mark.parametrize("case", ["missing file", "unknown layout", "empty folder", "missing input", "not an image type"])
+def test_bad_model_files_and_inputs_give_clear_messages(case, checkpoint, dataset, tmp_path, capsys):
+    weights, inputs, expected = checkpoint, [str(dataset / "images" / "000001.jpg")], ""
+    if case == "missing file":
+        weights, expected = tmp_path / "nope.pt", "weights file not found"
+    elif case == "unknown layout":
+        weights = tmp_path / "other.pt"
+        torch.save({"backbone.layer1.weight": torch.zeros(2, 2)}, weights)
+        expected = "no known layout"
+    elif case == "empty folder":
+        (tmp_path / "empty").mkdir()
+        inputs, expected = [str(tmp_path / "empty")], "holds no images or videos"
+    elif case == "missing input":
+        inputs, expected = [str(tmp_path / "ghost.jpg")], "input not found"
+    else:
+        (tmp_path / "data.csv").write_text("1,2")
+        inputs, expected = [str(tmp_path / "data.csv")], "unsupported file type"
+    code = main(["infer", *inputs, "--weights", str(weights), "-o", str(tmp_path / "out"), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    if case == "unknown layout":
+        assert str(weights) in err
+
+
+def test_checkpoint_flag_rejects_a_bare_state_dict(dataset, tmp_path, capsys):
+    bare = tmp_path / "bare.pt"
+    torch.save(build_vgg19_paf(num_stages=1, stage_channels=8, width_mult=0.125).state_dict(), bare)
+    code = main(["infer", str(dataset / "images"), "--checkpoint", str(bare), "--no-progress"])
+    assert code == 2
+    assert "not an openpose_lite checkpoint" in capsys.readouterr().err
+
+
+def test_eval_with_a_model_prints_coco_metrics(checkpoint, dataset, tmp_path, capsys):
+    results = tmp_path / "results.json"
+    code = main(["eval", "--checkpoint", str(checkpoint), "--ann", str(dataset / "annotations.json"),
+                 "--images", str(dataset / "images"), "--batch-size", "2", "--flip", "--json-out", str(results)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "3 images" in out and "| AP | AP50 |" in out
+    assert all(r["image_id"] in (1, 2, 3) for r in json.loads(results.read_text()))
+
+
+def test_eval_rejects_oracle_with_a_model_and_a_model_without_images(checkpoint, dataset, capsys):
+    ann = str(dataset / "annotations.json")
+    assert main(["eval", "--oracle", "bottomup", "--checkpoint", str(checkpoint), "--ann", ann]) == 2
+    assert main(["eval", "--checkpoint", str(checkpoint), "--ann", ann]) == 2
+    assert "--images DIR is required" in capsys.readouterr().err
+
+
+def test_eval_oracle_still_works(dataset, capsys):
+    assert main(["eval", "--oracle", "bottomup", "--ann", str(dataset / "annotations.json")]) == 0
+    assert "bottomup oracle" in capsys.readouterr().out
+
+
+def test_export_writes_a_torchscript_network_that_matches_the_model(checkpoint, tmp_path):
+    out = tmp_path / "net.pt"
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "-o", str(out),
+                 "--input-hw", "64", "64"]) == 0
+    from openpose_lite.models import load_model
+
+    model = load_model(checkpoint)
+    loaded = torch.jit.load(str(out))
+    images = torch.randn(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pafs, heatmaps = loaded(images)
+        expected = model(images)[-1]
+    torch.testing.assert_close(heatmaps, expected["heatmaps"])
+    torch.testing.assert_close(pafs, expected["pafs"])
+
+
+def test_export_onnx_and_missing_weights(checkpoint, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    out = tmp_path / "net.onnx"
+    assert main(["export", "--weights", str(checkpoint), "--format", "onnx", "-o", str(out), "--input-hw", "64", "64"]) == 0
+    assert out.is_file() and out.stat().st_size > 0
+    assert main(["export", "--format", "onnx"]) == 2
+    assert "no weights given" in capsys.readouterr().err
