@@ -1,4 +1,9 @@
-"""Bottom-up inference: BGR images -> averaged network maps -> people in image pixels.
+"""Inference: BGR images -> network maps -> people in image pixels.
+
+:class:`BottomUpPredictor` runs the OpenPose model on whole images; :class:`TopDownPredictor`
+runs a heatmap model (HRNet) on one crop per person box (at the end of this module).
+
+Bottom-up:
 
 The pipeline of the CMU demo (Cao et al., CVPR 2017, Sec. 3 and the released test code):
 
@@ -37,14 +42,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from openpose_lite.codecs import BottomUpPafCodec
-from openpose_lite.config import CodecConfig, build_bottomup_codec, config_from_dict
+from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
+from openpose_lite.config import CodecConfig, TopDownConfig, build_bottomup_codec, build_topdown_codec, config_from_dict
+from openpose_lite.data.topdown import crop_person, sanitize_box, to_hrnet_input
 from openpose_lite.data.transforms import PAD_VALUE, letterbox, to_network_input
-from openpose_lite.geometry import invert_affine, letterbox_affine
+from openpose_lite.evaluation import oks_nms
+from openpose_lite.geometry import box_to_center_scale, invert_affine, letterbox_affine, transform_keypoints
+from openpose_lite.models.hrnet import HRNet
 from openpose_lite.models.weights import load_model_with_config
 from openpose_lite.structures import Poses
 
-__all__ = ["PHASES", "BottomUpPredictor", "resolve_device", "scaled_input_height"]
+__all__ = ["PHASES", "BottomUpPredictor", "TopDownPredictor", "resolve_device", "scaled_input_height"]
 
 logger = logging.getLogger(__name__)
 
@@ -386,3 +394,158 @@ class BottomUpPredictor:
         """Wait for queued CUDA work so the phase timings are honest (no-op on CPU)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+
+# ====================================================================== top-down
+class TopDownPredictor:
+    """Images + person boxes -> :class:`Poses` (COCO-17, image pixels) with a top-down heatmap model.
+
+    Each box becomes a crop at the model's aspect ratio with ``padding`` (HRNet: 1.25); the
+    crops go through the network in batches of ``batch_size``; the codec decodes each crop's
+    heatmaps (argmax + quarter offset or DARK) and the inverse crop affine maps the keypoints
+    back. With ``flip``, mirrored crops run too and their heatmaps, brought back by
+    :meth:`TopDownHeatmapCodec.flip_heatmaps` (``flip_shift`` cells to the right for networks
+    trained with the HRNet reference's cell convention, 0 for ours), are averaged in.
+
+    A person's score is its box score times the mean score of its confident keypoints (above
+    ``keypoint_threshold``), as in the HRNet evaluation; people are then pruned by OKS
+    non-maximum suppression at ``oks_threshold``.
+
+    After each call, :attr:`timings` holds seconds for ``crop``, ``network`` and ``decode``.
+    """
+
+    PHASES = ("crop", "network", "decode")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        codec: TopDownHeatmapCodec,
+        flip: bool = False,
+        flip_shift: int = 0,
+        device: str | torch.device | None = None,
+        half: bool = False,
+        batch_size: int = 32,
+        padding: float = 1.25,
+        keypoint_threshold: float = 0.2,
+        oks_threshold: float = 0.9,
+    ) -> None:
+        if not isinstance(codec, TopDownHeatmapCodec):
+            raise ValueError(f"codec: expected a TopDownHeatmapCodec, got {type(codec).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        self.device = resolve_device(device)
+        if half and self.device.type != "cuda":
+            logger.warning("half precision needs CUDA; running float32 on %s", self.device)
+            half = False
+        self.half = bool(half)
+        self.model = model.to(self.device).eval()
+        if self.half:
+            self.model.half()
+        self.codec = codec
+        self.flip = bool(flip)
+        self.flip_shift = int(flip_shift)
+        self.batch_size = int(batch_size)
+        self.padding = float(padding)
+        self.keypoint_threshold = float(keypoint_threshold)
+        self.oks_threshold = float(oks_threshold)
+        self.timings: dict[str, float] = {phase: 0.0 for phase in self.PHASES}
+
+    @classmethod
+    def from_weights(
+        cls,
+        path: str | Path,
+        flip: bool = False,
+        device: str | torch.device | None = None,
+        refine: str | None = None,
+        **kwargs: Any,
+    ) -> "TopDownPredictor":
+        """A predictor from official HRNet pose weights or one of our top-down checkpoints.
+
+        Official HRNet files were trained with the reference code's cell convention, so their
+        flip test uses the one-cell shift; our checkpoints use none.
+        """
+        model, config = load_model_with_config(path)
+        if not isinstance(model, HRNet):
+            raise ValueError(f"{path}: not a top-down (HRNet) model; use BottomUpPredictor for OpenPose weights")
+        cfg = config_from_dict(config, where=f"{path} config").topdown if config is not None else TopDownConfig()
+        codec = build_topdown_codec(cfg)
+        if refine is not None:
+            codec = dataclasses.replace(codec, refine=refine)
+        kwargs.setdefault("flip_shift", cfg.flip_shift if config is not None else 1)
+        return cls(model, codec, flip=flip, device=device, **kwargs)
+
+    def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> Poses:
+        return self.predict(image_bgr, boxes, box_scores)
+
+    @torch.inference_mode()
+    def predict(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> Poses:
+        """People in one image, one per box.
+
+        Args:
+            image_bgr: (H, W, 3) uint8.
+            boxes: (N, 4) person boxes x, y, w, h in image pixels.
+            box_scores: (N,) detection scores (default 1).
+        Returns:
+            Poses (COCO-17, image pixels), best first, after OKS NMS.
+        """
+        image = _as_bgr(image_bgr, 0)
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        scores = np.ones(len(boxes)) if box_scores is None else np.asarray(box_scores, dtype=np.float64).reshape(-1)
+        if scores.shape[0] != boxes.shape[0]:
+            raise ValueError(f"box_scores: {scores.shape[0]} scores for {boxes.shape[0]} boxes")
+        self.timings = {phase: 0.0 for phase in self.PHASES}
+        skeleton = self.codec.skeleton
+        keep = [sanitize_box(b, image.shape[:2]) for b in boxes]
+        valid = [i for i, b in enumerate(keep) if b is not None]
+        if not valid:
+            return Poses.empty(skeleton)
+
+        t0 = time.perf_counter()
+        out_h, out_w = self.codec.input_hw
+        crops, matrices = [], []
+        for i in valid:
+            center, size = box_to_center_scale(keep[i], out_w / out_h, self.padding)
+            crop, matrix = crop_person(image, center, size, 0.0, self.codec.input_hw)
+            crops.append(crop)
+            matrices.append(matrix)
+        batch = torch.from_numpy(to_hrnet_input(np.stack(crops)))
+        self.timings["crop"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        heatmaps = self._heatmaps(batch)
+        self.timings["network"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        decoded = self.codec.decode(heatmaps)  # (P, K, 3) crop px
+        keypoints = np.empty_like(decoded)
+        for p, matrix in enumerate(matrices):
+            keypoints[p] = transform_keypoints(invert_affine(matrix), decoded[p][None])[0]
+        confident = keypoints[..., 2] > self.keypoint_threshold
+        mean_conf = np.where(confident, keypoints[..., 2], 0).sum(1) / np.maximum(confident.sum(1), 1)
+        person_scores = scores[valid] * mean_conf
+        areas = np.array([keep[i][2] * keep[i][3] for i in valid])
+        order = oks_nms(keypoints, person_scores, areas, skeleton.sigmas_array, self.oks_threshold)
+        self.timings["decode"] = time.perf_counter() - t0
+        return Poses(keypoints[order], person_scores[order], skeleton)
+
+    def _heatmaps(self, batch: torch.Tensor) -> np.ndarray:
+        """(P, 3, H, W) normalised crops -> (P, K, h, w) float32 heatmaps, flip-averaged when asked."""
+        was_training = self.model.training
+        self.model.eval()
+        chunks = []
+        try:
+            for start in range(0, batch.shape[0], self.batch_size):
+                x = batch[start : start + self.batch_size].to(self.device)
+                if self.half:
+                    x = x.half()
+                maps = self.model(x)["heatmaps"].float()
+                if self.flip:
+                    mirrored = self.model(x.flip(-1))["heatmaps"].float().cpu().numpy()
+                    back = self.codec.flip_heatmaps(mirrored, shift=self.flip_shift)
+                    maps = 0.5 * (maps.cpu() + torch.from_numpy(back))
+                chunks.append(maps.cpu().numpy())
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        finally:
+            self.model.train(was_training)
+        return np.concatenate(chunks)

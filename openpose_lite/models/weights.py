@@ -37,6 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from openpose_lite.models.hrnet import ARCH as HRNET_ARCH
+from openpose_lite.models.hrnet import build_hrnet, convert_hrnet_official, hrnet_config_from_state_dict, is_hrnet_official
 from openpose_lite.models.vgg19_paf import ARCH as VGG19_PAF_ARCH
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf
 
@@ -174,7 +176,14 @@ LAYOUTS: list[WeightLayout] = [
     WeightLayout("cmu_named", lambda k: "conv5_1_CPM_L1.weight" in k or "model1_1.conv5_1_CPM_L1.weight" in k,
                  lambda: frozenset(_cmu_key_map(_cmu_key_named, CMU_NUM_STAGES))),
     WeightLayout("torchvision_vgg19", lambda k: "features.0.weight" in k, _vgg_key_set),
+    # The official HRNet pose checkpoints; our HRNet keeps their parameter names.
+    WeightLayout("hrnet", lambda k: is_hrnet_official(dict.fromkeys(k)), lambda: _hrnet_key_set()),
 ]
+
+
+def _hrnet_key_set() -> frozenset[str]:
+    with torch.device("meta"):
+        return frozenset(build_hrnet().state_dict())
 
 
 def _sample(keys: Collection[str]) -> list[str]:
@@ -373,9 +382,9 @@ _VGG19_PAF_DEFAULTS: dict[str, Any] = {"num_stages": CMU_NUM_STAGES, "stage_chan
 def build_model_from_config_dict(model_cfg: Mapping[str, Any]) -> nn.Module:
     """Build an untrained model from the plain ``config["model"]`` dict of a checkpoint.
 
-    Keys: ``arch`` (``"vgg19_paf"``), ``num_stages``, ``stage_channels``, ``width_mult``;
-    a missing key takes the CMU default and keys meant for other parts (training options)
-    are ignored. Extend here for new architectures.
+    Keys: ``arch`` (``"vgg19_paf"`` or ``"hrnet"``); for vgg19_paf ``num_stages``,
+    ``stage_channels``, ``width_mult``; for hrnet ``hrnet_width``. A missing key takes the
+    paper default and keys meant for other parts (training options) are ignored.
     """
     if not isinstance(model_cfg, Mapping):
         raise ValueError(f"model config must be a dict, got {type(model_cfg).__name__}")
@@ -387,7 +396,9 @@ def build_model_from_config_dict(model_cfg: Mapping[str, Any]) -> nn.Module:
             stage_channels=int(args["stage_channels"]),
             width_mult=float(args["width_mult"]),
         )
-    raise ValueError(f"model config 'arch': unknown architecture {arch!r}; known: [{VGG19_PAF_ARCH!r}]")
+    if arch == HRNET_ARCH:
+        return build_hrnet(width=int(model_cfg.get("hrnet_width", 32)))
+    raise ValueError(f"model config 'arch': unknown architecture {arch!r}; known: [{VGG19_PAF_ARCH!r}, {HRNET_ARCH!r}]")
 
 
 _STAGE_KEY = re.compile(r"^stages\.(\d+)\.")
@@ -422,6 +433,8 @@ def load_model_with_config(
 
     * CMU files (``cmu_named`` / ``cmu_numbered``): the full-width CMU model with the file's
       stage count (6 for the published weights).
+    * Official HRNet pose files (``hrnet``): HRNet of the file's width and keypoint count;
+      our HRNet checkpoints share that layout and carry their config.
     * Our checkpoints: built from ``config["model"]`` (see :func:`build_model_from_config_dict`);
       a bare state dict in our layout: sizes inferred from its tensor shapes.
 
@@ -446,6 +459,13 @@ def load_model_with_config(
         else:
             model_cfg = _infer_vgg19_paf_config(state, source)
         model = build_model_from_config_dict(model_cfg)
+        _load_exact(model, state, source)
+    elif layout == "hrnet":
+        state = convert_hrnet_official(state)
+        if config is not None and isinstance(config.get("model"), Mapping):
+            model = build_model_from_config_dict(config["model"])
+        else:
+            model = build_hrnet(**hrnet_config_from_state_dict(state))
         _load_exact(model, state, source)
     elif layout == "torchvision_vgg19":
         raise ValueError(f"{source}: holds only an ImageNet VGG19 trunk, not a pose model; use load_vgg19_imagenet to initialise a trunk")
