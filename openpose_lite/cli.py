@@ -134,7 +134,7 @@ def _run_model_eval(args: argparse.Namespace) -> int:
                     continue
                 batch_ids.append(image_id)
                 images.append(image)
-            for image_id, poses in zip(batch_ids, predictor.predict_batch(images)):
+            for image_id, poses in zip(batch_ids, _predict(predictor, images, batch_ids)):
                 results.extend(poses.to_coco(image_id))
             evaluated.extend(batch_ids)
             progress.update(len(image_ids[start : start + args.batch_size]))
@@ -144,8 +144,7 @@ def _run_model_eval(args: argparse.Namespace) -> int:
     if args.json_out:
         _write_json_atomic(args.json_out, results)
     model = args.checkpoint or args.weights
-    print(f"{model} on {args.ann}: {len(evaluated)} images, {len(results)} people, "
-          f"input {predictor.input_size}, scales {' '.join(f'{s:g}' for s in predictor.scales)}, flip {'on' if predictor.flip else 'off'}")
+    print(f"{model} on {args.ann}: {len(evaluated)} images, {len(results)} people, {_describe(predictor)}")
     print(format_metrics(metrics, style="markdown"))
     if failures:
         print(f"{len(failures)} images could not be read", file=sys.stderr)
@@ -199,7 +198,8 @@ def _run_export(args: argparse.Namespace) -> int:
 WEIGHTS_HELP = (
     "pass --weights FILE (the public CMU COCO body model, pose_iter_440000, converted to a PyTorch state dict "
     "in the layout of the common PyTorch OpenPose ports, e.g. body_pose_model.pth; or any openpose_lite "
-    "checkpoint or state dict) or --checkpoint FILE (a checkpoint written by train_vgg19.py)"
+    "checkpoint or state dict) or --checkpoint FILE (a checkpoint written by train_vgg19.py); "
+    "top-down: official HRNet pose weights or a checkpoint from 'openpose-lite train'"
 )
 
 
@@ -207,7 +207,7 @@ def _add_weights_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--weights", type=Path, metavar="FILE",
                        help="weights in any supported layout: the CMU COCO body model (PyTorch ports' layouts) or our files")
-    group.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by train_vgg19.py")
+    group.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by train_vgg19.py or openpose-lite train")
 
 
 def _add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> None:
@@ -219,6 +219,11 @@ def _add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> 
     p.add_argument("--batch-size", type=int, default=1, help="images (or video frames) per network batch")
     p.add_argument("--peak-threshold", type=float, default=None,
                    help="minimum confidence of a keypoint (default: the checkpoint's codec setting, else 0.1)")
+    p.add_argument("--boxes", type=Path, metavar="FILE",
+                   help="top-down models: person boxes from a COCO detections JSON (image ids as in the annotations "
+                   "or the numeric image file names)")
+    p.add_argument("--person-detector", type=Path, metavar="FILE",
+                   help="top-down models: person boxes from this bottom-up model's people (no external detector)")
     if input_size:
         p.add_argument("--input-size", type=int, default=None,
                        help="network input height at scale 1, a multiple of 8 (default: the checkpoint's, else 368)")
@@ -238,13 +243,72 @@ def _load_error(path: Path, exc: Exception) -> CliError:
     return CliError(message if str(path) in message else f"cannot load {path}: {message}")
 
 
+def _is_topdown(path: Path) -> bool:
+    """Whether a weights file holds a top-down (HRNet) model, from its keys alone."""
+    from openpose_lite.models.weights import detect_layout, load_state_dict_file, split_checkpoint
+
+    state, _ = split_checkpoint(load_state_dict_file(path), str(path))
+    return detect_layout(state) == "hrnet"
+
+
+def _build_topdown(args: argparse.Namespace, path: Path):
+    """A TopDownPipeline: the HRNet predictor plus the person boxes the options name."""
+    from openpose_lite.predictor import BottomUpPredictor, TopDownPipeline, TopDownPredictor, bottomup_boxes, coco_boxes
+
+    if args.boxes is not None and args.person_detector is not None:
+        raise CliError("give --boxes or --person-detector, not both")
+    try:
+        predictor = TopDownPredictor.from_weights(path, flip=args.flip, device=args.device, half=args.half,
+                                                  refine=getattr(args, "refine", None),
+                                                  batch_size=max(args.batch_size, 32))
+        if args.boxes is not None:
+            boxes = coco_boxes(args.boxes, detections=True)
+        elif args.person_detector is not None:
+            boxes = bottomup_boxes(BottomUpPredictor.from_weights(args.person_detector, device=args.device))
+        elif getattr(args, "ann", None) is not None:
+            boxes = coco_boxes(args.ann)  # evaluation with the ground-truth boxes
+        else:
+            raise CliError(f"{path} is a top-down model: it needs person boxes, from --boxes FILE (COCO detections) "
+                           "or --person-detector FILE (bottom-up weights)")
+    except (FileNotFoundError, ValueError) as exc:
+        raise _load_error(path, exc) from None
+    return TopDownPipeline(predictor, boxes)
+
+
+def _predict(predictor, images: list, image_ids: list) -> list:
+    """Poses of a batch, whichever branch: the top-down pipeline also needs the images' ids for its boxes."""
+    from openpose_lite.predictor import TopDownPipeline
+
+    if isinstance(predictor, TopDownPipeline):
+        return predictor.predict_batch(images, image_ids)
+    return predictor.predict_batch(images)
+
+
+def _describe(predictor) -> str:
+    from openpose_lite.predictor import TopDownPipeline
+
+    if isinstance(predictor, TopDownPipeline):
+        td = predictor.predictor
+        return f"top-down {td.codec.input_hw[0]}x{td.codec.input_hw[1]}, refine {td.codec.refine}, flip {'on' if td.flip else 'off'}"
+    return (f"input {predictor.input_size}, scales {' '.join(f'{s:g}' for s in predictor.scales)}, "
+            f"flip {'on' if predictor.flip else 'off'}")
+
+
 def _build_predictor(args: argparse.Namespace):
-    """The BottomUpPredictor the model options describe (loads the weights)."""
+    """The predictor the model options describe (loads the weights): bottom-up, or a top-down pipeline."""
     from openpose_lite.predictor import BottomUpPredictor
 
     path = _weights_path(args)
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:
+        topdown = _is_topdown(path)
+    except ValueError:
+        topdown = False  # an unknown layout: the bottom-up loader below names the keys
+    if topdown:
+        return _build_topdown(args, path)
+    if args.boxes is not None or args.person_detector is not None:
+        raise CliError("--boxes and --person-detector are for top-down models; this is a bottom-up one")
     overrides: dict = {}
     if args.peak_threshold is not None:
         overrides["peak_threshold"] = args.peak_threshold
@@ -269,7 +333,8 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "infer",
         help="people in images, folders and videos -> OpenPose JSON, COCO results, drawings",
-        description="Runs the bottom-up model on images, folders of images/videos and video files. Writes "
+        description="Runs a model on images, folders of images/videos and video files: the bottom-up model, or a "
+        "top-down one (HRNet) on person boxes from --boxes or --person-detector. Writes "
         "<stem>_keypoints.json per image (OpenPose JSON 1.3; video frames: <video stem>_<frame:012d>_keypoints.json), "
         "results_coco.json (COCO keypoint results for the whole run) and images.json (image_id -> file), and "
         "with --render <stem>_rendered.jpg or <video stem>_rendered.mp4. Unreadable inputs are reported and "
@@ -378,7 +443,9 @@ def _write_image_atomic(path: Path, image) -> None:
 def _infer_images(predictor, batch: list[tuple[Path, object]], run: _InferRun, progress) -> None:
     from openpose_lite.viz import draw_poses
 
-    all_poses = predictor.predict_batch([image for _, image in batch])
+    # Box files name images by COCO id, which COCO file names carry.
+    ids = [int(path.stem) if path.stem.isdigit() else None for path, _ in batch]
+    all_poses = _predict(predictor, [image for _, image in batch], ids)
     for (path, image), poses in zip(batch, all_poses):
         name = run.unique_stem(path.stem)
         run.record(poses, name, path, None)
@@ -418,7 +485,7 @@ def _infer_video(predictor, path: Path, batch_size: int, run: _InferRun, progres
                     frames.append(frame)
                 if not frames:
                     break
-                for frame, poses in zip(frames, predictor.predict_batch(frames)):
+                for frame, poses in zip(frames, _predict(predictor, frames, [None] * len(frames))):
                     run.record(poses, f"{name}_{frame_index:0{_FRAME_DIGITS}d}", path, frame_index)
                     if render_path is not None:
                         from openpose_lite.viz import draw_poses
@@ -484,12 +551,98 @@ def _run_infer(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if run.failures else EXIT_OK
 
 
+# --------------------------------------------------------------------------------------- bench
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="top-down vs bottom-up: speed as people multiply, accuracy on the same images",
+        description="Times the bottom-up (OpenPose) and top-down (HRNet) pipelines on generated scenes with more and "
+        "more people, and with --ann compares both branches' COCO metrics and codec oracles on one set. Writes "
+        "speed.csv, accuracy.csv, table.md and speed.png (needs matplotlib) to --out, prints the tables and the "
+        "command line that reproduces them. Without checkpoints the models are the paper's with random weights "
+        "(fine for timing).",
+    )
+    p.add_argument("--people", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], metavar="N", help="people per scene")
+    p.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"), help="image size")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per point (the median is reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed calls per point before the timed ones")
+    p.add_argument("--decode-repeats", type=int, default=20, help="timed decodes of the ground-truth maps per point")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the scenes and of the random weights")
+    p.add_argument("--box-source", choices=("gt", "bottomup"), default="gt",
+                   help="top-down boxes: the scene's ground truth, or the bottom-up model's people")
+    p.add_argument("--bu-width-mult", type=float, default=None, help="random bottom-up model: trunk width multiplier (1.0)")
+    p.add_argument("--bu-stages", type=int, default=None, help="random bottom-up model: stages (6)")
+    p.add_argument("--bu-input-size", type=int, default=None,
+                   help="bottom-up network input height (default: the checkpoint's, else 368)")
+    p.add_argument("--hrnet-width", type=int, default=None, help="random top-down model: HRNet width (32)")
+    p.add_argument("--td-input-hw", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="random top-down model: crop size, multiples of 32 (256 192)")
+    p.add_argument("--bu-checkpoint", type=Path, metavar="FILE", help="bottom-up checkpoint (real weights)")
+    p.add_argument("--td-checkpoint", type=Path, metavar="FILE", help="top-down (HRNet) checkpoint or official HRNet weights")
+    p.add_argument("--ann", type=Path, help="COCO-format keypoint annotations: accuracy section (oracle rows always)")
+    p.add_argument("--images", type=Path, metavar="DIR", help="the annotation file's images: model rows (needs checkpoints)")
+    p.add_argument("--flip", action="store_true", help="flip test in the accuracy section (both branches)")
+    p.add_argument("--out", type=Path, default=Path("bench_out"), help="output folder")
+
+
+def _bench_config(args: argparse.Namespace):
+    """The BenchConfig that the bench options describe (a ValueError names a bad option)."""
+    from openpose_lite.bench import BenchConfig
+
+    def text(path: Path | None) -> str | None:
+        return None if path is None else str(path)
+
+    return BenchConfig(
+        people=tuple(args.people), image_hw=tuple(args.size), repeats=args.repeats, warmup=args.warmup,
+        decode_repeats=args.decode_repeats, device=args.device, threads=args.threads, seed=args.seed,
+        box_source=args.box_source, bu_width_mult=args.bu_width_mult, bu_stages=args.bu_stages,
+        bu_input_size=args.bu_input_size, hrnet_width=args.hrnet_width,
+        td_input_hw=None if args.td_input_hw is None else tuple(args.td_input_hw),
+        bu_checkpoint=text(args.bu_checkpoint), td_checkpoint=text(args.td_checkpoint), ann=text(args.ann),
+        images=text(args.images), flip=args.flip, out_dir=str(args.out),
+    )
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from openpose_lite.bench import accuracy_table, markdown_report, run_bench, write_outputs
+
+    config = _bench_config(args)
+    print(f"openpose-lite bench: {len(config.people)} points x {config.warmup + config.repeats} calls per branch ...",
+          file=sys.stderr, flush=True)
+    result = run_bench(config)
+    written = write_outputs(result)
+    print(markdown_report(result).rstrip())
+    if accuracy_table(result) is None:
+        print("(no --ann: accuracy section skipped)")
+    if "plot" not in written:
+        print("speed.png not written: matplotlib is not installed (pip install 'openpose-lite[plot]')")
+    print("wrote " + ", ".join(str(p) for p in written.values()))
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    # Listed for --help only: main() hands "train ..." to openpose_lite.training, which owns its arguments.
+    sub.add_parser("train", add_help=False,
+                   help="train either branch from a YAML config (model.arch: vgg19_paf or hrnet); see train --help")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from openpose_lite import training
+
+    return training.main(args.train_argv, prog="openpose-lite train")
+
+
 # ---------------------------------------------------------------------------------------- main
 COMMANDS = {
+    "train": (_add_train, _run_train),
     "infer": (_add_infer, _run_infer),
     "eval": (_add_eval, _run_eval),
     "export": (_add_export, _run_export),
     "synth": (_add_synth, _run_synth),
+    "bench": (_add_bench, _run_bench),
 }
 
 
@@ -504,6 +657,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:
+        # Training has its own parser (shared with train_vgg19.py), with config overrides as positionals.
+        return _run_train(argparse.Namespace(train_argv=argv[1:]))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:

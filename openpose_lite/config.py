@@ -167,7 +167,8 @@ class ModelConfig(_Section):
     ``vgg19_paf`` is the CMU bottom-up model (VGG19 trunk + ``num_stages`` refinement stages
     of ``stage_channels`` channels); ``width_mult`` is a channel multiplier for small CPU
     models (1.0 keeps the CMU layout, which the public weights need). ``hrnet`` is the
-    top-down comparison branch with base width ``hrnet_width``.
+    top-down comparison branch with base width ``hrnet_width`` and ``hrnet_blocks`` residual
+    blocks per branch (4 in the paper).
     """
 
     _section: typing.ClassVar[str] = "model"
@@ -177,12 +178,14 @@ class ModelConfig(_Section):
     stage_channels: int = 128
     width_mult: float = 1.0
     hrnet_width: int = 32
+    hrnet_blocks: int = 4
 
     def _check(self) -> None:
         self._require(self.num_stages >= 1, "num_stages", "an integer >= 1")
         self._require(self.stage_channels >= 1, "stage_channels", "an integer >= 1")
         self._require(math.isfinite(self.width_mult) and self.width_mult > 0, "width_mult", "a number > 0")
         self._require(self.hrnet_width >= 1, "hrnet_width", "an integer >= 1")
+        self._require(self.hrnet_blocks >= 1, "hrnet_blocks", "an integer >= 1")
 
 
 @dataclass(frozen=True)

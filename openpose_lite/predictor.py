@@ -33,7 +33,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,10 @@ from openpose_lite.models.hrnet import HRNet
 from openpose_lite.models.weights import load_model_with_config
 from openpose_lite.structures import Poses
 
-__all__ = ["PHASES", "BottomUpPredictor", "TopDownPredictor", "resolve_device", "scaled_input_height"]
+__all__ = [
+    "PHASES", "BottomUpPredictor", "TopDownPipeline", "TopDownPredictor", "bottomup_boxes", "coco_boxes",
+    "resolve_device", "scaled_input_height",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -549,3 +552,94 @@ class TopDownPredictor:
         finally:
             self.model.train(was_training)
         return np.concatenate(chunks)
+
+
+# ----------------------------------------------------------------------- person boxes
+BoxSource = Callable[[np.ndarray, "int | None"], tuple[np.ndarray, np.ndarray]]
+"""``(image_bgr, image_id or None) -> (boxes (N, 4) x, y, w, h, scores (N,))``."""
+
+
+def coco_boxes(path: str | Path, detections: bool = False, min_score: float = 0.0) -> BoxSource:
+    """Person boxes by image id from a COCO file: its ground-truth annotations, or a detections JSON.
+
+    Ground truth: every non-crowd person box (score 1), as the HRNet ground-truth-box evaluation
+    does. Detections: a COCO results list ``[{"image_id", "bbox", "score", "category_id"}]``.
+    """
+    import json
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"box file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON file ({exc})") from None
+    entries = data if detections else data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        what = "a list of COCO detections" if detections else "a COCO file with 'annotations'"
+        raise ValueError(f"{path}: expected {what}")
+    by_image: dict[int, list[tuple[list[float], float]]] = {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or "image_id" not in e or "bbox" not in e or len(e["bbox"]) != 4:
+            raise ValueError(f"{path}: entry {i} lacks 'image_id' or a 4-number 'bbox'")
+        if e.get("category_id", 1) != 1 or e.get("iscrowd", 0):
+            continue
+        score = float(e.get("score", 1.0))
+        if score >= min_score:
+            by_image.setdefault(int(e["image_id"]), []).append(([float(v) for v in e["bbox"]], score))
+
+    def source(image: np.ndarray, image_id: int | None) -> tuple[np.ndarray, np.ndarray]:
+        if image_id is None:
+            raise ValueError(f"boxes from {path} need the image's COCO id")
+        found = by_image.get(int(image_id), [])
+        return (np.array([b for b, _ in found], np.float64).reshape(-1, 4), np.array([s for _, s in found], np.float64))
+
+    return source
+
+
+def bottomup_boxes(predictor: BottomUpPredictor, margin: float = 0.1) -> BoxSource:
+    """Person boxes from the bottom-up model's people: the extent of their keypoints, grown by ``margin``.
+
+    Lets the top-down branch run with no external detector; the box score is the person score.
+    """
+
+    def source(image: np.ndarray, image_id: int | None) -> tuple[np.ndarray, np.ndarray]:
+        poses = predictor(image)
+        boxes, scores = [], []
+        for kps, score in zip(poses.keypoints, poses.scores):
+            found = kps[kps[:, 2] > 0, :2]
+            if len(found) < 2:
+                continue
+            lo, hi = found.min(0), found.max(0)
+            pad = margin * (hi - lo) + 2.0
+            boxes.append([lo[0] - pad[0], lo[1] - pad[1], hi[0] - lo[0] + 2 * pad[0], hi[1] - lo[1] + 2 * pad[1]])
+            scores.append(float(score))
+        return np.array(boxes, np.float64).reshape(-1, 4), np.array(scores, np.float64)
+
+    return source
+
+
+class TopDownPipeline:
+    """Whole images -> :class:`Poses` with a :class:`TopDownPredictor`, person boxes from a :data:`BoxSource`.
+
+    ``predict_batch(images, image_ids)`` mirrors :meth:`BottomUpPredictor.predict_batch`, so the
+    command line drives both branches the same way.
+    """
+
+    def __init__(self, predictor: TopDownPredictor, boxes: BoxSource) -> None:
+        self.predictor = predictor
+        self.boxes = boxes
+
+    def __call__(self, image_bgr: np.ndarray, image_id: int | None = None) -> Poses:
+        return self.predict_batch([image_bgr], [image_id])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None,
+                      batch_size: int | None = None) -> list[Poses]:
+        ids = list(image_ids) if image_ids is not None else [None] * len(images)
+        if len(ids) != len(images):
+            raise ValueError(f"image_ids: {len(ids)} ids for {len(images)} images")
+        out = []
+        for image, image_id in zip(images, ids):
+            boxes, scores = self.boxes(image, image_id)
+            out.append(self.predictor(image, boxes, scores))
+        return out

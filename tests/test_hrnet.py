@@ -327,9 +327,9 @@ def test_detection_rejects_other_layouts(official_w32):
 def test_config_is_inferred_from_the_state_dict(width, keypoints):
     layout = official_layout(width, keypoints)
     state = {k: torch.empty(shape, device="meta") for k, shape in layout.items()}
-    assert hrnet_config_from_state_dict(state) == {"width": width, "num_keypoints": keypoints}
+    assert hrnet_config_from_state_dict(state) == {"width": width, "num_keypoints": keypoints, "num_blocks": 4}
     prefixed = {f"module.{k}": v for k, v in state.items()}
-    assert hrnet_config_from_state_dict(prefixed) == {"width": width, "num_keypoints": keypoints}
+    assert hrnet_config_from_state_dict(prefixed) == {"width": width, "num_keypoints": keypoints, "num_blocks": 4}
 
 
 def test_conversion_strips_module_prefix_and_fills_missing_bn_counters(official_w32):

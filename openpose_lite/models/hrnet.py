@@ -314,9 +314,12 @@ class HRNet(nn.Module):
         return {"heatmaps": self.final_layer(branches[0])}
 
 
-def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints) -> HRNet:
-    """HRNet-W``width`` with ``num_keypoints`` heatmaps and the official initialisation."""
-    model = HRNet(width=width, num_keypoints=num_keypoints)
+def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints, num_blocks: int = 4) -> HRNet:
+    """HRNet-W``width`` with ``num_keypoints`` heatmaps and the official initialisation.
+
+    ``num_blocks`` residual blocks per branch and module (4 in the paper; fewer for small CPU models).
+    """
+    model = HRNet(width=width, num_keypoints=num_keypoints, num_blocks=num_blocks)
     logger.debug("built HRNet-W%d with %d keypoints (%d parameters)",
                  width, num_keypoints, sum(p.numel() for p in model.parameters()))
     return model
@@ -353,10 +356,11 @@ def _shape(value: Any, key: str) -> tuple[int, ...]:
 
 
 def hrnet_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, int]:
-    """``{"width": C, "num_keypoints": K}`` read from an HRNet state dict (``module.`` allowed).
+    """``{"width": C, "num_keypoints": K, "num_blocks": n}`` read from an HRNet state dict (``module.`` allowed).
 
     C is the output width of the first stage-2 block (``stage2.0.branches.0.0.conv1.weight``,
-    shape (C, C, 3, 3)); K the output count of ``final_layer.weight`` (shape (K, C, 1, 1)).
+    shape (C, C, 3, 3)); K the output count of ``final_layer.weight`` (shape (K, C, 1, 1));
+    n the number of blocks in the first stage-2 branch (4 in the official models).
     """
     state = _strip_module_prefix(state_dict)
     for key in (_WIDTH_KEY, _FINAL_KEY):
@@ -373,7 +377,8 @@ def hrnet_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, int
         raise ValueError(
             f"HRNet state dict: {_FINAL_KEY!r} must be a 1x1 conv (FINAL_CONV_KERNEL 1), got shape {final_shape}"
         )
-    return {"width": int(width_shape[0]), "num_keypoints": int(final_shape[0])}
+    blocks = {int(k.split(".")[4]) for k in state if k.startswith("stage2.0.branches.0.") and k.count(".") > 4}
+    return {"width": int(width_shape[0]), "num_keypoints": int(final_shape[0]), "num_blocks": max(blocks) + 1}
 
 
 def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:

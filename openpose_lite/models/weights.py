@@ -397,7 +397,7 @@ def build_model_from_config_dict(model_cfg: Mapping[str, Any]) -> nn.Module:
             width_mult=float(args["width_mult"]),
         )
     if arch == HRNET_ARCH:
-        return build_hrnet(width=int(model_cfg.get("hrnet_width", 32)))
+        return build_hrnet(width=int(model_cfg.get("hrnet_width", 32)), num_blocks=int(model_cfg.get("hrnet_blocks", 4)))
     raise ValueError(f"model config 'arch': unknown architecture {arch!r}; known: [{VGG19_PAF_ARCH!r}, {HRNET_ARCH!r}]")
 
 
