@@ -83,12 +83,16 @@ class NonFiniteLossError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- devices
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` -> a device.
+def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
+    """``"auto"``/``None`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a device -> a device.
 
     Under DDP on GPUs, ``"auto"`` and ``"cuda"`` pick ``cuda:<local_rank>`` (one GPU per
     process). Asking for CUDA where there is none is a ValueError, not a silent CPU run.
     """
+    if name is None:
+        name = "auto"
+    elif isinstance(name, torch.device):
+        name = str(name)
     if not isinstance(name, str) or not (name in ("auto", "cpu", "cuda") or name.startswith("cuda:")):
         raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):

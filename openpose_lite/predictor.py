@@ -46,6 +46,7 @@ from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.config import CodecConfig, TopDownConfig, build_bottomup_codec, build_topdown_codec, config_from_dict
 from openpose_lite.data.topdown import crop_person, sanitize_box, to_hrnet_input
 from openpose_lite.data.transforms import PAD_VALUE, letterbox, to_network_input
+from openpose_lite.engine import resolve_device
 from openpose_lite.evaluation import oks_nms
 from openpose_lite.geometry import box_to_center_scale, invert_affine, letterbox_affine, transform_keypoints
 from openpose_lite.models.hrnet import HRNet
@@ -64,19 +65,6 @@ logger = logging.getLogger(__name__)
 # network = the forward passes; postprocess = un-mirroring, resampling to the scale-1 grid,
 # averaging and the device->host copy; decode = codec.decode + mapping to image pixels.
 PHASES: tuple[str, ...] = ("preprocess", "network", "postprocess", "decode")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` or ``"auto"`` -> CUDA when available, else CPU; anything else is checked and returned."""
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use device='cpu'")
-    return dev
 
 
 def scaled_input_height(input_size: int, scale: float, stride: int) -> int:
