@@ -568,7 +568,9 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed calls per point before the timed ones")
     p.add_argument("--decode-repeats", type=int, default=20, help="timed decodes of the ground-truth maps per point")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (0: torch's default, one per core; 1 by default, the repeatable choice on a "
+                   "CPU shared with other jobs)")
     p.add_argument("--seed", type=int, default=0, help="seed of the scenes and of the random weights")
     p.add_argument("--box-source", choices=("gt", "bottomup"), default="gt",
                    help="top-down boxes: the scene's ground truth, or the bottom-up model's people")

@@ -169,6 +169,9 @@ class ModelConfig(_Section):
     models (1.0 keeps the CMU layout, which the public weights need). ``hrnet`` is the
     top-down comparison branch with base width ``hrnet_width`` and ``hrnet_blocks`` residual
     blocks per branch (4 in the paper).
+    ``init``: how vgg19_paf's CPM and stage convs start: ``cmu`` (N(0, 0.01^2), the paper's,
+    for a pretrained trunk) or ``kaiming`` (He-normal; for training the whole network from
+    scratch with Adam, see models/vgg19_paf.py).
     """
 
     _section: typing.ClassVar[str] = "model"
@@ -179,6 +182,7 @@ class ModelConfig(_Section):
     width_mult: float = 1.0
     hrnet_width: int = 32
     hrnet_blocks: int = 4
+    init: Literal["cmu", "kaiming"] = "cmu"
 
     def _check(self) -> None:
         self._require(self.num_stages >= 1, "num_stages", "an integer >= 1")

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Callable
+
+
+def _umask_mode() -> int:
+    """The mode a plain ``open()`` would give a new file (mkstemp makes them owner-only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~mask
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], binary: bool = False) -> Path:
@@ -23,6 +31,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], bina
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
@@ -39,6 +48,7 @@ def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):

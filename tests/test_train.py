@@ -242,7 +242,7 @@ def test_backbone_weights_fill_the_trunk_and_stay_fixed_while_frozen(scenes, tmp
     positions = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21)
     convs = [m for m in vgg.trunk if isinstance(m, nn.Conv2d)]
     state = {}
-    for pos, conv in zip(positions, convs):
+    for pos, conv in zip(positions, convs, strict=True):
         state[f"features.{pos}.weight"] = conv.weight.detach().clone()
         state[f"features.{pos}.bias"] = torch.randn_like(conv.bias)
     weights = tmp_path / "vgg19.pth"
@@ -253,8 +253,8 @@ def test_backbone_weights_fill_the_trunk_and_stay_fixed_while_frozen(scenes, tmp
                      "train.freeze_trunk_epochs=1", "data.val_ann=null", "data.val_images=null")
     assert train_vgg19.main([*args, "--backbone-weights", str(weights)]) == 0
     trained = load_checkpoint(out / "last.pt")["model"]
-    for pos, i in zip(positions, range(len(positions))):
-        name = [n for n, m in vgg.trunk.named_children() if isinstance(m, nn.Conv2d)][i]
+    conv_names = [n for n, m in vgg.trunk.named_children() if isinstance(m, nn.Conv2d)]  # conv1_1 ... conv4_2
+    for pos, name in zip(positions, conv_names, strict=True):
         assert torch.equal(trained[f"trunk.{name}.weight"], state[f"features.{pos}.weight"])
         assert torch.equal(trained[f"trunk.{name}.bias"], state[f"features.{pos}.bias"])
     start = engine.read_jsonl(out / "metrics.jsonl")[0]
@@ -292,3 +292,21 @@ def test_metrics_logger_appends_lines_and_reader_skips_a_torn_tail(tmp_path):
         fh.write('{"type": "c", "x"')  # killed mid-line
     assert engine.read_jsonl(path) == [{"type": "a", "x": 1}, {"type": "b", "x": 2.5}]
     assert json.loads(path.read_text().splitlines()[0]) == {"type": "a", "x": 1}
+
+
+def test_kaiming_init_scales_cpm_and_stages_but_keeps_output_convs_small():
+    torch.manual_seed(0)
+    cmu = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 2, "stage_channels": 32, "width_mult": 0.25})
+    torch.manual_seed(0)
+    kaiming = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 2, "stage_channels": 32,
+                                            "width_mult": 0.25, "init": "kaiming"})
+    conv = kaiming.stages[1].pafs.conv1  # 7x7, fan_in = in_channels * 49
+    fan_in = conv.weight.shape[1] * conv.weight.shape[2] * conv.weight.shape[3]
+    assert conv.weight.std().item() == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.1)
+    assert cmu.stages[1].pafs.conv1.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert kaiming.stages[1].pafs.conv7.weight.std().item() == pytest.approx(0.01, rel=0.2)  # output conv
+    assert kaiming.cpm.conv4_3.weight.std().item() > 3 * cmu.cpm.conv4_3.weight.std().item()
+    for name, value in cmu.trunk.state_dict().items():  # the trunk is drawn the same way by both
+        assert torch.equal(value, kaiming.trunk.state_dict()[name]), name
+    with pytest.raises(ValueError, match="init"):
+        build_model_from_config_dict({"arch": "vgg19_paf", "init": "xavier"})

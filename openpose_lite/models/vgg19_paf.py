@@ -35,6 +35,7 @@ from openpose_lite.skeleton import OPENPOSE_18, Skeleton
 logger = logging.getLogger(__name__)
 
 ARCH = "vgg19_paf"
+INITS = ("cmu", "kaiming")
 STRIDE = 8
 
 # Trunk layers in order: (name, base output width) for convs, (name, None) for max-pools.
@@ -110,10 +111,15 @@ class VGG19PafNet(nn.Module):
         width_mult: scales the trunk and CPM widths (64, 128, 256, 512 and 256, 128), rounded
             and at least 8; 1.0 is the CMU model. Small values give fast CPU test models.
 
-    Initialisation (CMU-style, as in the paper's Caffe model): every CPM and stage conv
+    Initialisation, ``init="cmu"`` (as in the paper's Caffe model): every CPM and stage conv
     draws weights from N(0, 0.01^2) with zero bias; the trunk convs use Kaiming-normal
     (fan_out, ReLU) with zero bias, as torchvision's VGG does, since the trunk is normally
     overwritten by ImageNet weights and must otherwise train from scratch through 10 layers.
+    ``init="kaiming"``: the CPM and stage convs are Kaiming-normal (fan_in, ReLU) too, except
+    each branch's output conv, which keeps N(0, 0.01^2) so the first maps are near zero. For
+    whole-network training from scratch with Adam: at the CMU scale Adam's first updates
+    (about lr per weight) dwarf the weights and switch off most ReLUs of the CPM and stages,
+    and the PAF branch then sits at its all-zero plateau for epochs.
     """
 
     def __init__(
@@ -122,8 +128,11 @@ class VGG19PafNet(nn.Module):
         num_stages: int = 6,
         stage_channels: int = 128,
         width_mult: float = 1.0,
+        init: str = "cmu",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if num_stages < 1:
             raise ValueError(f"num_stages must be >= 1, got {num_stages}")
         if stage_channels < 1:
@@ -134,6 +143,7 @@ class VGG19PafNet(nn.Module):
         self.num_stages = int(num_stages)
         self.stage_channels = int(stage_channels)
         self.width_mult = float(width_mult)
+        self.init = init
         self.stride = STRIDE
 
         trunk: OrderedDict[str, nn.Module] = OrderedDict()
@@ -180,8 +190,16 @@ class VGG19PafNet(nn.Module):
         for part in (self.cpm, self.stages):
             for m in part.modules():
                 if isinstance(m, nn.Conv2d):
-                    nn.init.normal_(m.weight, std=0.01)
+                    if self.init == "kaiming":
+                        nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                    else:
+                        nn.init.normal_(m.weight, std=0.01)
                     nn.init.zeros_(m.bias)
+        if self.init == "kaiming":
+            for stage in self.stages:
+                for branch in (stage.pafs, stage.heatmaps):
+                    output = [m for m in branch.modules() if isinstance(m, nn.Conv2d)][-1]
+                    nn.init.normal_(output.weight, std=0.01)
 
     def trunk_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the VGG19 part (conv1_1 ... conv4_2), for freeze-then-release schedules."""
@@ -228,9 +246,11 @@ def build_vgg19_paf(
     stage_channels: int = 128,
     width_mult: float = 1.0,
     skeleton: Skeleton = OPENPOSE_18,
+    init: str = "cmu",
 ) -> VGG19PafNet:
-    """Build a :class:`VGG19PafNet`; the defaults are the CMU COCO body model."""
-    model = VGG19PafNet(skeleton=skeleton, num_stages=num_stages, stage_channels=stage_channels, width_mult=width_mult)
+    """Build a :class:`VGG19PafNet`; the defaults are the CMU COCO body model (``init``: see the class)."""
+    model = VGG19PafNet(skeleton=skeleton, num_stages=num_stages, stage_channels=stage_channels,
+                        width_mult=width_mult, init=init)
     logger.debug(
         "built %s: %d stages, stage width %d, width_mult %.3g, %d parameters",
         ARCH, num_stages, stage_channels, width_mult, sum(p.numel() for p in model.parameters()),

@@ -376,14 +376,14 @@ def load_weights_into(model: VGG19PafNet, path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------- building models
-_VGG19_PAF_DEFAULTS: dict[str, Any] = {"num_stages": CMU_NUM_STAGES, "stage_channels": 128, "width_mult": 1.0}
+_VGG19_PAF_DEFAULTS: dict[str, Any] = {"num_stages": CMU_NUM_STAGES, "stage_channels": 128, "width_mult": 1.0, "init": "cmu"}
 
 
 def build_model_from_config_dict(model_cfg: Mapping[str, Any]) -> nn.Module:
     """Build an untrained model from the plain ``config["model"]`` dict of a checkpoint.
 
     Keys: ``arch`` (``"vgg19_paf"`` or ``"hrnet"``); for vgg19_paf ``num_stages``,
-    ``stage_channels``, ``width_mult``; for hrnet ``hrnet_width``. A missing key takes the
+    ``stage_channels``, ``width_mult``, ``init`` (initialisation, see VGG19PafNet); for hrnet ``hrnet_width``. A missing key takes the
     paper default and keys meant for other parts (training options) are ignored.
     """
     if not isinstance(model_cfg, Mapping):
@@ -395,6 +395,7 @@ def build_model_from_config_dict(model_cfg: Mapping[str, Any]) -> nn.Module:
             num_stages=int(args["num_stages"]),
             stage_channels=int(args["stage_channels"]),
             width_mult=float(args["width_mult"]),
+            init=str(args["init"]),
         )
     if arch == HRNET_ARCH:
         return build_hrnet(width=int(model_cfg.get("hrnet_width", 32)), num_blocks=int(model_cfg.get("hrnet_blocks", 4)))

@@ -1,0 +1,207 @@
+"""openpose-lite bench on tiny models: outputs, tables, the reproducing command, the accuracy section."""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import dataclasses
+import importlib.util
+import shlex
+
+import numpy as np
+import pytest
+import torch
+
+from openpose_lite import cli
+from openpose_lite.bench import (
+    AccuracyRow,
+    BenchConfig,
+    BenchResult,
+    SpeedRow,
+    boxes_from_poses,
+    run_bench,
+    write_outputs,
+)
+from openpose_lite.checkpoint import save_checkpoint
+from openpose_lite.config import CodecConfig, Config, ModelConfig, TopDownConfig, config_to_dict
+from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.models.hrnet import build_hrnet
+from openpose_lite.models.vgg19_paf import build_vgg19_paf
+from openpose_lite.skeleton import COCO_17
+from openpose_lite.structures import Poses
+
+# Tiny models: seconds on a CPU. One torch thread: on a busy 2-core machine two threads of
+# small convolutions spend most of their time waiting for each other.
+TINY = ["--people", "1", "2", "--size", "96", "128", "--repeats", "1", "--warmup", "1", "--decode-repeats", "2",
+        "--device", "cpu", "--threads", "1", "--bu-width-mult", "0.125", "--bu-stages", "2", "--bu-input-size", "64",
+        "--hrnet-width", "8", "--td-input-hw", "64", "64"]
+SPEED_COLUMNS = [f.name for f in dataclasses.fields(SpeedRow)]
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def _printed_command(out: str) -> str:
+    lines = [line for line in out.splitlines() if line.startswith("openpose-lite bench ")]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+def test_tiny_bench_writes_csv_table_plot_and_prints_the_reproducing_command(tmp_path, capsys):
+    out_dir = tmp_path / "bench"
+    assert cli.main(["bench", *TINY, "--out", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+
+    with open(out_dir / "speed.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == SPEED_COLUMNS
+    assert [int(r["people"]) for r in rows] == [1, 2]
+    for r in rows:
+        assert 1 <= int(r["annotated"]) <= int(r["people"])
+        assert int(r["td_boxes"]) == int(r["annotated"])  # ground-truth boxes: one crop per annotated person
+        assert r["td_box_source"] == "gt" and float(r["td_box_ms"]) == 0.0
+        for column in ("bu_network_ms", "bu_decode_gt_ms", "td_crop_ms", "td_network_batched_ms",
+                       "td_decode_ms", "td_network_single_ms"):
+            assert float(r[column]) > 0, column
+        # A total holds its parts.
+        assert float(r["td_total_batched_ms"]) >= float(r["td_network_batched_ms"])
+        assert float(r["bu_total_ms"]) >= float(r["bu_network_ms"])
+    assert not (out_dir / "accuracy.csv").exists()
+
+    assert "| people | annotated | BU network |" in printed and "TD total 1-by-1" in printed
+    assert "random weights" in printed
+    command = _printed_command(printed)
+    assert command.startswith("openpose-lite bench --people 1 2 --size 96 128 --repeats 1")
+    assert "--device cpu --threads 1" in command and "--hrnet-width 8" in command
+    table = (out_dir / "table.md").read_text()
+    assert command in table and "| people |" in table
+    if HAS_MATPLOTLIB:
+        assert (out_dir / "speed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_printed_command_parses_back_to_the_resolved_config(tmp_path):
+    config = BenchConfig(people=(3,), image_hw=(64, 96), repeats=1, warmup=0, decode_repeats=1, device="cpu", threads=1,
+                         seed=7, bu_width_mult=0.125, bu_stages=1, bu_input_size=32, hrnet_width=4,
+                         td_input_hw=(64, 32), out_dir=str(tmp_path / "b"))
+    result = run_bench(config)
+    resolved = result.config
+    assert (resolved.device, resolved.threads, resolved.bu_input_size) == ("cpu", 1, 32)
+    argv = shlex.split(resolved.command_line())
+    assert argv[:2] == ["openpose-lite", "bench"]
+    again = cli._bench_config(cli.build_parser().parse_args(argv[1:]))
+    assert again == resolved
+    # Defaults resolve to the paper models, spelled out in the command.
+    default = BenchConfig()
+    assert default.bu_width_mult is None and default.hrnet_width is None
+
+
+def test_rerun_gives_the_same_scenes_and_counts(tmp_path):
+    config = BenchConfig(people=(2,), image_hw=(64, 96), repeats=1, warmup=0, decode_repeats=1, device="cpu", threads=1,
+                         bu_width_mult=0.125, bu_stages=1, bu_input_size=32, hrnet_width=4, td_input_hw=(64, 32),
+                         out_dir=str(tmp_path))
+    first, second = run_bench(config).speed[0], run_bench(config).speed[0]
+    assert (first.annotated, first.bu_found_gt, first.td_boxes) == (second.annotated, second.bu_found_gt, second.td_boxes)
+
+
+def _tiny_checkpoints(tmp_path):
+    torch.manual_seed(0)
+    bu = build_vgg19_paf(num_stages=2, width_mult=0.125)
+    bu_path = save_checkpoint(tmp_path / "bu.pt", model_state=bu.state_dict(), config=config_to_dict(
+        Config(model=ModelConfig(num_stages=2, width_mult=0.125), codec=CodecConfig(input_size=96))))
+    td = build_hrnet(width=8)
+    td_path = save_checkpoint(tmp_path / "td.pt", model_state=td.state_dict(), config=config_to_dict(
+        Config(model=ModelConfig(arch="hrnet", hrnet_width=8), topdown=TopDownConfig(input_hw=(64, 64), heatmap_hw=(16, 16)))))
+    return bu_path, td_path
+
+
+def test_accuracy_section_has_both_models_and_both_oracles(tmp_path, capsys):
+    bu_path, td_path = _tiny_checkpoints(tmp_path)
+    ann = write_dataset(tmp_path / "set", 3, seed=0, image_format="png",
+                        cfg=SceneConfig(image_hw=(96, 128), people_range=(1, 2), person_height_range=(0.5, 0.9)))
+    out_dir = tmp_path / "out"
+    argv = ["bench", "--people", "1", "--size", "96", "128", "--repeats", "1", "--warmup", "0", "--decode-repeats", "1",
+            "--device", "cpu", "--threads", "1", "--bu-checkpoint", str(bu_path), "--td-checkpoint", str(td_path),
+            "--ann", str(ann), "--images", str(tmp_path / "set" / "images"), "--out", str(out_dir)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+
+    with open(out_dir / "accuracy.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["branch"], r["kind"]) for r in rows] == [
+        ("bottomup", "model"), ("topdown", "model"), ("bottomup", "oracle"), ("topdown", "oracle")]
+    for r in rows:
+        assert -1.0 <= float(r["AP"]) <= 1.0 and "AR" in r
+    oracles = [float(r["AP"]) for r in rows if r["kind"] == "oracle"]
+    assert min(oracles) > 0.8  # the codecs lose little on these large, clean people
+    assert "bottom-up model (bu.pt, input 96)" in printed and "top-down codec oracle (64x64" in printed
+    # The checkpoints size the models, so the command carries them and no random-model options.
+    command = _printed_command(printed)
+    assert f"--bu-checkpoint {bu_path}" in command and "--bu-width-mult" not in command and "--hrnet-width" not in command
+
+
+def test_boxes_from_poses_pads_the_keypoint_extent_and_skips_lone_keypoints():
+    k = COCO_17.num_keypoints
+    kps = np.zeros((2, k, 3), np.float32)
+    kps[0, 0] = (10, 20, 0.9)
+    kps[0, 5] = (30, 120, 0.8)
+    kps[1, 3] = (50, 50, 0.9)  # one keypoint: no extent, no box
+    boxes, scores = boxes_from_poses(Poses(kps, np.array([0.7, 0.6], np.float32), COCO_17), padding=0.1)
+    np.testing.assert_allclose(boxes, [[8.0, 10.0, 24.0, 120.0]])
+    np.testing.assert_allclose(scores, [0.7], rtol=1e-6)
+
+
+def _fake_result(tmp_path) -> BenchResult:
+    rows = [SpeedRow(people=n, annotated=n, bu_network_ms=100.0, bu_decode_ms=0.1, bu_total_ms=101.0,
+                     bu_decode_gt_ms=0.5 * n, bu_found_gt=n, td_box_source="gt", td_boxes=n, td_box_ms=0.0,
+                     td_crop_ms=0.2 * n, td_network_batched_ms=10.0 * n, td_decode_ms=0.1 * n,
+                     td_total_batched_ms=10.3 * n, td_network_single_ms=11.0 * n, td_total_single_ms=11.3 * n)
+            for n in (1, 2, 4)]
+    accuracy = [AccuracyRow("x oracle", "bottomup", "oracle", {m: 0.5 for m in
+                                                               ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")})]
+    info = {"bottomup": "bu", "topdown": "td", "device": "cpu", "threads": 1, "cpu_count": 2, "map_hw": (8, 11),
+            "random_weights": True, "load_average": (0.0, 0.0), "speed_seconds": 1.0}
+    return BenchResult(BenchConfig(people=(1, 2, 4), ann="a.json", out_dir=str(tmp_path)), rows, accuracy, info)
+
+
+def test_without_matplotlib_the_png_is_skipped_and_the_rest_written(tmp_path, monkeypatch, caplog):
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    written = write_outputs(_fake_result(tmp_path))
+    assert "plot" not in written and not (tmp_path / "speed.png").exists()
+    assert {"speed_csv", "accuracy_csv", "table"} <= set(written)
+    assert any("matplotlib is not installed" in r.getMessage() for r in caplog.records)
+    assert "| x oracle | 0.500 |" in (tmp_path / "table.md").read_text()
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"people": (0,)}, "people"),
+    ({"repeats": 0}, "repeats"),
+    ({"box_source": "detector"}, "box_source"),
+    ({"td_input_hw": (100, 100)}, "td_input_hw"),
+    ({"bu_input_size": 30}, "bu_input_size"),
+    ({"bu_checkpoint": "bu.pt", "bu_width_mult": 0.5}, "bu_width_mult"),
+    ({"images": "imgs"}, "images"),
+])
+def test_bad_options_are_value_errors_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        BenchConfig(**kwargs)
+
+
+def test_cli_reports_a_missing_annotation_file(tmp_path, capsys):
+    code = cli.main(["bench", *TINY, "--ann", str(tmp_path / "missing.json"), "--out", str(tmp_path)])
+    assert code == cli.EXIT_USAGE
+    assert "ann: file not found" in capsys.readouterr().err
+
+
+def test_bottomup_box_source_costs_the_bottomup_call_and_a_random_model_gives_no_boxes(tmp_path, caplog):
+    config = BenchConfig(people=(2,), image_hw=(64, 96), repeats=1, warmup=0, decode_repeats=1, device="cpu", threads=1,
+                         box_source="bottomup", bu_width_mult=0.125, bu_stages=1, bu_input_size=32, hrnet_width=4,
+                         td_input_hw=(64, 32), out_dir=str(tmp_path))
+    row = run_bench(config).speed[0]
+    assert row.td_box_source == "bottomup" and row.td_boxes == 0
+    assert row.td_box_ms == pytest.approx(row.bu_total_ms) and row.td_total_batched_ms >= row.td_box_ms
+    assert any("finds nobody" in r.getMessage() for r in caplog.records)
