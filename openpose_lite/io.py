@@ -23,21 +23,14 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], bina
     The rename is atomic on one filesystem, so readers see the old file or the new one, never
     a partial one; on any error the temporary file is removed and the old file stays.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+
+    def to_file(tmp: str) -> None:
+        with open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
+
+    return atomic_write_path(path, to_file)
 
 
 def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
