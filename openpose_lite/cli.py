@@ -243,24 +243,16 @@ def _load_error(path: Path, exc: Exception) -> CliError:
     return CliError(message if str(path) in message else f"cannot load {path}: {message}")
 
 
-def _is_topdown(path: Path) -> bool:
-    """Whether a weights file holds a top-down (HRNet) model, from its keys alone."""
-    from openpose_lite.models.weights import detect_layout, load_state_dict_file, split_checkpoint
-
-    state, _ = split_checkpoint(load_state_dict_file(path), str(path))
-    return detect_layout(state) == "hrnet"
-
-
-def _build_topdown(args: argparse.Namespace, path: Path):
-    """A TopDownPipeline: the HRNet predictor plus the person boxes the options name."""
+def _build_topdown(args: argparse.Namespace, path: Path, model, config):
+    """A TopDownPipeline: the loaded HRNet's predictor plus the person boxes the options name."""
     from openpose_lite.predictor import BottomUpPredictor, TopDownPipeline, TopDownPredictor, bottomup_boxes, coco_boxes
 
     if args.boxes is not None and args.person_detector is not None:
         raise CliError("give --boxes or --person-detector, not both")
     try:
-        predictor = TopDownPredictor.from_weights(path, flip=args.flip, device=args.device, half=args.half,
-                                                  refine=getattr(args, "refine", None),
-                                                  batch_size=max(args.batch_size, 32))
+        predictor = TopDownPredictor.from_model(model, config, str(path), flip=args.flip, device=args.device,
+                                                half=args.half, refine=getattr(args, "refine", None),
+                                                batch_size=max(args.batch_size, 32))
         if args.boxes is not None:
             boxes = coco_boxes(args.boxes, detections=True)
         elif args.person_detector is not None:
@@ -296,17 +288,21 @@ def _describe(predictor) -> str:
 
 def _build_predictor(args: argparse.Namespace):
     """The predictor the model options describe (loads the weights): bottom-up, or a top-down pipeline."""
-    from openpose_lite.predictor import BottomUpPredictor
+    from openpose_lite.models.hrnet import HRNet
+    from openpose_lite.models.weights import load_model_with_config
+    from openpose_lite.predictor import BottomUpPredictor, require_config
 
     path = _weights_path(args)
     if args.batch_size < 1:
         raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
-    try:
-        topdown = _is_topdown(path)
-    except ValueError:
-        topdown = False  # an unknown layout: the bottom-up loader below names the keys
-    if topdown:
-        return _build_topdown(args, path)
+    try:  # the file is read once, whichever branch it holds
+        model, config = load_model_with_config(path)
+        if args.checkpoint:
+            require_config(path, config)
+    except ValueError as exc:
+        raise _load_error(path, exc) from None
+    if isinstance(model, HRNet):
+        return _build_topdown(args, path, model, config)
     if args.boxes is not None or args.person_detector is not None:
         raise CliError("--boxes and --person-detector are for top-down models; this is a bottom-up one")
     overrides: dict = {}
@@ -314,10 +310,10 @@ def _build_predictor(args: argparse.Namespace):
         overrides["peak_threshold"] = args.peak_threshold
     if getattr(args, "refine", None):
         overrides["refine"] = args.refine
-    factory = BottomUpPredictor.from_checkpoint if args.checkpoint else BottomUpPredictor.from_weights
     try:
-        return factory(path, scales=args.scales, flip=args.flip, device=args.device, half=args.half,
-                       input_size=args.input_size, codec_overrides=overrides)
+        return BottomUpPredictor.from_model(model, config, str(path), scales=args.scales, flip=args.flip,
+                                            device=args.device, half=args.half, input_size=args.input_size,
+                                            codec_overrides=overrides)
     except ValueError as exc:
         raise _load_error(path, exc) from None
 

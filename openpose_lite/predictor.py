@@ -55,7 +55,7 @@ from openpose_lite.structures import Poses
 
 __all__ = [
     "PHASES", "BottomUpPredictor", "TopDownPipeline", "TopDownPredictor", "bottomup_boxes", "coco_boxes",
-    "resolve_device", "scaled_input_height",
+    "require_config", "resolve_device", "scaled_input_height",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,15 @@ logger = logging.getLogger(__name__)
 # network = the forward passes; postprocess = un-mirroring, resampling to the scale-1 grid,
 # averaging and the device->host copy; decode = codec.decode + mapping to image pixels.
 PHASES: tuple[str, ...] = ("preprocess", "network", "postprocess", "decode")
+
+
+def require_config(path: str | Path, config: Mapping[str, Any] | None) -> None:
+    """An openpose_lite checkpoint carries its config; other weight files are loaded as weights."""
+    if config is None:
+        raise ValueError(
+            f"{path}: not an openpose_lite checkpoint (no config inside); "
+            "load CMU, official HRNet or bare state-dict files as weights (from_weights; CLI: --weights)"
+        )
 
 
 def scaled_input_height(input_size: int, scale: float, stride: int) -> int:
@@ -205,7 +214,7 @@ class BottomUpPredictor:
         -> value, e.g. ``{"peak_threshold": 0.2}``) replace those.
         """
         model, config = load_model_with_config(path)
-        return cls._build(model, config, str(path), scales, flip, device, half, input_size, codec_overrides)
+        return cls.from_model(model, config, str(path), scales, flip, device, half, input_size, codec_overrides)
 
     @classmethod
     def from_checkpoint(
@@ -220,26 +229,23 @@ class BottomUpPredictor:
     ) -> "BottomUpPredictor":
         """A predictor from one of our checkpoints alone: model, codec and input size come from its config."""
         model, config = load_model_with_config(path)
-        if config is None:
-            raise ValueError(
-                f"{path}: not an openpose_lite checkpoint (no config inside); "
-                "load CMU or bare state-dict files with BottomUpPredictor.from_weights (CLI: --weights)"
-            )
-        return cls._build(model, config, str(path), scales, flip, device, half, input_size, codec_overrides)
+        require_config(path, config)
+        return cls.from_model(model, config, str(path), scales, flip, device, half, input_size, codec_overrides)
 
     @classmethod
-    def _build(
+    def from_model(
         cls,
         model: nn.Module,
         config: Mapping[str, Any] | None,
-        source: str,
-        scales: Sequence[float],
-        flip: bool,
-        device: str | torch.device | None,
-        half: bool,
-        input_size: int | None,
-        codec_overrides: Mapping[str, Any] | None,
+        source: str = "model",
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+        device: str | torch.device | None = None,
+        half: bool = False,
+        input_size: int | None = None,
+        codec_overrides: Mapping[str, Any] | None = None,
     ) -> "BottomUpPredictor":
+        """A predictor for an already loaded model and its checkpoint config (``None``: the codec defaults)."""
         codec_cfg = config_from_dict(config, where=f"{source} config").codec if config is not None else CodecConfig()
         codec = build_bottomup_codec(codec_cfg)
         skeleton = getattr(model, "skeleton", None)
@@ -456,9 +462,23 @@ class TopDownPredictor:
         flip test uses the one-cell shift; our checkpoints use none.
         """
         model, config = load_model_with_config(path)
+        return cls.from_model(model, config, str(path), flip=flip, device=device, refine=refine, **kwargs)
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module,
+        config: Mapping[str, Any] | None,
+        source: str = "model",
+        flip: bool = False,
+        device: str | torch.device | None = None,
+        refine: str | None = None,
+        **kwargs: Any,
+    ) -> "TopDownPredictor":
+        """A predictor for an already loaded HRNet and its checkpoint config (``None``: official weights)."""
         if not isinstance(model, HRNet):
-            raise ValueError(f"{path}: not a top-down (HRNet) model; use BottomUpPredictor for OpenPose weights")
-        cfg = config_from_dict(config, where=f"{path} config").topdown if config is not None else TopDownConfig()
+            raise ValueError(f"{source}: not a top-down (HRNet) model; use BottomUpPredictor for OpenPose weights")
+        cfg = config_from_dict(config, where=f"{source} config").topdown if config is not None else TopDownConfig()
         codec = build_topdown_codec(cfg)
         if refine is not None:
             codec = dataclasses.replace(codec, refine=refine)
