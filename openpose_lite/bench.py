@@ -54,6 +54,8 @@ from openpose_lite.data.synthetic import SceneConfig, render_scene
 from openpose_lite.evaluation import METRIC_NAMES, evaluate_keypoints, load_coco
 from openpose_lite.geometry import letterbox_affine, transform_keypoints
 from openpose_lite.io import atomic_write_path, write_text_atomic
+from openpose_lite.images import read_image
+from openpose_lite.inference.boxes import gt_boxes, is_labelled_person
 from openpose_lite.models.hrnet import INPUT_MULTIPLE as HRNET_INPUT_MULTIPLE
 from openpose_lite.models.hrnet import STRIDE as HRNET_STRIDE
 from openpose_lite.models.hrnet import build_hrnet
@@ -334,7 +336,7 @@ def _build_models(cfg: BenchConfig, device: torch.device) -> tuple[_Models, Benc
         torch.manual_seed(cfg.seed + 1)
         td_model = build_hrnet(width=width)
         td_cfg = TopDownConfig(input_hw=input_hw, heatmap_hw=(input_hw[0] // HRNET_STRIDE, input_hw[1] // HRNET_STRIDE))
-        topdown = TopDownPredictor(td_model, build_topdown_codec(td_cfg), flip_shift=td_cfg.flip_shift, device=device)
+        topdown = TopDownPredictor(td_model, build_topdown_codec(td_cfg), device=device)
         td_name = f"HRNet-W{width} {input_hw[0]}x{input_hw[1]}, random weights"
     td_name += f", {_params(topdown.model) / 1e6:.1f} M parameters"
     models = _Models(bottomup, topdown, bu_name, td_name, cfg.bu_checkpoint is None, cfg.td_checkpoint is None)
@@ -343,8 +345,7 @@ def _build_models(cfg: BenchConfig, device: torch.device) -> tuple[_Models, Benc
 
 def _topdown_with_batch(template: TopDownPredictor, batch_size: int, flip: bool = False) -> TopDownPredictor:
     """The same model and codec with another crop batch size (and flip setting)."""
-    return TopDownPredictor(template.model, template.codec, flip=flip, flip_shift=template.flip_shift,
-                            device=template.device, half=template.half, batch_size=max(1, batch_size),
+    return TopDownPredictor(template.model, template.codec, flip=flip, device=template.device, half=template.half, batch_size=max(1, batch_size),
                             padding=template.padding, keypoint_threshold=template.keypoint_threshold,
                             oks_threshold=template.oks_threshold)
 
@@ -453,21 +454,11 @@ def _speed_point(cfg: BenchConfig, models: _Models, people: int, warmed: set) ->
 
 
 # ---------------------------------------------------------------------------------- accuracy
-def _gt_boxes(coco, image_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ground-truth person boxes (x, y, w, h) of one image: the non-crowd annotations with keypoints."""
-    anns = [a for a in coco.imgToAnns.get(image_id, []) if not a.get("iscrowd", 0) and a.get("num_keypoints", 0) > 0]
-    boxes = np.asarray([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
-    return boxes, np.ones(len(boxes))
-
-
-def _read_image(images_dir: Path, file_name: str) -> np.ndarray:
-    import cv2
-
-    path = images_dir / file_name
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"images: cannot read {path} (listed in the annotation file)")
-    return image
+def _gt_boxes(coco, image_id: int, convention: str) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth person boxes (x, y, w, h) of one image: its labelled people (inference.boxes)."""
+    info = coco.imgs[image_id]
+    people = [a for a in coco.imgToAnns.get(image_id, []) if is_labelled_person(a)]
+    return gt_boxes(people, (info["height"], info["width"]), convention)
 
 
 def _accuracy(cfg: BenchConfig, models: _Models, device: torch.device) -> list[AccuracyRow]:
@@ -492,13 +483,15 @@ def _accuracy(cfg: BenchConfig, models: _Models, device: torch.device) -> list[A
         bu_results: list[dict] = []
         td_results: list[dict] = []
         for image_id in image_ids:
-            image = _read_image(images_dir, coco.imgs[image_id]["file_name"])
+            info = coco.imgs[image_id]
+            image = read_image(images_dir / info["file_name"], (info["height"], info["width"]))
             bu_poses = None
             if bottomup is not None:
                 bu_poses = bottomup(image)
                 bu_results.extend(bu_poses.to_coco(image_id))
             if topdown is not None:
-                boxes, scores = _gt_boxes(coco, image_id) if cfg.box_source == "gt" else boxes_from_poses(bu_poses)
+                boxes, scores = (_gt_boxes(coco, image_id, topdown.codec.convention) if cfg.box_source == "gt"
+                                 else boxes_from_poses(bu_poses))
                 td_results.extend(topdown.predict(image, boxes, scores).to_coco(image_id))
         flip_label = ", flip" if cfg.flip else ""
         if bottomup is not None:

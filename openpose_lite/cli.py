@@ -88,8 +88,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     codec_args: dict = {}
     if args.refine:
         codec_args["refine"] = args.refine
-    if args.oracle == "bottomup":
-        codec_args["input_size"] = args.input_size or 368
+    if args.oracle == "bottomup" and args.input_size:
+        codec_args["input_size"] = args.input_size
     metrics, results = run_oracle(args.oracle, args.ann, progress=True, **codec_args)
     if args.json_out:
         _write_json_atomic(args.json_out, results)
@@ -99,9 +99,10 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_model_eval(args: argparse.Namespace) -> int:
-    """COCO metrics of a bottom-up model on the images of an annotation file."""
-    import cv2
+    """COCO metrics of a model on the images of an annotation file."""
     from tqdm import tqdm
+
+    from openpose_lite.images import ImageReadError, read_image
 
     from openpose_lite.evaluation import evaluate_keypoints, format_metrics, load_coco
 
@@ -126,10 +127,11 @@ def _run_model_eval(args: argparse.Namespace) -> int:
         for start in range(0, len(image_ids), args.batch_size):
             batch_ids, images = [], []
             for image_id in image_ids[start : start + args.batch_size]:
-                path = args.images / coco.imgs[image_id]["file_name"]
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if image is None:
-                    failures.append(f"cannot read image {path}")
+                info = coco.imgs[image_id]
+                try:
+                    image = read_image(args.images / info["file_name"], (info["height"], info["width"]))
+                except ImageReadError as exc:
+                    failures.append(str(exc))
                     tqdm.write(f"openpose-lite eval: {failures[-1]} (skipped)", file=sys.stderr)
                     continue
                 batch_ids.append(image_id)
@@ -245,7 +247,8 @@ def _load_error(path: Path, exc: Exception) -> CliError:
 
 def _build_topdown(args: argparse.Namespace, path: Path, model, config):
     """A TopDownPipeline: the loaded HRNet's predictor plus the person boxes the options name."""
-    from openpose_lite.predictor import BottomUpPredictor, TopDownPipeline, TopDownPredictor, bottomup_boxes, coco_boxes
+    from openpose_lite.inference.boxes import detection_box_source, gt_box_source
+    from openpose_lite.predictor import BottomUpPredictor, TopDownPipeline, TopDownPredictor, bottomup_boxes
 
     if args.boxes is not None and args.person_detector is not None:
         raise CliError("give --boxes or --person-detector, not both")
@@ -254,11 +257,11 @@ def _build_topdown(args: argparse.Namespace, path: Path, model, config):
                                                 half=args.half, refine=getattr(args, "refine", None),
                                                 batch_size=max(args.batch_size, 32))
         if args.boxes is not None:
-            boxes = coco_boxes(args.boxes, detections=True)
+            boxes = detection_box_source(args.boxes)
         elif args.person_detector is not None:
             boxes = bottomup_boxes(BottomUpPredictor.from_weights(args.person_detector, device=args.device))
         elif getattr(args, "ann", None) is not None:
-            boxes = coco_boxes(args.ann)  # evaluation with the ground-truth boxes
+            boxes = gt_box_source(args.ann, predictor.codec.convention)  # evaluation with the ground-truth boxes
         else:
             raise CliError(f"{path} is a top-down model: it needs person boxes, from --boxes FILE (COCO detections) "
                            "or --person-detector FILE (bottom-up weights)")
@@ -352,6 +355,7 @@ class _InferRun:
     render: bool
     coco_results: list = field(default_factory=list)
     images: dict = field(default_factory=dict)  # image_id (str) -> {"file", "frame", "json"}
+    reserved_ids: set = field(default_factory=set)  # the numeric file stems of the run's images
     used_ids: set = field(default_factory=set)
     used_stems: set = field(default_factory=set)
     next_id: int = 1
@@ -360,11 +364,15 @@ class _InferRun:
     failures: list = field(default_factory=list)
 
     def image_id(self, stem: str | None) -> int:
-        """The COCO id when the file name is a number (COCO names its images so), else a running index."""
+        """The COCO id when the file name is a number (COCO names its images so), else a running index.
+
+        Running indices skip every numeric stem of the run (:attr:`reserved_ids`), so an image named
+        ``1.jpg`` keeps id 1 even when a video frame or ``a.jpg`` comes first.
+        """
         if stem is not None and stem.isdigit() and int(stem) not in self.used_ids:
             self.used_ids.add(int(stem))
             return int(stem)
-        while self.next_id in self.used_ids:
+        while self.next_id in self.used_ids or self.next_id in self.reserved_ids:
             self.next_id += 1
         self.used_ids.add(self.next_id)
         return self.next_id
@@ -512,14 +520,16 @@ def _infer_video(predictor, path: Path, batch_size: int, run: _InferRun, progres
 
 
 def _run_infer(args: argparse.Namespace) -> int:
-    import cv2
     from tqdm import tqdm
+
+    from openpose_lite.images import ImageReadError, read_image
 
     _weights_path(args)
     inputs = _collect_inputs(args.paths)  # bad paths fail before the model is loaded
     predictor = _build_predictor(args)
     args.output.mkdir(parents=True, exist_ok=True)
-    run = _InferRun(out_dir=args.output, render=args.render)
+    reserved = {int(path.stem) for kind, path in inputs if kind == "image" and path.stem.isdigit()}
+    run = _InferRun(out_dir=args.output, render=args.render, reserved_ids=reserved)
     total = sum(1 if kind == "image" else _frame_count(path) for kind, path in inputs)
     with tqdm(total=total, unit="img", desc="infer", disable=True if args.no_progress else None, file=sys.stderr) as progress:
         batch: list[tuple[Path, object]] = []
@@ -527,9 +537,10 @@ def _run_infer(args: argparse.Namespace) -> int:
             if kind == "video":
                 _infer_video(predictor, path, args.batch_size, run, progress)
                 continue
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                run.fail(f"cannot read image {path}")
+            try:
+                image = read_image(path)
+            except ImageReadError as exc:
+                run.fail(str(exc))
                 progress.update(1)
                 continue
             batch.append((path, image))

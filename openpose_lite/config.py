@@ -341,8 +341,10 @@ class TopDownConfig(_Section):
 
     ``input_hw`` / ``heatmap_hw``: crop and map sizes (HRNet COCO: 256x192 -> 64x48).
     ``sigma``: Gaussian sigma in heatmap cells. ``refine``: "quarter" (HRNet), "dark" or
-    "none"; ``blur_kernel``: DARK's blur. ``flip_test`` and ``flip_shift`` (cells; 0 for this
-    project's cell convention, 1 for networks trained by the HRNet reference code).
+    "none"; ``blur_kernel``: DARK's blur. ``flip_test``: average with the mirrored crop.
+    ``convention``: the pixel and cell convention of crops and heatmaps (see geometry.py):
+    ``openpose_lite`` (ours) or ``hrnet`` (the HRNet reference's, which its public weights were
+    trained with: use it to fine-tune them); it also fixes the flip test's shift.
     ``padding``: box enlargement. The rest is the HRNet augmentation (see data/topdown.py).
     """
 
@@ -354,7 +356,7 @@ class TopDownConfig(_Section):
     refine: Literal["quarter", "dark", "none"] = "quarter"
     blur_kernel: int = 11
     flip_test: bool = True
-    flip_shift: int = 0
+    convention: Literal["openpose_lite", "hrnet"] = "openpose_lite"
     padding: float = 1.25
     scale_factor: float = 0.35
     rotation_deg: float = 45.0
@@ -370,7 +372,6 @@ class TopDownConfig(_Section):
                       "input_hw", "(H, W) the same integer multiple of heatmap_hw")
         self._require(self.sigma > 0, "sigma", "a number > 0")
         self._require(self.blur_kernel == 0 or self.blur_kernel % 2 == 1, "blur_kernel", "0 or an odd kernel size")
-        self._require(self.flip_shift >= 0, "flip_shift", "an integer >= 0")
         self._require(self.padding >= 1, "padding", "a number >= 1")
 
 
@@ -546,4 +547,5 @@ def build_topdown_codec(topdown: TopDownConfig):
         sigma=topdown.sigma,
         refine=topdown.refine,
         blur_kernel=topdown.blur_kernel,
+        convention=topdown.convention,
     )

@@ -185,16 +185,29 @@ def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, thr
 
 
 def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
-            threshold: float = 0.9, keypoint_threshold: float = 0.0) -> np.ndarray:
+            threshold: float = 0.9) -> np.ndarray:
     """Greedy non-maximum suppression by OKS: keep the best person, drop those too similar to it, repeat.
 
+    The HRNet reference's rule (``lib/nms/nms.py``, ``oks_nms`` and ``oks_iou``, as its COCO
+    evaluation calls them): the OKS of two people uses every keypoint and the mean of their two
+    areas, ``exp(-d^2 / (2 (2 sigma)^2 (a_i + a_j) / 2))`` averaged over keypoints, and a person is
+    dropped when that OKS with a kept one exceeds ``threshold``.
+
+    Args:
+        keypoints: (N, K, 3) x, y, score; areas: (N,) (top-down: the crop region's w * h);
+        scores: (N,); sigmas: (K,) OKS constants.
     Returns:
         Indices of the kept people, best first.
     """
     order = np.argsort(-np.asarray(scores), kind="stable")
     if len(order) == 0:
         return order.astype(np.int64)
-    oks = oks_matrix(keypoints, areas, sigmas, keypoint_threshold)
+    kps = np.asarray(keypoints, dtype=np.float64)
+    area = np.asarray(areas, dtype=np.float64)
+    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
+    d2 = ((kps[:, None, :, :2] - kps[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
+    scale = 0.5 * (area[:, None] + area[None, :]) + np.spacing(1)  # (N, N)
+    oks = np.exp(-d2 / var / scale[..., None] / 2.0).mean(-1)
     keep: list[int] = []
     suppressed = np.zeros(len(order), dtype=bool)
     for i in order:

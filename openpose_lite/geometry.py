@@ -8,6 +8,17 @@
 * Affine transforms are 2 x 3 float64 matrices ``M`` mapping a source point p to ``M @ [p, 1]``,
   in the pixel-centre convention above, so ``cv2.warpAffine(image, M, (w, h))`` moves the
   pixels exactly as :func:`apply_affine` moves the keypoints.
+
+One other convention is written here too, because public weights were trained with it: the
+HRNet reference code (leoxiaobin/deep-high-resolution-net.pytorch) treats integers as pixel
+*corners* in three places while ``cv2.warpAffine`` treats them as centres: a box's centre is
+``x + w / 2`` (``lib/dataset/coco.py``, ``_xywh2cs``), the crop region's centre lands on crop
+pixel ``(W / 2, H / 2)`` (``lib/utils/transforms.py``, ``get_affine_transform``), and heatmap
+cell j stands for crop pixel ``j * stride`` (``lib/dataset/JointsDataset.py``,
+``generate_target``; ``lib/core/inference.py``, ``get_final_preds``). Functions that depend
+on it take ``convention``: :data:`OURS` (``"openpose_lite"``, the default) or :data:`HRNET`
+(``"hrnet"``). Networks must be decoded in the convention they were trained in; an official
+HRNet file decoded in ours lands about a pixel off.
 """
 
 from __future__ import annotations
@@ -17,14 +28,35 @@ import math
 import numpy as np
 
 
-def input_to_cell(xy: np.ndarray, stride: int) -> np.ndarray:
+OURS = "openpose_lite"
+HRNET = "hrnet"
+CONVENTIONS = (OURS, HRNET)
+# Cells to shift a mirrored crop's maps to the right after mirroring them back (flip test).
+# Ours needs none (see the module docstring); the HRNet reference shifts by one cell
+# (lib/core/function.py, validate, TEST.SHIFT_HEATMAP), which its networks were tuned with.
+FLIP_SHIFT = {OURS: 0, HRNET: 1}
+
+
+def check_convention(convention: str) -> str:
+    """``convention`` if it is one of :data:`CONVENTIONS`; a ValueError naming them otherwise."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    return convention
+
+
+def cell_origin(stride: int, convention: str = OURS) -> float:
+    """Input pixel on which output cell 0 is centred: ``(stride - 1) / 2`` (ours) or 0 (HRNet reference)."""
+    return (stride - 1) / 2.0 if check_convention(convention) == OURS else 0.0
+
+
+def input_to_cell(xy: np.ndarray, stride: int, convention: str = OURS) -> np.ndarray:
     """Input-pixel coordinates -> output-cell coordinates (any shape, last axis free)."""
-    return (np.asarray(xy, dtype=np.float64) - (stride - 1) / 2.0) / stride
+    return (np.asarray(xy, dtype=np.float64) - cell_origin(stride, convention)) / stride
 
 
-def cell_to_input(xy: np.ndarray, stride: int) -> np.ndarray:
+def cell_to_input(xy: np.ndarray, stride: int, convention: str = OURS) -> np.ndarray:
     """Output-cell coordinates -> input-pixel coordinates (inverse of :func:`input_to_cell`)."""
-    return np.asarray(xy, dtype=np.float64) * stride + (stride - 1) / 2.0
+    return np.asarray(xy, dtype=np.float64) * stride + cell_origin(stride, convention)
 
 
 def map_hw(input_hw: tuple[int, int], stride: int) -> tuple[int, int]:
@@ -88,14 +120,21 @@ def letterbox_affine(image_hw: tuple[int, int], target_height: int, stride: int)
     return scale_affine(s), padded
 
 
-def box_to_center_scale(box_xywh: np.ndarray, aspect_ratio: float, padding: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+def box_to_center_scale(
+    box_xywh: np.ndarray, aspect_ratio: float, padding: float = 1.25, convention: str = OURS
+) -> tuple[np.ndarray, np.ndarray]:
     """Box (x, y, w, h) -> centre (2,) and size (2,) = (w, h) at ``aspect_ratio`` (w / h), padded.
 
-    The box grows (never shrinks) to the aspect ratio, as in the HRNet reference, then by ``padding``.
+    The box grows (never shrinks) to the aspect ratio, as in the HRNet reference, then by
+    ``padding``. Its centre is ``x + (w - 1) / 2`` in ours (the box covers pixels x ... x + w - 1)
+    and ``x + w / 2`` in the HRNet reference's (``_xywh2cs``).
     """
     x, y, w, h = (float(v) for v in box_xywh)
-    w, h = max(w, 1.0), max(h, 1.0)
-    center = np.array([x + (w - 1) * 0.5, y + (h - 1) * 0.5], dtype=np.float64)
+    if check_convention(convention) == HRNET:
+        center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float64)
+    else:
+        w, h = max(w, 1.0), max(h, 1.0)
+        center = np.array([x + (w - 1) * 0.5, y + (h - 1) * 0.5], dtype=np.float64)
     if w > aspect_ratio * h:
         h = w / aspect_ratio
     else:
@@ -103,11 +142,15 @@ def box_to_center_scale(box_xywh: np.ndarray, aspect_ratio: float, padding: floa
     return center, np.array([w * padding, h * padding], dtype=np.float64)
 
 
-def crop_affine(center: np.ndarray, size_wh: np.ndarray, output_hw: tuple[int, int], rotation_deg: float = 0.0) -> np.ndarray:
+def crop_affine(
+    center: np.ndarray, size_wh: np.ndarray, output_hw: tuple[int, int], rotation_deg: float = 0.0,
+    convention: str = OURS,
+) -> np.ndarray:
     """Affine mapping the image region of ``size_wh`` around ``center`` onto an ``output_hw`` crop.
 
-    The region's edges land on the crop's edges (-0.5 and W-0.5); ``rotation_deg`` rotates the
-    content counter-clockwise about the centre.
+    In ours the region's edges land on the crop's edges (-0.5 and W-0.5), so ``center`` lands on
+    ((W - 1) / 2, (H - 1) / 2); in the HRNet reference's it lands on (W / 2, H / 2)
+    (``get_affine_transform``). ``rotation_deg`` rotates the content counter-clockwise about the centre.
     """
     out_h, out_w = int(output_hw[0]), int(output_hw[1])
     sx = out_w / float(size_wh[0])
@@ -117,7 +160,8 @@ def crop_affine(center: np.ndarray, size_wh: np.ndarray, output_hw: tuple[int, i
     # Rotate about the centre (image y points down, so this rotates the picture counter-clockwise).
     rot = np.array([[c, s], [-s, c]], dtype=np.float64)
     lin = np.diag([sx, sy]) @ rot
-    dst_center = np.array([(out_w - 1) * 0.5, (out_h - 1) * 0.5])
+    corner = check_convention(convention) == HRNET
+    dst_center = np.array([out_w * 0.5, out_h * 0.5]) if corner else np.array([(out_w - 1) * 0.5, (out_h - 1) * 0.5])
     offset = dst_center - lin @ np.asarray(center, dtype=np.float64)
     return np.concatenate([lin, offset[:, None]], axis=1)
 

@@ -6,14 +6,15 @@ the ceiling of any model trained on that codec's targets.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
+from openpose_lite.config import CodecConfig, TopDownConfig, build_bottomup_codec, build_topdown_codec
 from openpose_lite.evaluation import evaluate_keypoints, load_coco
 from openpose_lite.geometry import (
     apply_affine,
@@ -23,18 +24,11 @@ from openpose_lite.geometry import (
     letterbox_affine,
     transform_keypoints,
 )
+from openpose_lite.inference.boxes import gt_box, labelled_people
 from openpose_lite.skeleton import COCO_17
 from openpose_lite.structures import Poses
 
 log = logging.getLogger(__name__)
-
-
-def _people_by_image(coco) -> dict[int, list[dict]]:
-    by_image: dict[int, list[dict]] = defaultdict(list)
-    for ann in coco.dataset.get("annotations", []):
-        if not ann.get("iscrowd", 0) and ann.get("num_keypoints", 0) > 0:
-            by_image[ann["image_id"]].append(ann)
-    return by_image
 
 
 def _ann_keypoints(anns: list[dict]) -> np.ndarray:
@@ -53,9 +47,9 @@ def bottomup_oracle_results(
     Each image is scaled so its height is ``input_size`` and padded to the stride (as the CMU
     demo feeds its network); the ground truth is encoded at that size, decoded, and mapped back.
     """
-    codec = codec or BottomUpPafCodec()
+    codec = codec or build_bottomup_codec(CodecConfig())
     coco = load_coco(ann_file)
-    people = _people_by_image(coco)
+    people = labelled_people(coco.dataset)
     results: list[dict] = []
     for image_id in tqdm(sorted(coco.getImgIds()), desc="bottom-up oracle", disable=not progress):
         info = coco.imgs[image_id]
@@ -70,16 +64,23 @@ def bottomup_oracle_results(
 def topdown_oracle_results(
     ann_file: str | Path, codec: TopDownHeatmapCodec | None = None, padding: float = 1.25, progress: bool = False
 ) -> list[dict]:
-    """COCO results decoded from ground-truth heatmaps of crops around the ground-truth boxes."""
-    codec = codec or TopDownHeatmapCodec()
+    """COCO results decoded from ground-truth heatmaps of crops around the ground-truth boxes.
+
+    Boxes and crops follow the codec's convention, as :class:`~openpose_lite.predictor.TopDownPredictor` makes them.
+    """
+    codec = codec or build_topdown_codec(TopDownConfig())
     coco = load_coco(ann_file)
-    people = _people_by_image(coco)
+    people = labelled_people(coco.dataset)
     h, w = codec.input_hw
     results: list[dict] = []
     for image_id in tqdm(sorted(people), desc="top-down oracle", disable=not progress):
+        info = coco.imgs[image_id]
         for ann in people[image_id]:
-            center, size = box_to_center_scale(np.asarray(ann["bbox"]), w / h, padding)
-            matrix = crop_affine(center, size, codec.input_hw)
+            box = gt_box(ann, (info["height"], info["width"]), codec.convention)
+            if box is None:
+                continue  # a box the convention's evaluation drops gives no person
+            center, size = box_to_center_scale(box, w / h, padding, codec.convention)
+            matrix = crop_affine(center, size, codec.input_hw, convention=codec.convention)
             kps = transform_keypoints(matrix, _ann_keypoints([ann]))[0]
             heatmaps, _ = codec.encode(kps)
             decoded = codec.decode(heatmaps)
@@ -90,17 +91,26 @@ def topdown_oracle_results(
     return results
 
 
-def run_oracle(branch: str, ann_file: str | Path, progress: bool = False, **codec_args) -> tuple[dict[str, float], list[dict]]:
+def run_oracle(branch: str, ann_file: str | Path, progress: bool = False, input_size: int | None = None,
+               **codec_overrides) -> tuple[dict[str, float], list[dict]]:
     """Oracle COCO metrics of ``branch`` ("bottomup" or "topdown") on an annotation file.
+
+    The codec is the one the predictors and ``bench`` use: built from the config defaults
+    (:func:`~openpose_lite.config.build_bottomup_codec` / ``build_topdown_codec``), with
+    ``codec_overrides`` (codec field -> value, e.g. ``refine="dark"``) on top. ``input_size``:
+    the bottom-up input height (default ``codec.input_size`` of the config).
 
     Returns:
         (metrics, results): the COCO keypoint metrics and the decoded COCO results.
     """
     if branch == "bottomup":
-        input_size = codec_args.pop("input_size", 368)
-        results = bottomup_oracle_results(ann_file, BottomUpPafCodec(**codec_args), input_size, progress)
+        codec_cfg = CodecConfig()
+        codec: BottomUpPafCodec | TopDownHeatmapCodec = dataclasses.replace(build_bottomup_codec(codec_cfg), **codec_overrides)
+        results = bottomup_oracle_results(ann_file, codec, input_size or codec_cfg.input_size, progress)
     elif branch == "topdown":
-        results = topdown_oracle_results(ann_file, TopDownHeatmapCodec(**codec_args), progress=progress)
+        td_cfg = TopDownConfig()
+        codec = dataclasses.replace(build_topdown_codec(td_cfg), **codec_overrides)
+        results = topdown_oracle_results(ann_file, codec, padding=td_cfg.padding, progress=progress)
     else:
         raise ValueError(f"oracle branch must be 'bottomup' or 'topdown', got {branch!r}")
     log.info("%s oracle: %d people decoded", branch, len(results))

@@ -33,7 +33,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,14 @@ from openpose_lite.data.topdown import crop_person, sanitize_box, to_hrnet_input
 from openpose_lite.data.transforms import PAD_VALUE, letterbox, to_network_input
 from openpose_lite.engine import resolve_device
 from openpose_lite.evaluation import oks_nms
-from openpose_lite.geometry import box_to_center_scale, invert_affine, letterbox_affine, transform_keypoints
+from openpose_lite.geometry import HRNET, box_to_center_scale, invert_affine, letterbox_affine, transform_keypoints
+from openpose_lite.inference.boxes import BoxSource
 from openpose_lite.models.hrnet import HRNet
 from openpose_lite.models.weights import load_model_with_config
 from openpose_lite.structures import Poses
 
 __all__ = [
-    "PHASES", "BottomUpPredictor", "TopDownPipeline", "TopDownPredictor", "bottomup_boxes", "coco_boxes",
+    "PHASES", "BottomUpPredictor", "TopDownPipeline", "TopDownPredictor", "bottomup_boxes",
     "require_config", "resolve_device", "scaled_input_height",
 ]
 
@@ -397,16 +398,21 @@ class BottomUpPredictor:
 class TopDownPredictor:
     """Images + person boxes -> :class:`Poses` (COCO-17, image pixels) with a top-down heatmap model.
 
-    Each box becomes a crop at the model's aspect ratio with ``padding`` (HRNet: 1.25); the
-    crops go through the network in batches of ``batch_size``; the codec decodes each crop's
+    Each box becomes a crop region at the model's aspect ratio with ``padding`` (HRNet: 1.25);
+    the crops go through the network in batches of ``batch_size``; the codec decodes each crop's
     heatmaps (argmax + quarter offset or DARK) and the inverse crop affine maps the keypoints
     back. With ``flip``, mirrored crops run too and their heatmaps, brought back by
-    :meth:`TopDownHeatmapCodec.flip_heatmaps` (``flip_shift`` cells to the right for networks
-    trained with the HRNet reference's cell convention, 0 for ours), are averaged in.
+    :meth:`TopDownHeatmapCodec.flip_heatmaps`, are averaged in.
+
+    The codec's ``convention`` (geometry.py) decides how boxes become crops and where heatmap
+    cells sit: ``"openpose_lite"`` for our checkpoints, ``"hrnet"`` for official HRNet weights,
+    which then decode as the reference's ``get_final_preds`` does (boxes to centre and scale by
+    ``_xywh2cs``, crop by ``get_affine_transform``, one-cell flip shift).
 
     A person's score is its box score times the mean score of its confident keypoints (above
-    ``keypoint_threshold``), as in the HRNet evaluation; people are then pruned by OKS
-    non-maximum suppression at ``oks_threshold``.
+    ``keypoint_threshold``), as in the HRNet evaluation (``lib/dataset/coco.py``, ``evaluate``);
+    people are then pruned by OKS non-maximum suppression at ``oks_threshold`` on the crop
+    regions' areas (:func:`~openpose_lite.evaluation.oks_nms`).
 
     After each call, :attr:`timings` holds seconds for ``crop``, ``network`` and ``decode``.
     """
@@ -418,7 +424,6 @@ class TopDownPredictor:
         model: nn.Module,
         codec: TopDownHeatmapCodec,
         flip: bool = False,
-        flip_shift: int = 0,
         device: str | torch.device | None = None,
         half: bool = False,
         batch_size: int = 32,
@@ -440,7 +445,6 @@ class TopDownPredictor:
             self.model.half()
         self.codec = codec
         self.flip = bool(flip)
-        self.flip_shift = int(flip_shift)
         self.batch_size = int(batch_size)
         self.padding = float(padding)
         self.keypoint_threshold = float(keypoint_threshold)
@@ -458,8 +462,9 @@ class TopDownPredictor:
     ) -> "TopDownPredictor":
         """A predictor from official HRNet pose weights or one of our top-down checkpoints.
 
-        Official HRNet files were trained with the reference code's cell convention, so their
-        flip test uses the one-cell shift; our checkpoints use none.
+        Official HRNet files were trained in the reference code's pixel and cell convention,
+        so they are decoded in it (``convention="hrnet"``); our checkpoints in the one their
+        config names.
         """
         model, config = load_model_with_config(path)
         return cls.from_model(model, config, str(path), flip=flip, device=device, refine=refine, **kwargs)
@@ -478,11 +483,14 @@ class TopDownPredictor:
         """A predictor for an already loaded HRNet and its checkpoint config (``None``: official weights)."""
         if not isinstance(model, HRNet):
             raise ValueError(f"{source}: not a top-down (HRNet) model; use BottomUpPredictor for OpenPose weights")
-        cfg = config_from_dict(config, where=f"{source} config").topdown if config is not None else TopDownConfig()
+        if config is not None:
+            cfg = config_from_dict(config, where=f"{source} config").topdown
+        else:  # an official file: the reference's convention, the rest as in its COCO config
+            cfg = TopDownConfig(convention=HRNET)
         codec = build_topdown_codec(cfg)
         if refine is not None:
             codec = dataclasses.replace(codec, refine=refine)
-        kwargs.setdefault("flip_shift", cfg.flip_shift if config is not None else 1)
+        kwargs.setdefault("padding", cfg.padding)
         return cls(model, codec, flip=flip, device=device, **kwargs)
 
     def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> Poses:
@@ -506,19 +514,25 @@ class TopDownPredictor:
             raise ValueError(f"box_scores: {scores.shape[0]} scores for {boxes.shape[0]} boxes")
         self.timings = {phase: 0.0 for phase in self.PHASES}
         skeleton = self.codec.skeleton
-        keep = [sanitize_box(b, image.shape[:2]) for b in boxes]
+        convention = self.codec.convention
+        if convention == HRNET:
+            # The reference crops every box as given (_box2cs); only boxes with no area are dropped.
+            keep = [b if np.all(np.isfinite(b)) and b[2] > 0 and b[3] > 0 else None for b in boxes]
+        else:
+            keep = [sanitize_box(b, image.shape[:2]) for b in boxes]
         valid = [i for i, b in enumerate(keep) if b is not None]
         if not valid:
             return Poses.empty(skeleton)
 
         t0 = time.perf_counter()
         out_h, out_w = self.codec.input_hw
-        crops, matrices = [], []
+        crops, matrices, areas = [], [], []
         for i in valid:
-            center, size = box_to_center_scale(keep[i], out_w / out_h, self.padding)
-            crop, matrix = crop_person(image, center, size, 0.0, self.codec.input_hw)
+            center, size = box_to_center_scale(keep[i], out_w / out_h, self.padding, convention)
+            crop, matrix = crop_person(image, center, size, 0.0, self.codec.input_hw, convention=convention)
             crops.append(crop)
             matrices.append(matrix)
+            areas.append(size[0] * size[1])  # the reference's OKS NMS area: the crop region's
         batch = torch.from_numpy(to_hrnet_input(np.stack(crops)))
         self.timings["crop"] = time.perf_counter() - t0
 
@@ -534,8 +548,7 @@ class TopDownPredictor:
         confident = keypoints[..., 2] > self.keypoint_threshold
         mean_conf = np.where(confident, keypoints[..., 2], 0).sum(1) / np.maximum(confident.sum(1), 1)
         person_scores = scores[valid] * mean_conf
-        areas = np.array([keep[i][2] * keep[i][3] for i in valid])
-        order = oks_nms(keypoints, person_scores, areas, skeleton.sigmas_array, self.oks_threshold)
+        order = oks_nms(keypoints, person_scores, np.asarray(areas), skeleton.sigmas_array, self.oks_threshold)
         self.timings["decode"] = time.perf_counter() - t0
         return Poses(keypoints[order], person_scores[order], skeleton)
 
@@ -552,7 +565,7 @@ class TopDownPredictor:
                 maps = self.model(x)["heatmaps"].float()
                 if self.flip:
                     mirrored = self.model(x.flip(-1))["heatmaps"].float().cpu().numpy()
-                    back = self.codec.flip_heatmaps(mirrored, shift=self.flip_shift)
+                    back = self.codec.flip_heatmaps(mirrored)
                     maps = 0.5 * (maps.cpu() + torch.from_numpy(back))
                 chunks.append(maps.cpu().numpy())
             if self.device.type == "cuda":
@@ -563,48 +576,6 @@ class TopDownPredictor:
 
 
 # ----------------------------------------------------------------------- person boxes
-BoxSource = Callable[[np.ndarray, "int | None"], tuple[np.ndarray, np.ndarray]]
-"""``(image_bgr, image_id or None) -> (boxes (N, 4) x, y, w, h, scores (N,))``."""
-
-
-def coco_boxes(path: str | Path, detections: bool = False, min_score: float = 0.0) -> BoxSource:
-    """Person boxes by image id from a COCO file: its ground-truth annotations, or a detections JSON.
-
-    Ground truth: every non-crowd person box (score 1), as the HRNet ground-truth-box evaluation
-    does. Detections: a COCO results list ``[{"image_id", "bbox", "score", "category_id"}]``.
-    """
-    import json
-
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"box file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a JSON file ({exc})") from None
-    entries = data if detections else data.get("annotations") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        what = "a list of COCO detections" if detections else "a COCO file with 'annotations'"
-        raise ValueError(f"{path}: expected {what}")
-    by_image: dict[int, list[tuple[list[float], float]]] = {}
-    for i, e in enumerate(entries):
-        if not isinstance(e, dict) or "image_id" not in e or "bbox" not in e or len(e["bbox"]) != 4:
-            raise ValueError(f"{path}: entry {i} lacks 'image_id' or a 4-number 'bbox'")
-        if e.get("category_id", 1) != 1 or e.get("iscrowd", 0):
-            continue
-        score = float(e.get("score", 1.0))
-        if score >= min_score:
-            by_image.setdefault(int(e["image_id"]), []).append(([float(v) for v in e["bbox"]], score))
-
-    def source(image: np.ndarray, image_id: int | None) -> tuple[np.ndarray, np.ndarray]:
-        if image_id is None:
-            raise ValueError(f"boxes from {path} need the image's COCO id")
-        found = by_image.get(int(image_id), [])
-        return (np.array([b for b, _ in found], np.float64).reshape(-1, 4), np.array([s for _, s in found], np.float64))
-
-    return source
-
-
 def bottomup_boxes(predictor: BottomUpPredictor, margin: float = 0.1) -> BoxSource:
     """Person boxes from the bottom-up model's people: the extent of their keypoints, grown by ``margin``.
 

@@ -73,7 +73,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
                         help="continue a run from a training checkpoint (default: <output_dir>/last.pt); "
                         "without --config the checkpoint's own config is used (overrides still apply)")
     parser.add_argument("--backbone-weights", type=Path, metavar="FILE",
-                        help="torchvision ImageNet vgg19 state dict (vgg19-dcbb9e9d.pth) for the trunk; "
+                        help="ImageNet classification weights for the trunk: torchvision's vgg19 (vgg19-dcbb9e9d.pth) "
+                        "for model.arch vgg19_paf, the official ImageNet HRNet (hrnet_w32-36af842e.pth) for hrnet; "
                         "without it the trunk starts from scratch")
     parser.add_argument("--held-out-images", type=int, default=HELD_OUT_IMAGES,
                         help="synthetic runs: size of the held-out scene set written to <output_dir>/data/held_out")
@@ -279,6 +280,7 @@ def _topdown_ap(model: torch.nn.Module, cfg: Config, ann: Path, images: Path, de
 
     from openpose_lite.data.coco import CocoKeypoints
     from openpose_lite.evaluation import evaluate_keypoints
+    from openpose_lite.inference.boxes import gt_boxes
     from openpose_lite.predictor import TopDownPredictor
 
     model = engine.unwrap_model(model)
@@ -286,14 +288,15 @@ def _topdown_ap(model: torch.nn.Module, cfg: Config, ann: Path, images: Path, de
     codec, params = _topdown_codec_and_params(cfg)
     dataset = CocoKeypoints(ann, images, min_people=0)
     count = len(dataset) if max_images == 0 else min(max_images, len(dataset))
-    predictor = TopDownPredictor(model, codec, flip=cfg.topdown.flip_test, flip_shift=cfg.topdown.flip_shift,
+    predictor = TopDownPredictor(model, codec, flip=cfg.topdown.flip_test,
                                  device=device, batch_size=max(1, cfg.train.batch_size), padding=params.padding)
     results: list[dict] = []
     try:
         for i in tqdm(range(count), desc="COCO AP", disable=not progress, leave=False):
-            boxes = dataset.records[i].boxes
+            rec = dataset.records[i]
+            boxes, _ = gt_boxes(rec.labelled, (rec.height, rec.width), codec.convention)
             if len(boxes):
-                results.extend(predictor(dataset.load_image(i), np.asarray(boxes)).to_coco(dataset.image_ids[i]))
+                results.extend(predictor(dataset.load_image(i), boxes).to_coco(dataset.image_ids[i]))
     finally:
         model.train(was_training)
     return evaluate_keypoints(ann, results, image_ids=dataset.image_ids[:count])
@@ -374,7 +377,7 @@ def run(args: argparse.Namespace, prog: str = "openpose-lite train", arch: str |
 
 def _train(cfg: Config, branch: Branch, resume: Path | None, args: argparse.Namespace, info: engine.DistInfo,
            device: torch.device) -> int:
-    from openpose_lite.models.weights import build_model_from_config_dict, load_vgg19_imagenet
+    from openpose_lite.models.weights import build_model_from_config_dict, load_backbone
 
     t = cfg.train
     out = Path(t.output_dir)
@@ -399,11 +402,8 @@ def _train(cfg: Config, branch: Branch, resume: Path | None, args: argparse.Name
         # alone (the same on every rank, whatever the data preparation drew before).
         _seed_everything(t.seed)
         model = build_model_from_config_dict(cfg_dict["model"]).to(device)
-        if args.backbone_weights is not None and cfg.model.arch != "vgg19_paf":
-            raise ValueError("--backbone-weights loads an ImageNet VGG19 trunk; only model.arch 'vgg19_paf' has one")
         if args.backbone_weights is not None:
-            load_vgg19_imagenet(model, args.backbone_weights)
-            trunk_init = f"ImageNet VGG19 from {args.backbone_weights}"
+            trunk_init = load_backbone(model, args.backbone_weights)
         else:
             trunk_init = "from scratch (no --backbone-weights)"
             if t.freeze_trunk_epochs > 0 and resume is None and branch.frozen_first(model):

@@ -237,3 +237,43 @@ def test_export_onnx_and_missing_weights(checkpoint, tmp_path, capsys):
     assert out.is_file() and out.stat().st_size > 0
     assert main(["export", "--format", "onnx"]) == 2
     assert "no weights given" in capsys.readouterr().err
+
+
+def test_coco_result_ids_are_numeric_stems_and_other_inputs_never_take_them(checkpoint, dataset, tmp_path):
+    # A video and a non-numeric name come first in name order; 1.jpg and 2.jpg must keep ids 1 and 2.
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name, source in (("1.jpg", "000001.jpg"), ("2.jpg", "000002.jpg"), ("a.jpg", "000003.jpg")):
+        (folder / name).write_bytes((dataset / "images" / source).read_bytes())
+    write_video(folder / "0_clip.avi", frames=2)
+    out = tmp_path / "out"
+    assert main(["infer", str(folder), "--checkpoint", str(checkpoint), "-o", str(out), "--no-progress"]) == 0
+    images = json.loads((out / "images.json").read_text())
+    by_file = {(Path(v["file"]).name, v["frame"]): int(k) for k, v in images.items()}
+    assert by_file[("1.jpg", None)] == 1 and by_file[("2.jpg", None)] == 2
+    others = [by_file[("0_clip.avi", 0)], by_file[("0_clip.avi", 1)], by_file[("a.jpg", None)]]
+    assert len(set(others)) == 3 and not set(others) & {1, 2}
+    results = json.loads((out / "results_coco.json").read_text())
+    assert {r["image_id"] for r in results} <= set(by_file.values())
+
+
+def test_eval_oracle_decodes_with_the_codec_the_predictors_and_bench_use(dataset, capsys, monkeypatch):
+    from openpose_lite import oracle
+    from openpose_lite.bench import BenchConfig, _build_models
+    from openpose_lite.config import build_bottomup_codec
+
+    used = []
+    real = oracle.bottomup_oracle_results
+
+    def spy(ann_file, codec=None, input_size=368, progress=False):
+        used.append((codec, input_size))
+        return real(ann_file, codec, input_size, progress)
+
+    monkeypatch.setattr(oracle, "bottomup_oracle_results", spy)
+    assert main(["eval", "--oracle", "bottomup", "--ann", str(dataset / "annotations.json")]) == 0
+    assert "bottomup oracle" in capsys.readouterr().out
+    models, _ = _build_models(BenchConfig(people=(1,), bu_width_mult=0.125, bu_stages=1, hrnet_width=8,
+                                          td_input_hw=(64, 64), device="cpu"), torch.device("cpu"))
+    # One codec for one file: eval --oracle, BottomUpPredictor.from_weights (CodecConfig defaults) and bench.
+    assert used == [(build_bottomup_codec(CodecConfig()), CodecConfig().input_size)]
+    assert models.bottomup.codec == used[0][0] and models.bottomup.input_size == used[0][1]

@@ -25,7 +25,7 @@ from openpose_lite import engine
 from openpose_lite.checkpoint import load_checkpoint
 from openpose_lite.config import load_config
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
-from openpose_lite.models.weights import build_model_from_config_dict
+from openpose_lite.models.weights import build_model_from_config_dict, load_vgg19_imagenet
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -254,9 +254,14 @@ def test_backbone_weights_fill_the_trunk_and_stay_fixed_while_frozen(scenes, tmp
     assert train_vgg19.main([*args, "--backbone-weights", str(weights)]) == 0
     trained = load_checkpoint(out / "last.pt")["model"]
     conv_names = [n for n, m in vgg.trunk.named_children() if isinstance(m, nn.Conv2d)]  # conv1_1 ... conv4_2
-    for pos, name in zip(positions, conv_names, strict=True):
+    # conv1_1 holds the ImageNet input normalisation folded in (tests/test_reference_conventions.py);
+    # the other trunk convs are the file's, untouched by the frozen epoch.
+    for pos, name in list(zip(positions, conv_names, strict=True))[1:]:
         assert torch.equal(trained[f"trunk.{name}.weight"], state[f"features.{pos}.weight"])
         assert torch.equal(trained[f"trunk.{name}.bias"], state[f"features.{pos}.bias"])
+    folded = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 1, "width_mult": 1.0})
+    load_vgg19_imagenet(folded, weights)
+    assert torch.equal(trained["trunk.conv1_1.weight"], folded.trunk.conv1_1.weight)
     start = engine.read_jsonl(out / "metrics.jsonl")[0]
     assert start["trunk_init"].startswith("ImageNet VGG19 from")
 

@@ -93,3 +93,19 @@ def test_train_vgg19_refuses_an_hrnet_config(scenes, tmp_path, capsys):
 
     assert train_vgg19.main(_tiny_args(scenes, tmp_path, "train.epochs=1")[1:]) == train_vgg19.EXIT_USAGE
     assert "trains 'vgg19_paf'" in capsys.readouterr().err
+
+
+def test_hrnet_training_starts_from_an_imagenet_hrnet_checkpoint(scenes, tmp_path):
+    from test_reference_conventions import _imagenet_hrnet_state
+
+    state = _imagenet_hrnet_state(8)  # the official ImageNet HRNet classifier's layout (cls_hrnet.py)
+    weights = tmp_path / "hrnet_w8_imagenet.pth"
+    torch.save(state, weights)
+    out = tmp_path / "run"
+    # A learning rate too small to move the weights: the checkpoint then shows what was loaded.
+    assert main([*_tiny_args(scenes, out, "train.epochs=1", "train.lr=1e-12"), "--backbone-weights", str(weights)]) == 0
+    trained = load_checkpoint(out / "last.pt")["model"]
+    for key in ("conv1.weight", "layer1.0.conv2.weight", "stage4.0.branches.3.0.conv1.weight"):
+        torch.testing.assert_close(trained[key], state[key], atol=1e-8, rtol=0)
+    start = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["trunk_init"] == f"ImageNet HRNet-W8 from {weights}"

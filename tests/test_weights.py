@@ -236,10 +236,13 @@ def test_torchvision_vgg19_fills_the_trunk_only(tmp_path):
     # torchvision vgg19.features positions of conv1_1 ... conv4_2.
     positions = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21]
     names = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4", "conv4_1", "conv4_2"]
-    for position, name in zip(positions, names):
+    for position, name in zip(positions[1:], names[1:]):
         conv = getattr(model.trunk, name)
         assert torch.equal(conv.weight, sd[f"features.{position}.weight"])
         assert torch.equal(conv.bias, sd[f"features.{position}.bias"])
+    # conv1_1 reads the image: it holds the ImageNet normalisation folded in (tests/test_reference_conventions.py
+    # checks the trunk against torchvision's own forward), so it is not a plain copy.
+    assert not torch.equal(model.trunk.conv1_1.weight, sd["features.0.weight"])
     assert torch.equal(model.cpm.conv4_3.weight, cpm_before)  # torchvision's conv4_3 is not CMU's conv4_3_CPM
 
 
@@ -261,7 +264,7 @@ def test_batchnorm_vgg_is_rejected(tmp_path):
 def test_load_model_refuses_a_trunk_only_file(tmp_path):
     path = tmp_path / "vgg19.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "features.0.bias": torch.zeros(64)}, path)
-    with pytest.raises(ValueError, match="ImageNet VGG19 trunk"):
+    with pytest.raises(ValueError, match="ImageNet classification network .*torchvision_vgg19.*--backbone-weights"):
         load_model(path)
 
 

@@ -182,7 +182,9 @@ def refine_peaks(
 ) -> np.ndarray:
     """Sub-pixel location of integer peaks; shared by the bottom-up and top-down decoders.
 
-    * "quarter": move 0.25 cell towards the larger neighbour on each axis (the Hourglass/HRNet rule).
+    * "quarter": move 0.25 cell towards the larger neighbour on each axis (the Hourglass/HRNet
+      rule). As in the HRNet reference (``lib/core/inference.py``, ``get_final_preds``), only
+      peaks at least two cells from every border move (``1 < x < w - 1`` and ``1 < y < h - 1``).
     * "dark": Taylor expansion of the log map to second order at the peak, x* = x - H^-1 g
       (Zhang et al., "Distribution-Aware Coordinate Representation", Eq. 7), after an optional
       :func:`dark_blur`. It is exact for an unclipped Gaussian.
@@ -204,9 +206,11 @@ def refine_peaks(
         return xy
     maps = np.asarray(heatmaps, dtype=np.float32)
     if method == "quarter":
-        patch, ix, iy = _neighbourhood(maps, channels, ys, xs)
-        xy[:, 0] += np.where(ix, 0.25 * np.sign(patch[:, 1, 2] - patch[:, 1, 0]), 0.0)
-        xy[:, 1] += np.where(iy, 0.25 * np.sign(patch[:, 2, 1] - patch[:, 0, 1]), 0.0)
+        patch, _, _ = _neighbourhood(maps, channels, ys, xs)
+        _, h, w = maps.shape
+        inside = (xs > 1) & (xs < w - 1) & (ys > 1) & (ys < h - 1)
+        xy[:, 0] += np.where(inside, 0.25 * np.sign(patch[:, 1, 2] - patch[:, 1, 0]), 0.0)
+        xy[:, 1] += np.where(inside, 0.25 * np.sign(patch[:, 2, 1] - patch[:, 0, 1]), 0.0)
         return xy
     if blur_kernel > 1:
         maps = dark_blur(maps, blur_kernel)

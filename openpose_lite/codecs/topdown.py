@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from openpose_lite.codecs.heatmap import DEFAULT_CUTOFF, REFINE_METHODS, argmax_points, refine_peaks, render_gaussians
-from openpose_lite.geometry import cell_to_input, input_to_cell
+from openpose_lite.geometry import FLIP_SHIFT, OURS, cell_to_input, check_convention, input_to_cell
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 
@@ -26,6 +26,10 @@ class TopDownHeatmapCodec:
         sigma: Gaussian sigma in heatmap cells (2 for 64x48).
         refine: "quarter" (default), "dark" or "none".
         blur_kernel: DARK's blur kernel (11 for 64x48 maps, as in the DARK paper).
+        convention: where heatmap cells sit in crop pixels (geometry.py): ``"openpose_lite"``
+            (cell j at crop px ``j * stride + (stride - 1) / 2``) or ``"hrnet"`` (cell j at
+            ``j * stride``, the HRNet reference's, which its public weights need). It also sets
+            the flip test's shift (:meth:`flip_heatmaps`).
     """
 
     skeleton: Skeleton = COCO_17
@@ -34,8 +38,10 @@ class TopDownHeatmapCodec:
     sigma: float = 2.0
     refine: str = "quarter"
     blur_kernel: int = 11
+    convention: str = OURS
 
     def __post_init__(self) -> None:
+        check_convention(self.convention)
         sy, ry = divmod(self.input_hw[0], self.heatmap_hw[0])
         sx, rx = divmod(self.input_hw[1], self.heatmap_hw[1])
         if ry or rx or sx != sy or sx < 1:
@@ -68,7 +74,7 @@ class TopDownHeatmapCodec:
         labelled = kps[:, 2] > 0
         if not np.isfinite(kps[labelled]).all():
             raise ValueError("keypoints: NaN or infinite values in labelled keypoints")
-        cells = input_to_cell(kps[:, :2], self.stride)
+        cells = input_to_cell(kps[:, :2], self.stride, self.convention)
         h, w = self.heatmap_hw
         # The Gaussian is cut where it falls below DEFAULT_CUTOFF; outside that radius nothing is drawn.
         radius = np.sqrt(-2.0 * np.log(DEFAULT_CUTOFF)) * self.sigma
@@ -99,24 +105,31 @@ class TopDownHeatmapCodec:
         channels = np.arange(maps.shape[0])
         xy = refine_peaks(maps, channels, ys, xs, method=self.refine, blur_kernel=self.blur_kernel)
         out = np.empty((maps.shape[0], 3), dtype=np.float32)
-        out[:, :2] = cell_to_input(xy, self.stride)
+        out[:, :2] = cell_to_input(xy, self.stride, self.convention)
         out[:, 2] = scores
         return out
 
-    def flip_heatmaps(self, heatmaps: np.ndarray, shift: int = 0) -> np.ndarray:
+    @property
+    def flip_shift(self) -> int:
+        """Cells a mirrored crop's maps move right after mirroring back: 0 (ours) or 1 (HRNet reference)."""
+        return FLIP_SHIFT[self.convention]
+
+    def flip_heatmaps(self, heatmaps: np.ndarray) -> np.ndarray:
         """Heatmaps predicted on a mirrored crop, brought back to the original crop's frame.
 
         Channels swap left/right and the maps mirror. Under this project's cell-centre
-        convention (geometry.py) a mirror maps cell x to w - 1 - x exactly, so the default
-        ``shift`` is 0. Networks trained with the cell-corner convention of the HRNet reference
-        code (cell x at input pixel x * stride) need ``shift=1``: their mirrored maps sit one
-        cell to the left, and the reference code moves them right by one.
+        convention (geometry.py) a mirror maps cell x to w - 1 - x exactly, so nothing moves.
+        Networks trained in the HRNet reference's convention (cell x at crop pixel x * stride)
+        give mirrored maps that sit 3/4 of a cell to the left; the reference moves them right by
+        one whole cell (``lib/core/function.py``, ``validate``: ``flip_back`` then
+        ``SHIFT_HEATMAP``), and so do we for that convention, so results match its numbers.
 
         Args:
             heatmaps: (K, h, w) or (B, K, h, w).
         """
         maps = np.asarray(heatmaps)
         flipped = np.take(maps, self.skeleton.flip_permutation, axis=-3)[..., ::-1].copy()
+        shift = self.flip_shift
         if shift:
             flipped[..., shift:] = flipped[..., :-shift].copy()
         return flipped

@@ -36,6 +36,7 @@ from torch.utils.data import Dataset
 
 from openpose_lite.data.transforms import AugmentParams, random_affine, to_network_input, warp_sample
 from openpose_lite.geometry import crop_affine
+from openpose_lite.images import ImageReadError, read_image
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = ["BottomUpTrainDataset", "CocoKeypoints", "Sample", "annotation_mask", "choose_main_person"]
@@ -229,14 +230,10 @@ class CocoKeypoints:
     def load_image(self, index: int) -> np.ndarray:
         """(H, W, 3) uint8 BGR, as stored (EXIF orientation ignored: annotations use the raw pixels)."""
         rec = self._items[index]
-        path = self.image_dir / rec.file_name
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if image is None:
-            raise FileNotFoundError(f"image {path} (id {rec.image_id} in {self.ann_file}) is missing or unreadable")
-        if image.shape[:2] != (rec.height, rec.width):
-            raise ValueError(f"image {path} is {image.shape[1]}x{image.shape[0]} but {self.ann_file} "
-                             f"says {rec.width}x{rec.height}")
-        return image
+        try:
+            return read_image(self.image_dir / rec.file_name, (rec.height, rec.width))
+        except ImageReadError as exc:
+            raise type(exc)(f"{exc} (image id {rec.image_id} in {self.ann_file})") from None
 
     def ignore_mask(self, index: int) -> np.ndarray:
         """(H, W) bool, True = ignore: unlabelled people and crowds minus labelled people."""

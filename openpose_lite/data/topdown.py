@@ -49,7 +49,15 @@ from torch.utils.data import Dataset
 
 from openpose_lite.codecs.topdown import TopDownHeatmapCodec
 from openpose_lite.data.coco import CocoKeypoints
-from openpose_lite.geometry import box_to_center_scale, compose_affine, crop_affine, hflip_affine, transform_keypoints
+from openpose_lite.geometry import (
+    HRNET,
+    OURS,
+    box_to_center_scale,
+    compose_affine,
+    crop_affine,
+    hflip_affine,
+    transform_keypoints,
+)
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = [
@@ -319,6 +327,7 @@ def crop_person(
     out_hw: tuple[int, int],
     flip: bool = False,
     pad_value: int = CROP_PAD_VALUE,
+    convention: str = OURS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Warp the region of ``size_wh`` (w, h) image px around ``center`` (x, y) into an ``out_hw`` crop.
 
@@ -335,6 +344,9 @@ def crop_person(
         out_hw: crop (H, W).
         flip: mirror the crop horizontally.
         pad_value: fill for pixels from outside the image.
+        convention: ``"openpose_lite"`` or ``"hrnet"`` (geometry.py): where the centre lands, and
+            the mirror. The HRNet reference mirrors the image (x -> W_image - 1 - x) before its
+            crop, whose centre sits at W / 2, which puts crop pixel u at W - u (not W - 1 - u).
     Returns:
         crop (H, W, 3) with the image's dtype (bilinear), and the (2, 3) float64 affine image px
         -> crop px (mirror included); move keypoints with it, invert it to bring predictions back.
@@ -351,9 +363,9 @@ def crop_person(
     ctr = np.asarray(center, dtype=np.float64).reshape(-1)
     if ctr.shape != (2,) or not np.all(np.isfinite(ctr)):
         raise ValueError(f"crop_person: center must be a finite (x, y), got {center}")
-    matrix = crop_affine(ctr, size, (out_h, out_w), rotation_deg=float(rotation))
+    matrix = crop_affine(ctr, size, (out_h, out_w), rotation_deg=float(rotation), convention=convention)
     if flip:
-        matrix = compose_affine(hflip_affine(out_w), matrix)
+        matrix = compose_affine(hflip_affine(out_w + 1 if convention == HRNET else out_w), matrix)
     channels = 1 if img.ndim == 2 else img.shape[2]
     border = pad_value if channels == 1 else (pad_value,) * min(channels, 4)
     crop = cv2.warpAffine(img, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR,
@@ -514,7 +526,7 @@ class TopDownDataset(Dataset):
     def _region(self, rng: np.random.Generator, person: PersonInstance) -> tuple[np.ndarray, np.ndarray, float, bool, bool]:
         """Crop region (centre, size), rotation, mirror and whether the half-body crop was used."""
         p = self.params
-        center, size = box_to_center_scale(person.box, self.aspect_ratio, p.padding)
+        center, size = box_to_center_scale(person.box, self.aspect_ratio, p.padding, self.codec.convention)
         if not self.train:
             return center, size, 0.0, False, False
         # The five draws always happen, in this order, so later ones do not depend on the data.
@@ -544,7 +556,8 @@ class TopDownDataset(Dataset):
         image = self.instances.load_image(index)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         center, size, rotation, flipped, half_body = self._region(rng, person)
-        crop, matrix = crop_person(image, center, size, rotation, self.codec.input_hw, flip=flipped)
+        crop, matrix = crop_person(image, center, size, rotation, self.codec.input_hw, flip=flipped,
+                                   convention=self.codec.convention)
         keypoints = transform_keypoints(matrix, np.asarray(person.keypoints, dtype=np.float32)[None])[0]
         keypoints[keypoints[:, 2] <= 0, :2] = 0.0  # unlabelled points carry no position
         if flipped:

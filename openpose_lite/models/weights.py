@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from openpose_lite.models.hrnet import ARCH as HRNET_ARCH
-from openpose_lite.models.hrnet import build_hrnet, convert_hrnet_official, hrnet_config_from_state_dict, is_hrnet_official
+from openpose_lite.models.hrnet import HRNet, build_hrnet, convert_hrnet_official, hrnet_config_from_state_dict, is_hrnet_official
 from openpose_lite.models.vgg19_paf import ARCH as VGG19_PAF_ARCH
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf
 
@@ -178,6 +178,10 @@ LAYOUTS: list[WeightLayout] = [
     WeightLayout("torchvision_vgg19", lambda k: "features.0.weight" in k, _vgg_key_set),
     # The official HRNet pose checkpoints; our HRNet keeps their parameter names.
     WeightLayout("hrnet", lambda k: is_hrnet_official(dict.fromkeys(k)), lambda: _hrnet_key_set()),
+    # The official ImageNet HRNet classification checkpoints (hrnet_w32-36af842e.pth): the same
+    # trunk names plus a classification head (incre_modules, downsamp_modules, final_layer.0, classifier).
+    WeightLayout("hrnet_imagenet", lambda k: "conv1.weight" in k and "classifier.weight" in k
+                 and any(key.startswith("incre_modules.") for key in k), lambda: _hrnet_key_set()),
 ]
 
 
@@ -321,11 +325,50 @@ def _cmu_stage_count(state: Mapping[str, torch.Tensor]) -> int:
     return _cmu_file_stages(keys, _cmu_key_style(keys, detect_layout(state)))
 
 
+# torchvision's ImageNet input (docs of torchvision.models.VGG19_Weights, "transforms"): RGB in
+# [0, 1], then per channel (x - mean) / std.
+IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+# The CMU input our VGG19PafNet is fed (and the CMU weights need): BGR, pixel / 256 - 0.5.
+_CMU_SCALE, _CMU_SHIFT = 1.0 / 256.0, -0.5
+
+
+def fold_imagenet_input_into_conv(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv1_1 of a network trained on torchvision's input, rewritten for the CMU input.
+
+    With CMU input ``y = p / 256 - 0.5`` (BGR) and torchvision input ``t_c = (p_c / 255 - m_c) / s_c``
+    (RGB), ``t_c = a_c * y_{2-c} + b_c`` with ``a_c = 256 / (255 s_c)`` and
+    ``b_c = (128 / 255 - m_c) / s_c``. So the conv on ``t`` equals, on ``y``, the conv whose input
+    channels are reversed (RGB -> BGR) and scaled by ``a``, with ``sum(W * b)`` added to the bias.
+    Equal everywhere except where the conv's zero padding is read: padding is 0 in ``t`` there
+    but ``y = 0`` means ``t = b``, so outputs within the receptive field of the border differ.
+
+    Args:
+        weight: (C_out, 3, kh, kw) in RGB order; bias: (C_out,).
+    Returns:
+        (weight, bias) for BGR CMU input, float32.
+    """
+    mean = torch.tensor(IMAGENET_MEAN_RGB, dtype=torch.float64)
+    std = torch.tensor(IMAGENET_STD_RGB, dtype=torch.float64)
+    # p = (y - shift) / scale: t_c = (p / 255 - m_c) / s_c = a_c y + b_c.
+    a = 1.0 / (_CMU_SCALE * 255.0 * std)
+    b = (-_CMU_SHIFT / (_CMU_SCALE * 255.0) - mean) / std
+    w = weight.to(torch.float64)
+    folded_bias = bias.to(torch.float64) + (w * b[None, :, None, None]).sum(dim=(1, 2, 3))
+    folded_weight = (w * a[None, :, None, None]).flip(1)  # RGB input channels -> BGR
+    return folded_weight.to(torch.float32), folded_bias.to(torch.float32)
+
+
 def load_vgg19_imagenet(model: VGG19PafNet, path: str | Path) -> None:
     """Copy torchvision's ImageNet ``vgg19`` conv1_1 ... conv4_2 into ``model.trunk`` (in place).
 
     ``path`` holds the plain ``vgg19`` state dict (``features.<i>.weight`` ...); classifier and
     later feature keys are ignored. The model must have ``width_mult == 1``.
+
+    The network is fed the CMU input (BGR, ``pixel / 256 - 0.5``), the ImageNet weights expect
+    torchvision's (RGB, ImageNet mean and std), so torchvision's normalisation and the channel
+    swap are folded into conv1_1 (:func:`fold_imagenet_input_into_conv`): the trunk then computes
+    torchvision's ``vgg19.features[:23]`` of the same photo, away from the padded border.
 
     Raises:
         ValueError: width_mult != 1, a file in another layout (vgg19_bn included), a
@@ -347,12 +390,77 @@ def load_vgg19_imagenet(model: VGG19PafNet, path: str | Path) -> None:
     with torch.no_grad():
         for ours, name, index in _VGG19_TRUNK_CONVS:
             conv = trunk.get_submodule(ours.split(".", 1)[1])
+            src = {p: state[f"features.{index}.{p}"] for p in _PARAMS}
             for p in _PARAMS:
-                src, dst = state[f"features.{index}.{p}"], getattr(conv, p)
-                if src.shape != dst.shape:
-                    raise ValueError(f"{path}: features.{index}.{p} ({name}) has shape {tuple(src.shape)}, model needs {tuple(dst.shape)}")
-                dst.copy_(src)
-    logger.info("loaded ImageNet VGG19 conv1_1..conv4_2 from %s", path)
+                if src[p].shape != getattr(conv, p).shape:
+                    raise ValueError(f"{path}: features.{index}.{p} ({name}) has shape {tuple(src[p].shape)}, "
+                                     f"model needs {tuple(getattr(conv, p).shape)}")
+            if index == 0:  # conv1_1 reads the image: fold the ImageNet normalisation in
+                src["weight"], src["bias"] = fold_imagenet_input_into_conv(src["weight"], src["bias"])
+            for p in _PARAMS:
+                getattr(conv, p).copy_(src[p])
+    logger.info("loaded ImageNet VGG19 conv1_1..conv4_2 from %s (input normalisation folded into conv1_1)", path)
+
+
+# The layers the HRNet reference initialises from its ImageNet checkpoint
+# (experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml, MODEL.EXTRA.PRETRAINED_LAYERS; loaded by
+# lib/models/pose_hrnet.py, PoseHighResolutionNet.init_weights): everything but the pose head.
+HRNET_PRETRAINED_LAYERS = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2",
+                           "transition2", "stage3", "transition3", "stage4")
+
+
+def load_hrnet_imagenet(model: HRNet, path: str | Path) -> int:
+    """Initialise an HRNet's trunk from the official ImageNet HRNet classification checkpoint (in place).
+
+    As the reference's ``init_weights`` does: the file's entries whose first name component is
+    in :data:`HRNET_PRETRAINED_LAYERS` are copied into the model's parameters and buffers of the
+    same name; the classification head and the extra fusion layers the classifier's last
+    module has (the pose net fuses into one branch there) have no counterpart and are left
+    out. The official pose code feeds RGB normalised with the ImageNet mean and std, which is
+    what :func:`~openpose_lite.data.topdown.to_hrnet_input` gives, so nothing is folded.
+
+    Returns:
+        The number of tensors copied.
+    Raises:
+        ValueError: a file in another layout, a width that is not the model's, or a trunk
+            tensor missing from the file or of another shape.
+    """
+    state, _ = split_checkpoint(load_state_dict_file(path), str(path))
+    state = strip_module_prefix(state)
+    layout = detect_layout(state)
+    if layout != "hrnet_imagenet":
+        raise ValueError(f"{path}: expected the official ImageNet HRNet classification checkpoint "
+                         f"(conv1, stage2..4, incre_modules, classifier keys), got layout {layout!r}")
+    target = model.state_dict()
+    wanted = {k for k in target if k.split(".")[0] in HRNET_PRETRAINED_LAYERS}
+    # Very old files have no BatchNorm batch counters; they do not change the weights.
+    missing = sorted(k for k in wanted - set(state) if not k.endswith("num_batches_tracked"))
+    if missing:
+        raise _key_mismatch_error(f"{path}: ImageNet HRNet for HRNet-W{model.width}", missing, (),
+                                  hint="is the file's width the model's (model.hrnet_width)?")
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+             for k in sorted(wanted & set(state)) if state[k].shape != target[k].shape]
+    if wrong:
+        raise ValueError(f"{path}: {len(wrong)} shape mismatches with HRNet-W{model.width}, e.g. {wrong[:_SAMPLE]}")
+    copied = {k: state[k] for k in wanted & set(state)}
+    model.load_state_dict(copied, strict=False)
+    logger.info("loaded %d ImageNet HRNet trunk tensors from %s", len(copied), path)
+    return len(copied)
+
+
+def load_backbone(model: nn.Module, path: str | Path) -> str:
+    """Initialise a model's trunk from an ImageNet classification file; returns what was loaded, in words.
+
+    VGG19PafNet: torchvision's vgg19 (:func:`load_vgg19_imagenet`); HRNet: the official ImageNet
+    HRNet (:func:`load_hrnet_imagenet`).
+    """
+    if isinstance(model, VGG19PafNet):
+        load_vgg19_imagenet(model, path)
+        return f"ImageNet VGG19 from {path}"
+    if isinstance(model, HRNet):
+        load_hrnet_imagenet(model, path)
+        return f"ImageNet HRNet-W{model.width} from {path}"
+    raise ValueError(f"--backbone-weights: no ImageNet trunk loader for {type(model).__name__}")
 
 
 def load_weights_into(model: VGG19PafNet, path: str | Path) -> str:
@@ -468,8 +576,9 @@ def load_model_with_config(
         else:
             model = build_hrnet(**hrnet_config_from_state_dict(state))
         _load_exact(model, state, source)
-    elif layout == "torchvision_vgg19":
-        raise ValueError(f"{source}: holds only an ImageNet VGG19 trunk, not a pose model; use load_vgg19_imagenet to initialise a trunk")
+    elif layout in ("torchvision_vgg19", "hrnet_imagenet"):
+        raise ValueError(f"{source}: holds an ImageNet classification network ({layout}), not a pose model; "
+                         "it initialises a trunk for training (--backbone-weights)")
     else:
         raise ValueError(f"{source}: no model loader for layout {layout!r}")
     logger.info("loaded %s weights from %s", layout, source)

@@ -1,0 +1,1 @@
+"""Inference: predictors and the person boxes the top-down branch needs."""
