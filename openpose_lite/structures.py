@@ -19,11 +19,15 @@ class Poses:
 
     ``keypoints`` (N, K, 3) float32 holds x, y and a score per keypoint; a keypoint that was
     not found has score 0 (its x, y are then meaningless). ``scores`` (N,) float32 ranks people.
+    ``track_ids`` (N,) int64, optional, identifies each person across the frames of a video
+    (see :mod:`openpose_lite.tracking`); -1 marks a person without an id, as CMU OpenPose's
+    ``person_id`` does. ``None`` (the default) means the people are not tracked at all.
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     skeleton: Skeleton = field(default=OPENPOSE_18)
+    track_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kps = np.asarray(self.keypoints, dtype=np.float32)
@@ -38,6 +42,24 @@ class Poses:
             raise ValueError(f"Poses: {scores.shape[0]} scores for {kps.shape[0]} people")
         object.__setattr__(self, "keypoints", kps)
         object.__setattr__(self, "scores", scores)
+        if self.track_ids is not None:
+            raw = np.asarray(self.track_ids)
+            if raw.size and not np.issubdtype(raw.dtype, np.integer):
+                # float ids would round silently (1.5 -> 1); only whole numbers are accepted
+                if not np.issubdtype(raw.dtype, np.number) or not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw)):
+                    raise ValueError(f"Poses: track_ids must be integers, got {raw.dtype} values {raw.reshape(-1)[:5].tolist()}")
+            ids = raw.astype(np.int64).reshape(-1)
+            if raw.ndim > 1 or ids.shape[0] != kps.shape[0]:
+                raise ValueError(f"Poses: track_ids must be ({kps.shape[0]},) for {kps.shape[0]} people, got shape {raw.shape}")
+            if np.any(ids < -1):
+                raise ValueError(f"Poses: track_ids must be >= 0, or -1 for a person without an id; got {ids[ids < -1][:5].tolist()}")
+            object.__setattr__(self, "track_ids", ids)
+
+    def _ids(self, index: np.ndarray | slice | None = None) -> np.ndarray | None:
+        """The track ids (of ``index``), copied, or None when the people are not tracked."""
+        if self.track_ids is None:
+            return None
+        return self.track_ids.copy() if index is None else self.track_ids[index]
 
     @classmethod
     def empty(cls, skeleton: Skeleton = OPENPOSE_18) -> "Poses":
@@ -48,60 +70,73 @@ class Poses:
 
     def transform(self, matrix: np.ndarray) -> "Poses":
         """Move every keypoint by a 2x3 affine (e.g. network input -> image pixels)."""
-        return Poses(transform_keypoints(matrix, self.keypoints), self.scores.copy(), self.skeleton)
+        return Poses(transform_keypoints(matrix, self.keypoints), self.scores.copy(), self.skeleton, self._ids())
 
     def sorted(self) -> "Poses":
         """People in descending score order."""
         order = np.argsort(-self.scores, kind="stable")
-        return Poses(self.keypoints[order], self.scores[order], self.skeleton)
+        return Poses(self.keypoints[order], self.scores[order], self.skeleton, self._ids(order))
 
     def select(self, index: np.ndarray) -> "Poses":
-        return Poses(self.keypoints[index], self.scores[index], self.skeleton)
+        return Poses(self.keypoints[index], self.scores[index], self.skeleton, self._ids(index))
 
     def as_skeleton(self, skeleton: Skeleton) -> "Poses":
         """The same people in another skeleton's keypoint order (COCO-17 <-> OpenPose-18)."""
         if skeleton == self.skeleton:
             return self
         if self.skeleton == OPENPOSE_18 and skeleton == COCO_17:
-            return Poses(openpose_to_coco(self.keypoints), self.scores, COCO_17)
+            return Poses(openpose_to_coco(self.keypoints), self.scores, COCO_17, self._ids())
         if self.skeleton == COCO_17 and skeleton == OPENPOSE_18:
-            return Poses(coco_to_openpose(self.keypoints), self.scores, OPENPOSE_18)
+            return Poses(coco_to_openpose(self.keypoints), self.scores, OPENPOSE_18, self._ids())
         raise ValueError(f"no conversion from {self.skeleton.name} to {skeleton.name}")
 
     @staticmethod
     def concatenate(items: "list[Poses]", skeleton: Skeleton = OPENPOSE_18) -> "Poses":
+        """All people of ``items`` in ``skeleton``'s order; track ids are kept when any item has
+        them (people of untracked items get -1)."""
         items = [p.as_skeleton(skeleton) for p in items]
         if not items:
             return Poses.empty(skeleton)
-        return Poses(np.concatenate([p.keypoints for p in items]), np.concatenate([p.scores for p in items]), skeleton)
+        ids = None
+        if any(p.track_ids is not None for p in items):
+            ids = np.concatenate([p.track_ids if p.track_ids is not None else np.full(len(p), -1, np.int64) for p in items])
+        return Poses(np.concatenate([p.keypoints for p in items]), np.concatenate([p.scores for p in items]), skeleton, ids)
 
     def to_coco(self, image_id: int, category_id: int = 1) -> list[dict]:
-        """COCO keypoint results: one dict per person, COCO-17 order, missing keypoints (0, 0, 0)."""
+        """COCO keypoint results: one dict per person, COCO-17 order, missing keypoints (0, 0, 0).
+
+        Tracked people (``track_ids`` set) also carry ``"track_id"`` (PoseTrack's field; -1 for a
+        person without an id); pycocotools ignores it.
+        """
         kps = self.as_skeleton(COCO_17).keypoints.astype(np.float64)
         out = []
-        for person, score in zip(kps, self.scores):
+        for i, (person, score) in enumerate(zip(kps, self.scores)):
             found = person[:, 2] > 0
             flat = np.where(found[:, None], person, 0.0)
-            out.append(
-                {
-                    "image_id": int(image_id),
-                    "category_id": int(category_id),
-                    "keypoints": [round(float(v), 3) for v in flat.reshape(-1)],
-                    "score": float(score),
-                }
-            )
+            result = {
+                "image_id": int(image_id),
+                "category_id": int(category_id),
+                "keypoints": [round(float(v), 3) for v in flat.reshape(-1)],
+                "score": float(score),
+            }
+            if self.track_ids is not None:
+                result["track_id"] = int(self.track_ids[i])
+            out.append(result)
         return out
 
     def to_openpose_json(self) -> dict:
-        """OpenPose JSON (version 1.3): ``people[].pose_keypoints_2d`` in OpenPose-18 order, missing (0, 0, 0)."""
+        """OpenPose JSON (version 1.3): ``people[].pose_keypoints_2d`` in OpenPose-18 order, missing (0, 0, 0).
+
+        ``person_id`` is ``[track id]`` for tracked people and ``[-1]`` otherwise, as in CMU OpenPose.
+        """
         kps = self.as_skeleton(OPENPOSE_18).keypoints.astype(np.float64)
         people = []
-        for person in kps:
+        for i, person in enumerate(kps):
             found = person[:, 2] > 0
             flat = np.where(found[:, None], person, 0.0)
             people.append(
                 {
-                    "person_id": [-1],
+                    "person_id": [int(self.track_ids[i]) if self.track_ids is not None else -1],
                     "pose_keypoints_2d": [round(float(v), 3) for v in flat.reshape(-1)],
                     "face_keypoints_2d": [],
                     "hand_left_keypoints_2d": [],

@@ -1,0 +1,437 @@
+"""Generated videos of people walking, with a true identity for every person in every frame.
+
+People are the stick figures of :mod:`openpose_lite.data.synthetic`, drawn by its renderer
+(``_draw_figure``) on one static background of that module (a fixed camera). Each walks across
+the frame at its own speed and depth, with its own gait: legs swinging with the knee bending in
+the swing phase, arms swinging against the legs, the torso leaning into the walk, the head
+turned towards where it goes. People walk both ways, so they cross, enter and leave the frame.
+Nearer people are larger, lower in the frame and drawn over farther ones, so a crossing hides
+the farther person for a few frames.
+
+Annotations follow the still scenes' conventions (exact by construction, from a per-pixel
+owner map), per frame:
+
+* a keypoint inside the frame whose pixel shows its own person is visible (v=2), one hidden by
+  another person is labelled but occluded (v=1), one outside the frame is unlabelled (v=0, x=y=0);
+* a person showing less than ``VideoConfig.hidden_below`` of its drawn pixels (the rest behind
+  people in front) is *hidden*: every keypoint of it becomes occluded (v=1), as a detector
+  would not see it at all;
+* ``area`` is the person's visible drawn pixels and ``bbox`` their box grown to hold the
+  labelled keypoints; a person with no visible pixel (outside the frame, entirely behind
+  someone) gets no annotation that frame;
+* ``track_id`` is the person's index in the video (0, 1, ...), the same in every frame.
+
+:func:`write_video` writes the frames as an mp4 and the annotations as one COCO keypoint file
+whose images are the frames (``frame_index``) and whose annotations carry ``track_id``, the
+field PoseTrack uses. :func:`ground_truth_poses` gives what a perfect detector would see, per
+frame, as :class:`~openpose_lite.structures.Poses` with their true ids, and
+:func:`simulate_detections` spoils it (keypoint noise, dropped people and keypoints) to feed a
+tracker. Everything is deterministic for a seed.
+
+Shape legend: F frames, N people in a frame, K keypoints (COCO-17), H x W frame size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from openpose_lite.data.synthetic import (
+    _ONE,
+    SKELETON,
+    _Figure,
+    _draw_figure,
+    _rotation,
+    _sample_colours,
+    coco_person_category,
+    render_background,
+)
+from openpose_lite.io import atomic_write_path, write_json_atomic
+from openpose_lite.structures import Poses
+
+logger = logging.getLogger(__name__)
+
+_KP = {name: i for i, name in enumerate(SKELETON.keypoints)}
+_SIDES = ((1, "left"), (-1, "right"))  # +1: towards image right, a front-facing person's left
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How a synthetic video is generated.
+
+    ``image_hw`` is the frame size, ``num_frames`` its length at ``fps`` frames per second.
+    ``num_people`` people walk through it; each one's height is a fraction of the frame height
+    in ``person_height_range`` (near people are the tall ones), its speed in person heights per
+    second in ``speed_range``. ``hidden_below``: the visible fraction of a person's pixels
+    under which it counts as hidden (see the module docstring). ``seed`` fixes everything.
+    """
+
+    image_hw: tuple[int, int] = (360, 640)
+    num_frames: int = 90
+    num_people: int = 8
+    fps: float = 30.0
+    seed: int = 0
+    person_height_range: tuple[float, float] = (0.35, 0.6)
+    speed_range: tuple[float, float] = (0.5, 1.6)
+    hidden_below: float = 0.5
+    clutter_range: tuple[int, int] = (4, 12)
+
+    def __post_init__(self) -> None:
+        h, w = self.image_hw
+        if h < 32 or w < 32:
+            raise ValueError(f"VideoConfig.image_hw must be at least (32, 32), got {self.image_hw}")
+        for name in ("num_frames", "num_people", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 0:
+                raise ValueError(f"VideoConfig.{name} must be a non-negative integer, got {value!r}")
+        if self.num_people >= np.iinfo(np.uint16).max:
+            raise ValueError(f"VideoConfig.num_people must be below {np.iinfo(np.uint16).max}, got {self.num_people}")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"VideoConfig.fps must be positive, got {self.fps}")
+        lo, hi = self.person_height_range
+        if not 0 < lo <= hi <= 1.5:
+            raise ValueError(f"VideoConfig.person_height_range must be fractions 0 < min <= max <= 1.5, got {self.person_height_range}")
+        lo, hi = self.speed_range
+        if not 0 <= lo <= hi:
+            raise ValueError(f"VideoConfig.speed_range must be (min, max) with 0 <= min <= max, got {self.speed_range}")
+        if not 0 <= self.hidden_below <= 1:
+            raise ValueError(f"VideoConfig.hidden_below must be in [0, 1], got {self.hidden_below}")
+        lo_c, hi_c = self.clutter_range
+        if not 0 <= lo_c <= hi_c:
+            raise ValueError(f"VideoConfig.clutter_range must be (min, max) with 0 <= min <= max, got {self.clutter_range}")
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """One frame and its annotated people.
+
+    ``image`` (H, W, 3) uint8 BGR; ``keypoints`` (N, K, 3) float32 COCO x, y, v; ``boxes``
+    (N, 4) float32 x, y, w, h; ``areas`` (N,) float32 visible pixels; ``track_ids`` (N,) int64
+    true identities; ``hidden`` (N,) bool people mostly behind others (all keypoints v <= 1).
+    """
+
+    index: int
+    image: np.ndarray
+    keypoints: np.ndarray
+    boxes: np.ndarray
+    areas: np.ndarray
+    track_ids: np.ndarray
+    hidden: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Walker:
+    """One person's body and walk; positions in px, angles in radians."""
+
+    body: dict[str, float]  # segment lengths in person heights
+    turn: float  # shoulder and hip width factor (a body turned from the camera is narrower)
+    height: float
+    depth: float  # 0 far .. 1 near: draw order
+    ground_y: float  # image row of the feet
+    x0: float  # pelvis x at frame 0
+    direction: int  # +1 walks towards image right, -1 left
+    speed: float  # px per frame
+    phase0: float
+    phase_rate: float  # gait cycle radians per frame
+    leg_swing: float
+    knee_bend: float
+    arm_swing: float
+    elbow_bend: float
+    lean: float
+    colours: dict[str, tuple[int, int, int]]
+    draw_seed: int
+
+
+def _sample_walker(rng: np.random.Generator, cfg: VideoConfig, index: int) -> _Walker:
+    h, w = cfg.image_hw
+
+    def size(base: float) -> float:  # body proportions vary a little, as in the still scenes
+        return base * rng.uniform(0.92, 1.08)
+
+    body = {
+        "torso": size(0.30), "neck_to_head": size(0.105), "shoulder_half": size(0.115), "hip_half": size(0.08),
+        "upper_arm": size(0.17), "forearm": size(0.15), "thigh": size(0.245), "shin": size(0.235),
+        "head_half_w": size(0.05), "head_half_h": size(0.064),
+    }
+    depth = float(rng.uniform(0.0, 1.0))
+    lo, hi = cfg.person_height_range
+    height = (lo + (hi - lo) * depth) * h
+    ground_y = (0.62 + 0.35 * depth) * h  # perspective: nearer people stand lower in the frame
+    direction = 1 if rng.random() < 0.5 else -1
+    # start where the walk crosses the middle of the frame: people walking towards each other meet
+    start = rng.uniform(-0.15, 0.6) * w
+    x0 = start if direction > 0 else w - start
+    speed = rng.uniform(*cfg.speed_range) * height / cfg.fps
+    cycle = rng.uniform(0.75, 0.95) * height  # px walked per gait cycle (two steps)
+    return _Walker(
+        body=body,
+        turn=float(rng.uniform(0.55, 0.9)),
+        height=float(height),
+        depth=depth,
+        ground_y=float(ground_y),
+        x0=float(x0),
+        direction=direction,
+        speed=float(speed),
+        phase0=float(rng.uniform(0, 2 * math.pi)),
+        phase_rate=float(2 * math.pi * speed / cycle),
+        leg_swing=math.radians(rng.uniform(18, 30)),
+        knee_bend=math.radians(rng.uniform(25, 50)),
+        arm_swing=math.radians(rng.uniform(12, 35)),
+        elbow_bend=math.radians(rng.uniform(10, 40)),
+        lean=math.radians(rng.uniform(0, 6)),
+        colours=_sample_colours(rng),
+        draw_seed=int(rng.integers(2**31)) ^ index,
+    )
+
+
+def _walking_pose(wk: _Walker, frame: int) -> _Figure:
+    """The walker's figure at ``frame``, in image pixels."""
+    b, d, hgt = wk.body, wk.direction, wk.height
+    phase = wk.phase0 + wk.phase_rate * frame
+    s, c = math.sin(phase), math.cos(phase)
+
+    lean = _rotation(d * wk.lean)  # the torso leans into the walk
+    up, across = lean @ np.array([0.0, -1.0]), lean @ np.array([1.0, 0.0])
+    pts = np.zeros((SKELETON.num_keypoints, 2))
+    neck = up * b["torso"]
+    for side, name in _SIDES:
+        pts[_KP[f"{name}_shoulder"]] = neck + across * side * b["shoulder_half"] * wk.turn
+        pts[_KP[f"{name}_hip"]] = np.array([side * b["hip_half"] * wk.turn, 0.0])
+
+    def ray(angle: float, splay: float = 0.0) -> np.ndarray:  # from straight down, positive forwards
+        return np.array([d * math.sin(angle) + splay, math.cos(angle)])
+
+    for side, name in _SIDES:
+        swing = side * s  # the two legs are half a cycle apart
+        thigh = wk.leg_swing * swing
+        shin = thigh - wk.knee_bend * max(0.0, side * c)  # the knee bends while the leg swings forward
+        knee = pts[_KP[f"{name}_hip"]] + b["thigh"] * ray(thigh)
+        pts[_KP[f"{name}_knee"]] = knee
+        pts[_KP[f"{name}_ankle"]] = knee + b["shin"] * ray(shin)
+        arm = -wk.arm_swing * swing  # arms swing against the legs
+        elbow = pts[_KP[f"{name}_shoulder"]] + b["upper_arm"] * ray(arm, side * 0.08)
+        pts[_KP[f"{name}_elbow"]] = elbow
+        pts[_KP[f"{name}_wrist"]] = elbow + b["forearm"] * ray(arm + wk.elbow_bend, side * 0.05)
+
+    head = _rotation(d * wk.lean * 0.5)
+    head_center = neck + (head @ np.array([0.0, -1.0])) * b["neck_to_head"]
+    yaw = 0.3 * d  # the face turns towards where the person goes
+    hw, hh = b["head_half_w"], b["head_half_h"]
+
+    def face(u: float, v: float) -> np.ndarray:
+        return head_center + head @ np.array([u * hw, v * hh])
+
+    pts[_KP["nose"]] = face(0.6 * yaw, 0.2)
+    pts[_KP["left_eye"]] = face(0.42 + 0.5 * yaw, -0.15)
+    pts[_KP["right_eye"]] = face(-0.42 + 0.5 * yaw, -0.15)
+    pts[_KP["left_ear"]] = face(0.8 + 0.15 * yaw, 0.0)
+    pts[_KP["right_ear"]] = face(-0.8 + 0.15 * yaw, 0.0)
+
+    bob = 0.012 * abs(c)  # the pelvis rises as a leg passes under it
+    leg = b["thigh"] + b["shin"]
+    origin = np.array([wk.x0 + d * wk.speed * frame, wk.ground_y - (0.97 * leg + bob) * hgt])
+    return _Figure(
+        points=np.round((pts * hgt + origin) * _ONE) / _ONE,  # the 1/16 px grid cv2 draws on
+        head_center=head_center * hgt + origin,
+        head_axes=(hw * hgt, hh * hgt),
+        head_angle=math.degrees(d * wk.lean * 0.5),
+        height=hgt,
+        colours=wk.colours,
+    )
+
+
+def _window(fig: _Figure, image_hw: tuple[int, int]) -> tuple[slice, slice] | None:
+    """Rows and columns of the frame that the figure can cover, None when it is off screen."""
+    h, w = image_hw
+    r = max(fig.head_axes) + 0.06 * fig.height + 2  # head, half the thickest limb, outline
+    lo = np.floor(np.minimum(fig.points.min(0), fig.head_center) - r).astype(int)
+    hi = np.ceil(np.maximum(fig.points.max(0), fig.head_center) + r).astype(int)
+    if hi[0] < 0 or hi[1] < 0 or lo[0] > w - 1 or lo[1] > h - 1:
+        return None
+    return slice(max(lo[1], 0), min(hi[1] + 1, h)), slice(max(lo[0], 0), min(hi[0] + 1, w))
+
+
+def _render_frame(index: int, background: np.ndarray, walkers: Sequence[_Walker], order: np.ndarray, cfg: VideoConfig) -> VideoFrame:
+    h, w = cfg.image_hw
+    image = background.copy()
+    owner = np.zeros((h, w), dtype=np.uint16)  # 0: nobody, i + 1: person i
+    drawn: list[tuple[int, _Figure, tuple[slice, slice], int]] = []
+    for i in order:  # far to near, so nearer people cover farther ones
+        fig = _walking_pose(walkers[i], index)
+        window = _window(fig, cfg.image_hw)
+        if window is None:
+            continue
+        # a fresh generator per frame: the same limbs are drawn in front in every frame
+        _draw_figure(image, owner, int(i) + 1, fig, np.random.default_rng(walkers[i].draw_seed))
+        drawn.append((int(i), fig, window, int(np.count_nonzero(owner[window] == i + 1))))  # every pixel it covers
+
+    keypoints, boxes, areas, ids, hidden = [], [], [], [], []
+    for i, fig, window, full in drawn:
+        ys, xs = np.nonzero(owner[window] == i + 1)
+        if len(xs) == 0:
+            continue
+        ys, xs = ys + window[0].start, xs + window[1].start
+        pts = fig.points
+        inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
+        cols = np.clip(np.rint(pts[:, 0]), 0, w - 1).astype(int)
+        rows = np.clip(np.rint(pts[:, 1]), 0, h - 1).astype(int)
+        is_hidden = len(xs) < cfg.hidden_below * full
+        visible = inside & (owner[rows, cols] == i + 1) & (not is_hidden)
+        kps = np.zeros((SKELETON.num_keypoints, 3), dtype=np.float32)
+        kps[inside, :2] = pts[inside]
+        kps[:, 2] = np.where(visible, 2, np.where(inside, 1, 0))
+        x0, y0, x1, y1 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+        if inside.any():
+            x0, y0 = min(x0, float(pts[inside, 0].min())), min(y0, float(pts[inside, 1].min()))
+            x1, y1 = max(x1, float(pts[inside, 0].max())), max(y1, float(pts[inside, 1].max()))
+        keypoints.append(kps)
+        boxes.append([x0, y0, x1 - x0, y1 - y0])
+        areas.append(float(len(xs)))
+        ids.append(i)
+        hidden.append(is_hidden)
+
+    order_by_id = np.argsort(np.array(ids, dtype=np.int64), kind="stable")  # people listed by id
+    k = SKELETON.num_keypoints
+    return VideoFrame(
+        index=index,
+        image=image,
+        keypoints=np.array(keypoints, dtype=np.float32).reshape(-1, k, 3)[order_by_id],
+        boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4)[order_by_id],
+        areas=np.array(areas, dtype=np.float32)[order_by_id],
+        track_ids=np.array(ids, dtype=np.int64)[order_by_id],
+        hidden=np.array(hidden, dtype=bool)[order_by_id],
+    )
+
+
+def generate_video(cfg: VideoConfig | None = None) -> list[VideoFrame]:
+    """All ``cfg.num_frames`` frames of the video ``cfg`` describes, with their annotations."""
+    cfg = cfg or VideoConfig()
+    rng = np.random.default_rng([int(cfg.seed), 0x7669])  # not the still scenes' stream for the same seed
+    background = render_background(rng, cfg.image_hw, cfg.clutter_range)
+    walkers = [_sample_walker(rng, cfg, i) for i in range(cfg.num_people)]
+    order = np.argsort([wk.depth for wk in walkers], kind="stable")
+    return [_render_frame(f, background, walkers, order, cfg) for f in range(cfg.num_frames)]
+
+
+def ground_truth_poses(frames: Sequence[VideoFrame], min_visible: int = 1) -> list[Poses]:
+    """Per frame, the people a perfect detector sees, as COCO-17 Poses with their true ``track_ids``.
+
+    Only visible keypoints (v=2) are labelled (score 1; the others score 0), and only people
+    with at least ``min_visible`` of them are listed, so hidden people are left out.
+    """
+    if int(min_visible) != min_visible or min_visible < 1:
+        raise ValueError(f"ground_truth_poses: min_visible must be an integer >= 1, got {min_visible!r}")
+    out = []
+    for frame in frames:
+        visible = frame.keypoints[..., 2] == 2
+        keep = visible.sum(1) >= min_visible
+        kps = frame.keypoints[keep].copy()
+        kps[..., 2] = visible[keep].astype(np.float32)
+        out.append(Poses(kps, np.ones(len(kps), np.float32), SKELETON, frame.track_ids[keep]))
+    return out
+
+
+def simulate_detections(
+    truth: Sequence[Poses],
+    seed: int = 0,
+    keypoint_noise_px: float = 3.0,
+    drop_person_prob: float = 0.05,
+    drop_keypoint_prob: float = 0.1,
+    min_keypoints: int = 3,
+) -> list[Poses]:
+    """A detector's view of ``truth`` (e.g. :func:`ground_truth_poses`): per frame, Poses without ids.
+
+    Each labelled keypoint moves by Gaussian noise of ``keypoint_noise_px`` px per coordinate
+    and is lost with probability ``drop_keypoint_prob``; each person is lost with probability
+    ``drop_person_prob`` or when fewer than ``min_keypoints`` keypoints remain. The people of a
+    frame come in a random order, with random keypoint scores in [0.3, 1) and their mean as the
+    person's score. Deterministic for ``seed``.
+    """
+    for name, value in (("drop_person_prob", drop_person_prob), ("drop_keypoint_prob", drop_keypoint_prob)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"simulate_detections: {name} must be in [0, 1], got {value}")
+    if not keypoint_noise_px >= 0:
+        raise ValueError(f"simulate_detections: keypoint_noise_px must be >= 0, got {keypoint_noise_px}")
+    rng = np.random.default_rng([int(seed), 0x646574])
+    out = []
+    for poses in truth:
+        kps = poses.keypoints.astype(np.float64)
+        n, k = kps.shape[:2]
+        on = (kps[..., 2] > 0) & (rng.random((n, k)) >= drop_keypoint_prob)
+        xy = kps[..., :2] + rng.normal(0.0, keypoint_noise_px, (n, k, 2))
+        score = rng.uniform(0.3, 1.0, (n, k))
+        keep = (on.sum(1) >= max(int(min_keypoints), 1)) & (rng.random(n) >= drop_person_prob)
+        order = rng.permutation(np.nonzero(keep)[0])
+        det = np.concatenate([np.where(on[..., None], xy, 0.0), np.where(on, score, 0.0)[..., None]], axis=-1)[order]
+        person = np.array([s[m].mean() for s, m in zip(score[order], on[order])], dtype=np.float32).reshape(-1)
+        out.append(Poses(det.astype(np.float32), person, poses.skeleton))
+    return out
+
+
+# ---------------------------------------------------------------------------- files
+def write_video(out_dir: str | Path, cfg: VideoConfig | None = None) -> tuple[Path, Path]:
+    """Write the video as ``out_dir/video.mp4`` (mp4v) and its annotations as ``out_dir/annotations.json``.
+
+    The annotation file is COCO keypoint format with one image per frame (``id`` = frame index
+    + 1, ``frame_index``, ``file_name`` the video's) and one annotation per person and frame
+    carrying the person's ``track_id``, PoseTrack's field for identities across frames (see the
+    module docstring for v, area, bbox and hidden people). Both files are written atomically.
+    Returns (video path, annotation path).
+    """
+    cfg = cfg or VideoConfig()
+    out_dir = Path(out_dir)
+    frames = generate_video(cfg)
+    h, w = cfg.image_hw
+
+    def encode(tmp: str) -> None:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(cfg.fps), (w, h))
+        if not writer.isOpened():
+            raise RuntimeError(f"write_video: OpenCV cannot write mp4v video to {tmp} (no FFmpeg backend?)")
+        try:
+            for frame in frames:
+                writer.write(frame.image)
+        finally:
+            writer.release()
+
+    video_path = atomic_write_path(out_dir / "video.mp4", encode)
+
+    images, annotations = [], []
+    for frame in frames:
+        image_id = frame.index + 1
+        images.append({"id": image_id, "file_name": video_path.name, "frame_index": frame.index, "height": h, "width": w})
+        for kps, box, area, track_id, is_hidden in zip(frame.keypoints, frame.boxes, frame.areas, frame.track_ids, frame.hidden):
+            flat = []
+            for x, y, v in kps.tolist():
+                flat += [x, y, int(v)]
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "track_id": int(track_id),
+                    "keypoints": flat,
+                    "num_keypoints": int((kps[:, 2] > 0).sum()),
+                    "bbox": [float(v) for v in box],
+                    "area": float(area),
+                    "iscrowd": 0,
+                    "hidden": bool(is_hidden),
+                }
+            )
+    dataset = {
+        "info": {"description": "openpose_lite synthetic video", "video_config": dataclasses.asdict(cfg)},
+        "licenses": [],
+        "videos": [{"id": 1, "file_name": video_path.name, "fps": float(cfg.fps), "num_frames": len(frames)}],
+        "images": images,
+        "annotations": annotations,
+        "categories": [coco_person_category()],
+    }
+    ann_path = write_json_atomic(out_dir / "annotations.json", dataset)
+    logger.info("wrote a %d-frame synthetic video with %d person-frames to %s", len(frames), len(annotations), out_dir)
+    return video_path, ann_path

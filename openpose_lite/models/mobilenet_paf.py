@@ -1,0 +1,534 @@
+"""Lightweight OpenPose: a MobileNetV1 trunk, a light CPM, an initial stage and refinement stages.
+
+Architecture (Osokin, "Real-time 2D Multi-Person Pose Estimation on CPU: Lightweight
+OpenPose", 2018), laid out as the public reference implementation
+(Daniil-Osokin/lightweight-human-pose-estimation.pytorch, ``models/with_mobilenet.py``,
+class ``PoseEstimationWithMobileNet``, with its building blocks from ``modules/conv.py``) so
+that its checkpoints load by key name, unchanged:
+
+* ``model`` (the trunk, stride 8): a full 3x3 conv 3 -> 32 at stride 2, then eleven
+  depthwise-separable blocks (3x3 depthwise, 1x1 pointwise, each conv without bias and
+  followed by BatchNorm and ReLU) of MobileNetV1 up to its ``conv5_5``. Two departures from
+  MobileNetV1 keep the output at stride 8: block 6 (``conv4_2``, 256 -> 512) has stride 1
+  instead of 2, and block 7's depthwise conv is dilated (dilation 2, padding 2) to recover
+  the receptive field lost with that stride.
+* ``cpm``: ``align`` (1x1 conv 512 -> C + ReLU), ``trunk`` (three depthwise-separable blocks
+  C -> C without BatchNorm, ELU after each conv) added to its own input, then ``conv``
+  (3x3 conv C -> C + ReLU). Its output is the feature map F shared by every stage.
+* ``initial_stage``: ``trunk`` (three 3x3 convs C -> C + ReLU) feeding two heads
+  ``heatmaps`` and ``pafs`` (1x1 conv C -> 512 + ReLU, 1x1 output conv).
+* ``refinement_stages[t]``: input ``concat(F, heatmaps_{t-1}, pafs_{t-1})`` (the reference's
+  order, which differs from the CMU model's), ``trunk`` of five residual blocks (``initial``:
+  1x1 conv + ReLU; ``trunk``: a 3x3 conv and a 3x3 conv with dilation 2, each with bias,
+  BatchNorm and ReLU; the block returns ``initial + trunk``), then two heads (1x1 conv
+  C -> C + ReLU, 1x1 output conv).
+
+Output convs have no activation. Every BatchNorm is ``nn.BatchNorm2d``'s default
+(eps 1e-5, momentum 0.1). Convs outside the trunk carry a bias; trunk convs do not.
+
+Output channels: ``skeleton.num_heatmaps`` (K + 1 with the background, last) and
+``skeleton.num_pafs`` (2L). The reference trains the CMU channel layout: keypoints in CMU
+order with the background last (``datasets/coco.py``, ``_generate_keypoint_maps``) and
+limb ``i`` of ``BODY_PARTS_KPT_IDS`` in PAF channels ``(2i, 2i + 1) = (x, y)``, a list equal
+to ``OPENPOSE_18.limbs``; so ``OPENPOSE_18`` is the skeleton of the published weights.
+
+Input convention of the published weights (a property of the weights, not of this code):
+BGR images scaled as ``pixel / 256 - 0.5``, the same as the CMU VGG19 model. Read from the
+reference's ``datasets/coco.py`` (``CocoTrainDataset.__getitem__``: ``cv2.imread`` then
+``(image - 128) / 256``) and ``val.py`` (``infer``: ``img_mean=(128, 128, 128)``,
+``img_scale=1/256``).
+
+Weight layouts (pure functions on already loaded mappings; read files with
+``torch.load(path, map_location="cpu", weights_only=True)``):
+
+* :func:`convert_lightweight_checkpoint`: the reference's training checkpoints
+  (``{"state_dict": ..., "optimizer": ..., "iter": ...}``) or a bare state dict. Our key
+  names are the reference's, so conversion is validation plus unwrapping.
+* :func:`load_mobilenet_imagenet`: the ImageNet MobileNetV1 classifier
+  ``mobilenet_sgd_68.848.pth.tar`` (marvis/pytorch-mobilenet), which the reference's
+  ``train.py --from-mobilenet`` copies into the trunk.
+
+Shape legend: B batch, K keypoints, L limbs, C ``num_channels``, H x W input size. Every
+stride-2 conv has kernel 3 and padding 1, so maps are ``ceil(H / 8) x ceil(W / 8)``
+(exactly ``H / 8 x W / 8`` for multiples of 8).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from openpose_lite.models.vgg19_paf import scaled_width
+from openpose_lite.skeleton import OPENPOSE_18, Skeleton
+
+logger = logging.getLogger(__name__)
+
+ARCH = "mobilenet_paf"
+STRIDE = 8
+
+# Trunk blocks in order: (base output width, stride, dilation). Block 0 is a full 3x3 conv,
+# the others depthwise-separable; the base widths are MobileNetV1's (width_mult 1.0).
+_TRUNK_LAYOUT: tuple[tuple[int, int, int], ...] = (
+    (32, 2, 1),   # conv1
+    (64, 1, 1),   # conv2_1
+    (128, 2, 1),  # conv2_2
+    (128, 1, 1),  # conv3_1
+    (256, 2, 1),  # conv3_2
+    (256, 1, 1),  # conv4_1
+    (512, 1, 1),  # conv4_2: stride 2 in MobileNetV1; 1 here keeps the trunk at stride 8
+    (512, 1, 2),  # conv5_1: dilated to regain the receptive field of the dropped stride
+    (512, 1, 1),  # conv5_2
+    (512, 1, 1),  # conv5_3
+    (512, 1, 1),  # conv5_4
+    (512, 1, 1),  # conv5_5
+)
+_TRUNK_OUT_BASE = _TRUNK_LAYOUT[-1][0]
+_NUM_CPM_BLOCKS = 3
+_NUM_INITIAL_CONVS = 3
+# The initial stage's heads widen to a fixed 512 whatever num_channels is (as the reference).
+_INITIAL_HEAD_CHANNELS = 512
+_NUM_REFINEMENT_BLOCKS = 5
+_REFINEMENT_DILATION = 2
+_SAMPLE = 5
+
+
+# --------------------------------------------------------------------------- building blocks
+def _conv(
+    c_in: int,
+    c_out: int,
+    kernel: int = 3,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+    bias: bool = True,
+    bn: bool = False,
+    act: type[nn.Module] | None = nn.ReLU,
+) -> list[nn.Module]:
+    """[conv, (BatchNorm), (activation)]: a conv with "same" padding for odd kernels at stride 1.
+
+    Returned as a list so that callers lay several convs out flat in one Sequential, which
+    fixes the positional key names (``<block>.<position>.weight``) of the reference.
+    """
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=dilation * (kernel // 2),
+                  dilation=dilation, groups=groups, bias=bias)
+    ]
+    if bn:
+        layers.append(nn.BatchNorm2d(c_out))
+    if act is not None:
+        layers.append(act(inplace=True))
+    return layers
+
+
+def _depthwise_separable(
+    c_in: int, c_out: int, stride: int = 1, dilation: int = 1, bn: bool = True, act: type[nn.Module] = nn.ReLU
+) -> nn.Sequential:
+    """3x3 depthwise conv then 1x1 pointwise conv, both without bias.
+
+    With ``bn``: positions 0 dw, 1 BN, 2 act, 3 pw, 4 BN, 5 act (the trunk); without:
+    0 dw, 1 act, 2 pw, 3 act (the CPM, with ELU).
+    """
+    return nn.Sequential(
+        *_conv(c_in, c_in, 3, stride=stride, dilation=dilation, groups=c_in, bias=False, bn=bn, act=act),
+        *_conv(c_in, c_out, 1, bias=False, bn=bn, act=act),
+    )
+
+
+def _head(c_in: int, hidden: int, c_out: int) -> nn.Sequential:
+    """1x1 conv + ReLU, then the raw 1x1 output conv; keys ``0.0.*`` and ``1.0.*``."""
+    return nn.Sequential(nn.Sequential(*_conv(c_in, hidden, 1)), nn.Sequential(*_conv(hidden, c_out, 1, act=None)))
+
+
+class LightCpm(nn.Module):
+    """Trunk features (B, C_trunk, h, w) -> shared features F (B, C, h, w).
+
+    ``conv(align(x) + trunk(align(x)))``: the residual lets the ELU blocks refine the aligned
+    features instead of replacing them.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.align = nn.Sequential(*_conv(in_channels, out_channels, 1))
+        self.trunk = nn.Sequential(
+            *(_depthwise_separable(out_channels, out_channels, bn=False, act=nn.ELU) for _ in range(_NUM_CPM_BLOCKS))
+        )
+        self.conv = nn.Sequential(*_conv(out_channels, out_channels, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.align(x)
+        return self.conv(x + self.trunk(x))
+
+
+class InitialStage(nn.Module):
+    """F (B, C, h, w) -> (pafs (B, 2L, h, w), heatmaps (B, K+1, h, w)), raw."""
+
+    def __init__(self, channels: int, num_heatmaps: int, num_pafs: int) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(*(nn.Sequential(*_conv(channels, channels, 3)) for _ in range(_NUM_INITIAL_CONVS)))
+        self.heatmaps = _head(channels, _INITIAL_HEAD_CHANNELS, num_heatmaps)
+        self.pafs = _head(channels, _INITIAL_HEAD_CHANNELS, num_pafs)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.trunk(x)
+        return self.pafs(x), self.heatmaps(x)
+
+
+class RefinementBlock(nn.Module):
+    """(B, C_in, h, w) -> (B, C, h, w): ``initial(x) + trunk(initial(x))``.
+
+    The dilated second conv widens the receptive field the way CMU's 7x7 convs do, at a
+    fraction of the cost (two 3x3 convs cover 7x7 with dilation 1 and 2).
+    """
+
+    def __init__(self, in_channels: int, channels: int) -> None:
+        super().__init__()
+        self.initial = nn.Sequential(*_conv(in_channels, channels, 1))
+        self.trunk = nn.Sequential(
+            nn.Sequential(*_conv(channels, channels, 3, bn=True)),
+            nn.Sequential(*_conv(channels, channels, 3, dilation=_REFINEMENT_DILATION, bn=True)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.initial(x)
+        return x + self.trunk(x)
+
+
+class RefinementStage(nn.Module):
+    """concat(F, heatmaps, pafs) (B, C_in, h, w) -> (pafs (B, 2L, h, w), heatmaps (B, K+1, h, w)), raw."""
+
+    def __init__(self, in_channels: int, channels: int, num_heatmaps: int, num_pafs: int) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(
+            *(RefinementBlock(in_channels if i == 0 else channels, channels) for i in range(_NUM_REFINEMENT_BLOCKS))
+        )
+        self.heatmaps = _head(channels, channels, num_heatmaps)
+        self.pafs = _head(channels, channels, num_pafs)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.trunk(x)
+        return self.pafs(x), self.heatmaps(x)
+
+
+# --------------------------------------------------------------------------- the network
+class MobileNetPafNet(nn.Module):
+    """Lightweight OpenPose: images (B, 3, H, W) -> one dict of raw maps per stage (initial first).
+
+    Args:
+        skeleton: sets the output channels (``skeleton.num_heatmaps``, ``skeleton.num_pafs``).
+            The published weights need ``OPENPOSE_18``.
+        num_refinement_stages: refinement stages after the initial stage (reference: 1; the
+            paper also trains 3). 0 gives the initial stage alone.
+        num_channels: width C of the CPM and of the stages (reference: 128).
+        width_mult: scales the trunk widths (32 ... 512), rounded and at least 8; 1.0 is the
+            reference (and the only width the ImageNet weights fit). Small values give fast
+            CPU test models.
+
+    Input: BGR, ``pixel / 256 - 0.5`` for the published weights (see the module docstring).
+
+    Initialisation: PyTorch's defaults, as the reference, which defines none of its own; its
+    training starts the trunk from ImageNet weights (:func:`load_mobilenet_imagenet`).
+
+    Parameter and buffer names are the reference's (``model.0.0.weight``,
+    ``cpm.align.0.weight``, ``initial_stage.trunk.0.0.weight``,
+    ``refinement_stages.0.trunk.0.initial.0.weight`` ...), so its state dicts load as they are.
+    """
+
+    def __init__(
+        self,
+        skeleton: Skeleton = OPENPOSE_18,
+        num_refinement_stages: int = 1,
+        num_channels: int = 128,
+        width_mult: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if num_refinement_stages < 0:
+            raise ValueError(f"num_refinement_stages must be >= 0, got {num_refinement_stages}")
+        if num_channels < 1:
+            raise ValueError(f"num_channels must be >= 1, got {num_channels}")
+        if not width_mult > 0:
+            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+        self.skeleton = skeleton
+        self.num_refinement_stages = int(num_refinement_stages)
+        self.num_channels = int(num_channels)
+        self.width_mult = float(width_mult)
+        self.stride = STRIDE
+
+        blocks: list[nn.Module] = []
+        c_in = 3
+        for i, (base, stride, dilation) in enumerate(_TRUNK_LAYOUT):
+            c_out = scaled_width(base, width_mult)
+            if i == 0:
+                blocks.append(nn.Sequential(*_conv(c_in, c_out, 3, stride=stride, bias=False, bn=True)))
+            else:
+                blocks.append(_depthwise_separable(c_in, c_out, stride=stride, dilation=dilation))
+            c_in = c_out
+        self.model = nn.Sequential(*blocks)
+        self.trunk_channels = c_in
+
+        self.cpm = LightCpm(self.trunk_channels, self.num_channels)
+        self.feature_channels = self.num_channels
+
+        num_heatmaps, num_pafs = skeleton.num_heatmaps, skeleton.num_pafs
+        self.initial_stage = InitialStage(self.num_channels, num_heatmaps, num_pafs)
+        refine_in = self.num_channels + num_heatmaps + num_pafs
+        self.refinement_stages = nn.ModuleList(
+            RefinementStage(refine_in, self.num_channels, num_heatmaps, num_pafs)
+            for _ in range(self.num_refinement_stages)
+        )
+
+    @property
+    def num_stages(self) -> int:
+        """Stages S, the initial one included (the length of :meth:`forward`'s list)."""
+        return 1 + self.num_refinement_stages
+
+    def trunk_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the MobileNet part (``model``), for freeze-then-release schedules."""
+        return self.model.parameters()
+
+    def config_dict(self) -> dict[str, object]:
+        """``arch`` and the sizes: without ``arch``, the keyword arguments of :func:`build_mobilenet_paf`."""
+        return {
+            "arch": ARCH,
+            "num_refinement_stages": self.num_refinement_stages,
+            "num_channels": self.num_channels,
+            "width_mult": self.width_mult,
+        }
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, H, W) -> shared features F (B, C, H/8, W/8)."""
+        return self.cpm(self.model(images))
+
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """images (B, 3, H, W) -> S dicts ``{"pafs": (B, 2L, H/8, W/8), "heatmaps": (B, K+1, H/8, W/8)}``.
+
+        Outputs are raw (no activation), the initial stage first. Keys are in the order of
+        :class:`VGG19PafNet`'s dicts, so exporters return ``(pafs, heatmaps)`` for both
+        networks; the reference returns a flat list ``[heatmaps, pafs]`` per stage instead.
+        """
+        features = self.features(images)
+        pafs, heatmaps = self.initial_stage(features)
+        outputs: list[dict[str, torch.Tensor]] = [{"pafs": pafs, "heatmaps": heatmaps}]
+        for stage in self.refinement_stages:
+            # The reference's order: features, then heatmaps, then PAFs.
+            pafs, heatmaps = stage(torch.cat([features, heatmaps, pafs], dim=1))
+            outputs.append({"pafs": pafs, "heatmaps": heatmaps})
+        return outputs
+
+    @torch.jit.export
+    def forward_last(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, 3, H, W) -> the last stage's dict (what inference decodes)."""
+        return self.forward(images)[-1]
+
+
+def build_mobilenet_paf(
+    num_refinement_stages: int = 1,
+    num_channels: int = 128,
+    width_mult: float = 1.0,
+    skeleton: Skeleton = OPENPOSE_18,
+) -> MobileNetPafNet:
+    """Build a :class:`MobileNetPafNet`; the defaults are the published Lightweight OpenPose model."""
+    model = MobileNetPafNet(skeleton=skeleton, num_refinement_stages=num_refinement_stages,
+                            num_channels=num_channels, width_mult=width_mult)
+    logger.debug(
+        "built %s: %d refinement stages, %d channels, width_mult %.3g, %d parameters",
+        ARCH, num_refinement_stages, num_channels, width_mult, sum(p.numel() for p in model.parameters()),
+    )
+    return model
+
+
+# --------------------------------------------------------------------------- weight layouts
+_MODULE_PREFIX = "module."
+# Keys every reference pose checkpoint has (one per part of the network).
+_LIGHTWEIGHT_PROBE_KEYS = ("model.0.0.weight", "cpm.align.0.weight", "initial_stage.trunk.0.0.weight")
+_TRUNK_WIDTH_KEY = f"model.{len(_TRUNK_LAYOUT) - 1}.3.weight"  # conv5_5's pointwise conv, the widest
+_BN_COUNTER = "num_batches_tracked"
+
+
+def _sample(keys: Collection[str]) -> list[str]:
+    return sorted(keys)[:_SAMPLE]
+
+
+def _strip_module(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop the ``module.`` prefix of ``nn.DataParallel`` / DDP when every key has it."""
+    if state and all(k.startswith(_MODULE_PREFIX) for k in state):
+        return {k[len(_MODULE_PREFIX):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def _unwrap(obj: Mapping[str, Any], what: str) -> dict[str, torch.Tensor]:
+    """The tensor state dict of a ``{"state_dict": ...}`` checkpoint or of a bare state dict, unprefixed."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{what}: expected a state dict or a checkpoint dict, got {type(obj).__name__}")
+    state = obj.get("state_dict", obj)
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{what}: 'state_dict' must be a dict, got {type(state).__name__}")
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ValueError(f"{what}: expected a state dict (names -> tensors) or a checkpoint with 'state_dict'; "
+                         f"non-tensor entries {_sample(bad)}")
+    if not state:
+        raise ValueError(f"{what}: the state dict is empty")
+    return _strip_module(state)
+
+
+def _key_mismatch(what: str, missing: Collection[str], unexpected: Collection[str]) -> ValueError:
+    return ValueError(
+        f"{what}: {len(missing)} missing keys (e.g. {_sample(missing)}), "
+        f"{len(unexpected)} unexpected keys (e.g. {_sample(unexpected)})"
+    )
+
+
+def _reference_state_shapes(config: Mapping[str, Any], skeleton: Skeleton) -> dict[str, torch.Size]:
+    """Key -> shape of every parameter and buffer of the model of ``config`` (built on the meta device)."""
+    with torch.device("meta"):
+        model = MobileNetPafNet(skeleton=skeleton, **config)
+    return {k: v.shape for k, v in model.state_dict().items()}
+
+
+def is_lightweight_layout(keys: Collection[str]) -> bool:
+    """Whether ``keys`` (with or without ``module.``) are those of a reference Lightweight OpenPose model.
+
+    True when the trunk (``model.0.0.weight``), the CPM (``cpm.align.0.weight``) and the initial
+    stage (``initial_stage.trunk.0.0.weight``) are all present; the refinement stages
+    (``refinement_stages.<t>.…``) may number zero or more. An ImageNet MobileNet file
+    (``model.*`` and ``fc.*`` only) is not in this layout: see :func:`is_mobilenet_imagenet_layout`.
+    """
+    stripped = _strip_module(dict.fromkeys(keys))
+    return all(k in stripped for k in _LIGHTWEIGHT_PROBE_KEYS)
+
+
+def is_mobilenet_imagenet_layout(keys: Collection[str]) -> bool:
+    """Whether ``keys`` (with or without ``module.``) are those of the marvis/pytorch-mobilenet classifier.
+
+    That file has the trunk ``model.<i>.*`` and the classifier ``fc.weight`` / ``fc.bias``, and no
+    pose stages.
+    """
+    stripped = _strip_module(dict.fromkeys(keys))
+    return "model.0.0.weight" in stripped and "fc.weight" in stripped and "cpm.align.0.weight" not in stripped
+
+
+def lightweight_config_from_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """``{"num_refinement_stages", "num_channels", "width_mult"}`` read from tensor shapes.
+
+    ``state`` is a state dict in the reference layout (``module.`` allowed); the result is the
+    keyword arguments of :func:`build_mobilenet_paf`. The width multiplier comes from the
+    widest trunk layer (conv5_5, 512 at width 1) and must reproduce every trunk width.
+
+    Raises:
+        ValueError: not the reference layout, or trunk widths no single multiplier gives.
+    """
+    state = _strip_module(state)
+    if not is_lightweight_layout(state):
+        missing = [k for k in _LIGHTWEIGHT_PROBE_KEYS if k not in state]
+        raise ValueError(f"not a Lightweight OpenPose state dict: missing {missing}; keys start {_sample(state)}")
+    stage_ids = {int(k.split(".")[1]) for k in state if k.startswith("refinement_stages.") and k.split(".")[1].isdigit()}
+    num_refinement_stages = 1 + max(stage_ids) if stage_ids else 0
+    if stage_ids != set(range(num_refinement_stages)):
+        raise ValueError(f"refinement stages are not numbered 0..{num_refinement_stages - 1}: found {sorted(stage_ids)}")
+    num_channels = int(state["cpm.align.0.weight"].shape[0])
+    if _TRUNK_WIDTH_KEY not in state:
+        raise ValueError(f"cannot read the trunk width: missing {_TRUNK_WIDTH_KEY!r}")
+    width_mult = int(state[_TRUNK_WIDTH_KEY].shape[0]) / _TRUNK_OUT_BASE
+    # Block 0's conv and every pointwise conv give one trunk width each.
+    widths = [(f"model.{i}.{0 if i == 0 else 3}.weight", base) for i, (base, _, _) in enumerate(_TRUNK_LAYOUT)]
+    wrong = [
+        f"{key}: {int(state[key].shape[0])} channels, width_mult {width_mult:.4g} gives {scaled_width(base, width_mult)}"
+        for key, base in widths if key in state and int(state[key].shape[0]) != scaled_width(base, width_mult)
+    ]
+    if wrong:
+        raise ValueError(f"trunk widths do not follow one width multiplier: {wrong[:_SAMPLE]}")
+    return {"num_refinement_stages": num_refinement_stages, "num_channels": num_channels, "width_mult": width_mult}
+
+
+def convert_lightweight_checkpoint(obj: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_18) -> dict[str, torch.Tensor]:
+    """A reference Lightweight OpenPose checkpoint -> our state dict (the same key names).
+
+    ``obj`` is what ``torch.load(path, map_location="cpu", weights_only=True)`` returns for
+    the reference's training checkpoints (``{"state_dict": ..., "optimizer": ...,
+    "scheduler": ..., "iter": ..., "current_epoch": ...}``, written by its ``train.py``; only
+    ``"state_dict"`` is read) or a bare state dict; keys may carry ``module.``. The sizes
+    are read from the tensor shapes (:func:`lightweight_config_from_state_dict`) and every
+    key and shape is checked against that model with ``skeleton``'s channel counts. BatchNorm
+    ``num_batches_tracked`` counters, absent from files older than PyTorch 0.4.1, are filled
+    with 0 (they only matter for ``momentum=None``). Tensors are not copied.
+
+    Raises:
+        ValueError: another layout, missing or unexpected keys, or shape mismatches (named).
+    """
+    state = _unwrap(obj, "Lightweight OpenPose checkpoint")
+    if not is_lightweight_layout(state):
+        missing = [k for k in _LIGHTWEIGHT_PROBE_KEYS if k not in state]
+        hint = " (an ImageNet MobileNet file: use load_mobilenet_imagenet)" if is_mobilenet_imagenet_layout(state) else ""
+        raise ValueError(
+            f"not a Lightweight OpenPose state dict{hint}: missing {missing}; {len(state)} keys, e.g. {_sample(state)}"
+        )
+    config = lightweight_config_from_state_dict(state)
+    expected = _reference_state_shapes(config, skeleton)
+    filled = [k for k in expected if k.endswith(_BN_COUNTER) and k not in state]
+    for k in filled:
+        state[k] = torch.zeros((), dtype=torch.long)
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+    if missing or unexpected:
+        raise _key_mismatch(f"Lightweight OpenPose state dict ({config})", missing, unexpected)
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(s)}" for k, s in expected.items() if state[k].shape != s]
+    if wrong:
+        raise ValueError(f"Lightweight OpenPose state dict ({config}, skeleton {skeleton.name}): "
+                         f"{len(wrong)} shape mismatches, e.g. {wrong[:_SAMPLE]}")
+    if filled:
+        logger.debug("Lightweight OpenPose weights: %d BatchNorm counters absent, set to 0", len(filled))
+    return {k: state[k] for k in expected}
+
+
+def load_mobilenet_imagenet(model: MobileNetPafNet, state_dict_or_obj: Mapping[str, Any]) -> list[str]:
+    """Copy the ImageNet MobileNetV1 weights into ``model.model``, the trunk (in place); returns the keys set.
+
+    ``state_dict_or_obj``: the loaded ``mobilenet_sgd_68.848.pth.tar`` of marvis/pytorch-mobilenet,
+    ``{"state_dict": {"module.model.0.0.weight", ...}}``, or its bare state dict, with or
+    without ``module.``. As the reference's ``modules/load_state.py`` (``load_from_mobilenet``:
+    every target key containing ``model`` is looked up as ``module.model...``), block ``i`` of
+    the file fills block ``i`` of our trunk for i = 0 ... 11, positions and names unchanged:
+    conv weights and BatchNorm weight, bias, running_mean and running_var. That includes
+    block 6, whose stride is 1 here and 2 in the classifier, and the dilated block 7 (the
+    shapes agree, so the reference copies them). The classifier's blocks 12 and 13
+    (1024 wide) and ``fc`` are ignored; the CPM and the stages are left alone.
+    ``num_batches_tracked`` is copied when present (files older than PyTorch 0.4.1 lack it,
+    and the reference then keeps the model's own).
+
+    Input convention: the classifier was trained on ImageNet in its own normalisation (marvis's
+    script follows PyTorch's ImageNet example, RGB with the ImageNet mean and std, as far as
+    the public copies show); the reference's ``train.py`` loads the weights as they are and
+    trains on BGR ``pixel / 256 - 0.5`` from the first step, leaving fine-tuning to absorb the
+    difference. This function does the same and converts nothing.
+
+    Raises:
+        ValueError: ``model.width_mult != 1``, a pose checkpoint instead of the classifier,
+            missing trunk keys or shape mismatches (named).
+    """
+    if model.width_mult != 1.0:
+        raise ValueError(f"ImageNet MobileNet weights need width_mult=1.0, the model has width_mult={model.width_mult}")
+    state = _unwrap(state_dict_or_obj, "ImageNet MobileNet checkpoint")
+    if is_lightweight_layout(state):
+        raise ValueError("this is a Lightweight OpenPose pose checkpoint (it has cpm.* keys), not the ImageNet "
+                         "MobileNet classifier; use convert_lightweight_checkpoint")
+    targets = {f"model.{k}": v for k, v in model.model.state_dict().items()}
+    required = [k for k in targets if not k.endswith(_BN_COUNTER)]
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise ValueError(
+            f"ImageNet MobileNet checkpoint: {len(missing)} of {len(required)} trunk keys missing "
+            f"(e.g. {_sample(missing)}; looked up with and without 'module.'); file keys start {_sample(state)}"
+        )
+    present = [k for k in targets if k in state]
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(targets[k].shape)}"
+             for k in present if state[k].shape != targets[k].shape]
+    if wrong:
+        raise ValueError(f"ImageNet MobileNet checkpoint: {len(wrong)} shape mismatches, e.g. {wrong[:_SAMPLE]}")
+    with torch.no_grad():
+        for k in present:
+            targets[k].copy_(state[k])
+    logger.info("loaded ImageNet MobileNetV1 blocks 0..%d into the trunk (%d tensors)", len(_TRUNK_LAYOUT) - 1, len(present))
+    return present

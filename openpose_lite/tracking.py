@@ -1,0 +1,566 @@
+"""People tracked across video frames: stable person ids, a motion model, optional smoothing.
+
+:class:`Tracker` is an online tracker for the poses of one video, fed one frame at a time. It
+works for any :class:`~openpose_lite.skeleton.Skeleton` (OPENPOSE_18 bottom-up poses, COCO_17
+top-down poses) and uses numpy and scipy only, so it runs after any predictor, on any device.
+
+Each frame:
+
+1. **Predict.** Every track moves each of its keypoints by that keypoint's velocity (a
+   constant-velocity model, per keypoint, measured over the track's last matched frames: the
+   body's velocity plus a shrunk share, ``relative_velocity``, of the keypoint's own deviation
+   from it, since a limb's own motion is noisy and swings back).
+2. **Associate.** The similarity of a track and a person of the frame is COCO's object keypoint
+   similarity (OKS), ``exp(-d^2 / (2 s^2 k^2))`` with ``k = 2 sigma`` (COCO's kappa, from the
+   skeleton's sigmas) averaged over the keypoints labelled in both, where ``s^2`` is the track's
+   scale (see below), times ``1 + 0.5 m`` for a track unmatched in the last m frames, whose
+   prediction is that much less certain. The Hungarian assignment
+   (``scipy.optimize.linear_sum_assignment``) maximises the number of pairs at or above
+   ``min_similarity`` first, then their total OKS; pairs under ``min_similarity`` never match.
+3. **Update.** A matched track takes the person's keypoints; each keypoint's velocity becomes
+   a blend (``velocity_smoothing``) of its old velocity and its displacement since it was last
+   seen divided by the frames in between. Keypoints the person lacks this frame move with the
+   body (the mean velocity of the keypoints seen), and a keypoint unseen for more than
+   ``max_age`` frames is forgotten. An unmatched track keeps its predicted keypoints.
+4. **Birth and death.** A person matched to no track starts a *tentative* track. A tentative
+   track that misses a frame is deleted; one matched in ``confirm_frames`` consecutive frames
+   (counting its first) is *confirmed* and gets the next id: ids are 0, 1, 2, ... in order of
+   confirmation (people confirmed in the same frame in their order in the input), and never
+   reused. A confirmed track unmatched for more than ``max_age`` consecutive frames is deleted.
+
+The scale ``s^2`` of a track is the area of the keypoint box of its detections: each match sets
+it to ``max(box area of the matched person's labelled keypoints, 0.95 * previous scale)``, never
+below ``min_area``. The slow decay keeps a person's full size while part of it is hidden or
+out of the frame, and follows a person walking away.
+
+:meth:`Tracker.update` returns the people it was given, in the same order, with ``track_ids``
+set: the track's id for a confirmed person, -1 for a tentative one (or one without any labelled
+keypoint, which is never tracked). Optionally (``smooth=True``) their keypoints are smoothed
+with the One Euro filter (:class:`OneEuroFilter`), per keypoint coordinate, restarted whenever
+the keypoint is missing from a frame; association always uses the raw keypoints.
+
+:func:`evaluate_tracking` measures tracked poses against true ids with py-motmetrics (MOTA,
+IDF1, ID switches), the distance of two people being ``1 - OKS``.
+
+Shape legend: T tracks, D people in a frame, K keypoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from openpose_lite.skeleton import Skeleton
+from openpose_lite.structures import Poses
+
+logger = logging.getLogger(__name__)
+
+NO_ID = -1
+
+# Per matched frame, a track's scale may shrink to this fraction of the previous one (see the
+# module docstring): slow enough that a person half hidden for a few frames keeps its size.
+_SCALE_DECAY = 0.95
+# A track unmatched for m frames is compared with the scale s^2 * (1 + m * this): the error of a
+# constant-velocity prediction grows with the frames predicted.
+_MISS_SCALE_GROWTH = 0.5
+# Cost of a forbidden pair in the assignment: above any sum of allowed costs (each is <= 1),
+# so the solver first maximises the number of allowed pairs.
+_FORBIDDEN = 1e6
+# Where _oks puts unlabelled keypoints (px): far enough that exp(-d^2 / (2 s^2 k^2)) is 0.
+_FAR = 1e6
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    """How :class:`Tracker` associates, keeps and smooths people.
+
+    ``min_similarity``: the OKS a track and a person need to be matched. ``confirm_frames``: a
+    new track gets an id after this many consecutive matches (1: at once). ``max_age``: the
+    number of consecutive frames a confirmed track survives unmatched (0: it dies at its first
+    miss). ``keypoint_threshold``: keypoints scoring at or below it count as missing.
+    ``velocity_smoothing``: weight of the newest velocity measurement (1: the last displacement
+    only). ``relative_velocity``: a keypoint's velocity is the body's (the mean over the keypoints
+    seen) plus this fraction of its own deviation from it (1: each keypoint moves on its own, 0:
+    the person moves rigidly). ``min_area``: the smallest OKS scale s^2 (px^2), for people seen
+    with one or two keypoints. The One Euro filter (Casiez et al., CHI 2012), used only when ``smooth``:
+    ``min_cutoff`` (Hz), ``beta`` (1/px: the cutoff rises by ``beta`` Hz per px/s of speed),
+    ``d_cutoff`` (Hz, for the speed estimate) and ``fps``, the frame rate of the video.
+    """
+
+    min_similarity: float = 0.3
+    confirm_frames: int = 3
+    max_age: int = 15
+    keypoint_threshold: float = 0.0
+    velocity_smoothing: float = 0.5
+    relative_velocity: float = 0.5
+    min_area: float = 32.0 * 32.0
+    smooth: bool = False
+    min_cutoff: float = 1.0
+    beta: float = 0.2
+    d_cutoff: float = 1.0
+    fps: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_similarity <= 1.0:
+            raise ValueError(f"TrackerParams.min_similarity must be an OKS in [0, 1], got {self.min_similarity}")
+        for name, low in (("confirm_frames", 1), ("max_age", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < low:
+                raise ValueError(f"TrackerParams.{name} must be an integer >= {low}, got {value!r}")
+        if not 0.0 < self.velocity_smoothing <= 1.0:
+            raise ValueError(f"TrackerParams.velocity_smoothing must be in (0, 1], got {self.velocity_smoothing}")
+        if not 0.0 <= self.relative_velocity <= 1.0:
+            raise ValueError(f"TrackerParams.relative_velocity must be in [0, 1], got {self.relative_velocity}")
+        if not math.isfinite(self.keypoint_threshold):
+            raise ValueError(f"TrackerParams.keypoint_threshold must be finite, got {self.keypoint_threshold}")
+        for name in ("min_area", "min_cutoff", "d_cutoff", "fps"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"TrackerParams.{name} must be a positive number, got {value}")
+        if not (math.isfinite(self.beta) and self.beta >= 0):
+            raise ValueError(f"TrackerParams.beta must be >= 0, got {self.beta}")
+
+
+# --------------------------------------------------------------------------- similarity
+def _oks(ref_xy: np.ndarray, ref_on: np.ndarray, cand_xy: np.ndarray, cand_on: np.ndarray,
+         areas: np.ndarray, kappa2: np.ndarray) -> np.ndarray:
+    """(T, D) OKS from (T, K, 2) / (T, K) references and (D, K, 2) / (D, K) candidates.
+
+    float32 and no masks in the (T, D, K) arrays, for speed: unlabelled keypoints are moved 2e6
+    px away from any other keypoint, so that their exp() is exactly 0.
+    """
+    r = np.where(ref_on[..., None], ref_xy, _FAR).astype(np.float32)
+    c = np.where(cand_on[..., None], cand_xy, -_FAR).astype(np.float32)
+    inv = (-1.0 / ((2.0 * (np.asarray(areas, np.float64) + np.spacing(1)))[:, None] * kappa2)).astype(np.float32)  # (T, K)
+    e = r[:, None, :, 0] - c[None, :, :, 0]
+    dy = r[:, None, :, 1] - c[None, :, :, 1]
+    e *= e
+    dy *= dy
+    e += dy
+    e *= inv[:, None, :]
+    np.exp(e, out=e)
+    t, d, k = e.shape
+    total = e.reshape(t * d, k) @ np.ones(k, np.float32)  # a matrix-vector product sums fastest
+    count = ref_on.astype(np.float32) @ cand_on.T.astype(np.float32)
+    return total.reshape(t, d).astype(np.float64) / np.maximum(count, 1.0)
+
+
+def keypoint_similarity(reference: np.ndarray, candidates: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
+                        threshold: float = 0.0) -> np.ndarray:
+    """COCO object keypoint similarity of every reference person with every candidate.
+
+    ``exp(-d^2 / (2 s^2 k^2))`` with ``k = 2 sigma`` and ``s^2`` the reference person's area,
+    as in ``pycocotools.COCOeval.computeOks``, averaged over the keypoints labelled (score above
+    ``threshold``) in both people; 0 for a pair that shares no labelled keypoint.
+
+    Args:
+        reference: (T, K, 3) x, y, score.
+        candidates: (D, K, 3) x, y, score.
+        areas: (T,) the reference people's areas (s^2, px^2).
+        sigmas: (K,) OKS constants (``Skeleton.sigmas_array``).
+        threshold: keypoints scoring at or below it are unlabelled.
+    Returns:
+        (T, D) float64 OKS in [0, 1].
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(candidates, dtype=np.float64)
+    sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    k = sig.shape[0]
+    if ref.ndim != 3 or ref.shape[1:] != (k, 3) or cand.ndim != 3 or cand.shape[1:] != (k, 3):
+        raise ValueError(f"keypoint_similarity: expected (T, {k}, 3) and (D, {k}, 3) keypoints for {k} sigmas, got {ref.shape} and {cand.shape}")
+    area = np.asarray(areas, dtype=np.float64).reshape(-1)
+    if area.shape[0] != ref.shape[0]:
+        raise ValueError(f"keypoint_similarity: {area.shape[0]} areas for {ref.shape[0]} reference people")
+    return _oks(ref[..., :2], ref[..., 2] > threshold, cand[..., :2], cand[..., 2] > threshold, area, (2.0 * sig) ** 2)
+
+
+def _box_areas(xy: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """(N,) area of the box of each person's (N, K, 2) keypoints labelled in (N, K); 0 for fewer than two."""
+    lo = np.where(on[..., None], xy, np.inf).min(1)
+    hi = np.where(on[..., None], xy, -np.inf).max(1)
+    with np.errstate(invalid="ignore"):  # inf - inf for people without keypoints, masked below
+        wh = hi - lo
+    return np.where(on.sum(1) >= 2, wh[:, 0] * wh[:, 1], 0.0)
+
+
+# ------------------------------------------------------------------------- One Euro filter
+def _alpha(cutoff: np.ndarray | float, te: float) -> np.ndarray | float:
+    """Smoothing factor of a first-order low-pass at ``cutoff`` Hz sampled every ``te`` s."""
+    return 1.0 / (1.0 + 1.0 / (2.0 * math.pi * cutoff * te))
+
+
+def _one_euro_step(x: np.ndarray, x_prev: np.ndarray, dx_prev: np.ndarray, on: np.ndarray,
+                   min_cutoff: float, beta: float, d_cutoff: float, te: float) -> tuple[np.ndarray, np.ndarray]:
+    """One One Euro step for every value at once; ``on`` (broadcast to x) says which have a previous sample.
+
+    Values without one start afresh: output the sample itself, speed 0.
+    """
+    dx = (x - x_prev) / te
+    a_d = _alpha(d_cutoff, te)
+    dx_hat = a_d * dx + (1.0 - a_d) * dx_prev
+    a = _alpha(min_cutoff + beta * np.abs(dx_hat), te)
+    x_hat = a * x + (1.0 - a) * x_prev
+    return np.where(on, x_hat, x), np.where(on, dx_hat, 0.0)
+
+
+class OneEuroFilter:
+    """The One Euro filter (Casiez, Roussel, Vogel, CHI 2012) on an array signal, element-wise.
+
+    An adaptive low-pass: each sample ``x`` is blended with the previous output by a first-order
+    filter whose cutoff is ``min_cutoff + beta * |dx|`` (Hz), ``dx`` being the signal's speed
+    (units per second, itself low-passed at ``d_cutoff``). Slow signals are smoothed hard
+    (jitter falls), fast ones barely (little lag: at a constant speed the lag tends to
+    ``1 / (2 pi beta)`` units, whatever the speed).
+
+    Call it once per frame with an array of a fixed shape; ``present`` (bool, same shape) marks
+    the values measured in this frame. A value that is not present restarts: the next time it is
+    present, its output is the sample itself.
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.2, d_cutoff: float = 1.0, fps: float = 30.0) -> None:
+        for name, value, low_ok in (("min_cutoff", min_cutoff, False), ("beta", beta, True), ("d_cutoff", d_cutoff, False), ("fps", fps, False)):
+            if not (math.isfinite(value) and (value >= 0 if low_ok else value > 0)):
+                raise ValueError(f"OneEuroFilter: {name} must be {'>= 0' if low_ok else 'positive'}, got {value}")
+        self.min_cutoff, self.beta, self.d_cutoff, self.fps = float(min_cutoff), float(beta), float(d_cutoff), float(fps)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the signal: the next call starts afresh."""
+        self._x: np.ndarray | None = None
+        self._dx: np.ndarray | None = None
+        self._on: np.ndarray | None = None
+
+    def __call__(self, x: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+        """Filtered copy of ``x`` (float64); values not ``present`` are returned as they are."""
+        x = np.asarray(x, dtype=np.float64)
+        now = np.ones(x.shape, dtype=bool) if present is None else np.broadcast_to(np.asarray(present, dtype=bool), x.shape)
+        if self._x is None:
+            self._x, self._dx, self._on = np.zeros(x.shape), np.zeros(x.shape), np.zeros(x.shape, dtype=bool)
+        elif self._x.shape != x.shape:
+            raise ValueError(f"OneEuroFilter: got a signal of shape {x.shape} after {self._x.shape}; call reset() first")
+        on = self._on & now
+        x_hat, dx_hat = _one_euro_step(x, self._x, self._dx, on, self.min_cutoff, self.beta, self.d_cutoff, 1.0 / self.fps)
+        self._x = np.where(now, x_hat, 0.0)
+        self._dx = np.where(now, dx_hat, 0.0)
+        self._on = now.copy()
+        return np.where(now, x_hat, x)
+
+
+# ----------------------------------------------------------------------------- tracker
+class Tracker:
+    """Online multi-person tracker for the poses of one video (see the module docstring).
+
+    ``skeleton`` fixes the people's skeleton; by default it is the one of the first frame.
+    Feed every frame to :meth:`update`, in order, including frames without people.
+    """
+
+    def __init__(self, params: TrackerParams | None = None, skeleton: Skeleton | None = None) -> None:
+        self.params = params or TrackerParams()
+        if not isinstance(self.params, TrackerParams):
+            raise TypeError(f"Tracker: params must be a TrackerParams, got {type(self.params).__name__}")
+        self._fixed_skeleton = skeleton
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and restart ids at 0, for a new video."""
+        self._skeleton: Skeleton | None = self._fixed_skeleton
+        self._frame = -1
+        self._next_id = 0
+        k = 0 if self._skeleton is None else self._skeleton.num_keypoints
+        self._alloc(k)
+
+    def _alloc(self, k: int) -> None:
+        """Empty track table for K keypoints: one row per track."""
+        self._ids = np.zeros(0, np.int64)  # -1 while tentative
+        self._pos = np.zeros((0, k, 2))  # keypoint estimates at the last frame
+        self._vel = np.zeros((0, k, 2))  # px per frame
+        self._vel_ok = np.zeros((0, k), bool)  # the velocity was measured, not borrowed from the body
+        self._known = np.zeros((0, k), bool)  # the keypoint has an estimate
+        self._obs_pos = np.zeros((0, k, 2))  # where it was last seen
+        self._obs_frame = np.zeros((0, k), np.int64)  # when (-1: never)
+        self._area = np.zeros(0)
+        self._hits = np.zeros(0, np.int64)  # consecutive matched frames
+        self._misses = np.zeros(0, np.int64)  # consecutive unmatched frames
+        self._f_x = np.zeros((0, k, 2))  # One Euro state: last output, speed, has a previous sample
+        self._f_dx = np.zeros((0, k, 2))
+        self._f_on = np.zeros((0, k), bool)
+
+    _ROW_FIELDS = ("_ids", "_pos", "_vel", "_vel_ok", "_known", "_obs_pos", "_obs_frame", "_area", "_hits", "_misses",
+                   "_f_x", "_f_dx", "_f_on")
+
+    @property
+    def skeleton(self) -> Skeleton | None:
+        """The skeleton of the people tracked, None before the first frame (unless fixed)."""
+        return self._skeleton
+
+    @property
+    def num_tracks(self) -> int:
+        """Live tracks: tentative, confirmed and matched, and confirmed ones coasting unmatched."""
+        return int(self._ids.shape[0])
+
+    @property
+    def frame_index(self) -> int:
+        """Index of the last frame given to :meth:`update` (-1 before the first)."""
+        return self._frame
+
+    def _check(self, poses: Poses) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(poses, Poses):
+            raise TypeError(f"Tracker.update: expected Poses, got {type(poses).__name__}")
+        if len(poses) == 0:  # a frame without people: any skeleton will do (e.g. Poses.empty()'s default)
+            k = poses.skeleton.num_keypoints if self._skeleton is None else self._skeleton.num_keypoints
+            return np.zeros((0, k, 2)), np.zeros((0, k), bool)
+        if self._skeleton is None:
+            self._skeleton = poses.skeleton
+            self._alloc(poses.skeleton.num_keypoints)
+        elif poses.skeleton is not self._skeleton and poses.skeleton != self._skeleton:
+            raise ValueError(
+                f"Tracker.update: frame {self._frame + 1} has {poses.skeleton.name} poses but this tracker follows "
+                f"{self._skeleton.name} people; convert them with Poses.as_skeleton, or call reset() for a new video"
+            )
+        kps = poses.keypoints.astype(np.float64)
+        on = kps[..., 2] > self.params.keypoint_threshold
+        if not np.isfinite(kps[..., :2][on]).all():
+            bad = sorted({int(i) for i in np.nonzero(on & ~np.isfinite(kps[..., :2]).all(-1))[0]})
+            raise ValueError(f"Tracker.update: frame {self._frame + 1}: people {bad[:5]} have labelled keypoints with non-finite x, y")
+        return kps[..., :2], on
+
+    def update(self, poses: Poses) -> Poses:
+        """Track the people of the next frame; returns them, in order, with ``track_ids`` set.
+
+        Raises TypeError for anything but :class:`Poses`, and ValueError for people of another
+        skeleton than the stream's (fixed by the first frame with people, unless given to the
+        constructor) or labelled keypoints with non-finite coordinates.
+        """
+        xy, on = self._check(poses)
+        self._frame += 1
+        p, f = self.params, self._frame
+        d = xy.shape[0]
+        trackable = on.any(1)  # a person without keypoints can be matched to nothing
+
+        # 1. predict
+        pred = self._pos + self._vel
+
+        # 2. associate
+        rows = cols = np.zeros(0, np.int64)
+        t = self._ids.shape[0]
+        if t and trackable.any():
+            scale = self._area * (1.0 + _MISS_SCALE_GROWTH * self._misses)  # predictions grow uncertain
+            sim = _oks(pred, self._known, xy, on, scale, (2.0 * self._skeleton.sigmas_array) ** 2)
+            allowed = (sim >= p.min_similarity) & (sim > 0.0) & trackable[None, :]
+            if allowed.any():
+                rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - sim, _FORBIDDEN))
+                keep = allowed[rows, cols]
+                rows, cols = rows[keep], cols[keep]
+
+        # 3. update matched tracks
+        matched = np.zeros(t, bool)
+        matched[rows] = True
+        new_pos = pred.copy()
+        if rows.size:
+            self._update_matched(rows, xy[cols], on[cols], f)
+            new_pos[rows] = self._pos[rows]
+        self._pos = new_pos
+        self._misses = np.where(matched, 0, self._misses + 1)
+        self._hits = np.where(matched, self._hits, 0)
+        self._f_on &= matched[:, None]  # a person missing from a frame restarts its filter
+
+        # 4. death: tentative tracks that missed, confirmed ones unmatched too long
+        row_det = np.full(t, -1, np.int64)
+        row_det[rows] = cols
+        alive = matched | ((self._ids >= 0) & (self._misses <= p.max_age))
+        if not alive.all():
+            if logger.isEnabledFor(logging.DEBUG):
+                gone = self._ids[~alive & (self._ids >= 0)]
+                if gone.size:
+                    logger.debug("frame %d: tracks %s ended", f, gone.tolist())
+            self._select(alive)
+            row_det = row_det[alive]
+
+        # 5. birth: a tentative track for every trackable person left over
+        unmatched = np.ones(d, bool)
+        unmatched[cols] = False
+        born = np.nonzero(unmatched & trackable)[0]
+        if born.size:
+            self._append(xy[born], on[born], f)
+            row_det = np.concatenate([row_det, born])
+
+        # 6. confirmation, in the order of the people in this frame
+        ready = np.nonzero((self._ids < 0) & (self._hits >= p.confirm_frames))[0]
+        if ready.size:
+            ready = ready[np.argsort(row_det[ready], kind="stable")]
+            self._ids[ready] = np.arange(self._next_id, self._next_id + ready.size)
+            self._next_id += int(ready.size)
+
+        # 7. output
+        seen = row_det >= 0
+        track_ids = np.full(d, NO_ID, np.int64)
+        track_ids[row_det[seen]] = self._ids[seen]
+        keypoints = poses.keypoints
+        if p.smooth and seen.any():
+            keypoints = self._smooth(row_det, seen, xy, on, keypoints)
+        return Poses(keypoints, poses.scores.copy(), poses.skeleton, track_ids)
+
+    def _update_matched(self, rows: np.ndarray, x: np.ndarray, m: np.ndarray, f: int) -> None:
+        """Fold the matched people's keypoints (M, K, 2), labelled (M, K), into the tracks ``rows``."""
+        p = self.params
+        obs_frame = self._obs_frame[rows]
+        had = m & (obs_frame >= 0)
+        gap = np.maximum(f - obs_frame, 1)[..., None]
+        meas = (x - self._obs_pos[rows]) / gap  # px per frame since the keypoint was last seen
+        old_vel, vel_ok = self._vel[rows], self._vel_ok[rows]
+        blended = np.where(vel_ok[..., None], p.velocity_smoothing * meas + (1.0 - p.velocity_smoothing) * old_vel, meas)
+        # the body's velocity: the mean over the keypoints measured now, else the track's mean
+        n_had = had.sum(1)
+        body = np.where(
+            (n_had > 0)[:, None],
+            (np.where(had[..., None], blended, 0.0).sum(1) / np.maximum(n_had, 1)[:, None]),
+            np.where(self._known[rows][..., None], old_vel, 0.0).sum(1) / np.maximum(self._known[rows].sum(1), 1)[:, None],
+        )  # (M, 2)
+        # a keypoint's own motion, relative to the body's, is noisy and swings: shrink it
+        vel = np.where(had[..., None], body[:, None, :] + p.relative_velocity * (blended - body[:, None, :]), body[:, None, :])
+        pos = np.where(m[..., None], x, self._pos[rows] + body[:, None, :])
+        self._vel[rows] = vel
+        self._vel_ok[rows] = had  # a velocity borrowed from the body is replaced by the next measurement
+        self._pos[rows] = pos
+        self._obs_pos[rows] = np.where(m[..., None], x, self._obs_pos[rows])
+        self._obs_frame[rows] = np.where(m, f, obs_frame)
+        self._known[rows] = (self._known[rows] | m) & (f - self._obs_frame[rows] <= p.max_age)
+        box = _box_areas(x, m)
+        self._area[rows] = np.maximum(np.maximum(box, _SCALE_DECAY * self._area[rows]), p.min_area)
+        self._hits[rows] += 1
+
+    def _append(self, x: np.ndarray, m: np.ndarray, f: int) -> None:
+        """New tentative tracks for people (B, K, 2), labelled (B, K)."""
+        b, k = m.shape
+        x = np.where(m[..., None], x, 0.0)
+        new = {
+            "_ids": np.full(b, NO_ID, np.int64),
+            "_pos": x,
+            "_vel": np.zeros((b, k, 2)),
+            "_vel_ok": np.zeros((b, k), bool),
+            "_known": m.copy(),
+            "_obs_pos": x.copy(),
+            "_obs_frame": np.where(m, f, -1).astype(np.int64),
+            "_area": np.maximum(_box_areas(x, m), self.params.min_area),
+            "_hits": np.ones(b, np.int64),
+            "_misses": np.zeros(b, np.int64),
+            "_f_x": np.zeros((b, k, 2)),
+            "_f_dx": np.zeros((b, k, 2)),
+            "_f_on": np.zeros((b, k), bool),
+        }
+        for name, value in new.items():
+            setattr(self, name, np.concatenate([getattr(self, name), value]))
+
+    def _select(self, keep: np.ndarray) -> None:
+        for name in self._ROW_FIELDS:
+            setattr(self, name, getattr(self, name)[keep])
+
+    def _smooth(self, row_det: np.ndarray, seen: np.ndarray, xy: np.ndarray, on: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+        """One Euro step for the tracks seen this frame; returns the people's keypoints with filtered x, y."""
+        p = self.params
+        rows = np.nonzero(seen)[0]
+        dets = row_det[rows]
+        x, m = xy[dets], on[dets]
+        f_on = self._f_on[rows] & m
+        x_hat, dx_hat = _one_euro_step(x, self._f_x[rows], self._f_dx[rows], f_on[..., None],
+                                       p.min_cutoff, p.beta, p.d_cutoff, 1.0 / p.fps)
+        self._f_x[rows] = np.where(m[..., None], x_hat, 0.0)
+        self._f_dx[rows] = np.where(m[..., None], dx_hat, 0.0)
+        self._f_on[rows] = m
+        out = keypoints.copy()
+        out[dets, :, :2] = np.where(m[..., None], x_hat, keypoints[dets, :, :2]).astype(np.float32)
+        return out
+
+    def track(self, frames: Sequence[Poses]) -> list[Poses]:
+        """:meth:`update` on every frame of a video, in order (after a :meth:`reset`)."""
+        self.reset()
+        return [self.update(poses) for poses in frames]
+
+
+# ----------------------------------------------------------------------------- metrics
+MOT_METRICS: tuple[str, ...] = (
+    "mota", "motp", "idf1", "idp", "idr", "precision", "recall", "id_switches", "fragmentations",
+    "false_positives", "misses", "person_frames", "people", "mostly_tracked",
+)
+
+# py-motmetrics' names for the keys of MOT_METRICS.
+_MM_NAMES = {
+    "mota": "mota", "motp": "motp", "idf1": "idf1", "idp": "idp", "idr": "idr", "precision": "precision",
+    "recall": "recall", "id_switches": "num_switches", "fragmentations": "num_fragmentations",
+    "false_positives": "num_false_positives", "misses": "num_misses", "person_frames": "num_objects",
+    "people": "num_unique_objects", "mostly_tracked": "mostly_tracked",
+}
+_MM_COUNTS = {"id_switches", "fragmentations", "false_positives", "misses", "person_frames", "people", "mostly_tracked"}
+
+
+def evaluate_tracking(
+    predicted: Sequence[Poses],
+    truth: Sequence[Poses],
+    max_distance: float = 0.5,
+    truth_areas: Sequence[np.ndarray] | None = None,
+) -> dict[str, float]:
+    """CLEAR-MOT and identity metrics of tracked people against the true ids, through py-motmetrics.
+
+    Frame by frame, the distance of a true person and a predicted one is ``1 - OKS``
+    (:func:`keypoint_similarity`, the true person as reference, over the keypoints labelled in
+    both, COCO-17 sigmas after converting the predictions to the truth's skeleton); pairs farther
+    than ``max_distance`` cannot match. The scale of a true person is its ``truth_areas`` entry
+    (e.g. COCO's segmentation area), by default the area of the box of its labelled keypoints.
+    Predicted people with track id -1 (tentative) are not reported, so they are not hypotheses.
+
+    Args:
+        predicted: per frame, Poses with ``track_ids`` (e.g. from :meth:`Tracker.update`).
+        truth: per frame, Poses with ``track_ids`` >= 0, the true identities.
+        max_distance: the largest ``1 - OKS`` of a match.
+        truth_areas: per frame, (N,) scales of the true people.
+    Returns:
+        The keys of :data:`MOT_METRICS`: ``mota``, ``motp`` (mean ``1 - OKS`` of the matches),
+        ``idf1``, ``idp``, ``idr``, ``precision``, ``recall`` (floats, NaN where undefined), and
+        the counts ``id_switches``, ``fragmentations``, ``false_positives``, ``misses``,
+        ``person_frames`` (true people summed over frames), ``people`` (distinct true ids) and
+        ``mostly_tracked``.
+    """
+    try:
+        import motmetrics as mm
+    except ImportError as exc:  # a dev/track extra, not a core dependency
+        raise ImportError("evaluate_tracking needs py-motmetrics: pip install 'openpose-lite[track]'") from exc
+
+    if len(predicted) != len(truth):
+        raise ValueError(f"evaluate_tracking: {len(predicted)} predicted frames for {len(truth)} true frames")
+    if truth_areas is not None and len(truth_areas) != len(truth):
+        raise ValueError(f"evaluate_tracking: {len(truth_areas)} frames of areas for {len(truth)} true frames")
+    if not 0.0 < max_distance <= 1.0:
+        raise ValueError(f"evaluate_tracking: max_distance must be in (0, 1], got {max_distance}")
+
+    acc = mm.MOTAccumulator(auto_id=True)
+    for i, (pred, gt) in enumerate(zip(predicted, truth)):
+        if not isinstance(pred, Poses) or not isinstance(gt, Poses):
+            raise TypeError(f"evaluate_tracking: frame {i}: expected Poses, got {type(pred).__name__} and {type(gt).__name__}")
+        if gt.track_ids is None or (gt.track_ids < 0).any():
+            raise ValueError(f"evaluate_tracking: frame {i}: every true person needs a track id >= 0")
+        if pred.track_ids is None:
+            raise ValueError(f"evaluate_tracking: frame {i}: the predicted people have no track_ids (run a Tracker first)")
+        pred = pred.as_skeleton(gt.skeleton).select(pred.track_ids >= 0)
+        for what, ids in (("true", gt.track_ids), ("predicted", pred.track_ids)):
+            if len(np.unique(ids)) != len(ids):
+                raise ValueError(f"evaluate_tracking: frame {i}: a {what} track id appears twice: {sorted(ids.tolist())}")
+        gt_xy, gt_on = gt.keypoints[..., :2].astype(np.float64), gt.keypoints[..., 2] > 0
+        if truth_areas is None:
+            areas = _box_areas(gt_xy, gt_on)
+        else:
+            areas = np.asarray(truth_areas[i], dtype=np.float64).reshape(-1)
+            if areas.shape[0] != len(gt):
+                raise ValueError(f"evaluate_tracking: frame {i}: {areas.shape[0]} areas for {len(gt)} true people")
+        sim = keypoint_similarity(gt.keypoints, pred.keypoints, areas, gt.skeleton.sigmas_array)
+        dist = 1.0 - sim
+        dist[(dist > max_distance) | (sim <= 0.0)] = np.nan  # motmetrics: NaN = cannot match
+        acc.update(gt.track_ids.tolist(), pred.track_ids.tolist(), dist)
+
+    summary = mm.metrics.create().compute(acc, metrics=[_MM_NAMES[k] for k in MOT_METRICS], name="all")
+    row = summary.loc["all"]
+    return {key: (int(row[_MM_NAMES[key]]) if key in _MM_COUNTS else float(row[_MM_NAMES[key]])) for key in MOT_METRICS}

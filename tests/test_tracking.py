@@ -1,0 +1,409 @@
+"""Tracking across video frames: ids through crossings and occlusions, birth and death rules,
+One Euro smoothing, both skeletons, the track id fields of Poses, and the generated videos."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from openpose_lite.data.synthetic_video import (
+    VideoConfig,
+    generate_video,
+    ground_truth_poses,
+    simulate_detections,
+    write_video,
+)
+from openpose_lite.evaluation import load_coco
+from openpose_lite.skeleton import COCO_17, OPENPOSE_18
+from openpose_lite.structures import Poses
+from openpose_lite.tracking import (
+    OneEuroFilter,
+    Tracker,
+    TrackerParams,
+    evaluate_tracking,
+    keypoint_similarity,
+)
+
+# A standing COCO-17 person about 150 px tall, pelvis at the origin, y down.
+TEMPLATE = np.array(
+    [
+        [0, -92], [4, -96], [-4, -96], [9, -94], [-9, -94],  # nose, eyes, ears
+        [16, -70], [-16, -70], [20, -45], [-20, -45], [22, -22], [-22, -22],  # shoulders, elbows, wrists
+        [9, 0], [-9, 0], [11, 28], [-11, 28], [11, 56], [-11, 56],  # hips, knees, ankles
+    ],
+    dtype=np.float32,
+)
+
+
+def person(x: float, y: float = 200.0) -> np.ndarray:
+    """(17, 3) keypoints of the template standing at (x, y), every keypoint labelled."""
+    kps = np.ones((17, 3), np.float32)
+    kps[:, :2] = TEMPLATE + np.array([x, y], np.float32)
+    return kps
+
+
+def frame(*people: np.ndarray) -> Poses:
+    kps = np.stack(people) if people else np.zeros((0, 17, 3), np.float32)
+    return Poses(kps, np.ones(len(kps), np.float32), COCO_17)
+
+
+def greedy_nearest_neighbour(frames: list[Poses], gate_px: float = 60.0) -> list[Poses]:
+    """The baseline: each detection, in order, takes the id whose last position (keypoint centroid)
+    is nearest, among ids not taken yet in this frame and within ``gate_px``; else a new id."""
+    last: dict[int, np.ndarray] = {}
+    next_id, out = 0, []
+    for poses in frames:
+        ids = []
+        for kps in poses.keypoints:
+            centre = kps[kps[:, 2] > 0, :2].mean(0)
+            free = [(float(np.linalg.norm(centre - pos)), tid) for tid, pos in last.items() if tid not in ids]
+            dist, tid = min(free, default=(np.inf, -1))
+            if dist > gate_px:
+                tid, next_id = next_id, next_id + 1
+            ids.append(tid)
+            last[tid] = centre
+        out.append(Poses(poses.keypoints, poses.scores, poses.skeleton, np.array(ids, np.int64)))
+    return out
+
+
+# ------------------------------------------------------------------------- the video
+@pytest.fixture(scope="module")
+def video():
+    cfg = VideoConfig(image_hw=(360, 640), num_frames=90, num_people=8, seed=0)
+    frames = generate_video(cfg)
+    truth = ground_truth_poses(frames, min_visible=3)
+    detections = simulate_detections(truth, seed=0, keypoint_noise_px=2.0, drop_person_prob=0.03, drop_keypoint_prob=0.1)
+    return frames, truth, detections
+
+
+def _crossings(truth: list[Poses]) -> int:
+    """Pairs of people whose left-right order flips between consecutive frames they share."""
+    centre = {}
+    for f, poses in enumerate(truth):
+        for tid, kps in zip(poses.track_ids.tolist(), poses.keypoints):
+            centre[f, tid] = kps[kps[:, 2] > 0, 0].mean()
+    ids = sorted({tid for _, tid in centre})
+    count = 0
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            signs = [np.sign(centre[f, a] - centre[f, b]) for f in range(len(truth)) if (f, a) in centre and (f, b) in centre]
+            count += int(np.sum(np.diff(signs) != 0))
+    return count
+
+
+def _occlusions(frames, min_frames: int) -> int:
+    """Runs of at least ``min_frames`` frames in which a person is hidden behind others, seen before and after."""
+    runs = 0
+    for tid in range(8):
+        state = []  # per frame: "seen", "hidden" or "absent"
+        for fr in frames:
+            j = np.nonzero(fr.track_ids == tid)[0]
+            state.append("absent" if len(j) == 0 else ("hidden" if fr.hidden[j[0]] else "seen"))
+        i = 0
+        while i < len(state):
+            if state[i] == "hidden":
+                k = i
+                while k < len(state) and state[k] == "hidden":
+                    k += 1
+                runs += int(k - i >= min_frames and i > 0 and state[i - 1] == "seen" and k < len(state) and state[k] == "seen")
+                i = k
+            else:
+                i += 1
+    return runs
+
+
+def test_tracker_keeps_ids_through_crossings_and_occlusions_of_noisy_detections(video):
+    frames, truth, detections = video
+    assert len({tid for fr in frames for tid in fr.track_ids.tolist()}) >= 8
+    assert _crossings(truth) >= 5
+    assert _occlusions(frames, min_frames=3) >= 3  # people hidden behind others for 3+ frames, then seen again
+
+    metrics = evaluate_tracking(Tracker().track(detections), truth)
+    assert metrics["idf1"] >= 0.95
+    assert metrics["id_switches"] <= metrics["person_frames"] / 100
+
+
+def test_tracker_beats_greedy_nearest_neighbour_on_the_noisy_video(video):
+    _, truth, detections = video
+    ours = evaluate_tracking(Tracker().track(detections), truth)
+    greedy = evaluate_tracking(greedy_nearest_neighbour(detections), truth)
+    assert ours["id_switches"] < greedy["id_switches"]
+    assert ours["idf1"] > greedy["idf1"]
+
+
+@pytest.mark.parametrize("missed_crossing_frame", [False, True])
+def test_greedy_swaps_ids_of_two_people_crossing_at_different_speeds_and_tracker_does_not(missed_crossing_frame):
+    # A walks right at 12 px/frame, B left at 4 px/frame; they pass each other at frame ~3.75
+    frames = []
+    for t in range(10):
+        a, b = person(100 + 12 * t, 200), person(160 - 4 * t, 206)
+        frames.append(frame() if (missed_crossing_frame and t == 4) else frame(a, b))
+
+    def id_of(tracked, t, who):  # who: 0 for A, 1 for B (the detection order)
+        return int(tracked[t].track_ids[who])
+
+    greedy = greedy_nearest_neighbour(frames)
+    assert id_of(greedy, 2, 0) != id_of(greedy, 9, 0)  # the baseline swaps A and B
+
+    tracked = Tracker().track(frames)  # confirmed at frame 2, before they meet
+    shown = [t for t in range(2, 10) if len(tracked[t])]
+    assert {id_of(tracked, t, 0) for t in shown} == {0} and {id_of(tracked, t, 1) for t in shown} == {1}
+
+
+# ------------------------------------------------------------------ birth, death and ids
+def test_ids_are_never_reused_after_a_track_dies():
+    tracker = Tracker(TrackerParams(confirm_frames=1, max_age=2))
+    assert tracker.update(frame(person(100))).track_ids.tolist() == [0]
+    for _ in range(3):  # unmatched for max_age + 1 frames: the track dies
+        tracker.update(frame())
+    assert tracker.num_tracks == 0
+    assert tracker.update(frame(person(100))).track_ids.tolist() == [1]  # same place, new id
+    assert tracker.update(frame(person(100), person(400))).track_ids.tolist() == [1, 2]
+    tracker.reset()  # a new video starts the ids again
+    assert tracker.update(frame(person(400))).track_ids.tolist() == [0]
+
+
+def test_a_person_is_confirmed_after_confirm_frames_consecutive_matches():
+    tracker = Tracker(TrackerParams(confirm_frames=3))
+    ids = [tracker.update(frame(person(100 + 3 * t))).track_ids.tolist() for t in range(4)]
+    assert ids == [[-1], [-1], [0], [0]]
+
+    # a tentative track that misses a frame is deleted: confirmation starts over
+    tracker = Tracker(TrackerParams(confirm_frames=3))
+    seen = [True, True, False, True, True, True]
+    ids = [tracker.update(frame(person(100)) if s else frame()).track_ids.tolist() for s in seen]
+    assert ids == [[-1], [-1], [], [-1], [-1], [0]]
+
+
+def test_ids_follow_confirmation_order_then_input_order():
+    tracker = Tracker(TrackerParams(confirm_frames=2))
+    tracker.update(frame(person(400)))
+    assert tracker.update(frame(person(100), person(400))).track_ids.tolist() == [-1, 0]  # 400 was seen first
+    assert tracker.update(frame(person(100), person(400))).track_ids.tolist() == [1, 0]
+    # two people confirmed in the same frame take ids in their order in the input
+    tracker = Tracker(TrackerParams(confirm_frames=2))
+    tracker.update(frame(person(500), person(100)))
+    assert tracker.update(frame(person(100), person(500))).track_ids.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("gap, same_id", [(2, True), (3, False)])
+def test_a_confirmed_track_survives_max_age_unmatched_frames(gap, same_id):
+    tracker = Tracker(TrackerParams(confirm_frames=1, max_age=2))
+    for t in range(3):
+        first = tracker.update(frame(person(100 + 5 * t))).track_ids[0]
+    for _ in range(gap):
+        tracker.update(frame())
+    # it comes back where constant velocity predicts it: 5 px per frame
+    back = tracker.update(frame(person(100 + 5 * (3 + gap)))).track_ids[0]
+    assert (back == first) == same_id
+    assert back >= 0
+
+
+@pytest.mark.parametrize("relative_velocity, same_id", [(1.0, True), (0.0, False)])
+def test_an_unmatched_track_is_predicted_with_constant_velocity_per_keypoint(relative_velocity, same_id):
+    # a standing person lowering both arms, wrists 3 px/frame, unseen for 3 frames: only a
+    # per-keypoint model predicts the wrists well enough for a 0.99 OKS gate (a rigid one moves
+    # the whole person by the mean velocity, and leaves the wrists ~11 px behind)
+    wrists = [COCO_17.index("left_wrist"), COCO_17.index("right_wrist")]
+    walk = []
+    for t in range(8):
+        kps = person(100)
+        kps[wrists, 1] += 3 * t
+        walk.append(kps)
+    params = TrackerParams(confirm_frames=1, max_age=5, min_similarity=0.99, velocity_smoothing=1.0, relative_velocity=relative_velocity)
+    tracker = Tracker(params)
+    for t in range(8):
+        ids = tracker.update(frame(walk[t]) if t < 4 or t == 7 else frame()).track_ids.tolist()
+    assert (ids == [0]) == same_id
+
+
+# ------------------------------------------------------------------------- One Euro
+def test_one_euro_filter_smooths_jitter_more_than_it_lags_a_fast_keypoint():
+    rng = np.random.default_rng(0)
+    n, warm, sigma = 300, 50, 3.0
+    still = rng.normal(0.0, sigma, (n, 2))  # a static keypoint with detector noise
+    filt = OneEuroFilter()  # the defaults: min_cutoff 1 Hz, beta 0.2, d_cutoff 1 Hz, 30 fps
+    out = np.array([filt(x) for x in still])
+    raw_jitter = np.sqrt(np.mean(still[warm:] ** 2))
+    jitter = np.sqrt(np.mean(out[warm:] ** 2))
+    removed = raw_jitter - jitter
+    assert jitter < 0.75 * raw_jitter
+
+    truth = np.stack([10.0 * np.arange(n), np.zeros(n)], 1)  # a limb at 10 px/frame (300 px/s)
+    filt = OneEuroFilter()
+    out = np.array([filt(x) for x in truth + rng.normal(0.0, sigma, (n, 2))])
+    lag = np.mean(truth[warm:, 0] - out[warm:, 0])
+    assert 0 <= lag < removed
+
+
+def test_one_euro_filter_restarts_when_a_value_disappears():
+    filt = OneEuroFilter()
+    for t in range(10):
+        filt(np.array([float(t), 50.0]))
+    assert filt(np.array([0.0, 0.0]), present=np.array([False, True]))[0] == 0.0  # passed through
+    assert filt(np.array([99.0, 50.0]))[0] == 99.0  # restarted: no memory of 0..9
+    assert filt(np.array([99.0, 0.0]))[1] != 0.0  # the other value kept its state
+    with pytest.raises(ValueError, match="reset"):
+        filt(np.zeros(3))
+
+
+def test_tracker_smoothing_is_off_by_default_and_reduces_jitter_when_on():
+    rng = np.random.default_rng(1)
+    noisy = [frame(person(200) + np.concatenate([rng.normal(0, 2.0, (17, 2)), np.zeros((17, 1))], 1).astype(np.float32)) for _ in range(60)]
+    plain = Tracker().track(noisy)
+    assert all(np.array_equal(a.keypoints, b.keypoints) for a, b in zip(plain, noisy))
+    smooth = Tracker(TrackerParams(smooth=True)).track(noisy)
+    truth = person(200)[:, :2]
+    err_raw = np.sqrt(np.mean([np.square(p.keypoints[0, :, :2] - truth).mean() for p in noisy[20:]]))
+    err_smooth = np.sqrt(np.mean([np.square(p.keypoints[0, :, :2] - truth).mean() for p in smooth[20:]]))
+    assert err_smooth < 0.75 * err_raw
+    assert [p.track_ids.tolist() for p in smooth] == [p.track_ids.tolist() for p in plain]  # association uses raw keypoints
+
+
+# ---------------------------------------------------------------------- both skeletons
+def test_tracker_follows_coco17_and_openpose18_people_alike(video):
+    _, truth, detections = video
+    for skeleton in (COCO_17, OPENPOSE_18):
+        dets = [d.as_skeleton(skeleton) for d in detections[:45]]
+        tracked = Tracker().track(dets)
+        assert all(p.skeleton == skeleton for p in tracked)
+        metrics = evaluate_tracking(tracked, truth[:45])
+        assert metrics["idf1"] >= 0.93 and metrics["id_switches"] <= 1, (skeleton.name, metrics)
+
+
+# ----------------------------------------------------------------------- Poses fields
+def test_tracked_poses_write_person_id_and_track_id():
+    poses = Poses(np.stack([person(100), person(300)]), np.array([0.9, 0.8]), COCO_17, np.array([3, -1]))
+    assert [p["person_id"] for p in poses.to_openpose_json()["people"]] == [[3], [-1]]
+    assert [r["track_id"] for r in poses.to_coco(image_id=7)] == [3, -1]
+    untracked = Poses(poses.keypoints, poses.scores, COCO_17)
+    assert [p["person_id"] for p in untracked.to_openpose_json()["people"]] == [[-1], [-1]]
+    assert all("track_id" not in r for r in untracked.to_coco(image_id=7))
+    # kept by every derived Poses
+    assert poses.as_skeleton(OPENPOSE_18).track_ids.tolist() == [3, -1]
+    assert poses.as_skeleton(OPENPOSE_18).as_skeleton(COCO_17).track_ids.tolist() == [3, -1]
+    assert poses.transform(np.array([[2.0, 0, 0], [0, 2.0, 0]])).track_ids.tolist() == [3, -1]
+    assert poses.select(np.array([1])).track_ids.tolist() == [-1]
+    assert Poses(poses.keypoints, np.array([0.1, 0.8]), COCO_17, poses.track_ids).sorted().track_ids.tolist() == [-1, 3]
+    both = Poses.concatenate([poses, untracked], COCO_17)
+    assert both.track_ids.tolist() == [3, -1, -1, -1]
+    assert Poses.concatenate([untracked, untracked], COCO_17).track_ids is None
+
+
+@pytest.mark.parametrize("ids, match", [([1], "track_ids must be"), ([1.5, 2], "integers"), ([0, -2], ">= 0"), ([[0, 1]], "track_ids must be")])
+def test_poses_reject_bad_track_ids(ids, match):
+    with pytest.raises(ValueError, match=match):
+        Poses(np.stack([person(100), person(300)]), np.ones(2), COCO_17, np.array(ids))
+
+
+def test_tracker_rejects_bad_input_with_clear_errors():
+    tracker = Tracker()
+    tracker.update(frame(person(100)))
+    with pytest.raises(ValueError, match="openpose18 poses but this tracker follows coco17"):
+        tracker.update(frame(person(100)).as_skeleton(OPENPOSE_18))
+    bad = person(100)
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        tracker.update(frame(bad))
+    bad[3, 2] = 0.0  # an unlabelled keypoint may hold anything
+    tracker.update(frame(bad))
+    with pytest.raises(TypeError, match="expected Poses"):
+        tracker.update(person(100))
+    with pytest.raises(ValueError, match="confirm_frames"):
+        TrackerParams(confirm_frames=0)
+    with pytest.raises(ValueError, match="min_similarity"):
+        TrackerParams(min_similarity=1.5)
+    with pytest.raises(ValueError, match="fps"):
+        TrackerParams(fps=0)
+    # a tracker built for one skeleton refuses another from the first frame on
+    with pytest.raises(ValueError, match="this tracker follows openpose18"):
+        Tracker(skeleton=OPENPOSE_18).update(frame(person(100)))
+
+
+def test_frames_without_people_are_accepted_whatever_their_skeleton():
+    tracker = Tracker(TrackerParams(confirm_frames=1))
+    assert tracker.update(Poses.empty()).track_ids.tolist() == []  # Poses.empty() is OpenPose-18
+    assert tracker.skeleton is None  # not fixed by a frame without people
+    assert tracker.update(frame(person(100))).track_ids.tolist() == [0]
+    assert tracker.update(Poses.empty()).track_ids.tolist() == []
+    assert tracker.update(frame(person(100))).track_ids.tolist() == [0]
+
+
+# -------------------------------------------------------------------------- metrics
+def test_evaluate_tracking_counts_a_swap_and_scores_perfect_tracking_one(video):
+    _, truth, _ = video
+    perfect = evaluate_tracking(truth, truth)
+    assert perfect["mota"] == 1.0 and perfect["idf1"] == 1.0 and perfect["id_switches"] == 0
+    assert perfect["person_frames"] == sum(len(t) for t in truth)
+
+    # two people swap ids halfway through a still clip: two ID switches (one per person)
+    clip = [frame(person(100), person(400)) for _ in range(10)]
+    truth_ids = [Poses(c.keypoints, c.scores, COCO_17, np.array([0, 1])) for c in clip]
+    swapped = [Poses(c.keypoints, c.scores, COCO_17, np.array([0, 1] if t < 5 else [1, 0])) for t, c in enumerate(clip)]
+    metrics = evaluate_tracking(swapped, truth_ids)
+    assert metrics["id_switches"] == 2 and metrics["mota"] == pytest.approx(0.9)
+
+    with pytest.raises(ValueError, match="no track_ids"):
+        evaluate_tracking(clip, truth_ids)
+    with pytest.raises(ValueError, match="track id >= 0"):
+        evaluate_tracking(truth_ids, clip)
+    with pytest.raises(ValueError, match="frames"):
+        evaluate_tracking(truth_ids[:3], truth_ids)
+
+
+def test_keypoint_similarity_is_cocos_oks_over_keypoints_labelled_in_both():
+    a = person(100)[None]
+    b = person(103)[None]  # 3 px to the right
+    area = 5000.0
+    kappa = 2 * COCO_17.sigmas_array
+    expected = np.mean(np.exp(-9.0 / (2 * area * kappa**2)))
+    assert keypoint_similarity(a, b, np.array([area]), COCO_17.sigmas_array)[0, 0] == pytest.approx(expected)
+    b[0, :5, 2] = 0  # the face unlabelled in the candidate: only the 12 body keypoints count
+    expected_body = np.mean(np.exp(-9.0 / (2 * area * kappa[5:] ** 2)))
+    assert keypoint_similarity(a, b, np.array([area]), COCO_17.sigmas_array)[0, 0] == pytest.approx(expected_body)
+    b[0, :, 2] = 0
+    assert keypoint_similarity(a, b, np.array([area]), COCO_17.sigmas_array)[0, 0] == 0.0
+
+
+# ---------------------------------------------------------------------- the videos
+def test_generated_video_is_deterministic_and_hidden_people_are_occluded(video):
+    frames, truth, _ = video
+    again = generate_video(VideoConfig(image_hw=(360, 640), num_frames=90, num_people=8, seed=0))
+    assert all(np.array_equal(a.image, b.image) and np.array_equal(a.keypoints, b.keypoints) for a, b in zip(frames, again))
+    assert any(fr.hidden.any() for fr in frames)
+    for fr in frames:
+        assert (fr.keypoints[fr.hidden, :, 2] <= 1).all()  # no visible keypoint on a hidden person
+        assert np.array_equal(fr.track_ids, np.sort(fr.track_ids))
+    entering = [tid for tid in range(8) if not (frames[0].track_ids == tid).any() and any((fr.track_ids == tid).any() for fr in frames)]
+    leaving = [tid for tid in range(8) if (frames[0].track_ids == tid).any() and not (frames[-1].track_ids == tid).any()]
+    assert entering and leaving
+    assert all(t.skeleton == COCO_17 and (t.keypoints[..., 2] > 0).sum(1).min(initial=3) >= 3 for t in truth)
+
+
+def test_write_video_writes_an_mp4_and_coco_annotations_with_track_ids(tmp_path):
+    cfg = VideoConfig(image_hw=(96, 160), num_frames=12, num_people=3, seed=5)
+    video_path, ann_path = write_video(tmp_path / "v", cfg)
+    cap = cv2.VideoCapture(str(video_path))
+    count = 0
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        assert image.shape == (96, 160, 3)
+        count += 1
+    cap.release()
+    assert count == cfg.num_frames
+
+    data = json.loads(ann_path.read_text())
+    assert [im["frame_index"] for im in data["images"]] == list(range(12))
+    frames = generate_video(cfg)
+    assert len(data["annotations"]) == sum(len(fr.track_ids) for fr in frames)
+    for ann in data["annotations"]:
+        assert {"track_id", "keypoints", "bbox", "area", "num_keypoints"} <= ann.keys()
+        assert len(ann["keypoints"]) == 51 and ann["num_keypoints"] == sum(v > 0 for v in ann["keypoints"][2::3])
+    assert load_coco(ann_path).getImgIds() == list(range(1, 13))  # pycocotools reads it
+    _, ann_again = write_video(tmp_path / "w", cfg)
+    assert ann_again.read_bytes() == ann_path.read_bytes()
