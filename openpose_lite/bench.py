@@ -49,18 +49,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from openpose_lite.config import CodecConfig, TopDownConfig, build_bottomup_codec, build_topdown_codec
+from openpose_lite.config import CodecConfig, Config, TopDownConfig, build_bottomup_codec, build_topdown_codec
 from openpose_lite.data.synthetic import SceneConfig, render_scene
 from openpose_lite.evaluation import METRIC_NAMES, evaluate_keypoints, load_coco
 from openpose_lite.geometry import letterbox_affine, transform_keypoints
 from openpose_lite.io import atomic_write_path, write_text_atomic
 from openpose_lite.images import read_image
-from openpose_lite.inference.boxes import gt_boxes, is_labelled_person
+from openpose_lite.inference.boxes import boxes_from_poses, gt_boxes, is_labelled_person
 from openpose_lite.models.hrnet import INPUT_MULTIPLE as HRNET_INPUT_MULTIPLE
 from openpose_lite.models.hrnet import STRIDE as HRNET_STRIDE
 from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf
-from openpose_lite.predictor import BottomUpPredictor, TopDownPredictor, resolve_device
+from openpose_lite.devices import resolve_device
+from openpose_lite.predictor import BottomUpPredictor, TopDownPredictor
 from openpose_lite.structures import Poses
 
 __all__ = [
@@ -93,8 +94,6 @@ _PAPER_TD_INPUT_HW = (256, 192)
 # Padding of a box made from a bottom-up person's keypoints, per side, as a fraction of the
 # keypoints' extent: keypoints sit inside the body (ankles above the soles, no head top), and
 # the top-down predictor pads the box again (x1.25) to its crop aspect ratio.
-_KEYPOINT_BOX_PADDING = 0.1
-_MIN_BOX_KEYPOINTS = 2
 
 
 # ------------------------------------------------------------------------------ configuration
@@ -258,30 +257,6 @@ class BenchResult:
 
 
 # ----------------------------------------------------------------------------------- helpers
-def boxes_from_poses(poses: Poses, padding: float = _KEYPOINT_BOX_PADDING,
-                     min_keypoints: int = _MIN_BOX_KEYPOINTS) -> tuple[np.ndarray, np.ndarray]:
-    """Person boxes from found keypoints: their extent, grown by ``padding`` x extent on each side.
-
-    Args:
-        poses: N people, keypoints (N, K, 3) with score 0 where a keypoint was not found.
-        padding: fraction of the keypoints' width (height) added left and right (top and bottom).
-        min_keypoints: people with fewer found keypoints give no box (no extent to speak of).
-    Returns:
-        (boxes (M, 4) x, y, w, h float64, scores (M,) the people's scores), M <= N.
-    """
-    boxes, scores = [], []
-    for kps, score in zip(poses.keypoints, poses.scores):
-        found = kps[kps[:, 2] > 0, :2]
-        if len(found) < min_keypoints:
-            continue
-        lo, hi = found.min(axis=0), found.max(axis=0)
-        size = np.maximum(hi - lo, 1.0)
-        lo, size = lo - padding * size, size * (1.0 + 2.0 * padding)
-        boxes.append([lo[0], lo[1], size[0], size[1]])
-        scores.append(float(score))
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(scores, dtype=np.float64)
-
-
 def _median_ms(values: Sequence[float]) -> float:
     return 1e3 * float(np.median(values))
 
@@ -318,7 +293,7 @@ def _build_models(cfg: BenchConfig, device: torch.device) -> tuple[_Models, Benc
         torch.manual_seed(cfg.seed)  # the random weights reproduce, whatever ran before
         model = build_vgg19_paf(num_stages=stages, width_mult=width_mult)
         codec_cfg = CodecConfig() if cfg.bu_input_size is None else CodecConfig(input_size=cfg.bu_input_size)
-        codec = dataclasses.replace(build_bottomup_codec(codec_cfg), skeleton=model.skeleton)
+        codec = build_bottomup_codec(Config(codec=codec_cfg), skeleton=model.skeleton)
         bottomup = BottomUpPredictor(model, codec, input_size=codec_cfg.input_size, device=device)
         bu_name = f"VGG19PafNet {stages} stages, width x{width_mult:g}, random weights"
     cfg = dataclasses.replace(cfg, bu_input_size=bottomup.input_size)
@@ -336,7 +311,7 @@ def _build_models(cfg: BenchConfig, device: torch.device) -> tuple[_Models, Benc
         torch.manual_seed(cfg.seed + 1)
         td_model = build_hrnet(width=width)
         td_cfg = TopDownConfig(input_hw=input_hw, heatmap_hw=(input_hw[0] // HRNET_STRIDE, input_hw[1] // HRNET_STRIDE))
-        topdown = TopDownPredictor(td_model, build_topdown_codec(td_cfg), device=device)
+        topdown = TopDownPredictor(td_model, build_topdown_codec(Config(topdown=td_cfg)), device=device)
         td_name = f"HRNet-W{width} {input_hw[0]}x{input_hw[1]}, random weights"
     td_name += f", {_params(topdown.model) / 1e6:.1f} M parameters"
     models = _Models(bottomup, topdown, bu_name, td_name, cfg.bu_checkpoint is None, cfg.td_checkpoint is None)
@@ -346,8 +321,7 @@ def _build_models(cfg: BenchConfig, device: torch.device) -> tuple[_Models, Benc
 def _topdown_with_batch(template: TopDownPredictor, batch_size: int, flip: bool = False) -> TopDownPredictor:
     """The same model and codec with another crop batch size (and flip setting)."""
     return TopDownPredictor(template.model, template.codec, flip=flip, device=template.device, half=template.half, batch_size=max(1, batch_size),
-                            padding=template.padding, keypoint_threshold=template.keypoint_threshold,
-                            oks_threshold=template.oks_threshold)
+                            padding=template.padding, oks_threshold=template.oks_threshold)
 
 
 def _bottomup_call(predictor: BottomUpPredictor, image: np.ndarray) -> tuple[Poses, dict[str, float]]:

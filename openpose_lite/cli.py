@@ -99,12 +99,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_model_eval(args: argparse.Namespace) -> int:
-    """COCO metrics of a model on the images of an annotation file."""
-    from tqdm import tqdm
-
-    from openpose_lite.images import ImageReadError, read_image
-
-    from openpose_lite.evaluation import evaluate_keypoints, format_metrics, load_coco
+    """COCO metrics of a model (either branch) on the images of an annotation file."""
+    from openpose_lite.evaluation import evaluate_predictor, format_metrics
 
     if args.images is None:
         raise CliError("--images DIR is required to evaluate a model (the folder of the annotation file's images)")
@@ -112,44 +108,18 @@ def _run_model_eval(args: argparse.Namespace) -> int:
         raise CliError(f"image folder not found: {args.images}")
     if args.max_images < 0:
         raise CliError(f"--max-images must be >= 0, got {args.max_images}")
-    coco = load_coco(args.ann)
-    image_ids = sorted(coco.getImgIds())
-    if args.max_images:
-        image_ids = image_ids[: args.max_images]
-    if not image_ids:
-        raise CliError(f"{args.ann}: no images to evaluate")
     predictor = _build_predictor(args)
-
-    results: list = []
-    evaluated: list[int] = []
-    failures: list[str] = []
-    with tqdm(total=len(image_ids), unit="img", desc="eval", disable=None, file=sys.stderr) as progress:
-        for start in range(0, len(image_ids), args.batch_size):
-            batch_ids, images = [], []
-            for image_id in image_ids[start : start + args.batch_size]:
-                info = coco.imgs[image_id]
-                try:
-                    image = read_image(args.images / info["file_name"], (info["height"], info["width"]))
-                except ImageReadError as exc:
-                    failures.append(str(exc))
-                    tqdm.write(f"openpose-lite eval: {failures[-1]} (skipped)", file=sys.stderr)
-                    continue
-                batch_ids.append(image_id)
-                images.append(image)
-            for image_id, poses in zip(batch_ids, _predict(predictor, images, batch_ids)):
-                results.extend(poses.to_coco(image_id))
-            evaluated.extend(batch_ids)
-            progress.update(len(image_ids[start : start + args.batch_size]))
-    if not evaluated:
-        raise CliError(f"none of the {len(image_ids)} images could be read from {args.images}", code=EXIT_FAILURE)
-    metrics = evaluate_keypoints(coco, results, image_ids=evaluated)
+    evaluation = evaluate_predictor(predictor, args.ann, args.images, args.max_images, args.batch_size, progress=True)
     if args.json_out:
-        _write_json_atomic(args.json_out, results)
+        _write_json_atomic(args.json_out, evaluation.results)
     model = args.checkpoint or args.weights
-    print(f"{model} on {args.ann}: {len(evaluated)} images, {len(results)} people, {_describe(predictor)}")
-    print(format_metrics(metrics, style="markdown"))
-    if failures:
-        print(f"{len(failures)} images could not be read", file=sys.stderr)
+    print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images, {len(evaluation.results)} people, "
+          f"{_describe(predictor)}")
+    print(format_metrics(evaluation.metrics, style="markdown"))
+    for message in evaluation.failures:
+        print(f"  failed: {message}", file=sys.stderr)
+    if evaluation.failures:
+        print(f"{len(evaluation.failures)} images could not be read", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
 
@@ -247,8 +217,8 @@ def _load_error(path: Path, exc: Exception) -> CliError:
 
 def _build_topdown(args: argparse.Namespace, path: Path, model, config):
     """A TopDownPipeline: the loaded HRNet's predictor plus the person boxes the options name."""
-    from openpose_lite.inference.boxes import detection_box_source, gt_box_source
-    from openpose_lite.predictor import BottomUpPredictor, TopDownPipeline, TopDownPredictor, bottomup_boxes
+    from openpose_lite.inference.boxes import detection_box_source, gt_box_source, pose_box_source
+    from openpose_lite.predictor import BottomUpPredictor, TopDownPipeline, TopDownPredictor
 
     if args.boxes is not None and args.person_detector is not None:
         raise CliError("give --boxes or --person-detector, not both")
@@ -259,7 +229,7 @@ def _build_topdown(args: argparse.Namespace, path: Path, model, config):
         if args.boxes is not None:
             boxes = detection_box_source(args.boxes)
         elif args.person_detector is not None:
-            boxes = bottomup_boxes(BottomUpPredictor.from_weights(args.person_detector, device=args.device))
+            boxes = pose_box_source(BottomUpPredictor.from_weights(args.person_detector, device=args.device))
         elif getattr(args, "ann", None) is not None:
             boxes = gt_box_source(args.ann, predictor.codec.convention)  # evaluation with the ground-truth boxes
         else:
@@ -268,15 +238,6 @@ def _build_topdown(args: argparse.Namespace, path: Path, model, config):
     except (FileNotFoundError, ValueError) as exc:
         raise _load_error(path, exc) from None
     return TopDownPipeline(predictor, boxes)
-
-
-def _predict(predictor, images: list, image_ids: list) -> list:
-    """Poses of a batch, whichever branch: the top-down pipeline also needs the images' ids for its boxes."""
-    from openpose_lite.predictor import TopDownPipeline
-
-    if isinstance(predictor, TopDownPipeline):
-        return predictor.predict_batch(images, image_ids)
-    return predictor.predict_batch(images)
 
 
 def _describe(predictor) -> str:
@@ -449,7 +410,7 @@ def _infer_images(predictor, batch: list[tuple[Path, object]], run: _InferRun, p
 
     # Box files name images by COCO id, which COCO file names carry.
     ids = [int(path.stem) if path.stem.isdigit() else None for path, _ in batch]
-    all_poses = _predict(predictor, [image for _, image in batch], ids)
+    all_poses = predictor.predict_batch([image for _, image in batch], ids)
     for (path, image), poses in zip(batch, all_poses):
         name = run.unique_stem(path.stem)
         run.record(poses, name, path, None)
@@ -489,7 +450,7 @@ def _infer_video(predictor, path: Path, batch_size: int, run: _InferRun, progres
                     frames.append(frame)
                 if not frames:
                     break
-                for frame, poses in zip(frames, _predict(predictor, frames, [None] * len(frames))):
+                for frame, poses in zip(frames, predictor.predict_batch(frames, [None] * len(frames))):
                     run.record(poses, f"{name}_{frame_index:0{_FRAME_DIGITS}d}", path, frame_index)
                     if render_path is not None:
                         from openpose_lite.viz import draw_poses

@@ -1,27 +1,30 @@
 """Typed, frozen configuration: YAML deltas -> dataclasses -> plain dicts inside checkpoints.
 
-A configuration is a :class:`Config` of five frozen sections (``model``, ``codec``, ``data``,
-``train``, ``topdown``). YAML files hold only the *deltas* from the defaults written here, so a file says
-what is special about an experiment and nothing else::
+A configuration is a :class:`Config` of six frozen sections. Each section is, or derives
+from, the parameter dataclass of the code that uses it, so every setting is declared once:
+
+=========== ==================================================================================
+``model``    :class:`~openpose_lite.models.factory.ModelConfig` (which network)
+``codec``    :class:`~openpose_lite.codecs.bottomup.BottomUpCodecParams` + ``input_size``
+``grouping`` :class:`~openpose_lite.codecs.grouping.GroupingParams` (bottom-up person assembly)
+``data``     :class:`~openpose_lite.data.transforms.AugmentParams` + datasets and loading
+``train``    :class:`TrainConfig` (optimisation, checkpoints, devices)
+``topdown``  :class:`~openpose_lite.codecs.topdown.TopDownCodecParams` +
+             :class:`~openpose_lite.data.transforms.TopDownAugmentParams` + ``flip_test``
+=========== ==================================================================================
+
+YAML files hold only the *deltas* from those defaults, so a file says what is special about an
+experiment and nothing else::
 
     train:
       lr: 1.0e-4
       epochs: 20
 
-Rules, enforced in one place (each section's ``__post_init__``), so a directly constructed
-section, a YAML file, a command-line override and a checkpoint's stored config are all
-validated the same way:
-
-* Unknown sections or keys are errors that name the key and the file (or override).
-* A value of the wrong type is an error naming the field (``train.lr``). Ints are accepted
-  where a float is expected, and so are numeric strings, because YAML 1.1 (PyYAML) reads
-  ``1e-4`` (no dot) as a string; lists become tuples.
-* Choice fields (``Literal``) list the valid values in their error.
-* Cross-field rules (``scale_min <= scale_max``, crop size a multiple of the stride, ...)
-  are checked too.
-
-Overrides are ``section.key=value`` strings whose value is parsed as YAML
-(``train.lr=1e-3``, ``train.step_milestones=[30,60]``, ``data.train_ann=null``).
+Type checks and value rules live in :class:`~openpose_lite.params.Params` and each owner's
+``_check``, so a directly constructed section, a YAML file, a command-line override and a
+checkpoint's stored config are validated the same way. Unknown sections or keys are errors that
+name the key and the file (or override). Overrides are ``section.key=value`` strings whose value
+is parsed as YAML (``train.lr=1e-3``, ``train.step_milestones=[30,60]``, ``data.train_ann=null``).
 
 Learning rates are tied to the loss normalisation in :mod:`openpose_lite.losses`
 (CMU's: squared error summed over all map elements, divided by ``2 * batch``), which is why
@@ -34,7 +37,6 @@ import dataclasses
 import math
 import os
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +44,20 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
+from openpose_lite.codecs.bottomup import BottomUpCodecParams, BottomUpPafCodec
+from openpose_lite.codecs.grouping import GroupingParams
+from openpose_lite.codecs.topdown import TopDownCodecParams, TopDownHeatmapCodec
+from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
 from openpose_lite.io import write_text_atomic
+from openpose_lite.models.factory import ModelConfig
+from openpose_lite.params import Params, coerce, fields_of
+from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
 
 __all__ = [
     "CodecConfig",
     "Config",
     "DataConfig",
+    "GroupingParams",
     "ModelConfig",
     "TopDownConfig",
     "TrainConfig",
@@ -61,187 +71,29 @@ __all__ = [
 ]
 
 
-class _Section:
-    """Base of the config sections: type checking and coercion after construction.
-
-    Subclasses set ``_section`` (their key in :class:`Config`) and may define ``_check``
-    for value rules; errors are ``ValueError`` naming ``section.field``.
-    """
-
-    _section: typing.ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            name = f"{self._section}.{f.name}"
-            value = _coerce(getattr(self, f.name), hints[f.name], name)
-            # Frozen dataclass: coercion (int -> float, list -> tuple) has to bypass __setattr__.
-            object.__setattr__(self, f.name, value)
-        self._check()
-
-    def _check(self) -> None:
-        """Value rules beyond types; overridden by sections that have some."""
-
-    def _require(self, ok: bool, field_name: str, expected: str) -> None:
-        if not ok:
-            value = getattr(self, field_name)
-            raise ValueError(f"{self._section}.{field_name}: expected {expected}, got {value!r}")
-
-
-def _type_name(tp: Any) -> str:
-    if tp is type(None):
-        return "null"
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin is typing.Union or origin is types.UnionType:
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, name: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it, coerced where allowed."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if not any(value == c and type(value) is type(c) for c in choices):
-            raise ValueError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
-        return value
-    if origin is typing.Union or origin is types.UnionType:
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, name)
-            except ValueError:
-                continue
-        raise ValueError(f"{name}: expected {_type_name(tp)}, got {value!r}")
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ValueError(f"{name}: expected {_type_name(tp)}, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:  # tuple[T, ...]: any length
-            item_types = [args[0]] * len(value)
-        else:  # tuple[T1, T2]: exactly that many items
-            if len(value) != len(args):
-                raise ValueError(f"{name}: expected {len(args)} values, got {value!r}")
-            item_types = list(args)
-        return tuple(_coerce(v, t, f"{name}[{i}]") for i, (v, t) in enumerate(zip(value, item_types)))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{name}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name}: expected an integer, got {value!r}")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool):
-            raise ValueError(f"{name}: expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            # PyYAML follows YAML 1.1, where 1e-4 (no dot) is a string, not a float.
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ValueError(f"{name}: expected a number, got {value!r}")
-    if tp is str:
-        if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"{name}: unsupported annotation {tp!r}")
-
-
 # ----------------------------------------------------------------------------- sections
 @dataclass(frozen=True)
-class ModelConfig(_Section):
-    """Network architecture.
+class CodecConfig(BottomUpCodecParams):
+    """The ``codec`` section: the bottom-up codec's settings, and ``input_size``, the network input
+    height at inference (the image is letterboxed to it; CMU: 368)."""
 
-    ``vgg19_paf`` is the CMU bottom-up model (VGG19 trunk + ``num_stages`` refinement stages
-    of ``stage_channels`` channels); ``width_mult`` is a channel multiplier for small CPU
-    models (1.0 keeps the CMU layout, which the public weights need). ``hrnet`` is the
-    top-down comparison branch with base width ``hrnet_width`` and ``hrnet_blocks`` residual
-    blocks per branch (4 in the paper).
-    ``init``: how vgg19_paf's CPM and stage convs start: ``cmu`` (N(0, 0.01^2), the paper's,
-    for a pretrained trunk) or ``kaiming`` (He-normal; for training the whole network from
-    scratch with Adam, see models/vgg19_paf.py).
-    """
-
-    _section: typing.ClassVar[str] = "model"
-
-    arch: Literal["vgg19_paf", "hrnet"] = "vgg19_paf"
-    num_stages: int = 6
-    stage_channels: int = 128
-    width_mult: float = 1.0
-    hrnet_width: int = 32
-    hrnet_blocks: int = 4
-    init: Literal["cmu", "kaiming"] = "cmu"
-
-    def _check(self) -> None:
-        self._require(self.num_stages >= 1, "num_stages", "an integer >= 1")
-        self._require(self.stage_channels >= 1, "stage_channels", "an integer >= 1")
-        self._require(math.isfinite(self.width_mult) and self.width_mult > 0, "width_mult", "a number > 0")
-        self._require(self.hrnet_width >= 1, "hrnet_width", "an integer >= 1")
-        self._require(self.hrnet_blocks >= 1, "hrnet_blocks", "an integer >= 1")
-
-
-@dataclass(frozen=True)
-class CodecConfig(_Section):
-    """Target encoding and decoding (CMU COCO settings).
-
-    ``stride``: input pixels per output cell. ``sigma``: Gaussian std of the confidence maps
-    in *input* pixels (CMU: 7 at stride 8). ``paf_half_width``: half-width of a limb's PAF
-    band in *output cells* (CMU: 1). ``heatmap_merge``: where people's Gaussians overlap, sum
-    and clip at 1 (``sum``, the CMU training code) or keep the largest (``max``, the paper).
-    ``input_size``: network input height at inference (the image is letterboxed to it).
-    ``peak_threshold``, ``refine``, ``blur_kernel``: decoding (see codecs.BottomUpPafCodec);
-    DARK's blur (odd kernel, 0 = none) smooths network output before sub-pixel refinement.
-    """
-
-    _section: typing.ClassVar[str] = "codec"
-
-    stride: int = 8
-    sigma: float = 7.0
-    paf_half_width: float = 1.0
-    heatmap_merge: Literal["sum", "max"] = "sum"
     input_size: int = 368
-    peak_threshold: float = 0.1
-    refine: Literal["dark", "quarter", "none"] = "dark"
-    blur_kernel: int = 3
 
     def _check(self) -> None:
-        self._require(self.stride >= 1, "stride", "an integer >= 1")
-        self._require(self.sigma > 0, "sigma", "a number > 0")
-        self._require(self.paf_half_width > 0, "paf_half_width", "a number > 0")
-        self._require(self.blur_kernel == 0 or self.blur_kernel % 2 == 1, "blur_kernel", "0 or an odd kernel size")
         self._require(self.input_size >= self.stride and self.input_size % self.stride == 0,
                       "input_size", f"a positive multiple of codec.stride ({self.stride})")
 
 
 @dataclass(frozen=True)
-class DataConfig(_Section):
-    """Datasets and augmentation.
+class DataConfig(AugmentParams):
+    """The ``data`` section: datasets, and the bottom-up augmentation it derives from.
 
     COCO-format keypoint files and image folders (``train_ann``/``train_images``,
     ``val_ann``/``val_images``). With ``synthetic: true``, scenes of stick figures are
     generated into the output directory when those paths are absent
-    (``synthetic_train_images`` / ``synthetic_val_images`` of them).
-
-    Augmentation follows the CMU training recipe: the main person is scaled so that its
-    height is ``target_person_scale * crop_size`` times a factor drawn uniformly from
-    ``[scale_min, scale_max]``; then a rotation in ``±rotation_deg``, a centre shift of up
-    to ``center_jitter_px`` crop pixels, a ``crop_size`` square crop, and a horizontal flip
-    with probability ``flip_prob``.
+    (``synthetic_train_images`` / ``synthetic_val_images`` of them). ``num_workers``:
+    DataLoader worker processes.
     """
-
-    _section: typing.ClassVar[str] = "data"
 
     train_ann: str | None = None
     train_images: str | None = None
@@ -250,25 +102,11 @@ class DataConfig(_Section):
     synthetic: bool = False
     synthetic_train_images: int = 2000
     synthetic_val_images: int = 200
-    crop_size: int = 368
-    scale_min: float = 0.5
-    scale_max: float = 1.1
-    target_person_scale: float = 0.6
-    rotation_deg: float = 40.0
-    center_jitter_px: float = 40.0
-    flip_prob: float = 0.5
     num_workers: int = 2
 
     def _check(self) -> None:
         self._require(self.synthetic_train_images >= 1, "synthetic_train_images", "an integer >= 1")
         self._require(self.synthetic_val_images >= 1, "synthetic_val_images", "an integer >= 1")
-        self._require(self.crop_size >= 1, "crop_size", "an integer >= 1")
-        self._require(0 < self.scale_min, "scale_min", "a number > 0")
-        self._require(self.scale_min <= self.scale_max, "scale_max", f"a number >= data.scale_min ({self.scale_min})")
-        self._require(self.target_person_scale > 0, "target_person_scale", "a number > 0")
-        self._require(0 <= self.rotation_deg <= 180, "rotation_deg", "a number in [0, 180]")
-        self._require(self.center_jitter_px >= 0, "center_jitter_px", "a number >= 0")
-        self._require(0 <= self.flip_prob <= 1, "flip_prob", "a number in [0, 1]")
         self._require(self.num_workers >= 0, "num_workers", "an integer >= 0")
         for ann, images in (("train_ann", "train_images"), ("val_ann", "val_images")):
             # An annotation file without its images (or the reverse) cannot be used.
@@ -281,7 +119,7 @@ _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
-class TrainConfig(_Section):
+class TrainConfig(Params):
     """Optimisation (defaults: the CMU COCO recipe).
 
     CMU trained with SGD (momentum 0.9, weight decay 5e-4) at base lr 4e-5, a loss summed
@@ -336,43 +174,12 @@ class TrainConfig(_Section):
 
 
 @dataclass(frozen=True)
-class TopDownConfig(_Section):
-    """The top-down (HRNet) branch: crops, heatmap targets, decoding and augmentation.
+class TopDownConfig(TopDownCodecParams, TopDownAugmentParams):
+    """The ``topdown`` section (the HRNet branch): the top-down codec's settings (crop and map
+    sizes, sigma, refinement, convention), the HRNet augmentation (which also gives the crop
+    ``padding``), and ``flip_test``: average with the mirrored crop at evaluation."""
 
-    ``input_hw`` / ``heatmap_hw``: crop and map sizes (HRNet COCO: 256x192 -> 64x48).
-    ``sigma``: Gaussian sigma in heatmap cells. ``refine``: "quarter" (HRNet), "dark" or
-    "none"; ``blur_kernel``: DARK's blur. ``flip_test``: average with the mirrored crop.
-    ``convention``: the pixel and cell convention of crops and heatmaps (see geometry.py):
-    ``openpose_lite`` (ours) or ``hrnet`` (the HRNet reference's, which its public weights were
-    trained with: use it to fine-tune them); it also fixes the flip test's shift.
-    ``padding``: box enlargement. The rest is the HRNet augmentation (see data/topdown.py).
-    """
-
-    _section: typing.ClassVar[str] = "topdown"
-
-    input_hw: tuple[int, int] = (256, 192)
-    heatmap_hw: tuple[int, int] = (64, 48)
-    sigma: float = 2.0
-    refine: Literal["quarter", "dark", "none"] = "quarter"
-    blur_kernel: int = 11
     flip_test: bool = True
-    convention: Literal["openpose_lite", "hrnet"] = "openpose_lite"
-    padding: float = 1.25
-    scale_factor: float = 0.35
-    rotation_deg: float = 45.0
-    rotation_prob: float = 0.6
-    flip_prob: float = 0.5
-    half_body_prob: float = 0.3
-    half_body_min_keypoints: int = 8
-
-    def _check(self) -> None:
-        self._require(len(self.input_hw) == 2 and len(self.heatmap_hw) == 2 and min(self.heatmap_hw) >= 1
-                      and self.input_hw[0] % self.heatmap_hw[0] == 0 and self.input_hw[1] % self.heatmap_hw[1] == 0
-                      and self.input_hw[0] // self.heatmap_hw[0] == self.input_hw[1] // self.heatmap_hw[1],
-                      "input_hw", "(H, W) the same integer multiple of heatmap_hw")
-        self._require(self.sigma > 0, "sigma", "a number > 0")
-        self._require(self.blur_kernel == 0 or self.blur_kernel % 2 == 1, "blur_kernel", "0 or an odd kernel size")
-        self._require(self.padding >= 1, "padding", "a number >= 1")
 
 
 @dataclass(frozen=True)
@@ -381,6 +188,7 @@ class Config:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
+    grouping: GroupingParams = field(default_factory=GroupingParams)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     topdown: TopDownConfig = field(default_factory=TopDownConfig)
@@ -396,7 +204,7 @@ class Config:
                              f"got {self.data.crop_size}")
 
 
-_SECTIONS: dict[str, type[_Section]] = {
+_SECTIONS: dict[str, type[Params]] = {
     f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
 }
 
@@ -440,12 +248,37 @@ def _merge(base: dict[str, dict[str, Any]], delta: Mapping[str, Any]) -> dict[st
     return out
 
 
+def upgrade_stored_config(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A config dict stored by an earlier openpose_lite (a checkpoint's), in today's keys.
+
+    ``codec.sigma`` became ``codec.sigma_px``; ``topdown.sigma`` (heatmap cells) became
+    ``topdown.sigma_px`` (crop pixels); ``topdown.flip_shift`` gave way to ``topdown.convention``
+    (such checkpoints were trained in ours). YAML files are not upgraded: their old keys are errors.
+    """
+    out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+    codec = out.get("codec")
+    if isinstance(codec, dict) and "sigma" in codec and "sigma_px" not in codec:
+        codec["sigma_px"] = codec.pop("sigma")
+    topdown = out.get("topdown")
+    if isinstance(topdown, dict):
+        topdown.pop("flip_shift", None)
+        if "sigma" in topdown and "sigma_px" not in topdown:
+            defaults = TopDownConfig()
+            input_h = (topdown.get("input_hw") or defaults.input_hw)[0]
+            heatmap_h = (topdown.get("heatmap_hw") or defaults.heatmap_hw)[0]
+            topdown["sigma_px"] = float(topdown.pop("sigma")) * (int(input_h) // max(int(heatmap_h), 1))
+    return out
+
+
 def config_from_dict(data: Mapping[str, Any], *, where: str = "config") -> Config:
     """Build a :class:`Config` from a (possibly partial) nested dict, strictly.
 
     Missing sections/keys take their defaults; unknown ones and wrong types raise ValueError
-    (prefixed with ``where``, e.g. the checkpoint's path).
+    (prefixed with ``where``, e.g. the checkpoint's path). Keys of earlier versions are
+    upgraded first (:func:`upgrade_stored_config`): this reads the configs inside checkpoints.
     """
+    if isinstance(data, Mapping):
+        data = upgrade_stored_config(data)
     _check_keys(data, where)
     try:
         return Config(**{
@@ -478,19 +311,21 @@ def _check_types(delta: Mapping[str, Any], where: str) -> None:
         hints = typing.get_type_hints(_SECTIONS[section])
         for key, value in (values or {}).items():
             try:
-                _coerce(value, hints[key], f"{section}.{key}")
+                coerce(value, hints[key], f"{section}.{key}")
             except ValueError as exc:
                 raise ValueError(f"{where}: {exc}") from None
 
 
-def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> Config:
-    """Defaults, then the YAML file's deltas (if ``path``), then ``overrides`` in order.
+def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = (),
+                base: Mapping[str, Any] | None = None, base_where: str = "defaults") -> Config:
+    """Defaults (or ``base``, e.g. a checkpoint's stored config), then the YAML file's deltas (if
+    ``path``), then ``overrides`` in order.
 
     Unknown keys and wrong types are reported naming the file or the override they come
     from; rules that relate several fields are checked once everything is merged.
     """
-    resolved = config_to_dict(Config())
-    sources = []
+    resolved = config_to_dict(Config() if base is None else config_from_dict(base, where=base_where))
+    sources = [] if base is None else [base_where]
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -522,30 +357,16 @@ def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:
     return write_text_atomic(path, text)
 
 
-def build_bottomup_codec(codec: CodecConfig):
-    """The bottom-up codec a config describes (imported lazily: the codec module pulls in numba)."""
-    from openpose_lite.codecs import BottomUpPafCodec
+def build_bottomup_codec(cfg: Config | None = None, skeleton: Skeleton = OPENPOSE_18) -> BottomUpPafCodec:
+    """The bottom-up codec a config describes (its ``codec`` and ``grouping`` sections; None: the defaults).
 
-    return BottomUpPafCodec(
-        stride=codec.stride,
-        sigma=codec.sigma,
-        paf_half_width=codec.paf_half_width,
-        heatmap_merge=codec.heatmap_merge,
-        peak_threshold=codec.peak_threshold,
-        refine=codec.refine,
-        blur_kernel=codec.blur_kernel,
-    )
+    The one builder: the predictors, training, ``bench`` and ``eval --oracle`` all decode with it.
+    """
+    cfg = cfg or Config()
+    return BottomUpPafCodec.from_params(cfg.codec, skeleton=skeleton, grouping=cfg.grouping)
 
 
-def build_topdown_codec(topdown: TopDownConfig):
-    """The top-down codec a config describes."""
-    from openpose_lite.codecs import TopDownHeatmapCodec
-
-    return TopDownHeatmapCodec(
-        input_hw=tuple(topdown.input_hw),
-        heatmap_hw=tuple(topdown.heatmap_hw),
-        sigma=topdown.sigma,
-        refine=topdown.refine,
-        blur_kernel=topdown.blur_kernel,
-        convention=topdown.convention,
-    )
+def build_topdown_codec(cfg: Config | None = None, skeleton: Skeleton = COCO_17) -> TopDownHeatmapCodec:
+    """The top-down codec a config describes (its ``topdown`` section; None: the defaults)."""
+    cfg = cfg or Config()
+    return TopDownHeatmapCodec(**fields_of(cfg.topdown, TopDownCodecParams), skeleton=skeleton)

@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from openpose_lite.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from openpose_lite.config import TrainConfig
+from openpose_lite.devices import resolve_device
 from openpose_lite.losses import stage_losses, total_loss
 
 __all__ = [
@@ -80,31 +81,6 @@ LossFn = Callable[[Any, Any, Any], dict[str, Tensor]]
 
 class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; training must stop (the last good checkpoint stays)."""
-
-
-# ----------------------------------------------------------------------------- devices
-def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
-    """``"auto"``/``None`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a device -> a device.
-
-    Under DDP on GPUs, ``"auto"`` and ``"cuda"`` pick ``cuda:<local_rank>`` (one GPU per
-    process). Asking for CUDA where there is none is a ValueError, not a silent CPU run.
-    """
-    if name is None:
-        name = "auto"
-    elif isinstance(name, torch.device):
-        name = str(name)
-    if not isinstance(name, str) or not (name in ("auto", "cpu", "cuda") or name.startswith("cuda:")):
-        raise ValueError(f"device: expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available (torch {torch.__version__}); use 'cpu' or 'auto'")
-    if name in ("auto", "cuda"):
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    index = int(name.split(":", 1)[1])
-    if index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA devices are visible")
-    return torch.device("cuda", index)
 
 
 # --------------------------------------------------------------------------------- DDP

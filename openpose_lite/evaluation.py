@@ -13,6 +13,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -164,55 +165,75 @@ def format_metrics(metrics: dict[str, float], style: str = "line") -> str:
     raise ValueError(f"format_metrics: style must be 'line' or 'markdown', got {style!r}")
 
 
-def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, threshold: float = 0.0) -> np.ndarray:
-    """Object keypoint similarity between every pair of predicted people.
+# ------------------------------------------------------------------ predict over a COCO file and score it
+@dataclass
+class PredictorEvaluation:
+    """What :func:`evaluate_predictor` measured: the metrics, the COCO results, which images were scored."""
 
-    Args:
-        keypoints: (N, K, 3) x, y, score.
-        areas: (N,) object areas (the OKS scale is each row person's area).
-        sigmas: (K,) OKS constants.
-        threshold: keypoints of the row person scoring at or below it are left out.
-    Returns:
-        (N, N) OKS of person j measured against person i as the reference.
+    metrics: dict[str, float]
+    results: list[dict]
+    image_ids: list[int]
+    failures: list[str] = field(default_factory=list)
+
+
+def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int) -> list[int]:
+    """The image ids to run (the first ``max_images``; 0: all), refusing a folder that lacks their files."""
+    image_ids = sorted(coco.getImgIds())
+    if max_images:
+        image_ids = image_ids[:max_images]
+    if not image_ids:
+        raise ValueError("the annotation file lists no images")
+    if not images_dir.is_dir():
+        raise FileNotFoundError(f"image folder not found: {images_dir}")
+    missing = [coco.imgs[i]["file_name"] for i in image_ids if not (images_dir / coco.imgs[i]["file_name"]).is_file()]
+    if missing:
+        raise ValueError(f"{images_dir}: {len(missing)} of the {len(image_ids)} images to evaluate are not in this "
+                         f"folder (e.g. {missing[0]}); pass the folder of the annotation file's images")
+    return image_ids
+
+
+def evaluate_predictor(
+    predictor: Any,
+    ann_file: str | Path | COCO,
+    images_dir: str | Path,
+    max_images: int = 0,
+    batch_size: int = 1,
+    progress: bool = False,
+) -> PredictorEvaluation:
+    """Run a predictor over the images of a COCO keypoint file and score its people: the one such loop.
+
+    ``predictor`` has ``predict_batch(images, image_ids) -> list[Poses]`` (a
+    :class:`~openpose_lite.inference.BottomUpPredictor`, or a
+    :class:`~openpose_lite.inference.TopDownPipeline` whose boxes come by image id). Images are
+    read with the project's one reader (EXIF ignored, size checked against the image entry);
+    one that cannot be read is logged, listed in ``failures`` and left out of the metrics.
+    A folder that lacks any of the images is refused before anything runs.
     """
-    kps = np.asarray(keypoints, dtype=np.float64)
-    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
-    d2 = ((kps[:, None, :, :2] - kps[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
-    e = d2 / (var[None, None, :] * (np.asarray(areas, dtype=np.float64)[:, None, None] + np.spacing(1)) * 2.0)
-    use = kps[:, None, :, 2] > threshold  # the reference person's confident keypoints
-    count = np.maximum(use.sum(-1), 1)
-    return np.where(use, np.exp(-e), 0.0).sum(-1) / count
+    from tqdm import tqdm
 
+    from openpose_lite.images import ImageReadError, read_image
 
-def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
-            threshold: float = 0.9) -> np.ndarray:
-    """Greedy non-maximum suppression by OKS: keep the best person, drop those too similar to it, repeat.
-
-    The HRNet reference's rule (``lib/nms/nms.py``, ``oks_nms`` and ``oks_iou``, as its COCO
-    evaluation calls them): the OKS of two people uses every keypoint and the mean of their two
-    areas, ``exp(-d^2 / (2 (2 sigma)^2 (a_i + a_j) / 2))`` averaged over keypoints, and a person is
-    dropped when that OKS with a kept one exceeds ``threshold``.
-
-    Args:
-        keypoints: (N, K, 3) x, y, score; areas: (N,) (top-down: the crop region's w * h);
-        scores: (N,); sigmas: (K,) OKS constants.
-    Returns:
-        Indices of the kept people, best first.
-    """
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    if len(order) == 0:
-        return order.astype(np.int64)
-    kps = np.asarray(keypoints, dtype=np.float64)
-    area = np.asarray(areas, dtype=np.float64)
-    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
-    d2 = ((kps[:, None, :, :2] - kps[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
-    scale = 0.5 * (area[:, None] + area[None, :]) + np.spacing(1)  # (N, N)
-    oks = np.exp(-d2 / var / scale[..., None] / 2.0).mean(-1)
-    keep: list[int] = []
-    suppressed = np.zeros(len(order), dtype=bool)
-    for i in order:
-        if suppressed[i]:
-            continue
-        keep.append(int(i))
-        suppressed |= oks[i] > threshold
-    return np.asarray(keep, dtype=np.int64)
+    coco = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
+    image_ids = _images_to_evaluate(coco, Path(images_dir), max_images)
+    results: list[dict] = []
+    evaluated: list[int] = []
+    failures: list[str] = []
+    step = max(1, int(batch_size))
+    with tqdm(total=len(image_ids), unit="img", desc="eval", disable=not progress, leave=False) as bar:
+        for start in range(0, len(image_ids), step):
+            ids, images = [], []
+            for image_id in image_ids[start : start + step]:
+                info = coco.imgs[image_id]
+                try:
+                    images.append(read_image(Path(images_dir) / info["file_name"], (info["height"], info["width"])))
+                    ids.append(image_id)
+                except ImageReadError as exc:
+                    failures.append(str(exc))
+                    logger.warning("%s (skipped)", exc)
+            for image_id, poses in zip(ids, predictor.predict_batch(images, ids)):
+                results.extend(poses.to_coco(image_id))
+            evaluated.extend(ids)
+            bar.update(len(image_ids[start : start + step]))
+    if not evaluated:
+        raise ValueError(f"none of the {len(image_ids)} images could be read from {images_dir}")
+    return PredictorEvaluation(evaluate_keypoints(coco, results, image_ids=evaluated), results, evaluated, failures)

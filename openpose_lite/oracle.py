@@ -14,10 +14,9 @@ import numpy as np
 from tqdm import tqdm
 
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
-from openpose_lite.config import CodecConfig, TopDownConfig, build_bottomup_codec, build_topdown_codec
+from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec
 from openpose_lite.evaluation import evaluate_keypoints, load_coco
 from openpose_lite.geometry import (
-    apply_affine,
     box_to_center_scale,
     crop_affine,
     invert_affine,
@@ -26,7 +25,6 @@ from openpose_lite.geometry import (
 )
 from openpose_lite.inference.boxes import gt_box, labelled_people
 from openpose_lite.skeleton import COCO_17
-from openpose_lite.structures import Poses
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +45,7 @@ def bottomup_oracle_results(
     Each image is scaled so its height is ``input_size`` and padded to the stride (as the CMU
     demo feeds its network); the ground truth is encoded at that size, decoded, and mapped back.
     """
-    codec = codec or build_bottomup_codec(CodecConfig())
+    codec = codec or build_bottomup_codec()
     coco = load_coco(ann_file)
     people = labelled_people(coco.dataset)
     results: list[dict] = []
@@ -68,7 +66,7 @@ def topdown_oracle_results(
 
     Boxes and crops follow the codec's convention, as :class:`~openpose_lite.predictor.TopDownPredictor` makes them.
     """
-    codec = codec or build_topdown_codec(TopDownConfig())
+    codec = codec or build_topdown_codec()
     coco = load_coco(ann_file)
     people = labelled_people(coco.dataset)
     h, w = codec.input_hw
@@ -82,12 +80,8 @@ def topdown_oracle_results(
             center, size = box_to_center_scale(box, w / h, padding, codec.convention)
             matrix = crop_affine(center, size, codec.input_hw, convention=codec.convention)
             kps = transform_keypoints(matrix, _ann_keypoints([ann]))[0]
-            heatmaps, _ = codec.encode(kps)
-            decoded = codec.decode(heatmaps)
-            decoded[:, :2] = apply_affine(invert_affine(matrix), decoded[:, :2])
-            confident = decoded[:, 2] > 0.2
-            score = float(decoded[confident, 2].mean()) if confident.any() else 0.0
-            results.extend(Poses(decoded[None], np.array([score]), codec.skeleton).to_coco(image_id))
+            targets, _ = codec.encode(kps)
+            results.extend(codec.decode(targets).transform(invert_affine(matrix)).to_coco(image_id))
     return results
 
 
@@ -103,14 +97,13 @@ def run_oracle(branch: str, ann_file: str | Path, progress: bool = False, input_
     Returns:
         (metrics, results): the COCO keypoint metrics and the decoded COCO results.
     """
+    cfg = Config()
     if branch == "bottomup":
-        codec_cfg = CodecConfig()
-        codec: BottomUpPafCodec | TopDownHeatmapCodec = dataclasses.replace(build_bottomup_codec(codec_cfg), **codec_overrides)
-        results = bottomup_oracle_results(ann_file, codec, input_size or codec_cfg.input_size, progress)
+        codec: BottomUpPafCodec | TopDownHeatmapCodec = dataclasses.replace(build_bottomup_codec(cfg), **codec_overrides)
+        results = bottomup_oracle_results(ann_file, codec, input_size or cfg.codec.input_size, progress)
     elif branch == "topdown":
-        td_cfg = TopDownConfig()
-        codec = dataclasses.replace(build_topdown_codec(td_cfg), **codec_overrides)
-        results = topdown_oracle_results(ann_file, codec, padding=td_cfg.padding, progress=progress)
+        codec = dataclasses.replace(build_topdown_codec(cfg), **codec_overrides)
+        results = topdown_oracle_results(ann_file, codec, padding=cfg.topdown.padding, progress=progress)
     else:
         raise ValueError(f"oracle branch must be 'bottomup' or 'topdown', got {branch!r}")
     log.info("%s oracle: %d people decoded", branch, len(results))

@@ -183,16 +183,14 @@ def prepare_data(cfg: Config, info: engine.DistInfo, held_out_images: int) -> Da
 def _bottomup_loaders(cfg: Config, paths: DataPaths, info: engine.DistInfo, device: torch.device):
     """(train dataset, train loader, train sampler, val loader or None) of whole images for the bottom-up model."""
     from openpose_lite.data.coco import BottomUpTrainDataset, CocoKeypoints
-    from openpose_lite.data.transforms import AugmentParams
 
-    d, t = cfg.data, cfg.train
-    codec = build_bottomup_codec(cfg.codec)
-    params = AugmentParams(**{f.name: getattr(d, f.name) for f in dataclasses.fields(AugmentParams)})
-    train_ds = BottomUpTrainDataset(CocoKeypoints(paths.train_ann, paths.train_images), codec, params,
+    t = cfg.train
+    codec = build_bottomup_codec(cfg)
+    train_ds = BottomUpTrainDataset(CocoKeypoints(paths.train_ann, paths.train_images), codec, cfg.data,
                                     train=True, seed=t.seed)
     val_ds = None
     if paths.val_ann is not None:
-        val_ds = BottomUpTrainDataset(CocoKeypoints(paths.val_ann, paths.val_images), codec, params, train=False, seed=t.seed)
+        val_ds = BottomUpTrainDataset(CocoKeypoints(paths.val_ann, paths.val_images), codec, cfg.data, train=False, seed=t.seed)
     return _loaders(cfg, paths, info, device, train_ds, val_ds)
 
 
@@ -218,88 +216,58 @@ def _loaders(cfg: Config, paths: DataPaths, info: engine.DistInfo, device: torch
 def _bottomup_ap(model: torch.nn.Module, cfg: Config, ann: Path, images: Path, device: torch.device,
                  max_images: int = 0, progress: bool = False) -> dict[str, float]:
     """COCO keypoint AP of the bottom-up ``model`` on the first ``max_images`` (0: all) images of a COCO file."""
-    from tqdm import tqdm
-
-    from openpose_lite.data.coco import CocoKeypoints
-    from openpose_lite.evaluation import evaluate_keypoints
+    from openpose_lite.evaluation import evaluate_predictor
     from openpose_lite.predictor import BottomUpPredictor
 
     model = engine.unwrap_model(model)
     was_training = model.training
-    dataset = CocoKeypoints(ann, images, min_people=0)
-    count = len(dataset) if max_images == 0 else min(max_images, len(dataset))
-    predictor = BottomUpPredictor(model, build_bottomup_codec(cfg.codec), input_size=cfg.codec.input_size, device=device)
-    results: list[dict] = []
-    batch = max(1, cfg.train.batch_size)
+    predictor = BottomUpPredictor(model, build_bottomup_codec(cfg), input_size=cfg.codec.input_size, device=device)
     try:
-        for start in tqdm(range(0, count, batch), desc="COCO AP", disable=not progress, leave=False):
-            index = range(start, min(start + batch, count))
-            poses = predictor.predict_batch([dataset.load_image(i) for i in index])
-            for i, p in zip(index, poses):
-                results.extend(p.to_coco(dataset.image_ids[i]))
+        return evaluate_predictor(predictor, ann, images, max_images, max(1, cfg.train.batch_size), progress).metrics
     finally:
         model.train(was_training)
-    return evaluate_keypoints(ann, results, image_ids=dataset.image_ids[:count])
-
-
-def _topdown_codec_and_params(cfg: Config):
-    from openpose_lite.config import build_topdown_codec
-    from openpose_lite.data.topdown import TopDownAugmentParams
-
-    td = cfg.topdown
-    params = TopDownAugmentParams(**{f.name: getattr(td, f.name) for f in dataclasses.fields(TopDownAugmentParams)
-                                     if hasattr(td, f.name)})
-    return build_topdown_codec(td), params
 
 
 def _topdown_loaders(cfg: Config, paths: DataPaths, info: engine.DistInfo, device: torch.device):
     """(train dataset, train loader, train sampler, val loader or None) of person crops for the top-down model."""
+    from openpose_lite.config import build_topdown_codec
     from openpose_lite.data.coco import CocoKeypoints
     from openpose_lite.data.topdown import TopDownDataset, TopDownInstances
 
-    codec, params = _topdown_codec_and_params(cfg)
+    codec = build_topdown_codec(cfg)
     train_ds = TopDownDataset(TopDownInstances.from_coco(CocoKeypoints(paths.train_ann, paths.train_images)),
-                              codec, params, train=True, seed=cfg.train.seed)
+                              codec, cfg.topdown, train=True, seed=cfg.train.seed)
     val_ds = None
     if paths.val_ann is not None:
         val_ds = TopDownDataset(TopDownInstances.from_coco(CocoKeypoints(paths.val_ann, paths.val_images)),
-                                codec, params, train=False, seed=cfg.train.seed)
+                                codec, cfg.topdown, train=False, seed=cfg.train.seed)
     return _loaders(cfg, paths, info, device, train_ds, val_ds)
 
 
 def _topdown_loss_terms(outputs: Any, targets: Any, weights: Any) -> dict[str, torch.Tensor]:
     from openpose_lite.losses import keypoint_mse_loss
 
-    return {"heatmaps": keypoint_mse_loss(outputs["heatmaps"], targets["heatmaps"], weights["heatmaps"])}
+    return {"heatmaps": keypoint_mse_loss(outputs[-1]["heatmaps"], targets["heatmaps"], weights["heatmaps"])}
 
 
 def _topdown_ap(model: torch.nn.Module, cfg: Config, ann: Path, images: Path, device: torch.device,
                 max_images: int = 0, progress: bool = False) -> dict[str, float]:
     """COCO keypoint AP of the top-down ``model`` with the ground-truth person boxes of a COCO file."""
-    from tqdm import tqdm
-
-    from openpose_lite.data.coco import CocoKeypoints
-    from openpose_lite.evaluation import evaluate_keypoints
-    from openpose_lite.inference.boxes import gt_boxes
-    from openpose_lite.predictor import TopDownPredictor
+    from openpose_lite.config import build_topdown_codec
+    from openpose_lite.evaluation import evaluate_predictor
+    from openpose_lite.inference.boxes import gt_box_source
+    from openpose_lite.predictor import TopDownPipeline, TopDownPredictor
 
     model = engine.unwrap_model(model)
     was_training = model.training
-    codec, params = _topdown_codec_and_params(cfg)
-    dataset = CocoKeypoints(ann, images, min_people=0)
-    count = len(dataset) if max_images == 0 else min(max_images, len(dataset))
-    predictor = TopDownPredictor(model, codec, flip=cfg.topdown.flip_test,
-                                 device=device, batch_size=max(1, cfg.train.batch_size), padding=params.padding)
-    results: list[dict] = []
+    codec = build_topdown_codec(cfg)
+    predictor = TopDownPredictor(model, codec, flip=cfg.topdown.flip_test, device=device,
+                                 batch_size=max(1, cfg.train.batch_size), padding=cfg.topdown.padding)
+    pipeline = TopDownPipeline(predictor, gt_box_source(ann, codec.convention))
     try:
-        for i in tqdm(range(count), desc="COCO AP", disable=not progress, leave=False):
-            rec = dataset.records[i]
-            boxes, _ = gt_boxes(rec.labelled, (rec.height, rec.width), codec.convention)
-            if len(boxes):
-                results.extend(predictor(dataset.load_image(i), boxes).to_coco(dataset.image_ids[i]))
+        return evaluate_predictor(pipeline, ann, images, max_images, 1, progress).metrics
     finally:
         model.train(was_training)
-    return evaluate_keypoints(ann, results, image_ids=dataset.image_ids[:count])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -275,5 +275,5 @@ def test_eval_oracle_decodes_with_the_codec_the_predictors_and_bench_use(dataset
     models, _ = _build_models(BenchConfig(people=(1,), bu_width_mult=0.125, bu_stages=1, hrnet_width=8,
                                           td_input_hw=(64, 64), device="cpu"), torch.device("cpu"))
     # One codec for one file: eval --oracle, BottomUpPredictor.from_weights (CodecConfig defaults) and bench.
-    assert used == [(build_bottomup_codec(CodecConfig()), CodecConfig().input_size)]
+    assert used == [(build_bottomup_codec(), CodecConfig().input_size)]
     assert models.bottomup.codec == used[0][0] and models.bottomup.input_size == used[0][1]

@@ -273,8 +273,9 @@ def test_topdown_dark_recovers_non_integer_centres_within_a_tenth_of_a_cell():
     rng = np.random.default_rng(4)
     for _ in range(5):
         kps = _crop_keypoints(rng)
-        heatmaps, weights = codec.encode(kps)
-        decoded = codec.decode(heatmaps)
+        targets, target_weights = codec.encode(kps)
+        weights = target_weights["heatmaps"].reshape(-1)
+        decoded = codec.decode(targets).keypoints[0]
         assert weights.min() == 1.0
         assert np.abs(decoded[:, :2] - kps[:, :2]).max() / codec.stride < 0.1
 
@@ -288,7 +289,8 @@ def test_topdown_dark_beats_quarter_offset_beats_argmax():
         err = []
         for _ in range(10):
             kps = _crop_keypoints(rng)
-            err.append(np.linalg.norm(codec.decode(codec.encode(kps)[0])[:, :2] - kps[:, :2], axis=1).mean())
+            decoded = codec.decode(codec.encode(kps)[0]).keypoints[0]
+            err.append(np.linalg.norm(decoded[:, :2] - kps[:, :2], axis=1).mean())
         errors[method] = float(np.mean(err))
     assert errors["dark"] < errors["quarter"] < errors["none"]
 
@@ -298,7 +300,8 @@ def test_topdown_weights_are_zero_for_unlabelled_and_far_outside_keypoints():
     kps = _crop_keypoints(np.random.default_rng(6))
     kps[3, 2] = 0
     kps[4, :2] = (-100.0, 50.0)
-    heatmaps, weights = codec.encode(kps)
+    targets, target_weights = codec.encode(kps)
+    heatmaps, weights = targets["heatmaps"], target_weights["heatmaps"].reshape(-1)
     assert weights[3] == 0 and weights[4] == 0 and weights.sum() == 15
     assert heatmaps[3].max() == 0 and heatmaps[4].max() == 0
 
@@ -307,8 +310,8 @@ def test_topdown_flip_of_mirrored_crop_heatmaps_equals_plain_heatmaps():
     codec = TopDownHeatmapCodec()
     kps = _crop_keypoints(np.random.default_rng(7))
     mirrored = transform_keypoints(hflip_affine(codec.input_hw[1]), kps[None])[0][COCO_17.flip_permutation]
-    plain, _ = codec.encode(kps)
-    flipped, _ = codec.encode(mirrored)
+    plain = codec.encode(kps)[0]["heatmaps"]
+    flipped = codec.encode(mirrored)[0]["heatmaps"]
     np.testing.assert_allclose(codec.flip_heatmaps(flipped), plain, atol=1e-6)
     # The HRNet convention shifts the mirrored maps one cell right (its reference's flip test).
     hrnet = dataclasses.replace(codec, convention="hrnet")
@@ -330,7 +333,7 @@ def test_topdown_rejects_bad_shapes():
     with pytest.raises(ValueError, match="keypoints"):
         codec.encode(np.zeros((18, 3)))
     with pytest.raises(ValueError, match="heatmaps"):
-        codec.decode(np.zeros((16, 64, 48)))
+        codec.decode({"heatmaps": np.zeros((16, 64, 48))})
     with pytest.raises(ValueError, match="multiple"):
         TopDownHeatmapCodec(input_hw=(256, 192), heatmap_hw=(60, 48))
 

@@ -28,7 +28,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_follow_cmu_paper():
     cfg = load_config(None)
-    assert (cfg.codec.stride, cfg.codec.sigma, cfg.data.crop_size) == (8, 7.0, 368)
+    assert (cfg.codec.stride, cfg.codec.sigma_px, cfg.data.crop_size) == (8, 7.0, 368)
     assert cfg.model.num_stages == 6 and cfg.train.lr == pytest.approx(4e-5)
 
 

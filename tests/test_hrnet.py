@@ -107,7 +107,7 @@ def test_w32_heatmaps_are_at_stride_4_with_k_channels():
     torch.manual_seed(0)
     model = build_hrnet(32, K).eval()
     with torch.no_grad():
-        out = model(torch.randn(2, 3, 64, 96))
+        out = model(torch.randn(2, 3, 64, 96))[-1]
     assert set(out) == {"heatmaps"}
     assert out["heatmaps"].shape == (2, K, 16, 24)
 
@@ -115,7 +115,7 @@ def test_w32_heatmaps_are_at_stride_4_with_k_channels():
 def test_w48_heatmaps_shape_and_custom_keypoint_count():
     model = build_hrnet(48, 5).eval()
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 32, 32))
+        out = model(torch.randn(1, 3, 32, 32))[-1]
     assert out["heatmaps"].shape == (1, 5, 8, 8)
 
 
@@ -210,8 +210,8 @@ def test_official_state_dict_loads_strictly_and_reproduces_outputs(official_w32)
     clone = build_hrnet(32, K).eval()
     clone.load_state_dict(convert_hrnet_official({f"module.{k}": v for k, v in model.state_dict().items()}))
     with torch.no_grad():
-        expected = model(images)["heatmaps"]
-        got = clone(images)["heatmaps"]
+        expected = model(images)[-1]["heatmaps"]
+        got = clone(images)[-1]["heatmaps"]
     assert torch.equal(expected, got)
     assert model.bn1.num_batches_tracked.item() == 7
 
@@ -280,7 +280,7 @@ def test_forward_matches_a_functional_reference_of_the_paper():
     model.load_state_dict(state, strict=True)
     images = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        got = model(images)["heatmaps"]
+        got = model(images)[-1]["heatmaps"]
         expected = _reference_forward(state, images, blocks)
     assert got.shape == (2, k, 16, 24)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
@@ -294,9 +294,9 @@ def test_every_branch_reaches_the_heatmaps():
     model.load_state_dict(state)
     images = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
-        before = model(images)["heatmaps"].clone()
+        before = model(images)[-1]["heatmaps"].clone()
         model.stage4[2].branches[3][0].conv2.weight.mul_(2.0)
-        after = model(images)["heatmaps"]
+        after = model(images)[-1]["heatmaps"]
     assert not torch.allclose(before, after)
 
 
@@ -374,5 +374,5 @@ def test_traced_torchscript_export_runs_at_other_input_sizes(tmp_path):
     images = torch.randn(1, 3, 96, 128)
     with torch.no_grad():
         (heatmaps,) = traced(images)
-        torch.testing.assert_close(heatmaps, model(images)["heatmaps"])
+        torch.testing.assert_close(heatmaps, model(images)[-1]["heatmaps"])
     assert heatmaps.shape == (1, 3, 24, 32)

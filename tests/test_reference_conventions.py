@@ -37,8 +37,8 @@ from test_hrnet import official_layout
 from torch import nn
 
 from openpose_lite.codecs import TopDownHeatmapCodec
-from openpose_lite.data.topdown import crop_person
-from openpose_lite.evaluation import oks_nms
+from openpose_lite.preprocess import crop_person
+from openpose_lite.oks import oks_nms
 from openpose_lite.geometry import box_to_center_scale, crop_affine
 from openpose_lite.inference.boxes import gt_box_source, labelled_people
 from openpose_lite.models.hrnet import build_hrnet
@@ -382,12 +382,12 @@ def test_hrnet_convention_dark_and_quarter_decode_reference_targets_at_their_pix
     u = np.array([[61.3, 97.8], [130.6, 17.2], [100.0, 200.0]])
     maps = gaussian_maps(np.tile(u / 4.0, (6, 1))[:17], np.ones(17, bool))
     expected = np.tile(u, (6, 1))[:17]
-    dark = TopDownHeatmapCodec(refine="dark", blur_kernel=0, convention="hrnet").decode(maps)
+    dark = TopDownHeatmapCodec(refine="dark", blur_kernel=0, convention="hrnet").decode_keypoints(maps[None])[0]
     np.testing.assert_allclose(dark[:, :2], expected, atol=0.02)
-    quarter = TopDownHeatmapCodec(refine="quarter", convention="hrnet").decode(maps)
+    quarter = TopDownHeatmapCodec(refine="quarter", convention="hrnet").decode_keypoints(maps[None])[0]
     assert np.abs(quarter[:, :2] - expected).max() <= 4 * 0.25 + 1e-9  # within a quarter cell, in crop px
     # Decoded in our own convention the same maps land 1.5 crop px off: the mismatch this convention removes.
-    ours = TopDownHeatmapCodec(refine="dark", blur_kernel=0).decode(maps)
+    ours = TopDownHeatmapCodec(refine="dark", blur_kernel=0).decode_keypoints(maps[None])[0]
     np.testing.assert_allclose(ours[:, :2] - expected, 1.5, atol=0.02)
 
 

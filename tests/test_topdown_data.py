@@ -14,20 +14,17 @@ from torch.utils.data import DataLoader
 from openpose_lite.codecs.topdown import TopDownHeatmapCodec
 from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.data.topdown import (
-    IMAGENET_MEAN_RGB,
-    IMAGENET_STD_RGB,
     PersonInstance,
-    TopDownAugmentParams,
     TopDownDataset,
     TopDownInstances,
     body_halves,
-    crop_person,
     detection_instances,
     half_body_transform,
     person_instances,
-    sanitize_box,
-    to_hrnet_input,
 )
+from openpose_lite.data.transforms import TopDownAugmentParams
+from openpose_lite.inference.boxes import sanitize_box
+from openpose_lite.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, crop_person, to_hrnet_input
 from openpose_lite.geometry import apply_affine, box_to_center_scale
 from openpose_lite.losses import keypoint_mse_loss
 from openpose_lite.skeleton import COCO_17

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from openpose_lite.codecs import TopDownHeatmapCodec
-from openpose_lite.evaluation import oks_matrix, oks_nms
+from openpose_lite.oks import oks_matrix, oks_nms
 from openpose_lite.predictor import TopDownPredictor
 from openpose_lite.skeleton import COCO_17
 
@@ -27,7 +27,7 @@ class DotModel(nn.Module):
 
     codec = TopDownHeatmapCodec()
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         rgb = images * _STD + _MEAN  # back to [0, 1] RGB
         red, green = rgb[:, 0] * 255.0, rgb[:, 1] * 255.0
         out = []
@@ -37,16 +37,16 @@ class DotModel(nn.Module):
                 ys, xs = torch.nonzero((green[b] > 250) & ((red[b] - _dot_red(k)).abs() < 4), as_tuple=True)
                 if len(xs):
                     kps[k] = (xs.float().mean(), ys.float().mean(), 2)
-            out.append(torch.from_numpy(self.codec.encode(kps)[0]))
-        return {"heatmaps": torch.stack(out)}
+            out.append(torch.from_numpy(self.codec.encode(kps)[0]["heatmaps"]))
+        return [{"heatmaps": torch.stack(out)}]
 
 
 class MirrorEquivariantModel(nn.Module):
     """Every channel is the same symmetric blur of the image: mirroring in = mirroring out."""
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         gray = nn.functional.avg_pool2d(images.mean(1, keepdim=True), 4)
-        return {"heatmaps": nn.functional.avg_pool2d(gray, 3, stride=1, padding=1).repeat(1, K, 1, 1)}
+        return [{"heatmaps": nn.functional.avg_pool2d(gray, 3, stride=1, padding=1).repeat(1, K, 1, 1)}]
 
 
 def _scene(rng: np.random.Generator, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

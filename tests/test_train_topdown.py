@@ -24,7 +24,7 @@ def _tiny_args(scenes: Path, out: Path, *extra: str) -> list[str]:
     return [
         "train", "--output-dir", str(out), "--no-progress", "--held-out-images", "0",
         "model.arch=hrnet", "model.hrnet_width=8", "model.hrnet_blocks=1",
-        "topdown.input_hw=[64,32]", "topdown.heatmap_hw=[16,8]", "topdown.sigma=1.0",
+        "topdown.input_hw=[64,32]", "topdown.heatmap_hw=[16,8]", "topdown.sigma_px=4.0",
         f"data.train_ann={scenes}", f"data.train_images={scenes.parent / 'images'}",
         f"data.val_ann={scenes}", f"data.val_images={scenes.parent / 'images'}", "data.num_workers=0",
         "train.batch_size=4", "train.optimizer=adam", "train.lr=1e-3", "train.device=cpu", "train.amp=false",

@@ -9,14 +9,18 @@ Shape legend: N people, K keypoints, L limbs, H x W input size, h x w map size.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
+from openpose_lite.codecs.base import Codec
 from openpose_lite.codecs.grouping import GroupingParams, group_people
-from openpose_lite.codecs.heatmap import BACKENDS, DEFAULT_CUTOFF, REFINE_METHODS, find_peaks, render_gaussians
+from openpose_lite.codecs.heatmap import DEFAULT_CUTOFF, find_peaks, render_gaussians
 from openpose_lite.codecs.paf import render_pafs
 from openpose_lite.geometry import cell_to_input, input_to_cell, map_hw
+from openpose_lite.params import Params, fields_of
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton, coco_to_openpose
 from openpose_lite.structures import Poses
 
@@ -63,44 +67,61 @@ def downsample_ignore_mask(ignore_mask: np.ndarray | None, input_hw: tuple[int, 
 
 
 @dataclass(frozen=True)
-class BottomUpPafCodec:
+class BottomUpCodecParams(Params):
+    """The bottom-up codec's settings (the ``codec`` config section, CMU COCO values by default).
+
+    ``stride``: input pixels per output cell. ``sigma_px``: Gaussian sigma of the confidence maps
+    in input pixels (CMU: 7 at stride 8). ``paf_half_width``: half-width of a limb's PAF band in
+    output cells (CMU: 1). ``heatmap_merge``: where people's Gaussians overlap, sum and clip at 1
+    (``sum``, the CMU training code) or keep the largest (``max``, the paper). ``peak_threshold``:
+    minimum confidence of a part. ``refine``: sub-pixel refinement of peaks. ``blur_kernel``:
+    DARK's blur before refinement (odd; 0 = none), which smooths network output.
+    """
+
+    _section: typing.ClassVar[str] = "codec"
+
+    stride: int = 8
+    sigma_px: float = 7.0
+    paf_half_width: float = 1.0
+    heatmap_merge: Literal["sum", "max"] = "sum"
+    peak_threshold: float = 0.1
+    refine: Literal["dark", "quarter", "none"] = "dark"
+    blur_kernel: int = 3
+
+    def _check(self) -> None:
+        self._require(self.stride >= 1, "stride", "an integer >= 1")
+        self._require(self.sigma_px > 0, "sigma_px", "a number > 0")
+        self._require(self.paf_half_width > 0, "paf_half_width", "a number > 0")
+        self._require(self.blur_kernel == 0 or (self.blur_kernel > 0 and self.blur_kernel % 2 == 1),
+                      "blur_kernel", "0 or an odd kernel size")
+
+
+@dataclass(frozen=True)
+class BottomUpPafCodec(BottomUpCodecParams, Codec):
     """The OpenPose codec: 19 confidence maps and 38 PAF channels for OPENPOSE_18 at stride 8.
+
+    Its settings are :class:`BottomUpCodecParams` (declared once there: the config's ``codec``
+    section); besides them:
 
     Args:
         skeleton: the network's keypoint layout (heatmap and PAF channel order).
-        stride: input pixels per output cell.
-        sigma: Gaussian sigma in input pixels.
-        paf_half_width: half-width of a limb's field, in output cells.
-        heatmap_merge: "sum" (CMU code: summed over people, clipped at 1) or "max" (the paper).
-        peak_threshold: minimum confidence of a part.
-        refine: sub-pixel refinement of peaks, "dark", "quarter" or "none".
-        blur_kernel: DARK's blur before refinement (0 = none; odd sizes; use it on network output).
-        grouping: matching and person filters.
+        grouping: matching and person filters (the ``grouping`` config section).
         backend: "numba" kernels, or their "numpy" references (tests, benchmarks).
     """
 
     skeleton: Skeleton = OPENPOSE_18
-    stride: int = 8
-    sigma: float = 7.0
-    paf_half_width: float = 1.0
-    heatmap_merge: str = "sum"
-    peak_threshold: float = 0.1
-    refine: str = "dark"
-    blur_kernel: int = 0
     grouping: GroupingParams = field(default_factory=GroupingParams)
-    backend: str = "numba"
+    backend: Literal["numba", "numpy"] = "numba"
 
-    def __post_init__(self) -> None:
-        if self.stride < 1 or self.sigma <= 0 or self.paf_half_width <= 0:
-            raise ValueError(f"stride, sigma and paf_half_width must be positive, got {self.stride}, {self.sigma}, {self.paf_half_width}")
-        if self.heatmap_merge not in ("sum", "max"):
-            raise ValueError(f"heatmap_merge must be 'sum' or 'max', got {self.heatmap_merge!r}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.refine not in REFINE_METHODS:
-            raise ValueError(f"refine must be one of {REFINE_METHODS}, got {self.refine!r}")
+    def _check(self) -> None:
         if not self.skeleton.background:
             raise ValueError(f"{self.skeleton.name} has no background channel; the bottom-up codec needs one")
+
+    @classmethod
+    def from_params(cls, params: BottomUpCodecParams, skeleton: Skeleton = OPENPOSE_18,
+                    grouping: GroupingParams | None = None) -> "BottomUpPafCodec":
+        """The codec of some settings (e.g. a config's ``codec`` section, which derives from them)."""
+        return cls(**fields_of(params, BottomUpCodecParams), skeleton=skeleton, grouping=grouping or GroupingParams())
 
     def channels(self) -> dict[str, int]:
         """Channels of each output: {"heatmaps": K + 1, "pafs": 2L}."""
@@ -142,7 +163,7 @@ class BottomUpPafCodec:
         person, part = np.nonzero(labelled)
         heatmaps = np.empty((sk.num_heatmaps,) + hw, dtype=np.float32)
         heatmaps[: sk.num_keypoints] = render_gaussians(
-            cells[person, part], part, sk.num_keypoints, hw, self.sigma / self.stride, self.heatmap_merge,
+            cells[person, part], part, sk.num_keypoints, hw, self.sigma_px / self.stride, self.heatmap_merge,
             DEFAULT_CUTOFF, self.backend,
         )
         heatmaps[sk.num_keypoints] = np.maximum(1.0 - heatmaps[: sk.num_keypoints].max(axis=0), 0.0)

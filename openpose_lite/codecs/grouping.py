@@ -10,6 +10,7 @@ Shape legend: P parts (all types), K keypoints, L limbs, N people, H x W map siz
 from __future__ import annotations
 
 import functools
+import typing
 from collections import deque
 from dataclasses import dataclass
 
@@ -17,12 +18,13 @@ import numpy as np
 
 from openpose_lite.codecs import _kernels
 from openpose_lite.codecs.paf import limb_scores
+from openpose_lite.params import Params
 from openpose_lite.skeleton import Skeleton
 
 
 @dataclass(frozen=True)
-class GroupingParams:
-    """Decoder parameters (CMU demo values where they exist).
+class GroupingParams(Params):
+    """Decoder parameters, the ``grouping`` config section (CMU demo values where they exist).
 
     num_samples, sample_threshold, min_sample_fraction: the line integral takes ``num_samples``
     points and needs more than ``min_sample_fraction`` of them above ``sample_threshold``.
@@ -41,6 +43,14 @@ class GroupingParams:
     min_parts: int = 1
     min_mean_score: float = 0.2
     merge_rootless: float = 1.5
+
+    _section: typing.ClassVar[str] = "grouping"
+
+    def _check(self) -> None:
+        self._require(self.num_samples >= 1, "num_samples", "an integer >= 1")
+        self._require(0 <= self.min_sample_fraction <= 1, "min_sample_fraction", "a number in [0, 1]")
+        self._require(self.min_parts >= 1, "min_parts", "an integer >= 1")
+        self._require(self.merge_rootless >= 0, "merge_rootless", "a number >= 0 (0: no merging)")
 
 
 @functools.lru_cache(maxsize=None)

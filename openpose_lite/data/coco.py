@@ -34,9 +34,10 @@ import torch
 from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset
 
-from openpose_lite.data.transforms import AugmentParams, random_affine, to_network_input, warp_sample
+from openpose_lite.data.transforms import AugmentParams, random_affine, warp_sample
 from openpose_lite.geometry import crop_affine
 from openpose_lite.images import ImageReadError, read_image
+from openpose_lite.preprocess import to_network_input
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = ["BottomUpTrainDataset", "CocoKeypoints", "Sample", "annotation_mask", "choose_main_person"]

@@ -49,6 +49,7 @@ from torch.utils.data import Dataset
 
 from openpose_lite.codecs.topdown import TopDownHeatmapCodec
 from openpose_lite.data.coco import CocoKeypoints
+from openpose_lite.data.transforms import HALF_BODY_PADDING, TopDownAugmentParams
 from openpose_lite.geometry import (
     HRNET,
     OURS,
@@ -58,38 +59,24 @@ from openpose_lite.geometry import (
     hflip_affine,
     transform_keypoints,
 )
+from openpose_lite.inference.boxes import sanitize_box
+from openpose_lite.preprocess import crop_person, to_hrnet_input
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = [
     "HALF_BODY_PADDING",
-    "IMAGENET_MEAN_RGB",
-    "IMAGENET_STD_RGB",
     "PersonInstance",
     "TopDownAugmentParams",
     "TopDownDataset",
     "TopDownInstances",
     "TopDownSample",
     "body_halves",
-    "crop_person",
     "detection_instances",
     "half_body_transform",
     "person_instances",
-    "sanitize_box",
-    "to_hrnet_input",
 ]
 
 logger = logging.getLogger(__name__)
-
-# ImageNet statistics (RGB, for pixels in [0, 1]): the official HRNet weights were trained on them.
-IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-# HRNet enlarges the half-body box by 1.5 (instead of the 1.25 box padding): the keypoints'
-# extent is tighter than a person box, so it needs more room.
-HALF_BODY_PADDING = 1.5
-
-# Fill for crop pixels from outside the image: black, as in HRNet's training and testing.
-CROP_PAD_VALUE = 0
 
 # Keypoint-name fragments of the two body halves. Names are matched by fragment, so any
 # skeleton that names its keypoints like COCO's (left_eye, right_knee, neck...) works.
@@ -97,80 +84,7 @@ _UPPER_BODY_PARTS = ("nose", "neck", "head", "eye", "ear", "shoulder", "elbow", 
 _LOWER_BODY_PARTS = ("hip", "knee", "ankle")
 
 
-# ------------------------------------------------------------------------------ parameters
-@dataclass(frozen=True)
-class TopDownAugmentParams:
-    """Top-down training augmentation (HRNet's COCO recipe by default; see the module docstring).
-
-    ``scale_factor``: size multiplier in ``[1 - f, 1 + f]`` (normal, clipped). ``rotation_deg``:
-    standard deviation of the rotation, clipped at +-rotation_deg. ``rotation_prob``: probability of
-    rotating at all. ``flip_prob``: probability of a mirror. ``half_body_prob``: probability of
-    the half-body crop for people with more than ``half_body_min_keypoints`` labelled keypoints.
-    ``padding``: box enlargement for the crop region. ``half_body_padding``: enlargement of
-    the half-body box.
-    """
-
-    scale_factor: float = 0.35
-    rotation_deg: float = 45.0
-    rotation_prob: float = 0.6
-    flip_prob: float = 0.5
-    half_body_prob: float = 0.3
-    half_body_min_keypoints: int = 8
-    padding: float = 1.25
-    half_body_padding: float = HALF_BODY_PADDING
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.scale_factor < 1:
-            raise ValueError(f"TopDownAugmentParams.scale_factor: expected a number in [0, 1), got {self.scale_factor!r}")
-        if not 0 <= self.rotation_deg <= 90:
-            raise ValueError(f"TopDownAugmentParams.rotation_deg: expected a number in [0, 90], got {self.rotation_deg!r}")
-        for name in ("rotation_prob", "flip_prob", "half_body_prob"):
-            value = getattr(self, name)
-            if not 0 <= value <= 1:
-                raise ValueError(f"TopDownAugmentParams.{name}: expected a probability in [0, 1], got {value!r}")
-        if int(self.half_body_min_keypoints) != self.half_body_min_keypoints or self.half_body_min_keypoints < 0:
-            raise ValueError("TopDownAugmentParams.half_body_min_keypoints: expected a non-negative integer, "
-                             f"got {self.half_body_min_keypoints!r}")
-        for name in ("padding", "half_body_padding"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"TopDownAugmentParams.{name}: expected a positive number, got {value!r}")
-
-
 # ------------------------------------------------------------------------------ boxes
-def sanitize_box(bbox_xywh: Sequence[float] | np.ndarray, image_hw: tuple[int, int]) -> np.ndarray | None:
-    """Clip a person box to the image; None for a box that is degenerate or outside the image.
-
-    Boxes follow the convention of :func:`~openpose_lite.geometry.box_to_center_scale`: (x, y)
-    is the centre of the box's top-left pixel and the box covers ``w x h`` pixels, i.e. its
-    edges are ``x - 0.5`` and ``x + w - 0.5``. The edges are clipped to the image's
-    (``-0.5`` and ``W - 0.5``), so a box inside the image comes back unchanged.
-
-    Args:
-        bbox_xywh: (4,) x, y, w, h in image pixels.
-        image_hw: (H, W) of the image.
-    Returns:
-        (4,) float64 x, y, w, h, or None when the box is not finite, has w <= 0 or h <= 0, or
-        does not overlap the image (zero area after clipping), as HRNet drops such boxes.
-    """
-    box = np.asarray(bbox_xywh, dtype=np.float64).reshape(-1)
-    if box.shape != (4,):
-        raise ValueError(f"sanitize_box: bbox_xywh must have 4 values (x, y, w, h), got shape {np.shape(bbox_xywh)}")
-    height, width = (int(v) for v in image_hw)
-    if height <= 0 or width <= 0:
-        raise ValueError(f"sanitize_box: image_hw must be positive, got {image_hw}")
-    if not np.all(np.isfinite(box)):
-        return None
-    x, y, w, h = box
-    if w <= 0 or h <= 0:
-        return None
-    left, top = max(x - 0.5, -0.5), max(y - 0.5, -0.5)
-    right, bottom = min(x + w - 0.5, width - 0.5), min(y + h - 0.5, height - 0.5)
-    if right <= left or bottom <= top:
-        return None
-    return np.array([left + 0.5, top + 0.5, right - left, bottom - top], dtype=np.float64)
-
-
 # ------------------------------------------------------------------------------ instances
 class PersonInstance(NamedTuple):
     """One person crop to make.
@@ -319,59 +233,6 @@ class TopDownInstances:
 
 
 # ------------------------------------------------------------------------------ geometry
-def crop_person(
-    image: np.ndarray,
-    center: np.ndarray | Sequence[float],
-    size_wh: np.ndarray | Sequence[float],
-    rotation: float,
-    out_hw: tuple[int, int],
-    flip: bool = False,
-    pad_value: int = CROP_PAD_VALUE,
-    convention: str = OURS,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Warp the region of ``size_wh`` (w, h) image px around ``center`` (x, y) into an ``out_hw`` crop.
-
-    The single warp of the top-down branch: training and inference both call it, so their crops
-    agree exactly. ``rotation`` (degrees) turns the content counter-clockwise about the centre
-    (:func:`~openpose_lite.geometry.crop_affine`); ``flip`` mirrors the crop, composed into the
-    same matrix so the image is resampled once.
-
-    Args:
-        image: (H, W, 3) (or (H, W)) image.
-        center: (2,) region centre in image px.
-        size_wh: (2,) region width and height in image px.
-        rotation: degrees.
-        out_hw: crop (H, W).
-        flip: mirror the crop horizontally.
-        pad_value: fill for pixels from outside the image.
-        convention: ``"openpose_lite"`` or ``"hrnet"`` (geometry.py): where the centre lands, and
-            the mirror. The HRNet reference mirrors the image (x -> W_image - 1 - x) before its
-            crop, whose centre sits at W / 2, which puts crop pixel u at W - u (not W - 1 - u).
-    Returns:
-        crop (H, W, 3) with the image's dtype (bilinear), and the (2, 3) float64 affine image px
-        -> crop px (mirror included); move keypoints with it, invert it to bring predictions back.
-    """
-    out_h, out_w = int(out_hw[0]), int(out_hw[1])
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError(f"crop_person: out_hw must be positive, got {out_hw}")
-    img = np.asarray(image)
-    if img.ndim not in (2, 3) or img.shape[0] <= 0 or img.shape[1] <= 0:
-        raise ValueError(f"crop_person: expected an image of shape (H, W, 3), got {img.shape}")
-    size = np.asarray(size_wh, dtype=np.float64).reshape(-1)
-    if size.shape != (2,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
-        raise ValueError(f"crop_person: size_wh must be two positive numbers (w, h), got {size_wh}")
-    ctr = np.asarray(center, dtype=np.float64).reshape(-1)
-    if ctr.shape != (2,) or not np.all(np.isfinite(ctr)):
-        raise ValueError(f"crop_person: center must be a finite (x, y), got {center}")
-    matrix = crop_affine(ctr, size, (out_h, out_w), rotation_deg=float(rotation), convention=convention)
-    if flip:
-        matrix = compose_affine(hflip_affine(out_w + 1 if convention == HRNET else out_w), matrix)
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    border = pad_value if channels == 1 else (pad_value,) * min(channels, 4)
-    crop = cv2.warpAffine(img, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=border)
-    return crop, matrix
-
 
 def body_halves(skeleton: Skeleton = COCO_17) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the upper-body (head, arms, shoulders) and lower-body (hips, legs) keypoints.
@@ -440,19 +301,6 @@ def half_body_transform(
 
 
 # ------------------------------------------------------------------------------ network input
-def to_hrnet_input(image_bgr: np.ndarray) -> np.ndarray:
-    """HRNet's input normalisation: BGR uint8 -> RGB / 255, ImageNet mean/std, channels first.
-
-    (H, W, 3) -> (3, H, W) float32, or a batch (B, H, W, 3) -> (B, 3, H, W).
-    """
-    arr = np.asarray(image_bgr)
-    if arr.ndim not in (3, 4) or arr.shape[-1] != 3:
-        raise ValueError(f"to_hrnet_input: expected a BGR image (H, W, 3) or batch (B, H, W, 3), got {arr.shape}")
-    rgb = arr[..., ::-1].astype(np.float32) / 255.0
-    out = (rgb - IMAGENET_MEAN_RGB) / IMAGENET_STD_RGB
-    return np.ascontiguousarray(np.moveaxis(out, -1, -3))
-
-
 # ------------------------------------------------------------------------------ dataset
 @dataclass(eq=False)
 class TopDownSample:
@@ -563,7 +411,8 @@ class TopDownDataset(Dataset):
         if flipped:
             # After a mirror, the person's left wrist sits where a right wrist would.
             keypoints = np.ascontiguousarray(keypoints[self.codec.skeleton.flip_permutation])
-        heatmaps, weights = self.codec.encode(keypoints)
+        targets, target_weights = self.codec.encode(keypoints)
+        heatmaps, weights = targets["heatmaps"], target_weights["heatmaps"].reshape(-1)
         return TopDownSample(crop, keypoints, heatmaps, weights, matrix, center, size, rotation, flipped, half_body)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:

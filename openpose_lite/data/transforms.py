@@ -1,4 +1,4 @@
-"""Image-space transforms: the CMU training augmentation, the eval letterbox, the input normalisation.
+"""Training augmentation: the CMU (bottom-up) and HRNet (top-down) parameter sets and samplers.
 
 Training draws **one** affine per sample (scale relative to the main person, rotation,
 centre jitter, square crop, optional mirror) and pushes the image, the ignore mask and the
@@ -25,42 +25,41 @@ Shape legend: N people, K keypoints, H x W image size.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from openpose_lite.geometry import (
     compose_affine,
     crop_affine,
     hflip_affine,
-    letterbox_affine,
     transform_keypoints,
 )
+from openpose_lite.params import Params
+from openpose_lite.preprocess import PAD_VALUE, warp_image
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = [
     "AugmentParams",
-    "PAD_VALUE",
-    "letterbox",
+    "HALF_BODY_PADDING",
+    "TopDownAugmentParams",
     "random_affine",
-    "to_network_input",
     "warp_sample",
 ]
 
-# Gray fill for pixels outside the source image (CMU); (128 / 256 - 0.5) = 0 after normalisation.
-PAD_VALUE = 128
-
-
 @dataclass(frozen=True)
-class AugmentParams:
-    """Training augmentation parameters (field names match ``DataConfig``'s).
+class AugmentParams(Params):
+    """Bottom-up training augmentation (the CMU recipe; part of the ``data`` config section).
 
-    ``target_person_scale``: the main person's height becomes this fraction of ``crop_size``,
-    times a factor uniform in [``scale_min``, ``scale_max``] (CMU: 0.6, [0.5, 1.1]).
-    ``rotation_deg``: rotation uniform in ±this. ``center_jitter_px``: crop centre shift
-    uniform in ±this per axis, in crop pixels. ``flip_prob``: probability of a mirror.
+    ``crop_size``: square training crop. ``target_person_scale``: the main person's height
+    becomes this fraction of ``crop_size``, times a factor uniform in [``scale_min``,
+    ``scale_max``] (CMU: 0.6, [0.5, 1.1]). ``rotation_deg``: rotation uniform in +-this.
+    ``center_jitter_px``: crop centre shift uniform in +-this per axis, in crop pixels.
+    ``flip_prob``: probability of a mirror.
     """
+
+    _section: typing.ClassVar[str] = "data"
 
     crop_size: int = 368
     scale_min: float = 0.5
@@ -70,19 +69,53 @@ class AugmentParams:
     center_jitter_px: float = 40.0
     flip_prob: float = 0.5
 
-    def __post_init__(self) -> None:
-        if int(self.crop_size) != self.crop_size or self.crop_size < 1:
-            raise ValueError(f"AugmentParams.crop_size: expected a positive integer, got {self.crop_size!r}")
-        if not 0 < self.scale_min <= self.scale_max:
-            raise ValueError(f"AugmentParams: expected 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}")
-        if not self.target_person_scale > 0:
-            raise ValueError(f"AugmentParams.target_person_scale: expected > 0, got {self.target_person_scale}")
-        if not 0 <= self.rotation_deg <= 180:
-            raise ValueError(f"AugmentParams.rotation_deg: expected a number in [0, 180], got {self.rotation_deg}")
-        if not self.center_jitter_px >= 0:
-            raise ValueError(f"AugmentParams.center_jitter_px: expected >= 0, got {self.center_jitter_px}")
-        if not 0 <= self.flip_prob <= 1:
-            raise ValueError(f"AugmentParams.flip_prob: expected a number in [0, 1], got {self.flip_prob}")
+    def _check(self) -> None:
+        self._require(self.crop_size >= 1, "crop_size", "an integer >= 1")
+        self._require(0 < self.scale_min, "scale_min", "a number > 0")
+        self._require(self.scale_min <= self.scale_max, "scale_max", f"a number >= data.scale_min ({self.scale_min})")
+        self._require(self.target_person_scale > 0, "target_person_scale", "a number > 0")
+        self._require(0 <= self.rotation_deg <= 180, "rotation_deg", "a number in [0, 180]")
+        self._require(self.center_jitter_px >= 0, "center_jitter_px", "a number >= 0")
+        self._require(0 <= self.flip_prob <= 1, "flip_prob", "a number in [0, 1]")
+
+
+# HRNet enlarges the half-body box by 1.5 (instead of the 1.25 box padding): the keypoints'
+# extent is tighter than a person box, so it needs more room.
+HALF_BODY_PADDING = 1.5
+
+
+@dataclass(frozen=True)
+class TopDownAugmentParams(Params):
+    """Top-down training augmentation (HRNet's COCO recipe; part of the ``topdown`` config section).
+
+    ``scale_factor``: size multiplier in ``[1 - f, 1 + f]`` (normal, clipped). ``rotation_deg``:
+    standard deviation of the rotation, clipped at +-rotation_deg. ``rotation_prob``: probability of
+    rotating at all. ``flip_prob``: probability of a mirror. ``half_body_prob``: probability of
+    the half-body crop for people with more than ``half_body_min_keypoints`` labelled keypoints.
+    ``padding``: box enlargement for the crop region (training and inference). ``half_body_padding``:
+    enlargement of the half-body box.
+    """
+
+    _section: typing.ClassVar[str] = "topdown"
+
+    scale_factor: float = 0.35
+    rotation_deg: float = 45.0
+    rotation_prob: float = 0.6
+    flip_prob: float = 0.5
+    half_body_prob: float = 0.3
+    half_body_min_keypoints: int = 8
+    padding: float = 1.25
+    half_body_padding: float = HALF_BODY_PADDING
+
+    def _check(self) -> None:
+        self._require(0 <= self.scale_factor < 1, "scale_factor", "a number in [0, 1)")
+        self._require(0 <= self.rotation_deg <= 90, "rotation_deg", "a number in [0, 90]")
+        for name in ("rotation_prob", "flip_prob", "half_body_prob"):
+            self._require(0 <= getattr(self, name) <= 1, name, "a probability in [0, 1]")
+        self._require(self.half_body_min_keypoints >= 0, "half_body_min_keypoints", "an integer >= 0")
+        self._require(math.isfinite(self.padding) and self.padding >= 1, "padding", "a number >= 1")
+        self._require(math.isfinite(self.half_body_padding) and self.half_body_padding > 0,
+                      "half_body_padding", "a number > 0")
 
 
 def random_affine(
@@ -174,10 +207,7 @@ def warp_sample(
     if kps.ndim != 3 or kps.shape[1:] != (k, 3):
         raise ValueError(f"warp_sample: expected keypoints of shape (N, {k}, 3) for {skeleton.name}, got {kps.shape}")
 
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    border = pad_value if channels == 1 else (pad_value,) * min(channels, 4)
-    out_image = cv2.warpAffine(image, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+    out_image = warp_image(image, m, (out_h, out_w), pad_value)
 
     out_mask = None
     if mask is not None:
@@ -185,9 +215,7 @@ def warp_sample(
             raise ValueError(f"warp_sample: mask shape {mask.shape} != image size {image.shape[:2]}")
         # Bilinear then threshold at one half: the same outline the image's edges take.
         src = (np.asarray(mask) != 0).astype(np.uint8) * 255
-        warped = cv2.warpAffine(src, m, (out_w, out_h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        out_mask = warped >= 128
+        out_mask = warp_image(src, m, (out_h, out_w), 0) >= 128
 
     out_kps = transform_keypoints(m, kps)
     out_kps[out_kps[..., 2] <= 0, :2] = 0.0  # unlabelled points carry no position
@@ -196,36 +224,3 @@ def warp_sample(
     return out_image, out_mask, out_kps
 
 
-def letterbox(
-    image: np.ndarray, target_height: int, stride: int, pad_value: int = PAD_VALUE
-) -> tuple[np.ndarray, np.ndarray]:
-    """Eval preprocessing (CMU demo): resize to ``target_height`` keeping the aspect ratio
-    (bicubic), pad right/bottom with ``pad_value`` to multiples of ``stride``.
-
-    Returns (network image (h, w, 3) uint8, matrix (2, 3) image px -> network px), the matrix
-    from :func:`openpose_lite.geometry.letterbox_affine`; invert it to bring predictions back.
-    """
-    if image.ndim not in (2, 3) or image.shape[0] <= 0 or image.shape[1] <= 0:
-        raise ValueError(f"letterbox: expected an image of shape (H, W, 3), got {image.shape}")
-    matrix, (pad_h, pad_w) = letterbox_affine(image.shape[:2], target_height, stride)
-    s = float(matrix[0, 0])
-    # fx=fy=s (not a target size) so OpenCV uses exactly the scale the matrix encodes.
-    resized = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
-    out = np.full((pad_h, pad_w) + image.shape[2:], pad_value, dtype=image.dtype)
-    h, w = min(pad_h, resized.shape[0]), min(pad_w, resized.shape[1])
-    out[:h, :w] = resized[:h, :w]
-    return out, matrix
-
-
-def to_network_input(image_bgr: np.ndarray) -> np.ndarray:
-    """The CMU input normalisation: BGR uint8 -> float32 ``x / 256 - 0.5``, channels first.
-
-    (H, W, 3) -> (3, H, W), or a batch (B, H, W, 3) -> (B, 3, H, W). The one place this is
-    written; training and prediction both call it, so the public CMU weights see what they
-    were trained on.
-    """
-    arr = np.asarray(image_bgr)
-    if arr.ndim not in (3, 4) or arr.shape[-1] != 3:
-        raise ValueError(f"to_network_input: expected a BGR image (H, W, 3) or batch (B, H, W, 3), got {arr.shape}")
-    out = arr.astype(np.float32) / 256.0 - 0.5
-    return np.ascontiguousarray(np.moveaxis(out, -1, -3))

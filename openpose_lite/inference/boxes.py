@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from openpose_lite.geometry import HRNET, OURS, check_convention
+from openpose_lite.structures import Poses
 
 BoxSource = Callable[[np.ndarray, "int | None"], tuple[np.ndarray, np.ndarray]]
 """``(image_bgr, image_id or None) -> (boxes (N, 4) x, y, w, h, scores (N,))``."""
 
 PERSON_CATEGORY = 1
+# Boxes from a bottom-up model's people: the keypoints' extent grown by this fraction on each
+# side, for people with at least this many found keypoints (fewer give no extent to speak of).
+KEYPOINT_BOX_PADDING = 0.1
+MIN_BOX_KEYPOINTS = 2
 
 
 def is_labelled_person(ann: Mapping[str, Any]) -> bool:
@@ -45,6 +50,39 @@ def labelled_people(dataset: Mapping[str, Any]) -> dict[int, list[dict]]:
         if isinstance(ann, Mapping) and is_labelled_person(ann):
             by_image[int(ann["image_id"])].append(dict(ann))
     return dict(by_image)
+
+
+def sanitize_box(bbox_xywh: Sequence[float] | np.ndarray, image_hw: tuple[int, int]) -> np.ndarray | None:
+    """Clip a person box to the image; None for a box that is degenerate or outside the image.
+
+    Boxes follow the convention of :func:`~openpose_lite.geometry.box_to_center_scale`: (x, y)
+    is the centre of the box's top-left pixel and the box covers ``w x h`` pixels, i.e. its
+    edges are ``x - 0.5`` and ``x + w - 0.5``. The edges are clipped to the image's
+    (``-0.5`` and ``W - 0.5``), so a box inside the image comes back unchanged.
+
+    Args:
+        bbox_xywh: (4,) x, y, w, h in image pixels.
+        image_hw: (H, W) of the image.
+    Returns:
+        (4,) float64 x, y, w, h, or None when the box is not finite, has w <= 0 or h <= 0, or
+        does not overlap the image (zero area after clipping), as HRNet drops such boxes.
+    """
+    box = np.asarray(bbox_xywh, dtype=np.float64).reshape(-1)
+    if box.shape != (4,):
+        raise ValueError(f"sanitize_box: bbox_xywh must have 4 values (x, y, w, h), got shape {np.shape(bbox_xywh)}")
+    height, width = (int(v) for v in image_hw)
+    if height <= 0 or width <= 0:
+        raise ValueError(f"sanitize_box: image_hw must be positive, got {image_hw}")
+    if not np.all(np.isfinite(box)):
+        return None
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        return None
+    left, top = max(x - 0.5, -0.5), max(y - 0.5, -0.5)
+    right, bottom = min(x + w - 0.5, width - 0.5), min(y + h - 0.5, height - 0.5)
+    if right <= left or bottom <= top:
+        return None
+    return np.array([left + 0.5, top + 0.5, right - left, bottom - top], dtype=np.float64)
 
 
 def hrnet_clean_box(bbox: Iterable[float], area: float, image_hw: tuple[int, int]) -> np.ndarray | None:
@@ -141,5 +179,39 @@ def detection_box_source(path: str | Path, min_score: float = 0.0) -> BoxSource:
             raise ValueError(f"boxes from {path} need the image's COCO id")
         found = by_image.get(int(image_id), [])
         return (np.array([b for b, _ in found], np.float64).reshape(-1, 4), np.array([s for _, s in found], np.float64))
+
+    return source
+
+
+def boxes_from_poses(poses: Poses, padding: float = KEYPOINT_BOX_PADDING,
+                     min_keypoints: int = MIN_BOX_KEYPOINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Person boxes from found keypoints: their extent, grown by ``padding`` x extent on each side.
+
+    Args:
+        poses: N people, keypoints (N, K, 3) with score 0 where a keypoint was not found.
+        padding: fraction of the keypoints' width (height) added left and right (top and bottom).
+        min_keypoints: people with fewer found keypoints give no box (no extent to speak of).
+    Returns:
+        (boxes (M, 4) x, y, w, h float64, scores (M,) the people's scores), M <= N.
+    """
+    boxes, scores = [], []
+    for kps, score in zip(poses.keypoints, poses.scores):
+        found = kps[kps[:, 2] > 0, :2]
+        if len(found) < min_keypoints:
+            continue
+        lo, hi = found.min(axis=0), found.max(axis=0)
+        size = np.maximum(hi - lo, 1.0)
+        lo, size = lo - padding * size, size * (1.0 + 2.0 * padding)
+        boxes.append([lo[0], lo[1], size[0], size[1]])
+        scores.append(float(score))
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(scores, dtype=np.float64)
+
+
+def pose_box_source(predict: Callable[[np.ndarray], Poses]) -> BoxSource:
+    """Boxes from a bottom-up model's people (:func:`boxes_from_poses`): the top-down branch
+    without an external detector; a box's score is its person's score."""
+
+    def source(image: np.ndarray, image_id: int | None) -> tuple[np.ndarray, np.ndarray]:
+        return boxes_from_poses(predict(image))
 
     return source

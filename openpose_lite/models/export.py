@@ -37,8 +37,7 @@ class LastStageOutputs(nn.Module):
         self.names = tuple(names)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        outputs = self.model(images)
-        last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+        last = self.model(images)[-1]
         return tuple(last[name] for name in self.names)
 
 
@@ -67,9 +66,9 @@ def _wrap_last_stage(model: nn.Module, input_hw: tuple[int, int]) -> tuple[LastS
     example = torch.zeros(1, 3, h, w, device=device)
     with torch.no_grad():
         outputs = model(example)
-    last = outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+    last = outputs[-1] if isinstance(outputs, list) and outputs else None
     if not isinstance(last, dict) or not all(isinstance(v, torch.Tensor) for v in last.values()):
-        raise ValueError(f"export needs a model returning a dict of tensors per stage, got {type(last).__name__}")
+        raise ValueError(f"export needs a model returning a list with one dict of tensors per stage, got {type(outputs).__name__}")
     return LastStageOutputs(model, tuple(last.keys())), example
 
 

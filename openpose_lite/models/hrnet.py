@@ -217,7 +217,7 @@ def _transition(in_widths: list[int], out_widths: list[int]) -> nn.ModuleList:
 
 
 class HRNet(nn.Module):
-    """HRNet-W``width`` pose network: images (B, 3, H, W) -> {"heatmaps": (B, K, H/4, W/4)}.
+    """HRNet-W``width`` pose network: images (B, 3, H, W) -> ``[{"heatmaps": (B, K, H/4, W/4)}]``.
 
     Args:
         width: C, the width of the highest-resolution branch (32 for W32, 48 for W48);
@@ -242,6 +242,7 @@ class HRNet(nn.Module):
         self.width = width
         self.num_keypoints = num_keypoints
         self.num_blocks = num_blocks
+        self.stride = STRIDE
 
         self.conv1 = _conv3x3(3, _STEM_WIDTH, stride=2)
         self.bn1 = nn.BatchNorm2d(_STEM_WIDTH)
@@ -287,8 +288,11 @@ class HRNet(nn.Module):
     def _stage(self, index: int) -> tuple[nn.ModuleList, nn.Sequential]:
         return getattr(self, f"transition{index + 1}"), getattr(self, f"stage{index + 2}")
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """images (B, 3, H, W), H and W multiples of 32 -> {"heatmaps": (B, K, H/4, W/4)}."""
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """images (B, 3, H, W), H and W multiples of 32 -> ``[{"heatmaps": (B, K, H/4, W/4)}]``.
+
+        One stage, in the list-of-stage-dicts form every model of the project returns.
+        """
         # Checked eagerly only: under tracing (TorchScript/ONNX export) sizes stay symbolic.
         if not torch.jit.is_tracing():
             if images.dim() != 4 or images.shape[1] != 3:
@@ -311,7 +315,7 @@ class HRNet(nn.Module):
             branches = inputs
             for module in stage:
                 branches = module(branches)
-        return {"heatmaps": self.final_layer(branches[0])}
+        return [{"heatmaps": self.final_layer(branches[0])}]
 
 
 def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints, num_blocks: int = 4) -> HRNet:

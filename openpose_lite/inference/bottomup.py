@@ -1,0 +1,282 @@
+"""Bottom-up inference: BGR images -> OpenPose maps -> people in image pixels.
+
+The pipeline of the CMU demo (Cao et al., CVPR 2017, Sec. 3 and the released test code):
+
+1. **Preprocess.** Each image is resized so its height is the network input size (368 by
+   default) keeping the aspect ratio, and padded right/bottom with gray to a multiple of the
+   stride (:func:`openpose_lite.preprocess.letterbox`); BGR pixels become ``x / 256 - 0.5``
+   (:func:`openpose_lite.preprocess.to_network_input`). Images of different sizes share a
+   batch by padding, right only, to the widest: padding never moves a coordinate.
+2. **Network**, once per scale in ``scales`` (input height ``round(input_size * s)`` rounded to
+   the stride) and, with ``flip``, once more on the mirrored batch.
+3. **Average.** The maps come to the host (they are small: 1/stride of the input per side).
+   Mirrored maps come back to the original frame (left/right channels swap, PAF x negates:
+   :meth:`BottomUpPafCodec.flip_outputs`); every scale's maps are resampled onto the scale-1 map
+   grid with the exact affine between the two grids, then heatmaps and PAFs are averaged, as the
+   CMU demo does. Everything stays at map resolution: no channel is ever upsampled to the image.
+   This step is numpy and OpenCV on purpose: on small arrays, torch's multi-threaded kernels
+   spend more time synchronising threads than computing, badly so on a busy CPU.
+4. **Decode** with the codec (peaks, PAF line integrals, grouping), in scale-1 network-input
+   pixels, then the inverse letterbox affine gives image pixels.
+
+Shape legend: B batch, K keypoints, L limbs, N people, H x W image size, h x w map size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from openpose_lite.codecs import BottomUpPafCodec
+from openpose_lite.config import CodecConfig, build_bottomup_codec, config_from_dict
+from openpose_lite.geometry import invert_affine, letterbox_affine
+from openpose_lite.inference.base import Predictor, require_config
+from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.preprocess import PAD_VALUE, as_bgr, letterbox, to_network_input
+from openpose_lite.skeleton import OPENPOSE_18
+from openpose_lite.structures import Poses
+
+__all__ = ["PHASES", "BottomUpPredictor", "require_config", "scaled_input_height"]
+
+
+# The phases of one call, as keys of ``BottomUpPredictor.timings`` (seconds):
+# preprocess = letterbox + normalisation + host->device copy (+ mirroring);
+# network = the forward passes; postprocess = un-mirroring, resampling to the scale-1 grid,
+# averaging and the device->host copy; decode = codec.decode + mapping to image pixels.
+PHASES: tuple[str, ...] = ("preprocess", "network", "postprocess", "decode")
+
+
+def scaled_input_height(input_size: int, scale: float, stride: int) -> int:
+    """Network input height for one scale: ``input_size * scale`` rounded (half up) to a multiple of ``stride``, >= stride."""
+    return max(stride, math.floor(input_size * scale / stride + 0.5) * stride)
+
+
+def _to_scale_one(maps_hwc: np.ndarray, ratio: float, out_hw: tuple[int, int]) -> np.ndarray:
+    """Resample one image's maps (h_s, w_s, C) of a scale-s input onto its scale-1 map grid (out_hw + (C,)).
+
+    With input heights H_s and H_1 and ``ratio = H_s / H_1``, both inputs are the image scaled by
+    H / h_image (geometry.scale_affine) and cell j is centred on input pixel j * stride +
+    (stride - 1) / 2 (geometry.py), so scale-1 cell c sits at scale-s cell ``ratio * c + (ratio - 1) / 2``
+    on both axes: exactly what ``cv2.resize`` by ``fx = fy = 1 / ratio`` samples. The result is cut
+    (or edge-extended by at most a cell) to ``out_hw``.
+    """
+    if ratio == 1.0:
+        resized = maps_hwc
+    else:
+        # Upsampling a coarse map: bicubic keeps narrow peaks round, so sub-pixel refinement still
+        # works (bilinear makes them pointed and biased towards source cells); downsampling:
+        # bilinear, which cannot overshoot.
+        interpolation = cv2.INTER_CUBIC if ratio < 1.0 else cv2.INTER_LINEAR
+        resized = cv2.resize(maps_hwc, None, fx=1.0 / ratio, fy=1.0 / ratio, interpolation=interpolation)
+        if resized.ndim == 2:  # OpenCV drops a single channel axis
+            resized = resized[..., None]
+    h, w = out_hw
+    resized = resized[:h, :w]
+    short_h, short_w = h - resized.shape[0], w - resized.shape[1]
+    if short_h > 0 or short_w > 0:
+        resized = np.pad(resized, ((0, short_h), (0, short_w), (0, 0)), mode="edge")
+    return resized
+
+
+class BottomUpPredictor(Predictor):
+    """Images -> :class:`Poses` (image pixels, the network's skeleton) with the OpenPose model.
+
+    Args:
+        model: returns a list of per-stage dicts with ``"heatmaps"`` (B, K+1, h, w) and
+            ``"pafs"`` (B, 2L, h, w); the last stage is used. Moved to ``device`` here; each
+            call runs it in eval mode and restores the caller's train/eval mode afterwards.
+        codec: decodes the averaged maps; its stride and channels must be the model's.
+        input_size: network input height at scale 1, a multiple of ``codec.stride`` (CMU: 368).
+        scales: input heights ``input_size * s``; their maps are averaged (CMU multi-scale test).
+        flip: also run the mirrored images and average (flip test).
+        device: ``None``/``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        half: float16 network on CUDA (the model is converted in place); ignored with a warning
+            on CPU.
+
+    After each call, :attr:`timings` holds the seconds spent in each of :data:`PHASES`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        codec: BottomUpPafCodec,
+        input_size: int = 368,
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+        device: str | torch.device | None = None,
+        half: bool = False,
+    ) -> None:
+        if not isinstance(codec, BottomUpPafCodec):
+            raise ValueError(f"codec: expected a BottomUpPafCodec, got {type(codec).__name__}")
+        if int(input_size) != input_size or input_size < codec.stride or input_size % codec.stride:
+            raise ValueError(f"input_size: expected a positive multiple of the stride ({codec.stride}), got {input_size!r}")
+        scales = tuple(float(s) for s in scales)
+        if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
+            raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
+        codec.check_model(model)
+        self.runner = NetworkRunner(model, ("heatmaps", "pafs"), device, half)
+        self.codec = codec
+        self.input_size = int(input_size)
+        self.scales = scales
+        self.flip = bool(flip)
+        self.timings: dict[str, float] = {phase: 0.0 for phase in PHASES}
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module,
+        config: Mapping[str, Any] | None,
+        source: str = "model",
+        scales: Sequence[float] = (1.0,),
+        flip: bool = False,
+        device: str | torch.device | None = None,
+        half: bool = False,
+        input_size: int | None = None,
+        codec_overrides: Mapping[str, Any] | None = None,
+    ) -> "BottomUpPredictor":
+        """A predictor for a loaded model and its checkpoint config (``None``: the config defaults).
+
+        Our checkpoints supply the codec settings and input size of their config; other files
+        (the CMU model) use the defaults. ``input_size`` and ``codec_overrides`` (codec field ->
+        value, e.g. ``{"peak_threshold": 0.2}``) replace those.
+        """
+        cfg = config_from_dict(config, where=f"{source} config") if config is not None else None
+        codec = build_bottomup_codec(cfg, skeleton=getattr(model, "skeleton", OPENPOSE_18))
+        if codec_overrides:
+            known = {f.name for f in dataclasses.fields(codec)}
+            unknown = sorted(set(codec_overrides) - known)
+            if unknown:
+                raise ValueError(f"codec_overrides: unknown codec fields {unknown}; valid: {sorted(known)}")
+            codec = dataclasses.replace(codec, **dict(codec_overrides))
+        size = (cfg.codec.input_size if cfg is not None else CodecConfig().input_size) if input_size is None else input_size
+        return cls(model, codec, input_size=size, scales=scales, flip=flip, device=device, half=half)
+
+    # ------------------------------------------------------------------ public calls
+    def __call__(self, image_bgr: np.ndarray) -> Poses:
+        """One image (H, W, 3) uint8 BGR -> Poses (N people, image pixels, the model's skeleton)."""
+        return self.predict_batch([image_bgr])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None,
+                      batch_size: int | None = None) -> list[Poses]:
+        """Several images (each (H, W, 3) uint8 BGR, sizes may differ) -> one Poses per image.
+
+        ``image_ids`` is accepted for the predictors' shared signature (the bottom-up model
+        needs no boxes, so it is not used). ``batch_size`` splits the list into network
+        batches (default: one batch); :attr:`timings` then holds the sums over the batches.
+        """
+        images = list(images)
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        step = batch_size or max(1, len(images))
+        totals = {phase: 0.0 for phase in PHASES}
+        poses: list[Poses] = []
+        for start in range(0, len(images), step):
+            maps = self.predict_maps(images[start : start + step])
+            t0 = time.perf_counter()
+            poses.extend(self.decode_maps(m) for m in maps)
+            self.timings["decode"] = time.perf_counter() - t0
+            for phase in PHASES:
+                totals[phase] += self.timings[phase]
+        self.timings = totals
+        return poses
+
+    def decode_maps(self, maps: Mapping[str, np.ndarray]) -> Poses:
+        """One entry of :meth:`predict_maps` -> Poses in image pixels (keypoints not found stay (0, 0, 0))."""
+        poses = self.codec.decode({"heatmaps": maps["heatmaps"], "pafs": maps["pafs"]})
+        return poses.transform(invert_affine(maps["matrix"]))
+
+    def predict_maps(self, images: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Averaged maps of a batch, at the scale-1 map resolution, one dict per image.
+
+        Returns per image ``{"heatmaps": (K+1, h, w), "pafs": (2L, h, w)}`` float32 (the image's own
+        region of the batch, h x w = letterboxed input / stride), ``"matrix"`` (2, 3) float64 image
+        px -> scale-1 network input px and ``"input_hw"`` (2,) int64, its letterboxed input size.
+        Resets :attr:`timings` (decode = 0).
+        """
+        self.timings = {phase: 0.0 for phase in PHASES}
+        bgr = [as_bgr(image, i) for i, image in enumerate(images)]
+        if not bgr:
+            return []
+        stride = self.codec.stride
+        # The scale-1 letterbox defines each image's output grid, whether or not 1.0 is a scale.
+        reference = [letterbox_affine(image.shape[:2], self.input_size, stride) for image in bgr]
+        out_hw = [(pad_h // stride, pad_w // stride) for _, (pad_h, pad_w) in reference]
+        # Per image, the sum over runs of its maps (h, w, K+1+2L): channels last, OpenCV's layout.
+        sums: list[np.ndarray | None] = [None] * len(bgr)
+        for scale in self.scales:
+            for i, maps in enumerate(self._scale_maps(bgr, scale, out_hw)):
+                sums[i] = maps if sums[i] is None else sums[i] + maps
+
+        t0 = time.perf_counter()
+        runs = len(self.scales) * (2 if self.flip else 1)
+        num_heatmaps = self.codec.skeleton.num_heatmaps
+        out = []
+        for total, (matrix, (pad_h, pad_w)) in zip(sums, reference):
+            averaged = total.transpose(2, 0, 1) / np.float32(runs)  # type: ignore[union-attr]
+            out.append({
+                "heatmaps": np.ascontiguousarray(averaged[:num_heatmaps]),
+                "pafs": np.ascontiguousarray(averaged[num_heatmaps:]),
+                "matrix": matrix,
+                "input_hw": np.array([pad_h, pad_w], dtype=np.int64),
+            })
+        self.timings["postprocess"] += time.perf_counter() - t0
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _scale_maps(self, bgr: Sequence[np.ndarray], scale: float, out_hw: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """The network's maps of every image at one scale (flip-summed), on their scale-1 grids, (h, w, C) each."""
+        stride = self.codec.stride
+        height = scaled_input_height(self.input_size, scale, stride)
+        batch = self._preprocess(bgr, height)
+        t0 = time.perf_counter()
+        outputs = self.runner(batch)
+        self.runner.sync()
+        t1 = time.perf_counter()
+        self.timings["network"] += t1 - t0
+        heat, paf = outputs["heatmaps"], outputs["pafs"]
+        expected_hw = (height // stride, batch.shape[-1] // stride)
+        if tuple(heat.shape[-2:]) != expected_hw or tuple(paf.shape[-2:]) != expected_hw:
+            raise ValueError(
+                f"model output maps are {tuple(heat.shape[-2:])} for input {tuple(batch.shape[-2:])}; "
+                f"expected {expected_hw} (the codec's stride {stride})"
+            )
+        if self.flip:
+            # The second half of the batch holds the mirrored images (see _preprocess).
+            back = self.codec.flip_outputs({"heatmaps": heat[len(bgr):], "pafs": paf[len(bgr):]})
+            heat = heat[: len(bgr)] + back["heatmaps"]
+            paf = paf[: len(bgr)] + back["pafs"]
+        ratio = height / self.input_size
+        out = []
+        for i, (h, w) in enumerate(out_hw):
+            # This image's share of the padded batch, at most a cell beyond its own maps.
+            keep_w = min(heat.shape[-1], int(np.ceil(w * ratio)) + 1)
+            maps = np.concatenate([heat[i, :, :, :keep_w], paf[i, :, :, :keep_w]], axis=0)
+            out.append(_to_scale_one(np.ascontiguousarray(maps.transpose(1, 2, 0)), ratio, (h, w)))
+        self.timings["postprocess"] += time.perf_counter() - t1
+        return out
+
+    def _preprocess(self, images: Sequence[np.ndarray], height: int) -> torch.Tensor:
+        """Letterbox every image to ``height``, pad right to the widest, normalise: (B or 2B, 3, height, W) on the device."""
+        t0 = time.perf_counter()
+        boxed = [letterbox(image, height, self.codec.stride)[0] for image in images]
+        width = max(b.shape[1] for b in boxed)
+        count = len(boxed) * (2 if self.flip else 1)
+        batch = np.full((count, height, width, 3), PAD_VALUE, dtype=np.uint8)
+        for i, b in enumerate(boxed):
+            batch[i, :, : b.shape[1]] = b
+        if self.flip:
+            # The whole padded width is mirrored: it is a stride multiple, so output cell x of
+            # the mirror is cell w - 1 - x of the original exactly (geometry.py).
+            batch[len(boxed):] = batch[: len(boxed), :, ::-1]
+        tensor = self.runner.to_device(torch.from_numpy(to_network_input(batch)))
+        self.runner.sync()
+        self.timings["preprocess"] += time.perf_counter() - t0
+        return tensor

@@ -1,0 +1,75 @@
+"""Running a network for inference: device, precision, eval mode, the last stage's maps as numpy.
+
+Both predictors go through :class:`NetworkRunner`, so a model is prepared and called one way:
+moved to its device once, run in eval mode (the caller's train/eval mode is restored after each
+call), under ``torch.inference_mode``, and its last stage returned as float32 numpy maps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from openpose_lite.devices import resolve_device
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["NetworkRunner", "last_stage"]
+
+
+def last_stage(outputs: Any, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    """The last stage's ``{name: tensor}`` of a model's output (a list of per-stage dicts, the models' contract)."""
+    if isinstance(outputs, Mapping):  # a plain module returning one dict (test doubles) is one stage
+        outputs = [outputs]
+    last = outputs[-1] if isinstance(outputs, (list, tuple)) and outputs else None
+    if not isinstance(last, Mapping) or any(n not in last for n in names):
+        raise ValueError(f"model output: expected a list of per-stage dicts with {list(names)} tensors, "
+                         f"got {type(outputs).__name__}")
+    return {n: last[n] for n in names}
+
+
+class NetworkRunner:
+    """A model ready for inference on ``device`` (``None``/``"auto"``: CUDA when present).
+
+    ``half``: run float16 on CUDA (the model is converted in place); ignored with a warning on CPU.
+    Calling the runner with a (B, 3, H, W) float32 batch returns the last stage's maps
+    ``{name: (B, C, h, w) float32 numpy}``.
+    """
+
+    def __init__(self, model: nn.Module, names: Sequence[str], device: str | torch.device | None = None,
+                 half: bool = False) -> None:
+        self.device = resolve_device(device)
+        if half and self.device.type != "cuda":
+            logger.warning("half precision needs CUDA; running float32 on %s", self.device)
+            half = False
+        self.half = bool(half)
+        self.names = tuple(names)
+        self.model = model.to(self.device).eval()
+        if self.half:
+            self.model.half()
+
+    def to_device(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A host batch on the runner's device, in its precision."""
+        tensor = torch.as_tensor(batch).to(self.device, non_blocking=True)
+        return tensor.half() if self.half else tensor
+
+    @torch.inference_mode()
+    def __call__(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            outputs = last_stage(self.model(batch), self.names)
+            maps = {n: t.float().cpu().numpy() for n, t in outputs.items()}
+        finally:
+            self.model.train(was_training)
+        return maps
+
+    def sync(self) -> None:
+        """Wait for queued CUDA work so phase timings are honest (no-op on CPU)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)

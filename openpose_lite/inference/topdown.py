@@ -1,0 +1,201 @@
+"""Top-down inference: images + person boxes -> HRNet crops -> people in image pixels.
+
+:class:`TopDownPredictor` runs a heatmap model on one crop per box; :class:`TopDownPipeline`
+pairs it with a :data:`~openpose_lite.inference.boxes.BoxSource` (ground-truth boxes,
+detections, or a bottom-up model's people) so that whole images go in, as with the bottom-up
+predictor. Shape legend: N boxes, K keypoints, H x W crop size, h x w heatmap size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from openpose_lite.codecs import TopDownHeatmapCodec
+from openpose_lite.config import Config, build_topdown_codec, config_from_dict
+from openpose_lite.oks import oks_nms
+from openpose_lite.geometry import HRNET, box_to_center_scale, invert_affine, transform_keypoints
+from openpose_lite.inference.base import Predictor
+from openpose_lite.inference.boxes import BoxSource, sanitize_box
+from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.models.hrnet import HRNet
+from openpose_lite.preprocess import as_bgr, crop_person, to_hrnet_input
+from openpose_lite.structures import Poses
+
+__all__ = ["TopDownPipeline", "TopDownPredictor"]
+
+
+class TopDownPredictor(Predictor):
+    """Images + person boxes -> :class:`Poses` (COCO-17, image pixels) with a top-down heatmap model.
+
+    Each box becomes a crop region at the model's aspect ratio with ``padding`` (HRNet: 1.25);
+    the crops go through the network in batches of ``batch_size``; the codec decodes each crop's
+    heatmaps (argmax + quarter offset or DARK) and the inverse crop affine maps the keypoints
+    back. With ``flip``, mirrored crops run too and their heatmaps, brought back by
+    :meth:`TopDownHeatmapCodec.flip_heatmaps`, are averaged in.
+
+    The codec's ``convention`` (geometry.py) decides how boxes become crops and where heatmap
+    cells sit: ``"openpose_lite"`` for our checkpoints, ``"hrnet"`` for official HRNet weights,
+    which then decode as the reference's ``get_final_preds`` does (boxes to centre and scale by
+    ``_xywh2cs``, crop by ``get_affine_transform``, one-cell flip shift).
+
+    A person's score is its box score times the mean score of its confident keypoints (the
+    codec's ``person_scores``), as in the HRNet evaluation (``lib/dataset/coco.py``,
+    ``evaluate``); people are then pruned by OKS non-maximum suppression at ``oks_threshold`` on
+    the crop regions' areas (:func:`~openpose_lite.evaluation.oks_nms`).
+
+    After each call, :attr:`timings` holds seconds for ``crop``, ``network`` and ``decode``.
+    """
+
+    PHASES = ("crop", "network", "decode")
+
+    def __init__(
+        self,
+        model: nn.Module,
+        codec: TopDownHeatmapCodec,
+        flip: bool = False,
+        device: str | torch.device | None = None,
+        half: bool = False,
+        batch_size: int = 32,
+        padding: float = 1.25,
+        oks_threshold: float = 0.9,
+    ) -> None:
+        if not isinstance(codec, TopDownHeatmapCodec):
+            raise ValueError(f"codec: expected a TopDownHeatmapCodec, got {type(codec).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
+        codec.check_model(model)
+        self.runner = NetworkRunner(model, ("heatmaps",), device, half)
+        self.codec = codec
+        self.flip = bool(flip)
+        self.batch_size = int(batch_size)
+        self.padding = float(padding)
+        self.oks_threshold = float(oks_threshold)
+        self.timings: dict[str, float] = {phase: 0.0 for phase in self.PHASES}
+
+    @classmethod
+    def from_model(
+        cls,
+        model: nn.Module,
+        config: Mapping[str, Any] | None,
+        source: str = "model",
+        flip: bool = False,
+        device: str | torch.device | None = None,
+        refine: str | None = None,
+        **kwargs: Any,
+    ) -> "TopDownPredictor":
+        """A predictor for a loaded HRNet and its checkpoint config (``None``: official weights).
+
+        Official HRNet files were trained in the reference code's pixel and cell convention, so
+        they are decoded in it (``convention="hrnet"``); our checkpoints in the one their config
+        names. ``kwargs``: the other constructor options (``half``, ``batch_size``, ...).
+        """
+        if not isinstance(model, HRNet):
+            raise ValueError(f"{source}: not a top-down (HRNet) model; use BottomUpPredictor for OpenPose weights")
+        if config is not None:
+            cfg = config_from_dict(config, where=f"{source} config")
+        else:  # an official file: the reference's convention, the rest as in its COCO config
+            cfg = Config()
+            cfg = dataclasses.replace(cfg, topdown=dataclasses.replace(cfg.topdown, convention=HRNET))
+        codec = build_topdown_codec(cfg)
+        if refine is not None:
+            codec = dataclasses.replace(codec, refine=refine)
+        kwargs.setdefault("padding", cfg.topdown.padding)
+        return cls(model, codec, flip=flip, device=device, **kwargs)
+
+    def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> Poses:
+        return self.predict(image_bgr, boxes, box_scores)
+
+    def predict(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> Poses:
+        """People in one image, one per box.
+
+        Args:
+            image_bgr: (H, W, 3) uint8.
+            boxes: (N, 4) person boxes x, y, w, h in image pixels.
+            box_scores: (N,) detection scores (default 1).
+        Returns:
+            Poses (COCO-17, image pixels), best first, after OKS NMS.
+        """
+        image = as_bgr(image_bgr, 0)
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        scores = np.ones(len(boxes)) if box_scores is None else np.asarray(box_scores, dtype=np.float64).reshape(-1)
+        if scores.shape[0] != boxes.shape[0]:
+            raise ValueError(f"box_scores: {scores.shape[0]} scores for {boxes.shape[0]} boxes")
+        self.timings = {phase: 0.0 for phase in self.PHASES}
+        convention = self.codec.convention
+        if convention == HRNET:
+            # The reference crops every box as given (_box2cs); only boxes with no area are dropped.
+            keep = [b if np.all(np.isfinite(b)) and b[2] > 0 and b[3] > 0 else None for b in boxes]
+        else:
+            keep = [sanitize_box(b, image.shape[:2]) for b in boxes]
+        valid = [i for i, b in enumerate(keep) if b is not None]
+        if not valid:
+            return Poses.empty(self.codec.skeleton)
+
+        t0 = time.perf_counter()
+        out_h, out_w = self.codec.input_hw
+        crops, matrices, areas = [], [], []
+        for i in valid:
+            center, size = box_to_center_scale(keep[i], out_w / out_h, self.padding, convention)
+            crop, matrix = crop_person(image, center, size, 0.0, self.codec.input_hw, convention=convention)
+            crops.append(crop)
+            matrices.append(matrix)
+            areas.append(size[0] * size[1])  # the reference's OKS NMS area: the crop region's
+        batch = torch.from_numpy(to_hrnet_input(np.stack(crops)))
+        self.timings["crop"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        heatmaps = self._heatmaps(batch)
+        self.timings["network"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        decoded = self.codec.decode_keypoints(heatmaps)  # (N, K, 3) crop px
+        keypoints = np.stack([transform_keypoints(invert_affine(m), d[None])[0] for m, d in zip(matrices, decoded)])
+        person_scores = scores[valid] * self.codec.person_scores(keypoints)
+        order = oks_nms(keypoints, person_scores, np.asarray(areas), self.codec.skeleton.sigmas_array, self.oks_threshold)
+        self.timings["decode"] = time.perf_counter() - t0
+        return Poses(keypoints[order], person_scores[order], self.codec.skeleton)
+
+    def _heatmaps(self, batch: torch.Tensor) -> np.ndarray:
+        """(N, 3, H, W) normalised crops -> (N, K, h, w) float32 heatmaps, flip-averaged when asked."""
+        chunks = []
+        for start in range(0, batch.shape[0], self.batch_size):
+            x = self.runner.to_device(batch[start : start + self.batch_size])
+            maps = self.runner(x)["heatmaps"]
+            if self.flip:
+                mirrored = self.runner(x.flip(-1))["heatmaps"]
+                maps = 0.5 * (maps + self.codec.flip_heatmaps(mirrored))
+            chunks.append(maps)
+        self.runner.sync()
+        return np.concatenate(chunks)
+
+
+class TopDownPipeline:
+    """Whole images -> :class:`Poses` with a :class:`TopDownPredictor`, person boxes from a :data:`BoxSource`.
+
+    ``predict_batch(images, image_ids)`` has :meth:`BottomUpPredictor.predict_batch`'s signature,
+    so evaluation and the command line drive both branches the same way.
+    """
+
+    def __init__(self, predictor: TopDownPredictor, boxes: BoxSource) -> None:
+        self.predictor = predictor
+        self.boxes = boxes
+
+    def __call__(self, image_bgr: np.ndarray, image_id: int | None = None) -> Poses:
+        return self.predict_batch([image_bgr], [image_id])[0]
+
+    def predict_batch(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None) -> list[Poses]:
+        ids = list(image_ids) if image_ids is not None else [None] * len(images)
+        if len(ids) != len(images):
+            raise ValueError(f"image_ids: {len(ids)} ids for {len(images)} images")
+        out = []
+        for image, image_id in zip(images, ids):
+            boxes, scores = self.boxes(image, image_id)
+            out.append(self.predictor(image, boxes, scores))
+        return out

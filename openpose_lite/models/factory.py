@@ -1,0 +1,78 @@
+"""Which network a config describes: :class:`ModelConfig` (the ``model`` section) and :func:`build_model`.
+
+The paper's sizes are written here once; the network classes and their ``build_*`` helpers take
+their defaults from :data:`PAPER`. This module imports no torch until a model is built, so the
+configuration can be read without it.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from openpose_lite.params import Params
+
+__all__ = ["ARCHS", "ModelConfig", "PAPER", "build_model", "build_model_from_config_dict"]
+
+ARCHS = ("vgg19_paf", "hrnet")
+
+
+@dataclass(frozen=True)
+class ModelConfig(Params):
+    """Network architecture (the ``model`` config section; defaults are the papers').
+
+    ``vgg19_paf`` is the CMU bottom-up model (VGG19 trunk + ``num_stages`` refinement stages of
+    ``stage_channels`` channels; Cao et al. 2017); ``width_mult`` scales the trunk for small CPU
+    models (1.0 keeps the CMU layout, which the public weights need). ``hrnet`` is the top-down
+    comparison branch with base width ``hrnet_width`` and ``hrnet_blocks`` residual blocks per
+    branch (Sun et al. 2019: W32, 4 blocks). ``init``: how vgg19_paf's CPM and stage convs start:
+    ``cmu`` (N(0, 0.01^2), the paper's, for a pretrained trunk) or ``kaiming`` (He-normal; for
+    training the whole network from scratch with Adam, see models/vgg19_paf.py).
+    """
+
+    _section: typing.ClassVar[str] = "model"
+
+    arch: Literal["vgg19_paf", "hrnet"] = "vgg19_paf"
+    num_stages: int = 6
+    stage_channels: int = 128
+    width_mult: float = 1.0
+    hrnet_width: int = 32
+    hrnet_blocks: int = 4
+    init: Literal["cmu", "kaiming"] = "cmu"
+
+    def _check(self) -> None:
+        self._require(self.num_stages >= 1, "num_stages", "an integer >= 1")
+        self._require(self.stage_channels >= 1, "stage_channels", "an integer >= 1")
+        self._require(math.isfinite(self.width_mult) and self.width_mult > 0, "width_mult", "a number > 0")
+        self._require(self.hrnet_width >= 1, "hrnet_width", "an integer >= 1")
+        self._require(self.hrnet_blocks >= 1, "hrnet_blocks", "an integer >= 1")
+
+
+# The papers' networks: the CMU COCO body model and HRNet-W32.
+PAPER = ModelConfig()
+
+
+def build_model(cfg: ModelConfig) -> Any:
+    """An untrained network of the architecture ``cfg`` describes."""
+    if cfg.arch == "vgg19_paf":
+        from openpose_lite.models.vgg19_paf import build_vgg19_paf
+
+        return build_vgg19_paf(num_stages=cfg.num_stages, stage_channels=cfg.stage_channels,
+                               width_mult=cfg.width_mult, init=cfg.init)
+    from openpose_lite.models.hrnet import build_hrnet
+
+    return build_hrnet(width=cfg.hrnet_width, num_blocks=cfg.hrnet_blocks)
+
+
+def build_model_from_config_dict(model_cfg: Mapping[str, Any]) -> Any:
+    """:func:`build_model` of the plain ``config["model"]`` dict of a checkpoint (missing keys: the defaults)."""
+    if not isinstance(model_cfg, Mapping):
+        raise ValueError(f"model config must be a dict, got {type(model_cfg).__name__}")
+    known = {f for f in ModelConfig.__dataclass_fields__}
+    unknown = sorted(set(model_cfg) - known)
+    if unknown:
+        raise ValueError(f"model config: unknown keys {unknown}; valid keys: {sorted(known)}")
+    return build_model(ModelConfig(**dict(model_cfg)))

@@ -1,0 +1,181 @@
+"""Network inputs: the letterbox and person-crop warps, and each model family's normalisation.
+
+Inference and training both build their inputs here, so a model sees at test time exactly the
+pixels it was trained on:
+
+* Bottom-up (the CMU model): :func:`letterbox` (resize to the input height, pad right/bottom
+  with gray :data:`PAD_VALUE`) and :func:`to_network_input` (BGR, ``x / 256 - 0.5``).
+* Top-down (HRNet): :func:`crop_person` (one affine per person region, black
+  :data:`CROP_PAD_VALUE` outside the image) and :func:`to_hrnet_input` (RGB / 255, ImageNet
+  mean and std), as the official HRNet code feeds its networks.
+
+:func:`warp_image` is the one ``cv2.warpAffine`` call both training augmentations and the
+crops go through. Shape legend: B batch, H x W image size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from openpose_lite.geometry import HRNET, OURS, compose_affine, crop_affine, hflip_affine, letterbox_affine
+
+__all__ = [
+    "CROP_PAD_VALUE",
+    "IMAGENET_MEAN_RGB",
+    "IMAGENET_STD_RGB",
+    "PAD_VALUE",
+    "as_bgr",
+    "crop_person",
+    "letterbox",
+    "to_hrnet_input",
+    "to_network_input",
+    "warp_image",
+]
+
+# ----------------------------------------------------------------------------- bottom-up
+# Gray fill for pixels outside the source image (CMU); (128 / 256 - 0.5) = 0 after normalisation.
+PAD_VALUE = 128
+
+
+def letterbox(
+    image: np.ndarray, target_height: int, stride: int, pad_value: int = PAD_VALUE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eval preprocessing (CMU demo): resize to ``target_height`` keeping the aspect ratio
+    (bicubic), pad right/bottom with ``pad_value`` to multiples of ``stride``.
+
+    Returns (network image (h, w, 3) uint8, matrix (2, 3) image px -> network px), the matrix
+    from :func:`openpose_lite.geometry.letterbox_affine`; invert it to bring predictions back.
+    """
+    if image.ndim not in (2, 3) or image.shape[0] <= 0 or image.shape[1] <= 0:
+        raise ValueError(f"letterbox: expected an image of shape (H, W, 3), got {image.shape}")
+    matrix, (pad_h, pad_w) = letterbox_affine(image.shape[:2], target_height, stride)
+    s = float(matrix[0, 0])
+    # fx=fy=s (not a target size) so OpenCV uses exactly the scale the matrix encodes.
+    resized = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+    out = np.full((pad_h, pad_w) + image.shape[2:], pad_value, dtype=image.dtype)
+    h, w = min(pad_h, resized.shape[0]), min(pad_w, resized.shape[1])
+    out[:h, :w] = resized[:h, :w]
+    return out, matrix
+
+
+def to_network_input(image_bgr: np.ndarray) -> np.ndarray:
+    """The CMU input normalisation: BGR uint8 -> float32 ``x / 256 - 0.5``, channels first.
+
+    (H, W, 3) -> (3, H, W), or a batch (B, H, W, 3) -> (B, 3, H, W). The one place this is
+    written; training and prediction both call it, so the public CMU weights see what they
+    were trained on.
+    """
+    arr = np.asarray(image_bgr)
+    if arr.ndim not in (3, 4) or arr.shape[-1] != 3:
+        raise ValueError(f"to_network_input: expected a BGR image (H, W, 3) or batch (B, H, W, 3), got {arr.shape}")
+    out = arr.astype(np.float32) / 256.0 - 0.5
+    return np.ascontiguousarray(np.moveaxis(out, -1, -3))
+
+
+# ----------------------------------------------------------------------------- top-down
+# ImageNet statistics (RGB, for pixels in [0, 1]): the official HRNet weights were trained on them.
+IMAGENET_MEAN_RGB = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD_RGB = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+# Fill for crop pixels from outside the image: black, as in HRNet's training and testing.
+CROP_PAD_VALUE = 0
+
+
+def warp_image(image: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int], pad_value: int,
+               interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """``cv2.warpAffine`` of ``image`` (H, W[, C]) by a 2x3 ``matrix`` into ``out_hw``, ``pad_value`` outside.
+
+    The matrix is in geometry.py's pixel-centre convention, which is OpenCV's, so keypoints
+    moved by :func:`~openpose_lite.geometry.apply_affine` stay on the warped pixels.
+    """
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    border = pad_value if channels == 1 else (pad_value,) * min(channels, 4)
+    return cv2.warpAffine(image, np.asarray(matrix, dtype=np.float64), (int(out_hw[1]), int(out_hw[0])),
+                          flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def crop_person(
+    image: np.ndarray,
+    center: np.ndarray | Sequence[float],
+    size_wh: np.ndarray | Sequence[float],
+    rotation: float,
+    out_hw: tuple[int, int],
+    flip: bool = False,
+    pad_value: int = CROP_PAD_VALUE,
+    convention: str = OURS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp the region of ``size_wh`` (w, h) image px around ``center`` (x, y) into an ``out_hw`` crop.
+
+    The single warp of the top-down branch: training and inference both call it, so their crops
+    agree exactly. ``rotation`` (degrees) turns the content counter-clockwise about the centre
+    (:func:`~openpose_lite.geometry.crop_affine`); ``flip`` mirrors the crop, composed into the
+    same matrix so the image is resampled once.
+
+    Args:
+        image: (H, W, 3) (or (H, W)) image.
+        center: (2,) region centre in image px.
+        size_wh: (2,) region width and height in image px.
+        rotation: degrees.
+        out_hw: crop (H, W).
+        flip: mirror the crop horizontally.
+        pad_value: fill for pixels from outside the image.
+        convention: ``"openpose_lite"`` or ``"hrnet"`` (geometry.py): where the centre lands, and
+            the mirror. The HRNet reference mirrors the image (x -> W_image - 1 - x) before its
+            crop, whose centre sits at W / 2, which puts crop pixel u at W - u (not W - 1 - u).
+    Returns:
+        crop (H, W, 3) with the image's dtype (bilinear), and the (2, 3) float64 affine image px
+        -> crop px (mirror included); move keypoints with it, invert it to bring predictions back.
+    """
+    out_h, out_w = int(out_hw[0]), int(out_hw[1])
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f"crop_person: out_hw must be positive, got {out_hw}")
+    img = np.asarray(image)
+    if img.ndim not in (2, 3) or img.shape[0] <= 0 or img.shape[1] <= 0:
+        raise ValueError(f"crop_person: expected an image of shape (H, W, 3), got {img.shape}")
+    size = np.asarray(size_wh, dtype=np.float64).reshape(-1)
+    if size.shape != (2,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
+        raise ValueError(f"crop_person: size_wh must be two positive numbers (w, h), got {size_wh}")
+    ctr = np.asarray(center, dtype=np.float64).reshape(-1)
+    if ctr.shape != (2,) or not np.all(np.isfinite(ctr)):
+        raise ValueError(f"crop_person: center must be a finite (x, y), got {center}")
+    matrix = crop_affine(ctr, size, (out_h, out_w), rotation_deg=float(rotation), convention=convention)
+    if flip:
+        matrix = compose_affine(hflip_affine(out_w + 1 if convention == HRNET else out_w), matrix)
+    return warp_image(img, matrix, (out_h, out_w), pad_value), matrix
+
+
+def to_hrnet_input(image_bgr: np.ndarray) -> np.ndarray:
+    """HRNet's input normalisation: BGR uint8 -> RGB / 255, ImageNet mean/std, channels first.
+
+    (H, W, 3) -> (3, H, W) float32, or a batch (B, H, W, 3) -> (B, 3, H, W).
+    """
+    arr = np.asarray(image_bgr)
+    if arr.ndim not in (3, 4) or arr.shape[-1] != 3:
+        raise ValueError(f"to_hrnet_input: expected a BGR image (H, W, 3) or batch (B, H, W, 3), got {arr.shape}")
+    rgb = arr[..., ::-1].astype(np.float32) / 255.0
+    out = (rgb - IMAGENET_MEAN_RGB) / IMAGENET_STD_RGB
+    return np.ascontiguousarray(np.moveaxis(out, -1, -3))
+
+
+# ----------------------------------------------------------------------------- images given to a predictor
+def as_bgr(image: Any, index: int) -> np.ndarray:
+    """Check one input image; grayscale (H, W) / (H, W, 1) and BGRA (H, W, 4) become BGR (H, W, 3)."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"images[{index}]: expected a numpy array (H, W, 3) uint8 BGR, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"images[{index}]: expected dtype uint8 (BGR as cv2.imread gives), got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 3:
+        arr = image
+    elif image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        arr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        arr = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    else:
+        raise ValueError(f"images[{index}]: expected shape (H, W, 3) BGR, got {image.shape}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"images[{index}]: empty image of shape {image.shape}")
+    return arr
