@@ -71,6 +71,15 @@ __all__ = [
 ]
 
 
+# Bounds on the settings that size memory, so that a crafted config or checkpoint is refused
+# when it is loaded rather than exhausting memory later (the paper's values are far below them).
+MAX_STRIDE = 64
+MAX_INPUT_SIZE = 2048  # network input height (CMU's largest documented test size is 656)
+MAX_CROP_SIZE = 2048
+MAX_BATCH_SIZE = 4096
+MAX_TOPDOWN_SIDE = 1024  # HRNet's largest published crop is 384x288
+
+
 # ----------------------------------------------------------------------------- sections
 @dataclass(frozen=True)
 class CodecConfig(BottomUpCodecParams):
@@ -80,8 +89,9 @@ class CodecConfig(BottomUpCodecParams):
     input_size: int = 368
 
     def _check(self) -> None:
-        self._require(self.input_size >= self.stride and self.input_size % self.stride == 0,
-                      "input_size", f"a positive multiple of codec.stride ({self.stride})")
+        self._require(self.stride <= MAX_STRIDE, "stride", f"an integer in [1, {MAX_STRIDE}]")
+        self._require(self.stride <= self.input_size <= MAX_INPUT_SIZE and self.input_size % self.stride == 0,
+                      "input_size", f"a multiple of codec.stride ({self.stride}) in [{self.stride}, {MAX_INPUT_SIZE}]")
 
 
 @dataclass(frozen=True)
@@ -105,6 +115,7 @@ class DataConfig(AugmentParams):
     num_workers: int = 2
 
     def _check(self) -> None:
+        self._require(self.crop_size <= MAX_CROP_SIZE, "crop_size", f"an integer in [1, {MAX_CROP_SIZE}]")
         self._require(self.synthetic_train_images >= 1, "synthetic_train_images", "an integer >= 1")
         self._require(self.synthetic_val_images >= 1, "synthetic_val_images", "an integer >= 1")
         self._require(self.num_workers >= 0, "num_workers", "an integer >= 0")
@@ -155,7 +166,7 @@ class TrainConfig(Params):
 
     def _check(self) -> None:
         self._require(self.epochs >= 1, "epochs", "an integer >= 1")
-        self._require(self.batch_size >= 1, "batch_size", "an integer >= 1")
+        self._require(1 <= self.batch_size <= MAX_BATCH_SIZE, "batch_size", f"an integer in [1, {MAX_BATCH_SIZE}]")
         self._require(self.lr > 0 and math.isfinite(self.lr), "lr", "a finite number > 0")
         self._require(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
         self._require(self.weight_decay >= 0, "weight_decay", "a number >= 0")
@@ -180,6 +191,9 @@ class TopDownConfig(TopDownCodecParams, TopDownAugmentParams):
     ``padding``), and ``flip_test``: average with the mirrored crop at evaluation."""
 
     flip_test: bool = True
+
+    def _check(self) -> None:
+        self._require(max(self.input_hw) <= MAX_TOPDOWN_SIDE, "input_hw", f"a crop with sides <= {MAX_TOPDOWN_SIDE}")
 
 
 @dataclass(frozen=True)

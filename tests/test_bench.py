@@ -86,7 +86,7 @@ def test_printed_command_parses_back_to_the_resolved_config(tmp_path):
     assert (resolved.device, resolved.threads, resolved.bu_input_size) == ("cpu", 1, 32)
     argv = shlex.split(resolved.command_line())
     assert argv[:2] == ["openpose-lite", "bench"]
-    again = cli._bench_config(cli.build_parser().parse_args(argv[1:]))
+    again = cli.bench._bench_config(cli.build_parser().parse_args(argv[1:]))
     assert again == resolved
     # Defaults resolve to the paper models, spelled out in the command.
     default = BenchConfig()

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-import cv2
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils

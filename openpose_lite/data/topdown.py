@@ -38,11 +38,9 @@ Shape legend: B batch, N people, K keypoints, H x W crop size, h x w heatmap siz
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -51,12 +49,7 @@ from openpose_lite.codecs.topdown import TopDownHeatmapCodec
 from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.data.transforms import HALF_BODY_PADDING, TopDownAugmentParams
 from openpose_lite.geometry import (
-    HRNET,
-    OURS,
     box_to_center_scale,
-    compose_affine,
-    crop_affine,
-    hflip_affine,
     transform_keypoints,
 )
 from openpose_lite.inference.boxes import sanitize_box

@@ -40,6 +40,7 @@ from openpose_lite.config import CodecConfig, build_bottomup_codec, config_from_
 from openpose_lite.geometry import invert_affine, letterbox_affine
 from openpose_lite.inference.base import Predictor, require_config
 from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.models.hrnet import HRNet
 from openpose_lite.preprocess import PAD_VALUE, as_bgr, letterbox, to_network_input
 from openpose_lite.skeleton import OPENPOSE_18
 from openpose_lite.structures import Poses
@@ -148,6 +149,9 @@ class BottomUpPredictor(Predictor):
         (the CMU model) use the defaults. ``input_size`` and ``codec_overrides`` (codec field ->
         value, e.g. ``{"peak_threshold": 0.2}``) replace those.
         """
+        if isinstance(model, HRNet):
+            raise ValueError(f"{source}: not a bottom-up (PAF) model but a {type(model).__name__}; "
+                             "use TopDownPredictor for HRNet weights")
         cfg = config_from_dict(config, where=f"{source} config") if config is not None else None
         codec = build_bottomup_codec(cfg, skeleton=getattr(model, "skeleton", OPENPOSE_18))
         if codec_overrides:

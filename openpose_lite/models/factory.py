@@ -18,6 +18,11 @@ from openpose_lite.params import Params
 __all__ = ["ARCHS", "ModelConfig", "PAPER", "build_model", "build_model_from_config_dict"]
 
 ARCHS = ("vgg19_paf", "hrnet")
+MAX_STAGES = 12
+MAX_STAGE_CHANNELS = 1024
+MAX_WIDTH_MULT = 4.0
+MAX_HRNET_WIDTH = 128
+MAX_HRNET_BLOCKS = 8
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,15 @@ class ModelConfig(Params):
     init: Literal["cmu", "kaiming"] = "cmu"
 
     def _check(self) -> None:
-        self._require(self.num_stages >= 1, "num_stages", "an integer >= 1")
-        self._require(self.stage_channels >= 1, "stage_channels", "an integer >= 1")
-        self._require(math.isfinite(self.width_mult) and self.width_mult > 0, "width_mult", "a number > 0")
-        self._require(self.hrnet_width >= 1, "hrnet_width", "an integer >= 1")
-        self._require(self.hrnet_blocks >= 1, "hrnet_blocks", "an integer >= 1")
+        # Upper bounds keep a crafted config (or checkpoint) from asking for a network that cannot
+        # fit in memory; they sit well above every published model (CMU: 6 x 128, HRNet-W48, 4 blocks).
+        self._require(1 <= self.num_stages <= MAX_STAGES, "num_stages", f"an integer in [1, {MAX_STAGES}]")
+        self._require(1 <= self.stage_channels <= MAX_STAGE_CHANNELS, "stage_channels",
+                      f"an integer in [1, {MAX_STAGE_CHANNELS}]")
+        self._require(math.isfinite(self.width_mult) and 0 < self.width_mult <= MAX_WIDTH_MULT, "width_mult",
+                      f"a number in (0, {MAX_WIDTH_MULT:g}]")
+        self._require(1 <= self.hrnet_width <= MAX_HRNET_WIDTH, "hrnet_width", f"an integer in [1, {MAX_HRNET_WIDTH}]")
+        self._require(1 <= self.hrnet_blocks <= MAX_HRNET_BLOCKS, "hrnet_blocks", f"an integer in [1, {MAX_HRNET_BLOCKS}]")
 
 
 # The papers' networks: the CMU COCO body model and HRNet-W32.

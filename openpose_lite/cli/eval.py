@@ -1,0 +1,83 @@
+"""``openpose-lite eval``: COCO keypoint AP of a model, or of a codec alone (``--oracle``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, _write_json_atomic
+from openpose_lite.cli.models_args import WEIGHTS_HELP, _add_predictor_args, _add_weights_args, _build_predictor, _describe
+
+
+# ---------------------------------------------------------------------------------------- eval
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="COCO keypoint AP of a model, or of a codec alone (--oracle)",
+        description="COCO keypoint metrics. With --oracle, the ground truth is encoded into maps at "
+        "model resolution and decoded again: the AP a perfect network would get with this codec.",
+    )
+    p.add_argument("--ann", type=Path, required=True, help="COCO-format keypoint annotation file")
+    p.add_argument("--oracle", choices=("bottomup", "topdown"), help="evaluate the codec on ground-truth maps")
+    p.add_argument("--refine", choices=("dark", "quarter", "none"), default=None, help="sub-pixel refinement")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="bottom-up network input height (default: the checkpoint's, else 368)")
+    p.add_argument("--json-out", type=Path, help="write the COCO results here")
+    _add_weights_args(p)
+    p.add_argument("--images", type=Path, metavar="DIR", help="folder of the annotation file's images (with a model)")
+    p.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0: all)")
+    _add_predictor_args(p, input_size=False)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from openpose_lite.evaluation import format_metrics
+
+    if not args.ann.is_file():
+        raise CliError(f"annotation file not found: {args.ann}")
+    model_given = args.weights is not None or args.checkpoint is not None
+    if args.oracle is not None and model_given:
+        raise CliError("--oracle evaluates the codec alone; leave out --weights/--checkpoint, or drop --oracle")
+    if args.oracle is None:
+        if not model_given:
+            raise CliError(f"nothing to evaluate: pass --oracle bottomup|topdown (the codec alone), or a model: {WEIGHTS_HELP}")
+        return _run_model_eval(args)
+    from openpose_lite.oracle import run_oracle
+
+    codec_args: dict = {}
+    if args.refine:
+        codec_args["refine"] = args.refine
+    if args.oracle == "bottomup" and args.input_size:
+        codec_args["input_size"] = args.input_size
+    metrics, results = run_oracle(args.oracle, args.ann, progress=True, **codec_args)
+    if args.json_out:
+        _write_json_atomic(args.json_out, results)
+    print(f"{args.oracle} oracle on {args.ann} ({len(results)} people)")
+    print(format_metrics(metrics, style="markdown"))
+    return EXIT_OK
+
+
+def _run_model_eval(args: argparse.Namespace) -> int:
+    """COCO metrics of a model (either branch) on the images of an annotation file."""
+    from openpose_lite.evaluation import evaluate_predictor, format_metrics
+
+    if args.images is None:
+        raise CliError("--images DIR is required to evaluate a model (the folder of the annotation file's images)")
+    if not args.images.is_dir():
+        raise CliError(f"image folder not found: {args.images}")
+    if args.max_images < 0:
+        raise CliError(f"--max-images must be >= 0, got {args.max_images}")
+    predictor = _build_predictor(args)
+    evaluation = evaluate_predictor(predictor, args.ann, args.images, args.max_images, args.batch_size, progress=True)
+    if args.json_out:
+        _write_json_atomic(args.json_out, evaluation.results)
+    model = args.checkpoint or args.weights
+    print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images, {len(evaluation.results)} people, "
+          f"{_describe(predictor)}")
+    print(format_metrics(evaluation.metrics, style="markdown"))
+    for message in evaluation.failures:
+        print(f"  failed: {message}", file=sys.stderr)
+    if evaluation.failures:
+        print(f"{len(evaluation.failures)} images could not be read", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
