@@ -1,7 +1,8 @@
 """Train the OpenPose VGG19 + PAF model (bottom-up): ``get_args_parser()`` + ``main(argv) -> int``.
 
-Wiring only; the training loop lives in :mod:`openpose_lite.training` (shared with the top-down
-branch, which ``openpose-lite train`` runs)::
+The parser, the printing and the exit codes are :mod:`openpose_lite.cli.train`'s (shared with
+``openpose-lite train``, which also trains the top-down HRNet); the run is
+:func:`openpose_lite.training.fit`::
 
     python train_vgg19.py --config configs/vgg19_synthetic_cpu.yaml            # CPU, generated scenes
     python train_vgg19.py --config configs/vgg19_coco.yaml --backbone-weights vgg19-dcbb9e9d.pth
@@ -9,7 +10,8 @@ branch, which ``openpose-lite train`` runs)::
     python train_vgg19.py --config configs/vgg19_coco.yaml --resume              # <output_dir>/last.pt
     torchrun --nproc_per_node 4 train_vgg19.py --config configs/vgg19_coco.yaml  # DDP
 
-Outputs and exit codes: see :mod:`openpose_lite.training`.
+Exit codes: 0 done, 1 stopped (non-finite loss, a failed write), 2 bad arguments, config, checkpoint,
+data or output folder, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ import argparse
 import sys
 from typing import Sequence
 
-from openpose_lite import training
-from openpose_lite.training import EXIT_OK, EXIT_STOPPED, EXIT_USAGE  # noqa: F401  (the script's exit codes)
+from openpose_lite.cli import train as train_cli
+from openpose_lite.cli.train import EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE  # noqa: F401  (the script's exit codes)
+
+PROG = "train_vgg19.py"
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    return training.get_args_parser(add_help)
+    return train_cli.get_args_parser(PROG, add_help)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return training.main(argv, prog="train_vgg19.py", arch="vgg19_paf")
+    return train_cli.main(argv, prog=PROG, arch="vgg19_paf")
 
 
 if __name__ == "__main__":

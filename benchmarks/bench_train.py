@@ -17,7 +17,6 @@ Run:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import shlex
@@ -29,12 +28,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from openpose_lite import engine
 from openpose_lite.config import build_bottomup_codec, load_config
-from openpose_lite.data.coco import BottomUpTrainDataset, CocoKeypoints
+from openpose_lite.data.coco import CocoKeypoints
+from openpose_lite.data.samples import BottomUpTrainDataset
 from openpose_lite.data.synthetic import write_dataset
 from openpose_lite.data.transforms import AugmentParams
-from openpose_lite.models.weights import build_model_from_config_dict
+from openpose_lite.models.factory import build_model
+from openpose_lite.params import fields_of
+from openpose_lite.training.branches import bottomup_loss_terms
+from openpose_lite.training.engine import train_one_epoch
+from openpose_lite.training.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 COCO_SAMPLE = REPO.parent / "shared" / "data" / "coco_sample"
@@ -65,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(os.cpu_count() or 1)
     cfg = load_config(args.config)
-    codec = build_bottomup_codec(cfg.codec)
+    codec = build_bottomup_codec(cfg)
     cmu = AugmentParams()  # the paper's augmentation at the 368 px crop
-    small = AugmentParams(**{f.name: getattr(cfg.data, f.name) for f in dataclasses.fields(AugmentParams)})
+    small = AugmentParams(**fields_of(cfg.data, AugmentParams))
 
     print(f"$ python {' '.join(shlex.quote(a) for a in ['benchmarks/bench_train.py', *(argv if argv is not None else sys.argv[1:])])}")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -99,14 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         batches = batches[: args.steps + args.warmup]
 
     torch.manual_seed(cfg.train.seed)
-    model = build_model_from_config_dict({"arch": cfg.model.arch, "num_stages": cfg.model.num_stages,
-                                          "stage_channels": cfg.model.stage_channels, "width_mult": cfg.model.width_mult})
-    optimizer = engine.build_optimizer(model.parameters(), cfg.train)
+    model = build_model(cfg.model)
+    optimizer = build_optimizer(model.parameters(), cfg.train)
     device = torch.device("cpu")
     step_times, forward_times = [], []
     for i, batch in enumerate(batches):
         t0 = time.perf_counter()
-        engine.train_one_epoch(model, [batch], optimizer, engine.bottomup_loss_terms, device, None, epoch=1)
+        train_one_epoch(model, [batch], optimizer, bottomup_loss_terms, device, None, epoch=1)
         t1 = time.perf_counter()
         with torch.no_grad():
             model(batch[0])

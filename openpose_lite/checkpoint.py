@@ -1,4 +1,8 @@
-"""Checkpoints: plain data written atomically, read with ``torch.load(weights_only=True)``.
+"""Checkpoints and weight files: plain data written atomically, read with ``torch.load(weights_only=True)``.
+
+This module is the project's one ``torch.load`` / ``torch.save`` site for checkpoints and weight
+files: :func:`read_torch_file` reads any of them (the weight loaders of :mod:`openpose_lite.models`
+go through it), :func:`save_checkpoint` writes ours.
 
 A checkpoint is a dict::
 
@@ -6,25 +10,31 @@ A checkpoint is a dict::
      "model": state_dict, "config": config_to_dict(cfg), **extra}
 
 ``extra`` carries whatever training needs to resume (optimizer/scheduler state dicts,
-epoch, best metric, RNG states from :func:`capture_rng_state`). Everything must be plain
+epoch, best metric, RNG states from :func:`capture_rng_state`; :func:`save_training_state`
+writes them all, :func:`load_training_state` puts them back). Everything must be plain
 data (tensors, dicts, lists, tuples, str, int, float, bool, None) because loading never
 unpickles code: a checkpoint is data, never a program. :func:`save_checkpoint` checks this
 before writing and converts the common near-misses (numpy scalars -> Python numbers,
 numpy arrays -> tensors, paths -> str), so a bad value fails at save time, naming its key,
 rather than at load time.
+
+Nothing here imports training or inference code, so both can use it.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import math
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import torch
+from torch import nn
 
 from openpose_lite import __version__
 from openpose_lite.io import atomic_write
@@ -33,8 +43,13 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "capture_rng_state",
     "load_checkpoint",
+    "load_training_state",
+    "read_torch_file",
+    "read_training_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
+    "save_training_state",
+    "weights_are_finite",
 ]
 
 logger = logging.getLogger(__name__)
@@ -45,6 +60,8 @@ _RESERVED = ("format", "format_version", "openpose_lite_version", "model", "conf
 # Containers the weights_only unpickler rebuilds (Counter: MultiStepLR keeps its milestones in one).
 _MAPPINGS = (dict, collections.OrderedDict, collections.Counter)
 _SCALARS = (str, int, float, bool, type(None), torch.dtype, torch.device, torch.Size)
+# What a checkpoint needs beyond the model to continue a run.
+_TRAINING_KEYS = ("epoch", "optimizer", "rng")
 
 
 def _to_plain(value: Any, where: str) -> Any:
@@ -76,6 +93,45 @@ def _to_plain(value: Any, where: str) -> Any:
     )
 
 
+def _short_reason(exc: BaseException) -> str:
+    """One line out of torch's multi-paragraph load errors: what was wrong, not how to bypass the check."""
+    text = str(exc)
+    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if unpickler:
+        line = unpickler.group(1).strip()
+        found = re.match(r"Unsupported global: GLOBAL (\S+)", line)
+        return f"it holds the Python object {found.group(1)}, not plain data" if found else line.split(". ")[0]
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first = first.split(". ")[0][:160]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def read_torch_file(path: str | os.PathLike[str], what: str = "weights file",
+                    map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, the project's one such call, with one-line errors.
+
+    Raises:
+        FileNotFoundError: no such file (``"<what> not found: <path>"``).
+        ValueError: ``path`` is a folder (naming the checkpoint inside it, if any), or the file is
+            not a weights-only PyTorch file (text, random bytes, a truncated file, pickled code).
+        OSError: the file exists but cannot be read (permissions, I/O error).
+    """
+    p = Path(path)
+    if p.is_dir():
+        inside = [p / name for name in ("best.pt", "last.pt") if (p / name).is_file()]
+        hint = f"; did you mean {inside[0]}?" if inside else ""
+        raise ValueError(f"{p}: is a folder, expected a {what}{hint}")
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} not found: {p}")
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, KeyError, EOFError ... by file kind
+        raise ValueError(f"{p}: cannot be loaded with torch.load(weights_only=True): not a weights-only "
+                         f"PyTorch file ({_short_reason(exc)})") from None
+
+
 def save_checkpoint(
     path: str | os.PathLike[str],
     *,
@@ -89,6 +145,9 @@ def save_checkpoint(
     ``state_dict()``; ``config`` the resolved config as a plain dict
     (:func:`openpose_lite.config.config_to_dict`); ``extra`` any further plain data
     (optimizer, scheduler, epoch, RNG states, ...), stored under its own keys.
+
+    Raises ValueError for data that is not plain, and OSError naming ``path`` when it cannot be
+    written (a full disk, a read-only folder).
     """
     p = Path(path)
     clash = [k for k in extra if k in _RESERVED]
@@ -110,7 +169,11 @@ def save_checkpoint(
     for key, value in extra.items():
         payload[key] = _to_plain(value, key)
 
-    atomic_write(p, lambda fh: torch.save(payload, fh), binary=True)
+    try:
+        atomic_write(p, lambda fh: torch.save(payload, fh), binary=True)
+    except OSError as exc:
+        # A write into an open file reports no file name; the user needs the checkpoint's.
+        raise OSError(exc.errno, exc.strerror or str(exc), str(p)) from exc
     logger.info("saved checkpoint %s", p)
     return p
 
@@ -123,15 +186,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     checkpoint, holds pickled objects other than plain data, or lacks a ``config``.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    try:
-        data = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError ... by file kind
-        raise ValueError(
-            f"{p}: cannot be read as an openpose_lite checkpoint with weights_only=True "
-            f"(not a torch file, or it contains objects other than plain data): {exc}"
-        ) from exc
+    data = read_torch_file(p, "checkpoint", map_location)
     if not isinstance(data, dict):
         raise ValueError(f"{p}: not an openpose_lite checkpoint (a {type(data).__name__}, expected a dict)")
     if "config" not in data:
@@ -148,6 +203,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise ValueError(f"{p}: checkpoint format_version {version} is newer than this openpose_lite "
                          f"({_FORMAT_VERSION}); upgrade the package")
     return data
+
+
+def weights_are_finite(model_state: Mapping[str, Any]) -> bool:
+    """Whether every floating-point tensor of a state dict is free of NaN and infinity."""
+    return all(bool(torch.isfinite(v).all()) for v in model_state.values()
+               if isinstance(v, torch.Tensor) and v.is_floating_point())
 
 
 # ---------------------------------------------------------------------------------- RNG
@@ -203,3 +264,133 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         else:
             logger.warning("checkpoint holds %d CUDA RNG states but %d CUDA devices are available; not restored",
                            len(cuda_states), torch.cuda.device_count() if torch.cuda.is_available() else 0)
+
+
+# ------------------------------------------------------------------------ training state
+def _plain_model(model: nn.Module) -> nn.Module:
+    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        raise ValueError("training state: pass the plain model (model.module), not its (Distributed)DataParallel wrapper")
+    return model
+
+
+def save_training_state(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    epoch: int,
+    config: Mapping[str, Any],
+    *,
+    best_metric: float | None = None,
+    best_metric_name: str = "",
+    scaler: torch.amp.GradScaler | None = None,
+    global_step: int = 0,
+    **extra: Any,
+) -> Path:
+    """Write an atomic checkpoint holding everything ``--resume`` needs.
+
+    ``model`` is the plain model (not a DDP wrapper), so the file loads into a plain model and
+    into the predictors; ``epoch`` the number of completed epochs; ``config`` the resolved config
+    as a plain dict (:func:`openpose_lite.config.config_to_dict`).
+    """
+    return save_checkpoint(
+        path,
+        model_state=_plain_model(model).state_dict(),
+        config=config,
+        optimizer=optimizer.state_dict(),
+        scheduler=scheduler.state_dict() if scheduler is not None else None,
+        scaler=scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        epoch=int(epoch),
+        global_step=int(global_step),
+        best_metric=None if best_metric is None else float(best_metric),
+        best_metric_name=str(best_metric_name),
+        rng=capture_rng_state(),
+        **extra,
+    )
+
+
+def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint that can continue a run (:func:`save_training_state`'s), checked; its dict.
+
+    Raises FileNotFoundError / ValueError naming the file: unreadable, not a checkpoint, or one
+    that can initialise a model but not resume a run (no epoch, optimizer or RNG states).
+    """
+    data = load_checkpoint(path)
+    missing = [k for k in _TRAINING_KEYS if k not in data]
+    if missing:
+        raise ValueError(f"{path}: not a training checkpoint (no {', '.join(missing)}); it can initialise a model "
+                         "but not resume a run")
+    epoch, step = data["epoch"], data.get("global_step", 0)
+    if not (isinstance(epoch, int) and epoch >= 0 and isinstance(step, int) and step >= 0):
+        raise ValueError(f"{path}: epoch and global_step must be integers >= 0, got {epoch!r} and {step!r}")
+    if not isinstance(data["optimizer"], dict) or "param_groups" not in data["optimizer"]:
+        raise ValueError(f"{path}: the 'optimizer' entry is not an optimizer state dict")
+    best = data.get("best_metric")
+    if best is not None and not (isinstance(best, float) and math.isfinite(best)):
+        raise ValueError(f"{path}: best_metric must be a finite number or null, got {best!r}")
+    return data
+
+
+def _load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` exactly, or a one-line ValueError that counts what does not fit."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or shapes:
+        example = (missing or unexpected or shapes)[0]
+        raise ValueError(f"{source}: the model state does not fit this model ({len(missing)} missing, "
+                         f"{len(unexpected)} unexpected, {len(shapes)} of another shape, e.g. {example})")
+    model.load_state_dict(state, strict=True)
+
+
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, state: Mapping[str, Any], source: str) -> None:
+    """Refuse the state of another optimizer type (it would fail at the first step), then load it."""
+    needed = set(optimizer.defaults)
+    for group in state["param_groups"]:
+        lacking = sorted(needed - set(group))
+        if lacking:
+            raise ValueError(f"{source}: the optimizer state was saved by another optimizer than "
+                             f"{type(optimizer).__name__} (its groups lack {', '.join(lacking)})")
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError) as exc:
+        raise ValueError(f"{source}: the optimizer state does not fit this model's parameters ({exc})") from None
+
+
+def load_training_state(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    scaler: torch.amp.GradScaler | None = None,
+    *,
+    restore_rng: bool = True,
+    where: str | None = None,
+) -> dict[str, Any]:
+    """Load a :func:`save_training_state` checkpoint (a path, or its dict already read) into the given objects.
+
+    ``model`` is the plain model; the optimizer's state moves to the device of its parameters.
+    With ``restore_rng`` the global RNGs are set to the checkpoint's (pass False and call
+    :func:`restore_rng_state` later when other code runs in between). ``where`` names the
+    checkpoint in errors (default: the path). Returns the checkpoint dict.
+
+    Raises FileNotFoundError for a missing file and ValueError naming the file for a
+    checkpoint that is not a training checkpoint or does not fit the model or optimizer.
+    """
+    where = where or ("checkpoint" if isinstance(source, Mapping) else str(source))
+    if isinstance(source, Mapping):
+        data = dict(source)
+    else:
+        data = read_training_checkpoint(source) if optimizer is not None else load_checkpoint(source)
+    _load_model_state(_plain_model(model), data["model"], where)
+    if optimizer is not None:
+        _load_optimizer_state(optimizer, data["optimizer"], where)
+    if scheduler is not None and data.get("scheduler") is not None:
+        scheduler.load_state_dict(data["scheduler"])
+    if scaler is not None and scaler.is_enabled() and data.get("scaler") is not None:
+        scaler.load_state_dict(data["scaler"])
+    if restore_rng and data.get("rng") is not None:
+        restore_rng_state(data["rng"])
+    logger.info("loaded training state from %s (epoch %s)", where, data.get("epoch"))
+    return data

@@ -1,10 +1,14 @@
-"""Where models run: one rule for every entry point (training, inference, benchmarks)."""
+"""Where models run, and in which precision: one rule for every entry point (training, inference, benchmarks)."""
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["PRECISIONS", "autocast_dtype", "cpu_computes_bf16", "resolve_device", "resolve_precision"]
+
+logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
@@ -29,3 +33,61 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
     if index >= torch.cuda.device_count():
         raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA devices are visible")
     return torch.device("cuda", index)
+
+
+# ------------------------------------------------------------------------------- precision
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+# CPU flags (Linux /proc/cpuinfo) of instructions that compute bfloat16 products natively; without
+# them oneDNN emulates bf16 and autocast runs slower than float32.
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
+    return any(flag in _cpu_flags() for flag in _CPU_BF16_FLAGS)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision to run on ``device``: ``fp32``, ``bf16`` (CPU autocast) or ``fp16`` (CUDA autocast).
+
+    ``auto`` picks the fastest one the device runs natively (CUDA: fp16; CPU: bf16 where the CPU
+    computes it natively, else fp32) and logs its choice. A precision the device cannot run
+    natively is a ValueError saying why, instead of an emulated, slower run.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")
+    if device.type == "cuda":
+        supported = {"fp32", "fp16"} | ({"bf16"} if torch.cuda.is_bf16_supported() else set())
+        fastest = "fp16"
+    else:
+        native = cpu_computes_bf16()
+        supported = {"fp32"} | ({"bf16"} if native else set())
+        fastest = "bf16" if native else "fp32"
+    if precision == "auto":
+        why = "" if fastest != "fp32" else " (this CPU has no native bf16: neither avx512_bf16 nor amx_bf16)"
+        logger.info("precision auto: %s on %s%s", fastest, device, why)
+        return fastest
+    if precision not in supported:
+        if device.type == "cpu" and precision == "bf16":
+            raise ValueError("precision bf16: this CPU does not compute bfloat16 natively (no avx512_bf16 or "
+                             "amx_bf16 flag), so it would run emulated and slower; use fp32 (or auto)")
+        if device.type == "cpu" and precision == "fp16":
+            raise ValueError("precision fp16: float16 needs a CUDA device; on a CPU use bf16 (where supported) or fp32")
+        raise ValueError(f"precision {precision}: not supported natively on {device}; supported: {sorted(supported)}")
+    return precision
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a resolved precision (None: plain float32)."""
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from openpose_lite.skeleton import COCO_17
+from openpose_lite.data.coco_validation import read_coco_keypoints
+from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +44,21 @@ def _quiet(fn: Callable[..., T], *args: Any) -> T:
     return out
 
 
-def load_coco(path: str | Path) -> COCO:
+def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> COCO:
     """Load a COCO-format annotation file into a pycocotools ``COCO`` object, quietly.
 
+    The file is checked as training checks it
+    (:func:`~openpose_lite.data.coco_validation.read_coco_keypoints`): duplicate ids, malformed
+    keypoints, boxes, areas or RLE are refused with one line naming the file, image id and
+    annotation id. ``skeleton``, when given, is the keypoint layout every person must have.
+
     Raises FileNotFoundError when the file is missing and ValueError naming the file when it is
-    not JSON or lacks the top-level "images", "annotations" and "categories" lists.
+    not JSON, lacks the top-level "images", "annotations" and "categories" lists, or is malformed.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"COCO annotation file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            dataset = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a valid JSON file ({exc})") from exc
-    if not isinstance(dataset, dict):
-        raise ValueError(f"{path}: expected a JSON object with 'images', 'annotations' and 'categories', got {type(dataset).__name__}")
-    missing = [key for key in ("images", "annotations", "categories") if not isinstance(dataset.get(key), list)]
-    if missing:
-        raise ValueError(f"{path}: expected COCO annotations with list fields 'images', 'annotations' and 'categories'; missing or not a list: {missing}")
+    dataset, _ = read_coco_keypoints(path, skeleton)
+    if not isinstance(dataset.get("categories"), list):
+        raise ValueError(f"{path}: expected COCO annotations with list fields 'images', 'annotations' and "
+                         "'categories'; missing or not a list: ['categories']")
     coco = COCO()  # built empty and filled here, so a bad file fails with our message, not a KeyError
     coco.dataset = dataset
     _quiet(coco.createIndex)

@@ -104,16 +104,26 @@ def scale_affine(scale_x: float, scale_y: float | None = None) -> np.ndarray:
     )
 
 
-def letterbox_affine(image_hw: tuple[int, int], target_height: int, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+def letterbox_affine(
+    image_hw: tuple[int, int], target_height: int, stride: int,
+    max_side: int | None = None, max_pixels: int | None = None,
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Resize so the height is ``target_height`` keeping the aspect, then pad right/bottom to a stride multiple.
 
-    This is the CMU demo's preprocessing. Returns the affine image -> network input and the
-    padded input size (h, w).
+    This is the CMU demo's preprocessing. ``max_side`` and ``max_pixels`` bound the resized
+    image (its longest side, its area): an image that would exceed either is scaled less, just
+    enough to fit, since a very wide image letterboxed to a fixed height is otherwise unbounded
+    (a 1 x 2000 image at height 368 is 736000 px wide). The padding adds less than a stride.
+    Returns the affine image -> network input (a pure scale) and the padded input size (h, w).
     """
     h, w = int(image_hw[0]), int(image_hw[1])
     if h <= 0 or w <= 0:
         raise ValueError(f"letterbox_affine: image size must be positive, got {image_hw}")
     s = target_height / h
+    if max_side is not None:
+        s = min(s, max_side / max(h, w))
+    if max_pixels is not None:
+        s = min(s, math.sqrt(max_pixels / (h * w)))
     out_h = max(1, round(h * s))
     out_w = max(1, round(w * s))
     padded = (-(-out_h // stride) * stride, -(-out_w // stride) * stride)

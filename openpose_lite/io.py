@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import stat
@@ -33,11 +34,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], bina
     return atomic_write_path(path, to_file)
 
 
+def _temp_prefix(p: Path) -> str:
+    return f".{p.name}."
+
+
+def stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary siblings an atomic write of ``path`` leaves behind when its process is killed mid-write."""
+    p = Path(path)
+    return sorted(p.parent.glob(glob.escape(_temp_prefix(p)) + "*")) if p.parent.is_dir() else []
+
+
 def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
     """Like :func:`atomic_write` for writers that take a file name (exporters, image encoders)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=p.suffix or ".tmp", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(p), suffix=p.suffix or ".tmp", dir=p.parent)
     os.close(fd)
     try:
         write(tmp)

@@ -46,7 +46,7 @@ def bottomup_oracle_results(
     demo feeds its network); the ground truth is encoded at that size, decoded, and mapped back.
     """
     codec = codec or build_bottomup_codec()
-    coco = load_coco(ann_file)
+    coco = load_coco(ann_file, COCO_17)  # malformed people are refused here, named
     people = labelled_people(coco.dataset)
     results: list[dict] = []
     for image_id in tqdm(sorted(coco.getImgIds()), desc="bottom-up oracle", disable=not progress):
@@ -67,7 +67,7 @@ def topdown_oracle_results(
     Boxes and crops follow the codec's convention, as :class:`~openpose_lite.predictor.TopDownPredictor` makes them.
     """
     codec = codec or build_topdown_codec()
-    coco = load_coco(ann_file)
+    coco = load_coco(ann_file, COCO_17)  # malformed people are refused here, named
     people = labelled_people(coco.dataset)
     h, w = codec.input_hw
     results: list[dict] = []

@@ -4,7 +4,8 @@ Inference and training both build their inputs here, so a model sees at test tim
 pixels it was trained on:
 
 * Bottom-up (the CMU model): :func:`letterbox` (resize to the input height, pad right/bottom
-  with gray :data:`PAD_VALUE`) and :func:`to_network_input` (BGR, ``x / 256 - 0.5``).
+  with gray :data:`PAD_VALUE`; within an :class:`InputBound`, which also names the degenerate
+  images no input is made of) and :func:`to_network_input` (BGR, ``x / 256 - 0.5``).
 * Top-down (HRNet): :func:`crop_person` (one affine per person region, black
   :data:`CROP_PAD_VALUE` outside the image) and :func:`to_hrnet_input` (RGB / 255, ImageNet
   mean and std), as the official HRNet code feeds its networks.
@@ -15,22 +16,35 @@ crops go through. Shape legend: B batch, H x W image size.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-from openpose_lite.geometry import HRNET, OURS, compose_affine, crop_affine, hflip_affine, letterbox_affine
+from openpose_lite.geometry import (
+    HRNET,
+    OURS,
+    compose_affine,
+    crop_affine,
+    hflip_affine,
+    letterbox_affine,
+)
+from openpose_lite.params import Params
 
 __all__ = [
     "CROP_PAD_VALUE",
+    "DEFAULT_INPUT_BOUND",
     "IMAGENET_MEAN_RGB",
     "IMAGENET_STD_RGB",
+    "InputBound",
     "PAD_VALUE",
     "as_bgr",
     "crop_person",
     "letterbox",
+    "person_crop_affine",
     "to_hrnet_input",
     "to_network_input",
     "warp_image",
@@ -41,19 +55,78 @@ __all__ = [
 PAD_VALUE = 128
 
 
+@dataclass(frozen=True)
+class InputBound(Params):
+    """How large, and how far from square, a bottom-up network input may be.
+
+    Letterboxing fixes the input height, so the width follows the image's aspect ratio alone:
+    without a bound a 1 x 2000 image becomes a 368 x 736000 input (tens of GB of activations).
+    An input whose longest side would exceed ``max_side`` or whose area would exceed
+    ``max_pixels`` is scaled less, just enough to fit (:func:`letterbox`). The defaults fit the
+    paper's use with room to spare: CMU's 368 px input height, whose multi-scale test reaches 2x
+    (736 px high, 981 px wide for a 640 x 480 COCO photo: 0.72 MP), and panoramas up to 8:1 at
+    368 px; ``max_side`` 2944 = 8 x 368, ``max_pixels`` 2**21 (2.1 MP).
+
+    Degenerate images are refused rather than run (:meth:`problem`): an aspect ratio beyond
+    ``max_aspect``:1, or a side under ``min_side`` px once scaled (a 2000 x 1 image fitted to
+    ``max_side`` is 1 px high; the network sees nothing in it).
+    """
+
+    _section: typing.ClassVar[str] = "input_bound"
+
+    max_side: int = 2944
+    max_pixels: int = 2**21
+    min_side: int = 4
+    max_aspect: float = 32.0
+
+    def _check(self) -> None:
+        self._require(self.max_side >= 8, "max_side", "an integer >= 8 (pixels)")
+        self._require(self.max_pixels >= 64, "max_pixels", "an integer >= 64")
+        self._require(self.min_side >= 1, "min_side", "an integer >= 1 (pixels)")
+        self._require(self.max_aspect >= 1, "max_aspect", "a number >= 1")
+
+    def problem(self, image_hw: tuple[int, int], heights: Sequence[int]) -> str | None:
+        """Why an image of ``image_hw`` cannot be letterboxed to each of ``heights``, or None when it can."""
+        h, w = int(image_hw[0]), int(image_hw[1])
+        if h < 1 or w < 1:
+            return f"empty image ({w}x{h} px, width x height)"
+        aspect = max(h, w) / min(h, w)
+        if aspect > self.max_aspect:
+            return (f"{w}x{h} px (width x height): an aspect ratio of {aspect:.0f}:1 is beyond the "
+                    f"{self.max_aspect:g}:1 the network input allows; crop it into less elongated parts")
+        for height in heights:
+            matrix, _ = letterbox_affine((h, w), height, 1, self.max_side, self.max_pixels)
+            out_h, out_w = round(h * matrix[0, 0]), round(w * matrix[0, 0])
+            if min(out_h, out_w) < self.min_side:
+                return (f"{w}x{h} px (width x height) becomes {out_w}x{out_h} px at input height {height} "
+                        f"(longest side <= {self.max_side}, <= {self.max_pixels} px): a side under "
+                        f"{self.min_side} px; crop or pad it to a less elongated shape")
+        return None
+
+
+DEFAULT_INPUT_BOUND = InputBound()
+
+
 def letterbox(
-    image: np.ndarray, target_height: int, stride: int, pad_value: int = PAD_VALUE
+    image: np.ndarray, target_height: int, stride: int, pad_value: int = PAD_VALUE,
+    bound: InputBound | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Eval preprocessing (CMU demo): resize to ``target_height`` keeping the aspect ratio
     (bicubic), pad right/bottom with ``pad_value`` to multiples of ``stride``.
 
-    Returns (network image (h, w, 3) uint8, matrix (2, 3) image px -> network px), the matrix
-    from :func:`openpose_lite.geometry.letterbox_affine`; invert it to bring predictions back.
+    With ``bound``, an image that would exceed it is scaled less, to fit (its input is then
+    lower than ``target_height``). Returns (network image (h, w, 3) uint8, matrix (2, 3) image px
+    -> network px), the matrix from :func:`openpose_lite.geometry.letterbox_affine`; invert it
+    to bring predictions back.
     """
     if image.ndim not in (2, 3) or image.shape[0] <= 0 or image.shape[1] <= 0:
         raise ValueError(f"letterbox: expected an image of shape (H, W, 3), got {image.shape}")
-    matrix, (pad_h, pad_w) = letterbox_affine(image.shape[:2], target_height, stride)
+    limits = (bound.max_side, bound.max_pixels) if bound is not None else (None, None)
+    matrix, (pad_h, pad_w) = letterbox_affine(image.shape[:2], target_height, stride, *limits)
     s = float(matrix[0, 0])
+    if round(image.shape[0] * s) < 1 or round(image.shape[1] * s) < 1:
+        # OpenCV would fail an assertion; InputBound.problem says this before anything runs.
+        raise ValueError(f"letterbox: a {image.shape[1]}x{image.shape[0]} image scaled by {s:.3g} has no pixels left")
     # fx=fy=s (not a target size) so OpenCV uses exactly the scale the matrix encodes.
     resized = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
     out = np.full((pad_h, pad_w) + image.shape[2:], pad_value, dtype=image.dtype)
@@ -98,6 +171,34 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int], p
                           flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
+def person_crop_affine(
+    center: np.ndarray | Sequence[float],
+    size_wh: np.ndarray | Sequence[float],
+    rotation: float,
+    out_hw: tuple[int, int],
+    flip: bool = False,
+    convention: str = OURS,
+) -> np.ndarray:
+    """The (2, 3) float64 affine image px -> crop px of :func:`crop_person` (arguments as there).
+
+    Training warps the image, its keypoints (and nothing else) through this matrix in one go
+    (:func:`~openpose_lite.data.transforms.warp_sample`), so its crops are :func:`crop_person`'s.
+    """
+    out_h, out_w = int(out_hw[0]), int(out_hw[1])
+    if out_h <= 0 or out_w <= 0:
+        raise ValueError(f"crop_person: out_hw must be positive, got {out_hw}")
+    size = np.asarray(size_wh, dtype=np.float64).reshape(-1)
+    if size.shape != (2,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
+        raise ValueError(f"crop_person: size_wh must be two positive numbers (w, h), got {size_wh}")
+    ctr = np.asarray(center, dtype=np.float64).reshape(-1)
+    if ctr.shape != (2,) or not np.all(np.isfinite(ctr)):
+        raise ValueError(f"crop_person: center must be a finite (x, y), got {center}")
+    matrix = crop_affine(ctr, size, (out_h, out_w), rotation_deg=float(rotation), convention=convention)
+    if flip:
+        matrix = compose_affine(hflip_affine(out_w + 1 if convention == HRNET else out_w), matrix)
+    return matrix
+
+
 def crop_person(
     image: np.ndarray,
     center: np.ndarray | Sequence[float],
@@ -110,10 +211,10 @@ def crop_person(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Warp the region of ``size_wh`` (w, h) image px around ``center`` (x, y) into an ``out_hw`` crop.
 
-    The single warp of the top-down branch: training and inference both call it, so their crops
-    agree exactly. ``rotation`` (degrees) turns the content counter-clockwise about the centre
-    (:func:`~openpose_lite.geometry.crop_affine`); ``flip`` mirrors the crop, composed into the
-    same matrix so the image is resampled once.
+    The single warp of the top-down branch: training and inference both use its matrix
+    (:func:`person_crop_affine`), so their crops agree exactly. ``rotation`` (degrees) turns the
+    content counter-clockwise about the centre (:func:`~openpose_lite.geometry.crop_affine`);
+    ``flip`` mirrors the crop, composed into the same matrix so the image is resampled once.
 
     Args:
         image: (H, W, 3) (or (H, W)) image.
@@ -130,22 +231,11 @@ def crop_person(
         crop (H, W, 3) with the image's dtype (bilinear), and the (2, 3) float64 affine image px
         -> crop px (mirror included); move keypoints with it, invert it to bring predictions back.
     """
-    out_h, out_w = int(out_hw[0]), int(out_hw[1])
-    if out_h <= 0 or out_w <= 0:
-        raise ValueError(f"crop_person: out_hw must be positive, got {out_hw}")
     img = np.asarray(image)
     if img.ndim not in (2, 3) or img.shape[0] <= 0 or img.shape[1] <= 0:
         raise ValueError(f"crop_person: expected an image of shape (H, W, 3), got {img.shape}")
-    size = np.asarray(size_wh, dtype=np.float64).reshape(-1)
-    if size.shape != (2,) or not np.all(np.isfinite(size)) or np.any(size <= 0):
-        raise ValueError(f"crop_person: size_wh must be two positive numbers (w, h), got {size_wh}")
-    ctr = np.asarray(center, dtype=np.float64).reshape(-1)
-    if ctr.shape != (2,) or not np.all(np.isfinite(ctr)):
-        raise ValueError(f"crop_person: center must be a finite (x, y), got {center}")
-    matrix = crop_affine(ctr, size, (out_h, out_w), rotation_deg=float(rotation), convention=convention)
-    if flip:
-        matrix = compose_affine(hflip_affine(out_w + 1 if convention == HRNET else out_w), matrix)
-    return warp_image(img, matrix, (out_h, out_w), pad_value), matrix
+    matrix = person_crop_affine(center, size_wh, rotation, out_hw, flip, convention)
+    return warp_image(img, matrix, (int(out_hw[0]), int(out_hw[1])), pad_value), matrix
 
 
 def to_hrnet_input(image_bgr: np.ndarray) -> np.ndarray:

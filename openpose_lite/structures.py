@@ -12,13 +12,30 @@ import numpy as np
 from openpose_lite.geometry import transform_keypoints
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton, coco_to_openpose, openpose_to_coco
 
+__all__ = ["Poses", "zero_missing_keypoints"]
+
+
+def zero_missing_keypoints(keypoints: np.ndarray) -> np.ndarray:
+    """A float32 copy of keypoints (..., K, 3) whose x, y are 0 wherever the third column is <= 0.
+
+    The one statement of "a keypoint that was not found (or is not labelled) carries no
+    position": :class:`Poses` applies it to every result, the training samples to their targets,
+    so OpenPose JSON and COCO results write such a keypoint as (0, 0, 0), as CMU OpenPose does.
+    """
+    kps = np.array(keypoints, dtype=np.float32, copy=True)
+    kps[kps[..., 2] <= 0, :2] = 0.0
+    return kps
+
 
 @dataclass(frozen=True)
 class Poses:
     """People found in one image.
 
-    ``keypoints`` (N, K, 3) float32 holds x, y and a score per keypoint; a keypoint that was
-    not found has score 0 (its x, y are then meaningless). ``scores`` (N,) float32 ranks people.
+    ``keypoints`` (N, K, 3) float32 holds x, y and a confidence per keypoint; ``scores`` (N,)
+    float32 ranks people. Two rules hold for every Poses, enforced here so that no producer and
+    no writer needs its own copy: confidences (keypoint and person) lie in [0, 1] (a network's
+    map can overshoot 1, multi-scale resampling too; values outside are clipped), and a
+    keypoint that was not found (confidence 0) sits at (0, 0) (:func:`zero_missing_keypoints`).
     ``track_ids`` (N,) int64, optional, identifies each person across the frames of a video
     (see :mod:`openpose_lite.tracking`); -1 marks a person without an id, as CMU OpenPose's
     ``person_id`` does. ``None`` (the default) means the people are not tracked at all.
@@ -40,8 +57,10 @@ class Poses:
         scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
         if scores.shape[0] != kps.shape[0]:
             raise ValueError(f"Poses: {scores.shape[0]} scores for {kps.shape[0]} people")
+        kps = zero_missing_keypoints(kps)  # a copy: the caller's array is never changed
+        kps[..., 2] = np.clip(kps[..., 2], 0.0, 1.0)
         object.__setattr__(self, "keypoints", kps)
-        object.__setattr__(self, "scores", scores)
+        object.__setattr__(self, "scores", np.clip(scores, 0.0, 1.0))
         if self.track_ids is not None:
             raw = np.asarray(self.track_ids)
             if raw.size and not np.issubdtype(raw.dtype, np.integer):
@@ -69,7 +88,7 @@ class Poses:
         return int(self.keypoints.shape[0])
 
     def transform(self, matrix: np.ndarray) -> "Poses":
-        """Move every keypoint by a 2x3 affine (e.g. network input -> image pixels)."""
+        """Move every found keypoint by a 2x3 affine (e.g. network input -> image pixels); missing ones stay (0, 0)."""
         return Poses(transform_keypoints(matrix, self.keypoints), self.scores.copy(), self.skeleton, self._ids())
 
     def sorted(self) -> "Poses":
@@ -110,9 +129,7 @@ class Poses:
         """
         kps = self.as_skeleton(COCO_17).keypoints.astype(np.float64)
         out = []
-        for i, (person, score) in enumerate(zip(kps, self.scores)):
-            found = person[:, 2] > 0
-            flat = np.where(found[:, None], person, 0.0)
+        for i, (flat, score) in enumerate(zip(kps, self.scores)):
             result = {
                 "image_id": int(image_id),
                 "category_id": int(category_id),
@@ -131,9 +148,7 @@ class Poses:
         """
         kps = self.as_skeleton(OPENPOSE_18).keypoints.astype(np.float64)
         people = []
-        for i, person in enumerate(kps):
-            found = person[:, 2] > 0
-            flat = np.where(found[:, None], person, 0.0)
+        for i, flat in enumerate(kps):
             people.append(
                 {
                     "person_id": [int(self.track_ids[i]) if self.track_ids is not None else -1],

@@ -13,7 +13,8 @@ Each frame:
 2. **Associate.** The similarity of a track and a person of the frame is COCO's object keypoint
    similarity (OKS), ``exp(-d^2 / (2 s^2 k^2))`` with ``k = 2 sigma`` (COCO's kappa, from the
    skeleton's sigmas) averaged over the keypoints labelled in both, where ``s^2`` is the track's
-   scale (see below), times ``1 + 0.5 m`` for a track unmatched in the last m frames, whose
+   scale (see below; :func:`~openpose_lite.oks.mutual_oks`, which documents why only keypoints
+   labelled in both count), times ``1 + 0.5 m`` for a track unmatched in the last m frames, whose
    prediction is that much less certain. The Hungarian assignment
    (``scipy.optimize.linear_sum_assignment``) maximises the number of pairs at or above
    ``min_similarity`` first, then their total OKS; pairs under ``min_similarity`` never match.
@@ -36,11 +37,11 @@ out of the frame, and follows a person walking away.
 :meth:`Tracker.update` returns the people it was given, in the same order, with ``track_ids``
 set: the track's id for a confirmed person, -1 for a tentative one (or one without any labelled
 keypoint, which is never tracked). Optionally (``smooth=True``) their keypoints are smoothed
-with the One Euro filter (:class:`OneEuroFilter`), per keypoint coordinate, restarted whenever
+with the One Euro filter (:mod:`openpose_lite.one_euro`), per keypoint coordinate, restarted whenever
 the keypoint is missing from a frame; association always uses the raw keypoints.
 
-:func:`evaluate_tracking` measures tracked poses against true ids with py-motmetrics (MOTA,
-IDF1, ID switches), the distance of two people being ``1 - OKS``.
+:func:`~openpose_lite.mot_metrics.evaluate_tracking` measures tracked poses against true ids
+with py-motmetrics (MOTA, IDF1, ID switches), the distance of two people being ``1 - OKS``.
 
 Shape legend: T tracks, D people in a frame, K keypoints.
 """
@@ -55,8 +56,22 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from openpose_lite.mot_metrics import MOT_METRICS, evaluate_tracking
+from openpose_lite.oks import keypoint_box_areas, keypoint_similarity, mutual_oks
+from openpose_lite.one_euro import OneEuroFilter, one_euro_step
 from openpose_lite.skeleton import Skeleton
 from openpose_lite.structures import Poses
+
+__all__ = [
+    "NO_ID",
+    "Tracker",
+    "TrackerParams",
+    # defined in their own modules, importable from here as they always were
+    "MOT_METRICS",
+    "OneEuroFilter",
+    "evaluate_tracking",
+    "keypoint_similarity",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +86,6 @@ _MISS_SCALE_GROWTH = 0.5
 # Cost of a forbidden pair in the assignment: above any sum of allowed costs (each is <= 1),
 # so the solver first maximises the number of allowed pairs.
 _FORBIDDEN = 1e6
-# Where _oks puts unlabelled keypoints (px): far enough that exp(-d^2 / (2 s^2 k^2)) is 0.
-_FAR = 1e6
 
 
 @dataclass(frozen=True)
@@ -124,131 +137,6 @@ class TrackerParams:
                 raise ValueError(f"TrackerParams.{name} must be a positive number, got {value}")
         if not (math.isfinite(self.beta) and self.beta >= 0):
             raise ValueError(f"TrackerParams.beta must be >= 0, got {self.beta}")
-
-
-# --------------------------------------------------------------------------- similarity
-def _oks(ref_xy: np.ndarray, ref_on: np.ndarray, cand_xy: np.ndarray, cand_on: np.ndarray,
-         areas: np.ndarray, kappa2: np.ndarray) -> np.ndarray:
-    """(T, D) OKS from (T, K, 2) / (T, K) references and (D, K, 2) / (D, K) candidates.
-
-    float32 and no masks in the (T, D, K) arrays, for speed: unlabelled keypoints are moved 2e6
-    px away from any other keypoint, so that their exp() is exactly 0.
-    """
-    r = np.where(ref_on[..., None], ref_xy, _FAR).astype(np.float32)
-    c = np.where(cand_on[..., None], cand_xy, -_FAR).astype(np.float32)
-    inv = (-1.0 / ((2.0 * (np.asarray(areas, np.float64) + np.spacing(1)))[:, None] * kappa2)).astype(np.float32)  # (T, K)
-    e = r[:, None, :, 0] - c[None, :, :, 0]
-    dy = r[:, None, :, 1] - c[None, :, :, 1]
-    e *= e
-    dy *= dy
-    e += dy
-    e *= inv[:, None, :]
-    np.exp(e, out=e)
-    t, d, k = e.shape
-    total = e.reshape(t * d, k) @ np.ones(k, np.float32)  # a matrix-vector product sums fastest
-    count = ref_on.astype(np.float32) @ cand_on.T.astype(np.float32)
-    return total.reshape(t, d).astype(np.float64) / np.maximum(count, 1.0)
-
-
-def keypoint_similarity(reference: np.ndarray, candidates: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
-                        threshold: float = 0.0) -> np.ndarray:
-    """COCO object keypoint similarity of every reference person with every candidate.
-
-    ``exp(-d^2 / (2 s^2 k^2))`` with ``k = 2 sigma`` and ``s^2`` the reference person's area,
-    as in ``pycocotools.COCOeval.computeOks``, averaged over the keypoints labelled (score above
-    ``threshold``) in both people; 0 for a pair that shares no labelled keypoint.
-
-    Args:
-        reference: (T, K, 3) x, y, score.
-        candidates: (D, K, 3) x, y, score.
-        areas: (T,) the reference people's areas (s^2, px^2).
-        sigmas: (K,) OKS constants (``Skeleton.sigmas_array``).
-        threshold: keypoints scoring at or below it are unlabelled.
-    Returns:
-        (T, D) float64 OKS in [0, 1].
-    """
-    ref = np.asarray(reference, dtype=np.float64)
-    cand = np.asarray(candidates, dtype=np.float64)
-    sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
-    k = sig.shape[0]
-    if ref.ndim != 3 or ref.shape[1:] != (k, 3) or cand.ndim != 3 or cand.shape[1:] != (k, 3):
-        raise ValueError(f"keypoint_similarity: expected (T, {k}, 3) and (D, {k}, 3) keypoints for {k} sigmas, got {ref.shape} and {cand.shape}")
-    area = np.asarray(areas, dtype=np.float64).reshape(-1)
-    if area.shape[0] != ref.shape[0]:
-        raise ValueError(f"keypoint_similarity: {area.shape[0]} areas for {ref.shape[0]} reference people")
-    return _oks(ref[..., :2], ref[..., 2] > threshold, cand[..., :2], cand[..., 2] > threshold, area, (2.0 * sig) ** 2)
-
-
-def _box_areas(xy: np.ndarray, on: np.ndarray) -> np.ndarray:
-    """(N,) area of the box of each person's (N, K, 2) keypoints labelled in (N, K); 0 for fewer than two."""
-    lo = np.where(on[..., None], xy, np.inf).min(1)
-    hi = np.where(on[..., None], xy, -np.inf).max(1)
-    with np.errstate(invalid="ignore"):  # inf - inf for people without keypoints, masked below
-        wh = hi - lo
-    return np.where(on.sum(1) >= 2, wh[:, 0] * wh[:, 1], 0.0)
-
-
-# ------------------------------------------------------------------------- One Euro filter
-def _alpha(cutoff: np.ndarray | float, te: float) -> np.ndarray | float:
-    """Smoothing factor of a first-order low-pass at ``cutoff`` Hz sampled every ``te`` s."""
-    return 1.0 / (1.0 + 1.0 / (2.0 * math.pi * cutoff * te))
-
-
-def _one_euro_step(x: np.ndarray, x_prev: np.ndarray, dx_prev: np.ndarray, on: np.ndarray,
-                   min_cutoff: float, beta: float, d_cutoff: float, te: float) -> tuple[np.ndarray, np.ndarray]:
-    """One One Euro step for every value at once; ``on`` (broadcast to x) says which have a previous sample.
-
-    Values without one start afresh: output the sample itself, speed 0.
-    """
-    dx = (x - x_prev) / te
-    a_d = _alpha(d_cutoff, te)
-    dx_hat = a_d * dx + (1.0 - a_d) * dx_prev
-    a = _alpha(min_cutoff + beta * np.abs(dx_hat), te)
-    x_hat = a * x + (1.0 - a) * x_prev
-    return np.where(on, x_hat, x), np.where(on, dx_hat, 0.0)
-
-
-class OneEuroFilter:
-    """The One Euro filter (Casiez, Roussel, Vogel, CHI 2012) on an array signal, element-wise.
-
-    An adaptive low-pass: each sample ``x`` is blended with the previous output by a first-order
-    filter whose cutoff is ``min_cutoff + beta * |dx|`` (Hz), ``dx`` being the signal's speed
-    (units per second, itself low-passed at ``d_cutoff``). Slow signals are smoothed hard
-    (jitter falls), fast ones barely (little lag: at a constant speed the lag tends to
-    ``1 / (2 pi beta)`` units, whatever the speed).
-
-    Call it once per frame with an array of a fixed shape; ``present`` (bool, same shape) marks
-    the values measured in this frame. A value that is not present restarts: the next time it is
-    present, its output is the sample itself.
-    """
-
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.2, d_cutoff: float = 1.0, fps: float = 30.0) -> None:
-        for name, value, low_ok in (("min_cutoff", min_cutoff, False), ("beta", beta, True), ("d_cutoff", d_cutoff, False), ("fps", fps, False)):
-            if not (math.isfinite(value) and (value >= 0 if low_ok else value > 0)):
-                raise ValueError(f"OneEuroFilter: {name} must be {'>= 0' if low_ok else 'positive'}, got {value}")
-        self.min_cutoff, self.beta, self.d_cutoff, self.fps = float(min_cutoff), float(beta), float(d_cutoff), float(fps)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the signal: the next call starts afresh."""
-        self._x: np.ndarray | None = None
-        self._dx: np.ndarray | None = None
-        self._on: np.ndarray | None = None
-
-    def __call__(self, x: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
-        """Filtered copy of ``x`` (float64); values not ``present`` are returned as they are."""
-        x = np.asarray(x, dtype=np.float64)
-        now = np.ones(x.shape, dtype=bool) if present is None else np.broadcast_to(np.asarray(present, dtype=bool), x.shape)
-        if self._x is None:
-            self._x, self._dx, self._on = np.zeros(x.shape), np.zeros(x.shape), np.zeros(x.shape, dtype=bool)
-        elif self._x.shape != x.shape:
-            raise ValueError(f"OneEuroFilter: got a signal of shape {x.shape} after {self._x.shape}; call reset() first")
-        on = self._on & now
-        x_hat, dx_hat = _one_euro_step(x, self._x, self._dx, on, self.min_cutoff, self.beta, self.d_cutoff, 1.0 / self.fps)
-        self._x = np.where(now, x_hat, 0.0)
-        self._dx = np.where(now, dx_hat, 0.0)
-        self._on = now.copy()
-        return np.where(now, x_hat, x)
 
 
 # ----------------------------------------------------------------------------- tracker
@@ -350,7 +238,7 @@ class Tracker:
         t = self._ids.shape[0]
         if t and trackable.any():
             scale = self._area * (1.0 + _MISS_SCALE_GROWTH * self._misses)  # predictions grow uncertain
-            sim = _oks(pred, self._known, xy, on, scale, (2.0 * self._skeleton.sigmas_array) ** 2)
+            sim = mutual_oks(pred, self._known, xy, on, scale, self._skeleton.sigmas_array)
             allowed = (sim >= p.min_similarity) & (sim > 0.0) & trackable[None, :]
             if allowed.any():
                 rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - sim, _FORBIDDEN))
@@ -430,7 +318,7 @@ class Tracker:
         self._obs_pos[rows] = np.where(m[..., None], x, self._obs_pos[rows])
         self._obs_frame[rows] = np.where(m, f, obs_frame)
         self._known[rows] = (self._known[rows] | m) & (f - self._obs_frame[rows] <= p.max_age)
-        box = _box_areas(x, m)
+        box = keypoint_box_areas(x, m)
         self._area[rows] = np.maximum(np.maximum(box, _SCALE_DECAY * self._area[rows]), p.min_area)
         self._hits[rows] += 1
 
@@ -446,7 +334,7 @@ class Tracker:
             "_known": m.copy(),
             "_obs_pos": x.copy(),
             "_obs_frame": np.where(m, f, -1).astype(np.int64),
-            "_area": np.maximum(_box_areas(x, m), self.params.min_area),
+            "_area": np.maximum(keypoint_box_areas(x, m), self.params.min_area),
             "_hits": np.ones(b, np.int64),
             "_misses": np.zeros(b, np.int64),
             "_f_x": np.zeros((b, k, 2)),
@@ -467,7 +355,7 @@ class Tracker:
         dets = row_det[rows]
         x, m = xy[dets], on[dets]
         f_on = self._f_on[rows] & m
-        x_hat, dx_hat = _one_euro_step(x, self._f_x[rows], self._f_dx[rows], f_on[..., None],
+        x_hat, dx_hat = one_euro_step(x, self._f_x[rows], self._f_dx[rows], f_on[..., None],
                                        p.min_cutoff, p.beta, p.d_cutoff, 1.0 / p.fps)
         self._f_x[rows] = np.where(m[..., None], x_hat, 0.0)
         self._f_dx[rows] = np.where(m[..., None], dx_hat, 0.0)
@@ -480,87 +368,3 @@ class Tracker:
         """:meth:`update` on every frame of a video, in order (after a :meth:`reset`)."""
         self.reset()
         return [self.update(poses) for poses in frames]
-
-
-# ----------------------------------------------------------------------------- metrics
-MOT_METRICS: tuple[str, ...] = (
-    "mota", "motp", "idf1", "idp", "idr", "precision", "recall", "id_switches", "fragmentations",
-    "false_positives", "misses", "person_frames", "people", "mostly_tracked",
-)
-
-# py-motmetrics' names for the keys of MOT_METRICS.
-_MM_NAMES = {
-    "mota": "mota", "motp": "motp", "idf1": "idf1", "idp": "idp", "idr": "idr", "precision": "precision",
-    "recall": "recall", "id_switches": "num_switches", "fragmentations": "num_fragmentations",
-    "false_positives": "num_false_positives", "misses": "num_misses", "person_frames": "num_objects",
-    "people": "num_unique_objects", "mostly_tracked": "mostly_tracked",
-}
-_MM_COUNTS = {"id_switches", "fragmentations", "false_positives", "misses", "person_frames", "people", "mostly_tracked"}
-
-
-def evaluate_tracking(
-    predicted: Sequence[Poses],
-    truth: Sequence[Poses],
-    max_distance: float = 0.5,
-    truth_areas: Sequence[np.ndarray] | None = None,
-) -> dict[str, float]:
-    """CLEAR-MOT and identity metrics of tracked people against the true ids, through py-motmetrics.
-
-    Frame by frame, the distance of a true person and a predicted one is ``1 - OKS``
-    (:func:`keypoint_similarity`, the true person as reference, over the keypoints labelled in
-    both, COCO-17 sigmas after converting the predictions to the truth's skeleton); pairs farther
-    than ``max_distance`` cannot match. The scale of a true person is its ``truth_areas`` entry
-    (e.g. COCO's segmentation area), by default the area of the box of its labelled keypoints.
-    Predicted people with track id -1 (tentative) are not reported, so they are not hypotheses.
-
-    Args:
-        predicted: per frame, Poses with ``track_ids`` (e.g. from :meth:`Tracker.update`).
-        truth: per frame, Poses with ``track_ids`` >= 0, the true identities.
-        max_distance: the largest ``1 - OKS`` of a match.
-        truth_areas: per frame, (N,) scales of the true people.
-    Returns:
-        The keys of :data:`MOT_METRICS`: ``mota``, ``motp`` (mean ``1 - OKS`` of the matches),
-        ``idf1``, ``idp``, ``idr``, ``precision``, ``recall`` (floats, NaN where undefined), and
-        the counts ``id_switches``, ``fragmentations``, ``false_positives``, ``misses``,
-        ``person_frames`` (true people summed over frames), ``people`` (distinct true ids) and
-        ``mostly_tracked``.
-    """
-    try:
-        import motmetrics as mm
-    except ImportError as exc:  # a dev/track extra, not a core dependency
-        raise ImportError("evaluate_tracking needs py-motmetrics: pip install 'openpose-lite[track]'") from exc
-
-    if len(predicted) != len(truth):
-        raise ValueError(f"evaluate_tracking: {len(predicted)} predicted frames for {len(truth)} true frames")
-    if truth_areas is not None and len(truth_areas) != len(truth):
-        raise ValueError(f"evaluate_tracking: {len(truth_areas)} frames of areas for {len(truth)} true frames")
-    if not 0.0 < max_distance <= 1.0:
-        raise ValueError(f"evaluate_tracking: max_distance must be in (0, 1], got {max_distance}")
-
-    acc = mm.MOTAccumulator(auto_id=True)
-    for i, (pred, gt) in enumerate(zip(predicted, truth)):
-        if not isinstance(pred, Poses) or not isinstance(gt, Poses):
-            raise TypeError(f"evaluate_tracking: frame {i}: expected Poses, got {type(pred).__name__} and {type(gt).__name__}")
-        if gt.track_ids is None or (gt.track_ids < 0).any():
-            raise ValueError(f"evaluate_tracking: frame {i}: every true person needs a track id >= 0")
-        if pred.track_ids is None:
-            raise ValueError(f"evaluate_tracking: frame {i}: the predicted people have no track_ids (run a Tracker first)")
-        pred = pred.as_skeleton(gt.skeleton).select(pred.track_ids >= 0)
-        for what, ids in (("true", gt.track_ids), ("predicted", pred.track_ids)):
-            if len(np.unique(ids)) != len(ids):
-                raise ValueError(f"evaluate_tracking: frame {i}: a {what} track id appears twice: {sorted(ids.tolist())}")
-        gt_xy, gt_on = gt.keypoints[..., :2].astype(np.float64), gt.keypoints[..., 2] > 0
-        if truth_areas is None:
-            areas = _box_areas(gt_xy, gt_on)
-        else:
-            areas = np.asarray(truth_areas[i], dtype=np.float64).reshape(-1)
-            if areas.shape[0] != len(gt):
-                raise ValueError(f"evaluate_tracking: frame {i}: {areas.shape[0]} areas for {len(gt)} true people")
-        sim = keypoint_similarity(gt.keypoints, pred.keypoints, areas, gt.skeleton.sigmas_array)
-        dist = 1.0 - sim
-        dist[(dist > max_distance) | (sim <= 0.0)] = np.nan  # motmetrics: NaN = cannot match
-        acc.update(gt.track_ids.tolist(), pred.track_ids.tolist(), dist)
-
-    summary = mm.metrics.create().compute(acc, metrics=[_MM_NAMES[k] for k in MOT_METRICS], name="all")
-    row = summary.loc["all"]
-    return {key: (int(row[_MM_NAMES[key]]) if key in _MM_COUNTS else float(row[_MM_NAMES[key]])) for key in MOT_METRICS}

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import builtins
 import csv
 import dataclasses
 import importlib.util
+import json
+import re
 import shlex
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,7 +91,7 @@ def test_printed_command_parses_back_to_the_resolved_config(tmp_path):
     assert (resolved.device, resolved.threads, resolved.bu_input_size) == ("cpu", 1, 32)
     argv = shlex.split(resolved.command_line())
     assert argv[:2] == ["openpose-lite", "bench"]
-    again = cli.bench._bench_config(cli.build_parser().parse_args(argv[1:]))
+    again = BenchConfig.from_args(cli.build_parser().parse_args(argv[1:]))
     assert again == resolved
     # Defaults resolve to the paper models, spelled out in the command.
     default = BenchConfig()
@@ -205,3 +210,212 @@ def test_bottomup_box_source_costs_the_bottomup_call_and_a_random_model_gives_no
     assert row.td_box_source == "bottomup" and row.td_boxes == 0
     assert row.td_box_ms == pytest.approx(row.bu_total_ms) and row.td_total_batched_ms >= row.td_box_ms
     assert any("finds nobody" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------- one option list, validation
+def test_bench_options_are_the_config_fields_and_parse_back_to_the_config():
+    parser = argparse.ArgumentParser()
+    BenchConfig.add_arguments(parser)
+    assert {a.dest for a in parser._actions} - {"help"} == {f.name for f in dataclasses.fields(BenchConfig)}
+    cli_parser = cli.build_parser()
+    assert BenchConfig.from_args(cli_parser.parse_args(["bench"])) == BenchConfig()
+    random_models = BenchConfig(people=(3, 5), image_hw=(64, 96), repeats=2, warmup=0, decode_repeats=4, device="cpu",
+                                threads=2, seed=7, box_source="bottomup", bu_width_mult=0.3, bu_stages=2,
+                                bu_input_size=96, hrnet_width=16, td_input_hw=(128, 96), ann="a b.json", out_dir="o")
+    checkpoints = BenchConfig(bu_checkpoint="bu.pt", td_checkpoint="td.pt", ann="a.json", images="imgs", flip=True)
+    for config in (random_models, checkpoints):
+        argv = shlex.split(config.command_line())
+        assert argv[:2] == ["openpose-lite", "bench"]
+        assert BenchConfig.from_args(cli_parser.parse_args(argv[1:])) == config
+
+
+def test_a_bad_option_value_is_one_line_naming_the_flag_and_what_was_expected(tmp_path, capsys):
+    assert cli.main(["bench", "--repeats", "0", "--out", str(tmp_path)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "--repeats" in err and "expected an integer >= 1, got 0" in err
+
+
+def test_random_models_take_their_sizes_from_the_paper_defaults(monkeypatch):
+    from openpose_lite.bench import models as bench_models
+
+    # Tiny stand-ins for the papers' sizes: the bench must read them, not restate them.
+    monkeypatch.setattr(bench_models, "PAPER", dataclasses.replace(bench_models.PAPER, num_stages=1, width_mult=0.125,
+                                                                    stage_channels=16, hrnet_width=4, hrnet_blocks=1))
+    monkeypatch.setattr(bench_models, "TopDownConfig", lambda: TopDownConfig(input_hw=(64, 32), heatmap_hw=(16, 8)))
+    models, resolved = bench_models.build_models(BenchConfig(device="cpu"), torch.device("cpu"))
+    assert (resolved.bu_stages, resolved.bu_width_mult, resolved.hrnet_width, resolved.td_input_hw) == (1, 0.125, 4, (64, 32))
+    assert models.bottomup.model.num_stages == 1 and models.topdown.model.width == 4
+    assert models.topdown.codec.input_hw == (64, 32) and models.topdown.codec.heatmap_hw == (16, 8)
+    assert models.bottomup.input_size == CodecConfig().input_size
+
+
+def test_a_missing_image_folder_is_refused_before_any_timing(tmp_path, monkeypatch):
+    from openpose_lite.bench import speed
+
+    monkeypatch.setattr(speed, "measure_speed", lambda *a: pytest.fail("timed before checking the inputs"))
+    for name in ("bu.pt", "a.json"):
+        (tmp_path / name).write_text("{}")
+    config = BenchConfig(device="cpu", bu_checkpoint=str(tmp_path / "bu.pt"), ann=str(tmp_path / "a.json"),
+                         images=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="images: folder not found"):
+        run_bench(config)
+
+
+# ------------------------------------------------------------------------- warm-up, notices
+def test_numba_kernels_all_run_before_the_first_timed_call_even_with_warmup_0(tmp_path, monkeypatch):
+    from openpose_lite.codecs import _kernels
+    from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
+
+    events: list[str] = []
+    kernels = [name for name, value in vars(_kernels).items() if name.endswith("_kernel") and hasattr(value, "py_func")]
+    assert len(kernels) >= 5
+    for name in kernels:
+        def spy(*args, _kernel=getattr(_kernels, name), _name=name):
+            events.append(_name)
+            return _kernel(*args)
+        monkeypatch.setattr(_kernels, name, spy)
+    for cls, method in ((BottomUpPredictor, "predict_batch"), (TopDownPredictor, "predict")):
+        def timed(self, *args, _real=getattr(cls, method), **kwargs):
+            events.append("predictor call")
+            return _real(self, *args, **kwargs)
+        monkeypatch.setattr(cls, method, timed)
+
+    config = BenchConfig(people=(2,), image_hw=(96, 128), repeats=1, warmup=0, decode_repeats=1, device="cpu", threads=1,
+                         bu_width_mult=0.125, bu_stages=1, bu_input_size=64, hrnet_width=4, td_input_hw=(64, 32),
+                         out_dir=str(tmp_path))
+    run_bench(config)
+    first_call = events.index("predictor call")
+    used = set(events) - {"predictor call"}
+    assert {"local_maxima_kernel", "limb_score_kernel", "greedy_match_kernel"} <= used
+    # No kernel is first called (compiled, or loaded from numba's cache) inside a timed call.
+    assert used <= set(events[:first_call])
+
+
+def _block_matplotlib(monkeypatch):
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+
+
+def test_bench_without_matplotlib_gives_its_notice_once(tmp_path, monkeypatch, capsys, caplog):
+    _block_matplotlib(monkeypatch)
+    assert cli.main(["bench", "--people", "1", *TINY[3:], "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    printed = (captured.out + captured.err).count("matplotlib is not installed")
+    logged = sum("matplotlib is not installed" in r.getMessage() for r in caplog.records)
+    assert printed + logged == 1
+    assert not (tmp_path / "speed.png").exists() and (tmp_path / "table.md").is_file()
+
+
+# ----------------------------------------------------------------------------------- figures
+_PLAIN_TICK = re.compile(r"^[0-9.]*$")
+
+
+def _tick_labels(fig) -> list[str]:
+    fig.canvas.draw()
+    return [t.get_text() for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+            for t in axis.get_ticklabels() + axis.get_ticklabels(minor=True)]
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
+def test_speed_figure_series_differ_in_colour_and_line_style_and_ticks_are_plain_numbers(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from openpose_lite.bench.plot import speed_figure
+
+    fig = speed_figure(_fake_result(tmp_path))
+    try:
+        lines = [line for ax in fig.axes for line in ax.get_lines()]
+        labels = [line.get_label() for line in lines]
+        assert "TD total, batched" in labels and "TD network, batched" in labels
+        assert len({line.get_color() for line in lines}) == len(lines)  # no colour twice in the figure
+        for ax in fig.axes:
+            styles = [line.get_linestyle() for line in ax.get_lines()]
+            assert len(set(styles)) == len(styles)  # no line style twice in a panel
+        # the two batched top-down series (1% apart) never share a panel
+        assert not any({"TD total, batched", "TD network, batched"} <= {l.get_label() for l in ax.get_lines()}
+                       for ax in fig.axes)
+        ticks = [t for t in _tick_labels(fig) if t]
+        assert ticks and all(_PLAIN_TICK.match(t) for t in ticks), ticks
+    finally:
+        plt.close(fig)
+
+
+def _benchmark_script(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _plot_training():
+    return _benchmark_script("plot_training")
+
+
+def _metrics_file(tmp_path, ap_epochs) -> Path:
+    path = tmp_path / "run" / "metrics.jsonl"
+    path.parent.mkdir()
+    records = []
+    for epoch in range(1, 7):
+        r = {"type": "epoch", "epoch": epoch, "train/loss": 400.0 / epoch, "val/loss": 450.0 / epoch, "train/lr": 1e-3,
+             "train/seconds": 30.0, "train/samples_per_s": 17.0}
+        if epoch in ap_epochs:
+            r.update({"val/AP": 0.1 * epoch, "val/AP50": 0.15 * epoch})
+        records.append(json.dumps(r))
+    path.write_text("\n".join(records) + "\n")
+    return path
+
+
+def test_plot_training_without_matplotlib_prints_the_table_and_one_line(tmp_path, monkeypatch, capsys):
+    module = _plot_training()
+    metrics = _metrics_file(tmp_path, ap_epochs={3, 6})
+    _block_matplotlib(monkeypatch)
+    assert module.main([str(metrics), "-o", str(tmp_path / "curves.png")]) == module.EXIT_NO_PLOT
+    captured = capsys.readouterr()
+    assert "| epoch | train loss |" in captured.out and "| 6 | 66.7 | 75.0 | 0.600 |" in captured.out
+    assert captured.err.strip().count("\n") == 0
+    assert "matplotlib is not installed" in captured.err and "curves.png" in captured.err
+    assert not (tmp_path / "curves.png").exists()
+
+
+@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
+def test_training_figure_plots_every_ap_point_with_plain_number_ticks(tmp_path):
+    import matplotlib.pyplot as plt
+
+    module = _plot_training()
+    every_epoch = module.epoch_records(_metrics_file(tmp_path, ap_epochs=set(range(1, 7))))
+    fig = module.training_figure(every_epoch, "t")
+    try:
+        ap_line = next(line for ax in fig.axes for line in ax.get_lines() if line.get_label() == "AP")
+        assert list(ap_line.get_xdata()) == [1, 2, 3, 4, 5, 6]
+        for ax in fig.axes:
+            lines = ax.get_lines()
+            assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == len(lines) == 2
+        ticks = [t for t in _tick_labels(fig) if t]
+        assert ticks and all(_PLAIN_TICK.match(t) for t in ticks), ticks
+    finally:
+        plt.close(fig)
+
+
+def test_bench_infer_runs_on_a_tiny_model_and_prints_one_row_per_configuration(capsys):
+    module = _benchmark_script("bench_infer")
+    threads = torch.get_num_threads()
+    try:
+        code = module.main(["--width-mult", "0.125", "--stages", "1", "--size", "64", "96", "--input-size", "32",
+                            "--batch-sizes", "1", "2", "--multi-scales", "1", "0.5", "--repeats", "1", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| scales | batch | preprocess | network | postprocess | decode | total | images/s | not network |" in out
+    rows = [line.split(" | ")[:2] for line in out.splitlines() if line.startswith("| 1")]
+    assert rows == [["| 1", "1"], ["| 1", "2"], ["| 1 0.5", "1"], ["| 1 0.5", "2"]]
+    assert "Decode of ground-truth maps" in out

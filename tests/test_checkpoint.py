@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from openpose_lite.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from openpose_lite.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    load_training_state,
+    read_torch_file,
+    read_training_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+    save_training_state,
+    weights_are_finite,
+)
 from openpose_lite.config import Config, config_from_dict, config_to_dict
 
 
@@ -128,3 +138,40 @@ def test_rng_capture_restore_reproduces_draws(tmp_path):
 def test_restore_rejects_malformed_state():
     with pytest.raises(ValueError, match="RNG state"):
         restore_rng_state({"python": {}})
+
+
+def test_a_folder_random_bytes_or_text_are_refused_in_one_line_naming_the_file(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / "best.pt", model_state=_model_state(), config={})
+    with pytest.raises(ValueError, match=r"is a folder, expected a checkpoint; did you mean .*best\.pt"):
+        load_checkpoint(run)
+    for name, data in (("random.pt", np.random.default_rng(0).bytes(4096)), ("text.pt", b"hello\nworld\n")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=name) as refused:
+            read_torch_file(tmp_path / name)
+        assert "\n" not in str(refused.value) and "file an issue" not in str(refused.value)
+
+
+def test_resuming_the_state_of_another_optimizer_type_is_refused_naming_the_file(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    adam = torch.optim.Adam(model.parameters())
+    path = save_training_state(tmp_path / "last.pt", model, adam, None, 1, config_to_dict(Config()))
+    sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=r"last\.pt: the optimizer state was saved by another optimizer than SGD"):
+        load_training_state(path, model, sgd)
+    with pytest.raises(ValueError, match=r"last\.pt: the model state does not fit this model"):
+        load_training_state(path, torch.nn.Linear(4, 2), torch.optim.Adam(torch.nn.Linear(4, 2).parameters()))
+
+
+def test_read_training_checkpoint_refuses_a_checkpoint_that_cannot_resume(tmp_path):
+    path = save_checkpoint(tmp_path / "weights.pt", model_state=_model_state(), config={})
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        read_training_checkpoint(path)
+
+
+def test_weights_are_finite_sees_nan_and_inf_in_float_tensors_only():
+    state = {"w": torch.ones(3), "steps": torch.tensor(3)}
+    assert weights_are_finite(state)
+    assert not weights_are_finite({**state, "b": torch.tensor([1.0, float("inf")])})
+    assert not weights_are_finite({**state, "b": torch.tensor([float("nan")])})

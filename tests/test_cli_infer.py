@@ -7,6 +7,7 @@ OpenCV build, headless included, can write and read back), broken files.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -214,6 +215,7 @@ def test_eval_oracle_still_works(dataset, capsys):
     assert "bottomup oracle" in capsys.readouterr().out
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_export_writes_a_torchscript_network_that_matches_the_model(checkpoint, tmp_path):
     out = tmp_path / "net.pt"
     assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "-o", str(out),
@@ -259,7 +261,8 @@ def test_coco_result_ids_are_numeric_stems_and_other_inputs_never_take_them(chec
 
 def test_eval_oracle_decodes_with_the_codec_the_predictors_and_bench_use(dataset, capsys, monkeypatch):
     from openpose_lite import oracle
-    from openpose_lite.bench import BenchConfig, _build_models
+    from openpose_lite.bench import BenchConfig
+    from openpose_lite.bench.models import build_models as _build_models
     from openpose_lite.config import build_bottomup_codec
 
     used = []
@@ -277,3 +280,72 @@ def test_eval_oracle_decodes_with_the_codec_the_predictors_and_bench_use(dataset
     # One codec for one file: eval --oracle, BottomUpPredictor.from_weights (CodecConfig defaults) and bench.
     assert used == [(build_bottomup_codec(), CodecConfig().input_size)]
     assert models.bottomup.codec == used[0][0] and models.bottomup.input_size == used[0][1]
+
+
+@pytest.mark.parametrize("video_first", [True, False], ids=["video-first", "image-first"])
+def test_an_image_named_like_a_video_frame_never_shares_its_outputs(video_first, checkpoint, dataset, tmp_path):
+    image = tmp_path / "photos" / "clip_000000000001.jpg"
+    image.parent.mkdir()
+    image.write_bytes((dataset / "images" / "000001.jpg").read_bytes())
+    video = write_video(tmp_path / "clip.avi", frames=3)
+    inputs = [str(video), str(image)] if video_first else [str(image), str(video)]
+    out = tmp_path / "out"
+    assert main(["infer", *inputs, "--checkpoint", str(checkpoint), "-o", str(out), "--no-progress"]) == 0
+    index = json.loads((out / "images.json").read_text())
+    names = [entry["json"] for entry in index.values()]
+    assert len(index) == 4 and len(set(names)) == 4  # one output per image and frame, none overwritten
+    assert {entry["json"] for entry in index.values() if entry["frame"] is None} == {"clip_000000000001_keypoints.json"}
+    assert sorted(p.name for p in out.glob("*_keypoints.json")) == sorted(names)
+
+
+def test_a_truncated_video_reports_the_frames_read_against_its_header(checkpoint, tmp_path, capsys):
+    whole = write_video(tmp_path / "whole.avi", frames=10)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    out = tmp_path / "out"
+    assert main(["infer", str(cut), "--checkpoint", str(checkpoint), "-o", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    found = re.search(r"video \S*cut.avi: read (\d+) of the 10 frames its header announces", err)
+    assert found, err
+    read = int(found.group(1))
+    assert 0 < read < 10
+    assert len(list(out.glob("cut_*_keypoints.json"))) == read  # the frames read keep their outputs
+
+
+def test_a_degenerate_image_is_skipped_and_the_folder_goes_on(checkpoint, dataset, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_line.png"), np.full((1, 2000, 3), 200, np.uint8))
+    cv2.imwrite(str(folder / "b_column.png"), np.full((3000, 1, 3), 200, np.uint8))
+    (folder / "c_good.jpg").write_bytes((dataset / "images" / "000002.jpg").read_bytes())
+    out = tmp_path / "out"
+    assert main(["infer", str(folder), "--checkpoint", str(checkpoint), "-o", str(out), "--batch-size", "3",
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "a_line.png: 2000x1 px (width x height): an aspect ratio of 2000:1 is beyond" in err
+    assert "b_column.png: 1x3000 px" in err
+    assert sorted(p.name for p in out.glob("*_keypoints.json")) == ["c_good_keypoints.json"]
+    assert [entry["file"] for entry in json.loads((out / "images.json").read_text()).values()] == [str(folder / "c_good.jpg")]
+
+
+def test_confidences_in_the_written_files_stay_within_0_and_1(dataset, tmp_path):
+    # Maps lifted well above 1 (output bias): peak values over 1 must not leak out as confidences.
+    torch.manual_seed(0)
+    model = build_vgg19_paf(num_stages=2, stage_channels=16, width_mult=0.125)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        model.stages[-1].heatmaps[-1].bias.add_(1.5)
+    cfg = Config(model=ModelConfig(num_stages=2, stage_channels=16, width_mult=0.125),
+                 codec=CodecConfig(input_size=128, peak_threshold=0.35, refine="dark"))
+    path = tmp_path / "hot.pt"
+    save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg))
+    out = tmp_path / "out"
+    assert main(["infer", str(dataset / "images"), "--checkpoint", str(path), "-o", str(out), "--no-progress",
+                 "--scales", "1", "0.5"]) == 0
+    confidences = [v for f in out.glob("*_keypoints.json")
+                   for person in json.loads(f.read_text())["people"] for v in person["pose_keypoints_2d"][2::3]]
+    results = json.loads((out / "results_coco.json").read_text())
+    assert confidences and results
+    assert max(confidences) <= 1.0 and min(confidences) >= 0.0
+    assert all(0.0 <= v <= 1.0 for r in results for v in r["keypoints"][2::3] + [r["score"]])

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from openpose_lite.data.coco import BottomUpTrainDataset, CocoKeypoints, annotation_mask, choose_main_person
-from openpose_lite.data.transforms import AugmentParams
+from openpose_lite.data.coco import CocoKeypoints, annotation_mask
+from openpose_lite.data.samples import BottomUpTrainDataset
+from openpose_lite.data.transforms import AugmentParams, choose_main_person
 from openpose_lite.skeleton import COCO_17
 
 K = COCO_17.num_keypoints

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from openpose_lite import engine
+from openpose_lite.training import metrics
 from openpose_lite.checkpoint import load_checkpoint
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 
@@ -62,7 +62,7 @@ def test_two_process_gloo_run_keeps_ranks_identical_and_only_rank0_writes(tmp_pa
     assert torch.equal(load_checkpoint(out / "last.pt")["model"]["trunk.conv1_1.weight"],
                        ranks[(0, 2)]["state"]["trunk.conv1_1.weight"])
 
-    records = engine.read_jsonl(out / "metrics.jsonl")
+    records = metrics.read_jsonl(out / "metrics.jsonl")
     assert [r["type"] for r in records].count("run_start") == 1  # rank 1 logged nothing
     assert records[0]["world_size"] == 2
     assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1, 2]

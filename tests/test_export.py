@@ -79,3 +79,15 @@ def test_failed_export_leaves_no_partial_file(tmp_path):
 def test_bad_input_size_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="input_hw"):
         export_torchscript(small_model(), tmp_path / "x.pt", input_hw=(0, 32))
+
+
+def test_an_input_smaller_than_the_stride_and_an_unknown_opset_are_refused_before_writing(tmp_path):
+    from openpose_lite.models.export import onnx_opsets
+
+    with pytest.raises(ValueError, match=r"integers >= 8 \(the model's stride\), got \(4, 64\)"):
+        export_torchscript(small_model(), tmp_path / "x.pt", input_hw=(4, 64))
+    low, high = onnx_opsets()
+    assert 7 <= low <= 17 <= high
+    with pytest.raises(ValueError, match=f"opset 99: .* writes opsets {low} to {high}"):
+        export_onnx(small_model(), tmp_path / "x.onnx", input_hw=(32, 32), opset=99)
+    assert list(tmp_path.iterdir()) == []

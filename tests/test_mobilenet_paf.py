@@ -19,10 +19,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from openpose_lite.models.mobilenet_paf import (
-    ARCH,
-    MobileNetPafNet,
-    build_mobilenet_paf,
+from openpose_lite.models.mobilenet_paf import ARCH, MobileNetPafNet, build_mobilenet_paf
+from openpose_lite.models.mobilenet_weights import (
     convert_lightweight_checkpoint,
     is_lightweight_layout,
     is_mobilenet_imagenet_layout,

@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import COCO_SAMPLE_VAL_ANN as SAMPLE
+from conftest import needs_coco_sample as needs_sample
 
 from openpose_lite.cli import main
 from openpose_lite.data.synthetic import write_dataset
 from openpose_lite.oracle import run_oracle
-
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_sample" / "person_keypoints_val2017only.json"
-needs_sample = pytest.mark.skipif(not SAMPLE.is_file(), reason="../shared/data/coco_sample is not available")
 
 
 @pytest.fixture(scope="module")

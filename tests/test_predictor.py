@@ -8,7 +8,6 @@ resampling between scales or the inverse affine moves them.
 
 from __future__ import annotations
 
-import logging
 
 import cv2
 import numpy as np
@@ -196,12 +195,11 @@ def test_bare_state_dict_loads_from_weights_but_not_from_checkpoint(tmp_path):
         BottomUpPredictor.from_weights(path, codec_overrides={"threshold": 0.2})
 
 
-def test_half_precision_on_cpu_is_ignored_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="openpose_lite.predictor"):
-        predictor = BottomUpPredictor(tiny_model(), CODEC, input_size=64, device="cpu", half=True)
-    assert not predictor.half
-    assert next(predictor.model.parameters()).dtype == torch.float32
-    assert "half precision needs CUDA" in caplog.text
+def test_half_precision_is_fp16_and_refused_on_cpu_with_a_clear_message():
+    # --half is the older spelling of precision fp16, which only CUDA computes natively (issue 13):
+    # a CPU run fails up front instead of silently running something else.
+    with pytest.raises(ValueError, match="fp16: float16 needs a CUDA device"):
+        BottomUpPredictor(tiny_model(), CODEC, input_size=64, device="cpu", half=True)
 
 
 def test_device_resolution():

@@ -187,3 +187,11 @@ def test_bad_write_arguments_are_rejected(tmp_path):
         write_dataset(tmp_path, 1, seed=-1)
     with pytest.raises(ValueError, match="num_people"):
         render_scene(np.random.default_rng(0), SMALL, num_people=-2)
+
+
+def test_scene_config_is_typed_and_names_a_value_of_the_wrong_type():
+    with pytest.raises(ValueError, match=r"SceneConfig\.image_hw\[0\]: expected an integer, got 'tall'"):
+        SceneConfig(image_hw=("tall", 64))
+    with pytest.raises(ValueError, match=r"SceneConfig\.occlusion_prob: expected a number, got None"):
+        SceneConfig(occlusion_prob=None)
+    assert SceneConfig(image_hw=[64, 80]).image_hw == (64, 80)  # a YAML / JSON list becomes the tuple

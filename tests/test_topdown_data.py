@@ -13,16 +13,9 @@ from torch.utils.data import DataLoader
 
 from openpose_lite.codecs.topdown import TopDownHeatmapCodec
 from openpose_lite.data.coco import CocoKeypoints
-from openpose_lite.data.topdown import (
-    PersonInstance,
-    TopDownDataset,
-    TopDownInstances,
-    body_halves,
-    detection_instances,
-    half_body_transform,
-    person_instances,
-)
-from openpose_lite.data.transforms import TopDownAugmentParams
+from openpose_lite.data.people import PersonInstance, TopDownInstances, detection_instances, person_instances
+from openpose_lite.data.samples import TopDownDataset
+from openpose_lite.data.transforms import TopDownAugmentParams, body_halves, half_body_transform
 from openpose_lite.inference.boxes import sanitize_box
 from openpose_lite.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, crop_person, to_hrnet_input
 from openpose_lite.geometry import apply_affine, box_to_center_scale

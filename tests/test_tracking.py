@@ -17,15 +17,12 @@ from openpose_lite.data.synthetic_video import (
     write_video,
 )
 from openpose_lite.evaluation import load_coco
+from openpose_lite.mot_metrics import evaluate_tracking
+from openpose_lite.oks import keypoint_similarity
+from openpose_lite.one_euro import OneEuroFilter
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 from openpose_lite.structures import Poses
-from openpose_lite.tracking import (
-    OneEuroFilter,
-    Tracker,
-    TrackerParams,
-    evaluate_tracking,
-    keypoint_similarity,
-)
+from openpose_lite.tracking import Tracker, TrackerParams
 
 # A standing COCO-17 person about 150 px tall, pelvis at the origin, y down.
 TEMPLATE = np.array(
@@ -407,3 +404,19 @@ def test_write_video_writes_an_mp4_and_coco_annotations_with_track_ids(tmp_path)
     assert load_coco(ann_path).getImgIds() == list(range(1, 13))  # pycocotools reads it
     _, ann_again = write_video(tmp_path / "w", cfg)
     assert ann_again.read_bytes() == ann_path.read_bytes()
+
+
+def test_video_config_is_typed_and_names_a_value_of_the_wrong_type():
+    with pytest.raises(ValueError, match=r"VideoConfig\.fps: expected a number, got 'fast'"):
+        VideoConfig(fps="fast")
+    with pytest.raises(ValueError, match=r"VideoConfig\.num_frames: expected an integer, got 2\.5"):
+        VideoConfig(num_frames=2.5)
+
+
+def test_the_split_modules_names_stay_importable_from_tracking():
+    from openpose_lite import mot_metrics, one_euro, oks, tracking
+
+    assert tracking.OneEuroFilter is one_euro.OneEuroFilter
+    assert tracking.evaluate_tracking is mot_metrics.evaluate_tracking
+    assert tracking.keypoint_similarity is oks.keypoint_similarity
+

@@ -20,40 +20,21 @@ import pytest
 import torch
 import yaml
 from torch import nn
+from train_helpers import REPO, load_train_script, tiny_args, write_tiny_scenes
 
-from openpose_lite import engine
 from openpose_lite.checkpoint import load_checkpoint
 from openpose_lite.config import load_config
-from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.devices import resolve_device
 from openpose_lite.models.weights import build_model_from_config_dict, load_vgg19_imagenet
+from openpose_lite.training import branches, distributed, engine, metrics, optim
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-import train_vgg19  # noqa: E402
-from openpose_lite import training  # noqa: E402
+train_vgg19 = load_train_script()
 
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> dict[str, Path]:
     """Small generated train/val sets shared by the runs of this module."""
-    root = tmp_path_factory.mktemp("scenes")
-    cfg = SceneConfig(image_hw=(96, 96), people_range=(1, 2), person_height_range=(0.5, 0.9))
-    write_dataset(root / "train", 8, seed=1, cfg=cfg)
-    write_dataset(root / "val", 2, seed=2, cfg=cfg)
-    return {"train": root / "train", "val": root / "val"}
-
-
-def tiny_args(scenes: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    """Overrides for a run of seconds: 8 images of 96 px, 64 px crops, batch 4 (2 steps per epoch)."""
-    return [
-        "--output-dir", str(out), "--no-progress",
-        f"data.train_ann={scenes['train'] / 'annotations.json'}", f"data.train_images={scenes['train'] / 'images'}",
-        f"data.val_ann={scenes['val'] / 'annotations.json'}", f"data.val_images={scenes['val'] / 'images'}",
-        "data.crop_size=64", "data.num_workers=0", "codec.input_size=64",
-        "model.num_stages=2", "model.stage_channels=8", "model.width_mult=0.125",
-        "train.batch_size=4", "train.device=cpu", "train.amp=false", "train.eval_every=0", "train.log_every=1",
-        "train.val_max_images=2", *extra,
-    ]
+    return write_tiny_scenes(tmp_path_factory.mktemp("scenes"))
 
 
 def _initial_model(config_path: Path) -> nn.Module:
@@ -93,7 +74,7 @@ def test_trunk_is_frozen_for_the_first_epochs_then_trains(scenes, tmp_path):
     changed = [k for k in trunk if not torch.equal(after1["model"][k], after2["model"][k])]
     assert changed == trunk, f"released trunk tensors that did not change: {sorted(set(trunk) - set(changed))}"
 
-    records = engine.read_jsonl(out / "metrics.jsonl")
+    records = metrics.read_jsonl(out / "metrics.jsonl")
     epochs = [r for r in records if r["type"] == "epoch"]
     assert [r["trunk_frozen"] for r in epochs] == [True, False]
 
@@ -106,14 +87,14 @@ def test_frozen_parameters_are_skipped_by_sgd_and_adam_with_weight_decay():
         opt = make(model.parameters())
         model(torch.randn(4, 3)).sum().backward()
         opt.step()  # momentum / Adam moments now exist for the first layer
-        assert engine.set_trainable(model[0].parameters(), False) == 2
+        assert optim.set_trainable(model[0].parameters(), False) == 2
         before = [p.detach().clone() for p in model[0].parameters()]
         for _ in range(3):
             opt.zero_grad()
             model(torch.randn(4, 3)).sum().backward()
             opt.step()
         assert all(torch.equal(a, b) for a, b in zip(before, model[0].parameters()))
-        engine.set_trainable(model[0].parameters(), True)
+        optim.set_trainable(model[0].parameters(), True)
         opt.zero_grad()
         model(torch.randn(4, 3)).sum().backward()
         opt.step()
@@ -172,7 +153,7 @@ def test_run_killed_with_sigkill_resumes_with_same_epoch_optimizer_and_lr(scenes
 
 # ------------------------------------------------------------------ non-finite loss
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(scenes, tmp_path, monkeypatch, capsys):
-    real = engine.bottomup_loss_terms
+    real = branches.bottomup_loss_terms
     calls = {"n": 0}
 
     def poisoned(outputs, targets, weights):
@@ -182,8 +163,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(scenes
             terms["stage1/pafs"] = terms["stage1/pafs"] * float("nan")
         return terms
 
-    branch = training.BRANCHES["vgg19_paf"]
-    monkeypatch.setitem(training.BRANCHES, "vgg19_paf", dataclasses.replace(branch, loss_terms=poisoned))
+    branch = branches.BRANCHES["vgg19_paf"]
+    monkeypatch.setitem(branches.BRANCHES, "vgg19_paf", dataclasses.replace(branch, loss_terms=poisoned))
     out = tmp_path / "run"
     code = train_vgg19.main(tiny_args(scenes, out, "train.epochs=3", "train.freeze_trunk_epochs=0"))
     assert code == train_vgg19.EXIT_STOPPED
@@ -216,7 +197,7 @@ def test_run_saves_resolved_config_logs_and_checkpoints(scenes, tmp_path):
     cfg = load_config(out / "config.yaml")
     assert cfg.train.lr == 2e-3 and cfg.data.crop_size == 64 and cfg.train.output_dir == str(out)
 
-    records = engine.read_jsonl(out / "metrics.jsonl")
+    records = metrics.read_jsonl(out / "metrics.jsonl")
     start = records[0]
     assert start["type"] == "run_start" and start["trunk_init"] == "from scratch (no --backbone-weights)"
     steps = [r for r in records if r["type"] == "train_step"]
@@ -262,7 +243,7 @@ def test_backbone_weights_fill_the_trunk_and_stay_fixed_while_frozen(scenes, tmp
     folded = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 1, "width_mult": 1.0})
     load_vgg19_imagenet(folded, weights)
     assert torch.equal(trained["trunk.conv1_1.weight"], folded.trunk.conv1_1.weight)
-    start = engine.read_jsonl(out / "metrics.jsonl")[0]
+    start = metrics.read_jsonl(out / "metrics.jsonl")[0]
     assert start["trunk_init"].startswith("ImageNet VGG19 from")
 
 
@@ -272,30 +253,30 @@ def test_bad_override_is_a_usage_error(capsys):
 
 
 def test_shard_sampler_covers_every_index_once():
-    shards = [list(engine.ShardSampler(7, r, 3)) for r in range(3)]
+    shards = [list(distributed.ShardSampler(7, r, 3)) for r in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(7))
-    assert [len(engine.ShardSampler(7, r, 3)) for r in range(3)] == [3, 2, 2]
+    assert [len(distributed.ShardSampler(7, r, 3)) for r in range(3)] == [3, 2, 2]
 
 
 def test_resolve_device_rejects_missing_cuda():
-    assert engine.resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
-        assert engine.resolve_device("auto") == torch.device("cpu")
+        assert resolve_device("auto") == torch.device("cpu")
         with pytest.raises(ValueError, match="CUDA is not available"):
-            engine.resolve_device("cuda")
+            resolve_device("cuda")
     with pytest.raises(ValueError, match="device"):
-        engine.resolve_device("tpu")
+        resolve_device("tpu")
 
 
 def test_metrics_logger_appends_lines_and_reader_skips_a_torn_tail(tmp_path):
     path = tmp_path / "m.jsonl"
-    with engine.MetricsLogger(path) as log:
+    with metrics.MetricsLogger(path) as log:
         log.log({"type": "a", "x": 1})
-    with engine.MetricsLogger(path) as log:  # a resumed run appends
+    with metrics.MetricsLogger(path) as log:  # a resumed run appends
         log.log({"type": "b", "x": 2.5})
     with open(path, "a") as fh:
         fh.write('{"type": "c", "x"')  # killed mid-line
-    assert engine.read_jsonl(path) == [{"type": "a", "x": 1}, {"type": "b", "x": 2.5}]
+    assert metrics.read_jsonl(path) == [{"type": "a", "x": 1}, {"type": "b", "x": 2.5}]
     assert json.loads(path.read_text().splitlines()[0]) == {"type": "a", "x": 1}
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import load_train_script
 
 from openpose_lite.checkpoint import load_checkpoint, save_checkpoint
 from openpose_lite.cli import main
@@ -86,10 +87,7 @@ def test_topdown_infer_without_boxes_says_where_boxes_come_from(trained, scenes,
 
 
 def test_train_vgg19_refuses_an_hrnet_config(scenes, tmp_path, capsys):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import train_vgg19
+    train_vgg19 = load_train_script()
 
     assert train_vgg19.main(_tiny_args(scenes, tmp_path, "train.epochs=1")[1:]) == train_vgg19.EXIT_USAGE
     assert "trains 'vgg19_paf'" in capsys.readouterr().err
@@ -99,6 +97,8 @@ def test_hrnet_training_starts_from_an_imagenet_hrnet_checkpoint(scenes, tmp_pat
     from test_reference_conventions import _imagenet_hrnet_state
 
     state = _imagenet_hrnet_state(8)  # the official ImageNet HRNet classifier's layout (cls_hrnet.py)
+    # Variances as a trained file has them (positive): random ones make the eval-mode outputs NaN.
+    state = {k: v.abs() + 0.5 if k.endswith("running_var") else v for k, v in state.items()}
     weights = tmp_path / "hrnet_w8_imagenet.pth"
     torch.save(state, weights)
     out = tmp_path / "run"
@@ -109,3 +109,8 @@ def test_hrnet_training_starts_from_an_imagenet_hrnet_checkpoint(scenes, tmp_pat
         torch.testing.assert_close(trained[key], state[key], atol=1e-8, rtol=0)
     start = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert start["trunk_init"] == f"ImageNet HRNet-W8 from {weights}"
+
+
+def test_hrnet_run_counts_its_samples_as_person_crops(trained):
+    start = json.loads((trained / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["type"] == "run_start" and start["sample_kind"] == "person crops" and start["train_samples"] > 0

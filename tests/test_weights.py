@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from openpose_lite.models import weights as weights_mod
+from openpose_lite.models import layouts as layouts_mod
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf
 from openpose_lite.models.weights import (
     build_model_from_config_dict,
@@ -334,8 +334,8 @@ def test_unknown_layout_names_missing_and_unexpected_keys():
 
 
 def test_detection_is_table_driven(monkeypatch):
-    extra = weights_mod.WeightLayout("toy", lambda keys: "toy.marker" in keys, lambda: frozenset({"toy.marker"}))
-    monkeypatch.setattr(weights_mod, "LAYOUTS", [*weights_mod.LAYOUTS, extra])
+    extra = layouts_mod.WeightLayout("toy", lambda keys: "toy.marker" in keys, lambda: frozenset({"toy.marker"}))
+    monkeypatch.setattr(layouts_mod, "LAYOUTS", [*layouts_mod.LAYOUTS, extra])
     assert detect_layout({"toy.marker": torch.zeros(1)}) == "toy"
 
 

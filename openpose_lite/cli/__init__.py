@@ -2,25 +2,38 @@
 
 Each sub-command lives in its own module of this package as a pair: ``_add_<name>(subparsers)``
 declares its arguments and ``_run_<name>(args) -> int`` calls the library and prints. Only this
-package (and train_vgg19.py) prints; the library logs.
+package (and train_vgg19.py) prints; the library logs. Every failure goes through one error path
+(:func:`openpose_lite.cli.errors.report`): one line, exit code 2 for bad input or usage, 1 for a
+run that stopped, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
+from openpose_lite import __version__
 from openpose_lite.cli.bench import _add_bench, _run_bench
-from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, CliError
+from openpose_lite.cli.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    report,
+)
 from openpose_lite.cli.eval import _add_eval, _run_eval
 from openpose_lite.cli.export import _add_export, _run_export
 from openpose_lite.cli.infer import _add_infer, _run_infer
 from openpose_lite.cli.synth import _add_synth, _run_synth
 from openpose_lite.cli.train import _add_train, _run_train
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
+__all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
+
+_VERBOSE = ("-v", "--verbose")
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -36,35 +49,49 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="openpose-lite", description="Multi-person 2D pose estimation (OpenPose, HRNet).")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--version", action="version", version=f"openpose-lite {__version__}")
+    parser.add_argument(*_VERBOSE, action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add, _ in COMMANDS.values():
         add(sub)
     return parser
 
 
+def _quiet_opencv() -> None:
+    """Commands report unreadable files themselves, so OpenCV's and FFmpeg's own warnings are silenced.
+
+    (``[ WARN:0@...] global loadsave.cpp ...`` per image, ``[mjpeg @ ...] overread`` per damaged frame.)
+    """
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg is first used
+    try:
+        import cv2
+
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except (ImportError, AttributeError):  # an OpenCV build without the logging utilities
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["train"]:
-        # Training has its own parser (shared with train_vgg19.py), with config overrides as positionals.
-        return _run_train(argparse.Namespace(train_argv=argv[1:]))
+    # "openpose-lite [-v] train ...": training has its own parser (shared with train_vgg19.py), with
+    # config overrides as positionals, so it gets everything after "train".
+    first = next((i for i, arg in enumerate(argv) if arg not in _VERBOSE), len(argv))
+    if argv[first:first + 1] == ["train"]:
+        if first:
+            logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        return _run_train(argparse.Namespace(train_argv=argv[first + 1:]))
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    _quiet_opencv()
     try:
         return COMMANDS[args.command][1](args)
-    except CliError as exc:
-        print(f"openpose-lite {args.command}: error: {exc}", file=sys.stderr)
-        return exc.code
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"openpose-lite {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except (CliError, KeyboardInterrupt, OSError, ValueError, MemoryError) as exc:
+        return report(args.command, exc)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,64 @@
-"""``CliError`` and the exit codes every command uses; JSON output helpers."""
+"""The one error path of every command: exit codes, and one line per failure instead of a traceback.
+
+Exit codes (documented in docs/cli.md):
+
+* 0 (:data:`EXIT_OK`): done;
+* 1 (:data:`EXIT_FAILURE`): a run that stopped, or finished with failures (an unreadable image,
+  a full disk, out of memory);
+* 2 (:data:`EXIT_USAGE`): bad input or usage (options, paths, weights, annotation files), refused
+  before anything is written;
+* 130 (:data:`EXIT_INTERRUPTED`): Ctrl-C.
+
+A handler raises :class:`CliError` with the message and code it chooses (saying what it wrote
+so far, where it wrote anything); :func:`report` turns every other expected exception into the
+same kind of line, so no command prints a traceback from deep inside numpy, torch or OpenCV.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import errno
+import sys
 
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CliError", "describe_os_error", "report"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class CliError(Exception):
-    """A user-facing error: printed without a traceback, with an exit code."""
+    """A user-facing error: printed as one line without a traceback, with an exit code."""
 
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.code = code
 
 
-def _write_json_atomic(path: Path, data: object) -> None:
-    from openpose_lite.io import write_json_atomic
+def describe_os_error(exc: OSError) -> str:
+    """``<file>: <reason>`` for an OSError, with a hint where one helps (a full disk)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += " (free some space or write elsewhere with -o)"
+    return where + reason
 
-    write_json_atomic(path, data)
+
+def report(command: str, exc: BaseException) -> int:
+    """Print one line for ``exc`` on stderr and return the exit code it means; re-raise anything unexpected.
+
+    Unexpected exceptions (programming errors) keep their traceback: hiding them would hide bugs.
+    """
+    prefix = f"openpose-lite {command}" if command else "openpose-lite"
+    if isinstance(exc, CliError):
+        line = f"{prefix}: {exc}" if exc.code == EXIT_INTERRUPTED else f"{prefix}: error: {exc}"
+        code = exc.code
+    elif isinstance(exc, KeyboardInterrupt):
+        line, code = f"{prefix}: interrupted; nothing was written", EXIT_INTERRUPTED
+    elif isinstance(exc, (FileNotFoundError, ValueError)):  # bad input: a path, a file, an option
+        line, code = f"{prefix}: error: {exc}", EXIT_USAGE
+    elif isinstance(exc, OSError):
+        line, code = f"{prefix}: error: {describe_os_error(exc)}", EXIT_FAILURE
+    elif isinstance(exc, MemoryError):
+        line, code = f"{prefix}: error: out of memory; use a smaller --batch-size or input", EXIT_FAILURE
+    else:
+        raise exc
+    print(line, file=sys.stderr)
+    return code

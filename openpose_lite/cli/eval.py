@@ -1,4 +1,9 @@
-"""``openpose-lite eval``: COCO keypoint AP of a model, or of a codec alone (``--oracle``)."""
+"""``openpose-lite eval``: COCO keypoint AP of a model, or of a codec alone (``--oracle``).
+
+Headers count people one way each: "labelled people" are the annotation file's ground truth
+(the people COCO's evaluation scores: not crowds, at least one labelled keypoint), "people
+detected" / "people decoded" what the model or the codec returned.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, _write_json_atomic
-from openpose_lite.cli.models_args import WEIGHTS_HELP, _add_predictor_args, _add_weights_args, _build_predictor, _describe
+from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
+from openpose_lite.cli.models_args import (
+    WEIGHTS_HELP,
+    add_predictor_args,
+    add_weights_args,
+    build_predictor,
+    describe,
+    positive_int,
+)
+from openpose_lite.cli.outputs import progress_disabled
 
 
 # ---------------------------------------------------------------------------------------- eval
@@ -21,18 +34,30 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ann", type=Path, required=True, help="COCO-format keypoint annotation file")
     p.add_argument("--oracle", choices=("bottomup", "topdown"), help="evaluate the codec on ground-truth maps")
     p.add_argument("--refine", choices=("dark", "quarter", "none"), default=None, help="sub-pixel refinement")
-    p.add_argument("--input-size", type=int, default=None,
+    p.add_argument("--input-size", type=positive_int, default=None,
                    help="bottom-up network input height (default: the checkpoint's, else 368)")
     p.add_argument("--json-out", type=Path, help="write the COCO results here")
-    _add_weights_args(p)
+    add_weights_args(p)
     p.add_argument("--images", type=Path, metavar="DIR", help="folder of the annotation file's images (with a model)")
     p.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0: all)")
-    _add_predictor_args(p, input_size=False)
+    add_predictor_args(p, input_size=False)
+
+
+def _labelled_people(coco, image_ids) -> int:
+    from openpose_lite.inference.boxes import labelled_people
+
+    people = labelled_people(coco.dataset)
+    return sum(len(people.get(int(i), [])) for i in image_ids)
+
+
+def _write_results(path: Path | None, results: list[dict]) -> None:
+    from openpose_lite.io import write_json_atomic
+
+    if path is not None:
+        write_json_atomic(path, results)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from openpose_lite.evaluation import format_metrics
-
     if not args.ann.is_file():
         raise CliError(f"annotation file not found: {args.ann}")
     model_given = args.weights is not None or args.checkpoint is not None
@@ -42,24 +67,31 @@ def _run_eval(args: argparse.Namespace) -> int:
         if not model_given:
             raise CliError(f"nothing to evaluate: pass --oracle bottomup|topdown (the codec alone), or a model: {WEIGHTS_HELP}")
         return _run_model_eval(args)
+    return _run_oracle(args)
+
+
+def _run_oracle(args: argparse.Namespace) -> int:
+    from openpose_lite.evaluation import format_metrics, load_coco
     from openpose_lite.oracle import run_oracle
 
+    coco = load_coco(args.ann)  # a malformed file is refused here, before the codec runs
     codec_args: dict = {}
     if args.refine:
         codec_args["refine"] = args.refine
     if args.oracle == "bottomup" and args.input_size:
         codec_args["input_size"] = args.input_size
-    metrics, results = run_oracle(args.oracle, args.ann, progress=True, **codec_args)
-    if args.json_out:
-        _write_json_atomic(args.json_out, results)
-    print(f"{args.oracle} oracle on {args.ann} ({len(results)} people)")
+    metrics, results = run_oracle(args.oracle, args.ann, progress=not progress_disabled(), **codec_args)
+    _write_results(args.json_out, results)
+    image_ids = coco.getImgIds()
+    print(f"{args.oracle} oracle on {args.ann}: {len(image_ids)} images, {_labelled_people(coco, image_ids)} "
+          f"labelled people, {len(results)} people decoded")
     print(format_metrics(metrics, style="markdown"))
     return EXIT_OK
 
 
 def _run_model_eval(args: argparse.Namespace) -> int:
     """COCO metrics of a model (either branch) on the images of an annotation file."""
-    from openpose_lite.evaluation import evaluate_predictor, format_metrics
+    from openpose_lite.evaluation import evaluate_predictor, format_metrics, load_coco
 
     if args.images is None:
         raise CliError("--images DIR is required to evaluate a model (the folder of the annotation file's images)")
@@ -67,13 +99,15 @@ def _run_model_eval(args: argparse.Namespace) -> int:
         raise CliError(f"image folder not found: {args.images}")
     if args.max_images < 0:
         raise CliError(f"--max-images must be >= 0, got {args.max_images}")
-    predictor = _build_predictor(args)
-    evaluation = evaluate_predictor(predictor, args.ann, args.images, args.max_images, args.batch_size, progress=True)
-    if args.json_out:
-        _write_json_atomic(args.json_out, evaluation.results)
+    coco = load_coco(args.ann)  # read once; a malformed file is refused before the weights are loaded
+    predictor = build_predictor(args)
+    # evaluate_predictor refuses a folder that lacks any of the images before reading one.
+    evaluation = evaluate_predictor(predictor, coco, args.images, args.max_images, args.batch_size,
+                                    progress=not progress_disabled())
+    _write_results(args.json_out, evaluation.results)
     model = args.checkpoint or args.weights
-    print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images, {len(evaluation.results)} people, "
-          f"{_describe(predictor)}")
+    print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images ({_labelled_people(coco, evaluation.image_ids)} "
+          f"labelled people), {len(evaluation.results)} people detected, {describe(predictor)}")
     print(format_metrics(evaluation.metrics, style="markdown"))
     for message in evaluation.failures:
         print(f"  failed: {message}", file=sys.stderr)

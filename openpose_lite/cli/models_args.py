@@ -1,14 +1,20 @@
-"""Model options shared by ``infer``, ``eval`` and ``export``: which weights, which predictor."""
+"""Model options shared by ``infer``, ``eval`` and ``export``, and the one way to build a predictor from them.
+
+Options are checked before the weights are read, each error naming its option (``--scales``,
+``--device``, ``--input-size`` ...); what goes wrong while reading a file names that file.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Callable
 
 from openpose_lite.cli.errors import CliError
 
+__all__ = ["WEIGHTS_HELP", "add_predictor_args", "add_weights_args", "build_predictor", "describe", "load_weights", "positive_int",
+           "weights_path"]
 
-# ------------------------------------------------------------------- model options (infer, eval, export)
 WEIGHTS_HELP = (
     "pass --weights FILE (the public CMU COCO body model, pose_iter_440000, converted to a PyTorch state dict "
     "in the layout of the common PyTorch OpenPose ports, e.g. body_pose_model.pth; or any openpose_lite "
@@ -17,39 +23,86 @@ WEIGHTS_HELP = (
 )
 
 
-def _add_weights_args(p: argparse.ArgumentParser) -> None:
+# ------------------------------------------------------------------------------- option types
+def _number_type(kind: Callable[[str], Any], minimum: float, strict: bool, what: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (value > minimum if strict else value >= minimum) or value != value:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_float = _number_type(float, 0.0, True, "a positive number")
+positive_int = _number_type(int, 0, True, "a positive integer")
+
+
+def _fraction(text: str) -> float:
+    value = _number_type(float, 0.0, False, "a number in [0, 1]")(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+def add_weights_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--weights", type=Path, metavar="FILE",
                        help="weights in any supported layout: the CMU COCO body model (PyTorch ports' layouts) or our files")
     group.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by train_vgg19.py or openpose-lite train")
 
 
-def _add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> None:
-    p.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
+def add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> None:
+    from openpose_lite.preprocess import DEFAULT_INPUT_BOUND as bound
+
+    p.add_argument("--scales", type=positive_float, nargs="+", default=[1.0], metavar="S",
                    help="input heights input_size * S whose maps are averaged (e.g. 1.0 0.75 0.5 0.25)")
-    p.add_argument("--flip", action="store_true", help="also run mirrored images and average (flip test)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="also run mirrored images and average (flip test); default: off for bottom-up models, "
+                   "the checkpoint's topdown.flip_test for top-down ones (official HRNet files: on)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--half", action="store_true", help="float16 network on CUDA (ignored on CPU)")
-    p.add_argument("--batch-size", type=int, default=1, help="images (or video frames) per network batch")
-    p.add_argument("--peak-threshold", type=float, default=None,
+    p.add_argument("--half", action="store_true", help="float16 network (CUDA only)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="images (or video frames) per network batch")
+    p.add_argument("--peak-threshold", type=_fraction, default=None,
                    help="minimum confidence of a keypoint (default: the checkpoint's codec setting, else 0.1)")
+    p.add_argument("--max-input-side", type=_number_type(int, 8, False, "an integer >= 8"), default=None,
+                   help=f"bottom-up: longest side of the network input; larger inputs are scaled to fit "
+                   f"(default {bound.max_side})")
+    p.add_argument("--max-input-pixels", type=_number_type(int, 64, False, "an integer >= 64"), default=None,
+                   help=f"bottom-up: pixels of the network input; larger inputs are scaled to fit (default {bound.max_pixels})")
     p.add_argument("--boxes", type=Path, metavar="FILE",
                    help="top-down models: person boxes from a COCO detections JSON (image ids as in the annotations "
                    "or the numeric image file names)")
     p.add_argument("--person-detector", type=Path, metavar="FILE",
                    help="top-down models: person boxes from this bottom-up model's people (no external detector)")
     if input_size:
-        p.add_argument("--input-size", type=int, default=None,
+        p.add_argument("--input-size", type=positive_int, default=None,
                        help="network input height at scale 1, a multiple of 8 (default: the checkpoint's, else 368)")
 
 
-def _weights_path(args: argparse.Namespace) -> Path:
-    path = args.checkpoint or args.weights
-    if path is None:
-        raise CliError(f"no weights given: {WEIGHTS_HELP}")
+# ------------------------------------------------------------------------------- weight files
+def _existing_file(path: Path, option: str) -> Path:
+    """``path`` if it is a file; otherwise one line saying what it is and what to pass instead."""
+    if path.is_dir():
+        best = path / "best.pt"
+        if best.is_file():
+            raise CliError(f"{option} {path}: is a folder, not a weights file; did you mean {best}?")
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".pt", ".pth"))[:5]
+        held = f"it holds {', '.join(found)}" if found else "it holds no .pt or .pth file"
+        raise CliError(f"{option} {path}: is a folder, not a weights file ({held}); pass one file")
     if not path.is_file():
-        raise CliError(f"weights file not found: {path}; {WEIGHTS_HELP}")
+        raise CliError(f"weights file not found: {path} ({option} takes a .pt or .pth file; check the path)")
     return path
+
+
+def weights_path(args: argparse.Namespace) -> Path:
+    """The weights file the options name (checked to exist), before anything is loaded."""
+    if args.checkpoint is None and args.weights is None:
+        raise CliError(f"no weights given: {WEIGHTS_HELP}")
+    return _existing_file(args.checkpoint or args.weights, "--checkpoint" if args.checkpoint else "--weights")
 
 
 def _load_error(path: Path, exc: Exception) -> CliError:
@@ -57,32 +110,137 @@ def _load_error(path: Path, exc: Exception) -> CliError:
     return CliError(message if str(path) in message else f"cannot load {path}: {message}")
 
 
-def _build_topdown(args: argparse.Namespace, path: Path, model, config):
-    """A TopDownPipeline: the loaded HRNet's predictor plus the person boxes the options name."""
-    from openpose_lite.inference.boxes import detection_box_source, gt_box_source, pose_box_source
-    from openpose_lite.predictor import BottomUpPredictor, TopDownPipeline, TopDownPredictor
+def load_weights(args: argparse.Namespace):
+    """(path, model, stored config or None) of ``--weights`` / ``--checkpoint``; the file is read once."""
+    from openpose_lite.inference.base import require_config
+    from openpose_lite.models.weights import load_model_with_config
 
+    path = weights_path(args)
+    try:
+        model, config = load_model_with_config(path)
+        if args.checkpoint:
+            require_config(path, config)
+    except ValueError as exc:
+        raise _load_error(path, exc) from None
+    return path, model, config
+
+
+# ------------------------------------------------------------------------------- predictors
+def _check_options(args: argparse.Namespace) -> None:
+    """The options that need no model: refused before the weights are read, naming the option."""
+    from openpose_lite.devices import resolve_device, resolve_precision
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        message = str(exc)
+        raise CliError("--" + message if message.startswith("device") else f"--device: {message}") from None
+    if args.half:
+        try:
+            resolve_precision("fp16", device)
+        except ValueError as exc:
+            raise CliError(f"--half: {exc}") from None
     if args.boxes is not None and args.person_detector is not None:
         raise CliError("give --boxes or --person-detector, not both")
+
+
+def _input_bound(args: argparse.Namespace):
+    from openpose_lite.preprocess import InputBound
+
+    limits = {"max_side": args.max_input_side, "max_pixels": args.max_input_pixels}
+    return InputBound(**{k: v for k, v in limits.items() if v is not None})
+
+
+def _bottomup(args: argparse.Namespace, model, config, source: str, **options: Any):
+    from openpose_lite.predictor import BottomUpPredictor
+
     try:
-        predictor = TopDownPredictor.from_model(model, config, str(path), flip=args.flip, device=args.device,
+        return BottomUpPredictor.from_model(model, config, source, device=args.device, input_bound=_input_bound(args),
+                                            **options)
+    except ValueError as exc:
+        raise _load_error(Path(source), exc) from None
+
+
+def _person_detector(args: argparse.Namespace):
+    """The bottom-up predictor of ``--person-detector``, refused up front when the file holds another kind of model."""
+    from openpose_lite.models.hrnet import HRNet
+    from openpose_lite.models.weights import load_model_with_config
+
+    path = _existing_file(args.person_detector, "--person-detector")
+    try:
+        model, config = load_model_with_config(path)
+    except ValueError as exc:
+        raise _load_error(path, exc) from None
+    if isinstance(model, HRNet):
+        raise CliError(f"--person-detector {path}: holds an HRNet (top-down) model; the person detector must be a "
+                       "bottom-up (OpenPose) model, e.g. the CMU body_pose_model.pth or a vgg19_paf checkpoint")
+    return _bottomup(args, model, config, str(path))
+
+
+def _box_source(args: argparse.Namespace, path: Path, convention: str):
+    from openpose_lite.inference.boxes import (
+        detection_box_source,
+        gt_box_source,
+        pose_box_source,
+    )
+
+    if args.person_detector is not None:
+        return pose_box_source(_person_detector(args))
+    try:
+        if args.boxes is not None:
+            return detection_box_source(args.boxes)
+        if getattr(args, "ann", None) is not None:
+            return gt_box_source(args.ann, convention)  # evaluation with the ground-truth boxes
+    except (FileNotFoundError, ValueError) as exc:
+        source = args.boxes if args.boxes is not None else args.ann
+        raise CliError(str(exc) if str(source) in str(exc) else f"{source}: {exc}") from None
+    raise CliError(f"{path} is a top-down model: it needs person boxes, from --boxes FILE (COCO detections) "
+                   "or --person-detector FILE (bottom-up weights)")
+
+
+def _build_topdown(args: argparse.Namespace, path: Path, model, config):
+    """A TopDownPipeline: the loaded HRNet's predictor plus the person boxes the options name."""
+    from openpose_lite.config import Config, config_from_dict
+    from openpose_lite.predictor import TopDownPipeline, TopDownPredictor
+
+    try:
+        cfg = config_from_dict(config, where=f"{path} config") if config is not None else Config()
+        # Without --flip/--no-flip, the flip test the model was evaluated with in training (the reference's: on).
+        flip = cfg.topdown.flip_test if args.flip is None else args.flip
+        predictor = TopDownPredictor.from_model(model, config, str(path), flip=flip, device=args.device,
                                                 half=args.half, refine=getattr(args, "refine", None),
                                                 batch_size=max(args.batch_size, 32))
-        if args.boxes is not None:
-            boxes = detection_box_source(args.boxes)
-        elif args.person_detector is not None:
-            boxes = pose_box_source(BottomUpPredictor.from_weights(args.person_detector, device=args.device))
-        elif getattr(args, "ann", None) is not None:
-            boxes = gt_box_source(args.ann, predictor.codec.convention)  # evaluation with the ground-truth boxes
-        else:
-            raise CliError(f"{path} is a top-down model: it needs person boxes, from --boxes FILE (COCO detections) "
-                           "or --person-detector FILE (bottom-up weights)")
-    except (FileNotFoundError, ValueError) as exc:
+    except ValueError as exc:
         raise _load_error(path, exc) from None
-    return TopDownPipeline(predictor, boxes)
+    return TopDownPipeline(predictor, _box_source(args, path, predictor.codec.convention))
 
 
-def _describe(predictor) -> str:
+def build_predictor(args: argparse.Namespace):
+    """The predictor the model options describe (loads the weights): bottom-up, or a top-down pipeline."""
+    from openpose_lite.models.hrnet import HRNet
+
+    _check_options(args)
+    path, model, config = load_weights(args)
+    if isinstance(model, HRNet):
+        return _build_topdown(args, path, model, config)
+    if args.boxes is not None or args.person_detector is not None:
+        raise CliError("--boxes and --person-detector are for top-down models; this is a bottom-up one")
+    stride = int(getattr(model, "stride", 8))
+    if args.input_size is not None and args.input_size % stride:
+        nearest = max(stride, round(args.input_size / stride) * stride)
+        raise CliError(f"--input-size {args.input_size}: expected a multiple of the model's stride ({stride}), "
+                       f"e.g. {nearest}")
+    overrides: dict = {}
+    if args.peak_threshold is not None:
+        overrides["peak_threshold"] = args.peak_threshold
+    if getattr(args, "refine", None):
+        overrides["refine"] = args.refine
+    return _bottomup(args, model, config, str(path), scales=args.scales, flip=bool(args.flip), half=args.half,
+                     input_size=args.input_size, codec_overrides=overrides)
+
+
+def describe(predictor) -> str:
+    """The settings a predictor runs with, for a command's header line."""
     from openpose_lite.predictor import TopDownPipeline
 
     if isinstance(predictor, TopDownPipeline):
@@ -90,35 +248,3 @@ def _describe(predictor) -> str:
         return f"top-down {td.codec.input_hw[0]}x{td.codec.input_hw[1]}, refine {td.codec.refine}, flip {'on' if td.flip else 'off'}"
     return (f"input {predictor.input_size}, scales {' '.join(f'{s:g}' for s in predictor.scales)}, "
             f"flip {'on' if predictor.flip else 'off'}")
-
-
-def _build_predictor(args: argparse.Namespace):
-    """The predictor the model options describe (loads the weights): bottom-up, or a top-down pipeline."""
-    from openpose_lite.models.hrnet import HRNet
-    from openpose_lite.models.weights import load_model_with_config
-    from openpose_lite.predictor import BottomUpPredictor, require_config
-
-    path = _weights_path(args)
-    if args.batch_size < 1:
-        raise CliError(f"--batch-size must be at least 1, got {args.batch_size}")
-    try:  # the file is read once, whichever branch it holds
-        model, config = load_model_with_config(path)
-        if args.checkpoint:
-            require_config(path, config)
-    except ValueError as exc:
-        raise _load_error(path, exc) from None
-    if isinstance(model, HRNet):
-        return _build_topdown(args, path, model, config)
-    if args.boxes is not None or args.person_detector is not None:
-        raise CliError("--boxes and --person-detector are for top-down models; this is a bottom-up one")
-    overrides: dict = {}
-    if args.peak_threshold is not None:
-        overrides["peak_threshold"] = args.peak_threshold
-    if getattr(args, "refine", None):
-        overrides["refine"] = args.refine
-    try:
-        return BottomUpPredictor.from_model(model, config, str(path), scales=args.scales, flip=args.flip,
-                                            device=args.device, half=args.half, input_size=args.input_size,
-                                            codec_overrides=overrides)
-    except ValueError as exc:
-        raise _load_error(path, exc) from None

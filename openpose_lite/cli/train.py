@@ -1,19 +1,241 @@
-"""``openpose-lite train``: either branch from a YAML config."""
+"""Training on the command line: the one parser and ``main`` of ``openpose-lite train`` and ``python train_vgg19.py``.
+
+Both run :func:`main` with their own program name (``train_vgg19.py`` also restricts
+``model.arch`` to ``vgg19_paf``); this module parses, prints and chooses the exit code, while
+:func:`openpose_lite.training.fit` trains. ``openpose-lite [-v] train ...`` is routed here by
+:func:`split_train_argv` before the top-level parser sees the training arguments (config
+overrides are positionals of their own).
+
+Exit codes: 0 done; 1 stopped (a non-finite loss, a failed write such as a full disk);
+2 bad arguments, config, checkpoint, data or output folder (refused before anything is
+written where it can be); 130 interrupted (Ctrl-C). Every failure is one line on stderr that
+says what was written so far.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from openpose_lite.cli.errors import (
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    describe_os_error,
+)
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STOPPED", "EXIT_USAGE", "get_args_parser", "main", "split_train_argv"]
+
+EXIT_STOPPED = EXIT_FAILURE
+
+_EPILOG = ("Exit codes: 0 done; 1 stopped (non-finite loss, a failed write such as a full disk); 2 bad arguments, "
+           "config, checkpoint, data or output folder; 130 interrupted.")
 
 
+def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) -> argparse.ArgumentParser:
+    """The training options, under the program name the user typed (``openpose-lite train``, ``train_vgg19.py``)."""
+    from openpose_lite.training.data import HELD_OUT_IMAGES
 
-# --------------------------------------------------------------------------------------- train
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train a pose model: the OpenPose VGG19 + PAF model or the top-down HRNet, by model.arch. "
+        "Settings come from the dataclass defaults (openpose_lite/config.py), then --config YAML, then the shortcut "
+        "flags, then section.key=value overrides.",
+        epilog=_EPILOG,
+        add_help=add_help,
+    )
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="config overrides, the value parsed as YAML (train.lr=1e-3, train.step_milestones=[30,60])")
+    parser.add_argument("--config", type=Path, help="YAML file with the deltas from the defaults")
+    parser.add_argument("--output-dir", help="shortcut for train.output_dir=...")
+    parser.add_argument("--epochs", type=int, help="shortcut for train.epochs=...")
+    parser.add_argument("--device", help="shortcut for train.device=... (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
+                        help="continue a run from a training checkpoint (bare: <output_dir>/last.pt). The checkpoint's "
+                        "config is the base; --config and overrides apply on top (the model, optimizer and scheduler "
+                        "types cannot change). Writes into --output-dir when given, else the checkpoint's folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an output folder that already holds a run, replacing its config.yaml, "
+                        "metrics.jsonl, checkpoints and tensorboard/ (without it such a folder is refused)")
+    parser.add_argument("--backbone-weights", type=Path, metavar="FILE",
+                        help="ImageNet classification weights for the trunk: torchvision's vgg19 (vgg19-dcbb9e9d.pth) "
+                        "for model.arch vgg19_paf, the official ImageNet HRNet (hrnet_w32-36af842e.pth) for hrnet; "
+                        "without it the trunk starts from scratch")
+    parser.add_argument("--held-out-images", type=int, default=HELD_OUT_IMAGES,
+                        help="synthetic runs: size of the held-out scene set written to <output_dir>/data/held_out")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (they are drawn only when stderr is a terminal)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="log at INFO level (-vv: DEBUG)")
+    return parser
+
+
+# ------------------------------------------------------------------- openpose-lite routing
+_GLOBAL_VERBOSE = re.compile(r"^(-v+|--verbose)$")
+
+
+def split_train_argv(argv: Sequence[str]) -> tuple[int, list[str]] | None:
+    """``openpose-lite [-v] train ARGS`` -> (verbosity of the leading ``-v`` flags, ARGS); None for other commands.
+
+    The top-level ``-v`` means DEBUG, as for every command (a train ``-vv``).
+    """
+    argv = list(argv)
+    if "train" not in argv:
+        return None
+    at = argv.index("train")
+    if not all(_GLOBAL_VERBOSE.match(a) for a in argv[:at]):
+        return None
+    return (2 if at else 0), argv[at + 1:]
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    # Listed for --help only: main() hands "train ..." to openpose_lite.training, which owns its arguments.
+    # Listed for --help only: openpose_lite.cli.main hands "train ..." to main() here (split_train_argv).
     sub.add_parser("train", add_help=False,
                    help="train either branch from a YAML config (model.arch: vgg19_paf or hrnet); see train --help")
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from openpose_lite import training
+    return main(args.train_argv, prog="openpose-lite train", verbose=getattr(args, "verbose", 0))
 
-    return training.main(args.train_argv, prog="openpose-lite train")
+
+# ------------------------------------------------------------------------------ printing
+def _unit(sample_kind: str) -> str:
+    return "crops/s" if sample_kind == "person crops" else "img/s"
+
+
+def _written(result: Any) -> str:
+    """What the run wrote, in words: ``written in DIR: config.yaml, ...`` (and how to continue)."""
+    if not result.written:
+        return "nothing was written"
+    base = result.output_dir
+    names = [str(p.relative_to(base)) if base is not None and base in p.parents else str(p) for p in result.written]
+    text = f"written in {base}: {', '.join(names)}"
+    last = base / "last.pt" if base is not None else None
+    if last is not None and last in result.written:
+        text += f"; continue with --resume {last}"
+    return text
+
+
+def _stopped(prog: str, exc: Exception, result: Any) -> str:
+    """The one line of a non-finite stop: which checkpoint to resume from, or that none will do."""
+    base = result.output_dir
+    if result.sound_checkpoint is not None:
+        kept = (f"the newest checkpoint with finite weights and a finite loss is {result.sound_checkpoint} "
+                f"(epoch {result.sound_epoch}): resume from it with a lower rate "
+                f"(--resume {result.sound_checkpoint} train.lr=...)")
+        last = base / "last.pt" if base is not None else None
+        if last is not None and last != result.sound_checkpoint and last.is_file():
+            kept += f"; not from {last}, whose weights gave the non-finite loss"
+    else:
+        kept = "no checkpoint with finite weights and a finite loss exists: start again (--overwrite) with a lower train.lr"
+    return f"{prog}: training stopped: {exc}; {kept}. Check the data too. {_written(result)}"
+
+
+class _Printer:
+    """The :class:`~openpose_lite.training.TrainListener` of the command line: the run's lines on stdout."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+
+    def started(self, result: Any) -> None:
+        from openpose_lite.training.loop import SCRATCH
+
+        hint = f"; --backbone-weights would take {result.backbone_file}" if result.trunk_init == SCRATCH else ""
+        self.say(f"trunk: {result.trunk_init}{hint}")
+        self.say(f"{result.branch} model: {result.model}, {result.parameters / 1e6:.2f} M parameters; "
+                 f"device {result.device}{' (AMP)' if result.amp else ''}, {result.world_size} process(es); "
+                 f"{result.train_samples} {result.sample_kind}, output {result.output_dir}")
+        if result.start_epoch:
+            self.say(f"resuming after epoch {result.start_epoch} of {result.epochs}")
+
+    def trunk_changed(self, epoch: int, frozen: bool) -> None:
+        self.say(f"epoch {epoch}: trunk {'frozen' if frozen else 'released, everything trains'}")
+
+    def epoch_done(self, result: Any, record: dict[str, Any], improved: bool) -> None:
+        val, ap = record.get("val/loss"), record.get("val/AP")
+        self.say(f"epoch {record['epoch']}/{result.epochs}: loss {record['train/loss']:.4g}"
+                 + (f", val loss {val:.4g}" if val is not None else "")
+                 + (f", AP {ap:.3f} (AP50 {record['val/AP50']:.3f})" if ap is not None else "")
+                 + f", lr {record['train/lr']:.3g}, {record['train/samples_per_s']:.1f} {_unit(result.sample_kind)}, "
+                 f"{record['train/seconds']:.0f} s" + (" *" if improved else ""))
+
+    def finished(self, result: Any) -> None:
+        out = result.output_dir
+        best = (f", best {result.best_metric_name} {result.best_metric:.4g} (epoch {result.best_epoch}) in {out / 'best.pt'}"
+                if result.best_metric is not None else "")
+        self.say(f"done: {out / 'last.pt'}{best}")
+        if result.held_out_dir is not None:
+            self.say(f"held-out scenes for evaluation: {result.held_out_dir}")
+
+
+# ---------------------------------------------------------------------------------- main
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The shortcut flags as ``section.key=value`` overrides, before the explicit ones."""
+    out = []
+    if args.output_dir is not None:
+        out.append(f"train.output_dir={json.dumps(str(args.output_dir))}")
+    if args.epochs is not None:
+        out.append(f"train.epochs={args.epochs}")
+    if args.device is not None:
+        out.append(f"train.device={args.device}")
+    return out + list(args.overrides)
+
+
+def _parse(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
+    args = get_args_parser(prog).parse_intermixed_args(argv)
+    if args.resume not in (None, "auto") and "=" in args.resume and not Path(args.resume).exists():
+        # "--resume train.epochs=20": argparse gave the override to --resume's optional value.
+        args.overrides.append(args.resume)
+        args.resume = "auto"
+    return args
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", arch: str | None = None,
+         verbose: int = 0) -> int:
+    """Parse ``argv``, train, print; returns the exit code. ``arch`` restricts ``model.arch``
+    (train_vgg19.py: vgg19_paf); ``verbose`` adds to the ``-v`` count (``openpose-lite -v train``)."""
+    from openpose_lite.training import (
+        NonFiniteLossError,
+        RunOptions,
+        TrainResult,
+        fit,
+        resolve_run,
+    )
+    from openpose_lite.training.distributed import DistInfo
+
+    args = _parse(argv, prog)
+    info = DistInfo.from_env()
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose + verbose, 2)]
+    logging.basicConfig(level=level if info.is_main else logging.ERROR,
+                        format=f"%(asctime)s [rank {info.rank}] %(levelname)s %(name)s: %(message)s")
+    say = print if info.is_main else (lambda *a, **k: None)
+    who = prog if info.is_main else f"{prog} [rank {info.rank}]"
+    printer, result = _Printer(say), TrainResult()
+    options = RunOptions(backbone_weights=args.backbone_weights, held_out_images=args.held_out_images,
+                         progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite)
+    try:
+        setup = resolve_run(args.config, _overrides(args), args.resume)
+        if arch is not None and setup.config.model.arch != arch:
+            raise ValueError(f"model.arch: {prog} trains {arch!r}, got {setup.config.model.arch!r}")
+        fit(setup, options, printer, result)
+    except NonFiniteLossError as exc:
+        if info.is_main:
+            print(_stopped(prog, exc, result), file=sys.stderr)
+        return EXIT_STOPPED
+    except KeyboardInterrupt:
+        print(f"{who}: interrupted after epoch {result.epochs_done} of {result.epochs or '?'}; {_written(result)}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"{who}: error: {exc}" + (f"; {_written(result)}" if result.written else ""), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"{who}: error: {describe_os_error(exc)}; {_written(result)}", file=sys.stderr)
+        return EXIT_STOPPED
+    printer.finished(result)
+    return EXIT_OK

@@ -204,8 +204,7 @@ class BottomUpPafCodec(BottomUpCodecParams, Codec):
         types, xy, scores = find_peaks(parts, self.peak_threshold, self.refine, self.blur_kernel, self.backend)
         keypoints, person_scores = group_people(types, xy, scores, pafs, self.skeleton, self.grouping, self.backend)
         keypoints[..., :2] = cell_to_input(keypoints[..., :2], self.stride)
-        keypoints[keypoints[..., 2] <= 0, :2] = 0.0
-        return Poses(keypoints, person_scores, self.skeleton)
+        return Poses(keypoints, person_scores, self.skeleton)  # which puts keypoints not found at (0, 0)
 
     def flip_outputs(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Maps predicted on a horizontally mirrored input, brought back to the original's frame.

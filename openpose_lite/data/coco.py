@@ -1,9 +1,10 @@
-"""COCO-format keypoint datasets: images, people, ignore masks; and the bottom-up training wrapper.
+"""COCO-format keypoint files: images, people and ignore masks, read for training.
 
 :class:`CocoKeypoints` reads any COCO-format person-keypoint file (COCO, CrowdPose or
 OCHuman converted to COCO-17, the synthetic scenes) and returns one :class:`Sample` per image.
-:class:`BottomUpTrainDataset` turns samples into network inputs and codec targets with the CMU
-augmentation.
+Files are checked on opening by :mod:`openpose_lite.data.coco_validation`, the check evaluation
+uses too, so a malformed file is refused with one line naming the file, image and annotation.
+Turning samples into network inputs and targets is :mod:`openpose_lite.data.samples`' job.
 
 Ignore mask (CMU's ``mask_miss``), 1 = the annotation cannot be trusted here, so the loss
 ignores it:
@@ -19,34 +20,24 @@ Shape legend: N people, K keypoints, H x W image size.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 from pycocotools import mask as mask_utils
-from torch.utils.data import Dataset
 
-from openpose_lite.data.transforms import AugmentParams, random_affine, warp_sample
-from openpose_lite.geometry import crop_affine
+from openpose_lite.data.coco_validation import MIN_POLYGON_VALUES, CocoLayout, read_coco_keypoints
 from openpose_lite.images import ImageReadError, read_image
-from openpose_lite.preprocess import to_network_input
 from openpose_lite.skeleton import COCO_17, Skeleton
 
-__all__ = ["BottomUpTrainDataset", "CocoKeypoints", "Sample", "annotation_mask", "choose_main_person"]
+__all__ = ["CocoKeypoints", "Sample", "annotation_mask"]
 
 logger = logging.getLogger(__name__)
-
-# CMU picks as "main" (crop-centre) people those with >= 5 labelled keypoints and a box of
-# at least 32 x 32 px; centring on tinier people would blow them up to blurry giants.
-MAIN_MIN_KEYPOINTS = 5
-MAIN_MIN_AREA = 32.0 * 32.0
 
 
 @dataclass(eq=False)
@@ -73,8 +64,8 @@ def annotation_mask(ann: dict[str, Any], height: int, width: int, use_bbox: bool
     seg = ann.get("segmentation")
     rle = None
     if isinstance(seg, list):
-        # Polygons need at least 3 points; degenerate ones exist in real files.
-        polygons = [p for p in seg if isinstance(p, list) and len(p) >= 6]
+        # Polygons need at least 3 points; degenerate ones exist in real files (counted on reading).
+        polygons = [p for p in seg if isinstance(p, list) and len(p) >= MIN_POLYGON_VALUES]
         if polygons:
             rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     elif isinstance(seg, dict) and "counts" in seg:
@@ -117,8 +108,9 @@ class CocoKeypoints:
             (default 1, as training wants; 0 keeps every image of the file).
         skeleton: the annotation's keypoint layout (COCO-17 for all supported datasets).
 
-    Raises FileNotFoundError for a missing file or folder and ValueError, naming the file,
-    for a file that is not COCO-format keypoint data.
+    Raises FileNotFoundError for a missing file or folder and
+    :class:`~openpose_lite.data.coco_validation.AnnotationError` (a ValueError) naming the file,
+    image id and annotation id for a file that is not valid COCO keypoint data.
     """
 
     def __init__(
@@ -138,60 +130,27 @@ class CocoKeypoints:
             raise FileNotFoundError(f"annotation file not found: {self.ann_file}")
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.image_dir} (for {self.ann_file})")
-        try:
-            with open(self.ann_file, encoding="utf-8") as fh:
-                data = json.load(fh)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{self.ann_file}: not a valid JSON annotation file ({exc})") from None
-        self._records = self._parse(data)
+        data, layout = read_coco_keypoints(self.ann_file, skeleton)
+        self._records = self._parse(data, layout)
         self._items = [r for r in self._records if len(r.keypoints) >= min_people]
         logger.info("%s: %d images (%d with >= %d labelled people)", self.ann_file, len(self._records),
                     len(self._items), min_people)
 
-    # ------------------------------------------------------------------ parsing
-    def _fail(self, what: str) -> ValueError:
-        return ValueError(f"{self.ann_file}: {what}")
-
-    def _parse(self, data: Any) -> list[_ImageRecord]:
-        if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-                or not isinstance(data.get("annotations"), list):
-            raise self._fail("expected a COCO-format dict with 'images' and 'annotations' lists")
+    def _parse(self, data: dict, layout: CocoLayout) -> list[_ImageRecord]:
+        """Per-image records of a file that :func:`read_coco_keypoints` has checked."""
         k = self.skeleton.num_keypoints
-        categories = {c.get("id"): c for c in data.get("categories", []) if isinstance(c, dict)}
-        for cat in categories.values():
-            if "keypoints" in cat and len(cat["keypoints"]) != k:
-                raise self._fail(f"category {cat.get('name')!r} has {len(cat['keypoints'])} keypoints, "
-                                 f"expected {k} ({self.skeleton.name})")
-        keypoint_cats = {cid for cid, c in categories.items() if "keypoints" in c}
-
-        records: dict[int, _ImageRecord] = {}
-        for img in data["images"]:
-            try:
-                rec = _ImageRecord(int(img["id"]), str(img["file_name"]), int(img["height"]), int(img["width"]))
-            except (KeyError, TypeError, ValueError):
-                raise self._fail(f"image entry needs id, file_name, height and width, got {img!r:.200}") from None
-            records[rec.image_id] = rec
-
+        records = {img["id"]: _ImageRecord(img["id"], img["file_name"], int(img["height"]), int(img["width"]))
+                   for img in data["images"]}
         for ann in data["annotations"]:
-            if not isinstance(ann, dict) or "image_id" not in ann:
-                raise self._fail(f"annotation without image_id: {ann!r:.200}")
-            if keypoint_cats and ann.get("category_id") not in keypoint_cats:
+            if not layout.is_person(ann):
                 continue  # e.g. a full instances file: only keypoint categories are people here
-            rec = records.get(ann["image_id"])
-            if rec is None:
-                raise self._fail(f"annotation {ann.get('id')} refers to unknown image_id {ann['image_id']}")
+            rec = records[ann["image_id"]]
             if ann.get("iscrowd", 0):
                 rec.crowds.append(ann)
                 continue
             raw = ann.get("keypoints")
-            if raw is None:
-                rec.unlabelled.append(ann)
-                continue
-            kps = np.asarray(raw, dtype=np.float32)
-            if kps.size != 3 * k:
-                raise self._fail(f"annotation {ann.get('id')} has {kps.size} keypoint values, expected {3 * k}")
-            kps = kps.reshape(k, 3)
-            if not np.any(kps[:, 2] > 0):
+            kps = None if raw is None else np.asarray(raw, dtype=np.float32).reshape(k, 3)
+            if kps is None or not np.any(kps[:, 2] > 0):
                 rec.unlabelled.append(ann)
                 continue
             bbox = ann.get("bbox")
@@ -200,8 +159,6 @@ class CocoKeypoints:
                 pts = kps[kps[:, 2] > 0, :2]
                 lo, hi = pts.min(axis=0), pts.max(axis=0)
                 bbox = [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]
-            if len(bbox) != 4:
-                raise self._fail(f"annotation {ann.get('id')} has bbox {bbox!r}, expected [x, y, w, h]")
             rec.keypoints.append(kps)
             rec.boxes.append([float(v) for v in bbox])
             rec.labelled.append(ann)
@@ -272,128 +229,4 @@ class CocoKeypoints:
             boxes=boxes,
             image_id=rec.image_id,
             file_name=rec.file_name,
-        )
-
-
-# ------------------------------------------------------------------------ training wrapper
-class SampleSource(Protocol):
-    """Anything indexable that yields :class:`Sample`-like objects (CocoKeypoints, synthetic scenes)."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> Any: ...
-
-
-class Encoder(Protocol):
-    """The codec contract used here (``BottomUpPafCodec.encode``)."""
-
-    def encode(self, keypoints: np.ndarray, input_hw: tuple[int, int],
-               ignore_mask: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]: ...
-
-
-def choose_main_person(
-    rng: np.random.Generator, keypoints: np.ndarray, boxes: np.ndarray | None
-) -> tuple[np.ndarray, float] | tuple[None, None]:
-    """Pick the person the crop is built around: (centre (x, y), height) in image px.
-
-    Uniform among the people CMU would call "main" (>= 5 labelled keypoints, box >= 32x32 px);
-    when none qualifies, the largest box. Without boxes, the labelled keypoints' extent is the
-    box. (None, None) when there is nobody.
-    """
-    n = keypoints.shape[0]
-    if n == 0:
-        return None, None
-    if boxes is None or len(boxes) != n:
-        boxes = np.zeros((n, 4), dtype=np.float32)
-    boxes = np.asarray(boxes, dtype=np.float64).copy()
-    for i in range(n):
-        if boxes[i, 2] <= 0 or boxes[i, 3] <= 0:
-            pts = keypoints[i, keypoints[i, :, 2] > 0, :2]
-            if len(pts):
-                lo, hi = pts.min(axis=0), pts.max(axis=0)
-                boxes[i] = [lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0)]
-    areas = boxes[:, 2] * boxes[:, 3]
-    labelled = (keypoints[:, :, 2] > 0).sum(axis=1)
-    main = np.flatnonzero((labelled >= MAIN_MIN_KEYPOINTS) & (areas >= MAIN_MIN_AREA))
-    # Exactly one draw whatever the data, so the augmentation draws that follow stay aligned.
-    draw = float(rng.random())
-    i = int(main[int(draw * len(main))]) if len(main) else int(np.argmax(areas))
-    x, y, w, h = boxes[i]
-    if w <= 0 or h <= 0:
-        return None, None
-    return np.array([x + (w - 1) * 0.5, y + (h - 1) * 0.5]), float(h)
-
-
-class BottomUpTrainDataset(Dataset):
-    """Samples -> (network input, codec targets, loss weights) for the bottom-up model.
-
-    ``dataset[i]`` returns ``(image (3, C, C) float32 tensor normalised by
-    :func:`~openpose_lite.data.transforms.to_network_input`, targets {"heatmaps": (K+1, h, w),
-    "pafs": (2L, h, w)}, weights {"heatmaps": (1, h, w), "pafs": (1, h, w)})``, C the crop size,
-    channel counts as the codec gives them.
-
-    ``train=True`` applies the random CMU augmentation around a main person
-    (:func:`choose_main_person`); ``train=False`` fits the whole image into the crop, centred,
-    without randomness (for a validation loss). Randomness comes from a generator seeded by
-    ``(seed, epoch, index)``, so a sample is the same in any worker, in any order; call
-    :meth:`set_epoch` before each epoch (with ``persistent_workers=False``, so workers pick it
-    up) to get new draws.
-
-    Args:
-        source: indexable samples with ``image``, ``keypoints`` (N, K, 3), ``ignore_mask``,
-            ``boxes`` (CocoKeypoints, or synthetic scenes with the same fields).
-        codec: has ``encode(keypoints, input_hw, ignore_mask) -> (targets, weights)``.
-        params: augmentation; ``params.crop_size`` is the network input size in both modes.
-        train: augment (True) or deterministic fit-to-crop (False).
-        seed: base seed.
-        skeleton: the samples' keypoint layout (for the flip's left/right swap).
-    """
-
-    def __init__(
-        self,
-        source: SampleSource | Sequence[Sample],
-        codec: Encoder,
-        params: AugmentParams,
-        train: bool = True,
-        seed: int = 0,
-        skeleton: Skeleton = COCO_17,
-    ) -> None:
-        self.source = source
-        self.codec = codec
-        self.params = params
-        self.train = bool(train)
-        self.seed = int(seed)
-        self.skeleton = skeleton
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Select the random draws of ``epoch`` (a new augmentation per epoch, reproducibly)."""
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def _matrix(self, rng: np.random.Generator, sample: Any) -> tuple[np.ndarray, bool]:
-        h, w = sample.image.shape[:2]
-        crop = int(self.params.crop_size)
-        if not self.train:
-            side = float(max(h, w))
-            return crop_affine(np.array([(w - 1) * 0.5, (h - 1) * 0.5]), np.array([side, side]), (crop, crop)), False
-        center, height = choose_main_person(rng, np.asarray(sample.keypoints), getattr(sample, "boxes", None))
-        return random_affine(rng, (h, w), center, height, self.params)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        sample = self.source[index]
-        rng = np.random.default_rng((self.seed, self.epoch, int(index)))
-        matrix, flipped = self._matrix(rng, sample)
-        crop = int(self.params.crop_size)
-        image, mask, keypoints = warp_sample(
-            sample.image, sample.ignore_mask, np.asarray(sample.keypoints, dtype=np.float32),
-            matrix, (crop, crop), flipped, self.skeleton,
-        )
-        targets, weights = self.codec.encode(keypoints, (crop, crop), mask)
-        return (
-            torch.from_numpy(to_network_input(image)),
-            {name: torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32)) for name, t in targets.items()},
-            {name: torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32)) for name, t in weights.items()},
         )

@@ -1,7 +1,8 @@
 """Generated videos of people walking, with a true identity for every person in every frame.
 
-People are the stick figures of :mod:`openpose_lite.data.synthetic`, drawn by its renderer
-(``_draw_figure``) on one static background of that module (a fixed camera). Each walks across
+People are the stick figures of :mod:`openpose_lite.data.figures`, drawn by its renderer
+(:func:`~openpose_lite.data.figures.draw_figure`) on one static background of
+:mod:`openpose_lite.data.synthetic` (a fixed camera). Each walks across
 the frame at its own speed and depth, with its own gait: legs swinging with the knee bending in
 the swing phase, arms swinging against the legs, the torso leaning into the walk, the head
 turned towards where it goes. People walk both ways, so they cross, enter and leave the frame.
@@ -36,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,28 +45,33 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from openpose_lite.data.synthetic import (
-    _ONE,
+from openpose_lite.data.figures import (
+    KEYPOINT_INDEX,
     SKELETON,
-    _Figure,
-    _draw_figure,
-    _rotation,
-    _sample_colours,
-    coco_person_category,
-    render_background,
+    Figure,
+    annotate_figure,
+    draw_figure,
+    place_face,
+    rotation_matrix,
+    sample_body,
+    sample_colours,
 )
+from openpose_lite.data.synthetic import coco_person_annotation, coco_person_category, render_background
 from openpose_lite.io import atomic_write_path, write_json_atomic
+from openpose_lite.params import Params
 from openpose_lite.structures import Poses
+
+__all__ = ["VideoConfig", "VideoFrame", "generate_video", "ground_truth_poses", "simulate_detections", "write_video"]
 
 logger = logging.getLogger(__name__)
 
-_KP = {name: i for i, name in enumerate(SKELETON.keypoints)}
+_KP = KEYPOINT_INDEX
 _SIDES = ((1, "left"), (-1, "right"))  # +1: towards image right, a front-facing person's left
 
 
 @dataclass(frozen=True)
-class VideoConfig:
-    """How a synthetic video is generated.
+class VideoConfig(Params):
+    """How a synthetic video is generated (a :class:`~openpose_lite.params.Params`: typed, checked on creation).
 
     ``image_hw`` is the frame size, ``num_frames`` its length at ``fps`` frames per second.
     ``num_people`` people walk through it; each one's height is a fraction of the frame height
@@ -72,6 +79,8 @@ class VideoConfig:
     second in ``speed_range``. ``hidden_below``: the visible fraction of a person's pixels
     under which it counts as hidden (see the module docstring). ``seed`` fixes everything.
     """
+
+    _section: typing.ClassVar[str] = "VideoConfig"
 
     image_hw: tuple[int, int] = (360, 640)
     num_frames: int = 90
@@ -83,29 +92,19 @@ class VideoConfig:
     hidden_below: float = 0.5
     clutter_range: tuple[int, int] = (4, 12)
 
-    def __post_init__(self) -> None:
-        h, w = self.image_hw
-        if h < 32 or w < 32:
-            raise ValueError(f"VideoConfig.image_hw must be at least (32, 32), got {self.image_hw}")
+    def _check(self) -> None:
+        self._require(min(self.image_hw) >= 32, "image_hw", "at least (32, 32)")
         for name in ("num_frames", "num_people", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < 0:
-                raise ValueError(f"VideoConfig.{name} must be a non-negative integer, got {value!r}")
-        if self.num_people >= np.iinfo(np.uint16).max:
-            raise ValueError(f"VideoConfig.num_people must be below {np.iinfo(np.uint16).max}, got {self.num_people}")
-        if not (math.isfinite(self.fps) and self.fps > 0):
-            raise ValueError(f"VideoConfig.fps must be positive, got {self.fps}")
+            self._require(getattr(self, name) >= 0, name, "a non-negative integer")
+        limit = np.iinfo(np.uint16).max  # people are labelled in a uint16 owner map
+        self._require(self.num_people < limit, "num_people", f"an integer below {limit}")
+        self._require(math.isfinite(self.fps) and self.fps > 0, "fps", "a positive number")
         lo, hi = self.person_height_range
-        if not 0 < lo <= hi <= 1.5:
-            raise ValueError(f"VideoConfig.person_height_range must be fractions 0 < min <= max <= 1.5, got {self.person_height_range}")
-        lo, hi = self.speed_range
-        if not 0 <= lo <= hi:
-            raise ValueError(f"VideoConfig.speed_range must be (min, max) with 0 <= min <= max, got {self.speed_range}")
-        if not 0 <= self.hidden_below <= 1:
-            raise ValueError(f"VideoConfig.hidden_below must be in [0, 1], got {self.hidden_below}")
-        lo_c, hi_c = self.clutter_range
-        if not 0 <= lo_c <= hi_c:
-            raise ValueError(f"VideoConfig.clutter_range must be (min, max) with 0 <= min <= max, got {self.clutter_range}")
+        self._require(0 < lo <= hi <= 1.5, "person_height_range", "fractions 0 < min <= max <= 1.5")
+        self._require(0 <= self.speed_range[0] <= self.speed_range[1], "speed_range", "(min, max) with 0 <= min <= max")
+        self._require(0 <= self.hidden_below <= 1, "hidden_below", "a number in [0, 1]")
+        self._require(0 <= self.clutter_range[0] <= self.clutter_range[1], "clutter_range",
+                      "(min, max) with 0 <= min <= max")
 
 
 @dataclass(frozen=True)
@@ -151,15 +150,7 @@ class _Walker:
 
 def _sample_walker(rng: np.random.Generator, cfg: VideoConfig, index: int) -> _Walker:
     h, w = cfg.image_hw
-
-    def size(base: float) -> float:  # body proportions vary a little, as in the still scenes
-        return base * rng.uniform(0.92, 1.08)
-
-    body = {
-        "torso": size(0.30), "neck_to_head": size(0.105), "shoulder_half": size(0.115), "hip_half": size(0.08),
-        "upper_arm": size(0.17), "forearm": size(0.15), "thigh": size(0.245), "shin": size(0.235),
-        "head_half_w": size(0.05), "head_half_h": size(0.064),
-    }
+    body = sample_body(rng)  # proportions vary a little, as in the still scenes
     depth = float(rng.uniform(0.0, 1.0))
     lo, hi = cfg.person_height_range
     height = (lo + (hi - lo) * depth) * h
@@ -186,18 +177,18 @@ def _sample_walker(rng: np.random.Generator, cfg: VideoConfig, index: int) -> _W
         arm_swing=math.radians(rng.uniform(12, 35)),
         elbow_bend=math.radians(rng.uniform(10, 40)),
         lean=math.radians(rng.uniform(0, 6)),
-        colours=_sample_colours(rng),
+        colours=sample_colours(rng),
         draw_seed=int(rng.integers(2**31)) ^ index,
     )
 
 
-def _walking_pose(wk: _Walker, frame: int) -> _Figure:
+def _walking_pose(wk: _Walker, frame: int) -> Figure:
     """The walker's figure at ``frame``, in image pixels."""
     b, d, hgt = wk.body, wk.direction, wk.height
     phase = wk.phase0 + wk.phase_rate * frame
     s, c = math.sin(phase), math.cos(phase)
 
-    lean = _rotation(d * wk.lean)  # the torso leans into the walk
+    lean = rotation_matrix(d * wk.lean)  # the torso leans into the walk
     up, across = lean @ np.array([0.0, -1.0]), lean @ np.array([1.0, 0.0])
     pts = np.zeros((SKELETON.num_keypoints, 2))
     neck = up * b["torso"]
@@ -220,34 +211,19 @@ def _walking_pose(wk: _Walker, frame: int) -> _Figure:
         pts[_KP[f"{name}_elbow"]] = elbow
         pts[_KP[f"{name}_wrist"]] = elbow + b["forearm"] * ray(arm + wk.elbow_bend, side * 0.05)
 
-    head = _rotation(d * wk.lean * 0.5)
+    head = rotation_matrix(d * wk.lean * 0.5)
     head_center = neck + (head @ np.array([0.0, -1.0])) * b["neck_to_head"]
     yaw = 0.3 * d  # the face turns towards where the person goes
     hw, hh = b["head_half_w"], b["head_half_h"]
-
-    def face(u: float, v: float) -> np.ndarray:
-        return head_center + head @ np.array([u * hw, v * hh])
-
-    pts[_KP["nose"]] = face(0.6 * yaw, 0.2)
-    pts[_KP["left_eye"]] = face(0.42 + 0.5 * yaw, -0.15)
-    pts[_KP["right_eye"]] = face(-0.42 + 0.5 * yaw, -0.15)
-    pts[_KP["left_ear"]] = face(0.8 + 0.15 * yaw, 0.0)
-    pts[_KP["right_ear"]] = face(-0.8 + 0.15 * yaw, 0.0)
+    place_face(pts, head_center, head, hw, hh, yaw)
 
     bob = 0.012 * abs(c)  # the pelvis rises as a leg passes under it
     leg = b["thigh"] + b["shin"]
     origin = np.array([wk.x0 + d * wk.speed * frame, wk.ground_y - (0.97 * leg + bob) * hgt])
-    return _Figure(
-        points=np.round((pts * hgt + origin) * _ONE) / _ONE,  # the 1/16 px grid cv2 draws on
-        head_center=head_center * hgt + origin,
-        head_axes=(hw * hgt, hh * hgt),
-        head_angle=math.degrees(d * wk.lean * 0.5),
-        height=hgt,
-        colours=wk.colours,
-    )
+    return Figure.place(pts, head_center, (hw, hh), math.degrees(d * wk.lean * 0.5), hgt, origin, wk.colours)
 
 
-def _window(fig: _Figure, image_hw: tuple[int, int]) -> tuple[slice, slice] | None:
+def _window(fig: Figure, image_hw: tuple[int, int]) -> tuple[slice, slice] | None:
     """Rows and columns of the frame that the figure can cover, None when it is off screen."""
     h, w = image_hw
     r = max(fig.head_axes) + 0.06 * fig.height + 2  # head, half the thickest limb, outline
@@ -262,14 +238,14 @@ def _render_frame(index: int, background: np.ndarray, walkers: Sequence[_Walker]
     h, w = cfg.image_hw
     image = background.copy()
     owner = np.zeros((h, w), dtype=np.uint16)  # 0: nobody, i + 1: person i
-    drawn: list[tuple[int, _Figure, tuple[slice, slice], int]] = []
+    drawn: list[tuple[int, Figure, tuple[slice, slice], int]] = []
     for i in order:  # far to near, so nearer people cover farther ones
         fig = _walking_pose(walkers[i], index)
         window = _window(fig, cfg.image_hw)
         if window is None:
             continue
         # a fresh generator per frame: the same limbs are drawn in front in every frame
-        _draw_figure(image, owner, int(i) + 1, fig, np.random.default_rng(walkers[i].draw_seed))
+        draw_figure(image, owner, int(i) + 1, fig, np.random.default_rng(walkers[i].draw_seed))
         drawn.append((int(i), fig, window, int(np.count_nonzero(owner[window] == i + 1))))  # every pixel it covers
 
     keypoints, boxes, areas, ids, hidden = [], [], [], [], []
@@ -278,22 +254,11 @@ def _render_frame(index: int, background: np.ndarray, walkers: Sequence[_Walker]
         if len(xs) == 0:
             continue
         ys, xs = ys + window[0].start, xs + window[1].start
-        pts = fig.points
-        inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
-        cols = np.clip(np.rint(pts[:, 0]), 0, w - 1).astype(int)
-        rows = np.clip(np.rint(pts[:, 1]), 0, h - 1).astype(int)
         is_hidden = len(xs) < cfg.hidden_below * full
-        visible = inside & (owner[rows, cols] == i + 1) & (not is_hidden)
-        kps = np.zeros((SKELETON.num_keypoints, 3), dtype=np.float32)
-        kps[inside, :2] = pts[inside]
-        kps[:, 2] = np.where(visible, 2, np.where(inside, 1, 0))
-        x0, y0, x1, y1 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
-        if inside.any():
-            x0, y0 = min(x0, float(pts[inside, 0].min())), min(y0, float(pts[inside, 1].min()))
-            x1, y1 = max(x1, float(pts[inside, 0].max())), max(y1, float(pts[inside, 1].max()))
+        kps, box, area = annotate_figure(fig, owner, i + 1, xs, ys, hidden=is_hidden)
         keypoints.append(kps)
-        boxes.append([x0, y0, x1 - x0, y1 - y0])
-        areas.append(float(len(xs)))
+        boxes.append(box)
+        areas.append(area)
         ids.append(i)
         hidden.append(is_hidden)
 
@@ -407,23 +372,8 @@ def write_video(out_dir: str | Path, cfg: VideoConfig | None = None) -> tuple[Pa
         image_id = frame.index + 1
         images.append({"id": image_id, "file_name": video_path.name, "frame_index": frame.index, "height": h, "width": w})
         for kps, box, area, track_id, is_hidden in zip(frame.keypoints, frame.boxes, frame.areas, frame.track_ids, frame.hidden):
-            flat = []
-            for x, y, v in kps.tolist():
-                flat += [x, y, int(v)]
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": 1,
-                    "track_id": int(track_id),
-                    "keypoints": flat,
-                    "num_keypoints": int((kps[:, 2] > 0).sum()),
-                    "bbox": [float(v) for v in box],
-                    "area": float(area),
-                    "iscrowd": 0,
-                    "hidden": bool(is_hidden),
-                }
-            )
+            annotations.append(coco_person_annotation(len(annotations) + 1, image_id, kps, box, area,
+                                                      track_id=track_id, hidden=is_hidden))
     dataset = {
         "info": {"description": "openpose_lite synthetic video", "video_config": dataclasses.asdict(cfg)},
         "licenses": [],

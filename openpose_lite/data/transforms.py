@@ -1,21 +1,44 @@
-"""Training augmentation: the CMU (bottom-up) and HRNet (top-down) parameter sets and samplers.
+"""Training augmentation: the CMU (bottom-up) and HRNet (top-down) parameter sets, their two samplers, one warp.
 
-Training draws **one** affine per sample (scale relative to the main person, rotation,
-centre jitter, square crop, optional mirror) and pushes the image, the ignore mask and the
-keypoints through that same matrix, so they cannot drift apart. All matrices follow the
-convention of :mod:`openpose_lite.geometry` (pixel centres at integers, 2x3 maps source ->
-crop), which is also ``cv2.warpAffine``'s.
+Training draws **one** affine per sample and pushes the image, the ignore mask and the
+keypoints through that same matrix (:func:`warp_sample`), so they cannot drift apart. All
+matrices follow the convention of :mod:`openpose_lite.geometry` (pixel centres at integers,
+2x3 maps source -> crop), which is also ``cv2.warpAffine``'s.
+
+The two samplers:
+
+* bottom-up (Cao et al., CMU's training code): :func:`choose_main_person` picks whom the crop
+  is built around, :func:`random_affine` draws scale relative to that person, rotation, centre
+  jitter and mirror of a square crop;
+* top-down (Sun et al., HRNet, CVPR 2019, Sec. 4.1 "data augmentation", with the distributions
+  of its public release; the code here is our own): :func:`random_region` jitters a person's
+  crop region (from :func:`~openpose_lite.geometry.box_to_center_scale`):
+
+  - scale: the region's size times ``clip(1 + scale_factor * N(0, 1), 1 - scale_factor,
+    1 + scale_factor)``;
+  - rotation: with probability ``rotation_prob``, ``clip(rotation_deg * N(0, 1),
+    -rotation_deg, rotation_deg)`` degrees, i.e. within the paper's [-45, 45] by default (the
+    public release's code lets it reach twice ``rotation_deg``), else 0;
+  - mirror with probability ``flip_prob``;
+  - half body: with probability ``half_body_prob``, for a person with more than
+    ``half_body_min_keypoints`` labelled keypoints, the region is replaced by a box around the
+    upper or the lower body (:func:`half_body_transform`), so the network sees truncated people.
+
+Every sampler takes its draws always in the same order whatever the data, so a generator
+seeded per sample gives the same sample in any worker and in any order.
 
 Decisions, stated once:
 
-* Border: crop pixels that fall outside the source image are filled with gray 128 (CMU), which
-  the network input normalisation maps to ~0; in the ignore mask they are **not ignored**. No
+* Border (bottom-up): crop pixels that fall outside the source image are filled with gray 128
+  (CMU), which the network input normalisation maps to ~0; in the ignore mask they are **not ignored**. No
   person can be there, so "no part, no limb" is the correct target, and it teaches the network
   that padding is background (CMU pads its ``mask_miss`` with "valid" as well).
 * Keypoints that land outside the crop keep their visibility flag. A limb from a visible wrist
   to an elbow just outside the crop still has a PAF segment inside it, and a Gaussian centred
   just outside still has a tail inside; the codec clips to the map.
 * Unlabelled keypoints (v == 0) are left at (0, 0) after the warp, the COCO convention.
+* Border (top-down): black (0), as the official HRNet training and test code fill it; the
+  pretrained weights have only ever seen black borders.
 * A mirrored sample swaps left and right keypoints (``Skeleton.flip_permutation``): after a
   mirror, the person's left wrist sits where a right wrist would.
 
@@ -27,6 +50,7 @@ from __future__ import annotations
 import math
 import typing
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,14 +63,30 @@ from openpose_lite.geometry import (
 from openpose_lite.params import Params
 from openpose_lite.preprocess import PAD_VALUE, warp_image
 from openpose_lite.skeleton import COCO_17, Skeleton
+from openpose_lite.structures import zero_missing_keypoints
 
 __all__ = [
     "AugmentParams",
     "HALF_BODY_PADDING",
+    "Region",
     "TopDownAugmentParams",
+    "body_halves",
+    "choose_main_person",
+    "half_body_transform",
     "random_affine",
+    "random_region",
     "warp_sample",
 ]
+
+# CMU picks as "main" (crop-centre) people those with >= 5 labelled keypoints and a box of
+# at least 32 x 32 px; centring on tinier people would blow them up to blurry giants.
+MAIN_MIN_KEYPOINTS = 5
+MAIN_MIN_AREA = 32.0 * 32.0
+
+# Keypoint-name fragments of the two body halves. Names are matched by fragment, so any
+# skeleton that names its keypoints like COCO's (left_eye, right_knee, neck...) works.
+_UPPER_BODY_PARTS = ("nose", "neck", "head", "eye", "ear", "shoulder", "elbow", "wrist")
+_LOWER_BODY_PARTS = ("hip", "knee", "ankle")
 
 @dataclass(frozen=True)
 class AugmentParams(Params):
@@ -118,6 +158,40 @@ class TopDownAugmentParams(Params):
                       "half_body_padding", "a number > 0")
 
 
+# ------------------------------------------------------------------------------ bottom-up sampler
+def choose_main_person(
+    rng: np.random.Generator, keypoints: np.ndarray, boxes: np.ndarray | None
+) -> tuple[np.ndarray, float] | tuple[None, None]:
+    """Pick the person the crop is built around: (centre (x, y), height) in image px.
+
+    Uniform among the people CMU would call "main" (>= 5 labelled keypoints, box >= 32x32 px);
+    when none qualifies, the largest box. Without boxes, the labelled keypoints' extent is the
+    box. (None, None) when there is nobody.
+    """
+    n = keypoints.shape[0]
+    if n == 0:
+        return None, None
+    if boxes is None or len(boxes) != n:
+        boxes = np.zeros((n, 4), dtype=np.float32)
+    boxes = np.asarray(boxes, dtype=np.float64).copy()
+    for i in range(n):
+        if boxes[i, 2] <= 0 or boxes[i, 3] <= 0:
+            pts = keypoints[i, keypoints[i, :, 2] > 0, :2]
+            if len(pts):
+                lo, hi = pts.min(axis=0), pts.max(axis=0)
+                boxes[i] = [lo[0], lo[1], max(hi[0] - lo[0], 1.0), max(hi[1] - lo[1], 1.0)]
+    areas = boxes[:, 2] * boxes[:, 3]
+    labelled = (keypoints[:, :, 2] > 0).sum(axis=1)
+    main = np.flatnonzero((labelled >= MAIN_MIN_KEYPOINTS) & (areas >= MAIN_MIN_AREA))
+    # Exactly one draw whatever the data, so the augmentation draws that follow stay aligned.
+    draw = float(rng.random())
+    i = int(main[int(draw * len(main))]) if len(main) else int(np.argmax(areas))
+    x, y, w, h = boxes[i]
+    if w <= 0 or h <= 0:
+        return None, None
+    return np.array([x + (w - 1) * 0.5, y + (h - 1) * 0.5]), float(h)
+
+
 def random_affine(
     rng: np.random.Generator,
     image_hw: tuple[int, int],
@@ -169,6 +243,123 @@ def random_affine(
     return matrix, flipped
 
 
+# ------------------------------------------------------------------------------ top-down sampler
+class Region(NamedTuple):
+    """A person's crop region: ``center`` (2,) and ``size`` (2,) = (w, h) in image px, the
+    ``rotation`` in degrees, whether the crop is ``flipped`` and whether it is a ``half_body`` one."""
+
+    center: np.ndarray
+    size: np.ndarray
+    rotation: float = 0.0
+    flipped: bool = False
+    half_body: bool = False
+
+
+def body_halves(skeleton: Skeleton = COCO_17) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the upper-body (head, arms, shoulders) and lower-body (hips, legs) keypoints.
+
+    Derived from the keypoint names; a keypoint that is neither (none in COCO-17) is in no half.
+    """
+    upper = [i for i, name in enumerate(skeleton.keypoints) if any(p in name for p in _UPPER_BODY_PARTS)]
+    lower = [i for i, name in enumerate(skeleton.keypoints)
+             if i not in upper and any(p in name for p in _LOWER_BODY_PARTS)]
+    if not upper or not lower:
+        raise ValueError(f"{skeleton.name}: cannot tell upper from lower body by keypoint names "
+                         f"{list(skeleton.keypoints)}")
+    return np.array(upper, dtype=np.int64), np.array(lower, dtype=np.int64)
+
+
+def half_body_transform(
+    keypoints: np.ndarray,
+    rng: np.random.Generator,
+    skeleton: Skeleton = COCO_17,
+    aspect_ratio: float = 0.75,
+    padding: float = HALF_BODY_PADDING,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A crop region around the upper or the lower body (HRNet's half-body augmentation).
+
+    One half is chosen by a fair coin among the halves with more than two labelled keypoints
+    (the other one when the chosen half has too few). The region is centred on the mean of the
+    half's labelled keypoints, spans their extent grown to ``aspect_ratio`` (w / h), times
+    ``padding``.
+
+    Args:
+        keypoints: (K, 3) x, y, v in image px.
+        rng: one ``rng.random()`` draw is taken.
+        skeleton: names the halves (:func:`body_halves`).
+        aspect_ratio: crop width / height.
+        padding: enlargement of the keypoints' box (HRNet: 1.5).
+    Returns:
+        (centre (2,), size (2,) = (w, h)) float64 in image px, or None when no half has two
+        labelled keypoints or their extent is under a pixel.
+    """
+    kps = np.asarray(keypoints, dtype=np.float64)
+    k = skeleton.num_keypoints
+    if kps.shape != (k, 3):
+        raise ValueError(f"half_body_transform: expected keypoints of shape ({k}, 3), got {kps.shape}")
+    if not aspect_ratio > 0:
+        raise ValueError(f"half_body_transform: aspect_ratio must be positive, got {aspect_ratio}")
+    upper_ids, lower_ids = body_halves(skeleton)
+    labelled = kps[:, 2] > 0
+    upper = kps[upper_ids[labelled[upper_ids]], :2]
+    lower = kps[lower_ids[labelled[lower_ids]], :2]
+    # "More than two" points make a box with some extent in both directions most of the time.
+    if rng.random() < 0.5 and len(upper) > 2:
+        selected = upper
+    else:
+        selected = lower if len(lower) > 2 else upper
+    if len(selected) < 2:
+        return None
+    center = selected.mean(axis=0)
+    w, h = selected.max(axis=0) - selected.min(axis=0)
+    if max(w, h) < 1.0:
+        return None
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    else:
+        w = h * aspect_ratio
+    return center, np.array([w, h], dtype=np.float64) * padding
+
+
+def random_region(
+    rng: np.random.Generator,
+    region: Region,
+    keypoints: np.ndarray,
+    params: TopDownAugmentParams,
+    aspect_ratio: float,
+    skeleton: Skeleton = COCO_17,
+) -> Region:
+    """Draw HRNet's augmentation of one person's crop ``region`` (the module docstring's recipe).
+
+    Args:
+        rng: five draws are always taken, in the same order, plus one for a half-body crop.
+        region: the unaugmented region (box_to_center_scale of the person's box).
+        keypoints: (K, 3) x, y, v in image px (the half-body crop needs them).
+        params: the augmentation.
+        aspect_ratio: crop width / height (the half-body region takes it).
+        skeleton: the keypoints' layout (names the body halves).
+    """
+    p = params
+    center, size = region.center, region.size
+    # The five draws always happen, in this order, so later ones do not depend on the data.
+    u_half, z_scale, u_rotate, z_rotate, u_flip = (
+        rng.random(), rng.standard_normal(), rng.random(), rng.standard_normal(), rng.random()
+    )
+    half_body = False
+    labelled = int(np.count_nonzero(np.asarray(keypoints)[:, 2] > 0))
+    if u_half < p.half_body_prob and labelled > p.half_body_min_keypoints:
+        half = half_body_transform(keypoints, rng, skeleton, aspect_ratio, p.half_body_padding)
+        if half is not None:
+            center, size = half
+            half_body = True
+    size = size * float(np.clip(1.0 + p.scale_factor * z_scale, 1.0 - p.scale_factor, 1.0 + p.scale_factor))
+    rotation = 0.0
+    if u_rotate < p.rotation_prob:
+        rotation = float(np.clip(p.rotation_deg * z_rotate, -p.rotation_deg, p.rotation_deg))
+    return Region(center, size, rotation, bool(u_flip < p.flip_prob), half_body)
+
+
+# ------------------------------------------------------------------------------ the one warp
 def warp_sample(
     image: np.ndarray,
     mask: np.ndarray | None,
@@ -185,7 +376,7 @@ def warp_sample(
         image: (H, W, 3) uint8 BGR (any channel count works).
         mask: (H, W) ignore mask, nonzero = ignore, or None.
         keypoints: (N, K, 3) x, y, v in image pixels, K = ``skeleton.num_keypoints``.
-        matrix: (2, 3) image -> output affine (from :func:`random_affine`).
+        matrix: (2, 3) image -> output affine (:func:`random_affine`, or a crop of :func:`random_region`'s region).
         out_hw: output (height, width).
         flipped: the matrix contains a mirror; left/right keypoints are swapped.
         skeleton: the keypoints' skeleton (its flip permutation is used).
@@ -217,8 +408,7 @@ def warp_sample(
         src = (np.asarray(mask) != 0).astype(np.uint8) * 255
         out_mask = warp_image(src, m, (out_h, out_w), 0) >= 128
 
-    out_kps = transform_keypoints(m, kps)
-    out_kps[out_kps[..., 2] <= 0, :2] = 0.0  # unlabelled points carry no position
+    out_kps = zero_missing_keypoints(transform_keypoints(m, kps))  # unlabelled points carry no position
     if flipped:
         out_kps = np.ascontiguousarray(out_kps[:, skeleton.flip_permutation])
     return out_image, out_mask, out_kps

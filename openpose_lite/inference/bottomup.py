@@ -6,7 +6,10 @@ The pipeline of the CMU demo (Cao et al., CVPR 2017, Sec. 3 and the released tes
    default) keeping the aspect ratio, and padded right/bottom with gray to a multiple of the
    stride (:func:`openpose_lite.preprocess.letterbox`); BGR pixels become ``x / 256 - 0.5``
    (:func:`openpose_lite.preprocess.to_network_input`). Images of different sizes share a
-   batch by padding, right only, to the widest: padding never moves a coordinate.
+   batch by padding, right only, to the widest: padding never moves a coordinate. The input
+   is bounded (:class:`~openpose_lite.preprocess.InputBound`): an image that would make a
+   larger one is scaled less, to fit (then padded at the bottom too), and a degenerate one
+   (extreme aspect ratio, a side of a few pixels) is refused before anything runs.
 2. **Network**, once per scale in ``scales`` (input height ``round(input_size * s)`` rounded to
    the stride) and, with ``flip``, once more on the mirrored batch.
 3. **Average.** The maps come to the host (they are small: 1/stride of the input per side).
@@ -41,7 +44,7 @@ from openpose_lite.geometry import invert_affine, letterbox_affine
 from openpose_lite.inference.base import Predictor, require_config
 from openpose_lite.inference.network import NetworkRunner
 from openpose_lite.models.hrnet import HRNet
-from openpose_lite.preprocess import PAD_VALUE, as_bgr, letterbox, to_network_input
+from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, PAD_VALUE, InputBound, as_bgr, letterbox, to_network_input
 from openpose_lite.skeleton import OPENPOSE_18
 from openpose_lite.structures import Poses
 
@@ -96,11 +99,15 @@ class BottomUpPredictor(Predictor):
             call runs it in eval mode and restores the caller's train/eval mode afterwards.
         codec: decodes the averaged maps; its stride and channels must be the model's.
         input_size: network input height at scale 1, a multiple of ``codec.stride`` (CMU: 368).
+        input_bound: the largest input (longest side, pixels) and which images are too degenerate
+            to run (:class:`~openpose_lite.preprocess.InputBound`; default: its defaults).
         scales: input heights ``input_size * s``; their maps are averaged (CMU multi-scale test).
         flip: also run the mirrored images and average (flip test).
         device: ``None``/``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
-        half: float16 network on CUDA (the model is converted in place); ignored with a warning
-            on CPU.
+        half: the older spelling of ``precision="fp16"``.
+        precision: ``fp32`` (default, exact CMU outputs), ``bf16`` (CPU autocast where the CPU
+            computes bf16 natively), ``fp16`` (CUDA autocast) or ``auto``; maps are decoded in
+            float32 (:class:`~openpose_lite.inference.network.NetworkRunner`).
 
     After each call, :attr:`timings` holds the seconds spent in each of :data:`PHASES`.
     """
@@ -114,6 +121,8 @@ class BottomUpPredictor(Predictor):
         flip: bool = False,
         device: str | torch.device | None = None,
         half: bool = False,
+        precision: str = "fp32",
+        input_bound: InputBound | None = None,
     ) -> None:
         if not isinstance(codec, BottomUpPafCodec):
             raise ValueError(f"codec: expected a BottomUpPafCodec, got {type(codec).__name__}")
@@ -123,11 +132,14 @@ class BottomUpPredictor(Predictor):
         if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
             raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
         codec.check_model(model)
-        self.runner = NetworkRunner(model, ("heatmaps", "pafs"), device, half)
+        self.runner = NetworkRunner(model, ("heatmaps", "pafs"), device, half, precision)
         self.codec = codec
         self.input_size = int(input_size)
         self.scales = scales
         self.flip = bool(flip)
+        if input_bound is not None and not isinstance(input_bound, InputBound):
+            raise ValueError(f"input_bound: expected an InputBound, got {type(input_bound).__name__}")
+        self.input_bound = DEFAULT_INPUT_BOUND if input_bound is None else input_bound
         self.timings: dict[str, float] = {phase: 0.0 for phase in PHASES}
 
     @classmethod
@@ -140,8 +152,10 @@ class BottomUpPredictor(Predictor):
         flip: bool = False,
         device: str | torch.device | None = None,
         half: bool = False,
+        precision: str = "fp32",
         input_size: int | None = None,
         codec_overrides: Mapping[str, Any] | None = None,
+        input_bound: InputBound | None = None,
     ) -> "BottomUpPredictor":
         """A predictor for a loaded model and its checkpoint config (``None``: the config defaults).
 
@@ -161,7 +175,8 @@ class BottomUpPredictor(Predictor):
                 raise ValueError(f"codec_overrides: unknown codec fields {unknown}; valid: {sorted(known)}")
             codec = dataclasses.replace(codec, **dict(codec_overrides))
         size = (cfg.codec.input_size if cfg is not None else CodecConfig().input_size) if input_size is None else input_size
-        return cls(model, codec, input_size=size, scales=scales, flip=flip, device=device, half=half)
+        return cls(model, codec, input_size=size, scales=scales, flip=flip, device=device, half=half,
+                   precision=precision, input_bound=input_bound)
 
     # ------------------------------------------------------------------ public calls
     def __call__(self, image_bgr: np.ndarray) -> Poses:
@@ -192,6 +207,12 @@ class BottomUpPredictor(Predictor):
         self.timings = totals
         return poses
 
+    def input_problem(self, image_hw: tuple[int, int]) -> str | None:
+        """Why an image of ``image_hw`` (H, W) cannot be run (:meth:`InputBound.problem` at every input height), or None."""
+        stride = self.codec.stride
+        heights = {self.input_size, *(scaled_input_height(self.input_size, s, stride) for s in self.scales)}
+        return self.input_bound.problem(image_hw, sorted(heights))
+
     def decode_maps(self, maps: Mapping[str, np.ndarray]) -> Poses:
         """One entry of :meth:`predict_maps` -> Poses in image pixels (keypoints not found stay (0, 0, 0))."""
         poses = self.codec.decode({"heatmaps": maps["heatmaps"], "pafs": maps["pafs"]})
@@ -203,20 +224,25 @@ class BottomUpPredictor(Predictor):
         Returns per image ``{"heatmaps": (K+1, h, w), "pafs": (2L, h, w)}`` float32 (the image's own
         region of the batch, h x w = letterboxed input / stride), ``"matrix"`` (2, 3) float64 image
         px -> scale-1 network input px and ``"input_hw"`` (2,) int64, its letterboxed input size.
-        Resets :attr:`timings` (decode = 0).
+        Resets :attr:`timings` (decode = 0). An image :meth:`input_problem` refuses is a
+        ValueError naming its index, raised before anything runs.
         """
         self.timings = {phase: 0.0 for phase in PHASES}
         bgr = [as_bgr(image, i) for i, image in enumerate(images)]
         if not bgr:
             return []
+        for i, image in enumerate(bgr):
+            problem = self.input_problem(image.shape[:2])
+            if problem is not None:
+                raise ValueError(f"images[{i}]: {problem}")
         stride = self.codec.stride
+        bound = (self.input_bound.max_side, self.input_bound.max_pixels)
         # The scale-1 letterbox defines each image's output grid, whether or not 1.0 is a scale.
-        reference = [letterbox_affine(image.shape[:2], self.input_size, stride) for image in bgr]
-        out_hw = [(pad_h // stride, pad_w // stride) for _, (pad_h, pad_w) in reference]
+        reference = [letterbox_affine(image.shape[:2], self.input_size, stride, *bound) for image in bgr]
         # Per image, the sum over runs of its maps (h, w, K+1+2L): channels last, OpenCV's layout.
         sums: list[np.ndarray | None] = [None] * len(bgr)
         for scale in self.scales:
-            for i, maps in enumerate(self._scale_maps(bgr, scale, out_hw)):
+            for i, maps in enumerate(self._scale_maps(bgr, scale, reference)):
                 sums[i] = maps if sums[i] is None else sums[i] + maps
 
         t0 = time.perf_counter()
@@ -235,18 +261,22 @@ class BottomUpPredictor(Predictor):
         return out
 
     # ------------------------------------------------------------------ internals
-    def _scale_maps(self, bgr: Sequence[np.ndarray], scale: float, out_hw: Sequence[tuple[int, int]]) -> list[np.ndarray]:
-        """The network's maps of every image at one scale (flip-summed), on their scale-1 grids, (h, w, C) each."""
+    def _scale_maps(self, bgr: Sequence[np.ndarray], scale: float,
+                    reference: Sequence[tuple[np.ndarray, tuple[int, int]]]) -> list[np.ndarray]:
+        """The network's maps of every image at one scale (flip-summed), on their scale-1 grids, (h, w, C) each.
+
+        ``reference``: each image's scale-1 letterbox (matrix, padded input hw), which defines its grid.
+        """
         stride = self.codec.stride
         height = scaled_input_height(self.input_size, scale, stride)
-        batch = self._preprocess(bgr, height)
+        batch, matrices = self._preprocess(bgr, height)
         t0 = time.perf_counter()
         outputs = self.runner(batch)
         self.runner.sync()
         t1 = time.perf_counter()
         self.timings["network"] += t1 - t0
         heat, paf = outputs["heatmaps"], outputs["pafs"]
-        expected_hw = (height // stride, batch.shape[-1] // stride)
+        expected_hw = (batch.shape[-2] // stride, batch.shape[-1] // stride)
         if tuple(heat.shape[-2:]) != expected_hw or tuple(paf.shape[-2:]) != expected_hw:
             raise ValueError(
                 f"model output maps are {tuple(heat.shape[-2:])} for input {tuple(batch.shape[-2:])}; "
@@ -257,25 +287,31 @@ class BottomUpPredictor(Predictor):
             back = self.codec.flip_outputs({"heatmaps": heat[len(bgr):], "pafs": paf[len(bgr):]})
             heat = heat[: len(bgr)] + back["heatmaps"]
             paf = paf[: len(bgr)] + back["pafs"]
-        ratio = height / self.input_size
         out = []
-        for i, (h, w) in enumerate(out_hw):
+        for i, (matrix, (pad_h, pad_w)) in enumerate(reference):
+            # Both letterboxes are pure scales of the image, so the grids differ by their ratio
+            # (height / input_size, unless the input bound scaled one of them less).
+            ratio = float(matrices[i][0, 0] / matrix[0, 0])
+            h, w = pad_h // stride, pad_w // stride
             # This image's share of the padded batch, at most a cell beyond its own maps.
+            keep_h = min(heat.shape[-2], int(np.ceil(h * ratio)) + 1)
             keep_w = min(heat.shape[-1], int(np.ceil(w * ratio)) + 1)
-            maps = np.concatenate([heat[i, :, :, :keep_w], paf[i, :, :, :keep_w]], axis=0)
+            maps = np.concatenate([heat[i, :, :keep_h, :keep_w], paf[i, :, :keep_h, :keep_w]], axis=0)
             out.append(_to_scale_one(np.ascontiguousarray(maps.transpose(1, 2, 0)), ratio, (h, w)))
         self.timings["postprocess"] += time.perf_counter() - t1
         return out
 
-    def _preprocess(self, images: Sequence[np.ndarray], height: int) -> torch.Tensor:
-        """Letterbox every image to ``height``, pad right to the widest, normalise: (B or 2B, 3, height, W) on the device."""
+    def _preprocess(self, images: Sequence[np.ndarray], height: int) -> tuple[torch.Tensor, list[np.ndarray]]:
+        """Letterbox every image to ``height`` (within the input bound), pad right (and bottom) to the
+        largest, normalise: (B or 2B, 3, H <= height, W) on the device, and each image's (2, 3) matrix."""
         t0 = time.perf_counter()
-        boxed = [letterbox(image, height, self.codec.stride)[0] for image in images]
-        width = max(b.shape[1] for b in boxed)
+        letterboxed = [letterbox(image, height, self.codec.stride, bound=self.input_bound) for image in images]
+        boxed = [b for b, _ in letterboxed]
+        rows, width = max(b.shape[0] for b in boxed), max(b.shape[1] for b in boxed)
         count = len(boxed) * (2 if self.flip else 1)
-        batch = np.full((count, height, width, 3), PAD_VALUE, dtype=np.uint8)
+        batch = np.full((count, rows, width, 3), PAD_VALUE, dtype=np.uint8)
         for i, b in enumerate(boxed):
-            batch[i, :, : b.shape[1]] = b
+            batch[i, : b.shape[0], : b.shape[1]] = b
         if self.flip:
             # The whole padded width is mirrored: it is a stride multiple, so output cell x of
             # the mirror is cell w - 1 - x of the original exactly (geometry.py).
@@ -283,4 +319,4 @@ class BottomUpPredictor(Predictor):
         tensor = self.runner.to_device(torch.from_numpy(to_network_input(batch)))
         self.runner.sync()
         self.timings["preprocess"] += time.perf_counter() - t0
-        return tensor
+        return tensor, [m for _, m in letterboxed]

@@ -7,7 +7,6 @@ call), under ``torch.inference_mode``, and its last stage returned as float32 nu
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,9 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from openpose_lite.devices import resolve_device
+from openpose_lite.devices import autocast_dtype, resolve_device, resolve_precision
 
-logger = logging.getLogger(__name__)
 
 __all__ = ["NetworkRunner", "last_stage"]
 
@@ -36,34 +34,40 @@ def last_stage(outputs: Any, names: Sequence[str]) -> dict[str, torch.Tensor]:
 class NetworkRunner:
     """A model ready for inference on ``device`` (``None``/``"auto"``: CUDA when present).
 
-    ``half``: run float16 on CUDA (the model is converted in place); ignored with a warning on CPU.
-    Calling the runner with a (B, 3, H, W) float32 batch returns the last stage's maps
-    ``{name: (B, C, h, w) float32 numpy}``.
+    ``precision``: ``fp32`` (exact), ``bf16`` (CPU autocast, where the CPU computes bf16
+    natively), ``fp16`` (CUDA autocast) or ``auto`` (the fastest native one; see
+    :func:`~openpose_lite.devices.resolve_precision`). ``half=True`` is the older spelling of
+    ``fp16``. The maps always come back as float32 for decoding. Calling the runner with a
+    (B, 3, H, W) float32 batch returns the last stage's maps ``{name: (B, C, h, w) float32 numpy}``.
     """
 
     def __init__(self, model: nn.Module, names: Sequence[str], device: str | torch.device | None = None,
-                 half: bool = False) -> None:
+                 half: bool = False, precision: str = "fp32") -> None:
         self.device = resolve_device(device)
-        if half and self.device.type != "cuda":
-            logger.warning("half precision needs CUDA; running float32 on %s", self.device)
-            half = False
-        self.half = bool(half)
+        if half:
+            if precision not in ("fp32", "fp16"):
+                raise ValueError(f"half=True means precision fp16; it contradicts precision={precision!r}")
+            precision = "fp16"
+        self.precision = resolve_precision(precision, self.device)
         self.names = tuple(names)
         self.model = model.to(self.device).eval()
-        if self.half:
-            self.model.half()
+
+    @property
+    def half(self) -> bool:
+        return self.precision == "fp16"
 
     def to_device(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """A host batch on the runner's device, in its precision."""
-        tensor = torch.as_tensor(batch).to(self.device, non_blocking=True)
-        return tensor.half() if self.half else tensor
+        """A host batch on the runner's device (float32; autocast lowers the precision inside the network)."""
+        return torch.as_tensor(batch).to(self.device, non_blocking=True)
 
     @torch.inference_mode()
     def __call__(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
         was_training = self.model.training
         self.model.eval()
+        dtype = autocast_dtype(self.precision)
         try:
-            outputs = last_stage(self.model(batch), self.names)
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                outputs = last_stage(self.model(batch), self.names)
             maps = {n: t.float().cpu().numpy() for n, t in outputs.items()}
         finally:
             self.model.train(was_training)

@@ -62,6 +62,7 @@ class TopDownPredictor(Predictor):
         flip: bool = False,
         device: str | torch.device | None = None,
         half: bool = False,
+        precision: str = "fp32",
         batch_size: int = 32,
         padding: float = 1.25,
         oks_threshold: float = 0.9,
@@ -71,7 +72,7 @@ class TopDownPredictor(Predictor):
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         codec.check_model(model)
-        self.runner = NetworkRunner(model, ("heatmaps",), device, half)
+        self.runner = NetworkRunner(model, ("heatmaps",), device, half, precision)
         self.codec = codec
         self.flip = bool(flip)
         self.batch_size = int(batch_size)

@@ -41,10 +41,23 @@ class LastStageOutputs(nn.Module):
         return tuple(last[name] for name in self.names)
 
 
-def _check_hw(input_hw: tuple[int, int]) -> tuple[int, int]:
-    if len(input_hw) != 2 or any(int(v) < 1 for v in input_hw):
-        raise ValueError(f"input_hw must be (height, width) of positive ints, got {input_hw!r}")
+def _check_hw(input_hw: tuple[int, int], stride: int = 1) -> tuple[int, int]:
+    """(h, w) as ints; a ValueError unless both are at least the model's ``stride`` (its output cell)."""
+    if len(input_hw) != 2 or any(int(v) < max(1, stride) for v in input_hw):
+        raise ValueError(f"input_hw must be (height, width) of integers >= {max(1, stride)} (the model's stride), "
+                         f"got {tuple(input_hw)!r}")
     return int(input_hw[0]), int(input_hw[1])
+
+
+def onnx_opsets() -> tuple[int, int]:
+    """The lowest and highest ONNX opset the TorchScript-based exporter of the installed torch writes."""
+    try:
+        from torch.onnx import _constants  # private, hence the fallback: torch 2.x's documented range
+
+        return int(_constants.ONNX_MIN_OPSET), int(getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET",
+                                                           _constants.ONNX_MAX_OPSET))
+    except (ImportError, AttributeError):
+        return 7, 17
 
 
 @contextmanager
@@ -60,12 +73,15 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 
 def _wrap_last_stage(model: nn.Module, input_hw: tuple[int, int]) -> tuple[LastStageOutputs, torch.Tensor]:
     """The last-stage wrapper and a zero example input (1, 3, H, W) on the model's device."""
-    h, w = _check_hw(input_hw)
+    h, w = _check_hw(input_hw, int(getattr(model, "stride", 1)))
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     example = torch.zeros(1, 3, h, w, device=device)
-    with torch.no_grad():
-        outputs = model(example)
+    try:
+        with torch.no_grad():
+            outputs = model(example)
+    except RuntimeError as exc:  # a size the architecture cannot take (pooling down to nothing, ...)
+        raise ValueError(f"input_hw {h}x{w}: the model cannot run on it ({str(exc).splitlines()[0]})") from None
     last = outputs[-1] if isinstance(outputs, list) and outputs else None
     if not isinstance(last, dict) or not all(isinstance(v, torch.Tensor) for v in last.values()):
         raise ValueError(f"export needs a model returning a list with one dict of tensors per stage, got {type(outputs).__name__}")
@@ -76,8 +92,12 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = 
     """Write ``model``'s last stage as ONNX: input ``images`` (B, 3, H, W), outputs named after its dict keys.
 
     ``input_hw`` is the example size used for tracing; batch, height and width stay dynamic.
-    Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages.
+    Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages;
+    ``opset`` must be one it writes (:func:`onnx_opsets`), else a ValueError before anything runs.
     """
+    low, high = onnx_opsets()
+    if not isinstance(opset, int) or not low <= opset <= high:
+        raise ValueError(f"opset {opset!r}: the ONNX exporter of torch {torch.__version__} writes opsets {low} to {high}")
     with _eval_mode(model):
         wrapper, example = _wrap_last_stage(model, input_hw)
         output_names = list(wrapper.names)

@@ -17,7 +17,7 @@ from openpose_lite.params import Params
 
 __all__ = ["ARCHS", "ModelConfig", "PAPER", "build_model", "build_model_from_config_dict"]
 
-ARCHS = ("vgg19_paf", "hrnet")
+ARCHS = ("vgg19_paf", "mobilenet_paf", "hrnet")
 MAX_STAGES = 12
 MAX_STAGE_CHANNELS = 1024
 MAX_WIDTH_MULT = 4.0
@@ -29,9 +29,12 @@ MAX_HRNET_BLOCKS = 8
 class ModelConfig(Params):
     """Network architecture (the ``model`` config section; defaults are the papers').
 
-    ``vgg19_paf`` is the CMU bottom-up model (VGG19 trunk + ``num_stages`` refinement stages of
+    ``vgg19_paf`` is the CMU bottom-up model (VGG19 trunk + ``num_stages`` stages of
     ``stage_channels`` channels; Cao et al. 2017); ``width_mult`` scales the trunk for small CPU
-    models (1.0 keeps the CMU layout, which the public weights need). ``hrnet`` is the top-down
+    models (1.0 keeps the CMU layout, which the public weights need). ``mobilenet_paf`` is
+    Lightweight OpenPose (Osokin 2018: a dilated MobileNetV1 trunk, ``num_stages`` = the initial
+    stage + refinement stages, 2 in the paper, of ``stage_channels`` = 128), on the same codec.
+    ``hrnet`` is the top-down
     comparison branch with base width ``hrnet_width`` and ``hrnet_blocks`` residual blocks per
     branch (Sun et al. 2019: W32, 4 blocks). ``init``: how vgg19_paf's CPM and stage convs start:
     ``cmu`` (N(0, 0.01^2), the paper's, for a pretrained trunk) or ``kaiming`` (He-normal; for
@@ -40,7 +43,7 @@ class ModelConfig(Params):
 
     _section: typing.ClassVar[str] = "model"
 
-    arch: Literal["vgg19_paf", "hrnet"] = "vgg19_paf"
+    arch: Literal["vgg19_paf", "mobilenet_paf", "hrnet"] = "vgg19_paf"
     num_stages: int = 6
     stage_channels: int = 128
     width_mult: float = 1.0
@@ -71,6 +74,11 @@ def build_model(cfg: ModelConfig) -> Any:
 
         return build_vgg19_paf(num_stages=cfg.num_stages, stage_channels=cfg.stage_channels,
                                width_mult=cfg.width_mult, init=cfg.init)
+    if cfg.arch == "mobilenet_paf":
+        from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
+
+        return build_mobilenet_paf(num_refinement_stages=cfg.num_stages - 1, num_channels=cfg.stage_channels,
+                                   width_mult=cfg.width_mult)
     from openpose_lite.models.hrnet import build_hrnet
 
     return build_hrnet(width=cfg.hrnet_width, num_blocks=cfg.hrnet_blocks)

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from openpose_lite.models.state_dict import strip_module_prefix
 from openpose_lite.skeleton import COCO_17
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ _STAGES: tuple[tuple[int, int], ...] = ((1, 2), (4, 3), (3, 4))
 # Official init: N(0, 0.001) conv weights (the heatmap regressor starts near zero).
 _CONV_INIT_STD = 1e-3
 
-_MODULE_PREFIX = "module."
 # Keys that every official pose HRNet checkpoint (and ours) has; used for detection/inference.
 _WIDTH_KEY = "stage2.0.branches.0.0.conv1.weight"
 _FINAL_KEY = "final_layer.weight"
@@ -330,13 +330,6 @@ def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints, num
 
 
 # --------------------------------------------------------------------------- official weights
-def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    # DataParallel/DDP checkpoints prefix every key; strip only when all keys carry it.
-    if state_dict and all(k.startswith(_MODULE_PREFIX) for k in state_dict):
-        return {k[len(_MODULE_PREFIX):]: v for k, v in state_dict.items()}
-    return dict(state_dict)
-
-
 def is_hrnet_official(state_dict: Mapping[str, Any]) -> bool:
     """True if ``state_dict`` (``module.`` prefix allowed) has the official pose-HRNet layout.
 
@@ -344,7 +337,7 @@ def is_hrnet_official(state_dict: Mapping[str, Any]) -> bool:
     ``transition3``, stage-4 fusion and the single ``final_layer`` head (bottom-up HigherHRNet
     files have ``final_layers`` instead and are rejected).
     """
-    keys = set(_strip_module_prefix(state_dict))
+    keys = set(strip_module_prefix(state_dict))
     required = (_STEM_KEY, _WIDTH_KEY, _FINAL_KEY)
     if not all(k in keys for k in required):
         return False
@@ -366,7 +359,7 @@ def hrnet_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, int
     shape (C, C, 3, 3)); K the output count of ``final_layer.weight`` (shape (K, C, 1, 1));
     n the number of blocks in the first stage-2 branch (4 in the official models).
     """
-    state = _strip_module_prefix(state_dict)
+    state = strip_module_prefix(state_dict)
     for key in (_WIDTH_KEY, _FINAL_KEY):
         if key not in state:
             raise ValueError(f"HRNet state dict: missing key {key!r}; not a pose-HRNet state dict")
@@ -396,7 +389,7 @@ def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Ten
         ValueError: not a pose-HRNet state dict, or keys/shapes differ from HRNet-W``C``
             with K keypoints; the message names the offending keys.
     """
-    state = _strip_module_prefix(state_dict)
+    state = strip_module_prefix(state_dict)
     if not is_hrnet_official(state):
         raise ValueError(
             "HRNet state dict: not in the official pose-HRNet layout (expected keys "

@@ -38,15 +38,8 @@ reference's ``datasets/coco.py`` (``CocoTrainDataset.__getitem__``: ``cv2.imread
 ``(image - 128) / 256``) and ``val.py`` (``infer``: ``img_mean=(128, 128, 128)``,
 ``img_scale=1/256``).
 
-Weight layouts (pure functions on already loaded mappings; read files with
-``torch.load(path, map_location="cpu", weights_only=True)``):
-
-* :func:`convert_lightweight_checkpoint`: the reference's training checkpoints
-  (``{"state_dict": ..., "optimizer": ..., "iter": ...}``) or a bare state dict. Our key
-  names are the reference's, so conversion is validation plus unwrapping.
-* :func:`load_mobilenet_imagenet`: the ImageNet MobileNetV1 classifier
-  ``mobilenet_sgd_68.848.pth.tar`` (marvis/pytorch-mobilenet), which the reference's
-  ``train.py --from-mobilenet`` copies into the trunk.
+Weight layouts (the reference's training checkpoints, the ImageNet MobileNetV1 it trains from)
+are read by :mod:`openpose_lite.models.mobilenet_weights`.
 
 Shape legend: B batch, K keypoints, L limbs, C ``num_channels``, H x W input size. Every
 stride-2 conv has kernel 3 and padding 1, so maps are ``ceil(H / 8) x ceil(W / 8)``
@@ -56,8 +49,7 @@ stride-2 conv has kernel 3 and padding 1, so maps are ``ceil(H / 8) x ceil(W / 8
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -72,7 +64,7 @@ STRIDE = 8
 
 # Trunk blocks in order: (base output width, stride, dilation). Block 0 is a full 3x3 conv,
 # the others depthwise-separable; the base widths are MobileNetV1's (width_mult 1.0).
-_TRUNK_LAYOUT: tuple[tuple[int, int, int], ...] = (
+TRUNK_LAYOUT: tuple[tuple[int, int, int], ...] = (
     (32, 2, 1),   # conv1
     (64, 1, 1),   # conv2_1
     (128, 2, 1),  # conv2_2
@@ -86,14 +78,13 @@ _TRUNK_LAYOUT: tuple[tuple[int, int, int], ...] = (
     (512, 1, 1),  # conv5_4
     (512, 1, 1),  # conv5_5
 )
-_TRUNK_OUT_BASE = _TRUNK_LAYOUT[-1][0]
+TRUNK_OUT_BASE = TRUNK_LAYOUT[-1][0]
 _NUM_CPM_BLOCKS = 3
 _NUM_INITIAL_CONVS = 3
 # The initial stage's heads widen to a fixed 512 whatever num_channels is (as the reference).
 _INITIAL_HEAD_CHANNELS = 512
 _NUM_REFINEMENT_BLOCKS = 5
 _REFINEMENT_DILATION = 2
-_SAMPLE = 5
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -259,7 +250,7 @@ class MobileNetPafNet(nn.Module):
 
         blocks: list[nn.Module] = []
         c_in = 3
-        for i, (base, stride, dilation) in enumerate(_TRUNK_LAYOUT):
+        for i, (base, stride, dilation) in enumerate(TRUNK_LAYOUT):
             c_out = scaled_width(base, width_mult)
             if i == 0:
                 blocks.append(nn.Sequential(*_conv(c_in, c_out, 3, stride=stride, bias=False, bn=True)))
@@ -338,197 +329,3 @@ def build_mobilenet_paf(
         ARCH, num_refinement_stages, num_channels, width_mult, sum(p.numel() for p in model.parameters()),
     )
     return model
-
-
-# --------------------------------------------------------------------------- weight layouts
-_MODULE_PREFIX = "module."
-# Keys every reference pose checkpoint has (one per part of the network).
-_LIGHTWEIGHT_PROBE_KEYS = ("model.0.0.weight", "cpm.align.0.weight", "initial_stage.trunk.0.0.weight")
-_TRUNK_WIDTH_KEY = f"model.{len(_TRUNK_LAYOUT) - 1}.3.weight"  # conv5_5's pointwise conv, the widest
-_BN_COUNTER = "num_batches_tracked"
-
-
-def _sample(keys: Collection[str]) -> list[str]:
-    return sorted(keys)[:_SAMPLE]
-
-
-def _strip_module(state: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop the ``module.`` prefix of ``nn.DataParallel`` / DDP when every key has it."""
-    if state and all(k.startswith(_MODULE_PREFIX) for k in state):
-        return {k[len(_MODULE_PREFIX):]: v for k, v in state.items()}
-    return dict(state)
-
-
-def _unwrap(obj: Mapping[str, Any], what: str) -> dict[str, torch.Tensor]:
-    """The tensor state dict of a ``{"state_dict": ...}`` checkpoint or of a bare state dict, unprefixed."""
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{what}: expected a state dict or a checkpoint dict, got {type(obj).__name__}")
-    state = obj.get("state_dict", obj)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{what}: 'state_dict' must be a dict, got {type(state).__name__}")
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
-    if bad:
-        raise ValueError(f"{what}: expected a state dict (names -> tensors) or a checkpoint with 'state_dict'; "
-                         f"non-tensor entries {_sample(bad)}")
-    if not state:
-        raise ValueError(f"{what}: the state dict is empty")
-    return _strip_module(state)
-
-
-def _key_mismatch(what: str, missing: Collection[str], unexpected: Collection[str]) -> ValueError:
-    return ValueError(
-        f"{what}: {len(missing)} missing keys (e.g. {_sample(missing)}), "
-        f"{len(unexpected)} unexpected keys (e.g. {_sample(unexpected)})"
-    )
-
-
-def _reference_state_shapes(config: Mapping[str, Any], skeleton: Skeleton) -> dict[str, torch.Size]:
-    """Key -> shape of every parameter and buffer of the model of ``config`` (built on the meta device)."""
-    with torch.device("meta"):
-        model = MobileNetPafNet(skeleton=skeleton, **config)
-    return {k: v.shape for k, v in model.state_dict().items()}
-
-
-def is_lightweight_layout(keys: Collection[str]) -> bool:
-    """Whether ``keys`` (with or without ``module.``) are those of a reference Lightweight OpenPose model.
-
-    True when the trunk (``model.0.0.weight``), the CPM (``cpm.align.0.weight``) and the initial
-    stage (``initial_stage.trunk.0.0.weight``) are all present; the refinement stages
-    (``refinement_stages.<t>.…``) may number zero or more. An ImageNet MobileNet file
-    (``model.*`` and ``fc.*`` only) is not in this layout: see :func:`is_mobilenet_imagenet_layout`.
-    """
-    stripped = _strip_module(dict.fromkeys(keys))
-    return all(k in stripped for k in _LIGHTWEIGHT_PROBE_KEYS)
-
-
-def is_mobilenet_imagenet_layout(keys: Collection[str]) -> bool:
-    """Whether ``keys`` (with or without ``module.``) are those of the marvis/pytorch-mobilenet classifier.
-
-    That file has the trunk ``model.<i>.*`` and the classifier ``fc.weight`` / ``fc.bias``, and no
-    pose stages.
-    """
-    stripped = _strip_module(dict.fromkeys(keys))
-    return "model.0.0.weight" in stripped and "fc.weight" in stripped and "cpm.align.0.weight" not in stripped
-
-
-def lightweight_config_from_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """``{"num_refinement_stages", "num_channels", "width_mult"}`` read from tensor shapes.
-
-    ``state`` is a state dict in the reference layout (``module.`` allowed); the result is the
-    keyword arguments of :func:`build_mobilenet_paf`. The width multiplier comes from the
-    widest trunk layer (conv5_5, 512 at width 1) and must reproduce every trunk width.
-
-    Raises:
-        ValueError: not the reference layout, or trunk widths no single multiplier gives.
-    """
-    state = _strip_module(state)
-    if not is_lightweight_layout(state):
-        missing = [k for k in _LIGHTWEIGHT_PROBE_KEYS if k not in state]
-        raise ValueError(f"not a Lightweight OpenPose state dict: missing {missing}; keys start {_sample(state)}")
-    stage_ids = {int(k.split(".")[1]) for k in state if k.startswith("refinement_stages.") and k.split(".")[1].isdigit()}
-    num_refinement_stages = 1 + max(stage_ids) if stage_ids else 0
-    if stage_ids != set(range(num_refinement_stages)):
-        raise ValueError(f"refinement stages are not numbered 0..{num_refinement_stages - 1}: found {sorted(stage_ids)}")
-    num_channels = int(state["cpm.align.0.weight"].shape[0])
-    if _TRUNK_WIDTH_KEY not in state:
-        raise ValueError(f"cannot read the trunk width: missing {_TRUNK_WIDTH_KEY!r}")
-    width_mult = int(state[_TRUNK_WIDTH_KEY].shape[0]) / _TRUNK_OUT_BASE
-    # Block 0's conv and every pointwise conv give one trunk width each.
-    widths = [(f"model.{i}.{0 if i == 0 else 3}.weight", base) for i, (base, _, _) in enumerate(_TRUNK_LAYOUT)]
-    wrong = [
-        f"{key}: {int(state[key].shape[0])} channels, width_mult {width_mult:.4g} gives {scaled_width(base, width_mult)}"
-        for key, base in widths if key in state and int(state[key].shape[0]) != scaled_width(base, width_mult)
-    ]
-    if wrong:
-        raise ValueError(f"trunk widths do not follow one width multiplier: {wrong[:_SAMPLE]}")
-    return {"num_refinement_stages": num_refinement_stages, "num_channels": num_channels, "width_mult": width_mult}
-
-
-def convert_lightweight_checkpoint(obj: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_18) -> dict[str, torch.Tensor]:
-    """A reference Lightweight OpenPose checkpoint -> our state dict (the same key names).
-
-    ``obj`` is what ``torch.load(path, map_location="cpu", weights_only=True)`` returns for
-    the reference's training checkpoints (``{"state_dict": ..., "optimizer": ...,
-    "scheduler": ..., "iter": ..., "current_epoch": ...}``, written by its ``train.py``; only
-    ``"state_dict"`` is read) or a bare state dict; keys may carry ``module.``. The sizes
-    are read from the tensor shapes (:func:`lightweight_config_from_state_dict`) and every
-    key and shape is checked against that model with ``skeleton``'s channel counts. BatchNorm
-    ``num_batches_tracked`` counters, absent from files older than PyTorch 0.4.1, are filled
-    with 0 (they only matter for ``momentum=None``). Tensors are not copied.
-
-    Raises:
-        ValueError: another layout, missing or unexpected keys, or shape mismatches (named).
-    """
-    state = _unwrap(obj, "Lightweight OpenPose checkpoint")
-    if not is_lightweight_layout(state):
-        missing = [k for k in _LIGHTWEIGHT_PROBE_KEYS if k not in state]
-        hint = " (an ImageNet MobileNet file: use load_mobilenet_imagenet)" if is_mobilenet_imagenet_layout(state) else ""
-        raise ValueError(
-            f"not a Lightweight OpenPose state dict{hint}: missing {missing}; {len(state)} keys, e.g. {_sample(state)}"
-        )
-    config = lightweight_config_from_state_dict(state)
-    expected = _reference_state_shapes(config, skeleton)
-    filled = [k for k in expected if k.endswith(_BN_COUNTER) and k not in state]
-    for k in filled:
-        state[k] = torch.zeros((), dtype=torch.long)
-    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
-    if missing or unexpected:
-        raise _key_mismatch(f"Lightweight OpenPose state dict ({config})", missing, unexpected)
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(s)}" for k, s in expected.items() if state[k].shape != s]
-    if wrong:
-        raise ValueError(f"Lightweight OpenPose state dict ({config}, skeleton {skeleton.name}): "
-                         f"{len(wrong)} shape mismatches, e.g. {wrong[:_SAMPLE]}")
-    if filled:
-        logger.debug("Lightweight OpenPose weights: %d BatchNorm counters absent, set to 0", len(filled))
-    return {k: state[k] for k in expected}
-
-
-def load_mobilenet_imagenet(model: MobileNetPafNet, state_dict_or_obj: Mapping[str, Any]) -> list[str]:
-    """Copy the ImageNet MobileNetV1 weights into ``model.model``, the trunk (in place); returns the keys set.
-
-    ``state_dict_or_obj``: the loaded ``mobilenet_sgd_68.848.pth.tar`` of marvis/pytorch-mobilenet,
-    ``{"state_dict": {"module.model.0.0.weight", ...}}``, or its bare state dict, with or
-    without ``module.``. As the reference's ``modules/load_state.py`` (``load_from_mobilenet``:
-    every target key containing ``model`` is looked up as ``module.model...``), block ``i`` of
-    the file fills block ``i`` of our trunk for i = 0 ... 11, positions and names unchanged:
-    conv weights and BatchNorm weight, bias, running_mean and running_var. That includes
-    block 6, whose stride is 1 here and 2 in the classifier, and the dilated block 7 (the
-    shapes agree, so the reference copies them). The classifier's blocks 12 and 13
-    (1024 wide) and ``fc`` are ignored; the CPM and the stages are left alone.
-    ``num_batches_tracked`` is copied when present (files older than PyTorch 0.4.1 lack it,
-    and the reference then keeps the model's own).
-
-    Input convention: the classifier was trained on ImageNet in its own normalisation (marvis's
-    script follows PyTorch's ImageNet example, RGB with the ImageNet mean and std, as far as
-    the public copies show); the reference's ``train.py`` loads the weights as they are and
-    trains on BGR ``pixel / 256 - 0.5`` from the first step, leaving fine-tuning to absorb the
-    difference. This function does the same and converts nothing.
-
-    Raises:
-        ValueError: ``model.width_mult != 1``, a pose checkpoint instead of the classifier,
-            missing trunk keys or shape mismatches (named).
-    """
-    if model.width_mult != 1.0:
-        raise ValueError(f"ImageNet MobileNet weights need width_mult=1.0, the model has width_mult={model.width_mult}")
-    state = _unwrap(state_dict_or_obj, "ImageNet MobileNet checkpoint")
-    if is_lightweight_layout(state):
-        raise ValueError("this is a Lightweight OpenPose pose checkpoint (it has cpm.* keys), not the ImageNet "
-                         "MobileNet classifier; use convert_lightweight_checkpoint")
-    targets = {f"model.{k}": v for k, v in model.model.state_dict().items()}
-    required = [k for k in targets if not k.endswith(_BN_COUNTER)]
-    missing = [k for k in required if k not in state]
-    if missing:
-        raise ValueError(
-            f"ImageNet MobileNet checkpoint: {len(missing)} of {len(required)} trunk keys missing "
-            f"(e.g. {_sample(missing)}; looked up with and without 'module.'); file keys start {_sample(state)}"
-        )
-    present = [k for k in targets if k in state]
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(targets[k].shape)}"
-             for k in present if state[k].shape != targets[k].shape]
-    if wrong:
-        raise ValueError(f"ImageNet MobileNet checkpoint: {len(wrong)} shape mismatches, e.g. {wrong[:_SAMPLE]}")
-    with torch.no_grad():
-        for k in present:
-            targets[k].copy_(state[k])
-    logger.info("loaded ImageNet MobileNetV1 blocks 0..%d into the trunk (%d tensors)", len(_TRUNK_LAYOUT) - 1, len(present))
-    return present

@@ -1,0 +1,135 @@
+"""BenchConfig: everything a benchmark run depends on, and the ``openpose-lite bench`` options.
+
+Its fields are the one list of the bench options: they build the argparse options
+(:meth:`~openpose_lite.bench.options.CommandLineOptions.add_arguments`), parse them back
+(``from_args``) and print the command line that reproduces a run (:meth:`BenchConfig.command_line`).
+The random models' default sizes are the papers' (:data:`openpose_lite.models.factory.PAPER`,
+:class:`openpose_lite.config.TopDownConfig`), read from there, not restated.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import typing
+from dataclasses import dataclass
+from typing import Literal
+
+from openpose_lite.bench.options import CommandLineOptions, option
+from openpose_lite.config import CodecConfig, TopDownConfig
+from openpose_lite.models.factory import PAPER
+from openpose_lite.models.hrnet import INPUT_MULTIPLE as HRNET_INPUT_MULTIPLE
+from openpose_lite.params import Params
+
+__all__ = ["BOX_SOURCES", "BenchConfig", "PROG"]
+
+BoxSource = Literal["gt", "bottomup"]
+BOX_SOURCES: tuple[str, ...] = typing.get_args(BoxSource)
+PROG: tuple[str, ...] = ("openpose-lite", "bench")
+
+_CODEC = CodecConfig()
+_TD_H, _TD_W = TopDownConfig().input_hw
+
+
+@dataclass(frozen=True)
+class BenchConfig(Params, CommandLineOptions):
+    """Everything a benchmark run depends on; each field is an ``openpose-lite bench`` option.
+
+    Model options (``bu_width_mult``, ``bu_stages``, ``hrnet_width``, ``td_input_hw``) describe
+    random-weight models and are ``None`` until resolved (the paper models by default); a
+    checkpoint brings its own model and codec, so they must stay ``None`` next to it.
+    ``bu_input_size`` (network input height) applies to both. ``device`` ``"auto"`` and
+    ``threads`` 0 are resolved when the run starts (:attr:`BenchResult.config` holds the resolved
+    values). ``flip`` turns the flip test on in the accuracy section only (timing is without flip).
+
+    ``threads`` defaults to 1, not torch's one per core: on a CPU shared with other jobs, two
+    threads of HRNet's many small convolutions spend most of their time waiting for each other
+    (measured on the 2-core reference box under load: 13 s instead of 0.3 s for one crop), which
+    makes timings neither fast nor repeatable. Use 0 (torch's default) on an idle machine.
+
+    A bad value is a ValueError naming the field and its flag (``BenchConfig.repeats (--repeats): ...``).
+    """
+
+    _section: typing.ClassVar[str] = "BenchConfig"
+
+    people: tuple[int, ...] = option((1, 2, 4, 8, 16, 32), "people per scene, one speed point each", metavar="N")
+    image_hw: tuple[int, int] = option((480, 640), "image size", flag="--size", metavar=("H", "W"))
+    repeats: int = option(3, "timed calls per point (the median is reported)")
+    warmup: int = option(1, "untimed calls per new input shape before the timed ones (the numba kernels are "
+                            "compiled before any timing whatever this says)")
+    decode_repeats: int = option(20, "timed decodes of the ground-truth maps per point")
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N (checked by devices.resolve_device)")
+    threads: int = option(1, "torch CPU threads (0: torch's default, one per core; 1 is the repeatable choice on "
+                             "a CPU shared with other jobs)")
+    seed: int = option(0, "seed of the scenes and of the random weights")
+    box_source: BoxSource = option("gt", "top-down boxes: the scene's ground truth, or the bottom-up model's people")
+    bu_width_mult: float | None = option(None, f"random bottom-up model: trunk width multiplier "
+                                               f"(default: the paper's {PAPER.width_mult})")
+    bu_stages: int | None = option(None, f"random bottom-up model: refinement stages of {PAPER.stage_channels} "
+                                         f"channels (default: the paper's {PAPER.num_stages})")
+    bu_input_size: int | None = option(None, f"bottom-up network input height, a multiple of {_CODEC.stride} "
+                                             f"(default: the checkpoint's, else {_CODEC.input_size})")
+    hrnet_width: int | None = option(None, f"random top-down model: HRNet width (default: the paper's {PAPER.hrnet_width})")
+    td_input_hw: tuple[int, int] | None = option(
+        None, f"random top-down model: crop size, multiples of {HRNET_INPUT_MULTIPLE} (default: {_TD_H} {_TD_W})",
+        metavar=("H", "W"))
+    bu_checkpoint: str | None = option(None, "bottom-up checkpoint (real weights)", metavar="FILE")
+    td_checkpoint: str | None = option(None, "top-down (HRNet) checkpoint or official HRNet weights", metavar="FILE")
+    ann: str | None = option(None, "COCO-format keypoint annotations: the accuracy section (oracle rows always)",
+                             metavar="FILE")
+    images: str | None = option(None, "the annotation file's images: model rows (needs checkpoints)", metavar="DIR")
+    flip: bool = option(False, "flip test in the accuracy section (both branches)")
+    out_dir: str = option("bench_out", "output folder", flag="--out", metavar="DIR")
+
+    def _require(self, ok: bool, field_name: str, expected: str) -> None:
+        if not ok:
+            raise ValueError(f"{self._name(field_name)}: expected {expected}, got {getattr(self, field_name)!r}")
+
+    def _name(self, field_name: str) -> str:
+        return f"{self._section}.{field_name} ({self.flag_of(field_name)})"
+
+    def _check(self) -> None:
+        self._require(len(self.people) >= 1 and min(self.people) >= 1, "people", "one or more integers >= 1")
+        self._require(min(self.image_hw) >= 16, "image_hw", "(H, W), each at least 16")
+        for name, low in (("repeats", 1), ("warmup", 0), ("decode_repeats", 1), ("threads", 0), ("seed", 0)):
+            self._require(getattr(self, name) >= low, name, f"an integer >= {low}")
+        self._check_models()
+        self._check_accuracy()
+
+    def _check_models(self) -> None:
+        if self.bu_width_mult is not None:
+            self._require(math.isfinite(self.bu_width_mult) and self.bu_width_mult > 0, "bu_width_mult", "a number > 0")
+        if self.bu_stages is not None:
+            self._require(self.bu_stages >= 1, "bu_stages", "an integer >= 1")
+        if self.bu_input_size is not None:
+            stride = _CODEC.stride
+            self._require(self.bu_input_size >= stride and self.bu_input_size % stride == 0, "bu_input_size",
+                          f"a positive multiple of the stride {stride}")
+        if self.hrnet_width is not None:
+            self._require(self.hrnet_width >= 1, "hrnet_width", "an integer >= 1")
+        if self.td_input_hw is not None:
+            m = HRNET_INPUT_MULTIPLE
+            self._require(all(v >= m and v % m == 0 for v in self.td_input_hw), "td_input_hw",
+                          f"(H, W), positive multiples of {m} (HRNet)")
+        for checkpoint, sizes in (("bu_checkpoint", ("bu_width_mult", "bu_stages")),
+                                  ("td_checkpoint", ("hrnet_width", "td_input_hw"))):
+            given = [n for n in sizes if getattr(self, n) is not None]
+            if getattr(self, checkpoint) is not None and given:
+                raise ValueError(f"{', '.join(self._name(n) for n in given)}: size a random-weight model; "
+                                 f"{self.flag_of(checkpoint)} brings its own model")
+
+    def _check_accuracy(self) -> None:
+        if self.images is None:
+            return
+        if self.ann is None:
+            raise ValueError(f"{self._name('images')}: an image folder needs its annotation file ({self.flag_of('ann')})")
+        if self.bu_checkpoint is None and self.td_checkpoint is None:
+            raise ValueError(f"{self._name('images')}: model accuracy needs --bu-checkpoint and/or --td-checkpoint "
+                             "(without them, --ann alone gives the oracle rows)")
+        if self.td_checkpoint is not None and self.box_source == "bottomup" and self.bu_checkpoint is None:
+            raise ValueError(f"{self._name('box_source')}: top-down accuracy on bottom-up boxes needs --bu-checkpoint "
+                             "(a random-weight bottom-up model finds nobody)")
+
+    def command_line(self) -> str:
+        """``openpose-lite bench ...`` with every option of this config spelled out (None options left out)."""
+        return shlex.join([*PROG, *self.command_args()])

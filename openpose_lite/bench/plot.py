@@ -1,0 +1,110 @@
+"""The speed-vs-people figure, and log axes labelled in plain numbers (matplotlib, the ``plot`` extra).
+
+Every series has its own colour, line style and marker, so none hides another even where two
+curves coincide (a top-down total and its network time differ by about 1%); the figure has two
+panels, whole pipelines and their parts, so that a total and its own network time never share
+axes. Log axes carry plain-number labels (1, 2, 5, 10, 20, ...), never "2x10^2".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openpose_lite.io import atomic_write_path
+
+if TYPE_CHECKING:
+    from openpose_lite.bench.run import BenchResult
+    from openpose_lite.bench.speed import SpeedRow
+
+__all__ = ["plain_log_axis", "plain_number", "plot_speed", "speed_figure"]
+
+logger = logging.getLogger(__name__)
+
+# (label, value of a row in ms, colour, line style, marker): every colour once in the figure,
+# every line style once per panel.
+_Series = tuple[str, Callable[["SpeedRow"], float], str, str, str]
+_PIPELINES: tuple[_Series, ...] = (
+    ("BU total", lambda r: r.bu_total_ms, "tab:blue", "-", "o"),
+    ("TD total, batched", lambda r: r.td_total_batched_ms, "tab:red", "--", "s"),
+    ("TD total, 1-by-1", lambda r: r.td_total_single_ms, "tab:orange", ":", "^"),
+)
+_BOX_SOURCE: _Series = ("TD box source (bottom-up)", lambda r: r.td_box_ms, "tab:purple", "-.", "d")
+_PARTS: tuple[_Series, ...] = (
+    ("BU network", lambda r: r.bu_network_ms, "tab:green", "-", "o"),
+    ("BU decode (GT maps)", lambda r: r.bu_decode_gt_ms, "tab:olive", "-.", "D"),
+    ("TD network, batched", lambda r: r.td_network_batched_ms, "tab:brown", "--", "v"),
+    ("TD crops + decode", lambda r: r.td_crop_ms + r.td_decode_ms, "tab:pink", ":", "x"),
+)
+
+
+def plain_number(value: float, _position: Any = None) -> str:
+    """A tick value as plain digits: 5000, 20, 0.5 (a matplotlib formatter function)."""
+    return f"{value:.0f}" if value >= 1 else f"{value:.3g}"
+
+
+def plain_log_axis(axis: Any, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
+    """Label a log-scaled matplotlib axis (``ax.xaxis`` / ``ax.yaxis``, after ``set_*scale("log")``)
+    with plain numbers at ``subs`` x 10^k, and no minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    axis.set_major_formatter(FuncFormatter(plain_number))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _panel(ax: Any, rows: list["SpeedRow"], series: tuple[_Series, ...], title: str) -> None:
+    from matplotlib.ticker import NullLocator
+
+    people = [r.people for r in rows]
+    for label, value, colour, style, marker in series:
+        # A log axis cannot show 0 (a top-down branch without boxes): leave such points out.
+        points = [(x, value(r)) for x, r in zip(people, rows) if value(r) > 0]
+        if points:
+            ax.plot(*zip(*points), color=colour, linestyle=style, marker=marker, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(people)
+    ax.set_xticklabels([str(p) for p in people])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_yscale("log")
+    plain_log_axis(ax.yaxis)
+    ax.set_xlabel("people in the image")
+    ax.set_ylabel("ms per image")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+
+
+def speed_figure(result: "BenchResult") -> Any:
+    """The matplotlib figure of a run's speed rows (the caller closes it); needs matplotlib."""
+    import matplotlib.pyplot as plt
+
+    pipelines = _PIPELINES + ((_BOX_SOURCE,) if result.config.box_source != "gt" else ())
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 5.2), dpi=100)
+    _panel(left, result.speed, pipelines, "whole pipelines")
+    _panel(right, result.speed, _PARTS, "their parts")
+    h, w = result.config.image_hw
+    threads = result.info["threads"]
+    fig.suptitle(f"Top-down vs bottom-up, {h}x{w} image, {result.info['device']}, torch threads: {threads}"
+                 + (" (random weights)" if result.info.get("random_weights") else ""), fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_speed(result: "BenchResult", path: str | Path) -> Path | None:
+    """:func:`speed_figure` as a PNG, written atomically; None, with a warning, without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: never needs a display
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logger.warning("matplotlib is not installed: %s not written (pip install 'openpose-lite[plot]')", path)
+        return None
+    fig = speed_figure(result)
+    try:
+        return atomic_write_path(path, lambda tmp: fig.savefig(tmp, format="png"))
+    finally:
+        plt.close(fig)

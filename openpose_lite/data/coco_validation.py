@@ -1,0 +1,396 @@
+"""What a valid COCO person-keypoint file is: the one check that training and evaluation share.
+
+:class:`~openpose_lite.data.coco.CocoKeypoints` (training) and
+:func:`~openpose_lite.evaluation.load_coco` (``eval``, the oracles) read their files through
+:func:`read_coco_keypoints`, so a file is accepted or refused the same way everywhere, before any
+image, mask or metric is computed. A refusal is one :class:`AnnotationError` line naming the
+file, the image id and the annotation id, and what was expected, never a traceback from deep
+inside numpy or pycocotools.
+
+Refused (the file is malformed; nothing sensible can be trained or scored on it):
+
+* image entries without an integer ``id``, a ``file_name``, or positive integer ``height`` and
+  ``width``; an image id used twice;
+* annotations without an integer ``id``, an annotation id used twice, an ``image_id`` that is
+  not an image of the file;
+* for the people (annotations of a category with keypoint names; every annotation when no
+  category has them): ``keypoints`` that are not 3 K finite numbers (K from the category, else
+  the expected skeleton) with visibility 0, 1 or 2; a ``bbox`` that is not 4 finite numbers with
+  ``w, h >= 0``; an ``area`` that is not a finite number >= 0; ``iscrowd`` other than 0 or 1;
+  a ``segmentation`` that is neither a list of polygons (an even count of finite numbers each)
+  nor an RLE of the image's size whose run lengths (a list, or COCO's compressed string) are
+  non-negative and add up to height x width. pycocotools would decode a short or long RLE into
+  a wrong mask, or write past its buffer.
+
+Accepted with one warning that counts them (published files contain both: CrowdPose's own
+annotations disagree in ``num_keypoints``, as the shared sample shows, and polygons of under three
+points have been met in real COCO-format files):
+
+* polygons of fewer than 3 points: they enclose nothing and are left out of the masks;
+* a ``num_keypoints`` that differs from the count of labelled keypoints (v > 0): training goes
+  by the keypoints, COCO evaluation by ``num_keypoints`` when it decides whom to ignore.
+
+Shape legend: K keypoints per person.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from openpose_lite.skeleton import Skeleton
+
+__all__ = ["AnnotationError", "CocoLayout", "read_coco_keypoints", "rle_counts_from_string", "validate_coco_keypoints"]
+
+logger = logging.getLogger(__name__)
+
+# A polygon needs three points (six numbers) to enclose any pixel.
+MIN_POLYGON_VALUES = 6
+# Compressed RLE: characters carry 6-bit groups offset by 48 ("0"): 5 value bits, bit 5 = "more".
+_RLE_OFFSET, _RLE_MORE, _RLE_SIGN, _RLE_VALUE = 48, 0x20, 0x10, 0x1F
+
+
+class AnnotationError(ValueError):
+    """A COCO keypoint file that breaks the format; the one-line message names the file, image and annotation."""
+
+
+@dataclass(frozen=True)
+class CocoLayout:
+    """What the check learned about a valid file.
+
+    ``keypoint_categories``: category id -> K for the categories with keypoint names; empty when
+    no category has them, in which case every annotation is a person.
+    """
+
+    keypoint_categories: dict[int, int] = field(default_factory=dict)
+
+    def is_person(self, ann: Mapping[str, Any]) -> bool:
+        """Whether ``ann`` is a person annotation (not, e.g., a car of a full instances file)."""
+        return not self.keypoint_categories or ann.get("category_id") in self.keypoint_categories
+
+
+def read_coco_keypoints(path: str | os.PathLike[str], skeleton: Skeleton | None = None) -> tuple[dict, CocoLayout]:
+    """Read and check a COCO keypoint file: (its JSON dict, its :class:`CocoLayout`).
+
+    Raises FileNotFoundError for a missing file and :class:`AnnotationError` (a ValueError)
+    naming the file for one that is not JSON or breaks the format (see the module docstring).
+    ``skeleton`` sets K where no category names its keypoints, and every keypoint category must
+    then have its K.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"COCO annotation file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AnnotationError(f"{path}: not a valid JSON annotation file ({exc})") from None
+    return data, validate_coco_keypoints(data, str(path), skeleton)
+
+
+def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = None) -> CocoLayout:
+    """Check a loaded COCO keypoint dict (see the module docstring); ``source`` names it in errors."""
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
+            or not isinstance(data.get("annotations"), list):
+        raise AnnotationError(f"{source}: expected a COCO-format dict with 'images' and 'annotations' lists")
+    image_hw = _check_images(data["images"], source)
+    layout = CocoLayout(_keypoint_categories(data.get("categories", []), source, skeleton))
+    default_k = skeleton.num_keypoints if skeleton is not None else None
+    notes = _Notes(source)
+    numbers = _Numbers()
+    first_index: dict[int, int] = {}
+    for index, ann in enumerate(data["annotations"]):
+        ann_id, image_id = _check_ids(ann, index, first_index, data["annotations"], image_hw, source)
+        if not layout.is_person(ann):
+            continue
+        where = _Where(source, image_id, ann_id)
+        k = layout.keypoint_categories.get(ann.get("category_id"), default_k)
+        _check_person(ann, where, k, image_hw[image_id], notes, numbers)
+    numbers.check(notes)
+    notes.log()
+    return layout
+
+
+# ------------------------------------------------------------------------------ images, ids
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_size(value: Any) -> bool:
+    # Some converters write sizes as floats (480.0); what matters is a positive whole number.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and value == int(value) and value > 0
+
+
+def _check_images(images: list, source: str) -> dict[int, tuple[int, int]]:
+    """image id -> (height, width); refuses malformed entries and repeated ids."""
+    sizes: dict[int, tuple[int, int]] = {}
+    index_of: dict[int, int] = {}
+    for i, img in enumerate(images):
+        if not isinstance(img, dict) or not _is_int(img.get("id")):
+            raise AnnotationError(f"{source}: images[{i}] has id {_short(img, 'id')}, expected an integer image id")
+        image_id = img["id"]
+        if image_id in index_of:
+            raise AnnotationError(f"{source}: image id {image_id} appears twice (images[{index_of[image_id]}] and "
+                                  f"images[{i}]); image ids must be unique")
+        index_of[image_id] = i
+        if not isinstance(img.get("file_name"), str) or not img["file_name"]:
+            raise AnnotationError(f"{source}: image id {image_id} has file_name {img.get('file_name')!r}, "
+                                  "expected the image's file name")
+        for key in ("height", "width"):
+            if not _is_size(img.get(key)):
+                raise AnnotationError(f"{source}: image id {image_id} has {key} {img.get(key)!r}, "
+                                      "expected a positive integer (pixels)")
+        sizes[image_id] = (int(img["height"]), int(img["width"]))
+    return sizes
+
+
+def _keypoint_categories(categories: Any, source: str, skeleton: Skeleton | None) -> dict[int, int]:
+    if not isinstance(categories, list):
+        raise AnnotationError(f"{source}: 'categories' must be a list, got {type(categories).__name__}")
+    out: dict[int, int] = {}
+    for cat in categories:
+        if not isinstance(cat, dict) or "keypoints" not in cat:
+            continue
+        names = cat["keypoints"]
+        if not isinstance(names, list) or not names:
+            raise AnnotationError(f"{source}: category {cat.get('name')!r} has keypoints {names!r:.80}, "
+                                  "expected a list of keypoint names")
+        if skeleton is not None and len(names) != skeleton.num_keypoints:
+            raise AnnotationError(f"{source}: category {cat.get('name')!r} has {len(names)} keypoints, "
+                                  f"expected {skeleton.num_keypoints} ({skeleton.name})")
+        out[cat.get("id")] = len(names)
+    return out
+
+
+def _check_ids(ann: Any, index: int, first_index: dict[int, int], annotations: list,
+               image_hw: Mapping[int, tuple[int, int]], source: str) -> tuple[int, int]:
+    """(annotation id, image id) of ``annotations[index]``; refuses missing, repeated and dangling ids."""
+    if not isinstance(ann, dict):
+        raise AnnotationError(f"{source}: annotations[{index}] is a {type(ann).__name__}, expected an annotation dict")
+    image_id, ann_id = ann.get("image_id"), ann.get("id")
+    if not _is_int(ann_id):
+        raise AnnotationError(f"{source}: annotations[{index}] (image id {image_id!r}) has id {ann_id!r}, "
+                              "expected an integer annotation id")
+    if not _is_int(image_id) or image_id not in image_hw:
+        raise AnnotationError(f"{source}: annotation {ann_id} refers to image id {image_id!r}, "
+                              "expected the id of an image of the file")
+    if ann_id in first_index:
+        first = first_index[ann_id]
+        raise AnnotationError(f"{source}: annotation {ann_id} appears twice (annotations[{first}] of image id "
+                              f"{annotations[first].get('image_id')} and annotations[{index}] of image id {image_id}); "
+                              "annotation ids must be unique")
+    first_index[ann_id] = index
+    return ann_id, image_id
+
+
+# ------------------------------------------------------------------------------ one person
+class _Where(NamedTuple):
+    """Names an annotation in messages: ``<file>: annotation <id> <problem> (image id <id>)``."""
+
+    source: str
+    image_id: int
+    ann_id: int
+
+    def error(self, problem: str) -> AnnotationError:
+        return AnnotationError(f"{self.source}: annotation {self.ann_id} {problem} (image id {self.image_id})")
+
+
+class _Notes:
+    """Accepted oddities, counted per kind and logged once each (with the first example)."""
+
+    _TEXT = {
+        "polygon": ("polygons of fewer than 3 points in their segmentation", "they enclose nothing and are left out of the masks"),
+        "num_keypoints": ("annotations whose num_keypoints differs from their count of labelled keypoints",
+                          "training goes by the keypoints, COCO evaluation by num_keypoints"),
+    }
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.counts: dict[str, int] = {}
+        self.first: dict[str, _Where] = {}
+
+    def add(self, kind: str, where: _Where, n: int = 1) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + n
+        self.first.setdefault(kind, where)
+
+    def log(self) -> None:
+        for kind, n in self.counts.items():
+            what, consequence = self._TEXT[kind]
+            w = self.first[kind]
+            logger.warning("%s: %d %s (first: annotation %s, image id %s); %s", self.source, n, what, w.ann_id,
+                           w.image_id, consequence)
+
+
+def _short(value: Any, key: str) -> str:
+    return repr(value.get(key)) if isinstance(value, dict) else f"(a {type(value).__name__})"
+
+
+def _finite_numbers(value: Any) -> bool:
+    """Whether ``value`` is a flat list (or tuple) of finite numbers: the slow, exact test, for short lists."""
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+
+
+class _Numbers:
+    """The keypoint and polygon lists of a file, checked in a few numpy passes at the end.
+
+    A COCO training file holds hundreds of thousands of them; one ``np.asarray`` over all rows
+    of a length is far faster than one per list. Only when a pass finds a bad value is the
+    offending list looked up, to name its annotation.
+    """
+
+    def __init__(self) -> None:
+        self.keypoints: dict[int, list[tuple[list, _Where, Any]]] = {}  # length -> (values, where, num_keypoints)
+        self.polygons: list[tuple[list, _Where, int]] = []  # (values, where, polygon index)
+        self.boxes: list[tuple[list, _Where]] = []
+        self.areas: list[tuple[Any, _Where]] = []
+
+    def check(self, notes: _Notes) -> None:
+        for rows in self.keypoints.values():
+            _check_keypoint_rows(rows, notes)
+        boxes = _as_finite_array([b for b, _ in self.boxes], ndim=2) if self.boxes else np.zeros((0, 4))
+        if boxes is None or (boxes[:, 2:] < 0).any():
+            bbox, where = next((b, w) for b, w in self.boxes if not (_finite_numbers(b) and b[2] >= 0 and b[3] >= 0))
+            raise where.error(f"has bbox {bbox!r:.80}, expected [x, y, w, h]: 4 finite numbers with w, h >= 0")
+        areas = _as_finite_array([a for a, _ in self.areas]) if self.areas else np.zeros(0)
+        if areas is None or (areas < 0).any():
+            area, where = next((a, w) for a, w in self.areas if not (_finite_numbers([a]) and a >= 0))
+            raise where.error(f"has area {area!r:.40}, expected a finite number >= 0")
+        flat = list(itertools.chain.from_iterable(poly for poly, _, _ in self.polygons))
+        if flat and _as_finite_array(flat) is None:
+            poly, where, i = next(p for p in self.polygons if _as_finite_array(p[0]) is None)
+            raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, expected an even count of finite numbers "
+                              "(x, y pairs)")
+
+
+def _as_finite_array(value: list, ndim: int = 1) -> np.ndarray | None:
+    """``value`` as a float64 array of ``ndim`` dimensions holding finite numbers only, else None.
+
+    Strings, None and nesting give a non-numeric dtype, another shape, or fail; NaN and
+    infinities fail isfinite.
+    """
+    try:
+        arr = np.asarray(value)
+    except ValueError:  # ragged nesting
+        return None
+    if arr.ndim != ndim or arr.dtype.kind not in "iuf":
+        return None
+    arr = arr.astype(np.float64, copy=False)
+    return arr if np.isfinite(arr).all() else None
+
+
+def _check_keypoint_rows(rows: list[tuple[list, _Where, Any]], notes: _Notes) -> None:
+    kps = _as_finite_array([r[0] for r in rows], ndim=2)
+    if kps is None:
+        raw, where, _ = next(r for r in rows if _as_finite_array(r[0]) is None)
+        bad = next(i for i, v in enumerate(raw) if not _finite_numbers([v]))
+        raise where.error(f"has keypoint {bad // 3} with {'xyv'[bad % 3]} = {raw[bad]!r:.40}, expected finite numbers")
+    v = kps[:, 2::3]
+    odd = (v != 0) & (v != 1) & (v != 2)
+    if odd.any():
+        row, k = np.argwhere(odd)[0]
+        raise rows[row][1].error(f"has keypoint {int(k)} with visibility {v[row, k]:g}, expected 0 (unlabelled), "
+                                 "1 (labelled, occluded) or 2 (visible)")
+    nums = np.array([-1 if r[2] is None else r[2] for r in rows], dtype=np.float64)  # integers, checked on reading
+    differ = np.flatnonzero((nums >= 0) & (nums != np.count_nonzero(v, axis=1)))
+    if differ.size:
+        notes.add("num_keypoints", rows[differ[0]][1], int(differ.size))
+
+
+def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, int], notes: _Notes,
+                  numbers: _Numbers) -> None:
+    if ann.get("iscrowd", 0) not in (0, 1):
+        raise where.error(f"has iscrowd {ann['iscrowd']!r}, expected 0 or 1")
+    if "keypoints" in ann:
+        raw = ann["keypoints"]
+        if not isinstance(raw, list):
+            raise where.error(f"has keypoints of type {type(raw).__name__}, expected a list of x, y, v numbers")
+        expected = 3 * k if k is not None else None
+        if (expected is not None and len(raw) != expected) or len(raw) % 3:
+            raise where.error(f"has {len(raw)} keypoint values, expected {expected if expected else 'x, y, v triples'}")
+        num = ann.get("num_keypoints")
+        if num is not None and not (_is_int(num) and num >= 0):
+            raise where.error(f"has num_keypoints {num!r:.40}, expected an integer >= 0")
+        numbers.keypoints.setdefault(len(raw), []).append((raw, where, num))
+    bbox = ann.get("bbox")
+    if bbox is not None:
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise where.error(f"has bbox {bbox!r:.80}, expected [x, y, w, h]: 4 finite numbers with w, h >= 0")
+        numbers.boxes.append((bbox, where))
+    if ann.get("area") is not None:
+        numbers.areas.append((ann["area"], where))
+    seg = ann.get("segmentation")
+    if isinstance(seg, list):
+        for i, poly in enumerate(seg):
+            if not isinstance(poly, list) or len(poly) % 2:
+                raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, expected an even count of finite "
+                                  "numbers (x, y pairs)")
+            if len(poly) < MIN_POLYGON_VALUES:
+                notes.add("polygon", where)
+            numbers.polygons.append((poly, where, i))
+    elif isinstance(seg, dict):
+        _check_rle(seg, where, image_hw)
+    elif seg is not None:
+        raise where.error(f"has a segmentation of type {type(seg).__name__}, expected polygons (a list) or an RLE dict")
+
+
+def _check_rle(rle: dict, where: _Where, image_hw: tuple[int, int]) -> None:
+    size, counts = rle.get("size"), rle.get("counts")
+    h, w = image_hw
+    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)) or tuple(size) != (h, w):
+        raise where.error(f"has an RLE segmentation of size {size!r:.40}, expected the image's [height, width] = [{h}, {w}]")
+    if isinstance(counts, str):
+        try:
+            runs = rle_counts_from_string(counts)
+        except ValueError as exc:
+            raise where.error(f"has a compressed RLE that does not decode ({exc}), expected COCO's RLE string") from None
+    elif isinstance(counts, list) and all(_is_int(v) for v in counts):
+        runs = counts
+    else:
+        raise where.error("has RLE counts that are neither a list of integers nor a compressed RLE string")
+    if any(r < 0 for r in runs):
+        raise where.error("has a negative RLE run length, expected run lengths >= 0")
+    total = sum(runs)
+    if total != h * w:
+        raise where.error(f"has RLE counts summing to {total}, expected height x width = {h} x {w} = {h * w}")
+
+
+def rle_counts_from_string(text: str) -> list[int]:
+    """Run lengths of a COCO compressed RLE string (``segmentation["counts"]`` as a str).
+
+    The format, as pycocotools writes it (``maskApi.c``, ``rleToString``): each run length is
+    cut into 5-bit groups, least significant first; each group is one character ``chr(48 + g)``
+    where bit 5 of ``g`` says another group follows and, in the last group, bit 4 is the sign.
+    From the fourth run on, the number stored is the difference to the run two places before.
+
+    Raises ValueError for a character outside the format or a string that stops inside a run.
+    """
+    runs: list[int] = []
+    value = shift = 0
+    for position, char in enumerate(text):
+        group = ord(char) - _RLE_OFFSET
+        if not 0 <= group < 2 * _RLE_MORE:
+            raise ValueError(f"character {char!r} at position {position}")
+        value |= (group & _RLE_VALUE) << shift
+        shift += 5
+        if group & _RLE_MORE:
+            continue
+        if group & _RLE_SIGN:
+            value -= 1 << shift  # sign-extend the last group
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+        value = shift = 0
+    if shift:
+        raise ValueError("the string ends inside a run length")
+    return runs

@@ -1,0 +1,320 @@
+"""Stick figures: body proportions, still poses, colours, drawing, and the exact annotation of what is drawn.
+
+A figure is an articulated person drawn with OpenCV: thick anti-aliased limbs with a dark
+outline, a filled torso and a head ellipse carrying eyes, nose and ears. Every figure faces the
+camera, so a person's left side is on the image's right, as for a front-facing person in COCO.
+Limb types have distinct colours (shirt-coloured torso and upper arms, skin forearms and head,
+trousers thighs, darker shins) so that a small network trained for minutes on a CPU can learn
+to find them. The still scenes (:mod:`openpose_lite.data.synthetic`) and the videos
+(:mod:`openpose_lite.data.synthetic_video`) draw and annotate their people here.
+
+Poses are built in units of the person's height, pelvis at the origin, y down, then placed in
+the image by :meth:`Figure.place`, which snaps the keypoints to the 1/16 px grid that cv2's
+fixed-point drawing uses, so what is drawn is exactly what is annotated.
+
+Shape legend: K keypoints (COCO-17), H x W image size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from openpose_lite.skeleton import COCO_17
+
+__all__ = [
+    "KEYPOINT_INDEX",
+    "SKELETON",
+    "Figure",
+    "annotate_figure",
+    "draw_figure",
+    "place_face",
+    "rotation_matrix",
+    "sample_body",
+    "sample_colours",
+    "sample_still_pose",
+]
+
+SKELETON = COCO_17
+KEYPOINT_INDEX = {name: i for i, name in enumerate(SKELETON.keypoints)}
+_KP = KEYPOINT_INDEX
+
+# cv2 drawing takes fixed-point coordinates with this many fractional bits; keypoints are
+# quantised to the same 1/16 px grid, so what is drawn is exactly what is annotated.
+_SHIFT = 4
+_ONE = 1 << _SHIFT
+
+# Body segment lengths and half widths in person heights (everyone varies them by +-8 %).
+_BODY = {
+    "torso": 0.30, "neck_to_head": 0.105, "shoulder_half": 0.115, "hip_half": 0.08,
+    "upper_arm": 0.17, "forearm": 0.15, "thigh": 0.245, "shin": 0.235,
+    "head_half_w": 0.05, "head_half_h": 0.064,
+}
+
+# Skin tones (BGR), light to dark.
+_SKIN_TONES = ((175, 200, 240), (140, 180, 225), (95, 140, 195), (70, 105, 150), (50, 75, 110))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A posed person in image pixels, ready to draw."""
+
+    points: np.ndarray  # (K, 2) float64 keypoints, on the 1/16 px grid
+    head_center: np.ndarray  # (2,)
+    head_axes: tuple[float, float]  # half width, half height (px)
+    head_angle: float  # degrees
+    height: float  # px
+    colours: dict[str, tuple[int, int, int]]
+
+    @classmethod
+    def place(cls, points: np.ndarray, head_center: np.ndarray, head_axes: tuple[float, float], head_angle: float,
+              height: float, offset: np.ndarray, colours: dict[str, tuple[int, int, int]]) -> Figure:
+        """A pose in person heights (pelvis at the origin) scaled to ``height`` px and moved by ``offset`` (2,)."""
+        return cls(
+            points=np.round((points * height + offset) * _ONE) / _ONE,  # the 1/16 px grid cv2 draws on
+            head_center=head_center * height + offset,
+            head_axes=(head_axes[0] * height, head_axes[1] * height),
+            head_angle=head_angle,
+            height=height,
+            colours=colours,
+        )
+
+
+# ----------------------------------------------------------------------------- poses
+def rotation_matrix(angle: float) -> np.ndarray:
+    """(2, 2) rotation by ``angle`` radians (counter-clockwise on screen, whose y points down, for angle < 0)."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def sample_body(rng: np.random.Generator) -> dict[str, float]:
+    """One person's proportions (the keys of ``_BODY``, in person heights): ten draws, always in that order."""
+    return {name: base * rng.uniform(0.92, 1.08) for name, base in _BODY.items()}
+
+
+def place_face(pts: np.ndarray, head_center: np.ndarray, head: np.ndarray, half_w: float, half_h: float,
+               yaw: float) -> None:
+    """Write nose, eyes and ears into ``pts`` (K, 2), inside the head ellipse of ``head_center``.
+
+    ``head`` is the head's (2, 2) rotation, ``half_w`` / ``half_h`` its half axes; a turned head
+    (``yaw``, in half widths) moves the face sideways.
+    """
+
+    def face(u: float, v: float) -> np.ndarray:  # (u, v) in head half-axes, v down
+        return head_center + head @ np.array([u * half_w, v * half_h])
+
+    pts[_KP["nose"]] = face(0.6 * yaw, 0.2)
+    pts[_KP["left_eye"]] = face(0.42 + 0.5 * yaw, -0.15)
+    pts[_KP["right_eye"]] = face(-0.42 + 0.5 * yaw, -0.15)
+    pts[_KP["left_ear"]] = face(0.8 + 0.15 * yaw, 0.0)
+    pts[_KP["right_ear"]] = face(-0.8 + 0.15 * yaw, 0.0)
+
+
+def _direction(frame: np.ndarray, angle_deg: float, side: int) -> np.ndarray:
+    """Unit vector at ``angle_deg`` from straight down in ``frame``, positive away from the body on ``side``."""
+    a = math.radians(angle_deg)
+    return frame @ np.array([side * math.sin(a), math.cos(a)])
+
+
+def _foreshortened(rng: np.random.Generator, length: float) -> float:
+    """A segment pointing towards the camera looks shorter."""
+    return length * (rng.uniform(0.6, 1.0) if rng.random() < 0.3 else 1.0)
+
+
+def _pose_arms(rng: np.random.Generator, pts: np.ndarray, body: np.ndarray, b: dict[str, float]) -> None:
+    for side, prefix in ((1, "left"), (-1, "right")):
+        mode = rng.choice(3, p=[0.45, 0.25, 0.30])
+        if mode == 0:  # hanging, slightly bent
+            angle, bend = rng.uniform(5, 30), rng.uniform(0, 35)
+        elif mode == 1:  # swinging or bent in front of the body
+            angle, bend = rng.uniform(-20, 45), rng.uniform(40, 130)
+        else:  # raised
+            angle, bend = rng.uniform(60, 170), rng.uniform(0, 80)
+        bend *= rng.choice([-1.0, 1.0])
+        shoulder = pts[_KP[f"{prefix}_shoulder"]]
+        elbow = shoulder + _foreshortened(rng, b["upper_arm"]) * _direction(body, angle, side)
+        pts[_KP[f"{prefix}_elbow"]] = elbow
+        pts[_KP[f"{prefix}_wrist"]] = elbow + _foreshortened(rng, b["forearm"]) * _direction(body, angle + bend, side)
+
+
+def _pose_legs(rng: np.random.Generator, pts: np.ndarray, lean: float, b: dict[str, float]) -> None:
+    raised_leg = rng.choice([-1, 1]) if rng.random() < 0.15 else 0
+    legs = rotation_matrix(0.3 * lean)  # legs carry the body, so they follow the lean only a little
+    for side, prefix in ((1, "left"), (-1, "right")):
+        if side == raised_leg:  # knee lifted, shin hanging back down
+            angle = rng.uniform(40, 85)
+            shin_angle = angle - rng.uniform(60, 110)
+            thigh_len = b["thigh"] * rng.uniform(0.7, 1.0)
+        elif rng.random() < 0.4:  # walking: legs apart, knee bent
+            angle = rng.uniform(-12, 30)
+            shin_angle = max(angle - rng.uniform(0, 45), -15.0)
+            thigh_len = b["thigh"] * rng.uniform(0.8, 1.0)
+        else:  # standing
+            angle = rng.uniform(-3, 15)
+            shin_angle = angle + rng.uniform(-8, 8)
+            thigh_len = b["thigh"]
+        knee = pts[_KP[f"{prefix}_hip"]] + thigh_len * _direction(legs, angle, side)
+        pts[_KP[f"{prefix}_knee"]] = knee
+        pts[_KP[f"{prefix}_ankle"]] = knee + _foreshortened(rng, b["shin"]) * _direction(legs, shin_angle, side)
+
+
+def sample_still_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
+    """A front-facing pose in units of the person's height, pelvis at the origin, y down.
+
+    Returns keypoints (K, 2), head centre (2,), head half axes and head angle (degrees).
+    """
+    b = sample_body(rng)
+    turn = rng.uniform(0.55, 1.0)  # a body turned away from the camera shows narrower shoulders and hips
+    lean = math.radians(float(np.clip(rng.normal(0.0, 7.0), -20.0, 20.0)))
+    body = rotation_matrix(lean)  # maps the upright body frame to the leaning one
+    up = body @ np.array([0.0, -1.0])
+    across = body @ np.array([1.0, 0.0])  # towards the person's left: image right when facing the camera
+
+    pts = np.zeros((SKELETON.num_keypoints, 2))
+    neck = up * b["torso"]
+    pts[_KP["left_shoulder"]] = neck + across * b["shoulder_half"] * turn
+    pts[_KP["right_shoulder"]] = neck - across * b["shoulder_half"] * turn
+    pts[_KP["left_hip"]] = across * b["hip_half"] * turn
+    pts[_KP["right_hip"]] = -across * b["hip_half"] * turn
+    _pose_arms(rng, pts, body, b)
+    _pose_legs(rng, pts, lean, b)
+
+    tilt = lean + math.radians(float(np.clip(rng.normal(0.0, 8.0), -25.0, 25.0)))
+    head = rotation_matrix(tilt)
+    head_center = neck + (head @ np.array([0.0, -1.0])) * b["neck_to_head"]
+    yaw = rng.uniform(-0.35, 0.35)  # a slightly turned head moves the face sideways
+    place_face(pts, head_center, head, b["head_half_w"], b["head_half_h"], yaw)
+    return pts, head_center, (b["head_half_w"], b["head_half_h"]), math.degrees(tilt)
+
+
+# ----------------------------------------------------------------------------- colours
+def _saturated_colour(rng: np.random.Generator, hue: float, value_scale: float = 1.0) -> tuple[int, int, int]:
+    hsv = np.array([[[hue % 180, rng.uniform(150, 255), rng.uniform(140, 255) * value_scale]]], dtype=np.float32)
+    bgr = cv2.cvtColor(hsv.clip(0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
+    return tuple(int(c) for c in bgr)
+
+
+def sample_colours(rng: np.random.Generator) -> dict[str, tuple[int, int, int]]:
+    """A person's BGR colours: ``skin``, ``shirt``, ``thigh`` and ``shin`` (trousers far from the shirt's hue)."""
+    skin = np.array(_SKIN_TONES[rng.integers(len(_SKIN_TONES))]) + rng.integers(-10, 11, 3)
+    hue = rng.uniform(0, 180)
+    trousers_hue = hue + rng.uniform(40, 140)  # far from the shirt's hue, so thighs and torso differ
+    return {
+        "skin": tuple(int(c) for c in skin.clip(0, 255)),
+        "shirt": _saturated_colour(rng, hue),
+        "thigh": _saturated_colour(rng, trousers_hue),
+        "shin": _saturated_colour(rng, trousers_hue, value_scale=0.55),
+    }
+
+
+# --------------------------------------------------------------------------- drawing
+def _fp(points: np.ndarray) -> np.ndarray:
+    return np.round(np.asarray(points, dtype=np.float64) * _ONE).astype(np.int32)
+
+
+def _dark(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    return tuple(int(c * 0.35) for c in colour)
+
+
+def _draw_chain(image: np.ndarray, owner: np.ndarray, label: int, segments: list, thickness: int, outline: int) -> None:
+    """Thick segments [(a, b, colour)]: all outlines first so a chain reads as one limb."""
+    for a, b, colour in segments:
+        pa, pb = tuple(_fp(a)), tuple(_fp(b))
+        cv2.line(image, pa, pb, _dark(colour), thickness + 2 * outline, cv2.LINE_AA, _SHIFT)
+        cv2.line(owner, pa, pb, label, thickness + 2 * outline, cv2.LINE_8, _SHIFT)
+    for a, b, colour in segments:
+        cv2.line(image, tuple(_fp(a)), tuple(_fp(b)), colour, thickness, cv2.LINE_AA, _SHIFT)
+
+
+def _draw_head(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, outline: int) -> None:
+    p, c = fig.points, fig.colours
+    center = tuple(_fp(fig.head_center))
+    axes = tuple(_fp(fig.head_axes))
+    outer = tuple(_fp(np.asarray(fig.head_axes) + outline))
+    angle = fig.head_angle
+    cv2.ellipse(image, center, outer, angle, 0, 360, _dark(c["skin"]), -1, cv2.LINE_AA, _SHIFT)
+    cv2.ellipse(image, center, axes, angle, 0, 360, c["skin"], -1, cv2.LINE_AA, _SHIFT)
+    cv2.ellipse(owner, center, outer, angle, 0, 360, label, -1, cv2.LINE_8, _SHIFT)
+    # Face features sit inside the head ellipse, so they do not change who owns a pixel.
+    head_w = fig.head_axes[0]
+    feature = _dark(c["skin"])
+    ear_axes = tuple(_fp((max(1.0, 0.2 * head_w), max(1.0, 0.3 * head_w))))
+    for name in ("left_ear", "right_ear"):
+        cv2.ellipse(image, tuple(_fp(p[_KP[name]])), ear_axes, angle, 0, 360, feature, -1, cv2.LINE_AA, _SHIFT)
+    for name in ("left_eye", "right_eye"):
+        cv2.circle(image, tuple(_fp(p[_KP[name]])), int(_ONE * max(1.0, 0.14 * head_w)), (30, 30, 30), -1,
+                   cv2.LINE_AA, _SHIFT)
+    cv2.circle(image, tuple(_fp(p[_KP["nose"]])), int(_ONE * max(1.0, 0.12 * head_w)), feature, -1, cv2.LINE_AA, _SHIFT)
+
+
+def draw_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, rng: np.random.Generator) -> None:
+    """Draw one person on ``image`` (H, W, 3) and mark its pixels with ``label`` in ``owner`` (H, W).
+
+    ``rng`` decides which leg and which arm are in front (two shuffles).
+    """
+    p, c, h = fig.points, fig.colours, fig.height
+    arm_px = max(2, round(0.04 * h))
+    leg_px = max(2, round(0.055 * h))
+    outline = max(1, round(0.006 * h))
+
+    def kp(name: str) -> np.ndarray:
+        return p[_KP[name]]
+
+    sides = ["left", "right"]
+    rng.shuffle(sides)  # which leg / arm is drawn in front
+    for side in sides:
+        _draw_chain(image, owner, label, [
+            (kp(f"{side}_hip"), kp(f"{side}_knee"), c["thigh"]),
+            (kp(f"{side}_knee"), kp(f"{side}_ankle"), c["shin"]),
+        ], leg_px, outline)
+
+    torso = _fp(np.stack([kp("left_shoulder"), kp("right_shoulder"), kp("right_hip"), kp("left_hip")]))
+    cv2.fillPoly(image, [torso], c["shirt"], cv2.LINE_AA, _SHIFT)
+    cv2.polylines(image, [torso], True, _dark(c["shirt"]), 2 * outline, cv2.LINE_AA, _SHIFT)
+    cv2.fillPoly(owner, [torso], label, cv2.LINE_8, _SHIFT)
+    cv2.polylines(owner, [torso], True, label, 2 * outline + 1, cv2.LINE_8, _SHIFT)
+
+    neck = 0.5 * (kp("left_shoulder") + kp("right_shoulder"))
+    _draw_chain(image, owner, label, [(neck, fig.head_center, c["skin"])], arm_px, outline)
+
+    rng.shuffle(sides)
+    for side in sides:
+        _draw_chain(image, owner, label, [
+            (kp(f"{side}_shoulder"), kp(f"{side}_elbow"), c["shirt"]),
+            (kp(f"{side}_elbow"), kp(f"{side}_wrist"), c["skin"]),
+        ], arm_px, outline)
+    _draw_head(image, owner, label, fig, outline)
+
+
+# ------------------------------------------------------------------------- annotation
+def annotate_figure(fig: Figure, owner: np.ndarray, label: int, xs: np.ndarray, ys: np.ndarray,
+                    hidden: bool = False) -> tuple[np.ndarray, list[float], float]:
+    """COCO keypoints, box and area of a drawn figure, exact by construction.
+
+    ``xs`` / ``ys`` are the image columns and rows of the pixels that show the person
+    (``owner == label``; at least one). A keypoint inside the image whose pixel shows the person
+    is visible (v=2), one hidden by another person or an occluder is labelled but occluded
+    (v=1), one outside the image is unlabelled (v=0, x=y=0); a ``hidden`` person has no visible
+    keypoint. The area is the number of pixels showing the person, the box theirs
+    (``pycocotools.mask.toBbox`` convention) grown to hold the labelled keypoints.
+
+    Returns:
+        keypoints (K, 3) float32, box [x, y, w, h], area.
+    """
+    h, w = owner.shape
+    pts = fig.points
+    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
+    cols = np.clip(np.rint(pts[:, 0]), 0, w - 1).astype(int)
+    rows = np.clip(np.rint(pts[:, 1]), 0, h - 1).astype(int)
+    visible = inside & (owner[rows, cols] == label) & (not hidden)
+    kps = np.zeros((SKELETON.num_keypoints, 3), dtype=np.float32)
+    kps[inside, :2] = pts[inside]
+    kps[:, 2] = np.where(visible, 2, np.where(inside, 1, 0))
+    x0, y0, x1, y1 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+    if inside.any():
+        x0, y0 = min(x0, float(pts[inside, 0].min())), min(y0, float(pts[inside, 1].min()))
+        x1, y1 = max(x1, float(pts[inside, 0].max())), max(y1, float(pts[inside, 1].max()))
+    return kps, [x0, y0, x1 - x0, y1 - y0], float(len(xs))

@@ -1,0 +1,275 @@
+"""Training samples: one pipeline for both branches, from an annotated image to tensors.
+
+Sample ``i`` of epoch ``e`` is made in the same steps whichever the branch
+(:class:`TrainingSamples`):
+
+1. every random draw comes from a generator seeded by ``(seed, e, i)``, so a sample is the same
+   in any worker and in any order; :meth:`~TrainingSamples.set_epoch` selects new draws;
+2. the image, its people's keypoints (N, K, 3) and, bottom-up, the ignore mask are loaded;
+3. the branch's sampler (:mod:`openpose_lite.data.transforms`) draws **one** affine image ->
+   network input: bottom-up, :func:`~openpose_lite.data.transforms.random_affine` around a main
+   person (without augmentation: the whole image fitted into the crop); top-down,
+   :func:`~openpose_lite.data.transforms.random_region` of the person's crop region (without
+   augmentation: the padded box at the model's aspect ratio);
+4. :func:`~openpose_lite.data.transforms.warp_sample` pushes image, mask and keypoints through
+   that matrix (unlabelled keypoints stay at (0, 0); a mirror swaps left and right);
+5. the codec turns the keypoints into targets and loss weights (the contract of
+   :mod:`openpose_lite.codecs.base`: ``encode(keypoints (N, K, 3), input_hw, ignore_mask)``);
+6. the model family's input normalisation (:mod:`openpose_lite.preprocess`) and tensors.
+
+Call ``set_epoch`` before each epoch (with ``persistent_workers=False``, so DataLoader workers
+pick it up). Shape legend: N people, K keypoints, H x W network input, h x w map size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from openpose_lite.codecs.base import Codec
+from openpose_lite.data.coco import Sample
+from openpose_lite.data.people import PersonInstance, TopDownInstances
+from openpose_lite.data.transforms import (
+    AugmentParams,
+    Region,
+    TopDownAugmentParams,
+    choose_main_person,
+    random_affine,
+    random_region,
+    warp_sample,
+)
+from openpose_lite.geometry import box_to_center_scale, crop_affine
+from openpose_lite.preprocess import CROP_PAD_VALUE, PAD_VALUE, person_crop_affine, to_hrnet_input, to_network_input
+from openpose_lite.skeleton import COCO_17, Skeleton
+
+__all__ = ["BottomUpTrainDataset", "PreparedSample", "TopDownDataset", "TopDownSample", "TrainingSamples"]
+
+
+class SampleSource(Protocol):
+    """Anything indexable that yields :class:`~openpose_lite.data.coco.Sample`-like objects
+    (``image``, ``keypoints`` (N, K, 3), ``ignore_mask``, ``boxes``): CocoKeypoints, generated scenes."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Annotated:
+    """One item before augmentation: ``image`` (H, W, 3) uint8 BGR, ``keypoints`` (N, K, 3) image
+    px, ``ignore_mask`` (H, W) bool or None, ``boxes`` (N, 4) x, y, w, h or None."""
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    ignore_mask: np.ndarray | None
+    boxes: np.ndarray | None
+
+
+@dataclass(eq=False)
+class PreparedSample:
+    """One sample before normalisation and tensors (what :meth:`TrainingSamples.prepare` returns).
+
+    ``image`` (H, W, 3) uint8 network input; ``keypoints`` (N, K, 3) in input px;
+    ``ignore_mask`` (H, W) bool or None; ``targets`` / ``weights`` the codec's dicts;
+    ``matrix`` (2, 3) image px -> input px; ``flipped``; ``region`` the top-down crop region
+    (None bottom-up).
+    """
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    ignore_mask: np.ndarray | None
+    targets: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+    matrix: np.ndarray
+    flipped: bool
+    region: Region | None = None
+
+
+def _tensors(maps: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {name: torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32)) for name, m in maps.items()}
+
+
+class TrainingSamples(Dataset):
+    """The shared pipeline of the module docstring; a branch supplies :meth:`_load` and :meth:`_draw`.
+
+    Args:
+        codec: ``encode(keypoints, input_hw, ignore_mask) -> (targets, weights)``.
+        skeleton: the keypoints' layout (for the mirror's left/right swap).
+        input_hw: the network input (H, W).
+        normalise: the model family's input normalisation, (H, W, 3) uint8 -> (3, H, W) float32.
+        pad_value: fill for input pixels from outside the image.
+        train: augment (True) or the deterministic view (False).
+        seed: base seed.
+    """
+
+    def __init__(self, codec: Codec, skeleton: Skeleton, input_hw: tuple[int, int],
+                 normalise: Callable[[np.ndarray], np.ndarray], pad_value: int, train: bool, seed: int) -> None:
+        self.codec = codec
+        self.skeleton = skeleton
+        self.input_hw = (int(input_hw[0]), int(input_hw[1]))
+        self.normalise = normalise
+        self.pad_value = int(pad_value)
+        self.train = bool(train)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random draws of ``epoch`` (a new augmentation per epoch, reproducibly)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _load(self, index: int) -> Annotated:
+        """Item ``index`` (0 <= index < len), before augmentation."""
+        raise NotImplementedError
+
+    def _draw(self, rng: np.random.Generator, item: Annotated) -> tuple[np.ndarray, bool, Region | None]:
+        """(matrix (2, 3) image px -> input px, mirrored, top-down region or None)."""
+        raise NotImplementedError
+
+    def prepare(self, index: int) -> PreparedSample:
+        """Sample ``index`` of the current epoch, before normalisation (what ``dataset[index]`` tensorises)."""
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index = int(index) % len(self)
+        item = self._load(index)
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        matrix, flipped, region = self._draw(rng, item)
+        image, mask, keypoints = warp_sample(item.image, item.ignore_mask, np.asarray(item.keypoints, np.float32),
+                                             matrix, self.input_hw, flipped, self.skeleton, self.pad_value)
+        targets, weights = self.codec.encode(keypoints, self.input_hw, mask)
+        return PreparedSample(image, keypoints, mask, targets, weights, matrix, flipped, region)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        s = self.prepare(index)
+        return torch.from_numpy(self.normalise(s.image)), _tensors(s.targets), _tensors(s.weights)
+
+
+class BottomUpTrainDataset(TrainingSamples):
+    """Samples -> (network input, codec targets, loss weights) for the bottom-up model.
+
+    ``dataset[i]`` returns ``(image (3, C, C) float32 tensor normalised by
+    :func:`~openpose_lite.preprocess.to_network_input`, targets {"heatmaps": (K+1, h, w),
+    "pafs": (2L, h, w)}, weights {"heatmaps": (1, h, w), "pafs": (1, h, w)})``, C the crop size,
+    channel counts as the codec gives them.
+
+    ``train=True`` applies the random CMU augmentation around a main person
+    (:func:`~openpose_lite.data.transforms.choose_main_person`); ``train=False`` fits the whole
+    image into the crop, centred, without randomness (for a validation loss).
+
+    Args:
+        source: indexable samples with ``image``, ``keypoints`` (N, K, 3), ``ignore_mask``,
+            ``boxes`` (CocoKeypoints, or generated scenes with the same fields).
+        codec: the bottom-up codec (or anything with its ``encode``).
+        params: augmentation; ``params.crop_size`` is the network input size in both modes.
+        train: augment (True) or deterministic fit-to-crop (False).
+        seed: base seed.
+        skeleton: the samples' keypoint layout (for the flip's left/right swap).
+    """
+
+    def __init__(self, source: SampleSource | Sequence[Sample], codec: Codec, params: AugmentParams,
+                 train: bool = True, seed: int = 0, skeleton: Skeleton = COCO_17) -> None:
+        crop = int(params.crop_size)
+        super().__init__(codec, skeleton, (crop, crop), to_network_input, PAD_VALUE, train, seed)
+        self.source = source
+        self.params = params
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def _load(self, index: int) -> Annotated:
+        s = self.source[index]
+        return Annotated(s.image, s.keypoints, s.ignore_mask, getattr(s, "boxes", None))
+
+    def _draw(self, rng: np.random.Generator, item: Annotated) -> tuple[np.ndarray, bool, None]:
+        h, w = item.image.shape[:2]
+        if not self.train:
+            side = float(max(h, w))
+            return crop_affine(np.array([(w - 1) * 0.5, (h - 1) * 0.5]), np.array([side, side]), self.input_hw), False, None
+        center, height = choose_main_person(rng, np.asarray(item.keypoints), item.boxes)
+        matrix, flipped = random_affine(rng, (h, w), center, height, self.params)
+        return matrix, flipped, None
+
+
+@dataclass(eq=False)
+class TopDownSample:
+    """One prepared crop, before tensor conversion (for inspection, drawing and tests).
+
+    ``image`` (H, W, 3) uint8 BGR crop; ``keypoints`` (K, 3) x, y, v in crop px (mirrored and
+    left/right swapped when ``flipped``; unlabelled at (0, 0)); ``heatmaps`` (K, h, w) and
+    ``target_weights`` (K,) from the codec; ``matrix`` (2, 3) image px -> crop px; the crop
+    region ``center`` (2,), ``size`` (2,) = (w, h) in image px and ``rotation`` in degrees.
+    """
+
+    image: np.ndarray
+    keypoints: np.ndarray
+    heatmaps: np.ndarray
+    target_weights: np.ndarray
+    matrix: np.ndarray
+    center: np.ndarray
+    size: np.ndarray
+    rotation: float
+    flipped: bool
+    half_body: bool
+
+
+class TopDownDataset(TrainingSamples):
+    """People -> (crop, heatmap targets, per-keypoint target weights) for HRNet-style training.
+
+    ``dataset[i]`` returns ``(image (3, H, W) float32 tensor normalised by
+    :func:`~openpose_lite.preprocess.to_hrnet_input`, {"heatmaps": (K, h, w) float32},
+    {"heatmaps": (K, 1, 1) float32})``; the weights broadcast against the heatmaps and feed
+    :func:`~openpose_lite.losses.keypoint_mse_loss` (which accepts (B, K, 1, 1)). Pixels from
+    outside the image are black, as the official HRNet code fills them; keypoints whose
+    Gaussian does not reach the heatmap get weight 0 (the codec decides).
+
+    ``train=True`` draws HRNet's augmentation (:func:`~openpose_lite.data.transforms.random_region`);
+    ``train=False`` crops the box (padded, at the aspect ratio) without randomness.
+
+    Args:
+        instances: the people and their images (:class:`~openpose_lite.data.people.TopDownInstances`).
+        codec: crop size, heatmap size, sigma, convention; its skeleton must be the instances'.
+        params: augmentation (its ``padding`` is used in both modes).
+        train: augment (True) or deterministic box crop (False).
+        seed: base seed.
+    """
+
+    def __init__(self, instances: TopDownInstances, codec: Codec, params: TopDownAugmentParams | None = None,
+                 train: bool = True, seed: int = 0) -> None:
+        if codec.skeleton.num_keypoints != instances.skeleton.num_keypoints:
+            raise ValueError(f"TopDownDataset: codec skeleton {codec.skeleton.name} does not match the "
+                             f"instances' {instances.skeleton.name}")
+        super().__init__(codec, codec.skeleton, codec.input_hw, to_hrnet_input, CROP_PAD_VALUE, train, seed)
+        self.instances = instances
+        self.params = params or TopDownAugmentParams()
+        h, w = self.input_hw
+        self.aspect_ratio = w / h
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def _load(self, index: int) -> Annotated:
+        person: PersonInstance = self.instances[index]
+        kps = np.asarray(person.keypoints, dtype=np.float32)[None]
+        return Annotated(self.instances.load_image(index), kps, None, np.asarray(person.box, np.float64)[None])
+
+    def _draw(self, rng: np.random.Generator, item: Annotated) -> tuple[np.ndarray, bool, Region]:
+        convention = self.codec.convention
+        region = Region(*box_to_center_scale(item.boxes[0], self.aspect_ratio, self.params.padding, convention))
+        if self.train:
+            region = random_region(rng, region, item.keypoints[0], self.params, self.aspect_ratio, self.skeleton)
+        matrix = person_crop_affine(region.center, region.size, region.rotation, self.input_hw, region.flipped,
+                                    convention)
+        return matrix, region.flipped, region
+
+    def sample(self, index: int) -> TopDownSample:
+        """The prepared crop of person ``index`` for the current epoch (what ``dataset[index]`` tensorises)."""
+        s = self.prepare(index)
+        r = s.region
+        return TopDownSample(s.image, s.keypoints[0], s.targets["heatmaps"], s.weights["heatmaps"].reshape(-1),
+                             s.matrix, r.center, r.size, r.rotation, r.flipped, r.half_body)

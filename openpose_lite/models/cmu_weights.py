@@ -1,0 +1,213 @@
+"""The CMU COCO body model's weight layouts and their conversion to :class:`~openpose_lite.models.vgg19_paf.VGG19PafNet`.
+
+The model as published by the common PyTorch ports comes in two layouts:
+
+* ``cmu_named``: keyed by the Caffe layer names (``conv1_1.weight``, ``conv4_3_CPM.weight``,
+  ``conv5_1_CPM_L1.weight``, ``Mconv7_stage6_L2.bias``), with or without the port's block
+  prefix (``model0.conv1_1.weight``, ``model1_1.conv5_1_CPM_L1.weight``);
+* ``cmu_numbered``: ``nn.Sequential`` position keys (``model0.0.weight`` ... ``model6_2.12.bias``);
+  positions count the ReLU and max-pool modules between convs.
+
+Block ``L1`` of the CMU model is our ``pafs`` branch, ``L2`` our ``heatmaps`` branch. The same
+positions address torchvision's ``vgg19.features`` (conv1_1 ... conv4_2), which
+:mod:`openpose_lite.models.imagenet_weights` reads.
+
+Input convention of the CMU weights (a property of the published model, not of this code):
+BGR images scaled as ``pixel / 256 - 0.5``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from openpose_lite.models.state_dict import key_mismatch_error, strip_module_prefix
+
+__all__ = [
+    "CMU_LAYOUTS",
+    "CMU_NUM_STAGES",
+    "ConvKeys",
+    "VGG19_TRUNK_CONVS",
+    "cmu_conv_table",
+    "cmu_layout",
+    "cmu_reference_keys",
+    "cmu_stage_count",
+    "convert_cmu_state_dict",
+    "our_key_set",
+    "vgg_key_set",
+]
+
+logger = logging.getLogger(__name__)
+
+PARAMS = ("weight", "bias")
+CMU_NUM_STAGES = 6
+CMU_LAYOUTS = ("cmu_named", "cmu_numbered")
+
+
+# --------------------------------------------------------------------------- the key map
+@dataclass(frozen=True)
+class ConvKeys:
+    """Where one conv lives in each layout.
+
+    ``ours``: module path in :class:`VGG19PafNet`; ``cmu_name``: the Caffe layer name;
+    ``cmu_block``: the block (Sequential) of the PyTorch ports; ``cmu_index``: the conv's
+    position inside that Sequential (ReLU and max-pool modules take positions too).
+    """
+
+    ours: str
+    cmu_name: str
+    cmu_block: str
+    cmu_index: int
+
+
+# The trunk and CPM convs, written out: (our path, CMU layer name, position in "model0").
+# torchvision's vgg19.features interleaves conv, ReLU and pool exactly as CMU's model0 does,
+# so the same positions address conv1_1 ... conv4_2 there ("features.<position>").
+_TRUNK_CONVS: tuple[tuple[str, str, int], ...] = (
+    ("trunk.conv1_1", "conv1_1", 0),
+    ("trunk.conv1_2", "conv1_2", 2),
+    # 4: pool1
+    ("trunk.conv2_1", "conv2_1", 5),
+    ("trunk.conv2_2", "conv2_2", 7),
+    # 9: pool2
+    ("trunk.conv3_1", "conv3_1", 10),
+    ("trunk.conv3_2", "conv3_2", 12),
+    ("trunk.conv3_3", "conv3_3", 14),
+    ("trunk.conv3_4", "conv3_4", 16),
+    # 18: pool3
+    ("trunk.conv4_1", "conv4_1", 19),
+    ("trunk.conv4_2", "conv4_2", 21),
+    ("cpm.conv4_3", "conv4_3_CPM", 23),
+    ("cpm.conv4_4", "conv4_4_CPM", 25),
+)
+VGG19_TRUNK_CONVS = _TRUNK_CONVS[:10]  # conv1_1 ... conv4_2
+
+# CMU branch suffix -> our branch name: L1 regresses the PAFs, L2 the confidence maps.
+_CMU_BRANCHES: tuple[tuple[int, str], ...] = ((1, "pafs"), (2, "heatmaps"))
+_STAGE1_CONVS = 5  # conv5_1 .. conv5_5
+_REFINE_CONVS = 7  # Mconv1 .. Mconv7
+
+
+def cmu_conv_table(num_stages: int = CMU_NUM_STAGES) -> list[ConvKeys]:
+    """Every conv of the CMU model with ``num_stages`` stages, in network order.
+
+    In the stage blocks each conv is followed by a ReLU (the last conv by nothing), so
+    conv ``i`` (1-based) sits at Sequential position ``2 * (i - 1)``.
+    """
+    table = [ConvKeys(ours, name, "model0", index) for ours, name, index in _TRUNK_CONVS]
+    for branch_id, branch in _CMU_BRANCHES:
+        for i in range(1, _STAGE1_CONVS + 1):
+            table.append(ConvKeys(f"stages.0.{branch}.conv{i}", f"conv5_{i}_CPM_L{branch_id}", f"model1_{branch_id}", 2 * (i - 1)))
+    for t in range(2, num_stages + 1):
+        for branch_id, branch in _CMU_BRANCHES:
+            for i in range(1, _REFINE_CONVS + 1):
+                table.append(
+                    ConvKeys(f"stages.{t - 1}.{branch}.conv{i}", f"Mconv{i}_stage{t}_L{branch_id}", f"model{t}_{branch_id}", 2 * (i - 1))
+                )
+    return table
+
+
+def _cmu_key_named(c: ConvKeys, param: str) -> str:
+    return f"{c.cmu_name}.{param}"
+
+
+def _cmu_key_prefixed(c: ConvKeys, param: str) -> str:
+    return f"{c.cmu_block}.{c.cmu_name}.{param}"
+
+
+def _cmu_key_numbered(c: ConvKeys, param: str) -> str:
+    return f"{c.cmu_block}.{c.cmu_index}.{param}"
+
+
+def _cmu_key_style(keys: Collection[str], layout: str) -> Callable[[ConvKeys, str], str]:
+    if layout == "cmu_numbered":
+        return _cmu_key_numbered
+    # The ports that keep block prefixes name the trunk "model0.conv1_1".
+    return _cmu_key_prefixed if "model0.conv1_1.weight" in keys else _cmu_key_named
+
+
+def _cmu_file_stages(keys: Collection[str], key_of: Callable[[ConvKeys, str], str]) -> int:
+    """Number of stages present: 1 + how many consecutive refinement stages have their first conv."""
+    num_stages = 1
+    while True:
+        probe = ConvKeys("", f"Mconv1_stage{num_stages + 1}_L1", f"model{num_stages + 1}_1", 0)
+        if key_of(probe, "weight") not in keys:
+            return num_stages
+        num_stages += 1
+
+
+def _cmu_key_map(key_of: Callable[[ConvKeys, str], str], num_stages: int) -> dict[str, str]:
+    """CMU file key -> our key, for a model with ``num_stages`` stages."""
+    return {key_of(c, p): f"{c.ours}.{p}" for c in cmu_conv_table(num_stages) for p in PARAMS}
+
+
+def our_key_set(num_stages: int = CMU_NUM_STAGES) -> frozenset[str]:
+    """Our keys of the CMU-size model with ``num_stages`` stages (layout ``openpose_lite``)."""
+    return frozenset(f"{c.ours}.{p}" for c in cmu_conv_table(num_stages) for p in PARAMS)
+
+
+def vgg_key_set() -> frozenset[str]:
+    """The keys of torchvision's ``vgg19.features`` that hold conv1_1 ... conv4_2."""
+    return frozenset(f"features.{index}.{p}" for _, _, index in VGG19_TRUNK_CONVS for p in PARAMS)
+
+
+# --------------------------------------------------------------------------- detection
+def cmu_layout(keys: Collection[str]) -> str | None:
+    """``"cmu_numbered"``, ``"cmu_named"`` or None for a key set (``module.`` already stripped)."""
+    if "model0.0.weight" in keys and "model1_1.0.weight" in keys:
+        return "cmu_numbered"
+    if "conv5_1_CPM_L1.weight" in keys or "model1_1.conv5_1_CPM_L1.weight" in keys:
+        return "cmu_named"
+    return None
+
+
+def cmu_reference_keys(layout: str) -> frozenset[str]:
+    """The keys of the published (6-stage) model in ``layout``, to name missing and unexpected ones."""
+    key_of = _cmu_key_numbered if layout == "cmu_numbered" else _cmu_key_named
+    return frozenset(_cmu_key_map(key_of, CMU_NUM_STAGES))
+
+
+def cmu_stage_count(state: Mapping[str, torch.Tensor]) -> int:
+    """Number of stages of a CMU state dict (``module.`` allowed)."""
+    keys = frozenset(strip_module_prefix(state))
+    return _cmu_file_stages(keys, _cmu_key_style(keys, _require_cmu(keys)))
+
+
+def _require_cmu(keys: Collection[str]) -> str:
+    layout = cmu_layout(keys)
+    if layout is None:
+        raise ValueError("expected a CMU COCO body model state dict (keys such as conv5_1_CPM_L1.weight or "
+                         f"model1_1.0.weight), got keys such as {sorted(keys)[:5]}")
+    return layout
+
+
+# --------------------------------------------------------------------------- conversion
+def convert_cmu_state_dict(state_dict: Mapping[str, torch.Tensor], num_stages: int = CMU_NUM_STAGES) -> dict[str, torch.Tensor]:
+    """A CMU COCO body model state dict (``cmu_named`` or ``cmu_numbered``) -> our key names.
+
+    ``num_stages`` may be smaller than the file's stage count: the later stages are dropped
+    (the first stages of a CMU model are a valid shorter model). Tensors are not copied.
+
+    Raises:
+        ValueError: not a CMU layout, a key missing or unexpected, or more stages requested
+            than the file holds.
+    """
+    state = strip_module_prefix(state_dict)
+    keys = frozenset(state)
+    layout = _require_cmu(keys)
+    key_of = _cmu_key_style(keys, layout)
+    file_stages = _cmu_file_stages(keys, key_of)
+    if num_stages < 1 or num_stages > file_stages:
+        raise ValueError(f"num_stages={num_stages} requested but the CMU state dict holds {file_stages} stages")
+    full_map = _cmu_key_map(key_of, file_stages)
+    missing, unexpected = set(full_map) - keys, keys - set(full_map)
+    if missing or unexpected:
+        raise key_mismatch_error(f"CMU state dict ({layout}, {file_stages} stages)", missing, unexpected)
+    kept = _cmu_key_map(key_of, num_stages)
+    if num_stages < file_stages:
+        logger.info("CMU weights: keeping %d of %d stages", num_stages, file_stages)
+    return OrderedDict((ours, state[theirs]) for theirs, ours in kept.items())

@@ -1,0 +1,171 @@
+"""ImageNet classification networks as trunk initialisations (``--backbone-weights``).
+
+* torchvision's ImageNet ``vgg19`` (``features.<i>.weight`` ...): conv1_1 ... conv4_2 fill the
+  trunk of :class:`~openpose_lite.models.vgg19_paf.VGG19PafNet`, with torchvision's input
+  normalisation (RGB, ImageNet mean and std) folded into conv1_1 for the CMU input the network
+  is fed (BGR, ``pixel / 256 - 0.5``);
+* the official ImageNet HRNet classification checkpoints (``hrnet_w32-36af842e.pth``): the
+  layers the HRNet reference initialises from them fill :class:`~openpose_lite.models.hrnet.HRNet`.
+
+(The ImageNet MobileNetV1 of Lightweight OpenPose is in :mod:`openpose_lite.models.mobilenet_weights`.)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from openpose_lite.models.cmu_weights import PARAMS, VGG19_TRUNK_CONVS, vgg_key_set
+from openpose_lite.models.hrnet import HRNet
+from openpose_lite.models.layouts import detect_layout
+from openpose_lite.models.state_dict import (
+    key_mismatch_error,
+    load_state_dict_file,
+    sample_keys,
+    split_checkpoint,
+    strip_module_prefix,
+)
+from openpose_lite.models.vgg19_paf import VGG19PafNet
+from openpose_lite.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+
+__all__ = ["HRNET_PRETRAINED_LAYERS", "fold_imagenet_input_into_conv", "load_backbone", "load_hrnet_imagenet",
+           "load_vgg19_imagenet"]
+
+logger = logging.getLogger(__name__)
+
+# The CMU input our VGG19PafNet is fed (and the CMU weights need): BGR, pixel / 256 - 0.5.
+_CMU_SCALE, _CMU_SHIFT = 1.0 / 256.0, -0.5
+
+
+def fold_imagenet_input_into_conv(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv1_1 of a network trained on torchvision's input, rewritten for the CMU input.
+
+    With CMU input ``y = p / 256 - 0.5`` (BGR) and torchvision input ``t_c = (p_c / 255 - m_c) / s_c``
+    (RGB), ``t_c = a_c * y_{2-c} + b_c`` with ``a_c = 256 / (255 s_c)`` and
+    ``b_c = (128 / 255 - m_c) / s_c``. So the conv on ``t`` equals, on ``y``, the conv whose input
+    channels are reversed (RGB -> BGR) and scaled by ``a``, with ``sum(W * b)`` added to the bias.
+    Equal everywhere except where the conv's zero padding is read: padding is 0 in ``t`` there
+    but ``y = 0`` means ``t = b``, so outputs within the receptive field of the border differ.
+
+    Args:
+        weight: (C_out, 3, kh, kw) in RGB order; bias: (C_out,).
+    Returns:
+        (weight, bias) for BGR CMU input, float32.
+    """
+    # torchvision's Normalize holds its mean and std as float32 tensors too.
+    mean = torch.from_numpy(IMAGENET_MEAN_RGB).to(torch.float64)
+    std = torch.from_numpy(IMAGENET_STD_RGB).to(torch.float64)
+    # p = (y - shift) / scale: t_c = (p / 255 - m_c) / s_c = a_c y + b_c.
+    a = 1.0 / (_CMU_SCALE * 255.0 * std)
+    b = (-_CMU_SHIFT / (_CMU_SCALE * 255.0) - mean) / std
+    w = weight.to(torch.float64)
+    folded_bias = bias.to(torch.float64) + (w * b[None, :, None, None]).sum(dim=(1, 2, 3))
+    folded_weight = (w * a[None, :, None, None]).flip(1)  # RGB input channels -> BGR
+    return folded_weight.to(torch.float32), folded_bias.to(torch.float32)
+
+
+def load_vgg19_imagenet(model: VGG19PafNet, path: str | Path) -> None:
+    """Copy torchvision's ImageNet ``vgg19`` conv1_1 ... conv4_2 into ``model.trunk`` (in place).
+
+    ``path`` holds the plain ``vgg19`` state dict (``features.<i>.weight`` ...); classifier and
+    later feature keys are ignored. The model must have ``width_mult == 1``.
+
+    The network is fed the CMU input (BGR, ``pixel / 256 - 0.5``), the ImageNet weights expect
+    torchvision's (RGB, ImageNet mean and std), so torchvision's normalisation and the channel
+    swap are folded into conv1_1 (:func:`fold_imagenet_input_into_conv`): the trunk then computes
+    torchvision's ``vgg19.features[:23]`` of the same photo, away from the padded border.
+
+    Raises:
+        ValueError: width_mult != 1, a file in another layout (vgg19_bn included), a
+            missing key or a shape mismatch.
+    """
+    if model.width_mult != 1.0:
+        raise ValueError(f"ImageNet VGG19 weights need width_mult=1.0, the model has width_mult={model.width_mult}")
+    state, _ = split_checkpoint(load_state_dict_file(path), str(path))
+    state = strip_module_prefix(state)
+    if any("running_mean" in k for k in state):
+        raise ValueError(f"{path}: batch-norm VGG (vgg19_bn) weights are not supported; expected plain torchvision vgg19")
+    layout = detect_layout(state)
+    if layout != "torchvision_vgg19":
+        raise ValueError(f"{path}: expected torchvision vgg19 weights (features.0.weight ...), got layout {layout!r}")
+    missing = vgg_key_set() - set(state)
+    if missing:
+        raise key_mismatch_error(f"{path}: torchvision vgg19", missing, ())
+    trunk = model.trunk
+    with torch.no_grad():
+        for ours, name, index in VGG19_TRUNK_CONVS:
+            conv = trunk.get_submodule(ours.split(".", 1)[1])
+            src = {p: state[f"features.{index}.{p}"] for p in PARAMS}
+            for p in PARAMS:
+                if src[p].shape != getattr(conv, p).shape:
+                    raise ValueError(f"{path}: features.{index}.{p} ({name}) has shape {tuple(src[p].shape)}, "
+                                     f"model needs {tuple(getattr(conv, p).shape)}")
+            if index == 0:  # conv1_1 reads the image: fold the ImageNet normalisation in
+                src["weight"], src["bias"] = fold_imagenet_input_into_conv(src["weight"], src["bias"])
+            for p in PARAMS:
+                getattr(conv, p).copy_(src[p])
+    logger.info("loaded ImageNet VGG19 conv1_1..conv4_2 from %s (input normalisation folded into conv1_1)", path)
+
+
+# The layers the HRNet reference initialises from its ImageNet checkpoint
+# (experiments/coco/hrnet/w32_256x192_adam_lr1e-3.yaml, MODEL.EXTRA.PRETRAINED_LAYERS; loaded by
+# lib/models/pose_hrnet.py, PoseHighResolutionNet.init_weights): everything but the pose head.
+HRNET_PRETRAINED_LAYERS = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition1", "stage2",
+                           "transition2", "stage3", "transition3", "stage4")
+
+
+def load_hrnet_imagenet(model: HRNet, path: str | Path) -> int:
+    """Initialise an HRNet's trunk from the official ImageNet HRNet classification checkpoint (in place).
+
+    As the reference's ``init_weights`` does: the file's entries whose first name component is
+    in :data:`HRNET_PRETRAINED_LAYERS` are copied into the model's parameters and buffers of the
+    same name; the classification head and the extra fusion layers the classifier's last
+    module has (the pose net fuses into one branch there) have no counterpart and are left
+    out. The official pose code feeds RGB normalised with the ImageNet mean and std, which is
+    what :func:`~openpose_lite.preprocess.to_hrnet_input` gives, so nothing is folded.
+
+    Returns:
+        The number of tensors copied.
+    Raises:
+        ValueError: a file in another layout, a width that is not the model's, or a trunk
+            tensor missing from the file or of another shape.
+    """
+    state, _ = split_checkpoint(load_state_dict_file(path), str(path))
+    state = strip_module_prefix(state)
+    layout = detect_layout(state)
+    if layout != "hrnet_imagenet":
+        raise ValueError(f"{path}: expected the official ImageNet HRNet classification checkpoint "
+                         f"(conv1, stage2..4, incre_modules, classifier keys), got layout {layout!r}")
+    target = model.state_dict()
+    wanted = {k for k in target if k.split(".")[0] in HRNET_PRETRAINED_LAYERS}
+    # Very old files have no BatchNorm batch counters; they do not change the weights.
+    missing = sorted(k for k in wanted - set(state) if not k.endswith("num_batches_tracked"))
+    if missing:
+        raise key_mismatch_error(f"{path}: ImageNet HRNet for HRNet-W{model.width}", missing, (),
+                                  hint="is the file's width the model's (model.hrnet_width)?")
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
+             for k in sorted(wanted & set(state)) if state[k].shape != target[k].shape]
+    if wrong:
+        raise ValueError(f"{path}: {len(wrong)} shape mismatches with HRNet-W{model.width}, e.g. {sample_keys(wrong)}")
+    copied = {k: state[k] for k in wanted & set(state)}
+    model.load_state_dict(copied, strict=False)
+    logger.info("loaded %d ImageNet HRNet trunk tensors from %s", len(copied), path)
+    return len(copied)
+
+
+def load_backbone(model: nn.Module, path: str | Path) -> str:
+    """Initialise a model's trunk from an ImageNet classification file; returns what was loaded, in words.
+
+    VGG19PafNet: torchvision's vgg19 (:func:`load_vgg19_imagenet`); HRNet: the official ImageNet
+    HRNet (:func:`load_hrnet_imagenet`).
+    """
+    if isinstance(model, VGG19PafNet):
+        load_vgg19_imagenet(model, path)
+        return f"ImageNet VGG19 from {path}"
+    if isinstance(model, HRNet):
+        load_hrnet_imagenet(model, path)
+        return f"ImageNet HRNet-W{model.width} from {path}"
+    raise ValueError(f"--backbone-weights: no ImageNet trunk loader for {type(model).__name__}")

@@ -1,0 +1,155 @@
+"""What a run trains on: dataset paths, generated scenes, and the loaders of both branches.
+
+* :func:`prepare_data`: the COCO-format files a config names, or, for ``data.synthetic``,
+  generated scenes written into ``<output_dir>/data/`` (``train``, ``val`` and the ``held_out``
+  set training never sees); rank 0 writes, the other ranks wait.
+* :func:`bottomup_datasets` (whole images, CMU augmentation) and :func:`topdown_datasets`
+  (person crops, HRNet augmentation): a branch's (train, val) datasets.
+* :func:`make_loaders`: the DataLoaders, with a seeded distributed sampler for training (the
+  order depends only on the seed and the epoch, so a resumed run sees the batches the
+  uninterrupted one would have) and a padding-free shard sampler for validation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from openpose_lite.codecs.base import Codec
+from openpose_lite.config import Config
+from openpose_lite.data.coco import CocoKeypoints
+from openpose_lite.data.people import TopDownInstances
+from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset
+from openpose_lite.data.synthetic import write_dataset
+from openpose_lite.training.distributed import DistInfo, ShardSampler, barrier
+
+__all__ = ["DataPaths", "Loaders", "bottomup_datasets", "make_loaders", "prepare_data", "topdown_datasets",
+           "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED"]
+
+logger = logging.getLogger(__name__)
+
+# Generated scenes: image i of a set is drawn from default_rng([seed, i]) (data.synthetic), so
+# these offsets on train.seed keep the three sets disjoint.
+SYNTH_TRAIN_SEED, SYNTH_VAL_SEED, SYNTH_HELD_OUT_SEED = 1000, 2000, 3000
+HELD_OUT_IMAGES = 100
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """The annotation files and image folders of a run (validation and held-out: None when absent)."""
+
+    train_ann: Path
+    train_images: Path
+    val_ann: Path | None
+    val_images: Path | None
+    held_out_ann: Path | None = None
+
+    def generated(self, output_dir: Path) -> list[Path]:
+        """The generated sets among these paths (folders inside ``output_dir``)."""
+        return sorted({p.parent for p in (self.train_ann, self.val_ann, self.held_out_ann)
+                       if p is not None and output_dir in p.parents})
+
+
+def _synthetic_set(out_dir: Path, num_images: int, seed: int) -> Path:
+    """Write generated scenes unless ``out_dir`` already holds this very set (a resumed run)."""
+    ann = out_dir / "annotations.json"
+    if ann.is_file():
+        try:
+            info = json.loads(ann.read_text(encoding="utf-8"))
+            if info.get("info", {}).get("seed") == seed and len(info.get("images", [])) == num_images:
+                return ann
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            pass  # a damaged file: write the set again
+    logger.info("generating %d scenes (seed %d) into %s", num_images, seed, out_dir)
+    return write_dataset(out_dir, num_images, seed)
+
+
+def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths:
+    """Dataset paths from the config; a synthetic run generates what is missing (rank 0 writes, the others wait).
+
+    Raises ValueError when neither paths nor ``data.synthetic`` are given and FileNotFoundError
+    for a missing annotation file.
+    """
+    d = cfg.data
+    out = Path(cfg.train.output_dir) / "data"
+    held_out = None
+    if d.train_ann is None:
+        if not d.synthetic:
+            raise ValueError("data.train_ann and data.train_images are not set; give COCO-format paths or set data.synthetic=true")
+        if info.is_main:
+            _synthetic_set(out / "train", d.synthetic_train_images, SYNTH_TRAIN_SEED + cfg.train.seed)
+        train_ann, train_images = out / "train" / "annotations.json", out / "train" / "images"
+    else:
+        train_ann, train_images = Path(d.train_ann), Path(d.train_images or "")
+    if d.val_ann is None and d.synthetic:
+        if info.is_main:
+            _synthetic_set(out / "val", d.synthetic_val_images, SYNTH_VAL_SEED + cfg.train.seed)
+            if held_out_images > 0:
+                _synthetic_set(out / "held_out", held_out_images, SYNTH_HELD_OUT_SEED + cfg.train.seed)
+        val_ann, val_images = out / "val" / "annotations.json", out / "val" / "images"
+        held_out = out / "held_out" / "annotations.json" if held_out_images > 0 else None
+    elif d.val_ann is not None:
+        val_ann, val_images = Path(d.val_ann), Path(d.val_images or "")
+    else:
+        val_ann = val_images = None
+    barrier()
+    for path in (train_ann, val_ann):
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"annotation file not found: {path}")
+    return DataPaths(train_ann, train_images, val_ann, val_images, held_out)
+
+
+def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
+    """(train, val or None) datasets of whole images for a bottom-up model (``data`` section: the augmentation)."""
+    def dataset(ann: Path, images: Path, train: bool) -> Dataset:
+        return BottomUpTrainDataset(CocoKeypoints(ann, images), codec, cfg.data, train=train, seed=cfg.train.seed)
+
+    val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
+    return dataset(paths.train_ann, paths.train_images, True), val
+
+
+def topdown_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
+    """(train, val or None) datasets of person crops for a top-down model (``topdown`` section: the augmentation)."""
+    def dataset(ann: Path, images: Path, train: bool) -> Dataset:
+        people = TopDownInstances.from_coco(CocoKeypoints(ann, images))
+        return TopDownDataset(people, codec, cfg.topdown, train=train, seed=cfg.train.seed)
+
+    val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
+    return dataset(paths.train_ann, paths.train_images, True), val
+
+
+@dataclass(frozen=True)
+class Loaders:
+    """A branch's training loader (with its sampler, for ``set_epoch``) and validation loader (or None)."""
+
+    train: DataLoader
+    sampler: DistributedSampler
+    val: DataLoader | None
+
+
+def make_loaders(cfg: Config, train_ds: Any, val_ds: Any, info: DistInfo, device: torch.device,
+                 source: Path, sample_kind: str) -> Loaders:
+    """DataLoaders of a branch's datasets: a seeded distributed sampler for training, shards for validation.
+
+    Raises ValueError naming ``source`` when the training set holds less than one batch of
+    ``sample_kind`` ("training images", "person crops") over all processes.
+    """
+    d, t = cfg.data, cfg.train
+    if len(train_ds) < t.batch_size * info.world_size:
+        raise ValueError(f"{source}: {len(train_ds)} {sample_kind}, fewer than one batch "
+                         f"(train.batch_size {t.batch_size} x {info.world_size} processes)")
+    # The same sampler alone and under DDP: the order depends only on (seed, epoch).
+    sampler = DistributedSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=t.seed)
+    common: dict[str, Any] = dict(num_workers=d.num_workers, pin_memory=device.type == "cuda", persistent_workers=False)
+    train_loader = DataLoader(train_ds, batch_size=t.batch_size, sampler=sampler, drop_last=True, **common)
+    val_loader = None
+    if val_ds is not None and len(val_ds):
+        val_loader = DataLoader(val_ds, batch_size=t.batch_size,
+                                sampler=ShardSampler(len(val_ds), info.rank, info.world_size), **common)
+    return Loaders(train_loader, sampler, val_loader)

@@ -1,0 +1,163 @@
+"""Where training runs: alone or as one rank of a torchrun process group (DDP).
+
+* :class:`DistInfo` (:meth:`DistInfo.from_env`): this process's rank, read from torchrun's
+  environment variables; rank 0 alone logs, prints, shows progress and writes files.
+* :func:`setup_distributed` / :func:`teardown_distributed`: join and leave the process group.
+* :func:`barrier`, :func:`all_reduce_sum`, :func:`all_reduce_max`: no-ops outside DDP, so the
+  training code reads the same alone and under torchrun.
+* :func:`wrap_ddp` / :func:`unwrap_model`: the DistributedDataParallel wrapper and the plain model.
+* :class:`ShardSampler`: an evaluation sampler that pads nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import Sampler
+
+from openpose_lite.devices import resolve_device
+
+__all__ = [
+    "DistInfo",
+    "ShardSampler",
+    "all_reduce_max",
+    "all_reduce_sum",
+    "barrier",
+    "setup_distributed",
+    "teardown_distributed",
+    "unwrap_model",
+    "wrap_ddp",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    local_world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> "DistInfo":
+        """What torchrun's ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE`` say (absent: a single process)."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        return cls(rank=int(os.environ.get("RANK", "0")), world_size=world_size,
+                   local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                   local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))))
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that logs, shows progress and writes files."""
+        return self.rank == 0
+
+
+def _in_group() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def setup_distributed(device_name: str = "auto") -> tuple[DistInfo, torch.device]:
+    """Join the torchrun process group if this process was started by torchrun.
+
+    Without torchrun's variables (or with ``WORLD_SIZE=1``) this is a single process and nothing
+    is initialised. The backend follows the device: ``nccl`` for CUDA, ``gloo`` for CPU.
+
+    Returns (DistInfo, the device this process trains on).
+    """
+    info = DistInfo.from_env()
+    device = resolve_device(device_name, info.local_rank)
+    if not info.distributed:
+        return info, device
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not _in_group():
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size,
+                                **({"device_id": device} if device.type == "cuda" else {}))
+    logger.info("joined process group: rank %d of %d (%s, %s)", info.rank, info.world_size, backend, device)
+    return info, device
+
+
+def teardown_distributed() -> None:
+    """Leave the process group (no-op when none was joined)."""
+    if _in_group():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op outside DDP)."""
+    if _in_group():
+        dist.barrier()
+
+
+def all_reduce_sum(values: Tensor) -> Tensor:
+    """A small tensor summed over the ranks (the tensor itself outside DDP)."""
+    if _in_group():
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def all_reduce_max(values: Tensor) -> Tensor:
+    """A small tensor's element-wise maximum over the ranks (the tensor itself outside DDP)."""
+    if _in_group():
+        values = values.clone()
+        dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return values
+
+
+def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """``DistributedDataParallel(model)`` inside a process group, the model itself otherwise.
+
+    DDP registers only the parameters that require grad *when it is built*: after a frozen
+    group is released (:func:`~openpose_lite.training.optim.set_trainable`) the model must be
+    wrapped again, or the released parameters would train apart on each rank. Pass the
+    unwrapped model.
+    """
+    if not _in_group():
+        return model
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        raise ValueError("wrap_ddp: pass the plain model (unwrap_model(model)), not a DistributedDataParallel")
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside a (Distributed)DataParallel wrapper, or the model itself."""
+    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+        model = model.module
+    return model
+
+
+class ShardSampler(Sampler[int]):
+    """Rank ``rank`` of ``world_size`` gets indices ``rank, rank + world_size, ...``, in order.
+
+    For evaluation: unlike ``DistributedSampler`` it pads nothing, so every sample is seen
+    exactly once across the ranks and summed metrics are exact.
+    """
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"ShardSampler: rank {rank} is not in [0, {world_size})")
+        self.length, self.rank, self.world_size = int(length), int(rank), int(world_size)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))

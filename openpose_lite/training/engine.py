@@ -1,0 +1,254 @@
+"""One pass over a loader: :func:`train_one_epoch` (forward, loss, backward, step) and :func:`evaluate_loss`.
+
+The loss is pluggable: ``loss_fn(outputs, targets, weights) -> {term name: scalar}``, summed by
+:func:`openpose_lite.losses.total_loss` (the branches' loss functions are in
+:mod:`openpose_lite.training.branches`). Batches are ``(images, targets, weights)`` where
+``targets`` and ``weights`` are tensors or dicts of tensors (the bottom-up
+``{"heatmaps", "pafs"}``); anything nested is moved to the device as a whole.
+
+Under DDP every step's losses are summed over the ranks (one small all-reduce), so the logged
+means cover every rank's samples and a NaN on any rank stops all of them at the same step
+(:class:`NonFiniteLossError`), before the optimiser step.
+
+Shape legend: B batch, H x W input size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from openpose_lite.losses import total_loss
+from openpose_lite.training.distributed import all_reduce_max, all_reduce_sum
+from openpose_lite.training.optim import current_lr
+
+__all__ = ["LossFn", "NonFiniteLossError", "autocast_context", "evaluate_loss", "move_to_device", "train_one_epoch"]
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[Any, Any, Any], dict[str, Tensor]]
+"""``loss_fn(outputs, targets, weights) -> {term name: scalar tensor}``; the total is their sum."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss (or the weights) became NaN or infinite; training must stop.
+
+    ``epoch`` is the 1-based epoch, ``step`` the step within it (0: found after the epoch, in
+    the validation loss or the weights). Raised before anything is stepped or saved with it.
+    """
+
+    def __init__(self, message: str, epoch: int = 0, step: int = 0) -> None:
+        super().__init__(message)
+        self.epoch, self.step = int(epoch), int(step)
+
+
+def move_to_device(obj: Any, device: torch.device) -> Any:
+    """Tensors, and dicts/lists/tuples of them, on ``device`` (non-blocking from pinned memory)."""
+    if isinstance(obj, Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, Mapping):
+        return {k: move_to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(move_to_device(v, device) for v in obj)
+    return obj
+
+
+def autocast_context(device: torch.device, amp: bool) -> torch.autocast:
+    """float16 autocast on CUDA when ``amp``; a disabled context elsewhere (CPU trains in float32)."""
+    enabled = bool(amp) and device.type == "cuda"
+    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=enabled)
+
+
+def _batch_size(images: Any) -> int:
+    return int(images.shape[0]) if isinstance(images, Tensor) else len(images)
+
+
+def _losses(model: nn.Module, batch: tuple, loss_fn: LossFn, device: torch.device, amp: bool
+            ) -> tuple[Tensor, dict[str, Tensor], int]:
+    """(total loss, its terms, local batch size) of one batch."""
+    images, targets, weights = (move_to_device(part, device) for part in batch)
+    with autocast_context(device, amp):
+        outputs = model(images)
+    # The loss is computed outside autocast: masked_sse sums in float32 anyway.
+    terms = loss_fn(outputs, targets, weights)
+    return total_loss(terms), terms, _batch_size(images)
+
+
+def _global_means(loss: Tensor, terms: Mapping[str, Tensor], local_batch: int) -> tuple[dict[str, float], int]:
+    """``{"loss": mean, term: mean}`` over every rank's samples of this step, and that sample count."""
+    packed = torch.stack([loss.detach().float()] + [t.detach().float() for t in terms.values()]) * local_batch
+    packed = all_reduce_sum(torch.cat([packed, packed.new_tensor([float(local_batch)])])).cpu()
+    batch = int(packed[-1].item())
+    values = (packed[:-1] / batch).tolist()
+    return dict(zip(["loss", *terms], values)), batch
+
+
+def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, loss: Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None and scaler.is_enabled():
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
+@dataclass
+class _EpochTally:
+    """Running sums of one epoch, and the window of the step records' throughput."""
+
+    start: float = field(default_factory=time.perf_counter)
+    steps: int = 0
+    samples: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    window_start: float = 0.0
+    window_samples: int = 0
+
+    def add(self, record: Mapping[str, float], batch: int) -> None:
+        self.steps += 1
+        self.samples += batch
+        self.window_samples += batch
+        for name, value in record.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value * batch
+
+    def window_rate(self) -> float:
+        """Samples per second since the last call (or the epoch's start); starts a new window."""
+        now = time.perf_counter()
+        rate = self.window_samples / max(now - (self.window_start or self.start), 1e-9)
+        self.window_start, self.window_samples = now, 0
+        return rate
+
+    def result(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        seconds = time.perf_counter() - self.start
+        out = {name: total / self.samples for name, total in self.sums.items()}
+        out.update({
+            "lr": current_lr(optimizer), "steps": float(self.steps), "samples": float(self.samples),
+            "seconds": seconds, "samples_per_s": self.samples / max(seconds, 1e-9), "step_seconds": seconds / self.steps,
+        })
+        return out
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    device: torch.device,
+    scaler: torch.amp.GradScaler | None,
+    epoch: int,
+    *,
+    amp: bool = False,
+    log_every: int = 50,
+    metrics_logger: Any = None,
+    global_step: int = 0,
+    progress: bool = False,
+    max_steps: int | None = None,
+) -> dict[str, float]:
+    """One pass of training over ``loader``; returns the epoch's mean losses and timing.
+
+    Args:
+        model: the network, possibly DDP-wrapped; put in train mode here.
+        loader: yields ``(images (B, 3, H, W), targets, weights)``.
+        optimizer: steps once per batch.
+        loss_fn: ``(outputs, targets, weights) -> {term: scalar}``; the total is their sum.
+        device: where the batch goes.
+        scaler: a ``torch.amp.GradScaler`` for mixed precision (CUDA), or None.
+        epoch: 1-based epoch number, for logs and messages.
+        amp: float16 autocast on CUDA (ignored on CPU).
+        log_every: write a ``train_step`` record every this many steps.
+        metrics_logger: a :class:`~openpose_lite.training.metrics.MetricsLogger` (rank 0), or None.
+        global_step: steps done before this epoch (for the log's x axis).
+        progress: show a tqdm bar (the caller decides: rank 0, stderr a terminal).
+        max_steps: stop after this many steps (tests, benchmarks).
+
+    Returns:
+        ``{"loss": mean total, "<term>": mean of each term, "lr", "steps", "samples",
+        "seconds", "samples_per_s", "step_seconds"}``; means are over every rank's samples.
+
+    Raises:
+        NonFiniteLossError: the loss (summed over the ranks, so every rank raises together)
+            is NaN or infinite. Nothing has been stepped with it.
+    """
+    model.train()
+    total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
+    if max_steps is not None and total is not None:
+        total = min(total, max_steps)
+    tally = _EpochTally()
+    with tqdm(total=total, desc=f"epoch {epoch}", disable=not progress, dynamic_ncols=True, leave=False) as bar:
+        for batch in loader:
+            if max_steps is not None and tally.steps >= max_steps:
+                break
+            loss, terms, local_batch = _losses(model, batch, loss_fn, device, amp)
+            record, size = _global_means(loss, terms, local_batch)
+            if not math.isfinite(record["loss"]):
+                bad = {name: value for name, value in record.items() if name != "loss"}
+                raise NonFiniteLossError(
+                    f"non-finite loss at epoch {epoch}, step {tally.steps + 1}: the training loss is {record['loss']} "
+                    f"(terms: {bad}); stopped before the optimiser step", epoch, tally.steps + 1)
+            _step(optimizer, scaler, loss)
+            tally.add(record, size)
+            bar.update(1)
+            if progress:
+                bar.set_postfix(loss=f"{record['loss']:.3g}", lr=f"{current_lr(optimizer):.2g}")
+            if metrics_logger is not None and tally.steps % log_every == 0:
+                metrics_logger.log({
+                    "type": "train_step", "epoch": epoch, "step": tally.steps, "global_step": global_step + tally.steps,
+                    **record, "lr": current_lr(optimizer), "samples_per_s": tally.window_rate(),
+                }, step=global_step + tally.steps)
+    if tally.steps == 0:
+        raise ValueError(f"epoch {epoch}: the training loader produced no batch (empty dataset or batch larger than it with drop_last)")
+    return tally.result(optimizer)
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: LossFn,
+    device: torch.device,
+    *,
+    amp: bool = False,
+    progress: bool = False,
+) -> dict[str, float]:
+    """Mean loss and terms over ``loader`` without gradients: ``{"loss": ..., "<term>": ...}``.
+
+    Pass the *unwrapped* model (:func:`~openpose_lite.training.distributed.unwrap_model`) and a
+    loader over this rank's shard (:class:`~openpose_lite.training.distributed.ShardSampler`);
+    sums are combined over the ranks, so the means are those of the whole set. The model is put
+    in eval mode and back in its former mode afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    sums: Tensor | None = None
+    names: list[str] = []
+    count = 0
+    try:
+        for batch in tqdm(loader, desc="val loss", disable=not progress, leave=False):
+            loss, terms, b = _losses(model, batch, loss_fn, device, amp)
+            values = torch.stack([loss.float()] + [t.float() for t in terms.values()]) * b
+            names = ["loss", *terms]
+            sums = values if sums is None else sums + values
+            count += b
+    finally:
+        model.train(was_training)
+    # Ranks with an empty shard still join the reduction, with zeros of the right length.
+    width = int(all_reduce_max(torch.tensor([float(len(names))], device=device)).item())
+    packed = torch.zeros(width + 1, device=device)
+    if sums is not None:
+        packed[:width] = sums.to(device)
+    packed[width] = float(count)
+    packed = all_reduce_sum(packed).cpu()
+    total = float(packed[width])
+    if total == 0:
+        raise ValueError("evaluate_loss: the validation loader produced no sample")
+    if not names:  # this rank had no data: names are the same on every rank, rebuild generic ones
+        names = ["loss"] + [f"term{i}" for i in range(1, width)]
+    return {name: float(v) / total for name, v in zip(names, packed[:width].tolist())}

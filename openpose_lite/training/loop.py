@@ -1,0 +1,445 @@
+"""The training run: :func:`fit` trains either branch from a :class:`~openpose_lite.training.resume.RunSetup`.
+
+It logs, raises and never prints: what a command line shows comes from the
+:class:`TrainListener` it passes (called on rank 0) and from the :class:`TrainResult`, which is
+filled in as the run goes, so a caller that catches an exception still knows what was written.
+
+Order of a run, each step on every rank unless said otherwise:
+
+1. checks that write nothing: the output folder is free (or ``overwrite``, or this run's own on
+   resume), the model is built (seeded with ``train.seed`` right before, so the initial weights
+   depend on it alone) and its codec fits it (stride, channels), the trunk weights or the resumed
+   state load into it;
+2. rank 0 writes: stale temp files removed, the old run cleared (``overwrite``), the log cut back
+   to the resumed checkpoint, ``config.yaml``, ``metrics.jsonl``; then data (generated scenes);
+3. epochs: train, validation loss, COCO AP (rank 0, every ``train.eval_every`` epochs and the
+   last), schedule; then rank 0 logs the epoch, writes ``best.pt`` when the watched metric
+   improved and ``last.pt`` (see :mod:`openpose_lite.training.run_folder` for why that order).
+
+Raises ValueError / FileNotFoundError for bad input, :class:`NonFiniteLossError` for a loss or
+weights that became NaN or infinite (``TrainResult.sound_checkpoint`` then names the checkpoint
+to resume from), OSError for a failed write, KeyboardInterrupt when interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from openpose_lite.checkpoint import load_training_state, restore_rng_state, save_training_state, weights_are_finite
+from openpose_lite.config import config_to_dict, save_config
+from openpose_lite.models.factory import build_model
+from openpose_lite.training import engine
+from openpose_lite.training.branches import Branch, branch_of
+from openpose_lite.training.data import HELD_OUT_IMAGES, DataPaths, Loaders, make_loaders, prepare_data
+from openpose_lite.training.distributed import DistInfo, barrier, setup_distributed, teardown_distributed, wrap_ddp
+from openpose_lite.training.engine import NonFiniteLossError
+from openpose_lite.training.metrics import MetricsLogger, cut_back
+from openpose_lite.training.optim import (
+    apply_train_settings,
+    build_optimizer,
+    build_scheduler,
+    current_lr,
+    set_trainable,
+    step_scheduler,
+)
+from openpose_lite.training.resume import RunSetup
+from openpose_lite.training.run_folder import RunFolder
+
+__all__ = ["RunOptions", "TrainListener", "TrainResult", "fit"]
+
+logger = logging.getLogger(__name__)
+
+SCRATCH = "from scratch (no --backbone-weights)"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run (not what to train: that is the config). ``progress``: tqdm bars on rank 0 (the
+    caller decides, e.g. only when stderr is a terminal); ``overwrite``: replace a run the output
+    folder already holds; ``held_out_images``: size of a synthetic run's held-out scene set."""
+
+    backbone_weights: Path | None = None
+    held_out_images: int = HELD_OUT_IMAGES
+    progress: bool = False
+    overwrite: bool = False
+
+
+@dataclass
+class TrainResult:
+    """What a run did, filled in as it goes (rank 0's view)."""
+
+    output_dir: Path | None = None
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    branch: str = ""
+    model: str = ""  # the model's shape in words
+    parameters: int = 0
+    device: str = ""
+    amp: bool = False
+    world_size: int = 1
+    train_samples: int = 0
+    sample_kind: str = "training images"
+    trunk_init: str = ""
+    backbone_file: str = ""  # what --backbone-weights would take for this branch
+    start_epoch: int = 0
+    epochs: int = 0
+    epochs_done: int = 0
+    best_metric: float | None = None
+    best_metric_name: str = ""
+    best_epoch: int | None = None
+    held_out_dir: Path | None = None
+    sound_checkpoint: Path | None = None  # after a non-finite stop: the checkpoint to resume from
+    sound_epoch: int | None = None
+
+    def note_written(self, path: Path) -> None:
+        if path not in self.written:
+            self.written.append(path)
+
+
+class TrainListener:
+    """Called on rank 0 as the run goes (the command line prints from it); does nothing by default."""
+
+    def started(self, result: TrainResult) -> None:
+        """The model, data and device are ready; the first epoch is next."""
+
+    def trunk_changed(self, epoch: int, frozen: bool) -> None:
+        """The trunk is frozen from, or released at, ``epoch``."""
+
+    def epoch_done(self, result: TrainResult, record: dict[str, Any], improved: bool) -> None:
+        """Epoch ``record["epoch"]`` is logged and checkpointed; ``improved``: best.pt was written."""
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _better(value: float, best: float | None, name: str) -> bool:
+    if best is None:
+        return True
+    return value > best if name == "AP" else value < best
+
+
+@dataclass
+class _Run:
+    """The objects of one run and its progress; built by :func:`_start`."""
+
+    setup: RunSetup
+    options: RunOptions
+    branch: Branch
+    info: DistInfo
+    device: torch.device
+    folder: RunFolder
+    result: TrainResult
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    amp: bool
+    codec: Any = None
+    metrics: MetricsLogger | None = None
+    paths: DataPaths | None = None
+    train_ds: Any = None
+    loaders: Loaders | None = None
+    ddp_model: nn.Module | None = None
+    frozen: bool | None = None
+    start_epoch: int = 0
+    global_step: int = 0
+    best: float | None = None
+    best_name: str = ""
+    best_epoch: int | None = None
+
+    @property
+    def cfg(self):
+        return self.setup.config
+
+    @property
+    def in_place(self) -> bool:
+        return _in_place(self.setup, self.folder)
+
+    @property
+    def progress(self) -> bool:
+        return self.options.progress and self.info.is_main
+
+
+# ------------------------------------------------------------------------------ start
+def _in_place(setup: RunSetup, folder: RunFolder) -> bool:
+    """Whether the run continues a checkpoint in the checkpoint's own folder (else the folder must be free)."""
+    return setup.resume is not None and folder.same_as(setup.resume.parent)
+
+
+def _build_model(cfg, branch: Branch, device: torch.device) -> tuple[nn.Module, Any]:
+    """The untrained model on ``device`` (weights from ``train.seed`` alone) and its codec, checked against it."""
+    _seed_everything(cfg.train.seed)
+    model = build_model(cfg.model).to(device)
+    codec = branch.build_codec(cfg)
+    codec.check_model(model, f"model.arch {cfg.model.arch}")
+    return model, codec
+
+
+def _init_weights(run: _Run) -> None:
+    """Trunk from --backbone-weights, or the resumed checkpoint's state (model, optimizer, scheduler, scaler)."""
+    from openpose_lite.models.weights import load_backbone
+
+    cfg, setup = run.cfg, run.setup
+    run.result.trunk_init = SCRATCH
+    if setup.checkpoint is not None:
+        if run.options.backbone_weights is not None:
+            logger.warning("--backbone-weights is ignored when resuming: the weights come from %s", setup.resume)
+        state = load_training_state(setup.checkpoint, run.model, run.optimizer, run.scheduler, run.scaler,
+                                    restore_rng=False, where=str(setup.resume))
+        apply_train_settings(run.optimizer, run.scheduler, setup.stored_config.train, cfg.train)
+        run.start_epoch, run.global_step = int(state["epoch"]), int(state.get("global_step", 0))
+        run.best_name = str(state.get("best_metric_name") or "")
+        run.result.trunk_init = f"resumed from {setup.resume} at epoch {run.start_epoch}"
+    elif run.options.backbone_weights is not None:
+        run.result.trunk_init = load_backbone(run.model, run.options.backbone_weights)
+    elif cfg.train.freeze_trunk_epochs > 0 and run.branch.frozen_first(run.model):
+        logger.warning("train.freeze_trunk_epochs=%d with a trunk from scratch: the random trunk stays fixed "
+                       "for those epochs", cfg.train.freeze_trunk_epochs)
+
+
+def _start(setup: RunSetup, options: RunOptions, branch: Branch, info: DistInfo, device: torch.device,
+           result: TrainResult) -> _Run:
+    """Step 1 of the module docstring: everything that can refuse the run, before anything is written."""
+    cfg = setup.config
+    folder = RunFolder(cfg.train.output_dir)
+    result.output_dir = folder.path
+    if not _in_place(setup, folder):
+        folder.check_free(options.overwrite)
+    if device.type == "cpu":
+        # Every core for this process's math; under torchrun on one machine they are shared.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, info.local_world_size)))
+    amp = cfg.train.amp and device.type == "cuda"
+    model, codec = _build_model(cfg, branch, device)
+    optimizer = build_optimizer(model.parameters(), cfg.train)
+    run = _Run(setup, options, branch, info, device, folder, result, model, optimizer,
+               build_scheduler(optimizer, cfg.train),
+               torch.amp.GradScaler("cuda", enabled=amp) if device.type == "cuda" else None, amp, codec)
+    _init_weights(run)
+    return run
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Give an OSError without a file name (a write into an open file: a full disk) the name of ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+def _open_folder(run: _Run) -> None:
+    """Step 2, rank 0: make the folder this run's, then the log; every rank waits for it."""
+    folder, result = run.folder, run.result
+    if run.info.is_main:
+        result.removed += folder.remove_stale_temp_files()
+        if run.in_place:
+            cut_back(folder.metrics, run.start_epoch, run.global_step)
+        elif run.options.overwrite:
+            result.removed += folder.clear()
+        folder.path.mkdir(parents=True, exist_ok=True)
+        with _naming(folder.config):
+            result.note_written(save_config(run.cfg, folder.config))
+        run.metrics = MetricsLogger(folder.metrics, tensorboard_dir=folder.tensorboard)
+        result.note_written(folder.metrics)
+        if run.metrics.tensorboard:
+            result.note_written(folder.tensorboard)
+    barrier()
+
+
+def _load_data(run: _Run) -> None:
+    cfg, result = run.cfg, run.result
+    with _naming(run.folder.data):
+        run.paths = prepare_data(cfg, run.info, run.options.held_out_images)
+    for generated in run.paths.generated(Path(cfg.train.output_dir)):
+        result.note_written(generated)
+    run.train_ds, val_ds = run.branch.build_datasets(cfg, run.paths, run.codec)
+    run.loaders = make_loaders(cfg, run.train_ds, val_ds, run.info, run.device, run.paths.train_ann,
+                               run.branch.sample_kind)
+    if run.paths.held_out_ann is not None:
+        result.held_out_dir = run.paths.held_out_ann.parent
+
+
+def _believe_best(run: _Run) -> None:
+    """The watched metric, and on resume its best value as best.pt holds it (see run_folder.py)."""
+    if not run.best_name:
+        run.best_name = "AP" if run.paths.val_ann is not None else "train_loss"
+    if run.setup.checkpoint is None:
+        return
+    run.best, run.best_epoch = run.folder.recorded_best(run.best_name)
+    stored = run.setup.checkpoint.get("best_metric")
+    if stored != run.best:
+        logger.warning("%s recorded best %s %s, %s holds %s (epoch %s): continuing from what best.pt holds",
+                       run.setup.resume, run.best_name, stored, run.folder.best, run.best, run.best_epoch)
+
+
+def _announce(run: _Run, listener: TrainListener) -> None:
+    cfg, result = run.cfg, run.result
+    result.branch, result.model = run.branch.name, run.branch.describe(cfg)
+    result.parameters = sum(p.numel() for p in run.model.parameters())
+    result.device, result.amp, result.world_size = str(run.device), run.amp, run.info.world_size
+    result.train_samples, result.sample_kind = len(run.train_ds), run.branch.sample_kind
+    result.backbone_file = run.branch.backbone_file
+    result.start_epoch = result.epochs_done = run.start_epoch
+    result.epochs = cfg.train.epochs
+    result.best_metric, result.best_metric_name, result.best_epoch = run.best, run.best_name, run.best_epoch
+    logger.info("trunk %s", result.trunk_init)
+    if run.metrics is not None:
+        run.metrics.log({"type": "run_start", "time": time.time(), "trunk_init": result.trunk_init,
+                         "device": result.device, "world_size": result.world_size, "start_epoch": run.start_epoch,
+                         "parameters": result.parameters, "train_samples": result.train_samples,
+                         "sample_kind": result.sample_kind, "amp": run.amp, "config": config_to_dict(cfg)})
+    if run.info.is_main:
+        listener.started(result)
+
+
+# ------------------------------------------------------------------------------ epochs
+def _set_trunk(run: _Run, epoch_index: int, listener: TrainListener) -> None:
+    """Freeze the trunk for the first ``train.freeze_trunk_epochs`` epochs, then release it."""
+    trunk = run.branch.frozen_first(run.model)
+    frozen = bool(trunk) and epoch_index < run.cfg.train.freeze_trunk_epochs
+    if frozen == run.frozen:
+        return
+    set_trainable(trunk, not frozen)
+    # DDP only syncs what required grad when it was built: wrap again after a release.
+    run.ddp_model = wrap_ddp(run.model, run.device)
+    if run.info.is_main and (run.frozen is not None or frozen):
+        listener.trunk_changed(epoch_index + 1, frozen)
+    run.frozen = frozen
+
+
+def _validate(run: _Run, epoch: int, record: dict[str, Any]) -> float | None:
+    """The validation loss (every rank, on its shard), or None without a validation set."""
+    if run.loaders.val is None:
+        return None
+    val = engine.evaluate_loss(run.model, run.loaders.val, run.branch.loss_terms, run.device, amp=run.amp,
+                               progress=run.progress)
+    record.update({f"val/{k}": v for k, v in val.items()})
+    if not math.isfinite(val["loss"]):
+        # Not a stop: training steps are what diverge; an eval-mode loss can be NaN on its own
+        # (batch-norm statistics of imported weights). A non-finite one never vouches for a checkpoint.
+        logger.warning("non-finite validation loss after epoch %d: %s", epoch, val["loss"])
+    return val["loss"]
+
+
+def _evaluate_ap(run: _Run, epoch: int, record: dict[str, Any]) -> dict[str, float] | None:
+    """COCO AP on the validation set (rank 0), every ``train.eval_every`` epochs and after the last."""
+    t = run.cfg.train
+    due = epoch == t.epochs or (t.eval_every > 0 and epoch % t.eval_every == 0)
+    if run.paths.val_ann is None or not due or not run.info.is_main:
+        return None
+    start = time.perf_counter()
+    ap = run.branch.evaluate_ap(run.model, run.cfg, run.paths.val_ann, run.paths.val_images, run.device,
+                                t.val_max_images, run.progress)
+    record.update({f"val/{k}": v for k, v in ap.items()})
+    record["val/ap_seconds"] = time.perf_counter() - start
+    return ap
+
+
+def _watched(run: _Run, stats: dict[str, float], val_loss: float | None, ap: dict[str, float] | None) -> float | None:
+    if run.best_name == "AP":
+        return ap["AP"] if ap is not None else None
+    return val_loss if run.best_name == "val_loss" else stats["loss"]
+
+
+def _save_epoch(run: _Run, epoch: int, record: dict[str, Any], metric: float | None, val_loss: float | None,
+                listener: TrainListener) -> None:
+    """Rank 0: log the epoch, then best.pt (if improved), then last.pt, which records the best only now."""
+    improved = metric is not None and _better(metric, run.best, run.best_name)
+    if improved:
+        run.best, run.best_epoch = metric, epoch
+    record["best_metric"], record["best_metric_name"] = run.best, run.best_name
+    # Logged first: a kill before the checkpoints leaves a record that the resumed run cuts back.
+    run.metrics.log(record, step=run.global_step)
+    state = dict(best_metric=run.best, best_metric_name=run.best_name, scaler=run.scaler,
+                 global_step=run.global_step, best_epoch=run.best_epoch, val_loss=val_loss)
+    cfg_dict, result = config_to_dict(run.cfg), run.result
+    if improved:
+        result.note_written(save_training_state(run.folder.best, run.model, run.optimizer, run.scheduler, epoch,
+                                                cfg_dict, **state))
+    result.note_written(save_training_state(run.folder.last, run.model, run.optimizer, run.scheduler, epoch,
+                                            cfg_dict, **state))
+    result.epochs_done = epoch
+    result.best_metric, result.best_epoch = run.best, run.best_epoch
+    listener.epoch_done(result, record, improved)
+
+
+def _run_epoch(run: _Run, epoch_index: int, listener: TrainListener) -> None:
+    epoch, t = epoch_index + 1, run.cfg.train
+    _set_trunk(run, epoch_index, listener)
+    run.loaders.sampler.set_epoch(epoch_index)
+    run.train_ds.set_epoch(epoch_index)
+    stats = engine.train_one_epoch(
+        run.ddp_model, run.loaders.train, run.optimizer, run.branch.loss_terms, run.device, run.scaler, epoch,
+        amp=run.amp, log_every=t.log_every, metrics_logger=run.metrics, global_step=run.global_step,
+        progress=run.progress,
+    )
+    run.global_step += int(stats["steps"])
+    record: dict[str, Any] = {"type": "epoch", "epoch": epoch, "global_step": run.global_step,
+                              "trunk_frozen": bool(run.frozen), **{f"train/{k}": v for k, v in stats.items()}}
+    val_loss = _validate(run, epoch, record)
+    ap = _evaluate_ap(run, epoch, record)
+    step_scheduler(run.scheduler, val_loss if val_loss is not None else stats["loss"])
+    record["next_lr"] = current_lr(run.optimizer)
+    if not weights_are_finite(run.model.state_dict()):
+        raise NonFiniteLossError(f"non-finite weights after epoch {epoch} (the last steps' updates overflowed)", epoch, 0)
+    if run.info.is_main:
+        _save_epoch(run, epoch, record, _watched(run, stats, val_loss, ap), val_loss, listener)
+    barrier()
+
+
+# ------------------------------------------------------------------------------ fit
+def _train(run: _Run, listener: TrainListener) -> None:
+    _open_folder(run)
+    _load_data(run)
+    _believe_best(run)
+    _announce(run, listener)
+    if run.setup.checkpoint is not None and run.setup.checkpoint.get("rng") is not None:
+        # Restored last, right before the epochs: nothing in between may draw from the global RNGs.
+        restore_rng_state(run.setup.checkpoint["rng"])
+    for epoch_index in range(run.start_epoch, run.cfg.train.epochs):
+        _run_epoch(run, epoch_index, listener)
+
+
+def fit(setup: RunSetup, options: RunOptions = RunOptions(), listener: TrainListener | None = None,
+        result: TrainResult | None = None) -> TrainResult:
+    """Train the run ``setup`` describes (fresh or resumed); returns ``result``, filled in.
+
+    Pass a ``result`` to see what was written when this raises (see the module docstring).
+    """
+    result = result if result is not None else TrainResult()
+    listener = listener if listener is not None else TrainListener()
+    branch = branch_of(setup.config)
+    info, device = setup_distributed(setup.config.train.device)
+    try:
+        run = _start(setup, options, branch, info, device, result)
+        barrier()  # every rank has checked the folder before rank 0 writes into it
+        try:
+            _train(run, listener)
+        except NonFiniteLossError as exc:
+            if info.is_main:
+                found = run.folder.sound_checkpoint(exc.epoch, exc.step)
+                result.sound_checkpoint, result.sound_epoch = found if found is not None else (None, None)
+            raise
+        finally:
+            if run.metrics is not None:
+                run.metrics.close()
+    finally:
+        teardown_distributed()
+    return result

@@ -1,0 +1,135 @@
+"""The training log: ``metrics.jsonl`` (one JSON object per line) and TensorBoard scalars.
+
+* :class:`MetricsLogger`: append-only, flushed per record; rank 0 creates it.
+* :func:`read_jsonl`: the records back (a torn last line from a killed run is skipped).
+* :func:`cut_back`: on ``--resume``, the records written after the resumed checkpoint are
+  dropped, so the epochs that run again are logged once and nothing before them is lost.
+
+Record types: ``run_start`` (config, device, how the trunk began, ``start_epoch``),
+``train_step`` (``epoch``, ``global_step``, losses, lr) and ``epoch`` (``epoch``, ``global_step``,
+the epoch's means, validation losses and AP).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from openpose_lite.io import write_text_atomic
+
+__all__ = ["MetricsLogger", "cut_back", "read_jsonl"]
+
+logger = logging.getLogger(__name__)
+
+
+class MetricsLogger:
+    """Append-only JSONL metrics log (one object per line, flushed), plus TensorBoard scalars.
+
+    Opened in append mode, so a resumed run continues the same file. TensorBoard is used
+    when ``tensorboard_dir`` is given and the ``tensorboard`` package is installed; every
+    numeric field of a record becomes a scalar ``<type>/<field>``. Create it on rank 0 only.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], tensorboard_dir: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+        self._tb = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                logger.info("tensorboard is not installed; metrics go to %s only", self.path)
+            else:
+                self._tb = SummaryWriter(log_dir=str(tensorboard_dir))
+
+    @property
+    def tensorboard(self) -> bool:
+        return self._tb is not None
+
+    def log(self, record: Mapping[str, Any], step: int | None = None) -> None:
+        """Write ``record`` (JSON-serialisable) as one line; numbers also go to TensorBoard at ``step``.
+
+        Raises OSError naming the log file when it cannot be written (a full disk).
+        """
+        try:
+            self._fh.write(json.dumps(dict(record), allow_nan=True) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from exc
+        if self._tb is not None and step is not None:
+            prefix = str(record.get("type", "metrics"))
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in ("type", "step", "global_step"):
+                    self._tb.add_scalar(f"{prefix}/{key}", value, step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except OSError:
+            logger.warning("%s: the last records could not be written", self.path)
+        if self._tb is not None:
+            self._tb.close()
+
+    def __enter__(self) -> "MetricsLogger":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _records(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) pairs of a log; malformed lines (a torn tail) are skipped with a warning."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append((line, json.loads(line)))
+            except json.JSONDecodeError:
+                logger.warning("%s: skipping a malformed line (a run killed mid-write?)", path)
+    return out
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a :class:`MetricsLogger` file (a torn last line from a killed run is skipped)."""
+    return [record for _, record in _records(Path(path))]
+
+
+def _after(record: Mapping[str, Any], epoch: int, global_step: int) -> bool:
+    """Whether a record describes training beyond ``epoch`` / ``global_step``."""
+    if record.get("type") == "run_start":
+        return int(record.get("start_epoch", 0)) > epoch
+    return int(record.get("epoch", 0)) > epoch or int(record.get("global_step", 0)) > global_step
+
+
+def cut_back(path: str | os.PathLike[str], epoch: int, global_step: int) -> int:
+    """Drop the records written after a checkpoint of ``epoch`` completed epochs and ``global_step`` steps.
+
+    The log is kept up to that epoch's ``epoch`` record (its last one, when the file holds
+    several timelines); without one (a log from before such records were written first), the
+    records that lie beyond ``epoch`` or ``global_step`` are dropped. Rewritten atomically;
+    returns the number of records removed.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return 0
+    rows = _records(p)
+    ends = [i for i, (_, r) in enumerate(rows)
+            if r.get("type") == "epoch" and r.get("epoch") == epoch and r.get("global_step") == global_step]
+    if ends:
+        kept = rows[: ends[-1] + 1]
+    else:
+        kept = [(line, r) for line, r in rows if not _after(r, epoch, global_step)]
+    removed = len(rows) - len(kept)
+    if removed or len(p.read_bytes().splitlines()) != len(rows):
+        write_text_atomic(p, "".join(line + "\n" for line, _ in kept))
+    if removed:
+        logger.info("%s: cut back to epoch %d (step %d): %d later records removed", p, epoch, global_step, removed)
+    return removed

@@ -1,0 +1,106 @@
+"""What a run starts from: the resolved config, and for ``--resume`` the checked checkpoint.
+
+:func:`resolve_run` is the one place the command-line inputs of a run become a :class:`RunSetup`:
+
+* a fresh run: the defaults, then ``--config``'s deltas, then the overrides
+  (:func:`openpose_lite.config.load_config`);
+* ``--resume`` (bare: ``<output_dir>/last.pt``) or ``--resume FILE``: the checkpoint is read and
+  checked *first* (nothing is written for a checkpoint that cannot resume), then its stored
+  config is the base that ``--config`` and the overrides apply to (the same merger,
+  ``load_config(base=...)``). The run writes into the folder given on this command line
+  (``train.output_dir`` as an override or ``--output-dir``; for a bare ``--resume`` also the
+  ``--config`` file's), by default the folder of the checkpoint, never into a folder named
+  inside the checkpoint;
+* overrides on resume take effect (the learning rate and the other optimiser and schedule
+  settings are put into the loaded states: :func:`~openpose_lite.training.optim.apply_train_settings`)
+  or are refused (:func:`check_resumable`: the model, the optimiser type, the schedule type).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from openpose_lite.checkpoint import read_training_checkpoint
+from openpose_lite.config import Config, config_from_dict, load_config, parse_override
+
+__all__ = ["AUTO", "RunSetup", "check_resumable", "resolve_run"]
+
+AUTO = "auto"
+"""``resume`` value of a bare ``--resume``: the run folder's ``last.pt``."""
+
+# Settings a checkpoint fixes: its weights are for that model, its optimizer state for that
+# optimizer, its scheduler state for that schedule.
+_FIXED = {
+    "model": "the checkpoint's weights are for its model; train another model in a new run (--output-dir)",
+    "train.optimizer": "the optimizer state in the checkpoint belongs to that optimizer",
+    "train.scheduler": "the scheduler state in the checkpoint belongs to that schedule",
+}
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """A resolved run: ``config``, and when resuming the checkpoint's path and its checked contents."""
+
+    config: Config
+    resume: Path | None = None
+    checkpoint: Mapping[str, Any] | None = None
+
+    @property
+    def stored_config(self) -> Config:
+        """The config the resumed checkpoint was trained with (``config`` itself for a fresh run)."""
+        if self.checkpoint is None:
+            return self.config
+        return config_from_dict(self.checkpoint["config"], where=f"{self.resume} config")
+
+
+def _with_output_dir(cfg: Config, folder: str | os.PathLike[str]) -> Config:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, output_dir=str(folder)))
+
+
+def _names_output_dir(overrides: Sequence[str]) -> bool:
+    return any(parse_override(text)[:2] == ("train", "output_dir") for text in overrides)
+
+
+def check_resumable(stored: Config, cfg: Config, source: str | os.PathLike[str]) -> None:
+    """Refuse settings a checkpoint fixes (:data:`_FIXED`) when ``cfg`` changes them, naming the key and both values."""
+    for key, why in _FIXED.items():
+        section, _, name = key.partition(".")
+        fields = [name] if name else [f.name for f in dataclasses.fields(getattr(stored, section))]
+        for field in fields:
+            old, new = getattr(getattr(stored, section), field), getattr(getattr(cfg, section), field)
+            if old != new:
+                raise ValueError(f"{source}: {section}.{field} cannot change on --resume (the checkpoint has {old!r}, "
+                                 f"asked for {new!r}): {why}")
+
+
+def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[str] = (),
+                resume: str | os.PathLike[str] | None = None) -> RunSetup:
+    """The config of a run and, for ``resume`` (a checkpoint path or :data:`AUTO`), the checkpoint it continues.
+
+    Raises FileNotFoundError (no such config or checkpoint) and ValueError (a bad config or
+    override, a checkpoint that cannot resume a run, a setting the checkpoint fixes), each
+    naming its file; nothing has been written when they are raised.
+    """
+    if resume is None:
+        return RunSetup(load_config(config_path, overrides))
+    if str(resume) == AUTO:
+        folder = Path(load_config(config_path, overrides).train.output_dir)
+        checkpoint = folder / "last.pt"
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint to continue in {folder} (no last.pt); "
+                                    "name one with --resume FILE")
+    else:
+        checkpoint = Path(resume)
+        folder = None if _names_output_dir(overrides) else checkpoint.parent
+    data = read_training_checkpoint(checkpoint)
+    where = f"{checkpoint} config"
+    stored = config_from_dict(data["config"], where=where)
+    cfg = load_config(config_path, overrides, base=data["config"], base_where=where)
+    if folder is not None:
+        cfg = _with_output_dir(cfg, folder)
+    check_resumable(stored, cfg, checkpoint)
+    return RunSetup(cfg, checkpoint, data)

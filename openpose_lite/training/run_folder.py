@@ -1,0 +1,167 @@
+"""A run's output folder (``train.output_dir``): what it holds, and the rules that keep it consistent.
+
+Files of a run: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt`` and ``tensorboard/``
+(plus ``data/`` with the generated scenes of a synthetic run, reused when they match).
+
+The rules, which hold whenever the process is killed:
+
+* a fresh run refuses a folder that already holds a run (:meth:`RunFolder.check_free`) unless
+  told to overwrite it (:meth:`RunFolder.clear` then removes the old run's files);
+* temporary files of writes that a kill interrupted are removed when a run starts
+  (:meth:`RunFolder.remove_stale_temp_files`);
+* each epoch is logged first, then ``best.pt`` is written (when the watched metric improved),
+  then ``last.pt``, which records the best value only once ``best.pt`` holds it. A resumed run
+  cuts the log back to its checkpoint (:func:`~openpose_lite.training.metrics.cut_back`) and
+  takes the best value from ``best.pt`` itself (:meth:`RunFolder.recorded_best`), so what the
+  run believes is what is on disk;
+* after a non-finite loss, :meth:`RunFolder.sound_checkpoint` names the newest checkpoint whose
+  weights are finite and whose loss was finite.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+
+from openpose_lite.checkpoint import load_checkpoint, weights_are_finite
+from openpose_lite.io import stale_temp_files
+
+__all__ = ["RUN_FILES", "RunFolder", "RunFolderError"]
+
+logger = logging.getLogger(__name__)
+
+RUN_FILES = ("config.yaml", "metrics.jsonl", "best.pt", "last.pt")
+
+
+class RunFolderError(ValueError):
+    """The output folder cannot take this run (it holds another one)."""
+
+
+class RunFolder:
+    """The output folder of one run, at ``path``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.pt"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.pt"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def data(self) -> Path:
+        return self.path / "data"
+
+    def same_as(self, other: str | os.PathLike[str]) -> bool:
+        """Whether ``other`` names this folder."""
+        return os.path.realpath(self.path) == os.path.realpath(other)
+
+    def run_files(self) -> list[Path]:
+        """The files of a run this folder holds."""
+        return [self.path / name for name in RUN_FILES if (self.path / name).exists()]
+
+    def check_free(self, overwrite: bool) -> None:
+        """Refuse a folder that holds a run (unless ``overwrite``), before anything is written.
+
+        Raises RunFolderError naming the folder, what it holds and the two ways on.
+        """
+        held = self.run_files()
+        if not held or overwrite:
+            return
+        names = ", ".join(p.name for p in held)
+        if self.last.is_file():
+            raise RunFolderError(f"{self.path}: already holds a run ({names}); continue it with --resume {self.last}, "
+                                 "replace it with --overwrite, or choose another --output-dir")
+        raise RunFolderError(f"{self.path}: holds the start of a run that saved no checkpoint ({names}); start again "
+                             "with --overwrite, or choose another --output-dir")
+
+    def clear(self) -> list[Path]:
+        """Remove the files of the run this folder holds (``--overwrite``); returns what was removed.
+
+        Generated scenes in ``data/`` stay: a run reuses them when their seed and count match.
+        """
+        removed = self.run_files()
+        for path in removed:
+            path.unlink()
+        if self.tensorboard.is_dir():
+            shutil.rmtree(self.tensorboard)
+            removed.append(self.tensorboard)
+        if removed:
+            logger.info("%s: removed the previous run's %s", self.path, ", ".join(p.name for p in removed))
+        return removed
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the temporary files of atomic writes that a kill interrupted; returns them."""
+        stale = [tmp for name in RUN_FILES for tmp in stale_temp_files(self.path / name)]
+        for tmp in stale:
+            tmp.unlink(missing_ok=True)
+        if stale:
+            logger.warning("%s: removed %d temporary file(s) left by an interrupted write: %s",
+                           self.path, len(stale), ", ".join(p.name for p in stale))
+        return stale
+
+    def recorded_best(self, name: str) -> tuple[float | None, int | None]:
+        """(value, epoch) of the watched metric ``name`` as ``best.pt`` holds it; (None, None) without one.
+
+        The belief of a resumed run: whatever the checkpoint it resumes from says, this is what
+        the folder holds (the run may have been killed between the best.pt and last.pt writes).
+        """
+        if not self.best.is_file():
+            return None, None
+        try:
+            data = load_checkpoint(self.best)
+        except ValueError as exc:
+            logger.warning("%s; it will be replaced at the next improvement", exc)
+            return None, None
+        value = data.get("best_metric")
+        if data.get("best_metric_name") != name or not isinstance(value, float):
+            logger.warning("%s watches %r, this run %r: it will be replaced at the next improvement",
+                           self.best, data.get("best_metric_name"), name)
+            return None, None
+        return value, int(data.get("best_epoch", data.get("epoch", 0)))
+
+    def sound_checkpoint(self, failed_epoch: int, failed_step: int) -> tuple[Path, int] | None:
+        """(path, epoch) of the newest checkpoint whose weights are finite and whose loss was finite.
+
+        The run stopped at step ``failed_step`` of epoch ``failed_epoch`` (0: after its steps, in
+        the validation loss or the weights). A checkpoint of epoch e holds the weights that
+        started epoch e + 1: their loss was seen finite when epoch e + 1 got past its first step,
+        or when the checkpoint's own validation loss was finite. Checkpoints of the failed epoch
+        or later (left by an earlier, abandoned attempt) are not trusted.
+        """
+        sound = []
+        for path in (self.last, self.best):
+            if not path.is_file():
+                continue
+            try:
+                data = load_checkpoint(path)
+            except ValueError:
+                continue
+            epoch = int(data.get("epoch", -1))
+            val_loss = data.get("val_loss")
+            seen_finite = epoch < failed_epoch - 1 or (epoch == failed_epoch - 1 and (
+                failed_step != 1 or (isinstance(val_loss, float) and math.isfinite(val_loss))))
+            if 0 < epoch and seen_finite and weights_are_finite(data["model"]):
+                sound.append((epoch, path))
+        if not sound:
+            return None
+        epoch, path = max(sound, key=lambda item: (item[0], item[1] == self.last))
+        return path, epoch
