@@ -5,13 +5,14 @@ hiding each other, entering and leaving). Each row tracks per-frame poses and sc
 against the true ids with py-motmetrics, the distance of two people being 1 - OKS (at most
 0.5). Row (a): the true poses spoiled by Gaussian keypoint noise and dropped people and
 keypoints (``simulate_detections``), for openpose_lite's Tracker, the Tracker with One Euro
-smoothing, and a greedy nearest-neighbour baseline. A model's predictions are scored the same
-way: track its per-frame Poses and pass them with the truth to :func:`tracking_metrics`.
+smoothing, and a greedy nearest-neighbour baseline. Row (b), with ``--checkpoint``: a trained
+bottom-up model's own people on the same videos' frames (e.g. the quickstart's
+``runs/vgg19_synthetic_cpu/best.pt``), tracked and scored the same way.
 
 The time per frame is that of ``Tracker.update`` alone at exactly ``--timing-people`` people
 per frame, the median over frames after a warm-up. Run:
 
-    python benchmarks/bench_tracking.py [--videos 3] [--frames 150] [--people 10] [--noise 2.0]
+    python benchmarks/bench_tracking.py [--videos 3] [--frames 150] [--people 10] [--noise 2.0] [--checkpoint FILE]
 """
 
 from __future__ import annotations
@@ -113,17 +114,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timing-people", type=int, default=20)
     parser.add_argument("--timing-frames", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint", default=None, metavar="FILE",
+                        help="also track a trained bottom-up checkpoint's predictions on the videos (row b)")
     args = parser.parse_args(argv)
     print("command: python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]))
     print()
 
-    truth, detections = [], []
+    truth, detections, predicted = [], [], []
+    predictor = None
+    if args.checkpoint is not None:
+        from openpose_lite.predictor import BottomUpPredictor
+
+        predictor = BottomUpPredictor.from_checkpoint(args.checkpoint, device="cpu")
     for v in range(args.videos):
         cfg = VideoConfig(image_hw=tuple(args.size), num_frames=args.frames, num_people=args.people, seed=args.seed + v)
-        gt = ground_truth_poses(generate_video(cfg), min_visible=3)
+        frames = generate_video(cfg)
+        gt = ground_truth_poses(frames, min_visible=3)
         truth.append(gt)
         detections.append(simulate_detections(gt, seed=args.seed + v, keypoint_noise_px=args.noise,
                                               drop_person_prob=args.drop_person, drop_keypoint_prob=args.drop_keypoint))
+        if predictor is not None:
+            print(f"video {v + 1}/{args.videos}: the model's people, frame by frame ...", file=sys.stderr, flush=True)
+            predicted.append([predictor(frame.image) for frame in frames])
 
     methods: dict[str, Callable[[list[Poses]], list[Poses]]] = {
         "Tracker": lambda frames: Tracker().track(frames),
@@ -133,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     source = (f"(a) true poses + {args.noise:g} px noise, {args.drop_person:.0%} people and "
               f"{args.drop_keypoint:.0%} keypoints dropped")
     rows = [(source, name, tracking_metrics([track(d) for d in detections], truth)) for name, track in methods.items()]
+    if predicted:
+        model = f"(b) {args.checkpoint}'s own people (input {predictor.input_size}, one scale)"
+        rows += [(model, name, tracking_metrics([track(p) for p in predicted], truth))
+                 for name, track in methods.items() if name != "Tracker + One Euro"]
     # what the rules alone cost (confirmation delay, people hidden longer than max_age)
     rows.append(("true poses as they are (reference)", "Tracker", tracking_metrics([Tracker().track(t) for t in truth], truth)))
 

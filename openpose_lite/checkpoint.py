@@ -93,17 +93,18 @@ def _to_plain(value: Any, where: str) -> Any:
     )
 
 
-def _short_reason(exc: BaseException) -> str:
-    """One line out of torch's multi-paragraph load errors: what was wrong, not how to bypass the check."""
-    text = str(exc)
-    unpickler = re.search(r"WeightsUnpickler error:\s*(.+)", text)
-    if unpickler:
-        line = unpickler.group(1).strip()
-        found = re.match(r"Unsupported global: GLOBAL (\S+)", line)
-        return f"it holds the Python object {found.group(1)}, not plain data" if found else line.split(". ")[0]
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    first = first.split(". ")[0][:160]
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def _unreadable_reason(exc: BaseException) -> str:
+    """One line on why torch.load refused a file (torch's own advice, to unpickle code, is left out)."""
+    found = _UNSUPPORTED_GLOBAL.search(str(exc))
+    if found:
+        return (f"not a weights-only PyTorch file: it holds a pickled {found.group(1)} object, and only tensors "
+                "and plain data are read (torch.load with weights_only=True); save the state dict alone: "
+                "torch.save(model.state_dict(), path)")
+    return ("not a weights-only PyTorch file, or a truncated one (expected a state dict or checkpoint written "
+            "by torch.save, read with weights_only=True)")
 
 
 def read_torch_file(path: str | os.PathLike[str], what: str = "weights file",
@@ -123,13 +124,12 @@ def read_torch_file(path: str | os.PathLike[str], what: str = "weights file",
         raise ValueError(f"{p}: is a folder, expected a {what}{hint}")
     if not p.is_file():
         raise FileNotFoundError(f"{what} not found: {p}")
+    with open(p, "rb"):
+        pass  # an unreadable file (permissions, I/O) is an OSError of its own, raised here
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
-    except OSError:
-        raise
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, KeyError, EOFError ... by file kind
-        raise ValueError(f"{p}: cannot be loaded with torch.load(weights_only=True): not a weights-only "
-                         f"PyTorch file ({_short_reason(exc)})") from None
+    except Exception as exc:  # a format problem, whatever torch raises for it (a truncated zip: even an OSError)
+        raise ValueError(f"{p}: {_unreadable_reason(exc)}") from None
 
 
 def save_checkpoint(

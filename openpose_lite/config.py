@@ -140,6 +140,14 @@ class TrainConfig(Params):
     initialised stages settle. ``eval_every`` is in epochs (0: only at the end);
     ``val_max_images`` caps the images used for COCO AP during training (0: all).
     ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Per-parameter rates, Caffe-style (1 and none by default; configs/vgg19_coco.yaml and
+    configs/mobilenet_coco.yaml set their recipes' values): ``refinement_lr_mult`` multiplies
+    the rate of the conv weights and biases of every stage after the first (CMU's prototxt and
+    Lightweight OpenPose's train.py: 4), ``bias_lr_mult`` that of every bias (both: 2; on top
+    of the stage multiplier, so a refinement bias gets 8), and ``no_decay`` lists the parameter
+    kinds without weight decay: ``bias``, ``norm`` (BatchNorm weights and biases) and
+    ``depthwise`` (depthwise conv weights); CMU: bias; Lightweight OpenPose: all three.
     """
 
     _section: typing.ClassVar[str] = "train"
@@ -155,6 +163,9 @@ class TrainConfig(Params):
     step_milestones: tuple[int, ...] = (25, 50, 75)
     gamma: float = 0.333
     plateau_patience: int = 5
+    refinement_lr_mult: float = 1.0
+    bias_lr_mult: float = 1.0
+    no_decay: tuple[Literal["bias", "norm", "depthwise"], ...] = ()
     freeze_trunk_epochs: int = 5
     amp: bool = True
     eval_every: int = 5
@@ -175,6 +186,11 @@ class TrainConfig(Params):
                       "step_milestones", "strictly increasing epochs >= 1")
         self._require(0 < self.gamma <= 1, "gamma", "a number in (0, 1]")
         self._require(self.plateau_patience >= 0, "plateau_patience", "an integer >= 0")
+        for name in ("refinement_lr_mult", "bias_lr_mult"):
+            value = getattr(self, name)
+            self._require(math.isfinite(value) and value > 0, name, "a finite number > 0")
+        self._require(len(set(self.no_decay)) == len(self.no_decay), "no_decay",
+                      "distinct kinds among bias, norm, depthwise")
         self._require(self.freeze_trunk_epochs >= 0, "freeze_trunk_epochs", "an integer >= 0")
         self._require(self.eval_every >= 0, "eval_every", "an integer >= 0 (0: evaluate only at the end)")
         self._require(self.val_max_images >= 0, "val_max_images", "an integer >= 0 (0: all images)")
@@ -330,10 +346,37 @@ def _check_types(delta: Mapping[str, Any], where: str) -> None:
                 raise ValueError(f"{where}: {exc}") from None
 
 
+# A config file may start from another one: ``extends: other.yaml`` (relative to the file).
+EXTENDS_KEY = "extends"
+
+
+def _file_deltas(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
+    """The deltas of ``path`` and of the files it extends, the furthest first, each checked."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}" + (f" (extended by {chain[-1]})" if chain else ""))
+    if path.resolve() in chain:
+        raise ValueError(f"{path}: '{EXTENDS_KEY}' loops back to a file it extends ({' -> '.join(map(str, chain))})")
+    try:
+        delta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    delta = {} if delta is None else delta
+    base: list[tuple[Path, dict[str, Any]]] = []
+    if isinstance(delta, Mapping) and EXTENDS_KEY in delta:
+        delta = dict(delta)
+        parent = delta.pop(EXTENDS_KEY)
+        if not isinstance(parent, str) or not parent:
+            raise ValueError(f"{path}: '{EXTENDS_KEY}' must name a config file, got {parent!r}")
+        base = _file_deltas(path.parent / parent, (*chain, path.resolve()))
+    _check_keys(delta, str(path))
+    _check_types(delta, str(path))
+    return [*base, (path, delta)]
+
+
 def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = (),
                 base: Mapping[str, Any] | None = None, base_where: str = "defaults") -> Config:
     """Defaults (or ``base``, e.g. a checkpoint's stored config), then the YAML file's deltas (if
-    ``path``), then ``overrides`` in order.
+    ``path``; after those of the file it ``extends``), then ``overrides`` in order.
 
     Unknown keys and wrong types are reported naming the file or the override they come
     from; rules that relate several fields are checked once everything is merged.
@@ -341,18 +384,9 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
     resolved = config_to_dict(Config() if base is None else config_from_dict(base, where=base_where))
     sources = [] if base is None else [base_where]
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {p}")
-        try:
-            delta = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{p}: not valid YAML ({exc})") from None
-        delta = {} if delta is None else delta
-        _check_keys(delta, str(p))
-        _check_types(delta, str(p))
-        resolved = _merge(resolved, delta)
-        sources.append(str(p))
+        for p, delta in _file_deltas(Path(path)):
+            resolved = _merge(resolved, delta)
+            sources.append(str(p))
     for text in overrides:
         section, key, value = parse_override(text)
         where = f"override {text!r}"

@@ -27,7 +27,6 @@ import math
 
 import numpy as np
 
-
 OURS = "openpose_lite"
 HRNET = "hrnet"
 CONVENTIONS = (OURS, HRNET)

@@ -11,7 +11,7 @@ import numpy as np
 from openpose_lite.skeleton import Skeleton
 from openpose_lite.structures import Poses
 
-__all__ = ["draw_poses", "limb_colours"]
+__all__ = ["draw_poses", "limb_colours", "track_colour"]
 
 # cv2 drawing takes fixed-point coordinates with this many fractional bits (sub-pixel positions).
 _SHIFT = 4
@@ -26,6 +26,17 @@ def limb_colours(num_limbs: int) -> list[tuple[int, int, int]]:
     hsv = np.stack([hues, np.full_like(hues, 255), np.full_like(hues, 255)], axis=1)[None]
     bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0]
     return [tuple(int(c) for c in colour) for colour in bgr]
+
+
+# The golden-ratio step spreads consecutive ids far apart on the hue wheel.
+_GOLDEN = 0.618033988749895
+
+
+def track_colour(track_id: int) -> tuple[int, int, int]:
+    """The BGR colour of a tracked person: the same for an id in every frame, distinct for nearby ids."""
+    hue = int(180 * ((track_id * _GOLDEN) % 1.0))
+    bgr = cv2.cvtColor(np.array([[[hue, 220, 255]]], dtype=np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
+    return tuple(int(c) for c in bgr)
 
 
 def draw_poses(
@@ -47,7 +58,9 @@ def draw_poses(
             links), which OpenPose's own renderer leaves out.
 
     Each limb type has its own colour (:func:`limb_colours`); keypoints are filled circles in
-    the colour of the first limb that uses them.
+    the colour of the first limb that uses them. Tracked people (``poses.track_ids``) are drawn
+    each in the colour of their id (:func:`track_colour`) with the id written beside the head;
+    people without an id yet (-1) in grey.
     """
     image = np.asarray(image_bgr)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -66,14 +79,22 @@ def draw_poses(
         keypoint_colour[a] = keypoint_colour[b] = colours[i]
     scale = 1 << _SHIFT
 
-    for person in people:
+    ids = poses.track_ids
+    for n, person in enumerate(people):
         found = (person[:, 2] > threshold) & np.isfinite(person[:, :2]).all(axis=1)
         points = np.round(person[:, :2] * scale).astype(np.int64)
+        own = None if ids is None else ((160, 160, 160) if ids[n] < 0 else track_colour(int(ids[n])))
         for i in limbs:
             a, b = skeleton.limbs[i]
             if found[a] and found[b]:
                 cv2.line(canvas, tuple(int(v) for v in points[a]), tuple(int(v) for v in points[b]),
-                         colours[i], thickness, cv2.LINE_AA, _SHIFT)
+                         own or colours[i], thickness, cv2.LINE_AA, _SHIFT)
         for k in np.flatnonzero(found):
-            cv2.circle(canvas, tuple(int(v) for v in points[k]), radius * scale, keypoint_colour[k], -1, cv2.LINE_AA, _SHIFT)
+            cv2.circle(canvas, tuple(int(v) for v in points[k]), radius * scale, own or keypoint_colour[k], -1,
+                       cv2.LINE_AA, _SHIFT)
+        if own is not None and ids[n] >= 0 and found.any():
+            top = person[found][np.argmin(person[found, 1])]  # label above the highest keypoint
+            org = (int(top[0]) - 4 * thickness, max(12, int(top[1]) - 3 * thickness))
+            cv2.putText(canvas, str(int(ids[n])), org, cv2.FONT_HERSHEY_SIMPLEX, max(0.4, thickness / 5), own,
+                        max(1, thickness // 2), cv2.LINE_AA)
     return canvas

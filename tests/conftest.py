@@ -1,4 +1,4 @@
-"""Shared test fixtures: the COCO sample's location and the ``slow`` marker.
+"""Shared test fixtures: the COCO sample's location, a tiny bottom-up checkpoint, generated scenes and videos.
 
 The real COCO sample lives beside the checkout in ``../shared/data/coco_sample`` (see its
 README); it is never copied into the repository, and every test that needs it skips with
@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
+import torch
+
+from openpose_lite.checkpoint import save_checkpoint
+from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dict
+from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.models.vgg19_paf import build_vgg19_paf
 
 COCO_SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_sample"
 COCO_SAMPLE_ANN = COCO_SAMPLE_DIR / "person_keypoints.json"
@@ -18,3 +26,60 @@ COCO_SAMPLE_IMAGES = COCO_SAMPLE_DIR / "images"
 SKIP_REASON = "the COCO sample (../shared/data/coco_sample) is not available"
 
 needs_coco_sample = pytest.mark.skipif(not COCO_SAMPLE_VAL_ANN.is_file(), reason=SKIP_REASON)
+
+
+def write_tiny_checkpoint(path: Path, heatmap_bias: float = 0.3, **codec: object) -> Path:
+    """A tiny random bottom-up model saved as our checkpoint, its part maps lifted by ``heatmap_bias``
+    (the last stage's output bias) so that its noise has peaks above the threshold: the outputs then
+    hold people, and every written field is exercised. ``codec``: CodecConfig fields beyond the defaults."""
+    torch.manual_seed(0)
+    model = build_vgg19_paf(num_stages=2, stage_channels=16, width_mult=0.125)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        model.stages[-1].heatmaps[-1].bias.add_(heatmap_bias)
+    cfg = Config(model=ModelConfig(num_stages=2, stage_channels=16, width_mult=0.125),
+                 codec=CodecConfig(**{"input_size": 128, "peak_threshold": 0.35, **codec}))
+    save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """:func:`write_tiny_checkpoint`'s model, shared by the command-line tests."""
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """Three generated 96x128 scenes (``images/`` and ``annotations.json``)."""
+    out = tmp_path_factory.mktemp("scenes")
+    write_dataset(out, 3, seed=1, cfg=SceneConfig(image_hw=(96, 128)))
+    return out
+
+
+def write_video(path: Path, frames: int = 3, hw: tuple[int, int] = (64, 96)) -> Path:
+    """A short MJPG video of noise frames (the codec every OpenCV build, headless included, writes and reads)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (hw[1], hw[0]))
+    assert writer.isOpened()
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 255, size=hw + (3,), dtype=np.uint8))
+    writer.release()
+    capture = cv2.VideoCapture(str(path))  # the test relies on OpenCV reading it back
+    count = 0
+    while capture.read()[0]:
+        count += 1
+    capture.release()
+    assert count == frames
+    return path
+
+
+def mixed_folder(folder: Path, dataset: Path, frames: int = 3) -> Path:
+    """A folder of inputs for infer: the generated scenes' images, a file that is no image, and a short video."""
+    folder.mkdir()
+    for image in sorted((dataset / "images").glob("*.jpg")):
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    write_video(folder / "clip.avi", frames=frames)
+    return folder

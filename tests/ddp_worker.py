@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 import torch
-
-from train_helpers import load_train_script  # tests/, this script's folder, is on the path
+from train_helpers import (
+    load_train_script,  # tests/, this script's folder, is on the path
+)
 
 from openpose_lite.training import distributed, engine
 

@@ -28,7 +28,13 @@ from openpose_lite.bench import (
     write_outputs,
 )
 from openpose_lite.checkpoint import save_checkpoint
-from openpose_lite.config import CodecConfig, Config, ModelConfig, TopDownConfig, config_to_dict
+from openpose_lite.config import (
+    CodecConfig,
+    Config,
+    ModelConfig,
+    TopDownConfig,
+    config_to_dict,
+)
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
@@ -75,7 +81,7 @@ def test_tiny_bench_writes_csv_table_plot_and_prints_the_reproducing_command(tmp
     assert "random weights" in printed
     command = _printed_command(printed)
     assert command.startswith("openpose-lite bench --people 1 2 --size 96 128 --repeats 1")
-    assert "--device cpu --threads 1" in command and "--hrnet-width 8" in command
+    assert "--device cpu --precision fp32 --threads 1" in command and "--hrnet-width 8" in command
     table = (out_dir / "table.md").read_text()
     assert command in table and "| people |" in table
     if HAS_MATPLOTLIB:
@@ -240,8 +246,10 @@ def test_random_models_take_their_sizes_from_the_paper_defaults(monkeypatch):
     from openpose_lite.bench import models as bench_models
 
     # Tiny stand-ins for the papers' sizes: the bench must read them, not restate them.
-    monkeypatch.setattr(bench_models, "PAPER", dataclasses.replace(bench_models.PAPER, num_stages=1, width_mult=0.125,
-                                                                    stage_channels=16, hrnet_width=4, hrnet_blocks=1))
+    tiny = dataclasses.replace(bench_models.PAPER, num_stages=1, width_mult=0.125, stage_channels=16, hrnet_width=4,
+                               hrnet_blocks=1)
+    monkeypatch.setattr(bench_models, "PAPER", tiny)
+    monkeypatch.setitem(bench_models.BOTTOMUP_ARCHS, "vgg19", tiny)
     monkeypatch.setattr(bench_models, "TopDownConfig", lambda: TopDownConfig(input_hw=(64, 32), heatmap_hw=(16, 8)))
     models, resolved = bench_models.build_models(BenchConfig(device="cpu"), torch.device("cpu"))
     assert (resolved.bu_stages, resolved.bu_width_mult, resolved.hrnet_width, resolved.td_input_hw) == (1, 0.125, 4, (64, 32))
@@ -409,13 +417,45 @@ def test_bench_infer_runs_on_a_tiny_model_and_prints_one_row_per_configuration(c
     module = _benchmark_script("bench_infer")
     threads = torch.get_num_threads()
     try:
-        code = module.main(["--width-mult", "0.125", "--stages", "1", "--size", "64", "96", "--input-size", "32",
-                            "--batch-sizes", "1", "2", "--multi-scales", "1", "0.5", "--repeats", "1", "--threads", "1"])
+        code = module.main(["--archs", "vgg19", "mobilenet", "--width-mult", "0.125", "--stages", "1",
+                            "--size", "64", "96", "--input-size", "32", "--batch-sizes", "1", "2",
+                            "--multi-scales", "1", "0.5", "--flip", "--repeats", "1", "--threads", "1",
+                            "--precisions", "fp32", "fp16", "--folder", "3", "--folder-rounds", "1"])
     finally:
         torch.set_num_threads(threads)
     assert code == 0
     out = capsys.readouterr().out
-    assert "| scales | batch | preprocess | network | postprocess | decode | total | images/s | not network |" in out
-    rows = [line.split(" | ")[:2] for line in out.splitlines() if line.startswith("| 1")]
-    assert rows == [["| 1", "1"], ["| 1", "2"], ["| 1 0.5", "1"], ["| 1 0.5", "2"]]
+    header = "| model | precision | scales | batch | preprocess | network | postprocess | decode | total | images/s |"
+    assert header in out
+    rows = [line.split(" | ")[:4] for line in out.splitlines() if line.startswith(("| vgg19", "| mobilenet"))]
+    assert rows == [[f"| {arch}", "fp32", scales, batch] for arch in ("vgg19", "mobilenet")
+                    for scales in ("1", "1 0.5 + flip") for batch in ("1", "2")]
+    # A precision the CPU cannot run is listed as skipped, with the reason, not timed emulated.
+    assert "precision fp16: skipped, precision fp16: float16 needs a CUDA device" in out
+    assert re.search(r"mobilenet: MobileNetPafNet, 1 stages, [0-9.]+ M parameters, [0-9.]+ GFLOP at 368x496", out)
+    assert re.search(r"fp32, scale 1, batch 1: total per image vgg19 \d+ ms \(1\.0x vgg19's speed\), mobilenet", out)
     assert "Decode of ground-truth maps" in out
+    for run in ("step by step", "pipelined"):
+        assert re.search(rf"\| {run} \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", out), out
+
+
+def test_flop_count_of_the_lightweight_network_matches_the_paper():
+    # Osokin 2018 (Lightweight OpenPose), abstract and Table 5: the 2-stage network has 4.1 M
+    # parameters and "9 GFLOPs" (3.7 trunk + 0.3 + 0.3 + 1.3 initial + 3.4 refinement stage),
+    # counted as multiply-adds at the 368x368 input; torch's counter counts 2 FLOP per multiply-add.
+    module = _benchmark_script("bench_infer")
+    from openpose_lite.models.factory import LIGHTWEIGHT, build_model
+
+    light = build_model(LIGHTWEIGHT).eval()
+    assert sum(p.numel() for p in light.parameters()) / 1e6 == pytest.approx(4.1, abs=0.05)
+    assert module.gflop(light, (368, 368)) / 2 == pytest.approx(9.0, abs=0.3)
+
+
+def test_bench_tracking_prints_both_rows_and_the_time_per_frame(checkpoint, capsys):
+    module = _benchmark_script("bench_tracking")
+    assert module.main(["--videos", "1", "--frames", "6", "--people", "2", "--size", "96", "128",
+                        "--timing-people", "3", "--timing-frames", "25", "--checkpoint", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "| (a) true poses + 2 px noise" in out
+    assert re.search(rf"\| \(b\) {re.escape(str(checkpoint))}'s own people \(input 128, one scale\) \| Tracker \|", out)
+    assert re.search(r"\| off \| [0-9.]+ \|", out) and re.search(r"\| One Euro \| [0-9.]+ \|", out)

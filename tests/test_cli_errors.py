@@ -1,7 +1,7 @@
 """The commands' one error path: bad input -> one line naming the file or option and the fix, exit 2;
 a run that stopped -> exit 1 or 130 with what was written; no traceback, no library chatter.
 
-Models are tiny random ones (``tests/test_cli_infer.py``'s fixtures); inputs are generated.
+Models are tiny random ones (``tests/conftest.py``'s fixtures); inputs are generated.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli_infer import checkpoint, dataset  # noqa: F401  (fixtures: a tiny bottom-up checkpoint, 3 scenes)
 
 from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.cli import main
@@ -239,15 +238,15 @@ def test_ctrl_c_in_infer_exits_130_with_one_line_listing_what_was_written(checkp
                                                                           monkeypatch):
     from openpose_lite.inference.bottomup import BottomUpPredictor
 
-    real, calls = BottomUpPredictor.predict_batch, []
+    real, calls = BottomUpPredictor.forward, []
 
-    def interrupted_on_the_second(self, images, image_ids=None, batch_size=None):
+    def interrupted_on_the_second(self, prepared):  # Ctrl-C reaches the main thread, which runs the network
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(self, images, image_ids, batch_size)
+        return real(self, prepared)
 
-    monkeypatch.setattr(BottomUpPredictor, "predict_batch", interrupted_on_the_second)
+    monkeypatch.setattr(BottomUpPredictor, "forward", interrupted_on_the_second)
     out = tmp_path / "out"
     assert main(["infer", str(dataset / "images"), "--checkpoint", str(checkpoint), "-o", str(out)]) == 130
     line = one_error_line(capsys.readouterr().err)
@@ -298,7 +297,7 @@ def test_synth_help_describes_every_option_with_its_default(capsys):
         main(["synth", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for expected in ("how many scenes to write (default: 100)", "random seed of the scenes, an integer >= 0 (default: 0)",
-                     "(default: 368 368)", "exactly this many people per image", "annotations.json"):
+                     "(default: 368 368; with --video 360 640)", "exactly this many people per image", "annotations.json"):
         assert expected in text
 
 

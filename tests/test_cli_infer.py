@@ -14,11 +14,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import mixed_folder, write_tiny_checkpoint, write_video
 
-from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.cli import main
-from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dict
-from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.config import CodecConfig
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
@@ -26,46 +25,6 @@ OPENPOSE_PERSON_FIELDS = {
     "person_id", "pose_keypoints_2d", "face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
     "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d",
 }
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A tiny random model as our checkpoint, its part maps lifted (output bias) so that its noise has
-    peaks above the threshold: the outputs then hold people, and every written field is exercised."""
-    torch.manual_seed(0)
-    model = build_vgg19_paf(num_stages=2, stage_channels=16, width_mult=0.125)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-        model.stages[-1].heatmaps[-1].bias.add_(0.3)
-    cfg = Config(model=ModelConfig(num_stages=2, stage_channels=16, width_mult=0.125),
-                 codec=CodecConfig(input_size=128, peak_threshold=0.35))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg))
-    return path
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("scenes")
-    write_dataset(out, 3, seed=1, cfg=SceneConfig(image_hw=(96, 128)))
-    return out
-
-
-def write_video(path: Path, frames: int = 3, hw: tuple[int, int] = (64, 96)) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (hw[1], hw[0]))
-    assert writer.isOpened()
-    rng = np.random.default_rng(0)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 255, size=hw + (3,), dtype=np.uint8))
-    writer.release()
-    capture = cv2.VideoCapture(str(path))  # the test relies on OpenCV reading it back
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    assert count == frames
-    return path
 
 
 def check_openpose_json(path: Path) -> dict:
@@ -330,16 +289,7 @@ def test_a_degenerate_image_is_skipped_and_the_folder_goes_on(checkpoint, datase
 
 def test_confidences_in_the_written_files_stay_within_0_and_1(dataset, tmp_path):
     # Maps lifted well above 1 (output bias): peak values over 1 must not leak out as confidences.
-    torch.manual_seed(0)
-    model = build_vgg19_paf(num_stages=2, stage_channels=16, width_mult=0.125)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-        model.stages[-1].heatmaps[-1].bias.add_(1.5)
-    cfg = Config(model=ModelConfig(num_stages=2, stage_channels=16, width_mult=0.125),
-                 codec=CodecConfig(input_size=128, peak_threshold=0.35, refine="dark"))
-    path = tmp_path / "hot.pt"
-    save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg))
+    path = write_tiny_checkpoint(tmp_path / "hot.pt", heatmap_bias=1.5, refine="dark")
     out = tmp_path / "out"
     assert main(["infer", str(dataset / "images"), "--checkpoint", str(path), "-o", str(out), "--no-progress",
                  "--scales", "1", "0.5"]) == 0
@@ -349,3 +299,17 @@ def test_confidences_in_the_written_files_stay_within_0_and_1(dataset, tmp_path)
     assert confidences and results
     assert max(confidences) <= 1.0 and min(confidences) >= 0.0
     assert all(0.0 <= v <= 1.0 for r in results for v in r["keypoints"][2::3] + [r["score"]])
+
+
+def test_pipelined_and_step_by_step_infer_write_the_same_files(checkpoint, dataset, tmp_path):
+    # The overlapped run (the default) and --no-pipeline differ only in when each step runs.
+    folder = mixed_folder(tmp_path / "mixed", dataset, frames=4)
+    outputs = {}
+    for flags in ([], ["--no-pipeline"]):
+        out = tmp_path / ("sequential" if flags else "pipelined")
+        assert main(["infer", str(folder), "--checkpoint", str(checkpoint), "-o", str(out), "--batch-size", "2",
+                     "--no-progress", *flags]) == 1  # the broken image fails, the rest is written
+        outputs[bool(flags)] = {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+    assert outputs[False] == outputs[True]
+    assert len([n for n in outputs[False] if n.endswith("_keypoints.json")]) == 3 + 4
+    assert any(json.loads(outputs[False][n])["people"] for n in outputs[False] if n.endswith("_keypoints.json"))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import COCO_SAMPLE_ANN, COCO_SAMPLE_IMAGES, needs_coco_sample
 
 from openpose_lite.data.coco import CocoKeypoints, annotation_mask
 from openpose_lite.data.samples import BottomUpTrainDataset
@@ -16,8 +16,6 @@ from openpose_lite.data.transforms import AugmentParams, choose_main_person
 from openpose_lite.skeleton import COCO_17
 
 K = COCO_17.num_keypoints
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-COCO_SAMPLE = SHARED / "data" / "coco_sample"
 
 
 def _person(ann_id, image_id, points, bbox, segmentation=None):
@@ -136,11 +134,11 @@ def test_wrong_keypoint_count_is_named(tiny_coco):
 
 
 # ------------------------------------------------------------------ the real COCO sample
-@pytest.mark.skipif(not COCO_SAMPLE.is_dir(), reason="shared COCO sample not available")
+@needs_coco_sample
 def test_real_coco_sample_people_masks_and_counts():
-    ann_file = COCO_SAMPLE / "person_keypoints.json"
+    ann_file = COCO_SAMPLE_ANN
     data = json.loads(ann_file.read_text())
-    dataset = CocoKeypoints(ann_file, COCO_SAMPLE / "images")
+    dataset = CocoKeypoints(ann_file, COCO_SAMPLE_IMAGES)
     by_image: dict[int, list] = {}
     for a in data["annotations"]:
         by_image.setdefault(a["image_id"], []).append(a)

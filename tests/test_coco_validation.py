@@ -16,12 +16,16 @@ import math
 import cv2
 import numpy as np
 import pytest
+from conftest import COCO_SAMPLE_DIR, SKIP_REASON
 from pycocotools import mask as mask_utils
 
-from conftest import COCO_SAMPLE_DIR, SKIP_REASON
 from openpose_lite.cli import main
 from openpose_lite.data.coco import CocoKeypoints, annotation_mask
-from openpose_lite.data.coco_validation import AnnotationError, read_coco_keypoints, rle_counts_from_string
+from openpose_lite.data.coco_validation import (
+    AnnotationError,
+    read_coco_keypoints,
+    rle_counts_from_string,
+)
 from openpose_lite.evaluation import load_coco
 from openpose_lite.skeleton import COCO_17
 

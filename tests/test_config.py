@@ -139,7 +139,67 @@ def test_save_config_round_trips_through_load(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]  # no temp file left
 
 
-@pytest.mark.parametrize("name", ["vgg19_coco.yaml", "vgg19_synthetic_cpu.yaml"])
-def test_shipped_configs_load(name):
-    cfg = load_config(REPO / "configs" / name)
+def _file_values(path: Path) -> dict:
+    """section -> key -> value a config file states, after the files it extends (read here as YAML)."""
+    data = yaml.safe_load(path.read_text()) or {}
+    values = _file_values(path.parent / data.pop("extends")) if "extends" in data else {}
+    for section, keys in data.items():
+        values.setdefault(section, {}).update(keys)
+    return values
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_each_value_reaches_what_is_built_from_it(path):
+    import torch
+
+    from openpose_lite.config import build_bottomup_codec, build_topdown_codec
+    from openpose_lite.models.factory import build_model
+    from openpose_lite.training.optim import build_optimizer
+
+    cfg = load_config(path)
+    stated = _file_values(path)
+    for section, keys in stated.items():
+        for key, value in keys.items():
+            got = getattr(getattr(cfg, section), key)
+            assert got == (tuple(value) if isinstance(value, list) else value), f"{path.name}: {section}.{key}"
     assert cfg.data.crop_size % cfg.codec.stride == 0
+    # ... and from the config to the objects: the network, the codecs, the optimizer.
+    with torch.device("meta"):
+        model = build_model(cfg.model)
+    if cfg.model.arch == "hrnet":
+        codec = build_topdown_codec(cfg)
+        for key, value in stated.get("topdown", {}).items():
+            if hasattr(codec, key):
+                assert getattr(codec, key) == (tuple(value) if isinstance(value, list) else value), key
+    else:
+        assert model.num_stages == cfg.model.num_stages and model.width_mult == cfg.model.width_mult
+        codec = build_bottomup_codec(cfg, skeleton=model.skeleton)
+        codec.check_model(model, path.name)
+        for key, value in stated.get("codec", {}).items():
+            if key != "input_size":  # the predictors' input height, not the codec's
+                assert getattr(codec, key) == value, key
+    optimizer = build_optimizer(model, cfg.train)
+    rates = sorted({round(g["lr"] / cfg.train.lr, 6) for g in optimizer.param_groups})
+    assert max(rates) == pytest.approx(max(1.0, cfg.train.bias_lr_mult) * (
+        cfg.train.refinement_lr_mult if getattr(model, "num_stages", 1) > 1 else 1.0))
+
+
+def test_a_config_file_extends_another_and_states_only_its_own_deltas(tmp_path):
+    (tmp_path / "base.yaml").write_text("train:\n  epochs: 7\n  lr: 1.0e-3\nmodel:\n  num_stages: 2\n")
+    (tmp_path / "mid.yaml").write_text("extends: base.yaml\ntrain:\n  epochs: 9\n")
+    (tmp_path / "top.yaml").write_text("extends: mid.yaml\nmodel:\n  num_stages: 4\n")
+    cfg = load_config(tmp_path / "top.yaml", ["train.lr=2e-3"])
+    assert (cfg.train.epochs, cfg.train.lr, cfg.model.num_stages) == (9, 2e-3, 4)
+
+
+def test_extends_errors_name_the_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ValueError, match="loops back"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(FileNotFoundError, match=r"missing.yaml \(extended by .*c.yaml\)"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("extends: b.yaml\ntrain:\n  nope: 1\n")
+    with pytest.raises(ValueError, match="d.yaml"):
+        load_config(tmp_path / "d.yaml")

@@ -8,11 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import COCO_SAMPLE_VAL_ANN, needs_coco_sample
 
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
-from openpose_lite.evaluation import METRIC_NAMES, evaluate_keypoints, format_metrics, load_coco
-
-COCO_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_sample" / "person_keypoints_val2017only.json"
+from openpose_lite.evaluation import (
+    METRIC_NAMES,
+    evaluate_keypoints,
+    format_metrics,
+    load_coco,
+)
 
 
 def _gt_as_results(dataset: dict, shift_px: float = 0.0, seed: int = 0) -> list[dict]:
@@ -129,9 +133,9 @@ def test_format_metrics_line_and_markdown():
         format_metrics(metrics, style="html")
 
 
-@pytest.mark.skipif(not COCO_SAMPLE.is_file(), reason="shared COCO sample not present")
+@needs_coco_sample
 def test_real_coco_ground_truth_as_results_scores_one():
-    dataset = json.loads(COCO_SAMPLE.read_text())
-    metrics = evaluate_keypoints(COCO_SAMPLE, _gt_as_results(dataset))
+    dataset = json.loads(COCO_SAMPLE_VAL_ANN.read_text())
+    metrics = evaluate_keypoints(COCO_SAMPLE_VAL_ANN, _gt_as_results(dataset))
     assert metrics["AP"] == pytest.approx(1.0)
     assert metrics["AR"] == pytest.approx(1.0)

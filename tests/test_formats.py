@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from openpose_lite.skeleton import COCO_17, OPENPOSE_18, coco_to_openpose, openpose_to_coco
+from openpose_lite.skeleton import (
+    COCO_17,
+    OPENPOSE_18,
+    coco_to_openpose,
+    openpose_to_coco,
+)
 from openpose_lite.structures import Poses
 
 POSE_COCO_BODY_PARTS = ["Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist", "RHip",

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_cli_infer import checkpoint, write_video  # noqa: F401  (fixture: a tiny bottom-up checkpoint)
+from conftest import write_video
 
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.vgg19_paf import build_vgg19_paf

@@ -19,7 +19,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from openpose_lite.models.mobilenet_paf import ARCH, MobileNetPafNet, build_mobilenet_paf
+from openpose_lite.models.mobilenet_paf import (
+    ARCH,
+    MobileNetPafNet,
+    build_mobilenet_paf,
+)
 from openpose_lite.models.mobilenet_weights import (
     convert_lightweight_checkpoint,
     is_lightweight_layout,
@@ -402,7 +406,8 @@ def test_outputs_are_raw_maps_without_activation():
 
 def test_config_dict_and_config_from_state_dict_rebuild_the_model():
     model = small_model(num_refinement_stages=3, num_channels=32, width_mult=0.25)
-    assert model.config_dict() == {"arch": ARCH, "num_refinement_stages": 3, "num_channels": 32, "width_mult": 0.25}
+    assert model.config_dict() == {"arch": ARCH, "num_refinement_stages": 3, "num_channels": 32, "width_mult": 0.25,
+                                   "init": "cmu"}
     config = lightweight_config_from_state_dict({f"module.{k}": v for k, v in model.state_dict().items()})
     assert config == {"num_refinement_stages": 3, "num_channels": 32, "width_mult": 0.25}
     rebuilt = build_mobilenet_paf(**config)

@@ -136,3 +136,22 @@ def test_fp32_is_the_default_and_gives_the_exact_maps():
     assert predictor.runner.precision == "fp32"
     maps = predictor.predict_maps([image])[0]
     np.testing.assert_allclose(maps["heatmaps"], targets["heatmaps"], atol=1e-6)
+
+
+@pytest.mark.parametrize("command", ["infer", "eval", "bench"])
+def test_the_commands_refuse_a_precision_the_cpu_cannot_run_with_exit_2(command, monkeypatch, checkpoint, dataset,
+                                                                       tmp_path, capsys):
+    from openpose_lite.cli import main
+
+    monkeypatch.setattr(devices, "cpu_computes_bf16", lambda: False)
+    argv = {
+        "infer": ["infer", str(dataset / "images"), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "out")],
+        "eval": ["eval", "--checkpoint", str(checkpoint), "--ann", str(dataset / "annotations.json"),
+                 "--images", str(dataset / "images")],
+        "bench": ["bench", "--people", "1", "--size", "64", "64", "--bu-width-mult", "0.125", "--bu-stages", "1",
+                  "--hrnet-width", "8", "--td-input-hw", "64", "64", "--device", "cpu", "--out", str(tmp_path / "b")],
+    }[command]
+    assert main([*argv, "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err
+    assert "bf16: this CPU does not compute bfloat16 natively" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "b").exists()

@@ -8,7 +8,6 @@ resampling between scales or the inverse affine moves them.
 
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import pytest
@@ -19,11 +18,11 @@ from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.codecs import BottomUpPafCodec
 from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, generate_scene
-from openpose_lite.preprocess import letterbox, to_network_input
+from openpose_lite.devices import resolve_device
 from openpose_lite.geometry import compose_affine, hflip_affine, transform_keypoints
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
-from openpose_lite.devices import resolve_device
 from openpose_lite.predictor import PHASES, BottomUpPredictor, scaled_input_height
+from openpose_lite.preprocess import letterbox, to_network_input
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
 CODEC = BottomUpPafCodec(refine="dark", blur_kernel=0)

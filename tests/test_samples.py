@@ -7,7 +7,11 @@ import pytest
 
 from openpose_lite.codecs.topdown import TopDownHeatmapCodec
 from openpose_lite.data.people import PersonInstance, TopDownInstances
-from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset, TrainingSamples
+from openpose_lite.data.samples import (
+    BottomUpTrainDataset,
+    TopDownDataset,
+    TrainingSamples,
+)
 from openpose_lite.data.synthetic import SceneConfig, render_scene
 from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
 from openpose_lite.geometry import apply_affine

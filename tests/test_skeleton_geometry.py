@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from openpose_lite import geometry as geo
-from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton, coco_to_openpose, openpose_to_coco
+from openpose_lite.skeleton import (
+    COCO_17,
+    OPENPOSE_18,
+    Skeleton,
+    coco_to_openpose,
+    openpose_to_coco,
+)
 from openpose_lite.structures import Poses
 
 

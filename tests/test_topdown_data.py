@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import COCO_SAMPLE_ANN, COCO_SAMPLE_IMAGES, needs_coco_sample
 from torch.utils.data import DataLoader
 
 from openpose_lite.codecs.topdown import TopDownHeatmapCodec
 from openpose_lite.data.coco import CocoKeypoints
-from openpose_lite.data.people import PersonInstance, TopDownInstances, detection_instances, person_instances
+from openpose_lite.data.people import (
+    PersonInstance,
+    TopDownInstances,
+    detection_instances,
+    person_instances,
+)
 from openpose_lite.data.samples import TopDownDataset
-from openpose_lite.data.transforms import TopDownAugmentParams, body_halves, half_body_transform
-from openpose_lite.inference.boxes import sanitize_box
-from openpose_lite.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, crop_person, to_hrnet_input
+from openpose_lite.data.transforms import (
+    TopDownAugmentParams,
+    body_halves,
+    half_body_transform,
+)
 from openpose_lite.geometry import apply_affine, box_to_center_scale
+from openpose_lite.inference.boxes import sanitize_box
 from openpose_lite.losses import keypoint_mse_loss
+from openpose_lite.preprocess import (
+    IMAGENET_MEAN_RGB,
+    IMAGENET_STD_RGB,
+    crop_person,
+    to_hrnet_input,
+)
 from openpose_lite.skeleton import COCO_17
 
 K = COCO_17.num_keypoints
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-COCO_SAMPLE = SHARED / "data" / "coco_sample"
 CODEC = TopDownHeatmapCodec()  # 256 x 192 crops, 64 x 48 heatmaps
 
 # A front-facing person (its left side on the image's right), keypoints >= 5.6 px apart, with a
@@ -336,9 +348,9 @@ def test_detection_instances_filter_by_score_and_category_and_name_unknown_image
         detection_instances(coco, [(99, [0, 0, 5, 5], 1.0)])
 
 
-@pytest.mark.skipif(not COCO_SAMPLE.is_dir(), reason="shared COCO sample not available")
+@needs_coco_sample
 def test_real_coco_sample_crops_batch_in_a_dataloader_and_keep_labelled_keypoints():
-    coco = CocoKeypoints(COCO_SAMPLE / "person_keypoints.json", COCO_SAMPLE / "images")
+    coco = CocoKeypoints(COCO_SAMPLE_ANN, COCO_SAMPLE_IMAGES)
     instances = TopDownInstances.from_coco(coco)
     assert 100 <= len(instances) <= 110  # the sample's README: 110 people with keypoints
     subset = torch.utils.data.Subset(TopDownDataset(instances, CODEC, train=True, seed=1), range(0, len(instances), 14))

@@ -414,7 +414,7 @@ def test_video_config_is_typed_and_names_a_value_of_the_wrong_type():
 
 
 def test_the_split_modules_names_stay_importable_from_tracking():
-    from openpose_lite import mot_metrics, one_euro, oks, tracking
+    from openpose_lite import mot_metrics, oks, one_euro, tracking
 
     assert tracking.OneEuroFilter is one_euro.OneEuroFilter
     assert tracking.evaluate_tracking is mot_metrics.evaluate_tracking

@@ -25,7 +25,10 @@ from train_helpers import REPO, load_train_script, tiny_args, write_tiny_scenes
 from openpose_lite.checkpoint import load_checkpoint
 from openpose_lite.config import load_config
 from openpose_lite.devices import resolve_device
-from openpose_lite.models.weights import build_model_from_config_dict, load_vgg19_imagenet
+from openpose_lite.models.weights import (
+    build_model_from_config_dict,
+    load_vgg19_imagenet,
+)
 from openpose_lite.training import branches, distributed, engine, metrics, optim
 
 train_vgg19 = load_train_script()

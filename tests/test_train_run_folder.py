@@ -22,7 +22,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import REPO, TRAIN_SCRIPT, load_train_script, tiny_args, write_tiny_scenes
+from train_helpers import (
+    REPO,
+    TRAIN_SCRIPT,
+    load_train_script,
+    tiny_args,
+    write_tiny_scenes,
+)
 
 from openpose_lite.checkpoint import load_checkpoint, save_checkpoint
 from openpose_lite.cli import main as cli_main

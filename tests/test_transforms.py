@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from openpose_lite.data.transforms import AugmentParams, random_affine, warp_sample
-from openpose_lite.preprocess import PAD_VALUE, letterbox, to_network_input
 from openpose_lite.geometry import apply_affine
+from openpose_lite.preprocess import PAD_VALUE, letterbox, to_network_input
 from openpose_lite.skeleton import COCO_17
 
 K = COCO_17.num_keypoints

@@ -17,26 +17,28 @@ logs and returns tables; ``openpose-lite bench`` prints them with the command li
 reproduces them (:meth:`BenchConfig.command_line`).
 """
 
-from openpose_lite.bench.accuracy import ACCURACY_METRICS, AccuracyRow
-from openpose_lite.bench.config import BOX_SOURCES, BenchConfig
-from openpose_lite.bench.plot import plot_speed
-from openpose_lite.bench.report import accuracy_table, markdown_report, speed_table, write_outputs
-from openpose_lite.bench.run import BenchResult, run_bench
-from openpose_lite.bench.speed import SpeedRow
-from openpose_lite.inference.boxes import boxes_from_poses
+import importlib
+from typing import Any
 
-__all__ = [
-    "ACCURACY_METRICS",
-    "BOX_SOURCES",
-    "AccuracyRow",
-    "BenchConfig",
-    "BenchResult",
-    "SpeedRow",
-    "accuracy_table",
-    "boxes_from_poses",
-    "markdown_report",
-    "plot_speed",
-    "run_bench",
-    "speed_table",
-    "write_outputs",
-]
+# Public name -> the submodule defining it. Imported on first use (PEP 562), so that the command
+# line, which builds its options from BenchConfig, does not load the evaluation stack with it.
+_WHERE = {
+    "ACCURACY_METRICS": "accuracy", "AccuracyRow": "accuracy",
+    "BOX_SOURCES": "config", "BenchConfig": "config",
+    "plot_speed": "plot",
+    "accuracy_table": "report", "markdown_report": "report", "speed_table": "report", "write_outputs": "report",
+    "BenchResult": "run", "run_bench": "run",
+    "SpeedRow": "speed",
+}
+
+__all__ = sorted([*_WHERE, "boxes_from_poses"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "boxes_from_poses":
+        from openpose_lite.inference.boxes import boxes_from_poses
+
+        return boxes_from_poses
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"openpose_lite.bench.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'openpose_lite.bench' has no attribute {name!r}")

@@ -17,13 +17,17 @@ from typing import Literal
 
 from openpose_lite.bench.options import CommandLineOptions, option
 from openpose_lite.config import CodecConfig, TopDownConfig
-from openpose_lite.models.factory import PAPER
+from openpose_lite.devices import PRECISIONS
+from openpose_lite.models.factory import LIGHTWEIGHT, PAPER
 from openpose_lite.models.hrnet import INPUT_MULTIPLE as HRNET_INPUT_MULTIPLE
 from openpose_lite.params import Params
 
-__all__ = ["BOX_SOURCES", "BenchConfig", "PROG"]
+__all__ = ["BOTTOMUP_ARCHS", "BOX_SOURCES", "BenchConfig", "PROG"]
 
 BoxSource = Literal["gt", "bottomup"]
+BottomUpArch = Literal["vgg19", "mobilenet"]
+# The model config of each bottom-up architecture at its paper's size.
+BOTTOMUP_ARCHS = {"vgg19": PAPER, "mobilenet": LIGHTWEIGHT}
 BOX_SOURCES: tuple[str, ...] = typing.get_args(BoxSource)
 PROG: tuple[str, ...] = ("openpose-lite", "bench")
 
@@ -35,12 +39,13 @@ _TD_H, _TD_W = TopDownConfig().input_hw
 class BenchConfig(Params, CommandLineOptions):
     """Everything a benchmark run depends on; each field is an ``openpose-lite bench`` option.
 
-    Model options (``bu_width_mult``, ``bu_stages``, ``hrnet_width``, ``td_input_hw``) describe
-    random-weight models and are ``None`` until resolved (the paper models by default); a
+    Model options (``bu_arch``, ``bu_width_mult``, ``bu_stages``, ``hrnet_width``, ``td_input_hw``)
+    describe random-weight models and are ``None`` until resolved (the paper models by default); a
     checkpoint brings its own model and codec, so they must stay ``None`` next to it.
     ``bu_input_size`` (network input height) applies to both. ``device`` ``"auto"`` and
     ``threads`` 0 are resolved when the run starts (:attr:`BenchResult.config` holds the resolved
-    values). ``flip`` turns the flip test on in the accuracy section only (timing is without flip).
+    values; ``precision`` is checked against the device then, as the predictors do). ``flip``
+    turns the flip test on in the accuracy section only (timing is without flip).
 
     ``threads`` defaults to 1, not torch's one per core: on a CPU shared with other jobs, two
     threads of HRNet's many small convolutions spend most of their time waiting for each other
@@ -59,14 +64,19 @@ class BenchConfig(Params, CommandLineOptions):
                             "compiled before any timing whatever this says)")
     decode_repeats: int = option(20, "timed decodes of the ground-truth maps per point")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N (checked by devices.resolve_device)")
+    precision: str = option("fp32", "network precision of both branches: fp32, bf16 (CPUs with avx512_bf16 or "
+                                    "amx_bf16, CUDA), fp16 (CUDA) or auto (the fastest this device runs natively)")
     threads: int = option(1, "torch CPU threads (0: torch's default, one per core; 1 is the repeatable choice on "
                              "a CPU shared with other jobs)")
     seed: int = option(0, "seed of the scenes and of the random weights")
     box_source: BoxSource = option("gt", "top-down boxes: the scene's ground truth, or the bottom-up model's people")
+    bu_arch: BottomUpArch = option("vgg19", "random bottom-up model: vgg19 (the CMU network) or mobilenet "
+                                            "(Lightweight OpenPose)")
     bu_width_mult: float | None = option(None, f"random bottom-up model: trunk width multiplier "
                                                f"(default: the paper's {PAPER.width_mult})")
-    bu_stages: int | None = option(None, f"random bottom-up model: refinement stages of {PAPER.stage_channels} "
-                                         f"channels (default: the paper's {PAPER.num_stages})")
+    bu_stages: int | None = option(None, f"random bottom-up model: stages of {PAPER.stage_channels} channels "
+                                         f"(default: the paper's, vgg19 {PAPER.num_stages}, mobilenet "
+                                         f"{LIGHTWEIGHT.num_stages}: the initial and one refinement stage)")
     bu_input_size: int | None = option(None, f"bottom-up network input height, a multiple of {_CODEC.stride} "
                                              f"(default: the checkpoint's, else {_CODEC.input_size})")
     hrnet_width: int | None = option(None, f"random top-down model: HRNet width (default: the paper's {PAPER.hrnet_width})")
@@ -93,6 +103,7 @@ class BenchConfig(Params, CommandLineOptions):
         self._require(min(self.image_hw) >= 16, "image_hw", "(H, W), each at least 16")
         for name, low in (("repeats", 1), ("warmup", 0), ("decode_repeats", 1), ("threads", 0), ("seed", 0)):
             self._require(getattr(self, name) >= low, name, f"an integer >= {low}")
+        self._require(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
         self._check_models()
         self._check_accuracy()
 
@@ -111,6 +122,9 @@ class BenchConfig(Params, CommandLineOptions):
             m = HRNET_INPUT_MULTIPLE
             self._require(all(v >= m and v % m == 0 for v in self.td_input_hw), "td_input_hw",
                           f"(H, W), positive multiples of {m} (HRNet)")
+        if self.bu_checkpoint is not None and self.bu_arch != "vgg19":
+            raise ValueError(f"{self._name('bu_arch')}: chooses a random-weight model; "
+                             f"{self.flag_of('bu_checkpoint')} brings its own model")
         for checkpoint, sizes in (("bu_checkpoint", ("bu_width_mult", "bu_stages")),
                                   ("td_checkpoint", ("hrnet_width", "td_input_hw"))):
             given = [n for n in sizes if getattr(self, n) is not None]

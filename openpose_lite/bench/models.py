@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 
 import torch
 
-from openpose_lite.bench.config import BenchConfig
+from openpose_lite.bench.config import BOTTOMUP_ARCHS, BenchConfig
 from openpose_lite.config import CodecConfig, Config, TopDownConfig, build_bottomup_codec, build_topdown_codec
 from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
 from openpose_lite.models.factory import PAPER, build_model
+from openpose_lite.models.mobilenet_paf import MobileNetPafNet
 from openpose_lite.models.vgg19_paf import VGG19PafNet
 
 __all__ = ["BenchModels", "build_models", "variant"]
@@ -56,29 +57,33 @@ def _parameters(model: torch.nn.Module) -> str:
 
 def _bottomup(cfg: BenchConfig, device: torch.device) -> tuple[BottomUpPredictor, str, BenchConfig]:
     if cfg.bu_checkpoint is not None:
-        predictor = BottomUpPredictor.from_checkpoint(cfg.bu_checkpoint, device=device, input_size=cfg.bu_input_size)
+        predictor = BottomUpPredictor.from_checkpoint(cfg.bu_checkpoint, device=device, input_size=cfg.bu_input_size,
+                                                      precision=cfg.precision)
         model = predictor.model
-        if not isinstance(model, VGG19PafNet):
-            raise ValueError(f"bu_checkpoint: {cfg.bu_checkpoint} holds a {type(model).__name__}, not a bottom-up VGG19PafNet")
-        name = f"{Path(cfg.bu_checkpoint).name}: VGG19PafNet {model.num_stages} stages, width x{model.width_mult:g}"
+        if not isinstance(model, (VGG19PafNet, MobileNetPafNet)):
+            raise ValueError(f"bu_checkpoint: {cfg.bu_checkpoint} holds a {type(model).__name__}, not a bottom-up "
+                             "network (VGG19PafNet, MobileNetPafNet)")
+        name = f"{Path(cfg.bu_checkpoint).name}: {type(model).__name__} {model.num_stages} stages, width x{model.width_mult:g}"
     else:
+        paper = BOTTOMUP_ARCHS[cfg.bu_arch]
         model_cfg = dataclasses.replace(
-            PAPER, num_stages=PAPER.num_stages if cfg.bu_stages is None else cfg.bu_stages,
-            width_mult=PAPER.width_mult if cfg.bu_width_mult is None else cfg.bu_width_mult)
+            paper, num_stages=paper.num_stages if cfg.bu_stages is None else cfg.bu_stages,
+            width_mult=paper.width_mult if cfg.bu_width_mult is None else cfg.bu_width_mult)
         cfg = dataclasses.replace(cfg, bu_width_mult=model_cfg.width_mult, bu_stages=model_cfg.num_stages)
         torch.manual_seed(cfg.seed)  # the random weights reproduce, whatever ran before
         model = build_model(model_cfg)
         codec_cfg = CodecConfig() if cfg.bu_input_size is None else CodecConfig(input_size=cfg.bu_input_size)
         codec = build_bottomup_codec(Config(model=model_cfg, codec=codec_cfg), skeleton=model.skeleton)
-        predictor = BottomUpPredictor(model, codec, input_size=codec_cfg.input_size, device=device)
-        name = f"VGG19PafNet {model_cfg.num_stages} stages, width x{model_cfg.width_mult:g}, random weights"
+        predictor = BottomUpPredictor(model, codec, input_size=codec_cfg.input_size, device=device,
+                                      precision=cfg.precision)
+        name = f"{type(model).__name__} {model_cfg.num_stages} stages, width x{model_cfg.width_mult:g}, random weights"
     cfg = dataclasses.replace(cfg, bu_input_size=predictor.input_size)
     return predictor, f"{name}, {_parameters(predictor.model)}, input height {predictor.input_size}", cfg
 
 
 def _topdown(cfg: BenchConfig, device: torch.device) -> tuple[TopDownPredictor, str, BenchConfig]:
     if cfg.td_checkpoint is not None:
-        predictor = TopDownPredictor.from_weights(cfg.td_checkpoint, device=device)
+        predictor = TopDownPredictor.from_weights(cfg.td_checkpoint, device=device, precision=cfg.precision)
         h, w = predictor.codec.input_hw
         name = f"{Path(cfg.td_checkpoint).name}: HRNet-W{getattr(predictor.model, 'width', '?')} {h}x{w}"
     else:
@@ -91,7 +96,7 @@ def _topdown(cfg: BenchConfig, device: torch.device) -> tuple[TopDownPredictor, 
         model = build_model(model_cfg)
         td_cfg = dataclasses.replace(defaults, input_hw=(h, w), heatmap_hw=(h // model.stride, w // model.stride))
         predictor = TopDownPredictor(model, build_topdown_codec(Config(model=model_cfg, topdown=td_cfg)),
-                                     device=device, padding=td_cfg.padding)
+                                     device=device, padding=td_cfg.padding, precision=cfg.precision)
         name = f"HRNet-W{model_cfg.hrnet_width} {h}x{w}, random weights"
     return predictor, f"{name}, {_parameters(predictor.model)}", cfg
 

@@ -32,12 +32,13 @@ class CliError(Exception):
         self.code = code
 
 
-def describe_os_error(exc: OSError) -> str:
-    """``<file>: <reason>`` for an OSError, with a hint where one helps (a full disk)."""
+def describe_os_error(exc: OSError, output_option: str = "-o") -> str:
+    """``<file>: <reason>`` for an OSError, with a hint where one helps (a full disk: free space or
+    write elsewhere with ``output_option``, the command's output flag)."""
     where = f"{exc.filename}: " if exc.filename else ""
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        reason += " (free some space or write elsewhere with -o)"
+        reason += f" (free some space or write elsewhere with {output_option})"
     return where + reason
 
 

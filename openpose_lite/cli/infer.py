@@ -4,38 +4,29 @@ Nothing one input does stops the others: an unreadable or degenerate image, a fr
 fails on, a truncated video is reported, listed at the end and skipped (exit code 1). What stops
 a run (Ctrl-C, a full disk) still leaves every file written so far whole, writes the run's
 results_coco.json and images.json for what was done when it can, and says what is on disk.
+
+Reading and preparing the next batch, and decoding and writing the last one, overlap the
+network (:func:`openpose_lite.inference.pipeline.run_pipelined`; ``--no-pipeline`` runs the
+steps one after another). ``--track`` follows people across the frames of each video and of each
+folder of frames (in name order) and writes their ids. Under torchrun the inputs are shared out
+between the processes (:mod:`openpose_lite.cli.shards`).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from openpose_lite.cli.errors import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    CliError,
-    describe_os_error,
-)
-from openpose_lite.cli.models_args import (
-    add_predictor_args,
-    add_weights_args,
-    build_predictor,
-    weights_path,
-)
-from openpose_lite.cli.outputs import (
-    InferRun,
-    Predict,
-    frame_count,
-    infer_video,
-    progress_disabled,
-)
+from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, describe_os_error
+from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
+from openpose_lite.cli.outputs import InferRun, VideoOutput, frame_count, progress_disabled, video_fps
+from openpose_lite.cli.shards import Shard, current_shard
+from openpose_lite.structures import Poses
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -51,7 +42,8 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
         "<stem>_keypoints.json per image (OpenPose JSON 1.3; video frames: <video stem>_<frame:012d>_keypoints.json), "
         "results_coco.json (COCO keypoint results for the whole run) and images.json (image_id -> file), and "
         "with --render <stem>_rendered.jpg or <video stem>_rendered.mp4. Unreadable or degenerate inputs and "
-        "truncated videos are reported and skipped; the exit code is then 1.",
+        "truncated videos are reported and skipped; the exit code is then 1. Under torchrun "
+        "(torchrun --nproc_per_node N -m openpose_lite infer ...) the inputs are shared out between the processes.",
     )
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files, video files or folders of them")
     add_weights_args(p)
@@ -59,93 +51,191 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", type=Path, default=Path("openpose_output"),
                    help="output folder (default: %(default)s)")
     p.add_argument("--render", action="store_true", help="also write the images (or videos) with the people drawn")
+    p.add_argument("--track", action="store_true",
+                   help="follow people across the frames of each video and of each folder of frames (name order): "
+                   "person_id in the OpenPose JSON, track_id in results_coco.json, one colour per id in drawings")
+    p.add_argument("--smooth", action="store_true", help="with --track: smooth keypoints over time (One Euro filter)")
+    p.add_argument("--no-pipeline", action="store_true",
+                   help="read, run and write one batch after another instead of overlapping them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
 
 
-def _collect_inputs(paths: Sequence[Path]) -> list[tuple[str, Path]]:
-    """(kind, path) for every input, kind "image" or "video"; folders are listed (not recursively) in name order."""
+@dataclass(frozen=True)
+class _Input:
+    kind: str  # "image" or "video"
+    path: Path
+    sequence: Path | None  # the folder it was listed from (images), the video itself, None for a lone image
+
+
+def _collect_inputs(paths: Sequence[Path]) -> list[_Input]:
+    """Every input; folders are listed (not recursively) in name order."""
     known = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
-    inputs: list[tuple[str, Path]] = []
+    inputs: list[_Input] = []
     for path in paths:
         if path.is_dir():
             files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in known)
             if not files:
                 raise CliError(f"{path}: the folder holds no images or videos (looked for {' '.join(known)})")
+            listed_from: Path | None = path
         elif path.is_file():
             if path.suffix.lower() not in known:
                 raise CliError(f"{path}: unsupported file type {path.suffix!r}; images: {' '.join(IMAGE_EXTENSIONS)}; "
                                f"videos: {' '.join(VIDEO_EXTENSIONS)}")
-            files = [path]
+            files, listed_from = [path], None
         else:
             raise CliError(f"input not found: {path}")
-        inputs.extend(("video" if f.suffix.lower() in VIDEO_EXTENSIONS else "image", f) for f in files)
+        for f in files:
+            video = f.suffix.lower() in VIDEO_EXTENSIONS
+            inputs.append(_Input("video" if video else "image", f, f if video else listed_from))
     return inputs
 
 
-def _check_output_dir(path: Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise CliError(f"--output {path}: is a file; infer writes a folder of outputs there, so name a folder "
+def _check_options(args: argparse.Namespace, inputs: Sequence[_Input]) -> None:
+    if args.output.exists() and not args.output.is_dir():
+        raise CliError(f"--output {args.output}: is a file; infer writes a folder of outputs there, so name a folder "
                        "(new or existing)")
+    if args.smooth and not args.track:
+        raise CliError("--smooth smooths tracked people over time; add --track")
+    if args.track:
+        lone = [i.path for i in inputs if i.sequence is None]
+        if lone:
+            raise CliError(f"--track follows people from frame to frame: give a video or a folder of frames, not the "
+                           f"single image {lone[0]}")
 
 
-def _safe_predict(predictor, ids: list[int | None] | None = None) -> Predict:
-    """``predict(images)``: one Poses per image or, for an image the predictor refuses or fails on, the reason.
-
-    A batch that fails is retried image by image, so one bad image costs only itself.
-    """
-    import cv2
-
-    problem_of = getattr(predictor, "input_problem", None)  # the bottom-up input bound
-
-    def predict(images: list[np.ndarray], image_ids: list[int | None] | None = None) -> list:
-        image_ids = image_ids if image_ids is not None else [None] * len(images)
-        out: list = [problem_of(image.shape[:2]) if problem_of else None for image in images]
-        todo = [i for i, reason in enumerate(out) if reason is None]
-        try:
-            results = predictor.predict_batch([images[i] for i in todo], [image_ids[i] for i in todo]) if todo else []
-        except (ValueError, RuntimeError, MemoryError, cv2.error) as exc:
-            if len(todo) == 1:  # one line, without the batch position the predictor names ("images[0]: ")
-                out[todo[0]] = re.sub(r"^images\[\d+\]: ", "", str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
-                return out
-            results = [predict([images[i]], [image_ids[i]])[0] for i in todo]
-        for i, poses in zip(todo, results):
-            out[i] = poses
-        return out
-
-    return predict
+# ------------------------------------------------------------------------------- the stream
+@dataclass
+class _Item:
+    index: int  # the input's position in the run
+    frame: int | None = None  # video frames: their index
+    image: np.ndarray | None = None  # the pixels, once read (video frames: decoded by the reader)
 
 
-def _infer_images(predict, batch: list[tuple[Path, np.ndarray]], run: InferRun, progress) -> None:
-    # Box files name images by COCO id, which COCO file names carry.
-    ids = [int(path.stem) if path.stem.isdigit() else None for path, _ in batch]
-    for (path, image), poses in zip(batch, predict([image for _, image in batch], ids)):
-        if isinstance(poses, str):
-            run.fail(f"{path}: {poses}")
+class _Stream:
+    """This rank's inputs as a stream of items (images, and video frames decoded as they are read)."""
+
+    def __init__(self, inputs: Sequence[_Input], shard: Shard, track: bool) -> None:
+        self.inputs = inputs
+
+        def unit(i: _Input) -> Path:
+            # A video, or a folder of frames being tracked, is one sequence: it goes to one rank whole.
+            return i.sequence if i.kind == "video" or (track and i.sequence is not None) else i.path
+
+        units = list(dict.fromkeys(unit(i) for i in inputs))  # in input order
+        unit_of = {u: n for n, u in enumerate(units)}
+        self.mine = [n for n, i in enumerate(inputs) if shard.owns(unit_of[unit(i)])]
+        self.frames_read: dict[int, int] = {}
+        self.unopened: set[int] = set()
+
+    def __iter__(self) -> Iterator[_Item]:
+        import cv2
+
+        for n in self.mine:
+            item = self.inputs[n]
+            if item.kind == "image":
+                yield _Item(n)
+                continue
+            capture = cv2.VideoCapture(str(item.path))
+            if not capture.isOpened():
+                self.unopened.add(n)
+                continue
+            read = 0
+            try:
+                while True:
+                    ok, frame = capture.read()
+                    if not ok:
+                        break
+                    yield _Item(n, read, frame)
+                    read += 1
+                    self.frames_read[n] = read
+            finally:
+                capture.release()
+
+    def load(self, item: _Item) -> np.ndarray | str:
+        """The item's image (kept on the item for drawing), or why it has none."""
+        if item.image is None:
+            from openpose_lite.images import ImageReadError, read_image
+
+            try:
+                item.image = read_image(self.inputs[item.index].path)
+            except ImageReadError as exc:
+                return str(exc)
+        return item.image
+
+
+class _Writer:
+    """Records each item's people in stream order: tracking, JSON, drawings, rendered videos."""
+
+    def __init__(self, args: argparse.Namespace, inputs: Sequence[_Input], run: InferRun, progress) -> None:
+        self.args, self.inputs, self.run, self.progress = args, inputs, run, progress
+        self.sequence: Path | None = None
+        self.tracker = None
+        self.video: VideoOutput | None = None
+        self.video_index: int | None = None
+
+    def _tracked(self, item: _Item, poses: Poses) -> Poses:
+        if not self.args.track:
+            return poses
+        sequence = self.inputs[item.index].sequence
+        if sequence != self.sequence or self.tracker is None:
+            from openpose_lite.tracking import Tracker, TrackerParams
+
+            # The One Euro filter's cutoffs are in Hz: a video's own rate; frames in a folder, 30 fps.
+            fps = video_fps(sequence) if self.inputs[item.index].kind == "video" else 0.0
+            self.sequence = sequence
+            self.tracker = Tracker(TrackerParams(smooth=self.args.smooth, fps=fps or 30.0))
+        return self.tracker.update(poses)
+
+    def __call__(self, item: _Item, result: Poses | str) -> None:
+        source = self.inputs[item.index]
+        if item.frame is not None and self.video_index != item.index:
+            self.close_video()
+            if self.args.render:
+                self.video = VideoOutput(self.args.output / f"{self.run.names[item.index]}_rendered.mp4",
+                                         video_fps(source.path))
+            self.video_index = item.index
+        if isinstance(result, str):
+            where = source.path if item.frame is None else f"{source.path}, frame {item.frame}"
+            self.run.fail(f"{where}: {result}")
+            result = Poses.empty()  # a tracker still counts the frame as seen without people
+            if self.args.track:
+                self._tracked(item, result)
         else:
-            run.record_image(path, image, poses)
-    progress.update(len(batch))
+            poses = self._tracked(item, result)
+            if item.frame is None:
+                self.run.record_image(item.index, item.image, poses)
+            else:
+                self.run.record(poses, item.index, item.frame)
+                if self.video is not None:
+                    from openpose_lite.viz import draw_poses
+
+                    self.video.write(draw_poses(item.image, poses))
+        self.progress.update(1)
+
+    def close_video(self) -> None:
+        if self.video is not None and self.video.close():
+            self.run.written["rendered videos"] += 1
+        self.video = None
+
+    def discard(self) -> None:
+        if self.video is not None:
+            self.video.discard()
+            self.video = None
 
 
-def _run_inputs(predictor, inputs: list[tuple[str, Path]], batch_size: int, run: InferRun, progress) -> None:
-    from openpose_lite.images import ImageReadError, read_image
-
-    predict = _safe_predict(predictor)
-    batch: list[tuple[Path, np.ndarray]] = []
-    for kind, path in inputs:
-        if kind == "video":
-            infer_video(predict, path, batch_size, run, progress)
+def _report_videos(stream: _Stream, run: InferRun) -> None:
+    for n in stream.mine:
+        source = stream.inputs[n]
+        if source.kind != "video":
             continue
-        try:
-            batch.append((path, read_image(path)))
-        except ImageReadError as exc:
-            run.fail(str(exc))
-            progress.update(1)
-            continue
-        if len(batch) == batch_size:
-            _infer_images(predict, batch, run, progress)
-            batch = []
-    if batch:
-        _infer_images(predict, batch, run, progress)
+        read, announced = stream.frames_read.get(n, 0), frame_count(source.path)
+        if n in stream.unopened:
+            run.fail(f"cannot open video {source.path}")
+        elif read == 0:
+            run.fail(f"no frame could be read from video {source.path}")
+        elif read < announced:
+            run.fail(f"video {source.path}: read {read} of the {announced} frames its header announces (truncated or "
+                     "damaged); the frames read have their outputs", skipped=False)
 
 
 def _stopped(run: InferRun, reason: str, code: int) -> CliError:
@@ -157,26 +247,53 @@ def _stopped(run: InferRun, reason: str, code: int) -> CliError:
     return CliError(f"{reason} after {run.num_images} images; {run.summary()}", code)
 
 
-def _run_infer(args: argparse.Namespace) -> int:
+def _process(args: argparse.Namespace, predictor, inputs: Sequence[_Input], shard: Shard, run: InferRun) -> None:
     from tqdm import tqdm
 
+    from openpose_lite.inference.pipeline import run_pipelined, run_sequential
+
+    stream = _Stream(inputs, shard, args.track)
+    total = sum(1 if inputs[n].kind == "image" else frame_count(inputs[n].path) for n in stream.mine)
+    with tqdm(total=total, unit="img", desc="infer", disable=progress_disabled(args.no_progress),
+              file=sys.stderr) as progress:
+        writer = _Writer(args, inputs, run, progress)
+        image_id = (lambda item: int(inputs[item.index].path.stem) if item.frame is None
+                    and inputs[item.index].path.stem.isdigit() else None)  # box files name images by COCO id
+        runner = run_sequential if args.no_pipeline else run_pipelined
+        try:
+            runner(predictor, stream, stream.load, writer, args.batch_size, image_id)
+        except BaseException:
+            writer.discard()
+            raise
+        writer.close_video()
+    _report_videos(stream, run)
+
+
+def _run_infer(args: argparse.Namespace) -> int:
     weights_path(args)
     inputs = _collect_inputs(args.paths)  # bad paths fail before the model is loaded
-    _check_output_dir(args.output)
+    _check_options(args, inputs)
     predictor = build_predictor(args)
     args.output.mkdir(parents=True, exist_ok=True)
-    run = InferRun.for_inputs(args.output, args.render, inputs)
-    total = sum(1 if kind == "image" else frame_count(path) for kind, path in inputs)
+    run = InferRun.for_inputs(args.output, args.render, [(i.kind, i.path) for i in inputs])
+    shard = current_shard()
     try:
-        with tqdm(total=total, unit="img", desc="infer", disable=progress_disabled(args.no_progress),
-                  file=sys.stderr) as progress:
-            _run_inputs(predictor, inputs, args.batch_size, run, progress)
-        run.write_index()
+        _process(args, predictor, inputs, shard, run)
+        gathered = shard.gather(args.output, run.entries, run.failures)
+        if gathered is not None:
+            entries, failures = gathered
+            run.write_index(entries)
     except KeyboardInterrupt:
         raise _stopped(run, "interrupted", EXIT_INTERRUPTED) from None
     except OSError as exc:  # a full disk, a folder that became unwritable
         raise _stopped(run, f"stopped: {describe_os_error(exc)}", EXIT_FAILURE) from None
-    print(f"{run.num_images} images, {run.num_people} people, {len(run.failures)} failures; outputs in {args.output}")
-    for message in run.failures:
+    finally:
+        shard.close()
+    if gathered is None:  # another rank than 0: its share is done; rank 0 reports the run
+        return EXIT_FAILURE if run.failures else EXIT_OK
+    people = sum(len(e["results"]) for e in entries)
+    ranks = f" ({shard.world_size} processes)" if shard.distributed else ""
+    print(f"{len(entries)} images, {people} people, {len(failures)} failures{ranks}; outputs in {args.output}")
+    for message in failures:
         print(f"  failed: {message}", file=sys.stderr)
-    return EXIT_FAILURE if run.failures else EXIT_OK
+    return EXIT_FAILURE if failures else EXIT_OK

@@ -64,7 +64,10 @@ def add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> N
                    help="also run mirrored images and average (flip test); default: off for bottom-up models, "
                    "the checkpoint's topdown.flip_test for top-down ones (official HRNet files: on)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--half", action="store_true", help="float16 network (CUDA only)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default=None,
+                   help="network precision: fp32 (default: exact outputs), bf16 (CPU autocast, on CPUs that compute "
+                   "bfloat16 natively), fp16 (CUDA autocast), auto (the fastest this device runs natively)")
+    p.add_argument("--half", action="store_true", help="the same as --precision fp16 (CUDA only)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="images (or video frames) per network batch")
     p.add_argument("--peak-threshold", type=_fraction, default=None,
                    help="minimum confidence of a keypoint (default: the checkpoint's codec setting, else 0.1)")
@@ -135,11 +138,15 @@ def _check_options(args: argparse.Namespace) -> None:
     except ValueError as exc:
         message = str(exc)
         raise CliError("--" + message if message.startswith("device") else f"--device: {message}") from None
+    if args.half and args.precision not in (None, "fp16"):
+        raise CliError(f"--half means --precision fp16; it contradicts --precision {args.precision}")
     if args.half:
-        try:
-            resolve_precision("fp16", device)
-        except ValueError as exc:
-            raise CliError(f"--half: {exc}") from None
+        args.precision = "fp16"
+    args.precision = args.precision or "fp32"
+    try:
+        resolve_precision(args.precision, device)
+    except ValueError as exc:
+        raise CliError(f"--{'half' if args.half else 'precision'}: {exc}") from None
     if args.boxes is not None and args.person_detector is not None:
         raise CliError("give --boxes or --person-detector, not both")
 
@@ -174,7 +181,7 @@ def _person_detector(args: argparse.Namespace):
     if isinstance(model, HRNet):
         raise CliError(f"--person-detector {path}: holds an HRNet (top-down) model; the person detector must be a "
                        "bottom-up (OpenPose) model, e.g. the CMU body_pose_model.pth or a vgg19_paf checkpoint")
-    return _bottomup(args, model, config, str(path))
+    return _bottomup(args, model, config, str(path), precision=args.precision)
 
 
 def _box_source(args: argparse.Namespace, path: Path, convention: str):
@@ -208,7 +215,7 @@ def _build_topdown(args: argparse.Namespace, path: Path, model, config):
         # Without --flip/--no-flip, the flip test the model was evaluated with in training (the reference's: on).
         flip = cfg.topdown.flip_test if args.flip is None else args.flip
         predictor = TopDownPredictor.from_model(model, config, str(path), flip=flip, device=args.device,
-                                                half=args.half, refine=getattr(args, "refine", None),
+                                                precision=args.precision, refine=getattr(args, "refine", None),
                                                 batch_size=max(args.batch_size, 32))
     except ValueError as exc:
         raise _load_error(path, exc) from None
@@ -235,8 +242,8 @@ def build_predictor(args: argparse.Namespace):
         overrides["peak_threshold"] = args.peak_threshold
     if getattr(args, "refine", None):
         overrides["refine"] = args.refine
-    return _bottomup(args, model, config, str(path), scales=args.scales, flip=bool(args.flip), half=args.half,
-                     input_size=args.input_size, codec_overrides=overrides)
+    return _bottomup(args, model, config, str(path), scales=args.scales, flip=bool(args.flip),
+                     precision=args.precision, input_size=args.input_size, codec_overrides=overrides)
 
 
 def describe(predictor) -> str:
@@ -245,6 +252,7 @@ def describe(predictor) -> str:
 
     if isinstance(predictor, TopDownPipeline):
         td = predictor.predictor
-        return f"top-down {td.codec.input_hw[0]}x{td.codec.input_hw[1]}, refine {td.codec.refine}, flip {'on' if td.flip else 'off'}"
+        return (f"top-down {td.codec.input_hw[0]}x{td.codec.input_hw[1]}, refine {td.codec.refine}, "
+                f"flip {'on' if td.flip else 'off'}, {td.runner.precision}")
     return (f"input {predictor.input_size}, scales {' '.join(f'{s:g}' for s in predictor.scales)}, "
-            f"flip {'on' if predictor.flip else 'off'}")
+            f"flip {'on' if predictor.flip else 'off'}, {predictor.runner.precision}")

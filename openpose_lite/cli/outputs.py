@@ -6,33 +6,34 @@ Per image ``<name>_keypoints.json`` (OpenPose JSON 1.3), per video frame
 (COCO keypoint results) and ``images.json`` (image id -> file, frame, JSON name). Every file is
 written atomically (:mod:`openpose_lite.io`), so a stopped run leaves whole files only.
 
-Names and ids never collide within a run: two inputs with one stem get ``stem``, ``stem-2``
-...; a video whose frame names an image of the run would take (``clip.mp4`` beside
-``clip_000000000003.jpg``) is named ``clip-2``; image ids are the numeric file stems (COCO's
-naming) and a running index, which skips them, for everything else.
+Names and ids never collide within a run, and do not depend on the order the work is done in
+or on how it is split between processes: every input's output name is fixed before the first
+image is read (two inputs with one stem get ``stem``, ``stem-2`` ...; a video whose frame names
+an image of the run would take is named ``clip-2``), and the image ids of ``results_coco.json``
+are handed out when the index is written, in input order: the numeric file stem (COCO's naming)
+where there is one, else a running index that skips every numeric stem of the run.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from openpose_lite.io import atomic_write, atomic_write_path, write_json_atomic
+from openpose_lite.io import atomic_write, write_json_atomic
 from openpose_lite.structures import Poses
 
-__all__ = ["FRAME_DIGITS", "InferRun", "frame_count", "infer_video", "progress_disabled", "write_image_atomic"]
+__all__ = ["FRAME_DIGITS", "InferRun", "VideoOutput", "frame_count", "output_names", "progress_disabled",
+           "video_fps", "write_image_atomic"]
 
 # OpenPose names per-frame outputs <video>_<frame number, 12 digits>_keypoints.json.
 FRAME_DIGITS = 12
-
-# predict(images, image_ids=None): per image its Poses, or the reason it failed (a message).
-Predict = Callable[..., list]
 
 
 def progress_disabled(no_progress: bool = False) -> bool:
@@ -40,81 +41,69 @@ def progress_disabled(no_progress: bool = False) -> bool:
     return no_progress or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
 
 
+def output_names(inputs: Sequence[tuple[str, Path]]) -> list[str]:
+    """The output name of every input ((kind, path), kind "image" or "video"), unique within the run.
+
+    ``stem``, or ``stem-2``, ``stem-3`` ... when an earlier input took it; a video is also kept
+    from a name under which one of its frames would be named like an image of the run.
+    """
+    image_stems = {path.stem for kind, path in inputs if kind == "image"}
+    used: set[str] = set()
+    names = []
+    for kind, path in inputs:
+        def clashes(name: str) -> bool:
+            if kind != "video":
+                return False
+            pattern = re.compile(re.escape(name) + rf"_\d{{{FRAME_DIGITS}}}")
+            return any(pattern.fullmatch(s) for s in image_stems)
+
+        candidate, n = path.stem, 1
+        while candidate in used or clashes(candidate):
+            n += 1
+            candidate = f"{path.stem}-{n}"
+        used.add(candidate)
+        names.append(candidate)
+    return names
+
+
 @dataclass
 class InferRun:
-    """What one infer run has written so far, and the names and ids it has handed out."""
+    """What one infer run has written so far (its entries, by input and frame) and what failed."""
 
     out_dir: Path
     render: bool
-    reserved_ids: set[int] = field(default_factory=set)  # the numeric file stems of the run's images
-    image_stems: frozenset[str] = frozenset()  # every image stem of the run, known before the first is read
-    coco_results: list[dict] = field(default_factory=list)
-    images: dict[str, dict] = field(default_factory=dict)  # image_id (str) -> {"file", "frame", "json"}
-    used_ids: set[int] = field(default_factory=set)
-    used_names: set[str] = field(default_factory=set)
-    next_id: int = 1
-    num_images: int = 0
-    num_people: int = 0
+    inputs: list[tuple[str, Path]]
+    names: list[str]
+    entries: list[dict] = field(default_factory=list)  # {"input", "frame", "json", "results"}
     failures: list[str] = field(default_factory=list)
     written: Counter = field(default_factory=Counter)  # kind of file -> how many
 
     @classmethod
     def for_inputs(cls, out_dir: Path, render: bool, inputs: Sequence[tuple[str, Path]]) -> "InferRun":
-        """A run over ``inputs`` ((kind, path) with kind "image" or "video")."""
-        stems = [path.stem for kind, path in inputs if kind == "image"]
-        return cls(out_dir, render, reserved_ids={int(s) for s in stems if s.isdigit()}, image_stems=frozenset(stems))
+        """A run over ``inputs`` ((kind, path) with kind "image" or "video"); their names are fixed here."""
+        return cls(out_dir, render, list(inputs), output_names(inputs))
 
-    # ---------------------------------------------------------------- names and ids
-    def image_id(self, stem: str | None) -> int:
-        """The COCO id when the file name is a number (COCO names its images so), else a running index.
+    @property
+    def num_images(self) -> int:
+        return len(self.entries)
 
-        Running indices skip every numeric stem of the run (:attr:`reserved_ids`), so an image named
-        ``1.jpg`` keeps id 1 even when a video frame or ``a.jpg`` comes first.
-        """
-        if stem is not None and stem.isdigit() and int(stem) not in self.used_ids:
-            self.used_ids.add(int(stem))
-            return int(stem)
-        while self.next_id in self.used_ids or self.next_id in self.reserved_ids:
-            self.next_id += 1
-        self.used_ids.add(self.next_id)
-        return self.next_id
-
-    def _claim(self, stem: str, clashes: Callable[[str], bool] = lambda name: False) -> str:
-        candidate, n = stem, 1
-        while candidate in self.used_names or clashes(candidate):
-            n += 1
-            candidate = f"{stem}-{n}"
-        self.used_names.add(candidate)
-        return candidate
-
-    def image_name(self, stem: str) -> str:
-        """``stem``, or ``stem-2``, ``stem-3`` ... when an earlier output of the run took it."""
-        return self._claim(stem)
-
-    def video_name(self, stem: str) -> str:
-        """Like :meth:`image_name`, and no image of the run is named like one of the video's frames."""
-        def clashes(name: str) -> bool:
-            pattern = re.compile(re.escape(name) + rf"_\d{{{FRAME_DIGITS}}}")
-            return any(pattern.fullmatch(s) for s in self.image_stems)
-
-        return self._claim(stem, clashes)
+    @property
+    def num_people(self) -> int:
+        return sum(len(e["results"]) for e in self.entries)
 
     # ---------------------------------------------------------------- writing
-    def record(self, poses: Poses, name: str, file: Path, frame: int | None) -> None:
-        """Write one image's (or frame's) OpenPose JSON and remember its COCO results."""
+    def record(self, poses: Poses, index: int, frame: int | None) -> str:
+        """Write one image's (or frame's) OpenPose JSON and keep its COCO results; returns its output name."""
+        name = self.names[index] if frame is None else f"{self.names[index]}_{frame:0{FRAME_DIGITS}d}"
         json_name = f"{name}_keypoints.json"
         write_json_atomic(self.out_dir / json_name, poses.to_openpose_json())
         self.written["keypoint files"] += 1
-        image_id = self.image_id(name if frame is None else None)  # video frames: running index
-        self.coco_results.extend(poses.to_coco(image_id))
-        self.images[str(image_id)] = {"file": str(file), "frame": frame, "json": json_name}
-        self.num_images += 1
-        self.num_people += len(poses)
+        self.entries.append({"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0)})
+        return name
 
-    def record_image(self, path: Path, image: np.ndarray, poses: Poses) -> None:
+    def record_image(self, index: int, image: np.ndarray, poses: Poses) -> None:
         """One image's outputs: its JSON and, with ``render``, its drawing."""
-        name = self.image_name(path.stem)
-        self.record(poses, name, path, None)
+        name = self.record(poses, index, None)
         if self.render:
             from openpose_lite.viz import draw_poses
 
@@ -128,11 +117,34 @@ class InferRun:
         self.failures.append(message)
         tqdm.write(f"openpose-lite infer: {message}{' (skipped)' if skipped else ''}", file=sys.stderr)
 
-    def write_index(self) -> None:
+    def index(self, entries: Sequence[dict] | None = None) -> tuple[list[dict], dict[str, dict]]:
+        """(results_coco, images) of ``entries`` (default: this run's), ids handed out in input order."""
+        reserved = {int(path.stem) for kind, path in self.inputs if kind == "image" and path.stem.isdigit()}
+        used: set[int] = set()
+        next_id = 1
+        results: list[dict] = []
+        images: dict[str, dict] = {}
+        for entry in sorted(entries if entries is not None else self.entries,
+                            key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
+            kind, path = self.inputs[entry["input"]]
+            stem = path.stem if entry["frame"] is None else None  # video frames: running index
+            if stem is not None and stem.isdigit() and int(stem) not in used:
+                image_id = int(stem)
+            else:
+                while next_id in used or next_id in reserved:
+                    next_id += 1
+                image_id = next_id
+            used.add(image_id)
+            results.extend({**r, "image_id": image_id} for r in entry["results"])
+            images[str(image_id)] = {"file": str(path), "frame": entry["frame"], "json": entry["json"]}
+        return results, images
+
+    def write_index(self, entries: Sequence[dict] | None = None) -> None:
         """The run's ``results_coco.json`` and ``images.json`` (for what was recorded so far)."""
-        write_json_atomic(self.out_dir / "results_coco.json", self.coco_results)
+        results, images = self.index(entries)
+        write_json_atomic(self.out_dir / "results_coco.json", results)
         self.written["results_coco.json"] += 1
-        write_json_atomic(self.out_dir / "images.json", self.images)
+        write_json_atomic(self.out_dir / "images.json", images)
         self.written["images.json"] += 1
 
     def summary(self) -> str:
@@ -167,81 +179,53 @@ def frame_count(path: Path) -> int:
         capture.release()
 
 
-def infer_video(predict: Predict, path: Path, batch_size: int, run: InferRun, progress) -> None:
-    """Every frame of one video, in batches: a JSON per frame and, with ``render``, an mp4.
-
-    The mp4 is written to a temporary name and renamed when complete. A video that cannot be
-    opened, or ends before the frame count of its header (truncated), is reported as a failure;
-    the frames that were read keep their outputs. A frame that fails is reported and skipped.
-    """
+def video_fps(path: Path) -> float:
+    """The frame rate a video's header announces (0.0 when unknown or unreadable)."""
     import cv2
 
     capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        run.fail(f"cannot open video {path}")
-        return
-    name = run.video_name(path.stem)
-    announced = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    fps = fps if fps and 0 < fps < 1000 else 30.0
-    read = 0
-
-    def process(render_path: str | None) -> None:
-        nonlocal read
-        writer = None
-        try:
-            while True:
-                frames = []
-                while len(frames) < batch_size:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
-                    frames.append(frame)
-                if not frames:
-                    break
-                for frame, poses in zip(frames, predict(frames)):
-                    if isinstance(poses, str):
-                        run.fail(f"{path}, frame {read}: {poses}")
-                    else:
-                        run.record(poses, f"{name}_{read:0{FRAME_DIGITS}d}", path, read)
-                        if render_path is not None:
-                            writer = writer or _open_video_writer(render_path, fps, frame.shape[:2])
-                            from openpose_lite.viz import draw_poses
-
-                            writer.write(draw_poses(frame, poses))
-                    read += 1
-                progress.update(len(frames))
-        finally:
-            if writer is not None:
-                writer.release()
-        if render_path is not None and writer is None:
-            raise _NothingRendered  # no empty mp4: atomic_write_path removes its temporary file
-
     try:
-        if run.render:
-            atomic_write_path(run.out_dir / f"{name}_rendered.mp4", process)
-            run.written["rendered videos"] += 1
-        else:
-            process(None)
-    except _NothingRendered:
-        pass
+        fps = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
     finally:
         capture.release()
-    if read == 0:
-        run.fail(f"no frame could be read from video {path}")
-    elif read < announced:
-        run.fail(f"video {path}: read {read} of the {announced} frames its header announces (truncated or "
-                 "damaged); the frames read have their outputs", skipped=False)
+    return fps if 0 < fps < 1000 else 0.0
 
 
-class _NothingRendered(Exception):
-    """No frame of a video was drawn, so there is no rendered video to keep."""
+class VideoOutput:
+    """A rendered video written to a temporary name beside its target and renamed when complete.
 
+    Nothing is left behind by a run that stops: :meth:`discard` (or a video with no frame) removes
+    the temporary file, as the atomic writes of :mod:`openpose_lite.io` do for single files.
+    """
 
-def _open_video_writer(path: str, fps: float, frame_hw: tuple[int, int]):
-    import cv2
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path = path
+        self.fps = fps if 0 < fps < 1000 else 30.0  # a header without a rate: OpenCV's writer needs one
+        self.tmp = path.with_name(f".{path.name}.partial.mp4")
+        self.writer = None
 
-    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (int(frame_hw[1]), int(frame_hw[0])))
-    if not writer.isOpened():
-        raise ValueError(f"cannot write {path} with OpenCV's mp4v codec")
-    return writer
+    def write(self, frame: np.ndarray) -> None:
+        import cv2
+
+        if self.writer is None:
+            h, w = frame.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (int(w), int(h)))
+            if not self.writer.isOpened():
+                raise ValueError(f"cannot write {self.path} with OpenCV's mp4v codec")
+        self.writer.write(frame)
+
+    def close(self) -> bool:
+        """Finish the file and move it into place; False (and no file) when no frame was written."""
+        if self.writer is None:
+            return False
+        self.writer.release()
+        self.writer = None
+        os.replace(self.tmp, self.path)
+        return True
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if self.tmp.exists():
+            self.tmp.unlink()

@@ -21,23 +21,46 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", type=Path, metavar="OUT", help="output folder (images/ and annotations.json)")
     p.add_argument("--num-images", type=int, default=100, help="how many scenes to write (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the scenes, an integer >= 0 (default: %(default)s)")
-    p.add_argument("--size", type=int, nargs=2, default=(368, 368), metavar=("H", "W"),
-                   help="image height and width in pixels, at least 16 each (default: 368 368)")
+    p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
+                   help="image height and width in pixels, at least 16 each (default: 368 368; with --video 360 640)")
     p.add_argument("--people", type=int, default=None,
-                   help="exactly this many people per image (default: 1 to 4, drawn per image)")
+                   help="exactly this many people per image (default: 1 to 4, drawn per image; with --video: 8)")
+    p.add_argument("--video", action="store_true",
+                   help="write a video instead: OUT/video.mp4 of people walking, crossing and hiding each other, and "
+                   "OUT/annotations.json with a COCO image per frame and a track_id per person (for infer --track)")
+    p.add_argument("--frames", type=int, default=90, help="with --video: frames of the video (default: %(default)s)")
+    p.add_argument("--fps", type=float, default=30.0, help="with --video: frames per second (default: %(default)s)")
+
+
+def _run_synth_video(args: argparse.Namespace) -> int:
+    from openpose_lite.data.synthetic_video import VideoConfig, write_video
+
+    size = tuple(args.size) if args.size is not None else VideoConfig().image_hw
+    try:
+        cfg = VideoConfig(image_hw=size, num_frames=args.frames, fps=args.fps, seed=args.seed,
+                          num_people=8 if args.people is None else args.people)
+    except ValueError as exc:
+        raise CliError(f"--video: {exc}") from None
+    video, ann = write_video(args.out_dir, cfg)
+    print(f"wrote {video} ({cfg.num_frames} frames of {cfg.num_people} people) and {ann}")
+    return EXIT_OK
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     from openpose_lite.data.synthetic import SceneConfig, write_dataset
 
+    if args.video:
+        return _run_synth_video(args)
+
     if args.num_images < 1:
         raise CliError(f"--num-images must be at least 1, got {args.num_images}")
     if args.people is not None and args.people < 0:
         raise CliError(f"--people must be >= 0, got {args.people}")
+    size = tuple(args.size) if args.size is not None else SceneConfig().image_hw
     try:
-        cfg = SceneConfig(image_hw=tuple(args.size))
+        cfg = SceneConfig(image_hw=size)
     except ValueError as exc:
-        raise CliError(f"--size {args.size[0]} {args.size[1]}: {exc}") from None
+        raise CliError(f"--size {size[0]} {size[1]}: {exc}") from None
     try:
         ann = write_dataset(args.out_dir, args.num_images, args.seed, cfg, num_people=args.people)
     except KeyboardInterrupt:

@@ -44,7 +44,8 @@ def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) ->
 
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Train a pose model: the OpenPose VGG19 + PAF model or the top-down HRNet, by model.arch. "
+        description="Train a pose model by model.arch: the OpenPose VGG19 + PAF model (vgg19_paf), Lightweight "
+        "OpenPose (mobilenet_paf) or the top-down HRNet (hrnet). "
         "Settings come from the dataclass defaults (openpose_lite/config.py), then --config YAML, then the shortcut "
         "flags, then section.key=value overrides.",
         epilog=_EPILOG,
@@ -63,10 +64,17 @@ def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) ->
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh in an output folder that already holds a run, replacing its config.yaml, "
                         "metrics.jsonl, checkpoints and tensorboard/ (without it such a folder is refused)")
-    parser.add_argument("--backbone-weights", type=Path, metavar="FILE",
-                        help="ImageNet classification weights for the trunk: torchvision's vgg19 (vgg19-dcbb9e9d.pth) "
-                        "for model.arch vgg19_paf, the official ImageNet HRNet (hrnet_w32-36af842e.pth) for hrnet; "
-                        "without it the trunk starts from scratch")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--backbone-weights", type=Path, metavar="FILE",
+                       help="ImageNet classification weights for the trunk: torchvision's vgg19 (vgg19-dcbb9e9d.pth) "
+                       "for model.arch vgg19_paf, the ImageNet MobileNetV1 (mobilenet_sgd_68.848.pth.tar) for "
+                       "mobilenet_paf, the official ImageNet HRNet (hrnet_w32-36af842e.pth) for hrnet; "
+                       "without it the trunk starts from scratch")
+    start.add_argument("--init-weights", type=Path, metavar="FILE",
+                       help="a pose model file the whole network starts from, weights only (the optimizer and schedule "
+                       "start afresh; any file infer --weights reads): tensors of the same name and shape are copied, "
+                       "stages the file lacks start afresh, so a run can add refinement stages (Lightweight OpenPose's "
+                       "train.py --weights-only)")
     parser.add_argument("--held-out-images", type=int, default=HELD_OUT_IMAGES,
                         help="synthetic runs: size of the held-out scene set written to <output_dir>/data/held_out")
     parser.add_argument("--no-progress", action="store_true",
@@ -96,7 +104,7 @@ def split_train_argv(argv: Sequence[str]) -> tuple[int, list[str]] | None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     # Listed for --help only: openpose_lite.cli.main hands "train ..." to main() here (split_train_argv).
     sub.add_parser("train", add_help=False,
-                   help="train either branch from a YAML config (model.arch: vgg19_paf or hrnet); see train --help")
+                   help="train a model from a YAML config (model.arch: vgg19_paf, mobilenet_paf or hrnet); see train --help")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -216,7 +224,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", a
     say = print if info.is_main else (lambda *a, **k: None)
     who = prog if info.is_main else f"{prog} [rank {info.rank}]"
     printer, result = _Printer(say), TrainResult()
-    options = RunOptions(backbone_weights=args.backbone_weights, held_out_images=args.held_out_images,
+    options = RunOptions(backbone_weights=args.backbone_weights, init_weights=args.init_weights,
+                         held_out_images=args.held_out_images,
                          progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite)
     try:
         setup = resolve_run(args.config, _overrides(args), args.resume)
@@ -235,7 +244,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", a
         print(f"{who}: error: {exc}" + (f"; {_written(result)}" if result.written else ""), file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"{who}: error: {describe_os_error(exc)}; {_written(result)}", file=sys.stderr)
+        print(f"{who}: error: {describe_os_error(exc, '--output-dir')}; {_written(result)}", file=sys.stderr)
         return EXIT_STOPPED
     printer.finished(result)
     return EXIT_OK

@@ -260,9 +260,25 @@ def group_people(
         people rank above fragments (COCO AP rewards that ranking).
     """
     k_n = skeleton.num_keypoints
+    people, limb_sum, limb_count, owner = _assemble(part_types, part_xy, pafs, skeleton, params, backend)
+    if params.merge_rootless > 0:
+        _merge_rootless(
+            people, limb_sum, limb_count, owner, part_types, part_xy, _root(skeleton), params.merge_rootless, k_n, part_scores
+        )
+    return _scored_people(people, limb_sum, limb_count, part_xy, part_scores, k_n, params)
+
+
+def _assemble(part_types: np.ndarray, part_xy: np.ndarray, pafs: np.ndarray, skeleton: Skeleton,
+              params: GroupingParams, backend: str) -> tuple[list[np.ndarray], list[float], list[int], np.ndarray]:
+    """Steps 3-4 of the decode: each limb's matches, in tree order, grow, join or start people.
+
+    Returns the people (each (K,) global part index or -1), their limb score sums and counts,
+    and each part's owner (person index or -1).
+    """
+    k_n = skeleton.num_keypoints
     by_type = [np.flatnonzero(part_types == k) for k in range(k_n)]
     owner = np.full(len(part_types), -1, dtype=np.int64)
-    people: list[np.ndarray] = []  # each (K,) global part index or -1
+    people: list[np.ndarray] = []
     limb_sum: list[float] = []
     limb_count: list[int] = []
     redundant = set(skeleton.redundant_limbs)
@@ -304,12 +320,12 @@ def group_people(
                 people.append(person_parts)
                 limb_sum.append(s)
                 limb_count.append(1)
+    return people, limb_sum, limb_count, owner
 
-    if params.merge_rootless > 0:
-        _merge_rootless(
-            people, limb_sum, limb_count, owner, part_types, part_xy, _root(skeleton), params.merge_rootless, k_n, part_scores
-        )
 
+def _scored_people(people: list[np.ndarray], limb_sum: list[float], limb_count: list[int], part_xy: np.ndarray,
+                   part_scores: np.ndarray, k_n: int, params: GroupingParams) -> tuple[np.ndarray, np.ndarray]:
+    """Step 6: keypoints (N, K, 3) and scores (N,) of the people that pass the filters, best first."""
     if not people:
         return np.zeros((0, k_n, 3), dtype=np.float32), np.zeros(0, dtype=np.float32)
     parts = np.stack(people)  # (M, K)

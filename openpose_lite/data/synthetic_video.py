@@ -94,7 +94,8 @@ class VideoConfig(Params):
 
     def _check(self) -> None:
         self._require(min(self.image_hw) >= 32, "image_hw", "at least (32, 32)")
-        for name in ("num_frames", "num_people", "seed"):
+        self._require(self.num_frames >= 1, "num_frames", "an integer >= 1 (a video has frames)")
+        for name in ("num_people", "seed"):
             self._require(getattr(self, name) >= 0, name, "a non-negative integer")
         limit = np.iinfo(np.uint16).max  # people are labelled in a uint16 owner map
         self._require(self.num_people < limit, "num_people", f"an integer below {limit}")

@@ -31,6 +31,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -48,7 +49,7 @@ from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, PAD_VALUE, InputBound,
 from openpose_lite.skeleton import OPENPOSE_18
 from openpose_lite.structures import Poses
 
-__all__ = ["PHASES", "BottomUpPredictor", "require_config", "scaled_input_height"]
+__all__ = ["PHASES", "BottomUpPredictor", "PreparedBatch", "require_config", "scaled_input_height"]
 
 
 # The phases of one call, as keys of ``BottomUpPredictor.timings`` (seconds):
@@ -88,6 +89,17 @@ def _to_scale_one(maps_hwc: np.ndarray, ratio: float, out_hw: tuple[int, int]) -
     if short_h > 0 or short_w > 0:
         resized = np.pad(resized, ((0, short_h), (0, short_w), (0, 0)), mode="edge")
     return resized
+
+
+@dataclass
+class PreparedBatch:
+    """A batch after :meth:`BottomUpPredictor.prepare`: per scale the device batch (B or 2B, 3, H, W)
+    and each image's (2, 3) letterbox matrix; per image its scale-1 letterbox (matrix, padded input
+    size), which defines its output grid."""
+
+    count: int
+    reference: list[tuple[np.ndarray, tuple[int, int]]]
+    scales: list[tuple[torch.Tensor, list[np.ndarray]]]
 
 
 class BottomUpPredictor(Predictor):
@@ -190,6 +202,8 @@ class BottomUpPredictor(Predictor):
         ``image_ids`` is accepted for the predictors' shared signature (the bottom-up model
         needs no boxes, so it is not used). ``batch_size`` splits the list into network
         batches (default: one batch); :attr:`timings` then holds the sums over the batches.
+        The three steps are also callable one by one (:meth:`prepare`, :meth:`forward`,
+        :meth:`finish`), which is how :mod:`openpose_lite.inference.pipeline` overlaps them.
         """
         images = list(images)
         if batch_size is not None and batch_size < 1:
@@ -198,10 +212,9 @@ class BottomUpPredictor(Predictor):
         totals = {phase: 0.0 for phase in PHASES}
         poses: list[Poses] = []
         for start in range(0, len(images), step):
-            maps = self.predict_maps(images[start : start + step])
-            t0 = time.perf_counter()
-            poses.extend(self.decode_maps(m) for m in maps)
-            self.timings["decode"] = time.perf_counter() - t0
+            self.timings = {phase: 0.0 for phase in PHASES}
+            prepared = self.prepare(images[start : start + step])
+            poses.extend(self.finish(prepared, self.forward(prepared)))
             for phase in PHASES:
                 totals[phase] += self.timings[phase]
         self.timings = totals
@@ -228,9 +241,15 @@ class BottomUpPredictor(Predictor):
         ValueError naming its index, raised before anything runs.
         """
         self.timings = {phase: 0.0 for phase in PHASES}
+        prepared = self.prepare(images)
+        return self.average(prepared, self.forward(prepared))
+
+    # ------------------------------------------------------------------ the three steps
+    def prepare(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None) -> PreparedBatch:
+        """Step 1 (host): check the images, letterbox them at every scale and normalise them onto the device.
+
+        ``image_ids`` completes the steps' shared signature (:class:`TopDownPipeline` needs them for boxes)."""
         bgr = [as_bgr(image, i) for i, image in enumerate(images)]
-        if not bgr:
-            return []
         for i, image in enumerate(bgr):
             problem = self.input_problem(image.shape[:2])
             if problem is not None:
@@ -239,17 +258,46 @@ class BottomUpPredictor(Predictor):
         bound = (self.input_bound.max_side, self.input_bound.max_pixels)
         # The scale-1 letterbox defines each image's output grid, whether or not 1.0 is a scale.
         reference = [letterbox_affine(image.shape[:2], self.input_size, stride, *bound) for image in bgr]
-        # Per image, the sum over runs of its maps (h, w, K+1+2L): channels last, OpenCV's layout.
-        sums: list[np.ndarray | None] = [None] * len(bgr)
-        for scale in self.scales:
-            for i, maps in enumerate(self._scale_maps(bgr, scale, reference)):
-                sums[i] = maps if sums[i] is None else sums[i] + maps
+        scales = [self._preprocess(bgr, scaled_input_height(self.input_size, s, stride)) for s in self.scales] if bgr else []
+        return PreparedBatch(len(bgr), reference, scales)
 
+    def forward(self, prepared: PreparedBatch) -> list[dict[str, np.ndarray]]:
+        """Step 2 (the device): the network's maps of every scale's batch, float32 on the host."""
+        stride = self.codec.stride
+        outputs = []
+        for batch, _ in prepared.scales:
+            t0 = time.perf_counter()
+            maps = self.runner(batch)
+            self.runner.sync()
+            self.timings["network"] += time.perf_counter() - t0
+            expected_hw = (batch.shape[-2] // stride, batch.shape[-1] // stride)
+            for name, value in maps.items():
+                if tuple(value.shape[-2:]) != expected_hw:
+                    raise ValueError(f"model output {name} maps are {tuple(value.shape[-2:])} for input "
+                                     f"{tuple(batch.shape[-2:])}; expected {expected_hw} (the codec's stride {stride})")
+            outputs.append(maps)
+        return outputs
+
+    def finish(self, prepared: PreparedBatch, outputs: list[dict[str, np.ndarray]]) -> list[Poses]:
+        """Step 3 (host): average the scales' maps and decode people in image pixels."""
+        averaged = self.average(prepared, outputs)
         t0 = time.perf_counter()
+        poses = [self.decode_maps(m) for m in averaged]
+        self.timings["decode"] += time.perf_counter() - t0
+        return poses
+
+    def average(self, prepared: PreparedBatch, outputs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """The per-image maps of :meth:`predict_maps` from the network outputs of :meth:`forward`."""
+        t0 = time.perf_counter()
+        # Per image, the sum over runs of its maps (h, w, K+1+2L): channels last, OpenCV's layout.
+        sums: list[np.ndarray | None] = [None] * prepared.count
+        for (_, matrices), maps in zip(prepared.scales, outputs):
+            for i, resampled in enumerate(self._to_reference_grids(maps, matrices, prepared)):
+                sums[i] = resampled if sums[i] is None else sums[i] + resampled
         runs = len(self.scales) * (2 if self.flip else 1)
         num_heatmaps = self.codec.skeleton.num_heatmaps
         out = []
-        for total, (matrix, (pad_h, pad_w)) in zip(sums, reference):
+        for total, (matrix, (pad_h, pad_w)) in zip(sums, prepared.reference):
             averaged = total.transpose(2, 0, 1) / np.float32(runs)  # type: ignore[union-attr]
             out.append({
                 "heatmaps": np.ascontiguousarray(averaged[:num_heatmaps]),
@@ -261,34 +309,19 @@ class BottomUpPredictor(Predictor):
         return out
 
     # ------------------------------------------------------------------ internals
-    def _scale_maps(self, bgr: Sequence[np.ndarray], scale: float,
-                    reference: Sequence[tuple[np.ndarray, tuple[int, int]]]) -> list[np.ndarray]:
-        """The network's maps of every image at one scale (flip-summed), on their scale-1 grids, (h, w, C) each.
-
-        ``reference``: each image's scale-1 letterbox (matrix, padded input hw), which defines its grid.
-        """
+    def _to_reference_grids(self, maps: Mapping[str, np.ndarray], matrices: Sequence[np.ndarray],
+                            prepared: PreparedBatch) -> list[np.ndarray]:
+        """One scale's maps of every image (flip-summed) on their scale-1 grids, (h, w, C) each."""
         stride = self.codec.stride
-        height = scaled_input_height(self.input_size, scale, stride)
-        batch, matrices = self._preprocess(bgr, height)
-        t0 = time.perf_counter()
-        outputs = self.runner(batch)
-        self.runner.sync()
-        t1 = time.perf_counter()
-        self.timings["network"] += t1 - t0
-        heat, paf = outputs["heatmaps"], outputs["pafs"]
-        expected_hw = (batch.shape[-2] // stride, batch.shape[-1] // stride)
-        if tuple(heat.shape[-2:]) != expected_hw or tuple(paf.shape[-2:]) != expected_hw:
-            raise ValueError(
-                f"model output maps are {tuple(heat.shape[-2:])} for input {tuple(batch.shape[-2:])}; "
-                f"expected {expected_hw} (the codec's stride {stride})"
-            )
+        heat, paf = maps["heatmaps"], maps["pafs"]
+        count = prepared.count
         if self.flip:
             # The second half of the batch holds the mirrored images (see _preprocess).
-            back = self.codec.flip_outputs({"heatmaps": heat[len(bgr):], "pafs": paf[len(bgr):]})
-            heat = heat[: len(bgr)] + back["heatmaps"]
-            paf = paf[: len(bgr)] + back["pafs"]
+            back = self.codec.flip_outputs({"heatmaps": heat[count:], "pafs": paf[count:]})
+            heat = heat[:count] + back["heatmaps"]
+            paf = paf[:count] + back["pafs"]
         out = []
-        for i, (matrix, (pad_h, pad_w)) in enumerate(reference):
+        for i, (matrix, (pad_h, pad_w)) in enumerate(prepared.reference):
             # Both letterboxes are pure scales of the image, so the grids differ by their ratio
             # (height / input_size, unless the input bound scaled one of them less).
             ratio = float(matrices[i][0, 0] / matrix[0, 0])
@@ -296,9 +329,8 @@ class BottomUpPredictor(Predictor):
             # This image's share of the padded batch, at most a cell beyond its own maps.
             keep_h = min(heat.shape[-2], int(np.ceil(h * ratio)) + 1)
             keep_w = min(heat.shape[-1], int(np.ceil(w * ratio)) + 1)
-            maps = np.concatenate([heat[i, :, :keep_h, :keep_w], paf[i, :, :keep_h, :keep_w]], axis=0)
-            out.append(_to_scale_one(np.ascontiguousarray(maps.transpose(1, 2, 0)), ratio, (h, w)))
-        self.timings["postprocess"] += time.perf_counter() - t1
+            stacked = np.concatenate([heat[i, :, :keep_h, :keep_w], paf[i, :, :keep_h, :keep_w]], axis=0)
+            out.append(_to_scale_one(np.ascontiguousarray(stacked.transpose(1, 2, 0)), ratio, (h, w)))
         return out
 
     def _preprocess(self, images: Sequence[np.ndarray], height: int) -> tuple[torch.Tensor, list[np.ndarray]]:

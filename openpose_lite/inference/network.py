@@ -16,7 +16,6 @@ from torch import nn
 
 from openpose_lite.devices import autocast_dtype, resolve_device, resolve_precision
 
-
 __all__ = ["NetworkRunner", "last_stage"]
 
 

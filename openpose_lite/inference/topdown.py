@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,16 +20,27 @@ from torch import nn
 
 from openpose_lite.codecs import TopDownHeatmapCodec
 from openpose_lite.config import Config, build_topdown_codec, config_from_dict
-from openpose_lite.oks import oks_nms
 from openpose_lite.geometry import HRNET, box_to_center_scale, invert_affine, transform_keypoints
 from openpose_lite.inference.base import Predictor
 from openpose_lite.inference.boxes import BoxSource, sanitize_box
 from openpose_lite.inference.network import NetworkRunner
 from openpose_lite.models.hrnet import HRNet
+from openpose_lite.oks import oks_nms
 from openpose_lite.preprocess import as_bgr, crop_person, to_hrnet_input
 from openpose_lite.structures import Poses
 
-__all__ = ["TopDownPipeline", "TopDownPredictor"]
+__all__ = ["PersonCrops", "TopDownPipeline", "TopDownPredictor"]
+
+
+@dataclass
+class PersonCrops:
+    """An image's person crops after :meth:`TopDownPredictor.crop`: the normalised crops (N, 3, H, W),
+    each crop's (2, 3) affine image px -> crop px, its box score and its region's area."""
+
+    inputs: torch.Tensor
+    matrices: list[np.ndarray]
+    box_scores: np.ndarray
+    areas: np.ndarray
 
 
 class TopDownPredictor(Predictor):
@@ -123,12 +135,19 @@ class TopDownPredictor(Predictor):
         Returns:
             Poses (COCO-17, image pixels), best first, after OKS NMS.
         """
+        self.timings = {phase: 0.0 for phase in self.PHASES}
+        crops = self.crop(image_bgr, boxes, box_scores)
+        return self.decode(crops, self.heatmaps(crops.inputs))
+
+    # ------------------------------------------------------------------ the three steps
+    def crop(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> PersonCrops:
+        """Step 1 (host): one normalised crop per usable box, with what decoding needs to map it back."""
+        t0 = time.perf_counter()
         image = as_bgr(image_bgr, 0)
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         scores = np.ones(len(boxes)) if box_scores is None else np.asarray(box_scores, dtype=np.float64).reshape(-1)
         if scores.shape[0] != boxes.shape[0]:
             raise ValueError(f"box_scores: {scores.shape[0]} scores for {boxes.shape[0]} boxes")
-        self.timings = {phase: 0.0 for phase in self.PHASES}
         convention = self.codec.convention
         if convention == HRNET:
             # The reference crops every box as given (_box2cs); only boxes with no area are dropped.
@@ -136,10 +155,6 @@ class TopDownPredictor(Predictor):
         else:
             keep = [sanitize_box(b, image.shape[:2]) for b in boxes]
         valid = [i for i, b in enumerate(keep) if b is not None]
-        if not valid:
-            return Poses.empty(self.codec.skeleton)
-
-        t0 = time.perf_counter()
         out_h, out_w = self.codec.input_hw
         crops, matrices, areas = [], [], []
         for i in valid:
@@ -148,19 +163,29 @@ class TopDownPredictor(Predictor):
             crops.append(crop)
             matrices.append(matrix)
             areas.append(size[0] * size[1])  # the reference's OKS NMS area: the crop region's
-        batch = torch.from_numpy(to_hrnet_input(np.stack(crops)))
-        self.timings["crop"] = time.perf_counter() - t0
+        inputs = (torch.from_numpy(to_hrnet_input(np.stack(crops))) if crops
+                  else torch.zeros((0, 3, out_h, out_w), dtype=torch.float32))
+        self.timings["crop"] += time.perf_counter() - t0
+        return PersonCrops(inputs, matrices, scores[valid], np.asarray(areas, dtype=np.float64))
 
+    def heatmaps(self, inputs: torch.Tensor) -> np.ndarray:
+        """Step 2 (the device): (N, 3, H, W) normalised crops -> (N, K, h, w) float32 heatmaps, flip-averaged when asked."""
         t0 = time.perf_counter()
-        heatmaps = self._heatmaps(batch)
-        self.timings["network"] = time.perf_counter() - t0
+        maps = self._heatmaps(inputs) if len(inputs) else np.zeros((0, self.codec.skeleton.num_keypoints, *self.codec.heatmap_hw),
+                                                                   np.float32)
+        self.timings["network"] += time.perf_counter() - t0
+        return maps
 
+    def decode(self, crops: PersonCrops, heatmaps: np.ndarray) -> Poses:
+        """Step 3 (host): keypoints in image pixels, the reference's person scores, OKS NMS."""
+        if not len(crops.matrices):
+            return Poses.empty(self.codec.skeleton)
         t0 = time.perf_counter()
         decoded = self.codec.decode_keypoints(heatmaps)  # (N, K, 3) crop px
-        keypoints = np.stack([transform_keypoints(invert_affine(m), d[None])[0] for m, d in zip(matrices, decoded)])
-        person_scores = scores[valid] * self.codec.person_scores(keypoints)
-        order = oks_nms(keypoints, person_scores, np.asarray(areas), self.codec.skeleton.sigmas_array, self.oks_threshold)
-        self.timings["decode"] = time.perf_counter() - t0
+        keypoints = np.stack([transform_keypoints(invert_affine(m), d[None])[0] for m, d in zip(crops.matrices, decoded)])
+        person_scores = crops.box_scores * self.codec.person_scores(keypoints)
+        order = oks_nms(keypoints, person_scores, crops.areas, self.codec.skeleton.sigmas_array, self.oks_threshold)
+        self.timings["decode"] += time.perf_counter() - t0
         return Poses(keypoints[order], person_scores[order], self.codec.skeleton)
 
     def _heatmaps(self, batch: torch.Tensor) -> np.ndarray:
@@ -192,11 +217,30 @@ class TopDownPipeline:
         return self.predict_batch([image_bgr], [image_id])[0]
 
     def predict_batch(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None) -> list[Poses]:
+        """One Poses per image; the steps are also callable one by one (:meth:`prepare`, :meth:`forward`,
+        :meth:`finish`), which is how :mod:`openpose_lite.inference.pipeline` overlaps them."""
+        prepared = self.prepare(images, image_ids)
+        return self.finish(prepared, self.forward(prepared))
+
+    def prepare(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None) -> list[PersonCrops]:
+        """Step 1 (host): each image's boxes (from the box source) and crops."""
         ids = list(image_ids) if image_ids is not None else [None] * len(images)
         if len(ids) != len(images):
             raise ValueError(f"image_ids: {len(ids)} ids for {len(images)} images")
-        out = []
+        prepared = []
         for image, image_id in zip(images, ids):
             boxes, scores = self.boxes(image, image_id)
-            out.append(self.predictor(image, boxes, scores))
-        return out
+            prepared.append(self.predictor.crop(image, boxes, scores))
+        return prepared
+
+    def forward(self, prepared: list[PersonCrops]) -> list[np.ndarray]:
+        """Step 2 (the device): the heatmaps of every crop of the batch, in one run of the network."""
+        sizes = [len(c.matrices) for c in prepared]
+        if not sum(sizes):
+            return [self.predictor.heatmaps(c.inputs) for c in prepared]
+        maps = self.predictor.heatmaps(torch.cat([c.inputs for c in prepared]))
+        return np.split(maps, np.cumsum(sizes)[:-1])
+
+    def finish(self, prepared: list[PersonCrops], heatmaps: list[np.ndarray]) -> list[Poses]:
+        """Step 3 (host): each image's people."""
+        return [self.predictor.decode(c, m) for c, m in zip(prepared, heatmaps)]

@@ -7,6 +7,7 @@ configuration can be read without it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import typing
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 from openpose_lite.params import Params
 
-__all__ = ["ARCHS", "ModelConfig", "PAPER", "build_model", "build_model_from_config_dict"]
+__all__ = ["ARCHS", "LIGHTWEIGHT", "ModelConfig", "PAPER", "build_model", "build_model_from_config_dict"]
 
 ARCHS = ("vgg19_paf", "mobilenet_paf", "hrnet")
 MAX_STAGES = 12
@@ -36,9 +37,10 @@ class ModelConfig(Params):
     stage + refinement stages, 2 in the paper, of ``stage_channels`` = 128), on the same codec.
     ``hrnet`` is the top-down
     comparison branch with base width ``hrnet_width`` and ``hrnet_blocks`` residual blocks per
-    branch (Sun et al. 2019: W32, 4 blocks). ``init``: how vgg19_paf's CPM and stage convs start:
-    ``cmu`` (N(0, 0.01^2), the paper's, for a pretrained trunk) or ``kaiming`` (He-normal; for
-    training the whole network from scratch with Adam, see models/vgg19_paf.py).
+    branch (Sun et al. 2019: W32, 4 blocks). ``init``: how the bottom-up networks' convs start:
+    ``cmu`` (the published recipes', for a pretrained trunk: vgg19_paf's CPM and stages
+    N(0, 0.01^2), mobilenet_paf PyTorch's defaults) or ``kaiming`` (He-normal; for training the
+    whole network from scratch with Adam, see models/vgg19_paf.py and models/mobilenet_paf.py).
     """
 
     _section: typing.ClassVar[str] = "model"
@@ -63,8 +65,10 @@ class ModelConfig(Params):
         self._require(1 <= self.hrnet_blocks <= MAX_HRNET_BLOCKS, "hrnet_blocks", f"an integer in [1, {MAX_HRNET_BLOCKS}]")
 
 
-# The papers' networks: the CMU COCO body model and HRNet-W32.
+# The papers' networks: the CMU COCO body model and HRNet-W32; Lightweight OpenPose's published
+# model (the initial stage and one refinement stage of 128 channels on the full-width trunk).
 PAPER = ModelConfig()
+LIGHTWEIGHT = ModelConfig(arch="mobilenet_paf", num_stages=2)
 
 
 def build_model(cfg: ModelConfig) -> Any:
@@ -78,7 +82,7 @@ def build_model(cfg: ModelConfig) -> Any:
         from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
 
         return build_mobilenet_paf(num_refinement_stages=cfg.num_stages - 1, num_channels=cfg.stage_channels,
-                                   width_mult=cfg.width_mult)
+                                   width_mult=cfg.width_mult, init=cfg.init)
     from openpose_lite.models.hrnet import build_hrnet
 
     return build_hrnet(width=cfg.hrnet_width, num_blocks=cfg.hrnet_blocks)
@@ -88,7 +92,7 @@ def build_model_from_config_dict(model_cfg: Mapping[str, Any]) -> Any:
     """:func:`build_model` of the plain ``config["model"]`` dict of a checkpoint (missing keys: the defaults)."""
     if not isinstance(model_cfg, Mapping):
         raise ValueError(f"model config must be a dict, got {type(model_cfg).__name__}")
-    known = {f for f in ModelConfig.__dataclass_fields__}
+    known = {f.name for f in dataclasses.fields(ModelConfig)}  # the section's keys (not its ClassVars)
     unknown = sorted(set(model_cfg) - known)
     if unknown:
         raise ValueError(f"model config: unknown keys {unknown}; valid keys: {sorted(known)}")

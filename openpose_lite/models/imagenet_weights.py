@@ -21,6 +21,8 @@ from torch import nn
 from openpose_lite.models.cmu_weights import PARAMS, VGG19_TRUNK_CONVS, vgg_key_set
 from openpose_lite.models.hrnet import HRNet
 from openpose_lite.models.layouts import detect_layout
+from openpose_lite.models.mobilenet_paf import MobileNetPafNet
+from openpose_lite.models.mobilenet_weights import load_mobilenet_imagenet
 from openpose_lite.models.state_dict import (
     key_mismatch_error,
     load_state_dict_file,
@@ -160,7 +162,8 @@ def load_backbone(model: nn.Module, path: str | Path) -> str:
     """Initialise a model's trunk from an ImageNet classification file; returns what was loaded, in words.
 
     VGG19PafNet: torchvision's vgg19 (:func:`load_vgg19_imagenet`); HRNet: the official ImageNet
-    HRNet (:func:`load_hrnet_imagenet`).
+    HRNet (:func:`load_hrnet_imagenet`); MobileNetPafNet: the ImageNet MobileNetV1 that Lightweight
+    OpenPose trains from (:func:`~openpose_lite.models.mobilenet_weights.load_mobilenet_imagenet`).
     """
     if isinstance(model, VGG19PafNet):
         load_vgg19_imagenet(model, path)
@@ -168,4 +171,7 @@ def load_backbone(model: nn.Module, path: str | Path) -> str:
     if isinstance(model, HRNet):
         load_hrnet_imagenet(model, path)
         return f"ImageNet HRNet-W{model.width} from {path}"
+    if isinstance(model, MobileNetPafNet):
+        load_mobilenet_imagenet(model, load_state_dict_file(path))
+        return f"ImageNet MobileNetV1 from {path}"
     raise ValueError(f"--backbone-weights: no ImageNet trunk loader for {type(model).__name__}")

@@ -7,7 +7,10 @@
 * ``hrnet``: the official pose-HRNet checkpoints, whose parameter names our HRNet keeps;
 * ``hrnet_imagenet``: the official ImageNet HRNet classification checkpoints
   (``hrnet_w32-36af842e.pth``): the same trunk names plus a classification head
-  (``incre_modules``, ``downsamp_modules``, ``final_layer.0``, ``classifier``).
+  (``incre_modules``, ``downsamp_modules``, ``final_layer.0``, ``classifier``);
+* ``lightweight``: Lightweight OpenPose (the reference's ``checkpoint_iter_370000.pth`` and our
+  ``mobilenet_paf`` checkpoints, which keep its names; :mod:`~openpose_lite.models.mobilenet_weights`);
+* ``mobilenet_imagenet``: the ImageNet MobileNetV1 classifier (``mobilenet_sgd_68.848.pth.tar``).
 
 Any layout may sit behind a ``module.`` prefix (``nn.DataParallel``).
 """
@@ -22,6 +25,8 @@ import torch
 
 from openpose_lite.models.cmu_weights import cmu_layout, cmu_reference_keys, our_key_set, vgg_key_set
 from openpose_lite.models.hrnet import build_hrnet, is_hrnet_official
+from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
+from openpose_lite.models.mobilenet_weights import is_lightweight_layout, is_mobilenet_imagenet_layout
 from openpose_lite.models.state_dict import key_mismatch_error, strip_module_prefix
 
 __all__ = ["LAYOUTS", "WeightLayout", "detect_layout"]
@@ -46,6 +51,11 @@ def _hrnet_key_set() -> frozenset[str]:
         return frozenset(build_hrnet().state_dict())
 
 
+def _lightweight_key_set() -> frozenset[str]:
+    with torch.device("meta"):
+        return frozenset(build_mobilenet_paf().state_dict())
+
+
 LAYOUTS: list[WeightLayout] = [
     WeightLayout("openpose_lite", lambda k: "trunk.conv1_1.weight" in k, our_key_set),
     WeightLayout("cmu_numbered", lambda k: cmu_layout(k) == "cmu_numbered", lambda: cmu_reference_keys("cmu_numbered")),
@@ -54,6 +64,9 @@ LAYOUTS: list[WeightLayout] = [
     WeightLayout("hrnet", lambda k: is_hrnet_official(dict.fromkeys(k)), _hrnet_key_set),
     WeightLayout("hrnet_imagenet", lambda k: "conv1.weight" in k and "classifier.weight" in k
                  and any(key.startswith("incre_modules.") for key in k), _hrnet_key_set),
+    WeightLayout("lightweight", is_lightweight_layout, _lightweight_key_set),
+    WeightLayout("mobilenet_imagenet", is_mobilenet_imagenet_layout,
+                 lambda: frozenset(k for k in _lightweight_key_set() if k.startswith("model."))),
 ]
 
 

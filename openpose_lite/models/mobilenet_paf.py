@@ -54,7 +54,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from openpose_lite.models.vgg19_paf import scaled_width
+from openpose_lite.models.vgg19_paf import INITS, scaled_width
 from openpose_lite.skeleton import OPENPOSE_18, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -220,8 +220,15 @@ class MobileNetPafNet(nn.Module):
 
     Input: BGR, ``pixel / 256 - 0.5`` for the published weights (see the module docstring).
 
-    Initialisation: PyTorch's defaults, as the reference, which defines none of its own; its
-    training starts the trunk from ImageNet weights (:func:`load_mobilenet_imagenet`).
+    Initialisation, ``init="cmu"`` (the published recipe's, named as for :class:`VGG19PafNet`):
+    PyTorch's defaults, as the reference, which defines none of its own; its training starts the
+    trunk from ImageNet weights (:func:`load_mobilenet_imagenet`). ``init="kaiming"``, for
+    training from scratch: every conv Kaiming-normal (trunk fan_out, the CPM and stages fan_in,
+    ReLU gain) with zero biases, except each head's output conv, N(0, 0.01^2) so the first maps
+    are near zero. PyTorch's default draws weights about 2.4x smaller than that; through the
+    CPM and the initial stage, nine convs without BatchNorm, the signal then fades at the start
+    and, as for VGG19 (see there), the PAF branch sits on its all-zero plateau for epochs
+    (measured on the synthetic quickstart: val AP 0.05 after 10 epochs; docs/benchmarks.md).
 
     Parameter and buffer names are the reference's (``model.0.0.weight``,
     ``cpm.align.0.weight``, ``initial_stage.trunk.0.0.weight``,
@@ -234,8 +241,11 @@ class MobileNetPafNet(nn.Module):
         num_refinement_stages: int = 1,
         num_channels: int = 128,
         width_mult: float = 1.0,
+        init: str = "cmu",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if num_refinement_stages < 0:
             raise ValueError(f"num_refinement_stages must be >= 0, got {num_refinement_stages}")
         if num_channels < 1:
@@ -246,6 +256,7 @@ class MobileNetPafNet(nn.Module):
         self.num_refinement_stages = int(num_refinement_stages)
         self.num_channels = int(num_channels)
         self.width_mult = float(width_mult)
+        self.init = init
         self.stride = STRIDE
 
         blocks: list[nn.Module] = []
@@ -270,6 +281,21 @@ class MobileNetPafNet(nn.Module):
             RefinementStage(refine_in, self.num_channels, num_heatmaps, num_pafs)
             for _ in range(self.num_refinement_stages)
         )
+        if init == "kaiming":
+            self._kaiming_init()
+
+    def _kaiming_init(self) -> None:
+        """The ``init="kaiming"`` weights (see the class docstring)."""
+        for part, mode in ((self.model, "fan_out"), (self.cpm, "fan_in"), (self.initial_stage, "fan_in"),
+                           (self.refinement_stages, "fan_in")):
+            for m in part.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+        for stage in (self.initial_stage, *self.refinement_stages):
+            for head in (stage.heatmaps, stage.pafs):
+                nn.init.normal_(head[-1][0].weight, std=0.01)
 
     @property
     def num_stages(self) -> int:
@@ -280,6 +306,10 @@ class MobileNetPafNet(nn.Module):
         """Parameters of the MobileNet part (``model``), for freeze-then-release schedules."""
         return self.model.parameters()
 
+    def refinement_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the refinement stages (the reference's train.py: 4x the base rate for their convs)."""
+        return self.refinement_stages.parameters()
+
     def config_dict(self) -> dict[str, object]:
         """``arch`` and the sizes: without ``arch``, the keyword arguments of :func:`build_mobilenet_paf`."""
         return {
@@ -287,6 +317,7 @@ class MobileNetPafNet(nn.Module):
             "num_refinement_stages": self.num_refinement_stages,
             "num_channels": self.num_channels,
             "width_mult": self.width_mult,
+            "init": self.init,
         }
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
@@ -320,10 +351,11 @@ def build_mobilenet_paf(
     num_channels: int = 128,
     width_mult: float = 1.0,
     skeleton: Skeleton = OPENPOSE_18,
+    init: str = "cmu",
 ) -> MobileNetPafNet:
     """Build a :class:`MobileNetPafNet`; the defaults are the published Lightweight OpenPose model."""
     model = MobileNetPafNet(skeleton=skeleton, num_refinement_stages=num_refinement_stages,
-                            num_channels=num_channels, width_mult=width_mult)
+                            num_channels=num_channels, width_mult=width_mult, init=init)
     logger.debug(
         "built %s: %d refinement stages, %d channels, width_mult %.3g, %d parameters",
         ARCH, num_refinement_stages, num_channels, width_mult, sum(p.numel() for p in model.parameters()),

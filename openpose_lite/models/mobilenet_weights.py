@@ -28,14 +28,24 @@ from openpose_lite.models.vgg19_paf import scaled_width
 from openpose_lite.skeleton import OPENPOSE_18, Skeleton
 
 __all__ = [
+    "REFERENCE_REFINEMENT_STAGES",
     "convert_lightweight_checkpoint",
     "is_lightweight_layout",
     "is_mobilenet_imagenet_layout",
+    "keep_refinement_stages",
     "lightweight_config_from_state_dict",
     "load_mobilenet_imagenet",
 ]
 
 logger = logging.getLogger(__name__)
+
+# The reference runs a pose file with one refinement stage, whatever the file holds: its val.py
+# and demo.py build ``PoseEstimationWithMobileNet()`` (models/with_mobilenet.py, default
+# ``num_refinement_stages=1``) and ``load_state`` copies only the keys that network has. The
+# published checkpoint_iter_370000.pth holds three refinement stages (README, training step 5:
+# "for the network with 1 refinement stage, two next are discarded"; the maintainer in issue
+# #203: "you can find all 3 refinement stages in the checkpoint"), and its 40% AP is the first's.
+REFERENCE_REFINEMENT_STAGES = 1
 
 # Keys every reference pose checkpoint has (one per part of the network).
 _LIGHTWEIGHT_PROBE_KEYS = ("model.0.0.weight", "cpm.align.0.weight", "initial_stage.trunk.0.0.weight")
@@ -152,6 +162,15 @@ def convert_lightweight_checkpoint(obj: Mapping[str, Any], skeleton: Skeleton = 
     if filled:
         logger.debug("Lightweight OpenPose weights: %d BatchNorm counters absent, set to 0", len(filled))
     return {k: state[k] for k in expected}
+
+
+def keep_refinement_stages(state: Mapping[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
+    """``state`` (reference layout, ``module.`` allowed) without the refinement stages from ``count`` on."""
+    def stage(key: str) -> int | None:
+        parts = key.split(".")
+        return int(parts[1]) if parts[0] == "refinement_stages" and parts[1].isdigit() else None
+
+    return {k: v for k, v in strip_module_prefix(state).items() if (t := stage(k)) is None or t < count}
 
 
 def load_mobilenet_imagenet(model: MobileNetPafNet, state_dict_or_obj: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,6 @@ reported the same way whatever the file.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -65,20 +64,6 @@ def check_tensor_state(state: Mapping[str, Any], source: str, container: str) ->
     return dict(state)
 
 
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-
-
-def _unreadable_reason(exc: Exception) -> str:
-    """One line on why torch.load refused a file (torch's own advice, to unpickle code, is left out)."""
-    found = _UNSUPPORTED_GLOBAL.search(str(exc))
-    if found:
-        return (f"not a weights-only PyTorch file: it holds a pickled {found.group(1)} object, and only tensors "
-                "and plain data are read; save the state dict alone: torch.save(model.state_dict(), path)")
-    if isinstance(exc, OSError):
-        return f"cannot be read ({exc.strerror or type(exc).__name__})"
-    return "not a weights-only PyTorch file, or a truncated one (expected a state dict or checkpoint written by torch.save)"
-
-
 def load_state_dict_file(path: str | Path) -> dict[str, Any]:
     """Read a weights file: a state dict, or a checkpoint dict holding one under ``"model"``.
 
@@ -88,13 +73,10 @@ def load_state_dict_file(path: str | Path) -> dict[str, Any]:
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not a weights-only PyTorch file holding a dict.
     """
+    from openpose_lite.checkpoint import read_torch_file  # the project's one torch.load
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # on garbage torch raises UnpicklingError, KeyError, IndexError, struct.error ...
-        raise ValueError(f"{path}: {_unreadable_reason(exc)}") from None
+    obj = read_torch_file(path, "weights file")
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj).__name__}")
     return dict(obj)

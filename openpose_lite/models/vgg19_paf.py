@@ -205,6 +205,10 @@ class VGG19PafNet(nn.Module):
         """Parameters of the VGG19 part (conv1_1 ... conv4_2), for freeze-then-release schedules."""
         return self.trunk.parameters()
 
+    def refinement_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of stages 2 ... S (CMU's prototxt trains them at 4x the base rate)."""
+        return (p for stage in self.stages[1:] for p in stage.parameters())
+
     def config_dict(self) -> dict[str, object]:
         """The plain dict that :func:`openpose_lite.models.weights.build_model_from_config_dict` rebuilds."""
         return {

@@ -13,6 +13,7 @@ file and score it" loop) and the parameter group frozen first.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -49,8 +50,9 @@ class Branch:
     def describe(self, cfg: Config) -> str:
         """The model's shape in words (for the run's first lines)."""
         m = cfg.model
-        return (f"HRNet-W{m.hrnet_width}, {m.hrnet_blocks} block(s) per branch" if m.arch == "hrnet"
-                else f"{m.num_stages} stages, width_mult {m.width_mult}")
+        if m.arch == "hrnet":
+            return f"HRNet-W{m.hrnet_width}, {m.hrnet_blocks} block(s) per branch"
+        return f"{m.arch}, {m.num_stages} stages of {m.stage_channels} channels, width_mult {m.width_mult}"
 
 
 def bottomup_loss_terms(outputs: Sequence[Mapping[str, Tensor]], targets: Mapping[str, Tensor],
@@ -100,7 +102,12 @@ _BOTTOM_UP = Branch("bottom-up", build_bottomup_codec, bottomup_datasets, bottom
 _TOP_DOWN = Branch("top-down", build_topdown_codec, topdown_datasets, topdown_loss_terms, _topdown_ap,
                    lambda model: [], "person crops", "the official ImageNet HRNet file (e.g. hrnet_w32-36af842e.pth)")
 
-BRANCHES: dict[str, Branch] = {"vgg19_paf": _BOTTOM_UP, "hrnet": _TOP_DOWN}
+# Lightweight OpenPose trains exactly as the VGG19 model does (same codec, targets, loss and AP),
+# starting from the ImageNet MobileNetV1 its reference uses.
+_BOTTOM_UP_MOBILENET = dataclasses.replace(
+    _BOTTOM_UP, backbone_file="the ImageNet MobileNetV1 file (mobilenet_sgd_68.848.pth.tar)")
+
+BRANCHES: dict[str, Branch] = {"vgg19_paf": _BOTTOM_UP, "mobilenet_paf": _BOTTOM_UP_MOBILENET, "hrnet": _TOP_DOWN}
 
 
 def branch_of(cfg: Config) -> Branch:

@@ -68,9 +68,12 @@ SCRATCH = "from scratch (no --backbone-weights)"
 class RunOptions:
     """How to run (not what to train: that is the config). ``progress``: tqdm bars on rank 0 (the
     caller decides, e.g. only when stderr is a terminal); ``overwrite``: replace a run the output
-    folder already holds; ``held_out_images``: size of a synthetic run's held-out scene set."""
+    folder already holds; ``held_out_images``: size of a synthetic run's held-out scene set.
+    ``backbone_weights``: an ImageNet trunk file; ``init_weights``: a pose model file the whole
+    network starts from (:func:`~openpose_lite.models.weights.init_from_weights`); one or the other."""
 
     backbone_weights: Path | None = None
+    init_weights: Path | None = None
     held_out_images: int = HELD_OUT_IMAGES
     progress: bool = False
     overwrite: bool = False
@@ -191,14 +194,16 @@ def _build_model(cfg, branch: Branch, device: torch.device) -> tuple[nn.Module, 
 
 
 def _init_weights(run: _Run) -> None:
-    """Trunk from --backbone-weights, or the resumed checkpoint's state (model, optimizer, scheduler, scaler)."""
-    from openpose_lite.models.weights import load_backbone
+    """Trunk from --backbone-weights, the network from --init-weights, or the resumed checkpoint's
+    state (model, optimizer, scheduler, scaler)."""
+    from openpose_lite.models.weights import init_from_weights, load_backbone
 
     cfg, setup = run.cfg, run.setup
     run.result.trunk_init = SCRATCH
     if setup.checkpoint is not None:
-        if run.options.backbone_weights is not None:
-            logger.warning("--backbone-weights is ignored when resuming: the weights come from %s", setup.resume)
+        for flag, given in (("--backbone-weights", run.options.backbone_weights), ("--init-weights", run.options.init_weights)):
+            if given is not None:
+                logger.warning("%s is ignored when resuming: the weights come from %s", flag, setup.resume)
         state = load_training_state(setup.checkpoint, run.model, run.optimizer, run.scheduler, run.scaler,
                                     restore_rng=False, where=str(setup.resume))
         apply_train_settings(run.optimizer, run.scheduler, setup.stored_config.train, cfg.train)
@@ -207,6 +212,8 @@ def _init_weights(run: _Run) -> None:
         run.result.trunk_init = f"resumed from {setup.resume} at epoch {run.start_epoch}"
     elif run.options.backbone_weights is not None:
         run.result.trunk_init = load_backbone(run.model, run.options.backbone_weights)
+    elif run.options.init_weights is not None:
+        run.result.trunk_init = init_from_weights(run.model, run.options.init_weights)
     elif cfg.train.freeze_trunk_epochs > 0 and run.branch.frozen_first(run.model):
         logger.warning("train.freeze_trunk_epochs=%d with a trunk from scratch: the random trunk stays fixed "
                        "for those epochs", cfg.train.freeze_trunk_epochs)
@@ -225,7 +232,7 @@ def _start(setup: RunSetup, options: RunOptions, branch: Branch, info: DistInfo,
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, info.local_world_size)))
     amp = cfg.train.amp and device.type == "cuda"
     model, codec = _build_model(cfg, branch, device)
-    optimizer = build_optimizer(model.parameters(), cfg.train)
+    optimizer = build_optimizer(model, cfg.train)
     run = _Run(setup, options, branch, info, device, folder, result, model, optimizer,
                build_scheduler(optimizer, cfg.train),
                torch.amp.GradScaler("cuda", enabled=amp) if device.type == "cuda" else None, amp, codec)

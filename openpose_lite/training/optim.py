@@ -20,24 +20,56 @@ from torch import nn
 from openpose_lite.config import TrainConfig
 
 __all__ = ["Scheduler", "apply_train_settings", "build_optimizer", "build_scheduler", "current_lr",
-           "set_trainable", "step_scheduler"]
+           "parameter_groups", "set_trainable", "step_scheduler"]
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau
 
 
-def build_optimizer(params: Iterable[nn.Parameter], train: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov when ``train.nesterov`` and momentum > 0) or Adam, as configured.
+def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
+    """The model's parameters grouped by learning-rate and weight-decay multiplier (see :class:`TrainConfig`).
 
-    Pass *all* parameters, frozen ones included: a parameter whose ``requires_grad`` is False
-    gets no gradient, and both optimisers skip parameters without one (weight decay and
+    Each group is ``{"params", "lr_mult", "decay_mult"}``; :func:`build_optimizer` turns the
+    multipliers into each group's ``lr`` and ``weight_decay`` and keeps them in the group, so a
+    resumed run (:func:`apply_train_settings`) applies a new base rate to every group alike.
+    Refinement stages are what the model's ``refinement_parameters()`` yields (none without it).
+    Groups come in a fixed order (first appearance in ``named_parameters``), so optimizer states
+    saved by one run load into the next.
+    """
+    refinement = {id(p) for p in getattr(model, "refinement_parameters", lambda: ())()}
+    norm, depthwise = set(), set()
+    for module in model.modules():
+        if isinstance(module, (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)):
+            norm.update(id(p) for p in module.parameters(recurse=False))
+        elif isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels:
+            depthwise.add(id(module.weight))
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        kinds = {"norm"} if id(p) in norm else {"depthwise"} if id(p) in depthwise else set()
+        if name.rsplit(".", 1)[-1] == "bias":
+            kinds.add("bias")
+        lr_mult = train.bias_lr_mult if "bias" in kinds else 1.0
+        if id(p) in refinement and "norm" not in kinds:  # the stages' convs (the reference leaves BatchNorm at 1)
+            lr_mult *= train.refinement_lr_mult
+        decay_mult = 0.0 if kinds & set(train.no_decay) else 1.0
+        groups.setdefault((lr_mult, decay_mult), []).append(p)
+    return [{"params": params, "lr_mult": lr, "decay_mult": decay} for (lr, decay), params in groups.items()]
+
+
+def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov when ``train.nesterov`` and momentum > 0) or Adam over ``model``'s
+    parameters, in the groups of :func:`parameter_groups`.
+
+    All parameters are passed, frozen ones included: a parameter whose ``requires_grad`` is
+    False gets no gradient, and both optimisers skip parameters without one (weight decay and
     momentum included), so frozen weights stay bit-identical until released.
     """
-    params = list(params)
+    groups = [{**g, "lr": train.lr * g["lr_mult"], "weight_decay": train.weight_decay * g["decay_mult"]}
+              for g in parameter_groups(model, train)]
     if train.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum,
-                               nesterov=train.nesterov and train.momentum > 0, weight_decay=train.weight_decay)
+        return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum,
+                               nesterov=train.nesterov and train.momentum > 0)
     if train.optimizer == "adam":
-        return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
+        return torch.optim.Adam(groups, lr=train.lr)
     raise ValueError(f"train.optimizer: expected 'sgd' or 'adam', got {train.optimizer!r}")
 
 
@@ -63,8 +95,9 @@ def step_scheduler(scheduler: Any, monitored_loss: float | None) -> None:
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> float:
-    """The learning rate of the first parameter group."""
-    return float(optimizer.param_groups[0]["lr"])
+    """The base learning rate: the first parameter group's rate over its multiplier."""
+    group = optimizer.param_groups[0]
+    return float(group["lr"]) / float(group.get("lr_mult", 1.0))
 
 
 def apply_train_settings(optimizer: torch.optim.Optimizer, scheduler: Any, stored: TrainConfig, train: TrainConfig) -> None:
@@ -81,8 +114,8 @@ def apply_train_settings(optimizer: torch.optim.Optimizer, scheduler: Any, store
         if train.lr != stored.lr:
             group["lr"] = group["lr"] * ratio
             if "initial_lr" in group:
-                group["initial_lr"] = train.lr
-        group["weight_decay"] = train.weight_decay
+                group["initial_lr"] = train.lr * group.get("lr_mult", 1.0)
+        group["weight_decay"] = train.weight_decay * group.get("decay_mult", 1.0)
         if isinstance(optimizer, torch.optim.SGD):
             group["momentum"] = train.momentum
             group["nesterov"] = train.nesterov and train.momentum > 0
@@ -90,7 +123,7 @@ def apply_train_settings(optimizer: torch.optim.Optimizer, scheduler: Any, store
         scheduler.milestones = collections.Counter(train.step_milestones)
         scheduler.gamma = train.gamma
         if train.lr != stored.lr:
-            scheduler.base_lrs = [train.lr for _ in scheduler.base_lrs]
+            scheduler.base_lrs = [train.lr * group.get("lr_mult", 1.0) for group in optimizer.param_groups]
         # The scheduler hands its last rates back to the optimizer's groups on some paths: keep them in step.
         scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
     elif isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
