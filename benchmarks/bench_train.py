@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model)
-    optimizer = build_optimizer(model.parameters(), cfg.train)
+    optimizer = build_optimizer(model, cfg.train)
     device = torch.device("cpu")
     step_times, forward_times = [], []
     for i, batch in enumerate(batches):

@@ -458,4 +458,13 @@ def test_bench_tracking_prints_both_rows_and_the_time_per_frame(checkpoint, caps
     out = capsys.readouterr().out
     assert "| (a) true poses + 2 px noise" in out
     assert re.search(rf"\| \(b\) {re.escape(str(checkpoint))}'s own people \(input 128, one scale\) \| Tracker \|", out)
+    assert re.search(rf"\| \(b\) {re.escape(str(checkpoint))}'s own people \(input 128, one scale\) \| Tracker, min_score 0.4 \|", out)
     assert re.search(r"\| off \| [0-9.]+ \|", out) and re.search(r"\| One Euro \| [0-9.]+ \|", out)
+
+
+def test_bench_train_times_the_data_pipeline_and_a_training_step_of_the_quickstart_config(capsys):
+    module = _benchmark_script("bench_train")
+    assert module.main(["--steps", "1", "--warmup", "1", "--passes", "1", "--synthetic-images", "8"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\| generated scenes \(368x368\) \| 184 \| 8 \| [0-9.]+ \| [0-9.]+ \|", out)
+    assert re.search(r"\| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \|", out)  # step, forward, images/s

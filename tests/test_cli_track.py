@@ -136,6 +136,23 @@ def test_without_track_every_person_id_is_minus_one(video, checkpoint, tmp_path,
     assert all("track_id" not in r for r in json.loads((out / "results_coco.json").read_text()))
 
 
+def test_track_min_score_reaches_the_tracker(video, checkpoint, tmp_path, monkeypatch):
+    path, _, _, detections = video
+    scored = [Poses(p.keypoints, np.linspace(0.2, 0.9, len(p)).astype(np.float32), p.skeleton) for p in detections]
+    monkeypatch.setattr(infer_cli, "build_predictor", lambda args: VideoPeople(scored))
+    out = tmp_path / "out"
+    assert main(["infer", str(path), "--checkpoint", str(checkpoint), "-o", str(out), "--track", "--no-progress",
+                 "--track-min-score", "0.5"]) == 0
+    written = _written_people(out, [f"video_{i:012d}_keypoints.json" for i in range(VIDEO.num_frames)])
+    tracker = Tracker(TrackerParams(fps=10.0, min_score=0.5))
+    low = 0
+    for got, frame in zip(written, scored):
+        assert got.track_ids.tolist() == tracker.update(frame).track_ids.tolist()
+        assert (got.track_ids[frame.scores < 0.5] == -1).all()
+        low += int((frame.scores < 0.5).sum())
+    assert low > 0 and any((p.track_ids >= 0).any() for p in written)
+
+
 def test_smooth_moves_keypoints_but_keeps_the_ids(video, checkpoint, tmp_path, monkeypatch):
     path, _, _, detections = video
     runs = {}
@@ -153,6 +170,7 @@ def test_smooth_moves_keypoints_but_keeps_the_ids(video, checkpoint, tmp_path, m
 @pytest.mark.parametrize(("argv", "message"), [
     (["--track"], "--track follows people from frame to frame: give a video or a folder of frames, not the single image"),
     (["--smooth"], "--smooth smooths tracked people over time; add --track"),
+    (["--track-min-score", "0.5"], "--track-min-score sets which people the tracker follows; add --track"),
 ])
 def test_track_options_that_cannot_work_are_refused_before_the_model_loads(argv, message, dataset, checkpoint,
                                                                           tmp_path, capsys):

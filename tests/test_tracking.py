@@ -151,6 +151,23 @@ def test_greedy_swaps_ids_of_two_people_crossing_at_different_speeds_and_tracker
 
 
 # ------------------------------------------------------------------ birth, death and ids
+def test_people_scoring_under_min_score_get_no_id_and_start_no_track():
+    tracker = Tracker(TrackerParams(confirm_frames=1, min_score=0.5))
+    a, b = person(100), person(400)
+    for _ in range(3):  # a fragment scoring 0.2 beside a person scoring 0.9, frame after frame
+        out = tracker.update(Poses(np.stack([a, b]), np.array([0.9, 0.2], np.float32), COCO_17))
+        assert out.track_ids.tolist() == [0, -1]
+        assert tracker.num_tracks == 1
+    # the same fragment at a score of 0.5 is followed: min_score is inclusive
+    out = tracker.update(Poses(np.stack([a, b]), np.array([0.9, 0.5], np.float32), COCO_17))
+    assert out.track_ids.tolist() == [0, 1]
+    # a tracked person who drops under min_score is not matched (the track coasts, keeping its id)
+    out = tracker.update(Poses(np.stack([a, b]), np.array([0.1, 0.5], np.float32), COCO_17))
+    assert out.track_ids.tolist() == [-1, 1] and tracker.num_tracks == 2
+    with pytest.raises(ValueError, match="min_score must be finite"):
+        TrackerParams(min_score=float("nan"))
+
+
 def test_ids_are_never_reused_after_a_track_dies():
     tracker = Tracker(TrackerParams(confirm_frames=1, max_age=2))
     assert tracker.update(frame(person(100))).track_ids.tolist() == [0]

@@ -15,6 +15,7 @@ between the processes (:mod:`openpose_lite.cli.shards`).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,9 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
                    help="follow people across the frames of each video and of each folder of frames (name order): "
                    "person_id in the OpenPose JSON, track_id in results_coco.json, one colour per id in drawings")
     p.add_argument("--smooth", action="store_true", help="with --track: smooth keypoints over time (One Euro filter)")
+    p.add_argument("--track-min-score", type=float, default=0.0, metavar="S",
+                   help="with --track: people scoring under S get no id (person_id -1), so that a network's "
+                   "low-scoring fragments of people start no tracks (default: %(default)s, every person)")
     p.add_argument("--no-pipeline", action="store_true",
                    help="read, run and write one batch after another instead of overlapping them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
@@ -96,6 +100,10 @@ def _check_options(args: argparse.Namespace, inputs: Sequence[_Input]) -> None:
                        "(new or existing)")
     if args.smooth and not args.track:
         raise CliError("--smooth smooths tracked people over time; add --track")
+    if args.track_min_score and not args.track:
+        raise CliError("--track-min-score sets which people the tracker follows; add --track")
+    if not math.isfinite(args.track_min_score):
+        raise CliError(f"--track-min-score must be a number, got {args.track_min_score}")
     if args.track:
         lone = [i.path for i in inputs if i.sequence is None]
         if lone:
@@ -183,7 +191,8 @@ class _Writer:
             # The One Euro filter's cutoffs are in Hz: a video's own rate; frames in a folder, 30 fps.
             fps = video_fps(sequence) if self.inputs[item.index].kind == "video" else 0.0
             self.sequence = sequence
-            self.tracker = Tracker(TrackerParams(smooth=self.args.smooth, fps=fps or 30.0))
+            self.tracker = Tracker(TrackerParams(smooth=self.args.smooth, fps=fps or 30.0,
+                                                       min_score=self.args.track_min_score))
         return self.tracker.update(poses)
 
     def __call__(self, item: _Item, result: Poses | str) -> None:

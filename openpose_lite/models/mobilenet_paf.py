@@ -54,7 +54,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from openpose_lite.models.vgg19_paf import INITS, scaled_width
+from openpose_lite.models.vgg19_paf import check_network_args, scaled_width
 from openpose_lite.skeleton import OPENPOSE_18, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -244,14 +244,7 @@ class MobileNetPafNet(nn.Module):
         init: str = "cmu",
     ) -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        if num_refinement_stages < 0:
-            raise ValueError(f"num_refinement_stages must be >= 0, got {num_refinement_stages}")
-        if num_channels < 1:
-            raise ValueError(f"num_channels must be >= 1, got {num_channels}")
-        if not width_mult > 0:
-            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+        check_network_args(init, width_mult, num_refinement_stages=(num_refinement_stages, 0), num_channels=(num_channels, 1))
         self.skeleton = skeleton
         self.num_refinement_stages = int(num_refinement_stages)
         self.num_channels = int(num_channels)

@@ -61,6 +61,19 @@ def scaled_width(base: int, width_mult: float) -> int:
     return max(_MIN_WIDTH, int(round(base * width_mult)))
 
 
+def check_network_args(init: str, width_mult: float, **counts: tuple[int, int]) -> None:
+    """The constructor checks both bottom-up networks share: ``init`` one of INITS, each count
+    (``name=(value, minimum)``, in order) at least its minimum, ``width_mult`` positive.
+    Raises ValueError naming the argument."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    for name, (value, minimum) in counts.items():
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if not width_mult > 0:
+        raise ValueError(f"width_mult must be > 0, got {width_mult}")
+
+
 def _branch(layers: list[tuple[str, int, int, int]]) -> nn.Sequential:
     """A Sequential of named convs ``(name, in, out, kernel)``, ReLU after all but the last."""
     modules: OrderedDict[str, nn.Module] = OrderedDict()
@@ -131,14 +144,7 @@ class VGG19PafNet(nn.Module):
         init: str = "cmu",
     ) -> None:
         super().__init__()
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        if num_stages < 1:
-            raise ValueError(f"num_stages must be >= 1, got {num_stages}")
-        if stage_channels < 1:
-            raise ValueError(f"stage_channels must be >= 1, got {stage_channels}")
-        if not width_mult > 0:
-            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+        check_network_args(init, width_mult, num_stages=(num_stages, 1), stage_channels=(stage_channels, 1))
         self.skeleton = skeleton
         self.num_stages = int(num_stages)
         self.stage_channels = int(stage_channels)
