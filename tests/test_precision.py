@@ -19,7 +19,7 @@ from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.geometry import letterbox_affine, transform_keypoints
 from openpose_lite.inference.network import NetworkRunner
 from openpose_lite.predictor import BottomUpPredictor, TopDownPredictor
-from openpose_lite.skeleton import OPENPOSE_18
+from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
 CODEC = BottomUpPafCodec(refine="dark", blur_kernel=0)
 
@@ -99,6 +99,35 @@ def test_topdown_predictor_takes_the_same_precision_setting(native_bf16):
     assert predictor.runner.precision == "bf16"
     poses = predictor(np.full((300, 200, 3), 128, np.uint8), np.array([[20.0, 20.0, 100.0, 200.0]]))
     assert poses.keypoints.dtype == np.float32 and len(poses) == 1
+
+
+def test_topdown_bf16_decodes_the_keypoints_fp32_decodes(native_bf16):
+    # 256x192 crops, 64x48 maps, DARK. (Quarter offset steps a quarter cell on the sign of the
+    # neighbours' difference, so on a peak centred on a cell any rounding, bf16 or a network's
+    # own noise, may flip it by half a cell: not a precision effect to test.)
+    codec = TopDownHeatmapCodec(refine="dark")
+    rng = np.random.default_rng(1)
+    crop_kps = np.zeros((17, 3), np.float32)
+    crop_kps[:, 0] = rng.uniform(20, 172, 17)
+    crop_kps[:, 1] = rng.uniform(20, 236, 17)
+    crop_kps[:, 2] = 2
+    targets, _ = codec.encode(crop_kps)  # {"heatmaps": (17, 64, 48)}
+
+    class CropMaps(MapsThroughAConv):  # the same maps for every crop, through a conv
+        stride = codec.stride
+        skeleton = COCO_17
+
+    model = CropMaps(targets)
+    image = np.full((300, 200, 3), 128, np.uint8)
+    boxes = np.array([[20.0, 20.0, 100.0, 200.0], [60.0, 40.0, 120.0, 240.0]])
+    fp32 = TopDownPredictor(model, codec, device="cpu", precision="fp32")(image, boxes)
+    bf16 = TopDownPredictor(model, codec, device="cpu", precision="bf16")(image, boxes)
+    assert len(fp32) == len(bf16) == 2
+    a, b = fp32.keypoints[np.argsort(fp32.keypoints[:, 0, 0])], bf16.keypoints[np.argsort(bf16.keypoints[:, 0, 0])]
+    assert (a[..., 2] > 0).all() and (b[..., 2] > 0).all()
+    moved = np.abs(a[..., :2] - b[..., :2]).max()
+    assert 0 < moved < 0.25  # bf16 was used (the refined peaks moved), and the keypoints agree
+    assert np.abs(a[..., 2] - b[..., 2]).max() < 0.02
 
 
 def test_a_precision_the_cpu_cannot_run_natively_is_refused_with_a_reason(monkeypatch):
