@@ -58,6 +58,19 @@ def dataset(tmp_path_factory) -> Path:
     return out
 
 
+def read_video_frames(path: Path) -> list[np.ndarray]:
+    """Every frame OpenCV reads back from a video file, in order (BGR uint8)."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        frames.append(image)
+    capture.release()
+    return frames
+
+
 def write_video(path: Path, frames: int = 3, hw: tuple[int, int] = (64, 96)) -> Path:
     """A short MJPG video of noise frames (the codec every OpenCV build, headless included, writes and reads)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (hw[1], hw[0]))
@@ -66,12 +79,7 @@ def write_video(path: Path, frames: int = 3, hw: tuple[int, int] = (64, 96)) -> 
     for _ in range(frames):
         writer.write(rng.integers(0, 255, size=hw + (3,), dtype=np.uint8))
     writer.release()
-    capture = cv2.VideoCapture(str(path))  # the test relies on OpenCV reading it back
-    count = 0
-    while capture.read()[0]:
-        count += 1
-    capture.release()
-    assert count == frames
+    assert len(read_video_frames(path)) == frames  # the test relies on OpenCV reading it back
     return path
 
 

@@ -173,14 +173,7 @@ def _fake_result(tmp_path) -> BenchResult:
 
 
 def test_without_matplotlib_the_png_is_skipped_and_the_rest_written(tmp_path, monkeypatch, caplog):
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name == "matplotlib" or name.startswith("matplotlib."):
-            raise ImportError("No module named 'matplotlib'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    _block_matplotlib(monkeypatch)
     written = write_outputs(_fake_result(tmp_path))
     assert "plot" not in written and not (tmp_path / "speed.png").exists()
     assert {"speed_csv", "accuracy_csv", "table"} <= set(written)

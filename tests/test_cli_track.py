@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import read_video_frames
 
 from openpose_lite.cli import infer as infer_cli
 from openpose_lite.cli import main
@@ -66,16 +67,10 @@ def video(tmp_path_factory):
                  "--seed", str(VIDEO.seed), "--fps", str(VIDEO.fps)]) == 0
     frames_dir = out / "frames"
     frames_dir.mkdir()
-    capture = cv2.VideoCapture(str(out / "video.mp4"))
-    n = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
+    images = read_video_frames(out / "video.mp4")
+    for n, image in enumerate(images):
         cv2.imwrite(str(frames_dir / f"frame_{n:04d}.png"), image)
-        n += 1
-    capture.release()
-    assert n == VIDEO.num_frames
+    assert len(images) == VIDEO.num_frames
     truth = ground_truth_poses(generate_video(VIDEO))
     return out / "video.mp4", frames_dir, truth, simulate_detections(truth, seed=1)
 
@@ -203,15 +198,9 @@ def test_synth_video_writes_frames_and_track_ids(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     capture = cv2.VideoCapture(str(out / "video.mp4"))
     assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
-    frames = 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        assert image.shape == (72, 128, 3)
-        frames += 1
     capture.release()
-    assert frames == 6
+    frames = read_video_frames(out / "video.mp4")
+    assert [image.shape for image in frames] == [(72, 128, 3)] * 6
     ann = json.loads((out / "annotations.json").read_text())
     assert [im["frame_index"] for im in ann["images"]] == list(range(6))
     assert {a["track_id"] for a in ann["annotations"]} == {0, 1}

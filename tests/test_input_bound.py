@@ -5,57 +5,31 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from test_predictor import make_scene, max_error_px
-from torch import nn
+from test_predictor import GroundTruthMaps, make_scene, max_error_px
 
 from openpose_lite.codecs import BottomUpPafCodec
-from openpose_lite.geometry import (
-    compose_affine,
-    hflip_affine,
-    letterbox_affine,
-    transform_keypoints,
-)
+from openpose_lite.geometry import letterbox_affine, transform_keypoints
 from openpose_lite.predictor import BottomUpPredictor, scaled_input_height
-from openpose_lite.preprocess import InputBound, letterbox, to_network_input
-from openpose_lite.skeleton import COCO_17
+from openpose_lite.preprocess import InputBound, letterbox
 
 CODEC = BottomUpPafCodec(refine="dark", blur_kernel=0)
 
 
-class BoundedGroundTruthMaps(nn.Module):
+class BoundedGroundTruthMaps(GroundTruthMaps):
     """Returns the encoded ground truth of the scene it is shown, recognised among the scenes
     letterboxed (within ``bound``) to any of ``heights``, possibly mirrored: an input built in
     any other way (a wrong scale, padding in the wrong place) matches nothing and fails."""
 
     def __init__(self, scenes, codec: BottomUpPafCodec, bound: InputBound, heights) -> None:
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros(()))
-        self.skeleton, self.codec, self.scenes, self.bound, self.heights = codec.skeleton, codec, scenes, bound, heights
+        super().__init__(scenes, codec)
+        self.bound, self.heights = bound, heights
 
-    def _keypoints_for(self, inp: np.ndarray) -> np.ndarray:
-        _, h, w = inp.shape
+    def _candidates(self, h: int, w: int):
         for image, keypoints in self.scenes:
             for height in self.heights:
                 boxed, matrix = letterbox(image, height, self.codec.stride, bound=self.bound)
-                if boxed.shape[0] > h or boxed.shape[1] > w:
-                    continue
-                reference = np.zeros((3, h, w), dtype=np.float32)  # gray padding normalises to 0
-                reference[:, : boxed.shape[0], : boxed.shape[1]] = to_network_input(boxed)
-                if np.array_equal(inp, reference):
-                    return transform_keypoints(matrix, keypoints)
-                if np.array_equal(inp, reference[:, :, ::-1]):
-                    mirrored = transform_keypoints(compose_affine(hflip_affine(w), matrix), keypoints)
-                    return mirrored[:, COCO_17.flip_permutation]
-        raise AssertionError("the input matches no known scene at any height")
-
-    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        heatmaps, pafs = [], []
-        for inp in images.float().cpu().numpy():
-            targets, _ = self.codec.encode(self._keypoints_for(inp), tuple(inp.shape[1:]))
-            heatmaps.append(targets["heatmaps"])
-            pafs.append(targets["pafs"])
-        return [{"heatmaps": torch.from_numpy(np.stack(heatmaps)), "pafs": torch.from_numpy(np.stack(pafs))}]
+                if boxed.shape[0] <= h and boxed.shape[1] <= w:
+                    yield boxed, matrix, keypoints
 
 
 def test_letterbox_scales_an_image_beyond_the_bound_to_fit_exactly_as_its_matrix_says():

@@ -45,14 +45,18 @@ class GroundTruthMaps(nn.Module):
         self.codec = codec
         self.seen_mirrored = 0
 
-    def _keypoints_for(self, inp: np.ndarray) -> np.ndarray:
-        _, h, w = inp.shape
+    def _candidates(self, h: int, w: int):
+        """(letterboxed image, its matrix, its keypoints) of each known scene that fits an h x w input."""
         for image, keypoints in self.scenes:
             boxed, matrix = letterbox(image, h, self.codec.stride)
-            if boxed.shape[1] > w:
-                continue
+            if boxed.shape[0] <= h and boxed.shape[1] <= w:
+                yield boxed, matrix, keypoints
+
+    def _keypoints_for(self, inp: np.ndarray) -> np.ndarray:
+        _, h, w = inp.shape
+        for boxed, matrix, keypoints in self._candidates(h, w):
             reference = np.zeros((3, h, w), dtype=np.float32)  # gray padding normalises to 0
-            reference[:, :, : boxed.shape[1]] = to_network_input(boxed)
+            reference[:, : boxed.shape[0], : boxed.shape[1]] = to_network_input(boxed)
             if np.array_equal(inp, reference):
                 return transform_keypoints(matrix, keypoints)
             if np.array_equal(inp, reference[:, :, ::-1]):

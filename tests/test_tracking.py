@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
+from conftest import read_video_frames
 
 from openpose_lite.data.synthetic_video import (
     VideoConfig,
@@ -400,16 +400,8 @@ def test_generated_video_is_deterministic_and_hidden_people_are_occluded(video):
 def test_write_video_writes_an_mp4_and_coco_annotations_with_track_ids(tmp_path):
     cfg = VideoConfig(image_hw=(96, 160), num_frames=12, num_people=3, seed=5)
     video_path, ann_path = write_video(tmp_path / "v", cfg)
-    cap = cv2.VideoCapture(str(video_path))
-    count = 0
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        assert image.shape == (96, 160, 3)
-        count += 1
-    cap.release()
-    assert count == cfg.num_frames
+    frames = read_video_frames(video_path)
+    assert [image.shape for image in frames] == [(96, 160, 3)] * cfg.num_frames
 
     data = json.loads(ann_path.read_text())
     assert [im["frame_index"] for im in data["images"]] == list(range(12))

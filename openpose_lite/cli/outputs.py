@@ -168,26 +168,25 @@ def write_image_atomic(path: Path, image: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------- videos
-def frame_count(path: Path) -> int:
-    """The frame count a video's header announces (0 when unknown or unreadable)."""
+def _header_value(path: Path, prop: str) -> float:
+    """A property (``cv2.CAP_PROP_*`` name) of a video's header, 0.0 when the file cannot be opened."""
     import cv2
 
     capture = cv2.VideoCapture(str(path))
     try:
-        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))) if capture.isOpened() else 0
+        return float(capture.get(getattr(cv2, prop))) if capture.isOpened() else 0.0
     finally:
         capture.release()
+
+
+def frame_count(path: Path) -> int:
+    """The frame count a video's header announces (0 when unknown or unreadable)."""
+    return max(0, int(_header_value(path, "CAP_PROP_FRAME_COUNT")))
 
 
 def video_fps(path: Path) -> float:
-    """The frame rate a video's header announces (0.0 when unknown or unreadable)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    try:
-        fps = float(capture.get(cv2.CAP_PROP_FPS)) if capture.isOpened() else 0.0
-    finally:
-        capture.release()
+    """The frame rate a video's header announces (0.0 when unknown, unreadable or implausible)."""
+    fps = _header_value(path, "CAP_PROP_FPS")
     return fps if 0 < fps < 1000 else 0.0
 
 
@@ -199,8 +198,9 @@ class VideoOutput:
     """
 
     def __init__(self, path: Path, fps: float) -> None:
+        """``fps``: the source's rate as :func:`video_fps` gives it (0.0: unknown)."""
         self.path = path
-        self.fps = fps if 0 < fps < 1000 else 30.0  # a header without a rate: OpenCV's writer needs one
+        self.fps = fps or 30.0  # a header without a rate: OpenCV's writer needs one
         self.tmp = path.with_name(f".{path.name}.partial.mp4")
         self.writer = None
 
