@@ -369,14 +369,24 @@ def test_evaluate_tracking_counts_a_swap_and_scores_perfect_tracking_one(video):
 
 
 def test_keypoint_similarity_is_cocos_oks_over_keypoints_labelled_in_both():
+    # The reference: cocodataset/cocoapi, PythonAPI/pycocotools/cocoeval.py, COCOeval.computeOks:
+    # sigmas = [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89] / 10,
+    # vars = (2 sigmas)^2, e = (dx^2 + dy^2) / vars / (area + eps) / 2 over the labelled keypoints,
+    # OKS = sum(exp(-e)) / their count.
+    sigmas = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
+    variances = (sigmas * 2) ** 2
+    np.testing.assert_allclose(COCO_17.sigmas_array, sigmas)
     a = person(100)[None]
     b = person(103)[None]  # 3 px to the right
     area = 5000.0
-    kappa = 2 * COCO_17.sigmas_array
-    expected = np.mean(np.exp(-9.0 / (2 * area * kappa**2)))
+    e = 9.0 / variances / (area + np.spacing(1)) / 2
+    expected = np.sum(np.exp(-e)) / e.shape[0]
     assert keypoint_similarity(a, b, np.array([area]), COCO_17.sigmas_array)[0, 0] == pytest.approx(expected)
-    b[0, :5, 2] = 0  # the face unlabelled in the candidate: only the 12 body keypoints count
-    expected_body = np.mean(np.exp(-9.0 / (2 * area * kappa[5:] ** 2)))
+    # Our departure (openpose_lite.oks.mutual_oks): a keypoint the candidate lacks does not count,
+    # where computeOks counts every keypoint labelled in the ground truth. With the face
+    # unlabelled in the candidate, only the 12 body keypoints count.
+    b[0, :5, 2] = 0
+    expected_body = np.sum(np.exp(-e[5:])) / e[5:].shape[0]
     assert keypoint_similarity(a, b, np.array([area]), COCO_17.sigmas_array)[0, 0] == pytest.approx(expected_body)
     b[0, :, 2] = 0
     assert keypoint_similarity(a, b, np.array([area]), COCO_17.sigmas_array)[0, 0] == 0.0
