@@ -19,6 +19,12 @@ cell j stands for crop pixel ``j * stride`` (``lib/dataset/JointsDataset.py``,
 on it take ``convention``: :data:`OURS` (``"openpose_lite"``, the default) or :data:`HRNET`
 (``"hrnet"``). Networks must be decoded in the convention they were trained in; an official
 HRNet file decoded in ours lands about a pixel off.
+
+Lightweight OpenPose (Daniil-Osokin/lightweight-human-pose-estimation.pytorch) trains in ours
+(``datasets/coco.py``, ``_add_gaussian``: cell j stands for pixel ``j * stride + stride / 2 -
+0.5``) but reports half a pixel further: ``val.py``, ``convert_to_coco_format``, adds 0.5 to
+the x and y of every keypoint it found on the image-size heatmap. Its published AP is measured
+with that shift, so predictions from its files get :data:`LIGHTWEIGHT_REPORT_SHIFT` added too.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ CONVENTIONS = (OURS, HRNET)
 # Ours needs none (see the module docstring); the HRNet reference shifts by one cell
 # (lib/core/function.py, validate, TEST.SHIFT_HEATMAP), which its networks were tuned with.
 FLIP_SHIFT = {OURS: 0, HRNET: 1}
+# Image pixels Lightweight OpenPose's val.py adds to each found keypoint's x and y (see above).
+LIGHTWEIGHT_REPORT_SHIFT = 0.5
 
 
 def check_convention(convention: str) -> str:

@@ -41,10 +41,11 @@ from torch import nn
 
 from openpose_lite.codecs import BottomUpPafCodec
 from openpose_lite.config import CodecConfig, build_bottomup_codec, config_from_dict
-from openpose_lite.geometry import invert_affine, letterbox_affine
+from openpose_lite.geometry import LIGHTWEIGHT_REPORT_SHIFT, invert_affine, letterbox_affine
 from openpose_lite.inference.base import Predictor, require_config
 from openpose_lite.inference.network import NetworkRunner
 from openpose_lite.models.hrnet import HRNet
+from openpose_lite.models.mobilenet_paf import MobileNetPafNet
 from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, PAD_VALUE, InputBound, as_bgr, letterbox, to_network_input
 from openpose_lite.skeleton import OPENPOSE_18
 from openpose_lite.structures import Poses
@@ -120,6 +121,10 @@ class BottomUpPredictor(Predictor):
         precision: ``fp32`` (default, exact CMU outputs), ``bf16`` (CPU autocast where the CPU
             computes bf16 natively), ``fp16`` (CUDA autocast) or ``auto``; maps are decoded in
             float32 (:class:`~openpose_lite.inference.network.NetworkRunner`).
+        report_shift: image pixels added to the x and y of every keypoint found: the reporting
+            convention of the code the weights come from (0 for ours and the CMU model;
+            :data:`~openpose_lite.geometry.LIGHTWEIGHT_REPORT_SHIFT` for Lightweight OpenPose's
+            files, whose val.py adds it; :meth:`from_model` chooses).
 
     After each call, :attr:`timings` holds the seconds spent in each of :data:`PHASES`.
     """
@@ -135,6 +140,7 @@ class BottomUpPredictor(Predictor):
         half: bool = False,
         precision: str = "fp32",
         input_bound: InputBound | None = None,
+        report_shift: float = 0.0,
     ) -> None:
         if not isinstance(codec, BottomUpPafCodec):
             raise ValueError(f"codec: expected a BottomUpPafCodec, got {type(codec).__name__}")
@@ -152,6 +158,9 @@ class BottomUpPredictor(Predictor):
         if input_bound is not None and not isinstance(input_bound, InputBound):
             raise ValueError(f"input_bound: expected an InputBound, got {type(input_bound).__name__}")
         self.input_bound = DEFAULT_INPUT_BOUND if input_bound is None else input_bound
+        if not (isinstance(report_shift, (int, float)) and math.isfinite(report_shift)):
+            raise ValueError(f"report_shift: expected a finite number of pixels, got {report_shift!r}")
+        self.report_shift = float(report_shift)
         self.timings: dict[str, float] = {phase: 0.0 for phase in PHASES}
 
     @classmethod
@@ -172,7 +181,9 @@ class BottomUpPredictor(Predictor):
         """A predictor for a loaded model and its checkpoint config (``None``: the config defaults).
 
         Our checkpoints supply the codec settings and input size of their config; other files
-        (the CMU model) use the defaults. ``input_size`` and ``codec_overrides`` (codec field ->
+        (the CMU model, Lightweight OpenPose's) use the defaults, and a Lightweight OpenPose file
+        reports its keypoints as the reference's val.py does (``report_shift``, geometry.py).
+        ``input_size`` and ``codec_overrides`` (codec field ->
         value, e.g. ``{"peak_threshold": 0.2}``) replace those.
         """
         if isinstance(model, HRNet):
@@ -187,8 +198,9 @@ class BottomUpPredictor(Predictor):
                 raise ValueError(f"codec_overrides: unknown codec fields {unknown}; valid: {sorted(known)}")
             codec = dataclasses.replace(codec, **dict(codec_overrides))
         size = (cfg.codec.input_size if cfg is not None else CodecConfig().input_size) if input_size is None else input_size
+        shift = LIGHTWEIGHT_REPORT_SHIFT if cfg is None and isinstance(model, MobileNetPafNet) else 0.0
         return cls(model, codec, input_size=size, scales=scales, flip=flip, device=device, half=half,
-                   precision=precision, input_bound=input_bound)
+                   precision=precision, input_bound=input_bound, report_shift=shift)
 
     # ------------------------------------------------------------------ public calls
     def __call__(self, image_bgr: np.ndarray) -> Poses:
@@ -229,7 +241,9 @@ class BottomUpPredictor(Predictor):
     def decode_maps(self, maps: Mapping[str, np.ndarray]) -> Poses:
         """One entry of :meth:`predict_maps` -> Poses in image pixels (keypoints not found stay (0, 0, 0))."""
         poses = self.codec.decode({"heatmaps": maps["heatmaps"], "pafs": maps["pafs"]})
-        return poses.transform(invert_affine(maps["matrix"]))
+        to_image = invert_affine(maps["matrix"])
+        to_image[:, 2] += self.report_shift
+        return poses.transform(to_image)
 
     def predict_maps(self, images: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Averaged maps of a batch, at the scale-1 map resolution, one dict per image.
