@@ -20,7 +20,8 @@ The reference trains with cell j standing for pixel ``j * 8 + 3.5`` (``datasets/
 same maps finds the same image point; what ``val.py`` adds is the final half pixel.
 
 The network is replaced by one whose maps are given (Gaussians at chosen image pixels, PAFs
-along the limbs, drawn here in numpy), so the expected answer is computed from the maps alone.
+along the limbs, drawn here in numpy), so the expected answer is computed from the maps alone;
+it keeps its input, which at the image's own height must be val.py's ``normalize`` exactly.
 The images' sizes make the reference's padding zero: with padding, the network would see the
 image at another offset from ours, which a map-replaying network cannot model.
 """
@@ -112,8 +113,10 @@ class ReplayMaps(nn.Module):
         self.input_hw = input_hw
         self.register_buffer("heatmaps", torch.from_numpy(heatmaps)[None])
         self.register_buffer("pafs", torch.from_numpy(pafs)[None])
+        self.seen: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        self.seen = x.clone()
         assert tuple(x.shape[-2:]) == self.input_hw, f"network input {tuple(x.shape[-2:])}, expected {self.input_hw}"
         return [{"heatmaps": self.heatmaps.expand(x.shape[0], -1, -1, -1),
                  "pafs": self.pafs.expand(x.shape[0], -1, -1, -1)}]
@@ -141,8 +144,12 @@ def test_lightweight_file_keypoints_are_where_the_reference_val_py_reports_them(
     assert np.abs(expected - (PERSON + 0.5)).max() <= 1.0
 
     predictor = BottomUpPredictor.from_weights(reference_layout_file)
-    predictor.model = ReplayMaps(heatmaps, pafs, input_hw)
-    poses = predictor(np.full(image_hw + (3,), 128, np.uint8))
+    predictor.model = net = ReplayMaps(heatmaps, pafs, input_hw)
+    image = np.random.default_rng(0).integers(0, 256, image_hw + (3,), dtype=np.uint8)
+    poses = predictor(image)
+    if ratio == 1:  # no resize: the network input is val.py's normalize of the BGR image, exactly
+        reference_input = (image.astype(np.float32) - 128) / 256
+        np.testing.assert_array_equal(net.seen[0].permute(1, 2, 0).numpy(), reference_input)
     assert len(poses) == 1
     found = poses.keypoints[0]
     assert (found[:, 2] > 0).all()
