@@ -173,3 +173,10 @@ def test_our_mobilenet_checkpoints_report_in_our_convention(reference_layout_fil
     ours = save_checkpoint(tmp_path / "ours.pt", model_state=model.state_dict(), config=cfg)
     assert BottomUpPredictor.from_weights(reference_layout_file).report_shift == 0.5
     assert BottomUpPredictor.from_weights(ours).report_shift == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), "half", None])
+def test_a_report_shift_that_is_not_a_finite_number_is_refused_by_name(reference_layout_file, bad):
+    predictor = BottomUpPredictor.from_weights(reference_layout_file)
+    with pytest.raises(ValueError, match="report_shift"):
+        BottomUpPredictor(predictor.model, predictor.codec, report_shift=bad)
