@@ -166,6 +166,7 @@ def test_smooth_moves_keypoints_but_keeps_the_ids(video, checkpoint, tmp_path, m
     (["--track"], "--track follows people from frame to frame: give a video or a folder of frames, not the single image"),
     (["--smooth"], "--smooth smooths tracked people over time; add --track"),
     (["--track-min-score", "0.5"], "--track-min-score sets which people the tracker follows; add --track"),
+    (["--track", "--track-min-score", "nan"], "--track-min-score nan: TrackerParams.min_score must be finite"),
 ])
 def test_track_options_that_cannot_work_are_refused_before_the_model_loads(argv, message, dataset, checkpoint,
                                                                           tmp_path, capsys):

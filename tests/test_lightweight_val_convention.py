@@ -37,6 +37,9 @@ import torch
 from test_mobilenet_paf import random_state, reference_entries, reference_network
 from torch import nn
 
+from openpose_lite.checkpoint import save_checkpoint
+from openpose_lite.config import Config, config_to_dict
+from openpose_lite.models import load_model
 from openpose_lite.predictor import BottomUpPredictor
 from openpose_lite.skeleton import OPENPOSE_18
 
@@ -163,10 +166,6 @@ def test_lightweight_file_keypoints_are_where_the_reference_val_py_reports_them(
 
 def test_our_mobilenet_checkpoints_report_in_our_convention(reference_layout_file, tmp_path):
     """A checkpoint we trained carries its config and was trained in our codec: no shift."""
-    from openpose_lite.checkpoint import save_checkpoint
-    from openpose_lite.config import Config, config_to_dict
-    from openpose_lite.models import load_model
-
     model = load_model(reference_layout_file)
     cfg = config_to_dict(Config())
     cfg["model"].update(arch="mobilenet_paf", num_stages=2)

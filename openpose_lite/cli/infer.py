@@ -15,7 +15,6 @@ between the processes (:mod:`openpose_lite.cli.shards`).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,9 +101,13 @@ def _check_options(args: argparse.Namespace, inputs: Sequence[_Input]) -> None:
         raise CliError("--smooth smooths tracked people over time; add --track")
     if args.track_min_score and not args.track:
         raise CliError("--track-min-score sets which people the tracker follows; add --track")
-    if not math.isfinite(args.track_min_score):
-        raise CliError(f"--track-min-score must be a number, got {args.track_min_score}")
     if args.track:
+        from openpose_lite.tracking import TrackerParams
+
+        try:  # the tracker's own range checks, before the model loads
+            TrackerParams(min_score=args.track_min_score)
+        except ValueError as exc:
+            raise CliError(f"--track-min-score {args.track_min_score}: {exc}") from None
         lone = [i.path for i in inputs if i.sequence is None]
         if lone:
             raise CliError(f"--track follows people from frame to frame: give a video or a folder of frames, not the "

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -158,12 +159,9 @@ class BottomUpPredictor(Predictor):
         if input_bound is not None and not isinstance(input_bound, InputBound):
             raise ValueError(f"input_bound: expected an InputBound, got {type(input_bound).__name__}")
         self.input_bound = DEFAULT_INPUT_BOUND if input_bound is None else input_bound
-        try:
-            self.report_shift = float(report_shift)
-        except (TypeError, ValueError):
-            self.report_shift = math.nan
-        if not math.isfinite(self.report_shift):
+        if not (isinstance(report_shift, numbers.Real) and math.isfinite(report_shift)):
             raise ValueError(f"report_shift: expected a finite number of pixels, got {report_shift!r}")
+        self.report_shift = float(report_shift)
         self.timings: dict[str, float] = {phase: 0.0 for phase in PHASES}
 
     @classmethod
