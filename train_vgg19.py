@@ -1,7 +1,7 @@
-"""Train the OpenPose VGG19 + PAF model (bottom-up): ``get_args_parser()`` + ``main(argv) -> int``.
+"""Train the OpenPose VGG19 + PAF model (and the other bottom-up models): ``get_args_parser()`` + ``main(argv) -> int``.
 
 The parser, the printing and the exit codes are :mod:`openpose_lite.cli.train`'s (shared with
-``openpose-lite train``, which also trains the top-down HRNet); the run is
+``openpose-lite train``, which also trains the top-down models); the run is
 :func:`openpose_lite.training.fit`::
 
     python train_vgg19.py --config configs/vgg19_synthetic_cpu.yaml            # CPU, generated scenes
@@ -31,7 +31,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return train_cli.main(argv, prog=PROG, arch="vgg19_paf")
+    return train_cli.main(argv, prog=PROG, branch="bottomup")
 
 
 if __name__ == "__main__":

@@ -59,8 +59,8 @@ from openpose_lite.geometry import letterbox_affine
 from openpose_lite.images import ImageReadError, read_image
 from openpose_lite.inference.pipeline import run_pipelined, run_sequential
 from openpose_lite.io import write_json_atomic
-from openpose_lite.models.factory import build_model
-from openpose_lite.predictor import PHASES, BottomUpPredictor
+from openpose_lite.models.factory import build_model, published_config
+from openpose_lite.inference import PHASES, BottomUpPredictor
 from openpose_lite.structures import Poses
 
 # The FLOP count is quoted at the Lightweight OpenPose paper's input size (and the issue's).
@@ -69,8 +69,8 @@ FLOP_INPUT_HW = (368, 496)
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archs", nargs="+", choices=sorted(BOTTOMUP_ARCHS), default=["vgg19"],
-                        help="random-weight architectures at their papers' sizes (default: vgg19)")
+    parser.add_argument("--archs", nargs="+", choices=BOTTOMUP_ARCHS, default=[BOTTOMUP_ARCHS[0]],
+                        help=f"random-weight bottom-up architectures at their published sizes (default: {BOTTOMUP_ARCHS[0]})")
     parser.add_argument("--weights", type=Path, default=None,
                         help="time this weight file instead of random models (any layout from_weights reads)")
     parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16", "fp16", "auto"],
@@ -133,7 +133,7 @@ def build_networks(args: argparse.Namespace) -> dict[str, torch.nn.Module]:
         return {args.weights.name: BottomUpPredictor.from_weights(args.weights, device="cpu").model}
     networks = {}
     for arch in args.archs:
-        paper = BOTTOMUP_ARCHS[arch]
+        paper = published_config(arch)
         cfg = dataclasses.replace(paper, num_stages=args.stages or paper.num_stages,
                                   width_mult=args.width_mult or paper.width_mult)
         torch.manual_seed(args.seed)

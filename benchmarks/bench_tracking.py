@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     truth, detections, predicted = [], [], []
     predictor = None
     if args.checkpoint is not None:
-        from openpose_lite.predictor import BottomUpPredictor
+        from openpose_lite.inference import BottomUpPredictor
 
         predictor = BottomUpPredictor.from_checkpoint(args.checkpoint, device="cpu")
     for v in range(args.videos):

@@ -49,6 +49,7 @@ from openpose_lite.codecs.grouping import GroupingParams
 from openpose_lite.codecs.topdown import TopDownCodecParams, TopDownHeatmapCodec
 from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
 from openpose_lite.io import write_text_atomic
+from openpose_lite.models.architectures import architecture
 from openpose_lite.models.factory import ModelConfig
 from openpose_lite.params import Params, coerce, fields_of
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
@@ -83,12 +84,16 @@ MAX_TOPDOWN_SIDE = 1024  # HRNet's largest published crop is 384x288
 # ----------------------------------------------------------------------------- sections
 @dataclass(frozen=True)
 class CodecConfig(BottomUpCodecParams):
-    """The ``codec`` section: the bottom-up codec's settings, and ``input_size``, the network input
-    height at inference (the image is letterboxed to it; CMU: 368)."""
+    """The ``codec`` section: the bottom-up codec's settings, ``input_size``, the network input
+    height at inference (the image is letterboxed to it; CMU: 368), and ``report_shift``, pixels
+    added to every reported keypoint's x and y (0 for our networks; Lightweight OpenPose files
+    report as their reference's evaluation does, half a pixel on: docs/architecture.md)."""
 
     input_size: int = 368
+    report_shift: float = 0.0
 
     def _check(self) -> None:
+        self._require(math.isfinite(self.report_shift), "report_shift", "a finite number of pixels")
         self._require(self.stride <= MAX_STRIDE, "stride", f"an integer in [1, {MAX_STRIDE}]")
         self._require(self.stride <= self.input_size <= MAX_INPUT_SIZE and self.input_size % self.stride == 0,
                       "input_size", f"a multiple of codec.stride ({self.stride}) in [{self.stride}, {MAX_INPUT_SIZE}]")
@@ -378,14 +383,17 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
     """Defaults (or ``base``, e.g. a checkpoint's stored config), then the YAML file's deltas (if
     ``path``; after those of the file it ``extends``), then ``overrides`` in order.
 
-    Unknown keys and wrong types are reported naming the file or the override they come
-    from; rules that relate several fields are checked once everything is merged.
+    Without ``base``, the settings of the published model of the architecture the deltas name
+    (the architecture table's ``published``: e.g. Lightweight OpenPose's two stages) come between
+    the defaults and the deltas, so a file says only what differs from that model. Unknown keys
+    and wrong types are reported naming the file or the override they come from; rules that
+    relate several fields are checked once everything is merged.
     """
-    resolved = config_to_dict(Config() if base is None else config_from_dict(base, where=base_where))
+    deltas: list[dict[str, Any]] = []
     sources = [] if base is None else [base_where]
     if path is not None:
         for p, delta in _file_deltas(Path(path)):
-            resolved = _merge(resolved, delta)
+            deltas.append(delta)
             sources.append(str(p))
     for text in overrides:
         section, key, value = parse_override(text)
@@ -393,10 +401,26 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         delta = {section: {key: value}}
         _check_keys(delta, where)
         _check_types(delta, where)
-        resolved = _merge(resolved, delta)
+        deltas.append(delta)
     if overrides:
         sources.append("overrides " + " ".join(overrides))
+    if base is None:
+        arch = next((d["model"]["arch"] for d in reversed(deltas) if "arch" in (d.get("model") or {})), ModelConfig.arch)
+        resolved = _merge(config_to_dict(Config()), _published(arch))
+    else:
+        resolved = config_to_dict(config_from_dict(base, where=base_where))
+    for delta in deltas:
+        resolved = _merge(resolved, delta)
     return config_from_dict(resolved, where=" + ".join(sources) or "defaults")
+
+
+def _published(arch: Any) -> Mapping[str, Any]:
+    """The architecture table's settings of ``arch``'s published model (none for an unknown name:
+    the merged config then names it as an error)."""
+    try:
+        return architecture(arch).published
+    except ValueError:
+        return {}
 
 
 def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:

@@ -64,7 +64,7 @@ def topdown_oracle_results(
 ) -> list[dict]:
     """COCO results decoded from ground-truth heatmaps of crops around the ground-truth boxes.
 
-    Boxes and crops follow the codec's convention, as :class:`~openpose_lite.predictor.TopDownPredictor` makes them.
+    Boxes and crops follow the codec's convention, as :class:`~openpose_lite.inference.TopDownPredictor` makes them.
     """
     codec = codec or build_topdown_codec()
     coco = load_coco(ann_file, COCO_17)  # malformed people are refused here, named

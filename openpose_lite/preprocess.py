@@ -1,14 +1,17 @@
-"""Network inputs: the letterbox and person-crop warps, and each model family's normalisation.
+"""Network inputs: the letterbox and person-crop warps, and the input normalisations.
 
 Inference and training both build their inputs here, so a model sees at test time exactly the
 pixels it was trained on:
 
-* Bottom-up (the CMU model): :func:`letterbox` (resize to the input height, pad right/bottom
-  with gray :data:`PAD_VALUE`; within an :class:`InputBound`, which also names the degenerate
-  images no input is made of) and :func:`to_network_input` (BGR, ``x / 256 - 0.5``).
-* Top-down (HRNet): :func:`crop_person` (one affine per person region, black
-  :data:`CROP_PAD_VALUE` outside the image) and :func:`to_hrnet_input` (RGB / 255, ImageNet
-  mean and std), as the official HRNet code feeds its networks.
+* Bottom-up: :func:`letterbox` (resize to the input height, pad right/bottom with gray
+  :data:`PAD_VALUE`; within an :class:`InputBound`, which also names the degenerate images no
+  input is made of).
+* Top-down: :func:`crop_person` (one affine per person region, black :data:`CROP_PAD_VALUE`
+  outside the image).
+* Normalisations by name (``model.input_norm``, :func:`normalise_input`): ``cmu``
+  (:func:`to_network_input`, BGR ``x / 256 - 0.5``, the CMU and Lightweight OpenPose models),
+  ``imagenet_rgb`` and ``imagenet_bgr`` (:func:`to_imagenet_input`: HRNet's and mmpose's RGB,
+  and the SimpleBaseline reference's BGR).
 
 :func:`warp_image` is the one ``cv2.warpAffine`` call both training augmentations and the
 crops go through. Shape legend: B batch, H x W image size.
@@ -16,8 +19,9 @@ crops go through. Shape legend: B batch, H x W image size.
 
 from __future__ import annotations
 
+import functools
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +41,7 @@ from openpose_lite.params import Params
 __all__ = [
     "CROP_PAD_VALUE",
     "DEFAULT_INPUT_BOUND",
+    "INPUT_NORMALISERS",
     "IMAGENET_MEAN_RGB",
     "IMAGENET_STD_RGB",
     "InputBound",
@@ -45,7 +50,8 @@ __all__ = [
     "crop_person",
     "letterbox",
     "person_crop_affine",
-    "to_hrnet_input",
+    "normalise_input",
+    "to_imagenet_input",
     "to_network_input",
     "warp_image",
 ]
@@ -238,17 +244,38 @@ def crop_person(
     return warp_image(img, matrix, (int(out_hw[0]), int(out_hw[1])), pad_value), matrix
 
 
-def to_hrnet_input(image_bgr: np.ndarray) -> np.ndarray:
-    """HRNet's input normalisation: BGR uint8 -> RGB / 255, ImageNet mean/std, channels first.
+def to_imagenet_input(image_bgr: np.ndarray, rgb: bool = True) -> np.ndarray:
+    """torchvision's ImageNet normalisation: pixel / 255, minus the ImageNet mean, over its std, channels first.
 
-    (H, W, 3) -> (3, H, W) float32, or a batch (B, H, W, 3) -> (B, 3, H, W).
+    ``rgb=True`` (HRNet, mmpose, our top-down networks): the BGR image becomes RGB first, as the
+    statistics are RGB's. ``rgb=False``: the BGR pixels are normalised as they are, channel 0 with
+    the red statistics, as the SimpleBaseline reference fed its ResNet files
+    (deep-high-resolution-net.pytorch: ``DATASET.COLOR_RGB: false``, ``transforms.Normalize`` on the
+    ``cv2.imread`` image). (H, W, 3) -> (3, H, W) float32, or a batch (B, H, W, 3) -> (B, 3, H, W).
     """
     arr = np.asarray(image_bgr)
     if arr.ndim not in (3, 4) or arr.shape[-1] != 3:
-        raise ValueError(f"to_hrnet_input: expected a BGR image (H, W, 3) or batch (B, H, W, 3), got {arr.shape}")
-    rgb = arr[..., ::-1].astype(np.float32) / 255.0
-    out = (rgb - IMAGENET_MEAN_RGB) / IMAGENET_STD_RGB
+        raise ValueError(f"to_imagenet_input: expected a BGR image (H, W, 3) or batch (B, H, W, 3), got {arr.shape}")
+    pixels = (arr[..., ::-1] if rgb else arr).astype(np.float32) / 255.0
+    out = (pixels - IMAGENET_MEAN_RGB) / IMAGENET_STD_RGB
     return np.ascontiguousarray(np.moveaxis(out, -1, -3))
+
+
+# The input normalisations by name (``model.input_norm``; models/architectures.py lists the names).
+INPUT_NORMALISERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "cmu": to_network_input,
+    "imagenet_rgb": to_imagenet_input,
+    "imagenet_bgr": functools.partial(to_imagenet_input, rgb=False),
+}
+
+
+def normalise_input(images_bgr: np.ndarray, input_norm: str) -> np.ndarray:
+    """BGR uint8 image (H, W, 3) or batch (B, H, W, 3) -> network input, channels first, by ``input_norm``."""
+    try:
+        normalise = INPUT_NORMALISERS[input_norm]
+    except KeyError:
+        raise ValueError(f"input_norm: expected one of {', '.join(INPUT_NORMALISERS)}, got {input_norm!r}") from None
+    return normalise(images_bgr)
 
 
 # ----------------------------------------------------------------------------- images given to a predictor

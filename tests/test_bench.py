@@ -235,17 +235,20 @@ def test_a_bad_option_value_is_one_line_naming_the_flag_and_what_was_expected(tm
     assert "--repeats" in err and "expected an integer >= 1, got 0" in err
 
 
-def test_random_models_take_their_sizes_from_the_paper_defaults(monkeypatch):
+def test_random_models_take_their_sizes_from_the_architecture_table(monkeypatch):
+    from openpose_lite.models import architectures
+
+    # Tiny stand-ins for the published sizes: the bench must read them from the table, not restate them.
+    tiny = {"vgg19_paf": {"model": {"num_stages": 1, "width_mult": 0.125, "stage_channels": 16}},
+            "hrnet": {"model": {"hrnet_width": 4, "hrnet_blocks": 1},
+                      "topdown": {"input_hw": [64, 32], "heatmap_hw": [16, 8]}}}
+    rows = tuple(dataclasses.replace(a, published=tiny.get(a.name, a.published)) for a in architectures.ARCHITECTURES)
+    monkeypatch.setattr(architectures, "_BY_NAME", {a.name: a for a in rows})
     from openpose_lite.bench import models as bench_models
 
-    # Tiny stand-ins for the papers' sizes: the bench must read them, not restate them.
-    tiny = dataclasses.replace(bench_models.PAPER, num_stages=1, width_mult=0.125, stage_channels=16, hrnet_width=4,
-                               hrnet_blocks=1)
-    monkeypatch.setattr(bench_models, "PAPER", tiny)
-    monkeypatch.setitem(bench_models.BOTTOMUP_ARCHS, "vgg19", tiny)
-    monkeypatch.setattr(bench_models, "TopDownConfig", lambda: TopDownConfig(input_hw=(64, 32), heatmap_hw=(16, 8)))
     models, resolved = bench_models.build_models(BenchConfig(device="cpu"), torch.device("cpu"))
-    assert (resolved.bu_stages, resolved.bu_width_mult, resolved.hrnet_width, resolved.td_input_hw) == (1, 0.125, 4, (64, 32))
+    assert (resolved.bu_arch, resolved.td_arch) == ("vgg19_paf", "hrnet")
+    assert (resolved.bu_stages, resolved.bu_width_mult, resolved.td_input_hw) == (1, 0.125, (64, 32))
     assert models.bottomup.model.num_stages == 1 and models.topdown.model.width == 4
     assert models.topdown.codec.input_hw == (64, 32) and models.topdown.codec.heatmap_hw == (16, 8)
     assert models.bottomup.input_size == CodecConfig().input_size
@@ -410,7 +413,7 @@ def test_bench_infer_runs_on_a_tiny_model_and_prints_one_row_per_configuration(c
     module = _benchmark_script("bench_infer")
     threads = torch.get_num_threads()
     try:
-        code = module.main(["--archs", "vgg19", "mobilenet", "--width-mult", "0.125", "--stages", "1",
+        code = module.main(["--archs", "vgg19_paf", "mobilenet_paf", "--width-mult", "0.125", "--stages", "1",
                             "--size", "64", "96", "--input-size", "32", "--batch-sizes", "1", "2",
                             "--multi-scales", "1", "0.5", "--flip", "--repeats", "1", "--threads", "1",
                             "--precisions", "fp32", "fp16", "--folder", "3", "--folder-rounds", "1"])
@@ -421,12 +424,13 @@ def test_bench_infer_runs_on_a_tiny_model_and_prints_one_row_per_configuration(c
     header = "| model | precision | scales | batch | preprocess | network | postprocess | decode | total | images/s |"
     assert header in out
     rows = [line.split(" | ")[:4] for line in out.splitlines() if line.startswith(("| vgg19", "| mobilenet"))]
-    assert rows == [[f"| {arch}", "fp32", scales, batch] for arch in ("vgg19", "mobilenet")
+    assert rows == [[f"| {arch}", "fp32", scales, batch] for arch in ("vgg19_paf", "mobilenet_paf")
                     for scales in ("1", "1 0.5 + flip") for batch in ("1", "2")]
     # A precision the CPU cannot run is listed as skipped, with the reason, not timed emulated.
     assert "precision fp16: skipped, precision fp16: float16 needs a CUDA device" in out
-    assert re.search(r"mobilenet: MobileNetPafNet, 1 stages, [0-9.]+ M parameters, [0-9.]+ GFLOP at 368x496", out)
-    assert re.search(r"fp32, scale 1, batch 1: total per image vgg19 \d+ ms \(1\.0x vgg19's speed\), mobilenet", out)
+    assert re.search(r"mobilenet_paf: MobileNetPafNet, 1 stages, [0-9.]+ M parameters, [0-9.]+ GFLOP at 368x496", out)
+    assert re.search(r"fp32, scale 1, batch 1: total per image vgg19_paf \d+ ms \(1\.0x vgg19_paf's speed\), "
+                     r"mobilenet_paf", out)
     assert "Decode of ground-truth maps" in out
     for run in ("step by step", "pipelined"):
         assert re.search(rf"\| {run} \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \|", out), out
@@ -437,9 +441,9 @@ def test_flop_count_of_the_lightweight_network_matches_the_paper():
     # parameters and "9 GFLOPs" (3.7 trunk + 0.3 + 0.3 + 1.3 initial + 3.4 refinement stage),
     # counted as multiply-adds at the 368x368 input; torch's counter counts 2 FLOP per multiply-add.
     module = _benchmark_script("bench_infer")
-    from openpose_lite.models.factory import LIGHTWEIGHT, build_model
+    from openpose_lite.models.factory import build_model, published_config
 
-    light = build_model(LIGHTWEIGHT).eval()
+    light = build_model(published_config("mobilenet_paf")).eval()
     assert sum(p.numel() for p in light.parameters()) / 1e6 == pytest.approx(4.1, abs=0.05)
     assert module.gflop(light, (368, 368)) / 2 == pytest.approx(9.0, abs=0.3)
 

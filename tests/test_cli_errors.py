@@ -127,7 +127,7 @@ def test_person_detector_with_an_hrnet_file_fails_up_front(hrnet_checkpoint, dat
                  str(hrnet_checkpoint), "-o", str(out), "--no-progress"])
     assert code == 2
     line = one_error_line(capsys.readouterr().err)
-    assert f"--person-detector {hrnet_checkpoint}: holds an HRNet (top-down) model" in line
+    assert f"--person-detector {hrnet_checkpoint}: holds a top-down model (hrnet)" in line
     assert "bottom-up" in line and not out.exists()
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.codecs.base import Codec
-from openpose_lite.predictor import BottomUpPredictor, TopDownPredictor
+from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
 # One standing person, COCO-17 order, 64 x 48 px of a 128 x 96 input (x, y, visible).

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
-from openpose_lite.predictor import TopDownPredictor
+from openpose_lite.inference import TopDownPredictor
 from openpose_lite.skeleton import COCO_17
 from openpose_lite.structures import Poses, zero_missing_keypoints
 

@@ -9,7 +9,7 @@ from test_predictor import GroundTruthMaps, make_scene, max_error_px
 
 from openpose_lite.codecs import BottomUpPafCodec
 from openpose_lite.geometry import letterbox_affine, transform_keypoints
-from openpose_lite.predictor import BottomUpPredictor, scaled_input_height
+from openpose_lite.inference import BottomUpPredictor, scaled_input_height
 from openpose_lite.preprocess import InputBound, letterbox
 
 CODEC = BottomUpPafCodec(refine="dark", blur_kernel=0)

@@ -42,7 +42,7 @@ TRAINING = ["openpose_lite.training", "openpose_lite.losses", "openpose_lite.eva
 def test_predicting_from_a_checkpoint_and_infer_import_nothing_of_training(checkpoint, tmp_path):
     run = _run(TRAINING, f'''
         import numpy as np, cv2
-        from openpose_lite.predictor import BottomUpPredictor
+        from openpose_lite.inference import BottomUpPredictor
         predictor = BottomUpPredictor.from_checkpoint({str(checkpoint)!r}, device="cpu")
         poses = predictor(np.full((96, 128, 3), 100, np.uint8))
         assert poses.keypoints.shape[1:] == (18, 3)

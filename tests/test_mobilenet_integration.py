@@ -24,11 +24,11 @@ from test_mobilenet_paf import (
 
 from openpose_lite.cli import main
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
-from openpose_lite.models import load_model, load_model_with_config
+from openpose_lite.models import load_model, read_weights
 from openpose_lite.models.factory import ModelConfig, build_model
 from openpose_lite.models.mobilenet_paf import MobileNetPafNet
-from openpose_lite.models.weights import detect_layout, load_backbone
-from openpose_lite.predictor import BottomUpPredictor
+from openpose_lite.models.weights import detect_layout, load_backbone, unwrap_weights
+from openpose_lite.inference import BottomUpPredictor
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,11 @@ def scenes(tmp_path_factory) -> Path:
 
 def test_load_model_reads_the_reference_checkpoint_and_computes_the_reference_forward(reference_file):
     path, (net, state) = reference_file
-    model, config = load_model_with_config(path)
+    loaded = read_weights(path)
+    model = loaded.model
     # Run as the reference runs it: one refinement stage, so the maps decoded are the second stage's.
-    assert isinstance(model, MobileNetPafNet) and config is None and model.num_refinement_stages == 1
+    assert isinstance(model, MobileNetPafNet) and not loaded.ours and model.num_refinement_stages == 1
+    assert loaded.layout.name == "lightweight" and loaded.config["model"]["num_stages"] == 2
     images = torch.randn(1, 3, 64, 48, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours = model(images)
@@ -105,7 +107,8 @@ def test_imagenet_mobilenet_initialises_the_trunk_through_backbone_weights(tmp_p
     state = random_state(imagenet_entries(with_counters=True), seed=5)  # keys as the file has them: module.model.*
     path = tmp_path / "mobilenet_sgd_68.848.pth.tar"
     torch.save({"state_dict": state, "epoch": 150, "best_prec1": 68.848}, path)
-    assert detect_layout(state) == "mobilenet_imagenet"
+    with pytest.raises(ValueError, match="ImageNet classification network.*MobileNetV1.*model.arch mobilenet_paf"):
+        detect_layout(unwrap_weights({"state_dict": state}, str(path))[0])
     model = build_model(ModelConfig(arch="mobilenet_paf", num_stages=2))
     assert load_backbone(model, path) == f"ImageNet MobileNetV1 from {path}"
     trunk = model.model.state_dict()
@@ -123,8 +126,8 @@ def test_training_runs_the_mobilenet_arch_through_the_bottomup_branch(scenes, tm
             "train.batch_size=2", "train.epochs=1", "train.optimizer=adam", "train.lr=1e-3", "train.device=cpu",
             "train.amp=false", "train.freeze_trunk_epochs=0", "codec.input_size=64", "train.eval_every=0"]
     assert main(args) == 0
-    model, config = load_model_with_config(out / "last.pt")
-    assert isinstance(model, MobileNetPafNet) and config["model"]["arch"] == "mobilenet_paf"
+    loaded = read_weights(out / "last.pt")
+    assert isinstance(loaded.model, MobileNetPafNet) and loaded.ours and loaded.config["model"]["arch"] == "mobilenet_paf"
     start = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert start["type"] == "run_start"
 
@@ -157,7 +160,7 @@ def test_init_weights_refuses_another_width_or_architecture(reference_file, tmp_
     with pytest.raises(ValueError, match="do not fit the model"):
         init_from_weights(build_model(ModelConfig(arch="mobilenet_paf", num_stages=2, stage_channels=64)),
                           reference_file[0])
-    with pytest.raises(ValueError, match="holds a MobileNetPafNet; the model to start is a VGG19PafNet"):
+    with pytest.raises(ValueError, match="holds a mobilenet_paf network; the model to start is vgg19_paf"):
         init_from_weights(build_model(ModelConfig(num_stages=2, width_mult=0.125, stage_channels=8)), reference_file[0])
 
 
@@ -171,7 +174,7 @@ def test_training_starts_from_init_weights_and_refuses_it_beside_backbone_weight
     out = tmp_path / "run"
     assert main([*base, "--output-dir", str(out), "--init-weights", str(reference_file[0])]) == 0
     assert f"started from {reference_file[0]}" in capsys.readouterr().out
-    trained, _ = load_model_with_config(out / "last.pt")
+    trained = load_model(out / "last.pt")
     assert trained.num_stages == 3
     # One step at lr 1e-6 from the file's weights: still close to them.
     state = reference_file[1][1]

@@ -427,8 +427,8 @@ def test_invalid_sizes_are_rejected(kwargs):
 def test_layout_detection():
     keys = [k for k, _ in reference_entries(reference_network(num_refinement_stages=0))]
     assert is_lightweight_layout(keys)
-    assert is_lightweight_layout([f"module.{k}" for k in keys])
-    imagenet = [k for k, _ in imagenet_entries(with_counters=False)]
+    assert not is_lightweight_layout([f"module.{k}" for k in keys])  # unwrapped once, at the door (models/weights.py)
+    imagenet = [k.removeprefix("module.") for k, _ in imagenet_entries(with_counters=False)]
     assert not is_lightweight_layout(imagenet) and is_mobilenet_imagenet_layout(imagenet)
     assert not is_mobilenet_imagenet_layout(keys)
     cmu = ["model0.0.weight", "model1_1.0.weight", "conv5_1_CPM_L1.weight"]

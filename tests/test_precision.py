@@ -18,7 +18,7 @@ from openpose_lite import devices
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.geometry import letterbox_affine, transform_keypoints
 from openpose_lite.inference.network import NetworkRunner
-from openpose_lite.predictor import BottomUpPredictor, TopDownPredictor
+from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
 CODEC = BottomUpPafCodec(refine="dark", blur_kernel=0)

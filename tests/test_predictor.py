@@ -21,7 +21,7 @@ from openpose_lite.data.synthetic import SceneConfig, generate_scene
 from openpose_lite.devices import resolve_device
 from openpose_lite.geometry import compose_affine, hflip_affine, transform_keypoints
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
-from openpose_lite.predictor import PHASES, BottomUpPredictor, scaled_input_height
+from openpose_lite.inference import PHASES, BottomUpPredictor, scaled_input_height
 from openpose_lite.preprocess import letterbox, to_network_input
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
@@ -198,11 +198,10 @@ def test_bare_state_dict_loads_from_weights_but_not_from_checkpoint(tmp_path):
         BottomUpPredictor.from_weights(path, codec_overrides={"threshold": 0.2})
 
 
-def test_half_precision_is_fp16_and_refused_on_cpu_with_a_clear_message():
-    # --half is the older spelling of precision fp16, which only CUDA computes natively (issue 13):
-    # a CPU run fails up front instead of silently running something else.
+def test_fp16_is_refused_on_cpu_with_a_clear_message():
+    # Only CUDA computes float16 natively: a CPU run fails up front instead of silently running something else.
     with pytest.raises(ValueError, match="fp16: float16 needs a CUDA device"):
-        BottomUpPredictor(tiny_model(), CODEC, input_size=64, device="cpu", half=True)
+        BottomUpPredictor(tiny_model(), CODEC, input_size=64, device="cpu", precision="fp16")
 
 
 def test_device_resolution():

@@ -41,14 +41,9 @@ from openpose_lite.geometry import box_to_center_scale, crop_affine
 from openpose_lite.inference.boxes import gt_box_source, labelled_people
 from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
-from openpose_lite.models.weights import (
-    detect_layout,
-    load_backbone,
-    load_hrnet_imagenet,
-    load_vgg19_imagenet,
-)
+from openpose_lite.models.weights import detect_layout, load_backbone
 from openpose_lite.oks import oks_nms
-from openpose_lite.predictor import TopDownPipeline, TopDownPredictor
+from openpose_lite.inference import TopDownPipeline, TopDownPredictor
 from openpose_lite.preprocess import crop_person
 from openpose_lite.skeleton import COCO_17
 
@@ -511,7 +506,7 @@ def test_imagenet_vgg19_trunk_on_the_cmu_input_computes_torchvision_vgg19_on_its
     path = tmp_path / "vgg19.pth"
     torch.save(reference.state_dict(), path)
     model = build_vgg19_paf(num_stages=1).eval()
-    load_vgg19_imagenet(model, path)
+    load_backbone(model, path)
 
     photo = smooth_image((192, 256), seed=3)  # BGR uint8, as cv2.imread gives
     # torchvision's input: RGB, / 255, (x - mean) / std.
@@ -562,7 +557,8 @@ def test_imagenet_hrnet_checkpoint_fills_the_reference_pretrained_layers_only(tm
     state = _imagenet_hrnet_state(8)
     path = tmp_path / "hrnet_w8_imagenet.pth"
     torch.save(state, path)
-    assert detect_layout(state) == "hrnet_imagenet"
+    with pytest.raises(ValueError, match="ImageNet classification network.*ImageNet HRNet.*model.arch hrnet"):
+        detect_layout(state)
     torch.manual_seed(1)
     model = build_hrnet(width=8)
     head_before = model.final_layer.weight.clone()
@@ -581,4 +577,4 @@ def test_imagenet_hrnet_of_another_width_is_refused_naming_keys(tmp_path):
     path = tmp_path / "hrnet_w16_imagenet.pth"
     torch.save(_imagenet_hrnet_state(16), path)
     with pytest.raises(ValueError, match="shape mismatches with HRNet-W8"):
-        load_hrnet_imagenet(build_hrnet(width=8), path)
+        load_backbone(build_hrnet(width=8), path)

@@ -32,7 +32,7 @@ from openpose_lite.preprocess import (
     IMAGENET_MEAN_RGB,
     IMAGENET_STD_RGB,
     crop_person,
-    to_hrnet_input,
+    to_imagenet_input,
 )
 from openpose_lite.skeleton import COCO_17
 
@@ -270,17 +270,17 @@ def test_dataset_items_have_the_documented_shapes_and_batch_in_a_dataloader():
     assert loss.item() > 0
 
 
-def test_to_hrnet_input_is_rgb_imagenet_normalised_and_batches():
+def test_to_imagenet_input_is_rgb_imagenet_normalised_and_batches():
     image = np.zeros((4, 6, 3), np.uint8)
     image[..., 0] = 255  # pure blue in BGR
-    out = to_hrnet_input(image)
+    out = to_imagenet_input(image)
     assert out.shape == (3, 4, 6) and out.dtype == np.float32
     np.testing.assert_allclose(out[:, 0, 0], (np.array([0.0, 0.0, 1.0]) - IMAGENET_MEAN_RGB) / IMAGENET_STD_RGB, rtol=1e-6)
-    batch = to_hrnet_input(np.stack([image, image[:, ::-1]]))
+    batch = to_imagenet_input(np.stack([image, image[:, ::-1]]))
     assert batch.shape == (2, 3, 4, 6)
     np.testing.assert_array_equal(batch[0], out)
-    with pytest.raises(ValueError, match="to_hrnet_input"):
-        to_hrnet_input(np.zeros((4, 6), np.uint8))
+    with pytest.raises(ValueError, match="to_imagenet_input"):
+        to_imagenet_input(np.zeros((4, 6), np.uint8))
 
 
 def test_augment_params_reject_bad_values():

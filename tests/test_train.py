@@ -25,10 +25,8 @@ from train_helpers import REPO, load_train_script, tiny_args, write_tiny_scenes
 from openpose_lite.checkpoint import load_checkpoint
 from openpose_lite.config import load_config
 from openpose_lite.devices import resolve_device
-from openpose_lite.models.weights import (
-    build_model_from_config_dict,
-    load_vgg19_imagenet,
-)
+from openpose_lite.models.factory import build_model_from_config_dict
+from openpose_lite.models.weights import load_backbone
 from openpose_lite.training import branches, distributed, engine, metrics, optim
 
 train_vgg19 = load_train_script()
@@ -166,8 +164,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(scenes
             terms["stage1/pafs"] = terms["stage1/pafs"] * float("nan")
         return terms
 
-    branch = branches.BRANCHES["vgg19_paf"]
-    monkeypatch.setitem(branches.BRANCHES, "vgg19_paf", dataclasses.replace(branch, loss_terms=poisoned))
+    branch = branches.BRANCHES["bottomup"]
+    monkeypatch.setitem(branches.BRANCHES, "bottomup", dataclasses.replace(branch, loss_terms=poisoned))
     out = tmp_path / "run"
     code = train_vgg19.main(tiny_args(scenes, out, "train.epochs=3", "train.freeze_trunk_epochs=0"))
     assert code == train_vgg19.EXIT_STOPPED
@@ -244,7 +242,7 @@ def test_backbone_weights_fill_the_trunk_and_stay_fixed_while_frozen(scenes, tmp
         assert torch.equal(trained[f"trunk.{name}.weight"], state[f"features.{pos}.weight"])
         assert torch.equal(trained[f"trunk.{name}.bias"], state[f"features.{pos}.bias"])
     folded = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 1, "width_mult": 1.0})
-    load_vgg19_imagenet(folded, weights)
+    load_backbone(folded, weights)
     assert torch.equal(trained["trunk.conv1_1.weight"], folded.trunk.conv1_1.weight)
     start = metrics.read_jsonl(out / "metrics.jsonl")[0]
     assert start["trunk_init"].startswith("ImageNet VGG19 from")

@@ -33,6 +33,7 @@ from train_helpers import (
 from openpose_lite.checkpoint import load_checkpoint, save_checkpoint
 from openpose_lite.cli import main as cli_main
 from openpose_lite.cli.train import _Printer, split_train_argv
+from openpose_lite.config import Config, ModelConfig
 from openpose_lite.training import branches, loop
 from openpose_lite.training.loop import SCRATCH, TrainResult
 from openpose_lite.training.metrics import cut_back, read_jsonl
@@ -278,8 +279,8 @@ def test_non_finite_stop_names_the_newest_checkpoint_whose_loss_was_finite(scene
         scale = float("nan") if calls["n"] >= nan_from_call else (10.0 if calls["n"] >= 3 else 1.0)
         return {name: value * scale for name, value in terms.items()}
 
-    branch = branches.BRANCHES["vgg19_paf"]
-    monkeypatch.setitem(branches.BRANCHES, "vgg19_paf", dataclasses.replace(branch, loss_terms=poisoned))
+    branch = branches.BRANCHES["bottomup"]
+    monkeypatch.setitem(branches.BRANCHES, "bottomup", dataclasses.replace(branch, loss_terms=poisoned))
     out = tmp_path / "run"
     assert train_vgg19.main(tiny_args(scenes, out, *TRAIN_LOSS_RUN, "train.epochs=3")) == train_vgg19.EXIT_STOPPED
     err = capsys.readouterr().err
@@ -325,9 +326,9 @@ def test_openpose_lite_v_train_reaches_the_training_parser(capsys):
 
 def test_the_hrnet_start_lines_count_person_crops_and_name_the_hrnet_backbone_file():
     lines: list[str] = []
-    hrnet = branches.BRANCHES["hrnet"]
+    hrnet = branches.BRANCHES["topdown"]
     result = TrainResult(output_dir=Path("runs/x"), branch=hrnet.name, model="HRNet-W16", trunk_init=SCRATCH,
-                         backbone_file=hrnet.backbone_file, train_samples=400, sample_kind=hrnet.sample_kind)
+                         backbone_file=hrnet.backbone_file(Config(model=ModelConfig(arch="hrnet"))), train_samples=400, sample_kind=hrnet.sample_kind)
     _Printer(lines.append).started(result)
     assert "ImageNet HRNet" in lines[0] and "vgg19" not in lines[0]
     assert "400 person crops" in lines[1] and "training images" not in lines[1]

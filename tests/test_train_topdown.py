@@ -13,7 +13,7 @@ from openpose_lite.checkpoint import load_checkpoint, save_checkpoint
 from openpose_lite.cli import main
 from openpose_lite.config import Config, ModelConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
-from openpose_lite.models.weights import build_model_from_config_dict
+from openpose_lite.models.factory import build_model_from_config_dict
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_train_vgg19_refuses_an_hrnet_config(scenes, tmp_path, capsys):
     train_vgg19 = load_train_script()
 
     assert train_vgg19.main(_tiny_args(scenes, tmp_path, "train.epochs=1")[1:]) == train_vgg19.EXIT_USAGE
-    assert "trains 'vgg19_paf'" in capsys.readouterr().err
+    assert "trains the bottomup models (vgg19_paf, mobilenet_paf), got 'hrnet'" in capsys.readouterr().err
 
 
 def test_hrnet_training_starts_from_an_imagenet_hrnet_checkpoint(scenes, tmp_path):

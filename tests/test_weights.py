@@ -13,17 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from openpose_lite.models import layouts as layouts_mod
+from openpose_lite.models import weights as weights_mod
+from openpose_lite.models.architectures import ARCHITECTURES, Architecture, WeightLayout
+from openpose_lite.models.cmu_weights import convert_cmu_state_dict
+from openpose_lite.models.factory import build_model_from_config_dict
+from openpose_lite.models.state_dict import load_state_dict_file
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf
-from openpose_lite.models.weights import (
-    build_model_from_config_dict,
-    convert_cmu_state_dict,
-    detect_layout,
-    load_model,
-    load_state_dict_file,
-    load_vgg19_imagenet,
-    load_weights_into,
-)
+from openpose_lite.models.weights import detect_layout, load_backbone, load_model, read_weights, unwrap_weights
 from openpose_lite.skeleton import OPENPOSE_18
 
 # ----------------------------------------------------------------- the CMU model, described here
@@ -150,19 +146,10 @@ def test_cmu_layouts_give_the_reference_outputs(style, layout, module_prefix):
     num_stages = 3
     tensors = random_cmu_weights(SMALL, num_stages)
     sd = cmu_state_dict(tensors, SMALL, num_stages, style, module_prefix)
-    assert detect_layout(sd) == layout
+    row, found = detect_layout(unwrap_weights(sd, "cmu")[0])
+    assert (row.name, found.name) == ("vgg19_paf", layout)
     model = build_vgg19_paf(num_stages=num_stages, **SMALL_MODEL_KW)
     model.load_state_dict(convert_cmu_state_dict(sd, num_stages=num_stages), strict=True)
-    assert_matches_reference(model, tensors, SMALL, num_stages)
-
-
-def test_cmu_file_loads_into_an_existing_model_through_a_file(tmp_path):
-    num_stages = 2
-    tensors = random_cmu_weights(SMALL, num_stages, seed=3)
-    path = tmp_path / "cmu.pth"
-    torch.save(cmu_state_dict(tensors, SMALL, num_stages, "prefixed"), path)
-    model = build_vgg19_paf(num_stages=num_stages, **SMALL_MODEL_KW)
-    assert load_weights_into(model, path) == "cmu_named"
     assert_matches_reference(model, tensors, SMALL, num_stages)
 
 
@@ -189,11 +176,11 @@ def test_cmu_missing_and_unexpected_keys_are_named():
 
 
 def test_cmu_shape_mismatch_names_the_layer(tmp_path):
+    # The published CMU model is full width; a file of another width is named, layer by layer.
     path = tmp_path / "cmu.pth"
     torch.save(cmu_state_dict(random_cmu_weights(SMALL, 2), SMALL, 2, "numbered"), path)
-    model = build_vgg19_paf(num_stages=2, width_mult=0.125, stage_channels=24)  # stage width differs
-    with pytest.raises(ValueError, match=r"shape mismatches.*stages\.0\..*file \(16,"):
-        load_weights_into(model, path)
+    with pytest.raises(ValueError, match=r"cmu_numbered.*shape mismatches.*file \(8, 3, 3, 3\) vs model \(64, 3, 3, 3\)"):
+        read_weights(path)
 
 
 def test_load_model_builds_the_full_cmu_model_from_a_dataparallel_numbered_file(tmp_path):
@@ -227,12 +214,13 @@ def torchvision_vgg19_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 def test_torchvision_vgg19_fills_the_trunk_only(tmp_path):
     sd = torchvision_vgg19_state_dict()
-    assert detect_layout(sd) == "torchvision_vgg19"
+    with pytest.raises(ValueError, match="ImageNet classification network.*vgg19.*model.arch vgg19_paf"):
+        detect_layout(sd)
     path = tmp_path / "vgg19.pth"
     torch.save(sd, path)
     model = build_vgg19_paf(num_stages=1)
     cpm_before = model.cpm.conv4_3.weight.clone()
-    load_vgg19_imagenet(model, path)
+    assert load_backbone(model, path) == f"ImageNet VGG19 from {path}"
     # torchvision vgg19.features positions of conv1_1 ... conv4_2.
     positions = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21]
     names = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3", "conv3_4", "conv4_1", "conv4_2"]
@@ -250,7 +238,7 @@ def test_torchvision_vgg19_needs_full_width(tmp_path):
     path = tmp_path / "vgg19.pth"
     torch.save(torchvision_vgg19_state_dict(), path)
     with pytest.raises(ValueError, match="width_mult"):
-        load_vgg19_imagenet(build_vgg19_paf(num_stages=1, width_mult=0.5), path)
+        load_backbone(build_vgg19_paf(num_stages=1, width_mult=0.5), path)
 
 
 def test_batchnorm_vgg_is_rejected(tmp_path):
@@ -258,13 +246,13 @@ def test_batchnorm_vgg_is_rejected(tmp_path):
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "features.0.bias": torch.zeros(64),
                 "features.1.weight": torch.ones(64), "features.1.running_mean": torch.zeros(64)}, path)
     with pytest.raises(ValueError, match="vgg19_bn"):
-        load_vgg19_imagenet(build_vgg19_paf(num_stages=1), path)
+        load_backbone(build_vgg19_paf(num_stages=1), path)
 
 
 def test_load_model_refuses_a_trunk_only_file(tmp_path):
     path = tmp_path / "vgg19.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3), "features.0.bias": torch.zeros(64)}, path)
-    with pytest.raises(ValueError, match="ImageNet classification network .*torchvision_vgg19.*--backbone-weights"):
+    with pytest.raises(ValueError, match="ImageNet classification network .*vgg19.*--backbone-weights"):
         load_model(path)
 
 
@@ -305,7 +293,7 @@ def test_bare_own_state_dict_sizes_are_inferred(tmp_path, module_prefix):
         sd = {f"module.{k}": v for k, v in sd.items()}
     path = tmp_path / "bare.pth"
     torch.save(sd, path)
-    assert detect_layout(sd) == "openpose_lite"
+    assert detect_layout(unwrap_weights(sd, "bare")[0])[1].name == "openpose_lite_state_dict"
     loaded = load_model(path, device="cpu")
     assert (loaded.num_stages, loaded.stage_channels, loaded.width_mult) == (2, 16, 0.125)
     assert_same_outputs(model, loaded)
@@ -327,16 +315,22 @@ def test_model_config_defaults_and_unknown_arch():
 
 
 # ----------------------------------------------------------------- bad files and layouts
-def test_unknown_layout_names_missing_and_unexpected_keys():
+def test_unknown_layout_names_its_keys_and_the_layouts_known():
     sd = {"backbone.layer1.weight": torch.zeros(1), "head.final.bias": torch.zeros(1)}
-    with pytest.raises(ValueError, match=r"no known layout.*missing keys.*unexpected keys.*backbone\.layer1\.weight"):
+    with pytest.raises(ValueError, match=r"no known layout: 2 keys such as \['backbone\.layer1\.weight'.*cmu_named"):
         detect_layout(sd)
 
 
+def is_toy(keys: frozenset[str]) -> bool:
+    """The detector of the toy layout of the table-driven test below."""
+    return "toy.marker" in keys
+
+
 def test_detection_is_table_driven(monkeypatch):
-    extra = layouts_mod.WeightLayout("toy", lambda keys: "toy.marker" in keys, lambda: frozenset({"toy.marker"}))
-    monkeypatch.setattr(layouts_mod, "LAYOUTS", [*layouts_mod.LAYOUTS, extra])
-    assert detect_layout({"toy.marker": torch.zeros(1)}) == "toy"
+    toy = WeightLayout("toy", "a toy file", "test_weights:is_toy", "test_weights:is_toy")
+    row = Architecture("toy_net", "bottomup", "a toy", "test_weights:is_toy", (), "cmu", layouts=(toy,))
+    monkeypatch.setattr(weights_mod, "ARCHITECTURES", (*ARCHITECTURES, row))
+    assert detect_layout({"toy.marker": torch.zeros(1)}) == (row, toy)
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

@@ -3,8 +3,9 @@
 Its fields are the one list of the bench options: they build the argparse options
 (:meth:`~openpose_lite.bench.options.CommandLineOptions.add_arguments`), parse them back
 (``from_args``) and print the command line that reproduces a run (:meth:`BenchConfig.command_line`).
-The random models' default sizes are the papers' (:data:`openpose_lite.models.factory.PAPER`,
-:class:`openpose_lite.config.TopDownConfig`), read from there, not restated.
+The random models are the published networks of the architectures chosen (``--bu-arch``,
+``--td-arch``: rows of :mod:`openpose_lite.models.architectures`), at their published sizes
+(:func:`openpose_lite.models.factory.published_config`), read from there, not restated.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from typing import Literal
 from openpose_lite.bench.options import CommandLineOptions, option
 from openpose_lite.config import CodecConfig, TopDownConfig
 from openpose_lite.devices import PRECISIONS
-from openpose_lite.models.factory import LIGHTWEIGHT, PAPER
-from openpose_lite.models.hrnet import INPUT_MULTIPLE as HRNET_INPUT_MULTIPLE
+from openpose_lite.models.architectures import architectures
+from openpose_lite.models.factory import published_config
 from openpose_lite.params import Params
 
-__all__ = ["BOTTOMUP_ARCHS", "BOX_SOURCES", "BenchConfig", "PROG"]
+__all__ = ["BOTTOMUP_ARCHS", "BOX_SOURCES", "BenchConfig", "PROG", "TOPDOWN_ARCHS"]
 
 BoxSource = Literal["gt", "bottomup"]
-BottomUpArch = Literal["vgg19", "mobilenet"]
-# The model config of each bottom-up architecture at its paper's size.
-BOTTOMUP_ARCHS = {"vgg19": PAPER, "mobilenet": LIGHTWEIGHT}
 BOX_SOURCES: tuple[str, ...] = typing.get_args(BoxSource)
+BOTTOMUP_ARCHS = _BU_ARCHS = tuple(a.name for a in architectures("bottomup"))
+TOPDOWN_ARCHS = _TD_ARCHS = tuple(a.name for a in architectures("topdown"))
+_BU, _TD = published_config(_BU_ARCHS[0]), published_config(_TD_ARCHS[0])
+# Top-down crops: sides a multiple of the deepest trunks' total stride (HRNet's four branches, ResNet's).
+TD_INPUT_MULTIPLE = 32
 PROG: tuple[str, ...] = ("openpose-lite", "bench")
 
 _CODEC = CodecConfig()
@@ -39,9 +42,10 @@ _TD_H, _TD_W = TopDownConfig().input_hw
 class BenchConfig(Params, CommandLineOptions):
     """Everything a benchmark run depends on; each field is an ``openpose-lite bench`` option.
 
-    Model options (``bu_arch``, ``bu_width_mult``, ``bu_stages``, ``hrnet_width``, ``td_input_hw``)
-    describe random-weight models and are ``None`` until resolved (the paper models by default); a
-    checkpoint brings its own model and codec, so they must stay ``None`` next to it.
+    Model options (``bu_arch``, ``td_arch``, ``bu_width_mult``, ``bu_stages``, ``hrnet_width``,
+    ``td_input_hw``) describe random-weight models and are ``None`` until resolved (the published
+    models of the first architecture of each branch by default); a checkpoint brings its own model
+    and codec, so they must stay ``None`` next to it.
     ``bu_input_size`` (network input height) applies to both. ``device`` ``"auto"`` and
     ``threads`` 0 are resolved when the run starts (:attr:`BenchResult.config` holds the resolved
     values; ``precision`` is checked against the device then, as the predictors do). ``flip``
@@ -70,21 +74,23 @@ class BenchConfig(Params, CommandLineOptions):
                              "a CPU shared with other jobs)")
     seed: int = option(0, "seed of the scenes and of the random weights")
     box_source: BoxSource = option("gt", "top-down boxes: the scene's ground truth, or the bottom-up model's people")
-    bu_arch: BottomUpArch = option("vgg19", "random bottom-up model: vgg19 (the CMU network) or mobilenet "
-                                            "(Lightweight OpenPose)")
+    bu_arch: str | None = option(None, f"random bottom-up model: the published network of one of {', '.join(_BU_ARCHS)} "
+                                       f"(default: {_BU_ARCHS[0]})")
+    td_arch: str | None = option(None, f"random top-down model: the published network of one of {', '.join(_TD_ARCHS)} "
+                                       f"(default: {_TD_ARCHS[0]})")
     bu_width_mult: float | None = option(None, f"random bottom-up model: trunk width multiplier "
-                                               f"(default: the paper's {PAPER.width_mult})")
-    bu_stages: int | None = option(None, f"random bottom-up model: stages of {PAPER.stage_channels} channels "
-                                         f"(default: the paper's, vgg19 {PAPER.num_stages}, mobilenet "
-                                         f"{LIGHTWEIGHT.num_stages}: the initial and one refinement stage)")
+                                               f"(default: the published {_BU.width_mult})")
+    bu_stages: int | None = option(None, "random bottom-up model: stages (default: the published network's, "
+                                         + ", ".join(f"{a} {published_config(a).num_stages}" for a in _BU_ARCHS) + ")")
     bu_input_size: int | None = option(None, f"bottom-up network input height, a multiple of {_CODEC.stride} "
                                              f"(default: the checkpoint's, else {_CODEC.input_size})")
-    hrnet_width: int | None = option(None, f"random top-down model: HRNet width (default: the paper's {PAPER.hrnet_width})")
+    hrnet_width: int | None = option(None, f"random hrnet model: width (default: the published {_TD.hrnet_width})")
     td_input_hw: tuple[int, int] | None = option(
-        None, f"random top-down model: crop size, multiples of {HRNET_INPUT_MULTIPLE} (default: {_TD_H} {_TD_W})",
-        metavar=("H", "W"))
+        None, f"random top-down model: crop size, multiples of {TD_INPUT_MULTIPLE} (default: the architecture's "
+              f"published crop, {_TD_H} {_TD_W} for {_TD_ARCHS[0]})", metavar=("H", "W"))
     bu_checkpoint: str | None = option(None, "bottom-up checkpoint (real weights)", metavar="FILE")
-    td_checkpoint: str | None = option(None, "top-down (HRNet) checkpoint or official HRNet weights", metavar="FILE")
+    td_checkpoint: str | None = option(None, "top-down checkpoint or public top-down weights (e.g. official HRNet files)",
+                                       metavar="FILE")
     ann: str | None = option(None, "COCO-format keypoint annotations: the accuracy section (oracle rows always)",
                              metavar="FILE")
     images: str | None = option(None, "the annotation file's images: model rows (needs checkpoints)", metavar="DIR")
@@ -108,6 +114,8 @@ class BenchConfig(Params, CommandLineOptions):
         self._check_accuracy()
 
     def _check_models(self) -> None:
+        self._require(self.bu_arch in (None, *_BU_ARCHS), "bu_arch", f"one of {', '.join(_BU_ARCHS)}")
+        self._require(self.td_arch in (None, *_TD_ARCHS), "td_arch", f"one of {', '.join(_TD_ARCHS)}")
         if self.bu_width_mult is not None:
             self._require(math.isfinite(self.bu_width_mult) and self.bu_width_mult > 0, "bu_width_mult", "a number > 0")
         if self.bu_stages is not None:
@@ -119,14 +127,11 @@ class BenchConfig(Params, CommandLineOptions):
         if self.hrnet_width is not None:
             self._require(self.hrnet_width >= 1, "hrnet_width", "an integer >= 1")
         if self.td_input_hw is not None:
-            m = HRNET_INPUT_MULTIPLE
+            m = TD_INPUT_MULTIPLE
             self._require(all(v >= m and v % m == 0 for v in self.td_input_hw), "td_input_hw",
-                          f"(H, W), positive multiples of {m} (HRNet)")
-        if self.bu_checkpoint is not None and self.bu_arch != "vgg19":
-            raise ValueError(f"{self._name('bu_arch')}: chooses a random-weight model; "
-                             f"{self.flag_of('bu_checkpoint')} brings its own model")
-        for checkpoint, sizes in (("bu_checkpoint", ("bu_width_mult", "bu_stages")),
-                                  ("td_checkpoint", ("hrnet_width", "td_input_hw"))):
+                          f"(H, W), positive multiples of {m}")
+        for checkpoint, sizes in (("bu_checkpoint", ("bu_arch", "bu_width_mult", "bu_stages")),
+                                  ("td_checkpoint", ("td_arch", "hrnet_width", "td_input_hw"))):
             given = [n for n in sizes if getattr(self, n) is not None]
             if getattr(self, checkpoint) is not None and given:
                 raise ValueError(f"{', '.join(self._name(n) for n in given)}: size a random-weight model; "

@@ -1,9 +1,10 @@
-"""The two predictors a benchmark run times and scores: from checkpoints, or seeded random paper-size models.
+"""The two predictors a benchmark run times and scores: from checkpoints, or seeded random published-size models.
 
-Random models are built by :func:`openpose_lite.models.factory.build_model` from the papers'
-:data:`~openpose_lite.models.factory.PAPER` sizes with the bench's overrides on top, and their
-codecs by the config's one codec builders (:func:`~openpose_lite.config.build_bottomup_codec`,
-``build_topdown_codec``) with the model's stride, so they decode as the predictors of a
+Random models are the published networks of the architectures chosen (``bu_arch``, ``td_arch``:
+:func:`openpose_lite.models.factory.published_config`, rows of the architecture table) with the
+bench's overrides on top, built by :func:`openpose_lite.models.factory.build_model`; their configs
+come from :func:`openpose_lite.config.load_config` (the architecture's published settings), and
+their predictors from the predictors' own ``from_model``, so they decode as the predictors of a
 checkpoint with those settings would.
 """
 
@@ -17,12 +18,12 @@ from typing import Any, TypeVar
 
 import torch
 
-from openpose_lite.bench.config import BOTTOMUP_ARCHS, BenchConfig
-from openpose_lite.config import CodecConfig, Config, TopDownConfig, build_bottomup_codec, build_topdown_codec
-from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
-from openpose_lite.models.factory import PAPER, build_model
-from openpose_lite.models.mobilenet_paf import MobileNetPafNet
-from openpose_lite.models.vgg19_paf import VGG19PafNet
+from openpose_lite.bench.config import BOTTOMUP_ARCHS, TOPDOWN_ARCHS, BenchConfig
+from openpose_lite.config import config_from_dict, config_to_dict, load_config
+from openpose_lite.inference import BottomUpPredictor, TopDownPredictor, require_checkpoint
+from openpose_lite.models.architectures import architecture
+from openpose_lite.models.factory import build_model
+from openpose_lite.models.weights import LoadedWeights, read_weights
 
 __all__ = ["BenchModels", "build_models", "variant"]
 
@@ -55,49 +56,57 @@ def _parameters(model: torch.nn.Module) -> str:
     return f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
 
 
+def _describe(loaded: LoadedWeights) -> str:
+    """A loaded file's network in words, from the config it runs with."""
+    return loaded.architecture.describe(config_from_dict(loaded.config, where="weights config").model)
+
+
 def _bottomup(cfg: BenchConfig, device: torch.device) -> tuple[BottomUpPredictor, str, BenchConfig]:
     if cfg.bu_checkpoint is not None:
-        predictor = BottomUpPredictor.from_checkpoint(cfg.bu_checkpoint, device=device, input_size=cfg.bu_input_size,
-                                                      precision=cfg.precision)
-        model = predictor.model
-        if not isinstance(model, (VGG19PafNet, MobileNetPafNet)):
-            raise ValueError(f"bu_checkpoint: {cfg.bu_checkpoint} holds a {type(model).__name__}, not a bottom-up "
-                             "network (VGG19PafNet, MobileNetPafNet)")
-        name = f"{Path(cfg.bu_checkpoint).name}: {type(model).__name__} {model.num_stages} stages, width x{model.width_mult:g}"
+        loaded = read_weights(cfg.bu_checkpoint)
+        require_checkpoint(cfg.bu_checkpoint, loaded)
+        predictor = BottomUpPredictor.from_model(loaded.model, loaded.config, cfg.bu_checkpoint, device=device,
+                                                 input_size=cfg.bu_input_size, precision=cfg.precision)
+        name = f"{Path(cfg.bu_checkpoint).name}: {_describe(loaded)}"
     else:
-        paper = BOTTOMUP_ARCHS[cfg.bu_arch]
-        model_cfg = dataclasses.replace(
-            paper, num_stages=paper.num_stages if cfg.bu_stages is None else cfg.bu_stages,
-            width_mult=paper.width_mult if cfg.bu_width_mult is None else cfg.bu_width_mult)
-        cfg = dataclasses.replace(cfg, bu_width_mult=model_cfg.width_mult, bu_stages=model_cfg.num_stages)
+        arch = cfg.bu_arch or BOTTOMUP_ARCHS[0]
+        sizes = {"model.num_stages": cfg.bu_stages, "model.width_mult": cfg.bu_width_mult,
+                 "codec.input_size": cfg.bu_input_size}
+        run_cfg = load_config(None, [f"model.arch={arch}", *(f"{k}={v}" for k, v in sizes.items() if v is not None)])
+        cfg = dataclasses.replace(cfg, bu_arch=arch, bu_width_mult=run_cfg.model.width_mult,
+                                  bu_stages=run_cfg.model.num_stages)
         torch.manual_seed(cfg.seed)  # the random weights reproduce, whatever ran before
-        model = build_model(model_cfg)
-        codec_cfg = CodecConfig() if cfg.bu_input_size is None else CodecConfig(input_size=cfg.bu_input_size)
-        codec = build_bottomup_codec(Config(model=model_cfg, codec=codec_cfg), skeleton=model.skeleton)
-        predictor = BottomUpPredictor(model, codec, input_size=codec_cfg.input_size, device=device,
-                                      precision=cfg.precision)
-        name = f"{type(model).__name__} {model_cfg.num_stages} stages, width x{model_cfg.width_mult:g}, random weights"
+        model = build_model(run_cfg.model)
+        predictor = BottomUpPredictor.from_model(model, config_to_dict(run_cfg), "random weights", device=device,
+                                                 precision=cfg.precision)
+        name = f"{architecture(arch).describe(run_cfg.model)}, random weights"
     cfg = dataclasses.replace(cfg, bu_input_size=predictor.input_size)
     return predictor, f"{name}, {_parameters(predictor.model)}, input height {predictor.input_size}", cfg
 
 
 def _topdown(cfg: BenchConfig, device: torch.device) -> tuple[TopDownPredictor, str, BenchConfig]:
     if cfg.td_checkpoint is not None:
-        predictor = TopDownPredictor.from_weights(cfg.td_checkpoint, device=device, precision=cfg.precision)
+        loaded = read_weights(cfg.td_checkpoint)
+        predictor = TopDownPredictor.from_model(loaded.model, loaded.config, cfg.td_checkpoint, device=device,
+                                                precision=cfg.precision)
         h, w = predictor.codec.input_hw
-        name = f"{Path(cfg.td_checkpoint).name}: HRNet-W{getattr(predictor.model, 'width', '?')} {h}x{w}"
+        name = f"{Path(cfg.td_checkpoint).name}: {_describe(loaded)} {h}x{w}"
     else:
-        model_cfg = dataclasses.replace(PAPER, arch="hrnet",
-                                        hrnet_width=PAPER.hrnet_width if cfg.hrnet_width is None else cfg.hrnet_width)
-        defaults = TopDownConfig()
-        h, w = defaults.input_hw if cfg.td_input_hw is None else cfg.td_input_hw
-        cfg = dataclasses.replace(cfg, hrnet_width=model_cfg.hrnet_width, td_input_hw=(h, w))
+        arch = cfg.td_arch or TOPDOWN_ARCHS[0]
+        overrides = [f"model.arch={arch}"]
+        if cfg.hrnet_width is not None:
+            overrides.append(f"model.hrnet_width={cfg.hrnet_width}")
+        run_cfg = load_config(None, overrides)
+        h, w = run_cfg.topdown.input_hw if cfg.td_input_hw is None else cfg.td_input_hw
         torch.manual_seed(cfg.seed + 1)
-        model = build_model(model_cfg)
-        td_cfg = dataclasses.replace(defaults, input_hw=(h, w), heatmap_hw=(h // model.stride, w // model.stride))
-        predictor = TopDownPredictor(model, build_topdown_codec(Config(model=model_cfg, topdown=td_cfg)),
-                                     device=device, padding=td_cfg.padding, precision=cfg.precision)
-        name = f"HRNet-W{model_cfg.hrnet_width} {h}x{w}, random weights"
+        model = build_model(run_cfg.model)
+        stride = int(model.stride)
+        run_cfg = load_config(None, [*overrides, f"topdown.input_hw=[{h},{w}]",
+                                     f"topdown.heatmap_hw=[{h // stride},{w // stride}]"])
+        cfg = dataclasses.replace(cfg, td_arch=arch, td_input_hw=(h, w))
+        predictor = TopDownPredictor.from_model(model, config_to_dict(run_cfg), "random weights", device=device,
+                                                precision=cfg.precision)
+        name = f"{architecture(arch).describe(run_cfg.model)} {h}x{w}, random weights"
     return predictor, f"{name}, {_parameters(predictor.model)}", cfg
 
 

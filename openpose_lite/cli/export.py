@@ -16,9 +16,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help="export the network to ONNX or TorchScript (decoding stays in Python)",
-        description="Writes the network alone: input 'images' (B, 3, H, W), the model's normalisation (bottom-up: "
-        "BGR / 256 - 0.5; HRNet: RGB, ImageNet mean and std); outputs the last stage's maps (bottom-up: pafs, "
-        "heatmaps at 1/8 of the input size; HRNet: heatmaps at 1/4). Pre- and post-processing stay in openpose_lite.",
+        description="Writes the network alone: input 'images' (B, 3, H, W) in the model's input normalisation "
+        "(model.input_norm: bottom-up BGR / 256 - 0.5; top-down ImageNet mean and std, RGB or, for the SimpleBaseline "
+        "reference's files, BGR); outputs the last stage's maps (bottom-up: pafs, heatmaps at 1/8 of the input size; "
+        "top-down: heatmaps at 1/4). Pre- and post-processing stay in openpose_lite.",
     )
     add_weights_args(p)
     p.add_argument("--format", choices=tuple(_SUFFIXES), required=True)
@@ -44,26 +45,25 @@ def _output_path(args: argparse.Namespace, weights: Path) -> Path:
     return output
 
 
-def _input_hw(args: argparse.Namespace, model, config) -> tuple[int, int]:
-    from openpose_lite.config import Config, config_from_dict
-    from openpose_lite.models.hrnet import HRNet
+def _own_input_hw(loaded) -> tuple[int, int]:
+    """The model's own example size: a top-down model's crop (it suits the network: HRNet needs multiples of 32)."""
+    from openpose_lite.config import config_from_dict
 
-    if args.input_hw is not None:
-        return int(args.input_hw[0]), int(args.input_hw[1])
-    if isinstance(model, HRNet):  # HRNet needs sides that are multiples of 32: its own crop size is one
-        cfg = config_from_dict(config, where="checkpoint config") if config is not None else Config()
-        return tuple(int(v) for v in cfg.topdown.input_hw)  # type: ignore[return-value]
+    if loaded.architecture.branch == "topdown":
+        cfg = config_from_dict(loaded.config, where="checkpoint config")
+        return int(cfg.topdown.input_hw[0]), int(cfg.topdown.input_hw[1])
     return 368, 368
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from openpose_lite.models import export_onnx, export_torchscript
     from openpose_lite.models.export import onnx_opsets
-    from openpose_lite.models.hrnet import HRNet
 
-    path, model, config = load_weights(args)
+    path, loaded = load_weights(args)
+    model = loaded.model
     output = _output_path(args, path)
-    input_hw = _input_hw(args, model, config)
+    own = _own_input_hw(loaded)
+    input_hw = own if args.input_hw is None else (int(args.input_hw[0]), int(args.input_hw[1]))
     if args.format == "onnx":
         import importlib.util
 
@@ -78,7 +78,7 @@ def _run_export(args: argparse.Namespace) -> int:
         else:
             written = export_torchscript(model, output, input_hw=input_hw)
     except ValueError as exc:  # the example size does not suit the network
-        hint = "; e.g. --input-hw 256 192, or leave it out for the model's own crop" if isinstance(model, HRNet) else ""
+        hint = f"; e.g. --input-hw {own[0]} {own[1]} (the model's own size), or leave it out"
         raise CliError(f"--input-hw {input_hw[0]} {input_hw[1]}: {exc}{hint}") from None
     print(f"wrote {args.format} network to {written}")
     return EXIT_OK

@@ -16,10 +16,10 @@ __all__ = ["WEIGHTS_HELP", "add_predictor_args", "add_weights_args", "build_pred
            "weights_path"]
 
 WEIGHTS_HELP = (
-    "pass --weights FILE (the public CMU COCO body model, pose_iter_440000, converted to a PyTorch state dict "
-    "in the layout of the common PyTorch OpenPose ports, e.g. body_pose_model.pth; or any openpose_lite "
-    "checkpoint or state dict) or --checkpoint FILE (a checkpoint written by train_vgg19.py); "
-    "top-down: official HRNet pose weights or a checkpoint from 'openpose-lite train'"
+    "pass --weights FILE (a public pose model: the CMU COCO body model as the PyTorch OpenPose ports save it, "
+    "e.g. body_pose_model.pth; a Lightweight OpenPose checkpoint; official HRNet pose weights; or any "
+    "openpose_lite checkpoint or state dict) or --checkpoint FILE (a checkpoint written by train_vgg19.py or "
+    "'openpose-lite train'); docs/cli.md lists every file the architecture table reads"
 )
 
 
@@ -51,7 +51,8 @@ def _fraction(text: str) -> float:
 def add_weights_args(p: argparse.ArgumentParser) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--weights", type=Path, metavar="FILE",
-                       help="weights in any supported layout: the CMU COCO body model (PyTorch ports' layouts) or our files")
+                       help="weights in any supported layout: public pose models (CMU, Lightweight OpenPose, HRNet ...) "
+                       "or our files")
     group.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by train_vgg19.py or openpose-lite train")
 
 
@@ -64,10 +65,9 @@ def add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> N
                    help="also run mirrored images and average (flip test); default: off for bottom-up models, "
                    "the checkpoint's topdown.flip_test for top-down ones (official HRNet files: on)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default=None,
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
                    help="network precision: fp32 (default: exact outputs), bf16 (CPU autocast, on CPUs that compute "
                    "bfloat16 natively), fp16 (CUDA autocast), auto (the fastest this device runs natively)")
-    p.add_argument("--half", action="store_true", help="the same as --precision fp16 (CUDA only)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="images (or video frames) per network batch")
     p.add_argument("--peak-threshold", type=_fraction, default=None,
                    help="minimum confidence of a keypoint (default: the checkpoint's codec setting, else 0.1)")
@@ -114,18 +114,18 @@ def _load_error(path: Path, exc: Exception) -> CliError:
 
 
 def load_weights(args: argparse.Namespace):
-    """(path, model, stored config or None) of ``--weights`` / ``--checkpoint``; the file is read once."""
-    from openpose_lite.inference.base import require_config
-    from openpose_lite.models.weights import load_model_with_config
+    """(path, :class:`~openpose_lite.models.weights.LoadedWeights`) of ``--weights`` / ``--checkpoint``; the file is read once."""
+    from openpose_lite.inference.base import require_checkpoint
+    from openpose_lite.models.weights import read_weights
 
     path = weights_path(args)
     try:
-        model, config = load_model_with_config(path)
+        loaded = read_weights(path)
         if args.checkpoint:
-            require_config(path, config)
+            require_checkpoint(path, loaded)
     except ValueError as exc:
         raise _load_error(path, exc) from None
-    return path, model, config
+    return path, loaded
 
 
 # ------------------------------------------------------------------------------- predictors
@@ -138,15 +138,10 @@ def _check_options(args: argparse.Namespace) -> None:
     except ValueError as exc:
         message = str(exc)
         raise CliError("--" + message if message.startswith("device") else f"--device: {message}") from None
-    if args.half and args.precision not in (None, "fp16"):
-        raise CliError(f"--half means --precision fp16; it contradicts --precision {args.precision}")
-    if args.half:
-        args.precision = "fp16"
-    args.precision = args.precision or "fp32"
     try:
         resolve_precision(args.precision, device)
     except ValueError as exc:
-        raise CliError(f"--{'half' if args.half else 'precision'}: {exc}") from None
+        raise CliError(f"--precision: {exc}") from None
     if args.boxes is not None and args.person_detector is not None:
         raise CliError("give --boxes or --person-detector, not both")
 
@@ -159,7 +154,7 @@ def _input_bound(args: argparse.Namespace):
 
 
 def _bottomup(args: argparse.Namespace, model, config, source: str, **options: Any):
-    from openpose_lite.predictor import BottomUpPredictor
+    from openpose_lite.inference import BottomUpPredictor
 
     try:
         return BottomUpPredictor.from_model(model, config, source, device=args.device, input_bound=_input_bound(args),
@@ -170,18 +165,18 @@ def _bottomup(args: argparse.Namespace, model, config, source: str, **options: A
 
 def _person_detector(args: argparse.Namespace):
     """The bottom-up predictor of ``--person-detector``, refused up front when the file holds another kind of model."""
-    from openpose_lite.models.hrnet import HRNet
-    from openpose_lite.models.weights import load_model_with_config
+    from openpose_lite.models.weights import read_weights
 
     path = _existing_file(args.person_detector, "--person-detector")
     try:
-        model, config = load_model_with_config(path)
+        loaded = read_weights(path)
     except ValueError as exc:
         raise _load_error(path, exc) from None
-    if isinstance(model, HRNet):
-        raise CliError(f"--person-detector {path}: holds an HRNet (top-down) model; the person detector must be a "
-                       "bottom-up (OpenPose) model, e.g. the CMU body_pose_model.pth or a vgg19_paf checkpoint")
-    return _bottomup(args, model, config, str(path), precision=args.precision)
+    if loaded.architecture.branch != "bottomup":
+        raise CliError(f"--person-detector {path}: holds a top-down model ({loaded.architecture.name}); the person "
+                       "detector must be a bottom-up (OpenPose) model, e.g. the CMU body_pose_model.pth or a vgg19_paf "
+                       "checkpoint")
+    return _bottomup(args, loaded.model, loaded.config, str(path), precision=args.precision)
 
 
 def _box_source(args: argparse.Namespace, path: Path, convention: str):
@@ -206,12 +201,12 @@ def _box_source(args: argparse.Namespace, path: Path, convention: str):
 
 
 def _build_topdown(args: argparse.Namespace, path: Path, model, config):
-    """A TopDownPipeline: the loaded HRNet's predictor plus the person boxes the options name."""
-    from openpose_lite.config import Config, config_from_dict
-    from openpose_lite.predictor import TopDownPipeline, TopDownPredictor
+    """A TopDownPipeline: the loaded top-down model's predictor plus the person boxes the options name."""
+    from openpose_lite.config import config_from_dict
+    from openpose_lite.inference import TopDownPipeline, TopDownPredictor
 
     try:
-        cfg = config_from_dict(config, where=f"{path} config") if config is not None else Config()
+        cfg = config_from_dict(config, where=f"{path} config")
         # Without --flip/--no-flip, the flip test the model was evaluated with in training (the reference's: on).
         flip = cfg.topdown.flip_test if args.flip is None else args.flip
         predictor = TopDownPredictor.from_model(model, config, str(path), flip=flip, device=args.device,
@@ -224,11 +219,10 @@ def _build_topdown(args: argparse.Namespace, path: Path, model, config):
 
 def build_predictor(args: argparse.Namespace):
     """The predictor the model options describe (loads the weights): bottom-up, or a top-down pipeline."""
-    from openpose_lite.models.hrnet import HRNet
-
     _check_options(args)
-    path, model, config = load_weights(args)
-    if isinstance(model, HRNet):
+    path, loaded = load_weights(args)
+    model, config = loaded.model, loaded.config
+    if loaded.architecture.branch == "topdown":
         return _build_topdown(args, path, model, config)
     if args.boxes is not None or args.person_detector is not None:
         raise CliError("--boxes and --person-detector are for top-down models; this is a bottom-up one")
@@ -248,7 +242,7 @@ def build_predictor(args: argparse.Namespace):
 
 def describe(predictor) -> str:
     """The settings a predictor runs with, for a command's header line."""
-    from openpose_lite.predictor import TopDownPipeline
+    from openpose_lite.inference import TopDownPipeline
 
     if isinstance(predictor, TopDownPipeline):
         td = predictor.predictor

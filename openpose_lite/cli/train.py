@@ -40,13 +40,15 @@ _EPILOG = ("Exit codes: 0 done; 1 stopped (non-finite loss, a failed write such 
 
 def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) -> argparse.ArgumentParser:
     """The training options, under the program name the user typed (``openpose-lite train``, ``train_vgg19.py``)."""
+    from openpose_lite.models.architectures import ARCHITECTURES
     from openpose_lite.training.data import HELD_OUT_IMAGES
 
+    archs = "; ".join(f"{a.name}: {a.title}" for a in ARCHITECTURES)
+    backbones = "; ".join(f"model.arch {a.name}: {a.backbone.what}" for a in ARCHITECTURES if a.backbone is not None)
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Train a pose model by model.arch: the OpenPose VGG19 + PAF model (vgg19_paf), Lightweight "
-        "OpenPose (mobilenet_paf) or the top-down HRNet (hrnet). "
-        "Settings come from the dataclass defaults (openpose_lite/config.py), then --config YAML, then the shortcut "
+        description=f"Train a pose model by model.arch ({archs}). Settings come from the dataclass defaults "
+        "(openpose_lite/config.py) and the published model of the architecture, then --config YAML, then the shortcut "
         "flags, then section.key=value overrides.",
         epilog=_EPILOG,
         add_help=add_help,
@@ -66,9 +68,7 @@ def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) ->
                         "metrics.jsonl, checkpoints and tensorboard/ (without it such a folder is refused)")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--backbone-weights", type=Path, metavar="FILE",
-                       help="ImageNet classification weights for the trunk: torchvision's vgg19 (vgg19-dcbb9e9d.pth) "
-                       "for model.arch vgg19_paf, the ImageNet MobileNetV1 (mobilenet_sgd_68.848.pth.tar) for "
-                       "mobilenet_paf, the official ImageNet HRNet (hrnet_w32-36af842e.pth) for hrnet; "
+                       help=f"ImageNet classification weights for the trunk ({backbones}); "
                        "without it the trunk starts from scratch")
     start.add_argument("--init-weights", type=Path, metavar="FILE",
                        help="a pose model file the whole network starts from, weights only (the optimizer and schedule "
@@ -103,8 +103,7 @@ def split_train_argv(argv: Sequence[str]) -> tuple[int, list[str]] | None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     # Listed for --help only: openpose_lite.cli.main hands "train ..." to main() here (split_train_argv).
-    sub.add_parser("train", add_help=False,
-                   help="train a model from a YAML config (model.arch: vgg19_paf, mobilenet_paf or hrnet); see train --help")
+    sub.add_parser("train", add_help=False, help="train a model of any architecture from a YAML config; see train --help")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -203,10 +202,20 @@ def _parse(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", arch: str | None = None,
+def _check_branch(arch: str, branch: str | None, prog: str) -> None:
+    """Refuse an architecture of another branch than the one ``prog`` trains, naming those it does."""
+    from openpose_lite.models.architectures import architecture, architectures
+
+    if branch is not None and architecture(arch).branch != branch:
+        names = ", ".join(a.name for a in architectures(branch))
+        raise ValueError(f"model.arch: {prog} trains the {branch} models ({names}), got {arch!r}; "
+                         "use 'openpose-lite train' for the others")
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", branch: str | None = None,
          verbose: int = 0) -> int:
-    """Parse ``argv``, train, print; returns the exit code. ``arch`` restricts ``model.arch``
-    (train_vgg19.py: vgg19_paf); ``verbose`` adds to the ``-v`` count (``openpose-lite -v train``)."""
+    """Parse ``argv``, train, print; returns the exit code. ``branch`` restricts ``model.arch`` to one branch of
+    the architecture table (train_vgg19.py: bottomup); ``verbose`` adds to the ``-v`` count (``openpose-lite -v train``)."""
     from openpose_lite.training import (
         NonFiniteLossError,
         RunOptions,
@@ -229,8 +238,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", a
                          progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite)
     try:
         setup = resolve_run(args.config, _overrides(args), args.resume)
-        if arch is not None and setup.config.model.arch != arch:
-            raise ValueError(f"model.arch: {prog} trains {arch!r}, got {setup.config.model.arch!r}")
+        _check_branch(setup.config.model.arch, branch, prog)
         fit(setup, options, printer, result)
     except NonFiniteLossError as exc:
         if info.is_main:

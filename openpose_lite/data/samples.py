@@ -43,7 +43,7 @@ from openpose_lite.data.transforms import (
     warp_sample,
 )
 from openpose_lite.geometry import box_to_center_scale, crop_affine
-from openpose_lite.preprocess import CROP_PAD_VALUE, PAD_VALUE, person_crop_affine, to_hrnet_input, to_network_input
+from openpose_lite.preprocess import CROP_PAD_VALUE, INPUT_NORMALISERS, PAD_VALUE, person_crop_affine
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = ["BottomUpTrainDataset", "PreparedSample", "TopDownDataset", "TopDownSample", "TrainingSamples"]
@@ -153,8 +153,8 @@ class TrainingSamples(Dataset):
 class BottomUpTrainDataset(TrainingSamples):
     """Samples -> (network input, codec targets, loss weights) for the bottom-up model.
 
-    ``dataset[i]`` returns ``(image (3, C, C) float32 tensor normalised by
-    :func:`~openpose_lite.preprocess.to_network_input`, targets {"heatmaps": (K+1, h, w),
+    ``dataset[i]`` returns ``(image (3, C, C) float32 tensor normalised by ``input_norm``
+    (:func:`~openpose_lite.preprocess.normalise_input`; CMU's by default), targets {"heatmaps": (K+1, h, w),
     "pafs": (2L, h, w)}, weights {"heatmaps": (1, h, w), "pafs": (1, h, w)})``, C the crop size,
     channel counts as the codec gives them.
 
@@ -170,12 +170,13 @@ class BottomUpTrainDataset(TrainingSamples):
         train: augment (True) or deterministic fit-to-crop (False).
         seed: base seed.
         skeleton: the samples' keypoint layout (for the flip's left/right swap).
+        input_norm: the network's input normalisation (``model.input_norm``).
     """
 
     def __init__(self, source: SampleSource | Sequence[Sample], codec: Codec, params: AugmentParams,
-                 train: bool = True, seed: int = 0, skeleton: Skeleton = COCO_17) -> None:
+                 train: bool = True, seed: int = 0, skeleton: Skeleton = COCO_17, input_norm: str = "cmu") -> None:
         crop = int(params.crop_size)
-        super().__init__(codec, skeleton, (crop, crop), to_network_input, PAD_VALUE, train, seed)
+        super().__init__(codec, skeleton, (crop, crop), INPUT_NORMALISERS[input_norm], PAD_VALUE, train, seed)
         self.source = source
         self.params = params
 
@@ -221,8 +222,8 @@ class TopDownSample:
 class TopDownDataset(TrainingSamples):
     """People -> (crop, heatmap targets, per-keypoint target weights) for HRNet-style training.
 
-    ``dataset[i]`` returns ``(image (3, H, W) float32 tensor normalised by
-    :func:`~openpose_lite.preprocess.to_hrnet_input`, {"heatmaps": (K, h, w) float32},
+    ``dataset[i]`` returns ``(image (3, H, W) float32 tensor normalised by ``input_norm``
+    (:func:`~openpose_lite.preprocess.normalise_input`; ImageNet RGB by default), {"heatmaps": (K, h, w) float32},
     {"heatmaps": (K, 1, 1) float32})``; the weights broadcast against the heatmaps and feed
     :func:`~openpose_lite.losses.keypoint_mse_loss` (which accepts (B, K, 1, 1)). Pixels from
     outside the image are black, as the official HRNet code fills them; keypoints whose
@@ -237,14 +238,16 @@ class TopDownDataset(TrainingSamples):
         params: augmentation (its ``padding`` is used in both modes).
         train: augment (True) or deterministic box crop (False).
         seed: base seed.
+        input_norm: the network's input normalisation (``model.input_norm``).
     """
 
     def __init__(self, instances: TopDownInstances, codec: Codec, params: TopDownAugmentParams | None = None,
-                 train: bool = True, seed: int = 0) -> None:
+                 train: bool = True, seed: int = 0, input_norm: str = "imagenet_rgb") -> None:
         if codec.skeleton.num_keypoints != instances.skeleton.num_keypoints:
             raise ValueError(f"TopDownDataset: codec skeleton {codec.skeleton.name} does not match the "
                              f"instances' {instances.skeleton.name}")
-        super().__init__(codec, codec.skeleton, codec.input_hw, to_hrnet_input, CROP_PAD_VALUE, train, seed)
+        super().__init__(codec, codec.skeleton, codec.input_hw, INPUT_NORMALISERS[input_norm], CROP_PAD_VALUE, train,
+                         seed)
         self.instances = instances
         self.params = params or TopDownAugmentParams()
         h, w = self.input_hw

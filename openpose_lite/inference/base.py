@@ -1,8 +1,8 @@
 """What both predictors share: construction from weight files, the network runner, ``model``.
 
-``from_weights(path, **options)`` reads any supported weight file once (our checkpoints, the
-CMU COCO body model, official HRNet files; :func:`~openpose_lite.models.weights.load_model_with_config`)
-and hands the model and its stored config (or None) to the subclass's ``from_model``;
+``from_weights(path, **options)`` reads any supported weight file once (our checkpoints, and the
+foreign layouts of the architecture table; :func:`~openpose_lite.models.weights.read_weights`)
+and hands the model and the config it runs with to the subclass's ``from_model``;
 ``from_checkpoint`` does the same but insists on one of our checkpoints. Options are the
 subclass's ``from_model`` keywords.
 """
@@ -16,17 +16,17 @@ from typing import Any
 from torch import nn
 
 from openpose_lite.inference.network import NetworkRunner
-from openpose_lite.models.weights import load_model_with_config
+from openpose_lite.models.weights import LoadedWeights, read_weights
 
-__all__ = ["Predictor", "require_config"]
+__all__ = ["Predictor", "require_checkpoint"]
 
 
-def require_config(path: str | Path, config: Mapping[str, Any] | None) -> None:
+def require_checkpoint(path: str | Path, loaded: LoadedWeights) -> None:
     """An openpose_lite checkpoint carries its config; other weight files are loaded as weights."""
-    if config is None:
+    if not loaded.ours:
         raise ValueError(
-            f"{path}: not an openpose_lite checkpoint (no config inside); "
-            "load CMU, official HRNet or bare state-dict files as weights (from_weights; CLI: --weights)"
+            f"{path}: not an openpose_lite checkpoint (no config inside; it is {loaded.layout.what}); "
+            "load it as weights (from_weights; CLI: --weights)"
         )
 
 
@@ -43,15 +43,15 @@ class Predictor:
     @classmethod
     def from_weights(cls, path: str | Path, **options: Any):
         """A predictor from a weights file in any supported layout; ``options`` as for ``from_model``."""
-        model, config = load_model_with_config(path)
-        return cls.from_model(model, config, str(path), **options)
+        loaded = read_weights(path)
+        return cls.from_model(loaded.model, loaded.config, str(path), **options)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any):
         """A predictor from one of our checkpoints alone: the model and its settings come from its config."""
-        model, config = load_model_with_config(path)
-        require_config(path, config)
-        return cls.from_model(model, config, str(path), **options)
+        loaded = read_weights(path)
+        require_checkpoint(path, loaded)
+        return cls.from_model(loaded.model, loaded.config, str(path), **options)
 
     @property
     def model(self) -> nn.Module:
@@ -65,7 +65,3 @@ class Predictor:
     @property
     def device(self):
         return self.runner.device
-
-    @property
-    def half(self) -> bool:
-        return self.runner.half

@@ -5,7 +5,7 @@ The pipeline of the CMU demo (Cao et al., CVPR 2017, Sec. 3 and the released tes
 1. **Preprocess.** Each image is resized so its height is the network input size (368 by
    default) keeping the aspect ratio, and padded right/bottom with gray to a multiple of the
    stride (:func:`openpose_lite.preprocess.letterbox`); BGR pixels become ``x / 256 - 0.5``
-   (:func:`openpose_lite.preprocess.to_network_input`). Images of different sizes share a
+   (the model's input normalisation, :func:`openpose_lite.preprocess.normalise_input`). Images of different sizes share a
    batch by padding, right only, to the widest: padding never moves a coordinate. The input
    is bounded (:class:`~openpose_lite.preprocess.InputBound`): an image that would make a
    larger one is scaled less, to fit (then padded at the bottom too), and a degenerate one
@@ -41,17 +41,16 @@ import torch
 from torch import nn
 
 from openpose_lite.codecs import BottomUpPafCodec
-from openpose_lite.config import CodecConfig, build_bottomup_codec, config_from_dict
-from openpose_lite.geometry import LIGHTWEIGHT_REPORT_SHIFT, invert_affine, letterbox_affine
-from openpose_lite.inference.base import Predictor, require_config
+from openpose_lite.config import Config, build_bottomup_codec, config_from_dict
+from openpose_lite.geometry import invert_affine, letterbox_affine
+from openpose_lite.inference.base import Predictor
 from openpose_lite.inference.network import NetworkRunner
-from openpose_lite.models.hrnet import HRNet
-from openpose_lite.models.mobilenet_paf import MobileNetPafNet
-from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, PAD_VALUE, InputBound, as_bgr, letterbox, to_network_input
+from openpose_lite.models.architectures import architecture_of
+from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, PAD_VALUE, InputBound, as_bgr, letterbox, normalise_input
 from openpose_lite.skeleton import OPENPOSE_18
 from openpose_lite.structures import Poses
 
-__all__ = ["PHASES", "BottomUpPredictor", "PreparedBatch", "require_config", "scaled_input_height"]
+__all__ = ["PHASES", "BottomUpPredictor", "PreparedBatch", "scaled_input_height"]
 
 
 # The phases of one call, as keys of ``BottomUpPredictor.timings`` (seconds):
@@ -118,14 +117,15 @@ class BottomUpPredictor(Predictor):
         scales: input heights ``input_size * s``; their maps are averaged (CMU multi-scale test).
         flip: also run the mirrored images and average (flip test).
         device: ``None``/``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
-        half: the older spelling of ``precision="fp16"``.
         precision: ``fp32`` (default, exact CMU outputs), ``bf16`` (CPU autocast where the CPU
             computes bf16 natively), ``fp16`` (CUDA autocast) or ``auto``; maps are decoded in
             float32 (:class:`~openpose_lite.inference.network.NetworkRunner`).
         report_shift: image pixels added to the x and y of every keypoint found: the reporting
-            convention of the code the weights come from (0 for ours and the CMU model;
-            :data:`~openpose_lite.geometry.LIGHTWEIGHT_REPORT_SHIFT` for Lightweight OpenPose's
-            files, whose val.py adds it; :meth:`from_model` chooses).
+            convention of the code the weights come from (0 for ours and the CMU model; half a
+            pixel for Lightweight OpenPose's files, whose val.py adds it: ``codec.report_shift``
+            of the config :meth:`from_model` reads).
+        input_norm: the network's input normalisation (``model.input_norm``;
+            :func:`~openpose_lite.preprocess.normalise_input`): CMU's for the bottom-up models.
 
     After each call, :attr:`timings` holds the seconds spent in each of :data:`PHASES`.
     """
@@ -138,10 +138,10 @@ class BottomUpPredictor(Predictor):
         scales: Sequence[float] = (1.0,),
         flip: bool = False,
         device: str | torch.device | None = None,
-        half: bool = False,
         precision: str = "fp32",
         input_bound: InputBound | None = None,
         report_shift: float = 0.0,
+        input_norm: str = "cmu",
     ) -> None:
         if not isinstance(codec, BottomUpPafCodec):
             raise ValueError(f"codec: expected a BottomUpPafCodec, got {type(codec).__name__}")
@@ -151,7 +151,7 @@ class BottomUpPredictor(Predictor):
         if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
             raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
         codec.check_model(model)
-        self.runner = NetworkRunner(model, ("heatmaps", "pafs"), device, half, precision)
+        self.runner = NetworkRunner(model, ("heatmaps", "pafs"), device, precision)
         self.codec = codec
         self.input_size = int(input_size)
         self.scales = scales
@@ -162,6 +162,8 @@ class BottomUpPredictor(Predictor):
         if not (isinstance(report_shift, numbers.Real) and math.isfinite(report_shift)):
             raise ValueError(f"report_shift: expected a finite number of pixels, got {report_shift!r}")
         self.report_shift = float(report_shift)
+        normalise_input(np.zeros((1, 1, 3), np.uint8), input_norm)  # an unknown name is refused here, by name
+        self.input_norm = input_norm
         self.timings: dict[str, float] = {phase: 0.0 for phase in PHASES}
 
     @classmethod
@@ -173,24 +175,23 @@ class BottomUpPredictor(Predictor):
         scales: Sequence[float] = (1.0,),
         flip: bool = False,
         device: str | torch.device | None = None,
-        half: bool = False,
         precision: str = "fp32",
         input_size: int | None = None,
         codec_overrides: Mapping[str, Any] | None = None,
         input_bound: InputBound | None = None,
     ) -> "BottomUpPredictor":
-        """A predictor for a loaded model and its checkpoint config (``None``: the config defaults).
+        """A predictor for a loaded model and the config it runs with (``None``: the defaults).
 
-        Our checkpoints supply the codec settings and input size of their config; other files
-        (the CMU model, Lightweight OpenPose's) use the defaults, and a Lightweight OpenPose file
-        reports its keypoints as the reference's val.py does (``report_shift``, geometry.py).
-        ``input_size`` and ``codec_overrides`` (codec field ->
-        value, e.g. ``{"peak_threshold": 0.2}``) replace those.
+        The config is a checkpoint's stored one, or the one :func:`~openpose_lite.models.weights.read_weights`
+        gives a foreign file (its reference's conventions: a Lightweight OpenPose file reports its
+        keypoints as the reference's val.py does, ``codec.report_shift``). ``input_size`` and
+        ``codec_overrides`` (codec field -> value, e.g. ``{"peak_threshold": 0.2}``) replace its settings.
         """
-        if isinstance(model, HRNet):
-            raise ValueError(f"{source}: not a bottom-up (PAF) model but a {type(model).__name__}; "
-                             "use TopDownPredictor for HRNet weights")
-        cfg = config_from_dict(config, where=f"{source} config") if config is not None else None
+        row = architecture_of(model)
+        if row is not None and row.branch != "bottomup":
+            raise ValueError(f"{source}: not a bottom-up (PAF) model but {row.title} ({row.name}); "
+                             "use TopDownPredictor for it")
+        cfg = config_from_dict(config, where=f"{source} config") if config is not None else Config()
         codec = build_bottomup_codec(cfg, skeleton=getattr(model, "skeleton", OPENPOSE_18))
         if codec_overrides:
             known = {f.name for f in dataclasses.fields(codec)}
@@ -198,10 +199,10 @@ class BottomUpPredictor(Predictor):
             if unknown:
                 raise ValueError(f"codec_overrides: unknown codec fields {unknown}; valid: {sorted(known)}")
             codec = dataclasses.replace(codec, **dict(codec_overrides))
-        size = (cfg.codec.input_size if cfg is not None else CodecConfig().input_size) if input_size is None else input_size
-        shift = LIGHTWEIGHT_REPORT_SHIFT if cfg is None and isinstance(model, MobileNetPafNet) else 0.0
-        return cls(model, codec, input_size=size, scales=scales, flip=flip, device=device, half=half,
-                   precision=precision, input_bound=input_bound, report_shift=shift)
+        size = cfg.codec.input_size if input_size is None else input_size
+        input_norm = cfg.model.input_norm or (row.input_norm if row is not None else "cmu")
+        return cls(model, codec, input_size=size, scales=scales, flip=flip, device=device, precision=precision,
+                   input_bound=input_bound, report_shift=cfg.codec.report_shift, input_norm=input_norm)
 
     # ------------------------------------------------------------------ public calls
     def __call__(self, image_bgr: np.ndarray) -> Poses:
@@ -363,7 +364,7 @@ class BottomUpPredictor(Predictor):
             # The whole padded width is mirrored: it is a stride multiple, so output cell x of
             # the mirror is cell w - 1 - x of the original exactly (geometry.py).
             batch[len(boxed):] = batch[: len(boxed), :, ::-1]
-        tensor = self.runner.to_device(torch.from_numpy(to_network_input(batch)))
+        tensor = self.runner.to_device(torch.from_numpy(normalise_input(batch, self.input_norm)))
         self.runner.sync()
         self.timings["preprocess"] += time.perf_counter() - t0
         return tensor, [m for _, m in letterboxed]

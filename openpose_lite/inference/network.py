@@ -35,25 +35,17 @@ class NetworkRunner:
 
     ``precision``: ``fp32`` (exact), ``bf16`` (CPU autocast, where the CPU computes bf16
     natively), ``fp16`` (CUDA autocast) or ``auto`` (the fastest native one; see
-    :func:`~openpose_lite.devices.resolve_precision`). ``half=True`` is the older spelling of
-    ``fp16``. The maps always come back as float32 for decoding. Calling the runner with a
+    :func:`~openpose_lite.devices.resolve_precision`, the one place a precision is checked).
+    The maps always come back as float32 for decoding. Calling the runner with a
     (B, 3, H, W) float32 batch returns the last stage's maps ``{name: (B, C, h, w) float32 numpy}``.
     """
 
     def __init__(self, model: nn.Module, names: Sequence[str], device: str | torch.device | None = None,
-                 half: bool = False, precision: str = "fp32") -> None:
+                 precision: str = "fp32") -> None:
         self.device = resolve_device(device)
-        if half:
-            if precision not in ("fp32", "fp16"):
-                raise ValueError(f"half=True means precision fp16; it contradicts precision={precision!r}")
-            precision = "fp16"
         self.precision = resolve_precision(precision, self.device)
         self.names = tuple(names)
         self.model = model.to(self.device).eval()
-
-    @property
-    def half(self) -> bool:
-        return self.precision == "fp16"
 
     def to_device(self, batch: np.ndarray | torch.Tensor) -> torch.Tensor:
         """A host batch on the runner's device (float32; autocast lowers the precision inside the network)."""

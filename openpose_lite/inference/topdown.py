@@ -24,9 +24,9 @@ from openpose_lite.geometry import HRNET, box_to_center_scale, invert_affine, tr
 from openpose_lite.inference.base import Predictor
 from openpose_lite.inference.boxes import BoxSource, sanitize_box
 from openpose_lite.inference.network import NetworkRunner
-from openpose_lite.models.hrnet import HRNet
+from openpose_lite.models.architectures import architecture_of
 from openpose_lite.oks import oks_nms
-from openpose_lite.preprocess import as_bgr, crop_person, to_hrnet_input
+from openpose_lite.preprocess import as_bgr, crop_person, normalise_input
 from openpose_lite.structures import Poses
 
 __all__ = ["PersonCrops", "TopDownPipeline", "TopDownPredictor"]
@@ -73,18 +73,20 @@ class TopDownPredictor(Predictor):
         codec: TopDownHeatmapCodec,
         flip: bool = False,
         device: str | torch.device | None = None,
-        half: bool = False,
         precision: str = "fp32",
         batch_size: int = 32,
         padding: float = 1.25,
         oks_threshold: float = 0.9,
+        input_norm: str = "imagenet_rgb",
     ) -> None:
         if not isinstance(codec, TopDownHeatmapCodec):
             raise ValueError(f"codec: expected a TopDownHeatmapCodec, got {type(codec).__name__}")
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         codec.check_model(model)
-        self.runner = NetworkRunner(model, ("heatmaps",), device, half, precision)
+        self.runner = NetworkRunner(model, ("heatmaps",), device, precision)
+        normalise_input(np.zeros((1, 1, 3), np.uint8), input_norm)  # an unknown name is refused here, by name
+        self.input_norm = input_norm
         self.codec = codec
         self.flip = bool(flip)
         self.batch_size = int(batch_size)
@@ -103,23 +105,24 @@ class TopDownPredictor(Predictor):
         refine: str | None = None,
         **kwargs: Any,
     ) -> "TopDownPredictor":
-        """A predictor for a loaded HRNet and its checkpoint config (``None``: official weights).
+        """A predictor for a loaded top-down model and the config it runs with (``None``: the defaults).
 
-        Official HRNet files were trained in the reference code's pixel and cell convention, so
-        they are decoded in it (``convention="hrnet"``); our checkpoints in the one their config
-        names. ``kwargs``: the other constructor options (``half``, ``batch_size``, ...).
+        The config is a checkpoint's stored one, or the one :func:`~openpose_lite.models.weights.read_weights`
+        gives a foreign file: official HRNet and SimpleBaseline files were trained in the reference
+        code's pixel and cell convention and input normalisation, so they are cropped, normalised and
+        decoded in them (``topdown.convention``, ``model.input_norm``). ``kwargs``: the other
+        constructor options (``precision``, ``batch_size``, ...).
         """
-        if not isinstance(model, HRNet):
-            raise ValueError(f"{source}: not a top-down (HRNet) model; use BottomUpPredictor for OpenPose weights")
-        if config is not None:
-            cfg = config_from_dict(config, where=f"{source} config")
-        else:  # an official file: the reference's convention, the rest as in its COCO config
-            cfg = Config()
-            cfg = dataclasses.replace(cfg, topdown=dataclasses.replace(cfg.topdown, convention=HRNET))
+        row = architecture_of(model)
+        if row is not None and row.branch != "topdown":
+            raise ValueError(f"{source}: not a top-down model but {row.title} ({row.name}); "
+                             "use BottomUpPredictor for it")
+        cfg = config_from_dict(config, where=f"{source} config") if config is not None else Config()
         codec = build_topdown_codec(cfg)
         if refine is not None:
             codec = dataclasses.replace(codec, refine=refine)
         kwargs.setdefault("padding", cfg.topdown.padding)
+        kwargs.setdefault("input_norm", cfg.model.input_norm or (row.input_norm if row is not None else "imagenet_rgb"))
         return cls(model, codec, flip=flip, device=device, **kwargs)
 
     def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> Poses:
@@ -163,7 +166,7 @@ class TopDownPredictor(Predictor):
             crops.append(crop)
             matrices.append(matrix)
             areas.append(size[0] * size[1])  # the reference's OKS NMS area: the crop region's
-        inputs = (torch.from_numpy(to_hrnet_input(np.stack(crops))) if crops
+        inputs = (torch.from_numpy(normalise_input(np.stack(crops), self.input_norm)) if crops
                   else torch.zeros((0, 3, out_h, out_w), dtype=torch.float32))
         self.timings["crop"] += time.perf_counter() - t0
         return PersonCrops(inputs, matrices, scores[valid], np.asarray(areas, dtype=np.float64))

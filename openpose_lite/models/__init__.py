@@ -1,7 +1,7 @@
-"""Networks and weight loading: OpenPose VGG19 + PAF, Lightweight OpenPose, HRNet, external weight layouts, export.
+"""Networks and weight loading, by the architecture table (:mod:`openpose_lite.models.architectures`).
 
 The names below are imported on first use (PEP 562): ``models.factory`` (the ``model`` config
-section) is read by every config, and must not pull torch in with it.
+section) and the table are read by every config, and must not pull torch in with them.
 """
 
 import importlib
@@ -9,17 +9,15 @@ from typing import Any
 
 # Public name -> the submodule defining it.
 _WHERE = {
+    "ARCHITECTURES": "architectures", "architecture": "architectures",
     "convert_cmu_state_dict": "cmu_weights",
     "export_onnx": "export", "export_torchscript": "export",
-    "build_model_from_config_dict": "factory",
-    "load_backbone": "imagenet_weights", "load_hrnet_imagenet": "imagenet_weights",
-    "load_vgg19_imagenet": "imagenet_weights",
-    "LAYOUTS": "layouts", "detect_layout": "layouts",
+    "ModelConfig": "factory", "build_model": "factory", "build_model_from_config_dict": "factory",
     "load_state_dict_file": "state_dict",
     "VGG19PafNet": "vgg19_paf", "build_vgg19_paf": "vgg19_paf",
     "MobileNetPafNet": "mobilenet_paf", "build_mobilenet_paf": "mobilenet_paf",
-    "init_from_weights": "weights", "load_model": "weights", "load_model_with_config": "weights",
-    "load_weights_into": "weights",
+    "LoadedWeights": "weights", "detect_layout": "weights", "init_from_weights": "weights",
+    "load_backbone": "weights", "load_model": "weights", "read_weights": "weights",
 }
 
 __all__ = sorted(_WHERE)

@@ -22,6 +22,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -36,7 +37,11 @@ __all__ = [
     "cmu_layout",
     "cmu_reference_keys",
     "cmu_stage_count",
+    "convert_cmu",
     "convert_cmu_state_dict",
+    "is_cmu_named",
+    "is_cmu_numbered",
+    "is_torchvision_vgg19",
     "our_key_set",
     "vgg_key_set",
 ]
@@ -165,6 +170,21 @@ def cmu_layout(keys: Collection[str]) -> str | None:
     return None
 
 
+def is_cmu_named(keys: frozenset[str]) -> bool:
+    """The architecture table's detector of the ``cmu_named`` layout."""
+    return cmu_layout(keys) == "cmu_named"
+
+
+def is_cmu_numbered(keys: frozenset[str]) -> bool:
+    """The architecture table's detector of the ``cmu_numbered`` layout."""
+    return cmu_layout(keys) == "cmu_numbered"
+
+
+def is_torchvision_vgg19(keys: frozenset[str]) -> bool:
+    """torchvision's ImageNet ``vgg19`` (``features.0.weight`` ...), the VGG19 trunk's ``--backbone-weights``."""
+    return "features.0.weight" in keys
+
+
 def cmu_reference_keys(layout: str) -> frozenset[str]:
     """The keys of the published (6-stage) model in ``layout``, to name missing and unexpected ones."""
     key_of = _cmu_key_numbered if layout == "cmu_numbered" else _cmu_key_named
@@ -196,7 +216,18 @@ def convert_cmu_state_dict(state_dict: Mapping[str, torch.Tensor], num_stages: i
         ValueError: not a CMU layout, a key missing or unexpected, or more stages requested
             than the file holds.
     """
-    state = strip_module_prefix(state_dict)
+    return _convert(strip_module_prefix(state_dict), num_stages)
+
+
+def convert_cmu(state: Mapping[str, torch.Tensor], source: str,
+                all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The architecture table's converter of both CMU layouts: (the file's stage count, our state dict)."""
+    keys = frozenset(state)
+    num_stages = _cmu_file_stages(keys, _cmu_key_style(keys, _require_cmu(keys)))
+    return {"num_stages": num_stages}, _convert(state, num_stages)
+
+
+def _convert(state: Mapping[str, torch.Tensor], num_stages: int) -> dict[str, torch.Tensor]:
     keys = frozenset(state)
     layout = _require_cmu(keys)
     key_of = _cmu_key_style(keys, layout)

@@ -32,14 +32,14 @@ sizes halve exactly and fusion adds maps of equal size).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from openpose_lite.models.state_dict import strip_module_prefix
-from openpose_lite.skeleton import COCO_17
+from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,8 @@ class HRNet(nn.Module):
     weights expect RGB in [0, 1] normalised with the ImageNet mean/std.
     """
 
+    arch = ARCH
+
     def __init__(
         self,
         width: int = 32,
@@ -329,17 +331,20 @@ def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints, num
     return model
 
 
+def build(cfg: Any, skeleton: Skeleton) -> HRNet:
+    """The architecture table's builder: HRNet-W``cfg.hrnet_width`` with one heatmap per keypoint of ``skeleton``."""
+    return build_hrnet(width=cfg.hrnet_width, num_keypoints=skeleton.num_keypoints, num_blocks=cfg.hrnet_blocks)
+
+
 # --------------------------------------------------------------------------- official weights
-def is_hrnet_official(state_dict: Mapping[str, Any]) -> bool:
-    """True if ``state_dict`` (``module.`` prefix allowed) has the official pose-HRNet layout.
+def is_hrnet_official(keys: Collection[str]) -> bool:
+    """True if a key set (already unwrapped: no ``module.``) has the official pose-HRNet layout.
 
     Key-based: the stem, the stage-2 branch that fixes the width, a fourth branch opened by
     ``transition3``, stage-4 fusion and the single ``final_layer`` head (bottom-up HigherHRNet
     files have ``final_layers`` instead and are rejected).
     """
-    keys = set(strip_module_prefix(state_dict))
-    required = (_STEM_KEY, _WIDTH_KEY, _FINAL_KEY)
-    if not all(k in keys for k in required):
+    if not all(k in keys for k in (_STEM_KEY, _WIDTH_KEY, _FINAL_KEY)):
         return False
     has_transition3 = any(k.startswith("transition3.") for k in keys)
     has_stage4_fusion = any(k.startswith("stage4.") and ".fuse_layers." in k for k in keys)
@@ -390,7 +395,7 @@ def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Ten
             with K keypoints; the message names the offending keys.
     """
     state = strip_module_prefix(state_dict)
-    if not is_hrnet_official(state):
+    if not is_hrnet_official(frozenset(state)):
         raise ValueError(
             "HRNet state dict: not in the official pose-HRNet layout (expected keys "
             f"{_STEM_KEY!r}, {_WIDTH_KEY!r}, {_FINAL_KEY!r}, transition3.* and stage4.*.fuse_layers.*)"
@@ -417,3 +422,13 @@ def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Ten
     if wrong:
         raise ValueError(f"HRNet-W{config['width']} state dict: {len(wrong)} shape mismatches (e.g. {wrong[:5]})")
     return {key: state[key] for key in reference}
+
+
+def convert_hrnet(state: Mapping[str, torch.Tensor], source: str,
+                  all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The architecture table's converter: (width and blocks read from the shapes, our state dict).
+
+    The file's heatmap count must be the skeleton's; a mismatch is named when the state is loaded.
+    """
+    sizes = hrnet_config_from_state_dict(state)
+    return {"hrnet_width": sizes["width"], "hrnet_blocks": sizes["num_blocks"]}, convert_hrnet_official(state)

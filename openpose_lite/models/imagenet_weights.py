@@ -13,27 +13,17 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from collections.abc import Collection, Mapping
 
 import torch
-from torch import nn
 
 from openpose_lite.models.cmu_weights import PARAMS, VGG19_TRUNK_CONVS, vgg_key_set
 from openpose_lite.models.hrnet import HRNet
-from openpose_lite.models.layouts import detect_layout
-from openpose_lite.models.mobilenet_paf import MobileNetPafNet
-from openpose_lite.models.mobilenet_weights import load_mobilenet_imagenet
-from openpose_lite.models.state_dict import (
-    key_mismatch_error,
-    load_state_dict_file,
-    sample_keys,
-    split_checkpoint,
-    strip_module_prefix,
-)
+from openpose_lite.models.state_dict import key_mismatch_error, sample_keys
 from openpose_lite.models.vgg19_paf import VGG19PafNet
 from openpose_lite.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
-__all__ = ["HRNET_PRETRAINED_LAYERS", "fold_imagenet_input_into_conv", "load_backbone", "load_hrnet_imagenet",
+__all__ = ["HRNET_PRETRAINED_LAYERS", "fold_imagenet_input_into_conv", "is_hrnet_imagenet", "load_hrnet_imagenet",
            "load_vgg19_imagenet"]
 
 logger = logging.getLogger(__name__)
@@ -69,11 +59,12 @@ def fold_imagenet_input_into_conv(weight: torch.Tensor, bias: torch.Tensor) -> t
     return folded_weight.to(torch.float32), folded_bias.to(torch.float32)
 
 
-def load_vgg19_imagenet(model: VGG19PafNet, path: str | Path) -> None:
-    """Copy torchvision's ImageNet ``vgg19`` conv1_1 ... conv4_2 into ``model.trunk`` (in place).
+def load_vgg19_imagenet(model: VGG19PafNet, state: Mapping[str, torch.Tensor], source: str) -> str:
+    """Copy torchvision's ImageNet ``vgg19`` conv1_1 ... conv4_2 into ``model.trunk`` (in place);
+    returns what was loaded, in words (the architecture table's ImageNet loader of vgg19_paf).
 
-    ``path`` holds the plain ``vgg19`` state dict (``features.<i>.weight`` ...); classifier and
-    later feature keys are ignored. The model must have ``width_mult == 1``.
+    ``state`` is the plain ``vgg19`` state dict (``features.<i>.weight`` ...) read from
+    ``source``; classifier and later feature keys are ignored. The model must have ``width_mult == 1``.
 
     The network is fed the CMU input (BGR, ``pixel / 256 - 0.5``), the ImageNet weights expect
     torchvision's (RGB, ImageNet mean and std), so torchvision's normalisation and the channel
@@ -81,21 +72,15 @@ def load_vgg19_imagenet(model: VGG19PafNet, path: str | Path) -> None:
     torchvision's ``vgg19.features[:23]`` of the same photo, away from the padded border.
 
     Raises:
-        ValueError: width_mult != 1, a file in another layout (vgg19_bn included), a
-            missing key or a shape mismatch.
+        ValueError: width_mult != 1, vgg19_bn weights, a missing key or a shape mismatch.
     """
     if model.width_mult != 1.0:
         raise ValueError(f"ImageNet VGG19 weights need width_mult=1.0, the model has width_mult={model.width_mult}")
-    state, _ = split_checkpoint(load_state_dict_file(path), str(path))
-    state = strip_module_prefix(state)
     if any("running_mean" in k for k in state):
-        raise ValueError(f"{path}: batch-norm VGG (vgg19_bn) weights are not supported; expected plain torchvision vgg19")
-    layout = detect_layout(state)
-    if layout != "torchvision_vgg19":
-        raise ValueError(f"{path}: expected torchvision vgg19 weights (features.0.weight ...), got layout {layout!r}")
+        raise ValueError(f"{source}: batch-norm VGG (vgg19_bn) weights are not supported; expected plain torchvision vgg19")
     missing = vgg_key_set() - set(state)
     if missing:
-        raise key_mismatch_error(f"{path}: torchvision vgg19", missing, ())
+        raise key_mismatch_error(f"{source}: torchvision vgg19", missing, ())
     trunk = model.trunk
     with torch.no_grad():
         for ours, name, index in VGG19_TRUNK_CONVS:
@@ -103,13 +88,14 @@ def load_vgg19_imagenet(model: VGG19PafNet, path: str | Path) -> None:
             src = {p: state[f"features.{index}.{p}"] for p in PARAMS}
             for p in PARAMS:
                 if src[p].shape != getattr(conv, p).shape:
-                    raise ValueError(f"{path}: features.{index}.{p} ({name}) has shape {tuple(src[p].shape)}, "
+                    raise ValueError(f"{source}: features.{index}.{p} ({name}) has shape {tuple(src[p].shape)}, "
                                      f"model needs {tuple(getattr(conv, p).shape)}")
             if index == 0:  # conv1_1 reads the image: fold the ImageNet normalisation in
                 src["weight"], src["bias"] = fold_imagenet_input_into_conv(src["weight"], src["bias"])
             for p in PARAMS:
                 getattr(conv, p).copy_(src[p])
-    logger.info("loaded ImageNet VGG19 conv1_1..conv4_2 from %s (input normalisation folded into conv1_1)", path)
+    logger.info("loaded ImageNet VGG19 conv1_1..conv4_2 from %s (input normalisation folded into conv1_1)", source)
+    return f"ImageNet VGG19 from {source}"
 
 
 # The layers the HRNet reference initialises from its ImageNet checkpoint
@@ -119,59 +105,39 @@ HRNET_PRETRAINED_LAYERS = ("conv1", "bn1", "conv2", "bn2", "layer1", "transition
                            "transition2", "stage3", "transition3", "stage4")
 
 
-def load_hrnet_imagenet(model: HRNet, path: str | Path) -> int:
-    """Initialise an HRNet's trunk from the official ImageNet HRNet classification checkpoint (in place).
+def is_hrnet_imagenet(keys: Collection[str]) -> bool:
+    """The official ImageNet HRNet classifier: HRNet's stem and trunk names plus its classification head
+    (``incre_modules``, ``downsamp_modules``, ``final_layer.0``, ``classifier``)."""
+    return "conv1.weight" in keys and "classifier.weight" in keys and any(k.startswith("incre_modules.") for k in keys)
+
+
+def load_hrnet_imagenet(model: HRNet, state: Mapping[str, torch.Tensor], source: str) -> str:
+    """Initialise an HRNet's trunk from the official ImageNet HRNet classification checkpoint (in place);
+    returns what was loaded, in words (the architecture table's ImageNet loader of hrnet).
 
     As the reference's ``init_weights`` does: the file's entries whose first name component is
     in :data:`HRNET_PRETRAINED_LAYERS` are copied into the model's parameters and buffers of the
     same name; the classification head and the extra fusion layers the classifier's last
     module has (the pose net fuses into one branch there) have no counterpart and are left
     out. The official pose code feeds RGB normalised with the ImageNet mean and std, which is
-    what :func:`~openpose_lite.preprocess.to_hrnet_input` gives, so nothing is folded.
+    HRNet's ``input_norm`` (``imagenet_rgb``), so nothing is folded.
 
-    Returns:
-        The number of tensors copied.
     Raises:
-        ValueError: a file in another layout, a width that is not the model's, or a trunk
-            tensor missing from the file or of another shape.
+        ValueError: a width that is not the model's, or a trunk tensor missing from the file or of
+            another shape.
     """
-    state, _ = split_checkpoint(load_state_dict_file(path), str(path))
-    state = strip_module_prefix(state)
-    layout = detect_layout(state)
-    if layout != "hrnet_imagenet":
-        raise ValueError(f"{path}: expected the official ImageNet HRNet classification checkpoint "
-                         f"(conv1, stage2..4, incre_modules, classifier keys), got layout {layout!r}")
     target = model.state_dict()
     wanted = {k for k in target if k.split(".")[0] in HRNET_PRETRAINED_LAYERS}
     # Very old files have no BatchNorm batch counters; they do not change the weights.
     missing = sorted(k for k in wanted - set(state) if not k.endswith("num_batches_tracked"))
     if missing:
-        raise key_mismatch_error(f"{path}: ImageNet HRNet for HRNet-W{model.width}", missing, (),
+        raise key_mismatch_error(f"{source}: ImageNet HRNet for HRNet-W{model.width}", missing, (),
                                   hint="is the file's width the model's (model.hrnet_width)?")
     wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
              for k in sorted(wanted & set(state)) if state[k].shape != target[k].shape]
     if wrong:
-        raise ValueError(f"{path}: {len(wrong)} shape mismatches with HRNet-W{model.width}, e.g. {sample_keys(wrong)}")
+        raise ValueError(f"{source}: {len(wrong)} shape mismatches with HRNet-W{model.width}, e.g. {sample_keys(wrong)}")
     copied = {k: state[k] for k in wanted & set(state)}
     model.load_state_dict(copied, strict=False)
-    logger.info("loaded %d ImageNet HRNet trunk tensors from %s", len(copied), path)
-    return len(copied)
-
-
-def load_backbone(model: nn.Module, path: str | Path) -> str:
-    """Initialise a model's trunk from an ImageNet classification file; returns what was loaded, in words.
-
-    VGG19PafNet: torchvision's vgg19 (:func:`load_vgg19_imagenet`); HRNet: the official ImageNet
-    HRNet (:func:`load_hrnet_imagenet`); MobileNetPafNet: the ImageNet MobileNetV1 that Lightweight
-    OpenPose trains from (:func:`~openpose_lite.models.mobilenet_weights.load_mobilenet_imagenet`).
-    """
-    if isinstance(model, VGG19PafNet):
-        load_vgg19_imagenet(model, path)
-        return f"ImageNet VGG19 from {path}"
-    if isinstance(model, HRNet):
-        load_hrnet_imagenet(model, path)
-        return f"ImageNet HRNet-W{model.width} from {path}"
-    if isinstance(model, MobileNetPafNet):
-        load_mobilenet_imagenet(model, load_state_dict_file(path))
-        return f"ImageNet MobileNetV1 from {path}"
-    raise ValueError(f"--backbone-weights: no ImageNet trunk loader for {type(model).__name__}")
+    logger.info("loaded %d ImageNet HRNet trunk tensors from %s", len(copied), source)
+    return f"ImageNet HRNet-W{model.width} from {source}"

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -235,6 +236,8 @@ class MobileNetPafNet(nn.Module):
     ``refinement_stages.0.trunk.0.initial.0.weight`` ...), so its state dicts load as they are.
     """
 
+    arch = ARCH
+
     def __init__(
         self,
         skeleton: Skeleton = OPENPOSE_18,
@@ -354,3 +357,9 @@ def build_mobilenet_paf(
         ARCH, num_refinement_stages, num_channels, width_mult, sum(p.numel() for p in model.parameters()),
     )
     return model
+
+
+def build(cfg: Any, skeleton: Skeleton) -> MobileNetPafNet:
+    """The architecture table's builder: ``cfg.num_stages`` counts the initial stage and the refinement stages."""
+    return build_mobilenet_paf(num_refinement_stages=cfg.num_stages - 1, num_channels=cfg.stage_channels,
+                               width_mult=cfg.width_mult, skeleton=skeleton, init=cfg.init)

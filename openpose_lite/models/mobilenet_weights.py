@@ -29,11 +29,13 @@ from openpose_lite.skeleton import OPENPOSE_18, Skeleton
 
 __all__ = [
     "REFERENCE_REFINEMENT_STAGES",
+    "convert_lightweight",
     "convert_lightweight_checkpoint",
     "is_lightweight_layout",
     "is_mobilenet_imagenet_layout",
     "keep_refinement_stages",
     "lightweight_config_from_state_dict",
+    "load_mobilenet_backbone",
     "load_mobilenet_imagenet",
 ]
 
@@ -71,25 +73,23 @@ def _reference_state_shapes(config: Mapping[str, Any], skeleton: Skeleton) -> di
 
 
 def is_lightweight_layout(keys: Collection[str]) -> bool:
-    """Whether ``keys`` (with or without ``module.``) are those of a reference Lightweight OpenPose model.
+    """Whether ``keys`` (already unwrapped: no ``module.``) are those of a reference Lightweight OpenPose model.
 
     True when the trunk (``model.0.0.weight``), the CPM (``cpm.align.0.weight``) and the initial
     stage (``initial_stage.trunk.0.0.weight``) are all present; the refinement stages
     (``refinement_stages.<t>.…``) may number zero or more. An ImageNet MobileNet file
     (``model.*`` and ``fc.*`` only) is not in this layout: see :func:`is_mobilenet_imagenet_layout`.
     """
-    stripped = strip_module_prefix(dict.fromkeys(keys))
-    return all(k in stripped for k in _LIGHTWEIGHT_PROBE_KEYS)
+    return all(k in keys for k in _LIGHTWEIGHT_PROBE_KEYS)
 
 
 def is_mobilenet_imagenet_layout(keys: Collection[str]) -> bool:
-    """Whether ``keys`` (with or without ``module.``) are those of the marvis/pytorch-mobilenet classifier.
+    """Whether ``keys`` (already unwrapped) are those of the marvis/pytorch-mobilenet classifier.
 
     That file has the trunk ``model.<i>.*`` and the classifier ``fc.weight`` / ``fc.bias``, and no
     pose stages.
     """
-    stripped = strip_module_prefix(dict.fromkeys(keys))
-    return "model.0.0.weight" in stripped and "fc.weight" in stripped and "cpm.align.0.weight" not in stripped
+    return "model.0.0.weight" in keys and "fc.weight" in keys and "cpm.align.0.weight" not in keys
 
 
 def lightweight_config_from_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
@@ -164,6 +164,25 @@ def convert_lightweight_checkpoint(obj: Mapping[str, Any], skeleton: Skeleton = 
     return {k: state[k] for k in expected}
 
 
+def convert_lightweight(state: Mapping[str, torch.Tensor], source: str,
+                        all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The architecture table's converter: (model settings, our state dict) of a Lightweight OpenPose file.
+
+    The network runs with at most :data:`REFERENCE_REFINEMENT_STAGES` refinement stages, as the
+    reference runs its files (further stages, which its published checkpoint holds, are left
+    out); ``all_stages`` keeps every stage the file holds (to start a training run from it).
+    """
+    sizes = lightweight_config_from_state_dict(state)
+    held = sizes["num_refinement_stages"]
+    kept = held if all_stages else min(held, REFERENCE_REFINEMENT_STAGES)
+    if held > kept:
+        logger.info("%s holds %d refinement stages; running the first %d, as the reference's val.py and demo.py do "
+                    "(its published AP is that network's)", source, held, kept)
+        state = keep_refinement_stages(state, kept)
+    settings = {"num_stages": 1 + kept, "stage_channels": sizes["num_channels"], "width_mult": sizes["width_mult"]}
+    return settings, convert_lightweight_checkpoint(state)
+
+
 def keep_refinement_stages(state: Mapping[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
     """``state`` (reference layout, ``module.`` allowed) without the refinement stages from ``count`` on."""
     def stage(key: str) -> int | None:
@@ -222,3 +241,9 @@ def load_mobilenet_imagenet(model: MobileNetPafNet, state_dict_or_obj: Mapping[s
             targets[k].copy_(state[k])
     logger.info("loaded ImageNet MobileNetV1 blocks 0..%d into the trunk (%d tensors)", len(TRUNK_LAYOUT) - 1, len(present))
     return present
+
+
+def load_mobilenet_backbone(model: MobileNetPafNet, state: Mapping[str, torch.Tensor], source: str) -> str:
+    """The architecture table's ImageNet loader: :func:`load_mobilenet_imagenet`; what was loaded, in words."""
+    load_mobilenet_imagenet(model, state)
+    return f"ImageNet MobileNetV1 from {source}"

@@ -98,9 +98,18 @@ def split_checkpoint(obj: Mapping[str, Any], source: str = "weights") -> tuple[d
     return check_tensor_state(state, source, "model"), config
 
 
+BN_COUNTER = "num_batches_tracked"
+
+
 def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``model`` requiring the same keys and shapes; clear errors otherwise."""
+    """Load ``state`` into ``model`` requiring the same keys and shapes; clear errors otherwise.
+
+    BatchNorm ``num_batches_tracked`` counters that a file lacks (files older than PyTorch 0.4.1)
+    are the only keys filled in, with 0: they change nothing unless ``momentum=None``.
+    """
     expected = model.state_dict()
+    state = {**{k: torch.zeros((), dtype=v.dtype) for k, v in expected.items() if k.endswith(BN_COUNTER)},
+             **state}
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
         raise key_mismatch_error(f"{source}: keys do not match the model", missing, unexpected)

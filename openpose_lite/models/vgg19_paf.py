@@ -24,8 +24,10 @@ not required: max-pool floors, so maps are ``floor(H / 8) x floor(W / 8)``).
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -134,6 +136,8 @@ class VGG19PafNet(nn.Module):
     (about lr per weight) dwarf the weights and switch off most ReLUs of the CPM and stages,
     and the PAF branch then sits at its all-zero plateau for epochs.
     """
+
+    arch = ARCH
 
     def __init__(
         self,
@@ -266,3 +270,32 @@ def build_vgg19_paf(
         ARCH, num_stages, stage_channels, width_mult, sum(p.numel() for p in model.parameters()),
     )
     return model
+
+
+def build(cfg: Any, skeleton: Skeleton) -> VGG19PafNet:
+    """The architecture table's builder: the network of a ``model`` config section (vgg19_paf)."""
+    return build_vgg19_paf(num_stages=cfg.num_stages, stage_channels=cfg.stage_channels, width_mult=cfg.width_mult,
+                           skeleton=skeleton, init=cfg.init)
+
+
+# ----------------------------------------------------------------------- a bare state dict of ours
+_STAGE_KEY = re.compile(r"^stages\.(\d+)\.")
+
+
+def is_bare_state_dict(keys: frozenset[str]) -> bool:
+    """Whether a key set is our own VGG19 + PAF state dict (saved without its checkpoint's config)."""
+    return "trunk.conv1_1.weight" in keys
+
+
+def convert_bare_state_dict(state: Mapping[str, torch.Tensor], source: str,
+                            all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(model settings read from the tensor shapes, the state dict as it is) of a bare state dict of ours."""
+    try:
+        num_stages = 1 + max(int(m.group(1)) for k in state if (m := _STAGE_KEY.match(k)))
+        stage_channels = int(state["stages.0.pafs.conv1.weight"].shape[0])
+        # The widest layer gives the most precise width multiplier.
+        width_mult = int(state["trunk.conv4_2.weight"].shape[0]) / 512
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"{source}: cannot infer the model size from a bare state dict ({exc}); "
+                         "save a checkpoint with its config") from exc
+    return {"num_stages": num_stages, "stage_channels": stage_channels, "width_mult": width_mult}, dict(state)

@@ -1,131 +1,200 @@
-"""Weight files in any supported layout -> a ready model: the front door of :mod:`openpose_lite.models`.
+"""Weight files -> ready models, through the architecture table: the front door of :mod:`openpose_lite.models`.
 
-Layouts are recognised by :func:`~openpose_lite.models.layouts.detect_layout` (a table,
-:data:`~openpose_lite.models.layouts.LAYOUTS`) and converted by their own modules:
+A file is read once (``torch.load(..., weights_only=True)``: data, never code) and unwrapped once
+(:func:`unwrap_weights`: the ``model`` of our checkpoints, the ``state_dict`` of other projects'
+training checkpoints, a ``module.`` prefix). Then:
 
-* ``openpose_lite``: our own state dict (``trunk.conv1_1.weight`` ...), bare or inside a
-  checkpoint dict ``{"model": state_dict, "config": {...}}``;
-* ``cmu_named`` / ``cmu_numbered``: the CMU COCO body model (:mod:`~openpose_lite.models.cmu_weights`);
-* ``hrnet``: official pose-HRNet files (:func:`~openpose_lite.models.hrnet.convert_hrnet_official`);
-* ``lightweight``: Lightweight OpenPose, the reference's training checkpoints
-  (``{"state_dict": ..., "optimizer": ..., "iter": ...}``) or bare state dicts, and our
-  ``mobilenet_paf`` checkpoints (:mod:`~openpose_lite.models.mobilenet_weights`);
-* ``torchvision_vgg19`` / ``hrnet_imagenet`` / ``mobilenet_imagenet``: ImageNet trunks for
-  training only (:mod:`~openpose_lite.models.imagenet_weights`, ``--backbone-weights``).
-
-Everything is read with ``torch.load(..., map_location="cpu", weights_only=True)``
-(:func:`~openpose_lite.models.state_dict.load_state_dict_file`).
+* **our checkpoints** carry their config, and are routed by its ``model.arch``: the table's builder
+  makes the network, which must take the state exactly;
+* **foreign files** (the CMU body model, Lightweight OpenPose and official HRNet files, ...) meet the
+  weight layouts of :data:`~openpose_lite.models.architectures.ARCHITECTURES` in table order: the
+  first whose ``detect`` accepts the key set converts the state to our names and gives the model
+  sizes, and its ``settings`` (the reference's input normalisation and pixel conventions) go into
+  the config the file runs with;
+* ImageNet classifiers are recognised too, and refused as pose models: they initialise a trunk
+  (:func:`load_backbone`, ``--backbone-weights``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from openpose_lite.models.cmu_weights import CMU_LAYOUTS, cmu_stage_count, convert_cmu_state_dict
-from openpose_lite.models.factory import ModelConfig, build_model_from_config_dict
-from openpose_lite.models.hrnet import build_hrnet, convert_hrnet_official, hrnet_config_from_state_dict
-from openpose_lite.models.imagenet_weights import load_backbone, load_hrnet_imagenet, load_vgg19_imagenet
-from openpose_lite.models.layouts import LAYOUTS, detect_layout
-from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
-from openpose_lite.models.mobilenet_weights import (
-    REFERENCE_REFINEMENT_STAGES,
-    convert_lightweight_checkpoint,
-    keep_refinement_stages,
-    lightweight_config_from_state_dict,
+from openpose_lite.config import Config, config_from_dict, config_to_dict
+from openpose_lite.models.architectures import (
+    ARCHITECTURES,
+    Architecture,
+    WeightLayout,
+    architecture,
+    architecture_of,
+    resolve,
 )
+from openpose_lite.models.factory import ModelConfig, build_model
 from openpose_lite.models.state_dict import (
+    check_tensor_state,
     load_exact,
     load_state_dict_file,
     sample_keys,
-    split_checkpoint,
     strip_module_prefix,
 )
-from openpose_lite.models.vgg19_paf import ARCH as VGG19_PAF_ARCH
-from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf
 
-__all__ = [
-    # defined here
-    "load_model",
-    "load_model_with_config",
-    "init_from_weights",
-    "load_weights_into",
-    # the public names of the layout modules, importable from here as they always were
-    "LAYOUTS",
-    "build_model_from_config_dict",
-    "convert_cmu_state_dict",
-    "detect_layout",
-    "load_backbone",
-    "load_hrnet_imagenet",
-    "load_state_dict_file",
-    "load_vgg19_imagenet",
-    "split_checkpoint",
-    "strip_module_prefix",
-]
+__all__ = ["LoadedWeights", "detect_layout", "init_from_weights", "load_backbone", "load_model", "read_weights",
+           "unwrap_weights"]
 
 logger = logging.getLogger(__name__)
 
 
-def load_weights_into(model: VGG19PafNet, path: str | Path) -> str:
-    """Load any supported layout into an existing model (in place); returns the layout name.
+@dataclass
+class LoadedWeights:
+    """A weights file, loaded: the network (eval mode), its row of the table, the foreign layout it
+    came in (``None`` for our checkpoints) and ``config``, the config dict to run it with (ours: the
+    stored one; a foreign file: the defaults, its model sizes and its layout's reference settings)."""
 
-    Our own files and CMU files must match the model exactly (a CMU file may hold more
-    stages than the model); torchvision VGG19 files fill the trunk only.
+    model: nn.Module
+    architecture: Architecture
+    layout: WeightLayout | None
+    config: dict[str, Any]
+
+    @property
+    def ours(self) -> bool:
+        """Whether the file is one of our checkpoints (it carried its config)."""
+        return self.layout is None
+
+
+def unwrap_weights(obj: Mapping[str, Any], source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(state dict without ``module.``, stored config or None) of a loaded weights file; done once per file.
+
+    Accepts our checkpoints (``{"model": state_dict, "config": dict}``), other projects' training
+    checkpoints that keep the weights under ``"state_dict"`` beside optimizer state (Lightweight
+    OpenPose, mmpose), and bare state dicts.
     """
-    state, _ = split_checkpoint(load_state_dict_file(path), str(path))
-    state = strip_module_prefix(state)
-    layout = detect_layout(state)
-    if layout == "torchvision_vgg19":
-        load_vgg19_imagenet(model, path)
-    elif layout in CMU_LAYOUTS:
-        load_exact(model, convert_cmu_state_dict(state, num_stages=model.num_stages), f"{path} ({layout})")
-    elif layout == "openpose_lite":
-        load_exact(model, state, str(path))
+    config = None
+    if isinstance(obj.get("model"), Mapping):
+        state, config = obj["model"], obj.get("config")
+        if config is not None and not isinstance(config, Mapping):
+            raise ValueError(f"{source}: checkpoint 'config' must be a dict, got {type(config).__name__}")
+    elif isinstance(obj.get("state_dict"), Mapping):
+        state = obj["state_dict"]
     else:
-        raise ValueError(f"{path}: layout {layout!r} cannot be loaded into {type(model).__name__}")
-    return layout
+        state = obj
+    return strip_module_prefix(check_tensor_state(state, source, "model")), (dict(config) if config else None)
 
 
-def _lightweight_model(state: Mapping[str, torch.Tensor], config: Mapping[str, Any] | None, source: str,
-                       all_stages: bool) -> nn.Module:
-    """A Lightweight OpenPose layout file's network: ours from its config, the reference's as the reference runs it."""
-    if config is not None and isinstance(config.get("model"), Mapping):
-        model = build_model_from_config_dict(_network_config(config["model"], source))
+def detect_layout(state: Mapping[str, Any]) -> tuple[Architecture, WeightLayout]:
+    """The first (architecture, layout) of the table whose ``detect`` accepts an unwrapped state dict's keys.
+
+    Raises:
+        ValueError: an ImageNet classifier (named, with what it is for), or no layout at all (the
+            message names a few keys and the layouts known).
+    """
+    keys = frozenset(state)
+    for row in ARCHITECTURES:
+        for layout in row.layouts:
+            if resolve(layout.detect)(keys):
+                return row, layout
+    for row in ARCHITECTURES:
+        if row.backbone is not None and resolve(row.backbone.detect)(keys):
+            raise ValueError(f"holds an ImageNet classification network ({row.backbone.what}), not a pose model; "
+                             f"it initialises the trunk of model.arch {row.name} for training (--backbone-weights)")
+    known = ", ".join(layout.name for row in ARCHITECTURES for layout in row.layouts)
+    raise ValueError(f"a state dict in no known layout: {len(keys)} keys such as {sample_keys(keys)}; the layouts "
+                     f"known are {known} (docs/architecture.md), and a checkpoint of ours carries its config")
+
+
+def _merged(*deltas: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The defaults with config deltas (``{section: {key: value}}``) applied in order, checked."""
+    resolved = config_to_dict(Config())
+    for delta in deltas:
+        for section, values in delta.items():
+            resolved[section].update(values)
+    return config_to_dict(config_from_dict(resolved))
+
+
+def _foreign_model_config(row: Architecture, layout: WeightLayout, settings: Mapping[str, Any]) -> ModelConfig:
+    """The ``model`` section of a foreign file: its architecture's published network, the sizes read from
+    the file, and the input normalisation its reference fed it."""
+    return ModelConfig(**{**row.published.get("model", {}), **layout.settings.get("model", {}), **settings,
+                          "arch": row.name})
+
+
+def _stored_model_config(config: Mapping[str, Any], source: str) -> ModelConfig:
+    """A checkpoint's ``config["model"]``, restricted to :class:`ModelConfig`'s fields: checkpoints may also
+    carry options of other parts there (e.g. ``pretrained``), which do not change the network."""
+    model_cfg = config.get("model", {})
+    if not isinstance(model_cfg, Mapping):
+        raise ValueError(f"{source}: checkpoint config['model'] must be a dict, got {type(model_cfg).__name__}")
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    ignored = sorted(set(model_cfg) - known)
+    if ignored:
+        logger.debug("%s: config['model'] keys %s do not describe the network; ignored", source, ignored)
+    try:
+        return ModelConfig(**{k: v for k, v in model_cfg.items() if k in known})
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def read_weights(path: str | Path, device: str | torch.device | None = None, all_stages: bool = False) -> LoadedWeights:
+    """Any supported weights file -> :class:`LoadedWeights` (the model in eval mode on ``device``).
+
+    ``all_stages``: build every stage a foreign file holds, not only those its reference runs
+    (Lightweight OpenPose keeps one refinement stage; for starting a training run from the file).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: unreadable file, unknown layout, an ImageNet classifier, or keys and shapes
+            that do not fit the model (each named).
+    """
+    source = str(path)
+    state, config = unwrap_weights(load_state_dict_file(path), source)
+    if config is not None:
+        model_cfg = _stored_model_config(config, source)
+        row, layout = architecture(model_cfg.arch), None
+        model = build_model(model_cfg)
     else:
-        sizes = lightweight_config_from_state_dict(state)
-        held = sizes["num_refinement_stages"]
-        sizes["num_refinement_stages"] = held if all_stages else min(held, REFERENCE_REFINEMENT_STAGES)
-        if held > sizes["num_refinement_stages"]:
-            logger.info("%s holds %d refinement stages; running the first %d, as the reference's val.py and "
-                        "demo.py do (its published AP is that network's)", source, held, sizes["num_refinement_stages"])
-            state = keep_refinement_stages(state, sizes["num_refinement_stages"])
-        model = build_mobilenet_paf(**sizes)
-    load_exact(model, convert_lightweight_checkpoint(state), f"{source} (lightweight)")
-    return model
+        try:
+            row, layout = detect_layout(state)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+        settings, state = resolve(layout.convert)(state, source, all_stages=all_stages)
+        model_cfg = _foreign_model_config(row, layout, settings)
+        model = build_model(model_cfg)
+        config = _merged(row.published, layout.settings, {"model": dataclasses.asdict(model_cfg)})
+    load_exact(model, state, source if layout is None else f"{source} ({layout.name})")
+    logger.info("loaded %s weights (%s) from %s", row.name, "openpose_lite checkpoint" if layout is None else layout.name,
+                source)
+    if device is not None:
+        model = model.to(device)
+    return LoadedWeights(model.eval(), row, layout, config)
+
+
+def load_model(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
+    """A ready-to-run model (eval mode) from a weights file in any supported layout (see :func:`read_weights`)."""
+    return read_weights(path, device).model
 
 
 def init_from_weights(model: nn.Module, path: str | Path) -> str:
     """Start ``model`` (in place) from a pose model file: every tensor of the same name and shape is
     copied, the rest keeps its initialisation; returns what was done, in words.
 
-    The file may be of any layout :func:`load_model_with_config` reads (our checkpoints, CMU,
-    Lightweight OpenPose with all its stages, official HRNet). This is the reference trainers'
-    "weights only" start (Lightweight OpenPose: ``train.py --weights-only``, whose
-    ``load_state`` copies the keys the network has): stages the file lacks start afresh and
-    stages the model lacks are left out, so a run can grow or shrink the stage count. A
-    tensor whose shape differs (another width or skeleton) is an error, not a silent partial start.
+    The file may be of any layout :func:`read_weights` reads, with all the stages it holds. This is
+    the reference trainers' "weights only" start (Lightweight OpenPose: ``train.py --weights-only``,
+    whose ``load_state`` copies the keys the network has): stages the file lacks start afresh and
+    stages the model lacks are left out, so a run can grow or shrink the stage count. A tensor whose
+    shape differs (another width or skeleton) is an error, not a silent partial start.
     """
-    source, _ = load_model_with_config(path, all_stages=True)
-    if type(source) is not type(model):
-        raise ValueError(f"{path}: holds a {type(source).__name__}; the model to start is a {type(model).__name__}")
-    theirs, ours = source.state_dict(), model.state_dict()
+    loaded = read_weights(path, all_stages=True)
+    row = architecture_of(model)
+    if row is None or loaded.architecture is not row:
+        raise ValueError(f"{path}: holds a {loaded.architecture.name} network; the model to start is "
+                         f"{row.name if row else type(model).__name__} (model.arch)")
+    theirs, ours = loaded.model.state_dict(), model.state_dict()
     wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(ours[k].shape)}" for k, v in theirs.items()
              if k in ours and v.shape != ours[k].shape]
     if wrong:
@@ -143,103 +212,23 @@ def init_from_weights(model: nn.Module, path: str | Path) -> str:
     return text
 
 
-_STAGE_KEY = re.compile(r"^stages\.(\d+)\.")
-
-
-def _infer_vgg19_paf_config(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
-    """Model config of a bare state dict in our layout, read from its tensor shapes."""
-    try:
-        num_stages = 1 + max(int(m.group(1)) for k in state if (m := _STAGE_KEY.match(k)))
-        stage_channels = int(state["stages.0.pafs.conv1.weight"].shape[0])
-        # The widest layer gives the most precise width multiplier.
-        width_mult = int(state["trunk.conv4_2.weight"].shape[0]) / 512
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"{source}: cannot infer the model size from a bare state dict ({exc}); save a checkpoint with its config") from exc
-    return {"arch": VGG19_PAF_ARCH, "num_stages": num_stages, "stage_channels": stage_channels, "width_mult": width_mult}
-
-
-def _network_config(model_cfg: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """A checkpoint's ``config["model"]``, restricted to :class:`~openpose_lite.models.factory.ModelConfig`'s
-    fields: checkpoints may also carry options of other parts there (e.g. ``pretrained``), which do
-    not change the network, so they are ignored here (a config file is checked strictly instead)."""
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    ignored = sorted(set(model_cfg) - known)
-    if ignored:
-        logger.debug("%s: config['model'] keys %s do not describe the network; ignored", source, ignored)
-    return {k: v for k, v in model_cfg.items() if k in known}
-
-
-def load_model(path: str | Path, device: str | torch.device | None = None) -> nn.Module:
-    """A ready-to-run model (eval mode) from a weights file in any supported layout.
-
-    See :func:`load_model_with_config`, which also returns the checkpoint's config.
-    """
-    return load_model_with_config(path, device)[0]
-
-
-def load_model_with_config(
-    path: str | Path, device: str | torch.device | None = None, all_stages: bool = False
-) -> tuple[nn.Module, dict[str, Any] | None]:
-    """(model in eval mode, the checkpoint's config dict or None) from a weights file in any layout.
-
-    The file is read once; predictors use the config's codec section when there is one.
-    ``all_stages``: build every refinement stage a Lightweight OpenPose file holds, not only
-    the one the reference runs (for starting a training run from the file: :func:`init_from_weights`).
-
-    * CMU files (``cmu_named`` / ``cmu_numbered``): the full-width CMU model with the file's
-      stage count (6 for the published weights).
-    * Official HRNet pose files (``hrnet``): HRNet of the file's width and keypoint count;
-      our HRNet checkpoints share that layout and carry their config.
-    * Lightweight OpenPose files (``lightweight``): the network of the file's widths with at most
-      one refinement stage, as the reference runs its files (further stages, which its published
-      checkpoint holds, are left out: :data:`~openpose_lite.models.mobilenet_weights.REFERENCE_REFINEMENT_STAGES`);
-      our ``mobilenet_paf`` checkpoints share that layout and carry their config (all their stages run).
-    * Our checkpoints: built from ``config["model"]``
-      (:func:`~openpose_lite.models.factory.build_model_from_config_dict`);
-      a bare state dict in our layout: sizes inferred from its tensor shapes.
+def load_backbone(model: nn.Module, path: str | Path) -> str:
+    """Initialise a model's trunk from its architecture's ImageNet classifier file (the table's
+    ``backbone``); returns what was loaded, in words.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: unreadable file, unknown layout, a trunk-only ImageNet file, or keys and
-            shapes that do not fit the model.
+        ValueError: the architecture has no ImageNet trunk, or the file is another one's (named).
     """
+    row = architecture_of(model)
+    if row is None or row.backbone is None:
+        raise ValueError(f"--backbone-weights: model.arch {row.name if row else type(model).__name__} has no "
+                         "ImageNet trunk to initialise")
     source = str(path)
-    obj = load_state_dict_file(path)
-    if "model" not in obj and isinstance(obj.get("state_dict"), Mapping):
-        # Another project's training checkpoint (Lightweight OpenPose, many others): the weights
-        # sit under "state_dict" beside optimizer state we do not read.
-        obj = dict(obj["state_dict"])
-    state, config = split_checkpoint(obj, source)
-    state = strip_module_prefix(state)
-    layout = detect_layout(state)
-    if layout in CMU_LAYOUTS:
-        num_stages = cmu_stage_count(state)
-        model: nn.Module = build_vgg19_paf(num_stages=num_stages)
-        load_exact(model, convert_cmu_state_dict(state, num_stages), f"{source} ({layout})")
-    elif layout == "openpose_lite":
-        if config is not None:
-            model_cfg = config.get("model", {})
-            if not isinstance(model_cfg, Mapping):
-                raise ValueError(f"{source}: checkpoint config['model'] must be a dict, got {type(model_cfg).__name__}")
-        else:
-            model_cfg = _infer_vgg19_paf_config(state, source)
-        model = build_model_from_config_dict(_network_config(model_cfg, source))
-        load_exact(model, state, source)
-    elif layout == "hrnet":
-        state = convert_hrnet_official(state)
-        if config is not None and isinstance(config.get("model"), Mapping):
-            model = build_model_from_config_dict(_network_config(config["model"], source))
-        else:
-            model = build_hrnet(**hrnet_config_from_state_dict(state))
-        load_exact(model, state, source)
-    elif layout == "lightweight":
-        model = _lightweight_model(state, config, source, all_stages)
-    elif layout in ("torchvision_vgg19", "hrnet_imagenet", "mobilenet_imagenet"):
-        raise ValueError(f"{source}: holds an ImageNet classification network ({layout}), not a pose model; "
-                         "it initialises a trunk for training (--backbone-weights)")
-    else:
-        raise ValueError(f"{source}: no model loader for layout {layout!r}")
-    logger.info("loaded %s weights from %s", layout, source)
-    if device is not None:
-        model = model.to(device)
-    return model.eval(), config
+    state, _ = unwrap_weights(load_state_dict_file(path), source)
+    keys = frozenset(state)
+    if not resolve(row.backbone.detect)(keys):
+        other = next((r for r in ARCHITECTURES if r.backbone is not None and resolve(r.backbone.detect)(keys)), None)
+        held = (f"it holds {other.backbone.what}, the trunk of model.arch {other.name}" if other is not None
+                else f"its {len(keys)} keys (e.g. {sample_keys(keys)}) are no ImageNet trunk we know")
+        raise ValueError(f"{source}: model.arch {row.name} starts from {row.backbone.what}; {held}")
+    return resolve(row.backbone.load)(model, state, source)

@@ -4,7 +4,7 @@
 ``resume.py``        :func:`resolve_run`: config + overrides (+ the checked ``--resume`` checkpoint) -> :class:`RunSetup`
 ``loop.py``          :func:`fit`: the run (logs, raises, never prints), :class:`TrainResult`, :class:`TrainListener`
 ``run_folder.py``    the output folder's rules: refuse an occupied one, stale temp files, best.pt vs last.pt
-``branches.py``      :data:`BRANCHES`: per architecture, the codec, datasets, loss, COCO AP, frozen group
+``branches.py``      :data:`BRANCHES`: per branch (the architecture table says which), the codec, datasets, loss, COCO AP, frozen group
 ``engine.py``        :func:`train_one_epoch`, :func:`evaluate_loss`, :class:`NonFiniteLossError`
 ``data.py``          dataset paths, generated scenes, the loaders
 ``optim.py``         optimiser, schedule, their settings on resume, freezing

@@ -1,19 +1,19 @@
-"""What differs between the two kinds of model the training loop runs: the :data:`BRANCHES` table.
+"""What differs between the two branches the training loop runs: the :data:`BRANCHES` table.
 
-A :class:`Branch` gives the codec, the datasets, the loss, the COCO AP evaluation (through
-:func:`openpose_lite.evaluation.evaluate_predictor`, the project's one "predict over a COCO
-file and score it" loop) and the parameter group frozen first.
+Which branch a model is in is its row of the architecture table
+(:mod:`openpose_lite.models.architectures`). A :class:`Branch` gives the codec, the datasets, the
+loss, the COCO AP evaluation (through :func:`openpose_lite.evaluation.evaluate_predictor`, the
+project's one "predict over a COCO file and score it" loop) and the parameter group frozen first.
 
-* bottom-up (``vgg19_paf``): whole images with CMU augmentation, :class:`BottomUpPafCodec`
-  targets, masked per-stage loss (CMU's intermediate supervision), freeze-then-release of the
-  VGG19 trunk;
-* top-down (``hrnet``): person crops with HRNet augmentation, :class:`TopDownHeatmapCodec`
-  targets, the keypoint MSE with target weights, AP with the ground-truth person boxes.
+* bottom-up: whole images with CMU augmentation, :class:`BottomUpPafCodec` targets, masked
+  per-stage loss (CMU's intermediate supervision), freeze-then-release of the trunk;
+* top-down: person crops with HRNet augmentation, :class:`TopDownHeatmapCodec` targets, the
+  keypoint MSE with target weights on every stage's heatmaps (one stage, or the Stacked
+  Hourglass's intermediate supervision), AP with the ground-truth person boxes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -27,6 +27,7 @@ from openpose_lite.evaluation import evaluate_predictor
 from openpose_lite.inference import BottomUpPredictor, TopDownPipeline, TopDownPredictor
 from openpose_lite.inference.boxes import gt_box_source
 from openpose_lite.losses import keypoint_mse_loss, stage_losses
+from openpose_lite.models.architectures import architecture
 from openpose_lite.training.data import DataPaths, bottomup_datasets, topdown_datasets
 from openpose_lite.training.distributed import unwrap_model
 from openpose_lite.training.engine import LossFn
@@ -43,16 +44,24 @@ class Branch:
     build_datasets: Callable[[Config, DataPaths, Codec], tuple]
     loss_terms: LossFn
     evaluate_ap: Callable[..., dict[str, float]]
-    frozen_first: Callable[[nn.Module], list]  # parameters frozen for train.freeze_trunk_epochs
     sample_kind: str  # what one training sample is, in words
-    backbone_file: str  # what --backbone-weights takes for this branch, in words
 
-    def describe(self, cfg: Config) -> str:
+    @staticmethod
+    def frozen_first(model: nn.Module) -> list:
+        """The parameters frozen for ``train.freeze_trunk_epochs``: the model's trunk, where it has one to protect."""
+        trunk = getattr(model, "trunk_parameters", None)
+        return list(trunk()) if trunk is not None else []
+
+    @staticmethod
+    def describe(cfg: Config) -> str:
         """The model's shape in words (for the run's first lines)."""
-        m = cfg.model
-        if m.arch == "hrnet":
-            return f"HRNet-W{m.hrnet_width}, {m.hrnet_blocks} block(s) per branch"
-        return f"{m.arch}, {m.num_stages} stages of {m.stage_channels} channels, width_mult {m.width_mult}"
+        return architecture(cfg.model.arch).describe(cfg.model)
+
+    @staticmethod
+    def backbone_file(cfg: Config) -> str:
+        """What ``--backbone-weights`` takes for this model, in words."""
+        backbone = architecture(cfg.model.arch).backbone
+        return backbone.what if backbone is not None else f"nothing (model.arch {cfg.model.arch} has no ImageNet trunk)"
 
 
 def bottomup_loss_terms(outputs: Sequence[Mapping[str, Tensor]], targets: Mapping[str, Tensor],
@@ -63,8 +72,13 @@ def bottomup_loss_terms(outputs: Sequence[Mapping[str, Tensor]], targets: Mappin
 
 def topdown_loss_terms(outputs: Sequence[Mapping[str, Tensor]], targets: Mapping[str, Tensor],
                        weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """HRNet's ``JointsMSELoss`` on the last (only) stage: ``{"heatmaps": ...}``."""
-    return {"heatmaps": keypoint_mse_loss(outputs[-1]["heatmaps"], targets["heatmaps"], weights["heatmaps"])}
+    """HRNet's ``JointsMSELoss`` on every stage's heatmaps: ``{"heatmaps": ...}`` for a one-stage network,
+    ``{"stage1/heatmaps": ..., "stageS/heatmaps": ...}`` for a stacked one (the Stacked Hourglass's
+    intermediate supervision: each stack's heatmaps are compared with the same targets)."""
+    if len(outputs) == 1:
+        return {"heatmaps": keypoint_mse_loss(outputs[0]["heatmaps"], targets["heatmaps"], weights["heatmaps"])}
+    return {f"stage{i + 1}/heatmaps": keypoint_mse_loss(out["heatmaps"], targets["heatmaps"], weights["heatmaps"])
+            for i, out in enumerate(outputs)}
 
 
 def _scored(model: nn.Module, predictor: Any, ann: Path, images: Path, max_images: int, batch_size: int,
@@ -96,22 +110,15 @@ def _topdown_ap(model: nn.Module, cfg: Config, ann: Path, images: Path, device: 
                    progress)
 
 
-_BOTTOM_UP = Branch("bottom-up", build_bottomup_codec, bottomup_datasets, bottomup_loss_terms, _bottomup_ap,
-                    lambda model: list(model.trunk_parameters()), "training images",
-                    "torchvision's ImageNet vgg19 file (vgg19-dcbb9e9d.pth)")
-_TOP_DOWN = Branch("top-down", build_topdown_codec, topdown_datasets, topdown_loss_terms, _topdown_ap,
-                   lambda model: [], "person crops", "the official ImageNet HRNet file (e.g. hrnet_w32-36af842e.pth)")
-
-# Lightweight OpenPose trains exactly as the VGG19 model does (same codec, targets, loss and AP),
-# starting from the ImageNet MobileNetV1 its reference uses.
-_BOTTOM_UP_MOBILENET = dataclasses.replace(
-    _BOTTOM_UP, backbone_file="the ImageNet MobileNetV1 file (mobilenet_sgd_68.848.pth.tar)")
-
-BRANCHES: dict[str, Branch] = {"vgg19_paf": _BOTTOM_UP, "mobilenet_paf": _BOTTOM_UP_MOBILENET, "hrnet": _TOP_DOWN}
+# Keyed by the architecture table's branch names.
+BRANCHES: dict[str, Branch] = {
+    "bottomup": Branch("bottom-up", build_bottomup_codec, bottomup_datasets, bottomup_loss_terms, _bottomup_ap,
+                       "training images"),
+    "topdown": Branch("top-down", build_topdown_codec, topdown_datasets, topdown_loss_terms, _topdown_ap,
+                      "person crops"),
+}
 
 
 def branch_of(cfg: Config) -> Branch:
-    """The branch that trains ``cfg.model.arch``; ValueError for an architecture training does not cover."""
-    if cfg.model.arch not in BRANCHES:
-        raise ValueError(f"model.arch: training covers {', '.join(map(repr, BRANCHES))}, got {cfg.model.arch!r}")
-    return BRANCHES[cfg.model.arch]
+    """The branch that trains ``cfg.model.arch`` (its row of the architecture table)."""
+    return BRANCHES[architecture(cfg.model.arch).branch]

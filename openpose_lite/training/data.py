@@ -108,7 +108,8 @@ def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths
 def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of whole images for a bottom-up model (``data`` section: the augmentation)."""
     def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        return BottomUpTrainDataset(CocoKeypoints(ann, images), codec, cfg.data, train=train, seed=cfg.train.seed)
+        return BottomUpTrainDataset(CocoKeypoints(ann, images), codec, cfg.data, train=train, seed=cfg.train.seed,
+                                    input_norm=cfg.model.resolved_input_norm)
 
     val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
     return dataset(paths.train_ann, paths.train_images, True), val
@@ -118,7 +119,8 @@ def topdown_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Datas
     """(train, val or None) datasets of person crops for a top-down model (``topdown`` section: the augmentation)."""
     def dataset(ann: Path, images: Path, train: bool) -> Dataset:
         people = TopDownInstances.from_coco(CocoKeypoints(ann, images))
-        return TopDownDataset(people, codec, cfg.topdown, train=train, seed=cfg.train.seed)
+        return TopDownDataset(people, codec, cfg.topdown, train=train, seed=cfg.train.seed,
+                              input_norm=cfg.model.resolved_input_norm)
 
     val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
     return dataset(paths.train_ann, paths.train_images, True), val

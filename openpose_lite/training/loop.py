@@ -302,7 +302,7 @@ def _announce(run: _Run, listener: TrainListener) -> None:
     result.parameters = sum(p.numel() for p in run.model.parameters())
     result.device, result.amp, result.world_size = str(run.device), run.amp, run.info.world_size
     result.train_samples, result.sample_kind = len(run.train_ds), run.branch.sample_kind
-    result.backbone_file = run.branch.backbone_file
+    result.backbone_file = run.branch.backbone_file(cfg)
     result.start_epoch = result.epochs_done = run.start_epoch
     result.epochs = cfg.train.epochs
     result.best_metric, result.best_metric_name, result.best_epoch = run.best, run.best_name, run.best_epoch

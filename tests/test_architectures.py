@@ -1,0 +1,139 @@
+"""The architecture table (openpose_lite/models/architectures.py) is the one place that tells models apart.
+
+What holds it: every reference in the table resolves; every row builds its published network, whose
+class names the row; our checkpoints are routed by their stored ``model.arch``, foreign files by the
+table's detectors; and no other module asks which kind a model is, neither by ``isinstance`` on a
+network class nor by comparing ``model.arch`` with an architecture's name.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+import torch
+
+from openpose_lite.checkpoint import save_checkpoint
+from openpose_lite.config import Config, ModelConfig, config_to_dict, load_config
+from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
+from openpose_lite.models.architectures import ARCHITECTURES, architecture, architecture_of, resolve
+from openpose_lite.models.factory import build_model, published_config
+from openpose_lite.models.weights import read_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "openpose_lite"
+TABLE = PACKAGE / "models" / "architectures.py"
+ARCH_NAMES = {a.name for a in ARCHITECTURES}
+
+
+def _references(row) -> list[str]:
+    refs = [row.build, *(f for layout in row.layouts for f in (layout.detect, layout.convert))]
+    if row.backbone is not None:
+        refs += [row.backbone.detect, row.backbone.load]
+    return refs
+
+
+@pytest.mark.parametrize("row", ARCHITECTURES, ids=lambda row: row.name)
+def test_every_reference_of_a_row_is_a_function_of_its_model_files(row):
+    for ref in _references(row):
+        assert callable(resolve(ref)), ref
+
+
+@pytest.mark.parametrize("row", ARCHITECTURES, ids=lambda row: row.name)
+def test_every_row_builds_its_published_network_whose_class_names_the_row(row):
+    with torch.device("meta"):  # shapes only
+        model = build_model(published_config(row.name))
+    assert architecture_of(model) is row and model.arch == row.name
+    assert int(model.stride) in (4, 8)
+    # A config naming the architecture starts from its published settings.
+    cfg = load_config(None, [f"model.arch={row.name}"])
+    assert cfg.model == published_config(row.name)
+    assert cfg.model.resolved_input_norm == row.input_norm
+
+
+def test_an_unknown_architecture_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="model.arch: expected one of vgg19_paf, mobilenet_paf"):
+        ModelConfig(arch="resnet_paf")
+    with pytest.raises(ValueError, match="unknown architecture 'resnet_paf'; known: vgg19_paf"):
+        architecture("resnet_paf")
+
+
+def test_our_checkpoints_are_routed_by_their_stored_arch_not_by_their_keys(tmp_path):
+    # Our HRNet checkpoints keep the official key names, so only the stored config tells them apart
+    # from an official file: they must run in our convention, the official file in the reference's.
+    cfg = load_config(None, ["model.arch=hrnet", "model.hrnet_width=8", "model.hrnet_blocks=1"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    ours, official = tmp_path / "ours.pt", tmp_path / "official.pth"
+    save_checkpoint(ours, model_state=model.state_dict(), config=config_to_dict(cfg))
+    torch.save(model.state_dict(), official)
+    mine, theirs = read_weights(ours), read_weights(official)
+    assert mine.ours and mine.architecture.name == "hrnet" and mine.config["topdown"]["convention"] == "openpose_lite"
+    assert not theirs.ours and theirs.layout.name == "hrnet_official"
+    assert theirs.config["topdown"]["convention"] == "hrnet" and theirs.config["model"]["hrnet_width"] == 8
+    for name, tensor in mine.model.state_dict().items():
+        assert torch.equal(tensor, theirs.model.state_dict()[name]), name
+
+
+def test_each_predictor_refuses_the_other_branch_by_the_table():
+    with torch.device("meta"):
+        hrnet = build_model(published_config("hrnet"))
+        vgg = build_model(published_config("vgg19_paf"))
+    with pytest.raises(ValueError, match=r"not a bottom-up \(PAF\) model but HRNet.*\(hrnet\); use TopDownPredictor"):
+        BottomUpPredictor.from_model(hrnet, config_to_dict(Config()), device="cpu")
+    with pytest.raises(ValueError, match=r"not a top-down model but OpenPose.*\(vgg19_paf\); use BottomUpPredictor"):
+        TopDownPredictor.from_model(vgg, None, device="cpu")
+
+
+# ------------------------------------------------------------------ nothing else tells models apart
+def _network_classes() -> set[str]:
+    """The names of the classes the model files define that carry an ``arch`` (the networks)."""
+    names = set()
+    for path in (PACKAGE / "models").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                    isinstance(s, ast.Assign) and any(getattr(t, "id", None) == "arch" for t in s.targets)
+                    for s in node.body):
+                names.add(node.name)
+    return names
+
+
+def _sources() -> list[Path]:
+    return [*sorted(PACKAGE.rglob("*.py")), *sorted((ROOT / "benchmarks").glob("*.py")), ROOT / "train_vgg19.py"]
+
+
+def _arch_literals(node: ast.AST) -> list[str]:
+    """Architecture names written as string literals inside ``node`` (a comparison's operands)."""
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and n.value in ARCH_NAMES]
+
+
+def _violations(paths: list[Path], classes: set[str]) -> list[str]:
+    """``isinstance`` on a network class, and comparisons or dict keys with architecture names, outside the table."""
+    found = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("isinstance", "issubclass"):
+                named = {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)} if len(node.args) > 1 else set()
+                if named & classes:
+                    found.append(f"{path.name}:{node.lineno} isinstance on {sorted(named & classes)}")
+            if path == TABLE:
+                continue
+            if isinstance(node, ast.Compare) and _arch_literals(node):
+                found.append(f"{path.name}:{node.lineno} compares with {_arch_literals(node)}")
+            if isinstance(node, ast.Dict) and any(isinstance(k, ast.Constant) and k.value in ARCH_NAMES for k in node.keys):
+                found.append(f"{path.name}:{node.lineno} a dict keyed by architecture names")
+    return found
+
+
+def test_no_module_asks_which_network_a_model_is_outside_the_table():
+    classes = _network_classes()
+    assert {"VGG19PafNet", "MobileNetPafNet", "HRNet"} <= classes
+    assert not _violations(_sources(), classes)
+
+
+def test_the_check_above_catches_what_it_forbids(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(model, cfg):\n    if isinstance(model, HRNet) or cfg.model.arch == 'hrnet':\n"
+                   "        return {'vgg19_paf': 1}\n")
+    assert len(_violations([bad], _network_classes())) == 3
