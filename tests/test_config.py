@@ -153,6 +153,7 @@ def test_every_shipped_config_loads_and_each_value_reaches_what_is_built_from_it
     import torch
 
     from openpose_lite.config import build_bottomup_codec, build_topdown_codec
+    from openpose_lite.models.architectures import architecture
     from openpose_lite.models.factory import build_model
     from openpose_lite.training.optim import build_optimizer
 
@@ -166,7 +167,8 @@ def test_every_shipped_config_loads_and_each_value_reaches_what_is_built_from_it
     # ... and from the config to the objects: the network, the codecs, the optimizer.
     with torch.device("meta"):
         model = build_model(cfg.model)
-    if cfg.model.arch == "hrnet":
+    assert model.arch == cfg.model.arch
+    if architecture(cfg.model.arch).branch == "topdown":
         codec = build_topdown_codec(cfg)
         for key, value in stated.get("topdown", {}).items():
             if hasattr(codec, key):

@@ -180,6 +180,29 @@ ARCHITECTURES: tuple[Architecture, ...] = (
                                 "openpose_lite.models.imagenet_weights:is_hrnet_imagenet",
                                 "openpose_lite.models.imagenet_weights:load_hrnet_imagenet"),
     ),
+    Architecture(
+        name="simple_baseline", branch="topdown", title="SimpleBaseline: ResNet + deconvolutions (Xiao et al. 2018)",
+        build="openpose_lite.models.simple_baseline:build", settings=("depth",), input_norm="imagenet_rgb",
+        published={"model": {"depth": 50}},
+        layouts=(
+            WeightLayout("pose_resnet_official", f"an official SimpleBaseline file ({_PERSON}, e.g. "
+                         "pose_resnet_50_256x192.pth)", "openpose_lite.models.simple_baseline:is_pose_resnet_official",
+                         "openpose_lite.models.simple_baseline:convert_pose_resnet_official",
+                         settings={"topdown": {"convention": "hrnet"}, "model": {"input_norm": "imagenet_bgr"}},
+                         reference=f"{_HRNET_REPO}: experiments/coco/resnet/*.yaml (COLOR_RGB: false: the network sees "
+                                   "BGR), lib/dataset/JointsDataset.py __getitem__, tools/test.py (Normalize)"),
+            WeightLayout("pose_resnet_mmpose", f"mmpose's SimpleBaseline ({_PERSON}, e.g. res50_coco_256x192)",
+                         "openpose_lite.models.simple_baseline:is_pose_resnet_mmpose",
+                         "openpose_lite.models.simple_baseline:convert_pose_resnet_mmpose",
+                         settings={"topdown": {"convention": "hrnet"}, "model": {"input_norm": "imagenet_rgb"}},
+                         reference="mmpose: PoseDataPreprocessor (bgr_to_rgb, ImageNet mean/std x 255), "
+                                   "bbox_xyxy2cs + TopdownAffine (the HRNet reference's crop), MSRAHeatmap.decode "
+                                   "(cell j at crop px 4j), flip_heatmaps (shift one cell)"),
+        ),
+        backbone=BackboneLayout("torchvision's ImageNet resnet file of the model's depth (e.g. resnet50-0676ba61.pth)",
+                                "openpose_lite.models.simple_baseline:is_torchvision_resnet",
+                                "openpose_lite.models.simple_baseline:load_imagenet_resnet"),
+    ),
 )
 
 _BY_NAME: dict[str, Architecture] = {a.name: a for a in ARCHITECTURES}

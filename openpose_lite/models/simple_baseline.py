@@ -1,0 +1,380 @@
+"""SimpleBaseline for top-down pose estimation (ResNet-18/34/50/101/152 + three deconvolutions).
+
+Architecture (Xiao et al., "Simple Baselines for Human Pose Estimation and Tracking", ECCV 2018;
+release: leoxiaobin/deep-high-resolution-net.pytorch ``lib/models/pose_resnet.py``, ``PoseResNet``,
+``_make_deconv_layer``, ``_get_deconv_cfg``, ``resnet_spec``): a ResNet trunk with torchvision's
+names and strides (``conv1`` 7x7/2, ``bn1``, 3x3/2 max pooling, ``layer1..4`` of BasicBlocks or
+Bottlenecks with the stride on the 3x3 conv, ``downsample.0/.1`` 1x1 conv + BN shortcuts) to
+stride 32; ``deconv_layers``: three ConvTranspose2d 4x4/2 (256 channels, padding 1,
+output_padding 0, no bias) + BN + ReLU to stride 4; ``final_layer``: a 1x1 conv to K heatmaps.
+
+Weight layouts (detect + convert pairs of the architecture table; the names are the release's,
+so converting is renaming):
+
+* official ``pose_resnet_{50,101,152}_{256x192,384x288}.pth``: our names exactly;
+* mmpose SimpleBaseline files: ``backbone.*`` (mmpose ``ResNet``: torchvision's names, mmcv's
+  ``build_norm_layer`` names a BN ``bn<postfix>``) and ``keypoint_head.*`` (0.x
+  ``TopdownHeatmapSimpleHead``) or ``head.*`` (1.x ``HeatmapHead``), both ``deconv_layers`` +
+  ``final_layer``;
+* torchvision ImageNet resnets for ``--backbone-weights`` (:func:`load_imagenet_resnet`).
+
+Input conventions (facts of the references; the architecture table's rows state them):
+
+* official pose_resnet files: **BGR** (``DATASET.COLOR_RGB: false`` in
+  ``experiments/coco/resnet/*.yaml``; ``lib/dataset/JointsDataset.py`` ``__getitem__`` reads with
+  ``cv2.imread`` and converts to RGB only if ``color_rgb``; Microsoft's original
+  human-pose-estimation.pytorch never converts), ToTensor (/255) then ``transforms.Normalize``
+  (mean 0.485, 0.456, 0.406, std 0.229, 0.224, 0.225; ``tools/test.py``) in the channels' own
+  order: B gets 0.485 / 0.229. Crop, cells, flip test: the HRNet reference's (:data:`GEOMETRY`);
+* mmpose res50 (0.x ``res50_coco_256x192.py``, 1.x ``td-hm_res50_8xb64-210e_coco-256x192.py``):
+  **RGB** (0.x ``LoadImageFromFile(channel_order='rgb')`` + ``NormalizeTensor``; 1.x
+  ``PoseDataPreprocessor(bgr_to_rgb=True)`` with the same mean/std x 255), same geometry;
+* a model initialised by :func:`load_imagenet_resnet` and trained here: torchvision's input
+  (RGB / 255, ImageNet mean/std), as for HRNet.
+
+Shape legend: B batch, K keypoints, H x W input size (multiples of 32).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from openpose_lite.models.state_dict import key_mismatch_error, sample_keys
+from openpose_lite.skeleton import COCO_17, Skeleton
+
+logger = logging.getLogger(__name__)
+
+ARCH = "simple_baseline"
+DEPTHS = (18, 34, 50, 101, 152)
+# Blocks per layer1..4 (the release's resnet_spec, torchvision's).
+RESNET_SPEC: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3)),
+}
+_DEPTH_OF = {spec: depth for depth, spec in RESNET_SPEC.items()}
+TRUNK_STRIDE = 32
+INPUT_MULTIPLE = TRUNK_STRIDE
+NUM_DECONV_LAYERS = 3
+STRIDE = TRUNK_STRIDE // 2 ** NUM_DECONV_LAYERS
+_STEM_WIDTH = 64
+_LAYER_PLANES = (64, 128, 256, 512)
+_DECONV_KERNEL = 4
+# Release init (PoseResNet.init_weights): N(0, 0.001) convs and deconvs, BN weight 1 / bias 0.
+_INIT_STD = 1e-3
+
+_TRUNK_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
+_MMPOSE_HEAD_PREFIXES = ("head.", "keypoint_head.")  # mmpose 1.x, 0.x
+_MMPOSE_DROPPED = ("data_preprocessor.",)  # buffers some 1.x files may carry; no weights
+
+
+def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Conv2d:
+    # Every conv followed by BN has no bias (BN's shift replaces it), as in the release.
+    return nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False)
+
+
+def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential | None:
+    """``downsample``: 1x1 conv + BN where the block changes width or resolution, else None (identity)."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return nn.Sequential(_conv(in_channels, out_channels, 1, stride), nn.BatchNorm2d(out_channels))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs (the first with ``stride``) + shortcut: (B, C_in, h, w) -> (B, C_out, h/s, w/s)."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = _conv(in_channels, out_channels, 3, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = _conv(out_channels, out_channels, 3)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _shortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (``stride``) -> 1x1 residual block: (B, C_in, h, w) -> (B, 4 * planes, h/s, w/s)."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1 = _conv(in_channels, planes, 1)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv(planes, planes, 3, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = _conv(planes, out_channels, 1)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _shortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + identity)
+
+
+def _res_layer(kind: str, in_channels: int, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
+    """One ResNet stage: the first block changes stride/width, the others keep them."""
+    block = Bottleneck if kind == "bottleneck" else BasicBlock
+    out_channels = planes * block.expansion
+    blocks = [block(in_channels, planes, stride)]
+    blocks += [block(out_channels, planes) for _ in range(num_blocks - 1)]
+    return nn.Sequential(*blocks)
+
+
+def _positive_int(owner: str, name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+    return value
+
+
+class SimpleBaseline(nn.Module):
+    """ResNet-``depth`` SimpleBaseline: images (B, 3, H, W) -> ``[{"heatmaps": (B, K, H/4, W/4)}]``.
+
+    Args:
+        depth: ResNet depth, one of 18, 34, 50, 101, 152.
+        num_keypoints: K, the number of heatmaps (default: COCO-17).
+        deconv_channels: width of every deconvolution (256 in the paper).
+        num_deconv_layers: deconvolutions, each doubling the resolution (3: output stride 4).
+
+    The output is raw (no activation); decoding lives in the top-down codec.
+    """
+
+    arch = ARCH
+
+    def __init__(
+        self,
+        depth: int = 50,
+        num_keypoints: int = COCO_17.num_keypoints,
+        deconv_channels: int = 256,
+        num_deconv_layers: int = NUM_DECONV_LAYERS,
+    ) -> None:
+        super().__init__()
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth not in RESNET_SPEC:
+            raise ValueError(f"SimpleBaseline: depth must be one of {DEPTHS}, got {depth!r}")
+        for name, value in (("num_keypoints", num_keypoints), ("deconv_channels", deconv_channels)):
+            _positive_int("SimpleBaseline", name, value)
+        if not 1 <= _positive_int("SimpleBaseline", "num_deconv_layers", num_deconv_layers) <= 5:
+            raise ValueError(f"SimpleBaseline: num_deconv_layers must be at most 5 (stride 32 -> 1), got {num_deconv_layers}")
+        self.depth = depth
+        self.num_keypoints = num_keypoints
+        self.deconv_channels = deconv_channels
+        self.num_deconv_layers = num_deconv_layers
+        self.stride = TRUNK_STRIDE // 2 ** num_deconv_layers
+
+        kind, counts = RESNET_SPEC[depth]
+        self.conv1 = nn.Conv2d(3, _STEM_WIDTH, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(_STEM_WIDTH)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        width = _STEM_WIDTH
+        for index, (planes, num_blocks) in enumerate(zip(_LAYER_PLANES, counts, strict=True)):
+            layer = _res_layer(kind, width, planes, num_blocks, stride=1 if index == 0 else 2)
+            self.add_module(f"layer{index + 1}", layer)
+            width = planes * (Bottleneck.expansion if kind == "bottleneck" else BasicBlock.expansion)
+        self.trunk_channels = width
+
+        deconvs: list[nn.Module] = []
+        for _ in range(num_deconv_layers):
+            # Kernel 4, padding 1, output_padding 0 doubles h and w exactly (_get_deconv_cfg).
+            deconvs += [nn.ConvTranspose2d(width, deconv_channels, _DECONV_KERNEL, stride=2, padding=1,
+                                           output_padding=0, bias=False),
+                        nn.BatchNorm2d(deconv_channels), nn.ReLU(inplace=True)]
+            width = deconv_channels
+        self.deconv_layers = nn.Sequential(*deconvs)
+        self.final_layer = nn.Conv2d(width, num_keypoints, kernel_size=1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The release's initialisation: (de)convs N(0, 0.001) with zero bias, BN weight 1 and bias 0.
+
+        (``PoseResNet.init_weights``: the deconvolutions and ``final_layer`` as when it loads an
+        ImageNet trunk, the trunk convs as without one; ``final_layer``'s bias is zeroed in both.)
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.normal_(module.weight, std=_INIT_STD)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The trunk alone: (B, 3, H, W) -> layer4's (B, 512 or 2048, H/32, W/32)."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(images))))
+        for index in range(1, 5):
+            x = getattr(self, f"layer{index}")(x)
+        return x
+
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """images (B, 3, H, W), H and W multiples of 32 -> ``[{"heatmaps": (B, K, H/4, W/4)}]`` (one stage)."""
+        # Checked eagerly only: under tracing (TorchScript/ONNX export) sizes stay symbolic.
+        if not torch.jit.is_tracing():
+            if images.dim() != 4 or images.shape[1] != 3:
+                raise ValueError(f"SimpleBaseline: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+            h, w = int(images.shape[-2]), int(images.shape[-1])
+            if h % INPUT_MULTIPLE or w % INPUT_MULTIPLE:
+                raise ValueError(f"SimpleBaseline: image height and width must be multiples of {INPUT_MULTIPLE} "
+                                 f"(the trunk's stride, which the deconvolutions undo exactly), got H x W = {h} x {w}")
+        return [{"heatmaps": self.final_layer(self.deconv_layers(self.features(images)))}]
+
+
+def build_simple_baseline(
+    depth: int = 50,
+    num_keypoints: int = COCO_17.num_keypoints,
+    deconv_channels: int = 256,
+    num_deconv_layers: int = NUM_DECONV_LAYERS,
+) -> SimpleBaseline:
+    """ResNet-``depth`` SimpleBaseline with ``num_keypoints`` heatmaps and the release's initialisation
+    (N(0, 0.001) convs and deconvs, zero biases, BN weight 1 / bias 0)."""
+    model = SimpleBaseline(depth, num_keypoints, deconv_channels, num_deconv_layers)
+    logger.debug("built SimpleBaseline ResNet-%d with %d keypoints (%d parameters)",
+                 depth, num_keypoints, sum(p.numel() for p in model.parameters()))
+    return model
+
+
+def build(cfg: Any, skeleton: Skeleton) -> SimpleBaseline:
+    """The architecture table's builder: ResNet-``cfg.depth`` with one heatmap per keypoint of ``skeleton``."""
+    return build_simple_baseline(depth=cfg.depth, num_keypoints=skeleton.num_keypoints)
+
+
+# --------------------------------------------------------------------------- weight layouts
+def _block_counts(keys: Collection[str], prefix: str = "") -> tuple[int, ...]:
+    """Blocks in ``{prefix}layer1..4`` (0 where a layer is absent)."""
+    counts = []
+    for index in range(1, 5):
+        head = f"{prefix}layer{index}."
+        blocks = {k[len(head):].split(".", 1)[0] for k in keys if k.startswith(head)}
+        counts.append(len({b for b in blocks if b.isdigit()}))
+    return tuple(counts)
+
+
+def resnet_depth_from_keys(keys: Collection[str], prefix: str = "") -> int | None:
+    """The ResNet depth whose block type and counts ``{prefix}layer1..4`` have, or None."""
+    kind = "bottleneck" if f"{prefix}layer1.0.conv3.weight" in keys else "basic"
+    return _DEPTH_OF.get((kind, _block_counts(keys, prefix)))  # type: ignore[arg-type]
+
+
+def _depth(keys: Collection[str], what: str) -> int:
+    depth = resnet_depth_from_keys(keys)
+    if depth is None:
+        kind = "Bottleneck" if "layer1.0.conv3.weight" in keys else "BasicBlock"
+        raise ValueError(f"{what}: {kind} counts {_block_counts(keys)} in layer1..4 match no ResNet "
+                         f"({', '.join(f'{d}: {s[1]}' for d, s in RESNET_SPEC.items())})")
+    return depth
+
+
+def is_pose_resnet_official(keys: Collection[str]) -> bool:
+    """The official pose_resnet layout (and ours), for an unwrapped key set.
+
+    Anchors: the ResNet stem, ``deconv_layers.0`` (a transposed conv), ``final_layer`` and
+    ``layer1..4`` with the block counts of a ResNet depth. HRNet files (no ``deconv_layers``,
+    no ``layer4``) and torchvision classifiers (no ``deconv_layers``) are not this layout.
+    """
+    anchors = ("conv1.weight", "bn1.running_var", "deconv_layers.0.weight", "final_layer.weight")
+    return all(a in keys for a in anchors) and resnet_depth_from_keys(keys) is not None
+
+
+def _mmpose_head_prefix(keys: Collection[str]) -> str | None:
+    for prefix in _MMPOSE_HEAD_PREFIXES:
+        if f"{prefix}deconv_layers.0.weight" in keys and f"{prefix}final_layer.weight" in keys:
+            return prefix
+    return None
+
+
+def is_pose_resnet_mmpose(keys: Collection[str]) -> bool:
+    """An mmpose SimpleBaseline (``backbone.`` ResNet + deconv head, 0.x or 1.x), for an unwrapped key set."""
+    return ("backbone.conv1.weight" in keys and _mmpose_head_prefix(keys) is not None
+            and resnet_depth_from_keys(keys, "backbone.") is not None)
+
+
+def is_torchvision_resnet(keys: Collection[str]) -> bool:
+    """A torchvision ImageNet resnet (``conv1``, ``layer1..4``, ``fc``), for an unwrapped key set."""
+    return ("conv1.weight" in keys and "fc.weight" in keys and "deconv_layers.0.weight" not in keys
+            and resnet_depth_from_keys(keys) is not None)
+
+
+def _rename_mmpose(state: Mapping[str, Any]) -> dict[str, Any]:
+    """mmpose names -> ours: ``backbone.`` and the head prefix dropped; anything else is an error."""
+    state = {k: v for k, v in state.items() if not k.startswith(_MMPOSE_DROPPED)}
+    head = _mmpose_head_prefix(state)
+    if head is None or "backbone.conv1.weight" not in state:
+        raise ValueError("mmpose SimpleBaseline state dict: expected 'backbone.conv1.weight' and "
+                         "'{head,keypoint_head}.deconv_layers.0.weight' / '.final_layer.weight'")
+    out, other = {}, []
+    for key, value in state.items():
+        prefix = next((p for p in ("backbone.", head) if key.startswith(p)), None)
+        if prefix is None:
+            other.append(key)
+        else:
+            out[key[len(prefix):]] = value
+    if other:
+        raise ValueError(f"mmpose SimpleBaseline state dict: {len(other)} keys outside 'backbone.' and "
+                         f"{head!r} (e.g. {sample_keys(other)})")
+    return out
+
+
+def convert_pose_resnet_official(state: Mapping[str, torch.Tensor], source: str = "pose_resnet state dict",
+                                 all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The architecture table's converter of official pose_resnet files: (``{"depth"}``, the state as it is).
+
+    The depth is the ResNet whose block type (``layer1.0.conv3``: Bottleneck) and counts
+    ``layer1..4`` the keys have; keys and shapes are then checked by loading (K heatmaps, 3
+    deconvolutions of 256 channels as every released file has).
+    """
+    return {"depth": _depth(state, source)}, dict(state)
+
+
+def convert_pose_resnet_mmpose(state: Mapping[str, torch.Tensor], source: str = "mmpose SimpleBaseline state dict",
+                               all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The architecture table's converter of mmpose files (0.x ``keypoint_head.``, 1.x ``head.``): renamed
+    (``backbone.X`` -> ``X``, ``{head}.deconv_layers`` / ``final_layer`` unprefixed), then as the official."""
+    return convert_pose_resnet_official(_rename_mmpose(state), source)
+
+
+def load_imagenet_resnet(model: SimpleBaseline, state: Mapping[str, torch.Tensor], source: str) -> str:
+    """The architecture table's ImageNet loader: ``model``'s trunk (``conv1``, ``bn1``, ``layer1..4``) from a
+    torchvision ImageNet resnet; what was loaded, in words.
+
+    ``fc`` is ignored; the deconvolutions and ``final_layer`` keep their initialisation (as the
+    release's ``init_weights`` does with ``MODEL.PRETRAINED``). Nothing is folded: the model then
+    expects torchvision's input (RGB / 255, ImageNet mean and std). ValueError, naming them, for
+    a depth other than ``model.depth``, missing or unexpected trunk keys, or other shapes.
+    """
+    depth = _depth(state, f"{source} (ImageNet ResNet)")
+    if depth != model.depth:
+        raise ValueError(f"{source}: a ResNet-{depth} does not fit the trunk of this ResNet-{model.depth} SimpleBaseline "
+                         "(model.depth)")
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(_TRUNK_PREFIXES)}
+    given = {k: v for k, v in state.items() if k.startswith(_TRUNK_PREFIXES)}
+    # Old torchvision files (resnet50-19c8e357.pth) predate BN counters: keep the model's.
+    missing = {k for k in set(own) - set(given) if not k.endswith("num_batches_tracked")}
+    if missing or set(given) - set(own):
+        raise key_mismatch_error(f"{source} (ResNet-{depth} trunk)", missing, set(given) - set(own))
+    wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+             for k, v in given.items() if tuple(v.shape) != tuple(own[k].shape)]
+    if wrong:
+        raise ValueError(f"{source}: {len(wrong)} shape mismatches, e.g. {wrong[:5]}")
+    with torch.no_grad():
+        for key, value in given.items():
+            own[key].copy_(value)
+    logger.info("loaded the ImageNet ResNet-%d trunk from %s (%d tensors; fc ignored)", depth, source, len(given))
+    return f"ImageNet ResNet-{depth} from {source}"
