@@ -41,6 +41,7 @@ from reference_topdown_inputs import (
 )
 from test_hrnet import official_layout as hrnet_layout
 
+from openpose_lite.models.hourglass import build_hourglass
 from openpose_lite.models.hrnet import is_hrnet_official
 from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
 from openpose_lite.models.simple_baseline import (
@@ -298,9 +299,12 @@ def _other_layouts() -> dict[str, frozenset[str]]:
     with torch.device("meta"):
         vgg = build_vgg19_paf(num_stages=2, stage_channels=16, width_mult=0.125).state_dict()
         lightweight = build_mobilenet_paf().state_dict()
+        hourglass = build_hourglass(1).state_dict()
     return {
         "hrnet": frozenset(hrnet_layout(32, K)),
         "vgg19_paf": frozenset(vgg), "lightweight": frozenset(lightweight),
+        "hourglass_mmpose": frozenset(f"backbone.{k}" if not k.startswith("final_layers") else
+                                      k.replace("final_layers", "head.multi_final_layers") for k in hourglass),
         "torchvision_vgg19": frozenset({"features.0.weight", "features.0.bias", "classifier.0.weight"}),
     }
 

@@ -203,6 +203,20 @@ ARCHITECTURES: tuple[Architecture, ...] = (
                                 "openpose_lite.models.simple_baseline:is_torchvision_resnet",
                                 "openpose_lite.models.simple_baseline:load_imagenet_resnet"),
     ),
+    Architecture(
+        name="hourglass", branch="topdown", title="Stacked Hourglass (Newell et al. 2016), as mmpose builds it",
+        build="openpose_lite.models.hourglass:build", settings=("num_stages",), input_norm="imagenet_rgb",
+        published={"model": {"num_stages": 1}, "topdown": {"input_hw": [256, 256], "heatmap_hw": [64, 64]}},
+        layouts=(
+            WeightLayout("hourglass_mmpose", f"mmpose's Hourglass ({_PERSON}, e.g. hourglass52_coco_256x256: one stack)",
+                         "openpose_lite.models.hourglass:is_hourglass_mmpose",
+                         "openpose_lite.models.hourglass:convert_hourglass_mmpose",
+                         settings={"topdown": {"convention": "hrnet", "input_hw": [256, 256], "heatmap_hw": [64, 64]},
+                                   "model": {"input_norm": "imagenet_rgb"}},
+                         reference="mmpose: configs td-hm_hourglass52_8xb32-210e_coco-256x256.py (256x256, one stack), "
+                                   "PoseDataPreprocessor (bgr_to_rgb), TopdownAffine, MSRAHeatmap.decode"),
+        ),
+    ),
 )
 
 _BY_NAME: dict[str, Architecture] = {a.name: a for a in ARCHITECTURES}

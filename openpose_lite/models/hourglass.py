@@ -1,0 +1,305 @@
+"""Stacked Hourglass for top-down pose estimation, as mmpose builds it (``HourglassNet``).
+
+Architecture (Newell et al., "Stacked Hourglass Networks for Human Pose Estimation", ECCV 2016,
+in the form of open-mmlab/mmpose ``mmpose/models/backbones/hourglass.py``, ``HourglassNet`` and
+``HourglassModule``, identical in 0.x and 1.x), all residual units mmpose's ``BasicBlock``
+(``mmpose/models/backbones/resnet.py``; two 3x3 convs, 1x1 conv + BN shortcut where the width or
+resolution changes):
+
+* ``stem``: 7x7/2 conv + BN + ReLU (128 channels), one stride-2 BasicBlock to ``stage_channels[0]``
+  (256) -> stride 4;
+* per stack a recursive ``HourglassModule`` of ``downsample_times`` levels; level l (widths
+  c = ``stage_channels[l]``, n = ``stage_channels[l+1]``, b = ``stage_blocks[l]`` blocks each):
+  ``up1`` (b blocks at c), ``low1`` (b blocks c -> n, the first with stride 2), ``low2`` (the next
+  level, or ``stage_blocks[-1]`` blocks at n at the bottom), ``low3`` (b blocks n -> c, the width
+  changing in the last), nearest 2x upsampling of ``low3`` added to ``up1``;
+* per stack ``out_convs`` (3x3 conv + BN + ReLU to ``feat_channels``) and a 1x1 conv head
+  (``final_layers``, mmpose's ``multi_final_layers``) to K heatmaps: intermediate supervision on
+  every stack. Between stacks: ``conv1x1s`` (on the stack input) + ``remap_convs`` (on its
+  features), both 1x1 conv + BN, summed, ReLU, one BasicBlock of ``inters``.
+
+Parameter names are mmpose's inside the backbone (mmcv ``ConvModule``: ``conv`` + ``bn``); the
+checkpoint ``hourglass52_coco_256x256-4ec713ba_20200709.pth`` (``backbone.*`` +
+``keypoint_head.multi_final_layers.*``; mmpose 1.x's ``CPMHead``: ``head.multi_final_layers.*``)
+converts by renaming (:func:`convert_hourglass_mmpose`). Its COCO configs (0.x
+``hourglass52_coco_256x256.py``, 1.x ``td-hm_hourglass52_8xb32-210e_coco-256x256.py``) use
+**one** stack (mmpose's "Hourglass-52"; two stacks is its "Hourglass-104"), ``downsample_times``
+5, widths (256, 256, 384, 384, 384, 512), blocks (2, 2, 2, 2, 2, 4), 256 x 256 inputs, heatmaps
+at stride 4. Input: RGB, ImageNet mean/std (the same pipelines as mmpose's res50; see
+:mod:`openpose_lite.models.simple_baseline`), crop and cells in the HRNet reference's geometry.
+
+Shape legend: B batch, S stacks, K keypoints, H x W input size (multiples of ``4 * 2**downsample_times``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from openpose_lite.models.simple_baseline import BasicBlock
+from openpose_lite.models.state_dict import sample_keys
+from openpose_lite.skeleton import COCO_17, Skeleton
+
+logger = logging.getLogger(__name__)
+
+ARCH = "hourglass"
+STRIDE = 4
+# mmpose HourglassNet defaults (the COCO configs keep them).
+DOWNSAMPLE_TIMES = 5
+STAGE_CHANNELS = (256, 256, 384, 384, 384, 512)
+STAGE_BLOCKS = (2, 2, 2, 2, 2, 4)
+FEAT_CHANNELS = 256
+STEM_CHANNELS = 128
+# mmpose init_cfg (HourglassNet and CPMHead): N(0, 0.001) convs, BN weight 1 / bias 0.
+_INIT_STD = 1e-3
+
+_MMPOSE_HEAD_PREFIXES = ("head.", "keypoint_head.")  # mmpose 1.x CPMHead, 0.x TopdownHeatmapMultiStageHead
+_MMPOSE_DROPPED = ("data_preprocessor.",)
+
+
+class ConvBN(nn.Module):
+    """mmcv ``ConvModule``'s layout: conv (no bias) + BN (``bn``), ReLU optional; keeps h and w."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, relu: bool = True) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+def _res_layer(num_blocks: int, in_channels: int, out_channels: int, stride: int = 1,
+               downsample_first: bool = True) -> nn.Sequential:
+    """mmpose ``ResLayer`` of BasicBlocks: the block that changes width/stride first, or last
+    (``downsample_first=False``, the hourglass's ``low3``)."""
+    if downsample_first:
+        blocks = [BasicBlock(in_channels, out_channels, stride)]
+        blocks += [BasicBlock(out_channels, out_channels) for _ in range(num_blocks - 1)]
+    else:
+        blocks = [BasicBlock(in_channels, in_channels) for _ in range(num_blocks - 1)]
+        blocks.append(BasicBlock(in_channels, out_channels, stride))
+    return nn.Sequential(*blocks)
+
+
+class HourglassModule(nn.Module):
+    """One hourglass of ``depth`` levels: (B, channels[0], h, w) -> the same shape (h, w divisible by 2**depth)."""
+
+    def __init__(self, depth: int, channels: Sequence[int], blocks: Sequence[int]) -> None:
+        super().__init__()
+        cur, nxt = channels[0], channels[1]
+        self.up1 = _res_layer(blocks[0], cur, cur)
+        self.low1 = _res_layer(blocks[0], cur, nxt, stride=2)
+        self.low2: nn.Module = (HourglassModule(depth - 1, channels[1:], blocks[1:]) if depth > 1
+                                else _res_layer(blocks[1], nxt, nxt))
+        self.low3 = _res_layer(blocks[0], nxt, cur, downsample_first=False)
+        self.up2 = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up1(x) + self.up2(self.low3(self.low2(self.low1(x))))
+
+
+def _check_config(num_stacks: int, num_keypoints: int, downsample_times: int, stage_channels: Sequence[int],
+                  stage_blocks: Sequence[int], feat_channels: int, stem_channels: int) -> None:
+    scalars = (("num_stacks", num_stacks), ("num_keypoints", num_keypoints), ("downsample_times", downsample_times),
+               ("feat_channels", feat_channels), ("stem_channels", stem_channels))
+    for name, value in scalars + tuple((f"stage_channels[{i}]", c) for i, c in enumerate(stage_channels)) \
+            + tuple((f"stage_blocks[{i}]", b) for i, b in enumerate(stage_blocks)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"Hourglass: {name} must be a positive int, got {value!r}")
+    if len(stage_channels) != len(stage_blocks) or len(stage_channels) <= downsample_times:
+        raise ValueError(f"Hourglass: stage_channels and stage_blocks need the same length, more than "
+                         f"downsample_times={downsample_times}; got {len(stage_channels)} and {len(stage_blocks)}")
+
+
+class Hourglass(nn.Module):
+    """Stacked hourglass: images (B, 3, H, W) -> ``[{"heatmaps": (B, K, H/4, W/4)}]`` * S, one dict per stack.
+
+    Args:
+        num_stacks: S hourglasses in sequence, each supervised (the last is the prediction).
+        num_keypoints: K, the number of heatmaps (default: COCO-17).
+        downsample_times: halvings inside each hourglass.
+        stage_channels, stage_blocks: width and BasicBlocks per level (entries past
+            ``downsample_times + 1`` are unused, as in mmpose); ``stage_channels[0]`` is the stem's output.
+        feat_channels: width of ``out_convs``, the features each head reads.
+        stem_channels: width of the 7x7 stem conv (mmpose: 128).
+
+    The output is raw (no activation); decoding lives in the top-down codec.
+    """
+
+    arch = ARCH
+
+    def __init__(
+        self,
+        num_stacks: int = 2,
+        num_keypoints: int = COCO_17.num_keypoints,
+        downsample_times: int = DOWNSAMPLE_TIMES,
+        stage_channels: Sequence[int] = STAGE_CHANNELS,
+        stage_blocks: Sequence[int] = STAGE_BLOCKS,
+        feat_channels: int = FEAT_CHANNELS,
+        stem_channels: int = STEM_CHANNELS,
+    ) -> None:
+        super().__init__()
+        _check_config(num_stacks, num_keypoints, downsample_times, stage_channels, stage_blocks,
+                      feat_channels, stem_channels)
+        levels = downsample_times + 1
+        self.num_stacks = num_stacks
+        self.num_keypoints = num_keypoints
+        self.downsample_times = downsample_times
+        self.stage_channels = tuple(stage_channels[:levels])
+        self.stage_blocks = tuple(stage_blocks[:levels])
+        self.feat_channels = feat_channels
+        self.stem_channels = stem_channels
+        self.stride = STRIDE
+        self.input_multiple = STRIDE * 2 ** downsample_times
+
+        width = self.stage_channels[0]
+        self.stem = nn.Sequential(ConvBN(3, stem_channels, 7, stride=2), _res_layer(1, stem_channels, width, stride=2))
+        self.hourglass_modules = nn.ModuleList(
+            HourglassModule(downsample_times, self.stage_channels, self.stage_blocks) for _ in range(num_stacks))
+        # mmpose's ResLayer builds its first block whatever num_blocks is: a one-stack file has an
+        # (unused) inters.0, so ours has it too and such files load strictly.
+        self.inters = _res_layer(num_stacks - 1, width, width)
+        self.conv1x1s = nn.ModuleList(ConvBN(width, width, 1, relu=False) for _ in range(num_stacks - 1))
+        self.out_convs = nn.ModuleList(ConvBN(width, feat_channels, 3) for _ in range(num_stacks))
+        self.remap_convs = nn.ModuleList(ConvBN(feat_channels, width, 1, relu=False) for _ in range(num_stacks - 1))
+        self.relu = nn.ReLU(inplace=True)
+        self.final_layers = nn.ModuleList(nn.Conv2d(feat_channels, num_keypoints, 1) for _ in range(num_stacks))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """mmpose's initialisation: convs N(0, 0.001) with zero bias, BN weight 1 and bias 0."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.normal_(module.weight, std=_INIT_STD)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """images (B, 3, H, W) -> S dicts ``{"heatmaps": (B, K, H/4, W/4)}``, the last stack's last."""
+        # Checked eagerly only: under tracing (TorchScript/ONNX export) sizes stay symbolic.
+        if not torch.jit.is_tracing():
+            if images.dim() != 4 or images.shape[1] != 3:
+                raise ValueError(f"Hourglass: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+            h, w = int(images.shape[-2]), int(images.shape[-1])
+            if h % self.input_multiple or w % self.input_multiple:
+                raise ValueError(f"Hourglass: image height and width must be multiples of {self.input_multiple} "
+                                 f"(stride {STRIDE} x {self.downsample_times} halvings), got H x W = {h} x {w}")
+        x = self.stem(images)
+        outputs = []
+        for index in range(self.num_stacks):
+            feats = self.out_convs[index](self.hourglass_modules[index](x))
+            outputs.append({"heatmaps": self.final_layers[index](feats)})
+            if index < self.num_stacks - 1:
+                x = self.conv1x1s[index](x) + self.remap_convs[index](feats)
+                x = self.inters[index](self.relu(x))
+        return outputs
+
+
+def build_hourglass(num_stacks: int = 2, num_keypoints: int = COCO_17.num_keypoints, **sizes: Any) -> Hourglass:
+    """A ``num_stacks``-stack hourglass with mmpose's sizes (or ``sizes``: the other :class:`Hourglass`
+    arguments) and mmpose's initialisation (N(0, 0.001) convs, zero biases, BN weight 1 / bias 0)."""
+    model = Hourglass(num_stacks=num_stacks, num_keypoints=num_keypoints, **sizes)
+    logger.debug("built a %d-stack Hourglass with %d keypoints (%d parameters)",
+                 num_stacks, num_keypoints, sum(p.numel() for p in model.parameters()))
+    return model
+
+
+def build(cfg: Any, skeleton: Skeleton) -> Hourglass:
+    """The architecture table's builder: ``cfg.num_stages`` stacks of mmpose's sizes, one heatmap per keypoint."""
+    return build_hourglass(num_stacks=cfg.num_stages, num_keypoints=skeleton.num_keypoints)
+
+
+# --------------------------------------------------------------------------- mmpose checkpoints
+def _head_prefix(keys: Collection[str]) -> str | None:
+    return next((p for p in _MMPOSE_HEAD_PREFIXES if f"{p}multi_final_layers.0.weight" in keys), None)
+
+
+def is_hourglass_mmpose(keys: Collection[str]) -> bool:
+    """True if an unwrapped key set is an mmpose top-down HourglassNet checkpoint's."""
+    return ("backbone.stem.0.conv.weight" in keys and "backbone.hourglass_modules.0.up1.0.conv1.weight" in keys
+            and _head_prefix(keys) is not None)
+
+
+def _count(state: Collection[str], prefix: str) -> int:
+    """Distinct integer indices right after ``prefix`` in the keys."""
+    return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)
+                and k[len(prefix):].split(".", 1)[0].isdigit()})
+
+
+def _shape(state: Mapping[str, Any], key: str) -> tuple[int, ...]:
+    if key not in state or not isinstance(state[key], torch.Tensor):
+        raise ValueError(f"Hourglass state dict: missing tensor {key!r}")
+    return tuple(state[key].shape)
+
+
+def hourglass_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`Hourglass` arguments an unwrapped state dict describes (ours or mmpose's).
+
+    Stacks: the ``hourglass_modules.<i>`` count; levels: the nesting of ``low2``; per level the
+    width of ``up1.0.conv1`` and the ``up1`` block count, at the bottom the ``low2`` ResLayer's;
+    ``feat_channels`` from ``out_convs.0.conv``, ``stem_channels`` from ``stem.0.conv``, K from
+    ``final_layers.0``.
+    """
+    state = _rename_mmpose(state_dict) if is_hourglass_mmpose(state_dict) else state_dict
+    channels, blocks, prefix = [], [], "hourglass_modules.0."
+    while f"{prefix}up1.0.conv1.weight" in state:
+        channels.append(_shape(state, f"{prefix}up1.0.conv1.weight")[0])
+        blocks.append(_count(state, f"{prefix}up1."))
+        prefix += "low2."
+    if not channels:
+        raise ValueError("Hourglass state dict: missing key 'hourglass_modules.0.up1.0.conv1.weight'; not an hourglass")
+    channels.append(_shape(state, f"{prefix}0.conv1.weight")[0])
+    blocks.append(_count(state, prefix))
+    final = _shape(state, "final_layers.0.weight")
+    if len(final) != 4 or final[2:] != (1, 1):
+        raise ValueError(f"Hourglass state dict: 'final_layers.0.weight' must be a 1x1 conv, got shape {final}")
+    return {"num_stacks": _count(state, "hourglass_modules."), "num_keypoints": final[0],
+            "downsample_times": len(channels) - 1, "stage_channels": tuple(channels), "stage_blocks": tuple(blocks),
+            "feat_channels": _shape(state, "out_convs.0.conv.weight")[0],
+            "stem_channels": _shape(state, "stem.0.conv.weight")[0]}
+
+
+def _rename_mmpose(state: Mapping[str, Any]) -> dict[str, Any]:
+    """``backbone.X`` -> ``X``, ``{head}multi_final_layers.i`` -> ``final_layers.i``; other keys are an error."""
+    head = _head_prefix(state)
+    if head is None:
+        raise ValueError("mmpose Hourglass state dict: no '{head,keypoint_head}.multi_final_layers.0.weight'")
+    out, other = {}, []
+    for key, value in state.items():
+        if key.startswith(_MMPOSE_DROPPED):
+            continue
+        if key.startswith("backbone."):
+            out[key[len("backbone."):]] = value
+        elif key.startswith(f"{head}multi_final_layers."):
+            out["final_layers." + key[len(f"{head}multi_final_layers."):]] = value
+        else:
+            other.append(key)
+    if other:
+        raise ValueError(f"mmpose Hourglass state dict: {len(other)} keys outside 'backbone.' and "
+                         f"'{head}multi_final_layers.' (e.g. {sample_keys(other)}); a head with deconvolutions "
+                         "or another backbone is not this layout")
+    return out
+
+
+def convert_hourglass_mmpose(state: Mapping[str, torch.Tensor], source: str = "mmpose Hourglass state dict",
+                             all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The architecture table's converter of mmpose HourglassNet checkpoints (0.x ``keypoint_head.``, 1.x
+    ``head.``): (``{"num_stages": the file's stacks}``, the state renamed by :func:`_rename_mmpose`).
+
+    Keys and shapes are checked by loading: the network has mmpose's COCO sizes (:data:`STAGE_CHANNELS`,
+    :data:`STAGE_BLOCKS`, 5 levels), as every released file does; another size is named key by key.
+    """
+    renamed = _rename_mmpose(state)
+    stacks = len({k.split(".")[1] for k in renamed if k.startswith("hourglass_modules.")})
+    if not stacks:
+        raise ValueError(f"{source}: no 'backbone.hourglass_modules.*' keys; not an mmpose hourglass")
+    return {"num_stages": stacks}, renamed
