@@ -433,12 +433,17 @@ def build_bottomup_codec(cfg: Config | None = None, skeleton: Skeleton = OPENPOS
     """The bottom-up codec a config describes (its ``codec`` and ``grouping`` sections; None: the defaults).
 
     The one builder: the predictors, training, ``bench`` and ``eval --oracle`` all decode with it.
+    ``skeleton``: any layout of the keypoints; the codec takes its bottom-up layout
+    (:meth:`~openpose_lite.skeleton.Skeleton.bottomup_layout`: OPENPOSE_18 for COCO_17).
     """
     cfg = cfg or Config()
-    return BottomUpPafCodec.from_params(cfg.codec, skeleton=skeleton, grouping=cfg.grouping)
+    return BottomUpPafCodec.from_params(cfg.codec, skeleton=skeleton.bottomup_layout(), grouping=cfg.grouping)
 
 
 def build_topdown_codec(cfg: Config | None = None, skeleton: Skeleton = COCO_17) -> TopDownHeatmapCodec:
-    """The top-down codec a config describes (its ``topdown`` section; None: the defaults)."""
+    """The top-down codec a config describes (its ``topdown`` section; None: the defaults).
+
+    ``skeleton``: any layout of the keypoints; the codec takes its annotation layout (COCO_17 for OPENPOSE_18).
+    """
     cfg = cfg or Config()
-    return TopDownHeatmapCodec(**fields_of(cfg.topdown, TopDownCodecParams), skeleton=skeleton)
+    return TopDownHeatmapCodec(**fields_of(cfg.topdown, TopDownCodecParams), skeleton=skeleton.annotation_layout())

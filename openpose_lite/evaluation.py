@@ -3,6 +3,13 @@
 pycocotools prints progress to stdout; the library must not, so every call into it runs
 with stdout redirected, and what it printed is logged at DEBUG level instead.
 
+Results are scored on one skeleton's annotations (:class:`ScoringScope`): the categories whose
+keypoint names are the skeleton's, with the skeleton's OKS sigmas. Categories of another keypoint
+list are left out and said so. Several categories sharing the skeleton (AP-10K's species) are
+pooled as one: their annotations are scored under one category id, what ``params.useCats = 0``
+would do if pycocotools' ``computeOks`` honoured it (it reads ``_gts[imgId, catId]`` with catId
+-1 and finds nothing: cocodataset/cocoapi issue #515).
+
 Shape legend: N people, K keypoints.
 """
 
@@ -20,8 +27,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from openpose_lite.data.coco_validation import read_coco_keypoints
-from openpose_lite.skeleton import COCO_17, Skeleton
+from openpose_lite.data.coco_validation import coco_layout, read_coco_keypoints
+from openpose_lite.skeleton import Skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +72,94 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> COCO:
     return coco
 
 
-def _check_ground_truth(coco: COCO, source: str) -> int:
-    """Check the annotations carry what keypoint evaluation reads; return K of the person category."""
-    for ann in coco.dataset["annotations"]:
+@dataclass(frozen=True)
+class ScoringScope:
+    """Which annotations of a file results of one skeleton are scored against, and how.
+
+    ``skeleton``: the annotation layout scored (its keypoint order and OKS sigmas);
+    ``category_ids`` / ``category_names``: the file's categories with its keypoint names (all
+    categories when none names keypoints); ``left_out``: the line on keypoint categories of
+    another skeleton ("" when none).
+    """
+
+    skeleton: Skeleton
+    category_ids: tuple[int, ...]
+    category_names: tuple[str, ...]
+    left_out: str = ""
+
+    @property
+    def category_id(self) -> int:
+        """The category id results carry (the first of the scope's; COCO's person is 1)."""
+        return self.category_ids[0] if self.category_ids else 1
+
+    @property
+    def pooled(self) -> bool:
+        """Whether several categories share the skeleton and are scored as one."""
+        return len(self.category_ids) > 1
+
+    def labelled_instances(self, coco: COCO) -> dict[int, list[dict]]:
+        """image id -> the scope's labelled instances (not crowd, a labelled keypoint), in file order.
+
+        The rule is :func:`~openpose_lite.inference.boxes.labelled_people`'s, which knows the person
+        category id only; the scope's annotations (of any category sharing the skeleton) are shown
+        to it under that id.
+        """
+        from openpose_lite.inference.boxes import PERSON_CATEGORY, labelled_people
+
+        wanted = set(self.category_ids)
+        view = [dict(a, category_id=PERSON_CATEGORY) for a in coco.dataset["annotations"]
+                if not wanted or a.get("category_id") in wanted]
+        return labelled_people({"annotations": view})
+
+    def describe(self) -> str:
+        """One line: what is scored (and pooled), with which sigmas, and what is left out."""
+        names = ", ".join(repr(n) for n in self.category_names[:3]) + (", ..." if len(self.category_names) > 3 else "")
+        what = (f"{len(self.category_ids)} categories sharing one keypoint list ({names}), pooled as one "
+                f"(category_id {self.category_id})" if self.pooled else f"category {names or self.category_id}")
+        return f"scored: {what}, with the OKS sigmas of {self.skeleton.name}" + \
+            (f"; {self.left_out}" if self.left_out else "")
+
+
+def scoring_scope(coco: COCO, skeleton: Skeleton | None = None, source: str = "COCO ground truth") -> ScoringScope:
+    """The :class:`ScoringScope` of a skeleton's results on a file (default: the file's own skeleton).
+
+    Raises ValueError naming ``source`` when no category has the skeleton's keypoint names.
+    """
+    from openpose_lite.coco_skeleton import skeleton_of_coco
+
+    layout = coco_layout(coco.dataset, source)
+    if skeleton is None:
+        skeleton, chosen = skeleton_of_coco(coco.dataset, layout, source, complete=False)
+    else:
+        chosen = layout.select(skeleton.annotation_layout().keypoints, source, skeleton.annotation_layout().name)
+    ids = tuple(chosen.keypoint_categories) or tuple(chosen.category_names)
+    names = tuple(chosen.category_names.get(i, str(i)) for i in ids)
+    return ScoringScope(skeleton.annotation_layout(), ids, names, chosen.left_out())
+
+
+def _scored_ground_truth(coco: COCO, scope: ScoringScope, source: str) -> COCO:
+    """The ground truth pycocotools scores: the scope's annotations under one category id.
+
+    The file's own COCO object when that is all of it (a person file is scored exactly as before).
+    """
+    wanted = set(scope.category_ids)
+    anns = coco.dataset["annotations"]
+    in_scope = [a for a in anns if not wanted or a.get("category_id") in wanted]
+    for ann in in_scope:
         missing = [key for key in _GT_ANNOTATION_KEYS if key not in ann]
         if missing:
             raise ValueError(f"{source}: annotation {ann.get('id', '?')} lacks keypoint fields {missing}")
-    layouts = {len(cat["keypoints"]) for cat in coco.dataset["categories"] if cat.get("keypoints")}
-    if len(layouts) != 1:
-        raise ValueError(f"{source}: expected categories with one 'keypoints' name list, found {len(layouts)} keypoint layouts")
-    return layouts.pop()
+    if not scope.pooled and len(in_scope) == len(anns):
+        return coco
+    first = next((c for c in coco.dataset["categories"] if c.get("id") == scope.category_id), {})
+    view = COCO()
+    view.dataset = {
+        "images": coco.dataset["images"],
+        "annotations": [dict(a, category_id=scope.category_id) for a in in_scope],
+        "categories": [dict(first, id=scope.category_id)],
+    }
+    _quiet(view.createIndex)
+    return view
 
 
 def _check_results(results: Iterable[dict], num_keypoints: int, known_images: set[int]) -> list[dict]:
@@ -108,13 +193,17 @@ def evaluate_keypoints(
     results: Sequence[dict],
     image_ids: Sequence[int] | None = None,
     sigmas: Sequence[float] | None = None,
+    skeleton: Skeleton | None = None,
 ) -> dict[str, float]:
     """COCO keypoint AP/AR of ``results`` against the annotations in ``ann_file``.
 
     ``results`` are COCO keypoint results (e.g. from ``Poses.to_coco``): dicts with
     ``image_id``, ``category_id``, ``keypoints`` (3K numbers: x, y, score) and ``score``.
     ``image_ids`` restricts the evaluation to those images (default: every image of the file).
-    ``sigmas`` (K,) are the OKS constants; the default is COCO's, which pycocotools uses too.
+    ``skeleton``: the results' skeleton (default: the file's own); only the annotations of its
+    categories are scored, pooled when several share it (:func:`scoring_scope`), and results of
+    any of those categories count for the pool. ``sigmas`` (K,) are the OKS constants (default:
+    the skeleton's; COCO's for people, as pycocotools uses).
 
     Returns the ten standard statistics keyed by :data:`METRIC_NAMES` (AP at OKS 0.50:0.95,
     0.50, 0.75, for medium and large people, then the same for AR), each in [0, 1], or -1
@@ -122,15 +211,20 @@ def evaluate_keypoints(
     Empty ``results`` give all zeros and a warning (pycocotools cannot load an empty list).
     """
     source = str(ann_file) if not isinstance(ann_file, COCO) else "COCO ground truth"
-    coco_gt = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
-    num_keypoints = _check_ground_truth(coco_gt, source)
+    coco_file = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
+    scope = scoring_scope(coco_file, skeleton, source)
+    coco_gt = _scored_ground_truth(coco_file, scope, source)
+    num_keypoints = scope.skeleton.num_keypoints
     known_images = set(coco_gt.getImgIds())
     clean = _check_results(results, num_keypoints, known_images)
     if not clean:
         logger.warning("evaluate_keypoints: no results to evaluate against %s; every metric is 0", source)
         return {name: 0.0 for name in METRIC_NAMES}
+    for res in clean:
+        if res["category_id"] in scope.category_ids:
+            res["category_id"] = scope.category_id  # the pool's one id
 
-    oks_sigmas = COCO_17.sigmas_array if sigmas is None else np.asarray(sigmas, dtype=np.float64)
+    oks_sigmas = scope.skeleton.sigmas_array if sigmas is None else np.asarray(sigmas, dtype=np.float64)
     if oks_sigmas.shape != (num_keypoints,):
         raise ValueError(f"{source}: {num_keypoints} keypoints per person but {oks_sigmas.size} OKS sigmas")
 
@@ -164,12 +258,14 @@ def format_metrics(metrics: dict[str, float], style: str = "line") -> str:
 # ------------------------------------------------------------------ predict over a COCO file and score it
 @dataclass
 class PredictorEvaluation:
-    """What :func:`evaluate_predictor` measured: the metrics, the COCO results, which images were scored."""
+    """What :func:`evaluate_predictor` measured: the metrics, the COCO results, which images were scored,
+    and on which annotations (``scope``)."""
 
     metrics: dict[str, float]
     results: list[dict]
     image_ids: list[int]
     failures: list[str] = field(default_factory=list)
+    scope: ScoringScope | None = None
 
 
 def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int) -> list[int]:
@@ -188,6 +284,15 @@ def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int) -> list[i
     return image_ids
 
 
+def _predictor_skeleton(predictor: Any) -> Skeleton | None:
+    """The skeleton a predictor's people have (its codec's), when it says."""
+    for owner in (predictor, getattr(predictor, "predictor", None)):
+        codec = getattr(owner, "codec", None)
+        if isinstance(getattr(codec, "skeleton", None), Skeleton):
+            return codec.skeleton
+    return None
+
+
 def evaluate_predictor(
     predictor: Any,
     ann_file: str | Path | COCO,
@@ -195,6 +300,7 @@ def evaluate_predictor(
     max_images: int = 0,
     batch_size: int = 1,
     progress: bool = False,
+    skeleton: Skeleton | None = None,
 ) -> PredictorEvaluation:
     """Run a predictor over the images of a COCO keypoint file and score its people: the one such loop.
 
@@ -203,16 +309,20 @@ def evaluate_predictor(
     :class:`~openpose_lite.inference.TopDownPipeline` whose boxes come by image id). Images are
     read with the project's one reader (EXIF ignored, size checked against the image entry);
     one that cannot be read is logged, listed in ``failures`` and left out of the metrics.
-    A folder that lacks any of the images is refused before anything runs.
+    A folder that lacks any of the images is refused before anything runs. The people are scored
+    on the annotations of their skeleton (``skeleton``, default the predictor's codec's, else the
+    people's own; :func:`scoring_scope`), and the results carry its category id.
     """
     from tqdm import tqdm
 
     from openpose_lite.images import ImageReadError, read_image
 
+    source = str(ann_file) if not isinstance(ann_file, COCO) else "COCO ground truth"
     coco = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
     image_ids = _images_to_evaluate(coco, Path(images_dir), max_images)
-    results: list[dict] = []
-    evaluated: list[int] = []
+    skeleton = skeleton or _predictor_skeleton(predictor)
+    scope = scoring_scope(coco, skeleton, source) if skeleton is not None else None  # refused before any image
+    found: list[tuple[int, Any]] = []
     failures: list[str] = []
     step = max(1, int(batch_size))
     with tqdm(total=len(image_ids), unit="img", desc="eval", disable=not progress, leave=False) as bar:
@@ -226,10 +336,12 @@ def evaluate_predictor(
                 except ImageReadError as exc:
                     failures.append(str(exc))
                     logger.warning("%s (skipped)", exc)
-            for image_id, poses in zip(ids, predictor.predict_batch(images, ids)):
-                results.extend(poses.to_coco(image_id))
-            evaluated.extend(ids)
+            found.extend(zip(ids, predictor.predict_batch(images, ids)))
             bar.update(len(image_ids[start : start + step]))
-    if not evaluated:
+    if not found:
         raise ValueError(f"none of the {len(image_ids)} images could be read from {images_dir}")
-    return PredictorEvaluation(evaluate_keypoints(coco, results, image_ids=evaluated), results, evaluated, failures)
+    scope = scope or scoring_scope(coco, found[0][1].skeleton, source)
+    results = [r for image_id, poses in found for r in poses.to_coco(image_id, scope.category_id)]
+    evaluated = [image_id for image_id, _ in found]
+    metrics = evaluate_keypoints(coco, results, image_ids=evaluated, skeleton=scope.skeleton)
+    return PredictorEvaluation(metrics, results, evaluated, failures, scope)

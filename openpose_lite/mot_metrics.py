@@ -42,7 +42,8 @@ def evaluate_tracking(
 
     Frame by frame, the distance of a true person and a predicted one is ``1 - OKS``
     (:func:`keypoint_similarity`, the true person as reference, over the keypoints labelled in
-    both, COCO-17 sigmas after converting the predictions to the truth's skeleton); pairs farther
+    both, the truth's skeleton's sigmas (COCO-17's for people) after converting the predictions to
+    it); pairs farther
     than ``max_distance`` cannot match. The scale of a true person is its ``truth_areas`` entry
     (e.g. COCO's segmentation area), by default the area of the box of its labelled keypoints.
     Predicted people with track id -1 (tentative) are not reported, so they are not hypotheses.

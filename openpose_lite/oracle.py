@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from openpose_lite.coco_skeleton import skeleton_of_file
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec
-from openpose_lite.evaluation import evaluate_keypoints, load_coco
+from openpose_lite.evaluation import evaluate_keypoints, load_coco, scoring_scope
 from openpose_lite.geometry import (
     box_to_center_scale,
     crop_affine,
@@ -23,15 +24,14 @@ from openpose_lite.geometry import (
     letterbox_affine,
     transform_keypoints,
 )
-from openpose_lite.inference.boxes import gt_box, labelled_people
-from openpose_lite.skeleton import COCO_17
+from openpose_lite.inference.boxes import gt_box
+from openpose_lite.skeleton import Skeleton
 
 log = logging.getLogger(__name__)
 
 
-def _ann_keypoints(anns: list[dict]) -> np.ndarray:
-    """(N, 17, 3) float32 COCO keypoints of a list of annotations."""
-    k = COCO_17.num_keypoints
+def _ann_keypoints(anns: list[dict], k: int) -> np.ndarray:
+    """(N, K, 3) float32 keypoints of a list of annotations."""
     if not anns:
         return np.zeros((0, k, 3), dtype=np.float32)
     return np.asarray([a["keypoints"] for a in anns], dtype=np.float32).reshape(len(anns), k, 3)
@@ -43,19 +43,21 @@ def bottomup_oracle_results(
     """COCO results decoded from ground-truth maps, one image at a time.
 
     Each image is scaled so its height is ``input_size`` and padded to the stride (as the CMU
-    demo feeds its network); the ground truth is encoded at that size, decoded, and mapped back.
+    demo feeds its network); the ground truth of the codec's skeleton is encoded at that size,
+    decoded, and mapped back. The results carry the category id of the skeleton's annotations.
     """
     codec = codec or build_bottomup_codec()
-    coco = load_coco(ann_file, COCO_17)  # malformed people are refused here, named
-    people = labelled_people(coco.dataset)
+    coco = load_coco(ann_file, codec.skeleton)  # malformed instances are refused here, named
+    scope = scoring_scope(coco, codec.skeleton, str(ann_file))
+    people = scope.labelled_instances(coco)
     results: list[dict] = []
     for image_id in tqdm(sorted(coco.getImgIds()), desc="bottom-up oracle", disable=not progress):
         info = coco.imgs[image_id]
         matrix, input_hw = letterbox_affine((info["height"], info["width"]), input_size, codec.stride)
-        kps = transform_keypoints(matrix, _ann_keypoints(people.get(image_id, [])))
+        kps = transform_keypoints(matrix, _ann_keypoints(people.get(image_id, []), scope.skeleton.num_keypoints))
         targets, _ = codec.encode(kps, input_hw)
         poses = codec.decode(targets).transform(invert_affine(matrix))
-        results.extend(poses.to_coco(image_id))
+        results.extend(poses.to_coco(image_id, scope.category_id))
     return results
 
 
@@ -67,8 +69,9 @@ def topdown_oracle_results(
     Boxes and crops follow the codec's convention, as :class:`~openpose_lite.inference.TopDownPredictor` makes them.
     """
     codec = codec or build_topdown_codec()
-    coco = load_coco(ann_file, COCO_17)  # malformed people are refused here, named
-    people = labelled_people(coco.dataset)
+    coco = load_coco(ann_file, codec.skeleton)  # malformed instances are refused here, named
+    scope = scoring_scope(coco, codec.skeleton, str(ann_file))
+    people = scope.labelled_instances(coco)
     h, w = codec.input_hw
     results: list[dict] = []
     for image_id in tqdm(sorted(people), desc="top-down oracle", disable=not progress):
@@ -79,32 +82,37 @@ def topdown_oracle_results(
                 continue  # a box the convention's evaluation drops gives no person
             center, size = box_to_center_scale(box, w / h, padding, codec.convention)
             matrix = crop_affine(center, size, codec.input_hw, convention=codec.convention)
-            kps = transform_keypoints(matrix, _ann_keypoints([ann]))[0]
+            kps = transform_keypoints(matrix, _ann_keypoints([ann], scope.skeleton.num_keypoints))[0]
             targets, _ = codec.encode(kps)
-            results.extend(codec.decode(targets).transform(invert_affine(matrix)).to_coco(image_id))
+            results.extend(codec.decode(targets).transform(invert_affine(matrix)).to_coco(image_id, scope.category_id))
     return results
 
 
 def run_oracle(branch: str, ann_file: str | Path, progress: bool = False, input_size: int | None = None,
-               **codec_overrides) -> tuple[dict[str, float], list[dict]]:
+               skeleton: Skeleton | None = None, **codec_overrides) -> tuple[dict[str, float], list[dict]]:
     """Oracle COCO metrics of ``branch`` ("bottomup" or "topdown") on an annotation file.
 
-    The codec is the one the predictors and ``bench`` use: built from the config defaults
-    (:func:`~openpose_lite.config.build_bottomup_codec` / ``build_topdown_codec``), with
-    ``codec_overrides`` (codec field -> value, e.g. ``refine="dark"``) on top. ``input_size``:
-    the bottom-up input height (default ``codec.input_size`` of the config).
+    ``skeleton``: whose annotations are encoded and scored (default: the file's own,
+    :func:`~openpose_lite.coco_skeleton.skeleton_of_file`; COCO_17 for a person file). The codec
+    is the one the predictors and ``bench`` use: built from the config defaults
+    (:func:`~openpose_lite.config.build_bottomup_codec` with the skeleton's bottom-up layout /
+    ``build_topdown_codec`` with its annotation layout), with ``codec_overrides`` (codec field ->
+    value, e.g. ``refine="dark"``) on top. ``input_size``: the bottom-up input height (default
+    ``codec.input_size`` of the config).
 
     Returns:
         (metrics, results): the COCO keypoint metrics and the decoded COCO results.
     """
+    if branch not in ("bottomup", "topdown"):
+        raise ValueError(f"oracle branch must be 'bottomup' or 'topdown', got {branch!r}")
+    skeleton = skeleton or skeleton_of_file(ann_file)
     cfg = Config()
     if branch == "bottomup":
-        codec: BottomUpPafCodec | TopDownHeatmapCodec = dataclasses.replace(build_bottomup_codec(cfg), **codec_overrides)
+        codec: BottomUpPafCodec | TopDownHeatmapCodec = dataclasses.replace(
+            build_bottomup_codec(cfg, skeleton=skeleton), **codec_overrides)
         results = bottomup_oracle_results(ann_file, codec, input_size or cfg.codec.input_size, progress)
-    elif branch == "topdown":
-        codec = dataclasses.replace(build_topdown_codec(cfg), **codec_overrides)
-        results = topdown_oracle_results(ann_file, codec, padding=cfg.topdown.padding, progress=progress)
     else:
-        raise ValueError(f"oracle branch must be 'bottomup' or 'topdown', got {branch!r}")
+        codec = dataclasses.replace(build_topdown_codec(cfg, skeleton=skeleton), **codec_overrides)
+        results = topdown_oracle_results(ann_file, codec, padding=cfg.topdown.padding, progress=progress)
     log.info("%s oracle: %d people decoded", branch, len(results))
-    return evaluate_keypoints(ann_file, results), results
+    return evaluate_keypoints(ann_file, results, skeleton=skeleton), results

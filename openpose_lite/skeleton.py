@@ -1,34 +1,57 @@
-"""Skeleton definitions: the single source of keypoints, limbs, flip pairs and OKS sigmas.
+"""Skeleton definitions: the single source of keypoints, limbs, flip pairs, OKS sigmas and colours.
 
 Every channel count in the project derives from a :class:`Skeleton`; no other module
 hard-codes 17, 18, 19 or 38.
 
-Two skeletons are defined:
+Two skeletons are defined here, the person layouts of the public weights:
 
-* ``COCO_17``: the layout of COCO annotations, used by datasets and evaluation.
+* ``COCO_17``: the layout of COCO annotations, used by datasets, evaluation and top-down models.
 * ``OPENPOSE_18``: the CMU COCO body model (17 COCO keypoints plus a neck, in CMU order),
   used by the bottom-up network so that the public CMU weights load unchanged.
+
+Any other skeleton comes from data: a COCO category (:mod:`openpose_lite.coco_skeleton`), or a
+skeleton stored in a checkpoint (:meth:`Skeleton.to_dict` / :meth:`Skeleton.from_dict`). The two
+branches need different views of one skeleton: :meth:`Skeleton.annotation_layout` (the keypoints
+as the annotations order them; top-down models, results, evaluation) and
+:meth:`Skeleton.bottomup_layout` (plus a background channel, the limbs a connected tree whose
+extra limbs are marked redundant; PAF models). For the person, these are COCO_17 and OPENPOSE_18.
 
 Shape legend: N people, K keypoints, L limbs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
+
+from openpose_lite.limbs import Colour, derived_colours, limb_components, spanning_limbs
+
+__all__ = ["COCO_17", "OPENPOSE_18", "Skeleton", "coco_to_openpose", "openpose_to_coco"]
+
+
+_DICT_KEYS = ("name", "keypoints", "limbs", "flip_pairs", "sigmas", "background", "redundant_limbs", "colours",
+              "added_limbs", "hidden_limbs")
 
 
 @dataclass(frozen=True)
 class Skeleton:
-    """Keypoint names, limbs (directed keypoint pairs), left/right pairs and OKS sigmas.
+    """Keypoint names, limbs (directed keypoint pairs), left/right pairs, OKS sigmas and drawing colours.
 
     ``limbs[i] = (a, b)`` is directed: its part affinity field is the unit vector from
     keypoint ``a`` to keypoint ``b``, stored in PAF channels ``(2i, 2i + 1) = (x, y)``.
+    ``flip_pairs`` are (left, right) keypoint pairs that swap in a mirror image.
     ``background`` says whether the heatmap stack carries a trailing background channel.
     ``redundant_limbs`` are limbs that close a cycle of the limb graph (OpenPose's shoulder-ear
     limbs): a decoder uses them to join parts of one person, never to start a person.
+    ``colours`` are BGR limb colours for drawing (empty: derived, see :attr:`limb_colours`);
+    ``added_limbs`` the limbs that the source's limb list did not have (completed to a tree or
+    to its mirror image, see :mod:`openpose_lite.coco_skeleton`); ``hidden_limbs`` the limbs that
+    drawings leave out (OpenPose's renderer leaves out the shoulder-ear limbs). Colours and the
+    hidden limbs are how a skeleton is drawn, not what it is: they take no part in equality.
     """
 
     name: str
@@ -38,21 +61,34 @@ class Skeleton:
     sigmas: tuple[float, ...]
     background: bool = False
     redundant_limbs: tuple[int, ...] = ()
+    colours: tuple[Colour, ...] = field(default=(), compare=False)
+    added_limbs: tuple[int, ...] = ()
+    hidden_limbs: tuple[int, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        k = len(self.keypoints)
+        k, n = len(self.keypoints), self.name
+        if k < 1 or len(set(self.keypoints)) != k or not all(isinstance(s, str) and s for s in self.keypoints):
+            raise ValueError(f"{n}: keypoint names must be distinct non-empty strings, got {list(self.keypoints)}")
         if len(self.sigmas) != k:
-            raise ValueError(f"{self.name}: {len(self.sigmas)} OKS sigmas for {k} keypoints")
+            raise ValueError(f"{n}: {len(self.sigmas)} OKS sigmas for {k} keypoints")
+        if not all(math.isfinite(s) and s > 0 for s in self.sigmas):
+            raise ValueError(f"{n}: OKS sigmas must be finite numbers > 0, got {list(self.sigmas)}")
         for a, b in self.limbs:
             if not (0 <= a < k and 0 <= b < k) or a == b:
-                raise ValueError(f"{self.name}: limb ({a}, {b}) is not a pair of distinct keypoints")
+                raise ValueError(f"{n}: limb ({a}, {b}) is not a pair of distinct keypoints")
+        if len({frozenset(limb) for limb in self.limbs}) != len(self.limbs):
+            raise ValueError(f"{n}: a pair of keypoints is joined by two limbs in {list(self.limbs)}")
         seen: set[int] = set()
         for a, b in self.flip_pairs:
-            if a in seen or b in seen or a == b:
-                raise ValueError(f"{self.name}: keypoint repeated in flip pairs ({a}, {b})")
+            if a in seen or b in seen or a == b or not (0 <= a < k and 0 <= b < k):
+                raise ValueError(f"{n}: keypoint repeated or out of range in flip pairs ({a}, {b})")
             seen.update((a, b))
-        if any(not 0 <= i < len(self.limbs) for i in self.redundant_limbs):
-            raise ValueError(f"{self.name}: redundant limb index out of range: {self.redundant_limbs}")
+        for what in ("redundant_limbs", "added_limbs", "hidden_limbs"):
+            if any(not 0 <= i < len(self.limbs) for i in getattr(self, what)):
+                raise ValueError(f"{n}: {what.replace('_', ' ')} index out of range: {getattr(self, what)}")
+        if self.colours and (len(self.colours) != len(self.limbs)
+                             or not all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in self.colours)):
+            raise ValueError(f"{n}: expected one BGR colour (3 values in 0..255) per limb, {len(self.limbs)} in all")
         # The mirrored skeleton must be a skeleton too, or PAF flipping has no meaning.
         _ = self._limb_mirror
 
@@ -160,6 +196,145 @@ class Skeleton:
         return arr
 
 
+    @cached_property
+    def limb_colours(self) -> tuple[Colour, ...]:
+        """(L,) BGR drawing colour of each limb: :attr:`colours` when given, else derived from the
+        flip pairs (left limbs warm, right limbs cool, the others green; deterministic)."""
+        if self.colours:
+            return tuple((int(c[0]), int(c[1]), int(c[2])) for c in self.colours)
+        return derived_colours(self.limbs, self.flip_pairs, self.limb_flip_permutation)
+
+    # ---------------------------------------------------------------- the two layouts
+    @property
+    def is_person(self) -> bool:
+        """Whether this is one of the COCO person layouts (COCO_17, OPENPOSE_18) of the public weights."""
+        return self in (COCO_17, OPENPOSE_18)
+
+    def annotation_layout(self) -> "Skeleton":
+        """The keypoints as annotation files order them: what top-down models predict, results hold
+        and evaluation scores. OPENPOSE_18 -> COCO_17; otherwise this skeleton without a background
+        channel or redundant limbs."""
+        if self == OPENPOSE_18:
+            return COCO_17
+        if not self.background and not self.redundant_limbs:
+            return self
+        return replace(self, background=False, redundant_limbs=())
+
+    def bottomup_layout(self) -> "Skeleton":
+        """The layout of a part-affinity-field model: COCO_17 -> OPENPOSE_18 (the CMU layout of the
+        public weights); otherwise this skeleton plus a background channel, its limbs a connected
+        graph whose limbs beyond a spanning tree are redundant (:func:`spanning_limbs`).
+
+        Raises ValueError when the limbs leave keypoints unconnected: bottom-up grouping can only
+        join parts along limbs (:mod:`openpose_lite.coco_skeleton` completes such limb lists).
+        """
+        if self == COCO_17:
+            return OPENPOSE_18
+        if self.background:
+            return self
+        components = limb_components(self.num_keypoints, self.limbs)
+        if components.max(initial=0) > 0:
+            apart = [self.keypoints[i] for i in np.flatnonzero(components != components[0])]
+            raise ValueError(f"{self.name}: the limbs leave keypoints {apart[:8]} unconnected to "
+                             f"{self.keypoints[0]!r}; bottom-up grouping needs limbs that connect every keypoint "
+                             "(list limbs that do, or read the skeleton with its annotations so that missing "
+                             "limbs are chosen from them)")
+        _, redundant = spanning_limbs(self.num_keypoints, self.limbs)
+        return replace(self, background=True, redundant_limbs=redundant)
+
+    # ---------------------------------------------------------------- plain data
+    def to_dict(self) -> dict[str, Any]:
+        """The skeleton as plain data (str, int, float, bool, lists: JSON, YAML and
+        ``torch.load(weights_only=True)`` read it back); 0-based keypoint indices."""
+        return {
+            "name": self.name,
+            "keypoints": list(self.keypoints),
+            "limbs": [[int(a), int(b)] for a, b in self.limbs],
+            "flip_pairs": [[int(a), int(b)] for a, b in self.flip_pairs],
+            "sigmas": [float(s) for s in self.sigmas],
+            "background": bool(self.background),
+            "redundant_limbs": [int(i) for i in self.redundant_limbs],
+            "colours": [list(c) for c in self.limb_colours],
+            "added_limbs": [int(i) for i in self.added_limbs],
+            "hidden_limbs": [int(i) for i in self.hidden_limbs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "skeleton") -> "Skeleton":
+        """The skeleton of :meth:`to_dict`'s plain data; ``source`` names it in errors.
+
+        Raises ValueError naming ``source`` and the field for unknown or missing keys and
+        values of the wrong kind. A dict of the person layouts gives COCO_17 / OPENPOSE_18 back.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a skeleton dict with keys {list(_DICT_KEYS)}, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(_DICT_KEYS))
+        missing = [key for key in ("name", "keypoints", "limbs", "flip_pairs", "sigmas") if key not in data]
+        if unknown or missing:
+            raise ValueError(f"{source}: skeleton dict has unknown keys {unknown} and lacks {missing}; "
+                             f"expected keys {list(_DICT_KEYS)}")
+        try:
+            fields = {
+                "name": str(data["name"]),
+                "keypoints": tuple(_strings(data["keypoints"])),
+                "limbs": tuple(_pair(p) for p in data["limbs"]),
+                "flip_pairs": tuple(_pair(p) for p in data["flip_pairs"]),
+                "sigmas": tuple(float(s) for s in data["sigmas"]),
+                "background": _bool(data.get("background", False)),
+                "redundant_limbs": tuple(_index(i) for i in data.get("redundant_limbs", ())),
+                "colours": tuple(tuple(_index(v) for v in c) for c in data.get("colours", ())),
+                "added_limbs": tuple(_index(i) for i in data.get("added_limbs", ())),
+                "hidden_limbs": tuple(_index(i) for i in data.get("hidden_limbs", ())),
+            }
+            skeleton = cls(**fields)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: not a valid skeleton dict ({exc})") from None
+        for person in (COCO_17, OPENPOSE_18):
+            if skeleton == person:
+                return person
+        return skeleton
+
+    @classmethod
+    def from_coco_category(cls, category: dict, source: str = "category", **settings: Any) -> "Skeleton":
+        """The skeleton of a COCO category (its ``keypoints`` names and 1-based ``skeleton`` limbs);
+        see :func:`openpose_lite.coco_skeleton.skeleton_from_category` for ``settings``."""
+        from openpose_lite.coco_skeleton import skeleton_from_category
+
+        return skeleton_from_category(category, source=source, **settings)
+
+
+def _strings(values: Any) -> list[str]:
+    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
+        raise ValueError(f"expected a list of keypoint names, got {values!r:.60}")
+    return list(values)
+
+
+def _index(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"expected an integer, got {value!r:.40}")
+    return int(value)
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"expected a pair of keypoint indices, got {value!r:.40}")
+    return _index(value[0]), _index(value[1])
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r:.40}")
+    return value
+
+
+# The person layouts' 19 limb colours: saturated hues evenly spaced round OpenCV's wheel, red first
+# (what viz.limb_colours(19) computes; a test holds the two together).
+_PERSON_COLOURS: tuple[Colour, ...] = (
+    (0, 0, 255), (0, 76, 255), (0, 153, 255), (0, 238, 255), (0, 255, 196), (0, 255, 110), (0, 255, 34),
+    (51, 255, 0), (128, 255, 0), (213, 255, 0), (255, 221, 0), (255, 136, 0), (255, 59, 0), (255, 0, 26),
+    (255, 0, 102), (255, 0, 187), (246, 0, 255), (161, 0, 255), (85, 0, 255),
+)
+
 # COCO keypoint order (the dataset's own), with its 19 drawing limbs (0-based).
 COCO_17 = Skeleton(
     name="coco17",
@@ -180,6 +355,7 @@ COCO_17 = Skeleton(
         0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
         0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
     ),
+    colours=_PERSON_COLOURS,
 )
 
 # The CMU COCO body model. Heatmap channels follow this order, then background; limb i owns
@@ -204,8 +380,11 @@ OPENPOSE_18 = Skeleton(
         0.089, 0.107, 0.087, 0.089, 0.025, 0.025, 0.035, 0.035,
     ),
     background=True,
-    # (right_shoulder, right_ear) and (left_shoulder, left_ear): CMU's decoder uses them only to complete people.
+    # (right_shoulder, right_ear) and (left_shoulder, left_ear): CMU's decoder uses them only to complete
+    # people, and its renderer leaves them out.
     redundant_limbs=(9, 13),
+    colours=_PERSON_COLOURS,
+    hidden_limbs=(9, 13),
 )
 
 # OPENPOSE_18 index -> COCO_17 index (-1 for the neck, which COCO does not have).

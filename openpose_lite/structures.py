@@ -100,13 +100,16 @@ class Poses:
         return Poses(self.keypoints[index], self.scores[index], self.skeleton, self._ids(index))
 
     def as_skeleton(self, skeleton: Skeleton) -> "Poses":
-        """The same people in another skeleton's keypoint order (COCO-17 <-> OpenPose-18)."""
+        """The same people in another skeleton's keypoint order: COCO-17 <-> OpenPose-18, or another
+        layout of the same keypoints (e.g. a skeleton's bottom-up and annotation layouts)."""
         if skeleton == self.skeleton:
             return self
         if self.skeleton == OPENPOSE_18 and skeleton == COCO_17:
             return Poses(openpose_to_coco(self.keypoints), self.scores, COCO_17, self._ids())
         if self.skeleton == COCO_17 and skeleton == OPENPOSE_18:
             return Poses(coco_to_openpose(self.keypoints), self.scores, OPENPOSE_18, self._ids())
+        if skeleton.keypoints == self.skeleton.keypoints:
+            return Poses(self.keypoints, self.scores, skeleton, self._ids())
         raise ValueError(f"no conversion from {self.skeleton.name} to {skeleton.name}")
 
     @staticmethod
@@ -122,12 +125,14 @@ class Poses:
         return Poses(np.concatenate([p.keypoints for p in items]), np.concatenate([p.scores for p in items]), skeleton, ids)
 
     def to_coco(self, image_id: int, category_id: int = 1) -> list[dict]:
-        """COCO keypoint results: one dict per person, COCO-17 order, missing keypoints (0, 0, 0).
+        """COCO keypoint results: one dict per person in the annotations' keypoint order (COCO-17 for
+        people: :meth:`Skeleton.annotation_layout`), missing keypoints (0, 0, 0).
 
+        ``category_id``: the category the results are scored against (COCO's person is 1).
         Tracked people (``track_ids`` set) also carry ``"track_id"`` (PoseTrack's field; -1 for a
         person without an id); pycocotools ignores it.
         """
-        kps = self.as_skeleton(COCO_17).keypoints.astype(np.float64)
+        kps = self.as_skeleton(self.skeleton.annotation_layout()).keypoints.astype(np.float64)
         out = []
         for i, (flat, score) in enumerate(zip(kps, self.scores)):
             result = {
@@ -142,11 +147,13 @@ class Poses:
         return out
 
     def to_openpose_json(self) -> dict:
-        """OpenPose JSON (version 1.3): ``people[].pose_keypoints_2d`` in OpenPose-18 order, missing (0, 0, 0).
+        """OpenPose JSON (version 1.3): ``people[].pose_keypoints_2d``, K (x, y, c) triples, missing (0, 0, 0),
+        in OpenPose-18 order for people (CMU's COCO body model) and in the skeleton's own order otherwise.
 
         ``person_id`` is ``[track id]`` for tracked people and ``[-1]`` otherwise, as in CMU OpenPose.
         """
-        kps = self.as_skeleton(OPENPOSE_18).keypoints.astype(np.float64)
+        layout = OPENPOSE_18 if self.skeleton.is_person else self.skeleton
+        kps = self.as_skeleton(layout).keypoints.astype(np.float64)
         people = []
         for i, flat in enumerate(kps):
             people.append(

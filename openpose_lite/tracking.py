@@ -2,7 +2,8 @@
 
 :class:`Tracker` is an online tracker for the poses of one video, fed one frame at a time. It
 works for any :class:`~openpose_lite.skeleton.Skeleton` (OPENPOSE_18 bottom-up poses, COCO_17
-top-down poses) and uses numpy and scipy only, so it runs after any predictor, on any device.
+top-down poses, an animal's skeleton, with its OKS sigmas) and uses numpy and scipy only, so it
+runs after any predictor, on any device.
 
 Each frame:
 

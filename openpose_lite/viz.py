@@ -54,10 +54,11 @@ def draw_poses(
         skeleton: the layout to draw (default ``poses.skeleton``; people are converted to it).
         threshold: keypoints with a score at or below it are not drawn, nor their limbs.
         thickness: limb width in pixels (default: about 1/150 of the image diagonal, >= 2).
-        draw_redundant: also draw the skeleton's redundant limbs (OpenPose's shoulder-ear
-            links), which OpenPose's own renderer leaves out.
+        draw_redundant: also draw the limbs the skeleton hides (``hidden_limbs``: OpenPose's
+            shoulder-ear links, which OpenPose's own renderer leaves out).
 
-    Each limb type has its own colour (:func:`limb_colours`); keypoints are filled circles in
+    Each limb type has the skeleton's colour (``skeleton.limb_colours``: for people the hue wheel
+    of :func:`limb_colours`, for other skeletons left limbs warm and right limbs cool); keypoints are filled circles in
     the colour of the first limb that uses them. Tracked people (``poses.track_ids``) are drawn
     each in the colour of their id (:func:`track_colour`) with the id written beside the head;
     people without an id yet (-1) in grey.
@@ -71,8 +72,8 @@ def draw_poses(
     if thickness is None:
         thickness = max(2, int(round(float(np.hypot(*image.shape[:2])) / 150)))
     radius = max(2, thickness)
-    colours = limb_colours(skeleton.num_limbs)
-    limbs = [i for i in range(skeleton.num_limbs) if draw_redundant or i not in skeleton.redundant_limbs]
+    colours = skeleton.limb_colours
+    limbs = [i for i in range(skeleton.num_limbs) if draw_redundant or i not in skeleton.hidden_limbs]
     keypoint_colour = [(255, 255, 255)] * skeleton.num_keypoints
     for i in reversed(limbs):  # so that the first limb using a keypoint sets its colour
         a, b = skeleton.limbs[i]

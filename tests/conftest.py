@@ -27,6 +27,17 @@ SKIP_REASON = "the COCO sample (../shared/data/coco_sample) is not available"
 
 needs_coco_sample = pytest.mark.skipif(not COCO_SAMPLE_VAL_ANN.is_file(), reason=SKIP_REASON)
 
+# Non-human COCO-format sets (AP-10K, MacaquePose, Animal-Pose samples; see their README).
+CUSTOM_SKELETONS_DIR = COCO_SAMPLE_DIR.parent / "custom_skeletons"
+CUSTOM_SKELETON_FILES = {
+    "ap10k": CUSTOM_SKELETONS_DIR / "ap10k" / "test_ap10k.json",
+    "macaque": CUSTOM_SKELETONS_DIR / "macaque" / "test_macaque.json",
+    "animalpose": CUSTOM_SKELETONS_DIR / "animalpose" / "test_animalpose.json",
+}
+needs_custom_skeletons = pytest.mark.skipif(
+    not all(p.is_file() for p in CUSTOM_SKELETON_FILES.values()),
+    reason="the non-human COCO-format sets (../shared/data/custom_skeletons) are not available")
+
 
 def write_tiny_checkpoint(path: Path, heatmap_bias: float = 0.3, **codec: object) -> Path:
     """A tiny random bottom-up model saved as our checkpoint, its part maps lifted by ``heatmap_bias``

@@ -154,7 +154,7 @@ def test_wrong_length_keypoints_are_refused_by_evaluation_too(write):
     data["annotations"][0]["keypoints"] = data["annotations"][0]["keypoints"][:-3]
     path, _ = write(data)
     with pytest.raises(AnnotationError, match=r"defect\.json: annotation 11 has 48 keypoint values, expected 51 "
-                                              r"\(image id 1\)"):
+                                              r"\(3 x 17 keypoints of category 'person'\) \(image id 1\)"):
         load_coco(path)
 
 

@@ -43,11 +43,11 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     add_predictor_args(p, input_size=False)
 
 
-def _labelled_people(coco, image_ids) -> int:
-    from openpose_lite.inference.boxes import labelled_people
-
-    people = labelled_people(coco.dataset)
-    return sum(len(people.get(int(i), [])) for i in image_ids)
+def _labelled_people(coco, image_ids, scope) -> str:
+    """"N labelled people" (or instances, for another skeleton) of the scope among the images."""
+    people = scope.labelled_instances(coco)
+    count = sum(len(people.get(int(i), [])) for i in image_ids)
+    return f"{count} labelled {'people' if scope.skeleton.is_person else 'instances'}"
 
 
 def _write_results(path: Path | None, results: list[dict]) -> None:
@@ -71,20 +71,25 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_oracle(args: argparse.Namespace) -> int:
-    from openpose_lite.evaluation import format_metrics, load_coco
+    from openpose_lite.coco_skeleton import skeleton_of_file
+    from openpose_lite.evaluation import format_metrics, load_coco, scoring_scope
     from openpose_lite.oracle import run_oracle
 
     coco = load_coco(args.ann)  # a malformed file is refused here, before the codec runs
+    skeleton = skeleton_of_file(args.ann)  # a bad skeleton too, naming the file and the field
     codec_args: dict = {}
     if args.refine:
         codec_args["refine"] = args.refine
     if args.oracle == "bottomup" and args.input_size:
         codec_args["input_size"] = args.input_size
-    metrics, results = run_oracle(args.oracle, args.ann, progress=not progress_disabled(), **codec_args)
+    metrics, results = run_oracle(args.oracle, args.ann, progress=not progress_disabled(), skeleton=skeleton,
+                                  **codec_args)
     _write_results(args.json_out, results)
     image_ids = coco.getImgIds()
-    print(f"{args.oracle} oracle on {args.ann}: {len(image_ids)} images, {_labelled_people(coco, image_ids)} "
-          f"labelled people, {len(results)} people decoded")
+    scope = scoring_scope(coco, skeleton, str(args.ann))
+    print(f"{args.oracle} oracle on {args.ann}: {len(image_ids)} images, {_labelled_people(coco, image_ids, scope)}, "
+          f"{len(results)} people decoded")
+    print(scope.describe())
     print(format_metrics(metrics, style="markdown"))
     return EXIT_OK
 
@@ -106,8 +111,10 @@ def _run_model_eval(args: argparse.Namespace) -> int:
                                     progress=not progress_disabled())
     _write_results(args.json_out, evaluation.results)
     model = args.checkpoint or args.weights
-    print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images ({_labelled_people(coco, evaluation.image_ids)} "
-          f"labelled people), {len(evaluation.results)} people detected, {describe(predictor)}")
+    print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images "
+          f"({_labelled_people(coco, evaluation.image_ids, evaluation.scope)}), {len(evaluation.results)} people "
+          f"detected, {describe(predictor)}")
+    print(evaluation.scope.describe())
     print(format_metrics(evaluation.metrics, style="markdown"))
     for message in evaluation.failures:
         print(f"  failed: {message}", file=sys.stderr)

@@ -30,6 +30,12 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    "OUT/annotations.json with a COCO image per frame and a track_id per person (for infer --track)")
     p.add_argument("--frames", type=int, default=90, help="with --video: frames of the video (default: %(default)s)")
     p.add_argument("--fps", type=float, default=30.0, help="with --video: frames per second (default: %(default)s)")
+    p.add_argument("--skeleton", type=Path, metavar="FILE",
+                   help="draw figures of another skeleton instead of people: a COCO-format keypoint file whose "
+                   "category gives the keypoints and limbs and whose annotated instances give the poses "
+                   "(articulated and jittered); annotations.json then holds that category")
+    p.add_argument("--category", default=None, metavar="NAME|ID",
+                   help="with --skeleton: the keypoint category to take (default: the one with the most annotations)")
 
 
 def _run_synth_video(args: argparse.Namespace) -> int:
@@ -50,6 +56,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     from openpose_lite.data.synthetic import SceneConfig, write_dataset
 
     if args.video:
+        if args.skeleton is not None:
+            raise CliError("--video draws walking people; --skeleton figures are still scenes (leave out --video)")
         return _run_synth_video(args)
 
     if args.num_images < 1:
@@ -61,11 +69,27 @@ def _run_synth(args: argparse.Namespace) -> int:
         cfg = SceneConfig(image_hw=size)
     except ValueError as exc:
         raise CliError(f"--size {size[0]} {size[1]}: {exc}") from None
+    bank = _pose_bank(args)
     try:
-        ann = write_dataset(args.out_dir, args.num_images, args.seed, cfg, num_people=args.people)
+        ann = write_dataset(args.out_dir, args.num_images, args.seed, cfg, num_people=args.people, bank=bank)
     except KeyboardInterrupt:
         written = len(list((args.out_dir / "images").glob("*"))) if (args.out_dir / "images").is_dir() else 0
         raise CliError(f"interrupted; wrote {written} images to {args.out_dir / 'images'} and no annotations.json "
                        "(run the same command again to write them all)", EXIT_INTERRUPTED) from None
-    print(f"wrote {args.num_images} images and {ann}")
+    what = "" if bank is None else f" of {bank.skeleton.name} figures ({bank.skeleton.num_keypoints} keypoints)"
+    print(f"wrote {args.num_images} images{what} and {ann}")
     return EXIT_OK
+
+
+def _pose_bank(args: argparse.Namespace):
+    """The figures of --skeleton FILE (None without it); a bad file is refused before anything is written."""
+    if args.skeleton is None:
+        if args.category is not None:
+            raise CliError("--category chooses a category of --skeleton FILE; pass --skeleton too")
+        return None
+    from openpose_lite.data.skeleton_figures import PoseBank
+
+    if not args.skeleton.is_file():
+        raise CliError(f"--skeleton: annotation file not found: {args.skeleton}")
+    category = int(args.category) if args.category is not None and args.category.isdigit() else args.category
+    return PoseBank.from_file(args.skeleton, category=category)

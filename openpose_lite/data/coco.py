@@ -1,7 +1,8 @@
 """COCO-format keypoint files: images, people and ignore masks, read for training.
 
-:class:`CocoKeypoints` reads any COCO-format person-keypoint file (COCO, CrowdPose or
-OCHuman converted to COCO-17, the synthetic scenes) and returns one :class:`Sample` per image.
+:class:`CocoKeypoints` reads any COCO-format keypoint file (COCO, CrowdPose or OCHuman
+converted to COCO-17, the synthetic scenes, animals and other skeletons) and returns one
+:class:`Sample` per image; "people" below are the instances of its skeleton's categories.
 Files are checked on opening by :mod:`openpose_lite.data.coco_validation`, the check evaluation
 uses too, so a malformed file is refused with one line naming the file, image and annotation.
 Turning samples into network inputs and targets is :mod:`openpose_lite.data.samples`' job.
@@ -31,9 +32,10 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from openpose_lite.coco_skeleton import skeleton_of_coco
 from openpose_lite.data.coco_validation import MIN_POLYGON_VALUES, CocoLayout, read_coco_keypoints
 from openpose_lite.images import ImageReadError, read_image
-from openpose_lite.skeleton import COCO_17, Skeleton
+from openpose_lite.skeleton import Skeleton
 
 __all__ = ["CocoKeypoints", "Sample", "annotation_mask"]
 
@@ -99,14 +101,17 @@ class _ImageRecord:
 
 
 class CocoKeypoints:
-    """A COCO-format person-keypoint file and its image folder; ``dataset[i]`` is a :class:`Sample`.
+    """A COCO-format keypoint file (people, animals: any skeleton) and its image folder; ``dataset[i]`` is a :class:`Sample`.
 
     Args:
         ann_file: COCO-format JSON (``images``, ``annotations``; keypoints in ``skeleton``'s order).
         image_dir: folder holding the ``file_name`` of every image.
         min_people: keep only images with at least this many people with a labelled keypoint
             (default 1, as training wants; 0 keeps every image of the file).
-        skeleton: the annotation's keypoint layout (COCO-17 for all supported datasets).
+        skeleton: whose annotations are read: those of the categories with its keypoint names,
+            in its annotation layout (an error naming the file when no category has them).
+            Default: the file's own (:func:`~openpose_lite.coco_skeleton.skeleton_of_coco`:
+            COCO_17 for a person file, else the category's, limbs completed from the file).
 
     Raises FileNotFoundError for a missing file or folder and
     :class:`~openpose_lite.data.coco_validation.AnnotationError` (a ValueError) naming the file,
@@ -119,11 +124,10 @@ class CocoKeypoints:
         image_dir: str | os.PathLike[str],
         *,
         min_people: int = 1,
-        skeleton: Skeleton = COCO_17,
+        skeleton: Skeleton | None = None,
     ) -> None:
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
-        self.skeleton = skeleton
         if min_people < 0:
             raise ValueError(f"CocoKeypoints: min_people must be >= 0, got {min_people}")
         if not self.ann_file.is_file():
@@ -131,6 +135,11 @@ class CocoKeypoints:
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.image_dir} (for {self.ann_file})")
         data, layout = read_coco_keypoints(self.ann_file, skeleton)
+        if skeleton is None:
+            skeleton, layout = skeleton_of_coco(data, layout, str(self.ann_file))
+        elif layout.left_out():
+            logger.warning("%s: %s", self.ann_file, layout.left_out())
+        self.skeleton: Skeleton = skeleton.annotation_layout()
         self._records = self._parse(data, layout)
         self._items = [r for r in self._records if len(r.keypoints) >= min_people]
         logger.info("%s: %d images (%d with >= %d labelled people)", self.ann_file, len(self._records),

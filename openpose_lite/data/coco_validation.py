@@ -49,7 +49,7 @@ import numpy as np
 
 from openpose_lite.skeleton import Skeleton
 
-__all__ = ["AnnotationError", "CocoLayout", "read_coco_keypoints", "rle_counts_from_string", "validate_coco_keypoints"]
+__all__ = ["AnnotationError", "CocoLayout", "coco_layout", "read_coco_keypoints", "rle_counts_from_string", "validate_coco_keypoints"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,17 +65,61 @@ class AnnotationError(ValueError):
 
 @dataclass(frozen=True)
 class CocoLayout:
-    """What the check learned about a valid file.
+    """What the check learned about a valid file: its categories, and which of them are the instances.
 
-    ``keypoint_categories``: category id -> K for the categories with keypoint names; empty when
-    no category has them, in which case every annotation is a person.
+    ``keypoint_categories``: category id -> K for the categories whose annotations are the
+    instances (the people, or animals): every category with keypoint names, or, when the file was
+    read for a skeleton, those whose keypoint names are the skeleton's; empty when no category has
+    keypoint names, in which case every annotation is an instance. ``category_keypoints``: every
+    category with keypoint names -> its names; ``category_names``: every category -> its name;
+    ``annotation_counts``: category id -> how many annotations it has.
     """
 
     keypoint_categories: dict[int, int] = field(default_factory=dict)
+    category_keypoints: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    category_names: dict[int, str] = field(default_factory=dict)
+    annotation_counts: dict[int, int] = field(default_factory=dict)
 
     def is_person(self, ann: Mapping[str, Any]) -> bool:
-        """Whether ``ann`` is a person annotation (not, e.g., a car of a full instances file)."""
+        """Whether ``ann`` is an instance (a person, an animal), not, e.g., a car of a full instances
+        file or an annotation of a category with another skeleton."""
         return not self.keypoint_categories or ann.get("category_id") in self.keypoint_categories
+
+    def groups(self) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
+        """The keypoint categories grouped by keypoint names (categories that share one skeleton, e.g.
+        AP-10K's 54 species), in file order: [(names, category ids)]."""
+        out: dict[tuple[str, ...], list[int]] = {}
+        for cat_id, names in self.category_keypoints.items():
+            out.setdefault(names, []).append(cat_id)
+        return [(names, tuple(ids)) for names, ids in out.items()]
+
+    def select(self, keypoints: tuple[str, ...], source: str, what: str) -> CocoLayout:
+        """This layout with the categories whose keypoint names are ``keypoints`` as the instances.
+
+        A file without keypoint names keeps every annotation (K is then ``len(keypoints)``).
+        Raises :class:`AnnotationError` naming ``source``, ``what`` (the skeleton) and the file's
+        keypoint categories when none has these names.
+        """
+        if not self.category_keypoints:
+            return self
+        chosen = {i: len(names) for i, names in self.category_keypoints.items() if names == tuple(keypoints)}
+        if not chosen:
+            found = "; ".join(f"{self._label(ids)} ({len(names)}: {', '.join(names[:4])}, ...)"
+                              for names, ids in self.groups())
+            raise AnnotationError(f"{source}: no category has the keypoints of {what} ({len(keypoints)}: "
+                                  f"{', '.join(keypoints[:4])}, ...); its keypoint categories: {found}")
+        return CocoLayout(chosen, self.category_keypoints, self.category_names, self.annotation_counts)
+
+    def left_out(self) -> str:
+        """One line on the keypoint categories whose annotations are not instances ("" when none)."""
+        out = [f"{self.category_names.get(i, i)!r} ({len(names)} keypoints, {self.annotation_counts.get(i, 0)} "
+               "annotations)" for i, names in self.category_keypoints.items() if i not in self.keypoint_categories]
+        more = f" and {len(out) - 4} more" if len(out) > 4 else ""
+        return f"categories with another keypoint list, left out: {', '.join(out[:4])}{more}" if out else ""
+
+    def _label(self, ids: tuple[int, ...]) -> str:
+        names = [repr(self.category_names.get(i, i)) for i in ids]
+        return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more sharing its keypoints"
 
 
 def read_coco_keypoints(path: str | os.PathLike[str], skeleton: Skeleton | None = None) -> tuple[dict, CocoLayout]:
@@ -83,8 +127,9 @@ def read_coco_keypoints(path: str | os.PathLike[str], skeleton: Skeleton | None 
 
     Raises FileNotFoundError for a missing file and :class:`AnnotationError` (a ValueError)
     naming the file for one that is not JSON or breaks the format (see the module docstring).
-    ``skeleton`` sets K where no category names its keypoints, and every keypoint category must
-    then have its K.
+    ``skeleton``: the instances are the annotations of the categories with its keypoint names
+    (its annotation layout's; :meth:`CocoLayout.select`, an error when there is none) and it sets K
+    where no category names its keypoints; without it, every keypoint category's.
     """
     path = Path(path)
     if not path.is_file():
@@ -103,21 +148,56 @@ def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = 
             or not isinstance(data.get("annotations"), list):
         raise AnnotationError(f"{source}: expected a COCO-format dict with 'images' and 'annotations' lists")
     image_hw = _check_images(data["images"], source)
-    layout = CocoLayout(_keypoint_categories(data.get("categories", []), source, skeleton))
-    default_k = skeleton.num_keypoints if skeleton is not None else None
+    layout = coco_layout(data, source)
+    annotated = layout  # every keypoint category's annotations are checked, each with its own K
+    if skeleton is not None:
+        layout = layout.select(skeleton.annotation_layout().keypoints, source, skeleton.annotation_layout().name)
+    default_k = skeleton.annotation_layout().num_keypoints if skeleton is not None else None
     notes = _Notes(source)
     numbers = _Numbers()
     first_index: dict[int, int] = {}
     for index, ann in enumerate(data["annotations"]):
         ann_id, image_id = _check_ids(ann, index, first_index, data["annotations"], image_hw, source)
-        if not layout.is_person(ann):
+        if not annotated.is_person(ann):
             continue
         where = _Where(source, image_id, ann_id)
-        k = layout.keypoint_categories.get(ann.get("category_id"), default_k)
-        _check_person(ann, where, k, image_hw[image_id], notes, numbers)
+        cat = ann.get("category_id")
+        if cat in annotated.keypoint_categories:
+            k, of = annotated.keypoint_categories[cat], f"category {annotated.category_names.get(cat)!r}"
+        else:
+            k, of = default_k, skeleton.annotation_layout().name if skeleton else None
+        _check_person(ann, where, k, image_hw[image_id], notes, numbers, of)
     numbers.check(notes)
     notes.log()
     return layout
+
+
+def coco_layout(data: Mapping[str, Any], source: str) -> CocoLayout:
+    """The categories of a COCO dict (:class:`CocoLayout`, every keypoint category an instance category).
+
+    Checks the categories only (see :func:`validate_coco_keypoints` for the whole file).
+    """
+    categories = data.get("categories", [])
+    if not isinstance(categories, list):
+        raise AnnotationError(f"{source}: 'categories' must be a list, got {type(categories).__name__}")
+    names: dict[int, tuple[str, ...]] = {}
+    labels: dict[int, str] = {}
+    for i, cat in enumerate(categories):
+        if not isinstance(cat, dict):
+            continue
+        labels[cat.get("id")] = str(cat.get("name", cat.get("id")))
+        if "keypoints" not in cat:
+            continue
+        kps = cat["keypoints"]
+        if not isinstance(kps, list) or not kps or not all(isinstance(n, str) for n in kps):
+            raise AnnotationError(f"{source}: categories[{i}] ({cat.get('name')!r}) has keypoints {kps!r:.80}, "
+                                  "expected a non-empty list of keypoint names")
+        names[cat.get("id")] = tuple(kps)
+    counts: dict[int, int] = {}
+    for ann in data.get("annotations", []):
+        if isinstance(ann, dict):
+            counts[ann.get("category_id")] = counts.get(ann.get("category_id"), 0) + 1
+    return CocoLayout({i: len(n) for i, n in names.items()}, names, labels, counts)
 
 
 # ------------------------------------------------------------------------------ images, ids
@@ -152,24 +232,6 @@ def _check_images(images: list, source: str) -> dict[int, tuple[int, int]]:
                                       "expected a positive integer (pixels)")
         sizes[image_id] = (int(img["height"]), int(img["width"]))
     return sizes
-
-
-def _keypoint_categories(categories: Any, source: str, skeleton: Skeleton | None) -> dict[int, int]:
-    if not isinstance(categories, list):
-        raise AnnotationError(f"{source}: 'categories' must be a list, got {type(categories).__name__}")
-    out: dict[int, int] = {}
-    for cat in categories:
-        if not isinstance(cat, dict) or "keypoints" not in cat:
-            continue
-        names = cat["keypoints"]
-        if not isinstance(names, list) or not names:
-            raise AnnotationError(f"{source}: category {cat.get('name')!r} has keypoints {names!r:.80}, "
-                                  "expected a list of keypoint names")
-        if skeleton is not None and len(names) != skeleton.num_keypoints:
-            raise AnnotationError(f"{source}: category {cat.get('name')!r} has {len(names)} keypoints, "
-                                  f"expected {skeleton.num_keypoints} ({skeleton.name})")
-        out[cat.get("id")] = len(names)
-    return out
 
 
 def _check_ids(ann: Any, index: int, first_index: dict[int, int], annotations: list,
@@ -308,7 +370,7 @@ def _check_keypoint_rows(rows: list[tuple[list, _Where, Any]], notes: _Notes) ->
 
 
 def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, int], notes: _Notes,
-                  numbers: _Numbers) -> None:
+                  numbers: _Numbers, category: str | None = None) -> None:
     if ann.get("iscrowd", 0) not in (0, 1):
         raise where.error(f"has iscrowd {ann['iscrowd']!r}, expected 0 or 1")
     if "keypoints" in ann:
@@ -317,7 +379,8 @@ def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, 
             raise where.error(f"has keypoints of type {type(raw).__name__}, expected a list of x, y, v numbers")
         expected = 3 * k if k is not None else None
         if (expected is not None and len(raw) != expected) or len(raw) % 3:
-            raise where.error(f"has {len(raw)} keypoint values, expected {expected if expected else 'x, y, v triples'}")
+            of = f" (3 x {k} keypoints of {category})" if expected and category is not None else ""
+            raise where.error(f"has {len(raw)} keypoint values, expected {expected if expected else 'x, y, v triples'}{of}")
         num = ann.get("num_keypoints")
         if num is not None and not (_is_int(num) and num >= 0):
             raise where.error(f"has num_keypoints {num!r:.40}, expected an integer >= 0")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -81,6 +82,11 @@ class Figure:
             height=height,
             colours=colours,
         )
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """(K,) bool: a person figure has every keypoint (figures of other skeletons may lack some)."""
+        return np.ones(len(self.points), dtype=bool)
 
 
 # ----------------------------------------------------------------------------- poses
@@ -290,14 +296,16 @@ def draw_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, r
 
 
 # ------------------------------------------------------------------------- annotation
-def annotate_figure(fig: Figure, owner: np.ndarray, label: int, xs: np.ndarray, ys: np.ndarray,
+def annotate_figure(fig: Any, owner: np.ndarray, label: int, xs: np.ndarray, ys: np.ndarray,
                     hidden: bool = False) -> tuple[np.ndarray, list[float], float]:
     """COCO keypoints, box and area of a drawn figure, exact by construction.
 
-    ``xs`` / ``ys`` are the image columns and rows of the pixels that show the person
-    (``owner == label``; at least one). A keypoint inside the image whose pixel shows the person
-    is visible (v=2), one hidden by another person or an occluder is labelled but occluded
-    (v=1), one outside the image is unlabelled (v=0, x=y=0); a ``hidden`` person has no visible
+    ``fig``: a :class:`Figure`, or any figure with ``points`` (K, 2) and ``labelled`` (K,) bool
+    (:class:`~openpose_lite.data.skeleton_figures.PoseFigure`). ``xs`` / ``ys`` are the image
+    columns and rows of the pixels that show the person (``owner == label``; at least one). A
+    keypoint inside the image whose pixel shows the person is visible (v=2), one hidden by
+    another person or an occluder is labelled but occluded (v=1), one outside the image (or
+    that the figure lacks) is unlabelled (v=0, x=y=0); a ``hidden`` person has no visible
     keypoint. The area is the number of pixels showing the person, the box theirs
     (``pycocotools.mask.toBbox`` convention) grown to hold the labelled keypoints.
 
@@ -306,11 +314,11 @@ def annotate_figure(fig: Figure, owner: np.ndarray, label: int, xs: np.ndarray, 
     """
     h, w = owner.shape
     pts = fig.points
-    inside = (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
+    inside = fig.labelled & (pts[:, 0] >= 0) & (pts[:, 0] <= w - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= h - 1)
     cols = np.clip(np.rint(pts[:, 0]), 0, w - 1).astype(int)
     rows = np.clip(np.rint(pts[:, 1]), 0, h - 1).astype(int)
     visible = inside & (owner[rows, cols] == label) & (not hidden)
-    kps = np.zeros((SKELETON.num_keypoints, 3), dtype=np.float32)
+    kps = np.zeros((len(pts), 3), dtype=np.float32)
     kps[inside, :2] = pts[inside]
     kps[:, 2] = np.where(visible, 2, np.where(inside, 1, 0))
     x0, y0, x1, y1 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)

@@ -169,13 +169,15 @@ class BottomUpTrainDataset(TrainingSamples):
         params: augmentation; ``params.crop_size`` is the network input size in both modes.
         train: augment (True) or deterministic fit-to-crop (False).
         seed: base seed.
-        skeleton: the samples' keypoint layout (for the flip's left/right swap).
+        skeleton: the samples' keypoint layout (for the flip's left/right swap); default the
+            source's ``skeleton`` (a :class:`~openpose_lite.data.coco.CocoKeypoints` has one), else COCO_17.
         input_norm: the network's input normalisation (``model.input_norm``).
     """
 
     def __init__(self, source: SampleSource | Sequence[Sample], codec: Codec, params: AugmentParams,
-                 train: bool = True, seed: int = 0, skeleton: Skeleton = COCO_17, input_norm: str = "cmu") -> None:
+                 train: bool = True, seed: int = 0, skeleton: Skeleton | None = None, input_norm: str = "cmu") -> None:
         crop = int(params.crop_size)
+        skeleton = skeleton or getattr(source, "skeleton", None) or COCO_17
         super().__init__(codec, skeleton, (crop, crop), INPUT_NORMALISERS[input_norm], PAD_VALUE, train, seed)
         self.source = source
         self.params = params

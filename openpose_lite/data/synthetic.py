@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from openpose_lite.data.figures import SKELETON, Figure, annotate_figure, draw_figure, sample_colours, sample_still_pose
+from openpose_lite.data.skeleton_figures import PoseBank, PoseFigure, draw_pose_figure
 from openpose_lite.io import write_json_atomic
 from openpose_lite.params import Params
 from openpose_lite.skeleton import Skeleton
@@ -206,31 +207,40 @@ def _height_range(cfg: SceneConfig, num_people: int) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- scenes
-def _sample_figures(rng: np.random.Generator, cfg: SceneConfig, count: int, may_cut: bool) -> list[Figure]:
-    """``count`` posed, placed and coloured people, in sampling order."""
+def _sample_figures(rng: np.random.Generator, cfg: SceneConfig, count: int, may_cut: bool,
+                    bank: PoseBank | None = None) -> list[Figure | PoseFigure]:
+    """``count`` posed, placed and coloured people (or figures of ``bank``'s skeleton), in sampling order."""
     lo, hi = _height_range(cfg, count)
-    figures: list[Figure] = []
+    figures: list[Figure | PoseFigure] = []
     placed: list[np.ndarray] = []
     for _ in range(count):
         height = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        pts, head_center, head_axes, head_angle = sample_still_pose(rng)
-        margin = 0.04  # half a leg's thickness plus the outline, in person heights
-        head_r = max(head_axes)
-        lo_xy = np.minimum(pts.min(axis=0), head_center - head_r) - margin
-        hi_xy = np.maximum(pts.max(axis=0), head_center + head_r) + margin
+        if bank is None:
+            pts, head_center, head_axes, head_angle = sample_still_pose(rng)
+            margin = 0.04  # half a leg's thickness plus the outline, in person heights
+            head_r = max(head_axes)
+            lo_xy = np.minimum(pts.min(axis=0), head_center - head_r) - margin
+            hi_xy = np.maximum(pts.max(axis=0), head_center + head_r) + margin
+        else:
+            pose = bank.sample_pose(rng)
+            lo_xy, hi_xy = pose.extent(margin=0.05)  # a blob's radius plus its rim, in figure sizes
         extent = np.concatenate([lo_xy, hi_xy]) * height
         cut = may_cut and rng.random() < cfg.border_cut_prob
         offset = _place(rng, extent, cfg.image_hw, cut, placed, cfg.max_overlap_iou)
         placed.append(extent + np.tile(offset, 2))
-        figures.append(Figure.place(pts, head_center, head_axes, head_angle, height, offset, sample_colours(rng)))
+        if bank is None:
+            figures.append(Figure.place(pts, head_center, head_axes, head_angle, height, offset, sample_colours(rng)))
+        else:
+            figures.append(pose.place(height, offset))
     return figures
 
 
-def _occlude(rng: np.random.Generator, image: np.ndarray, owner: np.ndarray, figures: list[Figure], prob: float) -> None:
+def _occlude(rng: np.random.Generator, image: np.ndarray, owner: np.ndarray, figures: list[Figure | PoseFigure],
+             prob: float) -> None:
     """With probability ``prob`` per person, a muted rectangle over one of its keypoints (owned by nobody)."""
     for fig in figures:
         if rng.random() < prob:
-            anchor = fig.points[rng.integers(SKELETON.num_keypoints)]
+            anchor = fig.points[rng.integers(len(fig.points))]
             half = rng.uniform(0.08, 0.18, 2) * fig.height
             x0, y0 = np.round(anchor - half).astype(int)
             x1, y1 = np.round(anchor + half).astype(int)
@@ -240,13 +250,16 @@ def _occlude(rng: np.random.Generator, image: np.ndarray, owner: np.ndarray, fig
             owner[max(y0, 0) : max(y1 + 1, 0), max(x0, 0) : max(x1 + 1, 0)] = 0
 
 
-def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_people: int | None = None) -> Scene:
+def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_people: int | None = None,
+                 bank: PoseBank | None = None) -> Scene:
     """Draw one scene: background, then people (smaller, farther ones first), then occluders.
 
     ``num_people`` draws exactly that many people, never placed across the image border on
     purpose (only a figure taller or wider than the image is cut); otherwise the count is
     drawn from ``cfg.people_range``. People hidden entirely
     are not annotated, so ``len(scene.keypoints)`` can be smaller than the number drawn.
+    ``bank``: draw figures of its skeleton (:mod:`openpose_lite.data.skeleton_figures`) instead
+    of people; the keypoints are then in its skeleton's order.
     """
     cfg = cfg or SceneConfig()
     if num_people is not None and (int(num_people) != num_people or num_people < 0):
@@ -257,16 +270,19 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_p
     if count >= np.iinfo(np.uint16).max:
         raise ValueError(f"num_people must be below {np.iinfo(np.uint16).max}, got {count}")
 
-    figures = _sample_figures(rng, cfg, count, may_cut=num_people is None)
+    figures = _sample_figures(rng, cfg, count, may_cut=num_people is None, bank=bank)
     figures.sort(key=lambda f: f.height)  # stable: equal heights keep their sampling order
     owner = np.zeros((h, w), dtype=np.uint16)  # 0: nobody, i + 1: person i
     for i, fig in enumerate(figures):
-        draw_figure(image, owner, i + 1, fig, rng)
+        if bank is None:
+            draw_figure(image, owner, i + 1, fig, rng)
+        else:
+            draw_pose_figure(image, owner, i + 1, fig, bank.skeleton, rng)
     _occlude(rng, image, owner, figures, cfg.occlusion_prob)
-    return _annotate(image, owner, figures)
+    return _annotate(image, owner, figures, SKELETON.num_keypoints if bank is None else bank.skeleton.num_keypoints)
 
 
-def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure]) -> Scene:
+def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure | PoseFigure], k: int) -> Scene:
     h, w = owner.shape
     keypoints, boxes, areas, kept = [], [], [], []
     for i, fig in enumerate(figures):
@@ -282,7 +298,6 @@ def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure]) -> Sc
     instance_map = np.full((h, w), -1, dtype=np.int16)
     for new, old in enumerate(kept):
         instance_map[owner == old + 1] = new
-    k = SKELETON.num_keypoints
     return Scene(
         image=image,
         keypoints=np.array(keypoints, dtype=np.float32).reshape(-1, k, 3),
@@ -316,15 +331,17 @@ def coco_person_category(skeleton: Skeleton = SKELETON) -> dict:
 
 
 def coco_person_annotation(ann_id: int, image_id: int, keypoints: np.ndarray, box: Any, area: float,
-                           track_id: int | None = None, hidden: bool | None = None) -> dict[str, Any]:
-    """One COCO person annotation of a generated person: keypoints (K, 3) flattened with integer v.
+                           track_id: int | None = None, hidden: bool | None = None,
+                           category_id: int = 1) -> dict[str, Any]:
+    """One COCO annotation of a generated person (or figure of ``category_id``): keypoints (K, 3)
+    flattened with integer v.
 
     ``track_id`` (PoseTrack's identity field) and ``hidden`` are written when given (videos).
     """
     flat: list[float] = []
     for x, y, v in np.asarray(keypoints).tolist():
         flat += [x, y, int(v)]
-    ann: dict[str, Any] = {"id": int(ann_id), "image_id": int(image_id), "category_id": 1}
+    ann: dict[str, Any] = {"id": int(ann_id), "image_id": int(image_id), "category_id": int(category_id)}
     if track_id is not None:
         ann["track_id"] = int(track_id)
     ann.update({
@@ -355,13 +372,15 @@ def write_dataset(
     num_people: int | None = None,
     image_format: str = "jpg",
     jpeg_quality: int = 95,
+    bank: PoseBank | None = None,
 ) -> Path:
     """Write ``num_images`` scenes as ``out_dir/images/NNNNNN.jpg`` (or .png) plus ``out_dir/annotations.json``.
 
     Image ``i`` (id ``i + 1``) is drawn from ``numpy.random.default_rng([seed, i])``, so it does
     not depend on ``num_images`` and a larger set extends a smaller one. The annotation file is
     COCO keypoint format (see the module docstring for visibility, area and bbox) and is
-    written atomically, after every image. Returns the path of the annotation file.
+    written atomically, after every image. ``bank``: figures of its skeleton instead of people,
+    annotated in its category (:attr:`PoseBank.category`). Returns the path of the annotation file.
     """
     cfg = cfg or SceneConfig()
     if int(num_images) != num_images or num_images < 0:
@@ -377,25 +396,29 @@ def write_dataset(
     h, w = cfg.image_hw
     images, annotations = [], []
     for i in range(int(num_images)):
-        scene = render_scene(np.random.default_rng([int(seed), i]), cfg, num_people)
+        scene = render_scene(np.random.default_rng([int(seed), i]), cfg, num_people, bank)
         image_id = i + 1
         file_name = f"{image_id:06d}.{image_format}"
         _encode_image(scene.image, images_dir / file_name, image_format, jpeg_quality)
         images.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
         for kps, box, area in zip(scene.keypoints, scene.boxes, scene.areas):
-            annotations.append(coco_person_annotation(len(annotations) + 1, image_id, kps, box, area))
+            annotations.append(coco_person_annotation(len(annotations) + 1, image_id, kps, box, area,
+                                                      category_id=1 if bank is None else bank.category["id"]))
 
+    info: dict[str, Any] = {
+        "description": "openpose_lite synthetic scenes",
+        "seed": int(seed),
+        "num_people": num_people,
+        "scene_config": dataclasses.asdict(cfg),
+    }
+    if bank is not None:
+        info["description"] = f"openpose_lite synthetic scenes of {bank.skeleton.name} figures"
     dataset = {
-        "info": {
-            "description": "openpose_lite synthetic scenes",
-            "seed": int(seed),
-            "num_people": num_people,
-            "scene_config": dataclasses.asdict(cfg),
-        },
+        "info": info,
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": [coco_person_category()],
+        "categories": [coco_person_category() if bank is None else bank.category],
     }
     ann_path = write_json_atomic(out_dir / "annotations.json", dataset)
     logger.info("wrote %d synthetic images with %d people to %s", len(images), len(annotations), out_dir)

@@ -48,6 +48,7 @@ Shape legend: N people, K keypoints, H x W image size.
 from __future__ import annotations
 
 import math
+import re
 import typing
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -83,10 +84,15 @@ __all__ = [
 MAIN_MIN_KEYPOINTS = 5
 MAIN_MIN_AREA = 32.0 * 32.0
 
-# Keypoint-name fragments of the two body halves. Names are matched by fragment, so any
-# skeleton that names its keypoints like COCO's (left_eye, right_knee, neck...) works.
-_UPPER_BODY_PARTS = ("nose", "neck", "head", "eye", "ear", "shoulder", "elbow", "wrist")
-_LOWER_BODY_PARTS = ("hip", "knee", "ankle")
+# Keypoint-name fragments of the two body halves, matched case-insensitively, so any skeleton
+# that names its keypoints like COCO's (left_eye, right_knee, neck...) or like the animal sets
+# (AP-10K's left_back_paw, root_of_tail; Animal-Pose's L_F_Knee, Withers) works. A quadruped's
+# front is its "upper" half, its back and tail the "lower" one, as mmpose's metainfo types them;
+# the front/back words decide first (a front knee is upper), then the body parts.
+_FRONT_BACK = (("upper", ("front",), {"f"}), ("lower", ("back", "hind"), {"b"}))
+_BODY_PARTS = (("lower", ("hip", "knee", "ankle", "tail")),
+               ("upper", ("nose", "neck", "head", "eye", "ear", "shoulder", "elbow", "wrist", "throat", "withers")))
+
 
 @dataclass(frozen=True)
 class AugmentParams(Params):
@@ -255,17 +261,26 @@ class Region(NamedTuple):
     half_body: bool = False
 
 
+def _half(name: str) -> str | None:
+    """"upper", "lower" or None for a keypoint name (see _FRONT_BACK and _BODY_PARTS)."""
+    text = name.lower()
+    words = set(re.split(r"[^a-z0-9]+", text))
+    for half, fragments, letters in _FRONT_BACK:
+        if words & letters or any(f in text for f in fragments):
+            return half
+    return next((half for half, parts in _BODY_PARTS if any(p in text for p in parts)), None)
+
+
 def body_halves(skeleton: Skeleton = COCO_17) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the upper-body (head, arms, shoulders) and lower-body (hips, legs) keypoints.
+    """Indices of the upper-body (head, arms, shoulders; a quadruped's front) and lower-body (hips,
+    legs; its back and tail) keypoints.
 
     Derived from the keypoint names; a keypoint that is neither (none in COCO-17) is in no half.
+    A skeleton whose names tell no halves gets two empty ones (no half-body crops).
     """
-    upper = [i for i, name in enumerate(skeleton.keypoints) if any(p in name for p in _UPPER_BODY_PARTS)]
-    lower = [i for i, name in enumerate(skeleton.keypoints)
-             if i not in upper and any(p in name for p in _LOWER_BODY_PARTS)]
-    if not upper or not lower:
-        raise ValueError(f"{skeleton.name}: cannot tell upper from lower body by keypoint names "
-                         f"{list(skeleton.keypoints)}")
+    halves = [_half(name) for name in skeleton.keypoints]
+    upper = [i for i, h in enumerate(halves) if h == "upper"]
+    lower = [i for i, h in enumerate(halves) if h == "lower"]
     return np.array(upper, dtype=np.int64), np.array(lower, dtype=np.int64)
 
 

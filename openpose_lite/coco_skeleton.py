@@ -1,0 +1,353 @@
+"""A skeleton from a COCO-format annotation file: names, limbs, flip pairs, sigmas, completed limbs.
+
+A COCO keypoint category says what a skeleton is: ``keypoints`` (the names, in annotation order)
+and ``skeleton`` (limbs, 1-based keypoint index pairs). :func:`skeleton_from_category` turns one
+into a :class:`~openpose_lite.skeleton.Skeleton`; :func:`skeleton_of_file` takes a whole file (the
+one skeleton of its keypoint categories: categories sharing one keypoint list, such as AP-10K's 54
+species, make one skeleton) and completes its limbs from the file's annotations. The rules:
+
+* **The person.** A category whose names are COCO's 17 is the person: ``COCO_17``, whose
+  bottom-up layout is CMU's ``OPENPOSE_18`` (what the public weights need), unless settings are
+  given explicitly. MacaquePose's file names its keypoints so (and mmpose gives it COCO's sigmas).
+* **Flip pairs** come from the names: two names that differ only in one side word, ``left``/``right``
+  or ``L``/``R`` (also ``lt``/``rt``), as a prefix, a suffix or a part of their own between
+  ``_ - . space`` or at a camelCase or digit boundary, case-insensitively (``left_eye``/``right_eye``,
+  ``L_F_Paw``/``R_F_Paw``, ``EyeL``/``EyeR``, ``wing_left_tip``/``wing_right_tip``, ``L1``/``R1``).
+  A single ``l`` or ``r`` glued to a word (``eyel``) is never read as a side. They may be stated
+  instead: the ``flip_pairs`` setting, or a ``flip_pairs`` list in the category (1-based index
+  pairs or name pairs; ``[]`` for none).
+* **OKS sigmas**: the ``sigmas`` setting, or a ``sigmas`` list in the category; else the values
+  published for the dataset whose keypoint list the category has (:data:`KNOWN_SIGMAS`); else
+  :data:`DEFAULT_SIGMA` for every keypoint.
+* **Limbs**: the category's, or the ``limbs`` setting. A limb whose mirror image is not a limb gets
+  it added (PAF models see mirrored images). Where the limbs leave keypoints unconnected (a
+  forest, or no limb list at all), :func:`complete_limbs` joins the pieces by a minimum spanning
+  tree over the mean normalised distances of keypoints labelled together in the annotations
+  (:func:`~openpose_lite.limbs.tree_completion`); added limbs are logged and kept in
+  ``Skeleton.added_limbs``. Limbs that close cycles are handled by the bottom-up layout
+  (:func:`~openpose_lite.limbs.spanning_limbs`).
+
+Shape legend: N instances, K keypoints, L limbs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openpose_lite.data.coco_validation import AnnotationError, CocoLayout, read_coco_keypoints
+from openpose_lite.limbs import limb_components, mirror_completion, tree_completion
+from openpose_lite.skeleton import COCO_17, Skeleton
+
+__all__ = ["DEFAULT_SIGMA", "KNOWN_SIGMAS", "complete_limbs", "flip_pairs_from_names", "pair_distances",
+           "skeleton_from_category", "skeleton_of_coco", "skeleton_of_file"]
+
+logger = logging.getLogger(__name__)
+
+# The OKS sigma of every keypoint of a skeleton that publishes none: DeepLabCut's for any user
+# skeleton (DeepLabCut/DeepLabCut, deeplabcut/core/metrics/api.py, compute_metrics: oks_sigma=0.1).
+# It lies within COCO's body range (0.062 wrists .. 0.107 hips): a keypoint error of 10% of an
+# animal's sqrt(area) scores OKS exp(-0.5 * (0.1 / 0.2)**2) = 0.88.
+DEFAULT_SIGMA = 0.1
+
+# Per-keypoint OKS sigmas that benchmarks publish, by the keypoint names of the dataset's files.
+# The datasets' papers give none; these are the values of their evaluation in mmpose
+# (open-mmlab/mmpose, configs/_base_/datasets/ap10k.py and animalpose.py, ``sigmas``; the AP-10K
+# authors' code is built on it). macaque.py's are COCO's, which COCO_17 carries.
+KNOWN_SIGMAS: dict[tuple[str, ...], tuple[str, tuple[float, ...]]] = {
+    ("left_eye", "right_eye", "nose", "neck", "root_of_tail", "left_shoulder", "left_elbow", "left_front_paw",
+     "right_shoulder", "right_elbow", "right_front_paw", "left_hip", "left_knee", "left_back_paw", "right_hip",
+     "right_knee", "right_back_paw"): ("AP-10K", (
+         0.025, 0.025, 0.026, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087,
+         0.089, 0.089)),
+    ("L_Eye", "R_Eye", "L_EarBase", "R_EarBase", "Nose", "Throat", "TailBase", "Withers", "L_F_Elbow", "R_F_Elbow",
+     "L_B_Elbow", "R_B_Elbow", "L_F_Knee", "R_F_Knee", "L_B_Knee", "R_B_Knee", "L_F_Paw", "R_F_Paw", "L_B_Paw",
+     "R_B_Paw"): ("Animal-Pose", (
+         0.025, 0.025, 0.026, 0.035, 0.035, 0.10, 0.10, 0.10, 0.107, 0.107, 0.107, 0.107, 0.087, 0.087, 0.087, 0.087,
+         0.089, 0.089, 0.089, 0.089)),
+}
+
+_SIDES = {"left": "L", "l": "L", "lt": "L", "right": "R", "r": "R", "rt": "R"}
+# Words of a name: runs of capitals not followed by a lower-case letter (L in LEye, EYE), a
+# capitalised or lower-case word (Eye, eye), digits.
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def _side_of(name: str) -> tuple[str, tuple[str, ...]] | None:
+    """("L" or "R", the name's other words, lower-cased, with the side word's place marked), or None."""
+    words = [w for part in re.split(r"[^A-Za-z0-9]+", name) for w in _WORD.findall(part)]
+    at = [i for i, w in enumerate(words) if w.lower() in _SIDES]
+    if len(at) != 1:
+        return None
+    key = tuple("*" if i == at[0] else w.lower() for i, w in enumerate(words))
+    return _SIDES[words[at[0]].lower()], key
+
+
+def flip_pairs_from_names(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """(left, right) index pairs of the names that differ only in their side word (module docstring).
+
+    A name whose counterpart is missing, or whose side and other words are shared by another
+    name, pairs with nothing.
+    """
+    by_key: dict[tuple[str, ...], dict[str, list[int]]] = {}
+    for i, name in enumerate(names):
+        side = _side_of(name)
+        if side is not None:
+            by_key.setdefault(side[1], {"L": [], "R": []})[side[0]].append(i)
+    pairs = [(sides["L"][0], sides["R"][0]) for sides in by_key.values()
+             if len(sides["L"]) == 1 and len(sides["R"]) == 1]
+    return tuple(sorted(pairs))
+
+
+# ------------------------------------------------------------------------------ one category
+def _names(category: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    names = category.get("keypoints")
+    if not isinstance(names, list) or not names:
+        raise ValueError(f"{where}: 'keypoints' is {names!r:.60}, expected a non-empty list of keypoint names")
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"{where}: keypoints[{i}] is {name!r:.40}, expected a keypoint name")
+        if name in first:
+            raise ValueError(f"{where}: keypoint name {name!r} appears twice (keypoints[{first[name]}] and "
+                             f"keypoints[{i}]); names must be distinct")
+        first[name] = i
+    return tuple(names)
+
+
+def _index_pairs(raw: Any, names: tuple[str, ...], field: str, where: str, base: int) -> list[tuple[int, int]]:
+    """Pairs of keypoint names or ``base``-based indices -> 0-based pairs; errors name ``field``."""
+    if not isinstance(raw, (list, tuple)):
+        raise ValueError(f"{where}: '{field}' is {raw!r:.60}, expected a list of keypoint pairs")
+    k, out = len(names), []
+    for j, pair in enumerate(raw):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ValueError(f"{where}: {field}[{j}] is {pair!r:.40}, expected a pair of keypoints")
+        ends = []
+        for end in pair:
+            if isinstance(end, str):
+                if end not in names:
+                    raise ValueError(f"{where}: {field}[{j}] names {end!r}, which is not one of the keypoints")
+                ends.append(names.index(end))
+            elif isinstance(end, (int, np.integer)) and not isinstance(end, bool) and base <= end < k + base:
+                ends.append(int(end) - base)
+            else:
+                zero = " (COCO's limb indices are 1-based: 1 is the first keypoint)" if base == 1 and end == 0 else ""
+                raise ValueError(f"{where}: {field}[{j}] = {list(pair)} has keypoint index {end!r:.20}, expected "
+                                 f"{base}..{k + base - 1} for {k} keypoints{zero}")
+        if ends[0] == ends[1]:
+            raise ValueError(f"{where}: {field}[{j}] = {list(pair)} joins a keypoint to itself")
+        out.append((ends[0], ends[1]))
+    return out
+
+
+def _sigmas(explicit: Any, names: tuple[str, ...], where: str) -> tuple[tuple[float, ...], str]:
+    """(sigmas, where they come from) for the names (see the module docstring)."""
+    if explicit is not None:
+        values = [explicit.get(n) for n in names] if isinstance(explicit, Mapping) else explicit
+        try:
+            sigmas = tuple(float(v) for v in values)
+        except (TypeError, ValueError):
+            sigmas = ()
+        if len(sigmas) != len(names) or not all(np.isfinite(sigmas)) or min(sigmas) <= 0:
+            raise ValueError(f"{where}: 'sigmas' is {explicit!r:.80}, expected {len(names)} OKS sigmas > 0 "
+                             "(one per keypoint, or a name -> sigma mapping naming every keypoint)")
+        return sigmas, "stated"
+    if names in KNOWN_SIGMAS:
+        dataset, sigmas = KNOWN_SIGMAS[names]
+        return sigmas, f"{dataset}'s published sigmas"
+    return (DEFAULT_SIGMA,) * len(names), f"the default sigma {DEFAULT_SIGMA} for every keypoint"
+
+
+def skeleton_from_category(
+    category: Mapping[str, Any],
+    *,
+    source: str = "category",
+    name: str | None = None,
+    limbs: Sequence[Sequence[int | str]] | None = None,
+    flip_pairs: Sequence[Sequence[int | str]] | None = None,
+    sigmas: Sequence[float] | Mapping[str, float] | None = None,
+) -> Skeleton:
+    """The skeleton of one COCO category (the module docstring's rules), without limb completion.
+
+    Args:
+        category: a COCO category dict: ``keypoints`` (names), optional ``skeleton`` (1-based limb
+            pairs), optional ``flip_pairs`` (1-based pairs or name pairs) and ``sigmas``.
+        source: names the file in errors.
+        name: the skeleton's name (default: the category's ``name``).
+        limbs, flip_pairs: replace the category's, as name pairs or 0-based index pairs.
+        sigmas: K OKS sigmas, or a mapping keypoint name -> sigma.
+    Raises:
+        ValueError naming ``source``, the category and the field: no or duplicate keypoint names, a
+        limb or flip index out of range (or 0 in a 1-based list), a keypoint joined to itself, bad sigmas.
+    """
+    where = f"{source}: category {category.get('name', category.get('id'))!r}"
+    names = _names(category, where)
+    stated = {key: value for key, value in (("limbs", limbs), ("flip_pairs", flip_pairs), ("sigmas", sigmas))
+              if value is not None}
+    given = (_index_pairs(limbs, names, "limbs", where, 0) if limbs is not None
+             else _index_pairs(category.get("skeleton") or [], names, "skeleton", where, 1))
+    if names == COCO_17.keypoints and not stated and "flip_pairs" not in category and "sigmas" not in category:
+        return COCO_17  # the person: its CMU bottom-up layout and COCO's sigmas
+    if len({frozenset(p) for p in given}) != len(given):
+        raise ValueError(f"{where}: a pair of keypoints is joined twice in its limbs {[list(p) for p in given]}")
+    if flip_pairs is not None:
+        flips = _index_pairs(flip_pairs, names, "flip_pairs", where, 0)
+    elif "flip_pairs" in category:
+        flips = _index_pairs(category["flip_pairs"], names, "flip_pairs", where, 1)
+    else:
+        flips = list(flip_pairs_from_names(names))
+    if len({i for p in flips for i in p}) != 2 * len(flips):
+        raise ValueError(f"{where}: a keypoint appears in two flip pairs {[list(p) for p in flips]}")
+    oks, origin = _sigmas(sigmas if sigmas is not None else category.get("sigmas"), names, where)
+    perm = np.arange(len(names))
+    for a, b in flips:
+        perm[a], perm[b] = b, a
+    mirrored = mirror_completion(tuple(given), perm)
+    if mirrored:
+        logger.info("%s: added the mirror images of limbs, which PAF flipping needs: %s", where,
+                    ", ".join(f"{names[a]}-{names[b]}" for a, b in mirrored))
+    logger.info("%s: %d keypoints, %d limbs, %d flip pairs, OKS sigmas: %s", where, len(names),
+                len(given) + len(mirrored), len(flips), origin)
+    return Skeleton(
+        name=name or str(category.get("name", "skeleton")), keypoints=names, limbs=tuple(given) + tuple(mirrored),
+        flip_pairs=tuple(flips), sigmas=oks, added_limbs=tuple(range(len(given), len(given) + len(mirrored))),
+    )
+
+
+# ------------------------------------------------------------------------------ completion
+def _instance_scale(ann: Mapping[str, Any], kps: np.ndarray) -> float:
+    """An instance's size in pixels: sqrt(area) (OKS's scale), else of its box, else its keypoints' extent."""
+    area = ann.get("area")
+    if isinstance(area, (int, float)) and area > 0:
+        return float(np.sqrt(area))
+    box = ann.get("bbox")
+    if isinstance(box, list) and len(box) == 4 and box[2] > 0 and box[3] > 0:
+        return float(np.sqrt(box[2] * box[3]))
+    pts = kps[kps[:, 2] > 0, :2]
+    return float(np.ptp(pts, axis=0).max()) if len(pts) > 1 else 0.0
+
+
+def pair_distances(keypoints: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """(K, K) mean distance of each keypoint pair labelled together, in instance sizes; inf where never.
+
+    Args:
+        keypoints: (N, K, 3) x, y, v of N instances.
+        scales: (N,) each instance's size (instances of size 0 are left out).
+    """
+    kps = np.asarray(keypoints, dtype=np.float64)
+    k = kps.shape[1] if kps.ndim == 3 else 0
+    keep = np.asarray(scales, dtype=np.float64) > 0
+    kps, scales = kps[keep], np.asarray(scales, dtype=np.float64)[keep]
+    xy = kps[..., :2] / scales[:, None, None]
+    labelled = (kps[..., 2] > 0).astype(np.float64)  # (N, K)
+    both = labelled[:, :, None] * labelled[:, None, :]  # (N, K, K)
+    dist = np.linalg.norm(xy[:, :, None] - xy[:, None, :], axis=-1)
+    count = both.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (dist * both).sum(axis=0) / count
+    mean[count == 0] = np.inf
+    np.fill_diagonal(mean, np.inf)
+    return mean.reshape(k, k)
+
+
+def complete_limbs(skeleton: Skeleton, keypoints: np.ndarray, scales: np.ndarray, source: str = "skeleton") -> Skeleton:
+    """The skeleton with limbs added where its limbs leave keypoints unconnected (module docstring).
+
+    Args:
+        keypoints: (N, K, 3) the annotated instances, x, y, v in pixels.
+        scales: (N,) their sizes (e.g. sqrt of their areas).
+    Returns:
+        ``skeleton`` itself when its limbs connect every keypoint; else a copy whose added limbs
+        (logged) join the pieces, kept in ``added_limbs``. Pieces that no keypoint pair labelled
+        together can join stay apart (a warning; the bottom-up layout then refuses the skeleton).
+    """
+    if skeleton.background or limb_components(skeleton.num_keypoints, skeleton.limbs).max(initial=0) == 0:
+        return skeleton
+    distances = pair_distances(keypoints, scales)
+    added = tree_completion(skeleton.limbs, distances, skeleton.flip_permutation)
+    names = skeleton.keypoints
+    limbs = skeleton.limbs + tuple(added)
+    if added:
+        logger.info("%s: the limbs of %s leave keypoints unconnected; added %d limbs chosen from the annotations "
+                    "(shortest mean distances, in instance sizes): %s", source, skeleton.name, len(added),
+                    ", ".join(f"{names[a]}-{names[b]} ({distances[a, b]:.2f})" for a, b in added))
+    pieces = limb_components(skeleton.num_keypoints, limbs)
+    if pieces.max(initial=0) > 0:
+        apart = [names[i] for i in np.flatnonzero(pieces != pieces[0])]
+        logger.warning("%s: keypoints %s are never labelled together with the others, so no limb joins them; "
+                       "list limbs explicitly for a bottom-up model", source, apart[:8])
+    start = len(skeleton.limbs)
+    return replace(skeleton, limbs=limbs, colours=(),
+                   added_limbs=skeleton.added_limbs + tuple(range(start, start + len(added))))
+
+
+# ------------------------------------------------------------------------------ a whole file
+def _choose_group(layout: CocoLayout, source: str, category: int | str | None) -> tuple[str, ...]:
+    """The keypoint names of the category group a file's skeleton comes from (see skeleton_of_coco)."""
+    groups = layout.groups()
+    if not groups:
+        raise AnnotationError(f"{source}: no category has keypoint names, so there is no category {category!r} to "
+                              "take a skeleton from (a skeleton comes from a category's 'keypoints' and 'skeleton')")
+    if category is not None:
+        for names, ids in groups:
+            if any(category in (i, layout.category_names.get(i)) for i in ids):
+                return names
+        raise AnnotationError(f"{source}: no keypoint category {category!r}; its keypoint categories are "
+                              f"{[layout.category_names.get(i, i) for _, ids in groups for i in ids][:10]}")
+    counts = [sum(layout.annotation_counts.get(i, 0) for i in ids) for _, ids in groups]
+    return groups[int(np.argmax(counts))][0]
+
+
+def skeleton_of_coco(
+    data: Mapping[str, Any], layout: CocoLayout, source: str, *, category: int | str | None = None,
+    complete: bool = True, **settings: Any,
+) -> tuple[Skeleton, CocoLayout]:
+    """(skeleton, the layout of its categories) of a COCO dict that :func:`read_coco_keypoints` checked.
+
+    The skeleton comes from the group of categories that share one keypoint list and hold the
+    most annotations (or the one holding ``category``, an id or a name); other keypoint
+    categories are logged as left out. A file whose categories name no keypoints holds COCO-17
+    people (as the converted person sets and older files do). ``settings`` go to :func:`skeleton_from_category`;
+    ``complete`` completes the limbs from the group's annotations (:func:`complete_limbs`).
+    """
+    if not layout.category_keypoints and category is None:
+        return COCO_17, layout  # no category names keypoints: every annotation is a COCO-17 person, as always
+    names = _choose_group(layout, source, category)
+    chosen = layout.select(names, source, "the chosen category")
+    cats = [c for c in data.get("categories", []) if isinstance(c, dict) and c.get("id") in chosen.keypoint_categories]
+    if len({repr(c.get("skeleton")) for c in cats}) > 1:
+        logger.warning("%s: the %d categories sharing these keypoints list different limbs; %r's are used",
+                       source, len(cats), cats[0].get("name"))
+    if chosen.left_out():
+        logger.warning("%s: %s", source, chosen.left_out())
+    label = str(cats[0].get("name")) if len(cats) == 1 else Path(source).stem
+    skeleton = skeleton_from_category(cats[0], source=source, name=settings.pop("name", None) or label, **settings)
+    if complete and not skeleton.is_person:
+        k = skeleton.num_keypoints
+        anns = [a for a in data.get("annotations", []) if chosen.is_person(a) and not a.get("iscrowd", 0)
+                and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) == 3 * k]
+        kps = np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, k, 3)
+        scales = np.array([_instance_scale(a, p) for a, p in zip(anns, kps)])
+        skeleton = complete_limbs(skeleton, kps, scales, source)
+    return skeleton, chosen
+
+
+def skeleton_of_file(path: str | os.PathLike[str], *, category: int | str | None = None, complete: bool = True,
+                     **settings: Any) -> Skeleton:
+    """The one skeleton of a COCO-format annotation file (see :func:`skeleton_of_coco`).
+
+    The file is checked as every reader checks it
+    (:func:`~openpose_lite.data.coco_validation.read_coco_keypoints`): an annotation whose keypoint
+    list does not match its category's length is refused, naming the file and the annotation.
+    Raises FileNotFoundError, or ValueError naming the file and the field.
+    """
+    data, layout = read_coco_keypoints(path)
+    return skeleton_of_coco(data, layout, str(path), category=category, complete=complete, **settings)[0]

@@ -1,0 +1,225 @@
+"""Figures of any skeleton, for generated scenes: poses from a COCO file's own instances, drawn as limbs and blobs.
+
+:class:`PoseBank` holds the annotated instances of a COCO-format file's skeleton
+(:func:`~openpose_lite.coco_skeleton.skeleton_of_coco`), each normalised: centred on its labelled
+keypoints' box and scaled so that the box's longer side is 1. A figure is one of them, changed
+so that no two are alike:
+
+* articulated along the limbs: walking the limb tree from its root, each limb turns about its
+  parent keypoint (normal, 12 degrees, at most 30) and stretches by up to 15 %, carrying the
+  keypoints beyond it along;
+* mirrored with probability 1/2 (left and right keypoints swap: a mirrored animal is an
+  animal), turned as a whole (normal, 10 degrees), squeezed by up to 10 % across, and each
+  keypoint moved by 1 % of the size.
+
+It is drawn as thick limbs in the skeleton's limb colours (left limbs warm, right cool; limbs
+added to complete the tree thinner) with dark outlines, and keypoints as light blobs with dark
+rims, so that a small network learns where each keypoint type is. Keypoints an instance does not
+label are neither drawn nor annotated. :mod:`openpose_lite.data.synthetic` places, occludes and
+annotates the figures exactly as it does its people.
+
+Shape legend: M instances, K keypoints, L limbs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from openpose_lite.coco_skeleton import skeleton_of_coco
+from openpose_lite.data.coco_validation import read_coco_keypoints
+from openpose_lite.data.figures import rotation_matrix
+from openpose_lite.limbs import spanning_limbs
+from openpose_lite.skeleton import Skeleton
+
+__all__ = ["PoseBank", "PoseFigure", "draw_pose_figure"]
+
+# cv2's fixed-point drawing: keypoints are snapped to the 1/16 px grid it draws on.
+_SHIFT = 4
+_ONE = 1 << _SHIFT
+
+
+@dataclass(frozen=True)
+class PoseFigure:
+    """A posed figure of a skeleton: ``points`` (K, 2) float64 (unit size, centred, until
+    :meth:`place`; then image pixels on the 1/16 px grid), ``labelled`` (K,) bool, ``height``
+    (its size in px once placed), ``shade`` (brightness of its colours)."""
+
+    points: np.ndarray
+    labelled: np.ndarray
+    height: float = 1.0
+    shade: float = 1.0
+
+    def extent(self, margin: float) -> tuple[np.ndarray, np.ndarray]:
+        """(lo (2,), hi (2,)) of the labelled keypoints, grown by ``margin`` (in figure sizes)."""
+        pts = self.points[self.labelled]
+        return pts.min(axis=0) - margin, pts.max(axis=0) + margin
+
+    def place(self, height: float, offset: np.ndarray) -> PoseFigure:
+        """The figure scaled to ``height`` px and moved by ``offset`` (2,), on cv2's drawing grid."""
+        points = np.round((self.points * height + offset) * _ONE) / _ONE
+        return PoseFigure(points, self.labelled, float(height), self.shade)
+
+
+def _tree(skeleton: Skeleton) -> tuple[np.ndarray, list[int]]:
+    """(parent (K,) of each keypoint in the limb tree, -1 for roots; keypoints in breadth-first order)."""
+    _, redundant = spanning_limbs(skeleton.num_keypoints, skeleton.limbs)
+    tree = [limb for i, limb in enumerate(skeleton.limbs) if i not in redundant]
+    parent = np.full(skeleton.num_keypoints, -1, dtype=np.int64)
+    order: list[int] = []
+    degree = np.bincount(np.asarray(tree, dtype=np.int64).reshape(-1), minlength=skeleton.num_keypoints)
+    for start in np.argsort(-degree, kind="stable"):
+        if int(start) in order:
+            continue
+        queue = deque([int(start)])
+        order.append(int(start))
+        while queue:
+            node = queue.popleft()
+            for a, b in tree:
+                other = b if node == a else a if node == b else None
+                if other is not None and other not in order:
+                    parent[other] = node
+                    order.append(other)
+                    queue.append(other)
+    return parent, order
+
+
+class PoseBank:
+    """The normalised annotated instances of one skeleton, and the figures made from them.
+
+    Args:
+        skeleton: the instances' skeleton (annotation layout).
+        poses: (M, K, 2) normalised keypoints; ``labelled`` (M, K) bool.
+        category: the COCO category generated files carry (names, 1-based limbs; for skeletons
+            other than the person also ``flip_pairs`` and ``sigmas``, so a file states it whole).
+    """
+
+    def __init__(self, skeleton: Skeleton, poses: np.ndarray, labelled: np.ndarray, category: dict[str, Any]) -> None:
+        if len(poses) == 0:
+            raise ValueError(f"{skeleton.name}: no annotated instance to draw figures from")
+        self.skeleton = skeleton
+        self.poses, self.labelled = poses, labelled
+        self.category = category
+        self._parent, self._order = _tree(skeleton)
+        self._children = [[c for c in self._order if self._parent[c] == k] for k in range(skeleton.num_keypoints)]
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **settings: Any) -> PoseBank:
+        """The bank of a COCO-format file's skeleton (``settings`` as :func:`skeleton_of_coco` takes them).
+
+        Instances kept: not crowd, at least half of the keypoints (and two) labelled; when none
+        has as many, those with two. Raises ValueError naming the file when none is left.
+        """
+        data, layout = read_coco_keypoints(path)
+        skeleton, chosen = skeleton_of_coco(data, layout, str(path), **settings)
+        k = skeleton.num_keypoints
+        anns = [a for a in data["annotations"] if chosen.is_person(a) and not a.get("iscrowd", 0)
+                and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) == 3 * k]
+        kps = np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, k, 3)
+        count = (kps[..., 2] > 0).sum(axis=1)
+        keep = count >= max(2, math.ceil(k / 2))
+        if not keep.any():
+            keep = count >= 2
+        if not keep.any():
+            raise ValueError(f"{path}: no annotated instance of {skeleton.name} with two labelled keypoints to "
+                             "draw figures from")
+        kps = kps[keep]
+        labelled = kps[..., 2] > 0
+        poses = np.zeros(kps.shape[:2] + (2,))
+        for m, (pts, on) in enumerate(zip(kps[..., :2], labelled)):
+            lo, hi = pts[on].min(axis=0), pts[on].max(axis=0)
+            poses[m] = (pts - 0.5 * (lo + hi)) / max(float((hi - lo).max()), 1e-6)
+            poses[m, ~on] = 0.0  # unlabelled keypoints sit at the centre (an occluder's anchor)
+        sources = [c for c in data["categories"] if isinstance(c, dict) and c.get("id") in chosen.keypoint_categories]
+        name = str(sources[0].get("name")) if len(sources) == 1 else skeleton.name
+        return cls(skeleton, poses, labelled, _category(skeleton, sources[0], name))
+
+    def sample_pose(self, rng: np.random.Generator) -> PoseFigure:
+        """One articulated, mirrored or not, turned figure of unit size (module docstring); a fixed
+        number of draws per keypoint, so a seed gives the same figure."""
+        m = int(rng.integers(len(self.poses)))
+        pts, on = self.poses[m].copy(), self.labelled[m].copy()
+        turns = np.clip(rng.normal(0.0, math.radians(12.0), len(pts)), -math.radians(30), math.radians(30))
+        stretch = rng.uniform(0.85, 1.15, len(pts))
+        for k in self._order:
+            p = self._parent[k]
+            if p < 0 or not (on[k] and on[p]):
+                continue
+            moved = self._subtree(k)
+            rot = rotation_matrix(float(turns[k]))
+            pts[moved] = pts[p] + (pts[moved] - pts[p]) @ rot.T
+            pts[moved] += (stretch[k] - 1.0) * (pts[k] - pts[p])
+        if rng.random() < 0.5:
+            perm = self.skeleton.flip_permutation
+            pts, on = pts[perm] * np.array([-1.0, 1.0]), on[perm]
+        squeeze = np.array([rng.uniform(0.9, 1.0), 1.0])
+        pts = (pts * squeeze) @ rotation_matrix(float(np.clip(rng.normal(0.0, math.radians(10)), -0.5, 0.5))).T
+        pts += rng.normal(0.0, 0.01, pts.shape)
+        lo, hi = pts[on].min(axis=0), pts[on].max(axis=0)
+        pts = (pts - 0.5 * (lo + hi)) / max(float((hi - lo).max()), 1e-6)
+        pts[~on] = 0.0
+        return PoseFigure(pts, on, 1.0, float(rng.uniform(0.7, 1.0)))
+
+    def _subtree(self, k: int) -> list[int]:
+        out, stack = [], [k]
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(self._children[node])
+        return out
+
+
+def _category(skeleton: Skeleton, source: dict[str, Any], name: str) -> dict[str, Any]:
+    """The COCO category of generated figures: the source's id, names and every limb (1-based)."""
+    category = {"supercategory": source.get("supercategory", name), "id": source.get("id", 1),
+                "name": name, "keypoints": list(skeleton.keypoints),
+                "skeleton": [[a + 1, b + 1] for a, b in skeleton.limbs]}
+    if not skeleton.is_person:  # the person's layout comes from its names; others state theirs whole
+        category["flip_pairs"] = [[a + 1, b + 1] for a, b in skeleton.flip_pairs]
+        category["sigmas"] = list(skeleton.sigmas)
+    return category
+
+
+def _fp(point: np.ndarray) -> tuple[int, int]:
+    return int(round(float(point[0]) * _ONE)), int(round(float(point[1]) * _ONE))
+
+
+def draw_pose_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: PoseFigure, skeleton: Skeleton,
+                     rng: np.random.Generator) -> None:
+    """Draw a placed figure on ``image`` (H, W, 3) and mark its pixels with ``label`` in ``owner`` (H, W).
+
+    ``rng`` shuffles the order the limbs are drawn in (which one is in front).
+    """
+    limbs = [i for i, (a, b) in enumerate(skeleton.limbs) if fig.labelled[a] and fig.labelled[b]]
+    # Sizes follow the figure, and the limbs' own lengths where they are short (many keypoints).
+    lengths = [float(np.linalg.norm(fig.points[a] - fig.points[b])) for a, b in (skeleton.limbs[i] for i in limbs)]
+    unit = min(fig.height, 4.0 * float(np.median(lengths))) if lengths else fig.height
+    thick = max(2, round(0.06 * unit))
+    outline = max(1, round(0.01 * unit))
+    radius = max(2, round(0.04 * unit))
+    colours = [tuple(int(c * fig.shade) for c in colour) for colour in skeleton.limb_colours]
+    rng.shuffle(limbs)
+    width = {i: max(2, thick // 2) if i in skeleton.added_limbs else thick for i in limbs}
+    for i in limbs:  # all outlines first, so crossing limbs read as limbs
+        a, b = skeleton.limbs[i]
+        dark = tuple(int(c * 0.35) for c in colours[i])
+        cv2.line(image, _fp(fig.points[a]), _fp(fig.points[b]), dark, width[i] + 2 * outline, cv2.LINE_AA, _SHIFT)
+        cv2.line(owner, _fp(fig.points[a]), _fp(fig.points[b]), label, width[i] + 2 * outline, cv2.LINE_8, _SHIFT)
+    for i in limbs:
+        a, b = skeleton.limbs[i]
+        cv2.line(image, _fp(fig.points[a]), _fp(fig.points[b]), colours[i], width[i], cv2.LINE_AA, _SHIFT)
+    blob = {}
+    for i in reversed(range(len(skeleton.limbs))):  # a keypoint takes its first limb's colour
+        for k in skeleton.limbs[i]:
+            blob[k] = tuple(int(0.45 * c + 140) for c in colours[i])
+    for k in np.flatnonzero(fig.labelled):
+        centre = _fp(fig.points[k])
+        cv2.circle(image, centre, (radius + outline) * _ONE, (30, 30, 30), -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(image, centre, radius * _ONE, blob.get(int(k), (220, 220, 220)), -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(owner, centre, (radius + outline) * _ONE, label, -1, cv2.LINE_8, _SHIFT)

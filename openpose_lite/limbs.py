@@ -1,0 +1,181 @@
+"""Limb graphs: which keypoints the limbs connect, the spanning tree and the redundant limbs,
+completing a limb list to its mirror image and to a tree, and the limb colours derived from it.
+
+Pure functions of keypoint indices (no names, no files), shared by :mod:`openpose_lite.skeleton`
+and :mod:`openpose_lite.coco_skeleton`.
+
+Shape legend: K keypoints, L limbs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+__all__ = ["derived_colours", "limb_components", "mirror_completion", "spanning_limbs", "tree_completion"]
+
+Colour = tuple[int, int, int]
+Limbs = tuple[tuple[int, int], ...]
+
+
+def limb_components(num_keypoints: int, limbs: Limbs) -> np.ndarray:
+    """(K,) int: the connected component of each keypoint in the limb graph (0, 1, ... in keypoint order)."""
+    parent = list(range(num_keypoints))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in limbs:
+        parent[find(a)] = find(b)
+    roots = [find(i) for i in range(num_keypoints)]
+    labels = {r: n for n, r in enumerate(dict.fromkeys(roots))}
+    return np.array([labels[r] for r in roots], dtype=np.int64)
+
+
+def spanning_limbs(num_keypoints: int, limbs: Limbs) -> tuple[int, tuple[int, ...]]:
+    """(root, redundant limbs) of a limb graph: the general rule for limbs that close cycles.
+
+    The root is the keypoint with the most limbs (the first on a tie: OpenPose's neck). Limbs are
+    walked breadth first from it, in list order at each keypoint (then from the best-connected
+    keypoint not reached, for a graph in pieces); a limb that reaches a keypoint already reached
+    closes a cycle and is redundant. The others form a spanning tree along which bottom-up
+    grouping grows people; the redundant ones only join parts of people already started, as
+    CMU's shoulder-ear limbs do.
+    """
+    degree = np.zeros(num_keypoints, dtype=np.int64)
+    for a, b in limbs:
+        degree[a] += 1
+        degree[b] += 1
+    root = int(np.argmax(degree)) if num_keypoints else 0
+    seen: set[int] = set()
+    walked: set[int] = set()
+    redundant: list[int] = []
+    for start in [root] + [int(k) for k in np.argsort(-degree, kind="stable")]:
+        if start in seen:
+            continue
+        seen.add(start)
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            for i, (a, b) in enumerate(limbs):
+                if i in walked or node not in (a, b):
+                    continue
+                walked.add(i)
+                other = b if node == a else a
+                if other in seen:
+                    redundant.append(i)
+                else:
+                    seen.add(other)
+                    queue.append(other)
+    return root, tuple(sorted(redundant))
+
+
+def _hsv_to_bgr(hue_deg: float, saturation: float, value: float) -> Colour:
+    """One HSV colour (hue in degrees, saturation and value in [0, 1]) as 8-bit BGR."""
+    c = value * saturation
+    h = (hue_deg % 360.0) / 60.0
+    x = c * (1 - abs(h % 2 - 1))
+    r, g, b = [(c, x, 0), (x, c, 0), (0, c, x), (0, x, c), (x, 0, c), (c, 0, x)][int(h) % 6]
+    m = value - c
+    return tuple(int(round(255 * (v + m))) for v in (b, g, r))  # type: ignore[return-value]
+
+
+def mirror_completion(limbs: Limbs, flip_permutation: np.ndarray) -> list[tuple[int, int]]:
+    """The mirror images of ``limbs`` that are not limbs yet, in limb order.
+
+    A PAF model sees mirrored images in training (and in the flip test), where limb (a, b)
+    becomes (perm[a], perm[b]); that pair must have a channel of its own.
+    """
+    have = {frozenset(limb) for limb in limbs}
+    added: list[tuple[int, int]] = []
+    for a, b in limbs:
+        mirrored = (int(flip_permutation[a]), int(flip_permutation[b]))
+        if frozenset(mirrored) not in have:
+            have.add(frozenset(mirrored))
+            added.append(mirrored)
+    return added
+
+
+def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.ndarray) -> list[tuple[int, int]]:
+    """Limbs that join the pieces of a limb graph into one: a minimum spanning tree over the pieces.
+
+    Kruskal's rule on keypoint pairs, shortest first (ties in index order), starting from the
+    pieces that ``limbs`` make: a pair joining two pieces becomes a limb, and so does its mirror
+    image (``flip_permutation``), so the completed skeleton stays symmetric (the mirror limb may
+    close a cycle; :func:`spanning_limbs` then marks it redundant).
+
+    Args:
+        limbs: the limbs given, (a, b) keypoint indices.
+        distances: (K, K) cost of joining two keypoints (e.g. their mean normalised distance in the
+            annotations); ``inf`` where a pair cannot be joined (never labelled together).
+    Returns:
+        the added limbs (a, b) with a < b, or their mirrors, in the order they were chosen. The
+        graph may still be in pieces when the finite distances cannot join them.
+    """
+    k = distances.shape[0]
+    parent = list(range(k))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in limbs:
+        parent[find(a)] = find(b)
+    have = {frozenset(limb) for limb in limbs}
+    rows, cols = np.triu_indices(k, 1)
+    finite = np.isfinite(distances[rows, cols])
+    rows, cols = rows[finite], cols[finite]
+    added: list[tuple[int, int]] = []
+    for n in np.lexsort((cols, rows, distances[rows, cols])):
+        a, b = int(rows[n]), int(cols[n])
+        if find(a) == find(b):
+            continue
+        for pair in ((a, b), (int(flip_permutation[a]), int(flip_permutation[b]))):
+            if frozenset(pair) not in have and pair[0] != pair[1]:
+                have.add(frozenset(pair))
+                added.append(pair)
+                parent[find(pair[0])] = find(pair[1])
+    return added
+
+
+def derived_colours(limbs: Limbs, flip_pairs: Limbs, limb_mirror: np.ndarray) -> tuple[Colour, ...]:
+    """Limb colours from the skeleton alone: left limbs warm, right limbs cool, the others green.
+
+    A left limb and its mirror sit at the same place of their ranges, so corresponding limbs are
+    easy to pair up; consecutive limbs of a range alternate in brightness. The left side of a
+    flip pair is its first keypoint; ``limb_mirror`` (L,) is the index of each limb's mirror image. Without flip pairs the hues go round the whole wheel.
+    """
+    left = {a for a, _ in flip_pairs}
+    right = {b for _, b in flip_pairs}
+    sides = []
+    for a, b in limbs:
+        on_left, on_right = bool({a, b} & left), bool({a, b} & right)
+        sides.append("L" if on_left and not on_right else "R" if on_right and not on_left else "C")
+    mirror = limb_mirror  # (L,) limb index of each limb's mirror image
+    rank: dict[int, int] = {}
+    counts = {"L": 0, "R": 0, "C": 0}
+    for i, side in enumerate(sides):
+        if side == "R" and sides[mirror[i]] == "L":
+            continue  # takes its mirror's rank below
+        rank[i] = counts[side]
+        counts[side] += 1
+    for i, side in enumerate(sides):
+        rank.setdefault(i, rank.get(int(mirror[i]), 0))
+    counts["R"] = max(counts["R"], counts["L"])
+    ranges = {"L": (0.0, 50.0), "R": (180.0, 70.0), "C": (85.0, 60.0)}
+    if not left:
+        ranges["C"] = (0.0, 360.0 * (1 - 1 / max(counts["C"], 1)))
+    colours = []
+    for i, side in enumerate(sides):
+        start, span = ranges[side]
+        t = rank[i] / max(counts[side] - 1, 1)
+        colours.append(_hsv_to_bgr(start + span * t, 1.0, 1.0 if rank[i] % 2 == 0 else 0.7))
+    return tuple(colours)
+
+
