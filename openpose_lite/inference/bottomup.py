@@ -44,7 +44,8 @@ from openpose_lite.codecs import BottomUpPafCodec
 from openpose_lite.config import CodecConfig, build_bottomup_codec, config_from_dict
 from openpose_lite.geometry import LIGHTWEIGHT_REPORT_SHIFT, invert_affine, letterbox_affine
 from openpose_lite.inference.base import Predictor, require_config
-from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.inference.calibration import bottomup_calibration
+from openpose_lite.inference.network import make_runner
 from openpose_lite.models.hrnet import HRNet
 from openpose_lite.models.mobilenet_paf import MobileNetPafNet
 from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, PAD_VALUE, InputBound, as_bgr, letterbox, to_network_input
@@ -126,6 +127,9 @@ class BottomUpPredictor(Predictor):
             convention of the code the weights come from (0 for ours and the CMU model;
             :data:`~openpose_lite.geometry.LIGHTWEIGHT_REPORT_SHIFT` for Lightweight OpenPose's
             files, whose val.py adds it; :meth:`from_model` chooses).
+        backend: ``"torch"`` or ``"openvino"`` (:func:`~openpose_lite.inference.network.make_runner`).
+        calibration: with backend openvino and precision int8 (or auto), the images to calibrate
+            on: a folder, images, or a :class:`~openpose_lite.inference.calibration.Calibration`.
 
     After each call, :attr:`timings` holds the seconds spent in each of :data:`PHASES`.
     """
@@ -142,6 +146,8 @@ class BottomUpPredictor(Predictor):
         precision: str = "fp32",
         input_bound: InputBound | None = None,
         report_shift: float = 0.0,
+        backend: str = "torch",
+        calibration: Any = None,
     ) -> None:
         if not isinstance(codec, BottomUpPafCodec):
             raise ValueError(f"codec: expected a BottomUpPafCodec, got {type(codec).__name__}")
@@ -151,7 +157,8 @@ class BottomUpPredictor(Predictor):
         if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
             raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
         codec.check_model(model)
-        self.runner = NetworkRunner(model, ("heatmaps", "pafs"), device, half, precision)
+        self.runner = make_runner(model, ("heatmaps", "pafs"), device, half, precision, backend=backend,
+                                  calibration=bottomup_calibration(calibration, input_size, codec.stride, input_bound))
         self.codec = codec
         self.input_size = int(input_size)
         self.scales = scales
