@@ -42,7 +42,7 @@ DEFAULT_LIMIT = 300
 ToInputs = Callable[[np.ndarray], np.ndarray]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: it may hold image arrays
 class Calibration:
     """Images to calibrate int8 on, and the function that makes network inputs of one.
 
