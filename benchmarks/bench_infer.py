@@ -54,7 +54,7 @@ from openpose_lite.bench.config import BOTTOMUP_ARCHS
 from openpose_lite.bench.speed import gt_decode
 from openpose_lite.config import CodecConfig, build_bottomup_codec
 from openpose_lite.data.synthetic import SceneConfig, generate_scene
-from openpose_lite.devices import resolve_device, resolve_precision
+from openpose_lite.devices import cpu_description, resolve_device, resolve_precision
 from openpose_lite.geometry import letterbox_affine
 from openpose_lite.images import ImageReadError, read_image
 from openpose_lite.inference.pipeline import run_pipelined, run_sequential
@@ -332,22 +332,6 @@ def main(argv: list[str] | None = None) -> int:
                 print()
     print("command: python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])]))
     return 0
-
-
-def cpu_description() -> str:
-    """The CPU model and its bf16 flags, from /proc/cpuinfo where there is one."""
-    from openpose_lite.devices import cpu_computes_bf16
-
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    bf16 = "native bf16" if cpu_computes_bf16() else "no native bf16 (neither avx512_bf16 nor amx_bf16)"
-    return f"{model or 'unknown CPU'}, {bf16}"
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import logging
 
 import torch
 
-__all__ = ["PRECISIONS", "autocast_dtype", "cpu_computes_bf16", "resolve_device", "resolve_precision"]
+__all__ = ["PRECISIONS", "autocast_dtype", "cpu_computes_bf16", "cpu_computes_int8", "cpu_description", "cpu_model_name",
+           "resolve_device", "resolve_precision"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 # CPU flags (Linux /proc/cpuinfo) of instructions that compute bfloat16 products natively; without
 # them oneDNN emulates bf16 and autocast runs slower than float32.
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# ... and of the int8 dot products that make int8 convolutions pay (VNNI, AMX).
+_CPU_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 def _cpu_flags() -> set[str]:
@@ -56,6 +59,34 @@ def _cpu_flags() -> set[str]:
 def cpu_computes_bf16() -> bool:
     """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
     return any(flag in _cpu_flags() for flag in _CPU_BF16_FLAGS)
+
+
+def cpu_computes_int8() -> bool:
+    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8).
+
+    Without them int8 convolutions still run (AVX2 multiply-add pairs) but gain much less over
+    float32, so ``auto`` precisions only choose int8 where these are present.
+    """
+    return any(flag in _cpu_flags() for flag in _CPU_INT8_FLAGS)
+
+
+def cpu_model_name() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown CPU" where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def cpu_description() -> str:
+    """The CPU model and the flags that decide its fast precisions, e.g. ``"AMD EPYC (avx2 avx512_bf16 avx512_vnni)"``."""
+    flags = _cpu_flags()
+    shown = [f for f in ("avx2", "avx512f", *_CPU_BF16_FLAGS, *_CPU_INT8_FLAGS, "amx_tile") if f in flags]
+    return f"{cpu_model_name()} ({' '.join(shown) or 'none of avx2, avx512, bf16, vnni, amx'})"
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

@@ -20,6 +20,8 @@ import numpy as np
 
 # Colour images as stored: 8-bit BGR (grey, 16-bit and alpha images are converted), no EXIF rotation.
 READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+# The file name endings taken for images where a folder is listed (lower case).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
 
 class ImageReadError(ValueError):

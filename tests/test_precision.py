@@ -159,6 +159,14 @@ def test_cpu_bf16_detection_reads_the_cpu_flags(monkeypatch):
     assert not devices.cpu_computes_bf16()
 
 
+@pytest.mark.parametrize("flags, int8", [({"avx2", "avx512_vnni"}, True), ({"avx2", "avx_vnni"}, True),
+                                         ({"amx_int8", "amx_tile"}, True), ({"avx2", "avx512f", "avx512_bf16"}, False)])
+def test_cpu_int8_detection_reads_the_vnni_and_amx_flags(monkeypatch, flags, int8):
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: flags)
+    assert devices.cpu_computes_int8() is int8
+    assert all(flag in devices.cpu_description() for flag in flags)
+
+
 def test_fp32_is_the_default_and_gives_the_exact_maps():
     image, targets = _people_maps()
     predictor = BottomUpPredictor(MapsThroughAConv(targets), CODEC, input_size=240, device="cpu")

@@ -26,9 +26,9 @@ from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Cl
 from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
 from openpose_lite.cli.outputs import InferRun, VideoOutput, frame_count, progress_disabled, video_fps
 from openpose_lite.cli.shards import Shard, current_shard
+from openpose_lite.images import IMAGE_EXTENSIONS
 from openpose_lite.structures import Poses
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
 

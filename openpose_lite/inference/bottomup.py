@@ -44,7 +44,8 @@ from openpose_lite.codecs import BottomUpPafCodec
 from openpose_lite.config import Config, build_bottomup_codec, config_from_dict
 from openpose_lite.geometry import invert_affine, letterbox_affine
 from openpose_lite.inference.base import Predictor
-from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.inference.calibration import bottomup_calibration
+from openpose_lite.inference.network import make_runner
 from openpose_lite.models.architectures import architecture_of
 from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, PAD_VALUE, InputBound, as_bgr, letterbox, normalise_input
 from openpose_lite.skeleton import OPENPOSE_18
@@ -126,6 +127,9 @@ class BottomUpPredictor(Predictor):
             of the config :meth:`from_model` reads).
         input_norm: the network's input normalisation (``model.input_norm``;
             :func:`~openpose_lite.preprocess.normalise_input`): CMU's for the bottom-up models.
+        backend: ``"torch"`` or ``"openvino"`` (:func:`~openpose_lite.inference.network.make_runner`).
+        calibration: with backend openvino and precision int8 (or auto), the images to calibrate
+            on: a folder, images, or a :class:`~openpose_lite.inference.calibration.Calibration`.
 
     After each call, :attr:`timings` holds the seconds spent in each of :data:`PHASES`.
     """
@@ -142,6 +146,8 @@ class BottomUpPredictor(Predictor):
         input_bound: InputBound | None = None,
         report_shift: float = 0.0,
         input_norm: str = "cmu",
+        backend: str = "torch",
+        calibration: Any = None,
     ) -> None:
         if not isinstance(codec, BottomUpPafCodec):
             raise ValueError(f"codec: expected a BottomUpPafCodec, got {type(codec).__name__}")
@@ -151,7 +157,9 @@ class BottomUpPredictor(Predictor):
         if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
             raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
         codec.check_model(model)
-        self.runner = NetworkRunner(model, ("heatmaps", "pafs"), device, precision)
+        self.runner = make_runner(model, ("heatmaps", "pafs"), device, precision, backend=backend,
+                                  calibration=bottomup_calibration(calibration, input_size, codec.stride, input_bound,
+                                                                   input_norm=input_norm))
         self.codec = codec
         self.input_size = int(input_size)
         self.scales = scales
@@ -179,13 +187,16 @@ class BottomUpPredictor(Predictor):
         input_size: int | None = None,
         codec_overrides: Mapping[str, Any] | None = None,
         input_bound: InputBound | None = None,
+        backend: str = "torch",
+        calibration: Any = None,
     ) -> "BottomUpPredictor":
         """A predictor for a loaded model and the config it runs with (``None``: the defaults).
 
         The config is a checkpoint's stored one, or the one :func:`~openpose_lite.models.weights.read_weights`
         gives a foreign file (its reference's conventions: a Lightweight OpenPose file reports its
         keypoints as the reference's val.py does, ``codec.report_shift``). ``input_size`` and
-        ``codec_overrides`` (codec field -> value, e.g. ``{"peak_threshold": 0.2}``) replace its settings.
+        ``codec_overrides`` (codec field -> value, e.g. ``{"peak_threshold": 0.2}``) replace its settings;
+        ``backend`` and ``calibration``: see the constructor.
         """
         row = architecture_of(model)
         if row is not None and row.branch != "bottomup":
@@ -202,7 +213,8 @@ class BottomUpPredictor(Predictor):
         size = cfg.codec.input_size if input_size is None else input_size
         input_norm = cfg.model.input_norm or (row.input_norm if row is not None else "cmu")
         return cls(model, codec, input_size=size, scales=scales, flip=flip, device=device, precision=precision,
-                   input_bound=input_bound, report_shift=cfg.codec.report_shift, input_norm=input_norm)
+                   input_bound=input_bound, report_shift=cfg.codec.report_shift, input_norm=input_norm,
+                   backend=backend, calibration=calibration)
 
     # ------------------------------------------------------------------ public calls
     def __call__(self, image_bgr: np.ndarray) -> Poses:

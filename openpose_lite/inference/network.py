@@ -1,8 +1,15 @@
-"""Running a network for inference: device, precision, eval mode, the last stage's maps as numpy.
+"""Running a network for inference: the runtimes behind the predictors, and the torch one.
 
-Both predictors go through :class:`NetworkRunner`, so a model is prepared and called one way:
-moved to its device once, run in eval mode (the caller's train/eval mode is restored after each
-call), under ``torch.inference_mode``, and its last stage returned as float32 numpy maps.
+A runtime (a backend) is one way of running the network behind the predictors: both predictors
+get theirs from :func:`make_runner` and call it the same way, a (B, 3, H, W) float32 batch in,
+the last stage's maps ``{name: (B, C, h, w) float32 numpy}`` out, with ``device``,
+``precision``, ``to_device``, ``sync`` and ``model`` beside. Two backends:
+
+* ``torch`` (:class:`NetworkRunner`): the model moved to its device once, run in eval mode (the
+  caller's train/eval mode is restored after each call), under ``torch.inference_mode``, with
+  autocast for bf16/fp16;
+* ``openvino`` (:class:`~openpose_lite.inference.openvino_runner.OpenVinoRunner`): the model
+  converted once (cached on disk) and compiled for the CPU, in fp32, bf16 or int8.
 """
 
 from __future__ import annotations
@@ -15,8 +22,12 @@ import torch
 from torch import nn
 
 from openpose_lite.devices import autocast_dtype, resolve_device, resolve_precision
+from openpose_lite.inference.calibration import Calibration
+from openpose_lite.inference.openvino_model import IrModel
 
-__all__ = ["NetworkRunner", "last_stage"]
+__all__ = ["BACKENDS", "NetworkRunner", "last_stage", "make_runner"]
+
+BACKENDS = ("torch", "openvino")
 
 
 def last_stage(outputs: Any, names: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -39,6 +50,8 @@ class NetworkRunner:
     The maps always come back as float32 for decoding. Calling the runner with a
     (B, 3, H, W) float32 batch returns the last stage's maps ``{name: (B, C, h, w) float32 numpy}``.
     """
+
+    backend = "torch"
 
     def __init__(self, model: nn.Module, names: Sequence[str], device: str | torch.device | None = None,
                  precision: str = "fp32") -> None:
@@ -68,3 +81,34 @@ class NetworkRunner:
         """Wait for queued CUDA work so phase timings are honest (no-op on CPU)."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+
+def make_runner(model: nn.Module | IrModel, names: Sequence[str], device: str | torch.device | None = None,
+                precision: str = "fp32", *, backend: str = "torch",
+                calibration: Calibration | None = None, cache: Any = None,
+                performance: str = "latency") -> NetworkRunner | Any:
+    """The runner of ``model`` on ``backend`` (:data:`BACKENDS`): what the predictors call.
+
+    ``torch``: :class:`NetworkRunner` (precisions fp32, bf16, fp16, auto). ``openvino``:
+    :class:`~openpose_lite.inference.openvino_runner.OpenVinoRunner` on the CPU (fp32, bf16, int8
+    calibrated on ``calibration``, auto), the converted model cached in ``cache`` (None: the
+    default folder; False: none), ``performance`` ``"latency"`` or ``"throughput"``. An
+    :class:`~openpose_lite.inference.openvino_model.IrModel` (an IR file) runs on openvino only.
+    Options that only the other backend has are ValueErrors naming it.
+    """
+    if backend == "torch":
+        if isinstance(model, IrModel):
+            raise ValueError(f"{model.path}: an OpenVINO IR runs with backend openvino, not torch")
+        if precision == "int8":
+            raise ValueError("precision int8: quantised models run with backend openvino (OpenVINO + NNCF)")
+        if calibration is not None:
+            raise ValueError("calibration: only backend openvino quantises (precision int8)")
+        if performance != "latency":
+            raise ValueError(f"performance {performance}: the throughput hint is backend openvino's")
+        return NetworkRunner(model, names, device, precision)
+    if backend == "openvino":
+        from openpose_lite.inference.openvino_runner import OpenVinoRunner
+
+        return OpenVinoRunner(model, names, device, precision, calibration=calibration, cache=cache,
+                              performance=performance)
+    raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")

@@ -23,7 +23,8 @@ from openpose_lite.config import Config, build_topdown_codec, config_from_dict
 from openpose_lite.geometry import HRNET, box_to_center_scale, invert_affine, transform_keypoints
 from openpose_lite.inference.base import Predictor
 from openpose_lite.inference.boxes import BoxSource, sanitize_box
-from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.inference.calibration import topdown_calibration
+from openpose_lite.inference.network import make_runner
 from openpose_lite.models.architectures import architecture_of
 from openpose_lite.oks import oks_nms
 from openpose_lite.preprocess import as_bgr, crop_person, normalise_input
@@ -78,13 +79,17 @@ class TopDownPredictor(Predictor):
         padding: float = 1.25,
         oks_threshold: float = 0.9,
         input_norm: str = "imagenet_rgb",
+        backend: str = "torch",
+        calibration: Any = None,
     ) -> None:
         if not isinstance(codec, TopDownHeatmapCodec):
             raise ValueError(f"codec: expected a TopDownHeatmapCodec, got {type(codec).__name__}")
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         codec.check_model(model)
-        self.runner = NetworkRunner(model, ("heatmaps",), device, precision)
+        self.runner = make_runner(model, ("heatmaps",), device, precision, backend=backend,
+                                  calibration=topdown_calibration(calibration, codec.input_hw, padding, codec.convention,
+                                                                  input_norm=input_norm))
         normalise_input(np.zeros((1, 1, 3), np.uint8), input_norm)  # an unknown name is refused here, by name
         self.input_norm = input_norm
         self.codec = codec

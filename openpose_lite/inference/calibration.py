@@ -1,0 +1,190 @@
+"""Calibration sets for post-training int8 quantisation: the user's images and how one becomes network inputs.
+
+Quantisation measures the range of every activation on inputs like those the model will see, so
+a calibration set is a folder of a few hundred images of the user's own kind (or images in
+memory) plus the function that turns one image into network inputs, which is the predictor's
+preprocessing: bottom-up, the image letterboxed to the input height and normalised
+(:func:`bottomup_calibration`); top-down, person crops (:func:`topdown_calibration`).
+
+A :class:`Calibration` iterates over single inputs (1, 3, H, W) float32, lazily (reading and
+preparing an image only when the quantiser asks for it, so a few hundred images cost no memory),
+and has an :meth:`~Calibration.identity` that the model cache keys the calibrated model on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from openpose_lite.geometry import box_to_center_scale
+from openpose_lite.images import IMAGE_EXTENSIONS, ImageReadError, read_image
+from openpose_lite.preprocess import (
+    DEFAULT_INPUT_BOUND,
+    InputBound,
+    crop_person,
+    letterbox,
+    normalise_input,
+)
+
+__all__ = ["DEFAULT_LIMIT", "Calibration", "bottomup_calibration", "topdown_calibration"]
+
+logger = logging.getLogger(__name__)
+
+# NNCF's default subset size: its post-training quantisation is documented as needing about 300 samples.
+DEFAULT_LIMIT = 300
+ToInputs = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: it may hold image arrays
+class Calibration:
+    """Images to calibrate int8 on, and the function that makes network inputs of one.
+
+    Args:
+        source: a folder (searched recursively for image files, name order) or a sequence of
+            (H, W, 3) uint8 BGR images.
+        to_inputs: one BGR image -> (N, 3, H, W) float32 network inputs (N >= 0; top-down: one
+            per person crop).
+        key: what ``to_inputs`` does, in words (the input size, normalisation): part of the
+            calibrated model's cache key, so a change of preprocessing calibrates again.
+        limit: the most network inputs used; a larger folder is sampled evenly over its name order.
+    """
+
+    source: Path | tuple[np.ndarray, ...]
+    to_inputs: ToInputs
+    key: str
+    limit: int = DEFAULT_LIMIT
+    _files: tuple[Path, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1:
+            raise ValueError(f"calibration limit: expected a positive integer, got {self.limit!r}")
+        if isinstance(self.source, (str, os.PathLike)):
+            folder = Path(self.source)
+            object.__setattr__(self, "source", folder)
+            object.__setattr__(self, "_files", _image_files(folder, self.limit))
+        else:
+            images = tuple(self.source)
+            if not images:
+                raise ValueError("calibration: no images given")
+            object.__setattr__(self, "source", images)
+
+    @property
+    def where(self) -> str:
+        """The source in words, for messages."""
+        return f"calibration folder {self.source}" if isinstance(self.source, Path) else \
+            f"{len(self.source)} calibration images"
+
+    def identity(self) -> str:
+        """A digest of what calibration sees: the files (names, sizes, times) or pixels, ``key`` and ``limit``."""
+        digest = hashlib.sha256(f"{self.key}\0{self.limit}\0".encode())
+        if isinstance(self.source, Path):
+            digest.update(str(self.source.resolve()).encode())
+            for path in self._files:
+                stat = path.stat()
+                digest.update(f"\0{path.relative_to(self.source)}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+        else:
+            for image in self.source:
+                digest.update(f"{image.shape}{image.dtype}".encode())
+                digest.update(np.ascontiguousarray(image).data)
+        return digest.hexdigest()
+
+    def _images(self) -> Iterator[tuple[str, np.ndarray]]:
+        if isinstance(self.source, Path):
+            for path in self._files:
+                try:
+                    yield str(path), read_image(path)
+                except ImageReadError as exc:
+                    logger.warning("calibration: skipping %s", exc)
+        else:
+            yield from ((f"images[{i}]", image) for i, image in enumerate(self.source))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Single network inputs (1, 3, H, W) float32, at most ``limit`` of them."""
+        count = 0
+        for name, image in self._images():
+            try:
+                inputs = np.asarray(self.to_inputs(image), dtype=np.float32)
+            except ValueError as exc:  # a degenerate image the predictor refuses too
+                logger.warning("calibration: skipping %s: %s", name, exc)
+                continue
+            if inputs.ndim != 4 or inputs.shape[1] != 3:
+                raise ValueError(f"calibration: to_inputs({name}) returned shape {inputs.shape}; expected (N, 3, H, W)")
+            for one in inputs:
+                yield np.ascontiguousarray(one[None])
+                count += 1
+                if count == self.limit:
+                    return
+
+    def check(self) -> None:
+        """A ValueError naming the source unless at least one network input comes out of it."""
+        if next(iter(self), None) is None:
+            raise ValueError(f"{self.where}: no usable image (none could be read, or none gave a network input)")
+
+
+def _image_files(folder: Path, limit: int) -> tuple[Path, ...]:
+    """Up to ``limit`` image files of ``folder`` (recursive, name order), evenly spread over all of them."""
+    if not folder.is_dir():
+        raise ValueError(f"calibration folder {folder}: not found or not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise ValueError(f"calibration folder {folder}: holds no images (looked for {' '.join(IMAGE_EXTENSIONS)}, "
+                         "recursively); give a folder of a few hundred images like those the model will run on")
+    if len(files) > limit:
+        # Evenly spread: name-ordered folders are often video frames, whose neighbours are alike.
+        files = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, limit).round().astype(int))]
+    return tuple(files)
+
+
+def _as_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None, to_inputs: ToInputs,
+                    key: str, limit: int) -> Calibration | None:
+    if source is None or isinstance(source, Calibration):
+        return source
+    return Calibration(source if isinstance(source, (str, os.PathLike)) else tuple(source), to_inputs, key, limit)
+
+
+def bottomup_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None, input_size: int,
+                         stride: int, input_bound: InputBound | None = None, limit: int = DEFAULT_LIMIT,
+                         input_norm: str = "cmu") -> Calibration | None:
+    """A bottom-up predictor's calibration set: each image as the predictor runs it at scale 1.
+
+    That is :func:`~openpose_lite.preprocess.letterbox` to ``input_size`` within the input
+    bound, then the model's input normalisation (one input per image, its own padded width).
+    ``None`` and a ready :class:`Calibration` pass through unchanged.
+    """
+    bound = DEFAULT_INPUT_BOUND if input_bound is None else input_bound
+
+    def to_inputs(image: np.ndarray) -> np.ndarray:
+        boxed, _ = letterbox(image, input_size, stride, bound=bound)
+        return normalise_input(boxed[None], input_norm)
+
+    key = f"bottom-up letterbox {input_size}/{stride} {bound!r} {input_norm}"
+    return _as_calibration(source, to_inputs, key, limit)
+
+
+def topdown_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None,
+                        input_hw: tuple[int, int], padding: float, convention: str,
+                        limit: int = DEFAULT_LIMIT, input_norm: str = "imagenet_rgb") -> Calibration | None:
+    """A top-down predictor's calibration set: one crop per image, the whole image taken as the person box.
+
+    A plain folder has no person boxes, so each image is cropped as a box covering all of it
+    (:func:`~openpose_lite.geometry.box_to_center_scale`, :func:`~openpose_lite.preprocess.crop_person`,
+    the model's input normalisation, as the predictor crops a box): give a folder
+    of person crops (or a :class:`Calibration` whose ``to_inputs`` crops known boxes) for the
+    closest match to what the model sees.
+    """
+    out_h, out_w = int(input_hw[0]), int(input_hw[1])
+
+    def to_inputs(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        center, size = box_to_center_scale(np.array([0.0, 0.0, w, h]), out_w / out_h, padding, convention)
+        crop, _ = crop_person(image, center, size, 0.0, (out_h, out_w), convention=convention)
+        return normalise_input(crop[None], input_norm)
+
+    key = f"top-down whole-image crop {out_h}x{out_w} padding {padding} {convention} {input_norm}"
+    return _as_calibration(source, to_inputs, key, limit)

@@ -1,0 +1,330 @@
+"""The OpenVINO runtime: the same maps as torch, conversion once (cached), bf16 / int8 precisions, IR files.
+
+The networks are small random versions of each architecture with weights drawn so their maps
+span roughly [-1, 1] (the stock initialisations give maps near 1e-9, where any runtime agrees).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+try:
+    import openvino
+except Exception as exc:  # any failure (missing, broken wheel, unsupported CPU) skips the module
+    pytest.skip(f"openvino does not import ({type(exc).__name__}: {exc}); install the extra: "
+                "pip install 'openpose-lite[openvino]'", allow_module_level=True)
+
+from openpose_lite import devices
+from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec, config_to_dict
+from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.inference import openvino_model, openvino_runner
+from openpose_lite.inference.calibration import Calibration, bottomup_calibration
+from openpose_lite.inference.network import make_runner
+from openpose_lite.inference.openvino_model import BackendUnavailableError, export_ir, read_ir
+from openpose_lite.inference.openvino_runner import openvino_native_precisions, resolve_openvino_precision
+from openpose_lite.models.hrnet import build_hrnet
+from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
+from openpose_lite.models.vgg19_paf import build_vgg19_paf
+from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
+from openpose_lite.skeleton import COCO_17
+
+BOTTOMUP = ("heatmaps", "pafs")
+# Two input sizes through one converted model (stride 8 bottom-up; HRNet takes multiples of 32).
+SIZES = {"vgg19": [(1, 64, 96), (2, 96, 64)], "mobilenet": [(1, 64, 96), (2, 96, 64)], "hrnet": [(1, 64, 64), (2, 96, 64)]}
+
+
+def _lively(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Draw weights that keep activations near unit scale (He-like, gain 1) and non-trivial BN statistics."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_in = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / math.sqrt(fan_in))
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model.eval()
+
+
+def _network(arch: str) -> nn.Module:
+    torch.manual_seed(0)
+    if arch == "vgg19":
+        return _lively(build_vgg19_paf(num_stages=2, stage_channels=16, width_mult=0.125))
+    if arch == "mobilenet":
+        return _lively(build_mobilenet_paf(num_channels=16, width_mult=0.25))
+    model = _lively(build_hrnet(width=8, num_blocks=1))
+    # HRNet's branch sums grow its maps to ~60; scale the head so they span about [-1, 1].
+    with torch.no_grad():
+        peak = model(torch.rand(1, 3, 64, 64) - 0.5)[-1]["heatmaps"].abs().max()
+        model.final_layer.weight.div_(peak)
+        model.final_layer.bias.div_(peak)
+    return model
+
+
+def _names(arch: str) -> tuple[str, ...]:
+    return ("heatmaps",) if arch == "hrnet" else BOTTOMUP
+
+
+def _inputs(batch: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(seed)) - 0.5
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One cache folder for the module (each network converts once), also the predictors' default."""
+    folder = tmp_path_factory.mktemp("openvino_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OPENPOSE_LITE_CACHE", str(folder))
+        yield folder / "openvino"
+
+
+@pytest.fixture(scope="module")
+def networks():
+    return {arch: _network(arch) for arch in SIZES}
+
+
+def _max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert a[name].shape == b[name].shape and a[name].dtype == np.float32
+    return max(float(np.abs(a[name] - b[name]).max()) for name in a)
+
+
+@pytest.mark.parametrize("arch", list(SIZES))
+def test_openvino_fp32_maps_equal_torch_fp32_at_two_input_sizes_through_one_model(arch, networks, cache):
+    model = networks[arch]
+    torch_runner = make_runner(model, _names(arch))
+    ov_runner = make_runner(model, _names(arch), backend="openvino", precision="fp32", cache=cache)
+    shape = ov_runner.compiled.inputs[0].get_partial_shape()
+    assert shape[1] == 3 and all(shape[i].is_dynamic for i in (0, 2, 3))  # batch, height, width
+    # OpenVINO would pick bf16 by itself on a CPU that has it: fp32 must say f32.
+    assert ov_runner.compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32
+    assert ov_runner.threads == torch.get_num_threads()
+    for batch, h, w in SIZES[arch]:
+        x = _inputs(batch, h, w)
+        expected = torch_runner(torch_runner.to_device(x))
+        assert 0.2 < max(float(np.abs(v).max()) for v in expected.values()) < 5  # maps of unit scale
+        assert _max_diff(ov_runner(ov_runner.to_device(x)), expected) < 1e-3
+
+
+def test_second_construction_reads_the_cache_and_other_weights_convert_again(networks, cache, monkeypatch):
+    model = networks["vgg19"]
+    first = make_runner(model, BOTTOMUP, backend="openvino", cache=cache)
+    calls = []
+    real_convert = openvino.convert_model
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real_convert(*args, **kwargs)
+
+    monkeypatch.setattr(openvino, "convert_model", counting)
+    second = make_runner(model, BOTTOMUP, backend="openvino", cache=cache)
+    assert calls == []
+    x = _inputs(1, 64, 64)
+    assert _max_diff(first(x), second(x)) == 0.0
+    entries = list(cache.iterdir())
+    assert entries and all((p / "model.xml").is_file() and (p / "model.bin").is_file() for p in entries)
+    assert not [p for p in cache.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+
+    changed = _network("vgg19")
+    with torch.no_grad():
+        changed.stages[-1].heatmaps[-1].bias.add_(0.5)
+    other = make_runner(changed, BOTTOMUP, backend="openvino", cache=cache)
+    assert calls == [1]
+    assert _max_diff(other(x), make_runner(changed, BOTTOMUP)(x)) < 1e-3
+
+
+def test_bottomup_predictor_on_openvino_gives_the_torch_predictors_maps(networks, cache):
+    model = networks["mobilenet"]
+    codec = build_bottomup_codec(skeleton=model.skeleton)
+    image = (np.random.default_rng(0).random((70, 100, 3)) * 255).astype(np.uint8)
+    on_torch = BottomUpPredictor(model, codec, input_size=64, flip=True).predict_maps([image])[0]
+    on_openvino = BottomUpPredictor(model, codec, input_size=64, flip=True, backend="openvino")
+    assert on_openvino.runner.precision == "fp32" and on_openvino.device == torch.device("cpu")
+    maps = on_openvino.predict_maps([image])[0]
+    assert _max_diff({k: maps[k] for k in BOTTOMUP}, {k: on_torch[k] for k in BOTTOMUP}) < 1e-3
+
+
+def test_topdown_predictor_on_openvino_gives_the_torch_predictors_heatmaps(networks, cache):
+    model = networks["hrnet"]
+    cfg = Config()
+    codec = build_topdown_codec(cfg)
+    crops = _inputs(2, 256, 192, seed=1)
+    on_torch = TopDownPredictor(model, codec, flip=True).heatmaps(crops)
+    on_openvino = TopDownPredictor(model, codec, flip=True, backend="openvino").heatmaps(crops)
+    assert on_openvino.shape == (2, COCO_17.num_keypoints, 64, 48)
+    assert float(np.abs(on_openvino - on_torch).max()) < 1e-3
+
+
+@pytest.mark.skipif("bf16" not in openvino_native_precisions(), reason="this CPU does not compute bf16 natively")
+def test_bf16_runs_the_cpus_native_bfloat16_close_to_fp32(networks, cache):
+    model = networks["mobilenet"]
+    runner = make_runner(model, BOTTOMUP, backend="openvino", precision="bf16", cache=cache)
+    assert runner.precision == "bf16"
+    assert runner.compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.bf16
+    x = _inputs(1, 64, 96)
+    diff = _max_diff(runner(x), make_runner(model, BOTTOMUP)(x))
+    assert 0 < diff < 0.02  # bf16 keeps 8 bits of mantissa: measured 0.007 on these unit-scale maps
+
+
+def test_bf16_is_refused_on_a_cpu_without_native_bfloat16(networks, cache, monkeypatch):
+    monkeypatch.setattr(openvino_runner, "openvino_native_precisions", lambda: {"fp32", "int8"})
+    with pytest.raises(ValueError, match="does not compute bfloat16 natively"):
+        make_runner(networks["vgg19"], BOTTOMUP, backend="openvino", precision="bf16", cache=cache)
+    assert resolve_openvino_precision("auto", None) == "fp32"
+
+
+@pytest.mark.parametrize("native, vnni, calibrated, expected", [
+    ({"fp32", "bf16", "int8"}, True, True, "int8"),
+    ({"fp32", "bf16", "int8"}, False, True, "bf16"),
+    ({"fp32", "bf16", "int8"}, True, False, "bf16"),
+    ({"fp32", "int8"}, True, False, "fp32"),
+    ({"fp32", "int8"}, False, True, "fp32"),
+])
+def test_auto_is_int8_only_with_calibration_and_vnni_else_native_bf16_else_fp32(native, vnni, calibrated, expected,
+                                                                                 monkeypatch):
+    monkeypatch.setattr(openvino_runner, "openvino_native_precisions", lambda: native)
+    monkeypatch.setattr(devices, "cpu_computes_int8", lambda: vnni)
+    calibration = Calibration((np.zeros((8, 8, 3), np.uint8),), lambda im: np.zeros((1, 3, 8, 8), np.float32), "t")
+    assert resolve_openvino_precision("auto", calibration if calibrated else None) == expected
+
+
+def test_precisions_and_options_that_cannot_run_are_refused_by_name(networks):
+    model = networks["vgg19"]
+    with pytest.raises(ValueError, match="int8 needs a calibration set"):
+        resolve_openvino_precision("int8", None)
+    with pytest.raises(ValueError, match="fp16 is for CUDA"):
+        resolve_openvino_precision("fp16", None)
+    with pytest.raises(ValueError, match="backend openvino"):
+        make_runner(model, BOTTOMUP, precision="int8")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        make_runner(model, BOTTOMUP, device="cuda", backend="openvino")
+    with pytest.raises(ValueError, match="backend: expected one of"):
+        make_runner(model, BOTTOMUP, backend="tensorrt")
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    """Six generated scenes to calibrate on."""
+    out = tmp_path_factory.mktemp("calibration")
+    write_dataset(out, 6, seed=3, cfg=SceneConfig(image_hw=(80, 112)))
+    return out / "images"
+
+
+def test_int8_calibrated_on_generated_scenes_is_close_to_fp32_and_cached(networks, cache, scenes, monkeypatch):
+    pytest.importorskip("nncf", reason="int8 needs nncf (pip install 'openpose-lite[openvino]')")
+    model = networks["mobilenet"]
+    codec = build_bottomup_codec(skeleton=model.skeleton)
+    predictor = BottomUpPredictor(model, codec, input_size=64, backend="openvino", precision="int8", calibration=scenes)
+    runner = predictor.runner
+    assert runner.precision == "int8"
+    runtime = runner.compiled.get_runtime_model()
+    precisions = {info["runtimePrecision"].astype(str) for info in (op.get_rt_info() for op in runtime.get_ops())
+                  if "layerType" in info and info["layerType"].astype(str) == "Convolution"}
+    assert precisions & {"i8", "u8"}, precisions  # convolutions really run in int8
+    x = _inputs(1, 64, 96)
+    diff = _max_diff(runner(x), make_runner(model, BOTTOMUP)(x))
+    assert 0 < diff < 0.06  # measured 0.028 on these unit-scale maps (random inputs, calibrated on scenes)
+
+    import nncf
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("quantised again although the calibrated model is cached")
+
+    monkeypatch.setattr(nncf, "quantize", refuse)
+    again = BottomUpPredictor(model, codec, input_size=64, backend="openvino", precision="int8", calibration=scenes)
+    assert _max_diff(again.runner(x), runner(x)) == 0.0
+
+
+def test_calibration_folder_without_readable_images_is_an_error_naming_it(tmp_path, networks, cache):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=f"{empty}.*holds no images"):
+        bottomup_calibration(empty, 64, 8)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"not a jpeg")
+    calibration = bottomup_calibration(broken, 64, 8)
+    with pytest.raises(ValueError, match=f"{broken}: no usable image"):
+        make_runner(networks["vgg19"], BOTTOMUP, backend="openvino", precision="int8", calibration=calibration,
+                    cache=cache)
+
+
+def test_ir_export_then_import_gives_the_same_maps_and_stored_config(tmp_path, networks, cache):
+    model = networks["vgg19"]
+    config = config_to_dict(Config())
+    path = export_ir(model, tmp_path / "model.xml", BOTTOMUP, config, cache=cache)
+    assert path.with_suffix(".bin").is_file()
+    ir = read_ir(path)
+    assert ir.config == config and not ir.foreign
+    assert ir.skeleton == model.skeleton and ir.stride == model.stride and ir.names == BOTTOMUP
+    assert ir.precision == "fp32" and ir.arch == "VGG19PafNet"
+    runner = make_runner(ir, BOTTOMUP, backend="openvino")
+    x = _inputs(2, 72, 56)
+    assert _max_diff(runner(x), make_runner(model, BOTTOMUP, backend="openvino", cache=cache)(x)) == 0.0
+    assert _max_diff(runner(x), make_runner(model, BOTTOMUP)(x)) < 1e-3
+    with pytest.raises(ValueError, match="backend openvino"):
+        make_runner(ir, BOTTOMUP)
+
+
+def test_foreign_ir_reads_without_config_and_its_outputs_are_named_as_missing(tmp_path):
+    ops = openvino.opset13
+    images = ops.parameter([-1, 3, -1, -1], openvino.Type.f32, name="x")
+    weights = ops.constant(np.ones((2, 3, 1, 1), np.float32))
+    model = openvino.Model([ops.convolution(images, weights, [1, 1], [0, 0], [0, 0], [1, 1])], [images])
+    openvino.save_model(model, str(tmp_path / "other.xml"))
+    ir = read_ir(tmp_path / "other.xml")
+    assert ir.foreign and ir.config is None and ir.skeleton is None
+    with pytest.raises(ValueError, match="another tool"):
+        make_runner(ir, BOTTOMUP, backend="openvino")
+    with pytest.raises(ValueError, match="not found"):
+        read_ir(tmp_path / "missing.xml")
+
+
+def test_missing_openvino_is_an_error_naming_the_extra(networks, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'openpose-lite\[openvino\]'") as info:
+        make_runner(networks["vgg19"], BOTTOMUP, backend="openvino", cache=False)
+    assert isinstance(info.value, ValueError)
+    assert openvino_model.EXTRA_INSTALL in str(info.value)
+
+
+@pytest.mark.slow
+def test_bench_openvino_runs_on_tiny_networks_and_prints_every_row(capsys):
+    pytest.importorskip("nncf", reason="int8 needs nncf (pip install 'openpose-lite[openvino]')")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_openvino.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_bench_openvino", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    threads, cache = torch.get_num_threads(), os.environ.get("OPENPOSE_LITE_CACHE")
+    try:
+        code = module.main(["--small", "--archs", "mobilenet", "--precisions", "fp32", "int8", "--size", "64", "96",
+                            "--input-size", "64", "--people", "2", "--repeats", "1", "--calibration-images", "2",
+                            "--folder", "2", "--folder-batch", "2", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0 and os.environ.get("OPENPOSE_LITE_CACHE") == cache  # its temporary cache is forgotten
+    out = capsys.readouterr().out
+    assert "mobilenet torch int8: skipped, precision int8: quantised models run with backend openvino" in out
+    number = r"[0-9.]+"
+    for backend, precision in (("torch", "fp32"), ("openvino", "fp32"), ("openvino", "int8")):
+        assert re.search(rf"\| mobilenet \| {backend} \| {precision} \| {number} \| {number}x \| {number} \| "
+                         rf"{number}x \| {number} \|", out), out
+    for batch, hint in (("1", "latency"), ("2", "latency"), ("2", "throughput")):
+        assert re.search(rf"\| mobilenet \| openvino \| int8 \| {batch} \| {hint} \| {number} \| {number}x \|", out), out
