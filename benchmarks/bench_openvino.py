@@ -1,11 +1,12 @@
 """CPU inference through OpenVINO against torch: network-alone and end-to-end ms, folder images/s, per precision.
 
-The networks are the published ones with random weights (their speed does not depend on the
-weights): VGG19 (the CMU COCO body model's size and layout), Lightweight OpenPose
-(``build_mobilenet_paf()``, the published network) and HRNet-W32 on 256x192 person crops. One
-generated 480x640 scene (``--people`` people) is run at scale 1 without flip; the network-alone
-time is one call of the runner on the predictor's own input (bottom-up: the letterboxed
-368x496 image; top-down: a batch of the people's crops), the end-to-end time one predictor
+The networks are the published ones of the architecture table with random weights (their speed
+does not depend on the weights): VGG19 (the CMU COCO body model's size and layout), Lightweight
+OpenPose (the published network), HRNet-W32 and SimpleBaseline-ResNet50 on 256x192 person crops,
+the Hourglass on 256x256 ones. One generated 480x640 scene (``--people`` people) is run at scale 1
+without flip; the network-alone time is one call of the runner on the predictor's own input
+(bottom-up: the letterboxed 368x496 image; top-down: a batch of the people's crops), the
+end-to-end time one predictor
 call (preprocessing, network, decoding). Every configuration (architecture x backend x
 precision) is built and warmed up first, then timed in interleaved rounds, one call of each per
 round, so a change of machine load hits all alike; ratios are against torch fp32 of the same
@@ -24,7 +25,7 @@ between parallel requests), to show whether THROUGHPUT helps.
 
 Run on an idle machine:
 
-    python benchmarks/bench_openvino.py [--archs vgg19 mobilenet hrnet] [--precisions fp32 bf16 int8]
+    python benchmarks/bench_openvino.py [--archs vgg19_paf mobilenet_paf hrnet simple_baseline] [--precisions fp32 bf16 int8]
         [--repeats 5] [--folder 16] [--folder-batch 4] [--threads 0]
 """
 
@@ -36,7 +37,6 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,35 +45,27 @@ import cv2
 import numpy as np
 import torch
 
-from openpose_lite.config import build_bottomup_codec, build_topdown_codec
+from openpose_lite.config import Config, config_to_dict, load_config
 from openpose_lite.data.synthetic import SceneConfig, generate_scene, write_dataset
 from openpose_lite.devices import cpu_description
 from openpose_lite.images import read_image
+from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
 from openpose_lite.inference.network import make_runner
 from openpose_lite.inference.pipeline import run_pipelined
 from openpose_lite.io import write_json_atomic
-from openpose_lite.models.hrnet import build_hrnet
-from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
-from openpose_lite.models.vgg19_paf import build_vgg19_paf
-from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
+from openpose_lite.models.architectures import ARCHITECTURES, architecture
+from openpose_lite.models.factory import build_model
 from openpose_lite.structures import Poses
 
-ARCHS: dict[str, Callable[[], torch.nn.Module]] = {
-    "vgg19": build_vgg19_paf,  # defaults: the CMU COCO body model (6 stages of 128 channels)
-    "mobilenet": build_mobilenet_paf,  # defaults: the published Lightweight OpenPose
-    "hrnet": lambda: build_hrnet(32),  # HRNet-W32, 256x192 crops
-}
-# --small: tiny versions, to check that the script runs (their times mean nothing).
-SMALL: dict[str, Callable[[], torch.nn.Module]] = {
-    "vgg19": lambda: build_vgg19_paf(num_stages=2, stage_channels=16, width_mult=0.125),
-    "mobilenet": lambda: build_mobilenet_paf(num_channels=16, width_mult=0.25),
-    "hrnet": lambda: build_hrnet(8, num_blocks=1),
-}
+DEFAULT_ARCHS = ("vgg19_paf", "mobilenet_paf", "hrnet", "simple_baseline")
+# --small: tiny versions of every architecture, to check that the script runs (their times mean nothing).
+SMALL = ("model.num_stages=1", "model.stage_channels=16", "model.width_mult=0.25", "model.hrnet_width=8",
+         "model.hrnet_blocks=1", "model.depth=18")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archs", nargs="+", choices=list(ARCHS), default=list(ARCHS))
+    parser.add_argument("--archs", nargs="+", choices=[a.name for a in ARCHITECTURES], default=list(DEFAULT_ARCHS))
     parser.add_argument("--backends", nargs="+", choices=["torch", "openvino"], default=["torch", "openvino"])
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16", "int8"], default=["fp32", "bf16", "int8"],
                         help="those a backend or this CPU cannot run natively are listed as skipped")
@@ -109,13 +101,17 @@ class Built:
     cached_start: float | None
 
 
-def make_predictor(arch: str, model: torch.nn.Module, backend: str, precision: str, calibration: Path | None,
-                   input_size: int) -> Any:
+def run_config(arch: str, small: bool, input_size: int) -> Config:
+    """The published network of ``arch`` (its crop size for top-down ones), tiny with ``small``."""
+    return load_config(None, [f"model.arch={arch}", f"codec.input_size={input_size}", *(SMALL if small else ())])
+
+
+def make_predictor(model: torch.nn.Module, cfg: Config, backend: str, precision: str, calibration: Path | None) -> Any:
     options = {"backend": backend, "precision": precision, "device": "cpu",
                "calibration": calibration if precision == "int8" else None}
-    if arch == "hrnet":
-        return TopDownPredictor(model, build_topdown_codec(), **options)
-    return BottomUpPredictor(model, build_bottomup_codec(skeleton=model.skeleton), input_size=input_size, **options)
+    if architecture(cfg.model.arch).branch == "topdown":
+        return TopDownPredictor.from_model(model, config_to_dict(cfg), **options)
+    return BottomUpPredictor.from_model(model, config_to_dict(cfg), **options)
 
 
 def network_input(predictor: Any, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
@@ -131,20 +127,20 @@ def end_to_end(predictor: Any, image: np.ndarray, boxes: np.ndarray) -> Poses:
     return predictor(image)
 
 
-def build_all(args: argparse.Namespace, calibration: Path) -> tuple[dict[Setup, Built], dict[str, torch.nn.Module],
-                                                                       list[str]]:
+def build_all(args: argparse.Namespace, calibration: Path) -> tuple[dict[Setup, Built], dict[str, tuple], list[str]]:
     """Every configuration's predictor, its construction times, and a note per skipped one."""
     built, models, notes = {}, {}, []
     for arch in args.archs:
         torch.manual_seed(args.seed)
-        models[arch] = (SMALL if args.small else ARCHS)[arch]().eval()
+        cfg = run_config(arch, args.small, args.input_size)
+        models[arch] = (build_model(cfg.model).eval(), cfg)
         for backend in args.backends:
             for precision in args.precisions:
                 setup = Setup(arch, backend, precision)
                 print(f"building {arch} {backend} {precision} ...", file=sys.stderr, flush=True)
                 try:
                     t0 = time.perf_counter()
-                    predictor = make_predictor(arch, models[arch], backend, precision, calibration, args.input_size)
+                    predictor = make_predictor(*models[arch], backend, precision, calibration)
                     first = time.perf_counter() - t0
                 except ValueError as exc:
                     notes.append(f"{arch} {backend} {precision}: skipped, {exc}")
@@ -152,7 +148,7 @@ def build_all(args: argparse.Namespace, calibration: Path) -> tuple[dict[Setup, 
                 cached = None
                 if backend == "openvino":
                     t0 = time.perf_counter()
-                    predictor = make_predictor(arch, models[arch], backend, precision, calibration, args.input_size)
+                    predictor = make_predictor(*models[arch], backend, precision, calibration)
                     cached = time.perf_counter() - t0
                 built[setup] = Built(predictor, first, cached)
     return built, models, notes
@@ -197,20 +193,19 @@ def print_table(built: dict[Setup, Built], rows: dict[Setup, dict[str, float]]) 
 
 
 # ------------------------------------------------------------------------------------ the folder
-def folder_runs(built: dict[Setup, Built], models: dict[str, torch.nn.Module], batch: int,
-                calibration: Path, input_size: int) -> dict[tuple[Setup, int, str], Any]:
+def folder_runs(built: dict[Setup, Built], models: dict[str, tuple], batch: int,
+                calibration: Path) -> dict[tuple[Setup, int, str], Any]:
     """(setup, batch, hint) -> predictor: batch 1 everywhere; on OpenVINO, ``batch`` with each hint."""
     runs: dict[tuple[Setup, int, str], Any] = {}
     for setup, b in built.items():
-        if setup.arch == "hrnet":
-            continue  # the top-down model needs boxes: a folder of plain images is the bottom-up models' run
+        if architecture(setup.arch).branch == "topdown":
+            continue  # a top-down model needs boxes: a folder of plain images is the bottom-up models' run
         runs[(setup, 1, "latency")] = b.predictor
         if setup.backend == "openvino" and batch > 1:
             runs[(setup, batch, "latency")] = b.predictor
-            throughput = make_predictor(setup.arch, models[setup.arch], "openvino", setup.precision, calibration,
-                                        input_size)
+            throughput = make_predictor(*models[setup.arch], "openvino", setup.precision, calibration)
             throughput.runner = make_runner(
-                models[setup.arch], ("heatmaps", "pafs"), backend="openvino", precision=setup.precision,
+                models[setup.arch][0], ("heatmaps", "pafs"), backend="openvino", precision=setup.precision,
                 calibration=throughput.runner.calibration, performance="throughput")
             runs[(setup, batch, "throughput")] = throughput
     return runs
@@ -238,9 +233,9 @@ def time_folder(runs: dict[tuple[Setup, int, str], Any], files: list[Path], out_
     return {key: rounds * len(files) / s for key, s in seconds.items()}
 
 
-def folder_section(args: argparse.Namespace, built: dict[Setup, Built], models: dict[str, torch.nn.Module],
+def folder_section(args: argparse.Namespace, built: dict[Setup, Built], models: dict[str, tuple],
                    calibration: Path, tmp: Path) -> None:
-    runs = folder_runs(built, models, args.folder_batch, calibration, args.input_size)
+    runs = folder_runs(built, models, args.folder_batch, calibration)
     if not runs:
         return
     folder, out_dir = tmp / "folder", tmp / "out"

@@ -81,7 +81,7 @@ def test_tiny_bench_writes_csv_table_plot_and_prints_the_reproducing_command(tmp
     assert "random weights" in printed
     command = _printed_command(printed)
     assert command.startswith("openpose-lite bench --people 1 2 --size 96 128 --repeats 1")
-    assert "--device cpu --precision fp32 --threads 1" in command and "--hrnet-width 8" in command
+    assert "--device cpu --precision fp32 --backend torch --threads 1" in command and "--hrnet-width 8" in command
     table = (out_dir / "table.md").read_text()
     assert command in table and "| people |" in table
     if HAS_MATPLOTLIB:

@@ -273,7 +273,7 @@ def test_ir_export_then_import_gives_the_same_maps_and_stored_config(tmp_path, n
     ir = read_ir(path)
     assert ir.config == config and not ir.foreign
     assert ir.skeleton == model.skeleton and ir.stride == model.stride and ir.names == BOTTOMUP
-    assert ir.precision == "fp32" and ir.arch == "VGG19PafNet"
+    assert ir.precision == "fp32" and ir.arch == "vgg19_paf"
     runner = make_runner(ir, BOTTOMUP, backend="openvino")
     x = _inputs(2, 72, 56)
     assert _max_diff(runner(x), make_runner(model, BOTTOMUP, backend="openvino", cache=cache)(x)) == 0.0
@@ -314,17 +314,100 @@ def test_bench_openvino_runs_on_tiny_networks_and_prints_every_row(capsys):
     spec.loader.exec_module(module)
     threads, cache = torch.get_num_threads(), os.environ.get("OPENPOSE_LITE_CACHE")
     try:
-        code = module.main(["--small", "--archs", "mobilenet", "--precisions", "fp32", "int8", "--size", "64", "96",
+        code = module.main(["--small", "--archs", "mobilenet_paf", "--precisions", "fp32", "int8", "--size", "64", "96",
                             "--input-size", "64", "--people", "2", "--repeats", "1", "--calibration-images", "2",
                             "--folder", "2", "--folder-batch", "2", "--threads", "1"])
     finally:
         torch.set_num_threads(threads)
     assert code == 0 and os.environ.get("OPENPOSE_LITE_CACHE") == cache  # its temporary cache is forgotten
     out = capsys.readouterr().out
-    assert "mobilenet torch int8: skipped, precision int8: quantised models run with backend openvino" in out
+    assert "mobilenet_paf torch int8: skipped, precision int8: quantised models run with backend openvino" in out
     number = r"[0-9.]+"
     for backend, precision in (("torch", "fp32"), ("openvino", "fp32"), ("openvino", "int8")):
-        assert re.search(rf"\| mobilenet \| {backend} \| {precision} \| {number} \| {number}x \| {number} \| "
+        assert re.search(rf"\| mobilenet_paf \| {backend} \| {precision} \| {number} \| {number}x \| {number} \| "
                          rf"{number}x \| {number} \|", out), out
     for batch, hint in (("1", "latency"), ("2", "latency"), ("2", "throughput")):
-        assert re.search(rf"\| mobilenet \| openvino \| int8 \| {batch} \| {hint} \| {number} \| {number}x \|", out), out
+        assert re.search(rf"\| mobilenet_paf \| openvino \| int8 \| {batch} \| {hint} \| {number} \| {number}x \|", out), out
+
+
+# ------------------------------------------------------------------ the command line
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny bottom-up checkpoint and three generated scenes (the CLI tests' inputs)."""
+    from conftest import write_tiny_checkpoint
+
+    folder = tmp_path_factory.mktemp("ov_cli")
+    ann = write_dataset(folder / "scenes", 3, seed=2, cfg=SceneConfig(image_hw=(96, 128)))
+    return write_tiny_checkpoint(folder / "tiny.pt"), ann
+
+
+def test_a_second_infer_on_the_same_weights_starts_without_converting_again(tiny, cache, tmp_path, monkeypatch):
+    from openpose_lite.cli import main
+
+    checkpoint, ann = tiny
+    calls = []
+    real = openvino_model.convert
+    monkeypatch.setattr(openvino_model, "convert", lambda *a, **k: calls.append(1) or real(*a, **k))
+    args = ["infer", str(ann.parent / "images"), "--checkpoint", str(checkpoint), "--backend", "openvino",
+            "--no-progress"]
+    assert main([*args, "-o", str(tmp_path / "first")]) == 0 and len(calls) == 1
+    assert main([*args, "-o", str(tmp_path / "second")]) == 0 and len(calls) == 1  # read from the cache
+    for name in ("000001_keypoints.json", "results_coco.json"):
+        assert (tmp_path / "first" / name).read_text() == (tmp_path / "second" / name).read_text()
+
+
+def test_export_writes_an_ir_with_its_config_that_infer_and_eval_run_as_weights(tiny, cache, tmp_path, capsys):
+    from openpose_lite.cli import main
+
+    checkpoint, ann = tiny
+    xml = tmp_path / "tiny.xml"
+    assert main(["export", "--checkpoint", str(checkpoint), "--format", "openvino", "-o", str(xml)]) == 0
+    ir = read_ir(xml)
+    assert ir.arch == "vgg19_paf" and ir.config["codec"]["input_size"] == 128 and ir.skeleton.name == "openpose18"
+    images = ann.parent / "images"
+    assert main(["infer", str(images), "--weights", str(xml), "-o", str(tmp_path / "ir"), "--no-progress"]) == 0
+    assert main(["infer", str(images), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "pt"),
+                 "--no-progress"]) == 0
+    # The IR's people are the torch model's (fp32 maps within 1e-6: the same keypoints to a few 1e-5 px; the
+    # tiny noise model's near-tied scores may order them differently).
+    import json
+
+    def people(folder: str) -> np.ndarray:
+        rows = [[r["image_id"], *r["keypoints"]] for r in json.loads((tmp_path / folder / "results_coco.json").read_text())]
+        return np.array(sorted(rows, key=lambda row: [round(v, 1) for v in row]))
+
+    ours, theirs = people("ir"), people("pt")
+    assert ours.shape == theirs.shape and len(ours) > 0
+    assert np.abs(ours - theirs).max() < 1e-2
+    capsys.readouterr()
+    assert main(["eval", "--weights", str(xml), "--ann", str(ann), "--images", str(images)]) == 0
+    assert "fp32, openvino" in capsys.readouterr().out
+
+
+def _one_error(capsys) -> str:
+    lines = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_missing_extra_bf16_without_native_support_and_a_calibration_folder_of_no_images_exit_2(
+        tiny, cache, tmp_path, monkeypatch, capsys):
+    from openpose_lite.cli import main
+
+    checkpoint, ann = tiny
+    base = ["infer", str(ann.parent / "images"), "--checkpoint", str(checkpoint), "--backend", "openvino",
+            "-o", str(tmp_path / "out")]
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "openvino", None)
+        assert main(base) == 2
+        assert "pip install 'openpose-lite[openvino]'" in _one_error(capsys)
+    with monkeypatch.context() as m:
+        m.setattr(openvino_runner, "openvino_native_precisions", lambda: {"fp32", "int8"})
+        assert main([*base, "--precision", "bf16"]) == 2
+        assert "--precision: precision bf16: this CPU does not compute bfloat16 natively" in _one_error(capsys)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.jpg").write_bytes(b"not an image")
+    assert main([*base, "--precision", "int8", "--calibration", str(broken)]) == 2
+    assert str(broken) in _one_error(capsys)
+    assert not (tmp_path / "out").exists()

@@ -19,6 +19,7 @@ from typing import Literal
 from openpose_lite.bench.options import CommandLineOptions, option
 from openpose_lite.config import CodecConfig, TopDownConfig
 from openpose_lite.devices import PRECISIONS
+from openpose_lite.inference.network import BACKENDS
 from openpose_lite.models.architectures import architectures
 from openpose_lite.models.factory import published_config
 from openpose_lite.params import Params
@@ -69,7 +70,10 @@ class BenchConfig(Params, CommandLineOptions):
     decode_repeats: int = option(20, "timed decodes of the ground-truth maps per point")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N (checked by devices.resolve_device)")
     precision: str = option("fp32", "network precision of both branches: fp32, bf16 (CPUs with avx512_bf16 or "
-                                    "amx_bf16, CUDA), fp16 (CUDA) or auto (the fastest this device runs natively)")
+                                    "amx_bf16, CUDA), fp16 (CUDA), int8 (backend openvino, with --calibration) or auto "
+                                    "(the fastest this device runs natively)")
+    backend: str = option("torch", "runtime of both networks: torch or openvino (the CPU deployment runtime)")
+    calibration: str | None = option(None, "backend openvino, precision int8: images to calibrate on", metavar="DIR")
     threads: int = option(1, "torch CPU threads (0: torch's default, one per core; 1 is the repeatable choice on "
                              "a CPU shared with other jobs)")
     seed: int = option(0, "seed of the scenes and of the random weights")
@@ -109,7 +113,8 @@ class BenchConfig(Params, CommandLineOptions):
         self._require(min(self.image_hw) >= 16, "image_hw", "(H, W), each at least 16")
         for name, low in (("repeats", 1), ("warmup", 0), ("decode_repeats", 1), ("threads", 0), ("seed", 0)):
             self._require(getattr(self, name) >= low, name, f"an integer >= {low}")
-        self._require(self.precision in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
+        self._require(self.precision in (*PRECISIONS, "int8"), "precision", f"one of {', '.join(PRECISIONS)}, int8")
+        self._require(self.backend in BACKENDS, "backend", f"one of {', '.join(BACKENDS)}")
         self._check_models()
         self._check_accuracy()
 

@@ -56,6 +56,11 @@ def _parameters(model: torch.nn.Module) -> str:
     return f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters"
 
 
+def _runtime(cfg: BenchConfig) -> dict[str, Any]:
+    """The runtime options both predictors of a run share."""
+    return {"precision": cfg.precision, "backend": cfg.backend, "calibration": cfg.calibration}
+
+
 def _describe(loaded: LoadedWeights) -> str:
     """A loaded file's network in words, from the config it runs with."""
     return loaded.architecture.describe(config_from_dict(loaded.config, where="weights config").model)
@@ -66,7 +71,7 @@ def _bottomup(cfg: BenchConfig, device: torch.device) -> tuple[BottomUpPredictor
         loaded = read_weights(cfg.bu_checkpoint)
         require_checkpoint(cfg.bu_checkpoint, loaded)
         predictor = BottomUpPredictor.from_model(loaded.model, loaded.config, cfg.bu_checkpoint, device=device,
-                                                 input_size=cfg.bu_input_size, precision=cfg.precision)
+                                                 input_size=cfg.bu_input_size, **_runtime(cfg))
         name = f"{Path(cfg.bu_checkpoint).name}: {_describe(loaded)}"
     else:
         arch = cfg.bu_arch or BOTTOMUP_ARCHS[0]
@@ -78,7 +83,7 @@ def _bottomup(cfg: BenchConfig, device: torch.device) -> tuple[BottomUpPredictor
         torch.manual_seed(cfg.seed)  # the random weights reproduce, whatever ran before
         model = build_model(run_cfg.model)
         predictor = BottomUpPredictor.from_model(model, config_to_dict(run_cfg), "random weights", device=device,
-                                                 precision=cfg.precision)
+                                                 **_runtime(cfg))
         name = f"{architecture(arch).describe(run_cfg.model)}, random weights"
     cfg = dataclasses.replace(cfg, bu_input_size=predictor.input_size)
     return predictor, f"{name}, {_parameters(predictor.model)}, input height {predictor.input_size}", cfg
@@ -88,7 +93,7 @@ def _topdown(cfg: BenchConfig, device: torch.device) -> tuple[TopDownPredictor, 
     if cfg.td_checkpoint is not None:
         loaded = read_weights(cfg.td_checkpoint)
         predictor = TopDownPredictor.from_model(loaded.model, loaded.config, cfg.td_checkpoint, device=device,
-                                                precision=cfg.precision)
+                                                **_runtime(cfg))
         h, w = predictor.codec.input_hw
         name = f"{Path(cfg.td_checkpoint).name}: {_describe(loaded)} {h}x{w}"
     else:
@@ -105,7 +110,7 @@ def _topdown(cfg: BenchConfig, device: torch.device) -> tuple[TopDownPredictor, 
                                      f"topdown.heatmap_hw=[{h // stride},{w // stride}]"])
         cfg = dataclasses.replace(cfg, td_arch=arch, td_input_hw=(h, w))
         predictor = TopDownPredictor.from_model(model, config_to_dict(run_cfg), "random weights", device=device,
-                                                precision=cfg.precision)
+                                                **_runtime(cfg))
         name = f"{architecture(arch).describe(run_cfg.model)} {h}x{w}, random weights"
     return predictor, f"{name}, {_parameters(predictor.model)}", cfg
 

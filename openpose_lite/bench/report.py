@@ -59,7 +59,7 @@ def _speed_caption(result: BenchResult) -> str:
                  "cost = the bottom-up total)")
     map_h, map_w = info["map_hw"]
     return (f"Speed vs people: one generated {h}x{w} scene per point (seed {cfg.seed}), batch of one image, "
-            f"device {info['device']} at {cfg.precision}, {_plural(info['threads'], 'torch thread')} on {info['cpu_count']} cores; "
+            f"device {info['device']} at {cfg.precision} ({cfg.backend}), {_plural(info['threads'], 'torch thread')} on {info['cpu_count']} cores; "
             f"ms per image, median of {cfg.repeats} after {cfg.warmup} warm-up call(s) per new input shape "
             f"(numba kernels compiled before any timing). Bottom-up: {info['bottomup']} (maps {map_h}x{map_w}), "
             f"one scale, no flip; 'BU decode' decodes the network's maps, 'BU decode (GT maps)' the codec's encoding "

@@ -16,7 +16,8 @@ from openpose_lite.bench.accuracy import AccuracyRow, measure_accuracy
 from openpose_lite.bench.config import BenchConfig
 from openpose_lite.bench.models import BenchModels, build_models
 from openpose_lite.bench.speed import SpeedRow, measure_speed
-from openpose_lite.devices import resolve_device, resolve_precision
+from openpose_lite.devices import resolve_device
+from openpose_lite.inference.network import check_runtime
 from openpose_lite.geometry import letterbox_affine
 
 __all__ = ["BenchResult", "run_bench"]
@@ -72,7 +73,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
     cfg = dataclasses.replace(config, device=str(device), threads=config.threads or previous_threads,
-                              precision=resolve_precision(config.precision, device))
+                              precision=check_runtime(config.backend, config.precision, device, config.calibration))
     torch.set_num_threads(cfg.threads)
     load_before = os.getloadavg()[0]
     try:

@@ -1,4 +1,4 @@
-"""``openpose-lite export``: the network to ONNX or TorchScript."""
+"""``openpose-lite export``: the network to ONNX, TorchScript or an OpenVINO IR (fp32 or int8)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,33 @@ from pathlib import Path
 from openpose_lite.cli.errors import EXIT_OK, CliError
 from openpose_lite.cli.models_args import add_weights_args, load_weights
 
-_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+_SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "openvino": ".xml"}
 
 
 # -------------------------------------------------------------------------------------- export
 def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
-        help="export the network to ONNX or TorchScript (decoding stays in Python)",
+        help="export the network to ONNX, TorchScript or OpenVINO (decoding stays in Python)",
         description="Writes the network alone: input 'images' (B, 3, H, W) in the model's input normalisation "
         "(model.input_norm: bottom-up BGR / 256 - 0.5; top-down ImageNet mean and std, RGB or, for the SimpleBaseline "
         "reference's files, BGR); outputs the last stage's maps (bottom-up: pafs, heatmaps at 1/8 of the input size; "
-        "top-down: heatmaps at 1/4). Pre- and post-processing stay in openpose_lite.",
+        "top-down: heatmaps at 1/4). Pre- and post-processing stay in openpose_lite. An OpenVINO IR (.xml + .bin) "
+        "carries the config and skeleton, so 'infer --weights model.xml' runs it like any weights file.",
     )
     add_weights_args(p)
     p.add_argument("--format", choices=tuple(_SUFFIXES), required=True)
     p.add_argument("--output", "-o", type=Path,
-                   help="output file, or an existing folder to write it in (default: <weights stem>.onnx or "
-                   "<weights stem>.torchscript.pt beside the weights file)")
+                   help="output file, or an existing folder to write it in (default: <weights stem>.onnx, "
+                   "<weights stem>.torchscript.pt or <weights stem>.xml beside the weights file)")
     p.add_argument("--input-hw", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="example input size for tracing; ONNX keeps batch, height and width dynamic (default: the "
                    "model's own, 368 368 bottom-up, the checkpoint's crop (official HRNet: 256 192) top-down)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="--format openvino: fp32 (default) or int8 (NNCF post-training quantisation on --calibration)")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="--format openvino --precision int8: a folder of images like those the model will see")
 
 
 def _output_path(args: argparse.Namespace, weights: Path) -> Path:
@@ -59,6 +64,8 @@ def _run_export(args: argparse.Namespace) -> int:
     from openpose_lite.models import export_onnx, export_torchscript
     from openpose_lite.models.export import onnx_opsets
 
+    if (args.precision != "fp32" or args.calibration is not None) and args.format != "openvino":
+        raise CliError("--precision and --calibration are for --format openvino")
     path, loaded = load_weights(args)
     model = loaded.model
     output = _output_path(args, path)
@@ -72,6 +79,13 @@ def _run_export(args: argparse.Namespace) -> int:
         low, high = onnx_opsets()
         if not low <= args.opset <= high:
             raise CliError(f"--opset {args.opset}: the installed torch exports ONNX opsets {low} to {high}")
+    if args.format == "openvino":  # dynamic sizes: no example size to get wrong
+        try:
+            written = _export_openvino(args, loaded, output)
+        except ValueError as exc:  # the extra missing, a calibration folder of no readable images
+            raise CliError(str(exc)) from None
+        print(f"wrote the OpenVINO IR ({args.precision}) to {written} and {written.with_suffix('.bin')}")
+        return EXIT_OK
     try:
         if args.format == "onnx":
             written = export_onnx(model, output, input_hw=input_hw, opset=args.opset)
@@ -82,3 +96,27 @@ def _run_export(args: argparse.Namespace) -> int:
         raise CliError(f"--input-hw {input_hw[0]} {input_hw[1]}: {exc}{hint}") from None
     print(f"wrote {args.format} network to {written}")
     return EXIT_OK
+
+
+def _export_openvino(args: argparse.Namespace, loaded, output: Path) -> Path:
+    """The IR of ``loaded``'s network, its config and skeleton inside, int8 calibrated as its predictor would be."""
+    from openpose_lite.config import config_from_dict
+    from openpose_lite.inference.calibration import bottomup_calibration, calibration_files, topdown_calibration
+    from openpose_lite.inference.openvino_model import export_ir
+    from openpose_lite.preprocess import DEFAULT_INPUT_BOUND
+
+    if args.precision == "int8" and args.calibration is None:
+        raise CliError("--precision int8 needs --calibration DIR: a folder of a few hundred images to quantise on")
+    if args.calibration is not None:
+        calibration_files(args.calibration)  # a folder of no images is refused before the conversion
+    cfg = config_from_dict(loaded.config, where="weights config")
+    norm = cfg.model.resolved_input_norm
+    if loaded.architecture.branch == "topdown":
+        names = ("heatmaps",)
+        calibration = topdown_calibration(args.calibration, cfg.topdown.input_hw, cfg.topdown.padding,
+                                          cfg.topdown.convention, input_norm=norm)
+    else:
+        names = ("heatmaps", "pafs")
+        calibration = bottomup_calibration(args.calibration, cfg.codec.input_size, cfg.codec.stride,
+                                           DEFAULT_INPUT_BOUND, input_norm=norm)
+    return export_ir(loaded.model, output, names, loaded.config, precision=args.precision, calibration=calibration)

@@ -65,9 +65,16 @@ def add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> N
                    help="also run mirrored images and average (flip test); default: off for bottom-up models, "
                    "the checkpoint's topdown.flip_test for top-down ones (official HRNet files: on)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "auto"), default="fp32",
-                   help="network precision: fp32 (default: exact outputs), bf16 (CPU autocast, on CPUs that compute "
-                   "bfloat16 natively), fp16 (CUDA autocast), auto (the fastest this device runs natively)")
+    p.add_argument("--backend", choices=("torch", "openvino"), default=None,
+                   help="runtime of the network: torch (default) or openvino (CPU deployment: converted once and cached, "
+                   "pip install 'openpose-lite[openvino]'; an .xml weights file runs on it)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16", "int8", "auto"), default=None,
+                   help="network precision: fp32 (default, exact outputs; an int8 OpenVINO IR: int8), bf16 (on CPUs that compute bfloat16 natively, "
+                   "and CUDA), fp16 (CUDA), int8 (backend openvino, quantised on --calibration images), auto (the "
+                   "fastest this device runs natively)")
+    p.add_argument("--calibration", type=Path, default=None, metavar="DIR",
+                   help="backend openvino, precision int8 (or auto): a folder of a few hundred images like those the "
+                   "model will see, to calibrate the quantisation on (cached with the converted model)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="images (or video frames) per network batch")
     p.add_argument("--peak-threshold", type=_fraction, default=None,
                    help="minimum confidence of a keypoint (default: the checkpoint's codec setting, else 0.1)")
@@ -115,12 +122,11 @@ def _load_error(path: Path, exc: Exception) -> CliError:
 
 def load_weights(args: argparse.Namespace):
     """(path, :class:`~openpose_lite.models.weights.LoadedWeights`) of ``--weights`` / ``--checkpoint``; the file is read once."""
-    from openpose_lite.inference.base import require_checkpoint
-    from openpose_lite.models.weights import read_weights
+    from openpose_lite.inference.base import load_for_inference, require_checkpoint
 
     path = weights_path(args)
     try:
-        loaded = read_weights(path)
+        loaded = load_for_inference(path)
         if args.checkpoint:
             require_checkpoint(path, loaded)
     except ValueError as exc:
@@ -131,17 +137,30 @@ def load_weights(args: argparse.Namespace):
 # ------------------------------------------------------------------------------- predictors
 def _check_options(args: argparse.Namespace) -> None:
     """The options that need no model: refused before the weights are read, naming the option."""
-    from openpose_lite.devices import resolve_device, resolve_precision
+    from openpose_lite.devices import resolve_device
+    from openpose_lite.inference.calibration import calibration_files
+    from openpose_lite.inference.network import check_runtime
 
     try:
-        device = resolve_device(args.device)
+        resolve_device(args.device)
     except ValueError as exc:
         message = str(exc)
         raise CliError("--" + message if message.startswith("device") else f"--device: {message}") from None
+    is_ir = weights_path(args).suffix.lower() == ".xml"
+    if args.backend is None:
+        args.backend = "openvino" if is_ir else "torch"
+    elif is_ir and args.backend != "openvino":
+        raise CliError(f"--backend {args.backend}: {weights_path(args)} is an OpenVINO IR; it runs with --backend openvino")
     try:
-        resolve_precision(args.precision, device)
+        if args.calibration is not None:
+            calibration_files(args.calibration)
+        if not is_ir:  # an IR's own precision is known once it is read; the runner checks it then
+            args.precision = args.precision or "fp32"
+            check_runtime(args.backend, args.precision, args.device, args.calibration)
     except ValueError as exc:
-        raise CliError(f"--precision: {exc}") from None
+        option = "--calibration" if args.calibration is not None and "calibration" in str(exc) else (
+            "--backend" if "openpose-lite[openvino]" in str(exc) else "--precision")
+        raise CliError(f"{option}: {exc}") from None
     if args.boxes is not None and args.person_detector is not None:
         raise CliError("give --boxes or --person-detector, not both")
 
@@ -158,25 +177,25 @@ def _bottomup(args: argparse.Namespace, model, config, source: str, **options: A
 
     try:
         return BottomUpPredictor.from_model(model, config, source, device=args.device, input_bound=_input_bound(args),
-                                            **options)
+                                            backend=args.backend, calibration=args.calibration, **options)
     except ValueError as exc:
         raise _load_error(Path(source), exc) from None
 
 
 def _person_detector(args: argparse.Namespace):
     """The bottom-up predictor of ``--person-detector``, refused up front when the file holds another kind of model."""
-    from openpose_lite.models.weights import read_weights
+    from openpose_lite.inference.base import load_for_inference
 
     path = _existing_file(args.person_detector, "--person-detector")
     try:
-        loaded = read_weights(path)
+        loaded = load_for_inference(path)
     except ValueError as exc:
         raise _load_error(path, exc) from None
     if loaded.architecture.branch != "bottomup":
         raise CliError(f"--person-detector {path}: holds a top-down model ({loaded.architecture.name}); the person "
                        "detector must be a bottom-up (OpenPose) model, e.g. the CMU body_pose_model.pth or a vgg19_paf "
                        "checkpoint")
-    return _bottomup(args, loaded.model, loaded.config, str(path), precision=args.precision)
+    return _bottomup(args, loaded.model, loaded.config, str(path), precision=args.precision)  # person boxes: same runtime
 
 
 def _box_source(args: argparse.Namespace, path: Path, convention: str):
@@ -211,6 +230,7 @@ def _build_topdown(args: argparse.Namespace, path: Path, model, config):
         flip = cfg.topdown.flip_test if args.flip is None else args.flip
         predictor = TopDownPredictor.from_model(model, config, str(path), flip=flip, device=args.device,
                                                 precision=args.precision, refine=getattr(args, "refine", None),
+                                                backend=args.backend, calibration=args.calibration,
                                                 batch_size=max(args.batch_size, 32))
     except ValueError as exc:
         raise _load_error(path, exc) from None
@@ -222,6 +242,8 @@ def build_predictor(args: argparse.Namespace):
     _check_options(args)
     path, loaded = load_weights(args)
     model, config = loaded.model, loaded.config
+    if args.precision is None:  # an OpenVINO IR runs in the precision it was exported in by default
+        args.precision = getattr(model, "precision", "fp32")
     if loaded.architecture.branch == "topdown":
         return _build_topdown(args, path, model, config)
     if args.boxes is not None or args.person_detector is not None:
@@ -247,6 +269,12 @@ def describe(predictor) -> str:
     if isinstance(predictor, TopDownPipeline):
         td = predictor.predictor
         return (f"top-down {td.codec.input_hw[0]}x{td.codec.input_hw[1]}, refine {td.codec.refine}, "
-                f"flip {'on' if td.flip else 'off'}, {td.runner.precision}")
+                f"flip {'on' if td.flip else 'off'}, {td.runner.precision}{_runtime(td)}")
     return (f"input {predictor.input_size}, scales {' '.join(f'{s:g}' for s in predictor.scales)}, "
-            f"flip {'on' if predictor.flip else 'off'}, {predictor.runner.precision}")
+            f"flip {'on' if predictor.flip else 'off'}, {predictor.runner.precision}{_runtime(predictor)}")
+
+
+def _runtime(predictor) -> str:
+    """``", openvino"`` for a predictor on the OpenVINO backend (torch, the default, goes unsaid)."""
+    backend = getattr(predictor.runner, "backend", "torch")
+    return "" if backend == "torch" else f", {backend}"

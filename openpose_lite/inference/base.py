@@ -16,9 +16,25 @@ from typing import Any
 from torch import nn
 
 from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.models.architectures import architecture
 from openpose_lite.models.weights import LoadedWeights, read_weights
 
-__all__ = ["Predictor", "require_checkpoint"]
+__all__ = ["Predictor", "load_for_inference", "require_checkpoint"]
+
+
+def load_for_inference(path: str | Path) -> LoadedWeights:
+    """Any weights file a predictor runs: those :func:`~openpose_lite.models.weights.read_weights` reads, and
+    OpenVINO IR files (``.xml``) that ``openpose-lite export --format openvino`` wrote (their config and
+    skeleton inside; they run with backend openvino)."""
+    if Path(path).suffix.lower() != ".xml":
+        return read_weights(path)
+    from openpose_lite.inference.openvino_model import read_ir
+
+    ir = read_ir(path)
+    if ir.foreign or ir.arch is None or ir.config is None:
+        raise ValueError(f"{path}: an OpenVINO IR without openpose_lite's settings (config, skeleton) inside; "
+                         "export one with 'openpose-lite export --format openvino'")
+    return LoadedWeights(ir, architecture(ir.arch), None, dict(ir.config))
 
 
 def require_checkpoint(path: str | Path, loaded: LoadedWeights) -> None:
@@ -43,14 +59,19 @@ class Predictor:
     @classmethod
     def from_weights(cls, path: str | Path, **options: Any):
         """A predictor from a weights file in any supported layout; ``options`` as for ``from_model``."""
-        loaded = read_weights(path)
-        return cls.from_model(loaded.model, loaded.config, str(path), **options)
+        return cls._from_loaded(path, load_for_inference(path), options)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any):
         """A predictor from one of our checkpoints alone: the model and its settings come from its config."""
-        loaded = read_weights(path)
+        loaded = load_for_inference(path)
         require_checkpoint(path, loaded)
+        return cls._from_loaded(path, loaded, options)
+
+    @classmethod
+    def _from_loaded(cls, path: str | Path, loaded: LoadedWeights, options: dict[str, Any]):
+        if Path(path).suffix.lower() == ".xml":  # an OpenVINO IR runs on its runtime
+            options.setdefault("backend", "openvino")
         return cls.from_model(loaded.model, loaded.config, str(path), **options)
 
     @property

@@ -32,7 +32,7 @@ from openpose_lite.preprocess import (
     normalise_input,
 )
 
-__all__ = ["DEFAULT_LIMIT", "Calibration", "bottomup_calibration", "topdown_calibration"]
+__all__ = ["DEFAULT_LIMIT", "Calibration", "bottomup_calibration", "calibration_files", "topdown_calibration"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Calibration:
         if isinstance(self.source, (str, os.PathLike)):
             folder = Path(self.source)
             object.__setattr__(self, "source", folder)
-            object.__setattr__(self, "_files", _image_files(folder, self.limit))
+            object.__setattr__(self, "_files", calibration_files(folder, self.limit))
         else:
             images = tuple(self.source)
             if not images:
@@ -127,8 +127,10 @@ class Calibration:
             raise ValueError(f"{self.where}: no usable image (none could be read, or none gave a network input)")
 
 
-def _image_files(folder: Path, limit: int) -> tuple[Path, ...]:
-    """Up to ``limit`` image files of ``folder`` (recursive, name order), evenly spread over all of them."""
+def calibration_files(folder: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> tuple[Path, ...]:
+    """Up to ``limit`` image files of ``folder`` (recursive, name order), evenly spread over all of them;
+    a ValueError naming the folder when it holds none."""
+    folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"calibration folder {folder}: not found or not a folder")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)

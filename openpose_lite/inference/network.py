@@ -25,7 +25,7 @@ from openpose_lite.devices import autocast_dtype, resolve_device, resolve_precis
 from openpose_lite.inference.calibration import Calibration
 from openpose_lite.inference.openvino_model import IrModel
 
-__all__ = ["BACKENDS", "NetworkRunner", "last_stage", "make_runner"]
+__all__ = ["BACKENDS", "NetworkRunner", "check_runtime", "last_stage", "make_runner"]
 
 BACKENDS = ("torch", "openvino")
 
@@ -83,6 +83,34 @@ class NetworkRunner:
             torch.cuda.synchronize(self.device)
 
 
+def check_runtime(backend: str, precision: str, device: str | torch.device | None = None,
+                  calibration: Any = None, file_precision: str = "fp32") -> str:
+    """The one check of a runtime's options: the precision ``backend`` runs on ``device``, or a ValueError saying why not.
+
+    ``torch``: :func:`~openpose_lite.devices.resolve_precision` (fp32, bf16 where the device computes
+    it natively, fp16 on CUDA, auto); no int8, no calibration. ``openvino``: the CPU, the extra
+    installed, :func:`~openpose_lite.inference.openvino_runner.resolve_openvino_precision` (fp32, native
+    bf16, int8 with a calibration set, auto). The command line calls it before reading any weights;
+    the runners call it again, so a predictor built in Python is checked the same way.
+    """
+    if backend == "torch":
+        if precision == "int8":
+            raise ValueError("precision int8: quantised models run with backend openvino (OpenVINO + NNCF)")
+        if calibration is not None:
+            raise ValueError("calibration: only backend openvino quantises (precision int8)")
+        return resolve_precision(precision, resolve_device(device))
+    if backend == "openvino":
+        from openpose_lite.inference.openvino_model import import_nncf, import_openvino
+        from openpose_lite.inference.openvino_runner import cpu_device, resolve_openvino_precision
+
+        cpu_device(device)
+        import_openvino()
+        if precision == "int8" or (precision == "auto" and calibration is not None):
+            import_nncf()
+        return resolve_openvino_precision(precision, calibration, file_precision)
+    raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
 def make_runner(model: nn.Module | IrModel, names: Sequence[str], device: str | torch.device | None = None,
                 precision: str = "fp32", *, backend: str = "torch",
                 calibration: Calibration | None = None, cache: Any = None,
@@ -94,21 +122,18 @@ def make_runner(model: nn.Module | IrModel, names: Sequence[str], device: str | 
     calibrated on ``calibration``, auto), the converted model cached in ``cache`` (None: the
     default folder; False: none), ``performance`` ``"latency"`` or ``"throughput"``. An
     :class:`~openpose_lite.inference.openvino_model.IrModel` (an IR file) runs on openvino only.
-    Options that only the other backend has are ValueErrors naming it.
+    The options are checked by :func:`check_runtime`.
     """
     if backend == "torch":
         if isinstance(model, IrModel):
             raise ValueError(f"{model.path}: an OpenVINO IR runs with backend openvino, not torch")
-        if precision == "int8":
-            raise ValueError("precision int8: quantised models run with backend openvino (OpenVINO + NNCF)")
-        if calibration is not None:
-            raise ValueError("calibration: only backend openvino quantises (precision int8)")
         if performance != "latency":
             raise ValueError(f"performance {performance}: the throughput hint is backend openvino's")
+        check_runtime(backend, precision, device, calibration)
         return NetworkRunner(model, names, device, precision)
     if backend == "openvino":
         from openpose_lite.inference.openvino_runner import OpenVinoRunner
 
         return OpenVinoRunner(model, names, device, precision, calibration=calibration, cache=cache,
                               performance=performance)
-    raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    raise ValueError(f"backend: expected one of {', '.join(BACKENDS)}, got {backend!r}")

@@ -73,6 +73,8 @@ def import_openvino() -> Any:
 
 def import_nncf() -> Any:
     """The ``nncf`` module (int8 quantisation), or a :class:`BackendUnavailableError` naming the extra."""
+    # torch's C++-extension module, which nncf imports, warns about CUDA on machines without it.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         import nncf
     except Exception as exc:
@@ -287,7 +289,7 @@ def export_ir(model: nn.Module, path: str | os.PathLike[str], names: Sequence[st
     skeleton = skeleton if skeleton is not None else getattr(model, "skeleton", None)
     ov_model, _ = openvino_model(model, names, precision == "int8", calibration, cache)
     info = {"format": str(IR_FORMAT), "config": text, "names": json.dumps(list(names)), "precision": precision,
-            "arch": type(model).__name__,
+            "arch": str(getattr(model, "arch", type(model).__name__)),
             "skeleton": json.dumps(skeleton.to_dict() if skeleton is not None else None),
             "stride": str(getattr(model, "stride", "") or "")}
     for field_name, value in info.items():

@@ -107,7 +107,8 @@ def resolve_openvino_precision(precision: str, calibration: Calibration | None, 
     return precision
 
 
-def _cpu_device(device: str | torch.device | None) -> torch.device:
+def cpu_device(device: str | torch.device | None) -> torch.device:
+    """The CPU, the one device backend openvino runs on; another device is a ValueError naming it."""
     name = "auto" if device is None else str(device)
     if name not in ("auto", "cpu"):
         raise ValueError(f"device {name}: backend openvino runs on the CPU (OpenVINO's CPU device); "
@@ -139,7 +140,7 @@ class OpenVinoRunner:
             raise ValueError(f"performance: expected one of {PERFORMANCE_HINTS}, got {performance!r}")
         if calibration is not None and not isinstance(calibration, Calibration):
             raise ValueError(f"calibration: expected a Calibration, got {type(calibration).__name__}")
-        self.device = _cpu_device(device)
+        self.device = cpu_device(device)
         self.names = tuple(names)
         self.performance = performance
         self.requested_precision = precision
@@ -163,7 +164,8 @@ class OpenVinoRunner:
         else:
             model = model.to(self.device).eval()
         precision = resolve_openvino_precision(self.requested_precision, self.calibration, file_precision)
-        ov_model, _ = openvino_model(model, self.names, precision == "int8", self.calibration, self.cache)
+        quantise = precision == "int8" and file_precision != "int8"  # an int8 IR is quantised already
+        ov_model, _ = openvino_model(model, self.names, quantise, self.calibration, self.cache)
         self._compile(ov_model, precision)
         self._model = model
         self.precision = precision
