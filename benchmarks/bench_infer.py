@@ -57,10 +57,10 @@ from openpose_lite.data.synthetic import SceneConfig, generate_scene
 from openpose_lite.devices import cpu_description, resolve_device, resolve_precision
 from openpose_lite.geometry import letterbox_affine
 from openpose_lite.images import ImageReadError, read_image
+from openpose_lite.inference import PHASES, BottomUpPredictor
 from openpose_lite.inference.pipeline import run_pipelined, run_sequential
 from openpose_lite.io import write_json_atomic
 from openpose_lite.models.factory import build_model, published_config
-from openpose_lite.inference import PHASES, BottomUpPredictor
 from openpose_lite.structures import Poses
 
 # The FLOP count is quoted at the Lightweight OpenPose paper's input size (and the issue's).

@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "openpose_lite.checkpoint"
 _FORMAT_VERSION = 1
-_RESERVED = ("format", "format_version", "openpose_lite_version", "model", "config")
+_RESERVED = ("format", "format_version", "openpose_lite_version", "model", "config", "skeleton")
 # Containers the weights_only unpickler rebuilds (Counter: MultiStepLR keeps its milestones in one).
 _MAPPINGS = (dict, collections.OrderedDict, collections.Counter)
 _SCALARS = (str, int, float, bool, type(None), torch.dtype, torch.device, torch.Size)
@@ -137,14 +137,17 @@ def save_checkpoint(
     *,
     model_state: Mapping[str, torch.Tensor],
     config: Mapping[str, Any],
+    skeleton: Any = None,
     **extra: Any,
 ) -> Path:
     """Write a checkpoint atomically: a temp file in the same folder, fsync, then ``os.replace``.
 
     A crash mid-write leaves the previous checkpoint intact. ``model_state`` is a model's
     ``state_dict()``; ``config`` the resolved config as a plain dict
-    (:func:`openpose_lite.config.config_to_dict`); ``extra`` any further plain data
-    (optimizer, scheduler, epoch, RNG states, ...), stored under its own keys.
+    (:func:`openpose_lite.config.config_to_dict`); ``skeleton`` the network's
+    :class:`~openpose_lite.skeleton.Skeleton` (stored as :meth:`~openpose_lite.skeleton.Skeleton.to_dict`;
+    None: the person skeleton of its branch); ``extra`` any further plain data (optimizer,
+    scheduler, epoch, RNG states, ...), stored under its own keys.
 
     Raises ValueError for data that is not plain, and OSError naming ``path`` when it cannot be
     written (a full disk, a read-only folder).
@@ -166,6 +169,8 @@ def save_checkpoint(
         "model": _to_plain(dict(model_state), "model_state"),
         "config": _to_plain(dict(config), "config"),
     }
+    if skeleton is not None:
+        payload["skeleton"] = _to_plain(skeleton.to_dict(), "skeleton")
     for key, value in extra.items():
         payload[key] = _to_plain(value, key)
 
@@ -297,6 +302,7 @@ def save_training_state(
         path,
         model_state=_plain_model(model).state_dict(),
         config=config,
+        skeleton=getattr(_plain_model(model), "skeleton", None),
         optimizer=optimizer.state_dict(),
         scheduler=scheduler.state_dict() if scheduler is not None else None,
         scaler=scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,

@@ -91,3 +91,21 @@ def test_an_input_smaller_than_the_stride_and_an_unknown_opset_are_refused_befor
     with pytest.raises(ValueError, match=f"opset 99: .* writes opsets {low} to {high}"):
         export_onnx(small_model(), tmp_path / "x.onnx", input_hw=(32, 32), opset=99)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load's deprecation notice
+def test_exports_carry_the_config_and_the_networks_skeleton(tmp_path):
+    import json
+
+    from openpose_lite.config import Config, config_to_dict
+    from openpose_lite.skeleton import Skeleton
+
+    model, config = small_model(), config_to_dict(Config())
+    extra = {"openpose_lite.json": ""}
+    torch.jit.load(str(export_torchscript(model, tmp_path / "net.pt", (64, 64), config=config)), _extra_files=extra)
+    stored = json.loads(extra["openpose_lite.json"])
+    assert stored["config"] == config and Skeleton.from_dict(stored["skeleton"]) == model.skeleton
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(export_onnx(model, tmp_path / "net.onnx", (64, 64), config=config)))
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(props["openpose_lite"]) == stored

@@ -39,8 +39,8 @@ from torch import nn
 
 from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.config import Config, config_to_dict
-from openpose_lite.models import load_model
 from openpose_lite.inference import BottomUpPredictor
+from openpose_lite.models import load_model
 from openpose_lite.skeleton import OPENPOSE_18
 
 STRIDE = 8

@@ -24,11 +24,11 @@ from test_mobilenet_paf import (
 
 from openpose_lite.cli import main
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.inference import BottomUpPredictor
 from openpose_lite.models import load_model, read_weights
 from openpose_lite.models.factory import ModelConfig, build_model
 from openpose_lite.models.mobilenet_paf import MobileNetPafNet
 from openpose_lite.models.weights import detect_layout, load_backbone, unwrap_weights
-from openpose_lite.inference import BottomUpPredictor
 
 
 @pytest.fixture(scope="module")

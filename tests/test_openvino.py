@@ -27,7 +27,7 @@ except Exception as exc:  # any failure (missing, broken wheel, unsupported CPU)
 from openpose_lite import devices
 from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
-from openpose_lite.inference import openvino_model, openvino_runner
+from openpose_lite.inference import BottomUpPredictor, TopDownPredictor, openvino_model, openvino_runner
 from openpose_lite.inference.calibration import Calibration, bottomup_calibration
 from openpose_lite.inference.network import make_runner
 from openpose_lite.inference.openvino_model import BackendUnavailableError, export_ir, read_ir
@@ -35,7 +35,6 @@ from openpose_lite.inference.openvino_runner import openvino_native_precisions, 
 from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
-from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
 from openpose_lite.skeleton import COCO_17
 
 BOTTOMUP = ("heatmaps", "pafs")

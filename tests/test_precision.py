@@ -17,8 +17,8 @@ from torch import nn
 from openpose_lite import devices
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.geometry import letterbox_affine, transform_keypoints
-from openpose_lite.inference.network import NetworkRunner
 from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
+from openpose_lite.inference.network import NetworkRunner
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
 CODEC = BottomUpPafCodec(refine="dark", blur_kernel=0)

@@ -20,8 +20,8 @@ from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dic
 from openpose_lite.data.synthetic import SceneConfig, generate_scene
 from openpose_lite.devices import resolve_device
 from openpose_lite.geometry import compose_affine, hflip_affine, transform_keypoints
-from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.inference import PHASES, BottomUpPredictor, scaled_input_height
+from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.preprocess import letterbox, to_network_input
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 

@@ -41,6 +41,7 @@ from reference_topdown_inputs import (
 )
 from test_hrnet import official_layout as hrnet_layout
 
+from openpose_lite.inference import TopDownPredictor
 from openpose_lite.models.hourglass import build_hourglass
 from openpose_lite.models.hrnet import is_hrnet_official
 from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
@@ -54,10 +55,9 @@ from openpose_lite.models.simple_baseline import (
     is_torchvision_resnet,
     load_imagenet_resnet,
 )
-from openpose_lite.inference import TopDownPredictor
 from openpose_lite.models.state_dict import load_exact
-from openpose_lite.models.weights import load_model, read_weights
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
+from openpose_lite.models.weights import load_model, read_weights
 
 K = 17
 # lib/models/pose_resnet.py, resnet_spec: depth -> (block, blocks per layer1..4).

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from openpose_lite.codecs import TopDownHeatmapCodec
-from openpose_lite.oks import oks_matrix, oks_nms
 from openpose_lite.inference import TopDownPredictor
+from openpose_lite.oks import oks_matrix, oks_nms
 from openpose_lite.skeleton import COCO_17
 
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

@@ -17,8 +17,8 @@ from openpose_lite.bench.config import BenchConfig
 from openpose_lite.bench.models import BenchModels, build_models
 from openpose_lite.bench.speed import SpeedRow, measure_speed
 from openpose_lite.devices import resolve_device
-from openpose_lite.inference.network import check_runtime
 from openpose_lite.geometry import letterbox_affine
+from openpose_lite.inference.network import check_runtime
 
 __all__ = ["BenchResult", "run_bench"]
 

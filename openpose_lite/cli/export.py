@@ -88,9 +88,9 @@ def _run_export(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         if args.format == "onnx":
-            written = export_onnx(model, output, input_hw=input_hw, opset=args.opset)
+            written = export_onnx(model, output, input_hw=input_hw, opset=args.opset, config=loaded.config)
         else:
-            written = export_torchscript(model, output, input_hw=input_hw)
+            written = export_torchscript(model, output, input_hw=input_hw, config=loaded.config)
     except ValueError as exc:  # the example size does not suit the network
         hint = f"; e.g. --input-hw {own[0]} {own[1]} (the model's own size), or leave it out"
         raise CliError(f"--input-hw {input_hw[0]} {input_hw[1]}: {exc}{hint}") from None

@@ -28,6 +28,7 @@ from openpose_lite.inference.network import make_runner
 from openpose_lite.models.architectures import architecture_of
 from openpose_lite.oks import oks_nms
 from openpose_lite.preprocess import as_bgr, crop_person, normalise_input
+from openpose_lite.skeleton import COCO_17
 from openpose_lite.structures import Poses
 
 __all__ = ["PersonCrops", "TopDownPipeline", "TopDownPredictor"]
@@ -123,7 +124,7 @@ class TopDownPredictor(Predictor):
             raise ValueError(f"{source}: not a top-down model but {row.title} ({row.name}); "
                              "use BottomUpPredictor for it")
         cfg = config_from_dict(config, where=f"{source} config") if config is not None else Config()
-        codec = build_topdown_codec(cfg)
+        codec = build_topdown_codec(cfg, skeleton=getattr(model, "skeleton", None) or COCO_17)
         if refine is not None:
             codec = dataclasses.replace(codec, refine=refine)
         kwargs.setdefault("padding", cfg.topdown.padding)

@@ -11,11 +11,13 @@ Files are written atomically: to a temporary file beside the target, then ``os.r
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -88,10 +90,23 @@ def _wrap_last_stage(model: nn.Module, input_hw: tuple[int, int]) -> tuple[LastS
     return LastStageOutputs(model, tuple(last.keys())), example
 
 
-def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368), opset: int = 17) -> Path:
+METADATA_KEY = "openpose_lite"
+
+
+def export_metadata(model: nn.Module, config: Mapping[str, Any] | None) -> str:
+    """The JSON an export carries under :data:`METADATA_KEY`: the config and the network's skeleton, so the
+    file says what its channels are (ONNX ``metadata_props``, TorchScript ``_extra_files``)."""
+    skeleton = getattr(model, "skeleton", None)
+    return json.dumps({"config": dict(config) if config is not None else None,
+                       "skeleton": skeleton.to_dict() if skeleton is not None else None})
+
+
+def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368), opset: int = 17,
+                config: Mapping[str, Any] | None = None) -> Path:
     """Write ``model``'s last stage as ONNX: input ``images`` (B, 3, H, W), outputs named after its dict keys.
 
-    ``input_hw`` is the example size used for tracing; batch, height and width stay dynamic.
+    ``input_hw`` is the example size used for tracing; batch, height and width stay dynamic. The
+    config and skeleton are stored as the model's metadata (:func:`export_metadata`).
     Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages;
     ``opset`` must be one it writes (:func:`onnx_opsets`), else a ValueError before anything runs.
     """
@@ -115,17 +130,24 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = 
                     input_names=["images"], output_names=output_names,
                     opset_version=opset, dynamic_axes=dynamic_axes, dynamo=False,
                 )
+            import onnx  # torch's exporter needs it too
+
+            proto = onnx.load(tmp)
+            onnx.helper.set_model_props(proto, {METADATA_KEY: export_metadata(model, config)})
+            onnx.save(proto, tmp)
 
         out = atomic_write_path(path, write)
     logger.info("exported ONNX (opset %d, outputs %s) to %s", opset, output_names, out)
     return out
 
 
-def export_torchscript(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368)) -> Path:
+def export_torchscript(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368),
+                       config: Mapping[str, Any] | None = None) -> Path:
     """Write ``model``'s last stage as a traced TorchScript module: images (B, 3, H, W) -> tuple of maps.
 
     Reload with ``torch.jit.load(path)``; outputs are in the order of the model's dict keys
-    (``(pafs, heatmaps)`` for :class:`VGG19PafNet`).
+    (``(pafs, heatmaps)`` for :class:`VGG19PafNet`). The config and skeleton travel as the extra
+    file ``openpose_lite.json`` (:func:`export_metadata`; ``torch.jit.load(path, _extra_files=...)``).
     """
     with _eval_mode(model):
         wrapper, example = _wrap_last_stage(model, input_hw)
@@ -136,6 +158,7 @@ def export_torchscript(model: nn.Module, path: str | Path, input_hw: tuple[int, 
                 # The network has no data-dependent control flow, so the tracer's own re-run
                 # check only costs time; equality with eager mode is covered by the tests.
                 traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-            out = atomic_write_path(path, lambda tmp: torch.jit.save(traced, tmp))
+            extra = {f"{METADATA_KEY}.json": export_metadata(model, config)}
+            out = atomic_write_path(path, lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra))
     logger.info("exported TorchScript (outputs %s) to %s", list(wrapper.names), out)
     return out

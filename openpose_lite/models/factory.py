@@ -86,10 +86,15 @@ def published_config(arch: str) -> ModelConfig:
 
 
 def build_model(cfg: ModelConfig, skeleton: Skeleton | None = None) -> Any:
-    """An untrained network of the architecture ``cfg`` describes, for ``skeleton`` (default: the
-    person skeleton of its branch)."""
+    """An untrained network of the architecture ``cfg`` describes, for ``skeleton`` (its layout for the
+    network's branch; default: the person skeleton of the branch), which the network carries as
+    ``model.skeleton``: codecs, checkpoints and exports read it there."""
     row = architecture(cfg.arch)
-    return resolve(row.build)(cfg, skeleton or row.person_skeleton)
+    skeleton = skeleton or row.person_skeleton
+    model = resolve(row.build)(cfg, skeleton)
+    if getattr(model, "skeleton", None) is None:
+        model.skeleton = skeleton  # the top-down networks take a keypoint count; the skeleton travels beside it
+    return model
 
 
 def build_model_from_config_dict(model_cfg: Mapping[str, Any], skeleton: Skeleton | None = None) -> Any:

@@ -44,6 +44,7 @@ from openpose_lite.models.state_dict import (
     sample_keys,
     strip_module_prefix,
 )
+from openpose_lite.skeleton import Skeleton
 
 __all__ = ["LoadedWeights", "detect_layout", "init_from_weights", "load_backbone", "load_model", "read_weights",
            "unwrap_weights"]
@@ -61,6 +62,11 @@ class LoadedWeights:
     architecture: Architecture
     layout: WeightLayout | None
     config: dict[str, Any]
+
+    @property
+    def skeleton(self) -> Skeleton:
+        """The network's skeleton (``model.skeleton``; for a foreign file the person skeleton of its branch)."""
+        return self.model.skeleton
 
     @property
     def ours(self) -> bool:
@@ -152,11 +158,13 @@ def read_weights(path: str | Path, device: str | torch.device | None = None, all
             that do not fit the model (each named).
     """
     source = str(path)
-    state, config = unwrap_weights(load_state_dict_file(path), source)
+    obj = load_state_dict_file(path)
+    state, config = unwrap_weights(obj, source)
     if config is not None:
         model_cfg = _stored_model_config(config, source)
         row, layout = architecture(model_cfg.arch), None
-        model = build_model(model_cfg)
+        stored = obj.get("skeleton")
+        model = build_model(model_cfg, Skeleton.from_dict(stored, source=f"{source} skeleton") if stored else None)
     else:
         try:
             row, layout = detect_layout(state)
