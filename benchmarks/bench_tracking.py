@@ -29,7 +29,7 @@ import numpy as np
 
 from openpose_lite.data.synthetic_video import VideoConfig, generate_video, ground_truth_poses, simulate_detections
 from openpose_lite.structures import Poses
-from openpose_lite.tracking import Tracker, TrackerParams, evaluate_tracking
+from openpose_lite.tracking import Tracker, TrackerParams, evaluate_tracking, greedy_nearest_neighbour
 
 # Ids of video v are offset by v * this, so that many videos score as one sequence.
 _VIDEO_ID_STRIDE = 1_000_000
@@ -54,24 +54,6 @@ def tracking_metrics(predicted: Sequence[Sequence[Poses]], truth: Sequence[Seque
         if len(pred_video) != len(truth_video):
             raise ValueError(f"tracking_metrics: video {v} has {len(pred_video)} predicted frames for {len(truth_video)} true ones")
     return evaluate_tracking(pred_all, truth_all)
-
-
-def greedy_nearest_neighbour(frames: Sequence[Poses], gate_px: float = 60.0) -> list[Poses]:
-    """Baseline: each person, in order, takes the free id whose last keypoint centroid is nearest (within ``gate_px``), else a new id."""
-    last: dict[int, np.ndarray] = {}
-    next_id, out = 0, []
-    for poses in frames:
-        ids: list[int] = []
-        for kps in poses.keypoints:
-            centre = kps[kps[:, 2] > 0, :2].mean(0)
-            free = [(float(np.linalg.norm(centre - pos)), tid) for tid, pos in last.items() if tid not in ids]
-            dist, tid = min(free, default=(np.inf, -1))
-            if dist > gate_px:
-                tid, next_id = next_id, next_id + 1
-            ids.append(tid)
-            last[tid] = centre
-        out.append(Poses(poses.keypoints, poses.scores, poses.skeleton, np.array(ids, np.int64)))
-    return out
 
 
 def _crowd(people: int, frames: int, seed: int, noise_px: float) -> list[Poses]:

@@ -294,14 +294,6 @@ class Skeleton:
                 return person
         return skeleton
 
-    @classmethod
-    def from_coco_category(cls, category: dict, source: str = "category", **settings: Any) -> "Skeleton":
-        """The skeleton of a COCO category (its ``keypoints`` names and 1-based ``skeleton`` limbs);
-        see :func:`openpose_lite.coco_skeleton.skeleton_from_category` for ``settings``."""
-        from openpose_lite.coco_skeleton import skeleton_from_category
-
-        return skeleton_from_category(category, source=source, **settings)
-
 
 def _strings(values: Any) -> list[str]:
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):

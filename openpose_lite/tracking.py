@@ -68,6 +68,7 @@ __all__ = [
     "NO_ID",
     "Tracker",
     "TrackerParams",
+    "greedy_nearest_neighbour",
     # defined in their own modules, importable from here as they always were
     "MOT_METRICS",
     "OneEuroFilter",
@@ -377,3 +378,23 @@ class Tracker:
         """:meth:`update` on every frame of a video, in order (after a :meth:`reset`)."""
         self.reset()
         return [self.update(poses) for poses in frames]
+
+
+def greedy_nearest_neighbour(frames: Sequence[Poses], gate_px: float = 60.0) -> list[Poses]:
+    """The baseline :class:`Tracker` is measured against: each person, in order, takes the id not yet taken
+    in this frame whose last keypoint centroid is nearest, within ``gate_px`` pixels, else a new id (no
+    motion model, no confirmation, no OKS)."""
+    last: dict[int, np.ndarray] = {}
+    next_id, out = 0, []
+    for poses in frames:
+        ids: list[int] = []
+        for kps in poses.keypoints:
+            centre = kps[kps[:, 2] > 0, :2].mean(0)
+            free = [(float(np.linalg.norm(centre - pos)), tid) for tid, pos in last.items() if tid not in ids]
+            dist, tid = min(free, default=(np.inf, -1))
+            if dist > gate_px:
+                tid, next_id = next_id, next_id + 1
+            ids.append(tid)
+            last[tid] = centre
+        out.append(Poses(poses.keypoints, poses.scores, poses.skeleton, np.array(ids, np.int64)))
+    return out

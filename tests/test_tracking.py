@@ -22,7 +22,7 @@ from openpose_lite.oks import keypoint_similarity
 from openpose_lite.one_euro import OneEuroFilter
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 from openpose_lite.structures import Poses
-from openpose_lite.tracking import Tracker, TrackerParams
+from openpose_lite.tracking import Tracker, TrackerParams, greedy_nearest_neighbour
 
 # A standing COCO-17 person about 150 px tall, pelvis at the origin, y down.
 TEMPLATE = np.array(
@@ -45,25 +45,6 @@ def person(x: float, y: float = 200.0) -> np.ndarray:
 def frame(*people: np.ndarray) -> Poses:
     kps = np.stack(people) if people else np.zeros((0, 17, 3), np.float32)
     return Poses(kps, np.ones(len(kps), np.float32), COCO_17)
-
-
-def greedy_nearest_neighbour(frames: list[Poses], gate_px: float = 60.0) -> list[Poses]:
-    """The baseline: each detection, in order, takes the id whose last position (keypoint centroid)
-    is nearest, among ids not taken yet in this frame and within ``gate_px``; else a new id."""
-    last: dict[int, np.ndarray] = {}
-    next_id, out = 0, []
-    for poses in frames:
-        ids = []
-        for kps in poses.keypoints:
-            centre = kps[kps[:, 2] > 0, :2].mean(0)
-            free = [(float(np.linalg.norm(centre - pos)), tid) for tid, pos in last.items() if tid not in ids]
-            dist, tid = min(free, default=(np.inf, -1))
-            if dist > gate_px:
-                tid, next_id = next_id, next_id + 1
-            ids.append(tid)
-            last[tid] = centre
-        out.append(Poses(poses.keypoints, poses.scores, poses.skeleton, np.array(ids, np.int64)))
-    return out
 
 
 # ------------------------------------------------------------------------- the video
