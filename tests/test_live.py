@@ -308,6 +308,26 @@ def test_ctrl_c_mid_stream_ends_with_exit_0_and_valid_json(checkpoint, tmp_path)
     assert len(_check_outputs(out)) >= 2
 
 
+def test_show_draws_the_processed_frames_from_the_main_thread_and_q_ends_the_run(checkpoint, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """--show's own logic, with OpenCV's GUI calls stood in for (this OpenCV may have none): the window is
+    refreshed from the thread that opened it with the drawn frames, and a q ends the run like the stream's end."""
+    shown: list[tuple[str, tuple]] = []
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: "  GUI:                           GTK3\n")
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a: shown.append((threading.current_thread().name, ())))
+    monkeypatch.setattr(cv2, "imshow", lambda title, image: shown.append((threading.current_thread().name, image.shape)))
+    monkeypatch.setattr(cv2, "waitKey", lambda ms: ord("q") if len(shown) >= 4 else -1)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "destroyWindow", lambda *a: None)
+    out = tmp_path / "out"
+    with MjpegServer(frames=250, fps=25, image_hw=HW) as server:
+        code, took = _infer(server.url, checkpoint, out, "--show")
+    assert code == 0 and "the window was closed" in capsys.readouterr().out
+    assert {name for name, _ in shown} == {threading.main_thread().name}
+    assert [shape for _, shape in shown[1:]] == [HW + (3,)] * 3
+    assert len(_check_outputs(out)) >= 3
+
+
 # ------------------------------------------------------------------------------ refused options
 @pytest.mark.parametrize("extra, message", [
     (["--show"], "--show needs OpenCV with a GUI"),

@@ -241,10 +241,6 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
             _forward(predictor, batch)
             while not _put_or_fail(finished_q, batch, finisher):
                 pass
-            while not finished_q.empty():  # the finisher is still on the item before: take no new one yet
-                if finisher.error is not None:
-                    raise finisher.error
-                time.sleep(0.002)
         while not _put_or_fail(finished_q, _DONE, finisher):
             pass
         while finisher.is_alive():
