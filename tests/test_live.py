@@ -134,12 +134,12 @@ def test_a_slow_model_drops_frames_and_ends_soon_after_the_stream(slow_network, 
     assert "the stream ended" in printed
     images = _check_outputs(out)
     assert 2 <= len(images) <= 12  # 0.3 s a frame over 2.4 s (a queueing reader would do all 60, for 18 s)
-    assert ended_after < 3.0  # the frame in hand at the end, not a queue
+    assert ended_after < 5.0  # the frame in hand at the end (a queue: 15 s more)
     dropped = int(printed.split(" dropped")[0].rsplit(", ", 1)[1])
     read = int(printed.split(" read")[0].rsplit("of ", 1)[1])
     assert dropped == read - len(images) and dropped >= 30
     median = float(printed.split("median ")[1].split(" s")[0])
-    assert median < 1.5  # capture to result: one frame's work, where a queue would grow to many seconds
+    assert median < 2.5  # capture to result: about one frame's work, where a queue's would grow to 15 s
 
 
 def test_infer_on_a_stream_with_track_smooth_render_writes_the_frames_in_real_time(checkpoint, tmp_path, capsys):
@@ -147,7 +147,7 @@ def test_infer_on_a_stream_with_track_smooth_render_writes_the_frames_in_real_ti
     out = tmp_path / "out"
     with MjpegServer(frames=75, fps=25, image_hw=HW) as server:
         code, took = _infer(server.url, checkpoint, out, "--track", "--smooth", "--render")
-    assert code == 0 and took < server.duration + 6.0
+    assert code == 0 and took < server.duration + 8.0
     printed = capsys.readouterr().out
     assert " dropped (of " in printed and "latency from capture to result: median" in printed
     images = _check_outputs(out)
