@@ -6,6 +6,12 @@ cutoff rises with the signal's speed: ``min_cutoff + beta * |dx|`` (Hz), ``dx`` 
 low-passed at ``d_cutoff``. Slow signals are smoothed hard (jitter falls), fast ones barely
 (little lag). :class:`OneEuroFilter` filters an array signal element-wise;
 :func:`one_euro_step` is the vectorised step the tracker runs on its tracks' keypoints.
+
+Samples come at a nominal rate (``fps``) or with their timestamps: a live source's frames are
+neither regular nor all processed, so the sampling interval is then the time between two samples,
+as in the authors' reference implementation (casiez/OneEuroFilter, ``python/OneEuroFilter.py``,
+``OneEuroFilter.__call__``: the frequency is ``1 / (timestamp - lasttime)`` when the timestamp
+moved forward, else the last one).
 """
 
 from __future__ import annotations
@@ -47,7 +53,10 @@ class OneEuroFilter:
 
     Call it once per frame with an array of a fixed shape; ``present`` (bool, same shape) marks
     the values measured in this frame. A value that is not present restarts: the next time it is
-    present, its output is the sample itself.
+    present, its output is the sample itself. ``timestamp`` (seconds, e.g. a frame's capture
+    time) makes the sampling interval the time since the previous sample instead of ``1 / fps``
+    (which stays the interval until two timestamps have been seen, and when one does not move
+    forward the last interval is kept).
     """
 
     def __init__(self, min_cutoff: float = 1.0, beta: float = 0.2, d_cutoff: float = 1.0, fps: float = 30.0) -> None:
@@ -62,9 +71,17 @@ class OneEuroFilter:
         self._x: np.ndarray | None = None
         self._dx: np.ndarray | None = None
         self._on: np.ndarray | None = None
+        self._t: float | None = None  # the last timestamp
+        self._te = 1.0 / self.fps  # the sampling interval, s
 
-    def __call__(self, x: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    def __call__(self, x: np.ndarray, present: np.ndarray | None = None, timestamp: float | None = None) -> np.ndarray:
         """Filtered copy of ``x`` (float64); values not ``present`` are returned as they are."""
+        if timestamp is not None:
+            if not math.isfinite(timestamp):
+                raise ValueError(f"OneEuroFilter: timestamp must be a finite number of seconds, got {timestamp}")
+            if self._t is not None and timestamp > self._t:
+                self._te = timestamp - self._t
+            self._t = float(timestamp)
         x = np.asarray(x, dtype=np.float64)
         now = np.ones(x.shape, dtype=bool) if present is None else np.broadcast_to(np.asarray(present, dtype=bool), x.shape)
         if self._x is None:
@@ -72,7 +89,7 @@ class OneEuroFilter:
         elif self._x.shape != x.shape:
             raise ValueError(f"OneEuroFilter: got a signal of shape {x.shape} after {self._x.shape}; call reset() first")
         on = self._on & now
-        x_hat, dx_hat = one_euro_step(x, self._x, self._dx, on, self.min_cutoff, self.beta, self.d_cutoff, 1.0 / self.fps)
+        x_hat, dx_hat = one_euro_step(x, self._x, self._dx, on, self.min_cutoff, self.beta, self.d_cutoff, self._te)
         self._x = np.where(now, x_hat, 0.0)
         self._dx = np.where(now, dx_hat, 0.0)
         self._on = now.copy()

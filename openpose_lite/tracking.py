@@ -42,6 +42,15 @@ their keypoints are smoothed with the One Euro filter (:mod:`openpose_lite.one_e
 keypoint coordinate, restarted whenever the keypoint is missing from a frame; association
 always uses the raw keypoints.
 
+**Time.** By default frames come at the video's rate (``fps``): a velocity is in px per frame,
+ages count frames, the filter samples every ``1 / fps`` s. A live source's frames are neither
+regular nor all processed (the newest is taken, the others dropped), so :meth:`Tracker.update`
+also takes each frame's capture ``timestamp``: time then runs in frames of ``1 / fps`` s, so
+that a prediction moves a keypoint by its velocity times the time elapsed, a velocity is a
+displacement over the time it took, ``max_age`` is ``max_age / fps`` seconds and the One Euro
+filter samples at the actual interval. Frames at exactly ``1 / fps`` apart track as without
+timestamps.
+
 :func:`~openpose_lite.mot_metrics.evaluate_tracking` measures tracked poses against true ids
 with py-motmetrics (MOTA, IDF1, ID switches), the distance of two people being ``1 - OKS``.
 
@@ -89,6 +98,8 @@ _MISS_SCALE_GROWTH = 0.5
 # Cost of a forbidden pair in the assignment: above any sum of allowed costs (each is <= 1),
 # so the solver first maximises the number of allowed pairs.
 _FORBIDDEN = 1e6
+# Timestamps exactly 1 / fps apart give clock steps of 1 within rounding: ages compare with this slack.
+_CLOCK_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,8 @@ class TrackerParams:
     the person moves rigidly). ``min_area``: the smallest OKS scale s^2 (px^2), for people seen
     with one or two keypoints. The One Euro filter (Casiez et al., CHI 2012), used only when ``smooth``:
     ``min_cutoff`` (Hz), ``beta`` (1/px: the cutoff rises by ``beta`` Hz per px/s of speed),
-    ``d_cutoff`` (Hz, for the speed estimate) and ``fps``, the frame rate of the video.
+    ``d_cutoff`` (Hz, for the speed estimate) and ``fps``, the frame rate of the video (with
+    timestamps: the rate the per-frame settings, ``max_age`` and velocities, are counted in).
     """
 
     min_similarity: float = 0.3
@@ -167,6 +179,10 @@ class Tracker:
         """Forget every track and restart ids at 0, for a new video."""
         self._skeleton: Skeleton | None = self._fixed_skeleton
         self._frame = -1
+        # Time in frames of 1 / fps s: the frame index without timestamps, else from them.
+        self._clock = -1.0
+        self._step = 1.0  # frames elapsed since the previous frame
+        self._timestamp: float | None = None  # the last frame's, in seconds (None: frames without)
         self._next_id = 0
         k = 0 if self._skeleton is None else self._skeleton.num_keypoints
         self._alloc(k)
@@ -175,19 +191,19 @@ class Tracker:
         """Empty track table for K keypoints: one row per track."""
         self._ids = np.zeros(0, np.int64)  # -1 while tentative
         self._pos = np.zeros((0, k, 2))  # keypoint estimates at the last frame
-        self._vel = np.zeros((0, k, 2))  # px per frame
+        self._vel = np.zeros((0, k, 2))  # px per frame (per 1 / fps s)
         self._vel_ok = np.zeros((0, k), bool)  # the velocity was measured, not borrowed from the body
         self._known = np.zeros((0, k), bool)  # the keypoint has an estimate
         self._obs_pos = np.zeros((0, k, 2))  # where it was last seen
-        self._obs_frame = np.zeros((0, k), np.int64)  # when (-1: never)
+        self._obs_time = np.zeros((0, k))  # when, on the clock (-1: never)
         self._area = np.zeros(0)
         self._hits = np.zeros(0, np.int64)  # consecutive matched frames
-        self._misses = np.zeros(0, np.int64)  # consecutive unmatched frames
+        self._matched_at = np.zeros(0)  # the clock at the last match
         self._f_x = np.zeros((0, k, 2))  # One Euro state: last output, speed, has a previous sample
         self._f_dx = np.zeros((0, k, 2))
         self._f_on = np.zeros((0, k), bool)
 
-    _ROW_FIELDS = ("_ids", "_pos", "_vel", "_vel_ok", "_known", "_obs_pos", "_obs_frame", "_area", "_hits", "_misses",
+    _ROW_FIELDS = ("_ids", "_pos", "_vel", "_vel_ok", "_known", "_obs_pos", "_obs_time", "_area", "_hits", "_matched_at",
                    "_f_x", "_f_dx", "_f_on")
 
     @property
@@ -226,28 +242,46 @@ class Tracker:
             raise ValueError(f"Tracker.update: frame {self._frame + 1}: people {bad[:5]} have labelled keypoints with non-finite x, y")
         return kps[..., :2], on
 
-    def update(self, poses: Poses) -> Poses:
+    def _advance(self, timestamp: float | None) -> None:
+        """Move the clock to the next frame: one frame on, or the time since the last frame's timestamp."""
+        first = self._frame < 0
+        if not first and (timestamp is None) != (self._timestamp is None):
+            raise ValueError(f"Tracker.update: frame {self._frame + 1} {'lacks' if timestamp is None else 'has'} a "
+                             "timestamp; give every frame of a video one, or none (reset() starts a new video)")
+        if timestamp is not None:
+            if not math.isfinite(timestamp):
+                raise ValueError(f"Tracker.update: timestamp must be a finite number of seconds, got {timestamp}")
+            if not first and timestamp > self._timestamp:
+                self._step = (timestamp - self._timestamp) * self.params.fps
+            self._timestamp = float(timestamp)  # one that does not move forward keeps the last step (as One Euro's reference)
+        self._frame += 1
+        self._clock = 0.0 if first else self._clock + self._step
+
+    def update(self, poses: Poses, timestamp: float | None = None) -> Poses:
         """Track the people of the next frame; returns them, in order, with ``track_ids`` set.
 
+        ``timestamp``: the frame's capture time in seconds, for frames that are not ``1 / fps``
+        apart (a live source; see the module docstring); give it for every frame or for none.
         Raises TypeError for anything but :class:`Poses`, and ValueError for people of another
         skeleton than the stream's (fixed by the first frame with people, unless given to the
-        constructor) or labelled keypoints with non-finite coordinates.
+        constructor), labelled keypoints with non-finite coordinates, or timestamps on some frames only.
         """
         xy, on = self._check(poses)
-        self._frame += 1
-        p, f = self.params, self._frame
+        self._advance(timestamp)
+        p, now = self.params, self._clock
         d = xy.shape[0]
         # a person without keypoints, or scoring under min_score, can be matched to nothing
         trackable = on.any(1) & (poses.scores >= p.min_score)
 
         # 1. predict
-        pred = self._pos + self._vel
+        pred = self._pos + self._vel * self._step
 
         # 2. associate
         rows = cols = np.zeros(0, np.int64)
         t = self._ids.shape[0]
         if t and trackable.any():
-            scale = self._area * (1.0 + _MISS_SCALE_GROWTH * self._misses)  # predictions grow uncertain
+            missed = now - self._step - self._matched_at  # frames unmatched before this one
+            scale = self._area * (1.0 + _MISS_SCALE_GROWTH * missed)  # predictions grow uncertain
             sim = mutual_oks(pred, self._known, xy, on, scale, self._skeleton.sigmas_array)
             allowed = (sim >= p.min_similarity) & (sim > 0.0) & trackable[None, :]
             if allowed.any():
@@ -260,22 +294,22 @@ class Tracker:
         matched[rows] = True
         new_pos = pred.copy()
         if rows.size:
-            self._update_matched(rows, xy[cols], on[cols], f)
+            self._update_matched(rows, xy[cols], on[cols], now)
             new_pos[rows] = self._pos[rows]
         self._pos = new_pos
-        self._misses = np.where(matched, 0, self._misses + 1)
+        self._matched_at = np.where(matched, now, self._matched_at)
         self._hits = np.where(matched, self._hits, 0)
         self._f_on &= matched[:, None]  # a person missing from a frame restarts its filter
 
         # 4. death: tentative tracks that missed, confirmed ones unmatched too long
         row_det = np.full(t, -1, np.int64)
         row_det[rows] = cols
-        alive = matched | ((self._ids >= 0) & (self._misses <= p.max_age))
+        alive = matched | ((self._ids >= 0) & (now - self._matched_at <= p.max_age + _CLOCK_SLACK))
         if not alive.all():
             if logger.isEnabledFor(logging.DEBUG):
                 gone = self._ids[~alive & (self._ids >= 0)]
                 if gone.size:
-                    logger.debug("frame %d: tracks %s ended", f, gone.tolist())
+                    logger.debug("frame %d: tracks %s ended", self._frame, gone.tolist())
             self._select(alive)
             row_det = row_det[alive]
 
@@ -284,7 +318,7 @@ class Tracker:
         unmatched[cols] = False
         born = np.nonzero(unmatched & trackable)[0]
         if born.size:
-            self._append(xy[born], on[born], f)
+            self._append(xy[born], on[born], now)
             row_det = np.concatenate([row_det, born])
 
         # 6. confirmation, in the order of the people in this frame
@@ -303,12 +337,12 @@ class Tracker:
             keypoints = self._smooth(row_det, seen, xy, on, keypoints)
         return Poses(keypoints, poses.scores.copy(), poses.skeleton, track_ids)
 
-    def _update_matched(self, rows: np.ndarray, x: np.ndarray, m: np.ndarray, f: int) -> None:
-        """Fold the matched people's keypoints (M, K, 2), labelled (M, K), into the tracks ``rows``."""
+    def _update_matched(self, rows: np.ndarray, x: np.ndarray, m: np.ndarray, now: float) -> None:
+        """Fold the matched people's keypoints (M, K, 2), labelled (M, K), into the tracks ``rows`` at clock ``now``."""
         p = self.params
-        obs_frame = self._obs_frame[rows]
-        had = m & (obs_frame >= 0)
-        gap = np.maximum(f - obs_frame, 1)[..., None]
+        obs_time = self._obs_time[rows]
+        had = m & (obs_time >= 0)
+        gap = np.maximum(now - obs_time, _CLOCK_SLACK)[..., None]  # > 0 for a keypoint seen before
         meas = (x - self._obs_pos[rows]) / gap  # px per frame since the keypoint was last seen
         old_vel, vel_ok = self._vel[rows], self._vel_ok[rows]
         blended = np.where(vel_ok[..., None], p.velocity_smoothing * meas + (1.0 - p.velocity_smoothing) * old_vel, meas)
@@ -326,13 +360,13 @@ class Tracker:
         self._vel_ok[rows] = had  # a velocity borrowed from the body is replaced by the next measurement
         self._pos[rows] = pos
         self._obs_pos[rows] = np.where(m[..., None], x, self._obs_pos[rows])
-        self._obs_frame[rows] = np.where(m, f, obs_frame)
-        self._known[rows] = (self._known[rows] | m) & (f - self._obs_frame[rows] <= p.max_age)
+        self._obs_time[rows] = np.where(m, now, obs_time)
+        self._known[rows] = (self._known[rows] | m) & (now - self._obs_time[rows] <= p.max_age + _CLOCK_SLACK)
         box = keypoint_box_areas(x, m)
         self._area[rows] = np.maximum(np.maximum(box, _SCALE_DECAY * self._area[rows]), p.min_area)
         self._hits[rows] += 1
 
-    def _append(self, x: np.ndarray, m: np.ndarray, f: int) -> None:
+    def _append(self, x: np.ndarray, m: np.ndarray, now: float) -> None:
         """New tentative tracks for people (B, K, 2), labelled (B, K)."""
         b, k = m.shape
         x = np.where(m[..., None], x, 0.0)
@@ -343,10 +377,10 @@ class Tracker:
             "_vel_ok": np.zeros((b, k), bool),
             "_known": m.copy(),
             "_obs_pos": x.copy(),
-            "_obs_frame": np.where(m, f, -1).astype(np.int64),
+            "_obs_time": np.where(m, now, -1.0),
             "_area": np.maximum(keypoint_box_areas(x, m), self.params.min_area),
             "_hits": np.ones(b, np.int64),
-            "_misses": np.zeros(b, np.int64),
+            "_matched_at": np.full(b, now),
             "_f_x": np.zeros((b, k, 2)),
             "_f_dx": np.zeros((b, k, 2)),
             "_f_on": np.zeros((b, k), bool),
@@ -366,7 +400,7 @@ class Tracker:
         x, m = xy[dets], on[dets]
         f_on = self._f_on[rows] & m
         x_hat, dx_hat = one_euro_step(x, self._f_x[rows], self._f_dx[rows], f_on[..., None],
-                                       p.min_cutoff, p.beta, p.d_cutoff, 1.0 / p.fps)
+                                       p.min_cutoff, p.beta, p.d_cutoff, self._step / p.fps)
         self._f_x[rows] = np.where(m[..., None], x_hat, 0.0)
         self._f_dx[rows] = np.where(m[..., None], dx_hat, 0.0)
         self._f_on[rows] = m

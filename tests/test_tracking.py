@@ -420,3 +420,85 @@ def test_the_split_modules_names_stay_importable_from_tracking():
     assert tracking.evaluate_tracking is mot_metrics.evaluate_tracking
     assert tracking.keypoint_similarity is oks.keypoint_similarity
 
+
+
+# ------------------------------------------------------------------------- capture times
+def _reference_one_euro(samples: list[float], timestamps: list[float], freq: float, mincutoff: float, beta: float,
+                        dcutoff: float) -> list[float]:
+    """The authors' reference filter on one value, as casiez/OneEuroFilter python/OneEuroFilter.py
+    (``OneEuroFilter.__call__``, ``LowPassFilter``) computes it: the frequency becomes
+    ``1 / (timestamp - lasttime)`` when the timestamp moved forward; ``dx`` is the change from the
+    last filtered value times the frequency (0 at the first sample); each low-pass blends with
+    ``alpha = 1 / (1 + tau / te)``, ``tau = 1 / (2 pi cutoff)``, ``te = 1 / freq``, and passes its first value through."""
+    def alpha(cutoff: float) -> float:
+        return 1.0 / (1.0 + (1.0 / (2 * np.pi * cutoff)) / (1.0 / freq))
+
+    out, last_time, x_s, dx_s = [], None, None, None
+    for x, t in zip(samples, timestamps):
+        if last_time and t and t > last_time:
+            freq = 1.0 / (t - last_time)
+        last_time = t
+        dx = 0.0 if x_s is None else (x - x_s) * freq
+        dx_s = dx if dx_s is None else alpha(dcutoff) * dx + (1 - alpha(dcutoff)) * dx_s
+        cutoff = mincutoff + beta * abs(dx_s)
+        x_s = x if x_s is None else alpha(cutoff) * x + (1 - alpha(cutoff)) * x_s
+        out.append(x_s)
+    return out
+
+
+def test_one_euro_filter_with_timestamps_is_the_reference_filter_at_irregular_intervals():
+    rng = np.random.default_rng(3)
+    times = 1.0 + np.cumsum(rng.uniform(0.02, 0.3, 40))  # a live source: frames dropped unevenly
+    times[17] = times[16]  # a timestamp that does not move forward keeps the last interval
+    samples = 200.0 * np.sin(times) + rng.normal(0.0, 2.0, 40)
+    expected = _reference_one_euro(list(samples), list(times), 30.0, 1.0, 0.2, 1.0)
+    filt = OneEuroFilter(min_cutoff=1.0, beta=0.2, d_cutoff=1.0, fps=30.0)
+    got = [float(filt(np.array([x]), timestamp=t)[0]) for x, t in zip(samples, times)]
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-9)
+    plain = OneEuroFilter(fps=30.0)  # without timestamps: every sample 1/30 s apart, far from the above
+    assert not np.allclose([float(plain(np.array([x]))[0]) for x in samples], expected, atol=1.0)
+
+
+def test_tracker_with_timestamps_one_frame_apart_tracks_exactly_as_without():
+    rng = np.random.default_rng(4)
+    frames = [frame(*(person(100 + 7 * t + 150 * i) + np.concatenate([rng.normal(0, 1.5, (17, 2)), np.zeros((17, 1))], 1)
+                      for i in range(3 if t % 9 else 2))) for t in range(40)]
+    params = TrackerParams(smooth=True, fps=25.0, max_age=3)
+    plain = Tracker(params).track(frames)
+    timed_tracker = Tracker(params)
+    timed = [timed_tracker.update(p, timestamp=1000.0 + t / 25.0) for t, p in enumerate(frames)]
+    for a, b in zip(plain, timed):
+        assert a.track_ids.tolist() == b.track_ids.tolist()
+        np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
+
+
+def test_tracker_follows_a_fast_person_across_dropped_frames_by_their_capture_times():
+    # 6 px per 1/25 s; the frames processed are 1, then 6 frames of time apart, as a slow model drops them
+    fps, speed = 25.0, 6.0
+    taken = [0, 1, 2, 3, 9, 10, 16, 17, 23, 24, 30]
+    people = [frame(person(50 + speed * n)) for n in taken]
+    timed = Tracker(TrackerParams(fps=fps))
+    ids = [timed.update(p, timestamp=n / fps).track_ids.tolist() for p, n in zip(people, taken)]
+    assert ids[2:] == [[0]] * (len(taken) - 2)  # confirmed at the third frame, then the same person throughout
+    # counted in frames instead, the velocity of a 1-frame step is taken for a 6-frame gap: the person is lost
+    untimed = [p.track_ids.tolist() for p in Tracker(TrackerParams(fps=fps)).track(people)]
+    assert untimed[2:4] == [[0], [0]] and all(ids != [0] for ids in untimed[4:])
+
+
+def test_tracker_with_timestamps_forgets_a_person_after_max_age_frames_of_time():
+    params = TrackerParams(fps=10.0, max_age=5, confirm_frames=1)  # 0.5 s
+    for gap, kept in ((0.45, True), (0.65, False)):
+        tracker = Tracker(params)
+        tracker.update(frame(person(100)), timestamp=0.0)
+        tracker.update(frame(), timestamp=gap)  # one frame without the person, `gap` s later, whatever the rate
+        ids = tracker.update(frame(person(100)), timestamp=gap + 0.05).track_ids.tolist()
+        assert ids == ([0] if kept else [1])
+
+
+def test_tracker_refuses_timestamps_on_some_frames_only():
+    tracker = Tracker()
+    tracker.update(frame(person(100)), timestamp=0.0)
+    with pytest.raises(ValueError, match="timestamp"):
+        tracker.update(frame(person(100)))
+    with pytest.raises(ValueError, match="finite"):
+        Tracker().update(frame(), timestamp=float("nan"))

@@ -23,6 +23,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, describe_os_error
+from openpose_lite.cli.live import add_live_args, live_source, path_or_url, run_live
 from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
 from openpose_lite.cli.outputs import InferRun, VideoOutput, frame_count, progress_disabled, video_fps
 from openpose_lite.cli.shards import Shard, current_shard
@@ -45,7 +46,8 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
         "truncated videos are reported and skipped; the exit code is then 1. Under torchrun "
         "(torchrun --nproc_per_node N -m openpose_lite infer ...) the inputs are shared out between the processes.",
     )
-    p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files, video files or folders of them")
+    p.add_argument("paths", type=path_or_url, nargs="*", metavar="PATH",
+                   help="image files, video files or folders of them; or a stream URL (rtsp://, http://, udp:// ...)")
     add_weights_args(p)
     add_predictor_args(p)
     p.add_argument("--output", "-o", type=Path, default=Path("openpose_output"),
@@ -61,6 +63,7 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-pipeline", action="store_true",
                    help="read, run and write one batch after another instead of overlapping them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
+    add_live_args(p)
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,9 @@ def _process(args: argparse.Namespace, predictor, inputs: Sequence[_Input], shar
 
 
 def _run_infer(args: argparse.Namespace) -> int:
+    source = live_source(args)
+    if source is not None:
+        return run_live(args, source)
     weights_path(args)
     inputs = _collect_inputs(args.paths)  # bad paths fail before the model is loaded
     _check_options(args, inputs)

@@ -13,6 +13,11 @@ three threads joined by bounded queues:
 * a finisher thread decodes each batch and hands every item's result to ``handle`` in stream
   order, so outputs are written in order while the next batch is on the network.
 
+A live source wants the opposite of read-ahead: the newest frame, taken when the network is
+free for it. :func:`run_newest_first` takes the next item only then, in the calling thread,
+prepares it and runs the network on it, while a finisher thread decodes and handles the one
+before; nothing waits in a queue, so no frame grows old there.
+
 An item whose image cannot be loaded, or that the predictor refuses (``input_problem``), is
 handed to ``handle`` with the reason instead of people; a batch that fails in any step is run
 again image by image, so one bad image costs only itself. Shape legend: B batch.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -30,7 +36,7 @@ import numpy as np
 
 from openpose_lite.structures import Poses
 
-__all__ = ["Outcome", "run_pipelined", "run_sequential"]
+__all__ = ["Outcome", "run_newest_first", "run_pipelined", "run_sequential"]
 
 T = TypeVar("T")
 # What to run an item with: its image, or the reason it has none (an unreadable file).
@@ -245,4 +251,48 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
     finally:
         stop.set()
         loader.join(timeout=5)
+        finisher.join(timeout=5)
+
+
+def run_newest_first(predictor: Any, items: Iterable[T], load: Load, handle: Handle,
+                     image_id: Callable[[T], int | None] = lambda item: None) -> None:
+    """Run ``predictor`` over ``items`` one at a time, each taken from ``items`` only when the network is free.
+
+    For a live source whose iterator blocks until a frame is there and yields the newest one:
+    the calling thread takes an item, prepares it and runs the network; a finisher thread
+    decodes it and calls ``handle`` (in order) while the calling thread runs the next. The next
+    is taken once the finisher has started on the last one, so no item waits behind another.
+    Arguments as :func:`run_pipelined`'s.
+    """
+    stop = threading.Event()
+    finished_q: queue.Queue = queue.Queue(maxsize=1)
+
+    def finish_and_handle() -> None:
+        while True:
+            batch = _get(finished_q, stop, [])
+            if batch is _DONE:
+                return
+            for outcome in _finish(predictor, batch):
+                handle(outcome.item, outcome.poses if outcome.poses is not None else outcome.reason)
+
+    finisher = _Worker(finish_and_handle, "openpose-lite-finisher")
+    finisher.start()
+    try:
+        for batch in _batches(items, load, image_id, 1, predictor):
+            _prepare(predictor, batch)
+            _forward(predictor, batch)
+            while not _put_or_fail(finished_q, batch, finisher):
+                pass
+            while not finished_q.empty():  # the finisher is still on the item before: take no new one yet
+                if finisher.error is not None:
+                    raise finisher.error
+                time.sleep(0.002)
+        while not _put_or_fail(finished_q, _DONE, finisher):
+            pass
+        while finisher.is_alive():
+            finisher.join(timeout=0.1)
+        if finisher.error is not None:
+            raise finisher.error
+    finally:
+        stop.set()
         finisher.join(timeout=5)

@@ -1,0 +1,186 @@
+"""Generated frames served as a live MJPEG stream on loopback: what the live-source tests and benchmark read.
+
+:class:`MjpegServer` serves ``http://127.0.0.1:PORT/stream.mjpg`` as IP cameras and
+mjpg-streamer do: one HTTP response of type ``multipart/x-mixed-replace`` whose parts are JPEG
+frames. It is a broadcast: frame i goes out at ``start + i / fps`` to every client connected
+then, and a client that connects late (or reads slowly) joins at the current frame. After the
+last frame each client gets the closing boundary and the connection closes; later requests get
+404 (the broadcast is over, the server still up), as from a camera server whose stream ended.
+:meth:`MjpegServer.kill` closes the listening socket and every connection at once (a server
+dying mid-stream); :meth:`MjpegServer.revive` serves again on the same port, on the same clock.
+
+Each frame carries its number in a strip of black and white blocks along its top
+(:func:`frame_number_of` reads it back), so a reader can tell which frame it got.
+"""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+__all__ = ["MjpegServer", "frame_number_of"]
+
+BOUNDARY = "frame"
+_BITS = 16  # frame numbers up to 65535
+_STRIP_H = 8  # px
+
+
+def _draw_number(image: np.ndarray, number: int) -> None:
+    """Blocks along the top rows: white for a 1 bit, black for a 0 (most significant first)."""
+    w = image.shape[1] // _BITS
+    for bit in range(_BITS):
+        on = (number >> (_BITS - 1 - bit)) & 1
+        image[:_STRIP_H, bit * w:(bit + 1) * w] = 255 if on else 0
+
+
+def frame_number_of(image: np.ndarray) -> int:
+    """The number :class:`MjpegServer` drew on a frame (read back through JPEG's losses)."""
+    w = image.shape[1] // _BITS
+    number = 0
+    for bit in range(_BITS):
+        block = image[1:_STRIP_H - 1, bit * w + 1:(bit + 1) * w - 1]
+        number = (number << 1) | int(block.mean() > 127)
+    return number
+
+
+def _default_frame(index: int, image_hw: tuple[int, int]) -> np.ndarray:
+    """A moving grey gradient: every frame differs."""
+    h, w = image_hw
+    x = (np.arange(w)[None, :] + 4 * index) % 256
+    grey = np.broadcast_to(x, (h, w)).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+class MjpegServer:
+    """A live MJPEG broadcast of ``frames`` frames at ``fps`` on ``host`` (see the module docstring).
+
+    ``render(i)`` gives frame i (H, W, 3 BGR uint8; default: a moving gradient of ``image_hw``).
+    Use it as a context manager, or ``start()`` and ``close()``.
+    """
+
+    def __init__(self, frames: int, fps: float = 25.0, image_hw: tuple[int, int] = (120, 160),
+                 render: Callable[[int], np.ndarray] | None = None, host: str = "127.0.0.1", port: int = 0,
+                 quality: int = 85) -> None:
+        if frames < 1 or fps <= 0:
+            raise ValueError(f"MjpegServer: frames >= 1 and fps > 0, got {frames}, {fps}")
+        self.frames, self.fps, self.host, self.port = int(frames), float(fps), host, port
+        self.render = render or (lambda i: _default_frame(i, image_hw))
+        self.quality = quality
+        self.started: float | None = None
+        self.sent = 0  # frames written to clients, all together
+        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._killed = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/stream.mjpg"
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.fps
+
+    def current_frame(self) -> int:
+        """The frame on air now (``frames`` once the broadcast is over)."""
+        if self.started is None:
+            return 0
+        return min(self.frames, max(0, int((time.monotonic() - self.started) * self.fps)))
+
+    def encode(self, index: int) -> bytes:
+        image = np.ascontiguousarray(self.render(index)).copy()
+        _draw_number(image, index)
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise ValueError(f"MjpegServer: cannot encode frame {index}")
+        return data.tobytes()
+
+    # ------------------------------------------------------------------ serving
+    def _serve(self) -> None:
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path.split("?")[0] != "/stream.mjpg" or server.current_frame() >= server.frames:
+                    self.send_error(404, "no stream here" if self.path != "/stream.mjpg" else "the broadcast is over")
+                    return
+                with server._lock:
+                    server._connections.add(self.connection)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                    self.send_header("Cache-Control", "no-cache")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    server._stream_to(self.wfile)
+                except OSError:
+                    pass  # the client went away, or the server was killed
+                finally:
+                    with server._lock:
+                        server._connections.discard(self.connection)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._killed.clear()
+        self._httpd = http.server.ThreadingHTTPServer((self.host, self.port), Handler)
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+                         name="mjpeg-server").start()
+
+    def _stream_to(self, out) -> None:
+        index = self.current_frame()
+        while index < self.frames:
+            wait = self.started + index / self.fps - time.monotonic()
+            if self._killed.wait(max(0.0, wait)):
+                return
+            data = self.encode(index)
+            out.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                      + data + b"\r\n")
+            out.flush()
+            self.sent += 1
+            index = max(index + 1, self.current_frame())  # a slow reader skips to the frame on air
+        out.write(f"--{BOUNDARY}--\r\n".encode())
+        out.flush()
+
+    def start(self) -> "MjpegServer":
+        """Listen, and start the broadcast's clock."""
+        self._serve()
+        self.started = time.monotonic()
+        return self
+
+    def kill(self) -> None:
+        """Die mid-stream: the listening socket and every open connection close at once."""
+        if self._httpd is not None:  # first the listener: a client finds nobody there when its stream breaks
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        with self._lock:
+            for conn in list(self._connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            self._connections.clear()
+        self._killed.set()
+
+    def revive(self) -> None:
+        """Serve again on the same port; the broadcast goes on at the frame now on air."""
+        self._serve()
+
+    def close(self) -> None:
+        self.kill()
+
+    def __enter__(self) -> "MjpegServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,314 @@
+"""Live sources: cameras and network streams, read newest frame first.
+
+A live source is not a file: its frames come at the camera's rate whether or not anyone keeps
+up. Reading every frame in turn would queue them, and a model slower than the camera would
+fall further and further behind. :class:`LatestFrameReader` therefore reads the source in a
+thread of its own as fast as it delivers and keeps only the newest frame, with its frame number
+and capture time; the consumer takes the newest one when it is ready for it, and the frames it
+never took are counted as dropped.
+
+Sources (:class:`LiveSource`): a camera index (``cv2.VideoCapture(index)``) or a stream URL
+(``rtsp://``, ``http(s)://`` MJPEG or HLS, ``udp://`` ...: anything OpenCV's FFmpeg backend
+opens, ``cv2.VideoCapture(url, cv2.CAP_FFMPEG)``), opened with an open and a read timeout so
+that an unreachable address fails in seconds instead of hanging.
+
+How a source stops: when a read fails (or waits past the read timeout), a stream whose server
+still answers (a TCP connection to its host and port) has *ended*: the server closed it, and it
+reopens to nothing more. A camera that stops delivering, a stream whose server no longer
+answers, or one that stalled, is *lost*: it is reopened up to ``reconnect`` times with growing
+waits (``backoff`` s, doubled each try up to ``max_backoff``) and, once it delivers again, read
+on; when every try fails it stays lost. A source of known length (a file served over HTTP) ends
+at its end.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+__all__ = ["LiveFrame", "LatestFrameReader", "LiveSource", "SourceUnavailable", "STREAM_SCHEMES", "is_stream_url"]
+
+logger = logging.getLogger(__name__)
+
+# URL schemes read as live streams through FFmpeg (its network protocols).
+STREAM_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "rtmpt", "udp", "rtp", "srt", "tcp", "mmsh", "mmst")
+# Schemes over TCP, and the port each uses when the URL names none: whether the server still
+# answers tells a stream that ended from one that was lost.
+_TCP_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935, "rtmps": 443, "rtmpt": 80,
+              "tcp": None, "mmsh": 80, "mmst": 1755}
+
+OPEN_TIMEOUT_S = 5.0  # FFmpeg's open (connect, probe); OpenCV's default is 30 s
+READ_TIMEOUT_S = 5.0  # a read that waits longer has stalled; OpenCV's default is 30 s
+_PROBE_TIMEOUT_S = 2.0
+_POLL_S = 0.05  # how often a waiting consumer looks at the stop request
+
+
+def is_stream_url(text: str) -> bool:
+    """Whether ``text`` is a URL of a live stream (``scheme://...`` with one of :data:`STREAM_SCHEMES`)."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    return bool(match) and match.group(1).lower() in STREAM_SCHEMES
+
+
+class SourceUnavailable(Exception):
+    """A live source that cannot be opened: the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """A camera (``camera``: its index) or a stream (``url``)."""
+
+    url: str | None = None
+    camera: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.camera is None):
+            raise ValueError("LiveSource: give a url or a camera index, not both or neither")
+        if self.url is not None and not is_stream_url(self.url):
+            raise ValueError(f"LiveSource: {self.url!r} is not a stream URL ({', '.join(STREAM_SCHEMES)})")
+        if self.camera is not None and (isinstance(self.camera, bool) or int(self.camera) != self.camera
+                                        or self.camera < 0):
+            raise ValueError(f"LiveSource: a camera index is an integer >= 0, got {self.camera!r}")
+
+    @property
+    def name(self) -> str:
+        """``camera 0``, or the URL with any password masked (it goes into messages and files)."""
+        if self.camera is not None:
+            return f"camera {self.camera}"
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    @property
+    def stem(self) -> str:
+        """A file-name stem for its outputs: ``camera0``, or the URL path's last name (else its host)."""
+        if self.camera is not None:
+            return f"camera{self.camera}"
+        parts = urlsplit(self.url)
+        last = parts.path.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "-", last or parts.hostname or "stream").strip("-")
+        return stem or "stream"
+
+    def open(self, open_timeout: float = OPEN_TIMEOUT_S, read_timeout: float = READ_TIMEOUT_S):
+        """The opened ``cv2.VideoCapture``; raises :class:`SourceUnavailable` naming the source and the reason."""
+        import cv2
+
+        if self.camera is not None:
+            capture = cv2.VideoCapture(int(self.camera))
+        else:
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
+            capture = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        if capture.isOpened():
+            return capture
+        capture.release()
+        raise SourceUnavailable(f"cannot open {self.name}: {self._why_not(open_timeout)}")
+
+    def _why_not(self, open_timeout: float) -> str:
+        if self.camera is not None:
+            found = sorted(glob.glob("/dev/video*"))
+            where = f"this machine has {' '.join(found)}" if found else "this machine shows no /dev/video* device"
+            return f"no camera with that index answers ({where})"
+        answers = self.server_answers()
+        if answers is False:
+            return "its server does not answer (nothing listens at that host and port, or it is unreachable)"
+        within = f"within {open_timeout:g} s"
+        if answers:
+            return f"the server answers but serves no video stream there {within} (check the path, the credentials)"
+        return f"no video stream arrived {within}"
+
+    def server_answers(self, timeout: float = _PROBE_TIMEOUT_S) -> bool | None:
+        """Whether the stream's server accepts a TCP connection; None where that cannot be asked (a camera, UDP)."""
+        if self.url is None:
+            return None
+        parts = urlsplit(self.url)
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port or _TCP_PORTS.get(scheme)
+        except ValueError:  # a port that is no number
+            return False
+        if scheme not in _TCP_PORTS or port is None or not parts.hostname:
+            return None
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+
+@dataclass
+class LiveFrame:
+    """A frame of a live source: its number (0, 1, ... in the order the source delivered them,
+    dropped ones included), pixels (H, W, 3 BGR uint8) and capture time, as the wall clock
+    (``time.time()``, for names) and the monotonic clock (``time.monotonic()``, for intervals)."""
+
+    number: int
+    image: np.ndarray
+    wall_time: float
+    time: float
+
+
+class LatestFrameReader:
+    """Reads a :class:`LiveSource` in a thread and keeps only its newest frame (see the module docstring).
+
+    ``open()`` (in the caller's thread; raises :class:`SourceUnavailable`), ``start()``, then
+    :meth:`frames` or :meth:`take` the newest frames; ``stop()`` ends it. ``read`` counts the
+    frames read, ``taken`` those handed out; the others were dropped. After the reader finished,
+    ``outcome`` is ``"ended"``, ``"lost"`` (``problem`` says why) or ``"stopped"``.
+    """
+
+    def __init__(self, source: LiveSource, reconnect: int = 0, open_timeout: float = OPEN_TIMEOUT_S,
+                 read_timeout: float = READ_TIMEOUT_S, backoff: float = 0.5, max_backoff: float = 8.0) -> None:
+        if reconnect < 0:
+            raise ValueError(f"LatestFrameReader: reconnect must be >= 0, got {reconnect}")
+        self.source, self.reconnect = source, int(reconnect)
+        self.open_timeout, self.read_timeout = open_timeout, read_timeout
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.read = self.taken = self.reconnections = 0
+        self.outcome: str | None = None
+        self.problem: str | None = None
+        self.fps = 0.0  # the rate the source announces (0.0: unknown)
+        self._capture = None
+        self._finite = False
+        self._spent = 0  # reconnection tries spent since the last frame read
+        self._latest: LiveFrame | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the reader has stopped reading (the source ended or was lost, or :meth:`stop`)."""
+        return self._finished
+
+    @property
+    def dropped(self) -> int:
+        """Frames read but never handed out (the newest one kept at a stop included)."""
+        return self.read - self.taken
+
+    def open(self) -> None:
+        """Open the source (raises :class:`SourceUnavailable`, naming it)."""
+        import cv2
+
+        self._capture = self.source.open(self.open_timeout, self.read_timeout)
+        fps = float(self._capture.get(cv2.CAP_PROP_FPS))
+        self.fps = fps if 0 < fps < 1000 else 0.0
+        self._finite = self.source.url is not None and float(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)) > 0
+
+    def start(self) -> None:
+        """Start reading (opening the source first if :meth:`open` was not called)."""
+        if self._capture is None:
+            self.open()
+        self._thread = threading.Thread(target=self._run, name="openpose-lite-live-reader", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait: float = 1.0) -> None:
+        """Stop reading; waits up to ``wait`` s for the thread (a read in progress ends by its timeout)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=wait)
+        self._finish("stopped")  # a read still in progress ends by its timeout; nothing more is handed out
+
+    def take(self, timeout: float | None = None) -> LiveFrame | None:
+        """The newest frame not handed out yet, waiting for one; None when the reader finished
+        (or ``timeout`` s passed, or :meth:`stop` was called)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._latest is None and not self._finished and not self._stop.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                self._cond.wait(_POLL_S)  # short waits: a signal handler in this thread runs in between
+            if self._stop.is_set():
+                return None
+            frame, self._latest = self._latest, None
+            self.taken += frame is not None
+            return frame
+
+    def frames(self) -> Iterator[LiveFrame]:
+        """The newest frames, one at a time as the caller asks for them, until the reader finishes or stops."""
+        while (frame := self.take()) is not None:
+            yield frame
+
+    # ------------------------------------------------------------------ the reader thread
+    def _publish(self, image: np.ndarray) -> None:
+        frame = LiveFrame(self.read, image, time.time(), time.monotonic())
+        self._spent = 0  # the source delivers again: a later outage gets every try
+        with self._cond:
+            self._latest = frame  # the one it replaces, never taken, is dropped
+            self.read += 1
+            self._cond.notify_all()
+
+    def _finish(self, outcome: str, problem: str | None = None) -> None:
+        with self._cond:
+            if self.outcome is None:
+                self.outcome, self.problem = outcome, problem
+            self._finished = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        outcome, problem = "stopped", None
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                ok, image = self._capture.read()
+                if self._stop.is_set():
+                    break
+                if ok and image is not None:
+                    self._publish(image)
+                    continue
+                stalled = time.monotonic() - started >= 0.9 * self.read_timeout
+                outcome, problem = self._recover(stalled)
+                if outcome != "reconnected":
+                    break
+                outcome, problem = "stopped", None
+        except Exception as exc:  # noqa: BLE001 - an OpenCV error ends the source; the consumer reports it
+            outcome, problem = "lost", f"reading {self.source.name} failed: {exc}"
+        finally:
+            if self._capture is not None:
+                self._capture.release()
+            self._finish(outcome, problem)
+
+    def _recover(self, stalled: bool) -> tuple[str, str | None]:
+        """After a failed read: ``("ended", None)``, ``("reconnected", None)`` or ``("lost", why)``."""
+        self._capture.release()
+        if self._finite and not stalled:
+            return "ended", None
+        answers = self.source.server_answers()
+        if answers and not stalled and not self.reconnect:
+            return "ended", None  # the server closed the stream and is still there: the stream's end
+        if stalled:
+            why = f"no frame for {self.read_timeout:g} s"
+        elif answers is False:
+            why = "its server no longer answers"
+        else:
+            why = "it stopped delivering frames"
+        while self._spent < self.reconnect:
+            # a stream that reopens but delivers nothing goes on with the same outage's tries
+            delay = min(self.backoff * 2 ** self._spent, self.max_backoff)
+            self._spent += 1
+            attempt = self._spent
+            if self._stop.wait(delay):
+                return "stopped", None
+            try:
+                self._capture = self.source.open(self.open_timeout, self.read_timeout)
+            except SourceUnavailable:
+                if not stalled and self.source.server_answers():
+                    return "ended", None  # up again, but the stream is over
+                logger.info("%s: reconnection %d of %d failed", self.source.name, attempt, self.reconnect)
+                continue
+            self.reconnections += 1
+            logger.info("%s: reconnected (try %d of %d)", self.source.name, attempt, self.reconnect)
+            return "reconnected", None
+        tries = f"; {self.reconnect} reconnection{'s' if self.reconnect > 1 else ''} failed" if self.reconnect else ""
+        return "lost", f"lost {self.source.name} after {self.read} frames: {why}{tries}"
