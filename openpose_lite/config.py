@@ -48,7 +48,8 @@ from openpose_lite.codecs.bottomup import BottomUpCodecParams, BottomUpPafCodec
 from openpose_lite.codecs.grouping import GroupingParams
 from openpose_lite.codecs.topdown import TopDownCodecParams, TopDownHeatmapCodec
 from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
-from openpose_lite.io import write_text_atomic
+from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, check_max_pixels
+from openpose_lite.io import MAX_CONFIG_BYTES, read_bounded, write_text_atomic
 from openpose_lite.models.factory import ModelConfig
 from openpose_lite.params import Params, coerce, fields_of
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
@@ -102,7 +103,10 @@ class DataConfig(AugmentParams):
     ``val_ann``/``val_images``). With ``synthetic: true``, scenes of stick figures are
     generated into the output directory when those paths are absent
     (``synthetic_train_images`` / ``synthetic_val_images`` of them). ``num_workers``:
-    DataLoader worker processes.
+    DataLoader worker processes. ``max_image_pixels``: the largest image (width x height) read,
+    refused from its header before training starts (:mod:`openpose_lite.images`);
+    ``images_anywhere``: let an annotation's ``file_name`` be absolute or climb out of its image
+    folder with ``..`` (refused by default).
     """
 
     train_ann: str | None = None
@@ -113,9 +117,12 @@ class DataConfig(AugmentParams):
     synthetic_train_images: int = 2000
     synthetic_val_images: int = 200
     num_workers: int = 2
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    images_anywhere: bool = False
 
     def _check(self) -> None:
         self._require(self.crop_size <= MAX_CROP_SIZE, "crop_size", f"an integer in [1, {MAX_CROP_SIZE}]")
+        check_max_pixels(self.max_image_pixels, "data.max_image_pixels")
         self._require(self.synthetic_train_images >= 1, "synthetic_train_images", "an integer >= 1")
         self._require(self.synthetic_val_images >= 1, "synthetic_val_images", "an integer >= 1")
         self._require(self.num_workers >= 0, "num_workers", "an integer >= 0")
@@ -127,6 +134,7 @@ class DataConfig(AugmentParams):
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -178,9 +186,11 @@ class TrainConfig(Params):
     def _check(self) -> None:
         self._require(self.epochs >= 1, "epochs", "an integer >= 1")
         self._require(1 <= self.batch_size <= MAX_BATCH_SIZE, "batch_size", f"an integer in [1, {MAX_BATCH_SIZE}]")
-        self._require(self.lr > 0 and math.isfinite(self.lr), "lr", "a finite number > 0")
+        # The optimizers apply rates and decay in float32: a larger value cannot be represented there.
+        self._require(0 < self.lr <= FLOAT32_MAX, "lr", f"a number > 0 and <= {FLOAT32_MAX:.4g} (float32's largest)")
         self._require(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
-        self._require(self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        self._require(0 <= self.weight_decay <= FLOAT32_MAX, "weight_decay",
+                      f"a number >= 0 and <= {FLOAT32_MAX:.4g} (float32's largest)")
         self._require(all(m >= 1 for m in self.step_milestones)
                       and list(self.step_milestones) == sorted(set(self.step_milestones)),
                       "step_milestones", "strictly increasing epochs >= 1")
@@ -189,6 +199,10 @@ class TrainConfig(Params):
         for name in ("refinement_lr_mult", "bias_lr_mult"):
             value = getattr(self, name)
             self._require(math.isfinite(value) and value > 0, name, "a finite number > 0")
+        top = self.lr * self.refinement_lr_mult * self.bias_lr_mult
+        if top > FLOAT32_MAX:
+            raise ValueError(f"train.lr x refinement_lr_mult x bias_lr_mult = {top:.4g}: the largest per-parameter rate "
+                             f"must be <= {FLOAT32_MAX:.4g} (float32's largest)")
         self._require(len(set(self.no_decay)) == len(self.no_decay), "no_decay",
                       "distinct kinds among bias, norm, depthwise")
         self._require(self.freeze_trunk_epochs >= 0, "freeze_trunk_epochs", "an integer >= 0")
@@ -352,12 +366,16 @@ EXTENDS_KEY = "extends"
 
 def _file_deltas(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
     """The deltas of ``path`` and of the files it extends, the furthest first, each checked."""
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}" + (f" (extended by {chain[-1]})" if chain else ""))
+    try:  # a regular file of bounded size: a FIFO or /dev/zero is refused, not read
+        text = read_bounded(path, "config file", MAX_CONFIG_BYTES).decode("utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}" + (f" (extended by {chain[-1]})" if chain else "")) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file, expected a YAML config") from None
     if path.resolve() in chain:
         raise ValueError(f"{path}: '{EXTENDS_KEY}' loops back to a file it extends ({' -> '.join(map(str, chain))})")
     try:
-        delta = yaml.safe_load(path.read_text(encoding="utf-8"))
+        delta = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
     delta = {} if delta is None else delta

@@ -172,8 +172,12 @@ class PredictorEvaluation:
     failures: list[str] = field(default_factory=list)
 
 
-def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int) -> list[int]:
-    """The image ids to run (the first ``max_images``; 0: all), refusing a folder that lacks their files."""
+def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int, max_pixels: int,
+                        anywhere: bool) -> tuple[list[int], list[Path]]:
+    """The image ids to run (the first ``max_images``; 0: all) and their files, refusing up front a
+    folder that lacks any, and images too large or of another size than their entry (headers only)."""
+    from openpose_lite.images import check_image_files
+
     image_ids = sorted(coco.getImgIds())
     if max_images:
         image_ids = image_ids[:max_images]
@@ -181,11 +185,9 @@ def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int) -> list[i
         raise ValueError("the annotation file lists no images")
     if not images_dir.is_dir():
         raise FileNotFoundError(f"image folder not found: {images_dir}")
-    missing = [coco.imgs[i]["file_name"] for i in image_ids if not (images_dir / coco.imgs[i]["file_name"]).is_file()]
-    if missing:
-        raise ValueError(f"{images_dir}: {len(missing)} of the {len(image_ids)} images to evaluate are not in this "
-                         f"folder (e.g. {missing[0]}); pass the folder of the annotation file's images")
-    return image_ids
+    entries = [(coco.imgs[i]["file_name"], coco.imgs[i]["height"], coco.imgs[i]["width"]) for i in image_ids]
+    paths = check_image_files(images_dir, entries, "to evaluate", max_pixels, anywhere, strict=False)
+    return image_ids, paths
 
 
 def evaluate_predictor(
@@ -195,6 +197,9 @@ def evaluate_predictor(
     max_images: int = 0,
     batch_size: int = 1,
     progress: bool = False,
+    *,
+    max_image_pixels: int | None = None,
+    images_anywhere: bool = False,
 ) -> PredictorEvaluation:
     """Run a predictor over the images of a COCO keypoint file and score its people: the one such loop.
 
@@ -203,14 +208,18 @@ def evaluate_predictor(
     :class:`~openpose_lite.inference.TopDownPipeline` whose boxes come by image id). Images are
     read with the project's one reader (EXIF ignored, size checked against the image entry);
     one that cannot be read is logged, listed in ``failures`` and left out of the metrics.
-    A folder that lacks any of the images is refused before anything runs.
+    A folder that lacks any of the images, or holds one above ``max_image_pixels`` (default
+    :data:`~openpose_lite.images.DEFAULT_MAX_IMAGE_PIXELS`) or of another size than its entry, is
+    refused before anything runs; ``images_anywhere`` lets file names leave ``images_dir``.
     """
     from tqdm import tqdm
 
-    from openpose_lite.images import ImageReadError, read_image
+    from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, read_image
 
+    max_pixels = max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS
     coco = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
-    image_ids = _images_to_evaluate(coco, Path(images_dir), max_images)
+    image_ids, paths = _images_to_evaluate(coco, Path(images_dir), max_images, max_pixels, images_anywhere)
+    path_of = dict(zip(image_ids, paths))
     results: list[dict] = []
     evaluated: list[int] = []
     failures: list[str] = []
@@ -221,7 +230,7 @@ def evaluate_predictor(
             for image_id in image_ids[start : start + step]:
                 info = coco.imgs[image_id]
                 try:
-                    images.append(read_image(Path(images_dir) / info["file_name"], (info["height"], info["width"])))
+                    images.append(read_image(path_of[image_id], (info["height"], info["width"]), max_pixels))
                     ids.append(image_id)
                 except ImageReadError as exc:
                     failures.append(str(exc))

@@ -22,10 +22,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, describe_os_error
+from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, describe_os_error, interrupt_code, interrupt_word
 from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
 from openpose_lite.cli.outputs import InferRun, VideoOutput, frame_count, progress_disabled, video_fps
-from openpose_lite.cli.shards import Shard, current_shard
+from openpose_lite.cli.shards import Gathered, Shard, current_shard
+from openpose_lite.io import file_problem
 from openpose_lite.structures import Poses
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
@@ -71,22 +72,29 @@ class _Input:
 
 
 def _collect_inputs(paths: Sequence[Path]) -> list[_Input]:
-    """Every input; folders are listed (not recursively) in name order."""
+    """Every input; folders are listed (not recursively) in name order.
+
+    A folder's entries with an image or video extension are inputs whatever they are: one that is
+    no regular file (a FIFO, a device, a symbolic link loop) fails when it is read, named.
+    """
     known = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     inputs: list[_Input] = []
     for path in paths:
-        if path.is_dir():
-            files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in known)
+        problem = file_problem(path)
+        if problem == "a folder":
+            files = sorted(f for f in path.iterdir() if f.suffix.lower() in known and not f.is_dir())
             if not files:
                 raise CliError(f"{path}: the folder holds no images or videos (looked for {' '.join(known)})")
             listed_from: Path | None = path
-        elif path.is_file():
+        elif problem is None:
             if path.suffix.lower() not in known:
                 raise CliError(f"{path}: unsupported file type {path.suffix!r}; images: {' '.join(IMAGE_EXTENSIONS)}; "
                                f"videos: {' '.join(VIDEO_EXTENSIONS)}")
             files, listed_from = [path], None
-        else:
+        elif problem == "not found":
             raise CliError(f"input not found: {path}")
+        else:
+            raise CliError(f"input {path}: is {problem}, not an image, a video or a folder")
         for f in files:
             video = f.suffix.lower() in VIDEO_EXTENSIONS
             inputs.append(_Input("video" if video else "image", f, f if video else listed_from))
@@ -136,7 +144,7 @@ class _Stream:
         unit_of = {u: n for n, u in enumerate(units)}
         self.mine = [n for n, i in enumerate(inputs) if shard.owns(unit_of[unit(i)])]
         self.frames_read: dict[int, int] = {}
-        self.unopened: set[int] = set()
+        self.unopened: dict[int, str] = {}  # videos that could not be opened: why
 
     def __iter__(self) -> Iterator[_Item]:
         import cv2
@@ -146,9 +154,10 @@ class _Stream:
             if item.kind == "image":
                 yield _Item(n)
                 continue
-            capture = cv2.VideoCapture(str(item.path))
-            if not capture.isOpened():
-                self.unopened.add(n)
+            problem = file_problem(item.path)  # a FIFO would block the reader
+            capture = cv2.VideoCapture(str(item.path)) if problem is None else None
+            if capture is None or not capture.isOpened():
+                self.unopened[n] = f": it is {problem}, not a regular file" if problem else ""
                 continue
             read = 0
             try:
@@ -208,7 +217,7 @@ class _Writer:
             self.video_index = item.index
         if isinstance(result, str):
             where = source.path if item.frame is None else f"{source.path}, frame {item.frame}"
-            self.run.fail(f"{where}: {result}")
+            self.run.fail(f"{where}: {result}", item.index)
             result = Poses.empty()  # a tracker still counts the frame as seen without people
             if self.args.track:
                 self._tracked(item, result)
@@ -242,21 +251,76 @@ def _report_videos(stream: _Stream, run: InferRun) -> None:
             continue
         read, announced = stream.frames_read.get(n, 0), frame_count(source.path)
         if n in stream.unopened:
-            run.fail(f"cannot open video {source.path}")
+            run.fail(f"cannot open video {source.path}{stream.unopened[n]}", n)
         elif read == 0:
-            run.fail(f"no frame could be read from video {source.path}")
+            run.fail(f"no frame could be read from video {source.path}", n)
         elif read < announced:
             run.fail(f"video {source.path}: read {read} of the {announced} frames its header announces (truncated or "
-                     "damaged); the frames read have their outputs", skipped=False)
+                     "damaged); the frames read have their outputs", n, skipped=False)
 
 
-def _stopped(run: InferRun, reason: str, code: int) -> CliError:
-    """The error for a run that stopped: its index written for what was done (when the disk lets it), and a summary."""
+def _names(paths: Sequence[Path], shown: int = 5) -> str:
+    listed = ", ".join(str(p) for p in paths[:shown])
+    return listed + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def _stopped(run: InferRun, shard: Shard, reason: str, code: int) -> CliError:
+    """The error for a run that stopped: its index written for what was done (when the disk lets it), and a summary.
+
+    Under torchrun rank 0 writes the index of what every rank's journal holds (a lost rank's up
+    to its last image) and names the inputs no rank finished; the other ranks write no index.
+    """
+    if shard.rank != 0:
+        if run.journal is not None:
+            run.journal.close(done=False)
+        return CliError(f"[rank {shard.rank}] {reason} after {run.num_images} images of its share; rank 0 writes the "
+                        "run's index", code)
+    gathered = _gather_now(run, shard)
     try:
-        run.write_index()
+        _write_index(run, shard, gathered)
     except OSError:
         pass  # the summary says which of the two is missing
-    return CliError(f"{reason} after {run.num_images} images; {run.summary()}", code)
+    missing = run.unprocessed(gathered.entries, gathered.failures)
+    lost = f" (processes lost: rank {', '.join(map(str, gathered.lost))})" if gathered.lost else ""
+    left = f"; {len(missing)} inputs not processed: {_names(missing)}" if missing else ""
+    held = f"; the index holds {len(gathered.entries)} images of all processes" if shard.distributed else ""
+    return CliError(f"{reason} after {run.num_images} images{lost}; {run.summary()}{held}{left}", code)
+
+
+def _gather_now(run: InferRun, shard: Shard) -> Gathered:
+    """Rank 0: what the run did, as far as every rank's journal says now (without waiting)."""
+    if not shard.distributed:
+        return Gathered(list(run.entries), list(run.failures))
+    run.journal.close(done=False)
+    gathered = shard.merge(run.out_dir)
+    gathered.lost = [r for r in gathered.lost if r != 0]
+    return gathered
+
+
+def _write_index(run: InferRun, shard: Shard, gathered: Gathered) -> None:
+    """The run's index; then the journals it was merged from go (not before: a stop in between
+    merges them again)."""
+    run.write_index(gathered.entries)
+    if shard.distributed:
+        shard.remove_journals(run.out_dir)
+
+
+def _gather(run: InferRun, shard: Shard) -> Gathered | None:
+    """Rank 0, once every rank finished its share: the whole run's entries and failures; None on the others.
+
+    Raises CliError (exit 1) when a rank is lost meanwhile, having written the index of what there is.
+    """
+    if not shard.distributed:
+        return Gathered(list(run.entries), list(run.failures))
+    run.journal.close(done=True)
+    try:
+        shard.barrier()
+    except RuntimeError as exc:  # gloo: a peer's connection closed (it was killed, or crashed)
+        if shard.rank != 0:
+            raise CliError(f"[rank {shard.rank}] stopped: rank 0 was lost ({str(exc).splitlines()[0][:200]})",
+                           EXIT_FAILURE) from None
+        raise _stopped(run, shard, "stopped: a process of the run was lost", EXIT_FAILURE) from None
+    return shard.merge(run.out_dir) if shard.rank == 0 else None
 
 
 def _process(args: argparse.Namespace, predictor, inputs: Sequence[_Input], shard: Shard, run: InferRun) -> None:
@@ -289,23 +353,28 @@ def _run_infer(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     run = InferRun.for_inputs(args.output, args.render, [(i.kind, i.path) for i in inputs])
     shard = current_shard()
+    run.journal = shard.journal(args.output)
     try:
-        _process(args, predictor, inputs, shard, run)
-        gathered = shard.gather(args.output, run.entries, run.failures)
-        if gathered is not None:
-            entries, failures = gathered
-            run.write_index(entries)
-    except KeyboardInterrupt:
-        raise _stopped(run, "interrupted", EXIT_INTERRUPTED) from None
-    except OSError as exc:  # a full disk, a folder that became unwritable
-        raise _stopped(run, f"stopped: {describe_os_error(exc)}", EXIT_FAILURE) from None
+        try:
+            _process(args, predictor, inputs, shard, run)
+            gathered = _gather(run, shard)
+            if gathered is not None:
+                _write_index(run, shard, gathered)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (torchrun stops the others when a process is lost)
+            raise _stopped(run, shard, interrupt_word(exc), interrupt_code(exc)) from None
+        except OSError as exc:  # a full disk, a folder that became unwritable
+            raise _stopped(run, shard, f"stopped: {describe_os_error(exc)}", EXIT_FAILURE) from None
     finally:
         shard.close()
+    # Under torchrun every rank that finished its share exits 0, failed inputs included (rank 0
+    # lists them): torchrun reports any other code as a ChildFailedError with a traceback.
+    done = EXIT_OK if shard.distributed else EXIT_FAILURE
     if gathered is None:  # another rank than 0: its share is done; rank 0 reports the run
-        return EXIT_FAILURE if run.failures else EXIT_OK
-    people = sum(len(e["results"]) for e in entries)
+        return EXIT_OK
+    people = sum(len(e["results"]) for e in gathered.entries)
     ranks = f" ({shard.world_size} processes)" if shard.distributed else ""
-    print(f"{len(entries)} images, {people} people, {len(failures)} failures{ranks}; outputs in {args.output}")
-    for message in failures:
+    print(f"{len(gathered.entries)} images, {people} people, {len(gathered.failures)} failures{ranks}; "
+          f"outputs in {args.output}")
+    for message, _ in gathered.failures:
         print(f"  failed: {message}", file=sys.stderr)
-    return EXIT_FAILURE if failures else EXIT_OK
+    return done if gathered.failures else EXIT_OK

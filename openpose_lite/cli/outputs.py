@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_lite.io import atomic_write, write_json_atomic
+from openpose_lite.cli.shards import Journal
+from openpose_lite.io import atomic_write, file_problem, write_json_atomic
 from openpose_lite.structures import Poses
 
 __all__ = ["FRAME_DIGITS", "InferRun", "VideoOutput", "frame_count", "output_names", "progress_disabled",
@@ -75,8 +76,9 @@ class InferRun:
     inputs: list[tuple[str, Path]]
     names: list[str]
     entries: list[dict] = field(default_factory=list)  # {"input", "frame", "json", "results"}
-    failures: list[str] = field(default_factory=list)
+    failures: list[tuple[str, int | None]] = field(default_factory=list)  # (message, input index or None)
     written: Counter = field(default_factory=Counter)  # kind of file -> how many
+    journal: Journal | None = None  # under torchrun: where each entry and failure is also written as it comes
 
     @classmethod
     def for_inputs(cls, out_dir: Path, render: bool, inputs: Sequence[tuple[str, Path]]) -> "InferRun":
@@ -98,7 +100,10 @@ class InferRun:
         json_name = f"{name}_keypoints.json"
         write_json_atomic(self.out_dir / json_name, poses.to_openpose_json())
         self.written["keypoint files"] += 1
-        self.entries.append({"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0)})
+        entry = {"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0)}
+        self.entries.append(entry)
+        if self.journal is not None:
+            self.journal.entry(entry)
         return name
 
     def record_image(self, index: int, image: np.ndarray, poses: Poses) -> None:
@@ -110,12 +115,19 @@ class InferRun:
             write_image_atomic(self.out_dir / f"{name}_rendered.jpg", draw_poses(image, poses))
             self.written["rendered images"] += 1
 
-    def fail(self, message: str, skipped: bool = True) -> None:
-        """Note an input that failed (listed again in the summary) and say so now."""
+    def fail(self, message: str, index: int | None = None, skipped: bool = True) -> None:
+        """Note that input ``index`` failed (listed again in the summary) and say so now."""
         from tqdm import tqdm
 
-        self.failures.append(message)
+        self.failures.append((message, index))
+        if self.journal is not None:
+            self.journal.failure(message, index)
         tqdm.write(f"openpose-lite infer: {message}{' (skipped)' if skipped else ''}", file=sys.stderr)
+
+    def unprocessed(self, entries: Sequence[dict], failures: Sequence[tuple[str, int | None]]) -> list[Path]:
+        """The inputs that neither ``entries`` nor ``failures`` mention: what a stopped run did not reach."""
+        seen = {e["input"] for e in entries} | {index for _, index in failures}
+        return [path for n, (_, path) in enumerate(self.inputs) if n not in seen]
 
     def index(self, entries: Sequence[dict] | None = None) -> tuple[list[dict], dict[str, dict]]:
         """(results_coco, images) of ``entries`` (default: this run's), ids handed out in input order."""
@@ -169,9 +181,12 @@ def write_image_atomic(path: Path, image: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------- videos
 def _header_value(path: Path, prop: str) -> float:
-    """A property (``cv2.CAP_PROP_*`` name) of a video's header, 0.0 when the file cannot be opened."""
+    """A property (``cv2.CAP_PROP_*`` name) of a video's header, 0.0 when the file cannot be opened
+    (or is no regular file: a FIFO would block the reader)."""
     import cv2
 
+    if file_problem(path) is not None:
+        return 0.0
     capture = cv2.VideoCapture(str(path))
     try:
         return float(capture.get(getattr(cv2, prop))) if capture.isOpened() else 0.0

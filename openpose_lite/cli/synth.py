@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from openpose_lite.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
+from openpose_lite.cli.errors import EXIT_OK, CliError, interrupt_code, interrupt_word
 
 
 # --------------------------------------------------------------------------------------- synth
@@ -63,9 +63,9 @@ def _run_synth(args: argparse.Namespace) -> int:
         raise CliError(f"--size {size[0]} {size[1]}: {exc}") from None
     try:
         ann = write_dataset(args.out_dir, args.num_images, args.seed, cfg, num_people=args.people)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         written = len(list((args.out_dir / "images").glob("*"))) if (args.out_dir / "images").is_dir() else 0
-        raise CliError(f"interrupted; wrote {written} images to {args.out_dir / 'images'} and no annotations.json "
-                       "(run the same command again to write them all)", EXIT_INTERRUPTED) from None
+        raise CliError(f"{interrupt_word(exc)}; wrote {written} images to {args.out_dir / 'images'} and no "
+                       "annotations.json (run the same command again to write them all)", interrupt_code(exc)) from None
     print(f"wrote {args.num_images} images and {ann}")
     return EXIT_OK

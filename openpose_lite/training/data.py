@@ -29,7 +29,7 @@ from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset
 from openpose_lite.data.synthetic import write_dataset
 from openpose_lite.training.distributed import DistInfo, ShardSampler, barrier
 
-__all__ = ["DataPaths", "Loaders", "bottomup_datasets", "make_loaders", "prepare_data", "topdown_datasets",
+__all__ = ["DataPaths", "Loaders", "bottomup_datasets", "checked_coco", "generates_scenes", "make_loaders", "prepare_data", "topdown_datasets",
            "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED"]
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,12 @@ def _synthetic_set(out_dir: Path, num_images: int, seed: int) -> Path:
     return write_dataset(out_dir, num_images, seed)
 
 
+def generates_scenes(cfg: Config) -> bool:
+    """Whether :func:`prepare_data` writes generated scenes into the run folder (a synthetic run
+    missing a set), so must come after the run owns the folder."""
+    return cfg.data.synthetic and (cfg.data.train_ann is None or cfg.data.val_ann is None)
+
+
 def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths:
     """Dataset paths from the config; a synthetic run generates what is missing (rank 0 writes, the others wait).
 
@@ -105,10 +111,20 @@ def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths
     return DataPaths(train_ann, train_images, val_ann, val_images, held_out)
 
 
+def checked_coco(cfg: Config, ann: Path, images: Path) -> CocoKeypoints:
+    """A run's COCO keypoint file, read and checked, with every image it trains on checked up front
+    (in the folder, present, a header of its entry's size within ``data.max_image_pixels``), so a
+    bad image stops the run before its first step, not in the middle of an epoch."""
+    coco = CocoKeypoints(ann, images, max_image_pixels=cfg.data.max_image_pixels,
+                         images_anywhere=cfg.data.images_anywhere)
+    coco.check_images()
+    return coco
+
+
 def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of whole images for a bottom-up model (``data`` section: the augmentation)."""
     def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        return BottomUpTrainDataset(CocoKeypoints(ann, images), codec, cfg.data, train=train, seed=cfg.train.seed)
+        return BottomUpTrainDataset(checked_coco(cfg, ann, images), codec, cfg.data, train=train, seed=cfg.train.seed)
 
     val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
     return dataset(paths.train_ann, paths.train_images, True), val
@@ -117,7 +133,7 @@ def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Data
 def topdown_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of person crops for a top-down model (``topdown`` section: the augmentation)."""
     def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        people = TopDownInstances.from_coco(CocoKeypoints(ann, images))
+        people = TopDownInstances.from_coco(checked_coco(cfg, ann, images))
         return TopDownDataset(people, codec, cfg.topdown, train=train, seed=cfg.train.seed)
 
     val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None

@@ -3,7 +3,7 @@
 * :class:`DistInfo` (:meth:`DistInfo.from_env`): this process's rank, read from torchrun's
   environment variables; rank 0 alone logs, prints, shows progress and writes files.
 * :func:`setup_distributed` / :func:`teardown_distributed`: join and leave the process group.
-* :func:`barrier`, :func:`all_reduce_sum`, :func:`all_reduce_max`: no-ops outside DDP, so the
+* :func:`barrier`, :func:`all_reduce_sum`, :func:`all_reduce_max`, :func:`any_rank`: no-ops outside DDP, so the
   training code reads the same alone and under torchrun.
 * :func:`wrap_ddp` / :func:`unwrap_model`: the DistributedDataParallel wrapper and the plain model.
 * :class:`ShardSampler`: an evaluation sampler that pads nothing.
@@ -27,6 +27,7 @@ __all__ = [
     "DistInfo",
     "ShardSampler",
     "all_reduce_max",
+    "any_rank",
     "all_reduce_sum",
     "barrier",
     "setup_distributed",
@@ -119,6 +120,14 @@ def all_reduce_max(values: Tensor) -> Tensor:
         values = values.clone()
         dist.all_reduce(values, op=dist.ReduceOp.MAX)
     return values
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on any rank (``flag`` itself outside DDP); every rank must call it.
+    ``device``: this rank's device (NCCL reduces CUDA tensors only)."""
+    if not _in_group():
+        return flag
+    return bool(all_reduce_max(torch.tensor([float(flag)], device=device)).item() > 0)
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:

@@ -9,21 +9,27 @@ Order of a run, each step on every rank unless said otherwise:
 1. checks that write nothing: the output folder is free (or ``overwrite``, or this run's own on
    resume), the model is built (seeded with ``train.seed`` right before, so the initial weights
    depend on it alone) and its codec fits it (stride, channels), the trunk weights or the resumed
-   state load into it;
-2. rank 0 writes: stale temp files removed, the old run cleared (``overwrite``), the log cut back
-   to the resumed checkpoint, ``config.yaml``, ``metrics.jsonl``; then data (generated scenes);
-3. epochs: train, validation loss, COCO AP (rank 0, every ``train.eval_every`` epochs and the
+   state load into it; the annotation files are read and every image they name is checked
+   (inside its folder, present, a header of the entry's size within ``data.max_image_pixels``),
+   unless the run generates its scenes;
+2. rank 0 takes the folder's lock (:mod:`openpose_lite.run_lock`), held until the run ends, and
+   checks again that the folder is free: a second run into it is refused, naming the first;
+3. rank 0 writes: stale temp files removed, the old run cleared (``overwrite``), the log cut back
+   to the resumed checkpoint, ``config.yaml``, ``metrics.jsonl``; then data (generated scenes,
+   read and checked as in 1);
+4. epochs: train, validation loss, COCO AP (rank 0, every ``train.eval_every`` epochs and the
    last), schedule; then rank 0 logs the epoch, writes ``best.pt`` when the watched metric
    improved and ``last.pt`` (see :mod:`openpose_lite.training.run_folder` for why that order).
 
-Raises ValueError / FileNotFoundError for bad input, :class:`NonFiniteLossError` for a loss or
-weights that became NaN or infinite (``TrainResult.sound_checkpoint`` then names the checkpoint
-to resume from), OSError for a failed write, KeyboardInterrupt when interrupted.
+Raises ValueError / FileNotFoundError for bad input (a
+:class:`~openpose_lite.run_lock.FolderLockedError` for a folder another run holds),
+:class:`NonFiniteLossError` for a loss or weights that became NaN or infinite
+(``TrainResult.sound_checkpoint`` then names the checkpoint to resume from), OSError for a
+failed write, KeyboardInterrupt when interrupted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
@@ -31,7 +37,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,10 +45,11 @@ from torch import nn
 
 from openpose_lite.checkpoint import load_training_state, restore_rng_state, save_training_state, weights_are_finite
 from openpose_lite.config import config_to_dict, save_config
+from openpose_lite.io import naming_os_errors
 from openpose_lite.models.factory import build_model
 from openpose_lite.training import engine
 from openpose_lite.training.branches import Branch, branch_of
-from openpose_lite.training.data import HELD_OUT_IMAGES, DataPaths, Loaders, make_loaders, prepare_data
+from openpose_lite.training.data import HELD_OUT_IMAGES, DataPaths, Loaders, generates_scenes, make_loaders, prepare_data
 from openpose_lite.training.distributed import DistInfo, barrier, setup_distributed, teardown_distributed, wrap_ddp
 from openpose_lite.training.engine import NonFiniteLossError
 from openpose_lite.training.metrics import MetricsLogger, cut_back
@@ -240,17 +247,6 @@ def _start(setup: RunSetup, options: RunOptions, branch: Branch, info: DistInfo,
     return run
 
 
-@contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Give an OSError without a file name (a write into an open file: a full disk) the name of ``path``."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.filename:
-            raise
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-
-
 def _open_folder(run: _Run) -> None:
     """Step 2, rank 0: make the folder this run's, then the log; every rank waits for it."""
     folder, result = run.folder, run.result
@@ -261,7 +257,7 @@ def _open_folder(run: _Run) -> None:
         elif run.options.overwrite:
             result.removed += folder.clear()
         folder.path.mkdir(parents=True, exist_ok=True)
-        with _naming(folder.config):
+        with naming_os_errors(folder.config):
             result.note_written(save_config(run.cfg, folder.config))
         run.metrics = MetricsLogger(folder.metrics, tensorboard_dir=folder.tensorboard)
         result.note_written(folder.metrics)
@@ -272,7 +268,7 @@ def _open_folder(run: _Run) -> None:
 
 def _load_data(run: _Run) -> None:
     cfg, result = run.cfg, run.result
-    with _naming(run.folder.data):
+    with naming_os_errors(run.folder.data):
         run.paths = prepare_data(cfg, run.info, run.options.held_out_images)
     for generated in run.paths.generated(Path(cfg.train.output_dir)):
         result.note_written(generated)
@@ -413,8 +409,19 @@ def _run_epoch(run: _Run, epoch_index: int, listener: TrainListener) -> None:
 
 # ------------------------------------------------------------------------------ fit
 def _train(run: _Run, listener: TrainListener) -> None:
-    _open_folder(run)
-    _load_data(run)
+    generated = generates_scenes(run.cfg)
+    if not generated:
+        _load_data(run)  # every annotation file and image checked before anything is written
+    # Rank 0 holds the folder's lock from here to the end; checked free again under it.
+    with run.folder.owned(f"training model.arch {run.cfg.model.arch}", run.options.overwrite, run.in_place,
+                          run.info.is_main, run.device):
+        _open_folder(run)
+        if generated:
+            _load_data(run)
+        _train_epochs(run, listener)
+
+
+def _train_epochs(run: _Run, listener: TrainListener) -> None:
     _believe_best(run)
     _announce(run, listener)
     if run.setup.checkpoint is not None and run.setup.checkpoint.get("rng") is not None:
@@ -436,7 +443,6 @@ def fit(setup: RunSetup, options: RunOptions = RunOptions(), listener: TrainList
     info, device = setup_distributed(setup.config.train.device)
     try:
         run = _start(setup, options, branch, info, device, result)
-        barrier()  # every rank has checked the folder before rank 0 writes into it
         try:
             _train(run, listener)
         except NonFiniteLossError as exc:
