@@ -29,6 +29,7 @@ import math
 import os
 import random
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 
 from openpose_lite import __version__
-from openpose_lite.io import atomic_write
+from openpose_lite.io import atomic_write, file_problem
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -93,16 +94,28 @@ def _to_plain(value: Any, where: str) -> Any:
     )
 
 
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# What torch's weights-only unpickler says of pickled code or objects: a global it does not
+# allow (a class, builtins.eval), one of a blocked module (os.system pickles as posix.system),
+# a call (REDUCE) of a function it does not know, an object it may not build; of other pickles
+# (a plain pickle.dump): an opcode it does not read.
+_PICKLED = re.compile(r"GLOBAL ([\w.]+) (?:was not an allowed|whose module)|reduce for unrecognized function (\S+)"
+                      r"|Can only (?:create new object|build)")
+_PICKLE_OPCODE = re.compile(r"Unsupported operand \d+")
 
 
 def _unreadable_reason(exc: BaseException) -> str:
     """One line on why torch.load refused a file (torch's own advice, to unpickle code, is left out)."""
-    found = _UNSUPPORTED_GLOBAL.search(str(exc))
+    text = str(exc)
+    found = _PICKLED.search(text)
     if found:
-        return (f"not a weights-only PyTorch file: it holds a pickled {found.group(1)} object, and only tensors "
-                "and plain data are read (torch.load with weights_only=True); save the state dict alone: "
-                "torch.save(model.state_dict(), path)")
+        what = next((f"pickled {g}" for g in found.groups() if g), "pickled objects")
+        return (f"not a weights-only PyTorch file: it holds {what} (code or an object, never run or built here: only "
+                "tensors and plain data are read, torch.load with weights_only=True); for a model of your own, save "
+                "its state dict alone: torch.save(model.state_dict(), path)")
+    if _PICKLE_OPCODE.search(text):
+        return ("not a weights-only PyTorch file: it holds pickle instructions that torch.load with weights_only=True "
+                "refuses (pickled code or objects, or a plain pickle rather than a file torch.save wrote); nothing in "
+                "it was run")
     return ("not a weights-only PyTorch file, or a truncated one (expected a state dict or checkpoint written "
             "by torch.save, read with weights_only=True)")
 
@@ -122,14 +135,32 @@ def read_torch_file(path: str | os.PathLike[str], what: str = "weights file",
         inside = [p / name for name in ("best.pt", "last.pt") if (p / name).is_file()]
         hint = f"; did you mean {inside[0]}?" if inside else ""
         raise ValueError(f"{p}: is a folder, expected a {what}{hint}")
-    if not p.is_file():
+    problem = file_problem(p)
+    if problem == "not found":
         raise FileNotFoundError(f"{what} not found: {p}")
+    if problem is not None:  # a FIFO would block torch.load, /dev/zero never ends
+        raise ValueError(f"{p}: is {problem}, expected a {what} (a regular file)")
     with open(p, "rb"):
         pass  # an unreadable file (permissions, I/O) is an OSError of its own, raised here
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a pickle of another protocol: refused below or read, not a warning
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # a format problem, whatever torch raises for it (a truncated zip: even an OSError)
         raise ValueError(f"{p}: {_unreadable_reason(exc)}") from None
+
+
+def _torch_save(payload: Any, fh: Any) -> None:
+    """``torch.save`` into an open file, a failed write raised as the OSError it is: torch's zip
+    writer reports one (a full disk) as ``RuntimeError: [enforce fail at inline_container.cc]
+    ... unexpected pos``, with the OSError only as its context."""
+    try:
+        torch.save(payload, fh)
+    except RuntimeError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            raise OSError(cause.errno, cause.strerror or str(cause)) from exc
+        raise
 
 
 def save_checkpoint(
@@ -170,7 +201,7 @@ def save_checkpoint(
         payload[key] = _to_plain(value, key)
 
     try:
-        atomic_write(p, lambda fh: torch.save(payload, fh), binary=True)
+        atomic_write(p, lambda fh: _torch_save(payload, fh), binary=True)
     except OSError as exc:
         # A write into an open file reports no file name; the user needs the checkpoint's.
         raise OSError(exc.errno, exc.strerror or str(exc), str(p)) from exc

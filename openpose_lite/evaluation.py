@@ -65,8 +65,9 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> COCO:
     return coco
 
 
-def _check_ground_truth(coco: COCO, source: str) -> int:
-    """Check the annotations carry what keypoint evaluation reads; return K of the person category."""
+def check_ground_truth(coco: COCO, source: str) -> int:
+    """Check the annotations carry what keypoint evaluation reads (``source`` names them in the
+    ValueError); return K of the person category."""
     for ann in coco.dataset["annotations"]:
         missing = [key for key in _GT_ANNOTATION_KEYS if key not in ann]
         if missing:
@@ -123,7 +124,7 @@ def evaluate_keypoints(
     """
     source = str(ann_file) if not isinstance(ann_file, COCO) else "COCO ground truth"
     coco_gt = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
-    num_keypoints = _check_ground_truth(coco_gt, source)
+    num_keypoints = check_ground_truth(coco_gt, source)
     known_images = set(coco_gt.getImgIds())
     clean = _check_results(results, num_keypoints, known_images)
     if not clean:

@@ -180,7 +180,10 @@ def check_image_files(folder: str | os.PathLike[str], entries: Sequence[tuple[st
     cannot be used otherwise (with the first one's problem); ValueError for a file name outside
     ``folder``.
     """
-    paths = [image_in_folder(folder, name, anywhere) for name, _, _ in entries]
+    try:
+        paths = [image_in_folder(folder, name, anywhere) for name, _, _ in entries]
+    except ValueError as exc:
+        raise ValueError(f"an image {what}: {exc}") from None
 
     def problem(i: int) -> str | None:
         try:

@@ -7,8 +7,10 @@ time) instead of mixing its files with the first one's. Training run folders tak
 (:mod:`openpose_lite.training.loop`); any other command that owns an output folder takes the same.
 
 The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a
-lock is never stale and needs no clean-up. The lock file itself stays: deleting it would let a
-waiting run lock the deleted file while a third locks a new one of the same name. Whatever a
+lock is never stale and needs no clean-up. The lock file itself stays (emptied when its run
+ends): deleting it would let a waiting run lock the deleted file while a third locks a new one
+of the same name. :func:`check_unlocked` asks whether a live run holds a folder without taking
+its lock. Whatever a
 killed run left half-written (temporary files) may be removed by the next holder only, since
 no live run can be writing into a folder whose lock another process holds.
 
@@ -32,7 +34,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "FolderLockedError", "folder_lock"]
+__all__ = ["LOCK_NAME", "FolderLockedError", "check_unlocked", "folder_lock"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,33 @@ def _read_holder(fd: int) -> dict:
         if time.monotonic() > deadline:
             return {}
         time.sleep(_HOLDER_POLL_S)
+
+
+def _busy(exc: OSError) -> bool:
+    return exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
+
+
+def check_unlocked(folder: str | os.PathLike[str], option: str = "--output-dir") -> None:
+    """Refuse a folder whose lock another live run holds, without taking it (a check before the
+    run's own, e.g. before judging the folder by the files it holds: a live run's files are not a
+    finished run's). Call it only where this process does not hold the lock itself.
+
+    Raises FolderLockedError naming the folder and the run that holds it.
+    """
+    path = Path(folder) / LOCK_NAME
+    if fcntl is None or not path.is_file():
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released at once: only whether someone holds it
+        except OSError as exc:
+            if not _busy(exc):
+                raise
+            holder = _read_holder(fd)
+            raise FolderLockedError(_describe(Path(folder), holder, option), holder) from None
+    finally:
+        os.close(fd)
 
 
 def _describe(folder: Path, holder: dict, option: str) -> str:
@@ -96,13 +125,16 @@ def folder_lock(folder: str | os.PathLike[str], description: str, option: str = 
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            if not _busy(exc):
                 raise
             holder = _read_holder(fd)
             raise FolderLockedError(_describe(folder, holder, option), holder) from None
         me = {"pid": os.getpid(), "host": socket.gethostname(), "run": description, "since": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode("utf-8"), 0)
-        yield path
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # no longer anyone's: a run refused meanwhile reads no stale PID
     finally:
         os.close(fd)  # releases the lock

@@ -24,7 +24,14 @@ import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, describe_os_error, interrupt_code, interrupt_word
 from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
-from openpose_lite.cli.outputs import InferRun, VideoOutput, frame_count, progress_disabled, video_fps
+from openpose_lite.cli.outputs import (
+    InferRun,
+    VideoOutput,
+    add_image_limit_args,
+    frame_count,
+    progress_disabled,
+    video_fps,
+)
 from openpose_lite.cli.shards import Gathered, Shard, current_shard
 from openpose_lite.io import file_problem
 from openpose_lite.structures import Poses
@@ -49,6 +56,7 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", type=Path, nargs="+", metavar="PATH", help="image files, video files or folders of them")
     add_weights_args(p)
     add_predictor_args(p)
+    add_image_limit_args(p, annotations=False)
     p.add_argument("--output", "-o", type=Path, default=Path("openpose_output"),
                    help="output folder (default: %(default)s)")
     p.add_argument("--render", action="store_true", help="also write the images (or videos) with the people drawn")
@@ -133,8 +141,9 @@ class _Item:
 class _Stream:
     """This rank's inputs as a stream of items (images, and video frames decoded as they are read)."""
 
-    def __init__(self, inputs: Sequence[_Input], shard: Shard, track: bool) -> None:
+    def __init__(self, inputs: Sequence[_Input], shard: Shard, track: bool, max_pixels: int | None = None) -> None:
         self.inputs = inputs
+        self.max_pixels = max_pixels
 
         def unit(i: _Input) -> Path:
             # A video, or a folder of frames being tracked, is one sequence: it goes to one rank whole.
@@ -174,10 +183,10 @@ class _Stream:
     def load(self, item: _Item) -> np.ndarray | str:
         """The item's image (kept on the item for drawing), or why it has none."""
         if item.image is None:
-            from openpose_lite.images import ImageReadError, read_image
+            from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, read_image
 
             try:
-                item.image = read_image(self.inputs[item.index].path)
+                item.image = read_image(self.inputs[item.index].path, max_pixels=self.max_pixels or DEFAULT_MAX_IMAGE_PIXELS)
             except ImageReadError as exc:
                 return str(exc)
         return item.image
@@ -328,7 +337,7 @@ def _process(args: argparse.Namespace, predictor, inputs: Sequence[_Input], shar
 
     from openpose_lite.inference.pipeline import run_pipelined, run_sequential
 
-    stream = _Stream(inputs, shard, args.track)
+    stream = _Stream(inputs, shard, args.track, args.max_image_pixels)
     total = sum(1 if inputs[n].kind == "image" else frame_count(inputs[n].path) for n in stream.mine)
     with tqdm(total=total, unit="img", desc="infer", disable=progress_disabled(args.no_progress),
               file=sys.stderr) as progress:

@@ -1,4 +1,5 @@
-"""What ``openpose-lite infer`` writes, and how it names it; the progress-bar rule of every command.
+"""What ``openpose-lite infer`` writes, and how it names it; the progress-bar rule and the image-size
+options of every command.
 
 Per image ``<name>_keypoints.json`` (OpenPose JSON 1.3), per video frame
 ``<video name>_<frame, 12 digits>_keypoints.json`` (OpenPose's naming), with ``--render``
@@ -16,6 +17,7 @@ where there is one, else a running index that skips every numeric stem of the ru
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -30,11 +32,42 @@ from openpose_lite.cli.shards import Journal
 from openpose_lite.io import atomic_write, file_problem, write_json_atomic
 from openpose_lite.structures import Poses
 
-__all__ = ["FRAME_DIGITS", "InferRun", "VideoOutput", "frame_count", "output_names", "progress_disabled",
+__all__ = ["FRAME_DIGITS", "InferRun", "VideoOutput", "add_image_limit_args", "frame_count", "output_names",
+           "progress_disabled",
            "video_fps", "write_image_atomic"]
 
 # OpenPose names per-frame outputs <video>_<frame number, 12 digits>_keypoints.json.
 FRAME_DIGITS = 12
+
+
+def _pixel_limit(text: str) -> int:
+    from openpose_lite.images import check_max_pixels
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}")
+    try:
+        return check_max_pixels(int(value), "")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).lstrip(": ")) from None
+
+
+def add_image_limit_args(p: argparse.ArgumentParser, annotations: bool) -> None:
+    """``--max-image-pixels`` (every command that reads images) and, for those that read image names
+    from an annotation file (``annotations``), ``--images-anywhere``."""
+    from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS
+
+    p.add_argument("--max-image-pixels", type=_pixel_limit, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
+                   help="refuse an image of more than N pixels (width x height), read from its header before it "
+                   "is decoded (default: %(default)s = 2^27, e.g. 16384 x 8192). Not --max-input-pixels, which "
+                   "bounds the network input an image is scaled to")
+    if annotations:
+        p.add_argument("--images-anywhere", action="store_true",
+                       help="let the annotation file's file_name be an absolute path or leave --images with '..' "
+                       "(refused by default)")
 
 
 def progress_disabled(no_progress: bool = False) -> bool:

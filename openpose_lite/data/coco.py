@@ -39,6 +39,7 @@ from openpose_lite.images import (
     image_in_folder,
     read_image,
 )
+from openpose_lite.io import file_problem
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = ["CocoKeypoints", "Sample", "annotation_mask"]
@@ -140,7 +141,7 @@ class CocoKeypoints:
         self.images_anywhere = images_anywhere
         if min_people < 0:
             raise ValueError(f"CocoKeypoints: min_people must be >= 0, got {min_people}")
-        if not self.ann_file.is_file():
+        if file_problem(self.ann_file) == "not found":  # other kinds (a FIFO, a folder) are named on reading
             raise FileNotFoundError(f"annotation file not found: {self.ann_file}")
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.image_dir} (for {self.ann_file})")

@@ -35,7 +35,7 @@ import torch
 
 from openpose_lite.checkpoint import load_checkpoint, weights_are_finite
 from openpose_lite.io import stale_temp_files
-from openpose_lite.run_lock import folder_lock
+from openpose_lite.run_lock import check_unlocked, folder_lock
 from openpose_lite.training.distributed import any_rank
 
 __all__ = ["RUN_FILES", "RunFolder", "RunFolderError"]
@@ -87,11 +87,15 @@ class RunFolder:
         """The files of a run this folder holds."""
         return [self.path / name for name in RUN_FILES if (self.path / name).exists()]
 
-    def check_free(self, overwrite: bool) -> None:
-        """Refuse a folder that holds a run (unless ``overwrite``), before anything is written.
+    def check_free(self, overwrite: bool, locked: bool = False) -> None:
+        """Refuse a folder that holds a run (unless ``overwrite``), or that a live run holds, before
+        anything is written. ``locked``: this process holds the folder's lock already.
 
-        Raises RunFolderError naming the folder, what it holds and the two ways on.
+        Raises FolderLockedError naming the live run that holds the folder, RunFolderError naming
+        the folder, what it holds and the two ways on.
         """
+        if not locked:
+            check_unlocked(self.path)  # a live run's files are not a run to resume or overwrite
         held = self.run_files()
         if not held or overwrite:
             return
@@ -118,7 +122,7 @@ class RunFolder:
                 try:
                     stack.enter_context(folder_lock(self.path, description))
                     if not in_place:  # another run may have finished in it since the first check
-                        self.check_free(overwrite)
+                        self.check_free(overwrite, locked=True)
                 except ValueError as exc:
                     error = exc
             if any_rank(error is not None, device):
