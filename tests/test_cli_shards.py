@@ -130,7 +130,7 @@ def test_a_lost_process_leaves_rank_0_writing_the_index_of_what_was_done_and_nam
     assert run.returncode != 0  # torchrun reports the lost process itself
     ours = [line for line in run.stderr.splitlines() if line.startswith("openpose-lite infer")]
     assert len(ours) == 1, run.stderr
-    assert "(processes lost: rank 1)" in ours[0] and "inputs not processed: " in ours[0]
+    assert "(unfinished: rank 1)" in ours[0] and "inputs not processed: " in ours[0]
     files = {p.name for p in out.glob("*_keypoints.json")}
     index = json.loads((out / "images.json").read_text())
     # Everything that was written is in the index, rank 1's three images included, and nothing else;

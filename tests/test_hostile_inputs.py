@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_tiny_checkpoint
 from train_helpers import load_train_script, tiny_args, write_tiny_scenes
 
 from openpose_lite import checkpoint as checkpoint_module

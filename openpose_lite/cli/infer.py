@@ -290,7 +290,7 @@ def _stopped(run: InferRun, shard: Shard, reason: str, code: int) -> CliError:
     except OSError:
         pass  # the summary says which of the two is missing
     missing = run.unprocessed(gathered.entries, gathered.failures)
-    lost = f" (processes lost: rank {', '.join(map(str, gathered.lost))})" if gathered.lost else ""
+    lost = f" (unfinished: rank {', '.join(map(str, gathered.lost))})" if gathered.lost else ""
     left = f"; {len(missing)} inputs not processed: {_names(missing)}" if missing else ""
     held = f"; the index holds {len(gathered.entries)} images of all processes" if shard.distributed else ""
     return CliError(f"{reason} after {run.num_images} images{lost}; {run.summary()}{held}{left}", code)

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.data.people import TopDownInstances
 from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset
 from openpose_lite.data.synthetic import write_dataset
+from openpose_lite.io import read_json
 from openpose_lite.training.distributed import DistInfo, ShardSampler, barrier
 
 __all__ = ["DataPaths", "Loaders", "bottomup_datasets", "checked_coco", "generates_scenes", "make_loaders", "prepare_data", "topdown_datasets",
@@ -61,10 +61,10 @@ def _synthetic_set(out_dir: Path, num_images: int, seed: int) -> Path:
     ann = out_dir / "annotations.json"
     if ann.is_file():
         try:
-            info = json.loads(ann.read_text(encoding="utf-8"))
+            info = read_json(ann, "annotation file")
             if info.get("info", {}).get("seed") == seed and len(info.get("images", [])) == num_images:
                 return ann
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        except (ValueError, AttributeError):
             pass  # a damaged file: write the set again
     logger.info("generating %d scenes (seed %d) into %s", num_images, seed, out_dir)
     return write_dataset(out_dir, num_images, seed)
