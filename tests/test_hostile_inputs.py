@@ -516,3 +516,40 @@ def test_a_full_disk_met_inside_torch_save_ends_in_one_line_with_the_last_checkp
     code = train_vgg19.main(args)
     left = sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME)
     _assert_full_disk_ending(code, capsys.readouterr().err, out, load_checkpoint(out / "last.pt")["epoch"], left)
+
+
+_LOSE_RANK_1_IN_EPOCH_2 = """
+import os, signal, sys
+from openpose_lite.training import engine
+if os.environ["RANK"] == "1":  # rank 1 dies as its second epoch starts: SIGKILL, no clean-up
+    train_one_epoch, calls = engine.train_one_epoch, []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return train_one_epoch(*args, **kwargs)
+
+    engine.train_one_epoch = dying
+from openpose_lite.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_lost_torchrun_process_ends_training_in_one_line_with_the_last_checkpoint_whole(scenes, tmp_path):
+    script = tmp_path / "lose_rank_1.py"
+    script.write_text(_LOSE_RANK_1_IN_EPOCH_2)
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(script), "train", *tiny_args(scenes, out, "train.epochs=4", "train.freeze_trunk_epochs=0",
+                                                            "train.batch_size=2")],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode != 0  # torchrun reports the lost process itself
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("openpose-lite train")]
+    assert len(ours) == 1 and "[rank0]" not in proc.stderr, proc.stderr[-3000:]
+    # Rank 0 hears of it from gloo (a collective fails) or from torchrun (SIGTERM), whichever comes first.
+    assert ("stopped: another process of the run was lost (Connection" in ours[0]
+            or "terminated (SIGTERM) after epoch 1" in ours[0]), ours[0]
+    assert f"continue with --resume {out / 'last.pt'}" in ours[0]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1

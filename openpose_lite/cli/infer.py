@@ -297,9 +297,12 @@ def _stopped(run: InferRun, shard: Shard, reason: str, code: int) -> CliError:
 
 
 def _gather_now(run: InferRun, shard: Shard) -> Gathered:
-    """Rank 0: what the run did, as far as every rank's journal says now (without waiting)."""
+    """Rank 0: what the run did, as far as every rank's journal says now (without waiting), or
+    what the index already holds (the journals are gone once it is written)."""
     if not shard.distributed:
         return Gathered(list(run.entries), list(run.failures))
+    if run.indexed is not None:
+        return run.indexed
     run.journal.close(done=False)
     gathered = shard.merge(run.out_dir)
     gathered.lost = [r for r in gathered.lost if r != 0]
@@ -311,6 +314,7 @@ def _write_index(run: InferRun, shard: Shard, gathered: Gathered) -> None:
     merges them again)."""
     run.write_index(gathered.entries)
     if shard.distributed:
+        run.indexed = gathered
         shard.remove_journals(run.out_dir)
 
 
@@ -325,10 +329,12 @@ def _gather(run: InferRun, shard: Shard) -> Gathered | None:
     try:
         shard.barrier()
     except RuntimeError as exc:  # gloo: a peer's connection closed (it was killed, or crashed)
+        from openpose_lite.training.distributed import peer_lost
+
+        reason = peer_lost(exc) or str(exc).splitlines()[0][:160]
         if shard.rank != 0:
-            raise CliError(f"[rank {shard.rank}] stopped: rank 0 was lost ({str(exc).splitlines()[0][:200]})",
-                           EXIT_FAILURE) from None
-        raise _stopped(run, shard, "stopped: a process of the run was lost", EXIT_FAILURE) from None
+            raise CliError(f"[rank {shard.rank}] stopped: rank 0 was lost ({reason})", EXIT_FAILURE) from None
+        raise _stopped(run, shard, f"stopped: a process of the run was lost ({reason})", EXIT_FAILURE) from None
     return shard.merge(run.out_dir) if shard.rank == 0 else None
 
 

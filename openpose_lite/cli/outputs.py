@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_lite.cli.shards import Journal
+from openpose_lite.cli.shards import Gathered, Journal
 from openpose_lite.io import atomic_write, file_problem, write_json_atomic
 from openpose_lite.structures import Poses
 
@@ -112,6 +112,7 @@ class InferRun:
     failures: list[tuple[str, int | None]] = field(default_factory=list)  # (message, input index or None)
     written: Counter = field(default_factory=Counter)  # kind of file -> how many
     journal: Journal | None = None  # under torchrun: where each entry and failure is also written as it comes
+    indexed: Gathered | None = None  # under torchrun, rank 0: what the index written holds (the journals are gone)
 
     @classmethod
     def for_inputs(cls, out_dir: Path, render: bool, inputs: Sequence[tuple[str, Path]]) -> "InferRun":

@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", a
         fit,
         resolve_run,
     )
-    from openpose_lite.training.distributed import DistInfo
+    from openpose_lite.training.distributed import DistInfo, peer_lost
 
     args = _parse(argv, prog)
     info = DistInfo.from_env()
@@ -253,6 +253,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", a
         return EXIT_USAGE
     except OSError as exc:
         print(f"{who}: error: {describe_os_error(exc, '--output-dir')}; {_written(result)}", file=sys.stderr)
+        return EXIT_STOPPED
+    except RuntimeError as exc:
+        reason = peer_lost(exc)
+        if reason is None:
+            raise  # a programming error keeps its traceback
+        print(f"{who}: stopped: another process of the run was lost ({reason}) after epoch {result.epochs_done}; "
+              f"{_written(result)}", file=sys.stderr)
         return EXIT_STOPPED
     printer.finished(result)
     return EXIT_OK
