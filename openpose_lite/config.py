@@ -414,7 +414,15 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         resolved = _merge(resolved, delta)
     if overrides:
         sources.append("overrides " + " ".join(overrides))
-    return config_from_dict(resolved, where=" + ".join(sources) or "defaults")
+    try:
+        return config_from_dict(resolved, where="")
+    except ValueError as exc:
+        # A value refused by its section's rules names the override that set it, when one did.
+        message = str(exc).removeprefix(": ")
+        named = re.match(r"(\w+)\.(\w+):", message)
+        setter = next((t for t in reversed(overrides) if named and parse_override(t)[:2] == named.groups()), None)
+        where = f"override {setter!r}" if setter else " + ".join(sources) or "defaults"
+        raise ValueError(f"{where}: {message}") from None
 
 
 def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:
