@@ -221,6 +221,8 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
             if batch is _DONE:
                 return
             for outcome in _finish(predictor, batch):
+                if stop.is_set():  # the run stopped (Ctrl-C, SIGTERM): nothing more is handed on, so
+                    return         # the caller's account of what was handled stays true once we are joined
                 handle(outcome.item, outcome.poses if outcome.poses is not None else outcome.reason)
 
     loader = _Worker(load_and_prepare, "openpose-lite-loader")
