@@ -221,8 +221,6 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
             if batch is _DONE:
                 return
             for outcome in _finish(predictor, batch):
-                if stop.is_set():  # the run stopped (Ctrl-C, SIGTERM): nothing more is handed on, so
-                    return         # the caller's account of what was handled stays true once we are joined
                 handle(outcome.item, outcome.poses if outcome.poses is not None else outcome.reason)
 
     loader = _Worker(load_and_prepare, "openpose-lite-loader")
@@ -247,4 +245,7 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
     finally:
         stop.set()
         loader.join(timeout=5)
-        finisher.join(timeout=5)
+        # What reached the network is still handed on (at most ``prefetch`` batches); waited for in
+        # full, so that once this returns or raises nothing more is handled behind the caller's back
+        # (a stopped run writes its index of what was handled next).
+        finisher.join()
