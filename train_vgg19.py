@@ -11,7 +11,7 @@ The parser, the printing and the exit codes are :mod:`openpose_lite.cli.train`'s
     torchrun --nproc_per_node 4 train_vgg19.py --config configs/vgg19_coco.yaml  # DDP
 
 Exit codes: 0 done, 1 stopped (non-finite loss, a failed write), 2 bad arguments, config, checkpoint,
-data or output folder, 130 interrupted.
+data or output folder (one holding a run, or in use by another), 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ import sys
 from typing import Sequence
 
 from openpose_lite.cli import train as train_cli
-from openpose_lite.cli.train import EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE  # noqa: F401  (the script's exit codes)
+from openpose_lite.cli.train import (  # noqa: F401  (the script's exit codes)
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+)
 
 PROG = "train_vgg19.py"
 

@@ -38,11 +38,11 @@ if str(REPO) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(REPO))
 
 from openpose_lite.bench.config import BOTTOMUP_ARCHS  # noqa: E402
-from openpose_lite.checkpoint import save_checkpoint  # noqa: E402
 from openpose_lite.config import Config, config_to_dict  # noqa: E402
 from openpose_lite.data.mjpeg_stream import MjpegServer  # noqa: E402
 from openpose_lite.data.synthetic_video import VideoConfig, generate_video  # noqa: E402
 from openpose_lite.models.factory import build_model, published_config  # noqa: E402
+from openpose_lite.training.checkpoint import save_checkpoint  # noqa: E402
 
 _SIMD = re.compile(r"^(avx\S*|amx\S*|fma|f16c|sse4_\d|avx_vnni)$")
 

@@ -8,7 +8,7 @@ from, the parameter dataclass of the code that uses it, so every setting is decl
 ``codec``    :class:`~openpose_lite.codecs.bottomup.BottomUpCodecParams` + ``input_size``
 ``grouping`` :class:`~openpose_lite.codecs.grouping.GroupingParams` (bottom-up person assembly)
 ``data``     :class:`~openpose_lite.data.transforms.AugmentParams` + datasets and loading
-``train``    :class:`TrainConfig` (optimisation, checkpoints, devices)
+``train``    :class:`~openpose_lite.train_config.TrainConfig` (optimisation, checkpoints, devices)
 ``topdown``  :class:`~openpose_lite.codecs.topdown.TopDownCodecParams` +
              :class:`~openpose_lite.data.transforms.TopDownAugmentParams` + ``flip_test``
 =========== ==================================================================================
@@ -40,7 +40,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -48,11 +48,13 @@ from openpose_lite.codecs.bottomup import BottomUpCodecParams, BottomUpPafCodec
 from openpose_lite.codecs.grouping import GroupingParams
 from openpose_lite.codecs.topdown import TopDownCodecParams, TopDownHeatmapCodec
 from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
-from openpose_lite.io import write_text_atomic
+from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, check_max_pixels
+from openpose_lite.io import MAX_CONFIG_BYTES, read_bounded, write_text_atomic
 from openpose_lite.models.architectures import architecture
 from openpose_lite.models.factory import ModelConfig
 from openpose_lite.params import Params, coerce, fields_of
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
+from openpose_lite.train_config import TrainConfig
 
 __all__ = [
     "CodecConfig",
@@ -77,7 +79,6 @@ __all__ = [
 MAX_STRIDE = 64
 MAX_INPUT_SIZE = 2048  # network input height (CMU's largest documented test size is 656)
 MAX_CROP_SIZE = 2048
-MAX_BATCH_SIZE = 4096
 MAX_TOPDOWN_SIDE = 1024  # HRNet's largest published crop is 384x288
 
 
@@ -107,7 +108,10 @@ class DataConfig(AugmentParams):
     ``val_ann``/``val_images``). With ``synthetic: true``, scenes of stick figures are
     generated into the output directory when those paths are absent
     (``synthetic_train_images`` / ``synthetic_val_images`` of them). ``num_workers``:
-    DataLoader worker processes.
+    DataLoader worker processes. ``max_image_pixels``: the largest image (width x height) read,
+    refused from its header before training starts (:mod:`openpose_lite.images`);
+    ``images_anywhere``: let an annotation's ``file_name`` be absolute or climb out of its image
+    folder with ``..`` (refused by default).
     """
 
     train_ann: str | None = None
@@ -118,9 +122,12 @@ class DataConfig(AugmentParams):
     synthetic_train_images: int = 2000
     synthetic_val_images: int = 200
     num_workers: int = 2
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    images_anywhere: bool = False
 
     def _check(self) -> None:
         self._require(self.crop_size <= MAX_CROP_SIZE, "crop_size", f"an integer in [1, {MAX_CROP_SIZE}]")
+        check_max_pixels(self.max_image_pixels, "data.max_image_pixels")
         self._require(self.synthetic_train_images >= 1, "synthetic_train_images", "an integer >= 1")
         self._require(self.synthetic_val_images >= 1, "synthetic_val_images", "an integer >= 1")
         self._require(self.num_workers >= 0, "num_workers", "an integer >= 0")
@@ -129,80 +136,6 @@ class DataConfig(AugmentParams):
             if (getattr(self, ann) is None) != (getattr(self, images) is None):
                 raise ValueError(f"data.{ann} and data.{images} must be given together, "
                                  f"got {getattr(self, ann)!r} and {getattr(self, images)!r}")
-
-
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-@dataclass(frozen=True)
-class TrainConfig(Params):
-    """Optimisation (defaults: the CMU COCO recipe).
-
-    CMU trained with SGD (momentum 0.9, weight decay 5e-4) at base lr 4e-5, a loss summed
-    over all map elements and divided by ``2 * batch`` (see :mod:`openpose_lite.losses`),
-    batch 10, dividing the lr by 3 (``gamma`` 0.333) about every 24 COCO epochs.
-    ``freeze_trunk_epochs`` keeps the pretrained VGG trunk fixed while the randomly
-    initialised stages settle. ``eval_every`` is in epochs (0: only at the end);
-    ``val_max_images`` caps the images used for COCO AP during training (0: all).
-    ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Per-parameter rates, Caffe-style (1 and none by default; configs/vgg19_coco.yaml and
-    configs/mobilenet_coco.yaml set their recipes' values): ``refinement_lr_mult`` multiplies
-    the rate of the conv weights and biases of every stage after the first (CMU's prototxt and
-    Lightweight OpenPose's train.py: 4), ``bias_lr_mult`` that of every bias (both: 2; on top
-    of the stage multiplier, so a refinement bias gets 8), and ``no_decay`` lists the parameter
-    kinds without weight decay: ``bias``, ``norm`` (BatchNorm weights and biases) and
-    ``depthwise`` (depthwise conv weights); CMU: bias; Lightweight OpenPose: all three.
-    """
-
-    _section: typing.ClassVar[str] = "train"
-
-    epochs: int = 100
-    batch_size: int = 10
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 4e-5
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    scheduler: Literal["plateau", "step"] = "step"
-    step_milestones: tuple[int, ...] = (25, 50, 75)
-    gamma: float = 0.333
-    plateau_patience: int = 5
-    refinement_lr_mult: float = 1.0
-    bias_lr_mult: float = 1.0
-    no_decay: tuple[Literal["bias", "norm", "depthwise"], ...] = ()
-    freeze_trunk_epochs: int = 5
-    amp: bool = True
-    eval_every: int = 5
-    val_max_images: int = 500
-    seed: int = 0
-    output_dir: str = "runs/vgg19"
-    device: str = "auto"
-    log_every: int = 50
-
-    def _check(self) -> None:
-        self._require(self.epochs >= 1, "epochs", "an integer >= 1")
-        self._require(1 <= self.batch_size <= MAX_BATCH_SIZE, "batch_size", f"an integer in [1, {MAX_BATCH_SIZE}]")
-        self._require(self.lr > 0 and math.isfinite(self.lr), "lr", "a finite number > 0")
-        self._require(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
-        self._require(self.weight_decay >= 0, "weight_decay", "a number >= 0")
-        self._require(all(m >= 1 for m in self.step_milestones)
-                      and list(self.step_milestones) == sorted(set(self.step_milestones)),
-                      "step_milestones", "strictly increasing epochs >= 1")
-        self._require(0 < self.gamma <= 1, "gamma", "a number in (0, 1]")
-        self._require(self.plateau_patience >= 0, "plateau_patience", "an integer >= 0")
-        for name in ("refinement_lr_mult", "bias_lr_mult"):
-            value = getattr(self, name)
-            self._require(math.isfinite(value) and value > 0, name, "a finite number > 0")
-        self._require(len(set(self.no_decay)) == len(self.no_decay), "no_decay",
-                      "distinct kinds among bias, norm, depthwise")
-        self._require(self.freeze_trunk_epochs >= 0, "freeze_trunk_epochs", "an integer >= 0")
-        self._require(self.eval_every >= 0, "eval_every", "an integer >= 0 (0: evaluate only at the end)")
-        self._require(self.val_max_images >= 0, "val_max_images", "an integer >= 0 (0: all images)")
-        self._require(self.seed >= 0, "seed", "an integer >= 0")
-        self._require(bool(self.output_dir), "output_dir", "a non-empty path")
-        self._require(bool(_DEVICE_RE.match(self.device)), "device", "one of 'auto', 'cpu', 'cuda', 'cuda:N'")
-        self._require(self.log_every >= 1, "log_every", "an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -357,12 +290,16 @@ EXTENDS_KEY = "extends"
 
 def _file_deltas(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any]]]:
     """The deltas of ``path`` and of the files it extends, the furthest first, each checked."""
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}" + (f" (extended by {chain[-1]})" if chain else ""))
+    try:  # a regular file of bounded size: a FIFO or /dev/zero is refused, not read
+        text = read_bounded(path, "config file", MAX_CONFIG_BYTES).decode("utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}" + (f" (extended by {chain[-1]})" if chain else "")) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file, expected a YAML config") from None
     if path.resolve() in chain:
         raise ValueError(f"{path}: '{EXTENDS_KEY}' loops back to a file it extends ({' -> '.join(map(str, chain))})")
     try:
-        delta = yaml.safe_load(path.read_text(encoding="utf-8"))
+        delta = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
     delta = {} if delta is None else delta
@@ -411,7 +348,15 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         resolved = config_to_dict(config_from_dict(base, where=base_where))
     for delta in deltas:
         resolved = _merge(resolved, delta)
-    return config_from_dict(resolved, where=" + ".join(sources) or "defaults")
+    try:
+        return config_from_dict(resolved, where="")
+    except ValueError as exc:
+        # A value refused by its section's rules names the override that set it, when one did.
+        message = str(exc).removeprefix(": ")
+        named = re.match(r"(\w+)\.(\w+):", message)
+        setter = next((t for t in reversed(overrides) if named and parse_override(t)[:2] == named.groups()), None)
+        where = f"override {setter!r}" if setter else " + ".join(sources) or "defaults"
+        raise ValueError(f"{where}: {message}") from None
 
 
 def _published(arch: Any) -> Mapping[str, Any]:

@@ -268,8 +268,12 @@ class PredictorEvaluation:
     scope: ScoringScope | None = None
 
 
-def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int) -> list[int]:
-    """The image ids to run (the first ``max_images``; 0: all), refusing a folder that lacks their files."""
+def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int, max_pixels: int,
+                        anywhere: bool) -> tuple[list[int], list[Path]]:
+    """The image ids to run (the first ``max_images``; 0: all) and their files, refusing up front a
+    folder that lacks any, and images too large or of another size than their entry (headers only)."""
+    from openpose_lite.images import check_image_files
+
     image_ids = sorted(coco.getImgIds())
     if max_images:
         image_ids = image_ids[:max_images]
@@ -277,11 +281,17 @@ def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int) -> list[i
         raise ValueError("the annotation file lists no images")
     if not images_dir.is_dir():
         raise FileNotFoundError(f"image folder not found: {images_dir}")
-    missing = [coco.imgs[i]["file_name"] for i in image_ids if not (images_dir / coco.imgs[i]["file_name"]).is_file()]
-    if missing:
-        raise ValueError(f"{images_dir}: {len(missing)} of the {len(image_ids)} images to evaluate are not in this "
-                         f"folder (e.g. {missing[0]}); pass the folder of the annotation file's images")
-    return image_ids
+    entries = [(coco.imgs[i]["file_name"], coco.imgs[i]["height"], coco.imgs[i]["width"]) for i in image_ids]
+    paths = check_image_files(images_dir, entries, "to evaluate", max_pixels, anywhere, strict=False)
+    return image_ids, paths
+
+
+def check_ground_truth(coco: COCO, source: str, skeleton: Skeleton | None = None) -> ScoringScope:
+    """The scope a file is scored in (:func:`scoring_scope`), its annotations checked for what keypoint
+    evaluation reads: a ValueError naming ``source`` before any model runs."""
+    scope = scoring_scope(coco, skeleton, source)
+    _scored_ground_truth(coco, scope, source)
+    return scope
 
 
 def _predictor_skeleton(predictor: Any) -> Skeleton | None:
@@ -301,6 +311,9 @@ def evaluate_predictor(
     batch_size: int = 1,
     progress: bool = False,
     skeleton: Skeleton | None = None,
+    *,
+    max_image_pixels: int | None = None,
+    images_anywhere: bool = False,
 ) -> PredictorEvaluation:
     """Run a predictor over the images of a COCO keypoint file and score its people: the one such loop.
 
@@ -309,17 +322,21 @@ def evaluate_predictor(
     :class:`~openpose_lite.inference.TopDownPipeline` whose boxes come by image id). Images are
     read with the project's one reader (EXIF ignored, size checked against the image entry);
     one that cannot be read is logged, listed in ``failures`` and left out of the metrics.
-    A folder that lacks any of the images is refused before anything runs. The people are scored
-    on the annotations of their skeleton (``skeleton``, default the predictor's codec's, else the
-    people's own; :func:`scoring_scope`), and the results carry its category id.
+    A folder that lacks any of the images, or holds one above ``max_image_pixels`` (default
+    :data:`~openpose_lite.images.DEFAULT_MAX_IMAGE_PIXELS`) or of another size than its entry, is
+    refused before anything runs; ``images_anywhere`` lets file names leave ``images_dir``. The
+    people are scored on the annotations of their skeleton (``skeleton``, default the predictor's
+    codec's, else the people's own; :func:`scoring_scope`), and the results carry its category id.
     """
     from tqdm import tqdm
 
-    from openpose_lite.images import ImageReadError, read_image
+    from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, read_image
 
     source = str(ann_file) if not isinstance(ann_file, COCO) else "COCO ground truth"
+    max_pixels = max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS
     coco = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
-    image_ids = _images_to_evaluate(coco, Path(images_dir), max_images)
+    image_ids, paths = _images_to_evaluate(coco, Path(images_dir), max_images, max_pixels, images_anywhere)
+    path_of = dict(zip(image_ids, paths))
     skeleton = skeleton or _predictor_skeleton(predictor)
     scope = scoring_scope(coco, skeleton, source) if skeleton is not None else None  # refused before any image
     found: list[tuple[int, Any]] = []
@@ -331,7 +348,7 @@ def evaluate_predictor(
             for image_id in image_ids[start : start + step]:
                 info = coco.imgs[image_id]
                 try:
-                    images.append(read_image(Path(images_dir) / info["file_name"], (info["height"], info["width"])))
+                    images.append(read_image(path_of[image_id], (info["height"], info["width"]), max_pixels))
                     ids.append(image_id)
                 except ImageReadError as exc:
                     failures.append(str(exc))

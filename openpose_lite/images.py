@@ -1,4 +1,4 @@
-"""Reading images: one reader, one orientation rule, for training, evaluation, inference and benchmarks.
+"""Reading images: one reader, one orientation rule, one size bound, for training, evaluation, inference and benchmarks.
 
 Orientation: the EXIF orientation tag is **ignored**; pixels come as they are stored. COCO's
 annotations (keypoints, boxes, the ``width`` and ``height`` of each image entry) are in the
@@ -8,18 +8,39 @@ cv2.IMREAD_IGNORE_ORIENTATION``). OpenCV's plain ``IMREAD_COLOR`` would rotate a
 EXIF says so, and every keypoint of it would then be predicted in a rotated frame. The files
 are decoded from their bytes (``cv2.imdecode``), so a missing or broken file gives one clear
 error instead of OpenCV's warnings.
+
+Size: an image's width and height are read from its header first
+(:mod:`openpose_lite.image_headers`), and one of more than ``max_pixels`` pixels
+(:data:`DEFAULT_MAX_IMAGE_PIXELS` unless the caller says otherwise: ``--max-image-pixels``,
+``data.max_image_pixels``) is refused by name without being decoded, as is a size that
+contradicts the annotation's. A format whose header is not parsed here is decoded under
+OpenCV's own pixel limit, ``OPENCV_IO_MAX_IMAGE_PIXELS``, which OpenCV reads once, when it is
+first imported: importing ``openpose_lite`` sets it to :data:`DEFAULT_MAX_IMAGE_PIXELS` when
+the environment does not (:data:`OPENCV_MAX_PIXELS` is the value in effect), so a larger
+``max_pixels`` needs that variable raised too.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
-import cv2
 import numpy as np
 
-# Colour images as stored: 8-bit BGR (grey, 16-bit and alpha images are converted), no EXIF rotation.
-READ_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+from openpose_lite import DEFAULT_MAX_IMAGE_PIXELS, OPENCV_MAX_PIXELS
+from openpose_lite.image_headers import HeaderError, header_size
+from openpose_lite.io import format_bytes, open_regular
+
+__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "IMAGE_EXTENSIONS", "OPENCV_MAX_PIXELS", "ImageNotFoundError", "ImageReadError",
+           "ImageTooLargeError", "check_image_files", "check_max_pixels", "image_in_folder", "image_size", "read_image"]
+
+# The largest file an image of n pixels is: 8 bytes a pixel (16-bit RGBA, uncompressed) plus
+# room for metadata. Anything larger is no image of that size.
+_BYTES_PER_PIXEL, _METADATA_BYTES = 8, 64 << 20
+_LIMIT_OPTION = "--max-image-pixels (train: data.max_image_pixels)"
 # The file name endings taken for images where a folder is listed (lower case).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 
@@ -32,29 +53,188 @@ class ImageNotFoundError(ImageReadError, FileNotFoundError):
     """The image file does not exist (both an :class:`ImageReadError` and a ``FileNotFoundError``)."""
 
 
-def read_image(path: str | os.PathLike[str], expected_hw: tuple[int, int] | None = None) -> np.ndarray:
+class ImageTooLargeError(ImageReadError):
+    """An image of more pixels than allowed (refused from its header, before decoding)."""
+
+
+def check_max_pixels(value: int, where: str = "--max-image-pixels") -> int:
+    """``value`` as a pixel limit: an integer >= 1 that OpenCV's own limit (:data:`OPENCV_MAX_PIXELS`) allows.
+
+    Raises ValueError naming ``where``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{where}: expected a number of pixels >= 1, got {value!r}")
+    if value > OPENCV_MAX_PIXELS:
+        raise ValueError(f"{where}: {value} is above OpenCV's own decoding limit, OPENCV_IO_MAX_IMAGE_PIXELS = "
+                         f"{OPENCV_MAX_PIXELS}; set that environment variable to at least {value} as well")
+    return int(value)
+
+
+def image_in_folder(folder: str | os.PathLike[str], file_name: str, anywhere: bool = False) -> Path:
+    """The path of an annotation's ``file_name`` inside ``folder``.
+
+    A ``file_name`` is a path relative to the image folder (``000000000139.jpg``,
+    ``train2017/000000000139.jpg``); an absolute one, or one that climbs out with ``..``, is
+    refused (ValueError naming it) unless ``anywhere``, so an annotation file cannot make a run
+    read files outside the folder it was given.
+    """
+    path = PurePosixPath(file_name.replace("\\", "/"))
+    if not anywhere and (path.is_absolute() or ".." in path.parts or Path(file_name).is_absolute()):
+        raise ValueError(f"file_name {file_name!r} is outside the image folder {folder}: file names are relative to "
+                         "it (--images-anywhere, in training data.images_anywhere=true, lets them be anywhere)")
+    return Path(folder) / file_name
+
+
+def _open(p: Path) -> BinaryIO:
+    try:
+        return open_regular(p, "image")
+    except FileNotFoundError:
+        raise ImageNotFoundError(f"image not found: {p}") from None
+    except ValueError as exc:  # a folder, a FIFO, a device, a symbolic link loop
+        raise ImageReadError(f"cannot read {exc}") from None
+    except OSError as exc:
+        raise ImageReadError(f"cannot read image {p}: {exc.strerror or exc}") from None
+
+
+def _header(fh: BinaryIO, p: Path, max_pixels: int) -> tuple[int, int] | None:
+    """(height, width) from the header of ``fh``, refused above ``max_pixels``; None for a format without one here."""
+    try:
+        wh = header_size(fh)
+    except HeaderError as exc:
+        raise ImageReadError(f"cannot read image {p}: {exc}") from None
+    if wh is None:
+        return None
+    _check_pixels(p, wh[1], wh[0], max_pixels)
+    return wh[1], wh[0]
+
+
+def _check_pixels(p: Path, height: int, width: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"image {p} is {width}x{height} = {width * height} pixels, above the limit of "
+                                 f"{max_pixels} pixels; raise it with {_LIMIT_OPTION} to read it")
+
+
+def _check_expected(p: Path, hw: tuple[int, int], expected_hw: tuple[int, int] | None) -> None:
+    if expected_hw is not None and tuple(hw) != (int(expected_hw[0]), int(expected_hw[1])):
+        raise ImageReadError(
+            f"image {p} is {hw[1]}x{hw[0]} (width x height) but its annotation entry says "
+            f"{int(expected_hw[1])}x{int(expected_hw[0])}"
+        )
+
+
+def _decode(fh: BinaryIO, p: Path, max_pixels: int) -> np.ndarray:
+    import cv2
+
+    size = os.fstat(fh.fileno()).st_size
+    limit = _BYTES_PER_PIXEL * max_pixels + _METADATA_BYTES
+    if size > limit:
+        raise ImageTooLargeError(f"image {p} is a {format_bytes(size)} file, more than an image within the limit of "
+                                 f"{max_pixels} pixels takes ({format_bytes(limit)}); raise it with {_LIMIT_OPTION}")
+    fh.seek(0)
+    data = np.frombuffer(fh.read(limit + 1), dtype=np.uint8)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    except cv2.error:  # OpenCV's own pixel limit (a format read without its header here)
+        raise ImageTooLargeError(f"image {p}: OpenCV refused to decode it, larger than its limit "
+                                 f"OPENCV_IO_MAX_IMAGE_PIXELS = {OPENCV_MAX_PIXELS} pixels") from None
+    if image is None:
+        raise ImageReadError(f"cannot read image {p}: not an image file OpenCV decodes, or truncated")
+    return image
+
+
+def image_size(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+               decode: bool = True) -> tuple[int, int] | None:
+    """(height, width) of an image file, from its header; a format without one here is decoded
+    (``decode=False``: None instead, and None for a malformed header too).
+
+    Raises :class:`ImageReadError` as :func:`read_image` does, without decoding what it refuses.
+    """
+    p = Path(path)
+    with _open(p) as fh:
+        try:
+            hw = _header(fh, p, max_pixels)
+        except ImageTooLargeError:
+            raise
+        except ImageReadError:
+            if decode:
+                raise
+            return None
+        if hw is None and decode:
+            image = _decode(fh, p, max_pixels)
+            hw = image.shape[0], image.shape[1]
+            _check_pixels(p, hw[0], hw[1], max_pixels)
+    return hw
+
+
+def check_image_files(folder: str | os.PathLike[str], entries: Sequence[tuple[str, int, int]], what: str,
+                      max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, anywhere: bool = False,
+                      strict: bool = True) -> list[Path]:
+    """Check, before a run reads any of them, the images an annotation file names; returns their paths.
+
+    Each entry is ``(file_name, height, width)``: the file must lie inside ``folder`` (see
+    :func:`image_in_folder`), be a regular file, and have a header of that size within
+    ``max_pixels``. Headers are read, nothing is decoded (except formats read without a header
+    here, when ``strict``); ``strict=False`` leaves files whose header is malformed or unknown to
+    the run, which reports them when it decodes them. ``what`` names the images in the message
+    (``to evaluate``, ``that ann.json names``).
+
+    Raises ImageReadError naming the folder, how many images are missing (with one) and how many
+    cannot be used otherwise (with the first one's problem); ValueError for a file name outside
+    ``folder``.
+    """
+    try:
+        paths = [image_in_folder(folder, name, anywhere) for name, _, _ in entries]
+    except ValueError as exc:
+        raise ValueError(f"an image {what}: {exc}") from None
+
+    def problem(i: int) -> str | None:
+        try:
+            hw = image_size(paths[i], max_pixels, decode=strict)
+            if hw is not None:
+                _check_expected(paths[i], hw, entries[i][1:])
+        except ImageNotFoundError:
+            return ""
+        except ImageReadError as exc:
+            return str(exc)
+        return None
+
+    with ThreadPoolExecutor(max_workers=min(16, max(1, len(paths)))) as pool:  # reading headers waits on the disk
+        problems = [(i, msg) for i, msg in enumerate(pool.map(problem, range(len(paths)))) if msg is not None]
+    missing = [i for i, msg in problems if msg == ""]
+    others = [msg for _, msg in problems if msg]
+    parts = []
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        parts.append(f"{len(missing)} of the {len(paths)} images {what} {verb} not in this folder "
+                     f"(e.g. {entries[missing[0]][0]})")
+    if others:
+        parts.append(f"{len(others)} of the {len(paths)} images {what} cannot be used (the first: {others[0]})")
+    if parts:
+        hint = "; pass the folder of the annotation file's images" if missing else ""
+        raise ImageReadError(f"{folder}: {'; '.join(parts)}{hint}")
+    return paths
+
+
+def read_image(path: str | os.PathLike[str], expected_hw: tuple[int, int] | None = None,
+               max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """(H, W, 3) uint8 BGR pixels of an image file, EXIF orientation ignored.
 
     Args:
-        path: the image file.
+        path: the image file (a regular file: a FIFO or a device is refused without being read).
         expected_hw: (height, width) the image must have (e.g. its COCO image entry's).
+        max_pixels: the largest width x height read; the header says it before anything is decoded.
     Raises:
-        ImageReadError: the file is missing, is not an image OpenCV can decode, or its size is
-            not ``expected_hw``.
+        ImageReadError: the file is missing or no regular file, is not an image OpenCV can decode,
+            its size is not ``expected_hw``, or it has more than ``max_pixels`` pixels
+            (:class:`ImageTooLargeError`).
     """
     p = Path(path)
-    try:
-        data = np.fromfile(p, dtype=np.uint8)
-    except FileNotFoundError:
-        raise ImageNotFoundError(f"image not found: {p}") from None
-    except OSError as exc:
-        raise ImageReadError(f"cannot read image {p}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, READ_FLAGS) if data.size else None
-    if image is None:
-        raise ImageReadError(f"cannot read image {p}: not an image file OpenCV decodes, or truncated")
-    if expected_hw is not None and tuple(image.shape[:2]) != (int(expected_hw[0]), int(expected_hw[1])):
-        raise ImageReadError(
-            f"image {p} is {image.shape[1]}x{image.shape[0]} (width x height) but its annotation entry says "
-            f"{int(expected_hw[1])}x{int(expected_hw[0])}"
-        )
+    with _open(p) as fh:
+        hw = _header(fh, p, max_pixels)
+        if hw is not None:
+            _check_expected(p, hw, expected_hw)  # a wrong size is refused before the decode
+        image = _decode(fh, p, max_pixels)
+    if hw is None:
+        _check_pixels(p, image.shape[0], image.shape[1], max_pixels)
+    _check_expected(p, image.shape[:2], expected_hw)
     return image

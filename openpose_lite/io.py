@@ -1,14 +1,33 @@
-"""Atomic file writing: nothing already written is lost when a run dies mid-write."""
+"""Files in and out: atomic writes (nothing already written is lost when a run dies mid-write), and
+bounded reads (nothing read blows up memory or blocks).
+
+Every data file the project reads (annotation, box, config and shard files; images through
+:mod:`openpose_lite.images`) is opened with :func:`open_regular`: a path that is no regular file
+is refused by what it is (a FIFO would block the reader, ``/dev/zero`` never ends, a symbolic
+link loop is not "not found"), and :func:`read_bounded` refuses a file larger than its kind
+ever is, before reading it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import glob
 import json
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, BinaryIO, Callable, Iterator
+
+# The largest files of each kind the project reads. COCO's biggest keypoint file
+# (person_keypoints_train2017.json) is 238 MB and a detection file of all its training images
+# a few hundred MB; a config file is a few KB.
+MAX_JSON_BYTES = 1 << 30
+MAX_CONFIG_BYTES = 1 << 20
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 
 def _umask_mode() -> int:
@@ -61,6 +80,17 @@ def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]
     return p
 
 
+@contextlib.contextmanager
+def naming_os_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Give an OSError without a file name (a write into an open file: a full disk) the name of ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename:
+            raise
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: object, indent: int | None = None) -> Path:
     """Write ``data`` as JSON, atomically."""
     separators = None if indent else (",", ":")
@@ -70,3 +100,79 @@ def write_json_atomic(path: str | os.PathLike[str], data: object, indent: int | 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """Write text, atomically."""
     return atomic_write(path, lambda fh: fh.write(text))
+
+
+# ------------------------------------------------------------------------------ bounded reads
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` is, in words: ``a regular file``, ``a FIFO (named pipe)``, ``a folder`` ..."""
+    return next((name for test, name in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else "not a file")
+
+
+def file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be read as a regular file, in words (``not found``, ``a symbolic link loop``,
+    ``a FIFO (named pipe)`` ...); None when it is one. Nothing is opened, so a FIFO does not block."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if os.path.islink(path) else "not found"
+    except OSError as exc:
+        return "a symbolic link loop" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+    return None if stat.S_ISREG(mode) else file_kind(mode)
+
+
+def open_regular(path: str | os.PathLike[str], what: str = "file") -> BinaryIO:
+    """``path`` opened for binary reading, when it is a regular file.
+
+    Opened without blocking (``O_NONBLOCK``: a FIFO would otherwise wait for a writer) and
+    checked on the open descriptor, so what is read is what was checked.
+
+    Raises:
+        FileNotFoundError: ``<what> not found: <path>``.
+        ValueError: ``<what> <path>: is a FIFO (named pipe), not a regular file`` (a folder, a
+            device, a socket, a symbolic link loop alike).
+        OSError: the file exists but cannot be opened (permissions, I/O error).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path}: is a folder, not a regular file") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError(f"{what} {path}: is a symbolic link loop, not a regular file") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise ValueError(f"{what} {path}: is {file_kind(mode)}, not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def format_bytes(n: int) -> str:
+    """``1.5 GB``, ``12 MB``, ``300 bytes``."""
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def read_bounded(path: str | os.PathLike[str], what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (see :func:`open_regular` for the errors);
+    a larger one is refused, naming its size and the limit, before it is read."""
+    with open_regular(path, what) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        data = fh.read(max_bytes + 1) if size <= max_bytes else b""  # + 1: a file that grew meanwhile
+    if size > max_bytes or len(data) > max_bytes:
+        raise ValueError(f"{what} {path}: {format_bytes(max(size, len(data)))}, more than a {what} may hold "
+                         f"({format_bytes(max_bytes)})")
+    return data
+
+
+def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file read through :func:`read_bounded`; ValueError ``<path>: not a valid JSON <what> (...)``."""
+    data = read_bounded(path, what, max_bytes)
+    try:
+        return json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a valid JSON {what} ({exc})") from None

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
+from openpose_lite.training.checkpoint import save_checkpoint
 
 COCO_SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_sample"
 COCO_SAMPLE_ANN = COCO_SAMPLE_DIR / "person_keypoints.json"

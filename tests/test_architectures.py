@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.config import Config, ModelConfig, config_to_dict, load_config
 from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
 from openpose_lite.models.architectures import ARCHITECTURES, architecture, architecture_of, resolve
 from openpose_lite.models.factory import build_model, published_config
 from openpose_lite.models.weights import read_weights
+from openpose_lite.training.checkpoint import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "openpose_lite"

@@ -27,7 +27,6 @@ from openpose_lite.bench import (
     run_bench,
     write_outputs,
 )
-from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.config import (
     CodecConfig,
     Config,
@@ -40,6 +39,7 @@ from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.skeleton import COCO_17
 from openpose_lite.structures import Poses
+from openpose_lite.training.checkpoint import save_checkpoint
 
 # Tiny models: seconds on a CPU. One torch thread: on a busy 2-core machine two threads of
 # small convolutions spend most of their time waiting for each other.

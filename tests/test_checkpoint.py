@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from openpose_lite.checkpoint import (
+from openpose_lite.config import Config, config_from_dict, config_to_dict
+from openpose_lite.models.state_dict import read_torch_file
+from openpose_lite.training.checkpoint import (
     capture_rng_state,
     load_checkpoint,
     load_training_state,
-    read_torch_file,
     read_training_checkpoint,
     restore_rng_state,
     save_checkpoint,
     save_training_state,
     weights_are_finite,
 )
-from openpose_lite.config import Config, config_from_dict, config_to_dict
 
 
 class _NotData:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.cli import main
 from openpose_lite.config import Config, ModelConfig, TopDownConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.hrnet import build_hrnet
+from openpose_lite.training.checkpoint import save_checkpoint
 
 
 def one_error_line(err: str) -> str:

@@ -21,11 +21,8 @@ from pycocotools import mask as mask_utils
 
 from openpose_lite.cli import main
 from openpose_lite.data.coco import CocoKeypoints, annotation_mask
-from openpose_lite.data.coco_validation import (
-    AnnotationError,
-    read_coco_keypoints,
-    rle_counts_from_string,
-)
+from openpose_lite.data.coco_rle import rle_counts_from_string
+from openpose_lite.data.coco_validation import AnnotationError, read_coco_keypoints
 from openpose_lite.evaluation import load_coco
 from openpose_lite.skeleton import COCO_17
 
@@ -113,6 +110,31 @@ def test_a_negative_bbox_width_is_refused(write):
     data = _valid()
     data["annotations"][0]["bbox"] = [5.0, 5.0, -20.0, 30.0]
     _both_refuse(*write(data), r"annotation 11 has bbox .*w, h >= 0 \(image id 1\)")
+
+
+@pytest.mark.parametrize("field, value, named", [
+    ("keypoints", (0, 1e30), r"has keypoint 0 at \(1e\+30, 10\), outside its 80x60 image by more than the image's size "
+                             r"\(expected x in \[-80, 160\], y in \[-60, 120\]\) \(image id 2\)"),
+    ("keypoints", (4, -61.0), r"has keypoint 1 at \(12, -61\), outside its 80x60 image"),
+    ("bbox", [5.0, 5.0, 156.0, 30.0], r"has bbox \[5\.0, 5\.0, 156\.0, 30\.0\], outside its 80x60 image"),
+    ("segmentation", [[5, 5, 24, 5, 24, 1e9, 5, 34]], r"has segmentation polygon 0 = .*, outside its 80x60 image"),
+])
+def test_coordinates_far_outside_the_image_are_refused_naming_the_annotation(field, value, named, write):
+    data = _valid()
+    person = data["annotations"][1]
+    if field == "keypoints":
+        person["keypoints"][value[0]] = value[1]
+    else:
+        person[field] = value
+    _both_refuse(*write(data), rf"annotation 12 {named}")
+
+
+def test_coordinates_one_image_size_past_the_border_are_accepted(write):
+    data = _valid()
+    data["annotations"][1]["keypoints"][0:3] = [-80.0, 120.0, 1]  # the corner of the sane range
+    data["annotations"][1]["bbox"] = [-80.0, -60.0, 240.0, 180.0]
+    path, images = write(data)
+    assert CocoKeypoints(path, images, min_people=0).image_ids == [1, 2]
 
 
 def test_a_duplicate_image_id_is_refused_naming_both_entries(write):

@@ -17,9 +17,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from openpose_lite.checkpoint import load_checkpoint
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.training import metrics
+from openpose_lite.training.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -37,11 +37,11 @@ import torch
 from test_mobilenet_paf import random_state, reference_entries, reference_network
 from torch import nn
 
-from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.config import Config, config_to_dict
 from openpose_lite.inference import BottomUpPredictor
 from openpose_lite.models import load_model
 from openpose_lite.skeleton import OPENPOSE_18
+from openpose_lite.training.checkpoint import save_checkpoint
 
 STRIDE = 8
 BASE_HEIGHT = 368

@@ -28,7 +28,6 @@ import pytest
 import torch
 
 from openpose_lite import live
-from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.cli import live as live_cli
 from openpose_lite.cli import main
 from openpose_lite.config import Config, ModelConfig, TopDownConfig, config_to_dict
@@ -36,6 +35,7 @@ from openpose_lite.data.mjpeg_stream import MjpegServer, frame_number_of
 from openpose_lite.io import stale_temp_files
 from openpose_lite.live import LatestFrameReader, LiveSource, is_stream_url
 from openpose_lite.models.hrnet import build_hrnet
+from openpose_lite.training.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 HW = (96, 128)

@@ -14,7 +14,6 @@ import pytest
 import torch
 from torch import nn
 
-from openpose_lite.checkpoint import save_checkpoint
 from openpose_lite.codecs import BottomUpPafCodec
 from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, generate_scene
@@ -24,6 +23,7 @@ from openpose_lite.inference import PHASES, BottomUpPredictor, scaled_input_heig
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.preprocess import letterbox, to_network_input
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
+from openpose_lite.training.checkpoint import save_checkpoint
 
 CODEC = BottomUpPafCodec(refine="dark", blur_kernel=0)
 INPUT_SIZE = 256

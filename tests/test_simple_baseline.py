@@ -480,9 +480,9 @@ def test_an_official_file_is_fed_its_references_crop_within_one_grey_level(kind,
 
 def test_simple_baseline_trains_evaluates_infers_exports_and_benches_as_hrnet_does(tmp_path, capsys):
     from openpose_lite.bench import BenchConfig, run_bench
-    from openpose_lite.checkpoint import load_checkpoint
     from openpose_lite.cli import main
     from openpose_lite.data.synthetic import SceneConfig, write_dataset
+    from openpose_lite.training.checkpoint import load_checkpoint
 
     ann = write_dataset(tmp_path / "scenes", 4, seed=3, cfg=SceneConfig(image_hw=(96, 128), people_range=(1, 2)))
     images, out = ann.parent / "images", tmp_path / "run"

@@ -30,12 +30,13 @@ from train_helpers import (
     write_tiny_scenes,
 )
 
-from openpose_lite.checkpoint import load_checkpoint, save_checkpoint
 from openpose_lite.cli import main as cli_main
 from openpose_lite.cli.train import _Printer, split_train_argv
 from openpose_lite.config import Config, ModelConfig
+from openpose_lite.run_lock import LOCK_NAME
 from openpose_lite.training import branches, loop
-from openpose_lite.training.loop import SCRATCH, TrainResult
+from openpose_lite.training.checkpoint import load_checkpoint, save_checkpoint
+from openpose_lite.training.interface import SCRATCH, TrainResult
 from openpose_lite.training.metrics import cut_back, read_jsonl
 
 train_vgg19 = load_train_script()
@@ -70,7 +71,8 @@ def _epochs(run: Path) -> list[int]:
 
 
 def _temp_files(run: Path) -> list[str]:
-    return sorted(p.name for p in run.iterdir() if p.name.startswith("."))
+    """Hidden files a write left behind (the run's lock file is not one: it stays, see run_lock.py)."""
+    return sorted(p.name for p in run.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME)
 
 
 def _assert_best_pt_holds_the_best_epoch(run: Path) -> None:

@@ -9,11 +9,11 @@ import pytest
 import torch
 from train_helpers import load_train_script
 
-from openpose_lite.checkpoint import load_checkpoint, save_checkpoint
 from openpose_lite.cli import main
 from openpose_lite.config import Config, ModelConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.factory import build_model_from_config_dict
+from openpose_lite.training.checkpoint import load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")

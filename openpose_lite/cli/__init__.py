@@ -4,7 +4,7 @@ Each sub-command lives in its own module of this package as a pair: ``_add_<name
 declares its arguments and ``_run_<name>(args) -> int`` calls the library and prints. Only this
 package (and train_vgg19.py) prints; the library logs. Every failure goes through one error path
 (:func:`openpose_lite.cli.errors.report`): one line, exit code 2 for bad input or usage, 1 for a
-run that stopped, 130 on Ctrl-C.
+run that stopped, 130 on Ctrl-C, 143 on SIGTERM.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from openpose_lite.cli.errors import (
     EXIT_USAGE,
     CliError,
     report,
+    sigterm_as_interrupt,
 )
 from openpose_lite.cli.eval import _add_eval, _run_eval
 from openpose_lite.cli.export import _add_export, _run_export
@@ -89,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _quiet_opencv()
     try:
-        return COMMANDS[args.command][1](args)
+        with sigterm_as_interrupt():  # SIGTERM stops a command as Ctrl-C does: what was done is written
+            return COMMANDS[args.command][1](args)
     except (CliError, KeyboardInterrupt, OSError, ValueError, MemoryError) as exc:
         return report(args.command, exc)
 

@@ -7,7 +7,9 @@ Exit codes (documented in docs/cli.md):
   a full disk, out of memory);
 * 2 (:data:`EXIT_USAGE`): bad input or usage (options, paths, weights, annotation files), refused
   before anything is written;
-* 130 (:data:`EXIT_INTERRUPTED`): Ctrl-C.
+* 130 (:data:`EXIT_INTERRUPTED`): Ctrl-C;
+* 143 (:data:`EXIT_TERMINATED`): SIGTERM (``kill``, a job scheduler, torchrun stopping its
+  processes), handled as Ctrl-C is (:func:`sigterm_as_interrupt`): what was done is written.
 
 A handler raises :class:`CliError` with the message and code it chooses (saying what it wrote
 so far, where it wrote anything); :func:`report` turns every other expected exception into the
@@ -16,12 +18,17 @@ same kind of line, so no command prints a traceback from deep inside numpy, torc
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import signal
 import sys
+import threading
+from typing import Iterator
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "CliError", "describe_os_error", "report"]
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_TERMINATED", "EXIT_USAGE", "CliError", "Terminated",
+           "describe_os_error", "interrupt_code", "interrupt_word", "report", "sigterm_as_interrupt"]
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 128 + signal.SIGTERM
 
 
 class CliError(Exception):
@@ -30,6 +37,41 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.code = code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread by :func:`sigterm_as_interrupt`: every ``except
+    KeyboardInterrupt`` that saves what was done handles it as it handles Ctrl-C."""
+
+
+def interrupt_code(exc: BaseException) -> int:
+    """The exit code of a stop: 143 for SIGTERM, 130 for Ctrl-C."""
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+def interrupt_word(exc: BaseException) -> str:
+    """``terminated (SIGTERM)`` or ``interrupted``."""
+    return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` in the main thread, once: a second
+    SIGTERM while the first is being handled (the run writing its index) is ignored, so the
+    stop finishes (SIGKILL still ends it). The previous handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def describe_os_error(exc: OSError, output_option: str = "-o") -> str:
@@ -49,10 +91,10 @@ def report(command: str, exc: BaseException) -> int:
     """
     prefix = f"openpose-lite {command}" if command else "openpose-lite"
     if isinstance(exc, CliError):
-        line = f"{prefix}: {exc}" if exc.code == EXIT_INTERRUPTED else f"{prefix}: error: {exc}"
+        line = f"{prefix}: {exc}" if exc.code in (EXIT_INTERRUPTED, EXIT_TERMINATED) else f"{prefix}: error: {exc}"
         code = exc.code
     elif isinstance(exc, KeyboardInterrupt):
-        line, code = f"{prefix}: interrupted; nothing was written", EXIT_INTERRUPTED
+        line, code = f"{prefix}: {interrupt_word(exc)}; nothing was written", interrupt_code(exc)
     elif isinstance(exc, (FileNotFoundError, ValueError)):  # bad input: a path, a file, an option
         line, code = f"{prefix}: error: {exc}", EXIT_USAGE
     elif isinstance(exc, OSError):

@@ -20,7 +20,8 @@ from openpose_lite.cli.models_args import (
     describe,
     positive_int,
 )
-from openpose_lite.cli.outputs import progress_disabled
+from openpose_lite.cli.outputs import add_image_limit_args, progress_disabled
+from openpose_lite.io import file_problem
 
 
 # ---------------------------------------------------------------------------------------- eval
@@ -40,6 +41,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     add_weights_args(p)
     p.add_argument("--images", type=Path, metavar="DIR", help="folder of the annotation file's images (with a model)")
     p.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0: all)")
+    add_image_limit_args(p, annotations=True)
     add_predictor_args(p, input_size=False)
 
 
@@ -58,7 +60,7 @@ def _write_results(path: Path | None, results: list[dict]) -> None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    if not args.ann.is_file():
+    if file_problem(args.ann) == "not found":  # other kinds (a FIFO, a folder) are named when it is read
         raise CliError(f"annotation file not found: {args.ann}")
     model_given = args.weights is not None or args.checkpoint is not None
     if args.oracle is not None and model_given:
@@ -96,7 +98,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
 
 def _run_model_eval(args: argparse.Namespace) -> int:
     """COCO metrics of a model (either branch) on the images of an annotation file."""
-    from openpose_lite.evaluation import evaluate_predictor, format_metrics, load_coco
+    from openpose_lite.evaluation import check_ground_truth, evaluate_predictor, format_metrics, load_coco
 
     if args.images is None:
         raise CliError("--images DIR is required to evaluate a model (the folder of the annotation file's images)")
@@ -105,10 +107,12 @@ def _run_model_eval(args: argparse.Namespace) -> int:
     if args.max_images < 0:
         raise CliError(f"--max-images must be >= 0, got {args.max_images}")
     coco = load_coco(args.ann)  # read once; a malformed file is refused before the weights are loaded
+    check_ground_truth(coco, str(args.ann))  # ... and one that keypoint AP cannot score, before the model runs
     predictor = build_predictor(args)
     # evaluate_predictor refuses a folder that lacks any of the images before reading one.
     evaluation = evaluate_predictor(predictor, coco, args.images, args.max_images, args.batch_size,
-                                    progress=not progress_disabled())
+                                    progress=not progress_disabled(), max_image_pixels=args.max_image_pixels,
+                                    images_anywhere=args.images_anywhere)
     _write_results(args.json_out, evaluation.results)
     model = args.checkpoint or args.weights
     print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images "

@@ -22,12 +22,20 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, describe_os_error
+from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, describe_os_error, interrupt_code, interrupt_word
 from openpose_lite.cli.live import add_live_args, live_source, path_or_url, run_live
 from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
-from openpose_lite.cli.outputs import InferRun, VideoOutput, frame_count, progress_disabled, video_fps
-from openpose_lite.cli.shards import Shard, current_shard
+from openpose_lite.cli.outputs import (
+    InferRun,
+    VideoOutput,
+    add_image_limit_args,
+    frame_count,
+    progress_disabled,
+    video_fps,
+)
+from openpose_lite.cli.shards import Gathered, Shard, current_shard
 from openpose_lite.images import IMAGE_EXTENSIONS
+from openpose_lite.io import file_problem
 from openpose_lite.structures import Poses
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -50,6 +58,7 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
                    help="image files, video files or folders of them; or a stream URL (rtsp://, http://, udp:// ...)")
     add_weights_args(p)
     add_predictor_args(p)
+    add_image_limit_args(p, annotations=False)
     p.add_argument("--output", "-o", type=Path, default=Path("openpose_output"),
                    help="output folder (default: %(default)s)")
     p.add_argument("--render", action="store_true", help="also write the images (or videos) with the people drawn")
@@ -74,22 +83,29 @@ class _Input:
 
 
 def _collect_inputs(paths: Sequence[Path]) -> list[_Input]:
-    """Every input; folders are listed (not recursively) in name order."""
+    """Every input; folders are listed (not recursively) in name order.
+
+    A folder's entries with an image or video extension are inputs whatever they are: one that is
+    no regular file (a FIFO, a device, a symbolic link loop) fails when it is read, named.
+    """
     known = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     inputs: list[_Input] = []
     for path in paths:
-        if path.is_dir():
-            files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in known)
+        problem = file_problem(path)
+        if problem == "a folder":
+            files = sorted(f for f in path.iterdir() if f.suffix.lower() in known and not f.is_dir())
             if not files:
                 raise CliError(f"{path}: the folder holds no images or videos (looked for {' '.join(known)})")
             listed_from: Path | None = path
-        elif path.is_file():
+        elif problem is None:
             if path.suffix.lower() not in known:
                 raise CliError(f"{path}: unsupported file type {path.suffix!r}; images: {' '.join(IMAGE_EXTENSIONS)}; "
                                f"videos: {' '.join(VIDEO_EXTENSIONS)}")
             files, listed_from = [path], None
-        else:
+        elif problem == "not found":
             raise CliError(f"input not found: {path}")
+        else:
+            raise CliError(f"input {path}: is {problem}, not an image, a video or a folder")
         for f in files:
             video = f.suffix.lower() in VIDEO_EXTENSIONS
             inputs.append(_Input("video" if video else "image", f, f if video else listed_from))
@@ -128,8 +144,9 @@ class _Item:
 class _Stream:
     """This rank's inputs as a stream of items (images, and video frames decoded as they are read)."""
 
-    def __init__(self, inputs: Sequence[_Input], shard: Shard, track: bool) -> None:
+    def __init__(self, inputs: Sequence[_Input], shard: Shard, track: bool, max_pixels: int | None = None) -> None:
         self.inputs = inputs
+        self.max_pixels = max_pixels
 
         def unit(i: _Input) -> Path:
             # A video, or a folder of frames being tracked, is one sequence: it goes to one rank whole.
@@ -139,7 +156,7 @@ class _Stream:
         unit_of = {u: n for n, u in enumerate(units)}
         self.mine = [n for n, i in enumerate(inputs) if shard.owns(unit_of[unit(i)])]
         self.frames_read: dict[int, int] = {}
-        self.unopened: set[int] = set()
+        self.unopened: dict[int, str] = {}  # videos that could not be opened: why
 
     def __iter__(self) -> Iterator[_Item]:
         import cv2
@@ -149,9 +166,10 @@ class _Stream:
             if item.kind == "image":
                 yield _Item(n)
                 continue
-            capture = cv2.VideoCapture(str(item.path))
-            if not capture.isOpened():
-                self.unopened.add(n)
+            problem = file_problem(item.path)  # a FIFO would block the reader
+            capture = cv2.VideoCapture(str(item.path)) if problem is None else None
+            if capture is None or not capture.isOpened():
+                self.unopened[n] = f": it is {problem}, not a regular file" if problem else ""
                 continue
             read = 0
             try:
@@ -168,10 +186,10 @@ class _Stream:
     def load(self, item: _Item) -> np.ndarray | str:
         """The item's image (kept on the item for drawing), or why it has none."""
         if item.image is None:
-            from openpose_lite.images import ImageReadError, read_image
+            from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, read_image
 
             try:
-                item.image = read_image(self.inputs[item.index].path)
+                item.image = read_image(self.inputs[item.index].path, max_pixels=self.max_pixels or DEFAULT_MAX_IMAGE_PIXELS)
             except ImageReadError as exc:
                 return str(exc)
         return item.image
@@ -211,7 +229,7 @@ class _Writer:
             self.video_index = item.index
         if isinstance(result, str):
             where = source.path if item.frame is None else f"{source.path}, frame {item.frame}"
-            self.run.fail(f"{where}: {result}")
+            self.run.fail(f"{where}: {result}", item.index)
             result = Poses.empty()  # a tracker still counts the frame as seen without people
             if self.args.track:
                 self._tracked(item, result)
@@ -245,21 +263,82 @@ def _report_videos(stream: _Stream, run: InferRun) -> None:
             continue
         read, announced = stream.frames_read.get(n, 0), frame_count(source.path)
         if n in stream.unopened:
-            run.fail(f"cannot open video {source.path}")
+            run.fail(f"cannot open video {source.path}{stream.unopened[n]}", n)
         elif read == 0:
-            run.fail(f"no frame could be read from video {source.path}")
+            run.fail(f"no frame could be read from video {source.path}", n)
         elif read < announced:
             run.fail(f"video {source.path}: read {read} of the {announced} frames its header announces (truncated or "
-                     "damaged); the frames read have their outputs", skipped=False)
+                     "damaged); the frames read have their outputs", n, skipped=False)
 
 
-def _stopped(run: InferRun, reason: str, code: int) -> CliError:
-    """The error for a run that stopped: its index written for what was done (when the disk lets it), and a summary."""
+def _names(paths: Sequence[Path], shown: int = 5) -> str:
+    listed = ", ".join(str(p) for p in paths[:shown])
+    return listed + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def _stopped(run: InferRun, shard: Shard, reason: str, code: int) -> CliError:
+    """The error for a run that stopped: its index written for what was done (when the disk lets it), and a summary.
+
+    Under torchrun rank 0 writes the index of what every rank's journal holds (a lost rank's up
+    to its last image) and names the inputs no rank finished; the other ranks write no index.
+    """
+    if shard.rank != 0:
+        if run.journal is not None:
+            run.journal.close(done=False)
+        return CliError(f"[rank {shard.rank}] {reason} after {run.num_images} images of its share; rank 0 writes the "
+                        "run's index", code)
+    gathered = _gather_now(run, shard)
     try:
-        run.write_index()
+        _write_index(run, shard, gathered)
     except OSError:
         pass  # the summary says which of the two is missing
-    return CliError(f"{reason} after {run.num_images} images; {run.summary()}", code)
+    missing = run.unprocessed(gathered.entries, gathered.failures)
+    lost = f" (unfinished: rank {', '.join(map(str, gathered.lost))})" if gathered.lost else ""
+    left = f"; {len(missing)} inputs not processed: {_names(missing)}" if missing else ""
+    held = f"; the index holds {len(gathered.entries)} images of all processes" if shard.distributed else ""
+    return CliError(f"{reason} after {run.num_images} images{lost}; {run.summary()}{held}{left}", code)
+
+
+def _gather_now(run: InferRun, shard: Shard) -> Gathered:
+    """Rank 0: what the run did, as far as every rank's journal says now (without waiting), or
+    what the index already holds (the journals are gone once it is written)."""
+    if not shard.distributed:
+        return Gathered(list(run.entries), list(run.failures))
+    if run.indexed is not None:
+        return run.indexed
+    run.journal.close(done=False)
+    gathered = shard.merge(run.out_dir)
+    gathered.lost = [r for r in gathered.lost if r != 0]
+    return gathered
+
+
+def _write_index(run: InferRun, shard: Shard, gathered: Gathered) -> None:
+    """The run's index; then the journals it was merged from go (not before: a stop in between
+    merges them again)."""
+    run.write_index(gathered.entries)
+    if shard.distributed:
+        run.indexed = gathered
+        shard.remove_journals(run.out_dir)
+
+
+def _gather(run: InferRun, shard: Shard) -> Gathered | None:
+    """Rank 0, once every rank finished its share: the whole run's entries and failures; None on the others.
+
+    Raises CliError (exit 1) when a rank is lost meanwhile, having written the index of what there is.
+    """
+    if not shard.distributed:
+        return Gathered(list(run.entries), list(run.failures))
+    run.journal.close(done=True)
+    try:
+        shard.barrier()
+    except RuntimeError as exc:  # gloo: a peer's connection closed (it was killed, or crashed)
+        from openpose_lite.training.distributed import peer_lost
+
+        reason = peer_lost(exc) or str(exc).splitlines()[0][:160]
+        if shard.rank != 0:
+            raise CliError(f"[rank {shard.rank}] stopped: rank 0 was lost ({reason})", EXIT_FAILURE) from None
+        raise _stopped(run, shard, f"stopped: a process of the run was lost ({reason})", EXIT_FAILURE) from None
+    return shard.merge(run.out_dir) if shard.rank == 0 else None
 
 
 def _process(args: argparse.Namespace, predictor, inputs: Sequence[_Input], shard: Shard, run: InferRun) -> None:
@@ -267,7 +346,7 @@ def _process(args: argparse.Namespace, predictor, inputs: Sequence[_Input], shar
 
     from openpose_lite.inference.pipeline import run_pipelined, run_sequential
 
-    stream = _Stream(inputs, shard, args.track)
+    stream = _Stream(inputs, shard, args.track, args.max_image_pixels)
     total = sum(1 if inputs[n].kind == "image" else frame_count(inputs[n].path) for n in stream.mine)
     with tqdm(total=total, unit="img", desc="infer", disable=progress_disabled(args.no_progress),
               file=sys.stderr) as progress:
@@ -295,23 +374,28 @@ def _run_infer(args: argparse.Namespace) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     run = InferRun.for_inputs(args.output, args.render, [(i.kind, i.path) for i in inputs])
     shard = current_shard()
+    run.journal = shard.journal(args.output)
     try:
-        _process(args, predictor, inputs, shard, run)
-        gathered = shard.gather(args.output, run.entries, run.failures)
-        if gathered is not None:
-            entries, failures = gathered
-            run.write_index(entries)
-    except KeyboardInterrupt:
-        raise _stopped(run, "interrupted", EXIT_INTERRUPTED) from None
-    except OSError as exc:  # a full disk, a folder that became unwritable
-        raise _stopped(run, f"stopped: {describe_os_error(exc)}", EXIT_FAILURE) from None
+        try:
+            _process(args, predictor, inputs, shard, run)
+            gathered = _gather(run, shard)
+            if gathered is not None:
+                _write_index(run, shard, gathered)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (torchrun stops the others when a process is lost)
+            raise _stopped(run, shard, interrupt_word(exc), interrupt_code(exc)) from None
+        except OSError as exc:  # a full disk, a folder that became unwritable
+            raise _stopped(run, shard, f"stopped: {describe_os_error(exc)}", EXIT_FAILURE) from None
     finally:
         shard.close()
+    # Under torchrun every rank that finished its share exits 0, failed inputs included (rank 0
+    # lists them): torchrun reports any other code as a ChildFailedError with a traceback.
+    done = EXIT_OK if shard.distributed else EXIT_FAILURE
     if gathered is None:  # another rank than 0: its share is done; rank 0 reports the run
-        return EXIT_FAILURE if run.failures else EXIT_OK
-    people = sum(len(e["results"]) for e in entries)
+        return EXIT_OK
+    people = sum(len(e["results"]) for e in gathered.entries)
     ranks = f" ({shard.world_size} processes)" if shard.distributed else ""
-    print(f"{len(entries)} images, {people} people, {len(failures)} failures{ranks}; outputs in {args.output}")
-    for message in failures:
+    print(f"{len(gathered.entries)} images, {people} people, {len(gathered.failures)} failures{ranks}; "
+          f"outputs in {args.output}")
+    for message, _ in gathered.failures:
         print(f"  failed: {message}", file=sys.stderr)
-    return EXIT_FAILURE if failures else EXIT_OK
+    return done if gathered.failures else EXIT_OK

@@ -1,4 +1,5 @@
-"""What ``openpose-lite infer`` writes, and how it names it; the progress-bar rule of every command.
+"""What ``openpose-lite infer`` writes, and how it names it; the progress-bar rule and the image-size
+options of every command.
 
 Per image ``<name>_keypoints.json`` (OpenPose JSON 1.3), per video frame
 ``<video name>_<frame, 12 digits>_keypoints.json`` (OpenPose's naming), with ``--render``
@@ -16,6 +17,7 @@ where there is one, else a running index that skips every numeric stem of the ru
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -26,14 +28,46 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_lite.io import atomic_write, write_json_atomic
+from openpose_lite.cli.shards import Gathered, Journal
+from openpose_lite.io import atomic_write, file_problem, write_json_atomic
 from openpose_lite.structures import Poses
 
-__all__ = ["FRAME_DIGITS", "InferRun", "VideoOutput", "frame_count", "output_names", "progress_disabled",
+__all__ = ["FRAME_DIGITS", "InferRun", "VideoOutput", "add_image_limit_args", "frame_count", "output_names",
+           "progress_disabled",
            "video_fps", "write_image_atomic"]
 
 # OpenPose names per-frame outputs <video>_<frame number, 12 digits>_keypoints.json.
 FRAME_DIGITS = 12
+
+
+def _pixel_limit(text: str) -> int:
+    from openpose_lite.images import check_max_pixels
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}")
+    try:
+        return check_max_pixels(int(value), "")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).lstrip(": ")) from None
+
+
+def add_image_limit_args(p: argparse.ArgumentParser, annotations: bool) -> None:
+    """``--max-image-pixels`` (every command that reads images) and, for those that read image names
+    from an annotation file (``annotations``), ``--images-anywhere``."""
+    from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS
+
+    p.add_argument("--max-image-pixels", type=_pixel_limit, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
+                   help="refuse an image of more than N pixels (width x height), read from its header before it "
+                   "is decoded (default: %(default)s = 2^27, e.g. 16384 x 8192). Not --max-input-pixels, which "
+                   "bounds the network input an image is scaled to")
+    if annotations:
+        p.add_argument("--images-anywhere", action="store_true",
+                       help="let the annotation file's file_name be an absolute path or leave --images with '..' "
+                       "(refused by default)")
 
 
 def progress_disabled(no_progress: bool = False) -> bool:
@@ -75,8 +109,10 @@ class InferRun:
     inputs: list[tuple[str, Path]]
     names: list[str]
     entries: list[dict] = field(default_factory=list)  # {"input", "frame", "json", "results"}
-    failures: list[str] = field(default_factory=list)
+    failures: list[tuple[str, int | None]] = field(default_factory=list)  # (message, input index or None)
     written: Counter = field(default_factory=Counter)  # kind of file -> how many
+    journal: Journal | None = None  # under torchrun: where each entry and failure is also written as it comes
+    indexed: Gathered | None = None  # under torchrun, rank 0: what the index written holds (the journals are gone)
 
     @classmethod
     def for_inputs(cls, out_dir: Path, render: bool, inputs: Sequence[tuple[str, Path]]) -> "InferRun":
@@ -98,7 +134,10 @@ class InferRun:
         json_name = f"{name}_keypoints.json"
         write_json_atomic(self.out_dir / json_name, poses.to_openpose_json())
         self.written["keypoint files"] += 1
-        self.entries.append({"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0)})
+        entry = {"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0)}
+        self.entries.append(entry)
+        if self.journal is not None:
+            self.journal.entry(entry)
         return name
 
     def record_image(self, index: int, image: np.ndarray, poses: Poses) -> None:
@@ -110,12 +149,19 @@ class InferRun:
             write_image_atomic(self.out_dir / f"{name}_rendered.jpg", draw_poses(image, poses))
             self.written["rendered images"] += 1
 
-    def fail(self, message: str, skipped: bool = True) -> None:
-        """Note an input that failed (listed again in the summary) and say so now."""
+    def fail(self, message: str, index: int | None = None, skipped: bool = True) -> None:
+        """Note that input ``index`` failed (listed again in the summary) and say so now."""
         from tqdm import tqdm
 
-        self.failures.append(message)
+        self.failures.append((message, index))
+        if self.journal is not None:
+            self.journal.failure(message, index)
         tqdm.write(f"openpose-lite infer: {message}{' (skipped)' if skipped else ''}", file=sys.stderr)
+
+    def unprocessed(self, entries: Sequence[dict], failures: Sequence[tuple[str, int | None]]) -> list[Path]:
+        """The inputs that neither ``entries`` nor ``failures`` mention: what a stopped run did not reach."""
+        seen = {e["input"] for e in entries} | {index for _, index in failures}
+        return [path for n, (_, path) in enumerate(self.inputs) if n not in seen]
 
     def index(self, entries: Sequence[dict] | None = None) -> tuple[list[dict], dict[str, dict]]:
         """(results_coco, images) of ``entries`` (default: this run's), ids handed out in input order."""
@@ -169,9 +215,12 @@ def write_image_atomic(path: Path, image: np.ndarray) -> None:
 
 # ---------------------------------------------------------------------------------- videos
 def _header_value(path: Path, prop: str) -> float:
-    """A property (``cv2.CAP_PROP_*`` name) of a video's header, 0.0 when the file cannot be opened."""
+    """A property (``cv2.CAP_PROP_*`` name) of a video's header, 0.0 when the file cannot be opened
+    (or is no regular file: a FIFO would block the reader)."""
     import cv2
 
+    if file_problem(path) is not None:
+        return 0.0
     capture = cv2.VideoCapture(str(path))
     try:
         return float(capture.get(getattr(cv2, prop))) if capture.isOpened() else 0.0

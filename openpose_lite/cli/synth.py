@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from openpose_lite.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
+from openpose_lite.cli.errors import EXIT_OK, CliError, interrupt_code, interrupt_word
 
 
 # --------------------------------------------------------------------------------------- synth
@@ -72,10 +72,10 @@ def _run_synth(args: argparse.Namespace) -> int:
     bank = _pose_bank(args)
     try:
         ann = write_dataset(args.out_dir, args.num_images, args.seed, cfg, num_people=args.people, bank=bank)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         written = len(list((args.out_dir / "images").glob("*"))) if (args.out_dir / "images").is_dir() else 0
-        raise CliError(f"interrupted; wrote {written} images to {args.out_dir / 'images'} and no annotations.json "
-                       "(run the same command again to write them all)", EXIT_INTERRUPTED) from None
+        raise CliError(f"{interrupt_word(exc)}; wrote {written} images to {args.out_dir / 'images'} and no "
+                       "annotations.json (run the same command again to write them all)", interrupt_code(exc)) from None
     what = "" if bank is None else f" of {bank.skeleton.name} figures ({bank.skeleton.num_keypoints} keypoints)"
     print(f"wrote {args.num_images} images{what} and {ann}")
     return EXIT_OK

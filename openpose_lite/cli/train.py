@@ -7,9 +7,10 @@ Both run :func:`main` with their own program name (``train_vgg19.py`` also restr
 overrides are positionals of their own).
 
 Exit codes: 0 done; 1 stopped (a non-finite loss, a failed write such as a full disk);
-2 bad arguments, config, checkpoint, data or output folder (refused before anything is
-written where it can be); 130 interrupted (Ctrl-C). Every failure is one line on stderr that
-says what was written so far.
+2 bad arguments, config, checkpoint, data or output folder (one another run holds, or that
+holds a run), refused before anything is written; 130 interrupted (Ctrl-C); 143 terminated
+(SIGTERM, handled as Ctrl-C). Every failure is one line on stderr that says what was written
+so far.
 """
 
 from __future__ import annotations
@@ -26,16 +27,22 @@ from openpose_lite.cli.errors import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     describe_os_error,
+    interrupt_code,
+    interrupt_word,
+    sigterm_as_interrupt,
 )
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STOPPED", "EXIT_USAGE", "get_args_parser", "main", "split_train_argv"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STOPPED", "EXIT_TERMINATED", "EXIT_USAGE", "get_args_parser", "main",
+           "split_train_argv"]
 
 EXIT_STOPPED = EXIT_FAILURE
 
 _EPILOG = ("Exit codes: 0 done; 1 stopped (non-finite loss, a failed write such as a full disk); 2 bad arguments, "
-           "config, checkpoint, data or output folder; 130 interrupted.")
+           "config, checkpoint, data or output folder (in use by another run, or holding a run); 130 interrupted; "
+           "143 terminated (SIGTERM).")
 
 
 def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) -> argparse.ArgumentParser:
@@ -150,7 +157,7 @@ class _Printer:
         self.say = say
 
     def started(self, result: Any) -> None:
-        from openpose_lite.training.loop import SCRATCH
+        from openpose_lite.training.interface import SCRATCH
 
         hint = f"; --backbone-weights would take {result.backbone_file}" if result.trunk_init == SCRATCH else ""
         self.say(f"trunk: {result.trunk_init}{hint}")
@@ -223,7 +230,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", b
         fit,
         resolve_run,
     )
-    from openpose_lite.training.distributed import DistInfo
+    from openpose_lite.training.distributed import DistInfo, peer_lost
 
     args = _parse(argv, prog)
     info = DistInfo.from_env()
@@ -237,22 +244,30 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", b
                          held_out_images=args.held_out_images,
                          progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite)
     try:
-        setup = resolve_run(args.config, _overrides(args), args.resume)
-        _check_branch(setup.config.model.arch, branch, prog)
-        fit(setup, options, printer, result)
+        with sigterm_as_interrupt():  # SIGTERM stops training as Ctrl-C does: the checkpoints written stay
+            setup = resolve_run(args.config, _overrides(args), args.resume)
+            _check_branch(setup.config.model.arch, branch, prog)
+            fit(setup, options, printer, result)
     except NonFiniteLossError as exc:
         if info.is_main:
             print(_stopped(prog, exc, result), file=sys.stderr)
         return EXIT_STOPPED
-    except KeyboardInterrupt:
-        print(f"{who}: interrupted after epoch {result.epochs_done} of {result.epochs or '?'}; {_written(result)}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        print(f"{who}: {interrupt_word(exc)} after epoch {result.epochs_done} of {result.epochs or '?'}; "
+              f"{_written(result)}", file=sys.stderr)
+        return interrupt_code(exc)
     except (FileNotFoundError, ValueError) as exc:
         print(f"{who}: error: {exc}" + (f"; {_written(result)}" if result.written else ""), file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         print(f"{who}: error: {describe_os_error(exc, '--output-dir')}; {_written(result)}", file=sys.stderr)
+        return EXIT_STOPPED
+    except RuntimeError as exc:
+        reason = peer_lost(exc)
+        if reason is None:
+            raise  # a programming error keeps its traceback
+        print(f"{who}: stopped: another process of the run was lost ({reason}) after epoch {result.epochs_done}; "
+              f"{_written(result)}", file=sys.stderr)
         return EXIT_STOPPED
     printer.finished(result)
     return EXIT_OK

@@ -17,6 +17,18 @@ _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 
 
 @_jit
+def _cell_span(lo: float, hi: float, n: int) -> tuple[int, int]:
+    """The cells 0..n-1 within [lo, hi]: (first, last), last < first when none.
+
+    Clipped as floats before the conversion to int: a coordinate beyond the int64 range (1e30)
+    converts to INT64_MIN, and a loop from 0 to it counts 2^63 steps in numba's range.
+    """
+    first = math.ceil(min(max(lo, -1.0), n))
+    last = math.floor(min(max(hi, -1.0), n))
+    return int(max(first, 0.0)), int(min(last, n - 1.0))
+
+
+@_jit
 def gaussian_kernel(
     xs: np.ndarray,  # (M,) float64 centre x in cells
     ys: np.ndarray,  # (M,) float64 centre y in cells
@@ -31,10 +43,8 @@ def gaussian_kernel(
     inv = 1.0 / (2.0 * sigma * sigma)
     for m in range(xs.shape[0]):
         cx, cy, c = xs[m], ys[m], channels[m]
-        x0 = max(0, int(math.ceil(cx - radius)))
-        x1 = min(w - 1, int(math.floor(cx + radius)))
-        y0 = max(0, int(math.ceil(cy - radius)))
-        y1 = min(h - 1, int(math.floor(cy + radius)))
+        x0, x1 = _cell_span(cx - radius, cx + radius, w)
+        y0, y1 = _cell_span(cy - radius, cy + radius, h)
         for y in range(y0, y1 + 1):
             dy2 = (y - cy) * (y - cy)
             for x in range(x0, x1 + 1):
@@ -77,10 +87,8 @@ def paf_kernel(
         # The covered rectangle reaches half_width past each end and half_width across the axis
         # (see paf.render_pafs), so its corners lie within sqrt(2) * half_width of the ends.
         reach = math.sqrt(2.0) * half_width
-        x0 = max(0, int(math.ceil(min(ax[m], bx[m]) - reach)))
-        x1 = min(w - 1, int(math.floor(max(ax[m], bx[m]) + reach)))
-        y0 = max(0, int(math.ceil(min(ay[m], by[m]) - reach)))
-        y1 = min(h - 1, int(math.floor(max(ay[m], by[m]) + reach)))
+        x0, x1 = _cell_span(min(ax[m], bx[m]) - reach, max(ax[m], bx[m]) + reach, w)
+        y0, y1 = _cell_span(min(ay[m], by[m]) - reach, max(ay[m], by[m]) + reach, h)
         for y in range(y0, y1 + 1):
             py = y - ay[m]
             for x in range(x0, x1 + 1):

@@ -33,8 +33,15 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from openpose_lite.coco_skeleton import skeleton_of_coco
-from openpose_lite.data.coco_validation import MIN_POLYGON_VALUES, CocoLayout, read_coco_keypoints
-from openpose_lite.images import ImageReadError, read_image
+from openpose_lite.data.coco_validation import MIN_POLYGON_VALUES, AnnotationError, CocoLayout, read_coco_keypoints
+from openpose_lite.images import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageReadError,
+    check_image_files,
+    image_in_folder,
+    read_image,
+)
+from openpose_lite.io import file_problem
 from openpose_lite.skeleton import Skeleton
 
 __all__ = ["CocoKeypoints", "Sample", "annotation_mask"]
@@ -112,10 +119,14 @@ class CocoKeypoints:
             in its annotation layout (an error naming the file when no category has them).
             Default: the file's own (:func:`~openpose_lite.coco_skeleton.skeleton_of_coco`:
             COCO_17 for a person file, else the category's, limbs completed from the file).
+        max_image_pixels: the largest image read (:mod:`openpose_lite.images`).
+        images_anywhere: let ``file_name`` be absolute or climb out of ``image_dir`` with ``..``
+            (refused by default: :func:`~openpose_lite.images.image_in_folder`).
 
     Raises FileNotFoundError for a missing file or folder and
     :class:`~openpose_lite.data.coco_validation.AnnotationError` (a ValueError) naming the file,
-    image id and annotation id for a file that is not valid COCO keypoint data.
+    image id and annotation id for a file that is not valid COCO keypoint data, or whose
+    ``file_name`` points outside ``image_dir``. :meth:`check_images` checks the image files.
     """
 
     def __init__(
@@ -125,12 +136,16 @@ class CocoKeypoints:
         *,
         min_people: int = 1,
         skeleton: Skeleton | None = None,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        images_anywhere: bool = False,
     ) -> None:
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
+        self.max_image_pixels = max_image_pixels
+        self.images_anywhere = images_anywhere
         if min_people < 0:
             raise ValueError(f"CocoKeypoints: min_people must be >= 0, got {min_people}")
-        if not self.ann_file.is_file():
+        if file_problem(self.ann_file) == "not found":  # other kinds (a FIFO, a folder) are named on reading
             raise FileNotFoundError(f"annotation file not found: {self.ann_file}")
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.image_dir} (for {self.ann_file})")
@@ -141,6 +156,11 @@ class CocoKeypoints:
             logger.warning("%s: %s", self.ann_file, layout.left_out())
         self.skeleton: Skeleton = skeleton.annotation_layout()
         self._records = self._parse(data, layout)
+        for rec in self._records:  # a file name that leaves the folder is refused before any image is read
+            try:
+                image_in_folder(self.image_dir, rec.file_name, images_anywhere)
+            except ValueError as exc:
+                raise AnnotationError(f"{self.ann_file}: image id {rec.image_id}: {exc}") from None
         self._items = [r for r in self._records if len(r.keypoints) >= min_people]
         logger.info("%s: %d images (%d with >= %d labelled people)", self.ann_file, len(self._records),
                     len(self._items), min_people)
@@ -191,13 +211,22 @@ class CocoKeypoints:
         return [r.image_id for r in self._items]
 
     def image_path(self, index: int) -> Path:
-        return self.image_dir / self._items[index].file_name
+        return image_in_folder(self.image_dir, self._items[index].file_name, self.images_anywhere)
+
+    def check_images(self) -> None:
+        """Refuse, before anything is trained, images that cannot be read: every item's file must
+        exist in the folder with a readable header of its entry's size, within ``max_image_pixels``.
+
+        Raises ImageReadError naming the annotation file, how many images fail and the first problem.
+        """
+        check_image_files(self.image_dir, [(r.file_name, r.height, r.width) for r in self._items],
+                          f"that {self.ann_file} names", self.max_image_pixels, self.images_anywhere)
 
     def load_image(self, index: int) -> np.ndarray:
         """(H, W, 3) uint8 BGR, as stored (EXIF orientation ignored: annotations use the raw pixels)."""
         rec = self._items[index]
         try:
-            return read_image(self.image_dir / rec.file_name, (rec.height, rec.width))
+            return read_image(self.image_path(index), (rec.height, rec.width), self.max_image_pixels)
         except ImageReadError as exc:
             raise type(exc)(f"{exc} (image id {rec.image_id} in {self.ann_file})") from None
 

@@ -20,7 +20,11 @@ Refused (the file is malformed; nothing sensible can be trained or scored on it)
   a ``segmentation`` that is neither a list of polygons (an even count of finite numbers each)
   nor an RLE of the image's size whose run lengths (a list, or COCO's compressed string) are
   non-negative and add up to height x width. pycocotools would decode a short or long RLE into
-  a wrong mask, or write past its buffer.
+  a wrong mask, or write past its buffer;
+* keypoints, box corners and polygon points outside the image by more than its own size
+  (x outside [-width, 2 width], y outside [-height, 2 height]). Annotations do reach past the
+  border a little; a coordinate of 1e30 is a corrupt file, and would make the map renderers
+  work over a range of that size.
 
 Accepted with one warning that counts them (published files contain both: CrowdPose's own
 annotations disagree in ``num_keypoints``, as the shared sample shows, and polygons of under three
@@ -36,7 +40,6 @@ Shape legend: K keypoints per person.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -47,16 +50,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from openpose_lite.data.coco_rle import rle_problem
+from openpose_lite.io import read_json
 from openpose_lite.skeleton import Skeleton
 
-__all__ = ["AnnotationError", "CocoLayout", "coco_layout", "read_coco_keypoints", "rle_counts_from_string", "validate_coco_keypoints"]
+__all__ = ["AnnotationError", "CocoLayout", "coco_layout", "read_coco_keypoints", "validate_coco_keypoints"]
 
 logger = logging.getLogger(__name__)
 
 # A polygon needs three points (six numbers) to enclose any pixel.
 MIN_POLYGON_VALUES = 6
-# Compressed RLE: characters carry 6-bit groups offset by 48 ("0"): 5 value bits, bit 5 = "more".
-_RLE_OFFSET, _RLE_MORE, _RLE_SIGN, _RLE_VALUE = 48, 0x20, 0x10, 0x1F
 
 
 class AnnotationError(ValueError):
@@ -126,19 +129,19 @@ def read_coco_keypoints(path: str | os.PathLike[str], skeleton: Skeleton | None 
     """Read and check a COCO keypoint file: (its JSON dict, its :class:`CocoLayout`).
 
     Raises FileNotFoundError for a missing file and :class:`AnnotationError` (a ValueError)
-    naming the file for one that is not JSON or breaks the format (see the module docstring).
+    naming the file for one that is no regular file, larger than
+    :data:`~openpose_lite.io.MAX_JSON_BYTES`, not JSON, or breaks the format (see the module docstring).
     ``skeleton``: the instances are the annotations of the categories with its keypoint names
     (its annotation layout's; :meth:`CocoLayout.select`, an error when there is none) and it sets K
     where no category names its keypoints; without it, every keypoint category's.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"COCO annotation file not found: {path}")
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AnnotationError(f"{path}: not a valid JSON annotation file ({exc})") from None
+        data = read_json(path, "annotation file")  # a regular file of bounded size (openpose_lite.io)
+    except FileNotFoundError:
+        raise
+    except ValueError as exc:
+        raise AnnotationError(str(exc)) from None
     return data, validate_coco_keypoints(data, str(path), skeleton)
 
 
@@ -154,7 +157,7 @@ def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = 
         layout = layout.select(skeleton.annotation_layout().keypoints, source, skeleton.annotation_layout().name)
     default_k = skeleton.annotation_layout().num_keypoints if skeleton is not None else None
     notes = _Notes(source)
-    numbers = _Numbers()
+    numbers = _Numbers(image_hw)
     first_index: dict[int, int] = {}
     for index, ann in enumerate(data["annotations"]):
         ann_id, image_id = _check_ids(ann, index, first_index, data["annotations"], image_hw, source)
@@ -311,7 +314,8 @@ class _Numbers:
     offending list looked up, to name its annotation.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, image_hw: Mapping[int, tuple[int, int]]) -> None:
+        self.image_hw = image_hw
         self.keypoints: dict[int, list[tuple[list, _Where, Any]]] = {}  # length -> (values, where, num_keypoints)
         self.polygons: list[tuple[list, _Where, int]] = []  # (values, where, polygon index)
         self.boxes: list[tuple[list, _Where]] = []
@@ -319,20 +323,48 @@ class _Numbers:
 
     def check(self, notes: _Notes) -> None:
         for rows in self.keypoints.values():
-            _check_keypoint_rows(rows, notes)
+            _check_keypoint_rows(rows, notes, self._sizes([w for _, w, _ in rows]))
         boxes = _as_finite_array([b for b, _ in self.boxes], ndim=2) if self.boxes else np.zeros((0, 4))
         if boxes is None or (boxes[:, 2:] < 0).any():
             bbox, where = next((b, w) for b, w in self.boxes if not (_finite_numbers(b) and b[2] >= 0 and b[3] >= 0))
             raise where.error(f"has bbox {bbox!r:.80}, expected [x, y, w, h]: 4 finite numbers with w, h >= 0")
+        hw = self._sizes([w for _, w in self.boxes])
+        corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
+        bad = _outside(corners[:, 0::2], corners[:, 1::2], hw[:, :1], hw[:, 1:])
+        if bad.any():
+            row = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise self.boxes[row][1].error(f"has bbox {self.boxes[row][0]!r:.80}, {_range_text(*hw[row])}")
         areas = _as_finite_array([a for a, _ in self.areas]) if self.areas else np.zeros(0)
         if areas is None or (areas < 0).any():
             area, where = next((a, w) for a, w in self.areas if not (_finite_numbers([a]) and a >= 0))
             raise where.error(f"has area {area!r:.40}, expected a finite number >= 0")
         flat = list(itertools.chain.from_iterable(poly for poly, _, _ in self.polygons))
-        if flat and _as_finite_array(flat) is None:
+        values = _as_finite_array(flat) if flat else np.zeros(0)
+        if values is None:
             poly, where, i = next(p for p in self.polygons if _as_finite_array(p[0]) is None)
             raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, expected an even count of finite numbers "
                               "(x, y pairs)")
+        points = np.repeat(self._sizes([w for _, w, _ in self.polygons]), [len(p) // 2 for p, _, _ in self.polygons], axis=0)
+        bad = _outside(values[0::2], values[1::2], points[:, 0], points[:, 1])
+        if bad.any():
+            first = int(np.searchsorted(np.cumsum([len(p) // 2 for p, _, _ in self.polygons]), np.flatnonzero(bad)[0],
+                                        side="right"))
+            poly, where, i = self.polygons[first]
+            raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, {_range_text(*self._sizes([where])[0])}")
+
+    def _sizes(self, wheres: list[_Where]) -> np.ndarray:
+        """(N, 2) height, width of the images of ``wheres``."""
+        return np.array([self.image_hw[w.image_id] for w in wheres], dtype=np.float64).reshape(-1, 2)
+
+
+def _outside(x: np.ndarray, y: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Where (x, y) lies outside the sane range of an h x w image (:func:`_range_text`)."""
+    return (x < -w) | (x > 2 * w) | (y < -h) | (y > 2 * h)
+
+
+def _range_text(h: float, w: float) -> str:
+    return (f"outside its {w:g}x{h:g} image by more than the image's size (expected x in [{-w:g}, {2 * w:g}], "
+            f"y in [{-h:g}, {2 * h:g}])")
 
 
 def _as_finite_array(value: list, ndim: int = 1) -> np.ndarray | None:
@@ -351,12 +383,18 @@ def _as_finite_array(value: list, ndim: int = 1) -> np.ndarray | None:
     return arr if np.isfinite(arr).all() else None
 
 
-def _check_keypoint_rows(rows: list[tuple[list, _Where, Any]], notes: _Notes) -> None:
+def _check_keypoint_rows(rows: list[tuple[list, _Where, Any]], notes: _Notes, hw: np.ndarray) -> None:
+    """Keypoint lists of one length (rows of ``kps``), ``hw`` (N, 2) their images' height and width."""
     kps = _as_finite_array([r[0] for r in rows], ndim=2)
     if kps is None:
         raw, where, _ = next(r for r in rows if _as_finite_array(r[0]) is None)
         bad = next(i for i, v in enumerate(raw) if not _finite_numbers([v]))
         raise where.error(f"has keypoint {bad // 3} with {'xyv'[bad % 3]} = {raw[bad]!r:.40}, expected finite numbers")
+    outside = _outside(kps[:, 0::3], kps[:, 1::3], hw[:, :1], hw[:, 1:])
+    if outside.any():
+        row, k = (int(v) for v in np.argwhere(outside)[0])
+        raise rows[row][1].error(f"has keypoint {k} at ({kps[row, 3 * k]:g}, {kps[row, 3 * k + 1]:g}), "
+                                 f"{_range_text(*hw[row])}")
     v = kps[:, 2::3]
     odd = (v != 0) & (v != 1) & (v != 2)
     if odd.any():
@@ -408,52 +446,6 @@ def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, 
 
 
 def _check_rle(rle: dict, where: _Where, image_hw: tuple[int, int]) -> None:
-    size, counts = rle.get("size"), rle.get("counts")
-    h, w = image_hw
-    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)) or tuple(size) != (h, w):
-        raise where.error(f"has an RLE segmentation of size {size!r:.40}, expected the image's [height, width] = [{h}, {w}]")
-    if isinstance(counts, str):
-        try:
-            runs = rle_counts_from_string(counts)
-        except ValueError as exc:
-            raise where.error(f"has a compressed RLE that does not decode ({exc}), expected COCO's RLE string") from None
-    elif isinstance(counts, list) and all(_is_int(v) for v in counts):
-        runs = counts
-    else:
-        raise where.error("has RLE counts that are neither a list of integers nor a compressed RLE string")
-    if any(r < 0 for r in runs):
-        raise where.error("has a negative RLE run length, expected run lengths >= 0")
-    total = sum(runs)
-    if total != h * w:
-        raise where.error(f"has RLE counts summing to {total}, expected height x width = {h} x {w} = {h * w}")
-
-
-def rle_counts_from_string(text: str) -> list[int]:
-    """Run lengths of a COCO compressed RLE string (``segmentation["counts"]`` as a str).
-
-    The format, as pycocotools writes it (``maskApi.c``, ``rleToString``): each run length is
-    cut into 5-bit groups, least significant first; each group is one character ``chr(48 + g)``
-    where bit 5 of ``g`` says another group follows and, in the last group, bit 4 is the sign.
-    From the fourth run on, the number stored is the difference to the run two places before.
-
-    Raises ValueError for a character outside the format or a string that stops inside a run.
-    """
-    runs: list[int] = []
-    value = shift = 0
-    for position, char in enumerate(text):
-        group = ord(char) - _RLE_OFFSET
-        if not 0 <= group < 2 * _RLE_MORE:
-            raise ValueError(f"character {char!r} at position {position}")
-        value |= (group & _RLE_VALUE) << shift
-        shift += 5
-        if group & _RLE_MORE:
-            continue
-        if group & _RLE_SIGN:
-            value -= 1 << shift  # sign-extend the last group
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-        value = shift = 0
-    if shift:
-        raise ValueError("the string ends inside a run length")
-    return runs
+    problem = rle_problem(rle, image_hw)
+    if problem:
+        raise where.error(problem)

@@ -12,7 +12,6 @@ Shape legend: N boxes.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from openpose_lite.geometry import HRNET, OURS, check_convention
+from openpose_lite.io import read_json
 from openpose_lite.structures import Poses
 
 BoxSource = Callable[[np.ndarray, "int | None"], tuple[np.ndarray, np.ndarray]]
@@ -121,15 +121,6 @@ def gt_boxes(people: Iterable[Mapping[str, Any]], image_hw: tuple[int, int], con
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.ones(len(boxes))
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"box file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a JSON file ({exc})") from None
-
-
 def _check_entries(entries: Any, path: Path, what: str) -> list[dict]:
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected {what}")
@@ -143,7 +134,7 @@ def _check_entries(entries: Any, path: Path, what: str) -> list[dict]:
 def gt_box_source(path: str | Path, convention: str = OURS) -> BoxSource:
     """Boxes by image id: the labelled people of a COCO annotation file (ground-truth-box evaluation)."""
     path = Path(path)
-    data = _read_json(path)
+    data = read_json(path, "box file")  # a regular file of bounded size: a FIFO or /dev/zero is refused
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a COCO file with 'annotations'")
     _check_entries(data.get("annotations"), path, "a COCO file with 'annotations'")
@@ -167,7 +158,7 @@ def detection_box_source(path: str | Path, min_score: float = 0.0) -> BoxSource:
     Person detections (category 1, or none given) scoring at least ``min_score``, as they are.
     """
     path = Path(path)
-    entries = _check_entries(_read_json(path), path, "a list of COCO detections")
+    entries = _check_entries(read_json(path, "box file"), path, "a list of COCO detections")
     by_image: dict[int, list[tuple[list[float], float]]] = defaultdict(list)
     for e in entries:
         score = float(e.get("score", 1.0))

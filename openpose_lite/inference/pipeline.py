@@ -251,7 +251,10 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
     finally:
         stop.set()
         loader.join(timeout=5)
-        finisher.join(timeout=5)
+        # What reached the network is still handed on (at most ``prefetch`` batches); waited for in
+        # full, so that once this returns or raises nothing more is handled behind the caller's back
+        # (a stopped run writes its index of what was handled next).
+        finisher.join()
 
 
 def run_newest_first(predictor: Any, items: Iterable[T], load: Load, handle: Handle,
@@ -295,4 +298,4 @@ def run_newest_first(predictor: Any, items: Iterable[T], load: Load, handle: Han
             raise finisher.error
     finally:
         stop.set()
-        finisher.join(timeout=5)
+        finisher.join()  # what reached the network is handed on before this returns (see run_pipelined)

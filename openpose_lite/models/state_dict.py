@@ -1,6 +1,6 @@
 """State dicts and weight files: reading them as data, unwrapping, and loading them exactly.
 
-Every weight file is read by :func:`load_state_dict_file` with
+Every weight file and checkpoint is read by :func:`read_torch_file`, the project's one
 ``torch.load(..., map_location="cpu", weights_only=True)``: a weights file is data, never code.
 The helpers here are shared by the layout modules (``cmu_weights``, ``imagenet_weights``,
 ``mobilenet_weights``, ``hrnet``) and :mod:`openpose_lite.models.weights`, so a key mismatch is
@@ -9,6 +9,9 @@ reported the same way whatever the file.
 
 from __future__ import annotations
 
+import os
+import re
+import warnings
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,8 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from openpose_lite.io import file_problem
+
 __all__ = [
     "check_tensor_state",
+    "read_torch_file",
     "key_mismatch_error",
     "load_exact",
     "load_state_dict_file",
@@ -25,6 +31,62 @@ __all__ = [
     "split_checkpoint",
     "strip_module_prefix",
 ]
+
+# What torch's weights-only unpickler says of pickled code or objects: a global it does not
+# allow (a class, builtins.eval), one of a blocked module (os.system pickles as posix.system),
+# a call (REDUCE) of a function it does not know, an object it may not build; of other pickles
+# (a plain pickle.dump): an opcode it does not read.
+_PICKLED = re.compile(r"GLOBAL ([\w.]+) (?:was not an allowed|whose module)|reduce for unrecognized function (\S+)"
+                      r"|Can only (?:create new object|build)")
+_PICKLE_OPCODE = re.compile(r"Unsupported operand \d+")
+
+
+def _unreadable_reason(exc: BaseException) -> str:
+    """One line on why torch.load refused a file (torch's own advice, to unpickle code, is left out)."""
+    text = str(exc)
+    found = _PICKLED.search(text)
+    if found:
+        what = next((f"pickled {g}" for g in found.groups() if g), "pickled objects")
+        return (f"not a weights-only PyTorch file: it holds {what} (code or an object, never run or built here: only "
+                "tensors and plain data are read, torch.load with weights_only=True); for a model of your own, save "
+                "its state dict alone: torch.save(model.state_dict(), path)")
+    if _PICKLE_OPCODE.search(text):
+        return ("not a weights-only PyTorch file: it holds pickle instructions that torch.load with weights_only=True "
+                "refuses (pickled code or objects, or a plain pickle rather than a file torch.save wrote); nothing in "
+                "it was run")
+    return ("not a weights-only PyTorch file, or a truncated one (expected a state dict or checkpoint written "
+            "by torch.save, read with weights_only=True)")
+
+
+def read_torch_file(path: str | os.PathLike[str], what: str = "weights file",
+                    map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, the project's one such call, with one-line errors.
+
+    Raises:
+        FileNotFoundError: no such file (``"<what> not found: <path>"``).
+        ValueError: ``path`` is a folder (naming the checkpoint inside it, if any), or the file is
+            not a weights-only PyTorch file (text, random bytes, a truncated file, pickled code).
+        OSError: the file exists but cannot be read (permissions, I/O error).
+    """
+    p = Path(path)
+    if p.is_dir():
+        inside = [p / name for name in ("best.pt", "last.pt") if (p / name).is_file()]
+        hint = f"; did you mean {inside[0]}?" if inside else ""
+        raise ValueError(f"{p}: is a folder, expected a {what}{hint}")
+    problem = file_problem(p)
+    if problem == "not found":
+        raise FileNotFoundError(f"{what} not found: {p}")
+    if problem is not None:  # a FIFO would block torch.load, /dev/zero never ends
+        raise ValueError(f"{p}: is {problem}, expected a {what} (a regular file)")
+    with open(p, "rb"):
+        pass  # an unreadable file (permissions, I/O) is an OSError of its own, raised here
+    try:
+        with warnings.catch_warnings():  # a pickle of another protocol: refused below or read, not a warning
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a format problem, whatever torch raises for it (a truncated zip: even an OSError)
+        raise ValueError(f"{p}: {_unreadable_reason(exc)}") from None
+
 
 MODULE_PREFIX = "module."
 # How many keys an error message lists.
@@ -73,8 +135,6 @@ def load_state_dict_file(path: str | Path) -> dict[str, Any]:
         FileNotFoundError: ``path`` does not exist.
         ValueError: the file is not a weights-only PyTorch file holding a dict.
     """
-    from openpose_lite.checkpoint import read_torch_file  # the project's one torch.load
-
     path = Path(path)
     obj = read_torch_file(path, "weights file")
     if not isinstance(obj, Mapping):

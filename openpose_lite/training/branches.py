@@ -81,12 +81,14 @@ def topdown_loss_terms(outputs: Sequence[Mapping[str, Tensor]], targets: Mapping
             for i, out in enumerate(outputs)}
 
 
-def _scored(model: nn.Module, predictor: Any, ann: Path, images: Path, max_images: int, batch_size: int,
+def _scored(model: nn.Module, predictor: Any, cfg: Config, ann: Path, images: Path, max_images: int, batch_size: int,
             progress: bool) -> dict[str, float]:
     """COCO metrics of ``predictor`` over a COCO file, leaving ``model`` in the mode it was in."""
     was_training = model.training
     try:
-        return evaluate_predictor(predictor, ann, images, max_images, batch_size, progress).metrics
+        return evaluate_predictor(predictor, ann, images, max_images, batch_size, progress,
+                                  max_image_pixels=cfg.data.max_image_pixels,
+                                  images_anywhere=cfg.data.images_anywhere).metrics
     finally:
         model.train(was_training)
 
@@ -96,7 +98,7 @@ def _bottomup_ap(model: nn.Module, cfg: Config, ann: Path, images: Path, device:
     """COCO keypoint AP of the bottom-up ``model`` on the first ``max_images`` (0: all) images of a COCO file."""
     model = unwrap_model(model)
     predictor = BottomUpPredictor(model, build_bottomup_codec(cfg), input_size=cfg.codec.input_size, device=device)
-    return _scored(model, predictor, ann, images, max_images, max(1, cfg.train.batch_size), progress)
+    return _scored(model, predictor, cfg, ann, images, max_images, max(1, cfg.train.batch_size), progress)
 
 
 def _topdown_ap(model: nn.Module, cfg: Config, ann: Path, images: Path, device: torch.device,
@@ -106,8 +108,8 @@ def _topdown_ap(model: nn.Module, cfg: Config, ann: Path, images: Path, device: 
     codec = build_topdown_codec(cfg)
     predictor = TopDownPredictor(model, codec, flip=cfg.topdown.flip_test, device=device,
                                  batch_size=max(1, cfg.train.batch_size), padding=cfg.topdown.padding)
-    return _scored(model, TopDownPipeline(predictor, gt_box_source(ann, codec.convention)), ann, images, max_images, 1,
-                   progress)
+    return _scored(model, TopDownPipeline(predictor, gt_box_source(ann, codec.convention)), cfg, ann, images,
+                   max_images, 1, progress)
 
 
 # Keyed by the architecture table's branch names.

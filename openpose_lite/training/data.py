@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,10 @@ from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.data.people import TopDownInstances
 from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset
 from openpose_lite.data.synthetic import write_dataset
+from openpose_lite.io import read_json
 from openpose_lite.training.distributed import DistInfo, ShardSampler, barrier
 
-__all__ = ["DataPaths", "Loaders", "bottomup_datasets", "make_loaders", "prepare_data", "topdown_datasets",
+__all__ = ["DataPaths", "Loaders", "bottomup_datasets", "checked_coco", "generates_scenes", "make_loaders", "prepare_data", "topdown_datasets",
            "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED"]
 
 logger = logging.getLogger(__name__)
@@ -61,13 +61,19 @@ def _synthetic_set(out_dir: Path, num_images: int, seed: int) -> Path:
     ann = out_dir / "annotations.json"
     if ann.is_file():
         try:
-            info = json.loads(ann.read_text(encoding="utf-8"))
+            info = read_json(ann, "annotation file")
             if info.get("info", {}).get("seed") == seed and len(info.get("images", [])) == num_images:
                 return ann
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        except (ValueError, AttributeError):
             pass  # a damaged file: write the set again
     logger.info("generating %d scenes (seed %d) into %s", num_images, seed, out_dir)
     return write_dataset(out_dir, num_images, seed)
+
+
+def generates_scenes(cfg: Config) -> bool:
+    """Whether :func:`prepare_data` writes generated scenes into the run folder (a synthetic run
+    missing a set), so must come after the run owns the folder."""
+    return cfg.data.synthetic and (cfg.data.train_ann is None or cfg.data.val_ann is None)
 
 
 def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths:
@@ -105,10 +111,20 @@ def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths
     return DataPaths(train_ann, train_images, val_ann, val_images, held_out)
 
 
+def checked_coco(cfg: Config, ann: Path, images: Path) -> CocoKeypoints:
+    """A run's COCO keypoint file, read and checked, with every image it trains on checked up front
+    (in the folder, present, a header of its entry's size within ``data.max_image_pixels``), so a
+    bad image stops the run before its first step, not in the middle of an epoch."""
+    coco = CocoKeypoints(ann, images, max_image_pixels=cfg.data.max_image_pixels,
+                         images_anywhere=cfg.data.images_anywhere)
+    coco.check_images()
+    return coco
+
+
 def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of whole images for a bottom-up model (``data`` section: the augmentation)."""
     def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        return BottomUpTrainDataset(CocoKeypoints(ann, images), codec, cfg.data, train=train, seed=cfg.train.seed,
+        return BottomUpTrainDataset(checked_coco(cfg, ann, images), codec, cfg.data, train=train, seed=cfg.train.seed,
                                     input_norm=cfg.model.resolved_input_norm)
 
     val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
@@ -118,7 +134,7 @@ def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Data
 def topdown_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of person crops for a top-down model (``topdown`` section: the augmentation)."""
     def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        people = TopDownInstances.from_coco(CocoKeypoints(ann, images))
+        people = TopDownInstances.from_coco(checked_coco(cfg, ann, images))
         return TopDownDataset(people, codec, cfg.topdown, train=train, seed=cfg.train.seed,
                               input_norm=cfg.model.resolved_input_norm)
 

@@ -3,9 +3,10 @@
 * :class:`DistInfo` (:meth:`DistInfo.from_env`): this process's rank, read from torchrun's
   environment variables; rank 0 alone logs, prints, shows progress and writes files.
 * :func:`setup_distributed` / :func:`teardown_distributed`: join and leave the process group.
-* :func:`barrier`, :func:`all_reduce_sum`, :func:`all_reduce_max`: no-ops outside DDP, so the
+* :func:`barrier`, :func:`all_reduce_sum`, :func:`all_reduce_max`, :func:`any_rank`: no-ops outside DDP, so the
   training code reads the same alone and under torchrun.
 * :func:`wrap_ddp` / :func:`unwrap_model`: the DistributedDataParallel wrapper and the plain model.
+* :func:`peer_lost`: what a collective's error says of a rank that died (None for other errors).
 * :class:`ShardSampler`: an evaluation sampler that pads nothing.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -27,6 +29,8 @@ __all__ = [
     "DistInfo",
     "ShardSampler",
     "all_reduce_max",
+    "any_rank",
+    "peer_lost",
     "all_reduce_sum",
     "barrier",
     "setup_distributed",
@@ -119,6 +123,30 @@ def all_reduce_max(values: Tensor) -> Tensor:
         values = values.clone()
         dist.all_reduce(values, op=dist.ReduceOp.MAX)
     return values
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on any rank (``flag`` itself outside DDP); every rank must call it.
+    ``device``: this rank's device (NCCL reduces CUDA tensors only)."""
+    if not _in_group():
+        return flag
+    return bool(all_reduce_max(torch.tensor([float(flag)], device=device)).item() > 0)
+
+
+# How gloo and NCCL report a rank that died (killed, crashed) to the ranks waiting on it.
+_LOST_PEER = re.compile(r"(Connection (closed|reset) by peer|Broken pipe|communicator was aborted|"
+                        r"remote process exited)", re.IGNORECASE)
+
+
+def peer_lost(exc: BaseException) -> str | None:
+    """What a collective said of another rank that died (``Connection reset by peer``), under
+    torchrun; None when ``exc`` is no such report."""
+    if not DistInfo.from_env().distributed or not isinstance(exc, RuntimeError):
+        return None
+    found = _LOST_PEER.search(str(exc))
+    if found:
+        return found.group(1)
+    return "the process group failed" if isinstance(exc, getattr(dist, "DistBackendError", ())) else None
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:

@@ -9,42 +9,61 @@ Order of a run, each step on every rank unless said otherwise:
 1. checks that write nothing: the output folder is free (or ``overwrite``, or this run's own on
    resume), the model is built (seeded with ``train.seed`` right before, so the initial weights
    depend on it alone) and its codec fits it (stride, channels), the trunk weights or the resumed
-   state load into it;
-2. rank 0 writes: stale temp files removed, the old run cleared (``overwrite``), the log cut back
-   to the resumed checkpoint, ``config.yaml``, ``metrics.jsonl``; then data (generated scenes);
-3. epochs: train, validation loss, COCO AP (rank 0, every ``train.eval_every`` epochs and the
+   state load into it; the annotation files are read and every image they name is checked
+   (inside its folder, present, a header of the entry's size within ``data.max_image_pixels``),
+   unless the run generates its scenes;
+2. rank 0 takes the folder's lock (:mod:`openpose_lite.run_lock`), held until the run ends, and
+   checks again that the folder is free: a second run into it is refused, naming the first;
+3. rank 0 writes: stale temp files removed, the old run cleared (``overwrite``), the log cut back
+   to the resumed checkpoint, ``config.yaml``, ``metrics.jsonl``; then data (generated scenes,
+   read and checked as in 1);
+4. epochs: train, validation loss, COCO AP (rank 0, every ``train.eval_every`` epochs and the
    last), schedule; then rank 0 logs the epoch, writes ``best.pt`` when the watched metric
    improved and ``last.pt`` (see :mod:`openpose_lite.training.run_folder` for why that order).
 
-Raises ValueError / FileNotFoundError for bad input, :class:`NonFiniteLossError` for a loss or
-weights that became NaN or infinite (``TrainResult.sound_checkpoint`` then names the checkpoint
-to resume from), OSError for a failed write, KeyboardInterrupt when interrupted.
+Raises ValueError / FileNotFoundError for bad input (a
+:class:`~openpose_lite.run_lock.FolderLockedError` for a folder another run holds),
+:class:`NonFiniteLossError` for a loss or weights that became NaN or infinite
+(``TrainResult.sound_checkpoint`` then names the checkpoint to resume from), OSError for a
+failed write, KeyboardInterrupt when interrupted.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from openpose_lite.checkpoint import load_training_state, restore_rng_state, save_training_state, weights_are_finite
 from openpose_lite.config import config_to_dict, save_config
+from openpose_lite.io import naming_os_errors
 from openpose_lite.models.factory import build_model
 from openpose_lite.training import engine
 from openpose_lite.training.branches import Branch, branch_of
-from openpose_lite.training.data import HELD_OUT_IMAGES, DataPaths, Loaders, make_loaders, prepare_data
+from openpose_lite.training.checkpoint import (
+    load_training_state,
+    restore_rng_state,
+    save_training_state,
+    weights_are_finite,
+)
+from openpose_lite.training.data import (
+    DataPaths,
+    Loaders,
+    generates_scenes,
+    make_loaders,
+    prepare_data,
+)
 from openpose_lite.training.distributed import DistInfo, barrier, setup_distributed, teardown_distributed, wrap_ddp
 from openpose_lite.training.engine import NonFiniteLossError
+from openpose_lite.training.interface import SCRATCH, RunOptions, TrainListener, TrainResult
 from openpose_lite.training.metrics import MetricsLogger, cut_back
 from openpose_lite.training.optim import (
     apply_train_settings,
@@ -57,72 +76,9 @@ from openpose_lite.training.optim import (
 from openpose_lite.training.resume import RunSetup
 from openpose_lite.training.run_folder import RunFolder
 
-__all__ = ["RunOptions", "TrainListener", "TrainResult", "fit"]
+__all__ = ["fit"]
 
 logger = logging.getLogger(__name__)
-
-SCRATCH = "from scratch (no --backbone-weights)"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run (not what to train: that is the config). ``progress``: tqdm bars on rank 0 (the
-    caller decides, e.g. only when stderr is a terminal); ``overwrite``: replace a run the output
-    folder already holds; ``held_out_images``: size of a synthetic run's held-out scene set.
-    ``backbone_weights``: an ImageNet trunk file; ``init_weights``: a pose model file the whole
-    network starts from (:func:`~openpose_lite.models.weights.init_from_weights`); one or the other."""
-
-    backbone_weights: Path | None = None
-    init_weights: Path | None = None
-    held_out_images: int = HELD_OUT_IMAGES
-    progress: bool = False
-    overwrite: bool = False
-
-
-@dataclass
-class TrainResult:
-    """What a run did, filled in as it goes (rank 0's view)."""
-
-    output_dir: Path | None = None
-    written: list[Path] = field(default_factory=list)
-    removed: list[Path] = field(default_factory=list)
-    branch: str = ""
-    model: str = ""  # the model's shape in words
-    parameters: int = 0
-    device: str = ""
-    amp: bool = False
-    world_size: int = 1
-    train_samples: int = 0
-    sample_kind: str = "training images"
-    trunk_init: str = ""
-    backbone_file: str = ""  # what --backbone-weights would take for this branch
-    start_epoch: int = 0
-    epochs: int = 0
-    epochs_done: int = 0
-    best_metric: float | None = None
-    best_metric_name: str = ""
-    best_epoch: int | None = None
-    held_out_dir: Path | None = None
-    sound_checkpoint: Path | None = None  # after a non-finite stop: the checkpoint to resume from
-    sound_epoch: int | None = None
-
-    def note_written(self, path: Path) -> None:
-        if path not in self.written:
-            self.written.append(path)
-
-
-class TrainListener:
-    """Called on rank 0 as the run goes (the command line prints from it); does nothing by default."""
-
-    def started(self, result: TrainResult) -> None:
-        """The model, data and device are ready; the first epoch is next."""
-
-    def trunk_changed(self, epoch: int, frozen: bool) -> None:
-        """The trunk is frozen from, or released at, ``epoch``."""
-
-    def epoch_done(self, result: TrainResult, record: dict[str, Any], improved: bool) -> None:
-        """Epoch ``record["epoch"]`` is logged and checkpointed; ``improved``: best.pt was written."""
-
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -240,17 +196,6 @@ def _start(setup: RunSetup, options: RunOptions, branch: Branch, info: DistInfo,
     return run
 
 
-@contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """Give an OSError without a file name (a write into an open file: a full disk) the name of ``path``."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.filename:
-            raise
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
-
-
 def _open_folder(run: _Run) -> None:
     """Step 2, rank 0: make the folder this run's, then the log; every rank waits for it."""
     folder, result = run.folder, run.result
@@ -261,7 +206,7 @@ def _open_folder(run: _Run) -> None:
         elif run.options.overwrite:
             result.removed += folder.clear()
         folder.path.mkdir(parents=True, exist_ok=True)
-        with _naming(folder.config):
+        with naming_os_errors(folder.config):
             result.note_written(save_config(run.cfg, folder.config))
         run.metrics = MetricsLogger(folder.metrics, tensorboard_dir=folder.tensorboard)
         result.note_written(folder.metrics)
@@ -272,7 +217,7 @@ def _open_folder(run: _Run) -> None:
 
 def _load_data(run: _Run) -> None:
     cfg, result = run.cfg, run.result
-    with _naming(run.folder.data):
+    with naming_os_errors(run.folder.data):
         run.paths = prepare_data(cfg, run.info, run.options.held_out_images)
     for generated in run.paths.generated(Path(cfg.train.output_dir)):
         result.note_written(generated)
@@ -413,8 +358,19 @@ def _run_epoch(run: _Run, epoch_index: int, listener: TrainListener) -> None:
 
 # ------------------------------------------------------------------------------ fit
 def _train(run: _Run, listener: TrainListener) -> None:
-    _open_folder(run)
-    _load_data(run)
+    generated = generates_scenes(run.cfg)
+    if not generated:
+        _load_data(run)  # every annotation file and image checked before anything is written
+    # Rank 0 holds the folder's lock from here to the end; checked free again under it.
+    with run.folder.owned(f"training model.arch {run.cfg.model.arch}", run.options.overwrite, run.in_place,
+                          run.info.is_main, run.device):
+        _open_folder(run)
+        if generated:
+            _load_data(run)
+        _train_epochs(run, listener)
+
+
+def _train_epochs(run: _Run, listener: TrainListener) -> None:
     _believe_best(run)
     _announce(run, listener)
     if run.setup.checkpoint is not None and run.setup.checkpoint.get("rng") is not None:
@@ -436,7 +392,6 @@ def fit(setup: RunSetup, options: RunOptions = RunOptions(), listener: TrainList
     info, device = setup_distributed(setup.config.train.device)
     try:
         run = _start(setup, options, branch, info, device, result)
-        barrier()  # every rank has checked the folder before rank 0 writes into it
         try:
             _train(run, listener)
         except NonFiniteLossError as exc:

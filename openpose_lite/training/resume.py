@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from openpose_lite.checkpoint import read_training_checkpoint
 from openpose_lite.config import Config, config_from_dict, load_config, parse_override
+from openpose_lite.training.checkpoint import read_training_checkpoint
 
 __all__ = ["AUTO", "RunSetup", "check_resumable", "resolve_run"]
 

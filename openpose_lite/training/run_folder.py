@@ -5,10 +5,13 @@ Files of a run: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt`` and
 
 The rules, which hold whenever the process is killed:
 
+* one run at a time: the run holds the folder's lock (:meth:`RunFolder.owned`,
+  :mod:`openpose_lite.run_lock`) from before its first write to its end, and a second run into
+  the folder is refused, naming the first;
 * a fresh run refuses a folder that already holds a run (:meth:`RunFolder.check_free`) unless
   told to overwrite it (:meth:`RunFolder.clear` then removes the old run's files);
-* temporary files of writes that a kill interrupted are removed when a run starts
-  (:meth:`RunFolder.remove_stale_temp_files`);
+* temporary files of writes that a kill interrupted are removed when a run starts, under the
+  lock, so never a live run's (:meth:`RunFolder.remove_stale_temp_files`);
 * each epoch is logged first, then ``best.pt`` is written (when the watched metric improved),
   then ``last.pt``, which records the best value only once ``best.pt`` holds it. A resumed run
   cuts the log back to its checkpoint (:func:`~openpose_lite.training.metrics.cut_back`) and
@@ -20,14 +23,20 @@ The rules, which hold whenever the process is killed:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
-from openpose_lite.checkpoint import load_checkpoint, weights_are_finite
+import torch
+
 from openpose_lite.io import stale_temp_files
+from openpose_lite.run_lock import check_unlocked, folder_lock
+from openpose_lite.training.checkpoint import load_checkpoint, weights_are_finite
+from openpose_lite.training.distributed import any_rank
 
 __all__ = ["RUN_FILES", "RunFolder", "RunFolderError"]
 
@@ -78,11 +87,15 @@ class RunFolder:
         """The files of a run this folder holds."""
         return [self.path / name for name in RUN_FILES if (self.path / name).exists()]
 
-    def check_free(self, overwrite: bool) -> None:
-        """Refuse a folder that holds a run (unless ``overwrite``), before anything is written.
+    def check_free(self, overwrite: bool, locked: bool = False) -> None:
+        """Refuse a folder that holds a run (unless ``overwrite``), or that a live run holds, before
+        anything is written. ``locked``: this process holds the folder's lock already.
 
-        Raises RunFolderError naming the folder, what it holds and the two ways on.
+        Raises FolderLockedError naming the live run that holds the folder, RunFolderError naming
+        the folder, what it holds and the two ways on.
         """
+        if not locked:
+            check_unlocked(self.path)  # a live run's files are not a run to resume or overwrite
         held = self.run_files()
         if not held or overwrite:
             return
@@ -92,6 +105,29 @@ class RunFolder:
                                  "replace it with --overwrite, or choose another --output-dir")
         raise RunFolderError(f"{self.path}: holds the start of a run that saved no checkpoint ({names}); start again "
                              "with --overwrite, or choose another --output-dir")
+
+    @contextlib.contextmanager
+    def owned(self, description: str, overwrite: bool, in_place: bool, is_main: bool,
+              device: torch.device) -> Iterator[None]:
+        """Rank 0 (``is_main``) holds the folder's lock (:func:`~openpose_lite.run_lock.folder_lock`)
+        for the block and checks the folder free under it (unless the run continues in place);
+        every rank learns whether it could (``device``: where the ranks' collectives run).
+
+        Raises FolderLockedError naming the run that holds the folder, RunFolderError for a folder
+        that holds a run (on the other ranks: that rank 0 could not take the folder).
+        """
+        with contextlib.ExitStack() as stack:
+            error: ValueError | None = None
+            if is_main:
+                try:
+                    stack.enter_context(folder_lock(self.path, description))
+                    if not in_place:  # another run may have finished in it since the first check
+                        self.check_free(overwrite, locked=True)
+                except ValueError as exc:
+                    error = exc
+            if any_rank(error is not None, device):
+                raise error if error is not None else RunFolderError(f"{self.path}: rank 0 could not take the folder")
+            yield
 
     def clear(self) -> list[Path]:
         """Remove the files of the run this folder holds (``--overwrite``); returns what was removed.

@@ -1,8 +1,8 @@
-"""Checkpoints and weight files: plain data written atomically, read with ``torch.load(weights_only=True)``.
+"""Our checkpoints and the training state inside them: plain data written atomically.
 
-This module is the project's one ``torch.load`` / ``torch.save`` site for checkpoints and weight
-files: :func:`read_torch_file` reads any of them (the weight loaders of :mod:`openpose_lite.models`
-go through it), :func:`save_checkpoint` writes ours.
+:func:`save_checkpoint` is the project's one ``torch.save`` of a checkpoint; every file is read
+by :func:`~openpose_lite.models.state_dict.read_torch_file` (``torch.load(weights_only=True)``,
+the one ``torch.load``), which the weight loaders of :mod:`openpose_lite.models` use too.
 
 A checkpoint is a dict::
 
@@ -17,8 +17,6 @@ unpickles code: a checkpoint is data, never a program. :func:`save_checkpoint` c
 before writing and converts the common near-misses (numpy scalars -> Python numbers,
 numpy arrays -> tensors, paths -> str), so a bad value fails at save time, naming its key,
 rather than at load time.
-
-Nothing here imports training or inference code, so both can use it.
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ import logging
 import math
 import os
 import random
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,6 +35,7 @@ from torch import nn
 
 from openpose_lite import __version__
 from openpose_lite.io import atomic_write
+from openpose_lite.models.state_dict import read_torch_file
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -93,43 +91,17 @@ def _to_plain(value: Any, where: str) -> Any:
     )
 
 
-_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-
-
-def _unreadable_reason(exc: BaseException) -> str:
-    """One line on why torch.load refused a file (torch's own advice, to unpickle code, is left out)."""
-    found = _UNSUPPORTED_GLOBAL.search(str(exc))
-    if found:
-        return (f"not a weights-only PyTorch file: it holds a pickled {found.group(1)} object, and only tensors "
-                "and plain data are read (torch.load with weights_only=True); save the state dict alone: "
-                "torch.save(model.state_dict(), path)")
-    return ("not a weights-only PyTorch file, or a truncated one (expected a state dict or checkpoint written "
-            "by torch.save, read with weights_only=True)")
-
-
-def read_torch_file(path: str | os.PathLike[str], what: str = "weights file",
-                    map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)``, the project's one such call, with one-line errors.
-
-    Raises:
-        FileNotFoundError: no such file (``"<what> not found: <path>"``).
-        ValueError: ``path`` is a folder (naming the checkpoint inside it, if any), or the file is
-            not a weights-only PyTorch file (text, random bytes, a truncated file, pickled code).
-        OSError: the file exists but cannot be read (permissions, I/O error).
-    """
-    p = Path(path)
-    if p.is_dir():
-        inside = [p / name for name in ("best.pt", "last.pt") if (p / name).is_file()]
-        hint = f"; did you mean {inside[0]}?" if inside else ""
-        raise ValueError(f"{p}: is a folder, expected a {what}{hint}")
-    if not p.is_file():
-        raise FileNotFoundError(f"{what} not found: {p}")
-    with open(p, "rb"):
-        pass  # an unreadable file (permissions, I/O) is an OSError of its own, raised here
+def _torch_save(payload: Any, fh: Any) -> None:
+    """``torch.save`` into an open file, a failed write raised as the OSError it is: torch's zip
+    writer reports one (a full disk) as ``RuntimeError: [enforce fail at inline_container.cc]
+    ... unexpected pos``, with the OSError only as its context."""
     try:
-        return torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a format problem, whatever torch raises for it (a truncated zip: even an OSError)
-        raise ValueError(f"{p}: {_unreadable_reason(exc)}") from None
+        torch.save(payload, fh)
+    except RuntimeError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, OSError):
+            raise OSError(cause.errno, cause.strerror or str(cause)) from exc
+        raise
 
 
 def save_checkpoint(
@@ -175,7 +147,7 @@ def save_checkpoint(
         payload[key] = _to_plain(value, key)
 
     try:
-        atomic_write(p, lambda fh: torch.save(payload, fh), binary=True)
+        atomic_write(p, lambda fh: _torch_save(payload, fh), binary=True)
     except OSError as exc:
         # A write into an open file reports no file name; the user needs the checkpoint's.
         raise OSError(exc.errno, exc.strerror or str(exc), str(p)) from exc
