@@ -111,7 +111,10 @@ class DataConfig(AugmentParams):
     DataLoader worker processes. ``max_image_pixels``: the largest image (width x height) read,
     refused from its header before training starts (:mod:`openpose_lite.images`);
     ``images_anywhere``: let an annotation's ``file_name`` be absolute or climb out of its image
-    folder with ``..`` (refused by default).
+    folder with ``..`` (refused by default). ``skeleton``: a COCO-format keypoint file whose
+    category gives the skeleton trained (names, limbs, flip pairs, sigmas) and, with ``synthetic``,
+    the poses of the generated figures; default: the training file's own skeleton (generated
+    scenes: people).
     """
 
     train_ann: str | None = None
@@ -124,6 +127,7 @@ class DataConfig(AugmentParams):
     num_workers: int = 2
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     images_anywhere: bool = False
+    skeleton: str | None = None
 
     def _check(self) -> None:
         self._require(self.crop_size <= MAX_CROP_SIZE, "crop_size", f"an integer in [1, {MAX_CROP_SIZE}]")

@@ -28,6 +28,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from openpose_lite.data.coco_validation import coco_layout, read_coco_keypoints
+from openpose_lite.data.ground_truth import PERSON_CATEGORY, labelled_instances
 from openpose_lite.skeleton import Skeleton
 
 logger = logging.getLogger(__name__)
@@ -98,18 +99,9 @@ class ScoringScope:
         return len(self.category_ids) > 1
 
     def labelled_instances(self, coco: COCO) -> dict[int, list[dict]]:
-        """image id -> the scope's labelled instances (not crowd, a labelled keypoint), in file order.
-
-        The rule is :func:`~openpose_lite.inference.boxes.labelled_people`'s, which knows the person
-        category id only; the scope's annotations (of any category sharing the skeleton) are shown
-        to it under that id.
-        """
-        from openpose_lite.inference.boxes import PERSON_CATEGORY, labelled_people
-
-        wanted = set(self.category_ids)
-        view = [dict(a, category_id=PERSON_CATEGORY) for a in coco.dataset["annotations"]
-                if not wanted or a.get("category_id") in wanted]
-        return labelled_people({"annotations": view})
+        """image id -> the scope's labelled instances (not crowd, a labelled keypoint), in file order
+        (:func:`~openpose_lite.data.ground_truth.labelled_instances`)."""
+        return labelled_instances(coco.dataset, self.category_ids or (PERSON_CATEGORY,))
 
     def describe(self) -> str:
         """One line: what is scored (and pooled), with which sigmas, and what is left out."""
@@ -314,6 +306,7 @@ def evaluate_predictor(
     *,
     max_image_pixels: int | None = None,
     images_anywhere: bool = False,
+    source: str | None = None,
 ) -> PredictorEvaluation:
     """Run a predictor over the images of a COCO keypoint file and score its people: the one such loop.
 
@@ -327,12 +320,13 @@ def evaluate_predictor(
     refused before anything runs; ``images_anywhere`` lets file names leave ``images_dir``. The
     people are scored on the annotations of their skeleton (``skeleton``, default the predictor's
     codec's, else the people's own; :func:`scoring_scope`), and the results carry its category id.
+    ``source`` names the ground truth in errors (default: the file's path).
     """
     from tqdm import tqdm
 
     from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, read_image
 
-    source = str(ann_file) if not isinstance(ann_file, COCO) else "COCO ground truth"
+    source = source or (str(ann_file) if not isinstance(ann_file, COCO) else "COCO ground truth")
     max_pixels = max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS
     coco = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
     image_ids, paths = _images_to_evaluate(coco, Path(images_dir), max_images, max_pixels, images_anywhere)

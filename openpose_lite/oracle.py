@@ -16,6 +16,7 @@ from tqdm import tqdm
 from openpose_lite.coco_skeleton import skeleton_of_file
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec
+from openpose_lite.data.ground_truth import gt_box
 from openpose_lite.evaluation import evaluate_keypoints, load_coco, scoring_scope
 from openpose_lite.geometry import (
     box_to_center_scale,
@@ -24,7 +25,6 @@ from openpose_lite.geometry import (
     letterbox_affine,
     transform_keypoints,
 )
-from openpose_lite.inference.boxes import gt_box
 from openpose_lite.skeleton import Skeleton
 
 log = logging.getLogger(__name__)

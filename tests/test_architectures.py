@@ -9,6 +9,7 @@ network class nor by comparing ``model.arch`` with an architecture's name.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,25 @@ def test_the_check_above_catches_what_it_forbids(tmp_path):
     bad.write_text("def f(model, cfg):\n    if isinstance(model, HRNet) or cfg.model.arch == 'hrnet':\n"
                    "        return {'vgg19_paf': 1}\n")
     assert len(_violations([bad], _network_classes())) == 3
+
+
+def test_trunk_and_start_files_of_another_architecture_are_named_for_what_they_are(tmp_path):
+    from openpose_lite.models.weights import init_from_weights, load_backbone
+
+    with torch.device("meta"):
+        resnet = {k: v.shape for k, v in build_model(ModelConfig(arch="simple_baseline", depth=18)).state_dict().items()
+                  if not k.startswith(("deconv_layers", "final_layer"))}
+    files = {"resnet18.pth": {**resnet, "fc.weight": (1000, 512), "fc.bias": (1000,)},
+             "mobilenet_sgd.pth.tar": {"model.0.0.weight": (32, 3, 3, 3), "fc.weight": (1000, 1024)}}
+    vgg = build_model(ModelConfig(num_stages=1, stage_channels=8, width_mult=0.125))
+    for name, shapes in files.items():
+        path = tmp_path / name
+        torch.save({k: torch.zeros(s) for k, s in shapes.items()}, path)
+        with pytest.raises(ValueError) as refused:
+            load_backbone(vgg, path)
+        message = str(refused.value)
+        assert message.startswith(f"{path}: model.arch vgg19_paf starts from torchvision's ImageNet vgg19 file")
+        trunk_of = "simple_baseline" if name.startswith("resnet") else "mobilenet_paf"
+        assert f"the trunk of model.arch {trunk_of}" in message and "vgg19_bn" not in message
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}: holds an ImageNet classification network"):
+            init_from_weights(vgg, path)

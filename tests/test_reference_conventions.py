@@ -37,9 +37,9 @@ from test_hrnet import official_layout
 from torch import nn
 
 from openpose_lite.codecs import TopDownHeatmapCodec
+from openpose_lite.data.ground_truth import gt_box_source, labelled_people
 from openpose_lite.geometry import box_to_center_scale, crop_affine
 from openpose_lite.inference import TopDownPipeline, TopDownPredictor
-from openpose_lite.inference.boxes import gt_box_source, labelled_people
 from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.models.weights import detect_layout, load_backbone

@@ -3,7 +3,7 @@
 The model rows go through :func:`openpose_lite.evaluation.evaluate_predictor` (the one
 "predict over a COCO file and score it" loop); the top-down model runs as a
 :class:`~openpose_lite.inference.TopDownPipeline` on the run's box source (the annotation file's
-labelled people, :func:`~openpose_lite.inference.boxes.gt_box_source`, or the bottom-up model's
+labelled people, :func:`~openpose_lite.data.ground_truth.gt_box_source`, or the bottom-up model's
 people, :func:`~openpose_lite.inference.boxes.pose_box_source`). The oracle rows
 (:mod:`openpose_lite.oracle`: ground truth -> maps at model resolution -> decode) decode with
 exactly the codec each branch's predictor uses.
@@ -16,9 +16,10 @@ from pathlib import Path
 
 from openpose_lite.bench.config import BenchConfig
 from openpose_lite.bench.models import BenchModels, variant
+from openpose_lite.data.ground_truth import gt_box_source
 from openpose_lite.evaluation import evaluate_keypoints, evaluate_predictor, load_coco
 from openpose_lite.inference import TopDownPipeline
-from openpose_lite.inference.boxes import gt_box_source, pose_box_source
+from openpose_lite.inference.boxes import pose_box_source
 from openpose_lite.oracle import bottomup_oracle_results, topdown_oracle_results
 
 __all__ = ["ACCURACY_METRICS", "AccuracyRow", "measure_accuracy"]
@@ -49,7 +50,7 @@ def _model_rows(cfg: BenchConfig, models: BenchModels, coco) -> list[AccuracyRow
     if cfg.td_checkpoint is not None:
         topdown = variant(models.topdown, flip=cfg.flip)
         if cfg.box_source == "gt":
-            boxes, box_label = gt_box_source(cfg.ann, topdown.codec.convention), "GT boxes"
+            boxes, box_label = gt_box_source(cfg.ann, topdown.codec.convention, topdown.codec.skeleton), "GT boxes"
         else:
             boxes, box_label = pose_box_source(bottomup), "bottom-up boxes"
         metrics = evaluate_predictor(TopDownPipeline(topdown, boxes), coco, cfg.images).metrics

@@ -35,6 +35,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ann", type=Path, required=True, help="COCO-format keypoint annotation file")
     p.add_argument("--oracle", choices=("bottomup", "topdown"), help="evaluate the codec on ground-truth maps")
     p.add_argument("--refine", choices=("dark", "quarter", "none"), default=None, help="sub-pixel refinement")
+    p.add_argument("--blur-kernel", type=int, default=None, metavar="K",
+                   help="bottom-up decoding: the blur before DARK refinement, 0 (none) or odd (default: the "
+                   "checkpoint's codec.blur_kernel, else the default)")
     p.add_argument("--input-size", type=positive_int, default=None,
                    help="bottom-up network input height (default: the checkpoint's, else 368)")
     p.add_argument("--json-out", type=Path, help="write the COCO results here")
@@ -82,6 +85,8 @@ def _run_oracle(args: argparse.Namespace) -> int:
     codec_args: dict = {}
     if args.refine:
         codec_args["refine"] = args.refine
+    if args.blur_kernel is not None and args.oracle == "bottomup":
+        codec_args["blur_kernel"] = args.blur_kernel
     if args.oracle == "bottomup" and args.input_size:
         codec_args["input_size"] = args.input_size
     metrics, results = run_oracle(args.oracle, args.ann, progress=not progress_disabled(), skeleton=skeleton,
@@ -112,7 +117,7 @@ def _run_model_eval(args: argparse.Namespace) -> int:
     # evaluate_predictor refuses a folder that lacks any of the images before reading one.
     evaluation = evaluate_predictor(predictor, coco, args.images, args.max_images, args.batch_size,
                                     progress=not progress_disabled(), max_image_pixels=args.max_image_pixels,
-                                    images_anywhere=args.images_anywhere)
+                                    images_anywhere=args.images_anywhere, source=str(args.ann))
     _write_results(args.json_out, evaluation.results)
     model = args.checkpoint or args.weights
     print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images "

@@ -198,20 +198,18 @@ def _person_detector(args: argparse.Namespace):
     return _bottomup(args, loaded.model, loaded.config, str(path), precision=args.precision)  # person boxes: same runtime
 
 
-def _box_source(args: argparse.Namespace, path: Path, convention: str):
-    from openpose_lite.inference.boxes import (
-        detection_box_source,
-        gt_box_source,
-        pose_box_source,
-    )
+def _box_source(args: argparse.Namespace, path: Path, predictor):
+    from openpose_lite.inference.boxes import detection_box_source, pose_box_source
 
     if args.person_detector is not None:
         return pose_box_source(_person_detector(args))
     try:
         if args.boxes is not None:
             return detection_box_source(args.boxes)
-        if getattr(args, "ann", None) is not None:
-            return gt_box_source(args.ann, convention)  # evaluation with the ground-truth boxes
+        if getattr(args, "ann", None) is not None:  # evaluation with the ground-truth boxes (eval only)
+            from openpose_lite.data.ground_truth import gt_box_source
+
+            return gt_box_source(args.ann, predictor.codec.convention, predictor.codec.skeleton)
     except (FileNotFoundError, ValueError) as exc:
         source = args.boxes if args.boxes is not None else args.ann
         raise CliError(str(exc) if str(source) in str(exc) else f"{source}: {exc}") from None
@@ -234,7 +232,7 @@ def _build_topdown(args: argparse.Namespace, path: Path, model, config):
                                                 batch_size=max(args.batch_size, 32))
     except ValueError as exc:
         raise _load_error(path, exc) from None
-    return TopDownPipeline(predictor, _box_source(args, path, predictor.codec.convention))
+    return TopDownPipeline(predictor, _box_source(args, path, predictor))
 
 
 def build_predictor(args: argparse.Namespace):
@@ -258,6 +256,8 @@ def build_predictor(args: argparse.Namespace):
         overrides["peak_threshold"] = args.peak_threshold
     if getattr(args, "refine", None):
         overrides["refine"] = args.refine
+    if getattr(args, "blur_kernel", None) is not None:
+        overrides["blur_kernel"] = args.blur_kernel
     return _bottomup(args, model, config, str(path), scales=args.scales, flip=bool(args.flip),
                      precision=args.precision, input_size=args.input_size, codec_overrides=overrides)
 

@@ -122,6 +122,11 @@ class Architecture:
         """The skeleton of person models of this branch: the CMU channel order bottom-up, COCO's top-down."""
         return OPENPOSE_18 if self.branch == "bottomup" else COCO_17
 
+    def layout(self, skeleton: Skeleton) -> Skeleton:
+        """``skeleton`` as this branch's networks carry it: with a background channel and a limb tree
+        bottom-up (COCO's person: the CMU layout), as annotated top-down."""
+        return skeleton.bottomup_layout() if self.branch == "bottomup" else skeleton.annotation_layout()
+
     def describe(self, cfg: Any) -> str:
         """The network of a ``model`` config section in words, e.g. ``hrnet (hrnet_width 32, hrnet_blocks 4)``."""
         return f"{self.name} ({', '.join(f'{k} {getattr(cfg, k):g}' for k in self.settings)})"

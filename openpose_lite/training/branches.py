@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from openpose_lite.codecs.base import Codec
 from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec
+from openpose_lite.data.ground_truth import gt_box_source
 from openpose_lite.evaluation import evaluate_predictor
 from openpose_lite.inference import BottomUpPredictor, TopDownPipeline, TopDownPredictor
-from openpose_lite.inference.boxes import gt_box_source
 from openpose_lite.losses import keypoint_mse_loss, stage_losses
 from openpose_lite.models.architectures import architecture
 from openpose_lite.training.data import DataPaths, bottomup_datasets, topdown_datasets
@@ -40,7 +40,7 @@ class Branch:
     """What one kind of model needs from the shared training loop."""
 
     name: str
-    build_codec: Callable[[Config], Codec]
+    build_codec: Callable[..., Codec]  # (config, skeleton=...) -> the codec
     build_datasets: Callable[[Config, DataPaths, Codec], tuple]
     loss_terms: LossFn
     evaluate_ap: Callable[..., dict[str, float]]
@@ -97,7 +97,8 @@ def _bottomup_ap(model: nn.Module, cfg: Config, ann: Path, images: Path, device:
                  max_images: int = 0, progress: bool = False) -> dict[str, float]:
     """COCO keypoint AP of the bottom-up ``model`` on the first ``max_images`` (0: all) images of a COCO file."""
     model = unwrap_model(model)
-    predictor = BottomUpPredictor(model, build_bottomup_codec(cfg), input_size=cfg.codec.input_size, device=device)
+    predictor = BottomUpPredictor(model, build_bottomup_codec(cfg, skeleton=model.skeleton), input_size=cfg.codec.input_size,
+                                  device=device, input_norm=cfg.model.resolved_input_norm)
     return _scored(model, predictor, cfg, ann, images, max_images, max(1, cfg.train.batch_size), progress)
 
 
@@ -105,10 +106,11 @@ def _topdown_ap(model: nn.Module, cfg: Config, ann: Path, images: Path, device: 
                 max_images: int = 0, progress: bool = False) -> dict[str, float]:
     """COCO keypoint AP of the top-down ``model`` with the ground-truth person boxes of a COCO file."""
     model = unwrap_model(model)
-    codec = build_topdown_codec(cfg)
+    codec = build_topdown_codec(cfg, skeleton=model.skeleton)
     predictor = TopDownPredictor(model, codec, flip=cfg.topdown.flip_test, device=device,
+                                 input_norm=cfg.model.resolved_input_norm,
                                  batch_size=max(1, cfg.train.batch_size), padding=cfg.topdown.padding)
-    return _scored(model, TopDownPipeline(predictor, gt_box_source(ann, codec.convention)), cfg, ann, images,
+    return _scored(model, TopDownPipeline(predictor, gt_box_source(ann, codec.convention, codec.skeleton)), cfg, ann, images,
                    max_images, 1, progress)
 
 

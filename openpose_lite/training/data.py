@@ -20,13 +20,16 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from openpose_lite.coco_skeleton import skeleton_of_file
 from openpose_lite.codecs.base import Codec
 from openpose_lite.config import Config
 from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.data.people import TopDownInstances
 from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset
+from openpose_lite.data.skeleton_figures import PoseBank
 from openpose_lite.data.synthetic import write_dataset
 from openpose_lite.io import read_json
+from openpose_lite.skeleton import COCO_17, Skeleton
 from openpose_lite.training.distributed import DistInfo, ShardSampler, barrier
 
 __all__ = ["DataPaths", "Loaders", "bottomup_datasets", "checked_coco", "generates_scenes", "make_loaders", "prepare_data", "topdown_datasets",
@@ -56,7 +59,15 @@ class DataPaths:
                        if p is not None and output_dir in p.parents})
 
 
-def _synthetic_set(out_dir: Path, num_images: int, seed: int) -> Path:
+def run_skeleton(cfg: Config) -> Skeleton:
+    """The skeleton a run trains, in its annotation layout: ``data.skeleton``'s category, else the training
+    file's own (:func:`~openpose_lite.coco_skeleton.skeleton_of_file`: COCO-17 for a person file), else
+    the people of generated scenes."""
+    source = cfg.data.skeleton or cfg.data.train_ann
+    return skeleton_of_file(source) if source is not None else COCO_17
+
+
+def _synthetic_set(out_dir: Path, num_images: int, seed: int, skeleton_file: str | None = None) -> Path:
     """Write generated scenes unless ``out_dir`` already holds this very set (a resumed run)."""
     ann = out_dir / "annotations.json"
     if ann.is_file():
@@ -67,7 +78,8 @@ def _synthetic_set(out_dir: Path, num_images: int, seed: int) -> Path:
         except (ValueError, AttributeError):
             pass  # a damaged file: write the set again
     logger.info("generating %d scenes (seed %d) into %s", num_images, seed, out_dir)
-    return write_dataset(out_dir, num_images, seed)
+    bank = PoseBank.from_file(skeleton_file) if skeleton_file is not None else None  # figures of another skeleton
+    return write_dataset(out_dir, num_images, seed, bank=bank)
 
 
 def generates_scenes(cfg: Config) -> bool:
@@ -89,15 +101,15 @@ def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths
         if not d.synthetic:
             raise ValueError("data.train_ann and data.train_images are not set; give COCO-format paths or set data.synthetic=true")
         if info.is_main:
-            _synthetic_set(out / "train", d.synthetic_train_images, SYNTH_TRAIN_SEED + cfg.train.seed)
+            _synthetic_set(out / "train", d.synthetic_train_images, SYNTH_TRAIN_SEED + cfg.train.seed, d.skeleton)
         train_ann, train_images = out / "train" / "annotations.json", out / "train" / "images"
     else:
         train_ann, train_images = Path(d.train_ann), Path(d.train_images or "")
     if d.val_ann is None and d.synthetic:
         if info.is_main:
-            _synthetic_set(out / "val", d.synthetic_val_images, SYNTH_VAL_SEED + cfg.train.seed)
+            _synthetic_set(out / "val", d.synthetic_val_images, SYNTH_VAL_SEED + cfg.train.seed, d.skeleton)
             if held_out_images > 0:
-                _synthetic_set(out / "held_out", held_out_images, SYNTH_HELD_OUT_SEED + cfg.train.seed)
+                _synthetic_set(out / "held_out", held_out_images, SYNTH_HELD_OUT_SEED + cfg.train.seed, d.skeleton)
         val_ann, val_images = out / "val" / "annotations.json", out / "val" / "images"
         held_out = out / "held_out" / "annotations.json" if held_out_images > 0 else None
     elif d.val_ann is not None:
@@ -111,11 +123,12 @@ def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths
     return DataPaths(train_ann, train_images, val_ann, val_images, held_out)
 
 
-def checked_coco(cfg: Config, ann: Path, images: Path) -> CocoKeypoints:
-    """A run's COCO keypoint file, read and checked, with every image it trains on checked up front
-    (in the folder, present, a header of its entry's size within ``data.max_image_pixels``), so a
-    bad image stops the run before its first step, not in the middle of an epoch."""
-    coco = CocoKeypoints(ann, images, max_image_pixels=cfg.data.max_image_pixels,
+def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton) -> CocoKeypoints:
+    """A run's COCO keypoint file (the annotations of ``skeleton``'s categories), read and checked, with
+    every image it trains on checked up front (in the folder, present, a header of its entry's size
+    within ``data.max_image_pixels``), so a bad image stops the run before its first step, not in the
+    middle of an epoch."""
+    coco = CocoKeypoints(ann, images, skeleton=skeleton.annotation_layout(), max_image_pixels=cfg.data.max_image_pixels,
                          images_anywhere=cfg.data.images_anywhere)
     coco.check_images()
     return coco
@@ -124,7 +137,8 @@ def checked_coco(cfg: Config, ann: Path, images: Path) -> CocoKeypoints:
 def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of whole images for a bottom-up model (``data`` section: the augmentation)."""
     def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        return BottomUpTrainDataset(checked_coco(cfg, ann, images), codec, cfg.data, train=train, seed=cfg.train.seed,
+        return BottomUpTrainDataset(checked_coco(cfg, ann, images, codec.skeleton), codec, cfg.data, train=train,
+                                    seed=cfg.train.seed,
                                     input_norm=cfg.model.resolved_input_norm)
 
     val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
@@ -134,7 +148,7 @@ def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Data
 def topdown_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of person crops for a top-down model (``topdown`` section: the augmentation)."""
     def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        people = TopDownInstances.from_coco(checked_coco(cfg, ann, images))
+        people = TopDownInstances.from_coco(checked_coco(cfg, ann, images, codec.skeleton))
         return TopDownDataset(people, codec, cfg.topdown, train=train, seed=cfg.train.seed,
                               input_norm=cfg.model.resolved_input_norm)
 

@@ -45,6 +45,7 @@ from torch import nn
 
 from openpose_lite.config import config_to_dict, save_config
 from openpose_lite.io import naming_os_errors
+from openpose_lite.models.architectures import architecture
 from openpose_lite.models.factory import build_model
 from openpose_lite.training import engine
 from openpose_lite.training.branches import Branch, branch_of
@@ -60,6 +61,7 @@ from openpose_lite.training.data import (
     generates_scenes,
     make_loaders,
     prepare_data,
+    run_skeleton,
 )
 from openpose_lite.training.distributed import DistInfo, barrier, setup_distributed, teardown_distributed, wrap_ddp
 from openpose_lite.training.engine import NonFiniteLossError
@@ -141,10 +143,12 @@ def _in_place(setup: RunSetup, folder: RunFolder) -> bool:
 
 
 def _build_model(cfg, branch: Branch, device: torch.device) -> tuple[nn.Module, Any]:
-    """The untrained model on ``device`` (weights from ``train.seed`` alone) and its codec, checked against it."""
+    """The untrained model of the run's skeleton on ``device`` (weights from ``train.seed`` alone) and its
+    codec, checked against it."""
+    layout = architecture(cfg.model.arch).layout(run_skeleton(cfg))
     _seed_everything(cfg.train.seed)
-    model = build_model(cfg.model).to(device)
-    codec = branch.build_codec(cfg)
+    model = build_model(cfg.model, layout).to(device)
+    codec = branch.build_codec(cfg, skeleton=model.skeleton)
     codec.check_model(model, f"model.arch {cfg.model.arch}")
     return model, codec
 

@@ -1,0 +1,129 @@
+"""Which ground-truth instances are evaluated, and their boxes: one rule for every command.
+
+Every command that scores against ground truth (``eval``, the in-training AP, ``bench``, the
+oracles) asks this module which annotations count: the rule of COCO keypoint evaluation, which
+ignores crowd regions and instances without a labelled keypoint (pycocotools
+``COCOeval.evaluate``: ``ignore`` when ``iscrowd`` or ``num_keypoints == 0``), and of the HRNet
+reference's ground-truth-box evaluation (``lib/dataset/coco.py``,
+``_load_coco_keypoint_annotation_kernal``: ``iscrowd=False`` and ``max(keypoints) > 0``), among
+the categories of the skeleton scored (COCO's person; for another skeleton the categories with
+its keypoint names, several pooled where they share them).
+
+Shape legend: N boxes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from openpose_lite.coco_skeleton import skeleton_of_coco
+from openpose_lite.data.coco_validation import coco_layout
+from openpose_lite.geometry import HRNET, OURS, check_convention
+from openpose_lite.inference.boxes import BoxSource
+from openpose_lite.io import read_json
+from openpose_lite.skeleton import Skeleton
+
+__all__ = ["PERSON_CATEGORY", "gt_box", "gt_box_source", "gt_boxes", "hrnet_clean_box", "is_labelled_instance",
+           "labelled_instances", "labelled_people"]
+
+PERSON_CATEGORY = 1
+
+
+def is_labelled_instance(ann: Mapping[str, Any], categories: Collection[int] = (PERSON_CATEGORY,)) -> bool:
+    """An instance COCO keypoint evaluation scores: of one of ``categories``, not a crowd, at least one
+    labelled keypoint (v > 0). An annotation without a category id counts as the first of them."""
+    if ann.get("category_id", next(iter(categories), None)) not in categories or ann.get("iscrowd", 0):
+        return False
+    kps = ann.get("keypoints")
+    if not isinstance(kps, (list, tuple)) or len(kps) % 3:
+        return False
+    return any(v > 0 for v in kps[2::3])
+
+
+def labelled_instances(dataset: Mapping[str, Any], categories: Collection[int] = (PERSON_CATEGORY,)
+                       ) -> dict[int, list[dict]]:
+    """image id -> its labelled instances of ``categories`` (:func:`is_labelled_instance`), in file order."""
+    by_image: dict[int, list[dict]] = defaultdict(list)
+    for ann in dataset.get("annotations", []):
+        if isinstance(ann, Mapping) and is_labelled_instance(ann, categories):
+            by_image[int(ann["image_id"])].append(dict(ann))
+    return dict(by_image)
+
+
+def labelled_people(dataset: Mapping[str, Any]) -> dict[int, list[dict]]:
+    """image id -> its labelled people (COCO's person category), in file order."""
+    return labelled_instances(dataset)
+
+
+def hrnet_clean_box(bbox: Iterable[float], area: float, image_hw: tuple[int, int]) -> np.ndarray | None:
+    """The HRNet reference's ground-truth box sanitising, or None where it drops the box.
+
+    ``lib/dataset/coco.py``, ``_load_coco_keypoint_annotation_kernal``: ``x1 = max(0, x)``,
+    ``x2 = min(W - 1, x1 + max(0, w - 1))`` (the same for y), kept when ``area > 0`` and
+    ``x2 >= x1``, ``y2 >= y1``; the box becomes ``(x1, y1, x2 - x1, y2 - y1)``.
+    """
+    x, y, w, h = (float(v) for v in bbox)
+    height, width = image_hw
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+    if not (area > 0 and x2 >= x1 and y2 >= y1):
+        return None
+    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64)
+
+
+def gt_box(ann: Mapping[str, Any], image_hw: tuple[int, int], convention: str = OURS) -> np.ndarray | None:
+    """The ground-truth box (x, y, w, h) of one labelled instance as a model of ``convention`` is evaluated.
+
+    Ours: the annotation box as it is (the predictor clips it). HRNet convention: the
+    reference's sanitised box (:func:`hrnet_clean_box`; None where the reference drops it).
+    """
+    bbox = np.asarray(ann["bbox"], dtype=np.float64)
+    if check_convention(convention) == HRNET:
+        return hrnet_clean_box(bbox, float(ann.get("area", bbox[2] * bbox[3])), image_hw)
+    return bbox
+
+
+def gt_boxes(instances: Iterable[Mapping[str, Any]], image_hw: tuple[int, int], convention: str = OURS
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(boxes (N, 4), scores (N,) = 1) of an image's labelled instances (:func:`gt_box`, dropped ones left out)."""
+    boxes = [b for b in (gt_box(ann, image_hw, convention) for ann in instances) if b is not None]
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.ones(len(boxes))
+
+
+def scored_categories(data: Mapping[str, Any], source: str, skeleton: Skeleton | None = None) -> tuple[int, ...]:
+    """The category ids a skeleton's results are scored on in a COCO dict: those with its keypoint names
+    (default: the file's own skeleton's); COCO's person where no category names keypoints."""
+    layout = coco_layout(data, source)
+    if skeleton is None:
+        _, chosen = skeleton_of_coco(data, layout, source, complete=False)
+    else:
+        annotation = skeleton.annotation_layout()
+        chosen = layout.select(annotation.keypoints, source, annotation.name)
+    return tuple(chosen.keypoint_categories) or (PERSON_CATEGORY,)
+
+
+def gt_box_source(path: str | Path, convention: str = OURS, skeleton: Skeleton | None = None) -> BoxSource:
+    """Boxes by image id: the labelled instances of a COCO annotation file (ground-truth-box evaluation),
+    of the categories ``skeleton`` is scored on (:func:`scored_categories`)."""
+    path = Path(path)
+    data = read_json(path, "box file")  # a regular file of bounded size: a FIFO or /dev/zero is refused
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        raise ValueError(f"{path}: expected a COCO file with 'annotations'")
+    sizes = {int(im["id"]): (int(im["height"]), int(im["width"])) for im in data.get("images", [])
+             if isinstance(im, dict) and {"id", "height", "width"} <= set(im)}
+    instances = labelled_instances(data, scored_categories(data, str(path), skeleton))
+    check_convention(convention)
+
+    def source(image: np.ndarray, image_id: int | None) -> tuple[np.ndarray, np.ndarray]:
+        if image_id is None:
+            raise ValueError(f"boxes from {path} need the image's COCO id")
+        hw = sizes.get(int(image_id), tuple(image.shape[:2]))
+        return gt_boxes(instances.get(int(image_id), []), hw, convention)
+
+    return source
