@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
 
 __all__ = ["derived_colours", "limb_components", "mirror_completion", "spanning_limbs", "tree_completion"]
 
@@ -21,19 +22,18 @@ Limbs = tuple[tuple[int, int], ...]
 
 def limb_components(num_keypoints: int, limbs: Limbs) -> np.ndarray:
     """(K,) int: the connected component of each keypoint in the limb graph (0, 1, ... in keypoint order)."""
-    parent = list(range(num_keypoints))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in limbs:
-        parent[find(a)] = find(b)
-    roots = [find(i) for i in range(num_keypoints)]
+    pieces = _pieces(num_keypoints, limbs)
+    roots = [pieces[i] for i in range(num_keypoints)]
     labels = {r: n for n, r in enumerate(dict.fromkeys(roots))}
     return np.array([labels[r] for r in roots], dtype=np.int64)
+
+
+def _pieces(num_keypoints: int, limbs: Limbs) -> DisjointSet:
+    """The keypoints 0..K-1 as disjoint sets, joined along ``limbs``."""
+    pieces = DisjointSet(range(num_keypoints))
+    for a, b in limbs:
+        pieces.merge(a, b)
+    return pieces
 
 
 def spanning_limbs(num_keypoints: int, limbs: Limbs) -> tuple[int, tuple[int, ...]]:
@@ -117,16 +117,7 @@ def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.nd
         graph may still be in pieces when the finite distances cannot join them.
     """
     k = distances.shape[0]
-    parent = list(range(k))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in limbs:
-        parent[find(a)] = find(b)
+    pieces = _pieces(k, limbs)
     have = {frozenset(limb) for limb in limbs}
     rows, cols = np.triu_indices(k, 1)
     finite = np.isfinite(distances[rows, cols])
@@ -134,13 +125,13 @@ def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.nd
     added: list[tuple[int, int]] = []
     for n in np.lexsort((cols, rows, distances[rows, cols])):
         a, b = int(rows[n]), int(cols[n])
-        if find(a) == find(b):
+        if pieces.connected(a, b):
             continue
         for pair in ((a, b), (int(flip_permutation[a]), int(flip_permutation[b]))):
             if frozenset(pair) not in have and pair[0] != pair[1]:
                 have.add(frozenset(pair))
                 added.append(pair)
-                parent[find(pair[0])] = find(pair[1])
+                pieces.merge(*pair)
     return added
 
 

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dict
+from openpose_lite.config import CodecConfig, Config, ModelConfig, TopDownConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.training.checkpoint import save_checkpoint
 
@@ -59,6 +60,18 @@ def write_tiny_checkpoint(path: Path, heatmap_bias: float = 0.3, **codec: object
 def checkpoint(tmp_path_factory) -> Path:
     """:func:`write_tiny_checkpoint`'s model, shared by the command-line tests."""
     return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+
+
+@pytest.fixture(scope="session")
+def hrnet_checkpoint(tmp_path_factory) -> Path:
+    """A tiny random HRNet saved as our checkpoint; its config keeps the default flip test on."""
+    torch.manual_seed(0)
+    cfg = Config(model=ModelConfig(arch="hrnet", hrnet_width=8, hrnet_blocks=1),
+                 topdown=TopDownConfig(input_hw=(64, 64), heatmap_hw=(16, 16), sigma_px=4.0, blur_kernel=3))
+    assert cfg.topdown.flip_test
+    path = tmp_path_factory.mktemp("hrnet") / "hrnet.pt"
+    save_checkpoint(path, model_state=build_hrnet(width=8, num_blocks=1).state_dict(), config=config_to_dict(cfg))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -49,10 +49,10 @@ def hrnet_repo_xywh2cs(box, image_size_wh) -> tuple[np.ndarray, np.ndarray]:
     return center, scale * PADDING
 
 
-def hrnet_repo_get_affine_transform(center, scale, rot, output_size_wh) -> np.ndarray:
-    """``lib/utils/transforms.py`` ``get_affine_transform`` (shift 0, inv False): three point pairs,
-    the centre to ``(W / 2, H / 2)``, a half-width vector along -y (``get_dir``) and its 90 degree
-    turn (``get_3rd_point``), solved by ``cv2.getAffineTransform`` in float32."""
+def hrnet_repo_get_affine_transform(center, scale, rot, output_size_wh, inv: bool = False) -> np.ndarray:
+    """``lib/utils/transforms.py`` ``get_affine_transform`` (shift 0): three point pairs, the centre
+    to ``(W / 2, H / 2)``, a half-width vector along -y (``get_dir``) and its 90 degree turn
+    (``get_3rd_point``), solved by ``cv2.getAffineTransform`` in float32 (crop -> image if ``inv``)."""
     src_w = (np.asarray(scale, dtype=np.float32) * PIXEL_STD)[0]
     dst_w, dst_h = output_size_wh
     rot_rad = np.pi * rot / 180
@@ -69,6 +69,8 @@ def hrnet_repo_get_affine_transform(center, scale, rot, output_size_wh) -> np.nd
     for pts in (src, dst):
         direct = pts[0] - pts[1]
         pts[2, :] = pts[1] + np.array([-direct[1], direct[0]], dtype=np.float32)
+    if inv:
+        return cv2.getAffineTransform(np.float32(dst), np.float32(src))
     return cv2.getAffineTransform(np.float32(src), np.float32(dst))
 
 

@@ -16,10 +16,8 @@ import pytest
 import torch
 
 from openpose_lite.cli import main
-from openpose_lite.config import Config, ModelConfig, TopDownConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.hrnet import build_hrnet
-from openpose_lite.training.checkpoint import save_checkpoint
 
 
 def one_error_line(err: str) -> str:
@@ -36,19 +34,6 @@ def exit_code(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exc:
         return int(exc.code)
-
-
-@pytest.fixture(scope="module")
-def hrnet_checkpoint(tmp_path_factory) -> Path:
-    """A tiny HRNet checkpoint whose config asks for the flip test (the config default, flip_test: true)."""
-    torch.manual_seed(0)
-    model = build_hrnet(width=8, num_blocks=1)
-    cfg = Config(model=ModelConfig(arch="hrnet", hrnet_width=8, hrnet_blocks=1),
-                 topdown=TopDownConfig(input_hw=(64, 64), heatmap_hw=(16, 16), sigma_px=4.0, blur_kernel=3))
-    assert cfg.topdown.flip_test
-    path = tmp_path_factory.mktemp("hrnet") / "hrnet.pt"
-    save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -284,20 +284,6 @@ def test_a_keypoint_at_1e30_is_refused_by_name_and_the_map_kernels_stay_bounded(
     assert sums["numba"] == pytest.approx(sums["numpy"]) and sums["numba"][0] > 0
 
 
-@pytest.fixture(scope="module")
-def hrnet_checkpoint(tmp_path_factory) -> Path:
-    from openpose_lite.config import Config, ModelConfig, TopDownConfig, config_to_dict
-    from openpose_lite.models.hrnet import build_hrnet
-    from openpose_lite.training.checkpoint import save_checkpoint
-
-    torch.manual_seed(0)
-    cfg = Config(model=ModelConfig(arch="hrnet", hrnet_width=8, hrnet_blocks=1),
-                 topdown=TopDownConfig(input_hw=(64, 64), heatmap_hw=(16, 16), sigma_px=4.0, blur_kernel=3))
-    path = tmp_path_factory.mktemp("hrnet") / "hrnet.pt"
-    save_checkpoint(path, model_state=build_hrnet(width=8, num_blocks=1).state_dict(), config=config_to_dict(cfg))
-    return path
-
-
 @pytest.mark.slow
 def test_boxes_from_dev_zero_or_a_fifo_are_refused_at_once(hrnet_checkpoint, dataset, tmp_path):
     fifo = tmp_path / "boxes.json"

@@ -25,17 +25,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from openpose_lite import live
 from openpose_lite.cli import live as live_cli
 from openpose_lite.cli import main
-from openpose_lite.config import Config, ModelConfig, TopDownConfig, config_to_dict
 from openpose_lite.data.mjpeg_stream import MjpegServer, frame_number_of
 from openpose_lite.io import stale_temp_files
 from openpose_lite.live import LatestFrameReader, LiveSource, is_stream_url
-from openpose_lite.models.hrnet import build_hrnet
-from openpose_lite.training.checkpoint import save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 HW = (96, 128)
@@ -164,16 +160,6 @@ def test_infer_on_a_stream_with_track_smooth_render_writes_the_frames_in_real_ti
     first_t, last_t = (time.mktime(time.strptime(images[k]["capture_time"][:19], "%Y-%m-%dT%H:%M:%S"))
                        + float(images[k]["capture_time"][19:-1]) for k in ("1", str(len(images))))
     assert fps == 25 and abs(count - (round((last_t - first_t) * 25) + 1)) <= 2
-
-
-@pytest.fixture(scope="module")
-def hrnet_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    cfg = Config(model=ModelConfig(arch="hrnet", hrnet_width=8, hrnet_blocks=1),
-                 topdown=TopDownConfig(input_hw=(64, 64), heatmap_hw=(16, 16), sigma_px=4.0, blur_kernel=3))
-    path = tmp_path_factory.mktemp("hrnet") / "hrnet.pt"
-    save_checkpoint(path, model_state=build_hrnet(width=8, num_blocks=1).state_dict(), config=config_to_dict(cfg))
-    return path
 
 
 def test_a_top_down_model_reads_a_stream_until_max_frames(hrnet_checkpoint, checkpoint, tmp_path, capsys):

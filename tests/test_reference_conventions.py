@@ -33,6 +33,12 @@ import torch
 from conftest import COCO_SAMPLE_IMAGES, COCO_SAMPLE_VAL_ANN, needs_coco_sample
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from reference_topdown_inputs import (
+    PIXEL_STD,
+    hrnet_official_input,
+    hrnet_repo_get_affine_transform,
+    hrnet_repo_xywh2cs,
+)
 from test_hrnet import official_layout
 from torch import nn
 
@@ -52,7 +58,6 @@ from openpose_lite.skeleton import COCO_17
 IMAGE_W, IMAGE_H = 192, 256
 HEAT_W, HEAT_H = 48, 64
 ASPECT = IMAGE_W / IMAGE_H
-PIXEL_STD = 200.0
 SIGMA = 2.0
 IN_VIS_THRE, OKS_THRE = 0.2, 0.9
 FLIP_PAIRS = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16]]  # lib/dataset/coco.py
@@ -61,20 +66,6 @@ REF_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.
 # tools/test.py: transforms.Normalize on ToTensor's RGB / 255.
 MEAN_RGB = np.array([0.485, 0.456, 0.406])
 STD_RGB = np.array([0.229, 0.224, 0.225])
-
-
-def ref_xywh2cs(box) -> tuple[np.ndarray, np.ndarray]:
-    """lib/dataset/coco.py, COCODataset._xywh2cs: centre x + w/2, aspect fix, scale in units of 200 px, x 1.25."""
-    x, y, w, h = (float(v) for v in box)
-    center = np.zeros(2, dtype=np.float32)
-    center[0] = x + w * 0.5
-    center[1] = y + h * 0.5
-    if w > ASPECT * h:
-        h = w * 1.0 / ASPECT
-    elif w < ASPECT * h:
-        w = h * ASPECT
-    scale = np.array([w * 1.0 / PIXEL_STD, h * 1.0 / PIXEL_STD], dtype=np.float32)
-    return center, scale * 1.25
 
 
 def ref_clean_bbox(ann: dict, width: int, height: int):
@@ -88,48 +79,9 @@ def ref_clean_bbox(ann: dict, width: int, height: int):
     return None
 
 
-def _get_dir(src_point, rot_rad):
-    sn, cs = np.sin(rot_rad), np.cos(rot_rad)
-    return [src_point[0] * cs - src_point[1] * sn, src_point[0] * sn + src_point[1] * cs]
-
-
-def _get_3rd_point(a, b):
-    direct = a - b
-    return b + np.array([-direct[1], direct[0]], dtype=np.float32)
-
-
-def ref_get_affine_transform(center, scale, rot, output_size, inv=False) -> np.ndarray:
-    """lib/utils/transforms.py, get_affine_transform (shift 0): centre -> (W/2, H/2), width scale*200 -> W."""
-    scale_tmp = scale * 200.0
-    src_w = scale_tmp[0]
-    dst_w, dst_h = output_size
-    rot_rad = np.pi * rot / 180
-    src_dir = _get_dir([0, src_w * -0.5], rot_rad)
-    dst_dir = np.array([0, dst_w * -0.5], np.float32)
-    src = np.zeros((3, 2), dtype=np.float32)
-    dst = np.zeros((3, 2), dtype=np.float32)
-    src[0, :] = center
-    src[1, :] = center + src_dir
-    dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
-    dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5]) + dst_dir
-    src[2:, :] = _get_3rd_point(src[0, :], src[1, :])
-    dst[2:, :] = _get_3rd_point(dst[0, :], dst[1, :])
-    if inv:
-        return cv2.getAffineTransform(np.float32(dst), np.float32(src))
-    return cv2.getAffineTransform(np.float32(src), np.float32(dst))
-
-
 def ref_affine_point(pt, t) -> np.ndarray:
     """lib/utils/transforms.py, affine_transform."""
     return np.dot(t, np.array([pt[0], pt[1], 1.0]))[:2]
-
-
-def ref_crop_input(image_bgr: np.ndarray, center, scale) -> np.ndarray:
-    """The network input the reference builds for one box (JointsDataset.__getitem__ + tools/test.py transforms)."""
-    trans = ref_get_affine_transform(center, scale, 0, (IMAGE_W, IMAGE_H))
-    crop = cv2.warpAffine(image_bgr, trans, (IMAGE_W, IMAGE_H), flags=cv2.INTER_LINEAR)
-    rgb = crop[..., ::-1].astype(np.float64) / 255.0  # COLOR_RGB: true
-    return ((rgb - MEAN_RGB) / STD_RGB).transpose(2, 0, 1).astype(np.float32)
 
 
 def ref_get_final_preds(batch_heatmaps: np.ndarray, centers, scales) -> tuple[np.ndarray, np.ndarray]:
@@ -151,7 +103,7 @@ def ref_get_final_preds(batch_heatmaps: np.ndarray, centers, scales) -> tuple[np
                 coords[i][p] += np.sign(diff) * 0.25
     preds = np.zeros(coords.shape)
     for i in range(n):  # transform_preds
-        trans = ref_get_affine_transform(centers[i], scales[i], 0, [w, h], inv=True)
+        trans = hrnet_repo_get_affine_transform(centers[i], scales[i], 0, [w, h], inv=True)
         for p in range(k):
             preds[i, p] = ref_affine_point(coords[i, p], trans)
     return preds, maxvals
@@ -207,7 +159,7 @@ def ref_pipeline(image_bgr, boxes, box_scores, heatmaps_of, flip: bool):
     """
     people, scores, areas = [], [], []
     for i, box in enumerate(boxes):
-        center, scale = ref_xywh2cs(box)
+        center, scale = hrnet_repo_xywh2cs(box, (IMAGE_W, IMAGE_H))
         output = heatmaps_of(i, False)[None]
         if flip:
             output = ref_flip_test(output, heatmaps_of(i, True)[None])
@@ -311,9 +263,9 @@ def _people(seed: int, boxes: np.ndarray) -> np.ndarray:
 def _reference_crops(image, boxes, kps) -> tuple[list[np.ndarray], list[np.ndarray]]:
     crops, crop_kps = [], []
     for box, person in zip(boxes, kps):
-        center, scale = ref_xywh2cs(box)
-        crops.append(ref_crop_input(image, center, scale))
-        trans = ref_get_affine_transform(center, scale, 0, (IMAGE_W, IMAGE_H))
+        center, scale = hrnet_repo_xywh2cs(box, (IMAGE_W, IMAGE_H))
+        crops.append(hrnet_official_input(image, box))
+        trans = hrnet_repo_get_affine_transform(center, scale, 0, (IMAGE_W, IMAGE_H))
         moved = person.copy()
         for j in range(17):
             if person[j, 2] > 0:  # JointsDataset: only visible joints are transformed
@@ -334,24 +286,24 @@ def _match(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("box", [(10.0, 20.0, 30.0, 120.0), (5.5, 7.25, 200.0, 60.0), (0.0, 0.0, 96.0, 128.0)])
 def test_hrnet_convention_box_to_centre_and_size_is_the_reference_xywh2cs(box):
     center, size = box_to_center_scale(np.array(box), ASPECT, 1.25, convention="hrnet")
-    ref_center, ref_scale = ref_xywh2cs(box)
+    ref_center, ref_scale = hrnet_repo_xywh2cs(box, (IMAGE_W, IMAGE_H))
     np.testing.assert_allclose(center, ref_center, atol=1e-4)
     np.testing.assert_allclose(size, ref_scale * PIXEL_STD, rtol=1e-6)
 
 
 @pytest.mark.parametrize("rotation", [0.0, 30.0, -45.0])
 def test_hrnet_convention_crop_is_the_reference_get_affine_transform(rotation):
-    center, scale = ref_xywh2cs((40.0, 30.0, 90.0, 200.0))
+    center, scale = hrnet_repo_xywh2cs((40.0, 30.0, 90.0, 200.0), (IMAGE_W, IMAGE_H))
     ours = crop_affine(center.astype(np.float64), scale.astype(np.float64) * PIXEL_STD, (IMAGE_H, IMAGE_W),
                        rotation_deg=rotation, convention="hrnet")
-    np.testing.assert_allclose(ours, ref_get_affine_transform(center, scale, rotation, (IMAGE_W, IMAGE_H)), atol=2e-4)
+    np.testing.assert_allclose(ours, hrnet_repo_get_affine_transform(center, scale, rotation, (IMAGE_W, IMAGE_H)), atol=2e-4)
     # Our own convention puts the centre half a pixel up and left of the reference's.
     plain = crop_affine(center.astype(np.float64), scale.astype(np.float64) * PIXEL_STD, (IMAGE_H, IMAGE_W))
     assert np.allclose(plain[:, 2] - ours[:, 2], -0.5, atol=1e-6) if rotation == 0.0 else True
 
     image = smooth_image()
     crop, _ = crop_person(image, center, scale * PIXEL_STD, 0.0, (IMAGE_H, IMAGE_W), convention="hrnet")
-    ref = cv2.warpAffine(image, ref_get_affine_transform(center, scale, 0, (IMAGE_W, IMAGE_H)), (IMAGE_W, IMAGE_H),
+    ref = cv2.warpAffine(image, hrnet_repo_get_affine_transform(center, scale, 0, (IMAGE_W, IMAGE_H)), (IMAGE_W, IMAGE_H),
                          flags=cv2.INTER_LINEAR)
     assert np.abs(crop.astype(int) - ref.astype(int)).max() <= 1
 

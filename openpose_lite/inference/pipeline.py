@@ -195,6 +195,16 @@ def _get(q: queue.Queue, stop: threading.Event, workers: list[_Worker]) -> Any:
                 return _DONE
 
 
+def _finish_and_handle(predictor: Any, finished_q: queue.Queue, stop: threading.Event, handle: Handle) -> None:
+    """The finisher thread: decode each batch the network has run and hand its outcomes on, in order."""
+    while True:
+        batch = _get(finished_q, stop, [])
+        if batch is _DONE:
+            return
+        for outcome in _finish(predictor, batch):
+            handle(outcome.item, outcome.poses if outcome.poses is not None else outcome.reason)
+
+
 def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle, batch_size: int = 1,
                   image_id: Callable[[T], int | None] = lambda item: None, prefetch: int = 2) -> None:
     """Run ``predictor`` over ``items`` with loading/preparing and finishing/handling overlapping the network.
@@ -221,16 +231,8 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
                 return
         _put(prepared_q, _DONE, stop)
 
-    def finish_and_handle() -> None:
-        while True:
-            batch = _get(finished_q, stop, [])
-            if batch is _DONE:
-                return
-            for outcome in _finish(predictor, batch):
-                handle(outcome.item, outcome.poses if outcome.poses is not None else outcome.reason)
-
     loader = _Worker(load_and_prepare, "openpose-lite-loader")
-    finisher = _Worker(finish_and_handle, "openpose-lite-finisher")
+    finisher = _Worker(lambda: _finish_and_handle(predictor, finished_q, stop, handle), "openpose-lite-finisher")
     loader.start()
     finisher.start()
     try:
@@ -270,15 +272,7 @@ def run_newest_first(predictor: Any, items: Iterable[T], load: Load, handle: Han
     stop = threading.Event()
     finished_q: queue.Queue = queue.Queue(maxsize=1)
 
-    def finish_and_handle() -> None:
-        while True:
-            batch = _get(finished_q, stop, [])
-            if batch is _DONE:
-                return
-            for outcome in _finish(predictor, batch):
-                handle(outcome.item, outcome.poses if outcome.poses is not None else outcome.reason)
-
-    finisher = _Worker(finish_and_handle, "openpose-lite-finisher")
+    finisher = _Worker(lambda: _finish_and_handle(predictor, finished_q, stop, handle), "openpose-lite-finisher")
     finisher.start()
     try:
         for batch in _batches(items, load, image_id, 1, predictor):

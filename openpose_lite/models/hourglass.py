@@ -40,7 +40,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from openpose_lite.models.simple_baseline import BasicBlock
+from openpose_lite.models.image_batch import check_image_batch
+from openpose_lite.models.residual import BasicBlock
 from openpose_lite.models.state_dict import sample_keys
 from openpose_lite.skeleton import COCO_17, Skeleton
 
@@ -185,14 +186,8 @@ class Hourglass(nn.Module):
 
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """images (B, 3, H, W) -> S dicts ``{"heatmaps": (B, K, H/4, W/4)}``, the last stack's last."""
-        # Checked eagerly only: under tracing (TorchScript/ONNX export) sizes stay symbolic.
-        if not torch.jit.is_tracing():
-            if images.dim() != 4 or images.shape[1] != 3:
-                raise ValueError(f"Hourglass: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-            h, w = int(images.shape[-2]), int(images.shape[-1])
-            if h % self.input_multiple or w % self.input_multiple:
-                raise ValueError(f"Hourglass: image height and width must be multiples of {self.input_multiple} "
-                                 f"(stride {STRIDE} x {self.downsample_times} halvings), got H x W = {h} x {w}")
+        check_image_batch("Hourglass", images, self.input_multiple,
+                          f"stride {STRIDE} x {self.downsample_times} halvings")
         x = self.stem(images)
         outputs = []
         for index in range(self.num_stacks):

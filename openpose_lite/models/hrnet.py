@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from openpose_lite.models.image_batch import check_image_batch
+from openpose_lite.models.residual import BasicBlock, Bottleneck, conv
 from openpose_lite.models.state_dict import strip_module_prefix
 from openpose_lite.skeleton import COCO_17, Skeleton
 
@@ -51,7 +53,6 @@ INPUT_MULTIPLE = STRIDE * 2 ** 3
 _STEM_WIDTH = 64
 _LAYER1_PLANES = 64
 _LAYER1_BLOCKS = 4
-_BOTTLENECK_EXPANSION = 4
 _BLOCKS_PER_BRANCH = 4
 # (number of modules, number of branches) for stage2, stage3, stage4 (official pose config).
 _STAGES: tuple[tuple[int, int], ...] = ((1, 2), (4, 3), (3, 4))
@@ -64,65 +65,10 @@ _FINAL_KEY = "final_layer.weight"
 _STEM_KEY = "conv1.weight"
 
 
-def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    # Every conv followed by BN has no bias (BN's shift replaces it), as in the release.
-    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False)
-
-
-def _conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
-
-
-class BasicBlock(nn.Module):
-    """Residual block of two 3x3 convs at constant width: (B, C, h, w) -> (B, C, h, w)."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = _conv3x3(channels, channels)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = _conv3x3(channels, channels)
-        self.bn2 = nn.BatchNorm2d(channels)
-        self.relu = nn.ReLU(inplace=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + x)
-
-
-class Bottleneck(nn.Module):
-    """1x1 -> 3x3 -> 1x1 residual block: (B, C_in, h, w) -> (B, 4 * planes, h, w).
-
-    A 1x1 conv + BN projects the shortcut (``downsample``) when the widths differ.
-    """
-
-    def __init__(self, in_channels: int, planes: int) -> None:
-        super().__init__()
-        out_channels = planes * _BOTTLENECK_EXPANSION
-        self.conv1 = _conv1x1(in_channels, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = _conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = _conv1x1(planes, out_channels)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample: nn.Module = (
-            nn.Sequential(_conv1x1(in_channels, out_channels), nn.BatchNorm2d(out_channels))
-            if in_channels != out_channels
-            else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + self.downsample(x))
-
-
 def _upsample_path(in_channels: int, out_channels: int, factor: int) -> nn.Sequential:
     """Lower -> higher resolution in the exchange unit: 1x1 conv, BN, nearest upsampling."""
     return nn.Sequential(
-        _conv1x1(in_channels, out_channels),
+        conv(in_channels, out_channels, 1),
         nn.BatchNorm2d(out_channels),
         nn.Upsample(scale_factor=factor, mode="nearest"),
     )
@@ -138,7 +84,7 @@ def _downsample_path(in_channels: int, out_channels: int, steps: int) -> nn.Sequ
     for step in range(steps):
         last = step == steps - 1
         width = out_channels if last else in_channels
-        layers: list[nn.Module] = [_conv3x3(in_channels, width, stride=2), nn.BatchNorm2d(width)]
+        layers: list[nn.Module] = [conv(in_channels, width, 3, stride=2), nn.BatchNorm2d(width)]
         if not last:
             layers.append(nn.ReLU(inplace=True))
         links.append(nn.Sequential(*layers))
@@ -158,7 +104,7 @@ class HighResolutionModule(nn.Module):
         if len(widths) < 2:
             raise ValueError(f"HighResolutionModule: widths must list at least 2 branches, got {widths}")
         self.branches = nn.ModuleList(
-            nn.Sequential(*(BasicBlock(width) for _ in range(num_blocks))) for width in widths
+            nn.Sequential(*(BasicBlock(width, width) for _ in range(num_blocks))) for width in widths
         )
         num_outputs = len(widths) if multi_scale_output else 1
         # fuse_layers[i][j] maps branch j to the resolution and width of output i.
@@ -202,7 +148,7 @@ def _transition(in_widths: list[int], out_widths: list[int]) -> nn.ModuleList:
                 layers.append(nn.Identity())
             else:
                 layers.append(
-                    nn.Sequential(_conv3x3(in_widths[i], width), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+                    nn.Sequential(conv(in_widths[i], width, 3), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
                 )
             continue
         steps = i + 1 - len(in_widths)
@@ -210,7 +156,7 @@ def _transition(in_widths: list[int], out_widths: list[int]) -> nn.ModuleList:
         for step in range(steps):
             link_out = width if step == steps - 1 else last_width
             links.append(nn.Sequential(
-                _conv3x3(last_width, link_out, stride=2), nn.BatchNorm2d(link_out), nn.ReLU(inplace=True)
+                conv(last_width, link_out, 3, stride=2), nn.BatchNorm2d(link_out), nn.ReLU(inplace=True)
             ))
         layers.append(nn.Sequential(*links))
     return layers
@@ -246,12 +192,12 @@ class HRNet(nn.Module):
         self.num_blocks = num_blocks
         self.stride = STRIDE
 
-        self.conv1 = _conv3x3(3, _STEM_WIDTH, stride=2)
+        self.conv1 = conv(3, _STEM_WIDTH, 3, stride=2)
         self.bn1 = nn.BatchNorm2d(_STEM_WIDTH)
-        self.conv2 = _conv3x3(_STEM_WIDTH, _STEM_WIDTH, stride=2)
+        self.conv2 = conv(_STEM_WIDTH, _STEM_WIDTH, 3, stride=2)
         self.bn2 = nn.BatchNorm2d(_STEM_WIDTH)
         self.relu = nn.ReLU(inplace=True)
-        layer1_width = _LAYER1_PLANES * _BOTTLENECK_EXPANSION
+        layer1_width = _LAYER1_PLANES * Bottleneck.expansion
         self.layer1 = nn.Sequential(
             Bottleneck(_STEM_WIDTH, _LAYER1_PLANES),
             *(Bottleneck(layer1_width, _LAYER1_PLANES) for _ in range(_LAYER1_BLOCKS - 1)),
@@ -295,16 +241,7 @@ class HRNet(nn.Module):
 
         One stage, in the list-of-stage-dicts form every model of the project returns.
         """
-        # Checked eagerly only: under tracing (TorchScript/ONNX export) sizes stay symbolic.
-        if not torch.jit.is_tracing():
-            if images.dim() != 4 or images.shape[1] != 3:
-                raise ValueError(f"HRNet: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-            h, w = int(images.shape[-2]), int(images.shape[-1])
-            if h % INPUT_MULTIPLE or w % INPUT_MULTIPLE:
-                raise ValueError(
-                    f"HRNet: image height and width must be multiples of {INPUT_MULTIPLE} "
-                    f"(four branches down to stride {STRIDE * 8}), got H x W = {h} x {w}"
-                )
+        check_image_batch("HRNet", images, INPUT_MULTIPLE, f"four branches down to stride {STRIDE * 8}")
         x = self.relu(self.bn1(self.conv1(images)))
         x = self.relu(self.bn2(self.conv2(x)))
         branches = [self.layer1(x)]

@@ -44,6 +44,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from openpose_lite.models.image_batch import check_image_batch
+from openpose_lite.models.residual import BasicBlock, Bottleneck
 from openpose_lite.models.state_dict import key_mismatch_error, sample_keys
 from openpose_lite.skeleton import COCO_17, Skeleton
 
@@ -70,64 +72,6 @@ _INIT_STD = 1e-3
 _TRUNK_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
 _MMPOSE_HEAD_PREFIXES = ("head.", "keypoint_head.")  # mmpose 1.x, 0.x
 _MMPOSE_DROPPED = ("data_preprocessor.",)  # buffers some 1.x files may carry; no weights
-
-
-def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Conv2d:
-    # Every conv followed by BN has no bias (BN's shift replaces it), as in the release.
-    return nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False)
-
-
-def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential | None:
-    """``downsample``: 1x1 conv + BN where the block changes width or resolution, else None (identity)."""
-    if stride == 1 and in_channels == out_channels:
-        return None
-    return nn.Sequential(_conv(in_channels, out_channels, 1, stride), nn.BatchNorm2d(out_channels))
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convs (the first with ``stride``) + shortcut: (B, C_in, h, w) -> (B, C_out, h/s, w/s)."""
-
-    expansion = 1
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = _conv(in_channels, out_channels, 3, stride)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = _conv(out_channels, out_channels, 3)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(in_channels, out_channels, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
-
-
-class Bottleneck(nn.Module):
-    """1x1 -> 3x3 (``stride``) -> 1x1 residual block: (B, C_in, h, w) -> (B, 4 * planes, h/s, w/s)."""
-
-    expansion = 4
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        out_channels = planes * self.expansion
-        self.conv1 = _conv(in_channels, planes, 1)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = _conv(planes, planes, 3, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = _conv(planes, out_channels, 1)
-        self.bn3 = nn.BatchNorm2d(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(in_channels, out_channels, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
 
 
 def _res_layer(kind: str, in_channels: int, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
@@ -226,14 +170,8 @@ class SimpleBaseline(nn.Module):
 
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """images (B, 3, H, W), H and W multiples of 32 -> ``[{"heatmaps": (B, K, H/4, W/4)}]`` (one stage)."""
-        # Checked eagerly only: under tracing (TorchScript/ONNX export) sizes stay symbolic.
-        if not torch.jit.is_tracing():
-            if images.dim() != 4 or images.shape[1] != 3:
-                raise ValueError(f"SimpleBaseline: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
-            h, w = int(images.shape[-2]), int(images.shape[-1])
-            if h % INPUT_MULTIPLE or w % INPUT_MULTIPLE:
-                raise ValueError(f"SimpleBaseline: image height and width must be multiples of {INPUT_MULTIPLE} "
-                                 f"(the trunk's stride, which the deconvolutions undo exactly), got H x W = {h} x {w}")
+        check_image_batch("SimpleBaseline", images, INPUT_MULTIPLE,
+                          "the trunk's stride, which the deconvolutions undo exactly")
         return [{"heatmaps": self.final_layer(self.deconv_layers(self.features(images)))}]
 
 
