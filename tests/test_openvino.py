@@ -16,13 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import import_optional
 from torch import nn
 
-try:
-    import openvino
-except Exception as exc:  # any failure (missing, broken wheel, unsupported CPU) skips the module
-    pytest.skip(f"openvino does not import ({type(exc).__name__}: {exc}); install the extra: "
-                "pip install 'openpose-lite[openvino]'", allow_module_level=True)
+openvino = import_optional("openvino")  # any failure to import skips the module
 
 from openpose_lite import devices
 from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec, config_to_dict
@@ -226,7 +223,7 @@ def scenes(tmp_path_factory):
 
 
 def test_int8_calibrated_on_generated_scenes_is_close_to_fp32_and_cached(networks, cache, scenes, monkeypatch):
-    pytest.importorskip("nncf", reason="int8 needs nncf (pip install 'openpose-lite[openvino]')")
+    import_optional("nncf")
     model = networks["mobilenet"]
     codec = build_bottomup_codec(skeleton=model.skeleton)
     predictor = BottomUpPredictor(model, codec, input_size=64, backend="openvino", precision="int8", calibration=scenes)
@@ -305,7 +302,7 @@ def test_missing_openvino_is_an_error_naming_the_extra(networks, monkeypatch):
 
 @pytest.mark.slow
 def test_bench_openvino_runs_on_tiny_networks_and_prints_every_row(capsys):
-    pytest.importorskip("nncf", reason="int8 needs nncf (pip install 'openpose-lite[openvino]')")
+    import_optional("nncf")
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_openvino.py"
     spec = importlib.util.spec_from_file_location("benchmarks_bench_openvino", path)
     module = importlib.util.module_from_spec(spec)
