@@ -352,6 +352,29 @@ def test_a_second_infer_on_the_same_weights_starts_without_converting_again(tiny
         assert (tmp_path / "first" / name).read_text() == (tmp_path / "second" / name).read_text()
 
 
+def test_threads_sets_the_openvino_runtimes_threads_as_torchs(tiny, cache, tmp_path, monkeypatch):
+    """``--threads`` means one thing whatever the runtime: the OpenVINO network compiles with that many threads."""
+    from openpose_lite.cli import main
+
+    checkpoint, ann = tiny
+    seen = []
+    init = openvino_runner.OpenVinoRunner.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append((self.threads, int(self.compiled.get_property("INFERENCE_NUM_THREADS"))))
+
+    monkeypatch.setattr(openvino_runner.OpenVinoRunner, "__init__", recording)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["infer", str(ann.parent / "images" / "000001.jpg"), "--checkpoint", str(checkpoint), "--backend",
+                     "openvino", "--threads", "1", "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [(1, 1)]
+
+
 def test_export_writes_an_ir_with_its_config_that_infer_and_eval_run_as_weights(tiny, cache, tmp_path, capsys):
     from openpose_lite.cli import main
 
