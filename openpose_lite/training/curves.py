@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 # Fields of an epoch's ``train/`` record that are not loss terms (engine.train_one_epoch).
 _NOT_LOSSES = {"loss", "lr", "steps", "samples", "seconds", "samples_per_s", "step_seconds"}
 _APS = (("val/AP", "AP", "tab:green", "-", "o"), ("val/AP50", "AP50", "tab:purple", "--", "^"))
+_LEGEND_LEFT = 0.85  # the panels take the figure's width up to here, the loss legend the rest
 
 
 def epoch_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -71,7 +72,6 @@ def _loss_panel(ax: Any, epochs: Sequence[Mapping[str, Any]], split: str, terms:
     if shown:
         ax.set_yscale("log")
         plain_log_axis(ax.yaxis, subs=(1.0, 2.0, 5.0))
-        ax.legend(fontsize=7, ncol=2 if len(terms) > 6 else 1)
     else:
         ax.text(0.5, 0.5, "no validation set" if split == "val" else "no epoch yet", ha="center", va="center",
                 transform=ax.transAxes)
@@ -106,8 +106,14 @@ def curves_figure(epochs: Sequence[Mapping[str, Any]], title: str) -> Any:
         ax.set_xlim(0.5, last + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
+    # one legend for both loss panels (their colours are the same), beside them: inside it would
+    # hide curves, and the paper's model has 12 stage-and-branch series
+    handles, labels = ax_train.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper right", bbox_to_anchor=(0.995, 0.93), fontsize=8, title="loss",
+                   title_fontsize=8, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, 0.0, _LEGEND_LEFT, 1.0))
     return fig
 
 
