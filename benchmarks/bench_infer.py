@@ -54,7 +54,7 @@ from openpose_lite.bench.config import BOTTOMUP_ARCHS
 from openpose_lite.bench.speed import gt_decode
 from openpose_lite.config import CodecConfig, build_bottomup_codec
 from openpose_lite.data.synthetic import SceneConfig, generate_scene
-from openpose_lite.devices import cpu_description, resolve_device, resolve_precision
+from openpose_lite.devices import THREADS_HELP, cpu_description, resolve_device, resolve_precision, set_threads
 from openpose_lite.geometry import letterbox_affine
 from openpose_lite.images import ImageReadError, read_image
 from openpose_lite.inference import PHASES, BottomUpPredictor
@@ -84,7 +84,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flip", action="store_true", help="flip test on in the multi-scale rows (doubles their network work)")
     parser.add_argument("--width-mult", type=float, default=None, help="trunk width multiplier (default: the paper's)")
     parser.add_argument("--stages", type=int, default=None, help="number of stages (default: the paper's)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: one per core)")
+    parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     parser.add_argument("--people", type=int, default=5, help="people in the scene of the GT-maps decode timing")
     parser.add_argument("--folder", type=int, default=0, metavar="N",
@@ -260,8 +260,7 @@ def folder_section(predictor: BottomUpPredictor, images: int, image_hw: tuple[in
 # ------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+    threads = set_threads(args.threads)  # the one meaning of --threads (the OpenVINO runner follows torch's count)
     device = resolve_device(args.device)
     image_hw = (int(args.size[0]), int(args.size[1]))
     networks = build_networks(args)

@@ -47,7 +47,7 @@ import torch
 
 from openpose_lite.config import Config, config_to_dict, load_config
 from openpose_lite.data.synthetic import SceneConfig, generate_scene, write_dataset
-from openpose_lite.devices import cpu_description
+from openpose_lite.devices import THREADS_HELP, cpu_description, set_threads
 from openpose_lite.images import read_image
 from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
 from openpose_lite.inference.network import make_runner
@@ -78,7 +78,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folder", type=int, default=0, metavar="N", help="also time a folder of N images (0: no)")
     parser.add_argument("--folder-batch", type=int, default=4, help="batch of the folder's batched runs")
     parser.add_argument("--folder-rounds", type=int, default=1, help="interleaved rounds of the folder runs")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads of both runtimes (0: one per core)")
+    parser.add_argument("--threads", type=int, default=0, help=THREADS_HELP)
     parser.add_argument("--cache", type=Path, default=None,
                         help="OpenVINO model cache (default: a fresh temporary one, so first starts convert)")
     parser.add_argument("--seed", type=int, default=0)
@@ -261,8 +261,7 @@ def folder_section(args: argparse.Namespace, built: dict[Setup, Built], models: 
 # ------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)  # the OpenVINO runner follows torch's thread count
+    threads = set_threads(args.threads)  # the one meaning of --threads (the OpenVINO runner follows torch's count)
     previous_cache = os.environ.get("OPENPOSE_LITE_CACHE")
     with tempfile.TemporaryDirectory(prefix="bench_openvino_") as tmp_name:
         tmp = Path(tmp_name)

@@ -33,6 +33,7 @@ from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.data.samples import BottomUpTrainDataset
 from openpose_lite.data.synthetic import write_dataset
 from openpose_lite.data.transforms import AugmentParams
+from openpose_lite.io import plural
 from openpose_lite.models.factory import build_model
 from openpose_lite.params import fields_of
 from openpose_lite.training.branches import bottomup_loss_terms
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     forward = float(np.median(forward_times))
     params = sum(p.numel() for p in model.parameters())
     print()
-    print(f"Training step, {args.config.name}: {cfg.model.num_stages} stages of {cfg.model.stage_channels} channels, "
+    print(f"Training step, {args.config.name}: {plural(cfg.model.num_stages, 'stage')} of {cfg.model.stage_channels} channels, "
           f"width_mult {cfg.model.width_mult} ({params / 1e6:.2f} M parameters), {cfg.data.crop_size} px crops, "
           f"batch {cfg.train.batch_size}, {cfg.train.optimizer}; median of {args.steps} steps after {args.warmup}")
     print()

@@ -34,6 +34,7 @@ the default SGD rate is the paper's small 4e-5.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -196,21 +197,38 @@ def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
     }
 
 
+def _keys_of(section: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(_SECTIONS[section])]  # type: ignore[arg-type]
+
+
+def _did_you_mean(section: str | None, key: str) -> str:
+    """``did you mean data.crop_size? `` for a key of another section or a near spelling ("" for none)."""
+    if section is None:
+        near = difflib.get_close_matches(key, list(_SECTIONS), n=1, cutoff=0.6)
+        return f"did you mean {near[0]!r}? " if near else ""
+    elsewhere = [f"{other}.{key}" for other in _SECTIONS if other != section and key in _keys_of(other)]
+    near = elsewhere or [f"{section}.{k}" for k in difflib.get_close_matches(key, _keys_of(section), n=1, cutoff=0.6)]
+    return f"did you mean {near[0]}? " if near else ""
+
+
 def _check_keys(data: Any, where: str) -> None:
-    """Unknown sections or keys in a (partial) config mapping -> ValueError naming them and ``where``."""
+    """Unknown sections or keys in a (partial) config mapping -> ValueError naming them, the nearest
+    valid one (a near spelling, or the same key in another section) and ``where``."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: expected a mapping of sections {sorted(_SECTIONS)}, got {type(data).__name__}")
     for section, values in data.items():
         if section not in _SECTIONS:
-            raise ValueError(f"{where}: unknown section {section!r}; valid sections: {', '.join(_SECTIONS)}")
+            raise ValueError(f"{where}: unknown section {section!r}; {_did_you_mean(None, str(section))}"
+                             f"valid sections: {', '.join(_SECTIONS)}")
         if values is None:
             continue
         if not isinstance(values, Mapping):
             raise ValueError(f"{where}: section {section!r} must be a mapping, got {values!r}")
-        valid = [f.name for f in dataclasses.fields(_SECTIONS[section])]  # type: ignore[arg-type]
+        valid = _keys_of(section)
         for key in values:
             if key not in valid:
-                raise ValueError(f"{where}: unknown key {section}.{key}; valid keys of {section!r}: {', '.join(valid)}")
+                raise ValueError(f"{where}: unknown key {section}.{key}; {_did_you_mean(section, str(key))}"
+                                 f"valid keys of {section!r}: {', '.join(valid)}")
 
 
 def _merge(base: dict[str, dict[str, Any]], delta: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

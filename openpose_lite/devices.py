@@ -6,8 +6,8 @@ import logging
 
 import torch
 
-__all__ = ["PRECISIONS", "autocast_dtype", "cpu_computes_bf16", "cpu_computes_int8", "cpu_description", "cpu_model_name",
-           "resolve_device", "resolve_precision"]
+__all__ = ["PRECISIONS", "THREADS_HELP", "autocast_dtype", "cpu_computes_bf16", "cpu_computes_int8", "cpu_description",
+           "cpu_model_name", "resolve_device", "resolve_precision", "set_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,28 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0
     if index >= torch.cuda.device_count():
         raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA devices are visible")
     return torch.device("cuda", index)
+
+
+# --------------------------------------------------------------------------------- threads
+THREADS_HELP = ("CPU threads of the network: torch's intra-op threads, which the OpenVINO backend takes too "
+                "(0: torch's default, one per core). On a CPU shared with other jobs fewer threads are often "
+                "faster (docs/cli.md#threads)")
+
+
+def set_threads(threads: int) -> int:
+    """Set the CPU threads the networks compute with; returns the number in effect.
+
+    ``threads`` >= 1 is torch's intra-op thread count (``torch.set_num_threads``), which the
+    OpenVINO runtime follows (:mod:`openpose_lite.inference.openvino_runner` reads
+    ``torch.get_num_threads()`` when it compiles a network, so call this first); 0 leaves torch's
+    default (one thread per core, or ``OMP_NUM_THREADS``). The one meaning of every ``--threads``
+    option (infer, eval, train, bench). Raises ValueError for a negative or non-integer count.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+        raise ValueError(f"threads: expected an integer >= 0 (0: torch's default), got {threads!r}")
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 # ------------------------------------------------------------------------------- precision

@@ -157,6 +157,12 @@ def format_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """A count in words for messages: ``1 image``, ``2 images``, ``1 stage``; ``many`` where adding an
+    s is wrong (``plural(n, "person", "people")``)."""
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
 def read_bounded(path: str | os.PathLike[str], what: str, max_bytes: int) -> bytes:
     """The bytes of a regular file of at most ``max_bytes`` (see :func:`open_regular` for the errors);
     a larger one is refused, naming its size and the limit, before it is read."""

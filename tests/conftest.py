@@ -1,4 +1,5 @@
-"""Shared test fixtures: the COCO sample's location, a tiny bottom-up checkpoint, generated scenes and videos.
+"""Shared test fixtures: the COCO sample's location, a tiny bottom-up checkpoint, generated scenes and videos,
+and :func:`import_optional`, the one way a test takes an optional dependency.
 
 The real COCO sample lives beside the checkout in ``../shared/data/coco_sample`` (see its
 README); it is never copied into the repository, and every test that needs it skips with
@@ -7,7 +8,9 @@ the one reason below when it is absent.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -38,6 +41,33 @@ CUSTOM_SKELETON_FILES = {
 needs_custom_skeletons = pytest.mark.skipif(
     not all(p.is_file() for p in CUSTOM_SKELETON_FILES.values()),
     reason="the non-human COCO-format sets (../shared/data/custom_skeletons) are not available")
+
+
+# What makes each optional dependency of the tests importable (the skip reason says it).
+_INSTALL = {
+    "torchvision": "install the torchvision build that goes with the installed torch, from the same index (README, Set up)",
+    "onnx": "pip install 'openpose-lite[onnx]'",
+    "onnxruntime": "pip install 'openpose-lite[onnx]'",
+    "openvino": "pip install 'openpose-lite[openvino]'",
+    "nncf": "pip install 'openpose-lite[openvino]'",
+    "motmetrics": "pip install 'openpose-lite[track]'",
+    "tensorboard": "pip install 'openpose-lite[tensorboard]'",
+}
+
+
+def import_optional(name: str) -> ModuleType:
+    """The optional dependency ``name`` (a key of ``_INSTALL``: torchvision, onnx, onnxruntime,
+    openvino, nncf, motmetrics, tensorboard), imported; when it cannot be imported, whatever the
+    failure, the calling test is skipped (called at module level: the whole module). A broken
+    install fails at import with other errors than ImportError (a torchvision built for another
+    torch raises RuntimeError, a wheel for another CPU OSError), which ``pytest.importorskip``
+    lets through as a failure. The skip reason names the module, the exception and the fix.
+    """
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # noqa: BLE001 - any failure to import means: not available here
+        pytest.skip(f"{name} cannot be imported ({type(exc).__name__}: {exc}); {_INSTALL.get(name, 'install it')}",
+                    allow_module_level=True)
 
 
 def write_tiny_checkpoint(path: Path, heatmap_bias: float = 0.3, **codec: object) -> Path:

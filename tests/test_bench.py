@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import import_optional
 
 from openpose_lite import cli
 from openpose_lite.bench import (
@@ -47,7 +48,6 @@ TINY = ["--people", "1", "2", "--size", "96", "128", "--repeats", "1", "--warmup
         "--device", "cpu", "--threads", "1", "--bu-width-mult", "0.125", "--bu-stages", "2", "--bu-input-size", "64",
         "--hrnet-width", "8", "--td-input-hw", "64", "64"]
 SPEED_COLUMNS = [f.name for f in dataclasses.fields(SpeedRow)]
-HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 def _printed_command(out: str) -> str:
@@ -84,8 +84,7 @@ def test_tiny_bench_writes_csv_table_plot_and_prints_the_reproducing_command(tmp
     assert "--device cpu --precision fp32 --backend torch --threads 1" in command and "--hrnet-width 8" in command
     table = (out_dir / "table.md").read_text()
     assert command in table and "| people |" in table
-    if HAS_MATPLOTLIB:
-        assert (out_dir / "speed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out_dir / "speed.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # matplotlib: a core dependency
 
 
 def test_printed_command_parses_back_to_the_resolved_config(tmp_path):
@@ -327,7 +326,6 @@ def _tick_labels(fig) -> list[str]:
             for t in axis.get_ticklabels() + axis.get_ticklabels(minor=True)]
 
 
-@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
 def test_speed_figure_series_differ_in_colour_and_line_style_and_ticks_are_plain_numbers(tmp_path):
     import matplotlib.pyplot as plt
 
@@ -378,35 +376,14 @@ def _metrics_file(tmp_path, ap_epochs) -> Path:
     return path
 
 
-def test_plot_training_without_matplotlib_prints_the_table_and_one_line(tmp_path, monkeypatch, capsys):
+def test_plot_training_prints_the_table_and_draws_the_runs_curves(tmp_path, capsys):
+    """The script draws the figure every run writes as curves.png (training/curves.py), for any log."""
     module = _plot_training()
     metrics = _metrics_file(tmp_path, ap_epochs={3, 6})
-    _block_matplotlib(monkeypatch)
-    assert module.main([str(metrics), "-o", str(tmp_path / "curves.png")]) == module.EXIT_NO_PLOT
-    captured = capsys.readouterr()
-    assert "| epoch | train loss |" in captured.out and "| 6 | 66.7 | 75.0 | 0.600 |" in captured.out
-    assert captured.err.strip().count("\n") == 0
-    assert "matplotlib is not installed" in captured.err and "curves.png" in captured.err
-    assert not (tmp_path / "curves.png").exists()
-
-
-@pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed")
-def test_training_figure_plots_every_ap_point_with_plain_number_ticks(tmp_path):
-    import matplotlib.pyplot as plt
-
-    module = _plot_training()
-    every_epoch = module.epoch_records(_metrics_file(tmp_path, ap_epochs=set(range(1, 7))))
-    fig = module.training_figure(every_epoch, "t")
-    try:
-        ap_line = next(line for ax in fig.axes for line in ax.get_lines() if line.get_label() == "AP")
-        assert list(ap_line.get_xdata()) == [1, 2, 3, 4, 5, 6]
-        for ax in fig.axes:
-            lines = ax.get_lines()
-            assert len({(line.get_color(), line.get_linestyle()) for line in lines}) == len(lines) == 2
-        ticks = [t for t in _tick_labels(fig) if t]
-        assert ticks and all(_PLAIN_TICK.match(t) for t in ticks), ticks
-    finally:
-        plt.close(fig)
+    assert module.main([str(metrics), "-o", str(tmp_path / "figure.png")]) == module.EXIT_OK
+    out = capsys.readouterr().out
+    assert "| epoch | train loss |" in out and "| 6 | 66.7 | 75.0 | 0.600 |" in out
+    assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_bench_infer_runs_on_a_tiny_model_and_prints_one_row_per_configuration(capsys):
@@ -449,13 +426,15 @@ def test_flop_count_of_the_lightweight_network_matches_the_paper():
 
 
 def test_bench_tracking_prints_both_rows_and_the_time_per_frame(checkpoint, capsys):
+    import_optional("motmetrics")
     module = _benchmark_script("bench_tracking")
     assert module.main(["--videos", "1", "--frames", "6", "--people", "2", "--size", "96", "128",
                         "--timing-people", "3", "--timing-frames", "25", "--checkpoint", str(checkpoint)]) == 0
     out = capsys.readouterr().out
     assert "| (a) true poses + 2 px noise" in out
-    assert re.search(rf"\| \(b\) {re.escape(str(checkpoint))}'s own people \(input 128, one scale\) \| Tracker \|", out)
-    assert re.search(rf"\| \(b\) {re.escape(str(checkpoint))}'s own people \(input 128, one scale\) \| Tracker, min_score 0.4 \|", out)
+    model = rf"\| \(b\) {re.escape(str(checkpoint))}'s own people \(input 128, one scale\) \| "
+    assert re.search(model + r"Tracker \(defaults: min_score 0.55\) \|", out)  # the defaults changed on purpose
+    assert re.search(model + r"Tracker, min_score 0 \|", out)  # every person: what the default leaves out
     assert re.search(r"\| off \| [0-9.]+ \|", out) and re.search(r"\| One Euro \| [0-9.]+ \|", out)
 
 

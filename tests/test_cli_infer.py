@@ -14,11 +14,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import mixed_folder, read_video_frames, write_tiny_checkpoint, write_video
+from conftest import import_optional, mixed_folder, read_video_frames, write_tiny_checkpoint, write_video
 
 from openpose_lite.cli import main
 from openpose_lite.config import CodecConfig
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
+from openpose_lite.run_lock import LOCK_NAME
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
 OPENPOSE_PERSON_FIELDS = {
@@ -58,7 +59,7 @@ def test_one_image_gives_a_valid_openpose_json_and_coco_results(checkpoint, data
     assert json.loads((out / "images.json").read_text())["1"]["file"] == str(image)
     rendered = cv2.imread(str(out / "000001_rendered.jpg"))
     assert rendered.shape == (height, width, 3)
-    assert f"1 images, {len(data['people'])} people, 0 failures" in capsys.readouterr().out
+    assert f"1 image, {len(data['people'])} people, 0 failures" in capsys.readouterr().out
 
 
 def test_a_folder_gives_one_json_per_image_with_batches(checkpoint, dataset, tmp_path):
@@ -85,7 +86,7 @@ def test_a_video_gives_one_json_per_frame_and_a_rendered_video(checkpoint, tmp_p
     index = json.loads((out / "images.json").read_text())
     assert sorted(entry["frame"] for entry in index.values()) == [0, 1, 2]
     assert len(read_video_frames(out / "clip_rendered.mp4")) == 3
-    assert not list(out.glob(".*"))  # no temporary files left behind
+    assert [p.name for p in out.glob(".*")] == [LOCK_NAME]  # no temporary files left behind, only the folder's lock
 
 
 def test_an_unreadable_image_is_reported_and_skipped_and_the_run_fails(checkpoint, dataset, tmp_path, capsys):
@@ -99,7 +100,9 @@ def test_an_unreadable_image_is_reported_and_skipped_and_the_run_fails(checkpoin
     assert code == 1
     captured = capsys.readouterr()
     assert "cannot read image" in captured.err and "b_broken.jpg" in captured.err
-    assert "1 images" in captured.out and "1 failures" in captured.out
+    # each line names the file once (the reader's message names it already)
+    assert all(line.count("b_broken.jpg") == 1 for line in captured.err.splitlines() if "b_broken" in line)
+    assert "1 image, " in captured.out and "1 failure;" in captured.out
     assert (out / "a_good_keypoints.json").is_file()  # the run went on past the broken file
     assert not (out / "b_broken_keypoints.json").exists()
     assert json.loads((out / "images.json").read_text()) == {
@@ -187,7 +190,7 @@ def test_export_writes_a_torchscript_network_that_matches_the_model(checkpoint, 
 
 
 def test_export_onnx_and_missing_weights(checkpoint, tmp_path, capsys):
-    pytest.importorskip("onnx")
+    import_optional("onnx")
     out = tmp_path / "net.onnx"
     assert main(["export", "--weights", str(checkpoint), "--format", "onnx", "-o", str(out), "--input-hw", "64", "64"]) == 0
     assert out.is_file() and out.stat().st_size > 0

@@ -63,12 +63,21 @@ def test_two_processes_under_torchrun_write_what_one_process_writes(checkpoint, 
     # torchrun turns any other exit code into a ChildFailedError report with a traceback.
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr and "ChildFailedError" not in run.stderr
-    assert "(2 processes)" in run.stdout and "1 failures" in run.stdout and "failed: " in run.stderr
+    assert "(2 processes)" in run.stdout and "1 failure (2 processes)" in run.stdout and "failed: " in run.stderr
     assert "broken.jpg" in run.stderr
     expected = {p.name: p.read_bytes() for p in sorted(single.iterdir())}
     got = {p.name: p.read_bytes() for p in sorted(shared.iterdir())}  # no journals are left behind
     assert got == expected
     assert len([n for n in got if n.endswith("_keypoints.json")]) == 3 + 3
+
+    # Rank 0 owns the folder: a second run appends to it, every rank naming its outputs around the first run's.
+    again = subprocess.run(_torchrun("-m", "openpose_lite", *infer, str(shared), "--append"), env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    images = json.loads((shared / "images.json").read_text())
+    assert len(images) == 2 * 6 and len({e["json"] for e in images.values()}) == 12
+    assert {p.name for p in shared.glob("*_keypoints.json")} == {e["json"] for e in images.values()}
+    assert all(got[name] == (shared / name).read_bytes() for name in got if name.endswith("_keypoints.json"))
 
     # With other thread counts the network sums in another order: a person at a threshold may be found
     # in one run only, the others' numbers agree to float32 rounding (docs/cli.md states these bounds).

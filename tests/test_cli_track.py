@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import read_video_frames
+from conftest import import_optional, read_video_frames
 
 from openpose_lite.cli import infer as infer_cli
 from openpose_lite.cli import main
@@ -90,6 +90,7 @@ def _written_people(out: Path, names: list[str]) -> list[Poses]:
 @pytest.mark.parametrize("pipeline", [[], ["--no-pipeline"]])
 def test_track_writes_the_ids_of_the_tracker_and_they_follow_the_true_people(source, pipeline, video, checkpoint,
                                                                             tmp_path, monkeypatch):
+    import_optional("motmetrics")
     path, frames_dir, truth, detections = video
     monkeypatch.setattr(infer_cli, "build_predictor", lambda args: VideoPeople(detections))
     out = tmp_path / "out"

@@ -241,7 +241,7 @@ def test_main_person_prefers_well_labelled_people():
 
 
 def test_wrapper_with_the_real_codec(tiny_coco):
-    bottomup = pytest.importorskip("openpose_lite.codecs.bottomup")
+    from openpose_lite.codecs import bottomup
     codec = bottomup.BottomUpPafCodec()
     ds = BottomUpTrainDataset(CocoKeypoints(*tiny_coco), codec, AugmentParams(crop_size=64), train=True, seed=0)
     image, targets, weights = ds[0]

@@ -104,6 +104,24 @@ def test_unknown_override_key_is_named():
         load_config(None, ["train.learning_rate=0.1"])
 
 
+@pytest.mark.parametrize("override, near", [
+    ("train.lrr=0.1", "did you mean train.lr?"),  # a near spelling in the section
+    ("train.crop_size=64", "did you mean data.crop_size?"),  # the key of another section
+    ("trian.lr=0.1", "did you mean 'train'?"),  # a near section
+])
+def test_an_unknown_key_names_the_near_one_before_listing_the_valid_ones(override, near):
+    with pytest.raises(ValueError) as info:
+        load_config(None, [override])
+    message = str(info.value)
+    assert near in message and message.index(near) < message.index("valid ")
+
+
+def test_an_unknown_key_far_from_every_key_lists_the_valid_ones_only():
+    with pytest.raises(ValueError) as info:
+        load_config(None, ["train.zzzzqqq=1"])
+    assert "did you mean" not in str(info.value) and "valid keys of 'train': epochs" in str(info.value)
+
+
 def test_paired_paths_may_come_from_separate_overrides():
     cfg = load_config(None, ["data.train_ann=a.json", "data.train_images=imgs"])
     assert (cfg.data.train_ann, cfg.data.train_images) == ("a.json", "imgs")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import import_optional
 
 from openpose_lite.models.export import export_onnx, export_torchscript
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf
@@ -25,7 +26,7 @@ def last_stage(model: VGG19PafNet, images: torch.Tensor) -> dict[str, torch.Tens
 
 
 def test_onnx_matches_pytorch_at_other_sizes_and_batch(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    ort = import_optional("onnxruntime")
     model = small_model()
     path = export_onnx(model, tmp_path / "net.onnx", input_hw=(64, 64))
     assert path == tmp_path / "net.onnx"
@@ -105,7 +106,7 @@ def test_exports_carry_the_config_and_the_networks_skeleton(tmp_path):
     torch.jit.load(str(export_torchscript(model, tmp_path / "net.pt", (64, 64), config=config)), _extra_files=extra)
     stored = json.loads(extra["openpose_lite.json"])
     assert stored["config"] == config and Skeleton.from_dict(stored["skeleton"]) == model.skeleton
-    onnx = pytest.importorskip("onnx")
+    onnx = import_optional("onnx")
     proto = onnx.load(str(export_onnx(model, tmp_path / "net.onnx", (64, 64), config=config)))
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props["openpose_lite"]) == stored

@@ -243,6 +243,28 @@ def test_with_reconnect_a_server_back_within_the_tries_is_read_on_to_the_end(che
     assert frames[-1] > 40  # frames after the reconnection were processed (about 25 were read before it)
 
 
+def test_a_live_run_follows_the_output_folder_rule_and_appends_to_the_index(checkpoint, dataset, tmp_path, capsys):
+    """The folder holds a run of files: refused before the source opens; --append adds the frames of two
+    live runs, each with its own rendered video, and the index lists every image of the folder."""
+    out = tmp_path / "out"
+    image = dataset / "images" / "000001.jpg"
+    assert main(["infer", str(image), "--checkpoint", str(checkpoint), "-o", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    code, took = _infer(f"http://127.0.0.1:{_free_port()}/cam", checkpoint, out)  # nothing listens there
+    assert code == 2 and took < 5.0
+    assert "already holds a run (1 keypoint file, results_coco.json, images.json); add to it with --append" in \
+        capsys.readouterr().err
+    with MjpegServer(frames=250, fps=25, image_hw=HW) as server:
+        for _ in range(2):
+            assert _infer(server.url, checkpoint, out, "--append", "--max-frames", "2", "--render")[0] == 0
+    images = json.loads((out / "images.json").read_text())
+    results = json.loads((out / "results_coco.json").read_text())
+    assert sorted(images, key=int) == ["1", "2", "3", "4", "5"] and images["1"]["file"] == str(image)
+    assert sorted(e["json"] for e in images.values()) == sorted(p.name for p in out.glob("*_keypoints.json"))
+    assert {r["image_id"] for r in results} <= {int(i) for i in images}
+    assert len(list(out.glob("*_rendered.mp4"))) == 2  # the second live run's video did not replace the first's
+
+
 def test_an_unreachable_port_exits_2_within_seconds_naming_it(checkpoint, tmp_path, capsys):
     url = f"http://127.0.0.1:{_free_port()}/stream.mjpg"
     code, took = _infer(url, checkpoint, tmp_path / "out")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import import_optional
 from test_mobilenet_paf import (
     imagenet_entries,
     random_state,
@@ -87,8 +88,8 @@ def test_infer_and_eval_accept_a_reference_layout_file_as_weights(reference_file
 
 
 def test_onnx_export_matches_pytorch_with_onnxruntime(reference_file, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+    ort = import_optional("onnxruntime")
+    import_optional("onnx")
     onnx_path = tmp_path / "lw.onnx"
     assert main(["export", "--weights", str(reference_file[0]), "--format", "onnx", "-o", str(onnx_path),
                  "--input-hw", "64", "64"]) == 0

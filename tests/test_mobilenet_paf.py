@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import import_optional
 
 from openpose_lite.models.mobilenet_paf import (
     ARCH,
@@ -578,7 +579,7 @@ def test_torchscript_export_reloads_and_matches_pytorch(tmp_path):
 
 
 def test_onnx_export_matches_pytorch(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
+    ort = import_optional("onnxruntime")
     from openpose_lite.models.export import export_onnx
 
     model = small_model()

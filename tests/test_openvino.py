@@ -16,13 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import import_optional
 from torch import nn
 
-try:
-    import openvino
-except Exception as exc:  # any failure (missing, broken wheel, unsupported CPU) skips the module
-    pytest.skip(f"openvino does not import ({type(exc).__name__}: {exc}); install the extra: "
-                "pip install 'openpose-lite[openvino]'", allow_module_level=True)
+openvino = import_optional("openvino")  # any failure to import skips the module
 
 from openpose_lite import devices
 from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec, config_to_dict
@@ -226,7 +223,7 @@ def scenes(tmp_path_factory):
 
 
 def test_int8_calibrated_on_generated_scenes_is_close_to_fp32_and_cached(networks, cache, scenes, monkeypatch):
-    pytest.importorskip("nncf", reason="int8 needs nncf (pip install 'openpose-lite[openvino]')")
+    import_optional("nncf")
     model = networks["mobilenet"]
     codec = build_bottomup_codec(skeleton=model.skeleton)
     predictor = BottomUpPredictor(model, codec, input_size=64, backend="openvino", precision="int8", calibration=scenes)
@@ -305,7 +302,7 @@ def test_missing_openvino_is_an_error_naming_the_extra(networks, monkeypatch):
 
 @pytest.mark.slow
 def test_bench_openvino_runs_on_tiny_networks_and_prints_every_row(capsys):
-    pytest.importorskip("nncf", reason="int8 needs nncf (pip install 'openpose-lite[openvino]')")
+    import_optional("nncf")
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_openvino.py"
     spec = importlib.util.spec_from_file_location("benchmarks_bench_openvino", path)
     module = importlib.util.module_from_spec(spec)
@@ -353,6 +350,29 @@ def test_a_second_infer_on_the_same_weights_starts_without_converting_again(tiny
     assert main([*args, "-o", str(tmp_path / "second")]) == 0 and len(calls) == 1  # read from the cache
     for name in ("000001_keypoints.json", "results_coco.json"):
         assert (tmp_path / "first" / name).read_text() == (tmp_path / "second" / name).read_text()
+
+
+def test_threads_sets_the_openvino_runtimes_threads_as_torchs(tiny, cache, tmp_path, monkeypatch):
+    """``--threads`` means one thing whatever the runtime: the OpenVINO network compiles with that many threads."""
+    from openpose_lite.cli import main
+
+    checkpoint, ann = tiny
+    seen = []
+    init = openvino_runner.OpenVinoRunner.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append((self.threads, int(self.compiled.get_property("INFERENCE_NUM_THREADS"))))
+
+    monkeypatch.setattr(openvino_runner.OpenVinoRunner, "__init__", recording)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["infer", str(ann.parent / "images" / "000001.jpg"), "--checkpoint", str(checkpoint), "--backend",
+                     "openvino", "--threads", "1", "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == [(1, 1)]
 
 
 def test_export_writes_an_ir_with_its_config_that_infer_and_eval_run_as_weights(tiny, cache, tmp_path, capsys):

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import COCO_SAMPLE_IMAGES, COCO_SAMPLE_VAL_ANN, needs_coco_sample
+from conftest import COCO_SAMPLE_IMAGES, COCO_SAMPLE_VAL_ANN, import_optional, needs_coco_sample
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from reference_topdown_inputs import (
@@ -452,7 +452,7 @@ def test_official_weights_on_the_coco_sample_get_the_reference_pipeline_ap(offic
 
 # ------------------------------------------------------------------------------ ImageNet trunks
 def test_imagenet_vgg19_trunk_on_the_cmu_input_computes_torchvision_vgg19_on_its_input(tmp_path):
-    torchvision = pytest.importorskip("torchvision")
+    torchvision = import_optional("torchvision")
     torch.manual_seed(0)
     reference = torchvision.models.vgg19(weights=None).eval()
     path = tmp_path / "vgg19.pth"

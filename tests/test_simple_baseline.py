@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import COCO_SAMPLE_IMAGES, COCO_SAMPLE_VAL_ANN, needs_coco_sample
+from conftest import COCO_SAMPLE_IMAGES, COCO_SAMPLE_VAL_ANN, import_optional, needs_coco_sample
 from reference_topdown_inputs import (
     MMPOSE_STD,
     TORCH_MEAN,
@@ -330,17 +330,8 @@ def test_each_layout_is_detected_and_no_other_is():
 
 
 # ----------------------------------------------------------------------------- ImageNet trunks
-def _torchvision():
-    """torchvision, or a skip with the reason (some installs fail at import, not only when absent)."""
-    try:
-        import torchvision
-    except Exception as exc:  # noqa: BLE001 - any import failure means: no reference to compare with
-        pytest.skip(f"torchvision cannot be imported: {exc!r}")
-    return torchvision
-
-
 def test_imagenet_resnet_fills_the_trunk_and_computes_torchvision_layer4():
-    tv = _torchvision()
+    tv = import_optional("torchvision")
     torch.manual_seed(6)
     reference = tv.models.resnet18(weights=None).eval()
     with torch.no_grad():  # random BN statistics, so a wrong mapping of running stats shows

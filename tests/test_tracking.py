@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import read_video_frames
+from conftest import import_optional, read_video_frames
 
 from openpose_lite.data.synthetic_video import (
     VideoConfig,
@@ -94,6 +94,7 @@ def _occlusions(frames, min_frames: int) -> int:
 
 
 def test_tracker_keeps_ids_through_crossings_and_occlusions_of_noisy_detections(video):
+    import_optional("motmetrics")
     frames, truth, detections = video
     assert len({tid for fr in frames for tid in fr.track_ids.tolist()}) >= 8
     assert _crossings(truth) >= 5
@@ -105,6 +106,7 @@ def test_tracker_keeps_ids_through_crossings_and_occlusions_of_noisy_detections(
 
 
 def test_tracker_beats_greedy_nearest_neighbour_on_the_noisy_video(video):
+    import_optional("motmetrics")
     _, truth, detections = video
     ours = evaluate_tracking(Tracker().track(detections), truth)
     greedy = evaluate_tracking(greedy_nearest_neighbour(detections), truth)
@@ -260,6 +262,7 @@ def test_tracker_smoothing_is_off_by_default_and_reduces_jitter_when_on():
 
 # ---------------------------------------------------------------------- both skeletons
 def test_tracker_follows_coco17_and_openpose18_people_alike(video):
+    import_optional("motmetrics")
     _, truth, detections = video
     for skeleton in (COCO_17, OPENPOSE_18):
         dets = [d.as_skeleton(skeleton) for d in detections[:45]]
@@ -329,6 +332,7 @@ def test_frames_without_people_are_accepted_whatever_their_skeleton():
 
 # -------------------------------------------------------------------------- metrics
 def test_evaluate_tracking_counts_a_swap_and_scores_perfect_tracking_one(video):
+    import_optional("motmetrics")
     _, truth, _ = video
     perfect = evaluate_tracking(truth, truth)
     assert perfect["mota"] == 1.0 and perfect["idf1"] == 1.0 and perfect["id_switches"] == 0

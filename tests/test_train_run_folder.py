@@ -229,6 +229,15 @@ def test_bare_resume_rebuilds_from_the_checkpoint_config(one_epoch_run, tmp_path
     assert "width_mult: 0.125" in (out / "config.yaml").read_text()
 
 
+def test_resuming_a_finished_run_says_it_is_complete_and_how_to_train_further(one_epoch_run, tmp_path, capsys):
+    out = _copy(one_epoch_run, tmp_path / "run")
+    assert train_vgg19.main(["--resume", str(out / "last.pt"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert ("resuming after epoch 1 of 1: the run is complete, nothing left to train; to train further raise "
+            f"train.epochs (e.g. --resume {out / 'last.pt'} train.epochs=2)") in printed
+    assert _epochs(out) == [1]
+
+
 def test_resume_overrides_take_effect_or_are_refused(one_epoch_run, tmp_path, capsys):
     out = _copy(one_epoch_run, tmp_path / "run")
     config_before = (out / "config.yaml").read_text()

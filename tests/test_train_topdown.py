@@ -75,7 +75,7 @@ def test_eval_and_infer_accept_a_topdown_checkpoint(trained, scenes, tmp_path, c
     dets = tmp_path / "dets.json"
     dets.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 70], "score": 0.9}]))
     assert main(["infer", image, "--checkpoint", str(trained / "last.pt"), "--boxes", str(dets),
-                 "-o", str(out), "--no-progress"]) == 0
+                 "-o", str(out), "--no-progress", "--overwrite"]) == 0  # replaces the run above (output folder rule)
     people = json.loads((out / "000001_keypoints.json").read_text())["people"]
     assert len(people) == 1 and len(people[0]["pose_keypoints_2d"]) == 54
 

@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import import_optional
 from torch import nn
 
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf, scaled_width
@@ -71,7 +72,7 @@ def test_full_model_has_the_cmu_layer_sizes():
 
 
 def test_trunk_computes_torchvision_vgg19_features_up_to_conv4_2():
-    torchvision = pytest.importorskip("torchvision")
+    torchvision = import_optional("torchvision")
     model = small_model(width_mult=1.0, num_stages=1)
     # Build torchvision's vgg19 without its 100M-parameter classifier initialisation cost.
     with torch.device("meta"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import import_optional
 
 from openpose_lite.models import weights as weights_mod
 from openpose_lite.models.architectures import ARCHITECTURES, Architecture, WeightLayout
@@ -201,7 +202,7 @@ def torchvision_vgg19_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     The two large classifier matrices are left out to keep the test light; the loader
     ignores classifier keys anyway, which the remaining classifier keys check.
     """
-    torchvision = pytest.importorskip("torchvision")
+    torchvision = import_optional("torchvision")
     with torch.device("meta"):
         reference = torchvision.models.vgg19()
     g = torch.Generator().manual_seed(seed)

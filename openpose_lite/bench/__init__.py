@@ -8,7 +8,7 @@
 ``accuracy``    :class:`AccuracyRow`: codec oracles and models on a COCO file, side by side
 ``run``         :func:`run_bench` -> :class:`BenchResult`
 ``report``      markdown tables, CSV files, :func:`write_outputs`
-``plot``        the speed figure (matplotlib, optional)
+``plot``        the speed figure (matplotlib)
 =============== ==========================================================================
 
 Random weights are fine for timing (the forward pass does the same work whatever the weights),

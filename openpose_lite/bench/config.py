@@ -18,7 +18,7 @@ from typing import Literal
 
 from openpose_lite.bench.options import CommandLineOptions, option
 from openpose_lite.config import CodecConfig, TopDownConfig
-from openpose_lite.devices import PRECISIONS
+from openpose_lite.devices import PRECISIONS, THREADS_HELP
 from openpose_lite.inference.network import BACKENDS
 from openpose_lite.models.architectures import architectures
 from openpose_lite.models.factory import published_config
@@ -52,7 +52,8 @@ class BenchConfig(Params, CommandLineOptions):
     values; ``precision`` is checked against the device then, as the predictors do). ``flip``
     turns the flip test on in the accuracy section only (timing is without flip).
 
-    ``threads`` defaults to 1, not torch's one per core: on a CPU shared with other jobs, two
+    ``threads`` means what every ``--threads`` means (:func:`openpose_lite.devices.set_threads`)
+    but defaults to 1, not torch's one per core: on a CPU shared with other jobs, two
     threads of HRNet's many small convolutions spend most of their time waiting for each other
     (measured on the 2-core reference box under load: 13 s instead of 0.3 s for one crop), which
     makes timings neither fast nor repeatable. Use 0 (torch's default) on an idle machine.
@@ -74,8 +75,8 @@ class BenchConfig(Params, CommandLineOptions):
                                     "(the fastest this device runs natively)")
     backend: str = option("torch", "runtime of both networks: torch or openvino (the CPU deployment runtime)")
     calibration: str | None = option(None, "backend openvino, precision int8: images to calibrate on", metavar="DIR")
-    threads: int = option(1, "torch CPU threads (0: torch's default, one per core; 1 is the repeatable choice on "
-                             "a CPU shared with other jobs)")
+    threads: int = option(1, f"{THREADS_HELP}; 1 by default here, the repeatable choice on a CPU shared with other "
+                             "jobs")
     seed: int = option(0, "seed of the scenes and of the random weights")
     box_source: BoxSource = option("gt", "top-down boxes: the scene's ground truth, or the bottom-up model's people")
     bu_arch: str | None = option(None, f"random bottom-up model: the published network of one of {', '.join(_BU_ARCHS)} "

@@ -1,4 +1,4 @@
-"""The speed-vs-people figure, and log axes labelled in plain numbers (matplotlib, the ``plot`` extra).
+"""The speed-vs-people figure (matplotlib; log axes labelled in plain numbers by :mod:`openpose_lite.plots`).
 
 Every series has its own colour, line style and marker, so none hides another even where two
 curves coincide (a top-down total and its network time differ by about 1%); the figure has two
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openpose_lite.io import atomic_write_path
+from openpose_lite.plots import plain_log_axis, plain_number
 
 if TYPE_CHECKING:
     from openpose_lite.bench.run import BenchResult
@@ -38,21 +39,6 @@ _PARTS: tuple[_Series, ...] = (
     ("TD network, batched", lambda r: r.td_network_batched_ms, "tab:brown", "--", "v"),
     ("TD crops + decode", lambda r: r.td_crop_ms + r.td_decode_ms, "tab:pink", ":", "x"),
 )
-
-
-def plain_number(value: float, _position: Any = None) -> str:
-    """A tick value as plain digits: 5000, 20, 0.5 (a matplotlib formatter function)."""
-    return f"{value:.0f}" if value >= 1 else f"{value:.3g}"
-
-
-def plain_log_axis(axis: Any, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
-    """Label a log-scaled matplotlib axis (``ax.xaxis`` / ``ax.yaxis``, after ``set_*scale("log")``)
-    with plain numbers at ``subs`` x 10^k, and no minor labels."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis.set_major_locator(LogLocator(base=10.0, subs=subs))
-    axis.set_major_formatter(FuncFormatter(plain_number))
-    axis.set_minor_formatter(NullFormatter())
 
 
 def _panel(ax: Any, rows: list["SpeedRow"], series: tuple[_Series, ...], title: str) -> None:
@@ -101,7 +87,7 @@ def plot_speed(result: "BenchResult", path: str | Path) -> Path | None:
         matplotlib.use("Agg")  # files only: never needs a display
         import matplotlib.pyplot as plt
     except ImportError:
-        logger.warning("matplotlib is not installed: %s not written (pip install 'openpose-lite[plot]')", path)
+        logger.warning("matplotlib is not installed: %s not written (pip install matplotlib)", path)
         return None
     fig = speed_figure(result)
     try:

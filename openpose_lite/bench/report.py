@@ -19,7 +19,7 @@ from openpose_lite.bench.run import BenchResult
 from openpose_lite.bench.speed import SpeedRow
 from openpose_lite.evaluation import METRIC_NAMES
 from openpose_lite.inference.boxes import KEYPOINT_BOX_PADDING
-from openpose_lite.io import write_text_atomic
+from openpose_lite.io import plural, write_text_atomic
 
 __all__ = ["accuracy_table", "markdown_report", "speed_table", "write_outputs"]
 
@@ -43,10 +43,6 @@ _SPEED_HEADERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def _speed_caption(result: BenchResult) -> str:
     cfg, info = result.config, result.info
     h, w = cfg.image_hw
@@ -59,7 +55,7 @@ def _speed_caption(result: BenchResult) -> str:
                  "cost = the bottom-up total)")
     map_h, map_w = info["map_hw"]
     return (f"Speed vs people: one generated {h}x{w} scene per point (seed {cfg.seed}), batch of one image, "
-            f"device {info['device']} at {cfg.precision} ({cfg.backend}), {_plural(info['threads'], 'torch thread')} on {info['cpu_count']} cores; "
+            f"device {info['device']} at {cfg.precision} ({cfg.backend}), {plural(info['threads'], 'torch thread')} on {info['cpu_count']} cores; "
             f"ms per image, median of {cfg.repeats} after {cfg.warmup} warm-up call(s) per new input shape "
             f"(numba kernels compiled before any timing). Bottom-up: {info['bottomup']} (maps {map_h}x{map_w}), "
             f"one scale, no flip; 'BU decode' decodes the network's maps, 'BU decode (GT maps)' the codec's encoding "

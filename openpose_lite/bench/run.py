@@ -16,7 +16,7 @@ from openpose_lite.bench.accuracy import AccuracyRow, measure_accuracy
 from openpose_lite.bench.config import BenchConfig
 from openpose_lite.bench.models import BenchModels, build_models
 from openpose_lite.bench.speed import SpeedRow, measure_speed
-from openpose_lite.devices import resolve_device
+from openpose_lite.devices import resolve_device, set_threads
 from openpose_lite.geometry import letterbox_affine
 from openpose_lite.inference.network import check_runtime
 
@@ -72,9 +72,8 @@ def run_bench(config: BenchConfig) -> BenchResult:
     _check_paths(config)
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
-    cfg = dataclasses.replace(config, device=str(device), threads=config.threads or previous_threads,
-                              precision=check_runtime(config.backend, config.precision, device, config.calibration))
-    torch.set_num_threads(cfg.threads)
+    precision = check_runtime(config.backend, config.precision, device, config.calibration)
+    cfg = dataclasses.replace(config, device=str(device), threads=set_threads(config.threads), precision=precision)
     load_before = os.getloadavg()[0]
     try:
         models, cfg = build_models(cfg, device)

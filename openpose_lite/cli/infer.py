@@ -10,24 +10,31 @@ network (:func:`openpose_lite.inference.pipeline.run_pipelined`; ``--no-pipeline
 steps one after another). ``--track`` follows people across the frames of each video and of each
 folder of frames (in name order) and writes their ids. Under torchrun the inputs are shared out
 between the processes (:mod:`openpose_lite.cli.shards`).
+
+The output folder follows the rule of every output folder (:mod:`openpose_lite.output_folder`):
+one holding another run's outputs is refused unless ``--overwrite`` or ``--append``, and the run
+holds its lock from before the first write to the end (under torchrun, rank 0 does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, describe_os_error, interrupt_code, interrupt_word
-from openpose_lite.cli.live import add_live_args, live_source, path_or_url, run_live
+from openpose_lite.cli.live import add_live_args, live_source, path_or_url, run_live, tracker_params
 from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
 from openpose_lite.cli.outputs import (
+    InferFolder,
     InferRun,
     VideoOutput,
+    add_folder_args,
     add_image_limit_args,
     frame_count,
     progress_disabled,
@@ -35,8 +42,9 @@ from openpose_lite.cli.outputs import (
 )
 from openpose_lite.cli.shards import Gathered, Shard, current_shard
 from openpose_lite.images import IMAGE_EXTENSIONS
-from openpose_lite.io import file_problem
+from openpose_lite.io import file_problem, plural
 from openpose_lite.structures import Poses
+from openpose_lite.tracking import TrackerParams
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 
@@ -60,15 +68,18 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     add_predictor_args(p)
     add_image_limit_args(p, annotations=False)
     p.add_argument("--output", "-o", type=Path, default=Path("openpose_output"),
-                   help="output folder (default: %(default)s)")
+                   help="output folder (default: %(default)s); one that holds another run's outputs is refused "
+                   "unless --overwrite or --append")
+    add_folder_args(p)
     p.add_argument("--render", action="store_true", help="also write the images (or videos) with the people drawn")
     p.add_argument("--track", action="store_true",
                    help="follow people across the frames of each video and of each folder of frames (name order): "
                    "person_id in the OpenPose JSON, track_id in results_coco.json, one colour per id in drawings")
     p.add_argument("--smooth", action="store_true", help="with --track: smooth keypoints over time (One Euro filter)")
-    p.add_argument("--track-min-score", type=float, default=0.0, metavar="S",
+    p.add_argument("--track-min-score", type=float, default=None, metavar="S",
                    help="with --track: people scoring under S get no id (person_id -1), so that a network's "
-                   "low-scoring fragments of people start no tracks (default: %(default)s, every person)")
+                   f"low-scoring fragments of people start no tracks (default: the tracker's, {TrackerParams.min_score}; "
+                   "0: every person)")
     p.add_argument("--no-pipeline", action="store_true",
                    help="read, run and write one batch after another instead of overlapping them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
@@ -118,13 +129,11 @@ def _check_options(args: argparse.Namespace, inputs: Sequence[_Input]) -> None:
                        "(new or existing)")
     if args.smooth and not args.track:
         raise CliError("--smooth smooths tracked people over time; add --track")
-    if args.track_min_score and not args.track:
+    if args.track_min_score is not None and not args.track:
         raise CliError("--track-min-score sets which people the tracker follows; add --track")
     if args.track:
-        from openpose_lite.tracking import TrackerParams
-
         try:  # the tracker's own range checks, before the model loads
-            TrackerParams(min_score=args.track_min_score)
+            tracker_params(args)
         except ValueError as exc:
             raise CliError(f"--track-min-score {args.track_min_score}: {exc}") from None
         lone = [i.path for i in inputs if i.sequence is None]
@@ -210,13 +219,12 @@ class _Writer:
             return poses
         sequence = self.inputs[item.index].sequence
         if sequence != self.sequence or self.tracker is None:
-            from openpose_lite.tracking import Tracker, TrackerParams
+            from openpose_lite.tracking import Tracker
 
             # The One Euro filter's cutoffs are in Hz: a video's own rate; frames in a folder, 30 fps.
             fps = video_fps(sequence) if self.inputs[item.index].kind == "video" else 0.0
             self.sequence = sequence
-            self.tracker = Tracker(TrackerParams(smooth=self.args.smooth, fps=fps or 30.0,
-                                                       min_score=self.args.track_min_score))
+            self.tracker = Tracker(tracker_params(self.args, fps or 30.0))
         return self.tracker.update(poses)
 
     def __call__(self, item: _Item, result: Poses | str) -> None:
@@ -229,7 +237,9 @@ class _Writer:
             self.video_index = item.index
         if isinstance(result, str):
             where = source.path if item.frame is None else f"{source.path}, frame {item.frame}"
-            self.run.fail(f"{where}: {result}", item.index)
+            # the image reader's messages name the file already
+            named = item.frame is None and str(source.path) in result
+            self.run.fail(result if named else f"{where}: {result}", item.index)
             result = Poses.empty()  # a tracker still counts the frame as seen without people
             if self.args.track:
                 self._tracked(item, result)
@@ -247,7 +257,7 @@ class _Writer:
 
     def close_video(self) -> None:
         if self.video is not None and self.video.close():
-            self.run.written["rendered videos"] += 1
+            self.run.written["rendered video"] += 1
         self.video = None
 
     def discard(self) -> None:
@@ -285,8 +295,8 @@ def _stopped(run: InferRun, shard: Shard, reason: str, code: int) -> CliError:
     if shard.rank != 0:
         if run.journal is not None:
             run.journal.close(done=False)
-        return CliError(f"[rank {shard.rank}] {reason} after {run.num_images} images of its share; rank 0 writes the "
-                        "run's index", code)
+        return CliError(f"[rank {shard.rank}] {reason} after {plural(run.num_images, 'image')} of its share; rank 0 "
+                        "writes the run's index", code)
     gathered = _gather_now(run, shard)
     try:
         _write_index(run, shard, gathered)
@@ -296,7 +306,7 @@ def _stopped(run: InferRun, shard: Shard, reason: str, code: int) -> CliError:
     lost = f" (unfinished: rank {', '.join(map(str, gathered.lost))})" if gathered.lost else ""
     left = f"; {len(missing)} inputs not processed: {_names(missing)}" if missing else ""
     held = f"; the index holds {len(gathered.entries)} images of all processes" if shard.distributed else ""
-    return CliError(f"{reason} after {run.num_images} images{lost}; {run.summary()}{held}{left}", code)
+    return CliError(f"{reason} after {plural(run.num_images, 'image')}{lost}; {run.summary()}{held}{left}", code)
 
 
 def _gather_now(run: InferRun, shard: Shard) -> Gathered:
@@ -363,6 +373,45 @@ def _process(args: argparse.Namespace, predictor, inputs: Sequence[_Input], shar
     _report_videos(stream, run)
 
 
+def _on_rank_0(shard: Shard, action: Callable[[], None], output: Path) -> None:
+    """Run ``action`` on rank 0 (the owner of the output folder); every rank raises what it raised
+    (the other ranks: that rank 0 could not take the folder)."""
+    error: Exception | None = None
+    if shard.rank == 0:
+        try:
+            action()
+        except (CliError, ValueError, OSError) as exc:
+            error = exc
+    if not shard.all_agree(error is None):
+        if error is not None:
+            raise error
+        raise CliError(f"[rank {shard.rank}] rank 0 could not take the output folder {output}")
+
+
+@contextlib.contextmanager
+def _owned_folder(args: argparse.Namespace, inputs: Sequence[_Input], shard: Shard) -> Iterator[InferRun]:
+    """The run's output folder, held for the block (:mod:`openpose_lite.output_folder`): rank 0 takes
+    its lock, checks it free under it, clears it (``--overwrite``) or reads its index (``--append``),
+    and every rank learns whether it could; then every rank reads the names the folder holds (which
+    the run's names avoid) before any rank writes into it."""
+    folder = InferFolder(args.output)
+    previous: tuple[list[dict], dict[str, dict]] = ([], {})
+    with contextlib.ExitStack() as stack:
+        def take() -> None:
+            nonlocal previous
+            stack.enter_context(folder.lock("openpose-lite infer"))
+            folder.claim(args.overwrite, args.append)
+            if args.append:
+                previous = folder.previous_index()
+
+        _on_rank_0(shard, take, args.output)
+        run = InferRun.for_inputs(args.output, args.render, [(i.kind, i.path) for i in inputs], folder.taken_names(),
+                                  previous)
+        shard.barrier()  # every rank has seen the folder before any writes into it
+        run.journal = shard.journal(args.output)
+        yield run
+
+
 def _run_infer(args: argparse.Namespace) -> int:
     source = live_source(args)
     if source is not None:
@@ -370,21 +419,21 @@ def _run_infer(args: argparse.Namespace) -> int:
     weights_path(args)
     inputs = _collect_inputs(args.paths)  # bad paths fail before the model is loaded
     _check_options(args, inputs)
-    predictor = build_predictor(args)
-    args.output.mkdir(parents=True, exist_ok=True)
-    run = InferRun.for_inputs(args.output, args.render, [(i.kind, i.path) for i in inputs])
     shard = current_shard()
-    run.journal = shard.journal(args.output)
     try:
-        try:
-            _process(args, predictor, inputs, shard, run)
-            gathered = _gather(run, shard)
-            if gathered is not None:
-                _write_index(run, shard, gathered)
-        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (torchrun stops the others when a process is lost)
-            raise _stopped(run, shard, interrupt_word(exc), interrupt_code(exc)) from None
-        except OSError as exc:  # a full disk, a folder that became unwritable
-            raise _stopped(run, shard, f"stopped: {describe_os_error(exc)}", EXIT_FAILURE) from None
+        # a folder that will be refused is refused before the model loads
+        _on_rank_0(shard, lambda: InferFolder(args.output).check_free(args.overwrite, args.append), args.output)
+        predictor = build_predictor(args)
+        with _owned_folder(args, inputs, shard) as run:
+            try:
+                _process(args, predictor, inputs, shard, run)
+                gathered = _gather(run, shard)
+                if gathered is not None:
+                    _write_index(run, shard, gathered)
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (torchrun stops the others when a process is lost)
+                raise _stopped(run, shard, interrupt_word(exc), interrupt_code(exc)) from None
+            except OSError as exc:  # a full disk, a folder that became unwritable
+                raise _stopped(run, shard, f"stopped: {describe_os_error(exc)}", EXIT_FAILURE) from None
     finally:
         shard.close()
     # Under torchrun every rank that finished its share exits 0, failed inputs included (rank 0
@@ -394,8 +443,8 @@ def _run_infer(args: argparse.Namespace) -> int:
         return EXIT_OK
     people = sum(len(e["results"]) for e in gathered.entries)
     ranks = f" ({shard.world_size} processes)" if shard.distributed else ""
-    print(f"{len(gathered.entries)} images, {people} people, {len(gathered.failures)} failures{ranks}; "
-          f"outputs in {args.output}")
+    print(f"{plural(len(gathered.entries), 'image')}, {plural(people, 'person', 'people')}, "
+          f"{plural(len(gathered.failures), 'failure')}{ranks}; outputs in {args.output}")
     for message, _ in gathered.failures:
         print(f"  failed: {message}", file=sys.stderr)
     return done if gathered.failures else EXIT_OK

@@ -27,12 +27,12 @@ import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, describe_os_error
 from openpose_lite.cli.models_args import build_predictor, positive_float, positive_int, weights_path
-from openpose_lite.cli.outputs import FRAME_DIGITS, VideoOutput, progress_disabled
+from openpose_lite.cli.outputs import FRAME_DIGITS, InferFolder, VideoOutput, progress_disabled
 from openpose_lite.io import write_json_atomic
 from openpose_lite.live import LatestFrameReader, LiveFrame, LiveSource, SourceUnavailable, is_stream_url
 from openpose_lite.structures import Poses
 
-__all__ = ["add_live_args", "live_source", "path_or_url", "run_live"]
+__all__ = ["add_live_args", "live_source", "path_or_url", "run_live", "tracker_params"]
 
 _INDEX_MIN_INTERVAL_S = 1.0  # results_coco.json / images.json: rewritten at most this often ...
 _INDEX_MAX_SHARE = 0.1  # ... and taking at most this share of the time, however long the run
@@ -96,15 +96,22 @@ def _check_options(args: argparse.Namespace) -> None:
         raise CliError(f"--batch-size {args.batch_size}: a live source runs one frame at a time, the newest")
     if args.smooth and not args.track:
         raise CliError("--smooth smooths tracked people over time; add --track")
-    if args.track_min_score and not args.track:
+    if args.track_min_score is not None and not args.track:
         raise CliError("--track-min-score sets which people the tracker follows; add --track")
     if args.track:
-        from openpose_lite.tracking import TrackerParams
-
         try:
-            TrackerParams(min_score=args.track_min_score)
+            tracker_params(args)
         except ValueError as exc:
             raise CliError(f"--track-min-score {args.track_min_score}: {exc}") from None
+
+
+def tracker_params(args: argparse.Namespace, fps: float = 30.0):
+    """The tracker settings of ``infer --track``: ``--smooth``, ``--track-min-score`` (else the tracker's
+    default) and the frame rate. Raises ValueError for a value the tracker refuses."""
+    from openpose_lite.tracking import TrackerParams
+
+    chosen = {} if args.track_min_score is None else {"min_score": args.track_min_score}
+    return TrackerParams(smooth=args.smooth, fps=fps, **chosen)
 
 
 # ------------------------------------------------------------------------------ the window
@@ -163,15 +170,30 @@ def _utc(wall_time: float, compact: bool) -> str:
     return time.strftime(fmt, time.gmtime(int(wall_time))) + f".{ms:03d}Z"
 
 
-class _LiveRun:
-    """Handles each processed frame in order: tracking, its JSON, the run's index, the video, the window."""
+def _free_stem(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2`` ... when an earlier run's rendered video in the folder has its name (``--append``)."""
+    candidate, n = stem, 1
+    while f"{candidate}_rendered.mp4" in taken:
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
 
-    def __init__(self, args: argparse.Namespace, source: LiveSource, fps: float, window: _Window | None, progress) -> None:
+
+class _LiveRun:
+    """Handles each processed frame in order: tracking, its JSON, the run's index, the video, the window.
+
+    ``previous``: the index of the run appended to (``--append``), kept with its image ids; ``taken``:
+    the names in the folder, which this run's names avoid."""
+
+    def __init__(self, args: argparse.Namespace, source: LiveSource, fps: float, window: _Window | None, progress,
+                 previous: tuple[list[dict], dict[str, dict]] = ([], {}), taken: set[str] = frozenset()) -> None:
         self.args, self.source, self.window, self.progress = args, source, window, progress
         self.out: Path = args.output
+        self.stem = _free_stem(source.stem, taken)
         self.fps = fps or 25.0  # the source's rate; a stream that announces none: 25
-        self.results: list[dict] = []
-        self.images: dict[str, dict] = {}
+        self.results: list[dict] = list(previous[0])
+        self.images: dict[str, dict] = dict(previous[1])
+        self._next_id = max((int(key) for key in self.images), default=0) + 1
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self.people = 0
@@ -181,11 +203,11 @@ class _LiveRun:
         self._index_due = 0.0
         self._tracker = None
         if args.track:
-            from openpose_lite.tracking import Tracker, TrackerParams
+            from openpose_lite.tracking import Tracker
 
             # capture times drive the motion model and the filter; fps only sets the unit of max_age
-            self._tracker = Tracker(TrackerParams(smooth=args.smooth, fps=fps or 30.0, min_score=args.track_min_score))
-        self.video = VideoOutput(self.out / f"{source.stem}_rendered.mp4", self.fps) if args.render else None
+            self._tracker = Tracker(tracker_params(args, fps or 30.0))
+        self.video = VideoOutput(self.out / f"{self.stem}_rendered.mp4", self.fps) if args.render else None
         self._slots = 0  # video frames written
         self._shown: np.ndarray | None = None
 
@@ -208,11 +230,11 @@ class _LiveRun:
         self.progress.update(1)
 
     def _record(self, frame: LiveFrame, poses: Poses) -> None:
-        name = f"{self.source.stem}_{frame.number:0{FRAME_DIGITS}d}_{_utc(frame.wall_time, compact=True)}_keypoints.json"
+        name = f"{self.stem}_{frame.number:0{FRAME_DIGITS}d}_{_utc(frame.wall_time, compact=True)}_keypoints.json"
         write_json_atomic(self.out / name, poses.to_openpose_json())
         latency = time.monotonic() - frame.time  # capture to result: the frame's people on disk
         self.latencies.append(latency)
-        image_id = len(self.images) + 1
+        image_id, self._next_id = self._next_id, self._next_id + 1
         self.results.extend(poses.to_coco(image_id))
         self.images[str(image_id)] = {"file": self.source.name, "frame": frame.number, "json": name,
                                       "capture_time": _utc(frame.wall_time, compact=False),
@@ -360,6 +382,8 @@ def run_live(args: argparse.Namespace, source: LiveSource) -> int:
 
     weights_path(args)
     _check_options(args)
+    folder = InferFolder(args.output)
+    folder.check_free(args.overwrite, args.append)  # refused before the source is opened and the model loads
     window = _Window() if args.show else None
     reader = LatestFrameReader(source, reconnect=args.reconnect, open_timeout=OPEN_TIMEOUT_S, read_timeout=READ_TIMEOUT_S)
     try:
@@ -369,10 +393,12 @@ def run_live(args: argparse.Namespace, source: LiveSource) -> int:
     reader.start()  # drains the source while the model loads: the first frame processed is a fresh one
     try:
         predictor = build_predictor(args)
-        args.output.mkdir(parents=True, exist_ok=True)
-        with tqdm(unit="frame", desc=source.stem, disable=progress_disabled(args.no_progress), file=sys.stderr) as bar, \
+        with folder.lock("openpose-lite infer (live)"), \
+                tqdm(unit="frame", desc=source.stem, disable=progress_disabled(args.no_progress), file=sys.stderr) as bar, \
                 _StopRequests() as stops:
-            run = _LiveRun(args, source, reader.fps, window, bar)
+            folder.claim(args.overwrite, args.append)
+            previous = folder.previous_index() if args.append else ([], {})
+            run = _LiveRun(args, source, reader.fps, window, bar, previous, folder.taken_names())
             code = _process(args, predictor, reader, run, stops, window)
     finally:
         reader.stop()

@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 from openpose_lite.cli.errors import CliError
 
-__all__ = ["WEIGHTS_HELP", "add_predictor_args", "add_weights_args", "build_predictor", "describe", "load_weights", "positive_int",
-           "weights_path"]
+__all__ = ["WEIGHTS_HELP", "add_predictor_args", "add_threads_arg", "add_weights_args", "apply_threads", "build_predictor",
+           "describe", "load_weights", "non_negative_int", "positive_int", "weights_path"]
 
 WEIGHTS_HELP = (
     "pass --weights FILE (a public pose model: the CMU COCO body model as the PyTorch OpenPose ports save it, "
@@ -39,6 +39,21 @@ def _number_type(kind: Callable[[str], Any], minimum: float, strict: bool, what:
 
 positive_float = _number_type(float, 0.0, True, "a positive number")
 positive_int = _number_type(int, 0, True, "a positive integer")
+non_negative_int = _number_type(int, 0, False, "an integer >= 0")
+
+
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    """``--threads N``: the one CPU-thread option of infer, eval and train (bench: ``BenchConfig.threads``)."""
+    from openpose_lite.devices import THREADS_HELP
+
+    p.add_argument("--threads", type=non_negative_int, default=0, metavar="N", help=f"{THREADS_HELP} (default: %(default)s)")
+
+
+def apply_threads(args: argparse.Namespace) -> int:
+    """Set the threads ``--threads`` asks for (:func:`openpose_lite.devices.set_threads`); returns the number in effect."""
+    from openpose_lite.devices import set_threads
+
+    return set_threads(args.threads)
 
 
 def _fraction(text: str) -> float:
@@ -76,6 +91,7 @@ def add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> N
                    help="backend openvino, precision int8 (or auto): a folder of a few hundred images like those the "
                    "model will see, to calibrate the quantisation on (cached with the converted model)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="images (or video frames) per network batch")
+    add_threads_arg(p)
     p.add_argument("--peak-threshold", type=_fraction, default=None,
                    help="minimum confidence of a keypoint (default: the checkpoint's codec setting, else 0.1)")
     p.add_argument("--max-input-side", type=_number_type(int, 8, False, "an integer >= 8"), default=None,
@@ -238,6 +254,7 @@ def _build_topdown(args: argparse.Namespace, path: Path, model, config):
 def build_predictor(args: argparse.Namespace):
     """The predictor the model options describe (loads the weights): bottom-up, or a top-down pipeline."""
     _check_options(args)
+    apply_threads(args)  # before a runtime is built: the OpenVINO one reads torch's thread count
     path, loaded = load_weights(args)
     model, config = loaded.model, loaded.config
     if args.precision is None:  # an OpenVINO IR runs in the precision it was exported in by default

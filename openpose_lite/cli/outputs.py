@@ -13,6 +13,12 @@ image is read (two inputs with one stem get ``stem``, ``stem-2`` ...; a video wh
 an image of the run would take is named ``clip-2``), and the image ids of ``results_coco.json``
 are handed out when the index is written, in input order: the numeric file stem (COCO's naming)
 where there is one, else a running index that skips every numeric stem of the run.
+
+The output folder follows the rule of every output folder (:mod:`openpose_lite.output_folder`,
+:class:`InferFolder`): one that holds another run's outputs is refused unless ``--overwrite``
+(its files are removed first) or ``--append``: the new run's names then avoid the earlier ones,
+its image ids avoid theirs, and ``results_coco.json`` and ``images.json`` cover every image of
+the folder, earlier and new.
 """
 
 from __future__ import annotations
@@ -28,13 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from openpose_lite.cli.errors import CliError
 from openpose_lite.cli.shards import Gathered, Journal
-from openpose_lite.io import atomic_write, file_problem, write_json_atomic
+from openpose_lite.io import atomic_write, file_problem, plural, read_json, write_json_atomic
+from openpose_lite.output_folder import OutputFolder
 from openpose_lite.structures import Poses
 
-__all__ = ["FRAME_DIGITS", "InferRun", "VideoOutput", "add_image_limit_args", "frame_count", "output_names",
-           "progress_disabled",
-           "video_fps", "write_image_atomic"]
+__all__ = ["FRAME_DIGITS", "InferFolder", "InferRun", "VideoOutput", "add_folder_args", "add_image_limit_args",
+           "frame_count", "output_names", "progress_disabled", "video_fps", "write_image_atomic"]
 
 # OpenPose names per-frame outputs <video>_<frame number, 12 digits>_keypoints.json.
 FRAME_DIGITS = 12
@@ -70,26 +77,81 @@ def add_image_limit_args(p: argparse.ArgumentParser, annotations: bool) -> None:
                        "(refused by default)")
 
 
+def add_folder_args(p: argparse.ArgumentParser) -> None:
+    """``--overwrite`` / ``--append``: what infer does with an output folder that holds another run's outputs."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace the outputs of an earlier run in the output folder (its keypoint files, drawings and "
+                       "index are removed first); without it, or --append, such a folder is refused")
+    group.add_argument("--append", action="store_true",
+                       help="add this run to the earlier one in the output folder: new names and image ids avoid its "
+                       "ones, and results_coco.json and images.json cover every image of the folder")
+
+
+class InferFolder(OutputFolder):
+    """``infer``'s output folder: the files of its runs, and the index of the earlier run(s) for ``--append``."""
+
+    RUN_FILES = (("*_keypoints.json", "keypoint file"), ("*_rendered.jpg", "rendered image"),
+                 ("*_rendered.mp4", "rendered video"), ("results_coco.json", None), ("images.json", None),
+                 (".infer-shard-*.jsonl", "torchrun journal"))
+    OPTION = "--output"
+    WAYS = ("add to it with --append", "replace it with --overwrite")
+
+    def taken_names(self) -> set[str]:
+        """The names of the files this folder holds (what a new run's names must not take)."""
+        return {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
+
+    def previous_index(self) -> tuple[list[dict], dict[str, dict]]:
+        """(results, images) of the earlier run(s) the folder holds, for ``--append``; empty for an empty folder.
+
+        Raises CliError (exit 2) for outputs without a readable index (a run killed before it wrote
+        one, or a torchrun run that did not finish): appending to them would leave images out of it.
+        """
+        held = self.run_files()
+        if not held:
+            return [], {}
+        unfinished = [p for p in held if p.name.startswith(".infer-shard-")]
+        if unfinished:
+            raise self.refusal(held, "holds a torchrun run that did not finish (its journals are there)",
+                               ["replace it with --overwrite"])
+        index = (self.path / "results_coco.json", self.path / "images.json")
+        if not all(p.is_file() for p in index):
+            raise self.refusal(held, "holds outputs without their index (a run stopped before writing it)",
+                               ["replace them with --overwrite"])
+        try:
+            results, images = read_json(index[0], "results file"), read_json(index[1], "image index")
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--append: {exc}; replace the earlier run with --overwrite, or choose another --output") from None
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise CliError(f"--append: {index[0]}: expected a list of COCO results; replace the earlier run with --overwrite")
+        if not isinstance(images, dict) or not all(k.isdigit() and isinstance(v, dict) for k, v in images.items()):
+            raise CliError(f"--append: {index[1]}: expected an object of image ids; replace the earlier run with --overwrite")
+        return results, images
+
+
 def progress_disabled(no_progress: bool = False) -> bool:
     """Whether to hide progress bars: when asked to, or when stderr is not a terminal (a pipe, a log file)."""
     return no_progress or not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
 
 
-def output_names(inputs: Sequence[tuple[str, Path]]) -> list[str]:
+def output_names(inputs: Sequence[tuple[str, Path]], taken: set[str] = frozenset()) -> list[str]:
     """The output name of every input ((kind, path), kind "image" or "video"), unique within the run.
 
     ``stem``, or ``stem-2``, ``stem-3`` ... when an earlier input took it; a video is also kept
-    from a name under which one of its frames would be named like an image of the run.
+    from a name under which one of its frames would be named like an image of the run. ``taken``:
+    file names already in the output folder (``--append``), whose outputs no name may overwrite.
     """
     image_stems = {path.stem for kind, path in inputs if kind == "image"}
+    held = {name[: -len("_keypoints.json")] for name in taken if name.endswith("_keypoints.json")}
     used: set[str] = set()
     names = []
     for kind, path in inputs:
         def clashes(name: str) -> bool:
             if kind != "video":
-                return False
+                return name in held or f"{name}_rendered.jpg" in taken
             pattern = re.compile(re.escape(name) + rf"_\d{{{FRAME_DIGITS}}}")
-            return any(pattern.fullmatch(s) for s in image_stems)
+            return (any(pattern.fullmatch(s) for s in image_stems | held) or name in held
+                    or f"{name}_rendered.mp4" in taken)
 
         candidate, n = path.stem, 1
         while candidate in used or clashes(candidate):
@@ -113,11 +175,15 @@ class InferRun:
     written: Counter = field(default_factory=Counter)  # kind of file -> how many
     journal: Journal | None = None  # under torchrun: where each entry and failure is also written as it comes
     indexed: Gathered | None = None  # under torchrun, rank 0: what the index written holds (the journals are gone)
+    # --append: the earlier run's (results, images), kept in the index with their ids
+    previous: tuple[list[dict], dict[str, dict]] = field(default_factory=lambda: ([], {}))
 
     @classmethod
-    def for_inputs(cls, out_dir: Path, render: bool, inputs: Sequence[tuple[str, Path]]) -> "InferRun":
-        """A run over ``inputs`` ((kind, path) with kind "image" or "video"); their names are fixed here."""
-        return cls(out_dir, render, list(inputs), output_names(inputs))
+    def for_inputs(cls, out_dir: Path, render: bool, inputs: Sequence[tuple[str, Path]], taken: set[str] = frozenset(),
+                   previous: tuple[list[dict], dict[str, dict]] = ([], {})) -> "InferRun":
+        """A run over ``inputs`` ((kind, path) with kind "image" or "video"); their names are fixed here,
+        avoiding the file names ``taken`` in the folder; ``previous``: the index of the run appended to."""
+        return cls(out_dir, render, list(inputs), output_names(inputs, taken), previous=previous)
 
     @property
     def num_images(self) -> int:
@@ -133,7 +199,7 @@ class InferRun:
         name = self.names[index] if frame is None else f"{self.names[index]}_{frame:0{FRAME_DIGITS}d}"
         json_name = f"{name}_keypoints.json"
         write_json_atomic(self.out_dir / json_name, poses.to_openpose_json())
-        self.written["keypoint files"] += 1
+        self.written["keypoint file"] += 1
         entry = {"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0)}
         self.entries.append(entry)
         if self.journal is not None:
@@ -147,7 +213,7 @@ class InferRun:
             from openpose_lite.viz import draw_poses
 
             write_image_atomic(self.out_dir / f"{name}_rendered.jpg", draw_poses(image, poses))
-            self.written["rendered images"] += 1
+            self.written["rendered image"] += 1
 
     def fail(self, message: str, index: int | None = None, skipped: bool = True) -> None:
         """Note that input ``index`` failed (listed again in the summary) and say so now."""
@@ -164,12 +230,12 @@ class InferRun:
         return [path for n, (_, path) in enumerate(self.inputs) if n not in seen]
 
     def index(self, entries: Sequence[dict] | None = None) -> tuple[list[dict], dict[str, dict]]:
-        """(results_coco, images) of ``entries`` (default: this run's), ids handed out in input order."""
+        """(results_coco, images) of ``entries`` (default: this run's), ids handed out in input order,
+        after the earlier run's (``--append``), whose ids they avoid."""
         reserved = {int(path.stem) for kind, path in self.inputs if kind == "image" and path.stem.isdigit()}
-        used: set[int] = set()
+        results, images = list(self.previous[0]), dict(self.previous[1])
+        used = {int(key) for key in images}
         next_id = 1
-        results: list[dict] = []
-        images: dict[str, dict] = {}
         for entry in sorted(entries if entries is not None else self.entries,
                             key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
             kind, path = self.inputs[entry["input"]]
@@ -195,7 +261,7 @@ class InferRun:
 
     def summary(self) -> str:
         """What is on disk: ``wrote 12 keypoint files, results_coco.json and images.json to out``."""
-        parts = [f"{n} {kind}" for kind, n in self.written.items() if not kind.endswith(".json") and n]
+        parts = [plural(n, kind) for kind, n in self.written.items() if not kind.endswith(".json") and n]
         parts += [kind for kind in ("results_coco.json", "images.json") if self.written[kind]]
         missing = [kind for kind in ("results_coco.json", "images.json") if not self.written[kind]]
         listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else (parts[0] if parts else "nothing")

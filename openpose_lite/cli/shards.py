@@ -109,6 +109,18 @@ class Shard:
 
             dist.barrier()
 
+    def all_agree(self, ok: bool) -> bool:
+        """Whether every rank's ``ok`` is true: a collective, every rank calls it at the same point
+        (rank 0 owns the output folder and tells the others whether it could take it)."""
+        if not self.distributed:
+            return ok
+        import torch
+        import torch.distributed as dist
+
+        flag = torch.tensor([0 if ok else 1], dtype=torch.int32)
+        dist.all_reduce(flag)
+        return int(flag.item()) == 0
+
     def journal_file(self, out_dir: Path, rank: int | None = None) -> Path:
         return out_dir / f".infer-shard-{self.rank if rank is None else rank}-of-{self.world_size}.jsonl"
 

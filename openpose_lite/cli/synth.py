@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from openpose_lite.cli.errors import EXIT_OK, CliError, interrupt_code, interrupt_word
+from openpose_lite.io import plural
 
 
 # --------------------------------------------------------------------------------------- synth
@@ -74,10 +75,10 @@ def _run_synth(args: argparse.Namespace) -> int:
         ann = write_dataset(args.out_dir, args.num_images, args.seed, cfg, num_people=args.people, bank=bank)
     except KeyboardInterrupt as exc:
         written = len(list((args.out_dir / "images").glob("*"))) if (args.out_dir / "images").is_dir() else 0
-        raise CliError(f"{interrupt_word(exc)}; wrote {written} images to {args.out_dir / 'images'} and no "
+        raise CliError(f"{interrupt_word(exc)}; wrote {plural(written, 'image')} to {args.out_dir / 'images'} and no "
                        "annotations.json (run the same command again to write them all)", interrupt_code(exc)) from None
     what = "" if bank is None else f" of {bank.skeleton.name} figures ({bank.skeleton.num_keypoints} keypoints)"
-    print(f"wrote {args.num_images} images{what} and {ann}")
+    print(f"wrote {plural(args.num_images, 'image')}{what} and {ann}")
     return EXIT_OK
 
 

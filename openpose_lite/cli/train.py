@@ -47,6 +47,7 @@ _EPILOG = ("Exit codes: 0 done; 1 stopped (non-finite loss, a failed write such 
 
 def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) -> argparse.ArgumentParser:
     """The training options, under the program name the user typed (``openpose-lite train``, ``train_vgg19.py``)."""
+    from openpose_lite.cli.models_args import add_threads_arg
     from openpose_lite.models.architectures import ARCHITECTURES
     from openpose_lite.training.data import HELD_OUT_IMAGES
 
@@ -72,7 +73,10 @@ def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) ->
                         "types cannot change). Writes into --output-dir when given, else the checkpoint's folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh in an output folder that already holds a run, replacing its config.yaml, "
-                        "metrics.jsonl, checkpoints and tensorboard/ (without it such a folder is refused)")
+                        "metrics.jsonl, checkpoints, curves.png and tensorboard/ (without it such a folder is refused)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard event files to <output_dir>/tensorboard/ (pip install "
+                        "'openpose-lite[tensorboard]'); curves.png and metrics.jsonl are written in any case")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--backbone-weights", type=Path, metavar="FILE",
                        help=f"ImageNet classification weights for the trunk ({backbones}); "
@@ -86,6 +90,7 @@ def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) ->
                         help="synthetic runs: size of the held-out scene set written to <output_dir>/data/held_out")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (they are drawn only when stderr is a terminal)")
+    add_threads_arg(parser)
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log at INFO level (-vv: DEBUG)")
     return parser
 
@@ -164,7 +169,12 @@ class _Printer:
         self.say(f"{result.branch} model: {result.model}, {result.parameters / 1e6:.2f} M parameters; "
                  f"device {result.device}{' (AMP)' if result.amp else ''}, {result.world_size} process(es); "
                  f"{result.train_samples} {result.sample_kind}, output {result.output_dir}")
-        if result.start_epoch:
+        if result.start_epoch >= result.epochs > 0:  # a finished run: nothing to train unless told to go further
+            last = result.output_dir / "last.pt" if result.output_dir is not None else "last.pt"
+            self.say(f"resuming after epoch {result.start_epoch} of {result.epochs}: the run is complete, nothing left to "
+                     f"train; to train further raise train.epochs (e.g. --resume {last} train.epochs="
+                     f"{result.epochs + max(1, result.epochs // 2)})")
+        elif result.start_epoch:
             self.say(f"resuming after epoch {result.start_epoch} of {result.epochs}")
 
     def trunk_changed(self, epoch: int, frozen: bool) -> None:
@@ -242,7 +252,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", b
     printer, result = _Printer(say), TrainResult()
     options = RunOptions(backbone_weights=args.backbone_weights, init_weights=args.init_weights,
                          held_out_images=args.held_out_images,
-                         progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite)
+                         progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite,
+                         threads=args.threads, tensorboard=args.tensorboard)
     try:
         with sigterm_as_interrupt():  # SIGTERM stops training as Ctrl-C does: the checkpoints written stay
             setup = resolve_run(args.config, _overrides(args), args.resume)

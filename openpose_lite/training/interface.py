@@ -21,13 +21,18 @@ class RunOptions:
     caller decides, e.g. only when stderr is a terminal); ``overwrite``: replace a run the output
     folder already holds; ``held_out_images``: size of a synthetic run's held-out scene set.
     ``backbone_weights``: an ImageNet trunk file; ``init_weights``: a pose model file the whole
-    network starts from (:func:`~openpose_lite.models.weights.init_from_weights`); one or the other."""
+    network starts from (:func:`~openpose_lite.models.weights.init_from_weights`); one or the other.
+    ``threads``: CPU threads per process (:func:`openpose_lite.devices.set_threads`; 0: on a CPU
+    device every core, shared between the processes of a torchrun run, else torch's default).
+    ``tensorboard``: also write TensorBoard event files (``tensorboard/``, when the package is installed)."""
 
     backbone_weights: Path | None = None
     init_weights: Path | None = None
     held_out_images: int = HELD_OUT_IMAGES
     progress: bool = False
     overwrite: bool = False
+    threads: int = 0
+    tensorboard: bool = False
 
 
 @dataclass

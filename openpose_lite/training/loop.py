@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from openpose_lite.config import config_to_dict, save_config
+from openpose_lite.devices import set_threads
 from openpose_lite.io import naming_os_errors
 from openpose_lite.models.architectures import architecture
 from openpose_lite.models.factory import build_model
@@ -55,6 +56,7 @@ from openpose_lite.training.checkpoint import (
     save_training_state,
     weights_are_finite,
 )
+from openpose_lite.training.curves import draw_curves
 from openpose_lite.training.data import (
     DataPaths,
     Loaders,
@@ -66,7 +68,7 @@ from openpose_lite.training.data import (
 from openpose_lite.training.distributed import DistInfo, barrier, setup_distributed, teardown_distributed, wrap_ddp
 from openpose_lite.training.engine import NonFiniteLossError
 from openpose_lite.training.interface import SCRATCH, RunOptions, TrainListener, TrainResult
-from openpose_lite.training.metrics import MetricsLogger, cut_back
+from openpose_lite.training.metrics import MetricsLogger, check_tensorboard, cut_back
 from openpose_lite.training.optim import (
     apply_train_settings,
     build_optimizer,
@@ -187,7 +189,11 @@ def _start(setup: RunSetup, options: RunOptions, branch: Branch, info: DistInfo,
     result.output_dir = folder.path
     if not _in_place(setup, folder):
         folder.check_free(options.overwrite)
-    if device.type == "cpu":
+    if options.tensorboard:
+        check_tensorboard()
+    if options.threads:
+        set_threads(options.threads)
+    elif device.type == "cpu":
         # Every core for this process's math; under torchrun on one machine they are shared.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, info.local_world_size)))
     amp = cfg.train.amp and device.type == "cuda"
@@ -212,7 +218,8 @@ def _open_folder(run: _Run) -> None:
         folder.path.mkdir(parents=True, exist_ok=True)
         with naming_os_errors(folder.config):
             result.note_written(save_config(run.cfg, folder.config))
-        run.metrics = MetricsLogger(folder.metrics, tensorboard_dir=folder.tensorboard)
+        tensorboard = folder.tensorboard if run.options.tensorboard else None
+        run.metrics = MetricsLogger(folder.metrics, tensorboard_dir=tensorboard)
         result.note_written(folder.metrics)
         if run.metrics.tensorboard:
             result.note_written(folder.tensorboard)
@@ -333,6 +340,9 @@ def _save_epoch(run: _Run, epoch: int, record: dict[str, Any], metric: float | N
                                             cfg_dict, **state))
     result.epochs_done = epoch
     result.best_metric, result.best_epoch = run.best, run.best_epoch
+    if "val/AP" in record or run.paths.val_ann is None:  # at each evaluation
+        if draw_curves(run.folder.metrics, run.folder.curves, f"{run.folder.path.name} ({run.cfg.model.arch})"):
+            result.note_written(run.folder.curves)
     listener.epoch_done(result, record, improved)
 
 

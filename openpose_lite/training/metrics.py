@@ -1,6 +1,7 @@
 """The training log: ``metrics.jsonl`` (one JSON object per line) and TensorBoard scalars.
 
-* :class:`MetricsLogger`: append-only, flushed per record; rank 0 creates it.
+* :class:`MetricsLogger`: append-only, flushed per record; rank 0 creates it. The run's
+  pictures are drawn from it (:mod:`openpose_lite.training.curves`).
 * :func:`read_jsonl`: the records back (a torn last line from a killed run is skipped).
 * :func:`cut_back`: on ``--resume``, the records written after the resumed checkpoint are
   dropped, so the epochs that run again are logged once and nothing before them is lost.
@@ -20,17 +21,27 @@ from typing import Any, Mapping
 
 from openpose_lite.io import write_text_atomic
 
-__all__ = ["MetricsLogger", "cut_back", "read_jsonl"]
+__all__ = ["MetricsLogger", "check_tensorboard", "cut_back", "read_jsonl"]
 
 logger = logging.getLogger(__name__)
+
+
+def check_tensorboard() -> None:
+    """Refuse ``--tensorboard`` where TensorBoard cannot be written: ValueError saying what to install."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - missing, or a broken install (protobuf ...): the same advice
+        raise ValueError(f"--tensorboard: TensorBoard cannot be written here ({type(exc).__name__}: {exc}); "
+                         "pip install 'openpose-lite[tensorboard]', or leave out --tensorboard") from None
 
 
 class MetricsLogger:
     """Append-only JSONL metrics log (one object per line, flushed), plus TensorBoard scalars.
 
     Opened in append mode, so a resumed run continues the same file. TensorBoard is used
-    when ``tensorboard_dir`` is given and the ``tensorboard`` package is installed; every
-    numeric field of a record becomes a scalar ``<type>/<field>``. Create it on rank 0 only.
+    when ``tensorboard_dir`` is given (``--tensorboard``; :func:`check_tensorboard` refuses it
+    before the run where the package is missing); every numeric field of a record becomes a
+    scalar ``<type>/<field>``. Create it on rank 0 only.
     """
 
     def __init__(self, path: str | os.PathLike[str], tensorboard_dir: str | os.PathLike[str] | None = None) -> None:

@@ -1,17 +1,17 @@
 """A run's output folder (``train.output_dir``): what it holds, and the rules that keep it consistent.
 
-Files of a run: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt`` and ``tensorboard/``
-(plus ``data/`` with the generated scenes of a synthetic run, reused when they match).
+Files of a run: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``curves.png`` and,
+with ``--tensorboard``, ``tensorboard/`` (plus ``data/`` with the generated scenes of a synthetic
+run, reused when they match).
 
 The rules, which hold whenever the process is killed:
 
-* one run at a time: the run holds the folder's lock (:meth:`RunFolder.owned`,
-  :mod:`openpose_lite.run_lock`) from before its first write to its end, and a second run into
-  the folder is refused, naming the first;
-* a fresh run refuses a folder that already holds a run (:meth:`RunFolder.check_free`) unless
-  told to overwrite it (:meth:`RunFolder.clear` then removes the old run's files);
-* temporary files of writes that a kill interrupted are removed when a run starts, under the
-  lock, so never a live run's (:meth:`RunFolder.remove_stale_temp_files`);
+* the rule of every output folder (:mod:`openpose_lite.output_folder`, shared with ``infer``):
+  one run at a time, the second refused naming the first (:meth:`RunFolder.owned`); a fresh run
+  refuses a folder that already holds a run (:meth:`RunFolder.check_free`) unless told to
+  overwrite it (:meth:`RunFolder.clear` then removes the old run's files) or it continues the
+  run (``--resume``); temporary files of writes that a kill interrupted are removed when a run
+  starts, under the lock, so never a live run's (:meth:`RunFolder.remove_stale_temp_files`);
 * each epoch is logged first, then ``best.pt`` is written (when the watched metric improved),
   then ``last.pt``, which records the best value only once ``best.pt`` holds it. A resumed run
   cuts the log back to its checkpoint (:func:`~openpose_lite.training.metrics.cut_back`) and
@@ -27,14 +27,12 @@ import contextlib
 import logging
 import math
 import os
-import shutil
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from openpose_lite.io import stale_temp_files
-from openpose_lite.run_lock import check_unlocked, folder_lock
+from openpose_lite.output_folder import FolderHoldsRunError, OutputFolder
 from openpose_lite.training.checkpoint import load_checkpoint, weights_are_finite
 from openpose_lite.training.distributed import any_rank
 
@@ -42,18 +40,17 @@ __all__ = ["RUN_FILES", "RunFolder", "RunFolderError"]
 
 logger = logging.getLogger(__name__)
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "best.pt", "last.pt")
+RUN_FILES = ("config.yaml", "metrics.jsonl", "best.pt", "last.pt", "curves.png")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(FolderHoldsRunError):
     """The output folder cannot take this run (it holds another one)."""
 
 
-class RunFolder:
+class RunFolder(OutputFolder):
     """The output folder of one run, at ``path``."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    RUN_FILES = (*((name, None) for name in RUN_FILES), ("tensorboard", None))
 
     @property
     def config(self) -> Path:
@@ -72,6 +69,10 @@ class RunFolder:
         return self.path / "last.pt"
 
     @property
+    def curves(self) -> Path:
+        return self.path / "curves.png"
+
+    @property
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"
 
@@ -83,28 +84,22 @@ class RunFolder:
         """Whether ``other`` names this folder."""
         return os.path.realpath(self.path) == os.path.realpath(other)
 
-    def run_files(self) -> list[Path]:
-        """The files of a run this folder holds."""
-        return [self.path / name for name in RUN_FILES if (self.path / name).exists()]
-
-    def check_free(self, overwrite: bool, locked: bool = False) -> None:
+    def check_free(self, overwrite: bool, append: bool = False, locked: bool = False) -> list[Path]:
         """Refuse a folder that holds a run (unless ``overwrite``), or that a live run holds, before
-        anything is written. ``locked``: this process holds the folder's lock already.
+        anything is written; returns the run files it holds. ``locked``: this process holds the
+        folder's lock already. (``append`` is no way for a training run: continuing one is ``--resume``.)
 
         Raises FolderLockedError naming the live run that holds the folder, RunFolderError naming
-        the folder, what it holds and the two ways on.
+        the folder, what it holds and the ways on.
         """
-        if not locked:
-            check_unlocked(self.path)  # a live run's files are not a run to resume or overwrite
-        held = self.run_files()
+        held = super().check_free(True, locked=locked)
         if not held or overwrite:
-            return
-        names = ", ".join(p.name for p in held)
+            return held
         if self.last.is_file():
-            raise RunFolderError(f"{self.path}: already holds a run ({names}); continue it with --resume {self.last}, "
-                                 "replace it with --overwrite, or choose another --output-dir")
-        raise RunFolderError(f"{self.path}: holds the start of a run that saved no checkpoint ({names}); start again "
-                             "with --overwrite, or choose another --output-dir")
+            error = self.refusal(held, ways=[f"continue it with --resume {self.last}", "replace it with --overwrite"])
+        else:
+            error = self.refusal(held, "holds the start of a run that saved no checkpoint", ["start again with --overwrite"])
+        raise RunFolderError(str(error), held)
 
     @contextlib.contextmanager
     def owned(self, description: str, overwrite: bool, in_place: bool, is_main: bool,
@@ -120,7 +115,7 @@ class RunFolder:
             error: ValueError | None = None
             if is_main:
                 try:
-                    stack.enter_context(folder_lock(self.path, description))
+                    stack.enter_context(self.lock(description))
                     if not in_place:  # another run may have finished in it since the first check
                         self.check_free(overwrite, locked=True)
                 except ValueError as exc:
@@ -128,31 +123,6 @@ class RunFolder:
             if any_rank(error is not None, device):
                 raise error if error is not None else RunFolderError(f"{self.path}: rank 0 could not take the folder")
             yield
-
-    def clear(self) -> list[Path]:
-        """Remove the files of the run this folder holds (``--overwrite``); returns what was removed.
-
-        Generated scenes in ``data/`` stay: a run reuses them when their seed and count match.
-        """
-        removed = self.run_files()
-        for path in removed:
-            path.unlink()
-        if self.tensorboard.is_dir():
-            shutil.rmtree(self.tensorboard)
-            removed.append(self.tensorboard)
-        if removed:
-            logger.info("%s: removed the previous run's %s", self.path, ", ".join(p.name for p in removed))
-        return removed
-
-    def remove_stale_temp_files(self) -> list[Path]:
-        """Delete the temporary files of atomic writes that a kill interrupted; returns them."""
-        stale = [tmp for name in RUN_FILES for tmp in stale_temp_files(self.path / name)]
-        for tmp in stale:
-            tmp.unlink(missing_ok=True)
-        if stale:
-            logger.warning("%s: removed %d temporary file(s) left by an interrupted write: %s",
-                           self.path, len(stale), ", ".join(p.name for p in stale))
-        return stale
 
     def recorded_best(self, name: str) -> tuple[float | None, int | None]:
         """(value, epoch) of the watched metric ``name`` as ``best.pt`` holds it; (None, None) without one.

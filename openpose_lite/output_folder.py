@@ -1,0 +1,154 @@
+"""A run's output folder: which of its files are a run's, and the one rule for a new run into it.
+
+Every command that writes a run into a folder follows the same rule (``train`` into its
+``--output-dir``, ``infer`` into its ``--output``):
+
+* a folder that holds an earlier run's files is refused before anything is written, with one
+  line that says what it holds and the ways on (:class:`FolderHoldsRunError`, a ValueError: exit
+  2 on the command line);
+* ``overwrite`` removes the earlier run's files first (:meth:`OutputFolder.clear`: those files
+  only, anything else in the folder stays); ``append`` (infer) keeps them and adds the new run's
+  to them; training's ``--resume`` continues the run in place;
+* the run holds the folder's lock (:func:`~openpose_lite.run_lock.folder_lock`) from before its
+  first write to its end and checks the folder again under it, so two runs into one folder at
+  once never mix: the second is refused, naming the first one's PID;
+* temporary files of atomic writes that a kill interrupted are removed by the next run, under
+  the lock (:meth:`OutputFolder.remove_stale_temp_files`).
+
+A command describes its run's files by glob patterns (:attr:`OutputFolder.RUN_FILES`), each with
+the words that count its matches in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from openpose_lite.io import plural
+from openpose_lite.run_lock import check_unlocked, folder_lock
+
+__all__ = ["FolderHoldsRunError", "OutputFolder"]
+
+logger = logging.getLogger(__name__)
+
+
+class FolderHoldsRunError(ValueError):
+    """The folder holds an earlier run's files (``held``) and the new run was not told what to do with them."""
+
+    def __init__(self, message: str, held: Sequence[Path] = ()) -> None:
+        super().__init__(message)
+        self.held = list(held)
+
+
+class OutputFolder:
+    """The output folder of one kind of run, at ``path``.
+
+    Subclasses set :attr:`RUN_FILES`, ``(glob pattern, what one match is)`` pairs (counted in the
+    messages; ``None``: name each match), :attr:`OPTION`, the option that chooses the folder, and
+    :attr:`WAYS`, the ways on from a folder that holds a run besides choosing another folder.
+    """
+
+    RUN_FILES: ClassVar[tuple[tuple[str, str | None], ...]] = ()
+    OPTION: ClassVar[str] = "--output-dir"
+    WAYS: ClassVar[tuple[str, ...]] = ("replace it with --overwrite",)
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def run_files(self) -> list[Path]:
+        """The files (and folders) of a run that this folder holds, in :attr:`RUN_FILES` order."""
+        if not self.path.is_dir():
+            return []
+        found: dict[Path, None] = {}
+        for pattern, _ in self.RUN_FILES:
+            for path in sorted(self.path.glob(pattern)):
+                found.setdefault(path)
+        return list(found)
+
+    def describe(self, held: Sequence[Path]) -> str:
+        """What ``held`` is, in words: ``config.yaml, metrics.jsonl`` or ``12 keypoint files, images.json``."""
+        held_set = set(held)
+        parts, counted = [], set()
+        for pattern, words in self.RUN_FILES:
+            matches = [p for p in sorted(self.path.glob(pattern)) if p in held_set and p not in counted]
+            counted.update(matches)
+            if not matches:
+                continue
+            if words is None:
+                parts += [p.name + ("/" if p.is_dir() else "") for p in matches]
+            else:
+                parts.append(plural(len(matches), words))
+        return ", ".join(parts)
+
+    def refusal(self, held: Sequence[Path], what: str = "already holds a run",
+                ways: Sequence[str] | None = None) -> FolderHoldsRunError:
+        """The error for a folder that holds ``held``: ``<folder>: <what> (<files>); <ways>, or choose another <option>``."""
+        ways = list(self.WAYS if ways is None else ways) + [f"choose another {self.OPTION}"]
+        advice = ways[0] if len(ways) == 1 else ", ".join(ways[:-1]) + ", or " + ways[-1]
+        return FolderHoldsRunError(f"{self.path}: {what} ({self.describe(held)}); {advice}", held)
+
+    def check_free(self, overwrite: bool, append: bool = False, locked: bool = False) -> list[Path]:
+        """Refuse a folder that a live run holds, or that holds a run while neither ``overwrite`` nor
+        ``append`` says what to do with it; returns the run files it holds. ``locked``: this process
+        holds the folder's lock already (else a live run's lock is checked first: a live run's files
+        are not a finished run's).
+
+        Raises FolderLockedError naming the live run, FolderHoldsRunError saying what the folder holds.
+        """
+        if not locked:
+            check_unlocked(self.path, self.OPTION)
+        held = self.run_files()
+        if held and not (overwrite or append):
+            raise self.refusal(held)
+        return held
+
+    def lock(self, description: str) -> contextlib.AbstractContextManager[Path]:
+        """The folder's lock for the run (:func:`~openpose_lite.run_lock.folder_lock`; the folder is created)."""
+        return folder_lock(self.path, description, self.OPTION)
+
+    def claim(self, overwrite: bool, append: bool = False) -> list[Path]:
+        """Make the folder the new run's, under its lock (:meth:`lock`, held by the caller): checked
+        free again (another run may have finished in it since the first check), stale temporary
+        files removed and, with ``overwrite``, the earlier run's files; returns what was removed.
+
+        Raises FolderHoldsRunError, as :meth:`check_free`.
+        """
+        self.check_free(overwrite, append, locked=True)
+        removed = self.remove_stale_temp_files()
+        if overwrite:
+            removed += self.clear()
+        return removed
+
+    def clear(self) -> list[Path]:
+        """Remove the run files this folder holds (``--overwrite``); returns what was removed."""
+        removed = self.run_files()
+        what = self.describe(removed)
+        for path in removed:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        if removed:
+            logger.info("%s: removed the previous run's %s", self.path, what)
+        return removed
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the temporary files of atomic writes of run files that a kill interrupted; returns them.
+
+        Call it under the lock only: then no live run can be writing them.
+        """
+        if not self.path.is_dir():
+            return []
+        # io.atomic_write names a write's temporary file ".<name>.<random><suffix>" beside it.
+        stale = sorted({tmp for pattern, _ in self.RUN_FILES for tmp in self.path.glob(f".{pattern}.*")})
+        for tmp in stale:
+            tmp.unlink(missing_ok=True)
+        if stale:
+            logger.warning("%s: removed %d temporary file(s) left by an interrupted write: %s",
+                           self.path, len(stale), ", ".join(p.name for p in stale))
+        return stale
