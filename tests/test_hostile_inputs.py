@@ -42,37 +42,42 @@ from openpose_lite.training.checkpoint import load_checkpoint
 
 train_vgg19 = load_train_script()
 
-PEAK_RSS_LIMIT_KB = 1536 << 10  # the issue's bound: 1.5 GB
+# Memory is measured as the growth of the peak resident set above what the process holds once torch
+# and the CLI are imported: that start-up alone is 0.7 to 1.1 GB and differs between machines and
+# environments (torch's CUDA build maps its libraries), while the issue's bombs add 2.9 to 6.4 GB.
+GROWTH_LIMIT_KB = 1 << 20  # 1 GiB above start-up
 DECODE_MARGIN_KB = 256 << 10  # a bomb may cost this much above a run on a small image (decoded: GBs)
 TIMEOUT_S = 120  # "within seconds": a hang is what fails; CI machines are slow and shared
 # "openpose-lite ARGS" for each ARGS of a JSON list, in one process (one start-up for several
-# commands), each command's exit code and stderr reported, then the process's peak resident memory.
+# commands), each command's exit code and stderr reported, then how far the process's peak resident
+# memory grew above its start-up.
 _RUN = """
 import contextlib, io, json, resource, sys
 from openpose_lite.cli import main
+start_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 for argv in json.loads(sys.argv[1]):
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(argv)
     print("RESULT " + json.dumps([code, err.getvalue()]))
-print(f"PEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+print(f"GROWTH_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_kb}")
 """
 
 
 def run_cli_calls(calls: list[list[str]], timeout: float = TIMEOUT_S) -> tuple[list[tuple[int, str]], int]:
-    """([(exit code, stderr) of ``openpose-lite ARGS`` for each ARGS], peak RSS in KiB) of one separate process."""
+    """([(exit code, stderr) of ``openpose-lite ARGS`` for each ARGS], peak RSS growth in KiB) of one separate process."""
     proc = subprocess.run([sys.executable, "-c", _RUN, json.dumps([[str(a) for a in c] for c in calls])],
                           capture_output=True, text=True, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "2"})
-    found = re.search(r"PEAK_RSS_KB (\d+)", proc.stdout)
+    found = re.search(r"GROWTH_KB (\d+)", proc.stdout)
     assert found and proc.returncode == 0, f"exit {proc.returncode}: {proc.stdout[-2000:]} {proc.stderr[-3000:]}"
     results = [tuple(json.loads(line[len("RESULT "):])) for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     return results, int(found.group(1))
 
 
 def run_cli(args: list[str], timeout: float = TIMEOUT_S) -> tuple[int, str, int]:
-    """(exit code, stderr, peak RSS in KiB) of ``openpose-lite ARGS`` in a separate process."""
-    (result,), peak_kb = run_cli_calls([args], timeout)
-    return result[0], result[1], peak_kb
+    """(exit code, stderr, peak RSS growth in KiB) of ``openpose-lite ARGS`` in a separate process."""
+    (result,), growth_kb = run_cli_calls([args], timeout)
+    return result[0], result[1], growth_kb
 
 
 def error_lines(err: str) -> list[str]:
@@ -137,7 +142,7 @@ def test_infer_skips_bombs_and_special_files_in_a_folder_with_bounded_memory(che
     (good,), baseline_kb = run_cli_calls([["infer", folder / "c_good.jpg", "--checkpoint", checkpoint, "-o",
                                            tmp_path / "out_good", "--no-progress"]])
     assert good[0] == 0, good
-    code, err, peak_kb = run_cli(["infer", str(folder), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "out"),
+    code, err, growth_kb = run_cli(["infer", str(folder), "--checkpoint", str(checkpoint), "-o", str(tmp_path / "out"),
                                   "--no-progress"])
     assert code == 1
     failed = [line for line in error_lines(err) if line.startswith("  failed: ")]
@@ -147,7 +152,7 @@ def test_infer_skips_bombs_and_special_files_in_a_folder_with_bounded_memory(che
     assert any("d_fifo.jpg: is a FIFO (named pipe), not a regular file" in f for f in failed)
     assert any("e_loop.jpg: is a symbolic link loop, not a regular file" in f for f in failed)
     assert (tmp_path / "out" / "c_good_keypoints.json").is_file()
-    assert peak_kb < PEAK_RSS_LIMIT_KB and peak_kb < baseline_kb + DECODE_MARGIN_KB, (peak_kb, baseline_kb)
+    assert growth_kb < GROWTH_LIMIT_KB and growth_kb < baseline_kb + DECODE_MARGIN_KB, (growth_kb, baseline_kb)
 
 
 @pytest.mark.slow
@@ -159,13 +164,13 @@ def test_eval_refuses_a_bomb_up_front_whatever_its_entry_says(checkpoint, datase
     (tmp_path / "mismatch.json").write_text(json.dumps(data))
     data["images"][1].update(width=32000, height=32000)
     (tmp_path / "match.json").write_text(json.dumps(data))
-    results, peak_kb = run_cli_calls([["eval", "--checkpoint", checkpoint, "--ann", tmp_path / ann, "--images", images]
+    results, growth_kb = run_cli_calls([["eval", "--checkpoint", checkpoint, "--ann", tmp_path / ann, "--images", images]
                                       for ann in ("mismatch.json", "match.json")])
     for code, err in results:
         line, = error_lines(err)
         assert code == 2 and "1 of the 3 images to evaluate cannot be used" in line and "above the limit" in line
         assert str(images / "000002.jpg") in line
-    assert peak_kb < PEAK_RSS_LIMIT_KB
+    assert growth_kb < GROWTH_LIMIT_KB, growth_kb
 
 
 # ------------------------------------------------------------------------ 2. one run per folder
@@ -292,12 +297,12 @@ def test_boxes_from_dev_zero_or_a_fifo_are_refused_at_once(hrnet_checkpoint, dat
                                                        (str(fifo), "a FIFO (named pipe)"))
              for command in (["infer", dataset / "images", "-o", tmp_path / "out"],
                              ["eval", "--ann", dataset / "annotations.json", "--images", dataset / "images"])]
-    results, peak_kb = run_cli_calls([[*command, "--checkpoint", hrnet_checkpoint, "--boxes", boxes]
+    results, growth_kb = run_cli_calls([[*command, "--checkpoint", hrnet_checkpoint, "--boxes", boxes]
                                       for boxes, _, command in cases])
     for (boxes, kind, _), (code, err) in zip(cases, results):
         line, = error_lines(err)
         assert code == 2 and f"box file {boxes}: is {kind}, not a regular file" in line
-    assert peak_kb < PEAK_RSS_LIMIT_KB
+    assert growth_kb < GROWTH_LIMIT_KB, growth_kb
 
 
 def test_special_files_as_inputs_are_named_for_what_they_are(checkpoint, tmp_path, capsys):

@@ -1,9 +1,9 @@
 """``infer`` under a memory limit on the inputs that used to blow it up or abort a folder.
 
 Each run is a separate process with its address space capped (``RLIMIT_AS``; importing torch
-alone maps about 3.5 GB of it, so the cap leaves a few GB for the run) and reports its own peak
-resident memory, so an unbounded network input is killed instead of swapping, and the peak is
-measured for this run only.
+alone maps about 3.5 GB of it, so the cap leaves a few GB for the run) and reports how far its
+peak resident memory grew above its start-up, so an unbounded network input is killed instead of
+swapping, and the measure is this run's own whatever torch costs to import on the machine.
 """
 
 from __future__ import annotations
@@ -26,18 +26,21 @@ from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 
 ADDRESS_SPACE_LIMIT = 6 << 30
-PEAK_RSS_LIMIT_KB = 2 << 20  # 2 GiB
+# The peak resident memory is measured above what the process holds once torch and the CLI are
+# imported: that start-up alone is 0.7 to 1.7 GB and differs between machines and environments.
+GROWTH_LIMIT_KB = 1 << 20  # 1 GiB above start-up
 _RUN = """
 import resource, sys
 from openpose_lite.cli import main
+start_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 code = main(sys.argv[1:])
-print(f"PEAK_RSS_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}", file=sys.stderr)
+print(f"GROWTH_KB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start_kb}", file=sys.stderr)
 sys.exit(code)
 """
 
 
 def run_infer_limited(args: list[str], timeout: float = 300) -> tuple[int, str, int, float]:
-    """(exit code, stderr, peak RSS in KiB, seconds) of ``openpose-lite infer ARGS`` in a memory-capped process."""
+    """(exit code, stderr, peak RSS growth in KiB, seconds) of ``openpose-lite infer ARGS`` in a memory-capped process."""
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
 
@@ -46,22 +49,23 @@ def run_infer_limited(args: list[str], timeout: float = 300) -> tuple[int, str, 
     proc = subprocess.run([sys.executable, "-c", _RUN, "infer", *args, "--no-progress"], capture_output=True, check=False,
                           text=True, timeout=timeout, preexec_fn=cap, env=env)
     seconds = time.perf_counter() - start
-    found = re.search(r"PEAK_RSS_KB (\d+)", proc.stderr)
+    found = re.search(r"GROWTH_KB (\d+)", proc.stderr)
     assert found, f"the run did not finish (exit {proc.returncode}): {proc.stderr[-2000:]}"
     return proc.returncode, proc.stderr, int(found.group(1)), seconds
 
 
 @pytest.mark.slow
-def test_infer_on_a_1x2000_png_finishes_in_seconds_under_2_gb_with_a_clear_message(tmp_path):
+def test_infer_on_a_1x2000_png_finishes_in_seconds_within_1_gb_of_start_up_with_a_clear_message(tmp_path):
     # The paper-size network (random weights): an unbounded letterbox would make a 368 x 736000 input.
     weights = tmp_path / "vgg19_paf.pt"
     torch.save(build_vgg19_paf().state_dict(), weights)
     line = tmp_path / "line.png"
     cv2.imwrite(str(line), np.random.default_rng(0).integers(0, 255, (1, 2000, 3), dtype=np.uint8))
-    code, err, peak_kb, seconds = run_infer_limited([str(line), "--weights", str(weights), "-o", str(tmp_path / "out")])
+    code, err, growth_kb, seconds = run_infer_limited([str(line), "--weights", str(weights), "-o", str(tmp_path / "out")])
     assert code == 1
     assert f"{line}: 2000x1 px (width x height): an aspect ratio of 2000:1 is beyond the 32:1" in err
-    assert peak_kb < PEAK_RSS_LIMIT_KB and seconds < 60, (peak_kb, seconds)
+    assert growth_kb < GROWTH_LIMIT_KB and seconds < 60, (growth_kb, seconds)
+    print(f"1x2000: {seconds:.1f} s, peak RSS growth {growth_kb / 1024:.0f} MiB")
 
 
 def _soak_folder(root: Path) -> tuple[Path, list[str], list[str]]:
@@ -102,7 +106,7 @@ def _soak_folder(root: Path) -> tuple[Path, list[str], list[str]]:
 def test_soak_a_folder_of_good_broken_degenerate_and_truncated_files_under_a_memory_limit(checkpoint, tmp_path):
     folder, good, bad = _soak_folder(tmp_path)
     out = tmp_path / "out"
-    code, err, peak_kb, seconds = run_infer_limited([str(folder), "--checkpoint", str(checkpoint), "-o", str(out),
+    code, err, growth_kb, seconds = run_infer_limited([str(folder), "--checkpoint", str(checkpoint), "-o", str(out),
                                                      "--batch-size", "4"])
     assert code == 1  # failures were listed
     failed = [line for line in err.splitlines() if line.startswith("  failed: ")]
@@ -117,5 +121,5 @@ def test_soak_a_folder_of_good_broken_degenerate_and_truncated_files_under_a_mem
     assert index.count('"json"') == len(good) + len(frames)
     assert (out / "results_coco.json").is_file()
     assert "Traceback" not in err and "WARN" not in err and "[mjpeg @" not in err  # no OpenCV/FFmpeg chatter
-    assert peak_kb < PEAK_RSS_LIMIT_KB, peak_kb
-    print(f"soak: {seconds:.1f} s, peak RSS {peak_kb / 1024:.0f} MiB")
+    assert growth_kb < GROWTH_LIMIT_KB, growth_kb
+    print(f"soak: {seconds:.1f} s, peak RSS growth {growth_kb / 1024:.0f} MiB")
