@@ -15,7 +15,7 @@ frames processed and dropped, the processed rate, the latency from a frame's cap
 people on disk (median, 95th percentile, from images.json), and the CPU.
 
     python benchmarks/bench_live.py [--arch vgg19_paf|mobilenet_paf | --weights FILE] [--seconds 8] [--fps 25]
-        [--size 480 640] [--precision fp32] [--no-track] [--keep DIR]
+        [--size 480 640] [--backend torch|openvino] [--precision fp32] [--calibration DIR] [--no-track] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=25.0, help="stream rate (default: %(default)s)")
     p.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("H", "W"), help="frame size (default: 480 640)")
     p.add_argument("--people", type=int, default=4, help="people walking in the stream (default: %(default)s)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "auto"))
+    p.add_argument("--backend", default="torch", choices=("torch", "openvino"),
+                   help="infer's runtime (openvino: converted once and cached, so run it twice to time a warm start)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "int8", "auto"))
+    p.add_argument("--calibration", type=Path, help="backend openvino, precision int8: images to calibrate on")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-track", action="store_true", help="without --track")
     p.add_argument("--keep", type=Path, help="write infer's outputs here (default: a temporary folder)")
@@ -114,13 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         server = MjpegServer(len(frames), args.fps, render=lambda i: frames[i].image)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
         command = [sys.executable, "-m", "openpose_lite", "infer", "URL", *model, "-o", str(out), "--no-progress",
-                   "--precision", args.precision, "--device", args.device, *([] if args.no_track else ["--track"])]
+                   "--backend", args.backend, "--precision", args.precision, "--device", args.device,
+                   *([] if args.calibration is None else ["--calibration", str(args.calibration)]),
+                   *([] if args.no_track else ["--track"])]
         with server:
             command[4] = server.url
             started = server.started
             result = subprocess.run(command, env=env, capture_output=True, text=True)
             ended_at = time.monotonic()
-        print(f"model: {args.weights or args.arch + ' (random weights, published size)'}, {args.precision}, "
+        print(f"model: {args.weights or args.arch + ' (random weights, published size)'}, {args.backend} {args.precision}, "
               f"frames {args.size[0]}x{args.size[1]}, {'with' if not args.no_track else 'without'} --track")
         _report(out, result.returncode, started, ended_at, server, result.stdout)
         print("infer said:\n  " + "\n  ".join((result.stdout + result.stderr).strip().splitlines()))

@@ -444,3 +444,20 @@ def test_bench_train_times_the_data_pipeline_and_a_training_step_of_the_quicksta
     out = capsys.readouterr().out
     assert re.search(r"\| generated scenes \(368x368\) \| 184 \| 8 \| [0-9.]+ \| [0-9.]+ \|", out)
     assert re.search(r"\| [0-9.]+ ms \| [0-9.]+ ms \| [0-9.]+ \|", out)  # step, forward, images/s
+
+
+@pytest.mark.slow
+def test_bench_live_serves_a_stream_to_infer_on_either_backend_and_reports_latency(checkpoint, capsys):
+    module = _benchmark_script("bench_live")
+    for backend in ("torch", "openvino"):
+        if backend == "openvino":
+            import_optional("openvino")
+        # A live stream does not wait: it must outlast infer's start-up (imports, an OpenVINO conversion).
+        assert module.main(["--weights", str(checkpoint), "--seconds", "8", "--fps", "4", "--size", "64", "96",
+                            "--people", "1", "--backend", backend]) == 0
+        out = capsys.readouterr().out
+        assert f"{backend} fp32, frames 64x96, with --track" in out
+        assert re.search(r"exit code 0; exited [0-9.]+ s after the stream's start", out)
+        processed = re.search(r"stream: 32 frames at 4 fps; read \d+, processed (\d+), dropped \d+", out)
+        assert processed and int(processed.group(1)) >= 1, out
+        assert "latency capture -> people on disk: median" in out and "CPU: " in out
