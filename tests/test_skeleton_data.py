@@ -166,9 +166,10 @@ def insect_scenes(tmp_path_factory) -> dict[str, Path]:
 @pytest.mark.parametrize("kind", ["forest", "no_limbs"])
 def test_oracles_on_generated_scenes_of_a_32_keypoint_skeleton(kind, insect_scenes, tmp_path, capsys):
     sigmas = [DEFAULT_SIGMA] * len(INSECT_NAMES)
-    bottomup, _ = _oracle_ap(insect_scenes[kind], "bottomup", tmp_path, capsys, sigmas)
+    bottomup, printed = _oracle_ap(insect_scenes[kind], "bottomup", tmp_path, capsys, sigmas)
     topdown, _ = _oracle_ap(insect_scenes[kind], "topdown", tmp_path, capsys, sigmas)
     assert bottomup >= 0.90 and topdown >= 0.95
+    assert "labelled instances" in printed and "instances decoded" in printed and "people" not in printed
 
 
 def test_synth_skeleton_writes_the_skeletons_whole_category(insect_scenes):
@@ -197,6 +198,28 @@ def test_visible_figure_keypoints_are_drawn_on_their_own_figure(tmp_path):
                 assert scene.instance_map[int(round(float(y))), int(round(float(x)))] == figure
                 checked += 1
     assert checked > 50
+
+
+@pytest.mark.parametrize("area_per_box", [1.0, 0.5, None])
+def test_figure_areas_follow_the_area_convention_of_the_file_their_poses_come_from(area_per_box, tmp_path):
+    # AP-10K and Animal-Pose files give each animal its box's area, MacaquePose a segmentation (about
+    # half); COCO scores OKS at that scale. A file without areas leaves the pixels a figure shows.
+    path = write_skeleton_file(tmp_path / "i.json", INSECT_NAMES, INSECT_FOREST, insect_instances(3))
+    data = json.loads(path.read_text())
+    for ann in data["annotations"]:
+        if area_per_box is None:
+            del ann["area"]
+        else:
+            ann["area"] = area_per_box * ann["bbox"][2] * ann["bbox"][3]
+    path.write_text(json.dumps(data))
+    bank = PoseBank.from_file(path)
+    assert bank.area_per_box == area_per_box
+    scene = render_scene(np.random.default_rng(0), SceneConfig(image_hw=(160, 160)), num_people=3, bank=bank)
+    shown = np.array([(scene.instance_map == i).sum() for i in range(len(scene.areas))])
+    boxes = scene.boxes[:, 2] * scene.boxes[:, 3]
+    assert len(shown) == 3 and (shown < 0.6 * boxes).all()  # thin limbs and blobs: far below their boxes
+    expected = shown if area_per_box is None else area_per_box * boxes
+    np.testing.assert_allclose(scene.areas, expected, rtol=1e-5)
 
 
 def test_synth_skeleton_scenes_are_deterministic_and_refused_with_video(insect_scenes, tmp_path, capsys):

@@ -16,7 +16,11 @@ It is drawn as thick limbs in the skeleton's limb colours (left limbs warm, righ
 added to complete the tree thinner) with dark outlines, and keypoints as light blobs with dark
 rims, so that a small network learns where each keypoint type is. Keypoints an instance does not
 label are neither drawn nor annotated. :mod:`openpose_lite.data.synthetic` places, occludes and
-annotates the figures exactly as it does its people.
+annotates the figures exactly as it does its people, except for the area: a figure's area (the
+scale of COCO's OKS) follows the file's own convention, the median ratio of its instances' ``area``
+to their box's (AP-10K and Animal-Pose: the box area; MacaquePose: a segmentation, about half),
+times the figure's box. The pixels of thin limbs and blobs would be a quarter of an animal's
+box and score a figure about four times as strictly as the file's own animals are scored.
 
 Shape legend: M instances, K keypoints, L limbs.
 """
@@ -98,14 +102,20 @@ class PoseBank:
         poses: (M, K, 2) normalised keypoints; ``labelled`` (M, K) bool.
         category: the COCO category generated files carry (names, 1-based limbs; for skeletons
             other than the person also ``flip_pairs`` and ``sigmas``, so a file states it whole).
+        area_per_box: a figure's annotated area as a fraction of its box's (module docstring);
+            None: the pixels that show it.
     """
 
-    def __init__(self, skeleton: Skeleton, poses: np.ndarray, labelled: np.ndarray, category: dict[str, Any]) -> None:
+    def __init__(self, skeleton: Skeleton, poses: np.ndarray, labelled: np.ndarray, category: dict[str, Any],
+                 area_per_box: float | None = None) -> None:
         if len(poses) == 0:
             raise ValueError(f"{skeleton.name}: no annotated instance to draw figures from")
+        if area_per_box is not None and not 0 < area_per_box <= 1:
+            raise ValueError(f"{skeleton.name}: area_per_box must be in (0, 1], got {area_per_box!r}")
         self.skeleton = skeleton
         self.poses, self.labelled = poses, labelled
         self.category = category
+        self.area_per_box = area_per_box
         self._parent, self._order = _tree(skeleton)
         self._children = [[c for c in self._order if self._parent[c] == k] for k in range(skeleton.num_keypoints)]
 
@@ -130,6 +140,11 @@ class PoseBank:
             raise ValueError(f"{path}: no annotated instance of {skeleton.name} with two labelled keypoints to "
                              "draw figures from")
         kps = kps[keep]
+        ratios = [a["area"] / (a["bbox"][2] * a["bbox"][3]) for a, kept in zip(anns, keep) if kept
+                  and isinstance(a.get("area"), (int, float)) and a["area"] > 0
+                  and isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4 and a["bbox"][2] * a["bbox"][3] > 0]
+        # A box drawn tight around the keypoints may be smaller than the area that counts (ratio > 1).
+        area_per_box = min(1.0, float(np.median(ratios))) if ratios else None
         labelled = kps[..., 2] > 0
         poses = np.zeros(kps.shape[:2] + (2,))
         for m, (pts, on) in enumerate(zip(kps[..., :2], labelled)):
@@ -138,7 +153,7 @@ class PoseBank:
             poses[m, ~on] = 0.0  # unlabelled keypoints sit at the centre (an occluder's anchor)
         sources = [c for c in data["categories"] if isinstance(c, dict) and c.get("id") in chosen.keypoint_categories]
         name = str(sources[0].get("name")) if len(sources) == 1 else skeleton.name
-        return cls(skeleton, poses, labelled, _category(skeleton, sources[0], name))
+        return cls(skeleton, poses, labelled, _category(skeleton, sources[0], name), area_per_box)
 
     def sample_pose(self, rng: np.random.Generator) -> PoseFigure:
         """One articulated, mirrored or not, turned figure of unit size (module docstring); a fixed

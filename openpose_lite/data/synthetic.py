@@ -14,7 +14,8 @@ per-pixel map records which person owns each pixel, so
 A person's ``area`` is the number of its visible drawn pixels (COCO's area is the area of the
 visible segmentation mask, and it sets the OKS scale), and its ``bbox`` is the box of those
 pixels (``pycocotools.mask.toBbox`` convention) grown to hold its labelled keypoints. Drawn
-people with no visible pixel get no annotation.
+people with no visible pixel get no annotation. Figures of another skeleton take their area
+convention from the file their poses come from (:mod:`openpose_lite.data.skeleton_figures`).
 
 Everything depends only on the ``numpy.random.Generator`` passed in, so a seed gives the same
 images and byte-identical annotation files.
@@ -100,8 +101,9 @@ class Scene:
     """One generated image and its people.
 
     ``image`` (H, W, 3) uint8 BGR; ``keypoints`` (N, K, 3) float32 COCO x, y, v; ``boxes``
-    (N, 4) float32 x, y, w, h; ``areas`` (N,) float32 visible drawn pixels per person;
-    ``instance_map`` (H, W) int16: the index of the person each pixel shows, -1 for none.
+    (N, 4) float32 x, y, w, h; ``areas`` (N,) float32 visible drawn pixels per person (figures
+    of another skeleton: see ``render_scene``); ``instance_map`` (H, W) int16: the index of the
+    person each pixel shows, -1 for none.
     """
 
     image: np.ndarray
@@ -259,7 +261,8 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_p
     drawn from ``cfg.people_range``. People hidden entirely
     are not annotated, so ``len(scene.keypoints)`` can be smaller than the number drawn.
     ``bank``: draw figures of its skeleton (:mod:`openpose_lite.data.skeleton_figures`) instead
-    of people; the keypoints are then in its skeleton's order.
+    of people; the keypoints are then in its skeleton's order and the areas follow the bank's
+    file (``bank.area_per_box`` of each box, or the pixels shown where the file has no areas).
     """
     cfg = cfg or SceneConfig()
     if num_people is not None and (int(num_people) != num_people or num_people < 0):
@@ -279,10 +282,14 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_p
         else:
             draw_pose_figure(image, owner, i + 1, fig, bank.skeleton, rng)
     _occlude(rng, image, owner, figures, cfg.occlusion_prob)
-    return _annotate(image, owner, figures, SKELETON.num_keypoints if bank is None else bank.skeleton.num_keypoints)
+    if bank is None:
+        return _annotate(image, owner, figures, SKELETON.num_keypoints)
+    return _annotate(image, owner, figures, bank.skeleton.num_keypoints, bank.area_per_box)
 
 
-def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure | PoseFigure], k: int) -> Scene:
+def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure | PoseFigure], k: int,
+              area_per_box: float | None = None) -> Scene:
+    """The scene's annotations; ``area_per_box``: areas as that fraction of each box (None: the pixels shown)."""
     h, w = owner.shape
     keypoints, boxes, areas, kept = [], [], [], []
     for i, fig in enumerate(figures):
@@ -290,6 +297,8 @@ def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure | PoseF
         if len(xs) == 0:  # hidden or outside the image: nothing to annotate
             continue
         kps, box, area = annotate_figure(fig, owner, i + 1, xs, ys)
+        if area_per_box is not None:
+            area = area_per_box * box[2] * box[3]
         keypoints.append(kps)
         boxes.append(box)
         areas.append(area)
