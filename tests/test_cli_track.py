@@ -39,6 +39,7 @@ class VideoPeople:
 
     def __init__(self, detections: list[Poses]) -> None:
         self.detections = list(detections)
+        self.skeleton = self.detections[0].skeleton
         self.next = 0
 
     def input_problem(self, image_hw):

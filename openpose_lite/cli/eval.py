@@ -2,7 +2,8 @@
 
 Headers count people one way each: "labelled people" are the annotation file's ground truth
 (the people COCO's evaluation scores: not crowds, at least one labelled keypoint), "people
-detected" / "people decoded" what the model or the codec returned.
+detected" / "people decoded" what the model or the codec returned; "instances" for a skeleton
+other than the person.
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ def _labelled_people(coco, image_ids, scope) -> str:
     """"N labelled people" (or instances, for another skeleton) of the scope among the images."""
     people = scope.labelled_instances(coco)
     count = sum(len(people.get(int(i), [])) for i in image_ids)
-    return f"{count} labelled {'people' if scope.skeleton.is_person else 'instances'}"
+    return f"{count} labelled {_people(scope)}"
+
+
+def _people(scope) -> str:
+    """What the scope's skeleton counts: people, or instances of another skeleton."""
+    return "people" if scope.skeleton.is_person else "instances"
 
 
 def _write_results(path: Path | None, results: list[dict]) -> None:
@@ -95,7 +101,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
     image_ids = coco.getImgIds()
     scope = scoring_scope(coco, skeleton, str(args.ann))
     print(f"{args.oracle} oracle on {args.ann}: {len(image_ids)} images, {_labelled_people(coco, image_ids, scope)}, "
-          f"{len(results)} people decoded")
+          f"{len(results)} {_people(scope)} decoded")
     print(scope.describe())
     print(format_metrics(metrics, style="markdown"))
     return EXIT_OK
@@ -121,8 +127,8 @@ def _run_model_eval(args: argparse.Namespace) -> int:
     _write_results(args.json_out, evaluation.results)
     model = args.checkpoint or args.weights
     print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images "
-          f"({_labelled_people(coco, evaluation.image_ids, evaluation.scope)}), {len(evaluation.results)} people "
-          f"detected, {describe(predictor)}")
+          f"({_labelled_people(coco, evaluation.image_ids, evaluation.scope)}), {len(evaluation.results)} "
+          f"{_people(evaluation.scope)} detected, {describe(predictor)}")
     print(evaluation.scope.describe())
     print(format_metrics(evaluation.metrics, style="markdown"))
     for message in evaluation.failures:

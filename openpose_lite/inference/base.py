@@ -15,9 +15,11 @@ from typing import Any
 
 from torch import nn
 
+from openpose_lite.codecs.base import Codec
 from openpose_lite.inference.network import NetworkRunner
 from openpose_lite.models.architectures import architecture
 from openpose_lite.models.weights import LoadedWeights, read_weights
+from openpose_lite.skeleton import Skeleton
 
 __all__ = ["Predictor", "load_for_inference", "require_checkpoint"]
 
@@ -51,6 +53,12 @@ class Predictor:
     :class:`~openpose_lite.inference.topdown.TopDownPredictor`."""
 
     runner: NetworkRunner
+    codec: Codec
+
+    @property
+    def skeleton(self) -> Skeleton:
+        """The skeleton of what this predictor finds: people, or instances of another skeleton."""
+        return self.codec.skeleton
 
     @classmethod
     def from_model(cls, model: nn.Module, config: Mapping[str, Any] | None, source: str = "model", **options: Any):

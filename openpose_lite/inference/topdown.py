@@ -28,7 +28,7 @@ from openpose_lite.inference.network import make_runner
 from openpose_lite.models.architectures import architecture_of
 from openpose_lite.oks import oks_nms
 from openpose_lite.preprocess import as_bgr, crop_person, normalise_input
-from openpose_lite.skeleton import COCO_17
+from openpose_lite.skeleton import COCO_17, Skeleton
 from openpose_lite.structures import Poses
 
 __all__ = ["PersonCrops", "TopDownPipeline", "TopDownPredictor"]
@@ -221,6 +221,11 @@ class TopDownPipeline:
     def __init__(self, predictor: TopDownPredictor, boxes: BoxSource) -> None:
         self.predictor = predictor
         self.boxes = boxes
+
+    @property
+    def skeleton(self) -> Skeleton:
+        """The predictor's skeleton: what it finds in the boxes."""
+        return self.predictor.skeleton
 
     def __call__(self, image_bgr: np.ndarray, image_id: int | None = None) -> Poses:
         return self.predict_batch([image_bgr], [image_id])[0]
