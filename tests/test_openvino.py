@@ -22,13 +22,14 @@ from torch import nn
 openvino = import_optional("openvino")  # any failure to import skips the module
 
 from openpose_lite import devices
-from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec, config_to_dict
-from openpose_lite.data.synthetic import SceneConfig, write_dataset
+from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec, config_to_dict, load_config
+from openpose_lite.data.synthetic import SceneConfig, render_scene, write_dataset
 from openpose_lite.inference import BottomUpPredictor, TopDownPredictor, openvino_model, openvino_runner
 from openpose_lite.inference.calibration import Calibration, bottomup_calibration
 from openpose_lite.inference.network import make_runner
 from openpose_lite.inference.openvino_model import BackendUnavailableError, export_ir, read_ir
 from openpose_lite.inference.openvino_runner import openvino_native_precisions, resolve_openvino_precision
+from openpose_lite.models.factory import build_model
 from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
@@ -116,6 +117,39 @@ def test_openvino_fp32_maps_equal_torch_fp32_at_two_input_sizes_through_one_mode
         expected = torch_runner(torch_runner.to_device(x))
         assert 0.2 < max(float(np.abs(v).max()) for v in expected.values()) < 5  # maps of unit scale
         assert _max_diff(ov_runner(ov_runner.to_device(x)), expected) < 1e-3
+
+
+@pytest.mark.slow
+def test_openvino_fp32_maps_of_a_trained_quickstart_size_network_equal_torch_fp32(cache):
+    # The quickstart's network (configs/vgg19_synthetic_cpu.yaml), trained for a few steps on
+    # generated scenes so that its maps are a trained network's (peaks, a background channel near 1,
+    # PAFs along limbs) rather than random weights' noise.
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "vgg19_synthetic_cpu.yaml")
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    codec = build_bottomup_codec(cfg, skeleton=model.skeleton)
+    rng = np.random.default_rng(0)
+    scenes = [render_scene(rng, SceneConfig(image_hw=(96, 96), people_range=(1, 2))) for _ in range(4)]
+    images = torch.from_numpy(np.stack([sc.image for sc in scenes])).permute(0, 3, 1, 2).float() / 255 - 0.5
+    targets = [codec.encode(sc.keypoints, (96, 96))[0] for sc in scenes]
+    wanted = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in BOTTOMUP}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    losses = []
+    for _ in range(40):
+        outputs = model(images)
+        loss = sum(((out[k] - wanted[k]) ** 2).mean() for out in outputs for k in BOTTOMUP)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    model.eval()
+    assert losses[-1] < 0.5 * losses[0]  # it learned something
+    x = images[:2]
+    expected = make_runner(model, BOTTOMUP)(x)
+    assert float(expected["heatmaps"][:, -1].mean()) > 0.5  # the background channel of a trained network
+    on_openvino = make_runner(model, BOTTOMUP, backend="openvino", precision="fp32", cache=cache)(x)
+    assert _max_diff(on_openvino, expected) < 1e-3
 
 
 def test_second_construction_reads_the_cache_and_other_weights_convert_again(networks, cache, monkeypatch):
