@@ -222,6 +222,18 @@ def test_figure_areas_follow_the_area_convention_of_the_file_their_poses_come_fr
     np.testing.assert_allclose(scene.areas, expected, rtol=1e-5)
 
 
+@needs_custom_skeletons
+def test_the_shared_animal_files_area_conventions_are_read_from_their_annotations():
+    # The files' own arithmetic, recomputed here: the median of area / (bbox w * h) over their animals.
+    for name, path in CUSTOM_SKELETON_FILES.items():
+        anns = json.loads(path.read_text())["annotations"]
+        expected = float(np.median([a["area"] / (a["bbox"][2] * a["bbox"][3]) for a in anns]))
+        assert PoseBank.from_file(path).area_per_box == pytest.approx(min(1.0, expected)), name
+    # AP-10K and Animal-Pose give an animal its box's area; MacaquePose a segmentation's, about half.
+    assert PoseBank.from_file(CUSTOM_SKELETON_FILES["ap10k"]).area_per_box == 1.0
+    assert 0.4 < PoseBank.from_file(CUSTOM_SKELETON_FILES["macaque"]).area_per_box < 0.5
+
+
 def test_synth_skeleton_scenes_are_deterministic_and_refused_with_video(insect_scenes, tmp_path, capsys):
     source = insect_scenes["forest"].parent.parent / "forest.json"
     for out in ("a", "b"):
