@@ -142,7 +142,7 @@ def test_openvino_fp32_maps_of_a_trained_quickstart_size_network_equal_torch_fp3
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     assert losses[-1] < 0.5 * losses[0]  # it learned something
     x = images[:2]
