@@ -210,6 +210,12 @@ class Skeleton:
         """Whether this is one of the COCO person layouts (COCO_17, OPENPOSE_18) of the public weights."""
         return self in (COCO_17, OPENPOSE_18)
 
+    @property
+    def instance_words(self) -> tuple[str, str]:
+        """What outputs call one and several of what this skeleton describes: ("person", "people"),
+        or ("instance", "instances") for another skeleton."""
+        return ("person", "people") if self.is_person else ("instance", "instances")
+
     def annotation_layout(self) -> "Skeleton":
         """The keypoints as annotation files order them: what top-down models predict, results hold
         and evaluation scores. OPENPOSE_18 -> COCO_17; otherwise this skeleton without a background

@@ -53,12 +53,7 @@ def _labelled_people(coco, image_ids, scope) -> str:
     """"N labelled people" (or instances, for another skeleton) of the scope among the images."""
     people = scope.labelled_instances(coco)
     count = sum(len(people.get(int(i), [])) for i in image_ids)
-    return f"{count} labelled {_people(scope)}"
-
-
-def _people(scope) -> str:
-    """What the scope's skeleton counts: people, or instances of another skeleton."""
-    return "people" if scope.skeleton.is_person else "instances"
+    return f"{count} labelled {scope.skeleton.instance_words[1]}"
 
 
 def _write_results(path: Path | None, results: list[dict]) -> None:
@@ -101,7 +96,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
     image_ids = coco.getImgIds()
     scope = scoring_scope(coco, skeleton, str(args.ann))
     print(f"{args.oracle} oracle on {args.ann}: {len(image_ids)} images, {_labelled_people(coco, image_ids, scope)}, "
-          f"{len(results)} {_people(scope)} decoded")
+          f"{len(results)} {scope.skeleton.instance_words[1]} decoded")
     print(scope.describe())
     print(format_metrics(metrics, style="markdown"))
     return EXIT_OK
@@ -128,7 +123,7 @@ def _run_model_eval(args: argparse.Namespace) -> int:
     model = args.checkpoint or args.weights
     print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images "
           f"({_labelled_people(coco, evaluation.image_ids, evaluation.scope)}), {len(evaluation.results)} "
-          f"{_people(evaluation.scope)} detected, {describe(predictor)}")
+          f"{evaluation.scope.skeleton.instance_words[1]} detected, {describe(predictor)}")
     print(evaluation.scope.describe())
     print(format_metrics(evaluation.metrics, style="markdown"))
     for message in evaluation.failures:

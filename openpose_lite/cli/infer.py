@@ -443,8 +443,7 @@ def _run_infer(args: argparse.Namespace) -> int:
         return EXIT_OK
     people = sum(len(e["results"]) for e in gathered.entries)
     ranks = f" ({shard.world_size} processes)" if shard.distributed else ""
-    found = ("person", "people") if predictor.skeleton.is_person else ("instance", "instances")
-    print(f"{plural(len(gathered.entries), 'image')}, {plural(people, *found)}, "
+    print(f"{plural(len(gathered.entries), 'image')}, {plural(people, *predictor.skeleton.instance_words)}, "
           f"{plural(len(gathered.failures), 'failure')}{ranks}; outputs in {args.output}")
     for message, _ in gathered.failures:
         print(f"  failed: {message}", file=sys.stderr)
