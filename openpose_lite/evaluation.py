@@ -27,8 +27,8 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from openpose_lite.data.coco_validation import coco_layout, read_coco_keypoints
-from openpose_lite.data.ground_truth import PERSON_CATEGORY, labelled_instances
+from openpose_lite.data.coco_validation import read_coco_keypoints
+from openpose_lite.data.ground_truth import PERSON_CATEGORY, labelled_instances, scored_layout
 from openpose_lite.skeleton import Skeleton
 
 logger = logging.getLogger(__name__)
@@ -117,13 +117,7 @@ def scoring_scope(coco: COCO, skeleton: Skeleton | None = None, source: str = "C
 
     Raises ValueError naming ``source`` when no category has the skeleton's keypoint names.
     """
-    from openpose_lite.coco_skeleton import skeleton_of_coco
-
-    layout = coco_layout(coco.dataset, source)
-    if skeleton is None:
-        skeleton, chosen = skeleton_of_coco(coco.dataset, layout, source, complete=False)
-    else:
-        chosen = layout.select(skeleton.annotation_layout().keypoints, source, skeleton.annotation_layout().name)
+    skeleton, chosen = scored_layout(coco.dataset, source, skeleton)
     ids = tuple(chosen.keypoint_categories) or tuple(chosen.category_names)
     names = tuple(chosen.category_names.get(i, str(i)) for i in ids)
     return ScoringScope(skeleton.annotation_layout(), ids, names, chosen.left_out())

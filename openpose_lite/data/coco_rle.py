@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["rle_counts_from_string", "rle_problem"]
+__all__ = ["is_int", "rle_counts_from_string", "rle_problem"]
 
 # Compressed RLE: characters carry 6-bit groups offset by 48 ("0"): 5 value bits, bit 5 = "more".
 _RLE_OFFSET, _RLE_MORE, _RLE_SIGN, _RLE_VALUE = 48, 0x20, 0x10, 0x1F
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """Whether a JSON value is an integer (``True`` is not one)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -26,14 +27,14 @@ def rle_problem(rle: dict, image_hw: tuple[int, int]) -> str | None:
     """
     size, counts = rle.get("size"), rle.get("counts")
     h, w = image_hw
-    if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)) or tuple(size) != (h, w):
+    if not (isinstance(size, list) and len(size) == 2 and all(is_int(v) for v in size)) or tuple(size) != (h, w):
         return f"has an RLE segmentation of size {size!r:.40}, expected the image's [height, width] = [{h}, {w}]"
     if isinstance(counts, str):
         try:
             runs = rle_counts_from_string(counts)
         except ValueError as exc:
             return f"has a compressed RLE that does not decode ({exc}), expected COCO's RLE string"
-    elif isinstance(counts, list) and all(_is_int(v) for v in counts):
+    elif isinstance(counts, list) and all(is_int(v) for v in counts):
         runs = counts
     else:
         return "has RLE counts that are neither a list of integers nor a compressed RLE string"

@@ -50,7 +50,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from openpose_lite.data.coco_rle import rle_problem
+from openpose_lite.data.coco_rle import is_int, rle_problem
 from openpose_lite.io import read_json
 from openpose_lite.skeleton import Skeleton
 
@@ -153,9 +153,10 @@ def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = 
     image_hw = _check_images(data["images"], source)
     layout = coco_layout(data, source)
     annotated = layout  # every keypoint category's annotations are checked, each with its own K
-    if skeleton is not None:
-        layout = layout.select(skeleton.annotation_layout().keypoints, source, skeleton.annotation_layout().name)
-    default_k = skeleton.annotation_layout().num_keypoints if skeleton is not None else None
+    scored = skeleton.annotation_layout() if skeleton is not None else None
+    if scored is not None:
+        layout = layout.select(scored.keypoints, source, scored.name)
+    default_k, default_of = (scored.num_keypoints, scored.name) if scored is not None else (None, None)
     notes = _Notes(source)
     numbers = _Numbers(image_hw)
     first_index: dict[int, int] = {}
@@ -168,7 +169,7 @@ def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = 
         if cat in annotated.keypoint_categories:
             k, of = annotated.keypoint_categories[cat], f"category {annotated.category_names.get(cat)!r}"
         else:
-            k, of = default_k, skeleton.annotation_layout().name if skeleton else None
+            k, of = default_k, default_of
         _check_person(ann, where, k, image_hw[image_id], notes, numbers, of)
     numbers.check(notes)
     notes.log()
@@ -204,10 +205,6 @@ def coco_layout(data: Mapping[str, Any], source: str) -> CocoLayout:
 
 
 # ------------------------------------------------------------------------------ images, ids
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_size(value: Any) -> bool:
     # Some converters write sizes as floats (480.0); what matters is a positive whole number.
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
@@ -219,7 +216,7 @@ def _check_images(images: list, source: str) -> dict[int, tuple[int, int]]:
     sizes: dict[int, tuple[int, int]] = {}
     index_of: dict[int, int] = {}
     for i, img in enumerate(images):
-        if not isinstance(img, dict) or not _is_int(img.get("id")):
+        if not isinstance(img, dict) or not is_int(img.get("id")):
             raise AnnotationError(f"{source}: images[{i}] has id {_short(img, 'id')}, expected an integer image id")
         image_id = img["id"]
         if image_id in index_of:
@@ -243,10 +240,10 @@ def _check_ids(ann: Any, index: int, first_index: dict[int, int], annotations: l
     if not isinstance(ann, dict):
         raise AnnotationError(f"{source}: annotations[{index}] is a {type(ann).__name__}, expected an annotation dict")
     image_id, ann_id = ann.get("image_id"), ann.get("id")
-    if not _is_int(ann_id):
+    if not is_int(ann_id):
         raise AnnotationError(f"{source}: annotations[{index}] (image id {image_id!r}) has id {ann_id!r}, "
                               "expected an integer annotation id")
-    if not _is_int(image_id) or image_id not in image_hw:
+    if not is_int(image_id) or image_id not in image_hw:
         raise AnnotationError(f"{source}: annotation {ann_id} refers to image id {image_id!r}, "
                               "expected the id of an image of the file")
     if ann_id in first_index:
@@ -420,7 +417,7 @@ def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, 
             of = f" (3 x {k} keypoints of {category})" if expected and category is not None else ""
             raise where.error(f"has {len(raw)} keypoint values, expected {expected if expected else 'x, y, v triples'}{of}")
         num = ann.get("num_keypoints")
-        if num is not None and not (_is_int(num) and num >= 0):
+        if num is not None and not (is_int(num) and num >= 0):
             raise where.error(f"has num_keypoints {num!r:.40}, expected an integer >= 0")
         numbers.keypoints.setdefault(len(raw), []).append((raw, where, num))
     bbox = ann.get("bbox")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from openpose_lite.coco_skeleton import skeleton_of_coco
-from openpose_lite.data.coco_validation import coco_layout
+from openpose_lite.data.coco_validation import CocoLayout, coco_layout
 from openpose_lite.geometry import HRNET, OURS, check_convention
 from openpose_lite.inference.boxes import BoxSource
 from openpose_lite.io import read_json
@@ -96,15 +96,24 @@ def gt_boxes(instances: Iterable[Mapping[str, Any]], image_hw: tuple[int, int], 
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.ones(len(boxes))
 
 
-def scored_categories(data: Mapping[str, Any], source: str, skeleton: Skeleton | None = None) -> tuple[int, ...]:
-    """The category ids a skeleton's results are scored on in a COCO dict: those with its keypoint names
-    (default: the file's own skeleton's); COCO's person where no category names keypoints."""
+def scored_layout(data: Mapping[str, Any], source: str, skeleton: Skeleton | None = None
+                  ) -> tuple[Skeleton, CocoLayout]:
+    """(the skeleton scored, the categories of a COCO dict its results are scored on): those with its
+    keypoint names; default: the file's own skeleton (not completed: scoring needs no limbs).
+
+    Raises ValueError naming ``source`` when no category has the skeleton's keypoint names.
+    """
     layout = coco_layout(data, source)
     if skeleton is None:
-        _, chosen = skeleton_of_coco(data, layout, source, complete=False)
-    else:
-        annotation = skeleton.annotation_layout()
-        chosen = layout.select(annotation.keypoints, source, annotation.name)
+        return skeleton_of_coco(data, layout, source, complete=False)
+    annotation = skeleton.annotation_layout()
+    return skeleton, layout.select(annotation.keypoints, source, annotation.name)
+
+
+def scored_categories(data: Mapping[str, Any], source: str, skeleton: Skeleton | None = None) -> tuple[int, ...]:
+    """The category ids a skeleton's results are scored on in a COCO dict (:func:`scored_layout`);
+    COCO's person where no category names keypoints."""
+    _, chosen = scored_layout(data, source, skeleton)
     return tuple(chosen.keypoint_categories) or (PERSON_CATEGORY,)
 
 
