@@ -46,7 +46,7 @@ from openpose_lite.data.coco_validation import AnnotationError, CocoLayout, read
 from openpose_lite.limbs import limb_components, mirror_completion, tree_completion
 from openpose_lite.skeleton import COCO_17, Skeleton
 
-__all__ = ["DEFAULT_SIGMA", "KNOWN_SIGMAS", "complete_limbs", "flip_pairs_from_names", "pair_distances",
+__all__ = ["DEFAULT_SIGMA", "KNOWN_SIGMAS", "chosen_categories", "chosen_instances", "complete_limbs", "flip_pairs_from_names", "pair_distances",
            "skeleton_from_category", "skeleton_of_coco", "skeleton_of_file"]
 
 logger = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ def skeleton_of_coco(
         return COCO_17, layout  # no category names keypoints: every annotation is a COCO-17 person, as always
     names = _choose_group(layout, source, category)
     chosen = layout.select(names, source, "the chosen category")
-    cats = [c for c in data.get("categories", []) if isinstance(c, dict) and c.get("id") in chosen.keypoint_categories]
+    cats = chosen_categories(data, chosen)
     if len({repr(c.get("skeleton")) for c in cats}) > 1:
         logger.warning("%s: the %d categories sharing these keypoints list different limbs; %r's are used",
                        source, len(cats), cats[0].get("name"))
@@ -331,13 +331,23 @@ def skeleton_of_coco(
     label = str(cats[0].get("name")) if len(cats) == 1 else Path(source).stem
     skeleton = skeleton_from_category(cats[0], source=source, name=settings.pop("name", None) or label, **settings)
     if complete and not skeleton.is_person:
-        k = skeleton.num_keypoints
-        anns = [a for a in data.get("annotations", []) if chosen.is_person(a) and not a.get("iscrowd", 0)
-                and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) == 3 * k]
-        kps = np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, k, 3)
+        anns, kps = chosen_instances(data, chosen, skeleton.num_keypoints)
         scales = np.array([_instance_scale(a, p) for a, p in zip(anns, kps)])
         skeleton = complete_limbs(skeleton, kps, scales, source)
     return skeleton, chosen
+
+
+def chosen_categories(data: Mapping[str, Any], chosen: CocoLayout) -> list[dict[str, Any]]:
+    """The category dicts of a COCO dict that ``chosen`` (:func:`skeleton_of_coco`'s layout) scores, in file order."""
+    return [c for c in data.get("categories", []) if isinstance(c, dict) and c.get("id") in chosen.keypoint_categories]
+
+
+def chosen_instances(data: Mapping[str, Any], chosen: CocoLayout, k: int) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """(annotations, their keypoints (N, K, 3) float64): the instances of ``chosen``'s categories that
+    are not crowds and hold K keypoints, in file order."""
+    anns = [a for a in data.get("annotations", []) if chosen.is_person(a) and not a.get("iscrowd", 0)
+            and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) == 3 * k]
+    return anns, np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, k, 3)
 
 
 def skeleton_of_file(path: str | os.PathLike[str], *, category: int | str | None = None, complete: bool = True,

@@ -36,7 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from openpose_lite.coco_skeleton import skeleton_of_coco
+from openpose_lite.coco_skeleton import chosen_categories, chosen_instances, skeleton_of_coco
 from openpose_lite.data.coco_validation import read_coco_keypoints
 from openpose_lite.data.figures import rotation_matrix
 from openpose_lite.limbs import spanning_limbs
@@ -129,9 +129,7 @@ class PoseBank:
         data, layout = read_coco_keypoints(path)
         skeleton, chosen = skeleton_of_coco(data, layout, str(path), **settings)
         k = skeleton.num_keypoints
-        anns = [a for a in data["annotations"] if chosen.is_person(a) and not a.get("iscrowd", 0)
-                and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) == 3 * k]
-        kps = np.asarray([a["keypoints"] for a in anns], dtype=np.float64).reshape(-1, k, 3)
+        anns, kps = chosen_instances(data, chosen, k)
         count = (kps[..., 2] > 0).sum(axis=1)
         keep = count >= max(2, math.ceil(k / 2))
         if not keep.any():
@@ -151,7 +149,7 @@ class PoseBank:
             lo, hi = pts[on].min(axis=0), pts[on].max(axis=0)
             poses[m] = (pts - 0.5 * (lo + hi)) / max(float((hi - lo).max()), 1e-6)
             poses[m, ~on] = 0.0  # unlabelled keypoints sit at the centre (an occluder's anchor)
-        sources = [c for c in data["categories"] if isinstance(c, dict) and c.get("id") in chosen.keypoint_categories]
+        sources = chosen_categories(data, chosen)
         name = str(sources[0].get("name")) if len(sources) == 1 else skeleton.name
         return cls(skeleton, poses, labelled, _category(skeleton, sources[0], name), area_per_box)
 
