@@ -67,15 +67,20 @@ _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 _CPU_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
-def _cpu_flags() -> set[str]:
+def _cpuinfo_field(key: str) -> str | None:
+    """The value of the first ``key`` line of /proc/cpuinfo (Linux), or None."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
             for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.startswith(key):
+                    return line.split(":", 1)[1]
     except OSError:
         pass
-    return set()
+    return None
+
+
+def _cpu_flags() -> set[str]:
+    return set((_cpuinfo_field("flags") or "").split())
 
 
 def cpu_computes_bf16() -> bool:
@@ -94,14 +99,8 @@ def cpu_computes_int8() -> bool:
 
 def cpu_model_name() -> str:
     """The CPU's model name from /proc/cpuinfo ("unknown CPU" where there is none)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+    name = _cpuinfo_field("model name")
+    return name.strip() if name is not None else "unknown CPU"
 
 
 def cpu_description() -> str:

@@ -35,6 +35,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
+from openpose_lite.io import plural
+
 __all__ = ["LiveFrame", "LatestFrameReader", "LiveSource", "SourceUnavailable", "STREAM_SCHEMES", "is_stream_url"]
 
 logger = logging.getLogger(__name__)
@@ -310,5 +312,5 @@ class LatestFrameReader:
             self.reconnections += 1
             logger.info("%s: reconnected (try %d of %d)", self.source.name, attempt, self.reconnect)
             return "reconnected", None
-        tries = f"; {self.reconnect} reconnection{'s' if self.reconnect > 1 else ''} failed" if self.reconnect else ""
+        tries = f"; {plural(self.reconnect, 'reconnection')} failed" if self.reconnect else ""
         return "lost", f"lost {self.source.name} after {self.read} frames: {why}{tries}"

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, describe_os_error
-from openpose_lite.cli.models_args import build_predictor, positive_float, positive_int, weights_path
+from openpose_lite.cli.models_args import build_predictor, non_negative_int, positive_float, positive_int, weights_path
 from openpose_lite.cli.outputs import FRAME_DIGITS, InferFolder, VideoOutput, progress_disabled
-from openpose_lite.io import write_json_atomic
+from openpose_lite.io import plural, write_json_atomic
 from openpose_lite.live import LatestFrameReader, LiveFrame, LiveSource, SourceUnavailable, is_stream_url
 from openpose_lite.structures import Poses
 
@@ -45,23 +45,14 @@ def path_or_url(text: str) -> Path | str:
     return text if is_stream_url(text) else Path(text)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
 
 def add_live_args(p: argparse.ArgumentParser) -> None:
     """The live-source options of ``infer``."""
     g = p.add_argument_group("cameras and streams (newest frame first; docs/cli.md#cameras-and-streams)")
-    g.add_argument("--camera", type=_non_negative_int, metavar="N", help="read camera N (0: the first) instead of PATHs")
+    g.add_argument("--camera", type=non_negative_int, metavar="N", help="read camera N (0: the first) instead of PATHs")
     g.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
     g.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds of processing")
-    g.add_argument("--reconnect", type=_non_negative_int, default=0, metavar="N",
+    g.add_argument("--reconnect", type=non_negative_int, default=0, metavar="N",
                    help="reopen a lost camera or stream up to N times, waiting 0.5, 1, 2 ... 8 s between tries "
                    "(default: %(default)s)")
     g.add_argument("--show", action="store_true", help="show the people drawn on the frames, live, in a window "
@@ -329,7 +320,7 @@ def _frames(reader: LatestFrameReader, args: argparse.Namespace, stops: _StopReq
 
 
 def _summary(run: _LiveRun, reader: LatestFrameReader, reason: str) -> str:
-    reconnected = f", {reader.reconnections} reconnection{'s' * (reader.reconnections != 1)}" if reader.reconnections else ""
+    reconnected = f", {plural(reader.reconnections, 'reconnection')}" if reader.reconnections else ""
     lines = [f"{run.processed} frames processed, {reader.dropped} dropped (of {reader.read} read{reconnected}), "
              f"{run.people} people, {len(run.failures)} failures; {reason}"]
     if run.latencies:

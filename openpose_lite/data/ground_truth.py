@@ -24,14 +24,12 @@ import numpy as np
 from openpose_lite.coco_skeleton import skeleton_of_coco
 from openpose_lite.data.coco_validation import CocoLayout, coco_layout
 from openpose_lite.geometry import HRNET, OURS, check_convention
-from openpose_lite.inference.boxes import BoxSource
+from openpose_lite.inference.boxes import PERSON_CATEGORY, BoxSource
 from openpose_lite.io import read_json
 from openpose_lite.skeleton import Skeleton
 
 __all__ = ["PERSON_CATEGORY", "gt_box", "gt_box_source", "gt_boxes", "hrnet_clean_box", "is_labelled_instance",
            "labelled_instances", "labelled_people"]
-
-PERSON_CATEGORY = 1
 
 
 def is_labelled_instance(ann: Mapping[str, Any], categories: Collection[int] = (PERSON_CATEGORY,)) -> bool:

@@ -28,7 +28,6 @@ __all__ = [
     "load_exact",
     "load_state_dict_file",
     "sample_keys",
-    "split_checkpoint",
     "strip_module_prefix",
 ]
 
@@ -140,22 +139,6 @@ def load_state_dict_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(obj, Mapping):
         raise ValueError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj).__name__}")
     return dict(obj)
-
-
-def split_checkpoint(obj: Mapping[str, Any], source: str = "weights") -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """(state dict, config or None) from a loaded file.
-
-    Accepts our checkpoint dict ``{"model": state_dict, "config": dict}`` (``"config"``
-    optional) or a bare state dict (every value a tensor).
-    """
-    if "model" in obj and isinstance(obj["model"], Mapping):
-        state, config = obj["model"], obj.get("config")
-        if config is not None and not isinstance(config, Mapping):
-            raise ValueError(f"{source}: checkpoint 'config' must be a dict, got {type(config).__name__}")
-        config = dict(config) if config is not None else None
-    else:
-        state, config = obj, None
-    return check_tensor_state(state, source, "model"), config
 
 
 BN_COUNTER = "num_batches_tracked"
