@@ -28,7 +28,14 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, describe_os_error, interrupt_code, interrupt_word
-from openpose_lite.cli.live import add_live_args, live_source, path_or_url, run_live, tracker_params
+from openpose_lite.cli.live import (
+    add_live_args,
+    check_tracking_options,
+    live_source,
+    path_or_url,
+    run_live,
+    tracker_params,
+)
 from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
 from openpose_lite.cli.outputs import (
     InferFolder,
@@ -127,15 +134,8 @@ def _check_options(args: argparse.Namespace, inputs: Sequence[_Input]) -> None:
     if args.output.exists() and not args.output.is_dir():
         raise CliError(f"--output {args.output}: is a file; infer writes a folder of outputs there, so name a folder "
                        "(new or existing)")
-    if args.smooth and not args.track:
-        raise CliError("--smooth smooths tracked people over time; add --track")
-    if args.track_min_score is not None and not args.track:
-        raise CliError("--track-min-score sets which people the tracker follows; add --track")
+    check_tracking_options(args)
     if args.track:
-        try:  # the tracker's own range checks, before the model loads
-            tracker_params(args)
-        except ValueError as exc:
-            raise CliError(f"--track-min-score {args.track_min_score}: {exc}") from None
         lone = [i.path for i in inputs if i.sequence is None]
         if lone:
             raise CliError(f"--track follows people from frame to frame: give a video or a folder of frames, not the "

@@ -32,7 +32,7 @@ from openpose_lite.io import plural, write_json_atomic
 from openpose_lite.live import LatestFrameReader, LiveFrame, LiveSource, SourceUnavailable, is_stream_url
 from openpose_lite.structures import Poses
 
-__all__ = ["add_live_args", "live_source", "path_or_url", "run_live", "tracker_params"]
+__all__ = ["add_live_args", "check_tracking_options", "live_source", "path_or_url", "run_live", "tracker_params"]
 
 _INDEX_MIN_INTERVAL_S = 1.0  # results_coco.json / images.json: rewritten at most this often ...
 _INDEX_MAX_SHARE = 0.1  # ... and taking at most this share of the time, however long the run
@@ -85,6 +85,12 @@ def _check_options(args: argparse.Namespace) -> None:
                        "use --person-detector FILE for a top-down model")
     if args.batch_size != 1:
         raise CliError(f"--batch-size {args.batch_size}: a live source runs one frame at a time, the newest")
+    check_tracking_options(args)
+
+
+def check_tracking_options(args: argparse.Namespace) -> None:
+    """``--smooth`` and ``--track-min-score`` only with ``--track``, and a minimum score the tracker
+    takes (its own range check), before the model loads."""
     if args.smooth and not args.track:
         raise CliError("--smooth smooths tracked people over time; add --track")
     if args.track_min_score is not None and not args.track:
