@@ -101,14 +101,12 @@ def _run_export(args: argparse.Namespace) -> int:
 def _export_openvino(args: argparse.Namespace, loaded, output: Path) -> Path:
     """The IR of ``loaded``'s network, its config and skeleton inside, int8 calibrated as its predictor would be."""
     from openpose_lite.config import config_from_dict
-    from openpose_lite.inference.calibration import bottomup_calibration, calibration_files, topdown_calibration
+    from openpose_lite.inference.calibration import bottomup_calibration, topdown_calibration
     from openpose_lite.inference.openvino_model import export_ir
     from openpose_lite.preprocess import DEFAULT_INPUT_BOUND
 
     if args.precision == "int8" and args.calibration is None:
         raise CliError("--precision int8 needs --calibration DIR: a folder of a few hundred images to quantise on")
-    if args.calibration is not None:
-        calibration_files(args.calibration)  # a folder of no images is refused before the conversion
     cfg = config_from_dict(loaded.config, where="weights config")
     norm = cfg.model.resolved_input_norm
     if loaded.architecture.branch == "topdown":

@@ -156,6 +156,7 @@ def _check_options(args: argparse.Namespace) -> None:
     from openpose_lite.devices import resolve_device
     from openpose_lite.inference.calibration import calibration_files
     from openpose_lite.inference.network import check_runtime
+    from openpose_lite.inference.openvino_model import BackendUnavailableError
 
     try:
         resolve_device(args.device)
@@ -173,9 +174,10 @@ def _check_options(args: argparse.Namespace) -> None:
         if not is_ir:  # an IR's own precision is known once it is read; the runner checks it then
             args.precision = args.precision or "fp32"
             check_runtime(args.backend, args.precision, args.device, args.calibration)
+    except BackendUnavailableError as exc:  # the extra is not installed
+        raise CliError(f"--backend: {exc}") from None
     except ValueError as exc:
-        option = "--calibration" if args.calibration is not None and "calibration" in str(exc) else (
-            "--backend" if "openpose-lite[openvino]" in str(exc) else "--precision")
+        option = "--calibration" if args.calibration is not None and "calibration" in str(exc) else "--precision"
         raise CliError(f"{option}: {exc}") from None
     if args.boxes is not None and args.person_detector is not None:
         raise CliError("give --boxes or --person-detector, not both")
