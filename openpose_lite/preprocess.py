@@ -269,13 +269,17 @@ INPUT_NORMALISERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def normalise_input(images_bgr: np.ndarray, input_norm: str) -> np.ndarray:
-    """BGR uint8 image (H, W, 3) or batch (B, H, W, 3) -> network input, channels first, by ``input_norm``."""
+def input_normaliser(input_norm: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The normalisation named ``input_norm``; a ValueError naming the known ones for another name."""
     try:
-        normalise = INPUT_NORMALISERS[input_norm]
+        return INPUT_NORMALISERS[input_norm]
     except KeyError:
         raise ValueError(f"input_norm: expected one of {', '.join(INPUT_NORMALISERS)}, got {input_norm!r}") from None
-    return normalise(images_bgr)
+
+
+def normalise_input(images_bgr: np.ndarray, input_norm: str) -> np.ndarray:
+    """BGR uint8 image (H, W, 3) or batch (B, H, W, 3) -> network input, channels first, by ``input_norm``."""
+    return input_normaliser(input_norm)(images_bgr)
 
 
 # ----------------------------------------------------------------------------- images given to a predictor

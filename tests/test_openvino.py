@@ -256,6 +256,18 @@ def scenes(tmp_path_factory):
     return out / "images"
 
 
+def test_an_unknown_input_norm_is_refused_by_name_before_any_conversion(networks, cache, scenes, monkeypatch):
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted before the options were checked")
+
+    monkeypatch.setattr(openvino, "convert_model", no_conversion)
+    options = {"input_norm": "bgr_0_1", "backend": "openvino", "precision": "int8", "calibration": scenes}
+    with pytest.raises(ValueError, match="input_norm: expected one of cmu, imagenet_rgb, imagenet_bgr, got 'bgr_0_1'"):
+        BottomUpPredictor(networks["vgg19"], build_bottomup_codec(skeleton=networks["vgg19"].skeleton), **options)
+    with pytest.raises(ValueError, match="input_norm: expected one of"):
+        TopDownPredictor(networks["hrnet"], build_topdown_codec(Config()), **options)
+
+
 def test_int8_calibrated_on_generated_scenes_is_close_to_fp32_and_cached(networks, cache, scenes, monkeypatch):
     import_optional("nncf")
     model = networks["mobilenet"]

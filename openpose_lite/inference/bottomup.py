@@ -47,7 +47,15 @@ from openpose_lite.inference.base import Predictor
 from openpose_lite.inference.calibration import bottomup_calibration
 from openpose_lite.inference.network import make_runner
 from openpose_lite.models.architectures import architecture_of
-from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, PAD_VALUE, InputBound, as_bgr, letterbox, normalise_input
+from openpose_lite.preprocess import (
+    DEFAULT_INPUT_BOUND,
+    PAD_VALUE,
+    InputBound,
+    as_bgr,
+    input_normaliser,
+    letterbox,
+    normalise_input,
+)
 from openpose_lite.skeleton import OPENPOSE_18
 from openpose_lite.structures import Poses
 
@@ -157,6 +165,7 @@ class BottomUpPredictor(Predictor):
         if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
             raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
         codec.check_model(model)
+        input_normaliser(input_norm)  # an unknown name is refused here, by name, before any conversion
         self.runner = make_runner(model, ("heatmaps", "pafs"), device, precision, backend=backend,
                                   calibration=bottomup_calibration(calibration, input_size, codec.stride, input_bound,
                                                                    input_norm=input_norm))
@@ -170,7 +179,6 @@ class BottomUpPredictor(Predictor):
         if not (isinstance(report_shift, numbers.Real) and math.isfinite(report_shift)):
             raise ValueError(f"report_shift: expected a finite number of pixels, got {report_shift!r}")
         self.report_shift = float(report_shift)
-        normalise_input(np.zeros((1, 1, 3), np.uint8), input_norm)  # an unknown name is refused here, by name
         self.input_norm = input_norm
         self.timings: dict[str, float] = {phase: 0.0 for phase in PHASES}
 

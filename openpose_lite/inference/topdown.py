@@ -27,7 +27,7 @@ from openpose_lite.inference.calibration import topdown_calibration
 from openpose_lite.inference.network import make_runner
 from openpose_lite.models.architectures import architecture_of
 from openpose_lite.oks import oks_nms
-from openpose_lite.preprocess import as_bgr, crop_person, normalise_input
+from openpose_lite.preprocess import as_bgr, crop_person, input_normaliser, normalise_input
 from openpose_lite.skeleton import COCO_17, Skeleton
 from openpose_lite.structures import Poses
 
@@ -88,10 +88,10 @@ class TopDownPredictor(Predictor):
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         codec.check_model(model)
+        input_normaliser(input_norm)  # an unknown name is refused here, by name, before any conversion
         self.runner = make_runner(model, ("heatmaps",), device, precision, backend=backend,
                                   calibration=topdown_calibration(calibration, codec.input_hw, padding, codec.convention,
                                                                   input_norm=input_norm))
-        normalise_input(np.zeros((1, 1, 3), np.uint8), input_norm)  # an unknown name is refused here, by name
         self.input_norm = input_norm
         self.codec = codec
         self.flip = bool(flip)
