@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock
-from openpose_lite.models.state_dict import sample_keys
+from openpose_lite.models.residual import BasicBlock, conv, init_normal
+from openpose_lite.models.state_dict import numbered_children, sample_keys
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class ConvBN(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int = 1, relu: bool = True) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False)
+        self.conv = conv(in_channels, out_channels, kernel, stride)
         self.bn = nn.BatchNorm2d(out_channels)
         self.relu = nn.ReLU(inplace=True) if relu else nn.Identity()
 
@@ -175,14 +175,7 @@ class Hourglass(nn.Module):
 
     def reset_parameters(self) -> None:
         """mmpose's initialisation: convs N(0, 0.001) with zero bias, BN weight 1 and bias 0."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, std=_INIT_STD)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_normal(self, _INIT_STD, (nn.Conv2d,))
 
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """images (B, 3, H, W) -> S dicts ``{"heatmaps": (B, K, H/4, W/4)}``, the last stack's last."""
@@ -224,12 +217,6 @@ def is_hourglass_mmpose(keys: Collection[str]) -> bool:
             and _head_prefix(keys) is not None)
 
 
-def _count(state: Collection[str], prefix: str) -> int:
-    """Distinct integer indices right after ``prefix`` in the keys."""
-    return len({k[len(prefix):].split(".", 1)[0] for k in state if k.startswith(prefix)
-                and k[len(prefix):].split(".", 1)[0].isdigit()})
-
-
 def _shape(state: Mapping[str, Any], key: str) -> tuple[int, ...]:
     if key not in state or not isinstance(state[key], torch.Tensor):
         raise ValueError(f"Hourglass state dict: missing tensor {key!r}")
@@ -248,16 +235,16 @@ def hourglass_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str,
     channels, blocks, prefix = [], [], "hourglass_modules.0."
     while f"{prefix}up1.0.conv1.weight" in state:
         channels.append(_shape(state, f"{prefix}up1.0.conv1.weight")[0])
-        blocks.append(_count(state, f"{prefix}up1."))
+        blocks.append(numbered_children(state, f"{prefix}up1."))
         prefix += "low2."
     if not channels:
         raise ValueError("Hourglass state dict: missing key 'hourglass_modules.0.up1.0.conv1.weight'; not an hourglass")
     channels.append(_shape(state, f"{prefix}0.conv1.weight")[0])
-    blocks.append(_count(state, prefix))
+    blocks.append(numbered_children(state, prefix))
     final = _shape(state, "final_layers.0.weight")
     if len(final) != 4 or final[2:] != (1, 1):
         raise ValueError(f"Hourglass state dict: 'final_layers.0.weight' must be a 1x1 conv, got shape {final}")
-    return {"num_stacks": _count(state, "hourglass_modules."), "num_keypoints": final[0],
+    return {"num_stacks": numbered_children(state, "hourglass_modules."), "num_keypoints": final[0],
             "downsample_times": len(channels) - 1, "stage_channels": tuple(channels), "stage_blocks": tuple(blocks),
             "feat_channels": _shape(state, "out_convs.0.conv.weight")[0],
             "stem_channels": _shape(state, "stem.0.conv.weight")[0]}

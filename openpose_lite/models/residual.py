@@ -10,12 +10,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "Bottleneck", "conv"]
+__all__ = ["BasicBlock", "Bottleneck", "conv", "init_normal"]
 
 
 def conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Conv2d:
     """A ``kernel`` x ``kernel`` conv with "same" padding and no bias (the BN after it shifts instead)."""
     return nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False)
+
+
+def init_normal(model: nn.Module, std: float, kinds: tuple[type[nn.Module], ...]) -> None:
+    """The pose ResNets' initialisation (SimpleBaseline's release, mmpose): the weights of every
+    module of ``kinds`` N(0, ``std``) with zero bias, every BN's weight 1 and bias 0."""
+    for module in model.modules():
+        if isinstance(module, kinds):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
 
 def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential | None:

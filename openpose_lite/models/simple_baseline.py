@@ -45,8 +45,8 @@ import torch
 from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock, Bottleneck
-from openpose_lite.models.state_dict import key_mismatch_error, sample_keys
+from openpose_lite.models.residual import BasicBlock, Bottleneck, init_normal
+from openpose_lite.models.state_dict import key_mismatch_error, numbered_children, sample_keys
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -152,14 +152,7 @@ class SimpleBaseline(nn.Module):
         (``PoseResNet.init_weights``: the deconvolutions and ``final_layer`` as when it loads an
         ImageNet trunk, the trunk convs as without one; ``final_layer``'s bias is zeroed in both.)
         """
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-                nn.init.normal_(module.weight, std=_INIT_STD)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_normal(self, _INIT_STD, (nn.Conv2d, nn.ConvTranspose2d))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """The trunk alone: (B, 3, H, W) -> layer4's (B, 512 or 2048, H/32, W/32)."""
@@ -197,12 +190,7 @@ def build(cfg: Any, skeleton: Skeleton) -> SimpleBaseline:
 # --------------------------------------------------------------------------- weight layouts
 def _block_counts(keys: Collection[str], prefix: str = "") -> tuple[int, ...]:
     """Blocks in ``{prefix}layer1..4`` (0 where a layer is absent)."""
-    counts = []
-    for index in range(1, 5):
-        head = f"{prefix}layer{index}."
-        blocks = {k[len(head):].split(".", 1)[0] for k in keys if k.startswith(head)}
-        counts.append(len({b for b in blocks if b.isdigit()}))
-    return tuple(counts)
+    return tuple(numbered_children(keys, f"{prefix}layer{index}.") for index in range(1, 5))
 
 
 def resnet_depth_from_keys(keys: Collection[str], prefix: str = "") -> int | None:

@@ -27,6 +27,7 @@ __all__ = [
     "key_mismatch_error",
     "load_exact",
     "load_state_dict_file",
+    "numbered_children",
     "sample_keys",
     "strip_module_prefix",
 ]
@@ -90,6 +91,12 @@ def read_torch_file(path: str | os.PathLike[str], what: str = "weights file",
 MODULE_PREFIX = "module."
 # How many keys an error message lists.
 _SAMPLE = 5
+
+
+def numbered_children(keys: Collection[str], prefix: str) -> int:
+    """How many distinct integer indices follow ``prefix`` in the keys (``layer1.0.``, ``layer1.1.`` -> 2)."""
+    return len({head for head in (k[len(prefix):].split(".", 1)[0] for k in keys if k.startswith(prefix))
+                if head.isdigit()})
 
 
 def sample_keys(keys: Collection[str]) -> list[str]:
