@@ -53,14 +53,23 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], bina
     return atomic_write_path(path, to_file)
 
 
+# An atomic write's temporary file: ".<name>.<random><suffix>" beside the file it becomes.
+_TEMP_PREFIX = ".{}."
+
+
 def _temp_prefix(p: Path) -> str:
-    return f".{p.name}."
+    return _TEMP_PREFIX.format(p.name)
+
+
+def temp_files_glob(name_pattern: str) -> str:
+    """The glob of the temporary files that atomic writes of files named ``name_pattern`` (a glob) leave."""
+    return _TEMP_PREFIX.format(name_pattern) + "*"
 
 
 def stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
     """The temporary siblings an atomic write of ``path`` leaves behind when its process is killed mid-write."""
     p = Path(path)
-    return sorted(p.parent.glob(glob.escape(_temp_prefix(p)) + "*")) if p.parent.is_dir() else []
+    return sorted(p.parent.glob(temp_files_glob(glob.escape(p.name)))) if p.parent.is_dir() else []
 
 
 def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from openpose_lite.io import plural
+from openpose_lite.io import plural, temp_files_glob
 from openpose_lite.run_lock import check_unlocked, folder_lock
 
 __all__ = ["FolderHoldsRunError", "OutputFolder"]
@@ -144,8 +144,7 @@ class OutputFolder:
         """
         if not self.path.is_dir():
             return []
-        # io.atomic_write names a write's temporary file ".<name>.<random><suffix>" beside it.
-        stale = sorted({tmp for pattern, _ in self.RUN_FILES for tmp in self.path.glob(f".{pattern}.*")})
+        stale = sorted({tmp for pattern, _ in self.RUN_FILES for tmp in self.path.glob(temp_files_glob(pattern))})
         for tmp in stale:
             tmp.unlink(missing_ok=True)
         if stale:
