@@ -18,7 +18,7 @@ from openpose_lite import devices
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.geometry import letterbox_affine, transform_keypoints
 from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
-from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.inference.network import NetworkRunner, make_runner
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
 CODEC = BottomUpPafCodec(refine="dark", blur_kernel=0)
@@ -150,6 +150,13 @@ def test_auto_picks_the_fastest_native_precision_and_logs_why(monkeypatch, caplo
     assert f"precision auto: {chosen}" in caplog.text
     if not native:
         assert "no native bf16" in caplog.text
+
+
+def test_a_torch_runner_resolves_and_logs_auto_once(monkeypatch, caplog):
+    monkeypatch.setattr(devices, "cpu_computes_bf16", lambda: False)
+    with caplog.at_level(logging.INFO, logger="openpose_lite.devices"):
+        runner = make_runner(nn.Conv2d(3, 2, 1), ("heatmaps",), "cpu", precision="auto")
+    assert runner.precision == "fp32" and caplog.text.count("precision auto:") == 1
 
 
 def test_cpu_bf16_detection_reads_the_cpu_flags(monkeypatch):

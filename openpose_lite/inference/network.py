@@ -83,6 +83,14 @@ class NetworkRunner:
             torch.cuda.synchronize(self.device)
 
 
+def _check_torch_options(precision: str, calibration: Any) -> None:
+    """What backend torch refuses before any precision is resolved: int8 and a calibration set."""
+    if precision == "int8":
+        raise ValueError("precision int8: quantised models run with backend openvino (OpenVINO + NNCF)")
+    if calibration is not None:
+        raise ValueError("calibration: only backend openvino quantises (precision int8)")
+
+
 def check_runtime(backend: str, precision: str, device: str | torch.device | None = None,
                   calibration: Any = None, file_precision: str = "fp32") -> str:
     """The one check of a runtime's options: the precision ``backend`` runs on ``device``, or a ValueError saying why not.
@@ -94,10 +102,7 @@ def check_runtime(backend: str, precision: str, device: str | torch.device | Non
     the runners call it again, so a predictor built in Python is checked the same way.
     """
     if backend == "torch":
-        if precision == "int8":
-            raise ValueError("precision int8: quantised models run with backend openvino (OpenVINO + NNCF)")
-        if calibration is not None:
-            raise ValueError("calibration: only backend openvino quantises (precision int8)")
+        _check_torch_options(precision, calibration)
         return resolve_precision(precision, resolve_device(device))
     if backend == "openvino":
         from openpose_lite.inference.openvino_model import import_nncf, import_openvino
@@ -129,8 +134,8 @@ def make_runner(model: nn.Module | IrModel, names: Sequence[str], device: str | 
             raise ValueError(f"{model.path}: an OpenVINO IR runs with backend openvino, not torch")
         if performance != "latency":
             raise ValueError(f"performance {performance}: the throughput hint is backend openvino's")
-        check_runtime(backend, precision, device, calibration)
-        return NetworkRunner(model, names, device, precision)
+        _check_torch_options(precision, calibration)
+        return NetworkRunner(model, names, device, precision)  # resolves (and logs) the precision once
     if backend == "openvino":
         from openpose_lite.inference.openvino_runner import OpenVinoRunner
 
