@@ -180,6 +180,8 @@ def evaluate_keypoints(
     image_ids: Sequence[int] | None = None,
     sigmas: Sequence[float] | None = None,
     skeleton: Skeleton | None = None,
+    *,
+    scope: ScoringScope | None = None,
 ) -> dict[str, float]:
     """COCO keypoint AP/AR of ``results`` against the annotations in ``ann_file``.
 
@@ -189,7 +191,8 @@ def evaluate_keypoints(
     ``skeleton``: the results' skeleton (default: the file's own); only the annotations of its
     categories are scored, pooled when several share it (:func:`scoring_scope`), and results of
     any of those categories count for the pool. ``sigmas`` (K,) are the OKS constants (default:
-    the skeleton's; COCO's for people, as pycocotools uses).
+    the skeleton's; COCO's for people, as pycocotools uses). ``scope``: the file's
+    :func:`scoring_scope` for the skeleton, where the caller has it already (it wins over ``skeleton``).
 
     Returns the ten standard statistics keyed by :data:`METRIC_NAMES` (AP at OKS 0.50:0.95,
     0.50, 0.75, for medium and large people, then the same for AR), each in [0, 1], or -1
@@ -198,7 +201,7 @@ def evaluate_keypoints(
     """
     source = str(ann_file) if not isinstance(ann_file, COCO) else "COCO ground truth"
     coco_file = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
-    scope = scoring_scope(coco_file, skeleton, source)
+    scope = scope or scoring_scope(coco_file, skeleton, source)
     coco_gt = _scored_ground_truth(coco_file, scope, source)
     num_keypoints = scope.skeleton.num_keypoints
     known_images = set(coco_gt.getImgIds())
@@ -281,12 +284,9 @@ def check_ground_truth(coco: COCO, source: str, skeleton: Skeleton | None = None
 
 
 def _predictor_skeleton(predictor: Any) -> Skeleton | None:
-    """The skeleton a predictor's people have (its codec's), when it says."""
-    for owner in (predictor, getattr(predictor, "predictor", None)):
-        codec = getattr(owner, "codec", None)
-        if isinstance(getattr(codec, "skeleton", None), Skeleton):
-            return codec.skeleton
-    return None
+    """The skeleton a predictor's people have (``Predictor.skeleton``, ``TopDownPipeline.skeleton``), when it says."""
+    skeleton = getattr(predictor, "skeleton", None)
+    return skeleton if isinstance(skeleton, Skeleton) else None
 
 
 def evaluate_predictor(
@@ -348,5 +348,5 @@ def evaluate_predictor(
     scope = scope or scoring_scope(coco, found[0][1].skeleton, source)
     results = [r for image_id, poses in found for r in poses.to_coco(image_id, scope.category_id)]
     evaluated = [image_id for image_id, _ in found]
-    metrics = evaluate_keypoints(coco, results, image_ids=evaluated, skeleton=scope.skeleton)
+    metrics = evaluate_keypoints(coco, results, image_ids=evaluated, scope=scope)
     return PredictorEvaluation(metrics, results, evaluated, failures, scope)

@@ -77,12 +77,14 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_oracle(args: argparse.Namespace) -> int:
-    from openpose_lite.coco_skeleton import skeleton_of_file
+    from openpose_lite.coco_skeleton import skeleton_of_coco
+    from openpose_lite.data.coco_validation import coco_layout
     from openpose_lite.evaluation import format_metrics, load_coco, scoring_scope
     from openpose_lite.oracle import run_oracle
 
     coco = load_coco(args.ann)  # a malformed file is refused here, before the codec runs
-    skeleton = skeleton_of_file(args.ann)  # a bad skeleton too, naming the file and the field
+    source = str(args.ann)  # a bad skeleton too, naming the file and the field
+    skeleton, _ = skeleton_of_coco(coco.dataset, coco_layout(coco.dataset, source), source)
     codec_args: dict = {}
     if args.refine:
         codec_args["refine"] = args.refine
