@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock, Bottleneck, conv
+from openpose_lite.models.residual import BasicBlock, Bottleneck, conv, init_normal
 from openpose_lite.models.state_dict import strip_module_prefix
 from openpose_lite.skeleton import COCO_17, Skeleton
 
@@ -224,14 +224,7 @@ class HRNet(nn.Module):
 
     def reset_parameters(self) -> None:
         """Official initialisation: convs N(0, 0.001) with zero bias, BN weight 1 and bias 0."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, std=_CONV_INIT_STD)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_normal(self, _CONV_INIT_STD, (nn.Conv2d,))
 
     def _stage(self, index: int) -> tuple[nn.ModuleList, nn.Sequential]:
         return getattr(self, f"transition{index + 1}"), getattr(self, f"stage{index + 2}")

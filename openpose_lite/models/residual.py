@@ -19,7 +19,7 @@ def conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> n
 
 
 def init_normal(model: nn.Module, std: float, kinds: tuple[type[nn.Module], ...]) -> None:
-    """The pose ResNets' initialisation (SimpleBaseline's release, mmpose): the weights of every
+    """The top-down releases' initialisation (HRNet's, SimpleBaseline's, mmpose's): the weights of every
     module of ``kinds`` N(0, ``std``) with zero bias, every BN's weight 1 and bias 0."""
     for module in model.modules():
         if isinstance(module, kinds):
