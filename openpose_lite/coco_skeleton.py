@@ -23,9 +23,12 @@ species, make one skeleton) and completes its limbs from the file's annotations.
   it added (PAF models see mirrored images). Where the limbs leave keypoints unconnected (a
   forest, or no limb list at all), :func:`complete_limbs` joins the pieces by a minimum spanning
   tree over the mean normalised distances of keypoints labelled together in the annotations
-  (:func:`~openpose_lite.limbs.tree_completion`); added limbs are logged and kept in
-  ``Skeleton.added_limbs``. Limbs that close cycles are handled by the bottom-up layout
-  (:func:`~openpose_lite.limbs.spanning_limbs`).
+  (:func:`~openpose_lite.limbs.tree_completion`; keypoints never labelled with the others hang
+  by keypoint order, with a warning), then adds limbs that keep each partly labelled instance's
+  keypoints connected through limbs labelled at both ends, at most one per keypoint
+  (:func:`~openpose_lite.limbs.instance_completion`): a tree through keypoints an instance lacks
+  would cut it in pieces. Added limbs are logged and kept in ``Skeleton.added_limbs``. Limbs that
+  close cycles are handled by the bottom-up layout (:func:`~openpose_lite.limbs.spanning_limbs`).
 
 Shape legend: N instances, K keypoints, L limbs.
 """
@@ -43,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from openpose_lite.data.coco_validation import AnnotationError, CocoLayout, read_coco_keypoints
-from openpose_lite.limbs import limb_components, mirror_completion, tree_completion
+from openpose_lite.limbs import instance_completion, limb_components, mirror_completion, tree_completion
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = ["DEFAULT_SIGMA", "KNOWN_SIGMAS", "chosen_categories", "chosen_instances", "complete_limbs", "flip_pairs_from_names", "pair_distances",
@@ -266,26 +269,43 @@ def complete_limbs(skeleton: Skeleton, keypoints: np.ndarray, scales: np.ndarray
         scales: (N,) their sizes (e.g. sqrt of their areas).
     Returns:
         ``skeleton`` itself when its limbs connect every keypoint; else a copy whose added limbs
-        (logged) join the pieces, kept in ``added_limbs``. Pieces that no keypoint pair labelled
-        together can join stay apart (a warning; the bottom-up layout then refuses the skeleton).
+        (logged) join the pieces into a tree and keep every partly labelled instance's labelled
+        keypoints connected, kept in ``added_limbs``. Keypoints never labelled together with the
+        others are joined by keypoint order (a warning).
     """
     if skeleton.background or limb_components(skeleton.num_keypoints, skeleton.limbs).max(initial=0) == 0:
         return skeleton
     distances = pair_distances(keypoints, scales)
-    added = tree_completion(skeleton.limbs, distances, skeleton.flip_permutation)
     names = skeleton.keypoints
-    limbs = skeleton.limbs + tuple(added)
-    if added:
+
+    def listed(pairs: list[tuple[int, int]]) -> str:
+        return ", ".join(f"{names[a]}-{names[b]} ({distances[a, b]:.2f})" for a, b in pairs)
+
+    tree = tree_completion(skeleton.limbs, distances, skeleton.flip_permutation)
+    measured = [p for p in tree if np.isfinite(distances[p])]
+    if measured:
         logger.info("%s: the limbs of %s leave keypoints unconnected; added %d limbs chosen from the annotations "
-                    "(shortest mean distances, in instance sizes): %s", source, skeleton.name, len(added),
-                    ", ".join(f"{names[a]}-{names[b]} ({distances[a, b]:.2f})" for a, b in added))
-    pieces = limb_components(skeleton.num_keypoints, limbs)
-    if pieces.max(initial=0) > 0:
-        apart = [names[i] for i in np.flatnonzero(pieces != pieces[0])]
-        logger.warning("%s: keypoints %s are never labelled together with the others, so no limb joins them; "
-                       "list limbs explicitly for a bottom-up model", source, apart[:8])
+                    "(shortest mean distances, in instance sizes): %s", source, skeleton.name, len(measured),
+                    listed(measured))
+    if len(measured) < len(tree):
+        logger.warning("%s: keypoints never labelled together with the others, so no annotation places their limbs; "
+                       "joined by keypoint order: %s (list limbs explicitly if that is wrong)", source,
+                       ", ".join(f"{names[a]}-{names[b]}" for a, b in tree if not np.isfinite(distances[a, b])))
+    labelled = np.asarray(keypoints).reshape(-1, skeleton.num_keypoints, 3)[..., 2] > 0
+    # At most one such limb per keypoint: each is two more PAF channels and one more matching pass,
+    # and keypoints missing at random would take a nearly complete graph to keep every instance whole.
+    whole, still_split = instance_completion(skeleton.limbs + tuple(tree), distances, skeleton.flip_permutation,
+                                             labelled, max_added=skeleton.num_keypoints)
+    if whole:
+        logger.info("%s: added %d limbs that keep partly labelled instances whole (their labelled keypoints joined "
+                    "by limbs labelled at both ends; they close cycles): %s", source, len(whole), listed(whole))
+    if still_split:
+        logger.warning("%s: %d partly labelled instances stay in pieces after %d limbs added to keep such instances "
+                       "whole (at most one per keypoint); a bottom-up model may return them in pieces (list limbs "
+                       "explicitly to choose others)", source, still_split, len(whole))
+    added = tree + whole
     start = len(skeleton.limbs)
-    return replace(skeleton, limbs=limbs, colours=(),
+    return replace(skeleton, limbs=skeleton.limbs + tuple(added), colours=(),
                    added_limbs=skeleton.added_limbs + tuple(range(start, start + len(added))))
 
 

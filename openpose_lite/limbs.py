@@ -1,10 +1,11 @@
 """Limb graphs: which keypoints the limbs connect, the spanning tree and the redundant limbs,
-completing a limb list to its mirror image and to a tree, and the limb colours derived from it.
+completing a limb list to its mirror image, to a tree and to limbs that keep partly labelled
+instances whole, and the limb colours derived from it.
 
 Pure functions of keypoint indices (no names, no files), shared by :mod:`openpose_lite.skeleton`
 and :mod:`openpose_lite.coco_skeleton`.
 
-Shape legend: K keypoints, L limbs.
+Shape legend: K keypoints, L limbs, N instances.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections import deque
 import numpy as np
 from scipy.cluster.hierarchy import DisjointSet
 
-__all__ = ["derived_colours", "limb_components", "mirror_completion", "spanning_limbs", "tree_completion"]
+__all__ = ["derived_colours", "instance_completion", "limb_components", "mirror_completion", "spanning_limbs",
+           "tree_completion"]
 
 Colour = tuple[int, int, int]
 Limbs = tuple[tuple[int, int], ...]
@@ -100,30 +102,40 @@ def mirror_completion(limbs: Limbs, flip_permutation: np.ndarray) -> list[tuple[
     return added
 
 
+def _pairs_shortest_first(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, order): the keypoint pairs a < b of a (K, K) distance matrix and their order,
+    shortest first, ties in index order, pairs never measured (``inf``) last."""
+    rows, cols = np.triu_indices(distances.shape[0], 1)
+    return rows, cols, np.lexsort((cols, rows, distances[rows, cols]))
+
+
 def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.ndarray) -> list[tuple[int, int]]:
     """Limbs that join the pieces of a limb graph into one: a minimum spanning tree over the pieces.
 
     Kruskal's rule on keypoint pairs, shortest first (ties in index order), starting from the
     pieces that ``limbs`` make: a pair joining two pieces becomes a limb, and so does its mirror
     image (``flip_permutation``), so the completed skeleton stays symmetric (the mirror limb may
-    close a cycle; :func:`spanning_limbs` then marks it redundant).
+    close a cycle; :func:`spanning_limbs` then marks it redundant). Pieces that no finite distance
+    joins (keypoints never labelled together with the others) are joined last, by the pairs
+    nearest in keypoint order (lists run along the body: eyes beside the nose): no annotation
+    says where such a keypoint is, and none of its instances can be split by where it hangs.
 
     Args:
         limbs: the limbs given, (a, b) keypoint indices.
         distances: (K, K) cost of joining two keypoints (e.g. their mean normalised distance in the
-            annotations); ``inf`` where a pair cannot be joined (never labelled together).
+            annotations); ``inf`` where a pair cannot be measured (never labelled together).
     Returns:
-        the added limbs (a, b) with a < b, or their mirrors, in the order they were chosen. The
-        graph may still be in pieces when the finite distances cannot join them.
+        the added limbs (a, b) with a < b, or their mirrors, in the order they were chosen; those
+        joined by keypoint order have an infinite distance. The completed graph is connected.
     """
     k = distances.shape[0]
     pieces = _pieces(k, limbs)
     have = {frozenset(limb) for limb in limbs}
-    rows, cols = np.triu_indices(k, 1)
-    finite = np.isfinite(distances[rows, cols])
-    rows, cols = rows[finite], cols[finite]
+    rows, cols, by_distance = _pairs_shortest_first(distances)
+    measured = np.isfinite(distances[rows, cols])
+    by_order = np.lexsort((rows, cols - rows))
     added: list[tuple[int, int]] = []
-    for n in np.lexsort((cols, rows, distances[rows, cols])):
+    for n in np.concatenate([by_distance[measured[by_distance]], by_order[~measured[by_order]]]):
         a, b = int(rows[n]), int(cols[n])
         if pieces.connected(a, b):
             continue
@@ -133,6 +145,65 @@ def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.nd
                 added.append(pair)
                 pieces.merge(*pair)
     return added
+
+
+def instance_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.ndarray, labelled: np.ndarray,
+                        max_added: int | None = None) -> tuple[list[tuple[int, int]], int]:
+    """Limbs that keep every instance's labelled keypoints connected through limbs labelled at both ends.
+
+    A partly labelled instance is grouped only along limbs whose two ends it has: where its
+    labelled keypoints fall into several pieces of the limb graph (a tree running through
+    keypoints it lacks), bottom-up grouping returns it in pieces. Greedily, until no instance is
+    in pieces: the keypoint pair that joins two pieces in the most instances becomes a limb (the
+    shortest on a tie, then the first in index order), and so does its mirror image. Counting
+    instances rather than taking every instance's shortest join lets one limb serve all the
+    instances that lack the same keypoints, so fewer limbs (PAF channels) are added, the most
+    useful first. The added limbs close cycles, so the bottom-up layout makes them (or tree limbs
+    they bypass) redundant limbs (:func:`spanning_limbs`).
+
+    Args:
+        limbs: the limbs so far, (a, b) keypoint indices.
+        distances: (K, K) cost of joining two keypoints (finite for every pair labelled together).
+        labelled: (N, K) bool, which keypoints each instance has.
+        max_added: stop choosing once this many limbs are added (a mirror image may add one more);
+            None: no bound. Keypoints missing at random leave so many patterns that keeping every
+            instance whole takes a nearly complete graph.
+    Returns:
+        (the added limbs (a, b) with a < b, or their mirrors, in the order they were chosen; the
+        number of instances still in pieces).
+    """
+    labelled = np.asarray(labelled, dtype=bool)
+    k = distances.shape[0]
+    piece = np.tile(np.arange(k), (labelled.shape[0], 1))  # (N, K) piece label of each keypoint, per instance
+
+    def join(a: int, b: int) -> None:
+        rows = np.flatnonzero(labelled[:, a] & labelled[:, b] & (piece[:, a] != piece[:, b]))
+        sub = piece[rows]
+        piece[rows] = np.where(sub == sub[:, b:b + 1], sub[:, a:a + 1], sub)
+
+    for a, b in limbs:
+        join(a, b)
+    have = {frozenset(limb) for limb in limbs}
+    rows, cols, order = _pairs_shortest_first(distances)
+    rank = np.empty(len(rows), dtype=np.int64)  # a tie in instance count keeps this order
+    rank[order] = np.arange(len(rows))
+    added: list[tuple[int, int]] = []
+    while True:
+        first = piece[np.arange(len(piece)), np.argmax(labelled, axis=1)]  # piece of each first labelled keypoint
+        split = np.flatnonzero((labelled & (piece != first[:, None])).any(axis=1))
+        if len(split) == 0 or (max_added is not None and len(added) >= max_added):
+            return added, len(split)
+        on, at = labelled[split], piece[split]
+        apart = on[:, rows] & on[:, cols] & (at[:, rows] != at[:, cols])  # (S, pairs)
+        # A split instance has a pair of its labelled keypoints apart, so the best count is > 0,
+        # and no limb already there is apart anywhere: each round adds a limb.
+        best = int(np.lexsort((rank, -apart.sum(axis=0)))[0])
+        for pair in ((int(rows[best]), int(cols[best])),
+                     (int(flip_permutation[rows[best]]), int(flip_permutation[cols[best]]))):
+            if frozenset(pair) not in have and pair[0] != pair[1]:
+                have.add(frozenset(pair))
+                added.append(pair)
+                join(*pair)
 
 
 def derived_colours(limbs: Limbs, flip_pairs: Limbs, limb_mirror: np.ndarray) -> tuple[Colour, ...]:

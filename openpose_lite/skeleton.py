@@ -48,9 +48,10 @@ class Skeleton:
     ``redundant_limbs`` are limbs that close a cycle of the limb graph (OpenPose's shoulder-ear
     limbs): a decoder uses them to join parts of one person, never to start a person.
     ``colours`` are BGR limb colours for drawing (empty: derived, see :attr:`limb_colours`);
-    ``added_limbs`` the limbs that the source's limb list did not have (completed to a tree or
-    to its mirror image, see :mod:`openpose_lite.coco_skeleton`); ``hidden_limbs`` the limbs that
-    drawings leave out (OpenPose's renderer leaves out the shoulder-ear limbs). Colours and the
+    ``added_limbs`` the limbs that the source's limb list did not have (completed to a tree, to
+    keep partly labelled instances whole or to its mirror image, see
+    :mod:`openpose_lite.coco_skeleton`); ``hidden_limbs`` the limbs that drawings leave out
+    (OpenPose's renderer leaves out the shoulder-ear limbs). Colours and the
     hidden limbs are how a skeleton is drawn, not what it is: they take no part in equality.
     """
 

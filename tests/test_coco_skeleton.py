@@ -127,7 +127,8 @@ def test_a_forest_of_limbs_is_joined_by_the_shortest_pairs_labelled_together(tmp
     instances[2, 1, 2] = 0  # b unlabelled in one instance: its distances come from the other two
     path = write_skeleton_file(tmp_path / "chain.json", names, [[1, 2], [3, 4]], instances)
     skeleton = skeleton_of_file(path)
-    assert skeleton.limbs == ((0, 1), (2, 3), (1, 2)) and skeleton.added_limbs == (2,)
+    # b-c joins the pieces; a-c then keeps the instance without b whole (a and c labelled, b not).
+    assert skeleton.limbs == ((0, 1), (2, 3), (1, 2), (0, 2)) and skeleton.added_limbs == (2, 3)
     assert limb_components(4, skeleton.limbs).max() == 0
 
 

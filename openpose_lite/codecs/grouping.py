@@ -272,6 +272,11 @@ def _assemble(part_types: np.ndarray, part_xy: np.ndarray, pafs: np.ndarray, ske
               params: GroupingParams, backend: str) -> tuple[list[np.ndarray], list[float], list[int], np.ndarray]:
     """Steps 3-4 of the decode: each limb's matches, in tree order, grow, join or start people.
 
+    A redundant limb's connection between two parts of no one yet waits: it is tried again, until
+    no more join, once every limb has been matched, for one of its parts may have joined someone
+    through a later redundant limb (the limbs that keep a partly labelled instance whole are
+    redundant, and may chain through one another in any order).
+
     Returns the people (each (K,) global part index or -1), their limb score sums and counts,
     and each part's owner (person index or -1).
     """
@@ -284,42 +289,56 @@ def _assemble(part_types: np.ndarray, part_xy: np.ndarray, pafs: np.ndarray, ske
     redundant = set(skeleton.redundant_limbs)
     map_height = pafs.shape[1]
 
+    def connect(ga: int, gb: int, a_type: int, b_type: int, s: float, may_start: bool) -> bool:
+        """Apply one connection; False when it joins two parts of no one and may not start a person."""
+        pa, pb = int(owner[ga]), int(owner[gb])
+        if pa >= 0 and pb >= 0:
+            if pa == pb:
+                limb_sum[pa] += s
+                limb_count[pa] += 1
+                return True
+            # Two partial skeletons joined by this limb: merge if they share no part type.
+            if np.any((people[pa] >= 0) & (people[pb] >= 0)):
+                return True
+            take = people[pb] >= 0
+            people[pa][take] = people[pb][take]
+            owner[people[pb][take]] = pa
+            limb_sum[pa] += limb_sum[pb] + s
+            limb_count[pa] += limb_count[pb] + 1
+            people[pb][:] = -1
+            limb_sum[pb], limb_count[pb] = 0.0, 0
+        elif pa >= 0 or pb >= 0:
+            person, part, part_type = (pa, gb, b_type) if pa >= 0 else (pb, ga, a_type)
+            if people[person][part_type] >= 0:
+                return True  # that slot already holds another part
+            people[person][part_type] = part
+            owner[part] = person
+            limb_sum[person] += s
+            limb_count[person] += 1
+        elif may_start:
+            person_parts = np.full(k_n, -1, dtype=np.int64)
+            person_parts[a_type], person_parts[b_type] = ga, gb
+            owner[ga] = owner[gb] = len(people)
+            people.append(person_parts)
+            limb_sum.append(s)
+            limb_count.append(1)
+        else:
+            return False
+        return True
+
+    waiting: list[tuple[int, int, int, int, float]] = []
     for limb in limb_order(skeleton):
         a_type, b_type = skeleton.limbs[limb]
         ids_a, ids_b = by_type[a_type], by_type[b_type]
         for i, j, s in match_limb(pafs, limb, part_xy[ids_a], part_xy[ids_b], map_height, params, backend):
-            ga, gb = int(ids_a[i]), int(ids_b[j])
-            pa, pb = int(owner[ga]), int(owner[gb])
-            if pa >= 0 and pb >= 0:
-                if pa == pb:
-                    limb_sum[pa] += s
-                    limb_count[pa] += 1
-                    continue
-                # Two partial skeletons joined by this limb: merge if they share no part type.
-                if np.any((people[pa] >= 0) & (people[pb] >= 0)):
-                    continue
-                take = people[pb] >= 0
-                people[pa][take] = people[pb][take]
-                owner[people[pb][take]] = pa
-                limb_sum[pa] += limb_sum[pb] + s
-                limb_count[pa] += limb_count[pb] + 1
-                people[pb][:] = -1
-                limb_sum[pb], limb_count[pb] = 0.0, 0
-            elif pa >= 0 or pb >= 0:
-                person, part, part_type = (pa, gb, b_type) if pa >= 0 else (pb, ga, a_type)
-                if people[person][part_type] >= 0:
-                    continue  # that slot already holds another part
-                people[person][part_type] = part
-                owner[part] = person
-                limb_sum[person] += s
-                limb_count[person] += 1
-            elif limb not in redundant:
-                person_parts = np.full(k_n, -1, dtype=np.int64)
-                person_parts[a_type], person_parts[b_type] = ga, gb
-                owner[ga] = owner[gb] = len(people)
-                people.append(person_parts)
-                limb_sum.append(s)
-                limb_count.append(1)
+            connection = (int(ids_a[i]), int(ids_b[j]), a_type, b_type, s)
+            if not connect(*connection, may_start=limb not in redundant):
+                waiting.append(connection)
+    while waiting:
+        still = [c for c in waiting if not connect(*c, may_start=False)]
+        if len(still) == len(waiting):
+            break
+        waiting = still
     return people, limb_sum, limb_count, owner
 
 
