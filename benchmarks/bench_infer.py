@@ -217,7 +217,7 @@ def time_folder(predictor: BottomUpPredictor, folder: Path, out_dir: Path, batch
 
     def write(path: Path, result: Poses | str) -> None:
         if isinstance(result, Poses):
-            write_json_atomic(out_dir / f"{path.stem}_keypoints.json", result.to_openpose_json())
+            write_json_atomic(out_dir / f"{path.stem}_keypoints.json", result.to_openpose_dict())
 
     runs = {"step by step": run_sequential, "pipelined": run_pipelined}
     run_sequential(predictor, files[:batch], load, write, batch)  # warm-up

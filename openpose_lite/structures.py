@@ -5,6 +5,7 @@ Shape legend: N people, K keypoints.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,8 +147,12 @@ class Poses:
             out.append(result)
         return out
 
-    def to_openpose_json(self) -> dict:
-        """OpenPose JSON (version 1.3): ``people[].pose_keypoints_2d``, K (x, y, c) triples, missing (0, 0, 0),
+    def to_openpose_json(self, indent: int | None = None) -> str:
+        """The text of an OpenPose JSON file (version 1.3): :meth:`to_openpose_dict` serialised."""
+        return json.dumps(self.to_openpose_dict(), indent=indent)
+
+    def to_openpose_dict(self) -> dict:
+        """An OpenPose JSON file (version 1.3) as a dict: ``people[].pose_keypoints_2d``, K (x, y, c) triples, missing (0, 0, 0),
         in OpenPose-18 order for people (CMU's COCO body model) and in the skeleton's own order otherwise.
 
         ``person_id`` is ``[track id]`` for tracked people and ``[-1]`` otherwise, as in CMU OpenPose.

@@ -18,7 +18,7 @@ from openpose_lite.structures import Poses, zero_missing_keypoints
 
 def all_confidences(poses: Poses) -> list[float]:
     """Every confidence the two output formats write: keypoints (OpenPose JSON, COCO) and people (COCO)."""
-    values = [v for p in poses.to_openpose_json()["people"] for v in p["pose_keypoints_2d"][2::3]]
+    values = [v for p in poses.to_openpose_dict()["people"] for v in p["pose_keypoints_2d"][2::3]]
     for result in poses.to_coco(image_id=1):
         values += result["keypoints"][2::3] + [result["score"]]
     return values

@@ -60,7 +60,7 @@ def test_openpose_json_has_the_cmu_version_keys_and_flat_part_order():
     kps[0, :, 1] = 100 + np.arange(18)
     kps[0, :, 2] = 0.5
     kps[1, 3] = (7.0, 8.0, 0.9)  # one part only; the others are missing
-    data = Poses(kps, np.array([0.9, 0.4]), OPENPOSE_18).to_openpose_json()
+    data = Poses(kps, np.array([0.9, 0.4]), OPENPOSE_18).to_openpose_dict()
     assert data["version"] == 1.3 and list(data) == ["version", "people"]
     first, second = data["people"]
     assert list(first) == OPENPOSE_PERSON_KEYS and first["person_id"] == [-1]

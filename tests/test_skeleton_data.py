@@ -262,7 +262,7 @@ def test_results_of_another_skeleton_carry_its_keypoints_and_category(tmp_path):
     coco = poses.to_coco(7, category_id=3)
     assert [len(r["keypoints"]) for r in coco] == [96, 96] and {r["category_id"] for r in coco} == {3}
     assert coco[0]["keypoints"][:6] == [20.0, 50.0, 0.9, 23.0, 51.0, 0.9]
-    people = poses.to_openpose_json()["people"]
+    people = poses.to_openpose_dict()["people"]
     assert len(people[1]["pose_keypoints_2d"]) == 3 * 32 and people[1]["pose_keypoints_2d"][:3] == [120.0, 50.0, 0.9]
 
 

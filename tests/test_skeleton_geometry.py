@@ -108,7 +108,7 @@ def test_box_to_center_scale_grows_to_aspect_ratio_with_padding():
 def test_poses_openpose_json_has_cmu_fields_and_zero_for_missing():
     kps = np.zeros((1, 18, 3), np.float32)
     kps[0, 0] = (5.0, 6.0, 0.9)
-    doc = Poses(kps, np.array([0.7])).to_openpose_json()
+    doc = Poses(kps, np.array([0.7])).to_openpose_dict()
     json.dumps(doc)
     assert doc["version"] == 1.3
     flat = doc["people"][0]["pose_keypoints_2d"]

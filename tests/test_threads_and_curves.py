@@ -5,7 +5,10 @@ learning rate, validation AP) at each evaluation, and TensorBoard event files wi
 from __future__ import annotations
 
 import json
+import os
+import re
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -91,6 +94,35 @@ def test_without_threads_infer_keeps_torchs_count(threads_seen, restore_threads,
     assert main(["infer", str(dataset / "images" / "000001.jpg"), "--checkpoint", str(checkpoint), "-o",
                  str(tmp_path / "out"), "--no-progress"]) == 0
     assert set(threads_seen) == {3}
+
+
+def _openmp_environment(code: str, **env: str) -> dict[str, str]:
+    """What torch's OpenMP runtime (libgomp) read at start-up in a fresh interpreter running ``code``:
+    libgomp prints its settings on ``OMP_DISPLAY_ENV=VERBOSE`` when it loads."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    done = subprocess.run([sys.executable, "-c", code], env={**clean, **env, "OMP_DISPLAY_ENV": "VERBOSE"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = dict(re.findall(r"^\s+(\w+) = '([^']*)'", done.stderr, flags=re.M))
+    if "GOMP_SPINCOUNT" not in found:
+        pytest.skip("torch's OpenMP runtime here is not libgomp (no GOMP_SPINCOUNT in OMP_DISPLAY_ENV)")
+    return found
+
+
+def test_importing_the_package_first_makes_waiting_openmp_threads_sleep_instead_of_spinning():
+    # libgomp spins 300000 rounds (about 3 ms) before a waiting thread sleeps unless told
+    # OMP_WAIT_POLICY=PASSIVE (spin 0): on a CPU shared with another job the spinning thread takes
+    # the core the working one needs (docs/benchmarks.md, "Threads on a busy CPU").
+    assert _openmp_environment("import torch; torch.ones(4).sum()")["GOMP_SPINCOUNT"] == "300000"
+    assert _openmp_environment("import openpose_lite, torch; torch.ones(4).sum()")["GOMP_SPINCOUNT"] == "0"
+    # What the command line and the training script import first, before torch.
+    assert _openmp_environment("import openpose_lite.cli, torch")["GOMP_SPINCOUNT"] == "0"
+
+
+@pytest.mark.parametrize("env, spin", [({"OMP_WAIT_POLICY": "ACTIVE"}, "30000000000"),
+                                       ({"GOMP_SPINCOUNT": "1000"}, "1000")])
+def test_the_users_own_openmp_wait_setting_wins(env, spin):
+    assert _openmp_environment("import openpose_lite, torch", **env)["GOMP_SPINCOUNT"] == spin
 
 
 @pytest.mark.parametrize("argv", [["infer", "x.jpg", "--threads", "-1"], ["eval", "--ann", "a.json", "--threads", "two"]])

@@ -275,10 +275,10 @@ def test_tracker_follows_coco17_and_openpose18_people_alike(video):
 # ----------------------------------------------------------------------- Poses fields
 def test_tracked_poses_write_person_id_and_track_id():
     poses = Poses(np.stack([person(100), person(300)]), np.array([0.9, 0.8]), COCO_17, np.array([3, -1]))
-    assert [p["person_id"] for p in poses.to_openpose_json()["people"]] == [[3], [-1]]
+    assert [p["person_id"] for p in poses.to_openpose_dict()["people"]] == [[3], [-1]]
     assert [r["track_id"] for r in poses.to_coco(image_id=7)] == [3, -1]
     untracked = Poses(poses.keypoints, poses.scores, COCO_17)
-    assert [p["person_id"] for p in untracked.to_openpose_json()["people"]] == [[-1], [-1]]
+    assert [p["person_id"] for p in untracked.to_openpose_dict()["people"]] == [[-1], [-1]]
     assert all("track_id" not in r for r in untracked.to_coco(image_id=7))
     # kept by every derived Poses
     assert poses.as_skeleton(OPENPOSE_18).track_ids.tolist() == [3, -1]

@@ -228,7 +228,7 @@ class _LiveRun:
 
     def _record(self, frame: LiveFrame, poses: Poses) -> None:
         name = f"{self.stem}_{frame.number:0{FRAME_DIGITS}d}_{_utc(frame.wall_time, compact=True)}_keypoints.json"
-        write_json_atomic(self.out / name, poses.to_openpose_json())
+        write_json_atomic(self.out / name, poses.to_openpose_dict())
         latency = time.monotonic() - frame.time  # capture to result: the frame's people on disk
         self.latencies.append(latency)
         image_id, self._next_id = self._next_id, self._next_id + 1
