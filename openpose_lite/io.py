@@ -5,7 +5,13 @@ Every data file the project reads (annotation, box, config and shard files; imag
 :mod:`openpose_lite.images`) is opened with :func:`open_regular`: a path that is no regular file
 is refused by what it is (a FIFO would block the reader, ``/dev/zero`` never ends, a symbolic
 link loop is not "not found"), and :func:`read_bounded` refuses a file larger than its kind
-ever is, before reading it.
+ever is, before reading it. A JSON file is bounded by what it costs once parsed too
+(:func:`read_json`): a few hundred MB of ``[[],[],...]`` would become tens of GB of Python
+lists, and ``[[[...]]]`` nested deeper than any real file overflows the stack of every
+recursive reader after it.
+
+A write replaces only a regular file, or nothing (:func:`check_destination`, in every atomic
+write): a FIFO, a device or a folder at the destination is refused, never replaced.
 """
 
 from __future__ import annotations
@@ -20,11 +26,29 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable, Iterator
 
+import numpy as np
+import yaml
+
 # The largest files of each kind the project reads. COCO's biggest keypoint file
 # (person_keypoints_train2017.json) is 238 MB and a detection file of all its training images
 # a few hundred MB; a config file is a few KB.
 MAX_JSON_BYTES = 1 << 30
 MAX_CONFIG_BYTES = 1 << 20
+# What a JSON file may cost once parsed, estimated before parsing (:class:`JsonShape`): COCO's
+# 238 MB keypoint file is estimated at about 2.5 GB (it takes about 0.9 GB), while 210 MB of
+# ``[[],[],...]`` would take 5.8 GB. Raised with the environment variable named here (in MB).
+MAX_JSON_MEMORY_MB = 4096
+MAX_JSON_MEMORY_ENV = "OPENPOSE_LITE_MAX_JSON_MB"
+# The most values a config may expand to, each counted where it appears: a list of 3 numbers is 4
+# values, and an alias to it (YAML) or a shared reference (a stored config) counts them again
+# where it stands. Ten nested lists of ten aliases make 10^10, from a few hundred bytes; a real
+# config holds a few hundred. Raised with the environment variable named here.
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_VALUES_ENV = "OPENPOSE_LITE_MAX_CONFIG_VALUES"
+# How deep a JSON or YAML file may nest: a COCO file nests 5 deep (file, annotations, annotation,
+# segmentation, polygon), a config 3; Python's parsers and every recursive reader after them fail
+# near 1000 (a RecursionError).
+MAX_NESTING_DEPTH = 64
 
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
           (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
@@ -37,11 +61,30 @@ def _umask_mode() -> int:
     return (stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IWGRP | stat.S_IROTH | stat.S_IWOTH) & ~mask
 
 
+def env_limit(name: str, default: int) -> int:
+    """The positive integer the environment variable ``name`` holds, else ``default`` (a bound that
+    a user raises for one run: ``NAME=8192 openpose-lite ...``).
+
+    Raises ValueError naming the variable when it holds anything but a positive integer.
+    """
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"environment variable {name}={text[:40]!r}: expected a positive integer")
+    return value
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], binary: bool = False) -> Path:
     """Call ``write(file)`` on a temporary sibling of ``path``, fsync it, then rename it onto ``path``.
 
     The rename is atomic on one filesystem, so readers see the old file or the new one, never
-    a partial one; on any error the temporary file is removed and the old file stays.
+    a partial one; on any error the temporary file is removed and the old file stays. Only a
+    regular file is replaced (:func:`check_destination`).
     """
 
     def to_file(tmp: str) -> None:
@@ -53,8 +96,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], bina
     return atomic_write_path(path, to_file)
 
 
-# An atomic write's temporary file: ".<name>.<random><suffix>" beside the file it becomes.
-_TEMP_PREFIX = ".{}."
+# An atomic write's temporary file: ".<name>.openpose-lite-tmp-<random><suffix>" beside the file it
+# becomes. The clean-up of an interrupted write deletes what matches, so the name says whose it is:
+# a user's ".last.pt.bak" or ".config.yaml.orig" never matches.
+_TEMP_PREFIX = ".{}.openpose-lite-tmp-"
 
 
 def _temp_prefix(p: Path) -> str:
@@ -72,15 +117,55 @@ def stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
     return sorted(p.parent.glob(temp_files_glob(glob.escape(p.name)))) if p.parent.is_dir() else []
 
 
-def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
-    """Like :func:`atomic_write` for writers that take a file name (exporters, image encoders)."""
+def temp_sibling(path: str | os.PathLike[str]) -> Path:
+    """A new, empty temporary file beside ``path`` (whose folder exists), with the name an atomic
+    write of ``path`` gives its own, for writers that replace ``path`` themselves (a video
+    encoder): a run's clean-up finds it after a kill (:func:`temp_files_glob`). Created
+    exclusively, so nothing already there is opened or followed."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(p), suffix=p.suffix or ".tmp", dir=p.parent)
     os.close(fd)
+    return Path(tmp)
+
+
+def check_destination(path: str | os.PathLike[str]) -> None:
+    """Refuse to write over ``path`` unless it is a regular file or nothing (a symbolic link to one, or
+    a dangling one: the rename replaces the link, never what it names).
+
+    A rename onto a FIFO, a device (``/dev/full``), a socket or a folder would replace it with a
+    regular file. Raises ValueError ``<path>: is a FIFO (named pipe), not a regular file ...``.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            return  # not ours to judge: the write itself names what is wrong (permissions ...)
+        kind = "a symbolic link loop"
+    else:
+        if stat.S_ISREG(mode):
+            return
+        kind = file_kind(mode)
+    raise ValueError(f"{path}: is {kind}, not a regular file; an output is written only as a regular file "
+                     "(replacing nothing else): name another file")
+
+
+def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
+    """Like :func:`atomic_write` for writers that take a file name (exporters, image encoders).
+
+    Raises ValueError (:func:`check_destination`) before anything is written when ``path`` is
+    there and is not a regular file, and again, the temporary file removed, if one has taken
+    its place meanwhile.
+    """
+    p = Path(path)
+    check_destination(p)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(p)
     try:
         write(tmp)
         os.chmod(tmp, _umask_mode())
+        check_destination(p)
         os.replace(tmp, p)
     except BaseException:
         if os.path.exists(tmp):
@@ -184,10 +269,189 @@ def read_bounded(path: str | os.PathLike[str], what: str, max_bytes: int) -> byt
     return data
 
 
-def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """A JSON file read through :func:`read_bounded`; ValueError ``<path>: not a valid JSON <what> (...)``."""
-    data = read_bounded(path, what, max_bytes)
+# What a parsed JSON value costs at most, about (CPython, 64 bit): a list or dict with the slot that
+# holds it 64 bytes (an empty list is 56); a number or a string with its slot 56 (a float is 24, a
+# string 49 and its characters, counted with the text; a dict entry's key and value less, keys
+# being shared).
+_CONTAINER_BYTES, _VALUE_BYTES = 64, 56
+_JSON_CHUNK = 1 << 20
+_NESTING = np.zeros(256, np.int8)  # byte -> +1 opens a list or object, -1 closes one
+_NESTING[[ord("["), ord("{")]], _NESTING[[ord("]"), ord("}")]] = 1, -1
+
+
+class JsonShape:
+    """The shape of JSON text fed in pieces, before any of it is parsed: how many containers (``[``,
+    ``{``) and separators (``,``, ``:``) it holds, which bounds how many Python objects it becomes,
+    and how deep its containers nest, brackets inside strings left out.
+
+    A streaming scan in numpy, a few passes over each piece; the state between pieces is whether
+    the text is inside a string, the run of backslashes it ends with, and the nesting depth.
+    """
+
+    def __init__(self) -> None:
+        self.containers = self.separators = self.depth = self.deepest = self.size = 0
+        self.in_string = False
+        self.backslashes = 0  # how many backslashes the text so far ends with
+
+    def cost(self) -> int:
+        """The estimated bytes of the parsed value, about an upper bound: its objects, and the text
+        itself (its strings hold as many characters; commas inside strings count as values too)."""
+        return _CONTAINER_BYTES * self.containers + _VALUE_BYTES * self.separators + self.size
+
+    def feed(self, piece: bytes | memoryview) -> None:
+        """Count the next piece of the text (any split of it counts the same)."""
+        raw = bytes(piece) if isinstance(piece, memoryview) else piece
+        self.size += len(raw)
+        self.containers += raw.count(b"[") + raw.count(b"{")
+        self.separators += raw.count(b",") + raw.count(b":")
+        # An odd run of backslashes carried over escapes a quote that starts this piece: one stands for it.
+        text = b"\\" * (self.backslashes % 2) + raw
+        a = np.frombuffer(text, np.uint8)
+        quotes = np.flatnonzero(a == ord('"'))
+        if quotes.size and b"\\" in text:
+            # A quote is escaped when an odd run of backslashes precedes it.
+            position = np.arange(a.size)
+            last_other = np.maximum.accumulate(np.where(a == ord("\\"), -1, position))
+            before = quotes - 1
+            run = np.where(before >= 0, before - last_other[np.maximum(before, 0)], 0)
+            quotes = quotes[run % 2 == 0]
+        steps = _NESTING[a]
+        brackets = np.flatnonzero(steps)
+        if brackets.size:
+            # Outside a string where an even number of quotes precedes (one more when one is open).
+            outside = (np.searchsorted(quotes, brackets) + self.in_string) % 2 == 0
+            kept = brackets[outside]
+            if kept.size:
+                levels = self.depth + np.cumsum(steps[kept], dtype=np.int64)
+                self.deepest = max(self.deepest, int(levels.max()))
+                self.depth = int(levels[-1])
+        self.in_string ^= bool(quotes.size % 2)
+        self.backslashes = len(text) - len(text.rstrip(b"\\"))
+
+
+def _json_problem(shape: JsonShape, max_memory: int) -> str | None:
+    """Why JSON of ``shape`` is refused (too costly once parsed, or nested too deep), or None."""
+    if shape.cost() > max_memory:
+        return (f"it would take more than {max_memory >> 20} MB of memory once parsed ({shape.containers:,} lists "
+                f"and objects and {shape.separators:,} values in its first {format_bytes(shape.size)}); raise the "
+                f"limit with the environment variable {MAX_JSON_MEMORY_ENV}=<MB>")
+    if shape.deepest > MAX_NESTING_DEPTH:
+        return f"it nests lists or objects more than {MAX_NESTING_DEPTH} deep (no JSON file the project reads nests 10)"
+    return None
+
+
+def parse_json(text: str | bytes, source: str, what: str = "JSON") -> Any:
+    """JSON text held in memory (metadata inside a model file), bounded as :func:`read_json` bounds a
+    file's; ValueError ``<source>: not valid JSON <what> (...)`` naming ``source``."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    shape = JsonShape()
+    view = memoryview(raw)
+    max_memory = env_limit(MAX_JSON_MEMORY_ENV, MAX_JSON_MEMORY_MB) << 20
+    for start in range(0, len(raw), _JSON_CHUNK):
+        shape.feed(view[start:start + _JSON_CHUNK])
+        problem = _json_problem(shape, max_memory)
+        if problem:
+            raise ValueError(f"{source}: {what} refused, {problem}")
+    return _loads(raw, source, what)
+
+
+def _loads(raw: bytes | bytearray, source: str | os.PathLike[str], what: str) -> Any:
     try:
-        return json.loads(data)
+        return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a valid JSON {what} ({exc})") from None
+        raise ValueError(f"{source}: not a valid JSON {what} ({exc})") from None
+    except RecursionError:  # nesting the scan let through (it never should): still one line
+        raise ValueError(f"{source}: not a valid JSON {what} (nested too deep)") from None
+
+
+def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file, bounded: a regular file (:func:`open_regular`) of at most ``max_bytes``, whose
+    parsed value would cost at most ``$OPENPOSE_LITE_MAX_JSON_MB`` (default
+    :data:`MAX_JSON_MEMORY_MB`) and nests at most :data:`MAX_NESTING_DEPTH` deep, judged while it is
+    read, before it is parsed (a refused file costs a chunk of memory, not its size).
+
+    Raises ValueError ``<path>: not a valid JSON <what> (...)``, or naming the bound it passes and
+    how to raise it (see :func:`read_bounded` for the other errors).
+    """
+    max_memory = env_limit(MAX_JSON_MEMORY_ENV, MAX_JSON_MEMORY_MB) << 20
+    with open_regular(path, what) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        data, shape = bytearray(), JsonShape()
+        while size <= max_bytes and len(data) <= max_bytes:  # (a file that grows meanwhile stops too)
+            piece = fh.read(_JSON_CHUNK)
+            if not piece:
+                break
+            data += piece
+            shape.feed(piece)
+            problem = _json_problem(shape, max_memory)
+            if problem:
+                raise ValueError(f"{what} {path}: refused, {problem}")
+    if size > max_bytes or len(data) > max_bytes:
+        raise ValueError(f"{what} {path}: {format_bytes(max(size, len(data)))}, more than a {what} may hold "
+                         f"({format_bytes(max_bytes)})")
+    return _loads(data, path, what)
+
+
+# ------------------------------------------------------------------------------ bounded YAML
+def too_many_config_values(limit: int) -> str:
+    """Why a config that expands past ``limit`` values (:data:`MAX_CONFIG_VALUES`) is refused, and how to raise it."""
+    return (f"expands to more than {limit:,} values (a list repeated through YAML aliases or shared references counts "
+            f"each time; a config holds a few hundred): raise the limit with the environment variable "
+            f"{MAX_CONFIG_VALUES_ENV}=N only for a config you trust")
+
+
+class YamlTooLargeError(ValueError):
+    """A YAML document that expands to more values, or nests deeper, than a config may."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting what the document expands to as it is composed, before any of it
+    is built: an alias counts the values of the node it names again where it stands (``&a [1, 2]``
+    is 3 values, ``[*a, *a]`` 7), so ten nested lists of ten aliases are refused at the limit
+    instead of becoming 10^10 values to check or print. Nesting is bounded too (the composer
+    recurses), and an alias inside the node it names (a loop) is refused.
+    """
+
+    def __init__(self, stream: str, limit: int) -> None:
+        super().__init__(stream)
+        self.limit, self.level = limit, 0
+        self.sizes: dict[yaml.Node, int] = {}  # node -> the values it expands to
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        alias = self.check_event(yaml.AliasEvent)
+        self.level += 1
+        if self.level > MAX_NESTING_DEPTH:
+            raise YamlTooLargeError(f"nests lists or mappings more than {MAX_NESTING_DEPTH} deep")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.level -= 1
+        if alias:  # counted again where it stands, in its parent's sum
+            if node not in self.sizes:
+                raise YamlTooLargeError("holds an alias inside the list or mapping it names (a loop)")
+            return node
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            children = []
+        size = 1 + sum(self.sizes[child] for child in children)
+        if size > self.limit:
+            raise YamlTooLargeError(too_many_config_values(self.limit))
+        self.sizes[node] = size
+        return node
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text (a config, an override's value) -> plain data, bounded (:class:`_BoundedLoader`, limit
+    ``$OPENPOSE_LITE_MAX_CONFIG_VALUES``, default :data:`MAX_CONFIG_VALUES`).
+
+    Raises yaml.YAMLError for text that is not YAML, YamlTooLargeError (a ValueError naming no
+    source: the caller names it) for a document larger or deeper than a config may be.
+    """
+    loader = _BoundedLoader(text, env_limit(MAX_CONFIG_VALUES_ENV, MAX_CONFIG_VALUES))
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()

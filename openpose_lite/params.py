@@ -12,7 +12,11 @@ What :class:`Params` does after construction, for every subclass alike:
   fields (``Literal``) list the valid values in their error;
 * runs the ``_check`` of every class in the hierarchy (each checks only its own fields), so a
   section that combines two owners' parameters checks both sets of rules;
-* raises ``ValueError`` naming ``section.field`` (``_section`` is the config section's name).
+* raises ``ValueError`` naming ``section.field`` (``_section`` is the config section's name),
+  showing the value cut short (:func:`brief`);
+* refuses a value that expands to more than :data:`MAX_CONFIG_VALUES` values
+  (:func:`check_expansion`) before checking it: a list repeated by YAML aliases or by shared
+  references in a stored config costs nothing to hold and exponentially much to check or print.
 
 Fields whose annotation is a class (a Skeleton, a nested Params) must hold an instance of it.
 """
@@ -20,11 +24,54 @@ Fields whose annotation is a class (a Skeleton, a nested Params) must hold an in
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from typing import Any, Literal
 
-__all__ = ["Params", "coerce", "fields_of"]
+from openpose_lite.io import MAX_CONFIG_VALUES, MAX_CONFIG_VALUES_ENV, env_limit, too_many_config_values
+
+__all__ = ["Params", "brief", "check_expansion", "coerce", "fields_of"]
+
+
+class _Brief(reprlib.Repr):
+    def repr_int(self, x: int, level: int) -> str:
+        # repr() of an int of thousands of digits is refused (ValueError) or quadratic
+        return repr(x) if x.bit_length() <= 64 else f"<an integer of {x.bit_length()} bits>"
+
+
+_BRIEF = _Brief()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother = 3, 60, 60
+_BRIEF.maxlist = _BRIEF.maxtuple = _BRIEF.maxdict = _BRIEF.maxset = _BRIEF.maxfrozenset = 8
+
+
+def brief(value: Any) -> str:
+    """``repr(value)`` cut short (``[1, 2, 3, 4, 5, 6, 7, 8, ...]``), for messages: its cost is bounded
+    whatever ``value`` holds (the full repr of an aliased YAML list runs to gigabytes)."""
+    return _BRIEF.repr(value)
+
+
+def check_expansion(value: Any, name: str) -> None:
+    """Refuse ``value`` when it holds more than ``$OPENPOSE_LITE_MAX_CONFIG_VALUES`` (default
+    :data:`MAX_CONFIG_VALUES`) values, each counted where it appears (a list reached twice counts
+    twice, a list that holds itself without end); the count stops at the limit.
+
+    Raises ValueError ``<name>: expands to more than N values ...`` saying how to raise the limit.
+    """
+    if not isinstance(value, (list, tuple, dict)):
+        return
+    limit = env_limit(MAX_CONFIG_VALUES_ENV, MAX_CONFIG_VALUES)
+    count, pending = 0, [value]
+    while pending:
+        item = pending.pop()
+        count += 1
+        if count > limit:
+            raise ValueError(f"{name}: {too_many_config_values(limit)}")
+        if isinstance(item, (list, tuple)):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
 
 
 class Params:
@@ -47,7 +94,7 @@ class Params:
     def _require(self, ok: bool, field_name: str, expected: str) -> None:
         if not ok:
             value = getattr(self, field_name)
-            raise ValueError(f"{self._section}.{field_name}: expected {expected}, got {value!r}")
+            raise ValueError(f"{self._section}.{field_name}: expected {expected}, got {brief(value)}")
 
 
 def fields_of(obj: Any, cls: type) -> dict[str, Any]:
@@ -72,23 +119,23 @@ def type_name(tp: Any) -> str:
 def _coerce_tuple(value: Any, tp: Any, name: str) -> tuple:
     args = typing.get_args(tp)
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise ValueError(f"{name}: expected {type_name(tp)}, got {value!r}")
+        raise ValueError(f"{name}: expected {type_name(tp)}, got {brief(value)}")
     if len(args) == 2 and args[1] is Ellipsis:  # tuple[T, ...]: any length
         item_types = [args[0]] * len(value)
     else:  # tuple[T1, T2]: exactly that many items
         if len(value) != len(args):
-            raise ValueError(f"{name}: expected {len(args)} values, got {value!r}")
+            raise ValueError(f"{name}: expected {len(args)} values, got {brief(value)}")
         item_types = list(args)
-    return tuple(coerce(v, t, f"{name}[{i}]") for i, (v, t) in enumerate(zip(value, item_types)))
+    return tuple(_coerce(v, t, f"{name}[{i}]") for i, (v, t) in enumerate(zip(value, item_types)))
 
 
 def _coerce_number(value: Any, tp: type, name: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{name}: expected an integer, got {value!r}")
+            raise ValueError(f"{name}: expected an integer, got {brief(value)}")
         return int(value)
     if isinstance(value, bool):
-        raise ValueError(f"{name}: expected a number, got {value!r}")
+        raise ValueError(f"{name}: expected a number, got {brief(value)}")
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
@@ -97,16 +144,25 @@ def _coerce_number(value: Any, tp: type, name: str) -> Any:
             return float(value)
         except ValueError:
             pass
-    raise ValueError(f"{name}: expected a number, got {value!r}")
+    raise ValueError(f"{name}: expected a number, got {brief(value)}")
 
 
 def coerce(value: Any, tp: Any, name: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it, coerced where allowed."""
+    """Check ``value`` against the annotation ``tp``; return it, coerced where allowed.
+
+    Raises ValueError naming ``name``: a value of the wrong kind, or one that expands to more
+    values than a config may (:func:`check_expansion`, checked first).
+    """
+    check_expansion(value, name)
+    return _coerce(value, tp, name)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
     origin = typing.get_origin(tp)
     if origin is Literal:
         choices = typing.get_args(tp)
         if not any(value == c and type(value) is type(c) for c in choices):
-            raise ValueError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+            raise ValueError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {brief(value)}")
         return value
     if origin is typing.Union or origin is types.UnionType:
         args = typing.get_args(tp)
@@ -116,21 +172,21 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return coerce(value, arg, name)
+                return _coerce(value, arg, name)
             except ValueError:
                 continue
-        raise ValueError(f"{name}: expected {type_name(tp)}, got {value!r}")
+        raise ValueError(f"{name}: expected {type_name(tp)}, got {brief(value)}")
     if origin is tuple:
         return _coerce_tuple(value, tp, name)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ValueError(f"{name}: expected true or false, got {value!r}")
+            raise ValueError(f"{name}: expected true or false, got {brief(value)}")
         return value
     if tp in (int, float):
         return _coerce_number(value, tp, name)
     if tp is str:
         if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a string, got {value!r}")
+            raise ValueError(f"{name}: expected a string, got {brief(value)}")
         return value
     if isinstance(tp, type):
         if not isinstance(value, tp):

@@ -9,8 +9,10 @@ time) instead of mixing its files with the first one's. Training run folders tak
 The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a
 lock is never stale and needs no clean-up. The lock file itself stays (emptied when its run
 ends): deleting it would let a waiting run lock the deleted file while a third locks a new one
-of the same name. :func:`check_unlocked` asks whether a live run holds a folder without taking
-its lock. Whatever a
+of the same name. The lock file is only ever a regular file of the folder's own: a symbolic link
+there (to someone's ``precious.pt``), a second hard link to another file, a FIFO or a device is
+refused, never opened through, truncated or written (:class:`NotALockFileError`).
+:func:`check_unlocked` asks whether a live run holds a folder without taking its lock. Whatever a
 killed run left half-written (temporary files) may be removed by the next holder only, since
 no live run can be writing into a folder whose lock another process holds.
 
@@ -25,16 +27,19 @@ import json
 import logging
 import os
 import socket
+import stat
 import time
 from pathlib import Path
 from typing import Iterator
+
+from openpose_lite.io import file_kind
 
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_NAME", "FolderLockedError", "check_unlocked", "folder_lock"]
+__all__ = ["LOCK_NAME", "FolderLockedError", "NotALockFileError", "check_unlocked", "folder_lock"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,54 @@ class FolderLockedError(ValueError):
         self.holder = holder
 
 
+class NotALockFileError(ValueError):
+    """What stands at the lock's name is not a lock file a run made (a symbolic link, a hard link, a FIFO ...)."""
+
+
+# Opening the lock never follows a symbolic link (O_NOFOLLOW) nor waits on a FIFO (O_NONBLOCK).
+_OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _not_a_lock(path: Path, what: str, option: str) -> NotALockFileError:
+    return NotALockFileError(f"{path}: is {what}, not a lock file a run made (a run never opens, truncates or writes "
+                             f"through it); remove it, or choose another {option}")
+
+
+def _problem(st: os.stat_result) -> str | None:
+    """Why a file of ``st`` (from lstat or fstat) cannot be a run's lock file, in words; None when it can."""
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(st.st_mode):
+        return file_kind(st.st_mode)
+    if st.st_nlink > 1:  # a hard link to a file elsewhere: truncating the lock would empty that file
+        return f"a file with {st.st_nlink} hard links"
+    return None
+
+
+def _open_lock(path: Path, flags: int, option: str) -> int:
+    """A descriptor of the lock file ``path`` (created with ``os.O_CREAT`` in ``flags``), checked to be a
+    lock file of the folder's own.
+
+    Raises NotALockFileError for a symbolic link, a special file or a file with other hard links;
+    FileNotFoundError where there is none and ``flags`` does not create it.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        problem = _problem(os.lstat(path))  # a device is refused unopened: opening one can act (a tape rewinds)
+        if problem:
+            raise _not_a_lock(path, problem, option)
+    try:
+        fd = os.open(path, flags | _OPEN_FLAGS, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a link put there since the lstat
+            raise _not_a_lock(path, "a symbolic link", option) from None
+        raise
+    problem = _problem(os.fstat(fd))  # what was opened, whatever was checked before
+    if problem:
+        os.close(fd)
+        raise _not_a_lock(path, problem, option)
+    return fd
+
+
 def _read_holder(fd: int) -> dict:
     deadline = time.monotonic() + _HOLDER_WAIT_S
     while True:
@@ -60,7 +113,7 @@ def _read_holder(fd: int) -> dict:
             holder = json.loads(raw.decode("utf-8"))
             if isinstance(holder, dict):
                 return holder
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # half written, or not a holder's
             pass
         if time.monotonic() > deadline:
             return {}
@@ -76,12 +129,16 @@ def check_unlocked(folder: str | os.PathLike[str], option: str = "--output-dir")
     run's own, e.g. before judging the folder by the files it holds: a live run's files are not a
     finished run's). Call it only where this process does not hold the lock itself.
 
-    Raises FolderLockedError naming the folder and the run that holds it.
+    Raises FolderLockedError naming the folder and the run that holds it, NotALockFileError where
+    the lock's name holds something else than a lock file.
     """
     path = Path(folder) / LOCK_NAME
-    if fcntl is None or not path.is_file():
+    if fcntl is None:
         return
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = _open_lock(path, os.O_RDONLY, option)
+    except FileNotFoundError:
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released at once: only whether someone holds it
@@ -111,7 +168,9 @@ def folder_lock(folder: str | os.PathLike[str], description: str, option: str = 
     ``description`` says what the run is (``openpose-lite train``), for the message another run
     gets; ``option`` is the option that chose the folder, for that message's advice.
 
-    Raises FolderLockedError (a ValueError) naming the folder and the run that holds it.
+    Raises FolderLockedError (a ValueError) naming the folder and the run that holds it;
+    NotALockFileError (a ValueError) where the lock's name holds a symbolic link, a special file or
+    a file with other hard links: it is neither opened through nor truncated.
     """
     folder = Path(folder)
     if fcntl is None:
@@ -120,7 +179,7 @@ def folder_lock(folder: str | os.PathLike[str], description: str, option: str = 
         return
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    fd = _open_lock(path, os.O_RDWR | os.O_CREAT, option)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

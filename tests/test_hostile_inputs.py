@@ -475,7 +475,9 @@ def _assert_full_disk_ending(code: int, err: str, out: Path, last_epoch: int, le
     assert code == 1, err
     line, = error_lines(err)
     assert "last.pt: No space left on device (free some space or write elsewhere with --output-dir)" in line
-    assert f"continue with --resume {out / 'last.pt'}" in line and "RuntimeError" not in err
+    resume = re.escape(f" --resume {out / 'last.pt'}")
+    assert re.search(f"continue with (python train_vgg19.py|openpose-lite train){resume}", line), line
+    assert "RuntimeError" not in err
     assert last_epoch == 1 and left == []  # the last good checkpoint whole, no temporary file left
 
 
@@ -543,5 +545,5 @@ def test_a_lost_torchrun_process_ends_training_in_one_line_with_the_last_checkpo
     # Rank 0 hears of it from gloo (a collective fails) or from torchrun (SIGTERM), whichever comes first.
     assert ("stopped: another process of the run was lost (Connection" in ours[0]
             or "terminated (SIGTERM) after epoch 1" in ours[0]), ours[0]
-    assert f"continue with --resume {out / 'last.pt'}" in ours[0]
+    assert f"continue with openpose-lite train --resume {out / 'last.pt'}" in ours[0]
     assert load_checkpoint(out / "last.pt")["epoch"] == 1

@@ -47,7 +47,7 @@ def test_the_rule_counts_and_names_what_a_folder_holds_and_clears_only_a_runs_fi
     folder = _Kind(tmp_path / "f")
     assert folder.check_free(overwrite=False) == []  # a missing folder holds nothing
     folder.path.mkdir()
-    for name in ("a_out.json", "b_out.json", "index.json", "notes.txt", ".a_out.json.x1y2.json"):
+    for name in ("a_out.json", "b_out.json", "index.json", "notes.txt", ".a_out.json.openpose-lite-tmp-x1y2.json"):
         (folder.path / name).write_text("{}")
     (folder.path / "logs").mkdir()
     with pytest.raises(FolderHoldsRunError) as refused:
@@ -57,7 +57,7 @@ def test_the_rule_counts_and_names_what_a_folder_holds_and_clears_only_a_runs_fi
     assert len(folder.check_free(overwrite=False, append=True)) == 4  # --append keeps them
     with folder.lock("a test"):
         removed = folder.claim(overwrite=True)
-    assert {p.name for p in removed} == {"a_out.json", "b_out.json", "index.json", "logs", ".a_out.json.x1y2.json"}
+    assert {p.name for p in removed} == {"a_out.json", "b_out.json", "index.json", "logs", ".a_out.json.openpose-lite-tmp-x1y2.json"}
     assert sorted(p.name for p in folder.path.iterdir()) == [LOCK_NAME, "notes.txt"]  # not a run's: it stays
 
 

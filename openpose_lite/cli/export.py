@@ -6,13 +6,16 @@ import argparse
 from pathlib import Path
 
 from openpose_lite.cli.errors import EXIT_OK, CliError
-from openpose_lite.cli.models_args import add_weights_args, load_weights
+from openpose_lite.cli.models_args import add_weights_args, load_weights, positive_int, weights_path
+from openpose_lite.io import check_destination
 
 _SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "openvino": ".xml"}
 
 
 # -------------------------------------------------------------------------------------- export
 def _add_export(sub: argparse._SubParsersAction) -> None:
+    from openpose_lite.preprocess import DEFAULT_INPUT_BOUND as bound
+
     p = sub.add_parser(
         "export",
         help="export the network to ONNX, TorchScript or OpenVINO (decoding stays in Python)",
@@ -30,6 +33,11 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-hw", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="example input size for tracing; ONNX keeps batch, height and width dynamic (default: the "
                    "model's own, 368 368 bottom-up, the checkpoint's crop (official HRNet: 256 192) top-down)")
+    p.add_argument("--max-input-side", type=positive_int, default=bound.max_side, metavar="N",
+                   help="the longest --input-hw side accepted: tracing runs the network on it (default: %(default)s, "
+                   "as infer's network input)")
+    p.add_argument("--max-input-pixels", type=positive_int, default=bound.max_pixels, metavar="N",
+                   help="the largest --input-hw area accepted, H x W (default: %(default)s, as infer's network input)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                    help="--format openvino: fp32 (default) or int8 (NNCF post-training quantisation on --calibration)")
@@ -47,7 +55,24 @@ def _output_path(args: argparse.Namespace, weights: Path) -> Path:
         raise CliError(f"-o {output}: that is the weights file itself; name another output file")
     if not output.parent.is_dir():
         raise CliError(f"-o {output}: the folder {output.parent} does not exist; create it or name another")
+    # Nothing but a regular file is replaced (a FIFO, /dev/full ...): said before the model is loaded.
+    for written in (output, output.with_suffix(".bin")) if args.format == "openvino" else (output,):
+        try:
+            check_destination(written)
+        except ValueError as exc:
+            raise CliError(f"-o {exc}") from None
     return output
+
+
+def _input_bound(args: argparse.Namespace):
+    """The bound on --input-hw (--max-input-side, --max-input-pixels), checked."""
+    from openpose_lite.preprocess import InputBound
+
+    try:
+        return InputBound(max_side=args.max_input_side, max_pixels=args.max_input_pixels)
+    except ValueError as exc:  # input_bound.max_side: expected an integer >= 8 ...
+        option = "--max-input-side" if "max_side" in str(exc) else "--max-input-pixels"
+        raise CliError(f"{option}: {str(exc).split(': ', 1)[-1]}") from None
 
 
 def _own_input_hw(loaded) -> tuple[int, int]:
@@ -62,13 +87,20 @@ def _own_input_hw(loaded) -> tuple[int, int]:
 
 def _run_export(args: argparse.Namespace) -> int:
     from openpose_lite.models import export_onnx, export_torchscript
-    from openpose_lite.models.export import onnx_opsets
+    from openpose_lite.models.export import check_input_hw, onnx_opsets
 
     if (args.precision != "fp32" or args.calibration is not None) and args.format != "openvino":
         raise CliError("--precision and --calibration are for --format openvino")
+    bound = _input_bound(args)
+    if args.input_hw is not None:  # beyond the bound: refused before the weights are read
+        try:
+            check_input_hw(args.input_hw, 1, bound)
+        except ValueError as exc:
+            raise CliError(f"--input-hw {args.input_hw[0]} {args.input_hw[1]}: {exc}; raise the limits with "
+                           "--max-input-side and --max-input-pixels") from None
+    output = _output_path(args, weights_path(args))
     path, loaded = load_weights(args)
     model = loaded.model
-    output = _output_path(args, path)
     own = _own_input_hw(loaded)
     input_hw = own if args.input_hw is None else (int(args.input_hw[0]), int(args.input_hw[1]))
     if args.format == "onnx":
@@ -88,9 +120,10 @@ def _run_export(args: argparse.Namespace) -> int:
         return EXIT_OK
     try:
         if args.format == "onnx":
-            written = export_onnx(model, output, input_hw=input_hw, opset=args.opset, config=loaded.config)
+            written = export_onnx(model, output, input_hw=input_hw, opset=args.opset, config=loaded.config,
+                                  input_bound=bound)
         else:
-            written = export_torchscript(model, output, input_hw=input_hw, config=loaded.config)
+            written = export_torchscript(model, output, input_hw=input_hw, config=loaded.config, input_bound=bound)
     except ValueError as exc:  # the example size does not suit the network
         hint = f"; e.g. --input-hw {own[0]} {own[1]} (the model's own size), or leave it out"
         raise CliError(f"--input-hw {input_hw[0]} {input_hw[1]}: {exc}{hint}") from None

@@ -36,7 +36,15 @@ import numpy as np
 
 from openpose_lite.cli.errors import CliError
 from openpose_lite.cli.shards import Gathered, Journal
-from openpose_lite.io import atomic_write, file_problem, plural, read_json, write_json_atomic
+from openpose_lite.io import (
+    atomic_write,
+    check_destination,
+    file_problem,
+    plural,
+    read_json,
+    temp_sibling,
+    write_json_atomic,
+)
 from openpose_lite.output_folder import OutputFolder
 from openpose_lite.structures import Poses
 
@@ -198,7 +206,7 @@ class InferRun:
         """Write one image's (or frame's) OpenPose JSON and keep its COCO results; returns its output name."""
         name = self.names[index] if frame is None else f"{self.names[index]}_{frame:0{FRAME_DIGITS}d}"
         json_name = f"{name}_keypoints.json"
-        write_json_atomic(self.out_dir / json_name, poses.to_openpose_json())
+        write_json_atomic(self.out_dir / json_name, poses.to_openpose_dict())
         self.written["keypoint file"] += 1
         entry = {"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0)}
         self.entries.append(entry)
@@ -316,7 +324,7 @@ class VideoOutput:
         """``fps``: the source's rate as :func:`video_fps` gives it (0.0: unknown)."""
         self.path = path
         self.fps = fps or 30.0  # a header without a rate: OpenCV's writer needs one
-        self.tmp = path.with_name(f".{path.name}.partial.mp4")
+        self.tmp: Path | None = None  # made with the first frame, named as atomic writes name theirs
         self.writer = None
 
     def write(self, frame: np.ndarray) -> None:
@@ -324,8 +332,10 @@ class VideoOutput:
 
         if self.writer is None:
             h, w = frame.shape[:2]
+            self.tmp = temp_sibling(self.path)
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (int(w), int(h)))
             if not self.writer.isOpened():
+                self.discard()
                 raise ValueError(f"cannot write {self.path} with OpenCV's mp4v codec")
         self.writer.write(frame)
 
@@ -335,12 +345,17 @@ class VideoOutput:
             return False
         self.writer.release()
         self.writer = None
-        os.replace(self.tmp, self.path)
+        try:
+            check_destination(self.path)  # only a regular file is replaced
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.discard()
+            raise
         return True
 
     def discard(self) -> None:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
-        if self.tmp.exists():
+        if self.tmp is not None and self.tmp.exists():
             self.tmp.unlink()

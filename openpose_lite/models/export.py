@@ -4,9 +4,12 @@ Both exports take ``images`` (B, 3, H, W) and return the **last stage only**, as
 the order of the model's output dict: for :class:`VGG19PafNet` ``(pafs (B, 2L, H/8, W/8),
 heatmaps (B, K+1, H/8, W/8))``; ONNX names the outputs ``"pafs"`` and ``"heatmaps"``.
 The ONNX graph has dynamic batch, height and width axes; the TorchScript module is traced
-from convolutions only, so it runs at any input size too.
+from convolutions only, so it runs at any input size too. The example size that traces it is
+bounded as a network input at inference is (:class:`~openpose_lite.preprocess.InputBound`:
+longest side, pixels): tracing runs the network on it, and 8000 x 8000 takes tens of GB.
 
-Files are written atomically: to a temporary file beside the target, then ``os.replace``.
+Files are written atomically: to a temporary file beside the target, then ``os.replace``; a
+destination that is there and is not a regular file (a FIFO, a device) is refused.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from openpose_lite.io import atomic_write_path
+from openpose_lite.io import atomic_write_path, check_destination
+from openpose_lite.preprocess import DEFAULT_INPUT_BOUND, InputBound
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +47,20 @@ class LastStageOutputs(nn.Module):
         return tuple(last[name] for name in self.names)
 
 
-def _check_hw(input_hw: tuple[int, int], stride: int = 1) -> tuple[int, int]:
-    """(h, w) as ints; a ValueError unless both are at least the model's ``stride`` (its output cell)."""
+def check_input_hw(input_hw: tuple[int, int], stride: int = 1,
+                   bound: InputBound = DEFAULT_INPUT_BOUND) -> tuple[int, int]:
+    """(h, w) as ints; a ValueError unless both are at least the model's ``stride`` (its output cell)
+    and the size is within ``bound`` (longest side ``bound.max_side``, ``bound.max_pixels`` pixels:
+    the network input's limits at inference)."""
     if len(input_hw) != 2 or any(int(v) < max(1, stride) for v in input_hw):
         raise ValueError(f"input_hw must be (height, width) of integers >= {max(1, stride)} (the model's stride), "
                          f"got {tuple(input_hw)!r}")
-    return int(input_hw[0]), int(input_hw[1])
+    h, w = int(input_hw[0]), int(input_hw[1])
+    if max(h, w) > bound.max_side or h * w > bound.max_pixels:
+        raise ValueError(f"input_hw {h}x{w} ({h * w} pixels) is beyond the network input's limits (longest side "
+                         f"<= {bound.max_side}, <= {bound.max_pixels} pixels); the example size only traces the "
+                         "network, which then runs at any size")
+    return h, w
 
 
 def onnx_opsets() -> tuple[int, int]:
@@ -73,9 +85,10 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-def _wrap_last_stage(model: nn.Module, input_hw: tuple[int, int]) -> tuple[LastStageOutputs, torch.Tensor]:
+def _wrap_last_stage(model: nn.Module, input_hw: tuple[int, int],
+                     bound: InputBound) -> tuple[LastStageOutputs, torch.Tensor]:
     """The last-stage wrapper and a zero example input (1, 3, H, W) on the model's device."""
-    h, w = _check_hw(input_hw, int(getattr(model, "stride", 1)))
+    h, w = check_input_hw(input_hw, int(getattr(model, "stride", 1)), bound)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     example = torch.zeros(1, 3, h, w, device=device)
@@ -102,19 +115,22 @@ def export_metadata(model: nn.Module, config: Mapping[str, Any] | None) -> str:
 
 
 def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368), opset: int = 17,
-                config: Mapping[str, Any] | None = None) -> Path:
+                config: Mapping[str, Any] | None = None, input_bound: InputBound = DEFAULT_INPUT_BOUND) -> Path:
     """Write ``model``'s last stage as ONNX: input ``images`` (B, 3, H, W), outputs named after its dict keys.
 
-    ``input_hw`` is the example size used for tracing; batch, height and width stay dynamic. The
-    config and skeleton are stored as the model's metadata (:func:`export_metadata`).
+    ``input_hw`` is the example size used for tracing, within ``input_bound`` (:func:`check_input_hw`);
+    batch, height and width stay dynamic. The config and skeleton are stored as the model's
+    metadata (:func:`export_metadata`). A ``path`` that is there and is not a regular file is
+    refused (ValueError) before anything runs.
     Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages;
     ``opset`` must be one it writes (:func:`onnx_opsets`), else a ValueError before anything runs.
     """
     low, high = onnx_opsets()
     if not isinstance(opset, int) or not low <= opset <= high:
         raise ValueError(f"opset {opset!r}: the ONNX exporter of torch {torch.__version__} writes opsets {low} to {high}")
+    check_destination(path)
     with _eval_mode(model):
-        wrapper, example = _wrap_last_stage(model, input_hw)
+        wrapper, example = _wrap_last_stage(model, input_hw, input_bound)
         output_names = list(wrapper.names)
         dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"}}
         for name in output_names:
@@ -142,15 +158,18 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = 
 
 
 def export_torchscript(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = (368, 368),
-                       config: Mapping[str, Any] | None = None) -> Path:
+                       config: Mapping[str, Any] | None = None, input_bound: InputBound = DEFAULT_INPUT_BOUND) -> Path:
     """Write ``model``'s last stage as a traced TorchScript module: images (B, 3, H, W) -> tuple of maps.
 
     Reload with ``torch.jit.load(path)``; outputs are in the order of the model's dict keys
     (``(pafs, heatmaps)`` for :class:`VGG19PafNet`). The config and skeleton travel as the extra
     file ``openpose_lite.json`` (:func:`export_metadata`; ``torch.jit.load(path, _extra_files=...)``).
+    ``input_hw`` is the tracing example's size, within ``input_bound`` (:func:`check_input_hw`). A
+    ``path`` that is there and is not a regular file is refused (ValueError) before anything runs.
     """
+    check_destination(path)
     with _eval_mode(model):
-        wrapper, example = _wrap_last_stage(model, input_hw)
+        wrapper, example = _wrap_last_stage(model, input_hw, input_bound)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=FutureWarning)
             warnings.simplefilter("ignore", category=DeprecationWarning)
