@@ -50,10 +50,10 @@ from openpose_lite.codecs.grouping import GroupingParams
 from openpose_lite.codecs.topdown import TopDownCodecParams, TopDownHeatmapCodec
 from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
 from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, check_max_pixels
-from openpose_lite.io import MAX_CONFIG_BYTES, read_bounded, write_text_atomic
+from openpose_lite.io import MAX_CONFIG_BYTES, YamlTooLargeError, parse_yaml, read_bounded, write_text_atomic
 from openpose_lite.models.architectures import architecture
 from openpose_lite.models.factory import ModelConfig
-from openpose_lite.params import Params, coerce, fields_of
+from openpose_lite.params import Params, brief, coerce, fields_of
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
 from openpose_lite.train_config import TrainConfig
 
@@ -106,11 +106,15 @@ class DataConfig(AugmentParams):
     """The ``data`` section: datasets, and the bottom-up augmentation it derives from.
 
     COCO-format keypoint files and image folders (``train_ann``/``train_images``,
-    ``val_ann``/``val_images``). With ``synthetic: true``, scenes of stick figures are
-    generated into the output directory when those paths are absent
-    (``synthetic_train_images`` / ``synthetic_val_images`` of them). ``num_workers``:
-    DataLoader worker processes. ``max_image_pixels``: the largest image (width x height) read,
-    refused from its header before training starts (:mod:`openpose_lite.images`);
+    ``val_ann``/``val_images``). Without ``val_ann``, a run validates on ``val_split`` of the
+    training file's images (of those with a labelled instance; at least one, drawn with
+    ``train.seed``), held out of training; 0: no validation. With ``synthetic: true`` and no
+    ``train_ann``, scenes of stick figures are generated into the output directory
+    (``synthetic_train_images`` of them, and ``synthetic_val_images`` for validation unless
+    ``val_ann`` is given): generated figures are never used beside a training file of real
+    images. ``num_workers``: DataLoader worker processes. ``max_image_pixels``: the largest
+    image (width x height) read, refused from its header before training starts
+    (:mod:`openpose_lite.images`);
     ``images_anywhere``: let an annotation's ``file_name`` be absolute or climb out of its image
     folder with ``..`` (refused by default). ``skeleton``: a COCO-format keypoint file whose
     category gives the skeleton trained (names, limbs, flip pairs, sigmas) and, with ``synthetic``,
@@ -122,6 +126,7 @@ class DataConfig(AugmentParams):
     train_images: str | None = None
     val_ann: str | None = None
     val_images: str | None = None
+    val_split: float = 0.1
     synthetic: bool = False
     synthetic_train_images: int = 2000
     synthetic_val_images: int = 200
@@ -136,6 +141,8 @@ class DataConfig(AugmentParams):
         self._require(self.synthetic_train_images >= 1, "synthetic_train_images", "an integer >= 1")
         self._require(self.synthetic_val_images >= 1, "synthetic_val_images", "an integer >= 1")
         self._require(self.num_workers >= 0, "num_workers", "an integer >= 0")
+        self._require(0 <= self.val_split < 1, "val_split",
+                      "a fraction in [0, 1) of the training images held out for validation (0: none)")
         for ann, images in (("train_ann", "train_images"), ("val_ann", "val_images")):
             # An annotation file without its images (or the reverse) cannot be used.
             if (getattr(self, ann) is None) != (getattr(self, images) is None):
@@ -223,7 +230,7 @@ def _check_keys(data: Any, where: str) -> None:
         if values is None:
             continue
         if not isinstance(values, Mapping):
-            raise ValueError(f"{where}: section {section!r} must be a mapping, got {values!r}")
+            raise ValueError(f"{where}: section {section!r} must be a mapping, got {brief(values)}")
         valid = _keys_of(section)
         for key in values:
             if key not in valid:
@@ -243,9 +250,14 @@ def upgrade_stored_config(data: Mapping[str, Any]) -> dict[str, Any]:
 
     ``codec.sigma`` became ``codec.sigma_px``; ``topdown.sigma`` (heatmap cells) became
     ``topdown.sigma_px`` (crop pixels); ``topdown.flip_shift`` gave way to ``topdown.convention``
-    (such checkpoints were trained in ours). YAML files are not upgraded: their old keys are errors.
+    (such checkpoints were trained in ours); a whole ``data`` section without ``val_split`` is
+    from before it, when a run without ``data.val_ann`` held nothing out: 0, so that resuming it
+    trains on the same images. YAML files are not upgraded: their old keys are errors.
     """
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+    section = out.get("data")
+    if isinstance(section, dict) and "train_ann" in section and "val_split" not in section:
+        section["val_split"] = 0.0
     codec = out.get("codec")
     if isinstance(codec, dict) and "sigma" in codec and "sigma_px" not in codec:
         codec["sigma_px"] = codec.pop("sigma")
@@ -289,9 +301,11 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"override {text!r}: expected section.key=value, e.g. train.lr=1e-3")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = parse_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ValueError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+    except YamlTooLargeError as exc:
+        raise ValueError(f"override {text!r}: the value {exc}") from None
     return parts[0], parts[1], value
 
 
@@ -321,16 +335,18 @@ def _file_deltas(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, d
     if path.resolve() in chain:
         raise ValueError(f"{path}: '{EXTENDS_KEY}' loops back to a file it extends ({' -> '.join(map(str, chain))})")
     try:
-        delta = yaml.safe_load(text)
+        delta = parse_yaml(text)
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    except YamlTooLargeError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     delta = {} if delta is None else delta
     base: list[tuple[Path, dict[str, Any]]] = []
     if isinstance(delta, Mapping) and EXTENDS_KEY in delta:
         delta = dict(delta)
         parent = delta.pop(EXTENDS_KEY)
         if not isinstance(parent, str) or not parent:
-            raise ValueError(f"{path}: '{EXTENDS_KEY}' must name a config file, got {parent!r}")
+            raise ValueError(f"{path}: '{EXTENDS_KEY}' must name a config file, got {brief(parent)}")
         base = _file_deltas(path.parent / parent, (*chain, path.resolve()))
     _check_keys(delta, str(path))
     _check_types(delta, str(path))

@@ -37,6 +37,7 @@ def test_two_process_gloo_run_keeps_ranks_identical_and_only_rank0_writes(tmp_pa
     args = [
         "--output-dir", str(out), "--no-progress",
         f"data.train_ann={ann}", f"data.train_images={images}", "data.val_ann=null", "data.val_images=null",
+        "data.val_split=0",
         "data.crop_size=64", "data.num_workers=0", "codec.input_size=64",
         "model.num_stages=2", "model.stage_channels=8", "model.width_mult=0.125",
         # 4 images, 2 ranks, batch 2: one step per epoch on each rank, each rank its own images.

@@ -234,7 +234,7 @@ def test_backbone_weights_fill_the_trunk_and_stay_fixed_while_frozen(scenes, tmp
 
     out = tmp_path / "run"
     args = tiny_args(scenes, out, "model.width_mult=1.0", "model.num_stages=1", "train.epochs=1",
-                     "train.freeze_trunk_epochs=1", "data.val_ann=null", "data.val_images=null")
+                     "train.freeze_trunk_epochs=1", "data.val_ann=null", "data.val_images=null", "data.val_split=0")
     assert train_vgg19.main([*args, "--backbone-weights", str(weights)]) == 0
     trained = load_checkpoint(out / "last.pt")["model"]
     conv_names = [n for n, m in vgg.trunk.named_children() if isinstance(m, nn.Conv2d)]  # conv1_1 ... conv4_2

@@ -68,9 +68,11 @@ def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) ->
     parser.add_argument("--epochs", type=int, help="shortcut for train.epochs=...")
     parser.add_argument("--device", help="shortcut for train.device=... (auto, cpu, cuda, cuda:N)")
     parser.add_argument("--resume", nargs="?", const="auto", metavar="CHECKPOINT",
-                        help="continue a run from a training checkpoint (bare: <output_dir>/last.pt). The checkpoint's "
-                        "config is the base; --config and overrides apply on top (the model, optimizer and scheduler "
-                        "types cannot change). Writes into --output-dir when given, else the checkpoint's folder")
+                        help="continue a run from a training checkpoint (bare: <output_dir>/last.pt). The settings the "
+                        "run was last started with are the base (the config.yaml beside the checkpoint, else the "
+                        "checkpoint's own), so a resume's overrides last; --config and overrides apply on top (the "
+                        "model, optimizer and scheduler types cannot change). Writes into --output-dir when given, "
+                        "else the checkpoint's folder")
     parser.add_argument("--overwrite", action="store_true",
                         help="start afresh in an output folder that already holds a run, replacing its config.yaml, "
                         "metrics.jsonl, checkpoints, curves.png and tensorboard/ (without it such a folder is refused)")
@@ -127,16 +129,23 @@ def _unit(sample_kind: str) -> str:
     return "crops/s" if sample_kind == "person crops" else "img/s"
 
 
-def _written(result: Any) -> str:
-    """What the run wrote, in words: ``written in DIR: config.yaml, ...`` (and how to continue)."""
-    if not result.written:
-        return "nothing was written"
+def _resume_command(prog: str, last: Path) -> str:
+    """The command line that continues the run whose checkpoint is ``last``, as the user would type it."""
+    return f"{'python ' if prog.endswith('.py') else ''}{prog} --resume {last}"
+
+
+def _written(result: Any, prog: str = "openpose-lite train") -> str:
+    """What the run wrote, in words: ``written in DIR: config.yaml, ...``, and how to continue: the
+    folder's ``last.pt`` whenever there is one (a resumed run stopped before its first checkpoint
+    wrote none, but continues from the one it started from)."""
     base = result.output_dir
     names = [str(p.relative_to(base)) if base is not None and base in p.parents else str(p) for p in result.written]
-    text = f"written in {base}: {', '.join(names)}"
+    text = f"written in {base}: {', '.join(names)}" if names else "nothing was written"
     last = base / "last.pt" if base is not None else None
-    if last is not None and last in result.written:
-        text += f"; continue with --resume {last}"
+    if last is not None and last.is_file():
+        text += f"; {last} holds the run: continue with {_resume_command(prog, last)}"
+    elif last is not None and result.written:
+        text += f"; no checkpoint yet ({last} is written after each epoch): start again with --overwrite"
     return text
 
 
@@ -152,7 +161,7 @@ def _stopped(prog: str, exc: Exception, result: Any) -> str:
             kept += f"; not from {last}, whose weights gave the non-finite loss"
     else:
         kept = "no checkpoint with finite weights and a finite loss exists: start again (--overwrite) with a lower train.lr"
-    return f"{prog}: training stopped: {exc}; {kept}. Check the data too. {_written(result)}"
+    return f"{prog}: training stopped: {exc}; {kept}. Check the data too. {_written(result, prog)}"
 
 
 class _Printer:
@@ -169,6 +178,8 @@ class _Printer:
         self.say(f"{result.branch} model: {result.model}, {result.parameters / 1e6:.2f} M parameters; "
                  f"device {result.device}{' (AMP)' if result.amp else ''}, {result.world_size} process(es); "
                  f"{result.train_samples} {result.sample_kind}, output {result.output_dir}")
+        for note in result.notes:  # what the run chose: the skeleton, the validation set, the batch, the settings
+            self.say(note)
         if result.start_epoch >= result.epochs > 0:  # a finished run: nothing to train unless told to go further
             last = result.output_dir / "last.pt" if result.output_dir is not None else "last.pt"
             self.say(f"resuming after epoch {result.start_epoch} of {result.epochs}: the run is complete, nothing left to "
@@ -265,20 +276,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", b
         return EXIT_STOPPED
     except KeyboardInterrupt as exc:
         print(f"{who}: {interrupt_word(exc)} after epoch {result.epochs_done} of {result.epochs or '?'}; "
-              f"{_written(result)}", file=sys.stderr)
+              f"{_written(result, prog)}", file=sys.stderr)
         return interrupt_code(exc)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"{who}: error: {exc}" + (f"; {_written(result)}" if result.written else ""), file=sys.stderr)
+        print(f"{who}: error: {exc}" + (f"; {_written(result, prog)}" if result.written else ""), file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"{who}: error: {describe_os_error(exc, '--output-dir')}; {_written(result)}", file=sys.stderr)
+        print(f"{who}: error: {describe_os_error(exc, '--output-dir')}; {_written(result, prog)}", file=sys.stderr)
         return EXIT_STOPPED
     except RuntimeError as exc:
         reason = peer_lost(exc)
         if reason is None:
             raise  # a programming error keeps its traceback
         print(f"{who}: stopped: another process of the run was lost ({reason}) after epoch {result.epochs_done}; "
-              f"{_written(result)}", file=sys.stderr)
+              f"{_written(result, prog)}", file=sys.stderr)
         return EXIT_STOPPED
     printer.finished(result)
     return EXIT_OK

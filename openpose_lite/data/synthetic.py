@@ -18,7 +18,8 @@ people with no visible pixel get no annotation. Figures of another skeleton take
 convention from the file their poses come from (:mod:`openpose_lite.data.skeleton_figures`).
 
 Everything depends only on the ``numpy.random.Generator`` passed in, so a seed gives the same
-images and byte-identical annotation files.
+images and byte-identical annotation files. A written set records the fingerprint of everything
+that decided it (:func:`scene_set_fingerprint`), so a set is reused only for its own settings.
 
 Shape legend: N people, K keypoints, H x W image size.
 """
@@ -26,6 +27,8 @@ Shape legend: N people, K keypoints, H x W image size.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import math
 import typing
@@ -51,6 +54,7 @@ __all__ = [
     "generate_scene",
     "render_background",
     "render_scene",
+    "scene_set_fingerprint",
     "write_dataset",
 ]
 
@@ -373,6 +377,21 @@ def _encode_image(image: np.ndarray, path: Path, image_format: str, jpeg_quality
     path.write_bytes(data.tobytes())
 
 
+def scene_set_fingerprint(num_images: int, seed: int, cfg: SceneConfig | None = None, num_people: int | None = None,
+                          image_format: str = "jpg", jpeg_quality: int = 95, bank: PoseBank | None = None) -> str:
+    """The sha256 (hex) of every argument of :func:`write_dataset` that decides the set it writes (of
+    ``bank``: its poses, labels, area convention and category, not the file they were read from)."""
+    digest = hashlib.sha256()
+    settings = {"num_images": int(num_images), "seed": int(seed), "scene": dataclasses.asdict(cfg or SceneConfig()),
+                "num_people": num_people, "image_format": image_format, "jpeg_quality": int(jpeg_quality)}
+    if bank is not None:
+        settings["figures"] = {"category": bank.category, "area_per_box": bank.area_per_box}
+        digest.update(np.ascontiguousarray(bank.poses, dtype=np.float64).tobytes())
+        digest.update(np.ascontiguousarray(bank.labelled, dtype=bool).tobytes())
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
 def write_dataset(
     out_dir: str | Path,
     num_images: int,
@@ -388,8 +407,9 @@ def write_dataset(
     Image ``i`` (id ``i + 1``) is drawn from ``numpy.random.default_rng([seed, i])``, so it does
     not depend on ``num_images`` and a larger set extends a smaller one. The annotation file is
     COCO keypoint format (see the module docstring for visibility, area and bbox) and is
-    written atomically, after every image. ``bank``: figures of its skeleton instead of people,
-    annotated in its category (:attr:`PoseBank.category`). Returns the path of the annotation file.
+    written atomically, after every image, and records the set's :func:`scene_set_fingerprint`
+    (``info.fingerprint``). ``bank``: figures of its skeleton instead of people, annotated in its
+    category (:attr:`PoseBank.category`). Returns the path of the annotation file.
     """
     cfg = cfg or SceneConfig()
     if int(num_images) != num_images or num_images < 0:
@@ -419,6 +439,7 @@ def write_dataset(
         "seed": int(seed),
         "num_people": num_people,
         "scene_config": dataclasses.asdict(cfg),
+        "fingerprint": scene_set_fingerprint(num_images, seed, cfg, num_people, image_format, jpeg_quality, bank),
     }
     if bank is not None:
         info["description"] = f"openpose_lite synthetic scenes of {bank.skeleton.name} figures"

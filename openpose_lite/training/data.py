@@ -1,45 +1,65 @@
-"""What a run trains on: dataset paths, generated scenes, and the loaders of both branches.
+"""What a run trains on: its skeleton, the data files or generated scenes, the validation set, the loaders.
 
-* :func:`prepare_data`: the COCO-format files a config names, or, for ``data.synthetic``,
-  generated scenes written into ``<output_dir>/data/`` (``train``, ``val`` and the ``held_out``
-  set training never sees); rank 0 writes, the other ranks wait.
-* :func:`bottomup_datasets` (whole images, CMU augmentation) and :func:`topdown_datasets`
-  (person crops, HRNet augmentation): a branch's (train, val) datasets.
+Everything that can refuse a run is done before the run writes anything
+(:func:`openpose_lite.training.loop.fit` calls these in that order):
+
+* :func:`fit_skeleton` (when the config is resolved): with a training file, the skeleton is the
+  file's own unless one is named; a config file's ``data.skeleton`` that the file has no category
+  of gives way to the file's own (said in a note), one named on the command line is refused;
+* :func:`read_data`: the COCO-format files a config names, read and checked, every image
+  included, and the validation set: ``data.val_ann``, else ``data.val_split`` of the training
+  file's images held out of training (:func:`held_out_items`); a synthetic run (no
+  ``data.train_ann``) first checks that its figures can be drawn (:func:`scene_bank`);
 * :func:`make_loaders`: the DataLoaders, with a seeded distributed sampler for training (the
   order depends only on the seed and the epoch, so a resumed run sees the batches the
-  uninterrupted one would have) and a padding-free shard sampler for validation.
+  uninterrupted one would have) and a padding-free shard sampler for validation; a batch larger
+  than the training set is cut to it, in a note.
+
+What is written, once the run owns its folder (rank 0; the other ranks wait): the generated
+scenes of a synthetic run (:func:`generate_scenes`: ``train``, ``val`` and the ``held_out`` set
+training never sees, in ``<output_dir>/data/``, reused only when they were generated with the same
+settings) and the held-out part of a training file (:func:`write_val_split`: ``data/val_split``,
+which the COCO AP is computed on). :func:`bottomup_datasets` (whole images, CMU augmentation)
+and :func:`topdown_datasets` (person crops, HRNet augmentation) give a branch's datasets.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from openpose_lite.coco_skeleton import skeleton_of_file
+from openpose_lite.coco_skeleton import skeleton_of_coco, skeleton_of_file
 from openpose_lite.codecs.base import Codec
 from openpose_lite.config import Config
-from openpose_lite.data.coco import CocoKeypoints
-from openpose_lite.data.people import TopDownInstances
+from openpose_lite.data.coco import CocoKeypoints, Sample
+from openpose_lite.data.coco_validation import AnnotationError, read_coco_keypoints
+from openpose_lite.data.people import TopDownInstances, person_instances
 from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset
 from openpose_lite.data.skeleton_figures import PoseBank
-from openpose_lite.data.synthetic import write_dataset
-from openpose_lite.io import read_json
+from openpose_lite.data.synthetic import scene_set_fingerprint, write_dataset
+from openpose_lite.io import plural, read_json, write_json_atomic
 from openpose_lite.skeleton import COCO_17, Skeleton
 from openpose_lite.training.distributed import DistInfo, ShardSampler, barrier
 
-__all__ = ["DataPaths", "Loaders", "bottomup_datasets", "checked_coco", "generates_scenes", "make_loaders", "prepare_data", "topdown_datasets",
-           "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED"]
+__all__ = ["DataPaths", "ImageSet", "Loaders", "RunData", "bottomup_datasets", "checked_coco", "fit_skeleton",
+           "fitting_batch", "generate_scenes", "generates_scenes", "held_out_items", "make_loaders", "read_data",
+           "run_skeleton", "scene_bank", "topdown_datasets", "write_val_split",
+           "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED", "VAL_SPLIT_SEED"]
 
 logger = logging.getLogger(__name__)
 
 # Generated scenes: image i of a set is drawn from default_rng([seed, i]) (data.synthetic), so
-# these offsets on train.seed keep the three sets disjoint.
-SYNTH_TRAIN_SEED, SYNTH_VAL_SEED, SYNTH_HELD_OUT_SEED = 1000, 2000, 3000
+# these offsets on train.seed keep the three sets disjoint. The images a training file holds out
+# for validation are drawn from default_rng(VAL_SPLIT_SEED + train.seed).
+SYNTH_TRAIN_SEED, SYNTH_VAL_SEED, SYNTH_HELD_OUT_SEED, VAL_SPLIT_SEED = 1000, 2000, 3000, 4000
 HELD_OUT_IMAGES = 100
 
 
@@ -54,7 +74,7 @@ class DataPaths:
     held_out_ann: Path | None = None
 
     def generated(self, output_dir: Path) -> list[Path]:
-        """The generated sets among these paths (folders inside ``output_dir``)."""
+        """The sets among these paths that the run writes (folders inside ``output_dir``)."""
         return sorted({p.parent for p in (self.train_ann, self.val_ann, self.held_out_ann)
                        if p is not None and output_dir in p.parents})
 
@@ -67,60 +87,205 @@ def run_skeleton(cfg: Config) -> Skeleton:
     return skeleton_of_file(source) if source is not None else COCO_17
 
 
-def _synthetic_set(out_dir: Path, num_images: int, seed: int, skeleton_file: str | None = None) -> Path:
-    """Write generated scenes unless ``out_dir`` already holds this very set (a resumed run)."""
-    ann = out_dir / "annotations.json"
-    if ann.is_file():
-        try:
-            info = read_json(ann, "annotation file")
-            if info.get("info", {}).get("seed") == seed and len(info.get("images", [])) == num_images:
-                return ann
-        except (ValueError, AttributeError):
-            pass  # a damaged file: write the set again
-    logger.info("generating %d scenes (seed %d) into %s", num_images, seed, out_dir)
-    bank = PoseBank.from_file(skeleton_file) if skeleton_file is not None else None  # figures of another skeleton
-    return write_dataset(out_dir, num_images, seed, bank=bank)
+def fit_skeleton(cfg: Config, named: bool) -> tuple[Config, str | None]:
+    """``cfg`` with a skeleton its training file can be trained and scored with, and a note when it changed.
+
+    Only a run with both ``data.train_ann`` and ``data.skeleton`` is looked at. When the file has a
+    category with the keypoints of ``data.skeleton``'s skeleton, nothing changes. Otherwise a skeleton
+    ``named`` by the user (a ``data.skeleton=`` override) is refused; one that came with a config
+    file (e.g. the figures of a synthetic config) gives way to the file's own: ``data.skeleton``
+    becomes None, and the note says so.
+
+    Raises FileNotFoundError or ValueError naming the file and what it holds.
+    """
+    d = cfg.data
+    if d.train_ann is None or d.skeleton is None:
+        return cfg, None
+    wanted = skeleton_of_file(d.skeleton).annotation_layout()
+    data, layout = read_coco_keypoints(d.train_ann)
+    try:
+        layout.select(wanted.keypoints, d.train_ann, wanted.name)
+        return cfg, None
+    except AnnotationError as exc:
+        if named:
+            raise AnnotationError(f"{exc}; data.skeleton={d.skeleton} names a skeleton this file cannot be trained "
+                                  "or scored with (leave data.skeleton out to train the file's own)") from None
+    own = skeleton_of_coco(data, layout, d.train_ann, complete=False)[0]
+    note = (f"skeleton: {d.train_ann}'s own, {own.name!r} ({own.num_keypoints} keypoints); the config's data.skeleton "
+            f"{d.skeleton} ({wanted.name!r}, {wanted.num_keypoints} keypoints) is not a skeleton of this file and is "
+            "not used")
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, skeleton=None)), note
 
 
 def generates_scenes(cfg: Config) -> bool:
-    """Whether :func:`prepare_data` writes generated scenes into the run folder (a synthetic run
-    missing a set), so must come after the run owns the folder."""
-    return cfg.data.synthetic and (cfg.data.train_ann is None or cfg.data.val_ann is None)
+    """Whether the run trains on generated scenes (``data.synthetic`` and no ``data.train_ann``), which
+    :func:`generate_scenes` writes once the run owns its folder."""
+    return cfg.data.synthetic and cfg.data.train_ann is None
 
 
-def prepare_data(cfg: Config, info: DistInfo, held_out_images: int) -> DataPaths:
-    """Dataset paths from the config; a synthetic run generates what is missing (rank 0 writes, the others wait).
+def scene_bank(cfg: Config, skeleton: Skeleton) -> PoseBank | None:
+    """Before a synthetic run writes anything: the figures of ``data.skeleton`` (None: people), and a
+    ``data.val_ann`` the run validates on, read and checked (against ``skeleton``).
 
-    Raises ValueError when neither paths nor ``data.synthetic`` are given and FileNotFoundError
-    for a missing annotation file.
+    Raises ValueError naming the file that cannot give figures, or a bad validation file.
     """
     d = cfg.data
+    if d.val_ann is not None:
+        checked_coco(cfg, Path(d.val_ann), Path(d.val_images or ""), skeleton)
+    return PoseBank.from_file(d.skeleton) if d.skeleton is not None else None
+
+
+def _holds_set(out_dir: Path, fingerprint: str) -> bool:
+    """Whether ``out_dir`` holds a whole generated set of ``fingerprint``: its annotation file (written
+    last) records it, and every image the file lists is there."""
+    try:
+        data = read_json(out_dir / "annotations.json", "annotation file")
+        return (data["info"]["fingerprint"] == fingerprint
+                and all((out_dir / "images" / img["file_name"]).is_file() for img in data["images"]))
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return False  # none, a damaged file, or one written before fingerprints: not this set
+
+
+def _synthetic_set(out_dir: Path, num_images: int, seed: int, bank: PoseBank | None) -> Path:
+    """Write generated scenes unless ``out_dir`` holds this very set (same seed, count, scene
+    settings and figures: :func:`~openpose_lite.data.synthetic.scene_set_fingerprint`)."""
+    if _holds_set(out_dir, scene_set_fingerprint(num_images, seed, bank=bank)):
+        return out_dir / "annotations.json"
+    if out_dir.exists():
+        logger.warning("%s holds scenes generated with other settings (seed, count or figures): generating them again",
+                       out_dir)
+        shutil.rmtree(out_dir / "images", ignore_errors=True)  # none of another set's images stays behind
+    logger.info("generating %d scenes (seed %d) into %s", num_images, seed, out_dir)
+    return write_dataset(out_dir, num_images, seed, bank=bank)
+
+
+def generate_scenes(cfg: Config, info: DistInfo, held_out_images: int, bank: PoseBank | None) -> DataPaths:
+    """A synthetic run's sets in ``<output_dir>/data/``, written by rank 0 where they are missing (the
+    others wait): ``train``, and ``val`` and ``held_out`` unless ``data.val_ann`` is given. ``bank``:
+    :func:`scene_bank`'s figures."""
+    d = cfg.data
     out = Path(cfg.train.output_dir) / "data"
-    held_out = None
-    if d.train_ann is None:
-        if not d.synthetic:
-            raise ValueError("data.train_ann and data.train_images are not set; give COCO-format paths or set data.synthetic=true")
-        if info.is_main:
-            _synthetic_set(out / "train", d.synthetic_train_images, SYNTH_TRAIN_SEED + cfg.train.seed, d.skeleton)
-        train_ann, train_images = out / "train" / "annotations.json", out / "train" / "images"
+    sets = [("train", d.synthetic_train_images, SYNTH_TRAIN_SEED)]
+    if d.val_ann is None:
+        sets += [("val", d.synthetic_val_images, SYNTH_VAL_SEED), ("held_out", held_out_images, SYNTH_HELD_OUT_SEED)]
+    if info.is_main:
+        for name, count, offset in sets:
+            if count > 0:
+                _synthetic_set(out / name, count, offset + cfg.train.seed, bank)
+    barrier()
+    if d.val_ann is not None:
+        val_ann, val_images, held_out = Path(d.val_ann), Path(d.val_images or ""), None
     else:
-        train_ann, train_images = Path(d.train_ann), Path(d.train_images or "")
-    if d.val_ann is None and d.synthetic:
-        if info.is_main:
-            _synthetic_set(out / "val", d.synthetic_val_images, SYNTH_VAL_SEED + cfg.train.seed, d.skeleton)
-            if held_out_images > 0:
-                _synthetic_set(out / "held_out", held_out_images, SYNTH_HELD_OUT_SEED + cfg.train.seed, d.skeleton)
         val_ann, val_images = out / "val" / "annotations.json", out / "val" / "images"
         held_out = out / "held_out" / "annotations.json" if held_out_images > 0 else None
-    elif d.val_ann is not None:
-        val_ann, val_images = Path(d.val_ann), Path(d.val_images or "")
-    else:
-        val_ann = val_images = None
-    barrier()
-    for path in (train_ann, val_ann):
-        if path is not None and not path.is_file():
-            raise FileNotFoundError(f"annotation file not found: {path}")
-    return DataPaths(train_ann, train_images, val_ann, val_images, held_out)
+    return DataPaths(out / "train" / "annotations.json", out / "train" / "images", val_ann, val_images, held_out)
+
+
+def given_paths(cfg: Config) -> DataPaths:
+    """The files a run that generates nothing reads (the validation split's file is added by :func:`read_data`).
+
+    Raises ValueError when there is no training file and the run does not generate scenes.
+    """
+    d = cfg.data
+    if d.train_ann is None:
+        raise ValueError("data.train_ann and data.train_images are not set; give COCO-format paths or set data.synthetic=true")
+    val = (Path(d.val_ann), Path(d.val_images or "")) if d.val_ann is not None else (None, None)
+    return DataPaths(Path(d.train_ann), Path(d.train_images or ""), *val)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Some images of a checked COCO file: ``coco``'s items at ``items``; indexable as the samples of a
+    :class:`~openpose_lite.data.samples.BottomUpTrainDataset` are."""
+
+    coco: CocoKeypoints
+    items: tuple[int, ...]
+
+    @classmethod
+    def whole(cls, coco: CocoKeypoints) -> ImageSet:
+        return cls(coco, tuple(range(len(coco))))
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return self.coco.skeleton
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.coco[self.items[index]]
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a run trains and validates on, read and checked: ``paths``; the ``train`` images, the ``val``
+    images (None: no validation); ``held_out``: the image ids of the training file held out for
+    validation (written to ``paths.val_ann`` by :func:`write_val_split`; () when ``data.val_ann``
+    is given or nothing is held out); ``note``: one line on what the run validates on."""
+
+    paths: DataPaths
+    train: ImageSet
+    val: ImageSet | None
+    held_out: tuple[int, ...]
+    note: str
+
+
+def held_out_items(count: int, fraction: float, seed: int) -> tuple[int, ...]:
+    """The indices, among ``count`` images, held out for validation: ``round(fraction * count)`` of them,
+    at least one and leaving at least one to train on, drawn from ``default_rng(VAL_SPLIT_SEED + seed)``,
+    in increasing order; () for ``fraction`` 0 or fewer than two images."""
+    if fraction <= 0 or count < 2:
+        return ()
+    size = min(count - 1, max(1, round(fraction * count)))
+    chosen = np.random.default_rng(VAL_SPLIT_SEED + seed).choice(count, size=size, replace=False)
+    return tuple(sorted(int(i) for i in chosen))
+
+
+def read_data(cfg: Config, paths: DataPaths, skeleton: Skeleton) -> RunData:
+    """Read and check the run's files (:func:`checked_coco`: every image too) and choose its validation set.
+
+    Validation: ``paths.val_ann`` when set; else ``data.val_split`` of the training file's images
+    with a labelled instance (:func:`held_out_items`), which leave the training set and are written
+    to ``<output_dir>/data/val_split/annotations.json`` (their images stay in ``train_images``);
+    else none. Reads, never writes. Raises FileNotFoundError / ValueError naming the file.
+    """
+    d = cfg.data
+    train = checked_coco(cfg, paths.train_ann, paths.train_images, skeleton)
+    given = d.synthetic and d.train_ann is not None
+    unused = " (data.synthetic is not used: a training file is given)" if given else ""
+    if paths.val_ann is not None:
+        val = checked_coco(cfg, paths.val_ann, paths.val_images, skeleton)
+        generated = Path(cfg.train.output_dir) in paths.val_ann.parents
+        what = f"{len(val)} generated scenes in {paths.val_ann.parent}" if generated else \
+            f"{paths.val_ann} ({plural(len(val), 'image')} with a labelled instance)"
+        return RunData(paths, ImageSet.whole(train), ImageSet.whole(val), (), f"validation: {what}{unused}")
+    held = held_out_items(len(train), d.val_split, cfg.train.seed)
+    if not held:
+        why = "data.val_split is 0" if d.val_split <= 0 else \
+            f"{paths.train_ann} has {plural(len(train), 'image')} with a labelled instance, none to spare"
+        return RunData(paths, ImageSet.whole(train), None, (),
+                       f"validation: none ({why}); best.pt follows the training loss{unused}")
+    kept = tuple(sorted(set(range(len(train))) - set(held)))
+    split = Path(cfg.train.output_dir) / "data" / "val_split"
+    paths = dataclasses.replace(paths, val_ann=split / "annotations.json", val_images=paths.train_images)
+    ids = train.image_ids
+    note = (f"validation: {len(held)} of the {len(train)} images (with a labelled instance) of {paths.train_ann}, held "
+            f"out of training by data.val_split {d.val_split:g} (at least 1, drawn with train.seed {cfg.train.seed}) "
+            f"and listed in {paths.val_ann}; training on the other {len(kept)}{unused}")
+    return RunData(paths, ImageSet(train, kept), ImageSet(train, held), tuple(ids[i] for i in held), note)
+
+
+def write_val_split(data: RunData) -> Path | None:
+    """Write the training file's held-out images (every annotation of theirs, the file's other keys as
+    they are) to ``data.paths.val_ann``, atomically; None when nothing is held out. Rank 0, once the
+    run owns its folder: the COCO AP of the run is computed on this file."""
+    if not data.held_out:
+        return None
+    source = read_json(data.paths.train_ann, "annotation file")
+    held = set(data.held_out)
+    subset = {**source, "images": [img for img in source["images"] if img.get("id") in held],
+              "annotations": [a for a in source["annotations"] if a.get("image_id") in held]}
+    return write_json_atomic(data.paths.val_ann, subset)
 
 
 def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton) -> CocoKeypoints:
@@ -134,54 +299,76 @@ def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton) -> Co
     return coco
 
 
-def bottomup_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
+def bottomup_datasets(cfg: Config, data: RunData, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of whole images for a bottom-up model (``data`` section: the augmentation)."""
-    def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        return BottomUpTrainDataset(checked_coco(cfg, ann, images, codec.skeleton), codec, cfg.data, train=train,
-                                    seed=cfg.train.seed,
-                                    input_norm=cfg.model.resolved_input_norm)
+    def dataset(images: ImageSet, train: bool) -> Dataset:
+        return BottomUpTrainDataset(images, codec, cfg.data, train=train, seed=cfg.train.seed,
+                                    skeleton=images.skeleton, input_norm=cfg.model.resolved_input_norm)
 
-    val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
-    return dataset(paths.train_ann, paths.train_images, True), val
+    return dataset(data.train, True), (dataset(data.val, False) if data.val is not None else None)
 
 
-def topdown_datasets(cfg: Config, paths: DataPaths, codec: Codec) -> tuple[Dataset, Dataset | None]:
+def topdown_datasets(cfg: Config, data: RunData, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of person crops for a top-down model (``topdown`` section: the augmentation)."""
-    def dataset(ann: Path, images: Path, train: bool) -> Dataset:
-        people = TopDownInstances.from_coco(checked_coco(cfg, ann, images, codec.skeleton))
-        return TopDownDataset(people, codec, cfg.topdown, train=train, seed=cfg.train.seed,
-                              input_norm=cfg.model.resolved_input_norm)
+    def dataset(images: ImageSet, train: bool) -> Dataset:
+        chosen = set(images.items)
+        people = [p for p in person_instances(images.coco) if p.image_index in chosen]
+        return TopDownDataset(TopDownInstances(people, images.coco.load_image, images.skeleton), codec, cfg.topdown,
+                              train=train, seed=cfg.train.seed, input_norm=cfg.model.resolved_input_norm)
 
-    val = dataset(paths.val_ann, paths.val_images, False) if paths.val_ann is not None else None
-    return dataset(paths.train_ann, paths.train_images, True), val
+    return dataset(data.train, True), (dataset(data.val, False) if data.val is not None else None)
 
 
 @dataclass(frozen=True)
 class Loaders:
-    """A branch's training loader (with its sampler, for ``set_epoch``) and validation loader (or None)."""
+    """A branch's training loader (with its sampler, for ``set_epoch``) and validation loader (or None);
+    ``batch_size``: the training batch per process; ``note``: why it is not ``train.batch_size`` (or None)."""
 
     train: DataLoader
     sampler: DistributedSampler
     val: DataLoader | None
+    batch_size: int
+    note: str | None = None
+
+
+def fitting_batch(batch_size: int, samples: int, world_size: int, sample_kind: str,
+                  source: Path) -> tuple[int, str | None]:
+    """(batch per process, note or None): ``batch_size``, or, when the training set holds fewer than one
+    batch over all processes, as many as each process has (every sample in each step), said in the note.
+
+    Raises ValueError naming ``source`` when some process would have no sample.
+    """
+    if samples < world_size or samples == 0:
+        raise ValueError(f"{source}: {plural(samples, sample_kind.rstrip('s'), sample_kind)} to train on, fewer "
+                         f"than one per process ({world_size}); a training sample needs an annotation with a "
+                         "labelled keypoint")
+    if samples >= batch_size * world_size:
+        return batch_size, None
+    fitted = samples // world_size
+    over = f" over {world_size} processes" if world_size > 1 else ""
+    return fitted, (f"batch: train.batch_size {batch_size}{over} is more than the training set holds "
+                    f"({plural(samples, sample_kind.rstrip('s'), sample_kind)} of {source}): training in batches of "
+                    f"{fitted}{' per process' if over else ''}")
 
 
 def make_loaders(cfg: Config, train_ds: Any, val_ds: Any, info: DistInfo, device: torch.device,
                  source: Path, sample_kind: str) -> Loaders:
-    """DataLoaders of a branch's datasets: a seeded distributed sampler for training, shards for validation.
+    """DataLoaders of a branch's datasets: a seeded distributed sampler for training, shards for validation;
+    batches of ``train.batch_size``, or of the whole training set when it holds fewer (:func:`fitting_batch`).
 
-    Raises ValueError naming ``source`` when the training set holds less than one batch of
-    ``sample_kind`` ("training images", "person crops") over all processes.
+    Raises ValueError naming ``source`` when the training set holds fewer ``sample_kind``
+    ("training images", "person crops") than there are processes.
     """
     d, t = cfg.data, cfg.train
-    if len(train_ds) < t.batch_size * info.world_size:
-        raise ValueError(f"{source}: {len(train_ds)} {sample_kind}, fewer than one batch "
-                         f"(train.batch_size {t.batch_size} x {info.world_size} processes)")
+    batch_size, note = fitting_batch(t.batch_size, len(train_ds), info.world_size, sample_kind, source)
+    if note is not None:
+        logger.info("%s", note)  # the caller reports it (TrainResult.notes)
     # The same sampler alone and under DDP: the order depends only on (seed, epoch).
     sampler = DistributedSampler(train_ds, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=t.seed)
     common: dict[str, Any] = dict(num_workers=d.num_workers, pin_memory=device.type == "cuda", persistent_workers=False)
-    train_loader = DataLoader(train_ds, batch_size=t.batch_size, sampler=sampler, drop_last=True, **common)
+    train_loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, drop_last=True, **common)
     val_loader = None
     if val_ds is not None and len(val_ds):
         val_loader = DataLoader(val_ds, batch_size=t.batch_size,
                                 sampler=ShardSampler(len(val_ds), info.rank, info.world_size), **common)
-    return Loaders(train_loader, sampler, val_loader)
+    return Loaders(train_loader, sampler, val_loader, batch_size, note)

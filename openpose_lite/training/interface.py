@@ -50,6 +50,8 @@ class TrainResult:
     world_size: int = 1
     train_samples: int = 0
     sample_kind: str = "training images"
+    batch_size: int = 0  # per process: train.batch_size, or the training set when it holds fewer
+    notes: list[str] = field(default_factory=list)  # what the run chose for the user: skeleton, validation, batch
     trunk_init: str = ""
     backbone_file: str = ""  # what --backbone-weights would take for this branch
     start_epoch: int = 0

@@ -11,12 +11,15 @@ Order of a run, each step on every rank unless said otherwise:
    depend on it alone) and its codec fits it (stride, channels), the trunk weights or the resumed
    state load into it; the annotation files are read and every image they name is checked
    (inside its folder, present, a header of the entry's size within ``data.max_image_pixels``),
-   unless the run generates its scenes;
+   the validation set is chosen (a given file, or images held out of the training file) and the
+   batch fitted to the training set, the datasets and loaders are built
+   (:mod:`openpose_lite.training.data`); a synthetic run instead checks that its figures can be
+   drawn. Whatever refuses the run refuses it here, so a refused run leaves no file;
 2. rank 0 takes the folder's lock (:mod:`openpose_lite.run_lock`), held until the run ends, and
    checks again that the folder is free: a second run into it is refused, naming the first;
 3. rank 0 writes: stale temp files removed, the old run cleared (``overwrite``), the log cut back
    to the resumed checkpoint, ``config.yaml``, ``metrics.jsonl``; then data (generated scenes,
-   read and checked as in 1);
+   then read as in 1; or the training file's held-out images, ``data/val_split``);
 4. epochs: train, validation loss, COCO AP (rank 0, every ``train.eval_every`` epochs and the
    last), schedule; then rank 0 logs the epoch, writes ``best.pt`` when the watched metric
    improved and ``last.pt`` (see :mod:`openpose_lite.training.run_folder` for why that order).
@@ -60,10 +63,15 @@ from openpose_lite.training.curves import draw_curves
 from openpose_lite.training.data import (
     DataPaths,
     Loaders,
+    RunData,
+    generate_scenes,
     generates_scenes,
+    given_paths,
     make_loaders,
-    prepare_data,
+    read_data,
     run_skeleton,
+    scene_bank,
+    write_val_split,
 )
 from openpose_lite.training.distributed import DistInfo, barrier, setup_distributed, teardown_distributed, wrap_ddp
 from openpose_lite.training.engine import NonFiniteLossError
@@ -114,6 +122,8 @@ class _Run:
     amp: bool
     codec: Any = None
     metrics: MetricsLogger | None = None
+    bank: Any = None  # a synthetic run's figures (data.skeleton's PoseBank; None: people)
+    data: RunData | None = None
     paths: DataPaths | None = None
     train_ds: Any = None
     loaders: Loaders | None = None
@@ -226,17 +236,34 @@ def _open_folder(run: _Run) -> None:
     barrier()
 
 
-def _load_data(run: _Run) -> None:
+def _load_data(run: _Run, paths: DataPaths) -> None:
+    """Step 1 (step 3 for generated scenes): read and check the data, choose the validation set, build
+    the datasets and loaders; writes nothing."""
     cfg, result = run.cfg, run.result
-    with naming_os_errors(run.folder.data):
-        run.paths = prepare_data(cfg, run.info, run.options.held_out_images)
-    for generated in run.paths.generated(Path(cfg.train.output_dir)):
-        result.note_written(generated)
-    run.train_ds, val_ds = run.branch.build_datasets(cfg, run.paths, run.codec)
+    run.data = read_data(cfg, paths, run.codec.skeleton)
+    run.paths = run.data.paths
+    run.train_ds, val_ds = run.branch.build_datasets(cfg, run.data, run.codec)
     run.loaders = make_loaders(cfg, run.train_ds, val_ds, run.info, run.device, run.paths.train_ann,
                                run.branch.sample_kind)
+    result.notes += [note for note in (run.data.note, run.loaders.note) if note is not None]
+    logger.info("%s", run.data.note)
     if run.paths.held_out_ann is not None:
         result.held_out_dir = run.paths.held_out_ann.parent
+
+
+def _write_data(run: _Run) -> None:
+    """Step 3: a synthetic run's scenes (then read), or the training file's held-out images (rank 0)."""
+    cfg = run.cfg
+    generated = generates_scenes(cfg)
+    with naming_os_errors(run.folder.data):
+        if generated:
+            paths = generate_scenes(cfg, run.info, run.options.held_out_images, run.bank)
+        elif run.info.is_main:
+            write_val_split(run.data)
+    if generated:
+        _load_data(run, paths)
+    for written in run.paths.generated(Path(cfg.train.output_dir)):
+        run.result.note_written(written)
 
 
 def _believe_best(run: _Run) -> None:
@@ -262,12 +289,14 @@ def _announce(run: _Run, listener: TrainListener) -> None:
     result.start_epoch = result.epochs_done = run.start_epoch
     result.epochs = cfg.train.epochs
     result.best_metric, result.best_metric_name, result.best_epoch = run.best, run.best_name, run.best_epoch
+    result.batch_size = run.loaders.batch_size
     logger.info("trunk %s", result.trunk_init)
     if run.metrics is not None:
         run.metrics.log({"type": "run_start", "time": time.time(), "trunk_init": result.trunk_init,
                          "device": result.device, "world_size": result.world_size, "start_epoch": run.start_epoch,
                          "parameters": result.parameters, "train_samples": result.train_samples,
-                         "sample_kind": result.sample_kind, "amp": run.amp, "config": config_to_dict(cfg)})
+                         "sample_kind": result.sample_kind, "batch_size": result.batch_size, "notes": result.notes,
+                         "amp": run.amp, "config": config_to_dict(cfg)})
     if run.info.is_main:
         listener.started(result)
 
@@ -372,15 +401,15 @@ def _run_epoch(run: _Run, epoch_index: int, listener: TrainListener) -> None:
 
 # ------------------------------------------------------------------------------ fit
 def _train(run: _Run, listener: TrainListener) -> None:
-    generated = generates_scenes(run.cfg)
-    if not generated:
-        _load_data(run)  # every annotation file and image checked before anything is written
+    if generates_scenes(run.cfg):
+        run.bank = scene_bank(run.cfg, run.codec.skeleton)  # the figures can be drawn (and a val file is sound)
+    else:
+        _load_data(run, given_paths(run.cfg))  # every file and image checked, the split and batch chosen
     # Rank 0 holds the folder's lock from here to the end; checked free again under it.
     with run.folder.owned(f"training model.arch {run.cfg.model.arch}", run.options.overwrite, run.in_place,
                           run.info.is_main, run.device):
         _open_folder(run)
-        if generated:
-            _load_data(run)
+        _write_data(run)
         _train_epochs(run, listener)
 
 
@@ -402,6 +431,7 @@ def fit(setup: RunSetup, options: RunOptions = RunOptions(), listener: TrainList
     """
     result = result if result is not None else TrainResult()
     listener = listener if listener is not None else TrainListener()
+    result.notes += list(setup.notes)
     branch = branch_of(setup.config)
     info, device = setup_distributed(setup.config.train.device)
     try:

@@ -3,14 +3,18 @@
 :func:`resolve_run` is the one place the command-line inputs of a run become a :class:`RunSetup`:
 
 * a fresh run: the defaults, then ``--config``'s deltas, then the overrides
-  (:func:`openpose_lite.config.load_config`);
+  (:func:`openpose_lite.config.load_config`); then the skeleton is fitted to the training file
+  (:func:`~openpose_lite.training.data.fit_skeleton`: a ``data.skeleton`` from a config file that
+  the file has no category of gives way to the file's own, one named by an override is refused);
 * ``--resume`` (bare: ``<output_dir>/last.pt``) or ``--resume FILE``: the checkpoint is read and
-  checked *first* (nothing is written for a checkpoint that cannot resume), then its stored
-  config is the base that ``--config`` and the overrides apply to (the same merger,
-  ``load_config(base=...)``). The run writes into the folder given on this command line
-  (``train.output_dir`` as an override or ``--output-dir``; for a bare ``--resume`` also the
-  ``--config`` file's), by default the folder of the checkpoint, never into a folder named
-  inside the checkpoint;
+  checked *first* (nothing is written for a checkpoint that cannot resume), then the config its
+  run was last started with is the base that ``--config`` and the overrides apply to (the same
+  merger, ``load_config(base=...)``): the ``config.yaml`` beside the checkpoint, which every start
+  of the run writes before training, so the overrides of a resume that was stopped before it
+  saved a checkpoint are kept (else the checkpoint's stored config). The run writes into the
+  folder given on this command line (``train.output_dir`` as an override or ``--output-dir``;
+  for a bare ``--resume`` also the ``--config`` file's), by default the folder of the
+  checkpoint, never into a folder named inside the checkpoint;
 * overrides on resume take effect (the learning rate and the other optimiser and schedule
   settings are put into the loaded states: :func:`~openpose_lite.training.optim.apply_train_settings`)
   or are refused (:func:`check_resumable`: the model, the optimiser type, the schedule type).
@@ -19,15 +23,22 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from openpose_lite.config import Config, config_from_dict, load_config, parse_override
+import yaml
+
+from openpose_lite.config import Config, config_from_dict, config_to_dict, load_config, parse_override
+from openpose_lite.io import MAX_CONFIG_BYTES, parse_yaml, read_bounded
 from openpose_lite.training.checkpoint import read_training_checkpoint
+from openpose_lite.training.data import fit_skeleton
 
 __all__ = ["AUTO", "RunSetup", "check_resumable", "resolve_run"]
+
+logger = logging.getLogger(__name__)
 
 AUTO = "auto"
 """``resume`` value of a bare ``--resume``: the run folder's ``last.pt``."""
@@ -43,11 +54,13 @@ _FIXED = {
 
 @dataclass(frozen=True)
 class RunSetup:
-    """A resolved run: ``config``, and when resuming the checkpoint's path and its checked contents."""
+    """A resolved run: ``config``, and when resuming the checkpoint's path and its checked contents;
+    ``notes``: lines on what the resolution chose for the user (a skeleton, the settings resumed)."""
 
     config: Config
     resume: Path | None = None
     checkpoint: Mapping[str, Any] | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def stored_config(self) -> Config:
@@ -61,8 +74,32 @@ def _with_output_dir(cfg: Config, folder: str | os.PathLike[str]) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, output_dir=str(folder)))
 
 
-def _names_output_dir(overrides: Sequence[str]) -> bool:
-    return any(parse_override(text)[:2] == ("train", "output_dir") for text in overrides)
+def _names(overrides: Sequence[str], section: str, key: str) -> bool:
+    """Whether an override sets ``section.key``."""
+    return any(parse_override(text)[:2] == (section, key) for text in overrides)
+
+
+def _last_started(checkpoint: Path, stored: Config) -> tuple[dict[str, Any], str | None] | None:
+    """(config dict, note) of the start the checkpoint's run last made: the ``config.yaml`` beside it
+    (written at every start, fresh or resumed, before training), with a note naming the settings in
+    which it differs from the checkpoint's; None without a usable one (missing, unreadable, or another
+    run's: another model, optimizer or schedule than the checkpoint's, which is then said in a warning)."""
+    path = checkpoint.parent / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        cfg = config_from_dict(parse_yaml(read_bounded(path, "config file", MAX_CONFIG_BYTES).decode("utf-8")),
+                               where=str(path))
+        check_resumable(stored, cfg, path)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        logger.warning("%s is not used to resume (%s); continuing with the settings in %s", path, exc, checkpoint)
+        return None
+    last, held = config_to_dict(cfg), config_to_dict(stored)
+    changed = [f"{section}.{key}={value!r} (the checkpoint's: {held[section][key]!r})"
+               for section, values in last.items() for key, value in values.items()
+               if key != "output_dir" and value != held[section][key]]
+    note = (f"settings: those the run was last started with ({path}): {', '.join(changed)}" if changed else None)
+    return last, note
 
 
 def check_resumable(stored: Config, cfg: Config, source: str | os.PathLike[str]) -> None:
@@ -86,7 +123,8 @@ def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[
     naming its file; nothing has been written when they are raised.
     """
     if resume is None:
-        return RunSetup(load_config(config_path, overrides))
+        cfg, note = fit_skeleton(load_config(config_path, overrides), named=_names(overrides, "data", "skeleton"))
+        return RunSetup(cfg, notes=(note,) if note else ())
     if str(resume) == AUTO:
         folder = Path(load_config(config_path, overrides).train.output_dir)
         checkpoint = folder / "last.pt"
@@ -95,12 +133,17 @@ def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[
                                     "name one with --resume FILE")
     else:
         checkpoint = Path(resume)
-        folder = None if _names_output_dir(overrides) else checkpoint.parent
+        folder = None if _names(overrides, "train", "output_dir") else checkpoint.parent
     data = read_training_checkpoint(checkpoint)
     where = f"{checkpoint} config"
     stored = config_from_dict(data["config"], where=where)
-    cfg = load_config(config_path, overrides, base=data["config"], base_where=where)
+    base, notes = data["config"], ()
+    last = _last_started(checkpoint, stored)
+    if last is not None:
+        base, where = last[0], str(checkpoint.parent / "config.yaml")
+        notes = (last[1],) if last[1] else ()
+    cfg = load_config(config_path, overrides, base=base, base_where=where)
     if folder is not None:
         cfg = _with_output_dir(cfg, folder)
     check_resumable(stored, cfg, checkpoint)
-    return RunSetup(cfg, checkpoint, data)
+    return RunSetup(cfg, checkpoint, data, notes)
