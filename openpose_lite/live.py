@@ -12,21 +12,37 @@ Sources (:class:`LiveSource`): a camera index (``cv2.VideoCapture(index)``) or a
 opens, ``cv2.VideoCapture(url, cv2.CAP_FFMPEG)``), opened with an open and a read timeout so
 that an unreachable address fails in seconds instead of hanging.
 
-How a source stops: when a read fails (or waits past the read timeout), a stream whose server
-still answers (a TCP connection to its host and port) has *ended*: the server closed it, and it
-reopens to nothing more. A camera that stops delivering, a stream whose server no longer
-answers, or one that stalled, is *lost*: it is reopened up to ``reconnect`` times with growing
-waits (``backoff`` s, doubled each try up to ``max_backoff``) and, once it delivers again, read
-on; when every try fails it stays lost. A source of known length (a file served over HTTP) ends
-at its end.
+Bad frames: a read that fails at once is retried. FFmpeg goes on past a frame it cannot decode
+(bytes that are no image, a JPEG whose header claims 30000 x 30000 pixels: refused before
+anything is allocated), so a later read delivers, and the failed reads are counted as
+``skipped``. A capture that keeps failing reads nothing more: its connection was closed (the
+stream's end, or its server died), or its demuxer lost its place for good (a multipart part
+without its boundary line: OpenCV then drains its decoder). OpenCV reports both alike; the
+connection tells them apart (:meth:`LiveSource.connection_open`): one the server still holds
+open is a stream that goes on, asked for again at once and read on, the bad stretch counted as
+one skipped frame. Only a closed connection ends a stream.
+
+How a source stops: when the server closed the connection and still answers (a TCP connection
+to its host and port), the stream has *ended* (a broadcast over, a recording at its end), as it
+has when a read fails for good where the connection cannot be seen (a proxy between, a system
+without Linux's ``/proc``: :meth:`LiveSource.connection_open` gives None) and the server still
+answers. A read that waits past the read timeout (silence, a stall mid-frame included: FFmpeg's
+interrupt cuts the read, and what it returns then is no frame), a camera that stops delivering,
+a stream whose server no longer answers, or one that sends nothing that decodes, is *lost*: it
+is reopened up to ``reconnect`` times with growing waits (``backoff`` s, doubled each try up to
+``max_backoff``) and, once it delivers again, read on; when every try fails it stays lost. A
+source of known length (a file served over HTTP) ends at its end.
 """
 
 from __future__ import annotations
 
 import glob
+import ipaddress
 import logging
+import os
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +67,7 @@ _TCP_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935,
 OPEN_TIMEOUT_S = 5.0  # FFmpeg's open (connect, probe); OpenCV's default is 30 s
 READ_TIMEOUT_S = 5.0  # a read that waits longer has stalled; OpenCV's default is 30 s
 _PROBE_TIMEOUT_S = 2.0
+_RETRIES = 8  # failed reads in a row retried on one capture before it counts as one that reads nothing more
 _POLL_S = 0.05  # how often a waiting consumer looks at the stop request
 
 
@@ -62,6 +79,35 @@ def is_stream_url(text: str) -> bool:
 
 class SourceUnavailable(Exception):
     """A live source that cannot be opened: the message names it and says why."""
+
+
+def _ip(text: str) -> str:
+    """An IP address in one spelling (an IPv4 address mapped into IPv6 as IPv4, no zone)."""
+    ip = ipaddress.ip_address(text.split("%")[0])
+    return str(ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped else ip)
+
+
+def _own_sockets() -> set[str]:
+    """The inode numbers of this process's sockets (Linux's ``/proc/self/fd``)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed since it was listed
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+def _proc_address(text: str) -> tuple[str, int]:
+    """An address of ``/proc/net/tcp`` or ``tcp6`` (``0100007F:1F90``: the IP as 32-bit words in host
+    byte order, the port in hex) as (IP, port)."""
+    ip_hex, port_hex = text.split(":")
+    words = [bytes.fromhex(ip_hex[i:i + 8]) for i in range(0, len(ip_hex), 8)]
+    if sys.byteorder == "little":
+        words = [word[::-1] for word in words]
+    return _ip(str(ipaddress.ip_address(b"".join(words)))), int(port_hex, 16)
 
 
 @dataclass(frozen=True)
@@ -129,23 +175,59 @@ class LiveSource:
             return f"the server answers but serves no video stream there {within} (check the path, the credentials)"
         return f"no video stream arrived {within}"
 
-    def server_answers(self, timeout: float = _PROBE_TIMEOUT_S) -> bool | None:
-        """Whether the stream's server accepts a TCP connection; None where that cannot be asked (a camera, UDP)."""
+    def _server(self) -> tuple[str, int] | None:
+        """The host and port of a stream over TCP; None for a camera or UDP. Raises ValueError for a
+        port that is no number."""
         if self.url is None:
             return None
         parts = urlsplit(self.url)
         scheme = parts.scheme.lower()
-        try:
-            port = parts.port or _TCP_PORTS.get(scheme)
-        except ValueError:  # a port that is no number
-            return False
+        port = parts.port or _TCP_PORTS.get(scheme)
         if scheme not in _TCP_PORTS or port is None or not parts.hostname:
             return None
+        return parts.hostname, port
+
+    def server_answers(self, timeout: float = _PROBE_TIMEOUT_S) -> bool | None:
+        """Whether the stream's server accepts a TCP connection; None where that cannot be asked (a camera, UDP)."""
         try:
-            with socket.create_connection((parts.hostname, port), timeout=timeout):
+            server = self._server()
+        except ValueError:  # a port that is no number
+            return False
+        if server is None:
+            return None
+        try:
+            with socket.create_connection(server, timeout=timeout):
                 return True
         except OSError:
             return False
+
+    def connection_open(self) -> bool | None:
+        """Whether this process holds a TCP connection to the stream's server that the server has not
+        closed (FFmpeg's, while a capture of it is open): True when one is established, False when
+        the server has closed every one there is. None where that cannot be seen: a camera, UDP, no
+        such connection (a proxy between), a system without Linux's ``/proc/self/net/tcp``."""
+        try:
+            server = self._server()
+            if server is None or not os.path.exists("/proc/self/net/tcp"):
+                return None
+            wanted = {(_ip(info[4][0]), server[1]) for info in socket.getaddrinfo(*server, type=socket.SOCK_STREAM)}
+            mine = _own_sockets()
+            states = set()
+            for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+                if not os.path.exists(table):  # a system without IPv6
+                    continue
+                with open(table) as lines:
+                    next(lines)  # the column names
+                    for line in lines:
+                        # sl local_address rem_address st ... inode: addresses as hex IP words in host order
+                        fields = line.split()
+                        if fields[9] in mine and _proc_address(fields[2]) in wanted:
+                            states.add(fields[3])
+        except (OSError, ValueError, IndexError, StopIteration):
+            return None
+        if not states:
+            return None
+        return "01" in states  # TCP_ESTABLISHED; CLOSE_WAIT (08) and the others: closed by the server, or closing
 
 
 @dataclass
@@ -165,8 +247,9 @@ class LatestFrameReader:
 
     ``open()`` (in the caller's thread; raises :class:`SourceUnavailable`), ``start()``, then
     :meth:`frames` or :meth:`take` the newest frames; ``stop()`` ends it. ``read`` counts the
-    frames read, ``taken`` those handed out; the others were dropped. After the reader finished,
-    ``outcome`` is ``"ended"``, ``"lost"`` (``problem`` says why) or ``"stopped"``.
+    frames read, ``taken`` those handed out; the others were dropped; ``skipped`` counts the bad
+    frames read past (see the module docstring). After the reader finished, ``outcome`` is
+    ``"ended"``, ``"lost"`` (``problem`` says why) or ``"stopped"``.
     """
 
     def __init__(self, source: LiveSource, reconnect: int = 0, open_timeout: float = OPEN_TIMEOUT_S,
@@ -176,13 +259,15 @@ class LatestFrameReader:
         self.source, self.reconnect = source, int(reconnect)
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
         self.backoff, self.max_backoff = backoff, max_backoff
-        self.read = self.taken = self.reconnections = 0
+        self.read = self.taken = self.reconnections = self.skipped = 0
         self.outcome: str | None = None
         self.problem: str | None = None
         self.fps = 0.0  # the rate the source announces (0.0: unknown)
         self._capture = None
         self._finite = False
         self._spent = 0  # reconnection tries spent since the last frame read
+        self._failed = 0  # reads failed in a row on this capture
+        self._delivered = False  # whether this capture has delivered a frame
         self._latest: LiveFrame | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -246,6 +331,10 @@ class LatestFrameReader:
     def _publish(self, image: np.ndarray) -> None:
         frame = LiveFrame(self.read, image, time.time(), time.monotonic())
         self._spent = 0  # the source delivers again: a later outage gets every try
+        if self._failed:
+            logger.info("%s: %s skipped", self.source.name, plural(self._failed, "bad frame"))
+        self.skipped += self._failed  # the capture read past them: each was a frame it could not decode
+        self._failed, self._delivered = 0, True
         with self._cond:
             self._latest = frame  # the one it replaces, never taken, is dropped
             self.read += 1
@@ -266,14 +355,21 @@ class LatestFrameReader:
                 ok, image = self._capture.read()
                 if self._stop.is_set():
                     break
-                if ok and image is not None:
+                if time.monotonic() - started >= self.read_timeout:
+                    # FFmpeg's interrupt cut the read: silence. A JPEG cut in its scan data comes back
+                    # concealed (grey below the cut) as if whole; it is no frame, and the capture is spent.
+                    ended = self._recover(stalled=True)
+                elif ok and image is not None:
                     self._publish(image)
                     continue
-                stalled = time.monotonic() - started >= 0.9 * self.read_timeout
-                outcome, problem = self._recover(stalled)
-                if outcome != "reconnected":
+                elif self._failed < _RETRIES:
+                    self._failed += 1  # a bad frame, or a capture that reads nothing more: read again
+                    continue
+                else:
+                    ended = self._recover(stalled=False)
+                if ended is not None:
+                    outcome, problem = ended
                     break
-                outcome, problem = "stopped", None
         except Exception as exc:  # noqa: BLE001 - an OpenCV error ends the source; the consumer reports it
             outcome, problem = "lost", f"reading {self.source.name} failed: {exc}"
         finally:
@@ -281,18 +377,35 @@ class LatestFrameReader:
                 self._capture.release()
             self._finish(outcome, problem)
 
-    def _recover(self, stalled: bool) -> tuple[str, str | None]:
-        """After a failed read: ``("ended", None)``, ``("reconnected", None)`` or ``("lost", why)``."""
+    def _recover(self, stalled: bool) -> tuple[str, str | None] | None:
+        """After a read that timed out (``stalled``) or a capture that reads nothing more: None when
+        a new capture reads on, else ``("ended", None)``, ``("lost", why)`` or ``("stopped", None)``."""
+        alive = None if stalled or self._finite else self.source.connection_open()  # before release closes it
         self._capture.release()
+        delivered, self._delivered, self._failed = self._delivered, False, 0
         if self._finite and not stalled:
             return "ended", None
+        if alive and delivered:
+            # the server still sends, but the capture reads nothing more: its demuxer lost its place
+            # (a part without its boundary line). The stream goes on: ask for it again.
+            try:
+                self._capture = self.source.open(self.open_timeout, self.read_timeout)
+            except SourceUnavailable:
+                if self.source.server_answers():
+                    return "ended", None  # the server serves the stream no more
+            else:
+                self.skipped += 1
+                logger.info("%s: read again past bad data (1 bad frame skipped)", self.source.name)
+                return None
         answers = self.source.server_answers()
-        if answers and not stalled and not self.reconnect:
+        if answers and not stalled and not alive and not self.reconnect:
             return "ended", None  # the server closed the stream and is still there: the stream's end
         if stalled:
             why = f"no frame for {self.read_timeout:g} s"
         elif answers is False:
             why = "its server no longer answers"
+        elif alive:
+            why = "it sends nothing that decodes"
         else:
             why = "it stopped delivering frames"
         while self._spent < self.reconnect:
@@ -311,6 +424,6 @@ class LatestFrameReader:
                 continue
             self.reconnections += 1
             logger.info("%s: reconnected (try %d of %d)", self.source.name, attempt, self.reconnect)
-            return "reconnected", None
+            return None
         tries = f"; {plural(self.reconnect, 'reconnection')} failed" if self.reconnect else ""
         return "lost", f"lost {self.source.name} after {self.read} frames: {why}{tries}"

@@ -8,10 +8,15 @@ counts the others as dropped; a slow model drops frames and still ends soon afte
 the stream's end, ``--max-frames``, ``--duration``, Ctrl-C and SIGTERM end with exit 0 and valid
 files; a server that dies is retried (``--reconnect``) then reported (exit 1, what was processed
 kept); an unreachable port, a silent server or a missing camera exit 2 within seconds, naming it.
+A hostile server (``MjpegServer(faults=...)``): a stall mid-JPEG is silence (lost, exit 1); a
+frame claiming 30000 x 30000 pixels, one that is no image, or a part without its boundary is
+skipped and counted, the stream read on to its end; only a closed connection ends a stream.
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import os
 import signal
@@ -291,6 +296,130 @@ def test_a_missing_camera_exits_2_naming_it(checkpoint, tmp_path, capsys):
     code = main(["infer", "--camera", "97", "--checkpoint", str(checkpoint), "-o", str(tmp_path / "out")])
     assert code == 2 and time.monotonic() - started < 5.0
     assert "cannot open camera 97: no camera with that index answers" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ hostile servers
+_READ_ALL = """
+import json, resource, sys
+import cv2  # noqa: F401 - OpenCV and its FFmpeg loaded: the start-up that growth is measured from
+from openpose_lite.data.mjpeg_stream import frame_number_of
+from openpose_lite.live import LatestFrameReader, LiveSource
+start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+reader = LatestFrameReader(LiveSource(url=sys.argv[1]))
+reader.start()
+last = None
+for frame in reader.frames():
+    last = frame_number_of(frame.image)
+growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - start  # KiB on Linux
+print(json.dumps({"outcome": reader.outcome, "skipped": reader.skipped, "last": last, "growth_mib": growth / 1024}))
+"""
+
+
+def _counts(summary: str) -> tuple[int, int]:
+    """(frames read, frames processed) from the summary's first line."""
+    return int(summary.split(" read")[0].rsplit("of ", 1)[1]), int(summary.split(" frames processed")[0])
+
+
+def test_a_stream_that_stalls_mid_jpeg_then_falls_silent_is_lost_with_exit_1(checkpoint, tmp_path, capsys, monkeypatch):
+    """The server cuts a frame off in its scan data and says nothing more on the open connection. FFmpeg's
+    read timeout cuts the read, which hands back the half frame concealed as if whole, and the next read
+    fails at once: that is silence (lost, exit 1), not the stream's end."""
+    monkeypatch.setattr(live, "READ_TIMEOUT_S", 1.0)
+    out = tmp_path / "out"
+    with MjpegServer(frames=250, fps=25, image_hw=HW, faults={50: "stall"}) as server:
+        code, took = _infer(server.url, checkpoint, out)
+    assert code == 1 and took < 8.0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].endswith("; the source was lost")
+    error = captured.err.strip().splitlines()[-1]
+    assert error.startswith(f"openpose-lite infer: error: lost {server.url} after ") and "no frame for 1 s" in error
+    assert len(_check_outputs(out)) >= 1
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_stalled_read_hands_out_no_half_frame_and_with_reconnect_the_stream_is_read_on():
+    """The half frame FFmpeg hands back when its timeout cuts the stalled read is not handed out; with
+    a reconnection allowed, the stream is reopened and read on to its end."""
+    with MjpegServer(frames=100, fps=25, image_hw=HW, faults={40: "stall"}) as server:  # 4 s
+        reader = LatestFrameReader(LiveSource(url=server.url), reconnect=1, read_timeout=1.0)
+        reader.start()
+        numbers = [frame_number_of(frame.image) for frame in reader.frames()]  # a consumer that keeps up
+    assert reader.outcome == "ended" and reader.reconnections == 1 and reader.skipped == 0
+    assert 40 not in numbers and numbers[-1] == 99
+    assert numbers == sorted(numbers) and max(n for n in numbers if n < 40) >= 30  # read up to the stall
+
+
+@pytest.mark.parametrize("fault", ["huge", "undecodable", "no-boundary"])
+def test_a_bad_frame_is_skipped_and_counted_and_the_stream_read_to_its_end(fault, checkpoint, tmp_path, capsys):
+    """One frame whose header claims 30000 x 30000 pixels, one that is no image, or one part sent without
+    its boundary line, amid good frames: skipped and counted, and the stream is read on to its end."""
+    out = tmp_path / "out"
+    with MjpegServer(frames=75, fps=25, image_hw=HW, faults={40: fault}) as server:  # 3 s
+        code, took = _infer(server.url, checkpoint, out)
+    assert code == 0 and took < server.duration + 8.0
+    summary = capsys.readouterr().out.splitlines()[0]
+    assert ", 1 bad frame skipped)" in summary and summary.endswith(", 0 failures; the stream ended")
+    read, processed = _counts(summary)
+    assert read >= 60  # the frames after the bad one too (ending there, about 40)
+    images = _check_outputs(out)
+    assert len(images) == processed and max(e["frame"] for e in images.values()) >= 55
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_frame_claiming_30000x30000_pixels_is_skipped_without_taking_its_memory():
+    """The reader, in a process of its own, reads a stream with such a frame amid good ones: it reads on
+    past it, and its peak memory grows by a few MiB over its start-up, not the 2.5 GiB the frame claims."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    with MjpegServer(frames=100, fps=25, image_hw=HW, faults={60: "huge"}) as server:  # a late reader meets it too
+        result = subprocess.run([sys.executable, "-c", _READ_ALL, server.url], env=env, capture_output=True,
+                                text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["outcome"] == "ended" and report["skipped"] == 1 and report["last"] == 99  # read to the end
+    assert report["growth_mib"] < 200  # decoded, the claimed frame alone would be 30000 * 30000 * 3 B
+
+
+def test_a_closed_connection_ends_a_stream_its_server_would_serve_again(tmp_path):
+    """A file of concatenated JPEGs served over HTTP (its length unknown to FFmpeg): at its end the server
+    closes the connection, and the stream has ended there, although the server would serve it again
+    from its start (a reader that asked for it again would read it round and round)."""
+    frames = [cv2.imencode(".jpg", np.full(HW + (3,), 5 * i, np.uint8))[1].tobytes() for i in range(30)]
+    (tmp_path / "clip.mjpg").write_bytes(b"".join(frames))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as httpd:
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        try:
+            reader = LatestFrameReader(LiveSource(url=f"http://127.0.0.1:{httpd.server_address[1]}/clip.mjpg"))
+            reader.start()
+            started = time.monotonic()
+            while not reader.finished and time.monotonic() - started < 10:
+                reader.take(timeout=0.1)
+            reader.stop()
+        finally:
+            httpd.shutdown()
+    assert reader.outcome == "ended" and reader.read == 30 and reader.skipped == 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/net/tcp"), reason="a connection's state is read from /proc")
+def test_connection_open_tells_a_connection_the_server_holds_from_one_it_closed():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        source = LiveSource(url=f"http://127.0.0.1:{listener.getsockname()[1]}/stream.mjpg")
+        assert source.connection_open() is None  # this process holds no connection to it
+        with socket.create_connection(listener.getsockname()) as client:
+            served, _ = listener.accept()
+            assert source.connection_open() is True
+            served.close()  # the server's end closes: the client's waits for its owner (CLOSE_WAIT)
+            deadline = time.monotonic() + 2.0
+            while source.connection_open() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert source.connection_open() is False
+            client.close()
+            assert source.connection_open() is None
+    assert LiveSource(camera=0).connection_open() is None
+    assert LiveSource(url="udp://127.0.0.1:9").connection_open() is None
 
 
 # ------------------------------------------------------------------------------ Ctrl-C

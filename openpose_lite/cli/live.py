@@ -9,7 +9,9 @@ frames come, so what was processed is valid on disk at any moment; ``--render`` 
 in real time, ``--show`` a window. The stream's end, ``--max-frames``, ``--duration``, Ctrl-C
 and SIGTERM end the run with exit 0 (a second Ctrl-C stops at once, 130); a lost source is
 retried ``--reconnect`` times, then reported (exit 1); a source that cannot be opened exits 2.
-The summary gives processed and dropped frames and the capture-to-result latency.
+A bad frame (undecodable, or claiming a size no decoder takes) is skipped and counted, and the
+run goes on. The summary gives processed, dropped and skipped frames and the capture-to-result
+latency.
 """
 
 from __future__ import annotations
@@ -326,9 +328,10 @@ def _frames(reader: LatestFrameReader, args: argparse.Namespace, stops: _StopReq
 
 
 def _summary(run: _LiveRun, reader: LatestFrameReader, reason: str) -> str:
+    skipped = f", {plural(reader.skipped, 'bad frame')} skipped" if reader.skipped else ""
     reconnected = f", {plural(reader.reconnections, 'reconnection')}" if reader.reconnections else ""
-    lines = [f"{run.processed} frames processed, {reader.dropped} dropped (of {reader.read} read{reconnected}), "
-             f"{run.people} people, {len(run.failures)} failures; {reason}"]
+    lines = [f"{run.processed} frames processed, {reader.dropped} dropped "
+             f"(of {reader.read} read{skipped}{reconnected}), {run.people} people, {len(run.failures)} failures; {reason}"]
     if run.latencies:
         median, p95 = np.percentile(run.latencies, [50, 95])
         lines.append(f"latency from capture to result: median {median:.3f} s, 95th percentile {p95:.3f} s; "

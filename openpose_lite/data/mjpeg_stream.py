@@ -9,6 +9,14 @@ last frame each client gets the closing boundary and the connection closes; late
 :meth:`MjpegServer.kill` closes the listening socket and every connection at once (a server
 dying mid-stream); :meth:`MjpegServer.revive` serves again on the same port, on the same clock.
 
+A hostile server: ``faults`` maps frame numbers to what each client gets in that frame's place
+(:data:`FAULTS`): a part cut off in its JPEG's scan data after which the server goes silent
+(``"stall"``: the connection is held open until :meth:`MjpegServer.close`, a minute at most), a
+JPEG whose header claims :data:`HUGE_SIDE` x :data:`HUGE_SIDE` pixels (``"huge"``), bytes that
+are no image (``"undecodable"``), or a whole part sent without its boundary line
+(``"no-boundary"``). Each fault happens once, to the first client sent that frame or a later one
+(a client that reconnects after it gets the stream as it goes on).
+
 Each frame carries its number in a strip of black and white blocks along its top
 (:func:`frame_number_of` reads it back), so a reader can tell which frame it got.
 """
@@ -24,11 +32,14 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-__all__ = ["MjpegServer", "frame_number_of"]
+__all__ = ["FAULTS", "HUGE_SIDE", "MjpegServer", "frame_number_of"]
 
 BOUNDARY = "frame"
+FAULTS = ("stall", "huge", "undecodable", "no-boundary")
+HUGE_SIDE = 30000  # px: what a "huge" frame's header claims, each side (9e8 pixels, no decoder takes it)
 _BITS = 16  # frame numbers up to 65535
 _STRIP_H = 8  # px
+_STALL_LIMIT_S = 60.0  # a stalled client's connection is held open at most this long (or until close())
 
 
 def _draw_number(image: np.ndarray, number: int) -> None:
@@ -49,6 +60,26 @@ def frame_number_of(image: np.ndarray) -> int:
     return number
 
 
+def _claim_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` with its start-of-frame header claiming ``width`` x ``height`` (the scan data unchanged)."""
+    data = bytearray(jpeg)
+    at = 2  # after SOI
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn; C4 DHT, C8 JPG, CC DAC are not
+            data[at + 5:at + 7] = height.to_bytes(2, "big")
+            data[at + 7:at + 9] = width.to_bytes(2, "big")
+            return bytes(data)
+        at += 2 + length
+    raise ValueError("MjpegServer: no start-of-frame header in the encoded frame")
+
+
+def _part(data: bytes, boundary: bool = True) -> bytes:
+    """One part of the multipart stream: boundary line, headers, the JPEG."""
+    head = f"Content-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+    return (f"--{BOUNDARY}\r\n".encode() if boundary else b"") + head + data + b"\r\n"
+
+
 def _default_frame(index: int, image_hw: tuple[int, int]) -> np.ndarray:
     """A moving grey gradient: every frame differs."""
     h, w = image_hw
@@ -66,14 +97,21 @@ class MjpegServer:
 
     def __init__(self, frames: int, fps: float = 25.0, image_hw: tuple[int, int] = (120, 160),
                  render: Callable[[int], np.ndarray] | None = None, host: str = "127.0.0.1", port: int = 0,
-                 quality: int = 85) -> None:
+                 quality: int = 85, faults: dict[int, str] | None = None) -> None:
         if frames < 1 or fps <= 0:
             raise ValueError(f"MjpegServer: frames >= 1 and fps > 0, got {frames}, {fps}")
+        faults = dict(faults or {})
+        for number, fault in faults.items():
+            if fault not in FAULTS or not 0 <= number < frames:
+                raise ValueError(f"MjpegServer: faults map frame numbers in [0, {frames}) to one of {FAULTS}, "
+                                 f"got {number}: {fault!r}")
+        self.faults = dict(sorted(faults.items()))
+        self._faults_left = dict(self.faults)
         self.frames, self.fps, self.host, self.port = int(frames), float(fps), host, port
         self.render = render or (lambda i: _default_frame(i, image_hw))
         self.quality = quality
         self.started: float | None = None
-        self.sent = 0  # frames written to clients, all together
+        self.sent = 0  # frames written to clients, all together (faulty ones included)
         self._httpd: http.server.ThreadingHTTPServer | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -141,14 +179,31 @@ class MjpegServer:
             wait = self.started + index / self.fps - time.monotonic()
             if self._killed.wait(max(0.0, wait)):
                 return
+            fault = self._take_fault(index)
             data = self.encode(index)
-            out.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
-                      + data + b"\r\n")
+            if fault == "stall":  # cut in the JPEG's scan data, then silence on an open connection
+                part = _part(data)
+                out.write(part[:len(part) - len(data) // 4 - 2])
+                out.flush()
+                self.sent += 1
+                self._killed.wait(_STALL_LIMIT_S)
+                return
+            if fault == "huge":
+                data = _claim_size(data, HUGE_SIDE, HUGE_SIDE)
+            elif fault == "undecodable":
+                data = bytes(range(256)) * (1 + len(data) // 256)  # no JPEG markers in it
+            out.write(_part(data, boundary=fault != "no-boundary"))
             out.flush()
             self.sent += 1
             index = max(index + 1, self.current_frame())  # a slow reader skips to the frame on air
         out.write(f"--{BOUNDARY}--\r\n".encode())
         out.flush()
+
+    def _take_fault(self, index: int) -> str | None:
+        """The first fault not yet served at frame ``index`` or before, now served; None if there is none."""
+        with self._lock:
+            due = [n for n in self._faults_left if n <= index]
+            return self._faults_left.pop(min(due)) if due else None
 
     def start(self) -> "MjpegServer":
         """Listen, and start the broadcast's clock."""
