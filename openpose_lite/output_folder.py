@@ -16,12 +16,16 @@ Every command that writes a run into a folder follows the same rule (``train`` i
   the lock (:meth:`OutputFolder.remove_stale_temp_files`).
 
 A command describes its run's files by glob patterns (:attr:`OutputFolder.RUN_FILES`), each with
-the words that count its matches in a message.
+the words that count its matches in a message, and may keep files about the run beside them
+(:attr:`OutputFolder.RECORDS`: infer's record of the model its outputs are of): not outputs, so
+never what makes a folder a run's, but removed with the outputs they describe, and with nothing
+left to describe when the folder holds no run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -50,10 +54,12 @@ class OutputFolder:
 
     Subclasses set :attr:`RUN_FILES`, ``(glob pattern, what one match is)`` pairs (counted in the
     messages; ``None``: name each match), :attr:`OPTION`, the option that chooses the folder, and
-    :attr:`WAYS`, the ways on from a folder that holds a run besides choosing another folder.
+    :attr:`WAYS`, the ways on from a folder that holds a run besides choosing another folder;
+    :attr:`RECORDS`, the names of the files that describe the run's outputs (not outputs themselves).
     """
 
     RUN_FILES: ClassVar[tuple[tuple[str, str | None], ...]] = ()
+    RECORDS: ClassVar[tuple[str, ...]] = ()
     OPTION: ClassVar[str] = "--output-dir"
     WAYS: ClassVar[tuple[str, ...]] = ("replace it with --overwrite",)
 
@@ -118,14 +124,16 @@ class OutputFolder:
 
         Raises FolderHoldsRunError, as :meth:`check_free`.
         """
-        self.check_free(overwrite, append, locked=True)
+        held = self.check_free(overwrite, append, locked=True)
         removed = self.remove_stale_temp_files()
         if overwrite:
             removed += self.clear()
+        elif not held:  # a record of outputs that are gone (a run killed before its first one) describes nothing
+            removed += self._remove_records()
         return removed
 
     def clear(self) -> list[Path]:
-        """Remove the run files this folder holds (``--overwrite``); returns what was removed."""
+        """Remove the run files this folder holds (``--overwrite``) and the records of them; returns what was removed."""
         removed = self.run_files()
         what = self.describe(removed)
         for path in removed:
@@ -135,7 +143,13 @@ class OutputFolder:
                 path.unlink(missing_ok=True)
         if removed:
             logger.info("%s: removed the previous run's %s", self.path, what)
-        return removed
+        return removed + self._remove_records()
+
+    def _remove_records(self) -> list[Path]:
+        records = [p for p in (self.path / name for name in self.RECORDS) if p.is_symlink() or p.is_file()]
+        for path in records:
+            path.unlink(missing_ok=True)
+        return records
 
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete the temporary files of atomic writes of run files that a kill interrupted; returns them.
@@ -144,7 +158,8 @@ class OutputFolder:
         """
         if not self.path.is_dir():
             return []
-        stale = sorted({tmp for pattern, _ in self.RUN_FILES for tmp in self.path.glob(temp_files_glob(pattern))})
+        patterns = [pattern for pattern, _ in self.RUN_FILES] + [glob.escape(name) for name in self.RECORDS]
+        stale = sorted({tmp for pattern in patterns for tmp in self.path.glob(temp_files_glob(pattern))})
         for tmp in stale:
             tmp.unlink(missing_ok=True)
         if stale:

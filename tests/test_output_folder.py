@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from openpose_lite.cli import main
+from openpose_lite.cli.model_record import MODEL_RECORD
 from openpose_lite.cli.outputs import InferFolder, InferRun, output_names
 from openpose_lite.output_folder import FolderHoldsRunError, OutputFolder
 from openpose_lite.run_lock import LOCK_NAME, folder_lock
@@ -117,8 +118,8 @@ def test_overwrite_removes_the_earlier_runs_outputs_first_and_keeps_other_files(
     assert _infer(checkpoint, out, dataset / "images" / "000001.jpg", extra=("--render",)) == 0
     (out / "notes.txt").write_text("mine")
     assert _infer(checkpoint, out, dataset / "images" / "000002.jpg", extra=("--overwrite",)) == 0
-    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "000002_keypoints.json", "images.json", "notes.txt",
-                                                     "results_coco.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_NAME, MODEL_RECORD, "000002_keypoints.json",
+                                                            "images.json", "notes.txt", "results_coco.json"])
     results, images = _index(out)
     assert list(images) == ["2"] and {r["image_id"] for r in results} <= {2}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from openpose_lite.cli.errors import EXIT_OK, CliError
@@ -27,9 +28,11 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     add_weights_args(p)
     p.add_argument("--format", choices=tuple(_SUFFIXES), required=True)
-    p.add_argument("--output", "-o", type=Path,
+    # Kept as typed: Path() drops a trailing slash, and "newdir/" names a folder, not a file "newdir".
+    p.add_argument("--output", "-o", type=str,
                    help="output file, or an existing folder to write it in (default: <weights stem>.onnx, "
-                   "<weights stem>.torchscript.pt or <weights stem>.xml beside the weights file)")
+                   "<weights stem>.torchscript.pt or <weights stem>.xml beside the weights file); a name ending in "
+                   "/ is a folder, which must exist")
     p.add_argument("--input-hw", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="example input size for tracing; ONNX keeps batch, height and width dynamic (default: the "
                    "model's own, 368 368 bottom-up, the checkpoint's crop (official HRNet: 256 192) top-down)")
@@ -48,7 +51,12 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _output_path(args: argparse.Namespace, weights: Path) -> Path:
     """``-o`` (a file, or a folder to hold the default name); by default beside the weights, not in the current folder."""
     name = weights.stem + _SUFFIXES[args.format]
-    output = args.output if args.output is not None else weights.with_name(name)
+    output = Path(args.output) if args.output is not None else weights.with_name(name)
+    if args.output is not None and os.path.basename(args.output) in ("", ".", "..") and not output.is_dir():
+        # "newdir/" (or "newdir/."): the user named a folder; writing a file called "newdir" would surprise them
+        there = "is not a folder" if output.exists() else "does not exist"
+        raise CliError(f"-o {args.output}: a trailing slash names a folder, and {output} {there}; create the "
+                       "folder first, or leave the slash out to name the output file")
     if output.is_dir():
         output = output / name
     if output.resolve() == weights.resolve():

@@ -36,6 +36,7 @@ from openpose_lite.cli.live import (
     run_live,
     tracker_params,
 )
+from openpose_lite.cli.model_record import ModelRecord
 from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
 from openpose_lite.cli.outputs import (
     InferFolder,
@@ -389,24 +390,28 @@ def _on_rank_0(shard: Shard, action: Callable[[], None], output: Path) -> None:
 
 
 @contextlib.contextmanager
-def _owned_folder(args: argparse.Namespace, inputs: Sequence[_Input], shard: Shard) -> Iterator[InferRun]:
+def _owned_folder(args: argparse.Namespace, inputs: Sequence[_Input], shard: Shard, predictor) -> Iterator[InferRun]:
     """The run's output folder, held for the block (:mod:`openpose_lite.output_folder`): rank 0 takes
-    its lock, checks it free under it, clears it (``--overwrite``) or reads its index (``--append``),
-    and every rank learns whether it could; then every rank reads the names the folder holds (which
-    the run's names avoid) before any rank writes into it."""
+    its lock, checks it free under it, clears it (``--overwrite``) or reads its index and checks that
+    its outputs are ``predictor``'s model's (``--append``), and every rank learns whether it could;
+    then every rank reads the names the folder holds (which the run's names avoid) before any rank
+    writes into it."""
     folder = InferFolder(args.output)
     previous: tuple[list[dict], dict[str, dict]] = ([], {})
+    model: ModelRecord | None = None  # rank 0's: it writes the index, and the record with it
     with contextlib.ExitStack() as stack:
         def take() -> None:
-            nonlocal previous
+            nonlocal previous, model
+            model = ModelRecord.of(weights_path(args), predictor.skeleton)  # before the folder is touched
             stack.enter_context(folder.lock("openpose-lite infer"))
             folder.claim(args.overwrite, args.append)
             if args.append:
                 previous = folder.previous_index()
+                folder.check_model(model, previous[0])  # another model's outputs: refused, nothing written
 
         _on_rank_0(shard, take, args.output)
         run = InferRun.for_inputs(args.output, args.render, [(i.kind, i.path) for i in inputs], folder.taken_names(),
-                                  previous)
+                                  previous, model)
         shard.barrier()  # every rank has seen the folder before any writes into it
         run.journal = shard.journal(args.output)
         yield run
@@ -424,7 +429,7 @@ def _run_infer(args: argparse.Namespace) -> int:
         # a folder that will be refused is refused before the model loads
         _on_rank_0(shard, lambda: InferFolder(args.output).check_free(args.overwrite, args.append), args.output)
         predictor = build_predictor(args)
-        with _owned_folder(args, inputs, shard) as run:
+        with _owned_folder(args, inputs, shard, predictor) as run:
             try:
                 _process(args, predictor, inputs, shard, run)
                 gathered = _gather(run, shard)

@@ -18,7 +18,10 @@ The output folder follows the rule of every output folder (:mod:`openpose_lite.o
 :class:`InferFolder`): one that holds another run's outputs is refused unless ``--overwrite``
 (its files are removed first) or ``--append``: the new run's names then avoid the earlier ones,
 its image ids avoid theirs, and ``results_coco.json`` and ``images.json`` cover every image of
-the folder, earlier and new.
+the folder, earlier and new. A folder's outputs are one model's: the index is written with a
+record of it (:mod:`openpose_lite.cli.model_record`: the weights file and the SHA-256 of its
+content, the skeleton and category of the results), and ``--append`` of another model (another
+skeleton, other weights) is refused naming both, before anything is written.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from openpose_lite.cli.errors import CliError
+from openpose_lite.cli.model_record import MODEL_RECORD, RESULTS_CATEGORY_ID, ModelRecord
 from openpose_lite.cli.shards import Gathered, Journal
 from openpose_lite.io import (
+    MAX_CONFIG_BYTES,
     atomic_write,
     check_destination,
     file_problem,
@@ -46,6 +51,7 @@ from openpose_lite.io import (
     write_json_atomic,
 )
 from openpose_lite.output_folder import OutputFolder
+from openpose_lite.skeleton import COCO_17
 from openpose_lite.structures import Poses
 
 __all__ = ["FRAME_DIGITS", "InferFolder", "InferRun", "VideoOutput", "add_folder_args", "add_image_limit_args",
@@ -92,18 +98,61 @@ def add_folder_args(p: argparse.ArgumentParser) -> None:
                        help="replace the outputs of an earlier run in the output folder (its keypoint files, drawings and "
                        "index are removed first); without it, or --append, such a folder is refused")
     group.add_argument("--append", action="store_true",
-                       help="add this run to the earlier one in the output folder: new names and image ids avoid its "
-                       "ones, and results_coco.json and images.json cover every image of the folder")
+                       help="add this run to the earlier one in the output folder, of the same model (skeleton and "
+                       "weights; another is refused): new names and image ids avoid its ones, and results_coco.json "
+                       "and images.json cover every image of the folder")
 
 
 class InferFolder(OutputFolder):
-    """``infer``'s output folder: the files of its runs, and the index of the earlier run(s) for ``--append``."""
+    """``infer``'s output folder: the files of its runs, and the index of the earlier run(s) and the
+    record of their model for ``--append``."""
 
     RUN_FILES = (("*_keypoints.json", "keypoint file"), ("*_rendered.jpg", "rendered image"),
                  ("*_rendered.mp4", "rendered video"), ("results_coco.json", None), ("images.json", None),
                  (".infer-shard-*.jsonl", "torchrun journal"))
+    RECORDS = (MODEL_RECORD,)
     OPTION = "--output"
     WAYS = ("add to it with --append", "replace it with --overwrite")
+
+    def recorded_model(self) -> ModelRecord | None:
+        """The record of the model the folder's outputs are of; None where there is none.
+
+        Raises CliError (exit 2) for a record that cannot be read.
+        """
+        path = self.path / MODEL_RECORD
+        if not (path.is_symlink() or path.exists()):
+            return None
+        try:
+            return ModelRecord.from_dict(read_json(path, "model record", MAX_CONFIG_BYTES), str(path))
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--append: {exc}; replace the earlier run with --overwrite, or choose another --output") from None
+
+    def check_model(self, model: ModelRecord, results: Sequence[dict]) -> None:
+        """Refuse to add ``model``'s outputs (``--append``) to the folder's when they are another model's.
+
+        ``results``: the folder's ``results_coco.json`` (:meth:`previous_index`). Outputs without a
+        record (written before infer kept one, or by a live run) are taken to be a person model's,
+        the default, when their results agree (a person's 17 keypoints each, or none): a person
+        model may add to them, and the run records it; any other model is refused, since nothing
+        says whose they are. Raises CliError (exit 2) naming both models.
+        """
+        if not self.run_files():
+            return
+        ways = "replace them with --overwrite, or choose another --output"
+        recorded = self.recorded_model()
+        if recorded is not None:
+            why = recorded.difference(model)
+            if why is not None:
+                raise CliError(f"--append: {self.path} holds the outputs of {recorded.describe()}, and this run's "
+                               f"model is {model.describe()}: {why}; a folder holds one model's outputs: {ways}")
+            return
+        person = model.keypoints == COCO_17.keypoints
+        sizes = sorted({len(r["keypoints"]) // 3 for r in results if isinstance(r.get("keypoints"), list)})
+        if not person or sizes not in ([], [len(model.keypoints)]):
+            held = f"results of {' and '.join(map(str, sizes))} keypoints" if sizes else "outputs"
+            raise CliError(f"--append: {self.path} holds {held} without a record of their model ({MODEL_RECORD}), "
+                           f"which only a person model's of 17 keypoints may join, and this run's model is "
+                           f"{model.describe()}; a folder holds one model's outputs: {ways}")
 
     def taken_names(self) -> set[str]:
         """The names of the files this folder holds (what a new run's names must not take)."""
@@ -185,13 +234,17 @@ class InferRun:
     indexed: Gathered | None = None  # under torchrun, rank 0: what the index written holds (the journals are gone)
     # --append: the earlier run's (results, images), kept in the index with their ids
     previous: tuple[list[dict], dict[str, dict]] = field(default_factory=lambda: ([], {}))
+    # recorded with the index where the folder has none yet (None: this process writes no index)
+    model: ModelRecord | None = None
 
     @classmethod
     def for_inputs(cls, out_dir: Path, render: bool, inputs: Sequence[tuple[str, Path]], taken: set[str] = frozenset(),
-                   previous: tuple[list[dict], dict[str, dict]] = ([], {})) -> "InferRun":
+                   previous: tuple[list[dict], dict[str, dict]] = ([], {}),
+                   model: ModelRecord | None = None) -> "InferRun":
         """A run over ``inputs`` ((kind, path) with kind "image" or "video"); their names are fixed here,
-        avoiding the file names ``taken`` in the folder; ``previous``: the index of the run appended to."""
-        return cls(out_dir, render, list(inputs), output_names(inputs, taken), previous=previous)
+        avoiding the file names ``taken`` in the folder; ``previous``: the index of the run appended to;
+        ``model``: the run's model, recorded with the index (:data:`MODEL_RECORD`)."""
+        return cls(out_dir, render, list(inputs), output_names(inputs, taken), previous=previous, model=model)
 
     @property
     def num_images(self) -> int:
@@ -208,7 +261,7 @@ class InferRun:
         json_name = f"{name}_keypoints.json"
         write_json_atomic(self.out_dir / json_name, poses.to_openpose_dict())
         self.written["keypoint file"] += 1
-        entry = {"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0)}
+        entry = {"input": index, "frame": frame, "json": json_name, "results": poses.to_coco(0, RESULTS_CATEGORY_ID)}
         self.entries.append(entry)
         if self.journal is not None:
             self.journal.entry(entry)
@@ -260,8 +313,13 @@ class InferRun:
         return results, images
 
     def write_index(self, entries: Sequence[dict] | None = None) -> None:
-        """The run's ``results_coco.json`` and ``images.json`` (for what was recorded so far)."""
+        """The run's ``results_coco.json`` and ``images.json`` (for what was recorded so far), after the
+        record of its model where the folder has none (a folder that has one holds this model's
+        outputs: :meth:`InferFolder.check_model` saw to it, and the first record is kept)."""
         results, images = self.index(entries)
+        record = self.out_dir / MODEL_RECORD
+        if self.model is not None and not (record.is_symlink() or record.exists()):
+            write_json_atomic(record, self.model.to_dict(), indent=1)
         write_json_atomic(self.out_dir / "results_coco.json", results)
         self.written["results_coco.json"] += 1
         write_json_atomic(self.out_dir / "images.json", images)

@@ -1,0 +1,98 @@
+"""Which model a folder of ``openpose-lite infer`` outputs is of: :class:`ModelRecord`, kept beside
+the index as :data:`MODEL_RECORD`.
+
+A folder's outputs are one model's: ``results_coco.json`` puts every result under one category
+(:data:`RESULTS_CATEGORY_ID`) and ``--append`` merges runs into it, so a run of another model
+(another skeleton, or other weights of the same one) must not join them. The record says whose
+they are: the weights file and the SHA-256 of its bytes, the results' skeleton (name, keypoint
+names) and category id. :meth:`~openpose_lite.cli.outputs.InferFolder.check_model` holds an
+appended run to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from openpose_lite.io import open_regular
+from openpose_lite.skeleton import Skeleton
+
+__all__ = ["MODEL_RECORD", "RESULTS_CATEGORY_ID", "ModelRecord", "weights_digest"]
+
+# The category results_coco.json's results are under (COCO's person): one per folder, since a
+# folder holds one model's outputs, and its record says which skeleton they are of.
+RESULTS_CATEGORY_ID = 1
+# The record's name in the folder: unmistakably ours (a user's own "model.json" there is never
+# read, replaced or removed), and not an output (no run is made of it alone).
+MODEL_RECORD = "openpose-lite-model.json"
+_RECORD_KEYS = ("written_by", "weights", "weights_sha256", "skeleton", "keypoints", "category_id")
+
+
+def weights_digest(path: Path) -> str:
+    """SHA-256 (hex) of a weights file's bytes; an OpenVINO IR's: its .xml's, then its .bin's."""
+    digest = hashlib.sha256()
+    for file in (path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else (path,):
+        with open_regular(file, "weights file") as fh:
+            for piece in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(piece)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """Which model a folder's outputs are of (:data:`MODEL_RECORD`): its weights file (where it was,
+    and the SHA-256 of its content), the skeleton of its results (name, keypoint names in
+    ``results_coco.json``'s order) and their category id.
+
+    Two runs are of the same model when everything but the weights file's path agrees: the same
+    skeleton and category, and weights of the same content wherever the file lies (a copy is the
+    same model; a retrained ``last.pt`` in the same place is not). How a run used it (scales, flip,
+    precision, backend) is not part of it.
+    """
+
+    weights: str
+    weights_sha256: str
+    skeleton: str
+    keypoints: tuple[str, ...]
+    category_id: int
+
+    @classmethod
+    def of(cls, weights: Path, skeleton: Skeleton) -> "ModelRecord":
+        """The record of a run of the weights file ``weights`` whose predictor finds ``skeleton`` (either layout)."""
+        layout = skeleton.annotation_layout()  # what results_coco.json holds: COCO-17 for any person model
+        return cls(str(weights.resolve()), weights_digest(weights), layout.name, layout.keypoints, RESULTS_CATEGORY_ID)
+
+    def to_dict(self) -> dict:
+        return {"written_by": "openpose-lite infer", "weights": self.weights, "weights_sha256": self.weights_sha256,
+                "skeleton": self.skeleton, "keypoints": list(self.keypoints), "category_id": self.category_id}
+
+    @classmethod
+    def from_dict(cls, data: object, source: str) -> "ModelRecord":
+        """The record :meth:`to_dict` wrote; raises ValueError naming ``source`` and the field that is wrong."""
+        if not isinstance(data, dict) or sorted(data) != sorted(_RECORD_KEYS):
+            keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+            raise ValueError(f"{source}: expected a model record with keys {list(_RECORD_KEYS)}, got {keys}")
+        kinds = {"weights": str, "weights_sha256": str, "skeleton": str, "keypoints": list, "category_id": int}
+        for key, kind in kinds.items():
+            if not isinstance(data[key], kind) or isinstance(data[key], bool):
+                raise ValueError(f"{source}: {key}: expected {kind.__name__}, got {type(data[key]).__name__}")
+        if not all(isinstance(name, str) for name in data["keypoints"]):
+            raise ValueError(f"{source}: keypoints: expected a list of keypoint names")
+        return cls(data["weights"], data["weights_sha256"], data["skeleton"], tuple(data["keypoints"]),
+                   data["category_id"])
+
+    def describe(self) -> str:
+        """``/runs/a/best.pt (skeleton coco17, 17 keypoints, category_id 1, sha256 0123456789ab)``."""
+        return (f"{self.weights} (skeleton {self.skeleton}, {len(self.keypoints)} keypoints, category_id "
+                f"{self.category_id}, sha256 {self.weights_sha256[:12]})")
+
+    def difference(self, other: "ModelRecord") -> str | None:
+        """How ``other`` is another model than this one, in words; None when it is this one."""
+        if (self.skeleton, self.keypoints) != (other.skeleton, other.keypoints):
+            return "another skeleton"
+        if self.category_id != other.category_id:
+            return "another category"
+        if self.weights_sha256 != other.weights_sha256:
+            return "other weights"
+        return None
