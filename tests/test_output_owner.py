@@ -1,7 +1,7 @@
 """A folder's outputs are one model's (issue 29 item 10), and ``export -o DIR/`` names a folder (item 16).
 
 ``infer`` writes beside its index a record of the model its outputs are of
-(``.openpose-lite-model.json``: the weights file and the SHA-256 of its bytes, the results'
+(``openpose-lite-model.json``: the weights file and the SHA-256 of its bytes, the results'
 skeleton and category id); ``--append`` of another model (another skeleton, other weights) is
 refused in one line naming both, exit 2, every file of the folder byte-identical; the same model
 (a copy of its weights included) still adds to it. ``export -o newdir/`` with no such folder is
@@ -185,3 +185,21 @@ def test_export_to_an_existing_folder_named_with_a_trailing_slash_writes_the_def
     folder.mkdir()
     assert main(["export", "--checkpoint", str(checkpoint), "--format", "torchscript", "-o", f"{folder}/"]) == 0
     assert [p.name for p in folder.iterdir()] == [f"{checkpoint.stem}.torchscript.pt"]
+
+
+def test_a_live_run_records_its_model_and_refuses_to_append_to_another_models_folder(checkpoint, quadruped_checkpoint,
+                                                                                     dataset, tmp_path, capsys):
+    from openpose_lite.data.mjpeg_stream import MjpegServer
+
+    out = tmp_path / "out"
+    with MjpegServer(frames=250, fps=25, image_hw=(96, 128)) as server:
+        assert main(["infer", server.url, "--checkpoint", str(checkpoint), "-o", str(out), "--no-progress",
+                     "--max-frames", "2"]) == 0
+        assert _record(out)["weights_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        before = _files(out)
+        capsys.readouterr()
+        assert main(["infer", server.url, "--checkpoint", str(quadruped_checkpoint), "-o", str(out), "--no-progress",
+                     "--max-frames", "2", "--append"]) == 2
+    err = one_error_line(capsys.readouterr().err)
+    assert str(checkpoint.resolve()) in err and str(quadruped_checkpoint.resolve()) in err
+    assert _files(out) == before

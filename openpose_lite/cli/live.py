@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, describe_os_error
+from openpose_lite.cli.model_record import MODEL_RECORD, ModelRecord
 from openpose_lite.cli.models_args import build_predictor, non_negative_int, positive_float, positive_int, weights_path
 from openpose_lite.cli.outputs import FRAME_DIGITS, InferFolder, VideoOutput, progress_disabled
 from openpose_lite.io import plural, write_json_atomic
@@ -185,8 +186,10 @@ class _LiveRun:
     the names in the folder, which this run's names avoid."""
 
     def __init__(self, args: argparse.Namespace, source: LiveSource, fps: float, window: _Window | None, progress,
-                 previous: tuple[list[dict], dict[str, dict]] = ([], {}), taken: set[str] = frozenset()) -> None:
+                 previous: tuple[list[dict], dict[str, dict]] = ([], {}), taken: set[str] = frozenset(),
+                 model: ModelRecord | None = None) -> None:
         self.args, self.source, self.window, self.progress = args, source, window, progress
+        self.model = model  # recorded beside the index, as infer's files do (InferFolder.check_model)
         self.out: Path = args.output
         self.stem = _free_stem(source.stem, taken)
         self.fps = fps or 25.0  # the source's rate; a stream that announces none: 25
@@ -263,6 +266,9 @@ class _LiveRun:
     def write_index(self) -> None:
         """``results_coco.json`` and ``images.json`` for every frame recorded so far (atomically)."""
         started = time.monotonic()
+        record = self.out / MODEL_RECORD
+        if self.model is not None and not (record.is_symlink() or record.exists()):
+            write_json_atomic(record, self.model.to_dict(), indent=1)
         write_json_atomic(self.out / "results_coco.json", self.results)
         write_json_atomic(self.out / "images.json", self.images)
         took = time.monotonic() - started
@@ -393,12 +399,15 @@ def run_live(args: argparse.Namespace, source: LiveSource) -> int:
     reader.start()  # drains the source while the model loads: the first frame processed is a fresh one
     try:
         predictor = build_predictor(args)
+        model = ModelRecord.of(weights_path(args), predictor.skeleton)
         with folder.lock("openpose-lite infer (live)"), \
                 tqdm(unit="frame", desc=source.stem, disable=progress_disabled(args.no_progress), file=sys.stderr) as bar, \
                 _StopRequests() as stops:
             folder.claim(args.overwrite, args.append)
             previous = folder.previous_index() if args.append else ([], {})
-            run = _LiveRun(args, source, reader.fps, window, bar, previous, folder.taken_names())
+            if args.append:
+                folder.check_model(model, previous[0])  # another model's outputs: refused, nothing written
+            run = _LiveRun(args, source, reader.fps, window, bar, previous, folder.taken_names(), model)
             code = _process(args, predictor, reader, run, stops, window)
     finally:
         reader.stop()
