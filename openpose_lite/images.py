@@ -23,10 +23,11 @@ the environment does not (:data:`OPENCV_MAX_PIXELS` is the value in effect), so 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 
@@ -34,8 +35,9 @@ from openpose_lite import DEFAULT_MAX_IMAGE_PIXELS, OPENCV_MAX_PIXELS
 from openpose_lite.image_headers import HeaderError, header_size
 from openpose_lite.io import format_bytes, open_regular
 
-__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "IMAGE_EXTENSIONS", "OPENCV_MAX_PIXELS", "ImageNotFoundError", "ImageReadError",
-           "ImageTooLargeError", "check_image_files", "check_max_pixels", "image_in_folder", "image_size", "read_image"]
+__all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "IMAGE_EXTENSIONS", "OPENCV_MAX_PIXELS", "PROGRESS_MIN_IMAGES",
+           "ImageNotFoundError", "ImageReadError", "ImageTooLargeError", "check_image_files", "check_max_pixels",
+           "image_in_folder", "image_size", "read_image"]
 
 # The largest file an image of n pixels is: 8 bytes a pixel (16-bit RGBA, uncompressed) plus
 # room for metadata. Anything larger is no image of that size.
@@ -138,7 +140,10 @@ def _decode(fh: BinaryIO, p: Path, max_pixels: int) -> np.ndarray:
         raise ImageTooLargeError(f"image {p}: OpenCV refused to decode it, larger than its limit "
                                  f"OPENCV_IO_MAX_IMAGE_PIXELS = {OPENCV_MAX_PIXELS} pixels") from None
     if image is None:
-        raise ImageReadError(f"cannot read image {p}: not an image file OpenCV decodes, or truncated")
+        # OpenCV says why only in a log line: a damaged or truncated file, or pixels it cannot give
+        # as 8-bit colour (a TIFF of 32- or 64-bit samples; 16-bit ones it converts).
+        raise ImageReadError(f"cannot read image {p}: OpenCV cannot decode it as 8-bit colour (a damaged or "
+                             "truncated file, or floating-point samples), or it is no image")
     return image
 
 
@@ -166,22 +171,46 @@ def image_size(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_IMAGE
     return hw
 
 
+_T = TypeVar("_T")
+# Above this many images a check shows a progress bar (when asked to): a few seconds of work.
+PROGRESS_MIN_IMAGES = 200
+
+
+def _in_order(pool: ThreadPoolExecutor, work: Callable[[int], _T], count: int, window: int) -> Iterator[_T]:
+    """``work(0), ..., work(count - 1)`` run in ``pool``, in order, at most ``window`` at a time: a set of
+    100,000 images holds as many futures (and decoded images) as the window, never one per image."""
+    pending: deque[Future[_T]] = deque()
+    for i in range(count):
+        pending.append(pool.submit(work, i))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
 def check_image_files(folder: str | os.PathLike[str], entries: Sequence[tuple[str, int, int]], what: str,
                       max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, anywhere: bool = False,
-                      strict: bool = True) -> list[Path]:
+                      strict: bool = True, decode: bool = False, workers: int = 0,
+                      progress: bool = False) -> list[Path]:
     """Check, before a run reads any of them, the images an annotation file names; returns their paths.
 
     Each entry is ``(file_name, height, width)``: the file must lie inside ``folder`` (see
     :func:`image_in_folder`), be a regular file, and have a header of that size within
     ``max_pixels``. Headers are read, nothing is decoded (except formats read without a header
     here, when ``strict``); ``strict=False`` leaves files whose header is malformed or unknown to
-    the run, which reports them when it decodes them. ``what`` names the images in the message
-    (``to evaluate``, ``that ann.json names``).
+    the run, which reports them when it decodes them. ``decode``: every image is decoded as
+    :func:`read_image` decodes it (a truncated JPEG, a TIFF of float samples: what a header
+    cannot tell), in ``workers`` threads (0: one per CPU core, at most 16; OpenCV decodes
+    without holding the GIL), one image each at a time. ``progress``: a bar for more than
+    :data:`PROGRESS_MIN_IMAGES` images. ``what`` names the images in the message (``to
+    evaluate``, ``that ann.json names``).
 
     Raises ImageReadError naming the folder, how many images are missing (with one) and how many
     cannot be used otherwise (with the first one's problem); ValueError for a file name outside
     ``folder``.
     """
+    from tqdm import tqdm
+
     try:
         paths = [image_in_folder(folder, name, anywhere) for name, _, _ in entries]
     except ValueError as exc:
@@ -189,6 +218,9 @@ def check_image_files(folder: str | os.PathLike[str], entries: Sequence[tuple[st
 
     def problem(i: int) -> str | None:
         try:
+            if decode:
+                read_image(paths[i], entries[i][1:], max_pixels)
+                return None
             hw = image_size(paths[i], max_pixels, decode=strict)
             if hw is not None:
                 _check_expected(paths[i], hw, entries[i][1:])
@@ -198,17 +230,27 @@ def check_image_files(folder: str | os.PathLike[str], entries: Sequence[tuple[st
             return str(exc)
         return None
 
-    with ThreadPoolExecutor(max_workers=min(16, max(1, len(paths)))) as pool:  # reading headers waits on the disk
-        problems = [(i, msg) for i, msg in enumerate(pool.map(problem, range(len(paths)))) if msg is not None]
-    missing = [i for i, msg in problems if msg == ""]
-    others = [msg for _, msg in problems if msg]
+    # Reading headers waits on the disk (16 threads); decoding is work for the cores.
+    threads = workers if workers > 0 else (min(16, os.cpu_count() or 1) if decode else 16)
+    threads = max(1, min(threads, len(paths)))
+    missing, others, first_other = [], 0, ""
+    bar = tqdm(total=len(paths), desc=f"{'decoding' if decode else 'checking'} images", unit="img", leave=False,
+               disable=not progress or len(paths) <= PROGRESS_MIN_IMAGES, dynamic_ncols=True)
+    with bar, ThreadPoolExecutor(max_workers=threads) as pool:
+        for i, msg in enumerate(_in_order(pool, problem, len(paths), 4 * threads)):
+            bar.update(1)
+            if msg == "":
+                missing.append(i)
+            elif msg is not None:
+                others += 1
+                first_other = first_other or msg
     parts = []
     if missing:
         verb = "is" if len(missing) == 1 else "are"
         parts.append(f"{len(missing)} of the {len(paths)} images {what} {verb} not in this folder "
                      f"(e.g. {entries[missing[0]][0]})")
     if others:
-        parts.append(f"{len(others)} of the {len(paths)} images {what} cannot be used (the first: {others[0]})")
+        parts.append(f"{others} of the {len(paths)} images {what} cannot be used (the first: {first_other})")
     if parts:
         hint = "; pass the folder of the annotation file's images" if missing else ""
         raise ImageReadError(f"{folder}: {'; '.join(parts)}{hint}")

@@ -14,11 +14,17 @@ from typing import Literal
 
 from openpose_lite.params import Params
 
-__all__ = ["FLOAT32_MAX", "MAX_BATCH_SIZE", "TrainConfig"]
+__all__ = ["FLOAT32_MAX", "MAX_BATCH_SIZE", "MAX_LR", "TrainConfig"]
 
 MAX_BATCH_SIZE = 4096
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 FLOAT32_MAX = 3.4028234663852886e38
+# The largest learning rate (base rate x per-parameter multipliers). Recipes stay far below it: CMU's
+# SGD 4e-5 (x8 for refinement biases), Adam 1e-4 to 1e-3, SGD at the linear-scaling rule's 0.1 per
+# 256 images about 1.6 at the largest batch allowed. Above it a rate is a typo (1e3 for 1e-3) that
+# diverges at the first step, and a huge one does not even step: Adam's first step size is lr / (1 -
+# beta1) = 10 lr, which float32 cannot hold for lr = 1e38 (an error deep inside torch, not a message).
+MAX_LR = 10.0
 
 
 @dataclass(frozen=True)
@@ -70,9 +76,10 @@ class TrainConfig(Params):
     def _check(self) -> None:
         self._require(self.epochs >= 1, "epochs", "an integer >= 1")
         self._require(1 <= self.batch_size <= MAX_BATCH_SIZE, "batch_size", f"an integer in [1, {MAX_BATCH_SIZE}]")
-        # The optimizers apply rates and decay in float32: a larger value cannot be represented there.
-        self._require(0 < self.lr <= FLOAT32_MAX, "lr", f"a number > 0 and <= {FLOAT32_MAX:.4g} (float32's largest)")
+        self._require(math.isfinite(self.lr) and 0 < self.lr <= MAX_LR, "lr",
+                      f"a number > 0 and <= {MAX_LR:g} (recipes train at 1e-5 to 1; a larger rate diverges at once)")
         self._require(0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
+        # The optimizers apply decay in float32: a larger value cannot be represented there.
         self._require(0 <= self.weight_decay <= FLOAT32_MAX, "weight_decay",
                       f"a number >= 0 and <= {FLOAT32_MAX:.4g} (float32's largest)")
         self._require(all(m >= 1 for m in self.step_milestones)
@@ -84,9 +91,9 @@ class TrainConfig(Params):
             value = getattr(self, name)
             self._require(math.isfinite(value) and value > 0, name, "a finite number > 0")
         top = self.lr * self.refinement_lr_mult * self.bias_lr_mult
-        if top > FLOAT32_MAX:
+        if top > MAX_LR:
             raise ValueError(f"train.lr x refinement_lr_mult x bias_lr_mult = {top:.4g}: the largest per-parameter rate "
-                             f"must be <= {FLOAT32_MAX:.4g} (float32's largest)")
+                             f"must be <= {MAX_LR:g}, as train.lr")
         self._require(len(set(self.no_decay)) == len(self.no_decay), "no_decay",
                       "distinct kinds among bias, norm, depthwise")
         self._require(self.freeze_trunk_epochs >= 0, "freeze_trunk_epochs", "an integer >= 0")

@@ -149,6 +149,16 @@ def _written(result: Any, prog: str = "openpose-lite train") -> str:
     return text
 
 
+def _one_line(exc: Exception) -> str:
+    """The message of ``exc``; for one a DataLoader worker raised, which the loader raises again with the
+    worker's traceback in its text, the worker's own message (the traceback's last line)."""
+    text = str(exc)
+    if "\nOriginal Traceback" in text:
+        last = text.rstrip().splitlines()[-1]  # "openpose_lite.images.ImageReadError: <message>"
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def _stopped(prog: str, exc: Exception, result: Any) -> str:
     """The one line of a non-finite stop: which checkpoint to resume from, or that none will do."""
     base = result.output_dir
@@ -192,12 +202,17 @@ class _Printer:
         self.say(f"epoch {epoch}: trunk {'frozen' if frozen else 'released, everything trains'}")
 
     def epoch_done(self, result: Any, record: dict[str, Any], improved: bool) -> None:
+        from openpose_lite.io import plural
+
         val, ap = record.get("val/loss"), record.get("val/AP")
         self.say(f"epoch {record['epoch']}/{result.epochs}: loss {record['train/loss']:.4g}"
                  + (f", val loss {val:.4g}" if val is not None else "")
                  + (f", AP {ap:.3f} (AP50 {record['val/AP50']:.3f})" if ap is not None else "")
                  + f", lr {record['train/lr']:.3g}, {record['train/samples_per_s']:.1f} {_unit(result.sample_kind)}, "
-                 f"{record['train/seconds']:.0f} s" + (" *" if improved else ""))
+                 f"{record['train/seconds']:.0f} s"
+                 + (f", {plural(record['train/skipped_images'], 'unreadable image')} skipped (see the warnings)"
+                    if record.get("train/skipped_images") else "")
+                 + (" *" if improved else ""))
 
     def finished(self, result: Any) -> None:
         out = result.output_dir
@@ -251,9 +266,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", b
         fit,
         resolve_run,
     )
+    from openpose_lite.cli import _quiet_opencv
     from openpose_lite.training.distributed import DistInfo, peer_lost
 
     args = _parse(argv, prog)
+    _quiet_opencv()  # an unreadable image is reported in the run's own line, not in OpenCV's too
     info = DistInfo.from_env()
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose + verbose, 2)]
     logging.basicConfig(level=level if info.is_main else logging.ERROR,
@@ -279,7 +296,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", b
               f"{_written(result, prog)}", file=sys.stderr)
         return interrupt_code(exc)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"{who}: error: {exc}" + (f"; {_written(result, prog)}" if result.written else ""), file=sys.stderr)
+        print(f"{who}: error: {_one_line(exc)}" + (f"; {_written(result, prog)}" if result.written else ""),
+              file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
         print(f"{who}: error: {describe_os_error(exc, '--output-dir')}; {_written(result, prog)}", file=sys.stderr)

@@ -213,14 +213,16 @@ class CocoKeypoints:
     def image_path(self, index: int) -> Path:
         return image_in_folder(self.image_dir, self._items[index].file_name, self.images_anywhere)
 
-    def check_images(self) -> None:
+    def check_images(self, decode: bool = False, workers: int = 0, progress: bool = False) -> None:
         """Refuse, before anything is trained, images that cannot be read: every item's file must
-        exist in the folder with a readable header of its entry's size, within ``max_image_pixels``.
+        exist in the folder with a readable header of its entry's size, within ``max_image_pixels``;
+        ``decode``: and decode (``workers``, ``progress``: :func:`~openpose_lite.images.check_image_files`').
 
         Raises ImageReadError naming the annotation file, how many images fail and the first problem.
         """
         check_image_files(self.image_dir, [(r.file_name, r.height, r.width) for r in self._items],
-                          f"that {self.ann_file} names", self.max_image_pixels, self.images_anywhere)
+                          f"that {self.ann_file} names", self.max_image_pixels, self.images_anywhere,
+                          decode=decode, workers=workers, progress=progress)
 
     def load_image(self, index: int) -> np.ndarray:
         """(H, W, 3) uint8 BGR, as stored (EXIF orientation ignored: annotations use the raw pixels)."""

@@ -19,10 +19,18 @@ Sample ``i`` of epoch ``e`` is made in the same steps whichever the branch
 
 Call ``set_epoch`` before each epoch (with ``persistent_workers=False``, so DataLoader workers
 pick it up). Shape legend: N people, K keypoints, H x W network input, h x w map size.
+
+An image that cannot be read in step 2 (damaged since the run checked it, or in a set too large to
+decode before the run: :func:`openpose_lite.training.data.checked_coco`) does not stop the epoch:
+it is logged and counted (:attr:`TrainingSamples.skipped`, in every DataLoader worker) and the
+sample is made from another item, drawn from ``(seed, e, i, attempt)``, with sample ``i``'s own
+draws; :data:`MAX_UNREADABLE_IN_A_ROW` unreadable items in a row stop the run (the image folder is
+gone, not one file).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
@@ -43,10 +51,20 @@ from openpose_lite.data.transforms import (
     warp_sample,
 )
 from openpose_lite.geometry import box_to_center_scale, crop_affine
+from openpose_lite.images import ImageReadError
 from openpose_lite.preprocess import CROP_PAD_VALUE, INPUT_NORMALISERS, PAD_VALUE, person_crop_affine
 from openpose_lite.skeleton import COCO_17, Skeleton
 
-__all__ = ["BottomUpTrainDataset", "PreparedSample", "TopDownDataset", "TopDownSample", "TrainingSamples"]
+__all__ = ["MAX_UNREADABLE_IN_A_ROW", "BottomUpTrainDataset", "PreparedSample", "TopDownDataset", "TopDownSample",
+           "TrainingSamples"]
+
+logger = logging.getLogger(__name__)
+
+# Unreadable items tried in a row for one sample before the run stops: with a tenth of the set
+# unreadable, one sample in 10^10 would stop it; with every image gone, the first stops at once.
+MAX_UNREADABLE_IN_A_ROW = 10
+# Slots of the count of skipped images: the main process's, and one for each DataLoader worker.
+_SKIP_SLOTS = 257
 
 
 class SampleSource(Protocol):
@@ -116,6 +134,15 @@ class TrainingSamples(Dataset):
         self.train = bool(train)
         self.seed = int(seed)
         self.epoch = 0
+        # In shared memory, so the counts of the DataLoader workers (copies of this object in other
+        # processes) reach the main process; each process adds to its own slot only, so no count is lost.
+        self._skipped = torch.zeros(_SKIP_SLOTS, dtype=torch.int64).share_memory_()
+
+    @property
+    def skipped(self) -> int:
+        """How many times an item could not be read and another was used instead, since this dataset was made
+        (every process's count)."""
+        return int(self._skipped.sum())
 
     def set_epoch(self, epoch: int) -> None:
         """Select the random draws of ``epoch`` (a new augmentation per epoch, reproducibly)."""
@@ -132,12 +159,32 @@ class TrainingSamples(Dataset):
         """(matrix (2, 3) image px -> input px, mirrored, top-down region or None)."""
         raise NotImplementedError
 
+    def _load_readable(self, index: int) -> Annotated:
+        """Item ``index``, or where it cannot be read another (see the module docstring), counted and logged.
+
+        Raises ImageReadError when :data:`MAX_UNREADABLE_IN_A_ROW` items in a row cannot be read.
+        """
+        tried, failed = index, 0
+        while True:
+            try:
+                return self._load(tried)
+            except ImageReadError as exc:
+                worker = torch.utils.data.get_worker_info()
+                self._skipped[0 if worker is None else 1 + worker.id % (_SKIP_SLOTS - 1)] += 1
+                failed += 1
+                if failed == MAX_UNREADABLE_IN_A_ROW:
+                    raise ImageReadError(f"{failed} items in a row could not be read, the last: {exc}; is the image "
+                                         "folder still there?") from None
+                tried = int(np.random.default_rng((self.seed, self.epoch, index, failed)).integers(len(self)))
+                logger.warning("skipped, cannot be read: %s; sample %d of epoch %d is made from item %d instead",
+                               exc, index, self.epoch + 1, tried)
+
     def prepare(self, index: int) -> PreparedSample:
         """Sample ``index`` of the current epoch, before normalisation (what ``dataset[index]`` tensorises)."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         index = int(index) % len(self)
-        item = self._load(index)
+        item = self._load_readable(index)
         rng = np.random.default_rng((self.seed, self.epoch, index))
         matrix, flipped, region = self._draw(rng, item)
         image, mask, keypoints = warp_sample(item.image, item.ignore_mask, np.asarray(item.keypoints, np.float32),

@@ -29,8 +29,8 @@ __all__ = ["curves_figure", "draw_curves", "epoch_records", "loss_terms", "write
 
 logger = logging.getLogger(__name__)
 
-# Fields of an epoch's ``train/`` record that are not loss terms (engine.train_one_epoch).
-_NOT_LOSSES = {"loss", "lr", "steps", "samples", "seconds", "samples_per_s", "step_seconds"}
+# Fields of an epoch's ``train/`` record that are not loss terms (engine.train_one_epoch's; the loop's skip count).
+_NOT_LOSSES = {"loss", "lr", "steps", "samples", "seconds", "samples_per_s", "step_seconds", "skipped_images"}
 _APS = (("val/AP", "AP", "tab:green", "-", "o"), ("val/AP50", "AP50", "tab:purple", "--", "^"))
 _LEGEND_LEFT = 0.85  # the panels take the figure's width up to here, the loss legend the rest
 

@@ -47,15 +47,21 @@ from openpose_lite.data.skeleton_figures import PoseBank
 from openpose_lite.data.synthetic import scene_set_fingerprint, write_dataset
 from openpose_lite.io import plural, read_json, write_json_atomic
 from openpose_lite.skeleton import COCO_17, Skeleton
-from openpose_lite.training.distributed import DistInfo, ShardSampler, barrier
+from openpose_lite.training.distributed import DistInfo, ShardSampler, all_reduce_sum, barrier
 
 __all__ = ["DataPaths", "ImageSet", "Loaders", "RunData", "bottomup_datasets", "checked_coco", "fit_skeleton",
            "fitting_batch", "generate_scenes", "generates_scenes", "held_out_items", "make_loaders", "read_data",
-           "run_skeleton", "scene_bank", "topdown_datasets", "write_val_split",
-           "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED", "VAL_SPLIT_SEED"]
+           "run_skeleton", "scene_bank", "skipped_images", "skipped_since", "topdown_datasets", "write_val_split",
+           "DECODE_CHECK_MAX_IMAGES", "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED",
+           "VAL_SPLIT_SEED"]
 
 logger = logging.getLogger(__name__)
 
+# The largest set whose images are all decoded before a run starts (checked_coco): at about 3 ms an
+# image on one core (a 640 x 480 COCO JPEG, on an AMD EPYC Zen 4), 20,000 take about a minute;
+# COCO train2017's 118k would take several minutes at every start and resume, so a larger set's
+# images are checked from their headers and one that fails to decode is skipped and counted.
+DECODE_CHECK_MAX_IMAGES = 20_000
 # Generated scenes: image i of a set is drawn from default_rng([seed, i]) (data.synthetic), so
 # these offsets on train.seed keep the three sets disjoint. The images a training file holds out
 # for validation are drawn from default_rng(VAL_SPLIT_SEED + train.seed).
@@ -123,7 +129,7 @@ def generates_scenes(cfg: Config) -> bool:
     return cfg.data.synthetic and cfg.data.train_ann is None
 
 
-def scene_bank(cfg: Config, skeleton: Skeleton) -> PoseBank | None:
+def scene_bank(cfg: Config, skeleton: Skeleton, progress: bool = False) -> PoseBank | None:
     """Before a synthetic run writes anything: the figures of ``data.skeleton`` (None: people), and a
     ``data.val_ann`` the run validates on, read and checked (against ``skeleton``).
 
@@ -131,7 +137,7 @@ def scene_bank(cfg: Config, skeleton: Skeleton) -> PoseBank | None:
     """
     d = cfg.data
     if d.val_ann is not None:
-        checked_coco(cfg, Path(d.val_ann), Path(d.val_images or ""), skeleton)
+        checked_coco(cfg, Path(d.val_ann), Path(d.val_images or ""), skeleton, progress)
     return PoseBank.from_file(d.skeleton) if d.skeleton is not None else None
 
 
@@ -241,20 +247,21 @@ def held_out_items(count: int, fraction: float, seed: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in chosen))
 
 
-def read_data(cfg: Config, paths: DataPaths, skeleton: Skeleton) -> RunData:
+def read_data(cfg: Config, paths: DataPaths, skeleton: Skeleton, progress: bool = False) -> RunData:
     """Read and check the run's files (:func:`checked_coco`: every image too) and choose its validation set.
 
     Validation: ``paths.val_ann`` when set; else ``data.val_split`` of the training file's images
     with a labelled instance (:func:`held_out_items`), which leave the training set and are written
     to ``<output_dir>/data/val_split/annotations.json`` (their images stay in ``train_images``);
-    else none. Reads, never writes. Raises FileNotFoundError / ValueError naming the file.
+    else none. ``progress``: a bar while a large set's images are checked. Reads, never writes.
+    Raises FileNotFoundError / ValueError naming the file.
     """
     d = cfg.data
-    train = checked_coco(cfg, paths.train_ann, paths.train_images, skeleton)
+    train = checked_coco(cfg, paths.train_ann, paths.train_images, skeleton, progress)
     given = d.synthetic and d.train_ann is not None
     unused = " (data.synthetic is not used: a training file is given)" if given else ""
     if paths.val_ann is not None:
-        val = checked_coco(cfg, paths.val_ann, paths.val_images, skeleton)
+        val = checked_coco(cfg, paths.val_ann, paths.val_images, skeleton, progress)
         generated = Path(cfg.train.output_dir) in paths.val_ann.parents
         what = f"{len(val)} generated scenes in {paths.val_ann.parent}" if generated else \
             f"{paths.val_ann} ({plural(len(val), 'image')} with a labelled instance)"
@@ -288,14 +295,19 @@ def write_val_split(data: RunData) -> Path | None:
     return write_json_atomic(data.paths.val_ann, subset)
 
 
-def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton) -> CocoKeypoints:
+def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton, progress: bool = False) -> CocoKeypoints:
     """A run's COCO keypoint file (the annotations of ``skeleton``'s categories), read and checked, with
     every image it trains on checked up front (in the folder, present, a header of its entry's size
-    within ``data.max_image_pixels``), so a bad image stops the run before its first step, not in the
-    middle of an epoch."""
+    within ``data.max_image_pixels``) and, in a set of at most :data:`DECODE_CHECK_MAX_IMAGES` that
+    the run did not generate itself, decoded (a truncated JPEG, a TIFF of float samples), so a bad
+    image stops the run before its first step, not in the middle of an epoch. ``progress``: a bar
+    for a large set. An image that cannot be read once the run trains (a larger set's, or one
+    damaged since) is skipped and counted (:class:`~openpose_lite.data.samples.TrainingSamples`)."""
     coco = CocoKeypoints(ann, images, skeleton=skeleton.annotation_layout(), max_image_pixels=cfg.data.max_image_pixels,
                          images_anywhere=cfg.data.images_anywhere)
-    coco.check_images()
+    generated = Path(cfg.train.output_dir) in Path(ann).parents  # scenes this run wrote: sound by construction
+    coco.check_images(decode=len(coco) <= DECODE_CHECK_MAX_IMAGES and not generated,
+                      workers=torch.get_num_threads(), progress=progress)
     return coco
 
 
@@ -317,6 +329,21 @@ def topdown_datasets(cfg: Config, data: RunData, codec: Codec) -> tuple[Dataset,
                               train=train, seed=cfg.train.seed, input_norm=cfg.model.resolved_input_norm)
 
     return dataset(data.train, True), (dataset(data.val, False) if data.val is not None else None)
+
+
+def skipped_images(dataset: Any) -> int:
+    """How many unreadable items ``dataset`` has skipped so far, on this rank, in every DataLoader worker
+    (:attr:`~openpose_lite.data.samples.TrainingSamples.skipped`; 0 for another dataset)."""
+    return int(getattr(dataset, "skipped", 0))
+
+
+def skipped_since(dataset: Any, before: int, device: torch.device, what: str) -> int:
+    """How many unreadable items ``dataset`` skipped since :func:`skipped_images` said ``before``, over
+    every rank (every rank calls this), in a warning when any; ``what``: the set, in words."""
+    count = int(all_reduce_sum(torch.tensor([float(skipped_images(dataset) - before)], device=device)).item())
+    if count:  # each one is named in a warning where it was met
+        logger.warning("%s: %d images could not be read in this epoch and gave their place to others", what, count)
+    return count
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Order of a run, each step on every rank unless said otherwise:
    resume), the model is built (seeded with ``train.seed`` right before, so the initial weights
    depend on it alone) and its codec fits it (stride, channels), the trunk weights or the resumed
    state load into it; the annotation files are read and every image they name is checked
-   (inside its folder, present, a header of the entry's size within ``data.max_image_pixels``),
+   (inside its folder, present, a header of the entry's size within ``data.max_image_pixels``;
+   decoded, in a set not too large: :func:`~openpose_lite.training.data.checked_coco`),
    the validation set is chosen (a given file, or images held out of the training file) and the
    batch fitted to the training set, the datasets and loaders are built
    (:mod:`openpose_lite.training.data`); a synthetic run instead checks that its figures can be
@@ -71,6 +72,8 @@ from openpose_lite.training.data import (
     read_data,
     run_skeleton,
     scene_bank,
+    skipped_images,
+    skipped_since,
     write_val_split,
 )
 from openpose_lite.training.distributed import DistInfo, barrier, setup_distributed, teardown_distributed, wrap_ddp
@@ -240,7 +243,7 @@ def _load_data(run: _Run, paths: DataPaths) -> None:
     """Step 1 (step 3 for generated scenes): read and check the data, choose the validation set, build
     the datasets and loaders; writes nothing."""
     cfg, result = run.cfg, run.result
-    run.data = read_data(cfg, paths, run.codec.skeleton)
+    run.data = read_data(cfg, paths, run.codec.skeleton, run.progress)
     run.paths = run.data.paths
     run.train_ds, val_ds = run.branch.build_datasets(cfg, run.data, run.codec)
     run.loaders = make_loaders(cfg, run.train_ds, val_ds, run.info, run.device, run.paths.train_ann,
@@ -320,9 +323,11 @@ def _validate(run: _Run, epoch: int, record: dict[str, Any]) -> float | None:
     """The validation loss (every rank, on its shard), or None without a validation set."""
     if run.loaders.val is None:
         return None
+    before = skipped_images(run.loaders.val.dataset)
     val = engine.evaluate_loss(run.model, run.loaders.val, run.branch.loss_terms, run.device, amp=run.amp,
                                progress=run.progress)
     record.update({f"val/{k}": v for k, v in val.items()})
+    record["val/skipped_images"] = skipped_since(run.loaders.val.dataset, before, run.device, "validation")
     if not math.isfinite(val["loss"]):
         # Not a stop: training steps are what diverge; an eval-mode loss can be NaN on its own
         # (batch-norm statistics of imported weights). A non-finite one never vouches for a checkpoint.
@@ -380,6 +385,7 @@ def _run_epoch(run: _Run, epoch_index: int, listener: TrainListener) -> None:
     _set_trunk(run, epoch_index, listener)
     run.loaders.sampler.set_epoch(epoch_index)
     run.train_ds.set_epoch(epoch_index)
+    skipped = skipped_images(run.train_ds)
     stats = engine.train_one_epoch(
         run.ddp_model, run.loaders.train, run.optimizer, run.branch.loss_terms, run.device, run.scaler, epoch,
         amp=run.amp, log_every=t.log_every, metrics_logger=run.metrics, global_step=run.global_step,
@@ -387,7 +393,8 @@ def _run_epoch(run: _Run, epoch_index: int, listener: TrainListener) -> None:
     )
     run.global_step += int(stats["steps"])
     record: dict[str, Any] = {"type": "epoch", "epoch": epoch, "global_step": run.global_step,
-                              "trunk_frozen": bool(run.frozen), **{f"train/{k}": v for k, v in stats.items()}}
+                              "trunk_frozen": bool(run.frozen), **{f"train/{k}": v for k, v in stats.items()},
+                              "train/skipped_images": skipped_since(run.train_ds, skipped, run.device, "training")}
     val_loss = _validate(run, epoch, record)
     ap = _evaluate_ap(run, epoch, record)
     step_scheduler(run.scheduler, val_loss if val_loss is not None else stats["loss"])
@@ -402,7 +409,7 @@ def _run_epoch(run: _Run, epoch_index: int, listener: TrainListener) -> None:
 # ------------------------------------------------------------------------------ fit
 def _train(run: _Run, listener: TrainListener) -> None:
     if generates_scenes(run.cfg):
-        run.bank = scene_bank(run.cfg, run.codec.skeleton)  # the figures can be drawn (and a val file is sound)
+        run.bank = scene_bank(run.cfg, run.codec.skeleton, run.progress)  # figures can be drawn, a val file is sound
     else:
         _load_data(run, given_paths(run.cfg))  # every file and image checked, the split and batch chosen
     # Rank 0 holds the folder's lock from here to the end; checked free again under it.

@@ -35,6 +35,7 @@ from openpose_lite.config import Config, config_from_dict, config_to_dict, load_
 from openpose_lite.io import MAX_CONFIG_BYTES, parse_yaml, read_bounded
 from openpose_lite.training.checkpoint import read_training_checkpoint
 from openpose_lite.training.data import fit_skeleton
+from openpose_lite.training.run_folder import RunFolder
 
 __all__ = ["AUTO", "RunSetup", "check_resumable", "resolve_run"]
 
@@ -146,4 +147,19 @@ def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[
     if folder is not None:
         cfg = _with_output_dir(cfg, folder)
     check_resumable(stored, cfg, checkpoint)
+    _check_something_to_train(checkpoint, data["epoch"], cfg)
     return RunSetup(cfg, checkpoint, data, notes)
+
+
+def _check_something_to_train(checkpoint: Path, epoch: int, cfg: Config) -> None:
+    """Refuse to resume a complete run (``epoch`` >= ``train.epochs``) into another folder than the
+    checkpoint's: nothing would be trained there, so no checkpoint written, and the folder would hold
+    the start of a run that cannot be resumed. (In its own folder such a resume says the run is
+    complete and how to go further.)"""
+    out = cfg.train.output_dir
+    if epoch < cfg.train.epochs or RunFolder(out).same_as(checkpoint.parent):
+        return
+    further = epoch + max(1, epoch // 2)
+    raise ValueError(f"--resume {checkpoint}: its run is complete ({epoch} of train.epochs {cfg.train.epochs}), so "
+                     f"nothing would be trained into {out}; to train it further there, raise train.epochs: "
+                     f"--resume {checkpoint} train.output_dir={out} train.epochs={further}")
