@@ -23,15 +23,27 @@ OpenPose JSON written per image): batch 1 on every configuration, and on OpenVIN
 of ``--folder-batch`` with the LATENCY hint and with the THROUGHPUT hint (the batch split
 between parallel requests), to show whether THROUGHPUT helps.
 
+``--accuracy CHECKPOINT`` (a trained bottom-up checkpoint) replaces the speed tables by int8's
+accuracy: the checkpoint on the held-out set ``--ann``/``--images`` under torch fp32, OpenVINO
+fp32 and OpenVINO int8 with each ``--overflow-fixes`` setting (calibrated on ``--calibration``),
+each row's COCO AP and its maps' largest and mean difference from torch fp32 on the predictor's
+inputs of the first ``--map-images`` images. The int8 convolutions' oneDNN kernels are listed, so
+a run under ``ONEDNN_MAX_CPU_ISA=AVX2`` (oneDNN limited to AVX2 on a VNNI CPU) shows it took effect.
+
 Run on an idle machine:
 
     python benchmarks/bench_openvino.py [--archs vgg19_paf mobilenet_paf hrnet simple_baseline] [--precisions fp32 bf16 int8]
         [--repeats 5] [--folder 16] [--folder-batch 4] [--threads 0]
+    [ONEDNN_MAX_CPU_ISA=AVX2] python benchmarks/bench_openvino.py --accuracy runs/vgg19_synthetic_cpu/best.pt \
+        --ann runs/vgg19_synthetic_cpu/data/held_out/annotations.json \
+        --images runs/vgg19_synthetic_cpu/data/held_out/images \
+        --calibration runs/vgg19_synthetic_cpu/data/train/images --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -50,6 +62,7 @@ from openpose_lite.data.synthetic import SceneConfig, generate_scene, write_data
 from openpose_lite.devices import THREADS_HELP, cpu_description, set_threads
 from openpose_lite.images import read_image
 from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
+from openpose_lite.inference.calibration import DEFAULT_OVERFLOW_FIX, OVERFLOW_FIXES
 from openpose_lite.inference.network import make_runner
 from openpose_lite.inference.pipeline import run_pipelined
 from openpose_lite.io import write_json_atomic
@@ -82,6 +95,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache", type=Path, default=None,
                         help="OpenVINO model cache (default: a fresh temporary one, so first starts convert)")
     parser.add_argument("--seed", type=int, default=0)
+    accuracy = parser.add_argument_group("int8 accuracy (--accuracy)")
+    accuracy.add_argument("--accuracy", type=Path, metavar="CHECKPOINT",
+                          help="a trained bottom-up checkpoint: int8's accuracy per overflow fix, no speed tables")
+    accuracy.add_argument("--ann", type=Path, help="the held-out COCO keypoint file")
+    accuracy.add_argument("--images", type=Path, help="its images")
+    accuracy.add_argument("--calibration", type=Path, help="the images int8 is calibrated on")
+    accuracy.add_argument("--overflow-fixes", nargs="+", choices=OVERFLOW_FIXES, default=list(OVERFLOW_FIXES))
+    accuracy.add_argument("--map-images", type=int, default=20,
+                          help="the first N held-out images the maps are compared on")
     return parser
 
 
@@ -217,7 +239,7 @@ def time_folder(runs: dict[tuple[Setup, int, str], Any], files: list[Path], out_
 
     def write(path: Path, result: Poses | str) -> None:
         if isinstance(result, Poses):
-            write_json_atomic(out_dir / f"{path.stem}_keypoints.json", result.to_openpose_json())
+            write_json_atomic(out_dir / f"{path.stem}_keypoints.json", result.to_openpose_dict())
 
     seconds = dict.fromkeys(runs, 0.0)
     for (_, batch, _), predictor in runs.items():  # warm-up at the batch's shapes
@@ -258,6 +280,78 @@ def folder_section(args: argparse.Namespace, built: dict[Setup, Built], models: 
     print()
 
 
+# ------------------------------------------------------------------------------------ int8 accuracy
+def conv_kernels(predictor: Any) -> list[str]:
+    """The oneDNN kernels of an OpenVINO predictor's convolutions, e.g. ``brgconv_avx512_I8``, ``jit_avx2_I8``."""
+    infos = [op.get_rt_info() for op in predictor.runner.compiled.get_runtime_model().get_ops()]
+    return sorted({i["primitiveType"].astype(str) for i in infos if i["layerType"].astype(str) == "Convolution"})
+
+
+def accuracy_rows(args: argparse.Namespace) -> dict[tuple[str, str, str], Any]:
+    """(backend, precision, overflow fix) -> predictor of the checkpoint: torch fp32, OpenVINO fp32, int8 per fix.
+
+    The default fix's int8 predictor calibrates on the folder as ``eval --calibration`` does; the
+    others take its calibration set with only the overflow fix changed."""
+    checkpoint = args.accuracy
+    rows = {("torch", "fp32", "-"): BottomUpPredictor.from_checkpoint(checkpoint, device="cpu"),
+            ("openvino", "fp32", "-"): BottomUpPredictor.from_checkpoint(checkpoint, backend="openvino")}
+    print("quantising with the default overflow fix ...", file=sys.stderr, flush=True)
+    default = BottomUpPredictor.from_checkpoint(checkpoint, backend="openvino", precision="int8",
+                                                calibration=args.calibration)
+    for fix in args.overflow_fixes:
+        if fix == DEFAULT_OVERFLOW_FIX:
+            rows[("openvino", "int8", fix)] = default
+            continue
+        print(f"quantising with overflow fix {fix} ...", file=sys.stderr, flush=True)
+        calibration = dataclasses.replace(default.runner.calibration, overflow_fix=fix)
+        rows[("openvino", "int8", fix)] = BottomUpPredictor.from_checkpoint(
+            checkpoint, backend="openvino", precision="int8", calibration=calibration)
+    return rows
+
+
+def accuracy_section(args: argparse.Namespace, threads: int) -> None:
+    """Held-out AP and the maps' difference from torch fp32, per row of :func:`accuracy_rows`."""
+    from openpose_lite.evaluation import evaluate_predictor, load_coco
+
+    missing = [f"--{name}" for name in ("ann", "images", "calibration") if getattr(args, name) is None]
+    if missing:
+        raise SystemExit(f"--accuracy needs {' '.join(missing)}")
+    rows = accuracy_rows(args)
+    reference = rows[("torch", "fp32", "-")]
+    coco = load_coco(args.ann)
+    ids = sorted(coco.getImgIds())[: args.map_images]
+    # The network inputs the predictor runs at scale 1: the letterboxed, normalised images.
+    inputs = [reference.prepare([read_image(args.images / coco.imgs[i]["file_name"])]).scales[0][0] for i in ids]
+    expected = [reference.runner(reference.runner.to_device(x)) for x in inputs]
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    print(f"int8 accuracy of {args.accuracy} on {args.ann}: {threads} threads on {cpu_description()}"
+          f"{f', oneDNN capped by ONEDNN_MAX_CPU_ISA={isa}' if isa else ''}; openvino {_version('openvino')}, "
+          f"nncf {_version('nncf')}; int8 calibrated on {args.calibration}; maps compared on the first {len(ids)} "
+          f"images' network inputs")
+    print()
+    print("| backend | precision | overflow fix | AP | vs torch fp32 | AP50 | AP75 | AR | largest map difference "
+          "| mean map difference |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    base_ap = None
+    kernels = {}
+    for (backend, precision, fix), predictor in rows.items():
+        print(f"evaluating {backend} {precision} {fix} ...", file=sys.stderr, flush=True)
+        metrics = evaluate_predictor(predictor, load_coco(args.ann), args.images).metrics
+        base_ap = metrics["AP"] if base_ap is None else base_ap
+        diffs = [np.abs(predictor.runner(predictor.runner.to_device(x))[k] - e[k])
+                 for x, e in zip(inputs, expected) for k in e]
+        largest, mean = max(float(d.max()) for d in diffs), float(np.mean([d.mean() for d in diffs]))
+        label = f"{fix} (default)" if fix == DEFAULT_OVERFLOW_FIX else fix
+        print(f"| {backend} | {precision} | {label} | {metrics['AP']:.3f} | {metrics['AP'] - base_ap:+.3f} | "
+              f"{metrics['AP50']:.3f} | {metrics['AP75']:.3f} | {metrics['AR']:.3f} | {largest:.4f} | {mean:.5f} |")
+        if precision == "int8":
+            kernels.setdefault(", ".join(conv_kernels(predictor)), []).append(fix)
+    print()
+    for names, fixes in kernels.items():
+        print(f"- int8 convolution kernels ({', '.join(fixes)}): {names}")
+    print()
+
+
 # ------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
@@ -267,7 +361,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         os.environ["OPENPOSE_LITE_CACHE"] = str(args.cache or tmp / "cache")
         try:
-            run(args, tmp, threads)
+            if args.accuracy is not None:
+                accuracy_section(args, threads)
+            else:
+                run(args, tmp, threads)
         finally:
             if previous_cache is None:
                 os.environ.pop("OPENPOSE_LITE_CACHE", None)

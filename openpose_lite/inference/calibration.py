@@ -9,6 +9,18 @@ preprocessing: bottom-up, the image letterboxed to the input height and normalis
 A :class:`Calibration` iterates over single inputs (1, 3, H, W) float32, lazily (reading and
 preparing an image only when the quantiser asks for it, so a few hundred images cost no memory),
 and has an :meth:`~Calibration.identity` that the model cache keys the calibrated model on.
+
+It also carries the one quantisation setting that depends on the CPU the model will run on,
+:data:`OverflowFix`. CPUs without int8 dot products (VNNI, AMX), i.e. AVX2 and AVX-512
+without VNNI, multiply int8 through ``vpmaddubsw``, which adds each pair of u8 x s8 products
+into a saturating 16-bit sum: 2 x 255 x 127 = 64770 does not fit in 32767, so a full-range
+weight pair can clip and those CPUs compute slightly other maps than a VNNI one. NNCF's
+overflow fix quantises a convolution's weights to half the int8 range (|w| <= 64: 2 x 255 x 64
+= 32640 fits), at the price of one bit of weight precision. The default, NNCF's own
+(``"first_layer_only"``), kept the held-out AP within 0.005 of fp32 on CPUs with and without
+VNNI where measured, at half the mean map error of ``"enable"`` (every convolution), which
+computes the same maps, bit for bit, on every CPU (docs/benchmarks.md, "int8 on CPUs with and
+without VNNI").
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -32,12 +45,21 @@ from openpose_lite.preprocess import (
     normalise_input,
 )
 
-__all__ = ["DEFAULT_LIMIT", "Calibration", "bottomup_calibration", "calibration_files", "topdown_calibration"]
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_OVERFLOW_FIX", "OVERFLOW_FIXES", "Calibration", "OverflowFix",
+           "bottomup_calibration", "calibration_files", "topdown_calibration"]
 
 logger = logging.getLogger(__name__)
 
 # NNCF's default subset size: its post-training quantisation is documented as needing about 300 samples.
 DEFAULT_LIMIT = 300
+# NNCF's OverflowFix values: which convolutions get int8 weights in half the range. "enable": every
+# ordinary convolution (NNCF 3.4 leaves depthwise ones in the full range; the maps without VNNI
+# were identical all the same); "first_layer_only": those that read the model's input (NNCF's
+# default, ours for the reasons of the module docstring); "disable": none, which saturated most
+# without VNNI (largest map error 0.69 against 0.29 on the quickstart VGG19).
+OverflowFix = Literal["enable", "first_layer_only", "disable"]
+OVERFLOW_FIXES: tuple[str, ...] = get_args(OverflowFix)
+DEFAULT_OVERFLOW_FIX: OverflowFix = "first_layer_only"
 ToInputs = Callable[[np.ndarray], np.ndarray]
 
 
@@ -53,17 +75,24 @@ class Calibration:
         key: what ``to_inputs`` does, in words (the input size, normalisation): part of the
             calibrated model's cache key, so a change of preprocessing calibrates again.
         limit: the most network inputs used; a larger folder is sampled evenly over its name order.
+        overflow_fix: which convolutions NNCF quantises to half the int8 range (:data:`OverflowFix`;
+            default ``"first_layer_only"``, NNCF's; ``"enable"``: the same maps, bit for bit, on
+            CPUs with and without VNNI). Part of the calibrated model's cache key.
     """
 
     source: Path | tuple[np.ndarray, ...]
     to_inputs: ToInputs
     key: str
     limit: int = DEFAULT_LIMIT
+    overflow_fix: OverflowFix = DEFAULT_OVERFLOW_FIX
     _files: tuple[Path, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.limit, int) or isinstance(self.limit, bool) or self.limit < 1:
             raise ValueError(f"calibration limit: expected a positive integer, got {self.limit!r}")
+        if self.overflow_fix not in OVERFLOW_FIXES:
+            raise ValueError(f"calibration overflow_fix: expected one of {', '.join(OVERFLOW_FIXES)}, "
+                             f"got {self.overflow_fix!r}")
         if isinstance(self.source, (str, os.PathLike)):
             folder = Path(self.source)
             object.__setattr__(self, "source", folder)
@@ -144,20 +173,23 @@ def calibration_files(folder: str | os.PathLike[str], limit: int = DEFAULT_LIMIT
 
 
 def _as_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None, to_inputs: ToInputs,
-                    key: str, limit: int) -> Calibration | None:
+                    key: str, limit: int, overflow_fix: OverflowFix) -> Calibration | None:
     if source is None or isinstance(source, Calibration):
         return source
-    return Calibration(source if isinstance(source, (str, os.PathLike)) else tuple(source), to_inputs, key, limit)
+    return Calibration(source if isinstance(source, (str, os.PathLike)) else tuple(source), to_inputs, key, limit,
+                       overflow_fix)
 
 
 def bottomup_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None, input_size: int,
                          stride: int, input_bound: InputBound | None = None, limit: int = DEFAULT_LIMIT,
-                         input_norm: str = "cmu") -> Calibration | None:
+                         input_norm: str = "cmu",
+                         overflow_fix: OverflowFix = DEFAULT_OVERFLOW_FIX) -> Calibration | None:
     """A bottom-up predictor's calibration set: each image as the predictor runs it at scale 1.
 
     That is :func:`~openpose_lite.preprocess.letterbox` to ``input_size`` within the input
     bound, then the model's input normalisation (one input per image, its own padded width).
-    ``None`` and a ready :class:`Calibration` pass through unchanged.
+    ``overflow_fix``: see :class:`Calibration`. ``None`` and a ready :class:`Calibration` pass
+    through unchanged.
     """
     bound = DEFAULT_INPUT_BOUND if input_bound is None else input_bound
 
@@ -166,19 +198,20 @@ def bottomup_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] |
         return normalise_input(boxed[None], input_norm)
 
     key = f"bottom-up letterbox {input_size}/{stride} {bound!r} {input_norm}"
-    return _as_calibration(source, to_inputs, key, limit)
+    return _as_calibration(source, to_inputs, key, limit, overflow_fix)
 
 
 def topdown_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None,
                         input_hw: tuple[int, int], padding: float, convention: str,
-                        limit: int = DEFAULT_LIMIT, input_norm: str = "imagenet_rgb") -> Calibration | None:
+                        limit: int = DEFAULT_LIMIT, input_norm: str = "imagenet_rgb",
+                        overflow_fix: OverflowFix = DEFAULT_OVERFLOW_FIX) -> Calibration | None:
     """A top-down predictor's calibration set: one crop per image, the whole image taken as the person box.
 
     A plain folder has no person boxes, so each image is cropped as a box covering all of it
     (:func:`~openpose_lite.geometry.box_to_center_scale`, :func:`~openpose_lite.preprocess.crop_person`,
     the model's input normalisation, as the predictor crops a box): give a folder
     of person crops (or a :class:`Calibration` whose ``to_inputs`` crops known boxes) for the
-    closest match to what the model sees.
+    closest match to what the model sees. ``overflow_fix``: see :class:`Calibration`.
     """
     out_h, out_w = int(input_hw[0]), int(input_hw[1])
 
@@ -189,4 +222,4 @@ def topdown_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | 
         return normalise_input(crop[None], input_norm)
 
     key = f"top-down whole-image crop {out_h}x{out_w} padding {padding} {convention} {input_norm}"
-    return _as_calibration(source, to_inputs, key, limit)
+    return _as_calibration(source, to_inputs, key, limit, overflow_fix)

@@ -5,12 +5,15 @@
   the input ``images`` is (B, 3, H, W) with batch, height and width dynamic, and the outputs are
   named after the maps (``heatmaps``, ``pafs``).
 * **int8**: NNCF's post-training quantisation (``nncf.quantize``) of the converted model on a
-  :class:`~openpose_lite.inference.calibration.Calibration` set.
+  :class:`~openpose_lite.inference.calibration.Calibration` set, with its overflow fix
+  (``Calibration.overflow_fix``: which convolutions' weights take half the int8 range, so that
+  CPUs without VNNI cannot saturate on them).
 * **Cache**: both are kept as IR folders (``model.xml`` + ``model.bin``) under
   :func:`cache_root`, keyed by a digest of the network (its class, structure and every tensor
   of its state dict), the output names, the torch/OpenVINO/NNCF versions and, for int8, the
-  calibration set's identity, so the next run reads the IR instead of converting again. A folder
-  is written under a temporary name and renamed, so a killed run leaves no half IR behind.
+  calibration set's identity and overflow fix, so the next run reads the IR instead of converting
+  again. A folder is written under a temporary name and renamed, so a killed run leaves no half IR
+  behind.
 * **IR files** (:func:`export_ir`, :func:`read_ir`): the model plus, in its ``rt_info`` under
   ``openpose_lite``, the project's config dict, skeleton, output names, stride and precision,
   so an IR file runs like a weights file (:class:`IrModel`).
@@ -40,6 +43,7 @@ import torch
 from torch import nn
 
 from openpose_lite.inference.calibration import Calibration
+from openpose_lite.io import check_destination, parse_json
 from openpose_lite.models.export import LastStageOutputs
 from openpose_lite.skeleton import Skeleton
 
@@ -147,14 +151,16 @@ def convert(model: nn.Module, names: Sequence[str], example_hw: tuple[int, int] 
 
 
 def quantize(ov_model: Any, calibration: Calibration) -> Any:
-    """NNCF post-training int8 quantisation of ``ov_model`` on ``calibration`` (default preset: symmetric, fast bias correction)."""
+    """NNCF post-training int8 quantisation of ``ov_model`` on ``calibration`` (default preset: symmetric, fast
+    bias correction), the convolutions ``calibration.overflow_fix`` names quantised to half the int8 range."""
     nncf = import_nncf()
-    logger.info("quantising to int8 on %s (up to %d inputs); this takes a while, once", calibration.where,
-                calibration.limit)
+    logger.info("quantising to int8 on %s (up to %d inputs, overflow fix %s); this takes a while, once",
+                calibration.where, calibration.limit, calibration.overflow_fix)
     count = sum(1 for _ in calibration)  # NNCF warns when asked for more inputs than there are
+    advanced = nncf.AdvancedQuantizationParameters(overflow_fix=nncf.OverflowFix(calibration.overflow_fix))
     # NNCF draws rich progress bars on stdout; a library prints nothing, so they go nowhere.
     with contextlib.redirect_stdout(io.StringIO()):
-        return nncf.quantize(ov_model, nncf.Dataset(calibration), subset_size=count)
+        return nncf.quantize(ov_model, nncf.Dataset(calibration), subset_size=count, advanced_parameters=advanced)
 
 
 # ------------------------------------------------------------------------------ the cache
@@ -227,7 +233,7 @@ def openvino_model(model: nn.Module | IrModel, names: Sequence[str], int8: bool 
         base, xml = _cached(root, base_key, lambda: convert(model, names), f"OpenVINO model of {source}")
     if not int8 or calibration is None:
         return base, xml
-    key = _key("int8", base_key, calibration.identity(), _versions(True))
+    key = _key("int8", base_key, calibration.identity(), f"overflow fix {calibration.overflow_fix}", _versions(True))
     return _cached(root, key, lambda: quantize(base, calibration), f"int8 model of {source}")
 
 
@@ -282,6 +288,8 @@ def export_ir(model: nn.Module, path: str | os.PathLike[str], names: Sequence[st
         raise ValueError(f"{path}: an OpenVINO IR is written as a .xml file (its weights go beside it, .bin)")
     if precision not in ("fp32", "int8"):
         raise ValueError(f"IR precision: expected fp32 or int8 (bf16 is chosen at run time), got {precision!r}")
+    for written in (path.with_suffix(".bin"), path):  # only regular files are replaced (not a FIFO, a device)
+        check_destination(written)
     try:
         text = json.dumps(dict(config) if config is not None else None)
     except (TypeError, ValueError) as exc:
@@ -335,8 +343,8 @@ def read_ir(path: str | os.PathLike[str]) -> IrModel:
                        "skeleton or stride inside", path)
         return IrModel(path, ov_model, names, precision, foreign=True)
     try:
-        config = json.loads(_rt(ov_model, "config") or "null")
-        skeleton_data = json.loads(_rt(ov_model, "skeleton") or "null")
+        config = parse_json(_rt(ov_model, "config") or "null", "config")  # bounded: nesting, cost
+        skeleton_data = parse_json(_rt(ov_model, "skeleton") or "null", "skeleton")
         skeleton = Skeleton.from_dict(skeleton_data, source=str(path)) if skeleton_data is not None else None
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: its openpose_lite settings (rt_info) are damaged ({exc})") from None

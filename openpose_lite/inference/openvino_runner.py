@@ -12,7 +12,9 @@ OpenVINO's CPU device with
   where the caller asks: several streams, a batch is split between parallel requests;
 * the precision: ``fp32`` (``INFERENCE_PRECISION_HINT`` f32: OpenVINO would otherwise pick bf16
   by itself on a CPU that has it), ``bf16`` (the CPU's native bfloat16, refused where it has
-  none), ``int8`` (the NNCF-quantised model; its remaining layers in f32) or ``auto``
+  none), ``int8`` (the NNCF-quantised model; its remaining layers in f32; CPUs without VNNI
+  saturate on some full-range weights: the overflow fix of
+  :mod:`~openpose_lite.inference.calibration`) or ``auto``
   (:func:`resolve_openvino_precision`).
 """
 
@@ -64,7 +66,9 @@ def resolve_openvino_precision(precision: str, calibration: Calibration | None, 
 
     ``auto``: int8 where a calibration set is given and the CPU has int8 dot products (VNNI,
     AMX), else bf16 where the CPU computes it natively, else fp32; logged. An explicit int8
-    needs a calibration set; without VNNI it still runs (AVX2), with a smaller gain.
+    needs a calibration set; without VNNI it still runs (AVX2), with a smaller gain, and a warning
+    where the calibration's overflow fix is ``disable``: every weight in the full range, which
+    such a CPU saturates on most.
     ``file_precision``: an IR that is already int8 runs as int8 only.
     """
     if precision not in OPENVINO_PRECISIONS:
@@ -101,7 +105,13 @@ def resolve_openvino_precision(precision: str, calibration: Calibration | None, 
         if "int8" not in native:
             raise ValueError("precision int8: OpenVINO's CPU device lists no INT8 capability on this CPU; use fp32")
         if not devices.cpu_computes_int8():
-            logger.info("precision int8 on a CPU without VNNI/AMX int8 instructions: it runs, with a smaller gain")
+            if calibration.overflow_fix != "disable":
+                logger.info("precision int8 on a CPU without VNNI/AMX int8 instructions: it runs, with a smaller gain")
+            else:
+                logger.warning("precision int8 on a CPU without VNNI/AMX int8 instructions, quantised with overflow "
+                               "fix disable: its 16-bit sums of full-range int8 weights saturate (maps further from "
+                               "fp32 than on a VNNI CPU); the default overflow fix, first_layer_only, or enable "
+                               "avoid most or all of it")
     elif calibration is not None:
         raise ValueError(f"calibration: only precision int8 (or auto) uses a calibration set, not {precision}")
     return precision
