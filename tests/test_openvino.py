@@ -610,3 +610,93 @@ def test_bench_openvino_accuracy_prints_a_row_per_overflow_fix_with_its_kernels(
     for fix in ("enable", "first_layer_only \\(default\\)", "disable"):
         assert re.search(rf"\| openvino \| int8 \| {fix} \| {cells} \|", out), out
     assert re.search(r"- int8 convolution kernels \(enable, first_layer_only, disable\): .*_I8", out), out
+
+
+# ------------------------------------------------------------------ a damaged or unwritable cache (issue 29 items 11, 16)
+def _people(folder: Path) -> list:
+    return json.loads((folder / "results_coco.json").read_text())
+
+
+def test_a_cache_entry_damaged_on_disk_is_rebuilt_not_used(tiny, tmp_path, monkeypatch, caplog):
+    """A zeroed model.bin of the same size (OpenVINO reads it: no people at all) and an entry without its
+    manifest are both removed and converted again, the run's people those of an undamaged cache."""
+    from openpose_lite.cli import main
+
+    monkeypatch.setenv("OPENPOSE_LITE_CACHE", str(tmp_path / "cache"))
+    checkpoint, ann = tiny
+    args = ["infer", str(ann.parent / "images"), "--checkpoint", str(checkpoint), "--backend", "openvino",
+            "--no-progress", "-o"]
+    assert main([*args, str(tmp_path / "clean")]) == 0
+    expected = _people(tmp_path / "clean")
+    assert expected
+    (entry,) = (tmp_path / "cache" / "openvino").iterdir()
+    calls = []
+    real = openvino_model.convert
+    monkeypatch.setattr(openvino_model, "convert", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for damage, run in (("zeroed bin", "zeroed"), ("no manifest", "unlisted")):
+        if damage == "zeroed bin":
+            binary = entry / "model.bin"
+            binary.write_bytes(bytes(binary.stat().st_size))
+        else:
+            (entry / "manifest.json").unlink()
+        caplog.clear()
+        assert main([*args, str(tmp_path / run)]) == 0
+        assert _people(tmp_path / run) == expected, damage
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warned) == 1 and f"cache entry {entry} is damaged or stale" in warned[0], warned
+        assert ("model.bin not as written" if damage == "zeroed bin" else "no manifest.json") in warned[0]
+    assert len(calls) == 2  # converted again each time, and the rebuilt entry is whole: read, not converted
+    assert main([*args, str(tmp_path / "again")]) == 0 and len(calls) == 2
+    assert _people(tmp_path / "again") == expected
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("Exception from src/core/src/pass/serialize.cpp:1406:\nbasic_ios::clear: iostream error\n"),
+    OSError(28, "No space left on device"),
+], ids=["openvino_iostream", "oserror_enospc"])
+def test_a_cache_that_cannot_be_written_costs_one_warning_and_runs_from_memory(networks, tmp_path, monkeypatch,
+                                                                                 caplog, error):
+    """A full disk (OpenVINO's save_model fails with a C++ iostream RuntimeError) ends neither the run nor in a
+    traceback: one warning line, the maps of the model in memory, nothing left in the cache folder."""
+    model = networks["vgg19"]
+
+    def full_disk(ov_model, path, **kwargs):
+        Path(path).write_bytes(b"<?xml")  # a partial file, as a full disk leaves it
+        raise error
+
+    monkeypatch.setattr(openvino, "save_model", full_disk)
+    cache = tmp_path / "cache"
+    with caplog.at_level("WARNING"):
+        ov_model, xml = openvino_model.openvino_model(model, BOTTOMUP, cache=cache)
+    assert xml is None
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "\n" not in warned[0], warned
+    reason = "basic_ios::clear: iostream error" if isinstance(error, RuntimeError) else "No space left on device"
+    assert warned[0] == f"OpenVINO cache {cache} not writable ({reason}); running without caching"
+    assert list(cache.iterdir()) == []  # the temporary folder is gone
+    runner = make_runner(model, BOTTOMUP, backend="openvino", cache=cache)
+    x = _inputs(1, 64, 64)
+    assert _max_diff(runner(x), make_runner(model, BOTTOMUP)(x)) < 1e-3
+
+
+def test_a_calibration_folder_of_only_a_decompression_bomb_is_refused_naming_the_folder_and_why(tiny, cache, tmp_path,
+                                                                                                capsys):
+    from test_hostile_inputs import png_bomb
+
+    from openpose_lite.cli import main
+
+    checkpoint, ann = tiny
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    png_bomb(folder / "bomb.png", 32000, 32000)
+    out = tmp_path / "out"
+    assert main(["infer", str(ann.parent / "images"), "--checkpoint", str(checkpoint), "--backend", "openvino",
+                 "--precision", "int8", "--calibration", str(folder), "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"openpose-lite infer: error: --calibration: calibration folder {folder}: no usable "
+                               "image to calibrate int8 on (1 skipped, the first because"), lines[0]
+    assert "bomb.png is 32000x32000 = 1024000000 pixels, above the limit" in lines[0]
+    assert "cannot load" not in lines[0] and str(checkpoint) not in lines[0]
+    assert not out.exists()

@@ -132,7 +132,11 @@ def weights_path(args: argparse.Namespace) -> Path:
 
 
 def _load_error(path: Path, exc: Exception) -> CliError:
+    from openpose_lite.inference.calibration import CalibrationError
+
     message = str(exc)
+    if isinstance(exc, CalibrationError):  # the calibration images are at fault, not the weights
+        return CliError(f"--calibration: {message}")
     return CliError(message if str(path) in message else f"cannot load {path}: {message}")
 
 

@@ -45,7 +45,7 @@ from openpose_lite.preprocess import (
     normalise_input,
 )
 
-__all__ = ["DEFAULT_LIMIT", "DEFAULT_OVERFLOW_FIX", "OVERFLOW_FIXES", "Calibration", "OverflowFix",
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_OVERFLOW_FIX", "OVERFLOW_FIXES", "Calibration", "CalibrationError", "OverflowFix",
            "bottomup_calibration", "calibration_files", "topdown_calibration"]
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,10 @@ OverflowFix = Literal["enable", "first_layer_only", "disable"]
 OVERFLOW_FIXES: tuple[str, ...] = get_args(OverflowFix)
 DEFAULT_OVERFLOW_FIX: OverflowFix = "first_layer_only"
 ToInputs = Callable[[np.ndarray], np.ndarray]
+
+
+class CalibrationError(ValueError):
+    """The calibration set gives no network input: the user's calibration images are at fault, not the model."""
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: it may hold image arrays
@@ -123,24 +127,28 @@ class Calibration:
                 digest.update(np.ascontiguousarray(image).data)
         return digest.hexdigest()
 
-    def _images(self) -> Iterator[tuple[str, np.ndarray]]:
+    def _images(self, skip: Callable[[str], None]) -> Iterator[tuple[str, np.ndarray]]:
         if isinstance(self.source, Path):
             for path in self._files:
                 try:
                     yield str(path), read_image(path)
                 except ImageReadError as exc:
-                    logger.warning("calibration: skipping %s", exc)
+                    skip(str(exc))
         else:
             yield from ((f"images[{i}]", image) for i, image in enumerate(self.source))
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Single network inputs (1, 3, H, W) float32, at most ``limit`` of them."""
+        return self._inputs(lambda reason: logger.warning("calibration: skipping %s", reason))
+
+    def _inputs(self, skip: Callable[[str], None]) -> Iterator[np.ndarray]:
+        """:meth:`__iter__`, each image skipped (unreadable, refused) told to ``skip`` with the reason."""
         count = 0
-        for name, image in self._images():
+        for name, image in self._images(skip):
             try:
                 inputs = np.asarray(self.to_inputs(image), dtype=np.float32)
             except ValueError as exc:  # a degenerate image the predictor refuses too
-                logger.warning("calibration: skipping %s: %s", name, exc)
+                skip(f"{name}: {exc}")
                 continue
             if inputs.ndim != 4 or inputs.shape[1] != 3:
                 raise ValueError(f"calibration: to_inputs({name}) returned shape {inputs.shape}; expected (N, 3, H, W)")
@@ -151,9 +159,12 @@ class Calibration:
                     return
 
     def check(self) -> None:
-        """A ValueError naming the source unless at least one network input comes out of it."""
-        if next(iter(self), None) is None:
-            raise ValueError(f"{self.where}: no usable image (none could be read, or none gave a network input)")
+        """A :class:`CalibrationError` naming the source and why unless at least one network input comes out of it."""
+        skipped: list[str] = []  # the reasons go into the error, one line, not into warnings before it
+        if next(self._inputs(skipped.append), None) is None:
+            why = f"{len(skipped)} skipped, the first because {skipped[0]}" if skipped else "none gave a network input"
+            raise CalibrationError(f"{self.where}: no usable image to calibrate int8 on ({why}); give a folder "
+                                   "of images like those the model will run on")
 
 
 def calibration_files(folder: str | os.PathLike[str], limit: int = DEFAULT_LIMIT) -> tuple[Path, ...]:

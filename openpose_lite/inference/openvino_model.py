@@ -13,7 +13,10 @@
   of its state dict), the output names, the torch/OpenVINO/NNCF versions and, for int8, the
   calibration set's identity and overflow fix, so the next run reads the IR instead of converting
   again. A folder is written under a temporary name and renamed, so a killed run leaves no half IR
-  behind.
+  behind, with a manifest (``manifest.json``, written last) of its files' sizes and SHA-256: an
+  entry whose files do not match it (damaged on disk) or that has none is removed and built again,
+  never used. A cache that cannot be written (disk full, read-only) costs one warning: the run
+  goes on from the model in memory.
 * **IR files** (:func:`export_ir`, :func:`read_ir`): the model plus, in its ``rt_info`` under
   ``openpose_lite``, the project's config dict, skeleton, output names, stride and precision,
   so an IR file runs like a weights file (:class:`IrModel`).
@@ -164,22 +167,69 @@ def quantize(ov_model: Any, calibration: Calibration) -> Any:
 
 
 # ------------------------------------------------------------------------------ the cache
+MANIFEST = "manifest.json"  # a cache entry's file sizes and SHA-256, written last
+CACHED_FILES = ("model.xml", "model.bin")
+
+
+def _hash_file(path: Path, digest: Any) -> Any:
+    """``digest`` updated with the bytes of ``path`` (read in 4 MiB blocks)."""
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest
+
+
+def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{file name: {"size", "sha256"}}`` of a cache entry's IR files."""
+    return {name: {"size": (folder / name).stat().st_size,
+                   "sha256": _hash_file(folder / name, hashlib.sha256()).hexdigest()} for name in CACHED_FILES}
+
+
+def _entry_problem(folder: Path) -> str | None:
+    """Why the cache entry ``folder`` cannot be used (no manifest, a file missing or not as recorded), or None."""
+    try:
+        recorded = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return f"no {MANIFEST} (written by an older version, or by a run that was killed)"
+    except (OSError, ValueError) as exc:
+        return f"its {MANIFEST} is unreadable ({exc})"
+    try:
+        actual = _manifest(folder)
+    except OSError as exc:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    changed = [name for name in CACHED_FILES if not isinstance(recorded, dict) or recorded.get(name) != actual[name]]
+    return f"{', '.join(changed)} not as written (size or SHA-256 differ)" if changed else None
+
+
+def _reason(exc: Exception) -> str:
+    """One line of an OSError or an OpenVINO RuntimeError (whose C++ text spans lines; its last says what failed)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def _write_ir_folder(ov_model: Any, folder: Path) -> bool:
-    """Save ``ov_model`` as ``folder/model.xml`` + ``model.bin``: into a temporary sibling, then renamed. False if not written."""
+    """Save ``ov_model`` as ``folder/model.xml`` + ``model.bin`` + the manifest: into a temporary sibling, then renamed.
+
+    False (and one warning) if it could not be written: the caller runs from the model in memory.
+    """
     ov = import_openvino()
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     except OSError as exc:
-        logger.warning("OpenVINO cache %s not writable (%s); the model is not cached", folder.parent, exc)
+        logger.warning("OpenVINO cache %s not writable (%s); running without caching", folder.parent, _reason(exc))
         return False
     try:
         ov.save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=False)  # fp16 weights would not be exact
+        # The manifest last: an entry is complete only with it (the rename makes all three appear at once).
+        (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp)))
         os.rename(tmp, folder)
-    except OSError as exc:
-        if folder.is_dir():  # another process cached the same model meanwhile: theirs is as good
-            return True
-        logger.warning("OpenVINO cache %s not writable (%s); the model is not cached", folder, exc)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: OpenVINO's own write errors (a full disk: iostream error)
+        if isinstance(exc, OSError) and folder.is_dir() and _entry_problem(folder) is None:
+            return True  # another process cached the same model meanwhile: theirs is as good
+        logger.warning("OpenVINO cache %s not writable (%s); running without caching", folder.parent, _reason(exc))
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -187,20 +237,24 @@ def _write_ir_folder(ov_model: Any, folder: Path) -> bool:
 
 
 def _cached(root: Path | None, key: str, build: Any, what: str) -> tuple[Any, Path | None]:
-    """The model cached under ``key`` (read), or ``build()`` (then cached): ``(openvino.Model, its .xml or None)``."""
+    """The model cached under ``key`` (read, once its manifest matches), or ``build()`` (then cached):
+    ``(openvino.Model, its .xml or None)``."""
     if root is None:
         return build(), None
     folder = root / key
     xml = folder / "model.xml"
-    if xml.is_file() and (folder / "model.bin").is_file():
-        try:
-            model = import_openvino().Core().read_model(str(xml))
-            logger.info("%s: read from the cache %s", what, folder)
-            return model, xml
-        except RuntimeError as exc:  # a damaged entry: build it again
-            logger.warning("%s: the cached %s cannot be read (%s); converting again", what, folder,
-                           str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            shutil.rmtree(folder, ignore_errors=True)
+    if folder.is_dir():
+        problem = _entry_problem(folder)
+        if problem is None:
+            try:
+                model = import_openvino().Core().read_model(str(xml))
+                logger.info("%s: read from the cache %s", what, folder)
+                return model, xml
+            except RuntimeError as exc:
+                problem = f"OpenVINO cannot read it ({_reason(exc)})"
+        logger.warning("%s: the cache entry %s is damaged or stale (%s); removed, building it again", what,
+                       folder, problem)
+        shutil.rmtree(folder, ignore_errors=True)
     model = build()
     return model, (xml if _write_ir_folder(model, folder) else None)
 
@@ -262,9 +316,7 @@ class IrModel:
         """SHA-256 of the IR's two files."""
         digest = hashlib.sha256()
         for path in (self.path, self.path.with_suffix(".bin")):
-            with open(path, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    digest.update(block)
+            _hash_file(path, digest)
         return digest.hexdigest()
 
 
