@@ -6,6 +6,9 @@ into a :class:`~openpose_lite.skeleton.Skeleton`; :func:`skeleton_of_file` takes
 one skeleton of its keypoint categories: categories sharing one keypoint list, such as AP-10K's 54
 species, make one skeleton) and completes its limbs from the file's annotations. The rules:
 
+* **A file names its keypoints.** One whose categories list no ``keypoints`` (or that has no
+  categories) states no skeleton and is refused, as is a category of more keypoints than
+  :data:`~openpose_lite.skeleton.MAX_KEYPOINTS` (unless raised).
 * **The person.** A category whose names are COCO's 17 is the person: ``COCO_17``, whose
   bottom-up layout is CMU's ``OPENPOSE_18`` (what the public weights need), unless settings are
   given explicitly. MacaquePose's file names its keypoints so (and mmpose gives it COCO's sigmas).
@@ -46,8 +49,9 @@ from typing import Any
 import numpy as np
 
 from openpose_lite.data.coco_validation import AnnotationError, CocoLayout, read_coco_keypoints
-from openpose_lite.limbs import instance_completion, limb_components, mirror_completion, tree_completion
-from openpose_lite.skeleton import COCO_17, Skeleton
+from openpose_lite.limbs import chunks, instance_completion, limb_components, mirror_completion, tree_completion
+from openpose_lite.params import brief
+from openpose_lite.skeleton import COCO_17, Skeleton, check_sigmas
 
 __all__ = ["DEFAULT_SIGMA", "KNOWN_SIGMAS", "chosen_categories", "chosen_instances", "complete_limbs", "flip_pairs_from_names", "pair_distances",
            "skeleton_from_category", "skeleton_of_coco", "skeleton_of_file"]
@@ -113,40 +117,57 @@ def flip_pairs_from_names(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
 def _names(category: Mapping[str, Any], where: str) -> tuple[str, ...]:
     names = category.get("keypoints")
     if not isinstance(names, list) or not names:
-        raise ValueError(f"{where}: 'keypoints' is {names!r:.60}, expected a non-empty list of keypoint names")
+        raise ValueError(f"{where}: 'keypoints' is {brief(names)}, expected a non-empty list of keypoint names")
     first: dict[str, int] = {}
     for i, name in enumerate(names):
         if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"{where}: keypoints[{i}] is {name!r:.40}, expected a keypoint name")
+            raise ValueError(f"{where}: keypoints[{i}] is {brief(name)}, expected a keypoint name")
         if name in first:
-            raise ValueError(f"{where}: keypoint name {name!r} appears twice (keypoints[{first[name]}] and "
+            raise ValueError(f"{where}: keypoint name {brief(name)} appears twice (keypoints[{first[name]}] and "
                              f"keypoints[{i}]); names must be distinct")
         first[name] = i
     return tuple(names)
 
 
 def _index_pairs(raw: Any, names: tuple[str, ...], field: str, where: str, base: int) -> list[tuple[int, int]]:
-    """Pairs of keypoint names or ``base``-based indices -> 0-based pairs; errors name ``field``."""
+    """Pairs of keypoint names or ``base``-based indices -> 0-based pairs; errors name ``field`` and
+    show its entries as the file or caller wrote them.
+
+    A limb list (``field`` other than ``flip_pairs``) may join a pair of keypoints once; in flip
+    pairs a keypoint may appear once.
+    """
     if not isinstance(raw, (list, tuple)):
-        raise ValueError(f"{where}: '{field}' is {raw!r:.60}, expected a list of keypoint pairs")
+        raise ValueError(f"{where}: '{field}' is {brief(raw)}, expected a list of keypoint pairs")
     k, out = len(names), []
+    index = {name: i for i, name in enumerate(names)}
+    seen: dict[Any, int] = {}  # a pair (limbs) or a keypoint (flip pairs) -> the entry that has it
     for j, pair in enumerate(raw):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise ValueError(f"{where}: {field}[{j}] is {pair!r:.40}, expected a pair of keypoints")
+            raise ValueError(f"{where}: {field}[{j}] is {brief(pair)}, expected a pair of keypoints")
         ends = []
         for end in pair:
             if isinstance(end, str):
-                if end not in names:
-                    raise ValueError(f"{where}: {field}[{j}] names {end!r}, which is not one of the keypoints")
-                ends.append(names.index(end))
+                if end not in index:
+                    raise ValueError(f"{where}: {field}[{j}] names {brief(end)}, which is not one of the keypoints")
+                ends.append(index[end])
             elif isinstance(end, (int, np.integer)) and not isinstance(end, bool) and base <= end < k + base:
                 ends.append(int(end) - base)
             else:
                 zero = " (COCO's limb indices are 1-based: 1 is the first keypoint)" if base == 1 and end == 0 else ""
-                raise ValueError(f"{where}: {field}[{j}] = {list(pair)} has keypoint index {end!r:.20}, expected "
-                                 f"{base}..{k + base - 1} for {k} keypoints{zero}")
+                raise ValueError(f"{where}: {field}[{j}] = {brief(list(pair))} has keypoint index {brief(end)}, "
+                                 f"expected {base}..{k + base - 1} for {k} keypoints{zero}")
         if ends[0] == ends[1]:
-            raise ValueError(f"{where}: {field}[{j}] = {list(pair)} joins a keypoint to itself")
+            raise ValueError(f"{where}: {field}[{j}] = {brief(list(pair))} joins a keypoint to itself")
+        keys = [ends[0], ends[1]] if field == "flip_pairs" else [frozenset(ends)]
+        for key in keys:
+            if key in seen:
+                i = seen[key]
+                what = (f"pairs {names[key]!r} again" if field == "flip_pairs"
+                        else f"joins {names[ends[0]]!r} and {names[ends[1]]!r} again")
+                rule = "a keypoint has one mirror image" if field == "flip_pairs" else "a pair of keypoints is joined once"
+                raise ValueError(f"{where}: {field}[{j}] = {brief(list(pair))} {what}, as {field}[{i}] = "
+                                 f"{brief(list(raw[i]))} does; {rule}")
+            seen[key] = j
         out.append((ends[0], ends[1]))
     return out
 
@@ -155,14 +176,8 @@ def _sigmas(explicit: Any, names: tuple[str, ...], where: str) -> tuple[tuple[fl
     """(sigmas, where they come from) for the names (see the module docstring)."""
     if explicit is not None:
         values = [explicit.get(n) for n in names] if isinstance(explicit, Mapping) else explicit
-        try:
-            sigmas = tuple(float(v) for v in values)
-        except (TypeError, ValueError):
-            sigmas = ()
-        if len(sigmas) != len(names) or not all(np.isfinite(sigmas)) or min(sigmas) <= 0:
-            raise ValueError(f"{where}: 'sigmas' is {explicit!r:.80}, expected {len(names)} OKS sigmas > 0 "
-                             "(one per keypoint, or a name -> sigma mapping naming every keypoint)")
-        return sigmas, "stated"
+        return check_sigmas(values, len(names), f"{where}: 'sigmas'", written=explicit,
+                            form="a list, or a name -> sigma mapping naming every keypoint"), "stated"
     if names in KNOWN_SIGMAS:
         dataset, sigmas = KNOWN_SIGMAS[names]
         return sigmas, f"{dataset}'s published sigmas"
@@ -191,7 +206,7 @@ def skeleton_from_category(
         ValueError naming ``source``, the category and the field: no or duplicate keypoint names, a
         limb or flip index out of range (or 0 in a 1-based list), a keypoint joined to itself, bad sigmas.
     """
-    where = f"{source}: category {category.get('name', category.get('id'))!r}"
+    where = f"{source}: category {brief(category.get('name', category.get('id')))}"
     names = _names(category, where)
     stated = {key: value for key, value in (("limbs", limbs), ("flip_pairs", flip_pairs), ("sigmas", sigmas))
               if value is not None}
@@ -199,16 +214,12 @@ def skeleton_from_category(
              else _index_pairs(category.get("skeleton") or [], names, "skeleton", where, 1))
     if names == COCO_17.keypoints and not stated and "flip_pairs" not in category and "sigmas" not in category:
         return COCO_17  # the person: its CMU bottom-up layout and COCO's sigmas
-    if len({frozenset(p) for p in given}) != len(given):
-        raise ValueError(f"{where}: a pair of keypoints is joined twice in its limbs {[list(p) for p in given]}")
     if flip_pairs is not None:
         flips = _index_pairs(flip_pairs, names, "flip_pairs", where, 0)
     elif "flip_pairs" in category:
         flips = _index_pairs(category["flip_pairs"], names, "flip_pairs", where, 1)
     else:
         flips = list(flip_pairs_from_names(names))
-    if len({i for p in flips for i in p}) != 2 * len(flips):
-        raise ValueError(f"{where}: a keypoint appears in two flip pairs {[list(p) for p in flips]}")
     oks, origin = _sigmas(sigmas if sigmas is not None else category.get("sigmas"), names, where)
     perm = np.arange(len(names))
     for a, b in flips:
@@ -249,13 +260,24 @@ def pair_distances(keypoints: np.ndarray, scales: np.ndarray) -> np.ndarray:
     k = kps.shape[1] if kps.ndim == 3 else 0
     keep = np.asarray(scales, dtype=np.float64) > 0
     kps, scales = kps[keep], np.asarray(scales, dtype=np.float64)[keep]
-    xy = kps[..., :2] / scales[:, None, None]
-    labelled = (kps[..., 2] > 0).astype(np.float64)  # (N, K)
-    both = labelled[:, :, None] * labelled[:, None, :]  # (N, K, K)
-    dist = np.linalg.norm(xy[:, :, None] - xy[:, None, :], axis=-1)
-    count = both.sum(axis=0)
+    total, count = np.zeros((k, k)), np.zeros((k, k))
+    # A chunk of instances at a time: (N, K, K) at once is gigabytes for a file of many instances of a
+    # large skeleton.
+    for part in chunks(len(kps), k * k):
+        xy = kps[part, :, :2] / scales[part, None, None]
+        labelled = (kps[part, :, 2] > 0).astype(np.float64)  # (n, K)
+        dist = xy[:, :, None, 0] - xy[:, None, :, 0]  # (n, K, K), worked in place: the distance, labelled at both ends
+        dy = xy[:, :, None, 1] - xy[:, None, :, 1]
+        dist *= dist
+        dy *= dy
+        dist += dy
+        np.sqrt(dist, out=dist)
+        dist *= labelled[:, :, None]
+        dist *= labelled[:, None, :]
+        total += dist.sum(axis=0)
+        count += labelled.T @ labelled  # whole numbers: exact
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (dist * both).sum(axis=0) / count
+        mean = total / count
     mean[count == 0] = np.inf
     np.fill_diagonal(mean, np.inf)
     return mean.reshape(k, k)
@@ -312,16 +334,14 @@ def complete_limbs(skeleton: Skeleton, keypoints: np.ndarray, scales: np.ndarray
 # ------------------------------------------------------------------------------ a whole file
 def _choose_group(layout: CocoLayout, source: str, category: int | str | None) -> tuple[str, ...]:
     """The keypoint names of the category group a file's skeleton comes from (see skeleton_of_coco)."""
+    layout.check_named(source)
     groups = layout.groups()
-    if not groups:
-        raise AnnotationError(f"{source}: no category has keypoint names, so there is no category {category!r} to "
-                              "take a skeleton from (a skeleton comes from a category's 'keypoints' and 'skeleton')")
     if category is not None:
         for names, ids in groups:
             if any(category in (i, layout.category_names.get(i)) for i in ids):
                 return names
-        raise AnnotationError(f"{source}: no keypoint category {category!r}; its keypoint categories are "
-                              f"{[layout.category_names.get(i, i) for _, ids in groups for i in ids][:10]}")
+        raise AnnotationError(f"{source}: no keypoint category {brief(category)}; its keypoint categories are "
+                              f"{brief([layout.category_names.get(i, i) for _, ids in groups for i in ids][:10])}")
     counts = [sum(layout.annotation_counts.get(i, 0) for i in ids) for _, ids in groups]
     return groups[int(np.argmax(counts))][0]
 
@@ -334,12 +354,12 @@ def skeleton_of_coco(
 
     The skeleton comes from the group of categories that share one keypoint list and hold the
     most annotations (or the one holding ``category``, an id or a name); other keypoint
-    categories are logged as left out. A file whose categories name no keypoints holds COCO-17
-    people (as the converted person sets and older files do). ``settings`` go to :func:`skeleton_from_category`;
-    ``complete`` completes the limbs from the group's annotations (:func:`complete_limbs`).
+    categories are logged as left out. A file whose categories name no keypoints is refused
+    (:meth:`~openpose_lite.data.coco_validation.CocoLayout.check_named`): read as COCO-17 people,
+    a file of animals would be scored with the person's sigmas. ``settings`` go to
+    :func:`skeleton_from_category`; ``complete`` completes the limbs from the group's annotations
+    (:func:`complete_limbs`).
     """
-    if not layout.category_keypoints and category is None:
-        return COCO_17, layout  # no category names keypoints: every annotation is a COCO-17 person, as always
     names = _choose_group(layout, source, category)
     chosen = layout.select(names, source, "the chosen category")
     cats = chosen_categories(data, chosen)

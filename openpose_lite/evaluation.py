@@ -29,7 +29,7 @@ from pycocotools.cocoeval import COCOeval
 
 from openpose_lite.data.coco_validation import read_coco_keypoints
 from openpose_lite.data.ground_truth import PERSON_CATEGORY, labelled_instances, scored_layout
-from openpose_lite.skeleton import Skeleton
+from openpose_lite.skeleton import Skeleton, check_sigmas
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class ScoringScope:
     """Which annotations of a file results of one skeleton are scored against, and how.
 
     ``skeleton``: the annotation layout scored (its keypoint order and OKS sigmas);
-    ``category_ids`` / ``category_names``: the file's categories with its keypoint names (all
-    categories when none names keypoints); ``left_out``: the line on keypoint categories of
+    ``category_ids`` / ``category_names``: the file's categories with its keypoint names (a file
+    whose categories name none is refused); ``left_out``: the line on keypoint categories of
     another skeleton ("" when none).
     """
 
@@ -115,10 +115,11 @@ class ScoringScope:
 def scoring_scope(coco: COCO, skeleton: Skeleton | None = None, source: str = "COCO ground truth") -> ScoringScope:
     """The :class:`ScoringScope` of a skeleton's results on a file (default: the file's own skeleton).
 
-    Raises ValueError naming ``source`` when no category has the skeleton's keypoint names.
+    Raises ValueError naming ``source`` when no category has the skeleton's keypoint names, or none
+    lists keypoint names at all (:func:`~openpose_lite.data.ground_truth.scored_layout`).
     """
     skeleton, chosen = scored_layout(coco.dataset, source, skeleton)
-    ids = tuple(chosen.keypoint_categories) or tuple(chosen.category_names)
+    ids = tuple(chosen.keypoint_categories)
     names = tuple(chosen.category_names.get(i, str(i)) for i in ids)
     return ScoringScope(skeleton.annotation_layout(), ids, names, chosen.left_out())
 
@@ -213,9 +214,9 @@ def evaluate_keypoints(
         if res["category_id"] in scope.category_ids:
             res["category_id"] = scope.category_id  # the pool's one id
 
-    oks_sigmas = scope.skeleton.sigmas_array if sigmas is None else np.asarray(sigmas, dtype=np.float64)
-    if oks_sigmas.shape != (num_keypoints,):
-        raise ValueError(f"{source}: {num_keypoints} keypoints per person but {oks_sigmas.size} OKS sigmas")
+    oks_sigmas = scope.skeleton.sigmas_array if sigmas is None else np.asarray(
+        check_sigmas(np.asarray(sigmas, dtype=np.float64).reshape(-1), num_keypoints, f"{source}: 'sigmas'",
+                     written=sigmas))
 
     coco_dt = _quiet(coco_gt.loadRes, clean)
     evaluator = COCOeval(coco_gt, coco_dt, iouType="keypoints")

@@ -11,12 +11,15 @@ Shape legend: K keypoints, L limbs, N instances.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from scipy.cluster.hierarchy import DisjointSet
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components
 
-__all__ = ["derived_colours", "instance_completion", "limb_components", "mirror_completion", "spanning_limbs",
-           "tree_completion"]
+__all__ = ["breadth_first", "chunks", "derived_colours", "instance_completion", "limb_components", "limb_degrees",
+           "mirror_completion", "spanning_limbs", "tree_completion"]
 
 Colour = tuple[int, int, int]
 Limbs = tuple[tuple[int, int], ...]
@@ -38,42 +41,70 @@ def _pieces(num_keypoints: int, limbs: Limbs) -> DisjointSet:
     return pieces
 
 
+def breadth_first(num_keypoints: int, limbs: Limbs, starts: Iterable[int]
+                  ) -> tuple[list[int], list[tuple[int, int, int, bool]]]:
+    """Walk a limb graph breadth first: the one walk that orders limbs, trees and redundant limbs.
+
+    From the first of ``starts`` not reached yet, then the next, and so on: at each keypoint, in
+    the order reached, its limbs not walked yet in list order. Linear in K + L (each keypoint's
+    limbs listed once), so a skeleton of thousands of keypoints costs milliseconds.
+
+    Returns:
+        (the keypoints in the order reached, each start included; the limbs in the order walked:
+        (limb index, the keypoint it was walked from, the one it leads to, whether that one was
+        reached by it)). Limbs of pieces that no start reaches are not walked.
+    """
+    touching: list[list[int]] = [[] for _ in range(num_keypoints)]
+    for i, (a, b) in enumerate(limbs):  # each keypoint's limbs, in list order
+        touching[a].append(i)
+        touching[b].append(i)
+    reached = np.zeros(num_keypoints, dtype=bool)
+    walked = np.zeros(len(limbs), dtype=bool)
+    order: list[int] = []
+    steps: list[tuple[int, int, int, bool]] = []
+    for start in starts:
+        start = int(start)
+        if reached[start]:
+            continue
+        reached[start] = True
+        order.append(start)
+        queue = deque([start])
+        while queue:
+            node = queue.popleft()
+            for i in touching[node]:
+                if walked[i]:
+                    continue
+                walked[i] = True
+                a, b = limbs[i]
+                other = b if node == a else a
+                new = not reached[other]
+                steps.append((i, node, other, new))
+                if new:
+                    reached[other] = True
+                    order.append(other)
+                    queue.append(other)
+    return order, steps
+
+
+def limb_degrees(num_keypoints: int, limbs: Limbs) -> np.ndarray:
+    """(K,) int: how many of ``limbs`` each keypoint has."""
+    return np.bincount(np.asarray(limbs, dtype=np.int64).reshape(-1), minlength=num_keypoints)[:num_keypoints]
+
+
 def spanning_limbs(num_keypoints: int, limbs: Limbs) -> tuple[int, tuple[int, ...]]:
     """(root, redundant limbs) of a limb graph: the general rule for limbs that close cycles.
 
     The root is the keypoint with the most limbs (the first on a tie: OpenPose's neck). Limbs are
     walked breadth first from it, in list order at each keypoint (then from the best-connected
-    keypoint not reached, for a graph in pieces); a limb that reaches a keypoint already reached
-    closes a cycle and is redundant. The others form a spanning tree along which bottom-up
-    grouping grows people; the redundant ones only join parts of people already started, as
-    CMU's shoulder-ear limbs do.
+    keypoint not reached, for a graph in pieces; :func:`breadth_first`); a limb that reaches a
+    keypoint already reached closes a cycle and is redundant. The others form a spanning tree
+    along which bottom-up grouping grows people; the redundant ones only join parts of people
+    already started, as CMU's shoulder-ear limbs do.
     """
-    degree = np.zeros(num_keypoints, dtype=np.int64)
-    for a, b in limbs:
-        degree[a] += 1
-        degree[b] += 1
+    degree = limb_degrees(num_keypoints, limbs)
     root = int(np.argmax(degree)) if num_keypoints else 0
-    seen: set[int] = set()
-    walked: set[int] = set()
-    redundant: list[int] = []
-    for start in [root] + [int(k) for k in np.argsort(-degree, kind="stable")]:
-        if start in seen:
-            continue
-        seen.add(start)
-        queue = deque([start])
-        while queue:
-            node = queue.popleft()
-            for i, (a, b) in enumerate(limbs):
-                if i in walked or node not in (a, b):
-                    continue
-                walked.add(i)
-                other = b if node == a else a
-                if other in seen:
-                    redundant.append(i)
-                else:
-                    seen.add(other)
-                    queue.append(other)
-    return root, tuple(sorted(redundant))
+    _, steps = breadth_first(num_keypoints, limbs, np.argsort(-degree, kind="stable"))
+    return root, tuple(sorted(i for i, _, _, new in steps if not new))
 
 
 def _hsv_to_bgr(hue_deg: float, saturation: float, value: float) -> Colour:
@@ -147,6 +178,11 @@ def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.nd
     return added
 
 
+# Elements (instances x keypoints x keypoints) one step of the pair counts holds at a time: a
+# few tens of MB whatever the file, where all instances at once took gigabytes for a large one.
+PAIR_CHUNK = 1 << 22
+
+
 def instance_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.ndarray, labelled: np.ndarray,
                         max_added: int | None = None) -> tuple[list[tuple[int, int]], int]:
     """Limbs that keep every instance's labelled keypoints connected through limbs labelled at both ends.
@@ -161,6 +197,11 @@ def instance_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: n
     useful first. The added limbs close cycles, so the bottom-up layout makes them (or tree limbs
     they bypass) redundant limbs (:func:`spanning_limbs`).
 
+    The count of each pair is worked out once and lowered as pieces join (a join of pieces A and B
+    in an instance lowers the pairs between A and B): the work is about N K^2 in all, plus K^2
+    per limb added, and the memory K^2 plus a bounded chunk (:data:`PAIR_CHUNK`), instead of
+    N K^2 for every limb added.
+
     Args:
         limbs: the limbs so far, (a, b) keypoint indices.
         distances: (K, K) cost of joining two keypoints (finite for every pair labelled together).
@@ -172,38 +213,88 @@ def instance_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: n
         (the added limbs (a, b) with a < b, or their mirrors, in the order they were chosen; the
         number of instances still in pieces).
     """
-    labelled = np.asarray(labelled, dtype=bool)
+    labelled = np.asarray(labelled, dtype=bool).reshape(-1, distances.shape[0])
+    on = labelled[labelled.sum(axis=1) >= 2]  # (S, K): an instance of one labelled keypoint is never in pieces
     k = distances.shape[0]
-    piece = np.tile(np.arange(k), (labelled.shape[0], 1))  # (N, K) piece label of each keypoint, per instance
-
-    def join(a: int, b: int) -> None:
-        rows = np.flatnonzero(labelled[:, a] & labelled[:, b] & (piece[:, a] != piece[:, b]))
-        sub = piece[rows]
-        piece[rows] = np.where(sub == sub[:, b:b + 1], sub[:, a:a + 1], sub)
-
-    for a, b in limbs:
-        join(a, b)
+    piece = _instance_pieces(k, limbs, on)
+    apart = _pairs_apart(on, piece)
+    pieces = _piece_counts(on, piece)
     have = {frozenset(limb) for limb in limbs}
     rows, cols, order = _pairs_shortest_first(distances)
-    rank = np.empty(len(rows), dtype=np.int64)  # a tie in instance count keeps this order
-    rank[order] = np.arange(len(rows))
+    tie_order = (rows * k + cols)[order]  # flat (a, b) of the pairs, a < b, in tie order: argmax takes the first best
+
+    def join(a: int, b: int) -> None:
+        hit = np.flatnonzero(on[:, a] & on[:, b] & (piece[:, a] != piece[:, b]))
+        if len(hit) == 0:
+            return
+        sub, sub_on = piece[hit], on[hit]
+        in_a = sub_on & (sub == sub[:, a:a + 1])  # (R, K) the two pieces this limb joins, per instance
+        in_b = sub_on & (sub == sub[:, b:b + 1])
+        pairs = int(in_a.sum(axis=1) @ in_b.sum(axis=1))  # the pairs this join lowers, all instances together
+        if 64 * pairs < len(hit) * k * k:  # few: lowered one by one (each pair of an instance once, N K^2 in all)
+            joined = (csr_matrix(in_a.T, dtype=np.float32) @ csr_matrix(in_b, dtype=np.float32)).tocoo()
+            apart[joined.row, joined.col] -= joined.data
+            apart[joined.col, joined.row] -= joined.data
+        else:  # many: a dense product costs less than scattering them
+            joined = in_a.T.astype(np.float32) @ in_b.astype(np.float32)
+            apart[...] -= joined + joined.T
+        piece[hit] = np.where(in_b, sub[:, a:a + 1], sub)
+        pieces[hit] -= 1
+
     added: list[tuple[int, int]] = []
     while True:
-        first = piece[np.arange(len(piece)), np.argmax(labelled, axis=1)]  # piece of each first labelled keypoint
-        split = np.flatnonzero((labelled & (piece != first[:, None])).any(axis=1))
-        if len(split) == 0 or (max_added is not None and len(added) >= max_added):
-            return added, len(split)
-        on, at = labelled[split], piece[split]
-        apart = on[:, rows] & on[:, cols] & (at[:, rows] != at[:, cols])  # (S, pairs)
+        split = int((pieces > 1).sum())
+        if split == 0 or (max_added is not None and len(added) >= max_added):
+            return added, split
         # A split instance has a pair of its labelled keypoints apart, so the best count is > 0,
         # and no limb already there is apart anywhere: each round adds a limb.
-        best = int(np.lexsort((rank, -apart.sum(axis=0)))[0])
-        for pair in ((int(rows[best]), int(cols[best])),
-                     (int(flip_permutation[rows[best]]), int(flip_permutation[cols[best]]))):
+        best = int(np.argmax(np.take(apart, tie_order)))
+        a, b = divmod(int(tie_order[best]), k)
+        for pair in ((a, b), (int(flip_permutation[a]), int(flip_permutation[b]))):
             if frozenset(pair) not in have and pair[0] != pair[1]:
                 have.add(frozenset(pair))
                 added.append(pair)
                 join(*pair)
+
+
+def chunks(count: int, per_item: int) -> Iterator[slice]:
+    """Slices of ``range(count)`` holding about :data:`PAIR_CHUNK` elements of ``per_item`` each."""
+    step = max(1, PAIR_CHUNK // max(per_item, 1))
+    return (slice(i, min(i + step, count)) for i in range(0, count, step))
+
+
+def _instance_pieces(k: int, limbs: Limbs, on: np.ndarray) -> np.ndarray:
+    """(S, K) int64: a label per keypoint of each instance, equal where the limbs labelled at both ends
+    in that instance join two keypoints (connected components, a chunk of instances at a time)."""
+    piece = np.empty(on.shape, dtype=np.int64)
+    ends = np.asarray(limbs, dtype=np.int64).reshape(-1, 2)
+    for part in chunks(len(on), k + len(ends)):
+        sub = on[part]
+        n = len(sub)
+        inst, limb = np.nonzero(sub[:, ends[:, 0]] & sub[:, ends[:, 1]])
+        graph = coo_matrix((np.ones(len(inst), dtype=np.int8), (inst * k + ends[limb, 0], inst * k + ends[limb, 1])),
+                           shape=(n * k, n * k))
+        piece[part] = connected_components(graph, directed=False)[1].reshape(n, k)
+    return piece
+
+
+def _pairs_apart(on: np.ndarray, piece: np.ndarray) -> np.ndarray:
+    """(K, K) float32: in how many instances each keypoint pair is labelled at both ends and in two pieces.
+
+    float32 counts exactly up to 2^24 instances, and halves the memory that each round scans."""
+    k = on.shape[1]
+    apart = np.zeros((k, k), dtype=np.float32)
+    for part in chunks(len(on), k * k):
+        both = on[part, :, None] & on[part, None, :]
+        apart += (both & (piece[part, :, None] != piece[part, None, :])).sum(axis=0, dtype=np.float32)
+    return apart
+
+
+def _piece_counts(on: np.ndarray, piece: np.ndarray) -> np.ndarray:
+    """(S,) int64: how many pieces each instance's labelled keypoints fall into."""
+    ranked = np.sort(np.where(on, piece, -1), axis=1)
+    fresh = (ranked[:, 1:] != ranked[:, :-1]) & (ranked[:, 1:] >= 0)
+    return fresh.sum(axis=1) + (ranked[:, 0] >= 0)
 
 
 def derived_colours(limbs: Limbs, flip_pairs: Limbs, limb_mirror: np.ndarray) -> tuple[Colour, ...]:

@@ -21,16 +21,52 @@ Shape legend: N people, K keypoints, L limbs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from openpose_lite.io import env_limit
 from openpose_lite.limbs import Colour, derived_colours, limb_components, spanning_limbs
+from openpose_lite.params import brief
 
-__all__ = ["COCO_17", "OPENPOSE_18", "Skeleton", "coco_to_openpose", "openpose_to_coco"]
+__all__ = ["COCO_17", "LIMBS_PER_KEYPOINT", "MAX_KEYPOINTS", "MAX_KEYPOINTS_ENV", "OPENPOSE_18", "SIGMA_RANGE",
+           "Skeleton", "check_sigmas", "check_skeleton_size", "coco_to_openpose", "openpose_to_coco"]
+
+# The most keypoints a skeleton may have (raised for a run by the environment variable), and limbs per
+# keypoint of that bound. Real ones have 17 (COCO) to 133 keypoints and 65 limbs (COCO-WholeBody);
+# completing limbs weighs K^2 pairs per instance, and each limb is 2 PAF channels.
+MAX_KEYPOINTS, MAX_KEYPOINTS_ENV, LIMBS_PER_KEYPOINT = 1000, "OPENPOSE_LITE_MAX_KEYPOINTS", 8
+# OKS sigmas accepted: published ones run from 0.007 (COCO-WholeBody's face, open-mmlab/mmpose coco_wholebody.py)
+# to 0.107 (COCO's hips), DeepLabCut's default is 0.1. At 1 a keypoint off by 0.64 of the object's size passes
+# even OKS 0.95, so AP tells nothing (1e300 overflowed pycocotools to AP 1.000); at 0.001 OKS 0.5 needs 1/400.
+SIGMA_RANGE = (0.001, 1.0)
+
+
+def check_skeleton_size(keypoints: int, limbs: int, what: str, error: type[ValueError] = ValueError) -> None:
+    """Refuse more than ``$OPENPOSE_LITE_MAX_KEYPOINTS`` (default :data:`MAX_KEYPOINTS`) keypoints, or
+    :data:`LIMBS_PER_KEYPOINT` times as many limbs: ``error`` ``<what> has N keypoints, more than ...``."""
+    limit = env_limit(MAX_KEYPOINTS_ENV, MAX_KEYPOINTS)
+    for count, kind, most in ((keypoints, "keypoints", limit), (limbs, "limbs", LIMBS_PER_KEYPOINT * limit)):
+        if count > most:
+            raise error(f"{what} has {count} {kind}, more than the {most} a skeleton may have (COCO-WholeBody has "
+                        "133 keypoints and 65 limbs; the time and memory a skeleton takes grow with them): to read it "
+                        f"anyway, raise the limit with the environment variable {MAX_KEYPOINTS_ENV}=N"
+                        + (f" ({LIMBS_PER_KEYPOINT} limbs per keypoint)" if kind == "limbs" else ""))
+
+
+def check_sigmas(values: Any, count: int, what: str, written: Any = None, form: str = "") -> tuple[float, ...]:
+    """``values`` as ``count`` OKS sigmas, each a number in :data:`SIGMA_RANGE`; else ValueError
+    ``<what> is <written (default values), cut short>, expected ...``, ``form`` saying how they may be given."""
+    lo, hi = SIGMA_RANGE
+    numbers = isinstance(values, (list, tuple, np.ndarray)) and len(values) == count
+    if numbers and all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+                       and lo <= v <= hi for v in values):
+        return tuple(float(v) for v in values)
+    raise ValueError(f"{what} is {brief(values if written is None else written)}, expected {count} OKS sigmas, one "
+                     f"per keypoint{f' ({form})' if form else ''}, each in [{lo:g}, {hi:g}] (published ones run from "
+                     "0.007 to 0.107)")
 
 
 _DICT_KEYS = ("name", "keypoints", "limbs", "flip_pairs", "sigmas", "background", "redundant_limbs", "colours",
@@ -68,25 +104,23 @@ class Skeleton:
 
     def __post_init__(self) -> None:
         k, n = len(self.keypoints), self.name
+        check_skeleton_size(k, len(self.limbs), f"skeleton {brief(n)}")  # first: what follows is linear in K and L
         if k < 1 or len(set(self.keypoints)) != k or not all(isinstance(s, str) and s for s in self.keypoints):
-            raise ValueError(f"{n}: keypoint names must be distinct non-empty strings, got {list(self.keypoints)}")
-        if len(self.sigmas) != k:
-            raise ValueError(f"{n}: {len(self.sigmas)} OKS sigmas for {k} keypoints")
-        if not all(math.isfinite(s) and s > 0 for s in self.sigmas):
-            raise ValueError(f"{n}: OKS sigmas must be finite numbers > 0, got {list(self.sigmas)}")
+            raise ValueError(f"{n}: keypoint names must be distinct non-empty strings, got {brief(self.keypoints)}")
+        check_sigmas(self.sigmas, k, f"{n}: the OKS sigma list")
         for a, b in self.limbs:
             if not (0 <= a < k and 0 <= b < k) or a == b:
-                raise ValueError(f"{n}: limb ({a}, {b}) is not a pair of distinct keypoints")
+                raise ValueError(f"{n}: limb {brief((a, b))} is not a pair of distinct keypoints")
         if len({frozenset(limb) for limb in self.limbs}) != len(self.limbs):
-            raise ValueError(f"{n}: a pair of keypoints is joined by two limbs in {list(self.limbs)}")
+            raise ValueError(f"{n}: a pair of keypoints is joined by two limbs in {brief(list(self.limbs))}")
         seen: set[int] = set()
         for a, b in self.flip_pairs:
             if a in seen or b in seen or a == b or not (0 <= a < k and 0 <= b < k):
-                raise ValueError(f"{n}: keypoint repeated or out of range in flip pairs ({a}, {b})")
+                raise ValueError(f"{n}: keypoint repeated or out of range in flip pairs {brief((a, b))}")
             seen.update((a, b))
         for what in ("redundant_limbs", "added_limbs", "hidden_limbs"):
             if any(not 0 <= i < len(self.limbs) for i in getattr(self, what)):
-                raise ValueError(f"{n}: {what.replace('_', ' ')} index out of range: {getattr(self, what)}")
+                raise ValueError(f"{n}: {what.replace('_', ' ')} index out of range: {brief(getattr(self, what))}")
         if self.colours and (len(self.colours) != len(self.limbs)
                              or not all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in self.colours)):
             raise ValueError(f"{n}: expected one BGR colour (3 values in 0..255) per limb, {len(self.limbs)} in all")
@@ -294,7 +328,7 @@ class Skeleton:
                 "hidden_limbs": tuple(_index(i) for i in data.get("hidden_limbs", ())),
             }
             skeleton = cls(**fields)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # float() of an integer of 400 digits overflows
             raise ValueError(f"{source}: not a valid skeleton dict ({exc})") from None
         for person in (COCO_17, OPENPOSE_18):
             if skeleton == person:

@@ -254,11 +254,11 @@ def test_a_category_without_keypoints_and_annotations_of_the_wrong_length_are_re
     assert main(["eval", "--oracle", "topdown", "--ann", str(path)]) == 2
     assert ("bad.json: annotation 1 has 6 keypoint values, expected 9 (3 x 3 keypoints of category 'insect') "
             "(image id 1)") in capsys.readouterr().err
-    del data["categories"][0]["keypoints"]  # no names: COCO-17 people, whose 17 keypoints it lacks
+    del data["categories"][0]["keypoints"]  # no names: no skeleton (not COCO-17 people)
     data["annotations"][0]["keypoints"] += [0, 0, 0]
     path.write_text(json.dumps(data))
     assert main(["eval", "--oracle", "bottomup", "--ann", str(path)]) == 2
-    assert "bad.json: annotation 1 has 9 keypoint values, expected 51 (3 x 17 keypoints of coco17) (image id 1)" \
+    assert "bad.json: none of its categories ('insect') lists 'keypoints', so it states no skeleton" \
         in capsys.readouterr().err
 
 

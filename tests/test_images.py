@@ -21,6 +21,7 @@ import pytest
 from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.image_headers import header_size
 from openpose_lite.images import ImageNotFoundError, ImageReadError, image_size, read_image
+from openpose_lite.skeleton import COCO_17
 
 
 def jpeg_with_exif_orientation(image: np.ndarray, orientation: int = 6) -> bytes:
@@ -60,7 +61,7 @@ def test_training_data_and_eval_read_the_same_frame_as_the_annotations(rotated_j
         "images": [{"id": 1, "file_name": rotated_jpeg.name, "height": 40, "width": 100}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 100.0,
                          "bbox": [10, 5, 20, 30], "num_keypoints": 1, "keypoints": [20, 20, 2] + [0, 0, 0] * 16}],
-        "categories": [{"id": 1, "name": "person"}],
+        "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_17.keypoints)}],
     }))
     assert CocoKeypoints(ann, tmp_path)[0].image.shape[:2] == (40, 100)
 

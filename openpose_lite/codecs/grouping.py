@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 import typing
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from openpose_lite.codecs import _kernels
 from openpose_lite.codecs.paf import limb_scores
+from openpose_lite.limbs import breadth_first, limb_degrees
 from openpose_lite.params import Params
 from openpose_lite.skeleton import Skeleton
 
@@ -58,42 +58,24 @@ def limb_order(skeleton: Skeleton) -> tuple[int, ...]:
     """Limb indices in breadth-first order from the best-connected keypoint, redundant limbs last.
 
     Processing limbs outward from the root means a limb's first part is usually already
-    in a person when the limb is matched, so people grow instead of fragmenting.
+    in a person when the limb is matched, so people grow instead of fragmenting. The walk
+    (:func:`~openpose_lite.limbs.breadth_first`) is linear in the skeleton's size.
     """
-    tree = [i for i in range(skeleton.num_limbs) if i not in skeleton.redundant_limbs]
-    degree = np.zeros(skeleton.num_keypoints, dtype=np.int64)
-    for i in tree:
-        for k in skeleton.limbs[i]:
-            degree[k] += 1
-    root = int(np.argmax(degree))
-    seen = {root}
-    queue = deque([root])
-    order: list[int] = []
-    while queue:
-        node = queue.popleft()
-        for i in tree:
-            if i in order:
-                continue
-            a, b = skeleton.limbs[i]
-            if node in (a, b):
-                order.append(i)
-                other = b if node == a else a
-                if other not in seen:
-                    seen.add(other)
-                    queue.append(other)
-    order += [i for i in tree if i not in order]  # limbs of components not reached from the root
+    redundant = set(skeleton.redundant_limbs)
+    tree = [i for i in range(skeleton.num_limbs) if i not in redundant]
+    _, steps = breadth_first(skeleton.num_keypoints, tuple(skeleton.limbs[i] for i in tree), [_root(skeleton)])
+    order = [tree[j] for j, _, _, _ in steps]
+    walked = set(order)
+    order += [i for i in tree if i not in walked]  # limbs of components not reached from the root
     return tuple(order) + tuple(skeleton.redundant_limbs)
 
 
 @functools.lru_cache(maxsize=None)
 def _root(skeleton: Skeleton) -> int:
     """The keypoint with the most non-redundant limbs (the neck of OpenPose-18)."""
-    degree = np.zeros(skeleton.num_keypoints, dtype=np.int64)
-    for i, (a, b) in enumerate(skeleton.limbs):
-        if i not in skeleton.redundant_limbs:
-            degree[a] += 1
-            degree[b] += 1
-    return int(np.argmax(degree))
+    redundant = set(skeleton.redundant_limbs)
+    tree = tuple(limb for i, limb in enumerate(skeleton.limbs) if i not in redundant)
+    return int(np.argmax(limb_degrees(skeleton.num_keypoints, tree)))
 
 
 def _merge_rootless(

@@ -13,9 +13,11 @@ Refused (the file is malformed; nothing sensible can be trained or scored on it)
   ``width``; an image id used twice;
 * annotations without an integer ``id``, an annotation id used twice, an ``image_id`` that is
   not an image of the file;
+* a category of more keypoints or limbs than a skeleton may have (:func:`~openpose_lite.skeleton.check_skeleton_size`);
+  no category with keypoint names, once a skeleton is read or wanted (:meth:`CocoLayout.check_named`);
 * for the people (annotations of a category with keypoint names; every annotation when no
-  category has them): ``keypoints`` that are not 3 K finite numbers (K from the category, else
-  the expected skeleton) with visibility 0, 1 or 2; a ``bbox`` that is not 4 finite numbers with
+  category has them): ``keypoints`` that are not 3 K finite numbers (K from the category; any
+  multiple of 3 until a skeleton is wanted) with visibility 0, 1 or 2; a ``bbox`` that is not 4 finite numbers with
   ``w, h >= 0``; an ``area`` that is not a finite number >= 0; ``iscrowd`` other than 0 or 1;
   a ``segmentation`` that is neither a list of polygons (an even count of finite numbers each)
   nor an RLE of the image's size whose run lengths (a list, or COCO's compressed string) are
@@ -52,7 +54,8 @@ import numpy as np
 
 from openpose_lite.data.coco_rle import is_int, rle_problem
 from openpose_lite.io import read_json
-from openpose_lite.skeleton import Skeleton
+from openpose_lite.params import brief
+from openpose_lite.skeleton import Skeleton, check_skeleton_size
 
 __all__ = ["AnnotationError", "CocoLayout", "coco_layout", "read_coco_keypoints", "validate_coco_keypoints"]
 
@@ -99,12 +102,10 @@ class CocoLayout:
     def select(self, keypoints: tuple[str, ...], source: str, what: str) -> CocoLayout:
         """This layout with the categories whose keypoint names are ``keypoints`` as the instances.
 
-        A file without keypoint names keeps every annotation (K is then ``len(keypoints)``).
         Raises :class:`AnnotationError` naming ``source``, ``what`` (the skeleton) and the file's
-        keypoint categories when none has these names.
+        keypoint categories when none has these names (or none names any: :meth:`check_named`).
         """
-        if not self.category_keypoints:
-            return self
+        self.check_named(source)
         chosen = {i: len(names) for i, names in self.category_keypoints.items() if names == tuple(keypoints)}
         if not chosen:
             found = "; ".join(f"{self._label(ids)} ({len(names)}: {', '.join(names[:4])}, ...)"
@@ -112,6 +113,18 @@ class CocoLayout:
             raise AnnotationError(f"{source}: no category has the keypoints of {what} ({len(keypoints)}: "
                                   f"{', '.join(keypoints[:4])}, ...); its keypoint categories: {found}")
         return CocoLayout(chosen, self.category_keypoints, self.category_names, self.annotation_counts)
+
+    def check_named(self, source: str) -> None:
+        """Refuse (:class:`AnnotationError` naming ``source``) a file none of whose categories lists
+        keypoint names: it states no skeleton, no keypoint order or OKS sigmas to score with (read as
+        COCO's people, animals were scored with the person's sigmas: AP 0.000, or every metric -1)."""
+        if self.category_keypoints:
+            return
+        labels = [brief(name) for name in self.category_names.values()]
+        what = (f"none of its categories ({', '.join(labels[:4])}{', ...' if len(labels) > 4 else ''}) lists "
+                "'keypoints'" if labels else "it has no categories")
+        raise AnnotationError(f"{source}: {what}, so it states no skeleton to read or score; a keypoint file names its "
+                              "keypoints in its category, as COCO's do (\"keypoints\": [\"nose\", \"left_eye\", ...])")
 
     def left_out(self) -> str:
         """One line on the keypoint categories whose annotations are not instances ("" when none)."""
@@ -132,8 +145,8 @@ def read_coco_keypoints(path: str | os.PathLike[str], skeleton: Skeleton | None 
     naming the file for one that is no regular file, larger than
     :data:`~openpose_lite.io.MAX_JSON_BYTES`, not JSON, or breaks the format (see the module docstring).
     ``skeleton``: the instances are the annotations of the categories with its keypoint names
-    (its annotation layout's; :meth:`CocoLayout.select`, an error when there is none) and it sets K
-    where no category names its keypoints; without it, every keypoint category's.
+    (its annotation layout's; :meth:`CocoLayout.select`, an error when there is none, or when no
+    category names keypoints); without it, every keypoint category's.
     """
     path = Path(path)
     try:
@@ -156,7 +169,6 @@ def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = 
     scored = skeleton.annotation_layout() if skeleton is not None else None
     if scored is not None:
         layout = layout.select(scored.keypoints, source, scored.name)
-    default_k, default_of = (scored.num_keypoints, scored.name) if scored is not None else (None, None)
     notes = _Notes(source)
     numbers = _Numbers(image_hw)
     first_index: dict[int, int] = {}
@@ -165,12 +177,9 @@ def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = 
         if not annotated.is_person(ann):
             continue
         where = _Where(source, image_id, ann_id)
-        cat = ann.get("category_id")
-        if cat in annotated.keypoint_categories:
-            k, of = annotated.keypoint_categories[cat], f"category {annotated.category_names.get(cat)!r}"
-        else:
-            k, of = default_k, default_of
-        _check_person(ann, where, k, image_hw[image_id], notes, numbers, of)
+        cat = ann.get("category_id")  # a file without keypoint names: any K, refused once a skeleton is wanted
+        _check_person(ann, where, annotated.keypoint_categories.get(cat), image_hw[image_id], notes, numbers,
+                      f"category {annotated.category_names.get(cat)!r}")
     numbers.check(notes)
     notes.log()
     return layout
@@ -194,8 +203,11 @@ def coco_layout(data: Mapping[str, Any], source: str) -> CocoLayout:
             continue
         kps = cat["keypoints"]
         if not isinstance(kps, list) or not kps or not all(isinstance(n, str) for n in kps):
-            raise AnnotationError(f"{source}: categories[{i}] ({cat.get('name')!r}) has keypoints {kps!r:.80}, "
+            raise AnnotationError(f"{source}: categories[{i}] ({brief(cat.get('name'))}) has keypoints {brief(kps)}, "
                                   "expected a non-empty list of keypoint names")
+        # Before any annotation is looked at: their cost, and every use of the skeleton's, grows with its size.
+        limbs = len(cat["skeleton"]) if isinstance(cat.get("skeleton"), list) else 0
+        check_skeleton_size(len(kps), limbs, f"{source}: categories[{i}] ({brief(cat.get('name'))})", AnnotationError)
         names[cat.get("id")] = tuple(kps)
     counts: dict[int, int] = {}
     for ann in data.get("annotations", []):

@@ -99,7 +99,9 @@ def scored_layout(data: Mapping[str, Any], source: str, skeleton: Skeleton | Non
     """(the skeleton scored, the categories of a COCO dict its results are scored on): those with its
     keypoint names; default: the file's own skeleton (not completed: scoring needs no limbs).
 
-    Raises ValueError naming ``source`` when no category has the skeleton's keypoint names.
+    Raises ValueError naming ``source`` when no category has the skeleton's keypoint names, or none
+    lists keypoint names at all (no skeleton to score with:
+    :meth:`~openpose_lite.data.coco_validation.CocoLayout.check_named`).
     """
     layout = coco_layout(data, source)
     if skeleton is None:
@@ -109,10 +111,9 @@ def scored_layout(data: Mapping[str, Any], source: str, skeleton: Skeleton | Non
 
 
 def scored_categories(data: Mapping[str, Any], source: str, skeleton: Skeleton | None = None) -> tuple[int, ...]:
-    """The category ids a skeleton's results are scored on in a COCO dict (:func:`scored_layout`);
-    COCO's person where no category names keypoints."""
+    """The category ids a skeleton's results are scored on in a COCO dict (:func:`scored_layout`)."""
     _, chosen = scored_layout(data, source, skeleton)
-    return tuple(chosen.keypoint_categories) or (PERSON_CATEGORY,)
+    return tuple(chosen.keypoint_categories)
 
 
 def gt_box_source(path: str | Path, convention: str = OURS, skeleton: Skeleton | None = None) -> BoxSource:

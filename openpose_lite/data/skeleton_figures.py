@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +38,7 @@ import numpy as np
 from openpose_lite.coco_skeleton import chosen_categories, chosen_instances, skeleton_of_coco
 from openpose_lite.data.coco_validation import read_coco_keypoints
 from openpose_lite.data.figures import rotation_matrix
-from openpose_lite.limbs import spanning_limbs
+from openpose_lite.limbs import breadth_first, limb_degrees, spanning_limbs
 from openpose_lite.skeleton import Skeleton
 
 __all__ = ["PoseBank", "PoseFigure", "draw_pose_figure"]
@@ -74,23 +73,14 @@ class PoseFigure:
 def _tree(skeleton: Skeleton) -> tuple[np.ndarray, list[int]]:
     """(parent (K,) of each keypoint in the limb tree, -1 for roots; keypoints in breadth-first order)."""
     _, redundant = spanning_limbs(skeleton.num_keypoints, skeleton.limbs)
-    tree = [limb for i, limb in enumerate(skeleton.limbs) if i not in redundant]
+    gone = set(redundant)
+    tree = tuple(limb for i, limb in enumerate(skeleton.limbs) if i not in gone)
+    degree = limb_degrees(skeleton.num_keypoints, tree)
+    order, steps = breadth_first(skeleton.num_keypoints, tree, np.argsort(-degree, kind="stable"))
     parent = np.full(skeleton.num_keypoints, -1, dtype=np.int64)
-    order: list[int] = []
-    degree = np.bincount(np.asarray(tree, dtype=np.int64).reshape(-1), minlength=skeleton.num_keypoints)
-    for start in np.argsort(-degree, kind="stable"):
-        if int(start) in order:
-            continue
-        queue = deque([int(start)])
-        order.append(int(start))
-        while queue:
-            node = queue.popleft()
-            for a, b in tree:
-                other = b if node == a else a if node == b else None
-                if other is not None and other not in order:
-                    parent[other] = node
-                    order.append(other)
-                    queue.append(other)
+    for _, node, other, new in steps:
+        if new:
+            parent[other] = node
     return parent, order
 
 
@@ -117,7 +107,6 @@ class PoseBank:
         self.category = category
         self.area_per_box = area_per_box
         self._parent, self._order = _tree(skeleton)
-        self._children = [[c for c in self._order if self._parent[c] == k] for k in range(skeleton.num_keypoints)]
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **settings: Any) -> PoseBank:
@@ -160,14 +149,7 @@ class PoseBank:
         pts, on = self.poses[m].copy(), self.labelled[m].copy()
         turns = np.clip(rng.normal(0.0, math.radians(12.0), len(pts)), -math.radians(30), math.radians(30))
         stretch = rng.uniform(0.85, 1.15, len(pts))
-        for k in self._order:
-            p = self._parent[k]
-            if p < 0 or not (on[k] and on[p]):
-                continue
-            moved = self._subtree(k)
-            rot = rotation_matrix(float(turns[k]))
-            pts[moved] = pts[p] + (pts[moved] - pts[p]) @ rot.T
-            pts[moved] += (stretch[k] - 1.0) * (pts[k] - pts[p])
+        pts = self._articulated(pts, on, turns, stretch)
         if rng.random() < 0.5:
             perm = self.skeleton.flip_permutation
             pts, on = pts[perm] * np.array([-1.0, 1.0]), on[perm]
@@ -179,13 +161,31 @@ class PoseBank:
         pts[~on] = 0.0
         return PoseFigure(pts, on, 1.0, float(rng.uniform(0.7, 1.0)))
 
-    def _subtree(self, k: int) -> list[int]:
-        out, stack = [], [k]
-        while stack:
-            node = stack.pop()
-            out.append(node)
-            stack.extend(self._children[node])
-        return out
+    def _articulated(self, pts: np.ndarray, on: np.ndarray, turns: np.ndarray, stretch: np.ndarray) -> np.ndarray:
+        """(K, 2) ``pts`` with each tree limb whose two ends are labelled turned about its parent keypoint
+        by ``turns`` (K,) and stretched by ``stretch`` (K,), carrying the keypoints beyond it along.
+
+        Walking the tree from its root, limb (parent, k) turns about where the parent has got to and
+        then stretches, moving k and every keypoint beyond it. What happens to a keypoint is its
+        parent's motion followed by its own limb's, one affine map ``x @ lin + shift``, so the maps are
+        composed once per keypoint: linear in K, where moving each keypoint's subtree in turn costs
+        K^2 for a long chain of keypoints.
+        """
+        lin = np.empty((len(pts), 2, 2))
+        shift = np.empty((len(pts), 2))
+        for k in self._order:  # breadth first: a keypoint's parent comes before it
+            p = self._parent[k]
+            if p < 0:
+                lin[k], shift[k] = np.eye(2), 0.0
+                continue
+            lin[k], shift[k] = lin[p], shift[p]
+            if on[k] and on[p]:
+                centre = pts[p] @ lin[p] + shift[p]  # where the parent has got to
+                turn = rotation_matrix(float(turns[k])).T
+                limb = (pts[k] @ lin[p] + shift[p] - centre) @ turn  # the limb, turned
+                lin[k] = lin[p] @ turn
+                shift[k] = (shift[p] - centre) @ turn + centre + (stretch[k] - 1.0) * limb
+        return np.einsum("ki,kij->kj", pts, lin) + shift
 
 
 def _category(skeleton: Skeleton, source: dict[str, Any], name: str) -> dict[str, Any]:
@@ -218,7 +218,8 @@ def draw_pose_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Pose
     radius = max(2, round(0.04 * unit))
     colours = [tuple(int(c * fig.shade) for c in colour) for colour in skeleton.limb_colours]
     rng.shuffle(limbs)
-    width = {i: max(2, thick // 2) if i in skeleton.added_limbs else thick for i in limbs}
+    added = set(skeleton.added_limbs)
+    width = {i: max(2, thick // 2) if i in added else thick for i in limbs}
     for i in limbs:  # all outlines first, so crossing limbs read as limbs
         a, b = skeleton.limbs[i]
         dark = tuple(int(c * 0.35) for c in colours[i])
