@@ -20,7 +20,7 @@ except ValueError:
 # OpenMP threads that wait for work sleep instead of spinning (libgomp spins about 3 ms by default),
 # set before torch loads its OpenMP runtime, which reads the variable once. On a CPU shared with
 # another job a spinning thread takes the core the working thread needs: with the spin, 2 threads
-# were 3-4x slower than one (docs/benchmarks.md, "Threads on a busy CPU"); without it they keep
+# were up to 3x slower than one (docs/benchmarks.md, "Threads on a busy CPU"); without it they keep
 # their speed on an idle CPU. Either variable set by the user wins (OMP_WAIT_POLICY=ACTIVE, or
 # GOMP_SPINCOUNT, restores a spin).
 if "torch" not in _sys.modules and not {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(_os.environ):
