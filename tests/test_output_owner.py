@@ -61,6 +61,16 @@ def _record(out: Path) -> dict:
     return json.loads((out / MODEL_RECORD).read_text())
 
 
+def _append_refused(weights: Path, out: Path, image: Path, capsys, *extra: str) -> str:
+    """``infer --append`` of ``weights`` into ``out`` exits 2 in one line (returned), every file unchanged."""
+    before = _files(out)
+    capsys.readouterr()
+    assert _infer(weights, out, image, "--append", *extra) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert _files(out) == before
+    return line
+
+
 # --------------------------------------------------------------------------- the record
 def test_the_record_names_the_weights_their_content_digest_and_the_results_skeleton(checkpoint, dataset, tmp_path):
     out = tmp_path / "out"
@@ -84,29 +94,21 @@ def test_append_of_a_model_of_another_skeleton_is_refused_naming_both_and_the_fo
     second = "quadruped" if first == "person" else "person"
     out = tmp_path / "out"
     assert _infer(weights[first], out, dataset / "images" / "000001.jpg", "--render") == 0
-    before = _files(out)
-    capsys.readouterr()
-    assert _infer(weights[second], out, dataset / "images" / "000002.jpg", "--append", "--render") == 2
-    line = one_error_line(capsys.readouterr().err)
+    line = _append_refused(weights[second], out, dataset / "images" / "000002.jpg", capsys, "--render")
     quadruped_name = skeleton_of_file(QUADRUPED).name
     names = {"person": f"skeleton {COCO_17.name}", "quadruped": f"skeleton {quadruped_name}"}
     assert line.startswith(f"openpose-lite infer: error: --append: {out} holds the outputs of "
                            f"{weights[first].resolve()} ({names[first]}, ")
     assert f"this run's model is {weights[second].resolve()} ({names[second]}, " in line
     assert ": another skeleton; a folder holds one model's outputs: replace them with --overwrite" in line
-    assert _files(out) == before  # nothing written, nothing truncated, nothing removed
 
 
 def test_append_of_other_weights_of_the_same_skeleton_is_refused(checkpoint, dataset, tmp_path, capsys):
     other = write_tiny_checkpoint(tmp_path / "other.pt", heatmap_bias=0.25)
     out = tmp_path / "out"
     assert _infer(checkpoint, out, dataset / "images" / "000001.jpg") == 0
-    before = _files(out)
-    capsys.readouterr()
-    assert _infer(other, out, dataset / "images" / "000002.jpg", "--append") == 2
-    line = one_error_line(capsys.readouterr().err)
+    line = _append_refused(other, out, dataset / "images" / "000002.jpg", capsys)
     assert f"this run's model is {other.resolve()} (skeleton coco17" in line and ": other weights;" in line
-    assert _files(out) == before
 
 
 def test_append_of_the_same_model_adds_to_the_folder_also_from_a_copy_of_its_weights(checkpoint, dataset, tmp_path):
@@ -137,13 +139,9 @@ def test_outputs_without_a_record_take_a_person_model_only_and_then_record_it(
     out = tmp_path / "out"
     assert _infer(checkpoint, out, dataset / "images" / "000001.jpg") == 0
     (out / MODEL_RECORD).unlink()
-    before = _files(out)
-    capsys.readouterr()
-    assert _infer(quadruped_checkpoint, out, dataset / "images" / "000002.jpg", "--append") == 2
-    line = one_error_line(capsys.readouterr().err)
+    line = _append_refused(quadruped_checkpoint, out, dataset / "images" / "000002.jpg", capsys)
     assert f"{out} holds results of 17 keypoints without a record of their model ({MODEL_RECORD})" in line
     assert f"this run's model is {quadruped_checkpoint.resolve()}" in line and "--overwrite" in line
-    assert _files(out) == before
     assert _infer(checkpoint, out, dataset / "images" / "000002.jpg", "--append") == 0
     assert _record(out)["weights"] == str(checkpoint.resolve())
 
@@ -152,12 +150,8 @@ def test_a_damaged_record_is_refused_in_one_line_naming_it(checkpoint, dataset, 
     out = tmp_path / "out"
     assert _infer(checkpoint, out, dataset / "images" / "000001.jpg") == 0
     (out / MODEL_RECORD).write_text(json.dumps({**_record(out), "keypoints": "nose"}))
-    before = _files(out)
-    capsys.readouterr()
-    assert _infer(checkpoint, out, dataset / "images" / "000002.jpg", "--append") == 2
-    line = one_error_line(capsys.readouterr().err)
+    line = _append_refused(checkpoint, out, dataset / "images" / "000002.jpg", capsys)
     assert f"{out / MODEL_RECORD}: keypoints: expected list, got str" in line and "--overwrite" in line
-    assert _files(out) == before
 
 
 # --------------------------------------------------------------------------- export -o DIR/

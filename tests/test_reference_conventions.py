@@ -363,6 +363,7 @@ def test_oks_nms_keeps_what_the_reference_oks_nms_keeps():
 def test_ground_truth_boxes_are_the_labelled_people_only(tmp_path):
     data = {
         "images": [{"id": 1, "file_name": "1.jpg", "height": 100, "width": 100}],
+        "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_17.keypoints)}],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 900, "bbox": [10, 10, 30, 30],
              "num_keypoints": 1, "keypoints": [20, 20, 2] + [0, 0, 0] * 16},
