@@ -1,5 +1,5 @@
 """What a hostile or clumsy input does to the commands: a clear line, the right exit code, bounded
-memory and time, and nothing lost (issue 23's reproductions, one test each).
+memory and time, and nothing lost (one test per kind of input).
 
 Runs that could blow up memory or hang if a bound were lost run in a subprocess with a timeout
 (a hang fails the test instead of stopping the suite) and report their own peak resident
@@ -44,7 +44,7 @@ train_vgg19 = load_train_script()
 
 # Memory is measured as the growth of the peak resident set above what the process holds once torch
 # and the CLI are imported: that start-up alone is 0.7 to 1.1 GB and differs between machines and
-# environments (torch's CUDA build maps its libraries), while the issue's bombs add 2.9 to 6.4 GB.
+# environments (torch's CUDA build maps its libraries), while a decoded image bomb adds 2.9 to 6.4 GB.
 GROWTH_LIMIT_KB = 1 << 20  # 1 GiB above start-up
 DECODE_MARGIN_KB = 256 << 10  # a bomb may cost this much above a run on a small image (decoded: GBs)
 TIMEOUT_S = 120  # "within seconds": a hang is what fails; CI machines are slow and shared

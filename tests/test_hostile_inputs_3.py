@@ -1,14 +1,14 @@
-"""Issue 29's data loss and exhaustion, items 1 to 6 and 8: one test (or two) each, reproducing it.
+"""Small inputs that would damage files or exhaust memory: each refused in one line, exit 2, nothing touched.
 
-* 1: a run's lock that is a symbolic link (or a hard link, a FIFO) is refused, and what it names
+* a run's lock that is a symbolic link (or a hard link, a FIFO) is refused, and what it names
   keeps its bytes;
-* 2: no write replaces a FIFO, a device or a folder at its destination;
-* 3: the clean-up after a killed write removes the project's own temporary files only;
-* 4: a YAML alias bomb (a config file, an override) or a stored config of shared references is
+* no write replaces a FIFO, a device or a folder at its destination;
+* the clean-up after a killed write removes the project's own temporary files only;
+* a YAML alias bomb (a config file, an override) or a stored config of shared references is
   refused at its bound, in one line, and messages show values cut short;
-* 5: a JSON file that would cost more memory than the bound once parsed is refused as it is read;
-* 6: ``export --input-hw`` past the network input's bound is refused before anything runs;
-* 8: JSON nested past the bound (``--ann``, ``--skeleton``, ``data.skeleton``, an OpenVINO IR's
+* a JSON file that would cost more memory than the bound once parsed is refused as it is read;
+* ``export --input-hw`` past the network input's bound is refused before anything runs;
+* JSON nested past the bound (``--ann``, ``--skeleton``, ``data.skeleton``, an OpenVINO IR's
   settings) is one line, not a RecursionError.
 
 The runs that a lost bound would let exhaust memory or time run in a subprocess (test_hostile_inputs'

@@ -1,14 +1,14 @@
-"""Issue 29's hostile skeletons, items 7, 9, 13 and 16: one test (or two) each, reproducing it.
+"""Hostile skeletons: too many keypoints, no keypoint names, absurd sigmas, bad limbs; each refused in one line.
 
-* 7: a skeleton of more keypoints than :data:`~openpose_lite.skeleton.MAX_KEYPOINTS` (10,000 ran
+* a skeleton of more keypoints than :data:`~openpose_lite.skeleton.MAX_KEYPOINTS` (10,000 ran
   ``eval --oracle`` and ``synth`` for minutes) is refused in one line naming the file and how to
   raise the bound, before anything is written; limbs completed for a large skeleton of partly
   labelled instances hold bounded memory (they held every instance's K x K pairs at once);
-* 9: a keypoint file whose categories list no ``keypoints`` (or that has none) is refused by
+* a keypoint file whose categories list no ``keypoints`` (or that has none) is refused by
   ``eval`` (oracle and model), ``synth --skeleton`` and ``data.skeleton``, where it was scored as
   COCO's people (AP 0.000, or every metric -1) or ended in an IndexError;
-* 13: OKS sigmas outside :data:`~openpose_lite.skeleton.SIGMA_RANGE` (1e300 gave AP 1.000);
-* 16: a limb index of 1e30 is shown as what it is, and a limb or flip pair given twice is named
+* OKS sigmas outside :data:`~openpose_lite.skeleton.SIGMA_RANGE` (1e300 gave AP 1.000);
+* a limb index of 1e30 is shown as what it is, and a limb or flip pair given twice is named
   by the file's own entries, 1-based as the file writes them.
 
 Every command line is checked through ``openpose_lite.cli.main``, as the other CLI tests do.

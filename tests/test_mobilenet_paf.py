@@ -231,7 +231,7 @@ def reference_forward(net: dict, state: dict[str, torch.Tensor], images: torch.T
 
 
 # marvis/pytorch-mobilenet (main.py, class Net), the ImageNet classifier of mobilenet_sgd_68.848.pth.tar,
-# as the brief and the reference's modules/load_state.py (load_from_mobilenet) address it:
+# as the reference's modules/load_state.py (load_from_mobilenet) address it:
 # model = Sequential(conv_bn(3, 32, 2), 13 conv_dw, AvgPool2d(7)), fc = Linear(1024, 1000), saved
 # from nn.DataParallel ("module."), with the conv_bn / conv_dw positions of the reference's conv.py.
 IMAGENET_DW_BLOCKS = ((32, 64, 1), (64, 128, 2), (128, 128, 1), (128, 256, 2), (256, 256, 1), (256, 512, 2)) + (

@@ -612,7 +612,7 @@ def test_bench_openvino_accuracy_prints_a_row_per_overflow_fix_with_its_kernels(
     assert re.search(r"- int8 convolution kernels \(enable, first_layer_only, disable\): .*_I8", out), out
 
 
-# ------------------------------------------------------------------ a damaged or unwritable cache (issue 29 items 11, 16)
+# ------------------------------------------------------------------ a damaged or unwritable cache
 def _people(folder: Path) -> list:
     return json.loads((folder / "results_coco.json").read_text())
 

@@ -1,4 +1,4 @@
-"""A folder's outputs are one model's (issue 29 item 10), and ``export -o DIR/`` names a folder (item 16).
+"""A folder's outputs are one model's, and ``export -o DIR/`` names a folder.
 
 ``infer`` writes beside its index a record of the model its outputs are of
 (``openpose-lite-model.json``: the weights file and the SHA-256 of its bytes, the results'

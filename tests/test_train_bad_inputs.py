@@ -1,5 +1,5 @@
 """Bad inputs a training run meets: images a header cannot tell are broken, an absurd learning rate, a missing
-validation file, a resume with nothing to train (issue 29, items 14 and 15).
+validation file, a resume with nothing to train.
 
 Each is refused in one line with exit 2 before the run folder exists, or, where the run can go on (an image that
 breaks once the run trains), skipped, counted in the epoch's record and logged, and the epoch finishes.
