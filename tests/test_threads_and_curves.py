@@ -110,9 +110,11 @@ def _openmp_environment(code: str, **env: str) -> dict[str, str]:
 
 
 def test_importing_the_package_first_makes_waiting_openmp_threads_sleep_instead_of_spinning():
-    # libgomp spins 300000 rounds (about 3 ms) before a waiting thread sleeps unless told
-    # OMP_WAIT_POLICY=PASSIVE (spin 0): on a CPU shared with another job the spinning thread takes
-    # the core the working one needs (docs/benchmarks.md, "Threads on a busy CPU").
+    # The reference, GCC's libgomp (libgomp/env.c, initialize_env after parse_wait_policy): without
+    # GOMP_SPINCOUNT, the spin count is 300000 rounds (about 3 ms) when OMP_WAIT_POLICY is unset,
+    # 30000000000 for ACTIVE and 0 for PASSIVE; a GOMP_SPINCOUNT given wins over the policy. On a
+    # CPU shared with another job the spinning thread takes the core the working one needs
+    # (docs/benchmarks.md, "Threads on a busy CPU").
     assert _openmp_environment("import torch; torch.ones(4).sum()")["GOMP_SPINCOUNT"] == "300000"
     assert _openmp_environment("import openpose_lite, torch; torch.ones(4).sum()")["GOMP_SPINCOUNT"] == "0"
     # What the command line and the training script import first, before torch.
