@@ -164,6 +164,19 @@ def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]
     tmp = temp_sibling(p)
     try:
         write(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return replace_from_temp(tmp, p)
+
+
+def replace_from_temp(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Move a finished :func:`temp_sibling` onto ``path``: the mode a new file gets (the temporary file
+    was made owner-only), only a regular file replaced (:func:`check_destination`), one rename. On
+    any error the temporary file is removed and ``path`` stays as it was."""
+    p = Path(path)
+    try:
         os.chmod(tmp, _umask_mode())
         check_destination(p)
         os.replace(tmp, p)

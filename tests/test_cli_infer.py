@@ -87,6 +87,9 @@ def test_a_video_gives_one_json_per_frame_and_a_rendered_video(checkpoint, tmp_p
     assert sorted(entry["frame"] for entry in index.values()) == [0, 1, 2]
     assert len(read_video_frames(out / "clip_rendered.mp4")) == 3
     assert [p.name for p in out.glob(".*")] == [LOCK_NAME]  # no temporary files left behind, only the folder's lock
+    # The video's encoder writes into an owner-only temporary file; the finished video gets the mode
+    # every other output gets (the umask's), as a file the encoder had made itself would.
+    assert (out / "clip_rendered.mp4").stat().st_mode & 0o777 == (out / "images.json").stat().st_mode & 0o777
 
 
 def test_an_unreadable_image_is_reported_and_skipped_and_the_run_fails(checkpoint, dataset, tmp_path, capsys):

@@ -27,7 +27,6 @@ skeleton, other weights) is refused naming both, before anything is written.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections import Counter
@@ -43,10 +42,10 @@ from openpose_lite.cli.shards import Gathered, Journal
 from openpose_lite.io import (
     MAX_CONFIG_BYTES,
     atomic_write,
-    check_destination,
     file_problem,
     plural,
     read_json,
+    replace_from_temp,
     temp_sibling,
     write_json_atomic,
 )
@@ -403,12 +402,7 @@ class VideoOutput:
             return False
         self.writer.release()
         self.writer = None
-        try:
-            check_destination(self.path)  # only a regular file is replaced
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.discard()
-            raise
+        replace_from_temp(self.tmp, self.path)
         return True
 
     def discard(self) -> None:
