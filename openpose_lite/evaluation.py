@@ -28,7 +28,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from openpose_lite.data.coco_validation import read_coco_keypoints
-from openpose_lite.data.ground_truth import PERSON_CATEGORY, labelled_instances, scored_layout
+from openpose_lite.data.ground_truth import labelled_instances, scored_layout
 from openpose_lite.skeleton import Skeleton, check_sigmas
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class ScoringScope:
     @property
     def category_id(self) -> int:
         """The category id results carry (the first of the scope's; COCO's person is 1)."""
-        return self.category_ids[0] if self.category_ids else 1
+        return self.category_ids[0]
 
     @property
     def pooled(self) -> bool:
@@ -101,13 +101,13 @@ class ScoringScope:
     def labelled_instances(self, coco: COCO) -> dict[int, list[dict]]:
         """image id -> the scope's labelled instances (not crowd, a labelled keypoint), in file order
         (:func:`~openpose_lite.data.ground_truth.labelled_instances`)."""
-        return labelled_instances(coco.dataset, self.category_ids or (PERSON_CATEGORY,))
+        return labelled_instances(coco.dataset, self.category_ids)
 
     def describe(self) -> str:
         """One line: what is scored (and pooled), with which sigmas, and what is left out."""
         names = ", ".join(repr(n) for n in self.category_names[:3]) + (", ..." if len(self.category_names) > 3 else "")
         what = (f"{len(self.category_ids)} categories sharing one keypoint list ({names}), pooled as one "
-                f"(category_id {self.category_id})" if self.pooled else f"category {names or self.category_id}")
+                f"(category_id {self.category_id})" if self.pooled else f"category {names}")
         return f"scored: {what}, with the OKS sigmas of {self.skeleton.name}" + \
             (f"; {self.left_out}" if self.left_out else "")
 
@@ -131,7 +131,7 @@ def _scored_ground_truth(coco: COCO, scope: ScoringScope, source: str) -> COCO:
     """
     wanted = set(scope.category_ids)
     anns = coco.dataset["annotations"]
-    in_scope = [a for a in anns if not wanted or a.get("category_id") in wanted]
+    in_scope = [a for a in anns if a.get("category_id") in wanted]
     for ann in in_scope:
         missing = [key for key in _GT_ANNOTATION_KEYS if key not in ann]
         if missing:
@@ -214,9 +214,10 @@ def evaluate_keypoints(
         if res["category_id"] in scope.category_ids:
             res["category_id"] = scope.category_id  # the pool's one id
 
-    oks_sigmas = scope.skeleton.sigmas_array if sigmas is None else np.asarray(
-        check_sigmas(np.asarray(sigmas, dtype=np.float64).reshape(-1), num_keypoints, f"{source}: 'sigmas'",
-                     written=sigmas))
+    oks_sigmas = scope.skeleton.sigmas_array
+    if sigmas is not None:
+        given = np.asarray(sigmas, dtype=np.float64)  # (K,): a (1, K) or (K, 1) table is refused
+        oks_sigmas = np.asarray(check_sigmas(given, num_keypoints, f"{source}: 'sigmas'", written=given.tolist()))
 
     coco_dt = _quiet(coco_gt.loadRes, clean)
     evaluator = COCOeval(coco_gt, coco_dt, iouType="keypoints")

@@ -176,6 +176,9 @@ def test_sigmas_at_the_ends_of_the_range_are_kept_and_evaluation_refuses_others(
     assert evaluate_keypoints(path, results)["AP"] == 1.0
     with pytest.raises(ValueError, match=r"worm\.json: 'sigmas' is \[1e\+300, 1e\+300, 1e\+300\], expected 3 OKS sigmas"):
         evaluate_keypoints(path, results, sigmas=[1e300] * 3)
+    for shape in ((1, 3), (3, 1)):  # K sigmas, one per keypoint: not a table of them
+        with pytest.raises(ValueError, match=r"worm\.json: 'sigmas' is .*expected 3 OKS sigmas"):
+            evaluate_keypoints(path, results, sigmas=np.full(shape, 0.5))
 
 
 # ------------------------------------------------------------------------ 16. how limbs are named
