@@ -50,7 +50,8 @@ from openpose_lite.codecs.grouping import GroupingParams
 from openpose_lite.codecs.topdown import TopDownCodecParams, TopDownHeatmapCodec
 from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
 from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, check_max_pixels
-from openpose_lite.io import MAX_CONFIG_BYTES, YamlTooLargeError, parse_yaml, read_bounded, write_text_atomic
+from openpose_lite.bounded_yaml import YamlTooLargeError, parse_yaml
+from openpose_lite.io import MAX_CONFIG_BYTES, read_bounded, write_text_atomic
 from openpose_lite.models.architectures import architecture
 from openpose_lite.models.factory import ModelConfig
 from openpose_lite.params import Params, brief, coerce, fields_of

@@ -19,15 +19,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import json
 import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable, Iterator
+from typing import IO, Any, BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
-import yaml
 
 # The largest files of each kind the project reads. COCO's biggest keypoint file
 # (person_keypoints_train2017.json) is 238 MB and a detection file of all its training images
@@ -39,12 +39,6 @@ MAX_CONFIG_BYTES = 1 << 20
 # ``[[],[],...]`` would take 5.8 GB. Raised with the environment variable named here (in MB).
 MAX_JSON_MEMORY_MB = 4096
 MAX_JSON_MEMORY_ENV = "OPENPOSE_LITE_MAX_JSON_MB"
-# The most values a config may expand to, each counted where it appears: a list of 3 numbers is 4
-# values, and an alias to it (YAML) or a shared reference (a stored config) counts them again
-# where it stands. Ten nested lists of ten aliases make 10^10, from a few hundred bytes; a real
-# config holds a few hundred. Raised with the environment variable named here.
-MAX_CONFIG_VALUES = 100_000
-MAX_CONFIG_VALUES_ENV = "OPENPOSE_LITE_MAX_CONFIG_VALUES"
 # How deep a JSON or YAML file may nest: a COCO file nests 5 deep (file, annotations, annotation,
 # segmentation, polygon), a config 3; Python's parsers and every recursive reader after them fail
 # near 1000 (a RecursionError).
@@ -227,6 +221,16 @@ def file_problem(path: str | os.PathLike[str]) -> str | None:
     return None if stat.S_ISREG(mode) else file_kind(mode)
 
 
+def files_sha256(paths: Iterable[str | os.PathLike[str]], what: str = "file") -> str:
+    """SHA-256 (hex) of the bytes of ``paths`` one after the other, each a regular file (:func:`open_regular`)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open_regular(path, what) as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def open_regular(path: str | os.PathLike[str], what: str = "file") -> BinaryIO:
     """``path`` opened for binary reading, when it is a regular file.
 
@@ -403,68 +407,3 @@ def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON
         raise ValueError(f"{what} {path}: {format_bytes(max(size, len(data)))}, more than a {what} may hold "
                          f"({format_bytes(max_bytes)})")
     return _loads(data, path, what)
-
-
-# ------------------------------------------------------------------------------ bounded YAML
-def too_many_config_values(limit: int) -> str:
-    """Why a config that expands past ``limit`` values (:data:`MAX_CONFIG_VALUES`) is refused, and how to raise it."""
-    return (f"expands to more than {limit:,} values (a list repeated through YAML aliases or shared references counts "
-            f"each time; a config holds a few hundred): raise the limit with the environment variable "
-            f"{MAX_CONFIG_VALUES_ENV}=N only for a config you trust")
-
-
-class YamlTooLargeError(ValueError):
-    """A YAML document that expands to more values, or nests deeper, than a config may."""
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, counting what the document expands to as it is composed, before any of it
-    is built: an alias counts the values of the node it names again where it stands (``&a [1, 2]``
-    is 3 values, ``[*a, *a]`` 7), so ten nested lists of ten aliases are refused at the limit
-    instead of becoming 10^10 values to check or print. Nesting is bounded too (the composer
-    recurses), and an alias inside the node it names (a loop) is refused.
-    """
-
-    def __init__(self, stream: str, limit: int) -> None:
-        super().__init__(stream)
-        self.limit, self.level = limit, 0
-        self.sizes: dict[yaml.Node, int] = {}  # node -> the values it expands to
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        alias = self.check_event(yaml.AliasEvent)
-        self.level += 1
-        if self.level > MAX_NESTING_DEPTH:
-            raise YamlTooLargeError(f"nests lists or mappings more than {MAX_NESTING_DEPTH} deep")
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self.level -= 1
-        if alias:  # counted again where it stands, in its parent's sum
-            if node not in self.sizes:
-                raise YamlTooLargeError("holds an alias inside the list or mapping it names (a loop)")
-            return node
-        if isinstance(node, yaml.SequenceNode):
-            children = node.value
-        elif isinstance(node, yaml.MappingNode):
-            children = [child for pair in node.value for child in pair]
-        else:
-            children = []
-        size = 1 + sum(self.sizes[child] for child in children)
-        if size > self.limit:
-            raise YamlTooLargeError(too_many_config_values(self.limit))
-        self.sizes[node] = size
-        return node
-
-
-def parse_yaml(text: str) -> Any:
-    """YAML text (a config, an override's value) -> plain data, bounded (:class:`_BoundedLoader`, limit
-    ``$OPENPOSE_LITE_MAX_CONFIG_VALUES``, default :data:`MAX_CONFIG_VALUES`).
-
-    Raises yaml.YAMLError for text that is not YAML, YamlTooLargeError (a ValueError naming no
-    source: the caller names it) for a document larger or deeper than a config may be.
-    """
-    loader = _BoundedLoader(text, env_limit(MAX_CONFIG_VALUES_ENV, MAX_CONFIG_VALUES))
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()

@@ -29,7 +29,8 @@ import types
 import typing
 from typing import Any, Literal
 
-from openpose_lite.io import MAX_CONFIG_VALUES, MAX_CONFIG_VALUES_ENV, env_limit, too_many_config_values
+from openpose_lite.bounded_yaml import MAX_CONFIG_VALUES, MAX_CONFIG_VALUES_ENV, too_many_config_values
+from openpose_lite.io import env_limit
 
 __all__ = ["Params", "brief", "check_expansion", "coerce", "fields_of"]
 

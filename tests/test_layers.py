@@ -26,8 +26,8 @@ DOCS = ROOT / "docs" / "architecture.md"
 # docs/architecture.md, "Layers": each layer imports only from the layers above it. Module names
 # are relative to openpose_lite; a package name covers its modules unless a module is listed.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundations", ("params", "skeleton", "limbs", "geometry", "structures", "io", "images", "image_headers",
-                     "run_lock", "output_folder", "devices", "oks", "one_euro", "plots")),
+    ("foundations", ("params", "skeleton", "limbs", "geometry", "structures", "io", "bounded_yaml", "images",
+                     "image_headers", "run_lock", "output_folder", "devices", "oks", "one_euro", "plots")),
     ("targets, inputs and the COCO format", ("codecs", "preprocess", "data.transforms", "data.coco_validation",
                                              "data.coco_rle", "coco_skeleton")),
     ("settings", ("config", "train_config", "models.architectures", "models.factory")),

@@ -11,11 +11,10 @@ appended run to it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpose_lite.io import open_regular
+from openpose_lite.io import files_sha256
 from openpose_lite.skeleton import Skeleton
 
 __all__ = ["MODEL_RECORD", "RESULTS_CATEGORY_ID", "ModelRecord", "weights_digest"]
@@ -31,12 +30,7 @@ _RECORD_KEYS = ("written_by", "weights", "weights_sha256", "skeleton", "keypoint
 
 def weights_digest(path: Path) -> str:
     """SHA-256 (hex) of a weights file's bytes; an OpenVINO IR's: its .xml's, then its .bin's."""
-    digest = hashlib.sha256()
-    for file in (path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else (path,):
-        with open_regular(file, "weights file") as fh:
-            for piece in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(piece)
-    return digest.hexdigest()
+    return files_sha256((path, path.with_suffix(".bin")) if path.suffix.lower() == ".xml" else (path,), "weights file")
 
 
 @dataclass(frozen=True)

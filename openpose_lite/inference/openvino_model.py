@@ -46,7 +46,7 @@ import torch
 from torch import nn
 
 from openpose_lite.inference.calibration import Calibration
-from openpose_lite.io import check_destination, parse_json
+from openpose_lite.io import check_destination, files_sha256, parse_json
 from openpose_lite.models.export import LastStageOutputs
 from openpose_lite.skeleton import Skeleton
 
@@ -171,18 +171,10 @@ MANIFEST = "manifest.json"  # a cache entry's file sizes and SHA-256, written la
 CACHED_FILES = ("model.xml", "model.bin")
 
 
-def _hash_file(path: Path, digest: Any) -> Any:
-    """``digest`` updated with the bytes of ``path`` (read in 4 MiB blocks)."""
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest
-
-
 def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
     """``{file name: {"size", "sha256"}}`` of a cache entry's IR files."""
     return {name: {"size": (folder / name).stat().st_size,
-                   "sha256": _hash_file(folder / name, hashlib.sha256()).hexdigest()} for name in CACHED_FILES}
+                   "sha256": files_sha256([folder / name], "cached IR file")} for name in CACHED_FILES}
 
 
 def _entry_problem(folder: Path) -> str | None:
@@ -195,8 +187,8 @@ def _entry_problem(folder: Path) -> str | None:
         return f"its {MANIFEST} is unreadable ({exc})"
     try:
         actual = _manifest(folder)
-    except OSError as exc:
-        return f"{exc.strerror or exc}: {exc.filename}"
+    except (OSError, ValueError) as exc:
+        return f"{exc.strerror}: {exc.filename}" if getattr(exc, "strerror", None) else str(exc)
     changed = [name for name in CACHED_FILES if not isinstance(recorded, dict) or recorded.get(name) != actual[name]]
     return f"{', '.join(changed)} not as written (size or SHA-256 differ)" if changed else None
 
@@ -314,10 +306,7 @@ class IrModel:
 
     def digest(self) -> str:
         """SHA-256 of the IR's two files."""
-        digest = hashlib.sha256()
-        for path in (self.path, self.path.with_suffix(".bin")):
-            _hash_file(path, digest)
-        return digest.hexdigest()
+        return files_sha256((self.path, self.path.with_suffix(".bin")), "OpenVINO IR file")
 
 
 def _is_quantized(ov_model: Any) -> bool:

@@ -32,7 +32,8 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from openpose_lite.config import Config, config_from_dict, config_to_dict, load_config, parse_override
-from openpose_lite.io import MAX_CONFIG_BYTES, parse_yaml, read_bounded
+from openpose_lite.bounded_yaml import parse_yaml
+from openpose_lite.io import MAX_CONFIG_BYTES, read_bounded
 from openpose_lite.training.checkpoint import read_training_checkpoint
 from openpose_lite.training.data import fit_skeleton
 from openpose_lite.training.run_folder import RunFolder
