@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError, describe_os_error
-from openpose_lite.cli.model_record import MODEL_RECORD, ModelRecord
+from openpose_lite.cli.model_record import RESULTS_CATEGORY_ID, ModelRecord
 from openpose_lite.cli.models_args import build_predictor, non_negative_int, positive_float, positive_int, weights_path
 from openpose_lite.cli.outputs import FRAME_DIGITS, InferFolder, VideoOutput, progress_disabled
 from openpose_lite.io import plural, write_json_atomic
@@ -237,7 +237,7 @@ class _LiveRun:
         latency = time.monotonic() - frame.time  # capture to result: the frame's people on disk
         self.latencies.append(latency)
         image_id, self._next_id = self._next_id, self._next_id + 1
-        self.results.extend(poses.to_coco(image_id))
+        self.results.extend(poses.to_coco(image_id, RESULTS_CATEGORY_ID))
         self.images[str(image_id)] = {"file": self.source.name, "frame": frame.number, "json": name,
                                       "capture_time": _utc(frame.wall_time, compact=False),
                                       "latency_s": round(latency, 4)}
@@ -266,9 +266,8 @@ class _LiveRun:
     def write_index(self) -> None:
         """``results_coco.json`` and ``images.json`` for every frame recorded so far (atomically)."""
         started = time.monotonic()
-        record = self.out / MODEL_RECORD
-        if self.model is not None and not (record.is_symlink() or record.exists()):
-            write_json_atomic(record, self.model.to_dict(), indent=1)
+        if self.model is not None:
+            self.model.keep_in(self.out)
         write_json_atomic(self.out / "results_coco.json", self.results)
         write_json_atomic(self.out / "images.json", self.images)
         took = time.monotonic() - started

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpose_lite.io import files_sha256
+from openpose_lite.io import files_sha256, write_json_atomic
 from openpose_lite.skeleton import Skeleton
 
 __all__ = ["MODEL_RECORD", "RESULTS_CATEGORY_ID", "ModelRecord", "weights_digest"]
@@ -56,6 +56,14 @@ class ModelRecord:
         """The record of a run of the weights file ``weights`` whose predictor finds ``skeleton`` (either layout)."""
         layout = skeleton.annotation_layout()  # what results_coco.json holds: COCO-17 for any person model
         return cls(str(weights.resolve()), weights_digest(weights), layout.name, layout.keypoints, RESULTS_CATEGORY_ID)
+
+    def keep_in(self, folder: Path) -> None:
+        """Write this record into ``folder`` unless it holds one: a folder that has one holds this model's
+        outputs (checked before the run, :meth:`~openpose_lite.cli.outputs.InferFolder.check_model`),
+        and its first record is kept."""
+        record = folder / MODEL_RECORD
+        if not (record.is_symlink() or record.exists()):
+            write_json_atomic(record, self.to_dict(), indent=1)
 
     def to_dict(self) -> dict:
         return {"written_by": "openpose-lite infer", "weights": self.weights, "weights_sha256": self.weights_sha256,

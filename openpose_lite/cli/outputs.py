@@ -316,9 +316,8 @@ class InferRun:
         record of its model where the folder has none (a folder that has one holds this model's
         outputs: :meth:`InferFolder.check_model` saw to it, and the first record is kept)."""
         results, images = self.index(entries)
-        record = self.out_dir / MODEL_RECORD
-        if self.model is not None and not (record.is_symlink() or record.exists()):
-            write_json_atomic(record, self.model.to_dict(), indent=1)
+        if self.model is not None:
+            self.model.keep_in(self.out_dir)
         write_json_atomic(self.out_dir / "results_coco.json", results)
         self.written["results_coco.json"] += 1
         write_json_atomic(self.out_dir / "images.json", images)
