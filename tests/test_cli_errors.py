@@ -246,7 +246,7 @@ def test_ctrl_c_in_infer_exits_130_with_one_line_listing_what_was_written(checkp
 
 def test_a_full_disk_in_infer_stops_with_exit_1_and_a_summary_of_what_was_written(checkpoint, dataset, tmp_path,
                                                                                   capsys, monkeypatch):
-    from openpose_lite.cli import outputs
+    from openpose_lite.cli import model_record, outputs
 
     real, writes = outputs.write_json_atomic, []
 
@@ -256,7 +256,8 @@ def test_a_full_disk_in_infer_stops_with_exit_1_and_a_summary_of_what_was_writte
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, data, indent)
 
-    monkeypatch.setattr(outputs, "write_json_atomic", disk_fills_after_two)
+    for module in (outputs, model_record):  # every JSON the run writes: its files, its index and its model's record
+        monkeypatch.setattr(module, "write_json_atomic", disk_fills_after_two)
     out = tmp_path / "out"
     assert main(["infer", str(dataset / "images"), "--checkpoint", str(checkpoint), "-o", str(out)]) == 1
     line = one_error_line(capsys.readouterr().err)
