@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
 __all__ = ["PRECISIONS", "THREADS_HELP", "autocast_dtype", "cpu_computes_bf16", "cpu_computes_int8", "cpu_description",
-           "cpu_model_name", "resolve_device", "resolve_precision", "set_threads"]
+           "cpu_model_name", "onednn_isa_cap", "resolve_device", "resolve_precision", "set_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +80,34 @@ def _cpuinfo_field(key: str) -> str | None:
     return None
 
 
+# oneDNN (torch's and OpenVINO's CPU kernels) dispatches to no ISA above ``ONEDNN_MAX_CPU_ISA``
+# (older name ``DNNL_MAX_CPU_ISA``): a flag the CPU has is no use beyond that cap. The values are
+# oneDNN's ``dnnl_cpu_isa_t`` bit masks (oneDNN docs: "CPU Dispatcher Control", enum dnnl_cpu_isa_t),
+# in which an ISA is available under a cap when its bits are a subset of the cap's.
+_ONEDNN_ISA_MASKS = {"SSE41": 0x1, "AVX": 0x3, "AVX2": 0x7, "AVX2_VNNI": 0xF, "AVX2_VNNI_2": 0x1F,
+                     "AVX512_CORE": 0x27, "AVX512_CORE_VNNI": 0x67, "AVX512_CORE_BF16": 0xE7,
+                     "AVX10_1_512": 0x1EF, "AVX512_CORE_FP16": 0x1EF, "AVX10_1_512_AMX": 0xFEF,
+                     "AVX512_CORE_AMX": 0xFEF, "AVX10_1_512_AMX_FP16": 0x1FEF, "AVX512_CORE_AMX_FP16": 0x1FEF}
+# The oneDNN ISA each flag below comes with.
+_FLAG_ISA = {"avx512_bf16": "AVX512_CORE_BF16", "amx_bf16": "AVX512_CORE_AMX", "avx512_vnni": "AVX512_CORE_VNNI",
+             "avx_vnni": "AVX2_VNNI", "amx_int8": "AVX512_CORE_AMX", "amx_tile": "AVX512_CORE_AMX",
+             "avx512f": "AVX512_CORE"}
+
+
+def onednn_isa_cap() -> str | None:
+    """The ISA oneDNN is capped at by ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``), None where uncapped."""
+    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return value if value in _ONEDNN_ISA_MASKS else None
+
+
 def _cpu_flags() -> set[str]:
-    return set((_cpuinfo_field("flags") or "").split())
+    """The CPU's flags (/proc/cpuinfo), less those of ISAs above oneDNN's cap (:func:`onednn_isa_cap`)."""
+    flags = set((_cpuinfo_field("flags") or "").split())
+    cap = onednn_isa_cap()
+    if cap is None:
+        return flags
+    allowed = _ONEDNN_ISA_MASKS[cap]
+    return {f for f in flags if f not in _FLAG_ISA or _ONEDNN_ISA_MASKS[_FLAG_ISA[f]] & allowed == _ONEDNN_ISA_MASKS[_FLAG_ISA[f]]}
 
 
 def cpu_computes_bf16() -> bool:
@@ -107,7 +134,8 @@ def cpu_description() -> str:
     """The CPU model and the flags that decide its fast precisions, e.g. ``"AMD EPYC (avx2 avx512_bf16 avx512_vnni)"``."""
     flags = _cpu_flags()
     shown = [f for f in ("avx2", "avx512f", *_CPU_BF16_FLAGS, *_CPU_INT8_FLAGS, "amx_tile") if f in flags]
-    return f"{cpu_model_name()} ({' '.join(shown) or 'none of avx2, avx512, bf16, vnni, amx'})"
+    capped = f", oneDNN capped at {onednn_isa_cap()}" if onednn_isa_cap() else ""
+    return f"{cpu_model_name()} ({' '.join(shown) or 'none of avx2, avx512, bf16, vnni, amx'}{capped})"
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

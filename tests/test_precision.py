@@ -199,3 +199,26 @@ def test_the_commands_refuse_a_precision_the_cpu_cannot_run_with_exit_2(command,
     err = capsys.readouterr().err
     assert "bf16: this CPU does not compute bfloat16 natively" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() and not (tmp_path / "b").exists()
+
+
+# oneDNN's cap: the dnnl_cpu_isa_t masks of oneDNN's docs ("CPU Dispatcher Control", enum
+# dnnl_cpu_isa_t), where an ISA is available under a cap when its bits are a subset of the cap's:
+# AVX2 0x7, AVX2_VNNI 0xf, AVX512_CORE 0x27, AVX512_CORE_VNNI 0x67, AVX512_CORE_BF16 0xe7.
+_ZEN4 = "fpu avx avx2 avx512f avx512bw avx512_vnni avx512_bf16\n"
+
+
+@pytest.mark.parametrize("cap, bf16, int8", [(None, True, True), ("AVX2", False, False), ("avx512_core", False, False),
+                                             ("AVX512_CORE_VNNI", False, True), ("AVX512_CORE_BF16", True, True),
+                                             ("ALL", True, True)])
+def test_a_onednn_isa_cap_hides_the_flags_of_isas_above_it(monkeypatch, cap, bf16, int8):
+    monkeypatch.setattr(devices, "_cpuinfo_field", lambda key: _ZEN4 if key == "flags" else "AMD EPYC")
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    masks = {"AVX2": 0x7, "AVX512_CORE": 0x27, "AVX512_CORE_VNNI": 0x67, "AVX512_CORE_BF16": 0xE7}
+    allowed = masks.get((cap or "").upper(), 0xFFFF)
+    assert (0xE7 & allowed == 0xE7) is bf16 and (0x67 & allowed == 0x67) is int8  # the reference's rule
+    assert devices.cpu_computes_bf16() is bf16 and devices.cpu_computes_int8() is int8
+    assert ("capped at" in devices.cpu_description()) is (cap is not None and cap != "ALL")

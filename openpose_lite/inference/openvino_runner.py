@@ -54,7 +54,9 @@ def openvino_native_precisions() -> set[str]:
     capabilities = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     native = {"fp32"}
     default_bf16 = core.get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
-    if "BF16" in capabilities and (devices.cpu_computes_bf16() or default_bf16):
+    # OpenVINO's default hint comes from the CPU itself, not from a oneDNN ISA cap (ONEDNN_MAX_CPU_ISA)
+    # below bf16, under which its bf16 kernels fail to run.
+    if "BF16" in capabilities and (devices.cpu_computes_bf16() or (default_bf16 and devices.onednn_isa_cap() is None)):
         native.add("bf16")
     if "INT8" in capabilities:
         native.add("int8")
@@ -105,7 +107,8 @@ def resolve_openvino_precision(precision: str, calibration: Calibration | None, 
         if "int8" not in native:
             raise ValueError("precision int8: OpenVINO's CPU device lists no INT8 capability on this CPU; use fp32")
         if not devices.cpu_computes_int8():
-            if calibration.overflow_fix != "disable":
+            # The command line checks its options before a Calibration exists (a folder stands for it).
+            if getattr(calibration, "overflow_fix", None) != "disable":
                 logger.info("precision int8 on a CPU without VNNI/AMX int8 instructions: it runs, with a smaller gain")
             else:
                 logger.warning("precision int8 on a CPU without VNNI/AMX int8 instructions, quantised with overflow "
