@@ -120,3 +120,28 @@ def test_an_error_in_the_stream_is_raised():
     with pytest.raises(ValueError, match="the video broke"):
         run_pipelined(CountingPredictor(), items(), _load, lambda item, result: None, 1)
 
+
+
+@pytest.mark.parametrize("runner", ["pipelined", "newest_first"])
+def test_an_interrupt_while_the_finisher_writes_returns_only_after_it_has_written(runner):
+    # Ctrl-C reaches the main thread while it waits for the finisher, which is still handling the
+    # last image. A Thread.join that a signal interrupts can leave the thread marked as stopped
+    # (CPython 3.11), so a second join returns at once; the run must still wait for the write.
+    import signal
+
+    from openpose_lite.inference.pipeline import run_newest_first
+
+    images = [np.full((8, 8, 3), v, np.uint8) for v in (10, 20, 30)]
+    written, main = [], threading.main_thread().ident
+
+    def handle(item, poses):
+        if item == 2:
+            threading.Timer(0.1, signal.pthread_kill, (main, signal.SIGINT)).start()
+            time.sleep(0.4)
+        written.append(item)
+
+    run = run_pipelined if runner == "pipelined" else run_newest_first
+    with pytest.raises(KeyboardInterrupt):
+        run(CountingPredictor(), range(3), lambda i: images[i], handle)
+        time.sleep(1.0)  # the interrupt lands here if the run returned first
+    assert written == [0, 1, 2]

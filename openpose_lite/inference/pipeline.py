@@ -147,18 +147,26 @@ def run_sequential(predictor: Any, items: Iterable[T], load: Load, handle: Handl
 
 
 class _Worker(threading.Thread):
-    """A thread that records its exception for the main thread to re-raise."""
+    """A thread that records its exception for the main thread to re-raise, and says when it has ended.
+
+    The main thread waits on ``ended``, never on ``join``: a ``join`` that a signal (Ctrl-C, SIGTERM)
+    interrupts can leave the thread marked as stopped while it still runs (CPython 3.11), so a later
+    ``join`` would return while the finisher is still writing.
+    """
 
     def __init__(self, target: Callable[[], None], name: str) -> None:
         super().__init__(name=name, daemon=True)
         self._target_fn = target
         self.error: BaseException | None = None
+        self.ended = threading.Event()
 
     def run(self) -> None:
         try:
             self._target_fn()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
             self.error = exc
+        finally:
+            self.ended.set()
 
 
 def _put(q: queue.Queue, value: Any, stop: threading.Event) -> bool:
@@ -245,18 +253,18 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
                 pass
         while not _put_or_fail(finished_q, _DONE, finisher):
             pass
-        while finisher.is_alive():
-            finisher.join(timeout=0.1)
+        while not finisher.ended.wait(0.1):
+            pass
         for worker in (loader, finisher):
             if worker.error is not None:
                 raise worker.error
     finally:
         stop.set()
-        loader.join(timeout=5)
+        loader.ended.wait(5)
         # What reached the network is still handed on (at most ``prefetch`` batches); waited for in
         # full, so that once this returns or raises nothing more is handled behind the caller's back
         # (a stopped run writes its index of what was handled next).
-        finisher.join()
+        finisher.ended.wait()
 
 
 def run_newest_first(predictor: Any, items: Iterable[T], load: Load, handle: Handle,
@@ -286,10 +294,10 @@ def run_newest_first(predictor: Any, items: Iterable[T], load: Load, handle: Han
                 time.sleep(0.002)
         while not _put_or_fail(finished_q, _DONE, finisher):
             pass
-        while finisher.is_alive():
-            finisher.join(timeout=0.1)
+        while not finisher.ended.wait(0.1):
+            pass
         if finisher.error is not None:
             raise finisher.error
     finally:
         stop.set()
-        finisher.join()  # what reached the network is handed on before this returns (see run_pipelined)
+        finisher.ended.wait()  # what reached the network is handed on before this returns (see run_pipelined)
