@@ -2,7 +2,7 @@
 
 The parser, the printing and the exit codes are :mod:`openpose_lite.cli.train`'s (shared with
 ``openpose-lite train``, which also trains the top-down models); the run is
-:func:`openpose_lite.training.fit`::
+:class:`openpose_lite.training.Trainer`'s::
 
     python train_vgg19.py --config configs/vgg19_synthetic_cpu.yaml            # CPU, generated scenes
     python train_vgg19.py --config configs/vgg19_coco.yaml --backbone-weights vgg19-dcbb9e9d.pth

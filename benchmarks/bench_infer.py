@@ -60,7 +60,7 @@ from openpose_lite.images import ImageReadError, read_image
 from openpose_lite.inference import PHASES, BottomUpPredictor
 from openpose_lite.inference.pipeline import run_pipelined, run_sequential
 from openpose_lite.io import write_json_atomic
-from openpose_lite.models.factory import build_model, published_config
+from openpose_lite.factory import ModelConfig, build_model
 from openpose_lite.structures import Poses
 
 # The FLOP count is quoted at the Lightweight OpenPose paper's input size (and the issue's).
@@ -133,9 +133,9 @@ def build_networks(args: argparse.Namespace) -> dict[str, torch.nn.Module]:
         return {args.weights.name: BottomUpPredictor.from_weights(args.weights, device="cpu").model}
     networks = {}
     for arch in args.archs:
-        paper = published_config(arch)
-        cfg = dataclasses.replace(paper, num_stages=args.stages or paper.num_stages,
-                                  width_mult=args.width_mult or paper.width_mult)
+        paper = ModelConfig(arch=arch).settings
+        cfg = ModelConfig(arch=arch, settings=dataclasses.replace(paper, num_stages=args.stages or paper.num_stages,
+                                                                  width_mult=args.width_mult or paper.width_mult))
         torch.manual_seed(args.seed)
         networks[arch] = build_model(cfg).eval()
     return networks

@@ -41,7 +41,7 @@ from openpose_lite.bench.config import BOTTOMUP_ARCHS  # noqa: E402
 from openpose_lite.config import Config, config_to_dict  # noqa: E402
 from openpose_lite.data.mjpeg_stream import MjpegServer  # noqa: E402
 from openpose_lite.data.synthetic_video import VideoConfig, generate_video  # noqa: E402
-from openpose_lite.models.factory import build_model, published_config  # noqa: E402
+from openpose_lite.factory import ModelConfig, build_model  # noqa: E402
 from openpose_lite.training.checkpoint import save_checkpoint  # noqa: E402
 
 _SIMD = re.compile(r"^(avx\S*|amx\S*|fma|f16c|sse4_\d|avx_vnni)$")
@@ -84,7 +84,7 @@ def cpu_description() -> str:
 def _model_option(args: argparse.Namespace, folder: Path) -> list[str]:
     if args.weights is not None:
         return ["--weights", str(args.weights)]
-    cfg = Config(model=published_config(args.arch))
+    cfg = Config(model=ModelConfig(arch=args.arch))
     path = save_checkpoint(folder / f"{args.arch}_random.pt", model_state=build_model(cfg.model).state_dict(),
                            config=config_to_dict(cfg))
     return ["--checkpoint", str(path)]

@@ -57,23 +57,24 @@ import cv2
 import numpy as np
 import torch
 
-from openpose_lite.config import Config, config_to_dict, load_config
+from openpose_lite.config import Config, load_config
 from openpose_lite.data.synthetic import SceneConfig, generate_scene, write_dataset
 from openpose_lite.devices import THREADS_HELP, cpu_description, set_threads
 from openpose_lite.images import read_image
-from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
+from openpose_lite.inference import BottomUpPredictor, PredictorOptions, TopDownPredictor, build_predictor
 from openpose_lite.inference.calibration import DEFAULT_OVERFLOW_FIX, OVERFLOW_FIXES
 from openpose_lite.inference.network import make_runner
 from openpose_lite.inference.pipeline import run_pipelined
 from openpose_lite.io import write_json_atomic
-from openpose_lite.models.architectures import ARCHITECTURES, architecture
-from openpose_lite.models.factory import build_model
+from openpose_lite.architectures import ARCHITECTURES, architecture
+from openpose_lite.factory import build_model, model_fields
+from openpose_lite.models.weights import LoadedWeights
 from openpose_lite.structures import Poses
 
 DEFAULT_ARCHS = ("vgg19_paf", "mobilenet_paf", "hrnet", "simple_baseline")
-# --small: tiny versions of every architecture, to check that the script runs (their times mean nothing).
-SMALL = ("model.num_stages=1", "model.stage_channels=16", "model.width_mult=0.25", "model.hrnet_width=8",
-         "model.hrnet_blocks=1", "model.depth=18")
+# --small: tiny versions of every architecture, to check that the script runs (their times mean nothing);
+# each network takes those of its own settings.
+SMALL = {"num_stages": 1, "stage_channels": 16, "width_mult": 0.25, "width": 8, "blocks": 1, "depth": 18}
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -125,15 +126,14 @@ class Built:
 
 def run_config(arch: str, small: bool, input_size: int) -> Config:
     """The published network of ``arch`` (its crop size for top-down ones), tiny with ``small``."""
-    return load_config(None, [f"model.arch={arch}", f"codec.input_size={input_size}", *(SMALL if small else ())])
+    small_sizes = [f"model.{k}={v}" for k, v in SMALL.items() if small and k in model_fields(arch)]
+    return load_config(None, [f"model.arch={arch}", f"codec.input_size={input_size}", *small_sizes])
 
 
 def make_predictor(model: torch.nn.Module, cfg: Config, backend: str, precision: str, calibration: Path | None) -> Any:
-    options = {"backend": backend, "precision": precision, "device": "cpu",
-               "calibration": calibration if precision == "int8" else None}
-    if architecture(cfg.model.arch).branch == "topdown":
-        return TopDownPredictor.from_model(model, config_to_dict(cfg), **options)
-    return BottomUpPredictor.from_model(model, config_to_dict(cfg), **options)
+    options = PredictorOptions(backend=backend, precision=precision, device="cpu", flip=False,
+                               calibration=calibration if precision == "int8" else None)
+    return build_predictor(LoadedWeights(model, architecture(cfg.model.arch), None, cfg), options)
 
 
 def network_input(predictor: Any, image: np.ndarray, boxes: np.ndarray) -> torch.Tensor:
@@ -220,14 +220,14 @@ def folder_runs(built: dict[Setup, Built], models: dict[str, tuple], batch: int,
     """(setup, batch, hint) -> predictor: batch 1 everywhere; on OpenVINO, ``batch`` with each hint."""
     runs: dict[tuple[Setup, int, str], Any] = {}
     for setup, b in built.items():
-        if architecture(setup.arch).branch == "topdown":
-            continue  # a top-down model needs boxes: a folder of plain images is the bottom-up models' run
+        if architecture(setup.arch).branch_row.needs_boxes:
+            continue  # a folder of plain images has no person boxes: it is the run of the models that need none
         runs[(setup, 1, "latency")] = b.predictor
         if setup.backend == "openvino" and batch > 1:
             runs[(setup, batch, "latency")] = b.predictor
             throughput = make_predictor(*models[setup.arch], "openvino", setup.precision, calibration)
             throughput.runner = make_runner(
-                models[setup.arch][0], ("heatmaps", "pafs"), backend="openvino", precision=setup.precision,
+                models[setup.arch][0], throughput.output_names, backend="openvino", precision=setup.precision,
                 calibration=throughput.runner.calibration, performance="throughput")
             runs[(setup, batch, "throughput")] = throughput
     return runs

@@ -32,9 +32,9 @@ from openpose_lite.config import build_bottomup_codec, load_config
 from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.data.samples import BottomUpTrainDataset
 from openpose_lite.data.synthetic import write_dataset
-from openpose_lite.data.transforms import AugmentParams
+from openpose_lite.transforms import AugmentParams
 from openpose_lite.io import plural
-from openpose_lite.models.factory import build_model
+from openpose_lite.factory import build_model
 from openpose_lite.params import fields_of
 from openpose_lite.training.branches import bottomup_loss_terms
 from openpose_lite.training.engine import train_one_epoch
@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     forward = float(np.median(forward_times))
     params = sum(p.numel() for p in model.parameters())
     print()
-    print(f"Training step, {args.config.name}: {plural(cfg.model.num_stages, 'stage')} of {cfg.model.stage_channels} channels, "
-          f"width_mult {cfg.model.width_mult} ({params / 1e6:.2f} M parameters), {cfg.data.crop_size} px crops, "
+    sizes = cfg.model.settings
+    print(f"Training step, {args.config.name}: {plural(sizes.num_stages, 'stage')} of {sizes.stage_channels} channels, "
+          f"width_mult {sizes.width_mult} ({params / 1e6:.2f} M parameters), {cfg.data.crop_size} px crops, "
           f"batch {cfg.train.batch_size}, {cfg.train.optimizer}; median of {args.steps} steps after {args.warmup}")
     print()
     print("| step (forward + loss + backward + update) | forward only | images/s (training) |")

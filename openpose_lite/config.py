@@ -4,13 +4,13 @@ A configuration is a :class:`Config` of six frozen sections. Each section is, or
 from, the parameter dataclass of the code that uses it, so every setting is declared once:
 
 =========== ==================================================================================
-``model``    :class:`~openpose_lite.models.factory.ModelConfig` (which network)
+``model``    :class:`~openpose_lite.factory.ModelConfig` (which network, and its own settings)
 ``codec``    :class:`~openpose_lite.codecs.bottomup.BottomUpCodecParams` + ``input_size``
 ``grouping`` :class:`~openpose_lite.codecs.grouping.GroupingParams` (bottom-up person assembly)
-``data``     :class:`~openpose_lite.data.transforms.AugmentParams` + datasets and loading
+``data``     :class:`~openpose_lite.transforms.AugmentParams` + datasets and loading
 ``train``    :class:`~openpose_lite.train_config.TrainConfig` (optimisation, checkpoints, devices)
 ``topdown``  :class:`~openpose_lite.codecs.topdown.TopDownCodecParams` +
-             :class:`~openpose_lite.data.transforms.TopDownAugmentParams` + ``flip_test``
+             :class:`~openpose_lite.transforms.TopDownAugmentParams` + ``flip_test``
 =========== ==================================================================================
 
 YAML files hold only the *deltas* from those defaults, so a file says what is special about an
@@ -48,12 +48,13 @@ import yaml
 from openpose_lite.codecs.bottomup import BottomUpCodecParams, BottomUpPafCodec
 from openpose_lite.codecs.grouping import GroupingParams
 from openpose_lite.codecs.topdown import TopDownCodecParams, TopDownHeatmapCodec
-from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
+from openpose_lite.transforms import AugmentParams, TopDownAugmentParams
 from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, check_max_pixels
 from openpose_lite.bounded_yaml import YamlTooLargeError, parse_yaml
 from openpose_lite.io import MAX_CONFIG_BYTES, read_bounded, write_text_atomic
-from openpose_lite.models.architectures import architecture
-from openpose_lite.models.factory import ModelConfig
+from openpose_lite.architectures import architecture, architectures
+from openpose_lite.factory import ModelConfig, model_fields
+from openpose_lite.network_settings import HourglassSettings, HRNetSettings
 from openpose_lite.params import Params, brief, coerce, fields_of
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
 from openpose_lite.train_config import TrainConfig
@@ -200,22 +201,27 @@ def _plain(value: Any) -> Any:
 def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
     """A plain nested dict (only dict, list, str, int, float, bool, None): YAML/JSON-safe."""
     return {
-        name: {f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)}  # type: ignore[arg-type]
+        name: section.to_dict() if isinstance(section, ModelConfig) else
+        {f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)}  # type: ignore[arg-type]
         for name, section in ((f.name, getattr(cfg, f.name)) for f in dataclasses.fields(cfg))
     }
 
 
-def _keys_of(section: str) -> list[str]:
+def _keys_of(section: str, values: Any = None) -> list[str]:
+    """A section's keys; the ``model`` section's: the network's that ``values`` names (any network's if none)."""
+    if section == "model":
+        return list(model_fields(values.get("arch") if isinstance(values, Mapping) else None))
     return [f.name for f in dataclasses.fields(_SECTIONS[section])]  # type: ignore[arg-type]
 
 
-def _did_you_mean(section: str | None, key: str) -> str:
+def _did_you_mean(section: str | None, key: str, values: Any = None) -> str:
     """``did you mean data.crop_size? `` for a key of another section or a near spelling ("" for none)."""
     if section is None:
         near = difflib.get_close_matches(key, list(_SECTIONS), n=1, cutoff=0.6)
         return f"did you mean {near[0]!r}? " if near else ""
     elsewhere = [f"{other}.{key}" for other in _SECTIONS if other != section and key in _keys_of(other)]
-    near = elsewhere or [f"{section}.{k}" for k in difflib.get_close_matches(key, _keys_of(section), n=1, cutoff=0.6)]
+    near = elsewhere or [f"{section}.{k}" for k in
+                         difflib.get_close_matches(key, _keys_of(section, values), n=1, cutoff=0.6)]
     return f"did you mean {near[0]}? " if near else ""
 
 
@@ -232,10 +238,10 @@ def _check_keys(data: Any, where: str) -> None:
             continue
         if not isinstance(values, Mapping):
             raise ValueError(f"{where}: section {section!r} must be a mapping, got {brief(values)}")
-        valid = _keys_of(section)
+        valid = _keys_of(section, values)
         for key in values:
             if key not in valid:
-                raise ValueError(f"{where}: unknown key {section}.{key}; {_did_you_mean(section, str(key))}"
+                raise ValueError(f"{where}: unknown key {section}.{key}; {_did_you_mean(section, str(key), values)}"
                                  f"valid keys of {section!r}: {', '.join(valid)}")
 
 
@@ -246,9 +252,19 @@ def _merge(base: dict[str, dict[str, Any]], delta: Mapping[str, Any]) -> dict[st
     return out
 
 
+# The earlier releases' one flat ``model`` section held every network's keys; these are now the
+# settings of some networks only (dropped from another's), and some are named otherwise.
+_FLAT_MODEL_KEYS = ("num_stages", "stage_channels", "width_mult", "hrnet_width", "hrnet_blocks", "depth")
+_RENAMED_MODEL_KEYS = {HRNetSettings: {"hrnet_width": "width", "hrnet_blocks": "blocks"},
+                       HourglassSettings: {"num_stages": "stacks"}}
+
+
 def upgrade_stored_config(data: Mapping[str, Any]) -> dict[str, Any]:
     """A config dict stored by an earlier openpose_lite (a checkpoint's), in today's keys.
 
+    The flat ``model`` section keeps the keys of its network's settings (:mod:`openpose_lite.network_settings`),
+    renamed where the network names them otherwise (:data:`_RENAMED_MODEL_KEYS`: the hourglass's
+    ``num_stages`` is ``stacks``, HRNet's ``hrnet_width`` ``width``), and drops the other networks';
     ``codec.sigma`` became ``codec.sigma_px``; ``topdown.sigma`` (heatmap cells) became
     ``topdown.sigma_px`` (crop pixels); ``topdown.flip_shift`` gave way to ``topdown.convention``
     (such checkpoints were trained in ours); a whole ``data`` section without ``val_split`` is
@@ -256,6 +272,14 @@ def upgrade_stored_config(data: Mapping[str, Any]) -> dict[str, Any]:
     trains on the same images. YAML files are not upgraded: their old keys are errors.
     """
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
+    model = out.get("model")
+    arch = model.get("arch", ModelConfig.arch) if isinstance(model, dict) else None
+    if isinstance(arch, str) and arch in {a.name for a in architectures()}:
+        for old, new in _RENAMED_MODEL_KEYS.get(architecture(arch).settings, {}).items():
+            if old in model and new not in model:
+                model[new] = model.pop(old)
+        for key in set(_FLAT_MODEL_KEYS) - set(model_fields(arch)):
+            model.pop(key, None)
     section = out.get("data")
     if isinstance(section, dict) and "train_ann" in section and "val_split" not in section:
         section["val_split"] = 0.0
@@ -280,14 +304,16 @@ def config_from_dict(data: Mapping[str, Any], *, where: str = "config") -> Confi
     (prefixed with ``where``, e.g. the checkpoint's path). Keys of earlier versions are
     upgraded first (:func:`upgrade_stored_config`): this reads the configs inside checkpoints.
     """
-    if isinstance(data, Mapping):
-        data = upgrade_stored_config(data)
+    return _config_of(upgrade_stored_config(data) if isinstance(data, Mapping) else data, where)
+
+
+def _config_of(data: Any, where: str) -> Config:
+    """:func:`config_from_dict` of a dict in today's keys (YAML files and overrides are not upgraded)."""
     _check_keys(data, where)
     try:
-        return Config(**{
-            name: _SECTIONS[name](**(data.get(name) or {}))
-            for name in _SECTIONS
-        })
+        sections = {name: data.get(name) or {} for name in _SECTIONS}
+        return Config(model=ModelConfig.from_dict(sections.pop("model")),
+                      **{name: _SECTIONS[name](**values) for name, values in sections.items()})
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
 
@@ -313,7 +339,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 def _check_types(delta: Mapping[str, Any], where: str) -> None:
     """Type-check each value of a partial config on its own, so errors name their source."""
     for section, values in delta.items():
-        hints = typing.get_type_hints(_SECTIONS[section])
+        hints = model_fields((values or {}).get("arch")) if section == "model" else typing.get_type_hints(_SECTIONS[section])
         for key, value in (values or {}).items():
             try:
                 coerce(value, hints[key], f"{section}.{key}")
@@ -382,13 +408,13 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         sources.append("overrides " + " ".join(overrides))
     if base is None:
         arch = next((d["model"]["arch"] for d in reversed(deltas) if "arch" in (d.get("model") or {})), ModelConfig.arch)
-        resolved = _merge(config_to_dict(Config()), _published(arch))
+        resolved = _merge({}, _published(arch))  # missing keys: the defaults, those of the arch's settings
     else:
         resolved = config_to_dict(config_from_dict(base, where=base_where))
     for delta in deltas:
         resolved = _merge(resolved, delta)
     try:
-        return config_from_dict(resolved, where="")
+        return _config_of(resolved, where="")
     except ValueError as exc:
         # A value refused by its section's rules names the override that set it, when one did.
         message = str(exc).removeprefix(": ")

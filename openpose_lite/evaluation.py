@@ -27,7 +27,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from openpose_lite.data.coco_validation import read_coco_keypoints
+from openpose_lite.coco.validation import read_coco_keypoints
 from openpose_lite.data.ground_truth import labelled_instances, scored_layout
 from openpose_lite.skeleton import Skeleton, check_sigmas
 
@@ -56,7 +56,7 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> COCO:
     """Load a COCO-format annotation file into a pycocotools ``COCO`` object, quietly.
 
     The file is checked as training checks it
-    (:func:`~openpose_lite.data.coco_validation.read_coco_keypoints`): duplicate ids, malformed
+    (:func:`~openpose_lite.coco.validation.read_coco_keypoints`): duplicate ids, malformed
     keypoints, boxes, areas or RLE are refused with one line naming the file, image id and
     annotation id. ``skeleton``, when given, is the keypoint layout every person must have.
 

@@ -22,6 +22,7 @@ the environment does not (:data:`OPENCV_MAX_PIXELS` is the value in effect), so 
 
 from __future__ import annotations
 
+import io
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +38,7 @@ from openpose_lite.io import format_bytes, open_regular
 
 __all__ = ["DEFAULT_MAX_IMAGE_PIXELS", "IMAGE_EXTENSIONS", "OPENCV_MAX_PIXELS", "PROGRESS_MIN_IMAGES",
            "ImageNotFoundError", "ImageReadError", "ImageTooLargeError", "check_image_files", "check_max_pixels",
-           "image_in_folder", "image_size", "read_image"]
+           "image_in_folder", "image_size", "read_image", "read_image_bytes"]
 
 # The largest file an image of n pixels is: 8 bytes a pixel (16-bit RGBA, uncompressed) plus
 # room for metadata. Anything larger is no image of that size.
@@ -127,7 +128,7 @@ def _check_expected(p: Path, hw: tuple[int, int], expected_hw: tuple[int, int] |
 def _decode(fh: BinaryIO, p: Path, max_pixels: int) -> np.ndarray:
     import cv2
 
-    size = os.fstat(fh.fileno()).st_size
+    size = fh.seek(0, os.SEEK_END)  # a file or bytes in memory (an upload)
     limit = _BYTES_PER_PIXEL * max_pixels + _METADATA_BYTES
     if size > limit:
         raise ImageTooLargeError(f"image {p} is a {format_bytes(size)} file, more than an image within the limit of "
@@ -272,10 +273,23 @@ def read_image(path: str | os.PathLike[str], expected_hw: tuple[int, int] | None
     """
     p = Path(path)
     with _open(p) as fh:
-        hw = _header(fh, p, max_pixels)
-        if hw is not None:
-            _check_expected(p, hw, expected_hw)  # a wrong size is refused before the decode
-        image = _decode(fh, p, max_pixels)
+        return _read(fh, p, expected_hw, max_pixels)
+
+
+def read_image_bytes(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """(H, W, 3) uint8 BGR pixels of an encoded image held in memory (an upload), with :func:`read_image`'s
+    checks: the size in its header above ``max_pixels`` is refused before anything is decoded.
+
+    ``name`` names it in errors. Raises :class:`ImageReadError` (:class:`ImageTooLargeError`) as read_image does.
+    """
+    return _read(io.BytesIO(data), Path(name), None, max_pixels)
+
+
+def _read(fh: BinaryIO, p: Path, expected_hw: tuple[int, int] | None, max_pixels: int) -> np.ndarray:
+    hw = _header(fh, p, max_pixels)
+    if hw is not None:
+        _check_expected(p, hw, expected_hw)  # a wrong size is refused before the decode
+    image = _decode(fh, p, max_pixels)
     if hw is None:
         _check_pixels(p, image.shape[0], image.shape[1], max_pixels)
     _check_expected(p, image.shape[:2], expected_hw)

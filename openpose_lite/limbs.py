@@ -3,7 +3,7 @@ completing a limb list to its mirror image, to a tree and to limbs that keep par
 instances whole, and the limb colours derived from it.
 
 Pure functions of keypoint indices (no names, no files), shared by :mod:`openpose_lite.skeleton`
-and :mod:`openpose_lite.coco_skeleton`.
+and :mod:`openpose_lite.coco.skeleton`.
 
 Shape legend: K keypoints, L limbs, N instances.
 """

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from openpose_lite.coco_skeleton import skeleton_of_file
+from openpose_lite.branches import branch
+from openpose_lite.coco.skeleton import skeleton_of_file
 from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec
 from openpose_lite.data.ground_truth import gt_box
@@ -38,15 +39,17 @@ def _ann_keypoints(anns: list[dict], k: int) -> np.ndarray:
 
 
 def bottomup_oracle_results(
-    ann_file: str | Path, codec: BottomUpPafCodec | None = None, input_size: int = 368, progress: bool = False
+    ann_file: str | Path, codec: BottomUpPafCodec | None = None, input_size: int | None = None, progress: bool = False
 ) -> list[dict]:
     """COCO results decoded from ground-truth maps, one image at a time.
 
     Each image is scaled so its height is ``input_size`` and padded to the stride (as the CMU
     demo feeds its network); the ground truth of the codec's skeleton is encoded at that size,
     decoded, and mapped back. The results carry the category id of the skeleton's annotations.
+    ``codec`` and ``input_size`` default to the config's.
     """
     codec = codec or build_bottomup_codec()
+    input_size = input_size or Config().codec.input_size
     coco = load_coco(ann_file, codec.skeleton)  # malformed instances are refused here, named
     scope = scoring_scope(coco, codec.skeleton, str(ann_file))
     people = scope.labelled_instances(coco)
@@ -62,13 +65,15 @@ def bottomup_oracle_results(
 
 
 def topdown_oracle_results(
-    ann_file: str | Path, codec: TopDownHeatmapCodec | None = None, padding: float = 1.25, progress: bool = False
+    ann_file: str | Path, codec: TopDownHeatmapCodec | None = None, padding: float | None = None, progress: bool = False
 ) -> list[dict]:
     """COCO results decoded from ground-truth heatmaps of crops around the ground-truth boxes.
 
-    Boxes and crops follow the codec's convention, as :class:`~openpose_lite.inference.TopDownPredictor` makes them.
+    Boxes and crops follow the codec's convention, as :class:`~openpose_lite.inference.TopDownPredictor` makes them;
+    ``codec`` and ``padding`` default to the config's.
     """
     codec = codec or build_topdown_codec()
+    padding = Config().topdown.padding if padding is None else padding
     coco = load_coco(ann_file, codec.skeleton)  # malformed instances are refused here, named
     scope = scoring_scope(coco, codec.skeleton, str(ann_file))
     people = scope.labelled_instances(coco)
@@ -88,31 +93,24 @@ def topdown_oracle_results(
     return results
 
 
-def run_oracle(branch: str, ann_file: str | Path, progress: bool = False, input_size: int | None = None,
+def run_oracle(branch_name: str, ann_file: str | Path, progress: bool = False, input_size: int | None = None,
                skeleton: Skeleton | None = None, **codec_overrides) -> tuple[dict[str, float], list[dict]]:
-    """Oracle COCO metrics of ``branch`` ("bottomup" or "topdown") on an annotation file.
+    """Oracle COCO metrics of a branch of the table (:mod:`openpose_lite.branches`: ``"bottomup"``,
+    ``"topdown"``) on an annotation file.
 
     ``skeleton``: whose annotations are encoded and scored (default: the file's own,
-    :func:`~openpose_lite.coco_skeleton.skeleton_of_file`; COCO_17 for a person file). The codec
-    is the one the predictors and ``bench`` use: built from the config defaults
-    (:func:`~openpose_lite.config.build_bottomup_codec` with the skeleton's bottom-up layout /
-    ``build_topdown_codec`` with its annotation layout), with ``codec_overrides`` (codec field ->
-    value, e.g. ``refine="dark"``) on top. ``input_size``: the bottom-up input height (default
-    ``codec.input_size`` of the config).
+    :func:`~openpose_lite.coco.skeleton.skeleton_of_file`; COCO_17 for a person file). The codec
+    is the one the predictors and ``bench`` use: the branch's, built from the config defaults for the
+    skeleton, with ``codec_overrides`` (codec field -> value, e.g. ``refine="dark"``) on top.
+    ``input_size``: the bottom-up input height (default ``codec.input_size`` of the config).
 
     Returns:
         (metrics, results): the COCO keypoint metrics and the decoded COCO results.
     """
-    if branch not in ("bottomup", "topdown"):
-        raise ValueError(f"oracle branch must be 'bottomup' or 'topdown', got {branch!r}")
+    row = branch(branch_name)
     skeleton = skeleton or skeleton_of_file(ann_file)
-    cfg = Config()
-    if branch == "bottomup":
-        codec: BottomUpPafCodec | TopDownHeatmapCodec = dataclasses.replace(
-            build_bottomup_codec(cfg, skeleton=skeleton), **codec_overrides)
-        results = bottomup_oracle_results(ann_file, codec, input_size or cfg.codec.input_size, progress)
-    else:
-        codec = dataclasses.replace(build_topdown_codec(cfg, skeleton=skeleton), **codec_overrides)
-        results = topdown_oracle_results(ann_file, codec, padding=cfg.topdown.padding, progress=progress)
-    log.info("%s oracle: %d people decoded", branch, len(results))
+    codec = dataclasses.replace(row.build_codec(Config(), skeleton=skeleton), **codec_overrides)
+    geometry = {} if input_size is None else {"input_size": input_size}
+    results = row.oracle_results(ann_file, codec, progress=progress, **geometry)
+    log.info("%s oracle: %d people decoded", row.title, len(results))
     return evaluate_keypoints(ann_file, results, skeleton=skeleton), results

@@ -188,7 +188,7 @@ def person_crop_affine(
     """The (2, 3) float64 affine image px -> crop px of :func:`crop_person` (arguments as there).
 
     Training warps the image, its keypoints (and nothing else) through this matrix in one go
-    (:func:`~openpose_lite.data.transforms.warp_sample`), so its crops are :func:`crop_person`'s.
+    (:func:`~openpose_lite.transforms.warp_sample`), so its crops are :func:`crop_person`'s.
     """
     out_h, out_w = int(out_hw[0]), int(out_hw[1])
     if out_h <= 0 or out_w <= 0:
@@ -261,7 +261,7 @@ def to_imagenet_input(image_bgr: np.ndarray, rgb: bool = True) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(out, -1, -3))
 
 
-# The input normalisations by name (``model.input_norm``; models/architectures.py lists the names).
+# The input normalisations by name (``model.input_norm``; architectures.py lists the names).
 INPUT_NORMALISERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "cmu": to_network_input,
     "imagenet_rgb": to_imagenet_input,

@@ -4,7 +4,7 @@ A run takes ``<folder>/.openpose-lite.lock`` with ``fcntl.flock`` before it writ
 into its folder and holds it until it ends (:func:`folder_lock`); a second run into that folder
 is refused at once (:class:`FolderLockedError`, naming the holder's PID, host, command and start
 time) instead of mixing its files with the first one's. Training run folders take it
-(:mod:`openpose_lite.training.loop`); any other command that owns an output folder takes the same.
+(:class:`openpose_lite.training.Trainer`); any other command that owns an output folder takes the same.
 
 The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a
 lock is never stale and needs no clean-up. The lock file itself stays (emptied when its run

@@ -9,7 +9,7 @@ Two skeletons are defined here, the person layouts of the public weights:
 * ``OPENPOSE_18``: the CMU COCO body model (17 COCO keypoints plus a neck, in CMU order),
   used by the bottom-up network so that the public CMU weights load unchanged.
 
-Any other skeleton comes from data: a COCO category (:mod:`openpose_lite.coco_skeleton`), or a
+Any other skeleton comes from data: a COCO category (:mod:`openpose_lite.coco.skeleton`), or a
 skeleton stored in a checkpoint (:meth:`Skeleton.to_dict` / :meth:`Skeleton.from_dict`). The two
 branches need different views of one skeleton: :meth:`Skeleton.annotation_layout` (the keypoints
 as the annotations order them; top-down models, results, evaluation) and
@@ -86,7 +86,7 @@ class Skeleton:
     ``colours`` are BGR limb colours for drawing (empty: derived, see :attr:`limb_colours`);
     ``added_limbs`` the limbs that the source's limb list did not have (completed to a tree, to
     keep partly labelled instances whole or to its mirror image, see
-    :mod:`openpose_lite.coco_skeleton`); ``hidden_limbs`` the limbs that drawings leave out
+    :mod:`openpose_lite.coco.skeleton`); ``hidden_limbs`` the limbs that drawings leave out
     (OpenPose's renderer leaves out the shoulder-ear limbs). Colours and the
     hidden limbs are how a skeleton is drawn, not what it is: they take no part in equality.
     """
@@ -267,7 +267,7 @@ class Skeleton:
         graph whose limbs beyond a spanning tree are redundant (:func:`spanning_limbs`).
 
         Raises ValueError when the limbs leave keypoints unconnected: bottom-up grouping can only
-        join parts along limbs (:mod:`openpose_lite.coco_skeleton` completes such limb lists).
+        join parts along limbs (:mod:`openpose_lite.coco.skeleton` completes such limb lists).
         """
         if self == COCO_17:
             return OPENPOSE_18

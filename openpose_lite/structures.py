@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from openpose_lite.cmu_skeletons import FACE_70, HAND_21
 from openpose_lite.geometry import transform_keypoints
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton, coco_to_openpose, openpose_to_coco
 
@@ -40,12 +41,17 @@ class Poses:
     ``track_ids`` (N,) int64, optional, identifies each person across the frames of a video
     (see :mod:`openpose_lite.tracking`); -1 marks a person without an id, as CMU OpenPose's
     ``person_id`` does. ``None`` (the default) means the people are not tracked at all.
+    ``hands`` (N, 2, 21, 3), left hand first, and ``faces`` (N, 70, 3), optional, are each person's
+    hand and face keypoints in the same pixels (CMU's hand and face models,
+    :mod:`openpose_lite.inference.hands_faces`), under the same two rules.
     """
 
     keypoints: np.ndarray
     scores: np.ndarray
     skeleton: Skeleton = field(default=OPENPOSE_18)
     track_ids: np.ndarray | None = None
+    hands: np.ndarray | None = None
+    faces: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         kps = np.asarray(self.keypoints, dtype=np.float32)
@@ -74,6 +80,23 @@ class Poses:
             if np.any(ids < -1):
                 raise ValueError(f"Poses: track_ids must be >= 0, or -1 for a person without an id; got {ids[ids < -1][:5].tolist()}")
             object.__setattr__(self, "track_ids", ids)
+        for name, shape in (("hands", (2, HAND_21.num_keypoints, 3)), ("faces", (FACE_70.num_keypoints, 3))):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            arr = np.asarray(value, dtype=np.float32)
+            if arr.size == 0:
+                arr = arr.reshape(0, *shape)
+            if arr.shape != (kps.shape[0], *shape):
+                raise ValueError(f"Poses: {name} must be ({kps.shape[0]}, {', '.join(map(str, shape))}), got {arr.shape}")
+            arr = zero_missing_keypoints(arr)
+            arr[..., 2] = np.clip(arr[..., 2], 0.0, 1.0)
+            object.__setattr__(self, name, arr)
+
+    def _parts(self, index: np.ndarray | slice | None = None) -> dict[str, np.ndarray | None]:
+        """``hands`` and ``faces`` (of ``index``), for a Poses made from this one."""
+        return {n: (None if getattr(self, n) is None else getattr(self, n)[index if index is not None else slice(None)])
+                for n in ("hands", "faces")}
 
     def _ids(self, index: np.ndarray | slice | None = None) -> np.ndarray | None:
         """The track ids (of ``index``), copied, or None when the people are not tracked."""
@@ -90,15 +113,16 @@ class Poses:
 
     def transform(self, matrix: np.ndarray) -> "Poses":
         """Move every found keypoint by a 2x3 affine (e.g. network input -> image pixels); missing ones stay (0, 0)."""
-        return Poses(transform_keypoints(matrix, self.keypoints), self.scores.copy(), self.skeleton, self._ids())
+        parts = {n: None if v is None else transform_keypoints(matrix, v) for n, v in self._parts().items()}
+        return Poses(transform_keypoints(matrix, self.keypoints), self.scores.copy(), self.skeleton, self._ids(), **parts)
 
     def sorted(self) -> "Poses":
         """People in descending score order."""
         order = np.argsort(-self.scores, kind="stable")
-        return Poses(self.keypoints[order], self.scores[order], self.skeleton, self._ids(order))
+        return Poses(self.keypoints[order], self.scores[order], self.skeleton, self._ids(order), **self._parts(order))
 
     def select(self, index: np.ndarray) -> "Poses":
-        return Poses(self.keypoints[index], self.scores[index], self.skeleton, self._ids(index))
+        return Poses(self.keypoints[index], self.scores[index], self.skeleton, self._ids(index), **self._parts(index))
 
     def as_skeleton(self, skeleton: Skeleton) -> "Poses":
         """The same people in another skeleton's keypoint order: COCO-17 <-> OpenPose-18, or another
@@ -106,11 +130,11 @@ class Poses:
         if skeleton == self.skeleton:
             return self
         if self.skeleton == OPENPOSE_18 and skeleton == COCO_17:
-            return Poses(openpose_to_coco(self.keypoints), self.scores, COCO_17, self._ids())
+            return Poses(openpose_to_coco(self.keypoints), self.scores, COCO_17, self._ids(), **self._parts())
         if self.skeleton == COCO_17 and skeleton == OPENPOSE_18:
-            return Poses(coco_to_openpose(self.keypoints), self.scores, OPENPOSE_18, self._ids())
+            return Poses(coco_to_openpose(self.keypoints), self.scores, OPENPOSE_18, self._ids(), **self._parts())
         if skeleton.keypoints == self.skeleton.keypoints:
-            return Poses(self.keypoints, self.scores, skeleton, self._ids())
+            return Poses(self.keypoints, self.scores, skeleton, self._ids(), **self._parts())
         raise ValueError(f"no conversion from {self.skeleton.name} to {skeleton.name}")
 
     @staticmethod
@@ -123,7 +147,13 @@ class Poses:
         ids = None
         if any(p.track_ids is not None for p in items):
             ids = np.concatenate([p.track_ids if p.track_ids is not None else np.full(len(p), -1, np.int64) for p in items])
-        return Poses(np.concatenate([p.keypoints for p in items]), np.concatenate([p.scores for p in items]), skeleton, ids)
+        parts = {}
+        for name, shape in (("hands", (2, HAND_21.num_keypoints, 3)), ("faces", (FACE_70.num_keypoints, 3))):
+            if any(getattr(p, name) is not None for p in items):  # people of items without them: none found
+                parts[name] = np.concatenate([getattr(p, name) if getattr(p, name) is not None
+                                              else np.zeros((len(p), *shape), np.float32) for p in items])
+        return Poses(np.concatenate([p.keypoints for p in items]), np.concatenate([p.scores for p in items]), skeleton, ids,
+                     **parts)
 
     def to_coco(self, image_id: int, category_id: int = 1) -> list[dict]:
         """COCO keypoint results: one dict per person in the annotations' keypoint order (COCO-17 for
@@ -147,6 +177,12 @@ class Poses:
             out.append(result)
         return out
 
+    @property
+    def openpose_skeleton(self) -> Skeleton:
+        """The keypoint order of :meth:`to_openpose_dict`: OpenPose-18 for people (CMU's COCO body model),
+        the skeleton's own otherwise."""
+        return OPENPOSE_18 if self.skeleton.is_person else self.skeleton
+
     def to_openpose_json(self, indent: int | None = None) -> str:
         """The text of an OpenPose JSON file (version 1.3): :meth:`to_openpose_dict` serialised."""
         return json.dumps(self.to_openpose_dict(), indent=indent)
@@ -157,17 +193,16 @@ class Poses:
 
         ``person_id`` is ``[track id]`` for tracked people and ``[-1]`` otherwise, as in CMU OpenPose.
         """
-        layout = OPENPOSE_18 if self.skeleton.is_person else self.skeleton
-        kps = self.as_skeleton(layout).keypoints.astype(np.float64)
+        kps = self.as_skeleton(self.openpose_skeleton).keypoints.astype(np.float64)
         people = []
         for i, flat in enumerate(kps):
             people.append(
                 {
                     "person_id": [int(self.track_ids[i]) if self.track_ids is not None else -1],
                     "pose_keypoints_2d": [round(float(v), 3) for v in flat.reshape(-1)],
-                    "face_keypoints_2d": [],
-                    "hand_left_keypoints_2d": [],
-                    "hand_right_keypoints_2d": [],
+                    "face_keypoints_2d": _flat(self.faces, i),
+                    "hand_left_keypoints_2d": _flat(self.hands, i, 0),
+                    "hand_right_keypoints_2d": _flat(self.hands, i, 1),
                     "pose_keypoints_3d": [],
                     "face_keypoints_3d": [],
                     "hand_left_keypoints_3d": [],
@@ -175,3 +210,10 @@ class Poses:
                 }
             )
         return {"version": 1.3, "people": people}
+
+
+def _flat(parts: np.ndarray | None, *index: int) -> list[float]:
+    """One person's hand or face keypoints as OpenPose JSON writes them, (x, y, c) triples; [] when not estimated."""
+    if parts is None:
+        return []
+    return [round(float(v), 3) for v in parts[index].astype(np.float64).reshape(-1)]

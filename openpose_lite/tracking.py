@@ -343,7 +343,7 @@ class Tracker:
         keypoints = poses.keypoints
         if p.smooth and seen.any():
             keypoints = self._smooth(row_det, seen, xy, on, keypoints)
-        return Poses(keypoints, poses.scores.copy(), poses.skeleton, track_ids)
+        return Poses(keypoints, poses.scores.copy(), poses.skeleton, track_ids, hands=poses.hands, faces=poses.faces)
 
     def _update_matched(self, rows: np.ndarray, x: np.ndarray, m: np.ndarray, now: float) -> None:
         """Fold the matched people's keypoints (M, K, 2), labelled (M, K), into the tracks ``rows`` at clock ``now``."""

@@ -98,4 +98,30 @@ def draw_poses(
             org = (int(top[0]) - 4 * thickness, max(12, int(top[1]) - 3 * thickness))
             cv2.putText(canvas, str(int(ids[n])), org, cv2.FONT_HERSHEY_SIMPLEX, max(0.4, thickness / 5), own,
                         max(1, thickness // 2), cv2.LINE_AA)
+    _draw_parts(canvas, poses, max(1, thickness // 2), scale)
     return canvas
+
+
+# OpenPose's default render thresholds of hand and face keypoints (flags hand_render_threshold 0.2,
+# face_render_threshold 0.4).
+_PART_THRESHOLDS = {"hands": 0.2, "faces": 0.4}
+
+
+def _draw_parts(canvas: np.ndarray, poses: Poses, thickness: int, scale: int) -> None:
+    """Each person's hands and face (``poses.hands`` / ``poses.faces``), thin, in their skeletons' colours."""
+    from openpose_lite.cmu_skeletons import FACE_70, HAND_21
+
+    for name, skeleton in (("hands", HAND_21), ("faces", FACE_70)):
+        parts = getattr(poses, name, None)
+        if parts is None:
+            continue
+        for points in parts.reshape(-1, skeleton.num_keypoints, 3):
+            found = points[:, 2] > _PART_THRESHOLDS[name]
+            pixels = np.round(points[:, :2] * scale).astype(np.int64)
+            for (a, b), colour in zip(skeleton.limbs, skeleton.limb_colours):
+                if found[a] and found[b]:
+                    cv2.line(canvas, tuple(int(v) for v in pixels[a]), tuple(int(v) for v in pixels[b]), colour,
+                             thickness, cv2.LINE_AA, _SHIFT)
+            for k in np.flatnonzero(found):
+                cv2.circle(canvas, tuple(int(v) for v in pixels[k]), thickness * scale, (255, 255, 255), -1,
+                           cv2.LINE_AA, _SHIFT)

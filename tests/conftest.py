@@ -20,6 +20,7 @@ import torch
 from openpose_lite.config import CodecConfig, Config, ModelConfig, TopDownConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.hrnet import build_hrnet
+from openpose_lite.network_settings import HRNetSettings, PafSettings
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.training.checkpoint import save_checkpoint
 
@@ -52,16 +53,23 @@ _INSTALL = {
     "nncf": "pip install 'openpose-lite[openvino]'",
     "motmetrics": "pip install 'openpose-lite[track]'",
     "tensorboard": "pip install 'openpose-lite[tensorboard]'",
+    "starlette": "pip install 'openpose-lite[serve]'",
+    "uvicorn": "pip install 'openpose-lite[serve]'",
+    "httpx2": "pip install -e '.[dev]' (the test client)",
+    "playwright": "pip install -e '.[dev]' (the browser test drives the system's Chromium with it)",
+    "ray": "pip install 'openpose-lite[ray]'",
+    "ray.data": "pip install 'openpose-lite[ray]'",
 }
 
 
 def import_optional(name: str) -> ModuleType:
     """The optional dependency ``name`` (a key of ``_INSTALL``: torchvision, onnx, onnxruntime,
-    openvino, nncf, motmetrics, tensorboard), imported; when it cannot be imported, whatever the
-    failure, the calling test is skipped (called at module level: the whole module). A broken
-    install fails at import with other errors than ImportError (a torchvision built for another
-    torch raises RuntimeError, a wheel for another CPU OSError), which ``pytest.importorskip``
-    lets through as a failure. The skip reason names the module, the exception and the fix.
+    openvino, nncf, motmetrics, tensorboard, serve's starlette, uvicorn, httpx2, playwright, and ray,
+    ray.data), imported; when it cannot be imported, whatever the failure, the calling test is
+    skipped (called at module level: the whole module). A broken install fails at import with other
+    errors than ImportError (a torchvision built for another torch raises RuntimeError, a wheel for
+    another CPU OSError), which ``pytest.importorskip`` lets through as a failure. The skip reason
+    names the module, the exception and the fix.
     """
     try:
         return importlib.import_module(name)
@@ -80,7 +88,7 @@ def write_tiny_checkpoint(path: Path, heatmap_bias: float = 0.3, **codec: object
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
         model.stages[-1].heatmaps[-1].bias.add_(heatmap_bias)
-    cfg = Config(model=ModelConfig(num_stages=2, stage_channels=16, width_mult=0.125),
+    cfg = Config(model=ModelConfig(settings=PafSettings(num_stages=2, stage_channels=16, width_mult=0.125)),
                  codec=CodecConfig(**{"input_size": 128, "peak_threshold": 0.35, **codec}))
     save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg))
     return path
@@ -96,7 +104,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def hrnet_checkpoint(tmp_path_factory) -> Path:
     """A tiny random HRNet saved as our checkpoint; its config keeps the default flip test on."""
     torch.manual_seed(0)
-    cfg = Config(model=ModelConfig(arch="hrnet", hrnet_width=8, hrnet_blocks=1),
+    cfg = Config(model=ModelConfig(arch="hrnet", settings=HRNetSettings(width=8, blocks=1)),
                  topdown=TopDownConfig(input_hw=(64, 64), heatmap_hw=(16, 16), sigma_px=4.0, blur_kernel=3))
     assert cfg.topdown.flip_test
     path = tmp_path_factory.mktemp("hrnet") / "hrnet.pt"

@@ -37,6 +37,7 @@ from openpose_lite.config import (
 )
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.models.hrnet import build_hrnet
+from openpose_lite.network_settings import HRNetSettings, PafSettings
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.skeleton import COCO_17
 from openpose_lite.structures import Poses
@@ -115,10 +116,10 @@ def _tiny_checkpoints(tmp_path):
     torch.manual_seed(0)
     bu = build_vgg19_paf(num_stages=2, width_mult=0.125)
     bu_path = save_checkpoint(tmp_path / "bu.pt", model_state=bu.state_dict(), config=config_to_dict(
-        Config(model=ModelConfig(num_stages=2, width_mult=0.125), codec=CodecConfig(input_size=96))))
+        Config(model=ModelConfig(settings=PafSettings(num_stages=2, width_mult=0.125)), codec=CodecConfig(input_size=96))))
     td = build_hrnet(width=8)
     td_path = save_checkpoint(tmp_path / "td.pt", model_state=td.state_dict(), config=config_to_dict(
-        Config(model=ModelConfig(arch="hrnet", hrnet_width=8), topdown=TopDownConfig(input_hw=(64, 64), heatmap_hw=(16, 16)))))
+        Config(model=ModelConfig(arch="hrnet", settings=HRNetSettings(width=8)), topdown=TopDownConfig(input_hw=(64, 64), heatmap_hw=(16, 16)))))
     return bu_path, td_path
 
 
@@ -235,13 +236,16 @@ def test_a_bad_option_value_is_one_line_naming_the_flag_and_what_was_expected(tm
 
 
 def test_random_models_take_their_sizes_from_the_architecture_table(monkeypatch):
-    from openpose_lite.models import architectures
+    from openpose_lite import architectures
 
-    # Tiny stand-ins for the published sizes: the bench must read them from the table, not restate them.
-    tiny = {"vgg19_paf": {"model": {"num_stages": 1, "width_mult": 0.125, "stage_channels": 16}},
-            "hrnet": {"model": {"hrnet_width": 4, "hrnet_blocks": 1},
-                      "topdown": {"input_hw": [64, 32], "heatmap_hw": [16, 8]}}}
-    rows = tuple(dataclasses.replace(a, published=tiny.get(a.name, a.published)) for a in architectures.ARCHITECTURES)
+    # Tiny stand-ins for the published sizes (the settings' defaults): the bench must read them from the
+    # table, not restate them.
+    tiny = {PafSettings: ([("num_stages", int, 1), ("stage_channels", int, 16), ("width_mult", float, 0.125)], {}),
+            HRNetSettings: ([("width", int, 4), ("blocks", int, 1)],
+                            {"topdown": {"input_hw": [64, 32], "heatmap_hw": [16, 8]}})}
+    rows = tuple(a if a.settings not in tiny else dataclasses.replace(
+        a, settings=dataclasses.make_dataclass("Tiny", tiny[a.settings][0], bases=(a.settings,), frozen=True),
+        published=tiny[a.settings][1]) for a in architectures.ARCHITECTURES)
     monkeypatch.setattr(architectures, "_BY_NAME", {a.name: a for a in rows})
     from openpose_lite.bench import models as bench_models
 
@@ -418,9 +422,9 @@ def test_flop_count_of_the_lightweight_network_matches_the_paper():
     # parameters and "9 GFLOPs" (3.7 trunk + 0.3 + 0.3 + 1.3 initial + 3.4 refinement stage),
     # counted as multiply-adds at the 368x368 input; torch's counter counts 2 FLOP per multiply-add.
     module = _benchmark_script("bench_infer")
-    from openpose_lite.models.factory import build_model, published_config
+    from openpose_lite.factory import ModelConfig, build_model
 
-    light = build_model(published_config("mobilenet_paf")).eval()
+    light = build_model(ModelConfig(arch="mobilenet_paf")).eval()
     assert sum(p.numel() for p in light.parameters()) / 1e6 == pytest.approx(4.1, abs=0.05)
     assert module.gflop(light, (368, 368)) / 2 == pytest.approx(9.0, abs=0.3)
 

@@ -159,9 +159,10 @@ def test_resuming_the_state_of_another_optimizer_type_is_refused_naming_the_file
     path = save_training_state(tmp_path / "last.pt", model, adam, None, 1, config_to_dict(Config()))
     sgd = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     with pytest.raises(ValueError, match=r"last\.pt: the optimizer state was saved by another optimizer than SGD"):
-        load_training_state(path, model, sgd)
+        load_training_state(read_training_checkpoint(path), model, sgd, where=str(path))
     with pytest.raises(ValueError, match=r"last\.pt: the model state does not fit this model"):
-        load_training_state(path, torch.nn.Linear(4, 2), torch.optim.Adam(torch.nn.Linear(4, 2).parameters()))
+        load_training_state(read_training_checkpoint(path), torch.nn.Linear(4, 2),
+                            torch.optim.Adam(torch.nn.Linear(4, 2).parameters()), where=str(path))
 
 
 def test_read_training_checkpoint_refuses_a_checkpoint_that_cannot_resume(tmp_path):

@@ -246,7 +246,7 @@ def test_ctrl_c_in_infer_exits_130_with_one_line_listing_what_was_written(checkp
 
 def test_a_full_disk_in_infer_stops_with_exit_1_and_a_summary_of_what_was_written(checkpoint, dataset, tmp_path,
                                                                                   capsys, monkeypatch):
-    from openpose_lite.cli import model_record, outputs
+    from openpose_lite.runs import model_record, outputs
 
     real, writes = outputs.write_json_atomic, []
 

@@ -12,7 +12,7 @@ from conftest import COCO_SAMPLE_ANN, COCO_SAMPLE_IMAGES, needs_coco_sample
 
 from openpose_lite.data.coco import CocoKeypoints, annotation_mask
 from openpose_lite.data.samples import BottomUpTrainDataset
-from openpose_lite.data.transforms import AugmentParams, choose_main_person
+from openpose_lite.transforms import AugmentParams, choose_main_person
 from openpose_lite.skeleton import COCO_17
 
 K = COCO_17.num_keypoints

@@ -24,7 +24,7 @@ from conftest import COCO_SAMPLE_DIR, CUSTOM_SKELETON_FILES, SKIP_REASON, needs_
 from skeleton_data import INSECT_FOREST, INSECT_NAMES, insect_instances, write_skeleton_file
 
 from openpose_lite.cli import main
-from openpose_lite.coco_skeleton import flip_pairs_from_names, skeleton_from_category, skeleton_of_file
+from openpose_lite.coco.skeleton import flip_pairs_from_names, skeleton_from_category, skeleton_of_file
 from openpose_lite.limbs import limb_components
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
 from openpose_lite.viz import limb_colours

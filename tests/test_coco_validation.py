@@ -21,8 +21,8 @@ from pycocotools import mask as mask_utils
 
 from openpose_lite.cli import main
 from openpose_lite.data.coco import CocoKeypoints, annotation_mask
-from openpose_lite.data.coco_rle import rle_counts_from_string
-from openpose_lite.data.coco_validation import AnnotationError, read_coco_keypoints
+from openpose_lite.coco.rle import rle_counts_from_string
+from openpose_lite.coco.validation import AnnotationError, read_coco_keypoints
 from openpose_lite.evaluation import load_coco
 from openpose_lite.skeleton import COCO_17
 
@@ -228,7 +228,7 @@ def test_degenerate_polygons_are_counted_in_one_warning_and_left_out_of_the_mask
     data["annotations"][1]["num_keypoints"] = 0  # unlabelled in COCO's eyes: its mask is used for the ignore mask
     data["annotations"][1]["keypoints"] = [0] * (3 * K)
     path, images = write(data)
-    with caplog.at_level(logging.WARNING, logger="openpose_lite.data.coco_validation"):
+    with caplog.at_level(logging.WARNING, logger="openpose_lite.coco.validation"):
         coco = CocoKeypoints(path, images, min_people=0)
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
@@ -245,7 +245,7 @@ def test_num_keypoints_that_disagree_with_the_keypoints_give_one_counting_warnin
     data["annotations"][0]["num_keypoints"] = 5
     data["annotations"][1]["num_keypoints"] = 0
     path, images = write(data)
-    with caplog.at_level(logging.WARNING, logger="openpose_lite.data.coco_validation"):
+    with caplog.at_level(logging.WARNING, logger="openpose_lite.coco.validation"):
         load_coco(path)
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "2 annotations whose num_keypoints differs from their count of labelled keypoints" in warning
@@ -267,7 +267,7 @@ def test_compressed_rle_decodes_to_the_runs_pycocotools_encodes():
 def test_the_real_coco_sample_files_pass_the_check(caplog):
     files = ["person_keypoints.json", "person_keypoints_val2017only.json", "extras/ochuman/ochuman_sample.json",
              "extras/crowdpose/crowdpose_sample_coco17.json"]
-    with caplog.at_level(logging.WARNING, logger="openpose_lite.data.coco_validation"):
+    with caplog.at_level(logging.WARNING, logger="openpose_lite.coco.validation"):
         for name in files:
             read_coco_keypoints(COCO_SAMPLE_DIR / name, COCO_17)
             load_coco(COCO_SAMPLE_DIR / name)

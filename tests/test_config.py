@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_defaults_follow_cmu_paper():
     cfg = load_config(None)
     assert (cfg.codec.stride, cfg.codec.sigma_px, cfg.data.crop_size) == (8, 7.0, 368)
-    assert cfg.model.num_stages == 6 and cfg.train.lr == pytest.approx(4e-5)
+    assert cfg.model.settings.num_stages == 6 and cfg.train.lr == pytest.approx(4e-5)
 
 
 def test_yaml_file_holds_only_deltas(tmp_path):
@@ -145,8 +146,11 @@ def test_dict_round_trip_is_exact_and_plain():
 
 def test_config_from_dict_is_strict():
     plain = config_to_dict(Config())
-    plain["model"]["depth"] = 3
-    with pytest.raises(ValueError, match="model.depth"):
+    plain["model"]["stage_channels"] = 0
+    with pytest.raises(ValueError, match="ckpt.pt: model.stage_channels: expected an integer in"):
+        config_from_dict(plain, where="ckpt.pt")
+    plain["model"].update(stage_channels=16, width=8)
+    with pytest.raises(ValueError, match="ckpt.pt: unknown key model.width"):
         config_from_dict(plain, where="ckpt.pt")
 
 
@@ -171,16 +175,15 @@ def test_every_shipped_config_loads_and_each_value_reaches_what_is_built_from_it
     import torch
 
     from openpose_lite.config import build_bottomup_codec, build_topdown_codec
-    from openpose_lite.models.architectures import architecture
-    from openpose_lite.models.factory import build_model
+    from openpose_lite.architectures import architecture
+    from openpose_lite.factory import build_model
     from openpose_lite.training.optim import build_optimizer
 
     cfg = load_config(path)
     stated = _file_values(path)
     for section, keys in stated.items():
         for key, value in keys.items():
-            got = getattr(getattr(cfg, section), key)
-            assert got == (tuple(value) if isinstance(value, list) else value), f"{path.name}: {section}.{key}"
+            assert config_to_dict(cfg)[section][key] == value, f"{path.name}: {section}.{key}"
     assert cfg.data.crop_size % cfg.codec.stride == 0
     # ... and from the config to the objects: the network, the codecs, the optimizer.
     with torch.device("meta"):
@@ -192,7 +195,9 @@ def test_every_shipped_config_loads_and_each_value_reaches_what_is_built_from_it
             if hasattr(codec, key):
                 assert getattr(codec, key) == (tuple(value) if isinstance(value, list) else value), key
     else:
-        assert model.num_stages == cfg.model.num_stages and model.width_mult == cfg.model.width_mult
+        settings = cfg.model.settings  # each of its network's settings that the network keeps, as set
+        kept = {f.name for f in dataclasses.fields(settings) if hasattr(model, f.name)}
+        assert kept and all(getattr(model, name) == getattr(settings, name) for name in kept), kept
         codec = build_bottomup_codec(cfg, skeleton=model.skeleton)
         codec.check_model(model, path.name)
         for key, value in stated.get("codec", {}).items():
@@ -209,7 +214,7 @@ def test_a_config_file_extends_another_and_states_only_its_own_deltas(tmp_path):
     (tmp_path / "mid.yaml").write_text("extends: base.yaml\ntrain:\n  epochs: 9\n")
     (tmp_path / "top.yaml").write_text("extends: mid.yaml\nmodel:\n  num_stages: 4\n")
     cfg = load_config(tmp_path / "top.yaml", ["train.lr=2e-3"])
-    assert (cfg.train.epochs, cfg.train.lr, cfg.model.num_stages) == (9, 2e-3, 4)
+    assert (cfg.train.epochs, cfg.train.lr, cfg.model.settings.num_stages) == (9, 2e-3, 4)
 
 
 def test_extends_errors_name_the_files(tmp_path):

@@ -30,7 +30,7 @@ from train_helpers import load_train_script, tiny_args, write_tiny_scenes
 
 from openpose_lite.cli import main
 from openpose_lite.data.coco import CocoKeypoints
-from openpose_lite.data.coco_validation import AnnotationError
+from openpose_lite.coco.validation import AnnotationError
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.images import ImageTooLargeError, read_image
 from openpose_lite.io import read_json

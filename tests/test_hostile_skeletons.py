@@ -25,7 +25,7 @@ import pytest
 from skeleton_data import write_skeleton_file
 
 from openpose_lite.cli import main
-from openpose_lite.coco_skeleton import skeleton_of_file
+from openpose_lite.coco.skeleton import skeleton_of_file
 from openpose_lite.evaluation import evaluate_keypoints
 from openpose_lite.skeleton import MAX_KEYPOINTS, MAX_KEYPOINTS_ENV, Skeleton
 

@@ -37,6 +37,7 @@ from openpose_lite.models.hourglass import (
 )
 from openpose_lite.models.hrnet import is_hrnet_official
 from openpose_lite.models.simple_baseline import is_pose_resnet_mmpose, is_pose_resnet_official
+from openpose_lite.network_settings import HourglassSettings
 from openpose_lite.models.state_dict import load_exact
 
 K = 17
@@ -161,7 +162,7 @@ def converted(state: dict) -> Hourglass:
     exactly into the network of the file's sizes (the table builds mmpose's COCO sizes; these are tiny)."""
     settings, ours = convert_hourglass_mmpose(state, "test file")
     model = build_hourglass(**hourglass_config_from_state_dict(state))
-    assert model.num_stacks == settings["num_stages"]
+    assert model.num_stacks == settings.stacks
     load_exact(model, ours, "test file")
     return model.eval()
 
@@ -175,7 +176,7 @@ def test_the_mmpose_coco_checkpoint_layout_converts_to_exactly_our_keys_and_shap
     config = hourglass_config_from_state_dict(state)
     assert config == {"num_keypoints": K, **MMPOSE_COCO}
     settings, converted = convert_hourglass_mmpose(state)
-    assert settings == {"num_stages": 1}  # mmpose's COCO hourglass52 file has one stack
+    assert settings == HourglassSettings(stacks=1)  # mmpose's COCO hourglass52 file has one stack
     with torch.device("meta"):
         ours = Hourglass(**config).state_dict()
     assert {k: tuple(v.shape) for k, v in converted.items()} == {k: tuple(v.shape) for k, v in ours.items()}
@@ -301,7 +302,7 @@ def test_an_mmpose_checkpoint_runs_through_infer_and_eval_as_hrnet_files_do(tmp_
     torch.save({"meta": {"mmpose_version": "0.x"}, "state_dict": state}, path)
     loaded = read_weights(path)
     assert loaded.layout.name == "hourglass_mmpose" and loaded.model.num_stacks == 1
-    assert loaded.config["topdown"]["input_hw"] == [256, 256] and loaded.config["model"]["input_norm"] == "imagenet_rgb"
+    assert loaded.config.topdown.input_hw == (256, 256) and loaded.config.model.input_norm == "imagenet_rgb"
     del loaded, state
     ann = write_dataset(tmp_path / "scenes", 2, seed=5, cfg=SceneConfig(image_hw=(96, 128), people_range=(1, 1)))
     images = ann.parent / "images"
@@ -317,14 +318,14 @@ def test_an_mmpose_checkpoint_runs_through_infer_and_eval_as_hrnet_files_do(tmp_
 
 def test_the_training_loss_supervises_every_stack():
     # The loss the training loop uses for top-down models: every stack's heatmaps against the same targets.
-    from openpose_lite.training.branches import BRANCHES
+    from openpose_lite.branches import branch
 
     torch.manual_seed(0)
     model = build_hourglass(**{"num_keypoints": 3, **TINY})
     outputs = model(torch.randn(2, 3, 64, 64))
     targets = {"heatmaps": torch.rand(2, 3, 16, 16)}
     weights = {"heatmaps": torch.ones(2, 3, 1, 1)}
-    terms = BRANCHES["topdown"].loss_terms(outputs, targets, weights)
+    terms = branch("topdown").loss_terms(outputs, targets, weights)
     assert set(terms) == {"stage1/heatmaps", "stage2/heatmaps"}
     terms["stage1/heatmaps"].backward()
     # The first stack's loss reaches the first head, and not the second's.

@@ -26,16 +26,17 @@ DOCS = ROOT / "docs" / "architecture.md"
 # docs/architecture.md, "Layers": each layer imports only from the layers above it. Module names
 # are relative to openpose_lite; a package name covers its modules unless a module is listed.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundations", ("params", "skeleton", "limbs", "geometry", "structures", "io", "bounded_yaml", "images",
+    ("foundations", ("params", "skeleton", "cmu_skeletons", "limbs", "geometry", "structures", "io", "bounded_yaml", "images",
                      "image_headers", "run_lock", "output_folder", "devices", "oks", "one_euro", "plots")),
-    ("targets, inputs and the COCO format", ("codecs", "preprocess", "data.transforms", "data.coco_validation",
-                                             "data.coco_rle", "coco_skeleton")),
-    ("settings", ("config", "train_config", "models.architectures", "models.factory")),
+    ("targets, inputs and the COCO format", ("codecs", "preprocess", "transforms", "coco")),
+    ("settings", ("config", "train_config", "branches", "architectures", "factory", "network_settings")),
     ("networks", ("models",)),
     ("inference", ("inference", "live")),
     ("data", ("data",)),
     ("scoring, tracking, drawing", ("evaluation", "oracle", "tracking", "mot_metrics", "viz")),
+    ("runs", ("runs",)),
     ("training", ("losses", "training")),
+    ("serving", ("serve",)),
     ("interfaces", ("bench", "cli", "__main__")),
 ]
 
@@ -107,9 +108,9 @@ def test_the_layers_here_are_the_docs_layers():
 
 def test_the_static_check_catches_an_import_from_a_lower_layer(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def late():\n    from openpose_lite.training import loop\n")
-    assert "training.loop" in _imports("codecs.bad", bad)
-    assert layer_of("training.loop") > layer_of("codecs.bad")
+    bad.write_text("def late():\n    from openpose_lite.training import trainer\n")
+    assert "training.trainer" in _imports("codecs.bad", bad)
+    assert layer_of("training.trainer") > layer_of("codecs.bad")
 
 
 # ---------------------------------------------------------------------------------- at run time
@@ -160,8 +161,9 @@ def test_the_forbidden_import_is_caught(tmp_path):
 
 
 @pytest.mark.parametrize("module", ["openpose_lite.skeleton", "openpose_lite.geometry", "openpose_lite.structures",
-                                    "openpose_lite.coco_skeleton", "openpose_lite.config",
-                                    "openpose_lite.models.architectures", "openpose_lite.codecs.bottomup",
+                                    "openpose_lite.coco.skeleton", "openpose_lite.config", "openpose_lite.branches",
+                                    "openpose_lite.architectures", "openpose_lite.network_settings",
+                                    "openpose_lite.codecs.bottomup",
                                     "openpose_lite.codecs.topdown", "openpose_lite.tracking"])
 def test_foundations_codecs_and_settings_import_no_torch(module, tmp_path):
     run = _run(["torch"], f"import {module}\nprint('ok')\n", tmp_path)

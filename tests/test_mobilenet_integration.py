@@ -27,8 +27,9 @@ from openpose_lite.cli import main
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
 from openpose_lite.inference import BottomUpPredictor
 from openpose_lite.models import load_model, read_weights
-from openpose_lite.models.factory import ModelConfig, build_model
+from openpose_lite.factory import ModelConfig, build_model
 from openpose_lite.models.mobilenet_paf import MobileNetPafNet
+from openpose_lite.network_settings import MobileNetPafSettings, PafSettings
 from openpose_lite.models.weights import detect_layout, load_backbone, unwrap_weights
 
 
@@ -58,7 +59,7 @@ def test_load_model_reads_the_reference_checkpoint_and_computes_the_reference_fo
     model = loaded.model
     # Run as the reference runs it: one refinement stage, so the maps decoded are the second stage's.
     assert isinstance(model, MobileNetPafNet) and not loaded.ours and model.num_refinement_stages == 1
-    assert loaded.layout.name == "lightweight" and loaded.config["model"]["num_stages"] == 2
+    assert loaded.layout.name == "lightweight" and loaded.config.model.settings.num_stages == 2
     images = torch.randn(1, 3, 64, 48, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         ours = model(images)
@@ -110,7 +111,7 @@ def test_imagenet_mobilenet_initialises_the_trunk_through_backbone_weights(tmp_p
     torch.save({"state_dict": state, "epoch": 150, "best_prec1": 68.848}, path)
     with pytest.raises(ValueError, match="ImageNet classification network.*MobileNetV1.*model.arch mobilenet_paf"):
         detect_layout(unwrap_weights({"state_dict": state}, str(path))[0])
-    model = build_model(ModelConfig(arch="mobilenet_paf", num_stages=2))
+    model = build_model(ModelConfig(arch="mobilenet_paf"))
     assert load_backbone(model, path) == f"ImageNet MobileNetV1 from {path}"
     trunk = model.model.state_dict()
     assert torch.equal(trunk["0.0.weight"], state["module.model.0.0.weight"])
@@ -128,7 +129,7 @@ def test_training_runs_the_mobilenet_arch_through_the_bottomup_branch(scenes, tm
             "train.amp=false", "train.freeze_trunk_epochs=0", "codec.input_size=64", "train.eval_every=0"]
     assert main(args) == 0
     loaded = read_weights(out / "last.pt")
-    assert isinstance(loaded.model, MobileNetPafNet) and loaded.ours and loaded.config["model"]["arch"] == "mobilenet_paf"
+    assert isinstance(loaded.model, MobileNetPafNet) and loaded.ours and loaded.config.model.arch == "mobilenet_paf"
     start = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert start["type"] == "run_start"
 
@@ -139,7 +140,7 @@ def test_init_weights_copies_every_stage_the_file_holds_and_starts_the_others_af
 
     path, (net, state) = reference_file  # three refinement stages
     torch.manual_seed(1)
-    grown = build_model(ModelConfig(arch="mobilenet_paf", num_stages=5))  # the reference's step 3 and one more
+    grown = build_model(ModelConfig(arch="mobilenet_paf", settings=MobileNetPafSettings(num_stages=5)))  # the reference's step 3 and one more
     before = {k: v.clone() for k, v in grown.state_dict().items()}
     text = init_from_weights(grown, path)
     after = grown.state_dict()
@@ -149,7 +150,7 @@ def test_init_weights_copies_every_stage_the_file_holds_and_starts_the_others_af
         else:
             assert torch.equal(value, state[key]), key  # the rest is the file's, all three refinement stages too
     assert "start afresh" in text and "refinement_stages.3" in text
-    shrunk = build_model(ModelConfig(arch="mobilenet_paf", num_stages=2))
+    shrunk = build_model(ModelConfig(arch="mobilenet_paf"))
     assert "not in this model" in init_from_weights(shrunk, path)
     assert torch.equal(shrunk.state_dict()["refinement_stages.0.heatmaps.1.0.weight"],
                        state["refinement_stages.0.heatmaps.1.0.weight"])
@@ -159,10 +160,10 @@ def test_init_weights_refuses_another_width_or_architecture(reference_file, tmp_
     from openpose_lite.models.weights import init_from_weights
 
     with pytest.raises(ValueError, match="do not fit the model"):
-        init_from_weights(build_model(ModelConfig(arch="mobilenet_paf", num_stages=2, stage_channels=64)),
+        init_from_weights(build_model(ModelConfig(arch="mobilenet_paf", settings=MobileNetPafSettings(stage_channels=64))),
                           reference_file[0])
     with pytest.raises(ValueError, match="holds a mobilenet_paf network; the model to start is vgg19_paf"):
-        init_from_weights(build_model(ModelConfig(num_stages=2, width_mult=0.125, stage_channels=8)), reference_file[0])
+        init_from_weights(build_model(ModelConfig(settings=PafSettings(num_stages=2, width_mult=0.125, stage_channels=8))), reference_file[0])
 
 
 def test_training_starts_from_init_weights_and_refuses_it_beside_backbone_weights(reference_file, scenes, tmp_path,

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from conftest import import_optional
 
+from openpose_lite.factory import ModelConfig, build_model
 from openpose_lite.models.mobilenet_paf import (
     ARCH,
     MobileNetPafNet,
@@ -32,6 +33,7 @@ from openpose_lite.models.mobilenet_weights import (
     lightweight_config_from_state_dict,
     load_mobilenet_imagenet,
 )
+from openpose_lite.network_settings import MobileNetPafSettings
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
 # --------------------------------------------------------------------------- the reference, described
@@ -405,10 +407,11 @@ def test_outputs_are_raw_maps_without_activation():
         assert (stage["pafs"] < 0).all() and (stage["heatmaps"] < 0).all()
 
 
-def test_config_dict_and_config_from_state_dict_rebuild_the_model():
+def test_the_settings_and_the_sizes_read_from_a_state_dict_rebuild_the_model():
     model = small_model(num_refinement_stages=3, num_channels=32, width_mult=0.25)
-    assert model.config_dict() == {"arch": ARCH, "num_refinement_stages": 3, "num_channels": 32, "width_mult": 0.25,
-                                   "init": "cmu"}
+    settings = MobileNetPafSettings(num_stages=4, stage_channels=32, width_mult=0.25)  # the initial stage counts too
+    built = build_model(ModelConfig(arch=ARCH, settings=settings))
+    assert (built.num_refinement_stages, built.num_channels, built.width_mult) == (3, 32, 0.25)
     config = lightweight_config_from_state_dict({f"module.{k}": v for k, v in model.state_dict().items()})
     assert config == {"num_refinement_stages": 3, "num_channels": 32, "width_mult": 0.25}
     rebuilt = build_mobilenet_paf(**config)

@@ -32,7 +32,7 @@ from openpose_lite.inference.calibration import OVERFLOW_FIXES, Calibration, bot
 from openpose_lite.inference.network import make_runner
 from openpose_lite.inference.openvino_model import BackendUnavailableError, export_ir, read_ir
 from openpose_lite.inference.openvino_runner import openvino_native_precisions, resolve_openvino_precision
-from openpose_lite.models.factory import build_model
+from openpose_lite.factory import build_model
 from openpose_lite.models.hrnet import build_hrnet
 from openpose_lite.models.mobilenet_paf import build_mobilenet_paf
 from openpose_lite.models.vgg19_paf import build_vgg19_paf

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from openpose_lite.cli import main
-from openpose_lite.cli.model_record import MODEL_RECORD
-from openpose_lite.cli.outputs import InferFolder, InferRun, output_names
 from openpose_lite.output_folder import FolderHoldsRunError, OutputFolder
 from openpose_lite.run_lock import LOCK_NAME, folder_lock
+from openpose_lite.runs.model_record import MODEL_RECORD
+from openpose_lite.runs.outputs import InferFolder, InferRun, output_names
 from openpose_lite.training.run_folder import RunFolder, RunFolderError
 
 
@@ -89,7 +89,7 @@ def test_appended_names_avoid_the_files_an_earlier_run_left():
 
 
 def test_appended_image_ids_avoid_the_earlier_runs_ids():
-    run = InferRun.for_inputs(Path("out"), False, [("image", Path("000001.jpg")), ("image", Path("x.jpg"))],
+    run = InferRun.for_inputs(Path("out"), {"keypoints"}, [("image", Path("000001.jpg")), ("image", Path("x.jpg"))],
                               previous=([{"image_id": 1, "score": 1.0}], {"1": {"file": "old/000001.jpg"}}))
     for index in range(2):
         run.entries.append({"input": index, "frame": None, "json": f"{index}.json", "results": [{"score": 0.5}]})
@@ -169,15 +169,15 @@ def test_a_second_infer_into_a_folder_in_use_is_refused_naming_the_first_ones_pi
     even with --append, is refused at once, naming the run that holds it; the first run is unharmed."""
     out = tmp_path / "out"
     second = []
-    record_image = InferRun.record_image
+    record = InferRun.record
 
-    def record_and_start_another(self, index, image, poses):
+    def record_and_start_another(self, index, frame, image, poses):
         if not second:
             second.append(_infer(checkpoint, out, dataset / "images" / "000002.jpg", extra=("--append",)))
             second.append(capsys.readouterr().err)
-        record_image(self, index, image, poses)
+        return record(self, index, frame, image, poses)
 
-    monkeypatch.setattr(InferRun, "record_image", record_and_start_another)
+    monkeypatch.setattr(InferRun, "record", record_and_start_another)
     assert _infer(checkpoint, out, dataset / "images" / "000001.jpg", extra=("--no-pipeline",)) == 0
     code, err = second
     assert code == 2

@@ -21,10 +21,11 @@ from conftest import write_tiny_checkpoint
 from test_cli_errors import one_error_line
 
 from openpose_lite.cli import main
-from openpose_lite.cli.model_record import MODEL_RECORD, RESULTS_CATEGORY_ID
-from openpose_lite.coco_skeleton import skeleton_of_file
+from openpose_lite.coco.skeleton import skeleton_of_file
 from openpose_lite.config import CodecConfig, Config, ModelConfig, config_to_dict
+from openpose_lite.network_settings import PafSettings
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
+from openpose_lite.runs.model_record import MODEL_RECORD, RESULTS_CATEGORY_ID
 from openpose_lite.skeleton import COCO_17
 from openpose_lite.training.checkpoint import save_checkpoint
 
@@ -42,7 +43,7 @@ def quadruped_checkpoint(tmp_path_factory) -> Path:
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.05)
         model.stages[-1].heatmaps[-1].bias.add_(0.3)
-    cfg = Config(model=ModelConfig(num_stages=2, stage_channels=16, width_mult=0.125),
+    cfg = Config(model=ModelConfig(settings=PafSettings(num_stages=2, stage_channels=16, width_mult=0.125)),
                  codec=CodecConfig(input_size=128, peak_threshold=0.35))
     path = tmp_path_factory.mktemp("quadruped") / "quadruped.pt"
     return save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg), skeleton=skeleton)

@@ -20,7 +20,7 @@ from conftest import CUSTOM_SKELETON_FILES, needs_custom_skeletons
 from skeleton_data import write_skeleton_file
 
 from openpose_lite.codecs import BottomUpPafCodec
-from openpose_lite.coco_skeleton import skeleton_of_file
+from openpose_lite.coco.skeleton import skeleton_of_file
 from openpose_lite.limbs import instance_completion
 from openpose_lite.oracle import run_oracle
 from openpose_lite.skeleton import Skeleton
@@ -127,7 +127,7 @@ def test_a_bound_on_the_added_limbs_stops_the_choice_and_counts_the_instances_le
 def test_a_keypoint_never_labelled_is_joined_by_keypoint_order_with_a_warning(tmp_path, caplog):
     # Keypoint c is labelled in no instance: no annotation places it, so it hangs from its
     # neighbour in the list (b) and the bottom-up layout is defined instead of refused.
-    with caplog.at_level(logging.WARNING, logger="openpose_lite.coco_skeleton"):
+    with caplog.at_level(logging.WARNING, logger="openpose_lite.coco.skeleton"):
         skeleton = skeleton_of_file(_chain(tmp_path, {n: [2] for n in range(4)}))
     assert skeleton.limbs == ((0, 1), (1, 3), (1, 2))
     assert "never labelled together with the others" in caplog.text and "b-c" in caplog.text

@@ -20,6 +20,7 @@ from openpose_lite.data.synthetic import SceneConfig, generate_scene
 from openpose_lite.devices import resolve_device
 from openpose_lite.geometry import compose_affine, hflip_affine, transform_keypoints
 from openpose_lite.inference import PHASES, BottomUpPredictor, scaled_input_height
+from openpose_lite.network_settings import PafSettings
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.preprocess import letterbox, to_network_input
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
@@ -166,7 +167,7 @@ def test_scaled_input_heights_are_stride_multiples():
 
 def save_tiny_checkpoint(path, codec: CodecConfig | None = None):
     model = tiny_model()
-    cfg = Config(model=ModelConfig(num_stages=2, stage_channels=16, width_mult=0.125), codec=codec or CodecConfig())
+    cfg = Config(model=ModelConfig(settings=PafSettings(num_stages=2, stage_channels=16, width_mult=0.125)), codec=codec or CodecConfig())
     save_checkpoint(path, model_state=model.state_dict(), config=config_to_dict(cfg))
     return model
 

@@ -42,3 +42,20 @@ def test_the_readme_python_example_runs_as_written_on_the_quickstarts_files(tmp_
     assert document["version"] == 1.3
     assert len(document["people"]) == int(lines[0].split()[0])
     assert all(len(p["pose_keypoints_2d"]) == 18 * 3 for p in document["people"])
+
+
+def test_the_readme_folder_run_from_python_writes_what_its_infer_command_writes(tmp_path, monkeypatch):
+    code = _python_block_after("A folder (or videos, a camera, a stream URL) into an output folder, from Python")
+    command = re.search(r"`openpose-lite (infer new_scene/images [^`]*)`", README.read_text(encoding="utf-8"))
+    assert command, "the README names no infer command the Python example stands for"
+    write_tiny_checkpoint(tmp_path / "runs" / "vgg19_synthetic_cpu" / "best.pt")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["synth", "new_scene", "--num-images", "2", "--seed", "2024"]) == 0
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.match(r"^2 images, \d+ (person|people), 0 failures; outputs in new_scene/poses$", done.stdout.strip())
+    argv = command.group(1).replace("new_scene/poses", "by_the_cli").split()
+    assert cli_main([*argv, "--no-progress"]) == 0
+    ours, theirs = (sorted((p.name, p.read_bytes()) for p in folder.iterdir() if not p.name.startswith("."))
+                    for folder in (tmp_path / "new_scene" / "poses", tmp_path / "by_the_cli"))
+    assert ours == theirs and len(ours) == 2 * 2 + 3  # keypoints and drawing per image, the index, the model record

@@ -243,7 +243,8 @@ def official_file(tmp_path_factory) -> Path:
 
 
 def _predictor(official_file: Path, flip: bool) -> tuple[TopDownPredictor, ReferenceTrainedNet]:
-    predictor = TopDownPredictor.from_weights(official_file, flip=flip, refine="quarter", device="cpu")
+    predictor = TopDownPredictor.from_weights(official_file, flip=flip, codec_overrides={"refine": "quarter"},
+                                             device="cpu")
     net = ReferenceTrainedNet()
     predictor.model = net
     return predictor, net

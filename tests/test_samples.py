@@ -13,7 +13,7 @@ from openpose_lite.data.samples import (
     TrainingSamples,
 )
 from openpose_lite.data.synthetic import SceneConfig, render_scene
-from openpose_lite.data.transforms import AugmentParams, TopDownAugmentParams
+from openpose_lite.transforms import AugmentParams, TopDownAugmentParams
 from openpose_lite.geometry import apply_affine
 from openpose_lite.preprocess import crop_person
 from openpose_lite.skeleton import COCO_17

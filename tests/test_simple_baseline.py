@@ -55,6 +55,7 @@ from openpose_lite.models.simple_baseline import (
     is_torchvision_resnet,
     load_imagenet_resnet,
 )
+from openpose_lite.network_settings import SimpleBaselineSettings
 from openpose_lite.models.state_dict import load_exact
 from openpose_lite.models.vgg19_paf import build_vgg19_paf
 from openpose_lite.models.weights import load_model, read_weights
@@ -223,7 +224,7 @@ def test_initialisation_is_the_release_one():
 def converted(state: dict, convert=convert_pose_resnet_official) -> SimpleBaseline:
     """A model loaded as the architecture table loads a file: convert (rename, read the depth), then load exactly."""
     settings, ours = convert(state, "test file")
-    model = build_simple_baseline(depth=settings["depth"], num_keypoints=int(ours["final_layer.weight"].shape[0]))
+    model = build_simple_baseline(depth=settings.depth, num_keypoints=int(ours["final_layer.weight"].shape[0]))
     load_exact(model, ours, "test file")
     return model.eval()
 
@@ -249,7 +250,7 @@ def test_an_old_dataparallel_file_without_bn_counters_loads_through_read_weights
     path = tmp_path / "pose_resnet_50_256x192.pth"
     torch.save({f"module.{k}": v for k, v in state.items()}, path)
     loaded = read_weights(path)
-    assert loaded.layout.name == "pose_resnet_official" and loaded.config["model"]["depth"] == 50
+    assert loaded.layout.name == "pose_resnet_official" and loaded.config.model.settings.depth == 50
     assert loaded.model.state_dict()["layer3.5.bn2.num_batches_tracked"].item() == 0
     assert torch.equal(loaded.model.state_dict()["deconv_layers.6.weight"], official_r50["deconv_layers.6.weight"])
 
@@ -260,7 +261,7 @@ def test_the_depth_is_read_from_either_layout(depth):
                                     ("backbone.", "head.", convert_pose_resnet_mmpose),
                                     ("backbone.", "keypoint_head.", convert_pose_resnet_mmpose)):
         state = {key: torch.empty(shape, device="meta") for key, shape in pose_resnet_layout(depth, K, backbone, head).items()}
-        assert convert(state, "x")[0] == {"depth": depth}
+        assert convert(state, "x")[0] == SimpleBaselineSettings(depth=depth)
 
 
 def test_conversion_and_loading_errors_name_the_problem(official_r50):

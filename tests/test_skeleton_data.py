@@ -21,7 +21,7 @@ from pycocotools.cocoeval import COCOeval
 from skeleton_data import INSECT_FOREST, INSECT_NAMES, insect_instances, write_skeleton_file
 
 from openpose_lite.cli import main
-from openpose_lite.coco_skeleton import DEFAULT_SIGMA, skeleton_of_file
+from openpose_lite.coco.skeleton import DEFAULT_SIGMA, skeleton_of_file
 from openpose_lite.data.coco import CocoKeypoints
 from openpose_lite.data.skeleton_figures import PoseBank
 from openpose_lite.data.synthetic import SceneConfig, render_scene, write_dataset

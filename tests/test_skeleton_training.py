@@ -17,7 +17,7 @@ from conftest import CUSTOM_SKELETON_FILES, needs_custom_skeletons
 from train_helpers import load_train_script
 
 from openpose_lite.cli import main
-from openpose_lite.coco_skeleton import skeleton_of_file
+from openpose_lite.coco.skeleton import skeleton_of_file
 from openpose_lite.models.weights import read_weights
 from openpose_lite.skeleton import Skeleton
 from openpose_lite.training.checkpoint import load_checkpoint, save_checkpoint

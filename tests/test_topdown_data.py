@@ -20,7 +20,7 @@ from openpose_lite.data.people import (
     person_instances,
 )
 from openpose_lite.data.samples import TopDownDataset
-from openpose_lite.data.transforms import (
+from openpose_lite.transforms import (
     TopDownAugmentParams,
     body_halves,
     half_body_transform,

@@ -6,7 +6,6 @@ generated scenes, so each run takes seconds on a laptop CPU.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -24,7 +23,7 @@ from train_helpers import REPO, load_train_script, tiny_args, write_tiny_scenes
 
 from openpose_lite.config import load_config
 from openpose_lite.devices import resolve_device
-from openpose_lite.models.factory import build_model_from_config_dict
+from openpose_lite.factory import ModelConfig, build_model
 from openpose_lite.models.weights import load_backbone
 from openpose_lite.run_lock import LOCK_NAME
 from openpose_lite.training import branches, distributed, engine, metrics, optim
@@ -39,11 +38,16 @@ def scenes(tmp_path_factory) -> dict[str, Path]:
     return write_tiny_scenes(tmp_path_factory.mktemp("scenes"))
 
 
+def build_model_from_dict(model_cfg: dict) -> nn.Module:
+    """The network of a plain ``config["model"]`` dict (missing keys: the defaults)."""
+    return build_model(ModelConfig.from_dict(model_cfg))
+
+
 def _initial_model(config_path: Path) -> nn.Module:
     """The model a run starts from: the script seeds with train.seed right before building it."""
     cfg = yaml.safe_load(config_path.read_text())
     torch.manual_seed(cfg["train"]["seed"])
-    return build_model_from_config_dict(cfg["model"])
+    return build_model_from_dict(cfg["model"])
 
 
 def _trunk_keys(state: dict) -> list[str]:
@@ -165,8 +169,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(scenes
             terms["stage1/pafs"] = terms["stage1/pafs"] * float("nan")
         return terms
 
-    branch = branches.BRANCHES["bottomup"]
-    monkeypatch.setitem(branches.BRANCHES, "bottomup", dataclasses.replace(branch, loss_terms=poisoned))
+    monkeypatch.setattr(branches, "bottomup_loss_terms", poisoned)  # the branch row names it
     out = tmp_path / "run"
     code = train_vgg19.main(tiny_args(scenes, out, "train.epochs=3", "train.freeze_trunk_epochs=0"))
     assert code == train_vgg19.EXIT_STOPPED
@@ -222,7 +225,7 @@ def test_run_saves_resolved_config_logs_and_checkpoints(scenes, tmp_path):
 def test_backbone_weights_fill_the_trunk_and_stay_fixed_while_frozen(scenes, tmp_path):
     # A file in torchvision's vgg19 layout (features.<i>.weight), random values, full width.
     torch.manual_seed(3)
-    vgg = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 1, "width_mult": 1.0})
+    vgg = build_model_from_dict({"arch": "vgg19_paf", "num_stages": 1, "width_mult": 1.0})
     positions = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21)
     convs = [m for m in vgg.trunk if isinstance(m, nn.Conv2d)]
     state = {}
@@ -243,7 +246,7 @@ def test_backbone_weights_fill_the_trunk_and_stay_fixed_while_frozen(scenes, tmp
     for pos, name in list(zip(positions, conv_names, strict=True))[1:]:
         assert torch.equal(trained[f"trunk.{name}.weight"], state[f"features.{pos}.weight"])
         assert torch.equal(trained[f"trunk.{name}.bias"], state[f"features.{pos}.bias"])
-    folded = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 1, "width_mult": 1.0})
+    folded = build_model_from_dict({"arch": "vgg19_paf", "num_stages": 1, "width_mult": 1.0})
     load_backbone(folded, weights)
     assert torch.equal(trained["trunk.conv1_1.weight"], folded.trunk.conv1_1.weight)
     start = metrics.read_jsonl(out / "metrics.jsonl")[0]
@@ -285,9 +288,9 @@ def test_metrics_logger_appends_lines_and_reader_skips_a_torn_tail(tmp_path):
 
 def test_kaiming_init_scales_cpm_and_stages_but_keeps_output_convs_small():
     torch.manual_seed(0)
-    cmu = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 2, "stage_channels": 32, "width_mult": 0.25})
+    cmu = build_model_from_dict({"arch": "vgg19_paf", "num_stages": 2, "stage_channels": 32, "width_mult": 0.25})
     torch.manual_seed(0)
-    kaiming = build_model_from_config_dict({"arch": "vgg19_paf", "num_stages": 2, "stage_channels": 32,
+    kaiming = build_model_from_dict({"arch": "vgg19_paf", "num_stages": 2, "stage_channels": 32,
                                             "width_mult": 0.25, "init": "kaiming"})
     conv = kaiming.stages[1].pafs.conv1  # 7x7, fan_in = in_channels * 49
     fan_in = conv.weight.shape[1] * conv.weight.shape[2] * conv.weight.shape[3]
@@ -298,4 +301,4 @@ def test_kaiming_init_scales_cpm_and_stages_but_keeps_output_convs_small():
     for name, value in cmu.trunk.state_dict().items():  # the trunk is drawn the same way by both
         assert torch.equal(value, kaiming.trunk.state_dict()[name]), name
     with pytest.raises(ValueError, match="init"):
-        build_model_from_config_dict({"arch": "vgg19_paf", "init": "xavier"})
+        build_model_from_dict({"arch": "vgg19_paf", "init": "xavier"})

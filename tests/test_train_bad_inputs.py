@@ -172,7 +172,7 @@ def test_a_top_down_run_skips_the_crops_of_an_image_that_breaks_and_counts_each(
     _truncate(bad)
     out = tmp_path / "run"
     assert main(["train", "--output-dir", str(out), "--no-progress", "--threads", "1", "model.arch=hrnet",
-                 "model.hrnet_width=8", "model.hrnet_blocks=1", "topdown.input_hw=[64,32]", "topdown.heatmap_hw=[16,8]",
+                 "model.width=8", "model.blocks=1", "topdown.input_hw=[64,32]", "topdown.heatmap_hw=[16,8]",
                  f"data.train_ann={scenes['train'] / 'annotations.json'}",
                  f"data.train_images={scenes['train'] / 'images'}",
                  "data.val_split=0", "data.num_workers=0", "train.batch_size=4", "train.optimizer=adam",

@@ -17,7 +17,7 @@ from conftest import CUSTOM_SKELETON_FILES, needs_custom_skeletons
 from train_helpers import REPO, load_train_script, tiny_args, write_tiny_scenes
 
 from openpose_lite.cli import main
-from openpose_lite.coco_skeleton import skeleton_of_file
+from openpose_lite.coco.skeleton import skeleton_of_file
 from openpose_lite.config import Config, config_from_dict, config_to_dict, load_config
 from openpose_lite.data.skeleton_figures import PoseBank
 from openpose_lite.skeleton import Skeleton

@@ -9,7 +9,6 @@ that the watcher, which polls the run folder, reliably kills it exactly then.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
@@ -31,12 +30,12 @@ from train_helpers import (
 )
 
 from openpose_lite.cli import main as cli_main
-from openpose_lite.cli.train import _Printer, split_train_argv
+from openpose_lite.cli.train import _Printer
 from openpose_lite.config import Config, ModelConfig
 from openpose_lite.run_lock import LOCK_NAME
-from openpose_lite.training import branches, loop
+from openpose_lite.training import branches, trainer
 from openpose_lite.training.checkpoint import load_checkpoint, save_checkpoint
-from openpose_lite.training.interface import SCRATCH, TrainResult
+from openpose_lite.training.trainer import SCRATCH, TrainResult
 from openpose_lite.training.metrics import cut_back, read_jsonl
 
 train_vgg19 = load_train_script()
@@ -136,14 +135,14 @@ def test_sigkill_when_best_pt_temp_appears_then_resume_ends_with_best_pt_holding
 
 
 def test_interrupt_between_best_pt_and_last_pt_then_resume_keeps_them_consistent(scenes, tmp_path, monkeypatch, capsys):
-    real = loop.save_training_state
+    real = trainer.save_training_state
 
     def interrupted_at_last_pt_of_epoch_2(path, model, optimizer, scheduler, epoch, *args, **kwargs):
         if Path(path).name == "last.pt" and epoch == 2:
             raise KeyboardInterrupt  # what Ctrl-C raises, right after best.pt of epoch 2 was written
         return real(path, model, optimizer, scheduler, epoch, *args, **kwargs)
 
-    monkeypatch.setattr(loop, "save_training_state", interrupted_at_last_pt_of_epoch_2)
+    monkeypatch.setattr(trainer, "save_training_state", interrupted_at_last_pt_of_epoch_2)
     out = tmp_path / "run"
     assert train_vgg19.main(tiny_args(scenes, out, *TRAIN_LOSS_RUN, "train.epochs=3")) == train_vgg19.EXIT_INTERRUPTED
     err = capsys.readouterr().err.strip().splitlines()
@@ -290,8 +289,7 @@ def test_non_finite_stop_names_the_newest_checkpoint_whose_loss_was_finite(scene
         scale = float("nan") if calls["n"] >= nan_from_call else (10.0 if calls["n"] >= 3 else 1.0)
         return {name: value * scale for name, value in terms.items()}
 
-    branch = branches.BRANCHES["bottomup"]
-    monkeypatch.setitem(branches.BRANCHES, "bottomup", dataclasses.replace(branch, loss_terms=poisoned))
+    monkeypatch.setattr(branches, "bottomup_loss_terms", poisoned)  # the branch row names it
     out = tmp_path / "run"
     assert train_vgg19.main(tiny_args(scenes, out, *TRAIN_LOSS_RUN, "train.epochs=3")) == train_vgg19.EXIT_STOPPED
     err = capsys.readouterr().err
@@ -328,8 +326,6 @@ def test_train_help_and_errors_name_the_command_the_user_typed(capsys):
 
 
 def test_openpose_lite_v_train_reaches_the_training_parser(capsys):
-    assert split_train_argv(["-v", "train", "--epochs", "2"]) == (2, ["--epochs", "2"])
-    assert split_train_argv(["infer", "train"]) is None
     assert cli_main(["-v", "train", "train.lr=fast", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "unrecognized arguments" not in err and "train.lr" in err
@@ -337,9 +333,10 @@ def test_openpose_lite_v_train_reaches_the_training_parser(capsys):
 
 def test_the_hrnet_start_lines_count_person_crops_and_name_the_hrnet_backbone_file():
     lines: list[str] = []
-    hrnet = branches.BRANCHES["topdown"]
-    result = TrainResult(output_dir=Path("runs/x"), branch=hrnet.name, model="HRNet-W16", trunk_init=SCRATCH,
-                         backbone_file=hrnet.backbone_file(Config(model=ModelConfig(arch="hrnet"))), train_samples=400, sample_kind=hrnet.sample_kind)
+    cfg = Config(model=ModelConfig(arch="hrnet"))
+    hrnet = branches.branch_of(cfg)
+    result = TrainResult(output_dir=Path("runs/x"), branch=hrnet.title, model="HRNet-W16", trunk_init=SCRATCH,
+                         backbone_file=branches.backbone_file(cfg), train_samples=400, sample_kind=hrnet.sample_kind)
     _Printer(lines.append).started(result)
     assert "ImageNet HRNet" in lines[0] and "vgg19" not in lines[0]
     assert "400 person crops" in lines[1] and "training images" not in lines[1]

@@ -12,7 +12,9 @@ from train_helpers import load_train_script
 from openpose_lite.cli import main
 from openpose_lite.config import Config, ModelConfig, config_to_dict
 from openpose_lite.data.synthetic import SceneConfig, write_dataset
-from openpose_lite.models.factory import build_model_from_config_dict
+from openpose_lite.architectures import architectures
+from openpose_lite.factory import build_model
+from openpose_lite.network_settings import PafSettings
 from openpose_lite.training.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -24,7 +26,7 @@ def scenes(tmp_path_factory) -> Path:
 def _tiny_args(scenes: Path, out: Path, *extra: str) -> list[str]:
     return [
         "train", "--output-dir", str(out), "--no-progress", "--held-out-images", "0",
-        "model.arch=hrnet", "model.hrnet_width=8", "model.hrnet_blocks=1",
+        "model.arch=hrnet", "model.width=8", "model.blocks=1",
         "topdown.input_hw=[64,32]", "topdown.heatmap_hw=[16,8]", "topdown.sigma_px=4.0",
         f"data.train_ann={scenes}", f"data.train_images={scenes.parent / 'images'}",
         f"data.val_ann={scenes}", f"data.val_images={scenes.parent / 'images'}", "data.num_workers=0",
@@ -62,8 +64,8 @@ def test_eval_and_infer_accept_a_topdown_checkpoint(trained, scenes, tmp_path, c
 
     # Person boxes from a bottom-up model: a tiny random one is enough to exercise the path.
     bu = tmp_path / "bu.pt"
-    cfg = Config(model=ModelConfig(num_stages=1, width_mult=0.125, stage_channels=16))
-    save_checkpoint(bu, model_state=build_model_from_config_dict(config_to_dict(cfg)["model"]).state_dict(),
+    cfg = Config(model=ModelConfig(settings=PafSettings(num_stages=1, width_mult=0.125, stage_channels=16)))
+    save_checkpoint(bu, model_state=build_model(cfg.model).state_dict(),
                     config=config_to_dict(cfg))
     out = tmp_path / "out"
     image = str(scenes.parent / "images" / "000001.jpg")
@@ -90,7 +92,8 @@ def test_train_vgg19_refuses_an_hrnet_config(scenes, tmp_path, capsys):
     train_vgg19 = load_train_script()
 
     assert train_vgg19.main(_tiny_args(scenes, tmp_path, "train.epochs=1")[1:]) == train_vgg19.EXIT_USAGE
-    assert "trains the bottomup models (vgg19_paf, mobilenet_paf), got 'hrnet'" in capsys.readouterr().err
+    bottomup = ", ".join(a.name for a in architectures("bottomup"))  # vgg19_paf, mobilenet_paf, ...
+    assert f"trains the bottomup models ({bottomup}), got 'hrnet'" in capsys.readouterr().err
 
 
 def test_hrnet_training_starts_from_an_imagenet_hrnet_checkpoint(scenes, tmp_path):

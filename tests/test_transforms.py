@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openpose_lite.data.transforms import AugmentParams, random_affine, warp_sample
+from openpose_lite.transforms import AugmentParams, random_affine, warp_sample
 from openpose_lite.geometry import apply_affine
 from openpose_lite.preprocess import PAD_VALUE, letterbox, to_network_input
 from openpose_lite.skeleton import COCO_17

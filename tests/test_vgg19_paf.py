@@ -9,6 +9,8 @@ import torch
 from conftest import import_optional
 from torch import nn
 
+from openpose_lite.factory import ModelConfig, build_model
+from openpose_lite.network_settings import PafSettings
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf, scaled_width
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18
 
@@ -148,9 +150,9 @@ def test_stage_convs_use_cmu_gaussian_initialisation():
     assert all((m.bias == 0).all() for m in model.stages.modules() if isinstance(m, nn.Conv2d))
 
 
-def test_config_dict_describes_the_model():
-    model = small_model(num_stages=2, stage_channels=16, width_mult=0.125)
-    assert model.config_dict() == {"arch": "vgg19_paf", "num_stages": 2, "stage_channels": 16, "width_mult": 0.125}
+def test_the_tables_builder_takes_the_sizes_of_the_networks_settings():
+    model = build_model(ModelConfig(settings=PafSettings(num_stages=2, stage_channels=16, width_mult=0.125)))
+    assert (model.num_stages, model.stage_channels, model.width_mult) == (2, 16, 0.125)
 
 
 def test_scripted_model_matches_eager():

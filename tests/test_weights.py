@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from conftest import import_optional
 
 from openpose_lite.models import weights as weights_mod
-from openpose_lite.models.architectures import ARCHITECTURES, Architecture, WeightLayout
+from openpose_lite.architectures import ARCHITECTURES, Architecture, WeightLayout
 from openpose_lite.models.cmu_weights import convert_cmu_state_dict
-from openpose_lite.models.factory import build_model_from_config_dict
+from openpose_lite.factory import ModelConfig, build_model
 from openpose_lite.models.state_dict import load_state_dict_file
 from openpose_lite.models.vgg19_paf import VGG19PafNet, build_vgg19_paf
 from openpose_lite.models.weights import detect_layout, load_backbone, load_model, read_weights, unwrap_weights
@@ -258,6 +258,9 @@ def test_load_model_refuses_a_trunk_only_file(tmp_path):
 
 
 # ----------------------------------------------------------------- our own files
+_SIZES = {"arch": "vgg19_paf", **SMALL_MODEL_KW}  # the model section of small_trained_model's config
+
+
 def small_trained_model(num_stages: int = 2) -> VGG19PafNet:
     torch.manual_seed(11)
     model = build_vgg19_paf(num_stages=num_stages, **SMALL_MODEL_KW)
@@ -278,11 +281,11 @@ def assert_same_outputs(a: VGG19PafNet, b: VGG19PafNet) -> None:
 def test_own_checkpoint_rebuilds_from_its_config(tmp_path):
     model = small_trained_model(num_stages=3)
     path = tmp_path / "ckpt.pth"
-    config = {"model": {**model.config_dict(), "pretrained": "none"}, "train": {"lr": 1e-4}}
+    config = {"model": {**_SIZES, "num_stages": 3, "pretrained": "none"}, "train": {"lr": 1e-4}}
     torch.save({"model": model.state_dict(), "config": config, "epoch": 4}, path)
     loaded = load_model(path)
     assert not loaded.training
-    assert loaded.config_dict() == model.config_dict()
+    assert (loaded.num_stages, loaded.stage_channels, loaded.width_mult) == (3, 16, 0.125)
     assert_same_outputs(model, loaded)
 
 
@@ -303,16 +306,16 @@ def test_bare_own_state_dict_sizes_are_inferred(tmp_path, module_prefix):
 def test_checkpoint_whose_config_disagrees_with_its_weights_fails_clearly(tmp_path):
     model = small_trained_model(num_stages=2)
     path = tmp_path / "ckpt.pth"
-    torch.save({"model": model.state_dict(), "config": {"model": {**model.config_dict(), "num_stages": 3}}}, path)
+    torch.save({"model": model.state_dict(), "config": {"model": {**_SIZES, "num_stages": 3}}}, path)
     with pytest.raises(ValueError, match=r"missing.*stages\.2\."):
         load_model(path)
 
 
 def test_model_config_defaults_and_unknown_arch():
-    model = build_model_from_config_dict({"width_mult": 0.125, "stage_channels": 8})
+    model = build_model(ModelConfig.from_dict({"width_mult": 0.125, "stage_channels": 8}))
     assert isinstance(model, VGG19PafNet) and model.num_stages == 6 and model.stage_channels == 8
     with pytest.raises(ValueError, match="arch.*hrnet_w99"):
-        build_model_from_config_dict({"arch": "hrnet_w99"})
+        ModelConfig.from_dict({"arch": "hrnet_w99"})
 
 
 # ----------------------------------------------------------------- bad files and layouts

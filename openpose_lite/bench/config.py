@@ -4,8 +4,8 @@ Its fields are the one list of the bench options: they build the argparse option
 (:meth:`~openpose_lite.bench.options.CommandLineOptions.add_arguments`), parse them back
 (``from_args``) and print the command line that reproduces a run (:meth:`BenchConfig.command_line`).
 The random models are the published networks of the architectures chosen (``--bu-arch``,
-``--td-arch``: rows of :mod:`openpose_lite.models.architectures`), at their published sizes
-(:func:`openpose_lite.models.factory.published_config`), read from there, not restated.
+``--td-arch``: rows of :mod:`openpose_lite.architectures`), at their published sizes
+(the defaults of each network's settings, :mod:`openpose_lite.network_settings`), read from there, not restated.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from openpose_lite.bench.options import CommandLineOptions, option
 from openpose_lite.config import CodecConfig, TopDownConfig
 from openpose_lite.devices import PRECISIONS, THREADS_HELP
 from openpose_lite.inference.network import BACKENDS
-from openpose_lite.models.architectures import architectures
-from openpose_lite.models.factory import published_config
+from openpose_lite.architectures import architectures
+from openpose_lite.factory import ModelConfig
 from openpose_lite.params import Params
 
 __all__ = ["BOTTOMUP_ARCHS", "BOX_SOURCES", "BenchConfig", "PROG", "TOPDOWN_ARCHS"]
@@ -30,7 +30,12 @@ BoxSource = Literal["gt", "bottomup"]
 BOX_SOURCES: tuple[str, ...] = typing.get_args(BoxSource)
 BOTTOMUP_ARCHS = _BU_ARCHS = tuple(a.name for a in architectures("bottomup"))
 TOPDOWN_ARCHS = _TD_ARCHS = tuple(a.name for a in architectures("topdown"))
-_BU, _TD = published_config(_BU_ARCHS[0]), published_config(_TD_ARCHS[0])
+_TD = ModelConfig(arch=_TD_ARCHS[0]).settings
+# What bu_width_mult and bu_stages size in each bottom-up network (its settings' width_field and
+# stages_field), with the published values.
+_BU_SIZED = [(a, ModelConfig(arch=a).settings) for a in _BU_ARCHS]
+_BU_WIDTHS = ", ".join(f"{a} {s.width_field} {s.size[0]}" for a, s in _BU_SIZED if s.width_field)
+_BU_STAGES = ", ".join(f"{a} {s.stages_field} {s.size[1]}" for a, s in _BU_SIZED if s.stages_field)
 # Top-down crops: sides a multiple of the deepest trunks' total stride (HRNet's four branches, ResNet's).
 TD_INPUT_MULTIPLE = 32
 PROG: tuple[str, ...] = ("openpose-lite", "bench")
@@ -83,13 +88,13 @@ class BenchConfig(Params, CommandLineOptions):
                                        f"(default: {_BU_ARCHS[0]})")
     td_arch: str | None = option(None, f"random top-down model: the published network of one of {', '.join(_TD_ARCHS)} "
                                        f"(default: {_TD_ARCHS[0]})")
-    bu_width_mult: float | None = option(None, f"random bottom-up model: trunk width multiplier "
-                                               f"(default: the published {_BU.width_mult})")
+    bu_width_mult: float | None = option(None, f"random bottom-up model: width multiplier (default: the published "
+                                               f"network's, {_BU_WIDTHS})")
     bu_stages: int | None = option(None, "random bottom-up model: stages (default: the published network's, "
-                                         + ", ".join(f"{a} {published_config(a).num_stages}" for a in _BU_ARCHS) + ")")
+                                         + _BU_STAGES + ")")
     bu_input_size: int | None = option(None, f"bottom-up network input height, a multiple of {_CODEC.stride} "
                                              f"(default: the checkpoint's, else {_CODEC.input_size})")
-    hrnet_width: int | None = option(None, f"random hrnet model: width (default: the published {_TD.hrnet_width})")
+    hrnet_width: int | None = option(None, f"random hrnet model: width (default: the published {_TD.width})")
     td_input_hw: tuple[int, int] | None = option(
         None, f"random top-down model: crop size, multiples of {TD_INPUT_MULTIPLE} (default: the architecture's "
               f"published crop, {_TD_H} {_TD_W} for {_TD_ARCHS[0]})", metavar=("H", "W"))
@@ -151,7 +156,7 @@ class BenchConfig(Params, CommandLineOptions):
         if self.bu_checkpoint is None and self.td_checkpoint is None:
             raise ValueError(f"{self._name('images')}: model accuracy needs --bu-checkpoint and/or --td-checkpoint "
                              "(without them, --ann alone gives the oracle rows)")
-        if self.td_checkpoint is not None and self.box_source == "bottomup" and self.bu_checkpoint is None:
+        if self.td_checkpoint is not None and self.box_source != "gt" and self.bu_checkpoint is None:
             raise ValueError(f"{self._name('box_source')}: top-down accuracy on bottom-up boxes needs --bu-checkpoint "
                              "(a random-weight bottom-up model finds nobody)")
 

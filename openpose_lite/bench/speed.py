@@ -136,17 +136,18 @@ class _Point:
         per shape, so a shape seen before needs none. Bottom-up boxes need one bottom-up call anyway."""
         cfg, image = self.cfg, self.scene.image
         bu_poses = None
-        if "bottomup" not in warmed or cfg.box_source == "bottomup":
-            for _ in range(max(cfg.warmup, int(cfg.box_source == "bottomup"))):
+        pose_boxes = cfg.box_source != "gt"
+        if "bu" not in warmed or pose_boxes:
+            for _ in range(max(cfg.warmup, int(pose_boxes))):
                 bu_poses, _ = _bottomup_call(self.models.bottomup, image)
-            warmed.add("bottomup")
+            warmed.add("bu")
         boxes, scores = self.boxes(bu_poses)
         for batch in sorted({len(boxes), 1}):
-            if batch <= len(boxes) and ("topdown", batch) not in warmed:
+            if batch <= len(boxes) and ("td", batch) not in warmed:
                 for _ in range(cfg.warmup):
                     _topdown_call(variant(self.models.topdown, batch_size=max(1, batch)), image, boxes[:batch],
                                   scores[:batch])
-                warmed.add(("topdown", batch))
+                warmed.add(("td", batch))
 
     def time_once(self) -> None:
         """One timed call of each pipeline variant, appended to the samples."""

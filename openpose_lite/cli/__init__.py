@@ -29,6 +29,7 @@ from openpose_lite.cli.errors import (
 from openpose_lite.cli.eval import _add_eval, _run_eval
 from openpose_lite.cli.export import _add_export, _run_export
 from openpose_lite.cli.infer import _add_infer, _run_infer
+from openpose_lite.cli.serve import _add_serve, _run_serve
 from openpose_lite.cli.synth import _add_synth, _run_synth
 from openpose_lite.cli.train import _add_train, _run_train
 
@@ -45,6 +46,7 @@ COMMANDS = {
     "export": (_add_export, _run_export),
     "synth": (_add_synth, _run_synth),
     "bench": (_add_bench, _run_bench),
+    "serve": (_add_serve, _run_serve),
 }
 
 

@@ -12,13 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from openpose_lite.branches import BRANCHES, branch
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from openpose_lite.cli.models_args import (
     WEIGHTS_HELP,
     add_predictor_args,
     add_weights_args,
     build_predictor,
-    describe,
+    decoding_options,
     positive_int,
 )
 from openpose_lite.cli.outputs import add_image_limit_args, progress_disabled
@@ -34,7 +35,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "model resolution and decoded again: the AP a perfect network would get with this codec.",
     )
     p.add_argument("--ann", type=Path, required=True, help="COCO-format keypoint annotation file")
-    p.add_argument("--oracle", choices=("bottomup", "topdown"), help="evaluate the codec on ground-truth maps")
+    p.add_argument("--oracle", choices=[b.name for b in BRANCHES], help="evaluate the codec on ground-truth maps")
     p.add_argument("--refine", choices=("dark", "quarter", "none"), default=None, help="sub-pixel refinement")
     p.add_argument("--blur-kernel", type=int, default=None, metavar="K",
                    help="bottom-up decoding: the blur before DARK refinement, 0 (none) or odd (default: the "
@@ -71,29 +72,23 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise CliError("--oracle evaluates the codec alone; leave out --weights/--checkpoint, or drop --oracle")
     if args.oracle is None:
         if not model_given:
-            raise CliError(f"nothing to evaluate: pass --oracle bottomup|topdown (the codec alone), or a model: {WEIGHTS_HELP}")
+            raise CliError(f"nothing to evaluate: pass --oracle {'|'.join(b.name for b in BRANCHES)} (the codec alone), "
+                           f"or a model: {WEIGHTS_HELP}")
         return _run_model_eval(args)
     return _run_oracle(args)
 
 
 def _run_oracle(args: argparse.Namespace) -> int:
-    from openpose_lite.coco_skeleton import skeleton_of_coco
-    from openpose_lite.data.coco_validation import coco_layout
+    from openpose_lite.coco.skeleton import skeleton_of_coco
+    from openpose_lite.coco.validation import coco_layout
     from openpose_lite.evaluation import format_metrics, load_coco, scoring_scope
     from openpose_lite.oracle import run_oracle
 
     coco = load_coco(args.ann)  # a malformed file is refused here, before the codec runs
     source = str(args.ann)  # a bad skeleton too, naming the file and the field
     skeleton, _ = skeleton_of_coco(coco.dataset, coco_layout(coco.dataset, source), source)
-    codec_args: dict = {}
-    if args.refine:
-        codec_args["refine"] = args.refine
-    if args.blur_kernel is not None and args.oracle == "bottomup":
-        codec_args["blur_kernel"] = args.blur_kernel
-    if args.oracle == "bottomup" and args.input_size:
-        codec_args["input_size"] = args.input_size
     metrics, results = run_oracle(args.oracle, args.ann, progress=not progress_disabled(), skeleton=skeleton,
-                                  **codec_args)
+                                  **decoding_options(args, branch(args.oracle)))
     _write_results(args.json_out, results)
     image_ids = coco.getImgIds()
     scope = scoring_scope(coco, skeleton, str(args.ann))
@@ -116,7 +111,7 @@ def _run_model_eval(args: argparse.Namespace) -> int:
         raise CliError(f"--max-images must be >= 0, got {args.max_images}")
     coco = load_coco(args.ann)  # read once; a malformed file is refused before the weights are loaded
     check_ground_truth(coco, str(args.ann))  # ... and one that keypoint AP cannot score, before the model runs
-    predictor = build_predictor(args)
+    predictor = build_predictor(args, ground_truth=args.ann)  # a top-down model: the labelled people's boxes
     # evaluate_predictor refuses a folder that lacks any of the images before reading one.
     evaluation = evaluate_predictor(predictor, coco, args.images, args.max_images, args.batch_size,
                                     progress=not progress_disabled(), max_image_pixels=args.max_image_pixels,
@@ -125,7 +120,7 @@ def _run_model_eval(args: argparse.Namespace) -> int:
     model = args.checkpoint or args.weights
     print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images "
           f"({_labelled_people(coco, evaluation.image_ids, evaluation.scope)}), {len(evaluation.results)} "
-          f"{evaluation.scope.skeleton.instance_words[1]} detected, {describe(predictor)}")
+          f"{evaluation.scope.skeleton.instance_words[1]} detected, {predictor.describe()}")
     print(evaluation.scope.describe())
     print(format_metrics(evaluation.metrics, style="markdown"))
     for message in evaluation.failures:

@@ -35,7 +35,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                    "/ is a folder, which must exist")
     p.add_argument("--input-hw", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="example input size for tracing; ONNX keeps batch, height and width dynamic (default: the "
-                   "model's own, 368 368 bottom-up, the checkpoint's crop (official HRNet: 256 192) top-down)")
+                   "model's own: bottom-up a square of its input height, e.g. 368 368, top-down its crop, e.g. 256 192)")
     p.add_argument("--max-input-side", type=positive_int, default=bound.max_side, metavar="N",
                    help="the longest --input-hw side accepted: tracing runs the network on it (default: %(default)s, "
                    "as infer's network input)")
@@ -83,17 +83,9 @@ def _input_bound(args: argparse.Namespace):
         raise CliError(f"{option}: {str(exc).split(': ', 1)[-1]}") from None
 
 
-def _own_input_hw(loaded) -> tuple[int, int]:
-    """The model's own example size: a top-down model's crop (it suits the network: HRNet needs multiples of 32)."""
-    from openpose_lite.config import config_from_dict
-
-    if loaded.architecture.branch == "topdown":
-        cfg = config_from_dict(loaded.config, where="checkpoint config")
-        return int(cfg.topdown.input_hw[0]), int(cfg.topdown.input_hw[1])
-    return 368, 368
-
-
 def _run_export(args: argparse.Namespace) -> int:
+    from openpose_lite.config import config_to_dict
+    from openpose_lite.inference import PredictorOptions, build_predictor
     from openpose_lite.models import export_onnx, export_torchscript
     from openpose_lite.models.export import check_input_hw, onnx_opsets
 
@@ -108,8 +100,12 @@ def _run_export(args: argparse.Namespace) -> int:
                            "--max-input-side and --max-input-pixels") from None
     output = _output_path(args, weights_path(args))
     path, loaded = load_weights(args)
-    model = loaded.model
-    own = _own_input_hw(loaded)
+    try:  # its preprocessing: the model's own example size, its output names, the calibration set
+        predictor = build_predictor(loaded, PredictorOptions(device="cpu"))
+    except ValueError as exc:
+        raise CliError(f"cannot load {path}: {exc}") from None
+    model, config = loaded.model, config_to_dict(loaded.config)
+    own = predictor.example_input_hw
     input_hw = own if args.input_hw is None else (int(args.input_hw[0]), int(args.input_hw[1]))
     if args.format == "onnx":
         import importlib.util
@@ -121,17 +117,16 @@ def _run_export(args: argparse.Namespace) -> int:
             raise CliError(f"--opset {args.opset}: the installed torch exports ONNX opsets {low} to {high}")
     if args.format == "openvino":  # dynamic sizes: no example size to get wrong
         try:
-            written = _export_openvino(args, loaded, output)
+            written = _export_openvino(args, predictor, model, config, output)
         except ValueError as exc:  # the extra missing, a calibration folder of no readable images
             raise CliError(str(exc)) from None
         print(f"wrote the OpenVINO IR ({args.precision}) to {written} and {written.with_suffix('.bin')}")
         return EXIT_OK
     try:
         if args.format == "onnx":
-            written = export_onnx(model, output, input_hw=input_hw, opset=args.opset, config=loaded.config,
-                                  input_bound=bound)
+            written = export_onnx(model, output, input_hw=input_hw, opset=args.opset, config=config, input_bound=bound)
         else:
-            written = export_torchscript(model, output, input_hw=input_hw, config=loaded.config, input_bound=bound)
+            written = export_torchscript(model, output, input_hw=input_hw, config=config, input_bound=bound)
     except ValueError as exc:  # the example size does not suit the network
         hint = f"; e.g. --input-hw {own[0]} {own[1]} (the model's own size), or leave it out"
         raise CliError(f"--input-hw {input_hw[0]} {input_hw[1]}: {exc}{hint}") from None
@@ -139,23 +134,11 @@ def _run_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _export_openvino(args: argparse.Namespace, loaded, output: Path) -> Path:
-    """The IR of ``loaded``'s network, its config and skeleton inside, int8 calibrated as its predictor would be."""
-    from openpose_lite.config import config_from_dict
-    from openpose_lite.inference.calibration import bottomup_calibration, topdown_calibration
+def _export_openvino(args: argparse.Namespace, predictor, model, config: dict, output: Path) -> Path:
+    """The IR of ``model``, its config and skeleton inside, int8 calibrated as its predictor would be."""
     from openpose_lite.inference.openvino_model import export_ir
-    from openpose_lite.preprocess import DEFAULT_INPUT_BOUND
 
     if args.precision == "int8" and args.calibration is None:
         raise CliError("--precision int8 needs --calibration DIR: a folder of a few hundred images to quantise on")
-    cfg = config_from_dict(loaded.config, where="weights config")
-    norm = cfg.model.resolved_input_norm
-    if loaded.architecture.branch == "topdown":
-        names = ("heatmaps",)
-        calibration = topdown_calibration(args.calibration, cfg.topdown.input_hw, cfg.topdown.padding,
-                                          cfg.topdown.convention, input_norm=norm)
-    else:
-        names = ("heatmaps", "pafs")
-        calibration = bottomup_calibration(args.calibration, cfg.codec.input_size, cfg.codec.stride,
-                                           DEFAULT_INPUT_BOUND, input_norm=norm)
-    return export_ir(loaded.model, output, names, loaded.config, precision=args.precision, calibration=calibration)
+    return export_ir(model, output, predictor.output_names, config, precision=args.precision,
+                     calibration=predictor.calibration_set(args.calibration))

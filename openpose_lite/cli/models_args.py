@@ -13,7 +13,8 @@ from typing import Any, Callable
 from openpose_lite.cli.errors import CliError
 
 __all__ = ["WEIGHTS_HELP", "add_predictor_args", "add_threads_arg", "add_weights_args", "apply_threads", "build_predictor",
-           "describe", "load_weights", "non_negative_int", "positive_int", "weights_path"]
+           "decoding_options", "describe", "load_weights", "non_negative_int", "positive_int", "predictor_options",
+           "predictor_setup", "weights_path"]
 
 WEIGHTS_HELP = (
     "pass --weights FILE (a public pose model: the CMU COCO body model as the PyTorch OpenPose ports save it, "
@@ -155,6 +156,11 @@ def load_weights(args: argparse.Namespace):
 
 
 # ------------------------------------------------------------------------------- predictors
+def _backend(args: argparse.Namespace) -> str:
+    """``--backend``, by default openvino for an OpenVINO IR (.xml) and torch for anything else."""
+    return args.backend or ("openvino" if weights_path(args).suffix.lower() == ".xml" else "torch")
+
+
 def _check_options(args: argparse.Namespace) -> None:
     """The options that need no model: refused before the weights are read, naming the option."""
     from openpose_lite.devices import resolve_device
@@ -168,16 +174,13 @@ def _check_options(args: argparse.Namespace) -> None:
         message = str(exc)
         raise CliError("--" + message if message.startswith("device") else f"--device: {message}") from None
     is_ir = weights_path(args).suffix.lower() == ".xml"
-    if args.backend is None:
-        args.backend = "openvino" if is_ir else "torch"
-    elif is_ir and args.backend != "openvino":
+    if is_ir and _backend(args) != "openvino":
         raise CliError(f"--backend {args.backend}: {weights_path(args)} is an OpenVINO IR; it runs with --backend openvino")
     try:
         if args.calibration is not None:
             calibration_files(args.calibration)
         if not is_ir:  # an IR's own precision is known once it is read; the runner checks it then
-            args.precision = args.precision or "fp32"
-            check_runtime(args.backend, args.precision, args.device, args.calibration)
+            check_runtime(_backend(args), args.precision or "fp32", args.device, args.calibration)
     except BackendUnavailableError as exc:  # the extra is not installed
         raise CliError(f"--backend: {exc}") from None
     except ValueError as exc:
@@ -194,110 +197,106 @@ def _input_bound(args: argparse.Namespace):
     return InputBound(**{k: v for k, v in limits.items() if v is not None})
 
 
-def _bottomup(args: argparse.Namespace, model, config, source: str, **options: Any):
-    from openpose_lite.inference import BottomUpPredictor
-
-    try:
-        return BottomUpPredictor.from_model(model, config, source, device=args.device, input_bound=_input_bound(args),
-                                            backend=args.backend, calibration=args.calibration, **options)
-    except ValueError as exc:
-        raise _load_error(Path(source), exc) from None
+def decoding_options(args: argparse.Namespace, branch) -> dict[str, Any]:
+    """The decoding options given (``--input-size``, ``--peak-threshold``, ``--refine``, ``--blur-kernel``, as
+    the command has them) that apply to ``branch`` (a row of :mod:`openpose_lite.branches`)."""
+    given = {name: vars(args).get(name) for name in branch.options}
+    return {name: value for name, value in given.items() if value is not None}
 
 
-def _person_detector(args: argparse.Namespace):
-    """The bottom-up predictor of ``--person-detector``, refused up front when the file holds another kind of model."""
+def predictor_options(args: argparse.Namespace, loaded, boxes=None):
+    """The :class:`~openpose_lite.inference.PredictorOptions` the model options give for ``loaded`` (its
+    branch takes the decoding options it has), on the person boxes ``boxes`` makes."""
+    from openpose_lite.inference import PredictorOptions
+
+    codec_overrides = decoding_options(args, loaded.architecture.branch_row)
+    input_size = codec_overrides.pop("input_size", None)
+    stride = int(getattr(loaded.model, "stride", 8))
+    if input_size is not None and input_size % stride:
+        nearest = max(stride, round(input_size / stride) * stride)
+        raise CliError(f"--input-size {input_size}: expected a multiple of the model's stride ({stride}), e.g. {nearest}")
+    return PredictorOptions(device=args.device, precision=args.precision, backend=args.backend,
+                            calibration=args.calibration, codec_overrides=codec_overrides, flip=args.flip,
+                            input_size=input_size, scales=tuple(args.scales), input_bound=_input_bound(args),
+                            batch_size=max(args.batch_size, 32), boxes=boxes)
+
+
+def _person_detector(args: argparse.Namespace, loaded):
+    """The predictor of ``--person-detector`` on ``loaded``'s runtime, refused up front when the file holds a
+    model that itself needs person boxes."""
+    from openpose_lite.inference import PredictorOptions, build_predictor as build
     from openpose_lite.inference.base import load_for_inference
 
     path = _existing_file(args.person_detector, "--person-detector")
     try:
-        loaded = load_for_inference(path)
+        detector = load_for_inference(path)
     except ValueError as exc:
         raise _load_error(path, exc) from None
-    if loaded.architecture.branch != "bottomup":
-        raise CliError(f"--person-detector {path}: holds a top-down model ({loaded.architecture.name}); the person "
-                       "detector must be a bottom-up (OpenPose) model, e.g. the CMU body_pose_model.pth or a vgg19_paf "
-                       "checkpoint")
-    return _bottomup(args, loaded.model, loaded.config, str(path), precision=args.precision)  # person boxes: same runtime
+    row = detector.architecture
+    if row.branch_row.needs_boxes:
+        raise CliError(f"--person-detector {path}: holds a {row.branch_row.title} model ({row.name}); the person "
+                       "detector must find people in whole images: a bottom-up (OpenPose) model, e.g. the CMU "
+                       "body_pose_model.pth or a vgg19_paf checkpoint")
+    options = PredictorOptions(device=args.device, precision=args.precision or getattr(loaded.model, "precision", "fp32"),
+                               backend=_backend(args), calibration=args.calibration, input_bound=_input_bound(args))
+    try:
+        return build(detector, options)
+    except ValueError as exc:
+        raise _load_error(path, exc) from None
 
 
-def _box_source(args: argparse.Namespace, path: Path, predictor):
+def _box_source(args: argparse.Namespace, path: Path, loaded, ground_truth: Path | None):
+    """What makes the person boxes of a model that runs on them (from a codec; ``None`` for one that does
+    not): ``--person-detector``'s people, ``--boxes`` (COCO detections) or ``ground_truth``'s people."""
     from openpose_lite.inference.boxes import detection_box_source, pose_box_source
 
+    row = loaded.architecture.branch_row
+    if not row.needs_boxes:
+        if args.boxes is not None or args.person_detector is not None:
+            raise CliError(f"--boxes and --person-detector give person boxes, which {row.title} models do not take")
+        return None
     if args.person_detector is not None:
-        return pose_box_source(_person_detector(args))
+        return lambda codec: pose_box_source(_person_detector(args, loaded))
+    source = args.boxes if args.boxes is not None else ground_truth
+    if source is None:
+        raise CliError(f"{path} is a {row.title} model: it needs person boxes, from --boxes FILE (COCO detections) "
+                       "or --person-detector FILE (bottom-up weights)")
+
+    def boxes(codec):
+        try:
+            if args.boxes is not None:
+                return detection_box_source(args.boxes)
+            from openpose_lite.data.ground_truth import gt_box_source  # evaluation: the labelled people's boxes
+
+            return gt_box_source(ground_truth, codec.convention, codec.skeleton)
+        except (FileNotFoundError, ValueError) as exc:
+            raise CliError(str(exc) if str(source) in str(exc) else f"{source}: {exc}") from None
+
+    return boxes
+
+
+def predictor_setup(args: argparse.Namespace, ground_truth: Path | None = None):
+    """(weights file, loaded weights, :class:`~openpose_lite.inference.PredictorOptions`): what the model
+    options describe, checked (each error naming its option) and the weights read once. A model that
+    runs on person boxes takes those the options name, else ``ground_truth``'s (eval)."""
+    _check_options(args)
+    path, loaded = load_weights(args)
+    return path, loaded, predictor_options(args, loaded, _box_source(args, path, loaded, ground_truth))
+
+
+def build_predictor(args: argparse.Namespace, ground_truth: Path | None = None):
+    """The predictor the model options describe (:func:`predictor_setup`, then
+    :func:`openpose_lite.inference.build_predictor`)."""
+    from openpose_lite.inference import build_predictor as build
+
+    apply_threads(args)  # before a runtime is built: the OpenVINO one reads torch's thread count
+    path, loaded, options = predictor_setup(args, ground_truth)
     try:
-        if args.boxes is not None:
-            return detection_box_source(args.boxes)
-        if getattr(args, "ann", None) is not None:  # evaluation with the ground-truth boxes (eval only)
-            from openpose_lite.data.ground_truth import gt_box_source
-
-            return gt_box_source(args.ann, predictor.codec.convention, predictor.codec.skeleton)
-    except (FileNotFoundError, ValueError) as exc:
-        source = args.boxes if args.boxes is not None else args.ann
-        raise CliError(str(exc) if str(source) in str(exc) else f"{source}: {exc}") from None
-    raise CliError(f"{path} is a top-down model: it needs person boxes, from --boxes FILE (COCO detections) "
-                   "or --person-detector FILE (bottom-up weights)")
-
-
-def _build_topdown(args: argparse.Namespace, path: Path, model, config):
-    """A TopDownPipeline: the loaded top-down model's predictor plus the person boxes the options name."""
-    from openpose_lite.config import config_from_dict
-    from openpose_lite.inference import TopDownPipeline, TopDownPredictor
-
-    try:
-        cfg = config_from_dict(config, where=f"{path} config")
-        # Without --flip/--no-flip, the flip test the model was evaluated with in training (the reference's: on).
-        flip = cfg.topdown.flip_test if args.flip is None else args.flip
-        predictor = TopDownPredictor.from_model(model, config, str(path), flip=flip, device=args.device,
-                                                precision=args.precision, refine=getattr(args, "refine", None),
-                                                backend=args.backend, calibration=args.calibration,
-                                                batch_size=max(args.batch_size, 32))
+        return build(loaded, options)
     except ValueError as exc:
         raise _load_error(path, exc) from None
-    return TopDownPipeline(predictor, _box_source(args, path, predictor))
-
-
-def build_predictor(args: argparse.Namespace):
-    """The predictor the model options describe (loads the weights): bottom-up, or a top-down pipeline."""
-    _check_options(args)
-    apply_threads(args)  # before a runtime is built: the OpenVINO one reads torch's thread count
-    path, loaded = load_weights(args)
-    model, config = loaded.model, loaded.config
-    if args.precision is None:  # an OpenVINO IR runs in the precision it was exported in by default
-        args.precision = getattr(model, "precision", "fp32")
-    if loaded.architecture.branch == "topdown":
-        return _build_topdown(args, path, model, config)
-    if args.boxes is not None or args.person_detector is not None:
-        raise CliError("--boxes and --person-detector are for top-down models; this is a bottom-up one")
-    stride = int(getattr(model, "stride", 8))
-    if args.input_size is not None and args.input_size % stride:
-        nearest = max(stride, round(args.input_size / stride) * stride)
-        raise CliError(f"--input-size {args.input_size}: expected a multiple of the model's stride ({stride}), "
-                       f"e.g. {nearest}")
-    overrides: dict = {}
-    if args.peak_threshold is not None:
-        overrides["peak_threshold"] = args.peak_threshold
-    if getattr(args, "refine", None):
-        overrides["refine"] = args.refine
-    if getattr(args, "blur_kernel", None) is not None:
-        overrides["blur_kernel"] = args.blur_kernel
-    return _bottomup(args, model, config, str(path), scales=args.scales, flip=bool(args.flip),
-                     precision=args.precision, input_size=args.input_size, codec_overrides=overrides)
 
 
 def describe(predictor) -> str:
     """The settings a predictor runs with, for a command's header line."""
-    from openpose_lite.inference import TopDownPipeline
-
-    if isinstance(predictor, TopDownPipeline):
-        td = predictor.predictor
-        return (f"top-down {td.codec.input_hw[0]}x{td.codec.input_hw[1]}, refine {td.codec.refine}, "
-                f"flip {'on' if td.flip else 'off'}, {td.runner.precision}{_runtime(td)}")
-    return (f"input {predictor.input_size}, scales {' '.join(f'{s:g}' for s in predictor.scales)}, "
-            f"flip {'on' if predictor.flip else 'off'}, {predictor.runner.precision}{_runtime(predictor)}")
-
-
-def _runtime(predictor) -> str:
-    """``", openvino"`` for a predictor on the OpenVINO backend (torch, the default, goes unsaid)."""
-    backend = getattr(predictor.runner, "backend", "torch")
-    return "" if backend == "torch" else f", {backend}"
+    return predictor.describe()

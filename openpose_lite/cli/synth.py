@@ -34,7 +34,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skeleton", type=Path, metavar="FILE",
                    help="draw figures of another skeleton instead of people: a COCO-format keypoint file whose "
                    "category gives the keypoints and limbs and whose annotated instances give the poses "
-                   "(articulated and jittered); annotations.json then holds that category")
+                   "(articulated and jittered); annotations.json then holds that category. body25: people with "
+                   "feet, in CMU's BODY_25 layout")
     p.add_argument("--category", default=None, metavar="NAME|ID",
                    help="with --skeleton: the keypoint category to take (default: the one with the most annotations)")
 
@@ -88,9 +89,9 @@ def _pose_bank(args: argparse.Namespace):
         if args.category is not None:
             raise CliError("--category chooses a category of --skeleton FILE; pass --skeleton too")
         return None
-    from openpose_lite.data.skeleton_figures import PoseBank
+    from openpose_lite.data.skeleton_figures import NAMED_PEOPLE, scene_figures
 
-    if not args.skeleton.is_file():
+    if str(args.skeleton) not in NAMED_PEOPLE and not args.skeleton.is_file():
         raise CliError(f"--skeleton: annotation file not found: {args.skeleton}")
     category = int(args.category) if args.category is not None and args.category.isdigit() else args.category
-    return PoseBank.from_file(args.skeleton, category=category)
+    return scene_figures(args.skeleton, category=category)

@@ -1,10 +1,10 @@
 """Training on the command line: the one parser and ``main`` of ``openpose-lite train`` and ``python train_vgg19.py``.
 
 Both run :func:`main` with their own program name (``train_vgg19.py`` also restricts
-``model.arch`` to ``vgg19_paf``); this module parses, prints and chooses the exit code, while
-:func:`openpose_lite.training.fit` trains. ``openpose-lite [-v] train ...`` is routed here by
-:func:`split_train_argv` before the top-level parser sees the training arguments (config
-overrides are positionals of their own).
+``model.arch`` to the bottom-up models); this module parses, checks, prints and chooses the exit
+code, while :class:`openpose_lite.training.Trainer` trains. ``openpose-lite [-v] train ...`` is
+handed here by :func:`openpose_lite.cli.main` before the top-level parser sees the training
+arguments (config overrides are positionals of their own).
 
 Exit codes: 0 done; 1 stopped (a non-finite loss, a failed write such as a full disk);
 2 bad arguments, config, checkpoint, data or output folder (one another run holds, or that
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -35,8 +34,7 @@ from openpose_lite.cli.errors import (
     sigterm_as_interrupt,
 )
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STOPPED", "EXIT_TERMINATED", "EXIT_USAGE", "get_args_parser", "main",
-           "split_train_argv"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STOPPED", "EXIT_TERMINATED", "EXIT_USAGE", "get_args_parser", "main"]
 
 EXIT_STOPPED = EXIT_FAILURE
 
@@ -48,7 +46,7 @@ _EPILOG = ("Exit codes: 0 done; 1 stopped (non-finite loss, a failed write such 
 def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) -> argparse.ArgumentParser:
     """The training options, under the program name the user typed (``openpose-lite train``, ``train_vgg19.py``)."""
     from openpose_lite.cli.models_args import add_threads_arg
-    from openpose_lite.models.architectures import ARCHITECTURES
+    from openpose_lite.architectures import ARCHITECTURES
     from openpose_lite.training.data import HELD_OUT_IMAGES
 
     archs = "; ".join(f"{a.name}: {a.title}" for a in ARCHITECTURES)
@@ -97,41 +95,18 @@ def get_args_parser(prog: str = "openpose-lite train", add_help: bool = True) ->
     return parser
 
 
-# ------------------------------------------------------------------- openpose-lite routing
-_GLOBAL_VERBOSE = re.compile(r"^(-v+|--verbose)$")
-
-
-def split_train_argv(argv: Sequence[str]) -> tuple[int, list[str]] | None:
-    """``openpose-lite [-v] train ARGS`` -> (verbosity of the leading ``-v`` flags, ARGS); None for other commands.
-
-    The top-level ``-v`` means DEBUG, as for every command (a train ``-vv``).
-    """
-    argv = list(argv)
-    if "train" not in argv:
-        return None
-    at = argv.index("train")
-    if not all(_GLOBAL_VERBOSE.match(a) for a in argv[:at]):
-        return None
-    return (2 if at else 0), argv[at + 1:]
-
-
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    # Listed for --help only: openpose_lite.cli.main hands "train ..." to main() here (split_train_argv).
+    # Listed for --help only: openpose_lite.cli.main hands "[-v] train ..." to main() here.
     sub.add_parser("train", add_help=False, help="train a model of any architecture from a YAML config; see train --help")
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    return main(args.train_argv, prog="openpose-lite train", verbose=getattr(args, "verbose", 0))
+    return main(args.train_argv)
 
 
 # ------------------------------------------------------------------------------ printing
 def _unit(sample_kind: str) -> str:
     return "crops/s" if sample_kind == "person crops" else "img/s"
-
-
-def _resume_command(prog: str, last: Path) -> str:
-    """The command line that continues the run whose checkpoint is ``last``, as the user would type it."""
-    return f"{'python ' if prog.endswith('.py') else ''}{prog} --resume {last}"
 
 
 def _written(result: Any, prog: str = "openpose-lite train") -> str:
@@ -143,7 +118,8 @@ def _written(result: Any, prog: str = "openpose-lite train") -> str:
     text = f"written in {base}: {', '.join(names)}" if names else "nothing was written"
     last = base / "last.pt" if base is not None else None
     if last is not None and last.is_file():
-        text += f"; {last} holds the run: continue with {_resume_command(prog, last)}"
+        command = f"{'python ' if prog.endswith('.py') else ''}{prog} --resume {last}"  # as the user would type it
+        text += f"; {last} holds the run: continue with {command}"
     elif last is not None and result.written:
         text += f"; no checkpoint yet ({last} is written after each epoch): start again with --overwrite"
     return text
@@ -181,7 +157,7 @@ class _Printer:
         self.say = say
 
     def started(self, result: Any) -> None:
-        from openpose_lite.training.interface import SCRATCH
+        from openpose_lite.training.trainer import SCRATCH
 
         hint = f"; --backbone-weights would take {result.backbone_file}" if result.trunk_init == SCRATCH else ""
         self.say(f"trunk: {result.trunk_init}{hint}")
@@ -216,8 +192,9 @@ class _Printer:
 
     def finished(self, result: Any) -> None:
         out = result.output_dir
-        best = (f", best {result.best_metric_name} {result.best_metric:.4g} (epoch {result.best_epoch}) in {out / 'best.pt'}"
-                if result.best_metric is not None else "")
+        state = result.state
+        best = (f", best {state.best_name} {state.best:.4g} (epoch {state.best_epoch}) in {out / 'best.pt'}"
+                if state.best is not None else "")
         self.say(f"done: {out / 'last.pt'}{best}")
         if result.held_out_dir is not None:
             self.say(f"held-out scenes for evaluation: {result.held_out_dir}")
@@ -247,7 +224,7 @@ def _parse(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
 
 def _check_branch(arch: str, branch: str | None, prog: str) -> None:
     """Refuse an architecture of another branch than the one ``prog`` trains, naming those it does."""
-    from openpose_lite.models.architectures import architecture, architectures
+    from openpose_lite.architectures import architecture, architectures
 
     if branch is not None and architecture(arch).branch != branch:
         names = ", ".join(a.name for a in architectures(branch))
@@ -255,30 +232,23 @@ def _check_branch(arch: str, branch: str | None, prog: str) -> None:
                          "use 'openpose-lite train' for the others")
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", branch: str | None = None,
-         verbose: int = 0) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", branch: str | None = None) -> int:
     """Parse ``argv``, train, print; returns the exit code. ``branch`` restricts ``model.arch`` to one branch of
-    the architecture table (train_vgg19.py: bottomup); ``verbose`` adds to the ``-v`` count (``openpose-lite -v train``)."""
-    from openpose_lite.training import (
-        NonFiniteLossError,
-        RunOptions,
-        TrainResult,
-        fit,
-        resolve_run,
-    )
+    the architecture table (train_vgg19.py: bottomup)."""
     from openpose_lite.cli import _quiet_opencv
+    from openpose_lite.training import NonFiniteLossError, TrainOptions, Trainer, TrainResult, resolve_run
     from openpose_lite.training.distributed import DistInfo, peer_lost
 
     args = _parse(argv, prog)
     _quiet_opencv()  # an unreadable image is reported in the run's own line, not in OpenCV's too
     info = DistInfo.from_env()
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose + verbose, 2)]
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     logging.basicConfig(level=level if info.is_main else logging.ERROR,
                         format=f"%(asctime)s [rank {info.rank}] %(levelname)s %(name)s: %(message)s")
     say = print if info.is_main else (lambda *a, **k: None)
     who = prog if info.is_main else f"{prog} [rank {info.rank}]"
     printer, result = _Printer(say), TrainResult()
-    options = RunOptions(backbone_weights=args.backbone_weights, init_weights=args.init_weights,
+    options = TrainOptions(backbone_weights=args.backbone_weights, init_weights=args.init_weights,
                          held_out_images=args.held_out_images,
                          progress=not args.no_progress and sys.stderr.isatty(), overwrite=args.overwrite,
                          threads=args.threads, tensorboard=args.tensorboard)
@@ -286,7 +256,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "openpose-lite train", b
         with sigterm_as_interrupt():  # SIGTERM stops training as Ctrl-C does: the checkpoints written stay
             setup = resolve_run(args.config, _overrides(args), args.resume)
             _check_branch(setup.config.model.arch, branch, prog)
-            fit(setup, options, printer, result)
+            Trainer(setup, options, printer, result).fit()
     except NonFiniteLossError as exc:
         if info.is_main:
             print(_stopped(prog, exc, result), file=sys.stderr)

@@ -3,7 +3,7 @@
 :class:`CocoKeypoints` reads any COCO-format keypoint file (COCO, CrowdPose or OCHuman
 converted to COCO-17, the synthetic scenes, animals and other skeletons) and returns one
 :class:`Sample` per image; "people" below are the instances of its skeleton's categories.
-Files are checked on opening by :mod:`openpose_lite.data.coco_validation`, the check evaluation
+Files are checked on opening by :mod:`openpose_lite.coco.validation`, the check evaluation
 uses too, so a malformed file is refused with one line naming the file, image and annotation.
 Turning samples into network inputs and targets is :mod:`openpose_lite.data.samples`' job.
 
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from openpose_lite.coco_skeleton import skeleton_of_coco
-from openpose_lite.data.coco_validation import MIN_POLYGON_VALUES, AnnotationError, CocoLayout, read_coco_keypoints
+from openpose_lite.coco.skeleton import skeleton_of_coco
+from openpose_lite.coco.validation import MIN_POLYGON_VALUES, AnnotationError, CocoLayout, read_coco_keypoints
 from openpose_lite.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageReadError,
@@ -117,14 +117,16 @@ class CocoKeypoints:
             (default 1, as training wants; 0 keeps every image of the file).
         skeleton: whose annotations are read: those of the categories with its keypoint names,
             in its annotation layout (an error naming the file when no category has them).
-            Default: the file's own (:func:`~openpose_lite.coco_skeleton.skeleton_of_coco`:
+            Default: the file's own (:func:`~openpose_lite.coco.skeleton.skeleton_of_coco`:
             COCO_17 for a person file, else the category's, limbs completed from the file).
         max_image_pixels: the largest image read (:mod:`openpose_lite.images`).
         images_anywhere: let ``file_name`` be absolute or climb out of ``image_dir`` with ``..``
             (refused by default: :func:`~openpose_lite.images.image_in_folder`).
+        read: the file as ``read_coco_keypoints(ann_file, skeleton)`` returns it, when the caller
+            has read it already (it is not read again).
 
     Raises FileNotFoundError for a missing file or folder and
-    :class:`~openpose_lite.data.coco_validation.AnnotationError` (a ValueError) naming the file,
+    :class:`~openpose_lite.coco.validation.AnnotationError` (a ValueError) naming the file,
     image id and annotation id for a file that is not valid COCO keypoint data, or whose
     ``file_name`` points outside ``image_dir``. :meth:`check_images` checks the image files.
     """
@@ -138,6 +140,7 @@ class CocoKeypoints:
         skeleton: Skeleton | None = None,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
         images_anywhere: bool = False,
+        read: tuple[dict, CocoLayout] | None = None,
     ) -> None:
         self.ann_file = Path(ann_file)
         self.image_dir = Path(image_dir)
@@ -149,7 +152,7 @@ class CocoKeypoints:
             raise FileNotFoundError(f"annotation file not found: {self.ann_file}")
         if not self.image_dir.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.image_dir} (for {self.ann_file})")
-        data, layout = read_coco_keypoints(self.ann_file, skeleton)
+        data, layout = read_coco_keypoints(self.ann_file, skeleton) if read is None else read
         if skeleton is None:
             skeleton, layout = skeleton_of_coco(data, layout, str(self.ann_file))
         elif layout.left_out():

@@ -12,25 +12,35 @@ Poses are built in units of the person's height, pelvis at the origin, y down, t
 the image by :meth:`Figure.place`, which snaps the keypoints to the 1/16 px grid that cv2's
 fixed-point drawing uses, so what is drawn is exactly what is annotated.
 
-Shape legend: K keypoints (COCO-17), H x W image size.
+People are annotated in COCO's 17 keypoints, or in another person layout (:class:`People`) of
+:data:`PERSON_KEYPOINTS`: the neck and mid-hip are the midpoints of the shoulders and of the hips
+(as CMU's models place them), and a layout with foot points (CMU's BODY_25) gets feet drawn: a
+white shoe per foot, its heel just below the ankle (seen from the front the heel is behind it) and
+its toes along a foot that points at the camera (foreshortened) and turns out, the big toe on the
+inner side.
+
+Shape legend: K keypoints (COCO-17, or the layout's), H x W image size.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
-from openpose_lite.skeleton import COCO_17
+from openpose_lite.skeleton import COCO_17, Skeleton
 
 __all__ = [
     "KEYPOINT_INDEX",
+    "PERSON_KEYPOINTS",
     "SKELETON",
     "Figure",
+    "People",
     "annotate_figure",
+    "coco_category",
     "draw_figure",
     "place_face",
     "rotation_matrix",
@@ -42,6 +52,9 @@ __all__ = [
 SKELETON = COCO_17
 KEYPOINT_INDEX = {name: i for i, name in enumerate(SKELETON.keypoints)}
 _KP = KEYPOINT_INDEX
+# The keypoints a generated person has: COCO's 17, the neck, the mid-hip and three per foot (BODY_25's names).
+_FOOT_POINTS = tuple(f"{side}_{part}" for side in ("left", "right") for part in ("big_toe", "small_toe", "heel"))
+PERSON_KEYPOINTS = SKELETON.keypoints + ("neck", "mid_hip") + _FOOT_POINTS
 
 # cv2 drawing takes fixed-point coordinates with this many fractional bits; keypoints are
 # quantised to the same 1/16 px grid, so what is drawn is exactly what is annotated.
@@ -57,6 +70,47 @@ _BODY = {
 
 # Skin tones (BGR), light to dark.
 _SKIN_TONES = ((175, 200, 240), (140, 180, 225), (95, 140, 195), (70, 105, 150), (50, 75, 110))
+_SHOE = (215, 215, 220)  # white shoes: far from the dark shins, so a small network tells feet from legs
+# A foot in person heights: the heel below the ankle, the toes' distance from the heel (a foot pointing at
+# the camera looks short), half the toes' width.
+_HEEL_DROP, _FOOT_RANGE, _TOES_HALF = 0.045, (0.04, 0.07), 0.02
+
+
+def coco_category(skeleton: Skeleton, name: str, category_id: Any = 1, supercategory: Any = None) -> dict:
+    """A COCO keypoint category of ``skeleton``: names and 1-based limbs, and for a skeleton other than
+    the person's also ``flip_pairs`` and ``sigmas``, so that a file states it whole (``supercategory``
+    None: ``name``)."""
+    category = {"supercategory": name if supercategory is None else supercategory, "id": category_id, "name": name,
+                "keypoints": list(skeleton.keypoints), "skeleton": [[a + 1, b + 1] for a, b in skeleton.limbs]}
+    if not skeleton.is_person:  # the person's layout comes from its names; others state theirs whole
+        category["flip_pairs"] = [[a + 1, b + 1] for a, b in skeleton.flip_pairs]
+        category["sigmas"] = list(skeleton.sigmas)
+    return category
+
+
+@dataclass(frozen=True)
+class People:
+    """Generated people annotated in ``skeleton``, a layout of :data:`PERSON_KEYPOINTS` (COCO's 17 by
+    default; CMU's BODY_25 with feet): what scenes draw beside the figures of a
+    :class:`~openpose_lite.data.skeleton_figures.PoseBank`. Their areas are the pixels they show."""
+
+    skeleton: Skeleton = SKELETON
+    area_per_box: ClassVar[None] = None
+
+    def __post_init__(self) -> None:
+        names = self.skeleton.keypoints
+        unknown = [n for n in names if n not in PERSON_KEYPOINTS]
+        if unknown:
+            raise ValueError(f"{self.skeleton.name}: generated people have no keypoint {unknown[0]!r}; they have "
+                             f"{', '.join(PERSON_KEYPOINTS)}")
+        if 0 < sum(n in names for n in _FOOT_POINTS) < len(_FOOT_POINTS):
+            raise ValueError(f"{self.skeleton.name}: a generated foot has all of {', '.join(_FOOT_POINTS)}; "
+                             "list them all or none")
+
+    @property
+    def category(self) -> dict:
+        """The COCO category of their annotations (id 1, ``person``)."""
+        return coco_category(self.skeleton, "person")
 
 
 @dataclass(frozen=True)
@@ -69,10 +123,12 @@ class Figure:
     head_angle: float  # degrees
     height: float  # px
     colours: dict[str, tuple[int, int, int]]
+    skeleton: Skeleton = SKELETON  # the layout of ``points``
 
     @classmethod
     def place(cls, points: np.ndarray, head_center: np.ndarray, head_axes: tuple[float, float], head_angle: float,
-              height: float, offset: np.ndarray, colours: dict[str, tuple[int, int, int]]) -> Figure:
+              height: float, offset: np.ndarray, colours: dict[str, tuple[int, int, int]],
+              skeleton: Skeleton = SKELETON) -> Figure:
         """A pose in person heights (pelvis at the origin) scaled to ``height`` px and moved by ``offset`` (2,)."""
         return cls(
             points=np.round((points * height + offset) * _ONE) / _ONE,  # the 1/16 px grid cv2 draws on
@@ -81,6 +137,7 @@ class Figure:
             head_angle=head_angle,
             height=height,
             colours=colours,
+            skeleton=skeleton,
         )
 
     @property
@@ -167,10 +224,35 @@ def _pose_legs(rng: np.random.Generator, pts: np.ndarray, lean: float, b: dict[s
         pts[_KP[f"{prefix}_ankle"]] = knee + _foreshortened(rng, b["shin"]) * _direction(legs, shin_angle, side)
 
 
-def sample_still_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
+def _in_layout(rng: np.random.Generator, pts: np.ndarray, skeleton: Skeleton) -> np.ndarray:
+    """COCO-17 ``pts`` (17, 2) as the keypoints (K, 2) of ``skeleton`` (a :class:`People` layout): neck and
+    mid-hip the midpoints, the feet placed from the ankles (the module docstring; draws only for a layout
+    with feet, so COCO's scenes stay as they were)."""
+    named = dict(zip(SKELETON.keypoints, pts))
+    named["neck"] = 0.5 * (named["left_shoulder"] + named["right_shoulder"])
+    named["mid_hip"] = 0.5 * (named["left_hip"] + named["right_hip"])
+    if any(n in skeleton.keypoints for n in _FOOT_POINTS):
+        for side, prefix in ((1, "left"), (-1, "right")):
+            ankle = named[f"{prefix}_ankle"]
+            down = ankle - named[f"{prefix}_knee"]
+            down /= max(float(np.linalg.norm(down)), 1e-9)
+            heel = ankle + _HEEL_DROP * down
+            axis = down + rng.uniform(0.3, 1.2) * side * np.array([down[1], -down[0]])  # the toes turn out
+            axis /= float(np.linalg.norm(axis))
+            outer = side * np.array([axis[1], -axis[0]])  # across the foot, away from the body
+            length = rng.uniform(*_FOOT_RANGE)
+            named[f"{prefix}_heel"] = heel
+            named[f"{prefix}_big_toe"] = heel + length * axis - _TOES_HALF * outer
+            named[f"{prefix}_small_toe"] = heel + 0.8 * length * axis + _TOES_HALF * outer
+    return np.stack([named[n] for n in skeleton.keypoints])
+
+
+def sample_still_pose(rng: np.random.Generator,
+                      skeleton: Skeleton = SKELETON) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
     """A front-facing pose in units of the person's height, pelvis at the origin, y down.
 
-    Returns keypoints (K, 2), head centre (2,), head half axes and head angle (degrees).
+    Returns keypoints (K, 2) in ``skeleton``'s layout (a :class:`People` layout), head centre (2,), head
+    half axes and head angle (degrees).
     """
     b = sample_body(rng)
     turn = rng.uniform(0.55, 1.0)  # a body turned away from the camera shows narrower shoulders and hips
@@ -193,6 +275,8 @@ def sample_still_pose(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray,
     head_center = neck + (head @ np.array([0.0, -1.0])) * b["neck_to_head"]
     yaw = rng.uniform(-0.35, 0.35)  # a slightly turned head moves the face sideways
     place_face(pts, head_center, head, b["head_half_w"], b["head_half_h"], yaw)
+    if skeleton != SKELETON:
+        pts = _in_layout(rng, pts, skeleton)
     return pts, head_center, (b["head_half_w"], b["head_half_h"]), math.degrees(tilt)
 
 
@@ -248,12 +332,13 @@ def _draw_head(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, ou
     head_w = fig.head_axes[0]
     feature = _dark(c["skin"])
     ear_axes = tuple(_fp((max(1.0, 0.2 * head_w), max(1.0, 0.3 * head_w))))
+    at = fig.skeleton.index
     for name in ("left_ear", "right_ear"):
-        cv2.ellipse(image, tuple(_fp(p[_KP[name]])), ear_axes, angle, 0, 360, feature, -1, cv2.LINE_AA, _SHIFT)
+        cv2.ellipse(image, tuple(_fp(p[at(name)])), ear_axes, angle, 0, 360, feature, -1, cv2.LINE_AA, _SHIFT)
     for name in ("left_eye", "right_eye"):
-        cv2.circle(image, tuple(_fp(p[_KP[name]])), int(_ONE * max(1.0, 0.14 * head_w)), (30, 30, 30), -1,
+        cv2.circle(image, tuple(_fp(p[at(name)])), int(_ONE * max(1.0, 0.14 * head_w)), (30, 30, 30), -1,
                    cv2.LINE_AA, _SHIFT)
-    cv2.circle(image, tuple(_fp(p[_KP["nose"]])), int(_ONE * max(1.0, 0.12 * head_w)), feature, -1, cv2.LINE_AA, _SHIFT)
+    cv2.circle(image, tuple(_fp(p[at("nose")])), int(_ONE * max(1.0, 0.12 * head_w)), feature, -1, cv2.LINE_AA, _SHIFT)
 
 
 def draw_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, rng: np.random.Generator) -> None:
@@ -267,11 +352,17 @@ def draw_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, r
     outline = max(1, round(0.006 * h))
 
     def kp(name: str) -> np.ndarray:
-        return p[_KP[name]]
+        return p[fig.skeleton.index(name)]
 
+    feet = "left_heel" in fig.skeleton.keypoints  # a People layout has all six foot points or none
     sides = ["left", "right"]
     rng.shuffle(sides)  # which leg / arm is drawn in front
     for side in sides:
+        if feet:  # behind the shin, which covers the ankle
+            heel, big, small = kp(f"{side}_heel"), kp(f"{side}_big_toe"), kp(f"{side}_small_toe")
+            _draw_chain(image, owner, label, [(kp(f"{side}_ankle"), heel, _SHOE), (heel, big, _SHOE),
+                                              (heel, small, _SHOE), (big, small, _SHOE)], max(2, round(0.03 * h)),
+                        outline)
         _draw_chain(image, owner, label, [
             (kp(f"{side}_hip"), kp(f"{side}_knee"), c["thigh"]),
             (kp(f"{side}_knee"), kp(f"{side}_ankle"), c["shin"]),

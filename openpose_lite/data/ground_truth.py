@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from openpose_lite.coco_skeleton import skeleton_of_coco
-from openpose_lite.data.coco_validation import CocoLayout, coco_layout
+from openpose_lite.coco.skeleton import skeleton_of_coco
+from openpose_lite.coco.validation import CocoLayout, coco_layout
 from openpose_lite.geometry import HRNET, OURS, check_convention
 from openpose_lite.inference.boxes import PERSON_CATEGORY, BoxSource
 from openpose_lite.io import read_json
@@ -101,7 +101,7 @@ def scored_layout(data: Mapping[str, Any], source: str, skeleton: Skeleton | Non
 
     Raises ValueError naming ``source`` when no category has the skeleton's keypoint names, or none
     lists keypoint names at all (no skeleton to score with:
-    :meth:`~openpose_lite.data.coco_validation.CocoLayout.check_named`).
+    :meth:`~openpose_lite.coco.validation.CocoLayout.check_named`).
     """
     layout = coco_layout(data, source)
     if skeleton is None:

@@ -6,12 +6,12 @@ Sample ``i`` of epoch ``e`` is made in the same steps whichever the branch
 1. every random draw comes from a generator seeded by ``(seed, e, i)``, so a sample is the same
    in any worker and in any order; :meth:`~TrainingSamples.set_epoch` selects new draws;
 2. the image, its people's keypoints (N, K, 3) and, bottom-up, the ignore mask are loaded;
-3. the branch's sampler (:mod:`openpose_lite.data.transforms`) draws **one** affine image ->
-   network input: bottom-up, :func:`~openpose_lite.data.transforms.random_affine` around a main
+3. the branch's sampler (:mod:`openpose_lite.transforms`) draws **one** affine image ->
+   network input: bottom-up, :func:`~openpose_lite.transforms.random_affine` around a main
    person (without augmentation: the whole image fitted into the crop); top-down,
-   :func:`~openpose_lite.data.transforms.random_region` of the person's crop region (without
+   :func:`~openpose_lite.transforms.random_region` of the person's crop region (without
    augmentation: the padded box at the model's aspect ratio);
-4. :func:`~openpose_lite.data.transforms.warp_sample` pushes image, mask and keypoints through
+4. :func:`~openpose_lite.transforms.warp_sample` pushes image, mask and keypoints through
    that matrix (unlabelled keypoints stay at (0, 0); a mirror swaps left and right);
 5. the codec turns the keypoints into targets and loss weights (the contract of
    :mod:`openpose_lite.codecs.base`: ``encode(keypoints (N, K, 3), input_hw, ignore_mask)``);
@@ -41,7 +41,7 @@ from torch.utils.data import Dataset
 from openpose_lite.codecs.base import Codec
 from openpose_lite.data.coco import Sample
 from openpose_lite.data.people import PersonInstance, TopDownInstances
-from openpose_lite.data.transforms import (
+from openpose_lite.transforms import (
     AugmentParams,
     Region,
     TopDownAugmentParams,
@@ -206,7 +206,7 @@ class BottomUpTrainDataset(TrainingSamples):
     channel counts as the codec gives them.
 
     ``train=True`` applies the random CMU augmentation around a main person
-    (:func:`~openpose_lite.data.transforms.choose_main_person`); ``train=False`` fits the whole
+    (:func:`~openpose_lite.transforms.choose_main_person`); ``train=False`` fits the whole
     image into the crop, centred, without randomness (for a validation loss).
 
     Args:
@@ -278,7 +278,7 @@ class TopDownDataset(TrainingSamples):
     outside the image are black, as the official HRNet code fills them; keypoints whose
     Gaussian does not reach the heatmap get weight 0 (the codec decides).
 
-    ``train=True`` draws HRNet's augmentation (:func:`~openpose_lite.data.transforms.random_region`);
+    ``train=True`` draws HRNet's augmentation (:func:`~openpose_lite.transforms.random_region`);
     ``train=False`` crops the box (padded, at the aspect ratio) without randomness.
 
     Args:

@@ -1,7 +1,7 @@
 """Figures of any skeleton, for generated scenes: poses from a COCO file's own instances, drawn as limbs and blobs.
 
 :class:`PoseBank` holds the annotated instances of a COCO-format file's skeleton
-(:func:`~openpose_lite.coco_skeleton.skeleton_of_coco`), each normalised: centred on its labelled
+(:func:`~openpose_lite.coco.skeleton.skeleton_of_coco`), each normalised: centred on its labelled
 keypoints' box and scaled so that the box's longer side is 1. A figure is one of them, changed
 so that no two are alike:
 
@@ -35,13 +35,17 @@ from typing import Any
 import cv2
 import numpy as np
 
-from openpose_lite.coco_skeleton import chosen_categories, chosen_instances, skeleton_of_coco
-from openpose_lite.data.coco_validation import read_coco_keypoints
-from openpose_lite.data.figures import rotation_matrix
+from openpose_lite.coco.skeleton import chosen_categories, chosen_instances, skeleton_of_coco
+from openpose_lite.coco.validation import read_coco_keypoints
+from openpose_lite.cmu_skeletons import BODY_25
+from openpose_lite.data.figures import People, coco_category, rotation_matrix
 from openpose_lite.limbs import breadth_first, limb_degrees, spanning_limbs
 from openpose_lite.skeleton import Skeleton
 
-__all__ = ["PoseBank", "PoseFigure", "draw_pose_figure"]
+__all__ = ["NAMED_PEOPLE", "PoseBank", "PoseFigure", "draw_pose_figure", "scene_figures"]
+
+# Person layouts a skeleton setting may name instead of a file: generated people drawn and annotated in them.
+NAMED_PEOPLE: dict[str, Skeleton] = {BODY_25.name: BODY_25}
 
 # cv2's fixed-point drawing: keypoints are snapped to the 1/16 px grid it draws on.
 _SHIFT = 4
@@ -140,7 +144,8 @@ class PoseBank:
             poses[m, ~on] = 0.0  # unlabelled keypoints sit at the centre (an occluder's anchor)
         sources = chosen_categories(data, chosen)
         name = str(sources[0].get("name")) if len(sources) == 1 else skeleton.name
-        return cls(skeleton, poses, labelled, _category(skeleton, sources[0], name), area_per_box)
+        category = coco_category(skeleton, name, sources[0].get("id", 1), sources[0].get("supercategory", name))
+        return cls(skeleton, poses, labelled, category, area_per_box)
 
     def sample_pose(self, rng: np.random.Generator) -> PoseFigure:
         """One articulated, mirrored or not, turned figure of unit size (module docstring); a fixed
@@ -188,15 +193,13 @@ class PoseBank:
         return np.einsum("ki,kij->kj", pts, lin) + shift
 
 
-def _category(skeleton: Skeleton, source: dict[str, Any], name: str) -> dict[str, Any]:
-    """The COCO category of generated figures: the source's id, names and every limb (1-based)."""
-    category = {"supercategory": source.get("supercategory", name), "id": source.get("id", 1),
-                "name": name, "keypoints": list(skeleton.keypoints),
-                "skeleton": [[a + 1, b + 1] for a, b in skeleton.limbs]}
-    if not skeleton.is_person:  # the person's layout comes from its names; others state theirs whole
-        category["flip_pairs"] = [[a + 1, b + 1] for a, b in skeleton.flip_pairs]
-        category["sigmas"] = list(skeleton.sigmas)
-    return category
+def scene_figures(setting: str | os.PathLike[str], **settings: Any) -> PoseBank | People:
+    """What generated scenes draw for a skeleton setting (``data.skeleton``, ``synth --skeleton``): people
+    in a person layout it names (:data:`NAMED_PEOPLE`: ``body25``, with feet), else the figures of a
+    COCO-format file (:meth:`PoseBank.from_file` with ``settings``)."""
+    if str(setting) in NAMED_PEOPLE:
+        return People(NAMED_PEOPLE[str(setting)])
+    return PoseBank.from_file(setting, **settings)
 
 
 def _fp(point: np.ndarray) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Generated multi-person scenes with exact COCO-17 keypoint annotations.
+"""Generated multi-person scenes with exact COCO keypoint annotations (COCO-17 people by default).
 
 Each scene is a textured, cluttered background with the stick figures of
 :mod:`openpose_lite.data.figures` drawn on it (smaller, farther ones first), and occluding
@@ -14,8 +14,10 @@ per-pixel map records which person owns each pixel, so
 A person's ``area`` is the number of its visible drawn pixels (COCO's area is the area of the
 visible segmentation mask, and it sets the OKS scale), and its ``bbox`` is the box of those
 pixels (``pycocotools.mask.toBbox`` convention) grown to hold its labelled keypoints. Drawn
-people with no visible pixel get no annotation. Figures of another skeleton take their area
-convention from the file their poses come from (:mod:`openpose_lite.data.skeleton_figures`).
+people with no visible pixel get no annotation. People may be annotated in another person layout
+(:class:`~openpose_lite.data.figures.People`: CMU's BODY_25, with feet). Figures of another
+skeleton take their area convention from the file their poses come from
+(:mod:`openpose_lite.data.skeleton_figures`).
 
 Everything depends only on the ``numpy.random.Generator`` passed in, so a seed gives the same
 images and byte-identical annotation files. A written set records the fingerprint of everything
@@ -39,7 +41,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from openpose_lite.data.figures import SKELETON, Figure, annotate_figure, draw_figure, sample_colours, sample_still_pose
+from openpose_lite.data.figures import (SKELETON, Figure, People, annotate_figure, coco_category, draw_figure,
+                                        sample_colours, sample_still_pose)
 from openpose_lite.data.skeleton_figures import PoseBank, PoseFigure, draw_pose_figure
 from openpose_lite.io import write_json_atomic
 from openpose_lite.params import Params
@@ -214,15 +217,15 @@ def _height_range(cfg: SceneConfig, num_people: int) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- scenes
 def _sample_figures(rng: np.random.Generator, cfg: SceneConfig, count: int, may_cut: bool,
-                    bank: PoseBank | None = None) -> list[Figure | PoseFigure]:
-    """``count`` posed, placed and coloured people (or figures of ``bank``'s skeleton), in sampling order."""
+                    bank: PoseBank | None = None, people: Skeleton = SKELETON) -> list[Figure | PoseFigure]:
+    """``count`` posed, placed, coloured people in layout ``people`` (or ``bank``'s figures), in sampling order."""
     lo, hi = _height_range(cfg, count)
     figures: list[Figure | PoseFigure] = []
     placed: list[np.ndarray] = []
     for _ in range(count):
         height = math.exp(rng.uniform(math.log(lo), math.log(hi)))
         if bank is None:
-            pts, head_center, head_axes, head_angle = sample_still_pose(rng)
+            pts, head_center, head_axes, head_angle = sample_still_pose(rng, people)
             margin = 0.04  # half a leg's thickness plus the outline, in person heights
             head_r = max(head_axes)
             lo_xy = np.minimum(pts.min(axis=0), head_center - head_r) - margin
@@ -235,7 +238,8 @@ def _sample_figures(rng: np.random.Generator, cfg: SceneConfig, count: int, may_
         offset = _place(rng, extent, cfg.image_hw, cut, placed, cfg.max_overlap_iou)
         placed.append(extent + np.tile(offset, 2))
         if bank is None:
-            figures.append(Figure.place(pts, head_center, head_axes, head_angle, height, offset, sample_colours(rng)))
+            figures.append(Figure.place(pts, head_center, head_axes, head_angle, height, offset, sample_colours(rng),
+                                        people))
         else:
             figures.append(pose.place(height, offset))
     return figures
@@ -257,7 +261,7 @@ def _occlude(rng: np.random.Generator, image: np.ndarray, owner: np.ndarray, fig
 
 
 def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_people: int | None = None,
-                 bank: PoseBank | None = None) -> Scene:
+                 bank: PoseBank | People | None = None) -> Scene:
     """Draw one scene: background, then people (smaller, farther ones first), then occluders.
 
     ``num_people`` draws exactly that many people, never placed across the image border on
@@ -266,7 +270,8 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_p
     are not annotated, so ``len(scene.keypoints)`` can be smaller than the number drawn.
     ``bank``: draw figures of its skeleton (:mod:`openpose_lite.data.skeleton_figures`) instead
     of people; the keypoints are then in its skeleton's order and the areas follow the bank's
-    file (``bank.area_per_box`` of each box, or the pixels shown where the file has no areas).
+    file (``bank.area_per_box`` of each box, or the pixels shown where the file has no areas). A
+    :class:`~openpose_lite.data.figures.People`: people annotated in its layout.
     """
     cfg = cfg or SceneConfig()
     if num_people is not None and (int(num_people) != num_people or num_people < 0):
@@ -277,18 +282,20 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_p
     if count >= np.iinfo(np.uint16).max:
         raise ValueError(f"num_people must be below {np.iinfo(np.uint16).max}, got {count}")
 
-    figures = _sample_figures(rng, cfg, count, may_cut=num_people is None, bank=bank)
+    poses = bank if isinstance(bank, PoseBank) else None
+    people = bank.skeleton if isinstance(bank, People) else SKELETON
+    figures = _sample_figures(rng, cfg, count, may_cut=num_people is None, bank=poses, people=people)
     figures.sort(key=lambda f: f.height)  # stable: equal heights keep their sampling order
     owner = np.zeros((h, w), dtype=np.uint16)  # 0: nobody, i + 1: person i
     for i, fig in enumerate(figures):
-        if bank is None:
+        if poses is None:
             draw_figure(image, owner, i + 1, fig, rng)
         else:
-            draw_pose_figure(image, owner, i + 1, fig, bank.skeleton, rng)
+            draw_pose_figure(image, owner, i + 1, fig, poses.skeleton, rng)
     _occlude(rng, image, owner, figures, cfg.occlusion_prob)
-    if bank is None:
-        return _annotate(image, owner, figures, SKELETON.num_keypoints)
-    return _annotate(image, owner, figures, bank.skeleton.num_keypoints, bank.area_per_box)
+    if poses is None:
+        return _annotate(image, owner, figures, people.num_keypoints)
+    return _annotate(image, owner, figures, poses.skeleton.num_keypoints, poses.area_per_box)
 
 
 def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure | PoseFigure], k: int,
@@ -333,14 +340,9 @@ def generate_scene(
 
 # ---------------------------------------------------------------------------- files
 def coco_person_category(skeleton: Skeleton = SKELETON) -> dict:
-    """The COCO person category with keypoint names and the 1-based drawing skeleton."""
-    return {
-        "supercategory": "person",
-        "id": 1,
-        "name": "person",
-        "keypoints": list(skeleton.keypoints),
-        "skeleton": [[a + 1, b + 1] for a, b in skeleton.limbs],
-    }
+    """The COCO person category with keypoint names and the 1-based drawing skeleton (a layout other than
+    COCO's person also states its flip pairs and sigmas)."""
+    return coco_category(skeleton, "person")
 
 
 def coco_person_annotation(ann_id: int, image_id: int, keypoints: np.ndarray, box: Any, area: float,
@@ -378,7 +380,8 @@ def _encode_image(image: np.ndarray, path: Path, image_format: str, jpeg_quality
 
 
 def scene_set_fingerprint(num_images: int, seed: int, cfg: SceneConfig | None = None, num_people: int | None = None,
-                          image_format: str = "jpg", jpeg_quality: int = 95, bank: PoseBank | None = None) -> str:
+                          image_format: str = "jpg", jpeg_quality: int = 95,
+                          bank: PoseBank | People | None = None) -> str:
     """The sha256 (hex) of every argument of :func:`write_dataset` that decides the set it writes (of
     ``bank``: its poses, labels, area convention and category, not the file they were read from)."""
     digest = hashlib.sha256()
@@ -386,8 +389,9 @@ def scene_set_fingerprint(num_images: int, seed: int, cfg: SceneConfig | None = 
                 "num_people": num_people, "image_format": image_format, "jpeg_quality": int(jpeg_quality)}
     if bank is not None:
         settings["figures"] = {"category": bank.category, "area_per_box": bank.area_per_box}
-        digest.update(np.ascontiguousarray(bank.poses, dtype=np.float64).tobytes())
-        digest.update(np.ascontiguousarray(bank.labelled, dtype=bool).tobytes())
+        if isinstance(bank, PoseBank):
+            digest.update(np.ascontiguousarray(bank.poses, dtype=np.float64).tobytes())
+            digest.update(np.ascontiguousarray(bank.labelled, dtype=bool).tobytes())
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
@@ -400,7 +404,7 @@ def write_dataset(
     num_people: int | None = None,
     image_format: str = "jpg",
     jpeg_quality: int = 95,
-    bank: PoseBank | None = None,
+    bank: PoseBank | People | None = None,
 ) -> Path:
     """Write ``num_images`` scenes as ``out_dir/images/NNNNNN.jpg`` (or .png) plus ``out_dir/annotations.json``.
 
@@ -409,7 +413,8 @@ def write_dataset(
     COCO keypoint format (see the module docstring for visibility, area and bbox) and is
     written atomically, after every image, and records the set's :func:`scene_set_fingerprint`
     (``info.fingerprint``). ``bank``: figures of its skeleton instead of people, annotated in its
-    category (:attr:`PoseBank.category`). Returns the path of the annotation file.
+    category (:attr:`PoseBank.category`), or people in a :class:`~openpose_lite.data.figures.People`
+    layout. Returns the path of the annotation file.
     """
     cfg = cfg or SceneConfig()
     if int(num_images) != num_images or num_images < 0:

@@ -1,27 +1,34 @@
-"""What both predictors share: construction from weight files, the network runner, ``model``.
+"""What every predictor shares, and the one function that builds a predictor: :func:`build_predictor`.
 
-``from_weights(path, **options)`` reads any supported weight file once (our checkpoints, and the
-foreign layouts of the architecture table; :func:`~openpose_lite.models.weights.read_weights`)
-and hands the model and the config it runs with to the subclass's ``from_model``;
-``from_checkpoint`` does the same but insists on one of our checkpoints. Options are the
-subclass's ``from_model`` keywords.
+:func:`build_predictor` takes loaded weights (:class:`~openpose_lite.models.weights.LoadedWeights`:
+the network, its row of the architecture table and the :class:`~openpose_lite.config.Config` it runs
+with) and :class:`PredictorOptions`; the branch of the architecture (:mod:`openpose_lite.branches`)
+gives the codec and the predictor class. The command line, ``eval``, ``bench``, ``export``, OpenVINO
+conversion and training's AP all build their predictors through it. ``from_weights(path, **options)``
+and ``from_checkpoint`` read a file (:func:`load_for_inference`) and call it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from openpose_lite.codecs.base import Codec
+from openpose_lite.config import config_from_dict
+from openpose_lite.inference.boxes import BoxSource
 from openpose_lite.inference.network import NetworkRunner
-from openpose_lite.models.architectures import architecture
+from openpose_lite.inference.openvino_model import IrModel
+from openpose_lite.architectures import architecture
 from openpose_lite.models.weights import LoadedWeights, read_weights
+from openpose_lite.preprocess import InputBound
 from openpose_lite.skeleton import Skeleton
 
-__all__ = ["Predictor", "load_for_inference", "require_checkpoint"]
+__all__ = ["Predictor", "PredictorOptions", "build_predictor", "load_for_inference", "require_checkpoint"]
 
 
 def load_for_inference(path: str | Path) -> LoadedWeights:
@@ -36,7 +43,7 @@ def load_for_inference(path: str | Path) -> LoadedWeights:
     if ir.foreign or ir.arch is None or ir.config is None:
         raise ValueError(f"{path}: an OpenVINO IR without openpose_lite's settings (config, skeleton) inside; "
                          "export one with 'openpose-lite export --format openvino'")
-    return LoadedWeights(ir, architecture(ir.arch), None, dict(ir.config))
+    return LoadedWeights(ir, architecture(ir.arch), None, config_from_dict(ir.config, where=f"{path} config"), str(path))
 
 
 def require_checkpoint(path: str | Path, loaded: LoadedWeights) -> None:
@@ -48,9 +55,58 @@ def require_checkpoint(path: str | Path, loaded: LoadedWeights) -> None:
         )
 
 
+@dataclass(frozen=True)
+class PredictorOptions:
+    """How to run a loaded network; ``None`` keeps the weights' own setting.
+
+    ``device``: ``None``/``"auto"``, ``"cpu"``, ``"cuda[:N]"``; ``precision`` (``None``: an OpenVINO IR's,
+    else fp32), ``backend`` (``None``: openvino for an IR, else torch) and ``calibration`` (int8 on
+    openvino: a folder, images or a :class:`~openpose_lite.inference.calibration.Calibration`) as
+    :func:`~openpose_lite.inference.network.make_runner` takes them; ``codec_overrides``: codec field ->
+    value (unknown fields refused); ``flip``: the flip test (``None``: top-down its config's
+    ``topdown.flip_test``, bottom-up off). Bottom-up: ``input_size`` (``None``: ``codec.input_size``),
+    ``scales``, ``input_bound``. Top-down: ``batch_size`` (crops per network batch; ``None``: 32) and
+    ``boxes``, which makes the person boxes from the predictor's codec: given, the result is a
+    :class:`~openpose_lite.inference.topdown.TopDownPipeline`, which takes whole images.
+    """
+
+    device: Any = None
+    precision: str | None = None
+    backend: str | None = None
+    calibration: Any = None
+    codec_overrides: Mapping[str, Any] = field(default_factory=dict)
+    flip: bool | None = None
+    input_size: int | None = None
+    scales: Sequence[float] = (1.0,)
+    input_bound: InputBound | None = None
+    batch_size: int | None = None
+    boxes: Callable[[Codec], BoxSource] | None = None
+
+
+def build_predictor(loaded: LoadedWeights, options: PredictorOptions = PredictorOptions()) -> Any:
+    """The predictor of loaded weights: its branch's predictor class, codec and settings from the
+    weights' config, ``options`` on top.
+
+    Raises:
+        ValueError: an option the network or its codec cannot take (named).
+    """
+    row = loaded.architecture.branch_row
+    codec = row.build_codec(loaded.config, skeleton=getattr(loaded.model, "skeleton", None))
+    if options.codec_overrides:
+        known = {f.name for f in dataclasses.fields(codec)}
+        unknown = sorted(set(options.codec_overrides) - known)
+        if unknown:
+            raise ValueError(f"codec_overrides: unknown codec fields {unknown}; valid: {sorted(known)}")
+        codec = dataclasses.replace(codec, **dict(options.codec_overrides))
+    options = dataclasses.replace(  # an IR runs on its own runtime, in the precision it was written in
+        options, backend=options.backend or ("openvino" if isinstance(loaded.model, IrModel) else "torch"),
+        precision=options.precision or getattr(loaded.model, "precision", "fp32"))
+    return row.predictor_class.from_config(loaded.model, codec, loaded.config, options)
+
+
 class Predictor:
-    """Base of :class:`~openpose_lite.inference.bottomup.BottomUpPredictor` and
-    :class:`~openpose_lite.inference.topdown.TopDownPredictor`."""
+    """Base of the predictors (:class:`~openpose_lite.inference.bottomup.BottomUpPredictor`,
+    :class:`~openpose_lite.inference.topdown.TopDownPredictor`): the network runner and the codec."""
 
     runner: NetworkRunner
     codec: Codec
@@ -60,27 +116,40 @@ class Predictor:
         """The skeleton of what this predictor finds: people, or instances of another skeleton."""
         return self.codec.skeleton
 
-    @classmethod
-    def from_model(cls, model: nn.Module, config: Mapping[str, Any] | None, source: str = "model", **options: Any):
-        raise NotImplementedError
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The maps the network returns, in the codec's order (its ``channels()``)."""
+        return tuple(self.codec.channels())
+
+    # A branch's predictor also has: ``from_config(model, codec, cfg, options)`` (the classmethod
+    # build_predictor calls), ``calibration_set(source)`` (int8 calibration images prepared as its
+    # inputs), ``example_input_hw`` (a size export traces) and ``describe()`` (its settings in words).
+
+    def _runtime_words(self) -> str:
+        """``"fp32"``, or ``"int8, openvino"`` on the OpenVINO backend (torch, the default, goes unsaid)."""
+        backend = getattr(self.runner, "backend", "torch")
+        return self.runner.precision + ("" if backend == "torch" else f", {backend}")
 
     @classmethod
     def from_weights(cls, path: str | Path, **options: Any):
-        """A predictor from a weights file in any supported layout; ``options`` as for ``from_model``."""
-        return cls._from_loaded(path, load_for_inference(path), options)
+        """A predictor from a weights file in any supported layout; ``options``: :class:`PredictorOptions` fields."""
+        return cls._built(load_for_inference(path), options)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **options: Any):
         """A predictor from one of our checkpoints alone: the model and its settings come from its config."""
         loaded = load_for_inference(path)
         require_checkpoint(path, loaded)
-        return cls._from_loaded(path, loaded, options)
+        return cls._built(loaded, options)
 
     @classmethod
-    def _from_loaded(cls, path: str | Path, loaded: LoadedWeights, options: dict[str, Any]):
-        if Path(path).suffix.lower() == ".xml":  # an OpenVINO IR runs on its runtime
-            options.setdefault("backend", "openvino")
-        return cls.from_model(loaded.model, loaded.config, str(path), **options)
+    def _built(cls, loaded: LoadedWeights, options: dict[str, Any]):
+        row = loaded.architecture
+        runs_it = row.branch_row.predictor_class
+        if not issubclass(runs_it, cls):
+            raise ValueError(f"{loaded.source}: {row.title} ({row.name}) is a {row.branch_row.title} model, which "
+                             f"{runs_it.__name__} runs, not {cls.__name__}")
+        return build_predictor(loaded, PredictorOptions(**options))
 
     @property
     def model(self) -> nn.Module:

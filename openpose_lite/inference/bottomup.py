@@ -27,7 +27,6 @@ Shape legend: B batch, K keypoints, L limbs, N people, H x W image size, h x w m
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 import time
@@ -41,12 +40,11 @@ import torch
 from torch import nn
 
 from openpose_lite.codecs import BottomUpPafCodec
-from openpose_lite.config import Config, build_bottomup_codec, config_from_dict
+from openpose_lite.config import Config
 from openpose_lite.geometry import invert_affine, letterbox_affine
-from openpose_lite.inference.base import Predictor
-from openpose_lite.inference.calibration import bottomup_calibration
+from openpose_lite.inference.base import Predictor, PredictorOptions
+from openpose_lite.inference.calibration import Calibration, bottomup_calibration
 from openpose_lite.inference.network import make_runner
-from openpose_lite.models.architectures import architecture_of
 from openpose_lite.preprocess import (
     DEFAULT_INPUT_BOUND,
     PAD_VALUE,
@@ -56,7 +54,6 @@ from openpose_lite.preprocess import (
     letterbox,
     normalise_input,
 )
-from openpose_lite.skeleton import OPENPOSE_18
 from openpose_lite.structures import Poses
 
 __all__ = ["PHASES", "BottomUpPredictor", "PreparedBatch", "scaled_input_height"]
@@ -132,7 +129,7 @@ class BottomUpPredictor(Predictor):
         report_shift: image pixels added to the x and y of every keypoint found: the reporting
             convention of the code the weights come from (0 for ours and the CMU model; half a
             pixel for Lightweight OpenPose's files, whose val.py adds it: ``codec.report_shift``
-            of the config :meth:`from_model` reads).
+            of the config :meth:`from_config` reads).
         input_norm: the network's input normalisation (``model.input_norm``;
             :func:`~openpose_lite.preprocess.normalise_input`): CMU's for the bottom-up models.
         backend: ``"torch"`` or ``"openvino"`` (:func:`~openpose_lite.inference.network.make_runner`).
@@ -166,63 +163,43 @@ class BottomUpPredictor(Predictor):
             raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
         codec.check_model(model)
         input_normaliser(input_norm)  # an unknown name is refused here, by name, before any conversion
-        self.runner = make_runner(model, ("heatmaps", "pafs"), device, precision, backend=backend,
-                                  calibration=bottomup_calibration(calibration, input_size, codec.stride, input_bound,
-                                                                   input_norm=input_norm))
+        if input_bound is not None and not isinstance(input_bound, InputBound):
+            raise ValueError(f"input_bound: expected an InputBound, got {type(input_bound).__name__}")
+        if not (isinstance(report_shift, numbers.Real) and math.isfinite(report_shift)):
+            raise ValueError(f"report_shift: expected a finite number of pixels, got {report_shift!r}")
         self.codec = codec
         self.input_size = int(input_size)
         self.scales = scales
         self.flip = bool(flip)
-        if input_bound is not None and not isinstance(input_bound, InputBound):
-            raise ValueError(f"input_bound: expected an InputBound, got {type(input_bound).__name__}")
         self.input_bound = DEFAULT_INPUT_BOUND if input_bound is None else input_bound
-        if not (isinstance(report_shift, numbers.Real) and math.isfinite(report_shift)):
-            raise ValueError(f"report_shift: expected a finite number of pixels, got {report_shift!r}")
         self.report_shift = float(report_shift)
         self.input_norm = input_norm
         self.timings: dict[str, float] = {phase: 0.0 for phase in PHASES}
+        self.runner = make_runner(model, self.output_names, device, precision, backend=backend,
+                                  calibration=self.calibration_set(calibration))
 
     @classmethod
-    def from_model(
-        cls,
-        model: nn.Module,
-        config: Mapping[str, Any] | None,
-        source: str = "model",
-        scales: Sequence[float] = (1.0,),
-        flip: bool = False,
-        device: str | torch.device | None = None,
-        precision: str = "fp32",
-        input_size: int | None = None,
-        codec_overrides: Mapping[str, Any] | None = None,
-        input_bound: InputBound | None = None,
-        backend: str = "torch",
-        calibration: Any = None,
-    ) -> "BottomUpPredictor":
-        """A predictor for a loaded model and the config it runs with (``None``: the defaults).
+    def from_config(cls, model: nn.Module, codec: BottomUpPafCodec, cfg: Config,
+                    options: PredictorOptions) -> "BottomUpPredictor":
+        """The predictor :func:`~openpose_lite.inference.base.build_predictor` makes: ``cfg`` gives the
+        input height (``codec.input_size``), where the weights' reference reports keypoints
+        (``codec.report_shift``: half a pixel on for Lightweight OpenPose files, as its val.py) and the
+        input normalisation; ``options`` the rest."""
+        return cls(model, codec, input_size=cfg.codec.input_size if options.input_size is None else options.input_size,
+                   scales=options.scales, flip=bool(options.flip), device=options.device, precision=options.precision,
+                   input_bound=options.input_bound, report_shift=cfg.codec.report_shift,
+                   input_norm=cfg.model.resolved_input_norm, backend=options.backend, calibration=options.calibration)
 
-        The config is a checkpoint's stored one, or the one :func:`~openpose_lite.models.weights.read_weights`
-        gives a foreign file (its reference's conventions: a Lightweight OpenPose file reports its
-        keypoints as the reference's val.py does, ``codec.report_shift``). ``input_size`` and
-        ``codec_overrides`` (codec field -> value, e.g. ``{"peak_threshold": 0.2}``) replace its settings;
-        ``backend`` and ``calibration``: see the constructor.
-        """
-        row = architecture_of(model)
-        if row is not None and row.branch != "bottomup":
-            raise ValueError(f"{source}: not a bottom-up (PAF) model but {row.title} ({row.name}); "
-                             "use TopDownPredictor for it")
-        cfg = config_from_dict(config, where=f"{source} config") if config is not None else Config()
-        codec = build_bottomup_codec(cfg, skeleton=getattr(model, "skeleton", OPENPOSE_18))
-        if codec_overrides:
-            known = {f.name for f in dataclasses.fields(codec)}
-            unknown = sorted(set(codec_overrides) - known)
-            if unknown:
-                raise ValueError(f"codec_overrides: unknown codec fields {unknown}; valid: {sorted(known)}")
-            codec = dataclasses.replace(codec, **dict(codec_overrides))
-        size = cfg.codec.input_size if input_size is None else input_size
-        input_norm = cfg.model.input_norm or (row.input_norm if row is not None else "cmu")
-        return cls(model, codec, input_size=size, scales=scales, flip=flip, device=device, precision=precision,
-                   input_bound=input_bound, report_shift=cfg.codec.report_shift, input_norm=input_norm,
-                   backend=backend, calibration=calibration)
+    def calibration_set(self, source: Any) -> Calibration | None:
+        return bottomup_calibration(source, self.input_size, self.codec.stride, self.input_bound, input_norm=self.input_norm)
+
+    @property
+    def example_input_hw(self) -> tuple[int, int]:
+        return self.input_size, self.input_size
+
+    def describe(self) -> str:
+        return (f"input {self.input_size}, scales {' '.join(f'{s:g}' for s in self.scales)}, "
+                f"flip {'on' if self.flip else 'off'}, {self._runtime_words()}")
 
     # ------------------------------------------------------------------ public calls
     def __call__(self, image_bgr: np.ndarray) -> Poses:

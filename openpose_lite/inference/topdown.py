@@ -8,9 +8,8 @@ predictor. Shape legend: N boxes, K keypoints, H x W crop size, h x w heatmap si
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,16 +18,15 @@ import torch
 from torch import nn
 
 from openpose_lite.codecs import TopDownHeatmapCodec
-from openpose_lite.config import Config, build_topdown_codec, config_from_dict
+from openpose_lite.config import Config
 from openpose_lite.geometry import HRNET, box_to_center_scale, invert_affine, transform_keypoints
-from openpose_lite.inference.base import Predictor
+from openpose_lite.inference.base import Predictor, PredictorOptions
 from openpose_lite.inference.boxes import BoxSource, sanitize_box
-from openpose_lite.inference.calibration import topdown_calibration
+from openpose_lite.inference.calibration import Calibration, topdown_calibration
 from openpose_lite.inference.network import make_runner
-from openpose_lite.models.architectures import architecture_of
 from openpose_lite.oks import oks_nms
 from openpose_lite.preprocess import as_bgr, crop_person, input_normaliser, normalise_input
-from openpose_lite.skeleton import COCO_17, Skeleton
+from openpose_lite.skeleton import Skeleton
 from openpose_lite.structures import Poses
 
 __all__ = ["PersonCrops", "TopDownPipeline", "TopDownPredictor"]
@@ -89,9 +87,6 @@ class TopDownPredictor(Predictor):
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
         codec.check_model(model)
         input_normaliser(input_norm)  # an unknown name is refused here, by name, before any conversion
-        self.runner = make_runner(model, ("heatmaps",), device, precision, backend=backend,
-                                  calibration=topdown_calibration(calibration, codec.input_hw, padding, codec.convention,
-                                                                  input_norm=input_norm))
         self.input_norm = input_norm
         self.codec = codec
         self.flip = bool(flip)
@@ -99,37 +94,33 @@ class TopDownPredictor(Predictor):
         self.padding = float(padding)
         self.oks_threshold = float(oks_threshold)
         self.timings: dict[str, float] = {phase: 0.0 for phase in self.PHASES}
+        self.runner = make_runner(model, self.output_names, device, precision, backend=backend,
+                                  calibration=self.calibration_set(calibration))
 
     @classmethod
-    def from_model(
-        cls,
-        model: nn.Module,
-        config: Mapping[str, Any] | None,
-        source: str = "model",
-        flip: bool = False,
-        device: str | torch.device | None = None,
-        refine: str | None = None,
-        **kwargs: Any,
-    ) -> "TopDownPredictor":
-        """A predictor for a loaded top-down model and the config it runs with (``None``: the defaults).
+    def from_config(cls, model: nn.Module, codec: TopDownHeatmapCodec, cfg: Config,
+                    options: PredictorOptions) -> "TopDownPredictor | TopDownPipeline":
+        """The predictor :func:`~openpose_lite.inference.base.build_predictor` makes: ``cfg`` gives the crop
+        padding, the flip test and the input normalisation (official HRNet and SimpleBaseline files: their
+        reference's, as their crop and cell convention, ``topdown.convention``, is in the codec);
+        ``options`` the rest. With ``options.boxes``, a :class:`TopDownPipeline` on those boxes."""
+        predictor = cls(model, codec, flip=cfg.topdown.flip_test if options.flip is None else options.flip,
+                        device=options.device, precision=options.precision, batch_size=options.batch_size or 32,
+                        padding=cfg.topdown.padding, input_norm=cfg.model.resolved_input_norm, backend=options.backend,
+                        calibration=options.calibration)
+        return predictor if options.boxes is None else TopDownPipeline(predictor, options.boxes(predictor.codec))
 
-        The config is a checkpoint's stored one, or the one :func:`~openpose_lite.models.weights.read_weights`
-        gives a foreign file: official HRNet and SimpleBaseline files were trained in the reference
-        code's pixel and cell convention and input normalisation, so they are cropped, normalised and
-        decoded in them (``topdown.convention``, ``model.input_norm``). ``kwargs``: the other
-        constructor options (``precision``, ``batch_size``, ...).
-        """
-        row = architecture_of(model)
-        if row is not None and row.branch != "topdown":
-            raise ValueError(f"{source}: not a top-down model but {row.title} ({row.name}); "
-                             "use BottomUpPredictor for it")
-        cfg = config_from_dict(config, where=f"{source} config") if config is not None else Config()
-        codec = build_topdown_codec(cfg, skeleton=getattr(model, "skeleton", None) or COCO_17)
-        if refine is not None:
-            codec = dataclasses.replace(codec, refine=refine)
-        kwargs.setdefault("padding", cfg.topdown.padding)
-        kwargs.setdefault("input_norm", cfg.model.input_norm or (row.input_norm if row is not None else "imagenet_rgb"))
-        return cls(model, codec, flip=flip, device=device, **kwargs)
+    def calibration_set(self, source: Any) -> Calibration | None:
+        return topdown_calibration(source, self.codec.input_hw, self.padding, self.codec.convention,
+                                   input_norm=self.input_norm)
+
+    @property
+    def example_input_hw(self) -> tuple[int, int]:
+        return int(self.codec.input_hw[0]), int(self.codec.input_hw[1])
+
+    def describe(self) -> str:
+        h, w = self.codec.input_hw
+        return f"top-down {h}x{w}, refine {self.codec.refine}, flip {'on' if self.flip else 'off'}, {self._runtime_words()}"
 
     def __call__(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> Poses:
         return self.predict(image_bgr, boxes, box_scores)
@@ -226,6 +217,9 @@ class TopDownPipeline:
     def skeleton(self) -> Skeleton:
         """The predictor's skeleton: what it finds in the boxes."""
         return self.predictor.skeleton
+
+    def describe(self) -> str:
+        return self.predictor.describe()
 
     def __call__(self, image_bgr: np.ndarray, image_id: int | None = None) -> Poses:
         return self.predict_batch([image_bgr], [image_id])[0]

@@ -1,7 +1,7 @@
-"""Networks and weight loading, by the architecture table (:mod:`openpose_lite.models.architectures`).
+"""Networks and weight loading, by the architecture table (:mod:`openpose_lite.architectures`).
 
-The names below are imported on first use (PEP 562): ``models.factory`` (the ``model`` config
-section) and the table are read by every config, and must not pull torch in with them.
+The names below are imported on first use (PEP 562), so that ``import openpose_lite.models`` pulls
+in no torch until a network or a weight file is asked for.
 """
 
 import importlib
@@ -9,10 +9,10 @@ from typing import Any
 
 # Public name -> the submodule defining it.
 _WHERE = {
-    "ARCHITECTURES": "architectures", "architecture": "architectures",
+    "ARCHITECTURES": "openpose_lite.architectures", "architecture": "openpose_lite.architectures",
     "convert_cmu_state_dict": "cmu_weights",
     "export_onnx": "export", "export_torchscript": "export",
-    "ModelConfig": "factory", "build_model": "factory", "build_model_from_config_dict": "factory",
+    "ModelConfig": "openpose_lite.factory", "build_model": "openpose_lite.factory",
     "load_state_dict_file": "state_dict",
     "VGG19PafNet": "vgg19_paf", "build_vgg19_paf": "vgg19_paf",
     "MobileNetPafNet": "mobilenet_paf", "build_mobilenet_paf": "mobilenet_paf",
@@ -25,5 +25,6 @@ __all__ = sorted(_WHERE)
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(importlib.import_module(f"openpose_lite.models.{_WHERE[name]}"), name)
+        where = _WHERE[name]
+        return getattr(importlib.import_module(where if "." in where else f"openpose_lite.models.{where}"), name)
     raise AttributeError(f"module 'openpose_lite.models' has no attribute {name!r}")

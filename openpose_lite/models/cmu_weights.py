@@ -22,27 +22,24 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
+from openpose_lite.network_settings import PafSettings
 from openpose_lite.models.state_dict import key_mismatch_error, strip_module_prefix
 
 __all__ = [
-    "CMU_LAYOUTS",
     "CMU_NUM_STAGES",
     "ConvKeys",
     "VGG19_TRUNK_CONVS",
     "cmu_conv_table",
     "cmu_layout",
-    "cmu_reference_keys",
     "cmu_stage_count",
     "convert_cmu",
     "convert_cmu_state_dict",
     "is_cmu_named",
     "is_cmu_numbered",
     "is_torchvision_vgg19",
-    "our_key_set",
     "vgg_key_set",
 ]
 
@@ -50,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 PARAMS = ("weight", "bias")
 CMU_NUM_STAGES = 6
-CMU_LAYOUTS = ("cmu_named", "cmu_numbered")
 
 
 # --------------------------------------------------------------------------- the key map
@@ -150,11 +146,6 @@ def _cmu_key_map(key_of: Callable[[ConvKeys, str], str], num_stages: int) -> dic
     return {key_of(c, p): f"{c.ours}.{p}" for c in cmu_conv_table(num_stages) for p in PARAMS}
 
 
-def our_key_set(num_stages: int = CMU_NUM_STAGES) -> frozenset[str]:
-    """Our keys of the CMU-size model with ``num_stages`` stages (layout ``openpose_lite``)."""
-    return frozenset(f"{c.ours}.{p}" for c in cmu_conv_table(num_stages) for p in PARAMS)
-
-
 def vgg_key_set() -> frozenset[str]:
     """The keys of torchvision's ``vgg19.features`` that hold conv1_1 ... conv4_2."""
     return frozenset(f"features.{index}.{p}" for _, _, index in VGG19_TRUNK_CONVS for p in PARAMS)
@@ -183,12 +174,6 @@ def is_cmu_numbered(keys: frozenset[str]) -> bool:
 def is_torchvision_vgg19(keys: frozenset[str]) -> bool:
     """torchvision's ImageNet ``vgg19`` (``features.0.weight`` ...), the VGG19 trunk's ``--backbone-weights``."""
     return "features.0.weight" in keys
-
-
-def cmu_reference_keys(layout: str) -> frozenset[str]:
-    """The keys of the published (6-stage) model in ``layout``, to name missing and unexpected ones."""
-    key_of = _cmu_key_numbered if layout == "cmu_numbered" else _cmu_key_named
-    return frozenset(_cmu_key_map(key_of, CMU_NUM_STAGES))
 
 
 def cmu_stage_count(state: Mapping[str, torch.Tensor]) -> int:
@@ -220,11 +205,11 @@ def convert_cmu_state_dict(state_dict: Mapping[str, torch.Tensor], num_stages: i
 
 
 def convert_cmu(state: Mapping[str, torch.Tensor], source: str,
-                all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+                all_stages: bool = False) -> tuple[PafSettings, dict[str, torch.Tensor]]:
     """The architecture table's converter of both CMU layouts: (the file's stage count, our state dict)."""
     keys = frozenset(state)
     num_stages = _cmu_file_stages(keys, _cmu_key_style(keys, _require_cmu(keys)))
-    return {"num_stages": num_stages}, _convert(state, num_stages)
+    return PafSettings(num_stages=num_stages), _convert(state, num_stages)
 
 
 def _convert(state: Mapping[str, torch.Tensor], num_stages: int) -> dict[str, torch.Tensor]:

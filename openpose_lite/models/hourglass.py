@@ -42,6 +42,7 @@ from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
 from openpose_lite.models.residual import BasicBlock, conv, init_normal
+from openpose_lite.network_settings import HourglassSettings
 from openpose_lite.models.state_dict import numbered_children, sample_keys
 from openpose_lite.skeleton import COCO_17, Skeleton
 
@@ -202,8 +203,9 @@ def build_hourglass(num_stacks: int = 2, num_keypoints: int = COCO_17.num_keypoi
 
 
 def build(cfg: Any, skeleton: Skeleton) -> Hourglass:
-    """The architecture table's builder: ``cfg.num_stages`` stacks of mmpose's sizes, one heatmap per keypoint."""
-    return build_hourglass(num_stacks=cfg.num_stages, num_keypoints=skeleton.num_keypoints)
+    """The architecture table's builder: the stacks of its :class:`HourglassSettings` at mmpose's sizes, one
+    heatmap per keypoint."""
+    return build_hourglass(num_stacks=cfg.settings.stacks, num_keypoints=skeleton.num_keypoints)
 
 
 # --------------------------------------------------------------------------- mmpose checkpoints
@@ -273,9 +275,9 @@ def _rename_mmpose(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def convert_hourglass_mmpose(state: Mapping[str, torch.Tensor], source: str = "mmpose Hourglass state dict",
-                             all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+                             all_stages: bool = False) -> tuple[HourglassSettings, dict[str, torch.Tensor]]:
     """The architecture table's converter of mmpose HourglassNet checkpoints (0.x ``keypoint_head.``, 1.x
-    ``head.``): (``{"num_stages": the file's stacks}``, the state renamed by :func:`_rename_mmpose`).
+    ``head.``): (the file's stacks, the state renamed by :func:`_rename_mmpose`).
 
     Keys and shapes are checked by loading: the network has mmpose's COCO sizes (:data:`STAGE_CHANNELS`,
     :data:`STAGE_BLOCKS`, 5 levels), as every released file does; another size is named key by key.
@@ -284,4 +286,4 @@ def convert_hourglass_mmpose(state: Mapping[str, torch.Tensor], source: str = "m
     stacks = len({k.split(".")[1] for k in renamed if k.startswith("hourglass_modules.")})
     if not stacks:
         raise ValueError(f"{source}: no 'backbone.hourglass_modules.*' keys; not an mmpose hourglass")
-    return {"num_stages": stacks}, renamed
+    return HourglassSettings(stacks=stacks), renamed

@@ -40,6 +40,7 @@ from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
 from openpose_lite.models.residual import BasicBlock, Bottleneck, conv, init_normal
+from openpose_lite.network_settings import HRNetSettings
 from openpose_lite.models.state_dict import strip_module_prefix
 from openpose_lite.skeleton import COCO_17, Skeleton
 
@@ -262,8 +263,8 @@ def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints, num
 
 
 def build(cfg: Any, skeleton: Skeleton) -> HRNet:
-    """The architecture table's builder: HRNet-W``cfg.hrnet_width`` with one heatmap per keypoint of ``skeleton``."""
-    return build_hrnet(width=cfg.hrnet_width, num_keypoints=skeleton.num_keypoints, num_blocks=cfg.hrnet_blocks)
+    """The architecture table's builder: the HRNet of its :class:`HRNetSettings`, one heatmap per keypoint."""
+    return build_hrnet(width=cfg.settings.width, num_keypoints=skeleton.num_keypoints, num_blocks=cfg.settings.blocks)
 
 
 # --------------------------------------------------------------------------- official weights
@@ -355,10 +356,10 @@ def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Ten
 
 
 def convert_hrnet(state: Mapping[str, torch.Tensor], source: str,
-                  all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+                  all_stages: bool = False) -> tuple[HRNetSettings, dict[str, torch.Tensor]]:
     """The architecture table's converter: (width and blocks read from the shapes, our state dict).
 
     The file's heatmap count must be the skeleton's; a mismatch is named when the state is loaded.
     """
     sizes = hrnet_config_from_state_dict(state)
-    return {"hrnet_width": sizes["width"], "hrnet_blocks": sizes["num_blocks"]}, convert_hrnet_official(state)
+    return HRNetSettings(width=sizes["width"], blocks=sizes["num_blocks"]), convert_hrnet_official(state)

@@ -306,16 +306,6 @@ class MobileNetPafNet(nn.Module):
         """Parameters of the refinement stages (the reference's train.py: 4x the base rate for their convs)."""
         return self.refinement_stages.parameters()
 
-    def config_dict(self) -> dict[str, object]:
-        """``arch`` and the sizes: without ``arch``, the keyword arguments of :func:`build_mobilenet_paf`."""
-        return {
-            "arch": ARCH,
-            "num_refinement_stages": self.num_refinement_stages,
-            "num_channels": self.num_channels,
-            "width_mult": self.width_mult,
-            "init": self.init,
-        }
-
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, H, W) -> shared features F (B, C, H/8, W/8)."""
         return self.cpm(self.model(images))
@@ -360,6 +350,8 @@ def build_mobilenet_paf(
 
 
 def build(cfg: Any, skeleton: Skeleton) -> MobileNetPafNet:
-    """The architecture table's builder: ``cfg.num_stages`` counts the initial stage and the refinement stages."""
-    return build_mobilenet_paf(num_refinement_stages=cfg.num_stages - 1, num_channels=cfg.stage_channels,
-                               width_mult=cfg.width_mult, skeleton=skeleton, init=cfg.init)
+    """The architecture table's builder: ``num_stages`` of its :class:`MobileNetPafSettings` counts the
+    initial stage and the refinement stages."""
+    s = cfg.settings
+    return build_mobilenet_paf(num_refinement_stages=s.num_stages - 1, num_channels=s.stage_channels,
+                               width_mult=s.width_mult, skeleton=skeleton, init=cfg.init)

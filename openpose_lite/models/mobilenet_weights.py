@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from openpose_lite.models.mobilenet_paf import TRUNK_LAYOUT, TRUNK_OUT_BASE, MobileNetPafNet
+from openpose_lite.network_settings import MobileNetPafSettings
 from openpose_lite.models.state_dict import check_tensor_state, key_mismatch_error, sample_keys, strip_module_prefix
 from openpose_lite.models.vgg19_paf import scaled_width
 from openpose_lite.skeleton import OPENPOSE_18, Skeleton
@@ -165,8 +166,8 @@ def convert_lightweight_checkpoint(obj: Mapping[str, Any], skeleton: Skeleton = 
 
 
 def convert_lightweight(state: Mapping[str, torch.Tensor], source: str,
-                        all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The architecture table's converter: (model settings, our state dict) of a Lightweight OpenPose file.
+                        all_stages: bool = False) -> tuple[MobileNetPafSettings, dict[str, torch.Tensor]]:
+    """The architecture table's converter: (its settings, our state dict) of a Lightweight OpenPose file.
 
     The network runs with at most :data:`REFERENCE_REFINEMENT_STAGES` refinement stages, as the
     reference runs its files (further stages, which its published checkpoint holds, are left
@@ -179,7 +180,8 @@ def convert_lightweight(state: Mapping[str, torch.Tensor], source: str,
         logger.info("%s holds %d refinement stages; running the first %d, as the reference's val.py and demo.py do "
                     "(its published AP is that network's)", source, held, kept)
         state = keep_refinement_stages(state, kept)
-    settings = {"num_stages": 1 + kept, "stage_channels": sizes["num_channels"], "width_mult": sizes["width_mult"]}
+    settings = MobileNetPafSettings(num_stages=1 + kept, stage_channels=sizes["num_channels"],
+                                    width_mult=sizes["width_mult"])
     return settings, convert_lightweight_checkpoint(state)
 
 

@@ -46,13 +46,13 @@ from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
 from openpose_lite.models.residual import BasicBlock, Bottleneck, init_normal
+from openpose_lite.network_settings import RESNET_DEPTHS, SimpleBaselineSettings
 from openpose_lite.models.state_dict import key_mismatch_error, numbered_children, sample_keys
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
 
 ARCH = "simple_baseline"
-DEPTHS = (18, 34, 50, 101, 152)
 # Blocks per layer1..4 (the release's resnet_spec, torchvision's).
 RESNET_SPEC: dict[int, tuple[str, tuple[int, int, int, int]]] = {
     18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
@@ -112,7 +112,7 @@ class SimpleBaseline(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(depth, int) or isinstance(depth, bool) or depth not in RESNET_SPEC:
-            raise ValueError(f"SimpleBaseline: depth must be one of {DEPTHS}, got {depth!r}")
+            raise ValueError(f"SimpleBaseline: depth must be one of {RESNET_DEPTHS}, got {depth!r}")
         for name, value in (("num_keypoints", num_keypoints), ("deconv_channels", deconv_channels)):
             _positive_int("SimpleBaseline", name, value)
         if not 1 <= _positive_int("SimpleBaseline", "num_deconv_layers", num_deconv_layers) <= 5:
@@ -183,8 +183,9 @@ def build_simple_baseline(
 
 
 def build(cfg: Any, skeleton: Skeleton) -> SimpleBaseline:
-    """The architecture table's builder: ResNet-``cfg.depth`` with one heatmap per keypoint of ``skeleton``."""
-    return build_simple_baseline(depth=cfg.depth, num_keypoints=skeleton.num_keypoints)
+    """The architecture table's builder: the ResNet depth of its :class:`SimpleBaselineSettings`, one heatmap
+    per keypoint of ``skeleton``."""
+    return build_simple_baseline(depth=cfg.settings.depth, num_keypoints=skeleton.num_keypoints)
 
 
 # --------------------------------------------------------------------------- weight layouts
@@ -259,18 +260,18 @@ def _rename_mmpose(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def convert_pose_resnet_official(state: Mapping[str, torch.Tensor], source: str = "pose_resnet state dict",
-                                 all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The architecture table's converter of official pose_resnet files: (``{"depth"}``, the state as it is).
+                                 all_stages: bool = False) -> tuple[SimpleBaselineSettings, dict[str, torch.Tensor]]:
+    """The architecture table's converter of official pose_resnet files: (the depth, the state as it is).
 
     The depth is the ResNet whose block type (``layer1.0.conv3``: Bottleneck) and counts
     ``layer1..4`` the keys have; keys and shapes are then checked by loading (K heatmaps, 3
     deconvolutions of 256 channels as every released file has).
     """
-    return {"depth": _depth(state, source)}, dict(state)
+    return SimpleBaselineSettings(depth=_depth(state, source)), dict(state)
 
 
 def convert_pose_resnet_mmpose(state: Mapping[str, torch.Tensor], source: str = "mmpose SimpleBaseline state dict",
-                               all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+                               all_stages: bool = False) -> tuple[SimpleBaselineSettings, dict[str, torch.Tensor]]:
     """The architecture table's converter of mmpose files (0.x ``keypoint_head.``, 1.x ``head.``): renamed
     (``backbone.X`` -> ``X``, ``{head}.deconv_layers`` / ``final_layer`` unprefixed), then as the official."""
     return convert_pose_resnet_official(_rename_mmpose(state), source)

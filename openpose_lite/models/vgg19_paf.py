@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from openpose_lite.network_settings import PafSettings
 from openpose_lite.skeleton import OPENPOSE_18, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -219,15 +220,6 @@ class VGG19PafNet(nn.Module):
         """Parameters of stages 2 ... S (CMU's prototxt trains them at 4x the base rate)."""
         return (p for stage in self.stages[1:] for p in stage.parameters())
 
-    def config_dict(self) -> dict[str, object]:
-        """The plain dict that :func:`openpose_lite.models.weights.build_model_from_config_dict` rebuilds."""
-        return {
-            "arch": ARCH,
-            "num_stages": self.num_stages,
-            "stage_channels": self.stage_channels,
-            "width_mult": self.width_mult,
-        }
-
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """images (B, 3, H, W) -> shared features F (B, C, H/8, W/8)."""
         return self.cpm(self.trunk(images))
@@ -273,9 +265,8 @@ def build_vgg19_paf(
 
 
 def build(cfg: Any, skeleton: Skeleton) -> VGG19PafNet:
-    """The architecture table's builder: the network of a ``model`` config section (vgg19_paf)."""
-    return build_vgg19_paf(num_stages=cfg.num_stages, stage_channels=cfg.stage_channels, width_mult=cfg.width_mult,
-                           skeleton=skeleton, init=cfg.init)
+    """The architecture table's builder: the network of a ``model`` config section (its :class:`PafSettings`)."""
+    return build_vgg19_paf(**vars(cfg.settings), skeleton=skeleton, init=cfg.init)
 
 
 # ----------------------------------------------------------------------- a bare state dict of ours
@@ -288,8 +279,8 @@ def is_bare_state_dict(keys: frozenset[str]) -> bool:
 
 
 def convert_bare_state_dict(state: Mapping[str, torch.Tensor], source: str,
-                            all_stages: bool = False) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(model settings read from the tensor shapes, the state dict as it is) of a bare state dict of ours."""
+                            all_stages: bool = False) -> tuple[PafSettings, dict[str, torch.Tensor]]:
+    """(the settings read from the tensor shapes, the state dict as it is) of a bare state dict of ours."""
     try:
         num_stages = 1 + max(int(m.group(1)) for k in state if (m := _STAGE_KEY.match(k)))
         stage_channels = int(state["stages.0.pafs.conv1.weight"].shape[0])
@@ -298,4 +289,4 @@ def convert_bare_state_dict(state: Mapping[str, torch.Tensor], source: str,
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{source}: cannot infer the model size from a bare state dict ({exc}); "
                          "save a checkpoint with its config") from exc
-    return {"num_stages": num_stages, "stage_channels": stage_channels, "width_mult": width_mult}, dict(state)
+    return PafSettings(num_stages=num_stages, stage_channels=stage_channels, width_mult=width_mult), dict(state)

@@ -7,7 +7,7 @@ training checkpoints, a ``module.`` prefix). Then:
 * **our checkpoints** carry their config, and are routed by its ``model.arch``: the table's builder
   makes the network, which must take the state exactly;
 * **foreign files** (the CMU body model, Lightweight OpenPose and official HRNet files, ...) meet the
-  weight layouts of :data:`~openpose_lite.models.architectures.ARCHITECTURES` in table order: the
+  weight layouts of :data:`~openpose_lite.architectures.ARCHITECTURES` in table order: the
   first whose ``detect`` accepts the key set converts the state to our names and gives the model
   sizes, and its ``settings`` (the reference's input normalisation and pixel conventions) go into
   the config the file runs with;
@@ -17,18 +17,17 @@ training checkpoints, a ``module.`` prefix). Then:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from openpose_lite.config import Config, config_from_dict, config_to_dict
-from openpose_lite.models.architectures import (
+from openpose_lite.config import Config, config_from_dict, upgrade_stored_config
+from openpose_lite.architectures import (
     ARCHITECTURES,
     Architecture,
     WeightLayout,
@@ -36,7 +35,9 @@ from openpose_lite.models.architectures import (
     architecture_of,
     resolve,
 )
-from openpose_lite.models.factory import ModelConfig, build_model
+from openpose_lite.models.caffemodel import is_caffemodel_path
+from openpose_lite.factory import ModelConfig, build_model, model_fields
+from openpose_lite.network_settings import NetworkSettings
 from openpose_lite.models.state_dict import (
     check_tensor_state,
     load_exact,
@@ -55,13 +56,15 @@ logger = logging.getLogger(__name__)
 @dataclass
 class LoadedWeights:
     """A weights file, loaded: the network (eval mode), its row of the table, the foreign layout it
-    came in (``None`` for our checkpoints) and ``config``, the config dict to run it with (ours: the
-    stored one; a foreign file: the defaults, its model sizes and its layout's reference settings)."""
+    came in (``None`` for our checkpoints), ``config``, the :class:`~openpose_lite.config.Config` to run
+    it with, parsed once (ours: the stored one; a foreign file: the defaults, its model sizes and its
+    layout's reference settings), and ``source``, the file in words (for messages)."""
 
     model: nn.Module
     architecture: Architecture
     layout: WeightLayout | None
-    config: dict[str, Any]
+    config: Config
+    source: str = "model"
 
     @property
     def skeleton(self) -> Skeleton:
@@ -93,6 +96,18 @@ def unwrap_weights(obj: Mapping[str, Any], source: str) -> tuple[dict[str, torch
     return strip_module_prefix(check_tensor_state(state, source, "model")), (dict(config) if config else None)
 
 
+class StateKeys(frozenset):
+    """The key set of a state dict, with each tensor's shape (``shapes``): what layout detectors see, for
+    the layouts that share their names (CMU's COCO and MPI models) and differ in shapes."""
+
+    shapes: dict[str, tuple[int, ...]]
+
+    def __new__(cls, state: Mapping[str, Any]) -> "StateKeys":
+        keys = super().__new__(cls, state)
+        keys.shapes = {k: tuple(getattr(v, "shape", ())) for k, v in state.items()}
+        return keys
+
+
 def detect_layout(state: Mapping[str, Any]) -> tuple[Architecture, WeightLayout]:
     """The first (architecture, layout) of the table whose ``detect`` accepts an unwrapped state dict's keys.
 
@@ -100,7 +115,7 @@ def detect_layout(state: Mapping[str, Any]) -> tuple[Architecture, WeightLayout]
         ValueError: an ImageNet classifier (named, with what it is for), or no layout at all (the
             message names a few keys and the layouts known).
     """
-    keys = frozenset(state)
+    keys = StateKeys(state)
     for row in ARCHITECTURES:
         for layout in row.layouts:
             if resolve(layout.detect)(keys):
@@ -114,34 +129,34 @@ def detect_layout(state: Mapping[str, Any]) -> tuple[Architecture, WeightLayout]
                      f"known are {known} (docs/architecture.md), and a checkpoint of ours carries its config")
 
 
-def _merged(*deltas: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def _merged(*deltas: Mapping[str, Mapping[str, Any]]) -> Config:
     """The defaults with config deltas (``{section: {key: value}}``) applied in order, checked."""
-    resolved = config_to_dict(Config())
+    resolved: dict[str, dict[str, Any]] = {}
     for delta in deltas:
         for section, values in delta.items():
-            resolved[section].update(values)
-    return config_to_dict(config_from_dict(resolved))
+            resolved.setdefault(section, {}).update(values)
+    return config_from_dict(resolved)
 
 
-def _foreign_model_config(row: Architecture, layout: WeightLayout, settings: Mapping[str, Any]) -> ModelConfig:
-    """The ``model`` section of a foreign file: its architecture's published network, the sizes read from
-    the file, and the input normalisation its reference fed it."""
-    return ModelConfig(**{**row.published.get("model", {}), **layout.settings.get("model", {}), **settings,
-                          "arch": row.name})
+def _foreign_model_config(row: Architecture, layout: WeightLayout, settings: NetworkSettings) -> ModelConfig:
+    """The ``model`` section of a foreign file: the settings read from the file, and the input
+    normalisation its reference fed it."""
+    return ModelConfig(arch=row.name, settings=settings, **layout.settings.get("model", {}))
 
 
 def _stored_model_config(config: Mapping[str, Any], source: str) -> ModelConfig:
-    """A checkpoint's ``config["model"]``, restricted to :class:`ModelConfig`'s fields: checkpoints may also
-    carry options of other parts there (e.g. ``pretrained``), which do not change the network."""
-    model_cfg = config.get("model", {})
+    """A checkpoint's ``config["model"]`` (upgraded, :func:`upgrade_stored_config`), restricted to the keys of
+    its network: checkpoints may also carry options of other parts there (e.g. ``pretrained``), which do
+    not change the network."""
+    model_cfg = upgrade_stored_config(config).get("model", {})
     if not isinstance(model_cfg, Mapping):
         raise ValueError(f"{source}: checkpoint config['model'] must be a dict, got {type(model_cfg).__name__}")
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    ignored = sorted(set(model_cfg) - known)
+    known = model_fields(model_cfg.get("arch", ModelConfig.arch))
+    ignored = sorted(set(model_cfg) - set(known))
     if ignored:
         logger.debug("%s: config['model'] keys %s do not describe the network; ignored", source, ignored)
     try:
-        return ModelConfig(**{k: v for k, v in model_cfg.items() if k in known})
+        return ModelConfig.from_dict({k: v for k, v in model_cfg.items() if k in known})
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
 
@@ -158,11 +173,18 @@ def read_weights(path: str | Path, device: str | torch.device | None = None, all
             that do not fit the model (each named).
     """
     source = str(path)
-    obj = load_state_dict_file(path)
+    if is_caffemodel_path(path):  # CMU's Caffe file: its weights in Caffe layer names, a foreign state dict
+        from openpose_lite.models.cmu_caffe_weights import read_body_caffemodel
+
+        obj = read_body_caffemodel(path)
+    else:
+        obj = load_state_dict_file(path)
     state, config = unwrap_weights(obj, source)
     if config is not None:
         model_cfg = _stored_model_config(config, source)
         row, layout = architecture(model_cfg.arch), None
+        rest = config_from_dict({k: v for k, v in config.items() if k != "model"}, where=f"{source} config")
+        config = replace(rest, model=model_cfg)
         stored = obj.get("skeleton")
         model = build_model(model_cfg, Skeleton.from_dict(stored, source=f"{source} skeleton") if stored else None)
     else:
@@ -172,14 +194,14 @@ def read_weights(path: str | Path, device: str | torch.device | None = None, all
             raise ValueError(f"{source}: {exc}") from None
         settings, state = resolve(layout.convert)(state, source, all_stages=all_stages)
         model_cfg = _foreign_model_config(row, layout, settings)
-        model = build_model(model_cfg)
-        config = _merged(row.published, layout.settings, {"model": dataclasses.asdict(model_cfg)})
+        model = build_model(model_cfg, layout.skeleton)
+        config = _merged(row.published, layout.settings, {"model": model_cfg.to_dict()})
     load_exact(model, state, source if layout is None else f"{source} ({layout.name})")
     logger.info("loaded %s weights (%s) from %s", row.name, "openpose_lite checkpoint" if layout is None else layout.name,
                 source)
     if device is not None:
         model = model.to(device)
-    return LoadedWeights(model.eval(), row, layout, config)
+    return LoadedWeights(model.eval(), row, layout, config, source)
 
 
 def load_model(path: str | Path, device: str | torch.device | None = None) -> nn.Module:

@@ -11,8 +11,8 @@ A checkpoint is a dict::
 
 ``extra`` carries whatever training needs to resume (optimizer/scheduler state dicts,
 epoch, best metric, RNG states from :func:`capture_rng_state`; :func:`save_training_state`
-writes them all, :func:`load_training_state` puts them back). Everything must be plain
-data (tensors, dicts, lists, tuples, str, int, float, bool, None) because loading never
+writes them all, :func:`load_training_state` and :func:`restore_rng_state` put them back).
+Everything must be plain data (tensors, dicts, lists, tuples, str, int, float, bool, None) because loading never
 unpickles code: a checkpoint is data, never a program. :func:`save_checkpoint` checks this
 before writing and converts the common near-misses (numpy scalars -> Python numbers,
 numpy arrays -> tensors, paths -> str), so a bad value fails at save time, naming its key,
@@ -36,19 +36,11 @@ from torch import nn
 from openpose_lite import __version__
 from openpose_lite.io import atomic_write
 from openpose_lite.models.state_dict import read_torch_file
+from openpose_lite.training.distributed import unwrap_model
 
-__all__ = [
-    "CHECKPOINT_FORMAT",
-    "capture_rng_state",
-    "load_checkpoint",
-    "load_training_state",
-    "read_torch_file",
-    "read_training_checkpoint",
-    "restore_rng_state",
-    "save_checkpoint",
-    "save_training_state",
-    "weights_are_finite",
-]
+__all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "load_checkpoint", "load_training_state", "read_torch_file",
+           "read_training_checkpoint", "restore_rng_state", "save_checkpoint", "save_training_state",
+           "weights_are_finite"]
 
 logger = logging.getLogger(__name__)
 
@@ -244,12 +236,6 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------ training state
-def _plain_model(model: nn.Module) -> nn.Module:
-    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        raise ValueError("training state: pass the plain model (model.module), not its (Distributed)DataParallel wrapper")
-    return model
-
-
 def save_training_state(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -266,15 +252,16 @@ def save_training_state(
 ) -> Path:
     """Write an atomic checkpoint holding everything ``--resume`` needs.
 
-    ``model`` is the plain model (not a DDP wrapper), so the file loads into a plain model and
-    into the predictors; ``epoch`` the number of completed epochs; ``config`` the resolved config
-    as a plain dict (:func:`openpose_lite.config.config_to_dict`).
+    The plain model's state is stored (a DDP wrapper's inner model), so the file loads into a plain
+    model and into the predictors; ``epoch`` the number of completed epochs; ``config`` the resolved
+    config as a plain dict (:func:`openpose_lite.config.config_to_dict`).
     """
+    model = unwrap_model(model)
     return save_checkpoint(
         path,
-        model_state=_plain_model(model).state_dict(),
+        model_state=model.state_dict(),
         config=config,
-        skeleton=getattr(_plain_model(model), "skeleton", None),
+        skeleton=getattr(model, "skeleton", None),
         optimizer=optimizer.state_dict(),
         scheduler=scheduler.state_dict() if scheduler is not None else None,
         scaler=scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
@@ -336,39 +323,20 @@ def _load_optimizer_state(optimizer: torch.optim.Optimizer, state: Mapping[str, 
         raise ValueError(f"{source}: the optimizer state does not fit this model's parameters ({exc})") from None
 
 
-def load_training_state(
-    source: str | os.PathLike[str] | Mapping[str, Any],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any = None,
-    scaler: torch.amp.GradScaler | None = None,
-    *,
-    restore_rng: bool = True,
-    where: str | None = None,
-) -> dict[str, Any]:
-    """Load a :func:`save_training_state` checkpoint (a path, or its dict already read) into the given objects.
+def load_training_state(data: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+                        scheduler: Any = None, scaler: torch.amp.GradScaler | None = None, *,
+                        where: str = "checkpoint") -> None:
+    """Put a training checkpoint (:func:`read_training_checkpoint`'s dict) into the given objects.
 
-    ``model`` is the plain model; the optimizer's state moves to the device of its parameters.
-    With ``restore_rng`` the global RNGs are set to the checkpoint's (pass False and call
-    :func:`restore_rng_state` later when other code runs in between). ``where`` names the
-    checkpoint in errors (default: the path). Returns the checkpoint dict.
-
-    Raises FileNotFoundError for a missing file and ValueError naming the file for a
-    checkpoint that is not a training checkpoint or does not fit the model or optimizer.
+    The optimizer's state moves to the device of its parameters.
+    The RNG states are the caller's to restore (:func:`restore_rng_state`), right before the
+    epochs, so that nothing in between draws from them. Raises ValueError naming ``where`` (the
+    checkpoint) when it does not fit the model or optimizer.
     """
-    where = where or ("checkpoint" if isinstance(source, Mapping) else str(source))
-    if isinstance(source, Mapping):
-        data = dict(source)
-    else:
-        data = read_training_checkpoint(source) if optimizer is not None else load_checkpoint(source)
-    _load_model_state(_plain_model(model), data["model"], where)
-    if optimizer is not None:
-        _load_optimizer_state(optimizer, data["optimizer"], where)
+    _load_model_state(unwrap_model(model), data["model"], where)
+    _load_optimizer_state(optimizer, data["optimizer"], where)
     if scheduler is not None and data.get("scheduler") is not None:
         scheduler.load_state_dict(data["scheduler"])
     if scaler is not None and scaler.is_enabled() and data.get("scaler") is not None:
         scaler.load_state_dict(data["scaler"])
-    if restore_rng and data.get("rng") is not None:
-        restore_rng_state(data["rng"])
     logger.info("loaded training state from %s (epoch %s)", where, data.get("epoch"))
-    return data

@@ -1,15 +1,16 @@
 """What a run trains on: its skeleton, the data files or generated scenes, the validation set, the loaders.
 
-Everything that can refuse a run is done before the run writes anything
-(:func:`openpose_lite.training.loop.fit` calls these in that order):
+Everything that can refuse a run is done before the run writes anything (the trainer calls these
+in this order, :class:`~openpose_lite.training.trainer.Trainer`):
 
-* :func:`fit_skeleton` (when the config is resolved): with a training file, the skeleton is the
-  file's own unless one is named; a config file's ``data.skeleton`` that the file has no category
-  of gives way to the file's own (said in a note), one named on the command line is refused;
-* :func:`read_data`: the COCO-format files a config names, read and checked, every image
-  included, and the validation set: ``data.val_ann``, else ``data.val_split`` of the training
-  file's images held out of training (:func:`held_out_items`); a synthetic run (no
-  ``data.train_ann``) first checks that its figures can be drawn (:func:`scene_bank`);
+* :func:`read_source`: the training file, read and checked once (the skeleton, the training set
+  and the held-out split all come from that one reading), and the skeleton the model is built
+  for: the file's own unless ``data.skeleton`` names one; a config file's that the file has no
+  category of gives way to the file's own (said in a note), one named on the command line is
+  refused. A synthetic run (no ``data.train_ann``) reads the figures it draws instead;
+* :func:`read_data`: the COCO-format files read and checked, every image included
+  (:func:`checked_coco`), and the validation set: ``data.val_ann``, else ``data.val_split`` of
+  the training file's images held out of training (:func:`held_out_items`);
 * :func:`make_loaders`: the DataLoaders, with a seeded distributed sampler for training (the
   order depends only on the seed and the epoch, so a resumed run sees the batches the
   uninterrupted one would have) and a padding-free shard sampler for validation; a batch larger
@@ -36,22 +37,23 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from openpose_lite.coco_skeleton import skeleton_of_coco, skeleton_of_file
+from openpose_lite.coco.skeleton import skeleton_of_coco, skeleton_of_file
 from openpose_lite.codecs.base import Codec
 from openpose_lite.config import Config
 from openpose_lite.data.coco import CocoKeypoints, Sample
-from openpose_lite.data.coco_validation import AnnotationError, read_coco_keypoints
+from openpose_lite.coco.validation import AnnotationError, CocoLayout, read_coco_keypoints
 from openpose_lite.data.people import TopDownInstances, person_instances
 from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset
-from openpose_lite.data.skeleton_figures import PoseBank
+from openpose_lite.data.figures import People
+from openpose_lite.data.skeleton_figures import NAMED_PEOPLE, PoseBank, scene_figures
 from openpose_lite.data.synthetic import scene_set_fingerprint, write_dataset
 from openpose_lite.io import plural, read_json, write_json_atomic
 from openpose_lite.skeleton import COCO_17, Skeleton
 from openpose_lite.training.distributed import DistInfo, ShardSampler, all_reduce_sum, barrier
 
-__all__ = ["DataPaths", "ImageSet", "Loaders", "RunData", "bottomup_datasets", "checked_coco", "fit_skeleton",
+__all__ = ["DataPaths", "ImageSet", "Loaders", "RunData", "Source", "bottomup_datasets", "checked_coco",
            "fitting_batch", "generate_scenes", "generates_scenes", "held_out_items", "make_loaders", "read_data",
-           "run_skeleton", "scene_bank", "skipped_images", "skipped_since", "topdown_datasets", "write_val_split",
+           "read_source", "skipped_images", "skipped_since", "topdown_datasets", "write_val_split",
            "DECODE_CHECK_MAX_IMAGES", "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED",
            "VAL_SPLIT_SEED"]
 
@@ -79,48 +81,17 @@ class DataPaths:
     val_images: Path | None
     held_out_ann: Path | None = None
 
+    @classmethod
+    def given(cls, cfg: Config) -> DataPaths:
+        """The files the config names."""
+        d = cfg.data
+        val = (Path(d.val_ann), Path(d.val_images or "")) if d.val_ann is not None else (None, None)
+        return cls(Path(d.train_ann or ""), Path(d.train_images or ""), *val)
+
     def generated(self, output_dir: Path) -> list[Path]:
         """The sets among these paths that the run writes (folders inside ``output_dir``)."""
         return sorted({p.parent for p in (self.train_ann, self.val_ann, self.held_out_ann)
                        if p is not None and output_dir in p.parents})
-
-
-def run_skeleton(cfg: Config) -> Skeleton:
-    """The skeleton a run trains, in its annotation layout: ``data.skeleton``'s category, else the training
-    file's own (:func:`~openpose_lite.coco_skeleton.skeleton_of_file`: COCO-17 for a person file), else
-    the people of generated scenes."""
-    source = cfg.data.skeleton or cfg.data.train_ann
-    return skeleton_of_file(source) if source is not None else COCO_17
-
-
-def fit_skeleton(cfg: Config, named: bool) -> tuple[Config, str | None]:
-    """``cfg`` with a skeleton its training file can be trained and scored with, and a note when it changed.
-
-    Only a run with both ``data.train_ann`` and ``data.skeleton`` is looked at. When the file has a
-    category with the keypoints of ``data.skeleton``'s skeleton, nothing changes. Otherwise a skeleton
-    ``named`` by the user (a ``data.skeleton=`` override) is refused; one that came with a config
-    file (e.g. the figures of a synthetic config) gives way to the file's own: ``data.skeleton``
-    becomes None, and the note says so.
-
-    Raises FileNotFoundError or ValueError naming the file and what it holds.
-    """
-    d = cfg.data
-    if d.train_ann is None or d.skeleton is None:
-        return cfg, None
-    wanted = skeleton_of_file(d.skeleton).annotation_layout()
-    data, layout = read_coco_keypoints(d.train_ann)
-    try:
-        layout.select(wanted.keypoints, d.train_ann, wanted.name)
-        return cfg, None
-    except AnnotationError as exc:
-        if named:
-            raise AnnotationError(f"{exc}; data.skeleton={d.skeleton} names a skeleton this file cannot be trained "
-                                  "or scored with (leave data.skeleton out to train the file's own)") from None
-    own = skeleton_of_coco(data, layout, d.train_ann, complete=False)[0]
-    note = (f"skeleton: {d.train_ann}'s own, {own.name!r} ({own.num_keypoints} keypoints); the config's data.skeleton "
-            f"{d.skeleton} ({wanted.name!r}, {wanted.num_keypoints} keypoints) is not a skeleton of this file and is "
-            "not used")
-    return dataclasses.replace(cfg, data=dataclasses.replace(d, skeleton=None)), note
 
 
 def generates_scenes(cfg: Config) -> bool:
@@ -129,16 +100,54 @@ def generates_scenes(cfg: Config) -> bool:
     return cfg.data.synthetic and cfg.data.train_ann is None
 
 
-def scene_bank(cfg: Config, skeleton: Skeleton, progress: bool = False) -> PoseBank | None:
-    """Before a synthetic run writes anything: the figures of ``data.skeleton`` (None: people), and a
-    ``data.val_ann`` the run validates on, read and checked (against ``skeleton``).
+@dataclass(frozen=True)
+class Source:
+    """What a run's model is built for: the ``skeleton`` it trains, and the training ``file`` as
+    :func:`~openpose_lite.coco.validation.read_coco_keypoints` read it, or the ``bank`` of figures
+    that generated scenes are drawn with (or :class:`~openpose_lite.data.figures.People` of a person
+    layout such as BODY_25; None: COCO people)."""
 
-    Raises ValueError naming the file that cannot give figures, or a bad validation file.
+    skeleton: Skeleton
+    file: tuple[dict[str, Any], CocoLayout] | None = None
+    bank: PoseBank | People | None = None
+
+
+def read_source(cfg: Config, named: bool | None) -> tuple[Config, Source, str | None]:
+    """(``cfg``, the run's :class:`Source`, a note or None), before anything else of the run is read.
+
+    With a training file, the skeleton is the file's own unless ``data.skeleton`` names one the file
+    has a category of. Otherwise a skeleton ``named`` by the user (a ``data.skeleton=`` override) is
+    refused; one that came with a config file (e.g. the figures of a synthetic config) gives way to
+    the file's own: ``cfg.data.skeleton`` becomes None, and the note says so. ``named`` None (a
+    resumed run): the skeleton stays as the run was started with it.
+
+    Raises FileNotFoundError or ValueError naming the file and what it holds (a skeleton file
+    that draws no figure, for generated scenes).
     """
     d = cfg.data
-    if d.val_ann is not None:
-        checked_coco(cfg, Path(d.val_ann), Path(d.val_images or ""), skeleton, progress)
-    return PoseBank.from_file(d.skeleton) if d.skeleton is not None else None
+    if generates_scenes(cfg):
+        bank = scene_figures(d.skeleton) if d.skeleton is not None else None
+        return cfg, Source(bank.skeleton if bank is not None else COCO_17, bank=bank), None
+    if d.train_ann is None:
+        raise ValueError("data.train_ann and data.train_images are not set; give COCO-format paths or set data.synthetic=true")
+    file = read_coco_keypoints(d.train_ann)
+    if d.skeleton is None or Path(d.skeleton) == Path(d.train_ann):
+        return cfg, Source(skeleton_of_coco(*file, str(d.train_ann))[0], file), None
+    wanted = NAMED_PEOPLE.get(str(d.skeleton)) or skeleton_of_file(d.skeleton)
+    try:
+        if named is not None:
+            layout = wanted.annotation_layout()
+            file[1].select(layout.keypoints, d.train_ann, layout.name)
+        return cfg, Source(wanted, file), None
+    except AnnotationError as exc:
+        if named:
+            raise AnnotationError(f"{exc}; data.skeleton={d.skeleton} names a skeleton this file cannot be trained "
+                                  "or scored with (leave data.skeleton out to train the file's own)") from None
+    own = skeleton_of_coco(*file, str(d.train_ann))[0]
+    note = (f"skeleton: {d.train_ann}'s own, {own.name!r} ({own.num_keypoints} keypoints); the config's data.skeleton "
+            f"{d.skeleton} ({wanted.name!r}, {wanted.num_keypoints} keypoints) is not a skeleton of this file and is "
+            "not used")
+    return dataclasses.replace(cfg, data=dataclasses.replace(d, skeleton=None)), Source(own, file), note
 
 
 def _holds_set(out_dir: Path, fingerprint: str) -> bool:
@@ -152,7 +161,7 @@ def _holds_set(out_dir: Path, fingerprint: str) -> bool:
         return False  # none, a damaged file, or one written before fingerprints: not this set
 
 
-def _synthetic_set(out_dir: Path, num_images: int, seed: int, bank: PoseBank | None) -> Path:
+def _synthetic_set(out_dir: Path, num_images: int, seed: int, bank: PoseBank | People | None) -> Path:
     """Write generated scenes unless ``out_dir`` holds this very set (same seed, count, scene
     settings and figures: :func:`~openpose_lite.data.synthetic.scene_set_fingerprint`)."""
     if _holds_set(out_dir, scene_set_fingerprint(num_images, seed, bank=bank)):
@@ -165,12 +174,11 @@ def _synthetic_set(out_dir: Path, num_images: int, seed: int, bank: PoseBank | N
     return write_dataset(out_dir, num_images, seed, bank=bank)
 
 
-def generate_scenes(cfg: Config, info: DistInfo, held_out_images: int, bank: PoseBank | None) -> DataPaths:
+def generate_scenes(cfg: Config, info: DistInfo, held_out_images: int, bank: PoseBank | People | None) -> DataPaths:
     """A synthetic run's sets in ``<output_dir>/data/``, written by rank 0 where they are missing (the
     others wait): ``train``, and ``val`` and ``held_out`` unless ``data.val_ann`` is given. ``bank``:
-    :func:`scene_bank`'s figures."""
-    d = cfg.data
-    out = Path(cfg.train.output_dir) / "data"
+    :class:`Source`'s figures."""
+    out, d = Path(cfg.train.output_dir) / "data", cfg.data
     sets = [("train", d.synthetic_train_images, SYNTH_TRAIN_SEED)]
     if d.val_ann is None:
         sets += [("val", d.synthetic_val_images, SYNTH_VAL_SEED), ("held_out", held_out_images, SYNTH_HELD_OUT_SEED)]
@@ -180,23 +188,11 @@ def generate_scenes(cfg: Config, info: DistInfo, held_out_images: int, bank: Pos
                 _synthetic_set(out / name, count, offset + cfg.train.seed, bank)
     barrier()
     if d.val_ann is not None:
-        val_ann, val_images, held_out = Path(d.val_ann), Path(d.val_images or ""), None
-    else:
-        val_ann, val_images = out / "val" / "annotations.json", out / "val" / "images"
-        held_out = out / "held_out" / "annotations.json" if held_out_images > 0 else None
-    return DataPaths(out / "train" / "annotations.json", out / "train" / "images", val_ann, val_images, held_out)
-
-
-def given_paths(cfg: Config) -> DataPaths:
-    """The files a run that generates nothing reads (the validation split's file is added by :func:`read_data`).
-
-    Raises ValueError when there is no training file and the run does not generate scenes.
-    """
-    d = cfg.data
-    if d.train_ann is None:
-        raise ValueError("data.train_ann and data.train_images are not set; give COCO-format paths or set data.synthetic=true")
-    val = (Path(d.val_ann), Path(d.val_images or "")) if d.val_ann is not None else (None, None)
-    return DataPaths(Path(d.train_ann), Path(d.train_images or ""), *val)
+        return dataclasses.replace(DataPaths.given(cfg), train_ann=out / "train" / "annotations.json",
+                                   train_images=out / "train" / "images")
+    held_out = out / "held_out" / "annotations.json" if held_out_images > 0 else None
+    return DataPaths(out / "train" / "annotations.json", out / "train" / "images", out / "val" / "annotations.json",
+                     out / "val" / "images", held_out)
 
 
 @dataclass(frozen=True)
@@ -225,14 +221,14 @@ class ImageSet:
 @dataclass(frozen=True)
 class RunData:
     """What a run trains and validates on, read and checked: ``paths``; the ``train`` images, the ``val``
-    images (None: no validation); ``held_out``: the image ids of the training file held out for
-    validation (written to ``paths.val_ann`` by :func:`write_val_split`; () when ``data.val_ann``
-    is given or nothing is held out); ``note``: one line on what the run validates on."""
+    images (None: no validation); ``val_split``: the training file's entries of the images held out
+    for validation, which :func:`write_val_split` writes to ``paths.val_ann`` (None when
+    ``data.val_ann`` is given or nothing is held out); ``note``: one line on what the run validates on."""
 
     paths: DataPaths
     train: ImageSet
     val: ImageSet | None
-    held_out: tuple[int, ...]
+    val_split: dict[str, Any] | None
     note: str
 
 
@@ -247,64 +243,70 @@ def held_out_items(count: int, fraction: float, seed: int) -> tuple[int, ...]:
     return tuple(sorted(int(i) for i in chosen))
 
 
-def read_data(cfg: Config, paths: DataPaths, skeleton: Skeleton, progress: bool = False) -> RunData:
+def read_data(cfg: Config, paths: DataPaths, skeleton: Skeleton, progress: bool = False,
+              train_file: tuple[dict[str, Any], CocoLayout] | None = None, val: CocoKeypoints | None = None) -> RunData:
     """Read and check the run's files (:func:`checked_coco`: every image too) and choose its validation set.
 
-    Validation: ``paths.val_ann`` when set; else ``data.val_split`` of the training file's images
-    with a labelled instance (:func:`held_out_items`), which leave the training set and are written
-    to ``<output_dir>/data/val_split/annotations.json`` (their images stay in ``train_images``);
-    else none. ``progress``: a bar while a large set's images are checked. Reads, never writes.
-    Raises FileNotFoundError / ValueError naming the file.
+    Validation: ``paths.val_ann`` when set (``val``: that file, checked already); else
+    ``data.val_split`` of the training file's images with a labelled instance (:func:`held_out_items`),
+    which leave the training set and are to be written to
+    ``<output_dir>/data/val_split/annotations.json`` (their images stay in ``train_images``); else
+    none. ``train_file``: the training file as :class:`Source` read it (default: read here, once).
+    ``progress``: a bar while a large set's images are checked. Reads, never writes. Raises
+    FileNotFoundError / ValueError naming the file.
     """
     d = cfg.data
-    train = checked_coco(cfg, paths.train_ann, paths.train_images, skeleton, progress)
+    train_file = train_file or read_coco_keypoints(paths.train_ann)
+    train = checked_coco(cfg, paths.train_ann, paths.train_images, skeleton, progress, train_file)
     given = d.synthetic and d.train_ann is not None
     unused = " (data.synthetic is not used: a training file is given)" if given else ""
     if paths.val_ann is not None:
-        val = checked_coco(cfg, paths.val_ann, paths.val_images, skeleton, progress)
+        val = val or checked_coco(cfg, paths.val_ann, paths.val_images, skeleton, progress)
         generated = Path(cfg.train.output_dir) in paths.val_ann.parents
         what = f"{len(val)} generated scenes in {paths.val_ann.parent}" if generated else \
             f"{paths.val_ann} ({plural(len(val), 'image')} with a labelled instance)"
-        return RunData(paths, ImageSet.whole(train), ImageSet.whole(val), (), f"validation: {what}{unused}")
+        return RunData(paths, ImageSet.whole(train), ImageSet.whole(val), None, f"validation: {what}{unused}")
     held = held_out_items(len(train), d.val_split, cfg.train.seed)
     if not held:
         why = "data.val_split is 0" if d.val_split <= 0 else \
             f"{paths.train_ann} has {plural(len(train), 'image')} with a labelled instance, none to spare"
-        return RunData(paths, ImageSet.whole(train), None, (),
+        return RunData(paths, ImageSet.whole(train), None, None,
                        f"validation: none ({why}); best.pt follows the training loss{unused}")
     kept = tuple(sorted(set(range(len(train))) - set(held)))
-    split = Path(cfg.train.output_dir) / "data" / "val_split"
-    paths = dataclasses.replace(paths, val_ann=split / "annotations.json", val_images=paths.train_images)
-    ids = train.image_ids
+    paths = dataclasses.replace(paths, val_ann=Path(cfg.train.output_dir) / "data" / "val_split" / "annotations.json",
+                                val_images=paths.train_images)
+    image_ids, source = train.image_ids, train_file[0]
+    ids = {image_ids[i] for i in held}
+    split = {**source, "images": [img for img in source["images"] if img.get("id") in ids],
+             "annotations": [a for a in source["annotations"] if a.get("image_id") in ids]}
     note = (f"validation: {len(held)} of the {len(train)} images (with a labelled instance) of {paths.train_ann}, held "
             f"out of training by data.val_split {d.val_split:g} (at least 1, drawn with train.seed {cfg.train.seed}) "
             f"and listed in {paths.val_ann}; training on the other {len(kept)}{unused}")
-    return RunData(paths, ImageSet(train, kept), ImageSet(train, held), tuple(ids[i] for i in held), note)
+    return RunData(paths, ImageSet(train, kept), ImageSet(train, held), split, note)
 
 
 def write_val_split(data: RunData) -> Path | None:
     """Write the training file's held-out images (every annotation of theirs, the file's other keys as
     they are) to ``data.paths.val_ann``, atomically; None when nothing is held out. Rank 0, once the
     run owns its folder: the COCO AP of the run is computed on this file."""
-    if not data.held_out:
-        return None
-    source = read_json(data.paths.train_ann, "annotation file")
-    held = set(data.held_out)
-    subset = {**source, "images": [img for img in source["images"] if img.get("id") in held],
-              "annotations": [a for a in source["annotations"] if a.get("image_id") in held]}
-    return write_json_atomic(data.paths.val_ann, subset)
+    return write_json_atomic(data.paths.val_ann, data.val_split) if data.val_split is not None else None
 
 
-def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton, progress: bool = False) -> CocoKeypoints:
+def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton, progress: bool = False,
+                 read: tuple[dict[str, Any], CocoLayout] | None = None) -> CocoKeypoints:
     """A run's COCO keypoint file (the annotations of ``skeleton``'s categories), read and checked, with
     every image it trains on checked up front (in the folder, present, a header of its entry's size
     within ``data.max_image_pixels``) and, in a set of at most :data:`DECODE_CHECK_MAX_IMAGES` that
     the run did not generate itself, decoded (a truncated JPEG, a TIFF of float samples), so a bad
     image stops the run before its first step, not in the middle of an epoch. ``progress``: a bar
-    for a large set. An image that cannot be read once the run trains (a larger set's, or one
-    damaged since) is skipped and counted (:class:`~openpose_lite.data.samples.TrainingSamples`)."""
-    coco = CocoKeypoints(ann, images, skeleton=skeleton.annotation_layout(), max_image_pixels=cfg.data.max_image_pixels,
-                         images_anywhere=cfg.data.images_anywhere)
+    for a large set; ``read``: the file as ``read_coco_keypoints(ann)`` returned it, when read
+    already. An image that cannot be read once the run trains (a larger set's, or one damaged
+    since) is skipped and counted (:class:`~openpose_lite.data.samples.TrainingSamples`)."""
+    layout = skeleton.annotation_layout()
+    if read is not None:
+        read = (read[0], read[1].select(layout.keypoints, str(ann), layout.name))
+    coco = CocoKeypoints(ann, images, skeleton=layout, max_image_pixels=cfg.data.max_image_pixels,
+                         images_anywhere=cfg.data.images_anywhere, read=read)
     generated = Path(cfg.train.output_dir) in Path(ann).parents  # scenes this run wrote: sound by construction
     coco.check_images(decode=len(coco) <= DECODE_CHECK_MAX_IMAGES and not generated,
                       workers=torch.get_num_threads(), progress=progress)
@@ -322,9 +324,12 @@ def bottomup_datasets(cfg: Config, data: RunData, codec: Codec) -> tuple[Dataset
 
 def topdown_datasets(cfg: Config, data: RunData, codec: Codec) -> tuple[Dataset, Dataset | None]:
     """(train, val or None) datasets of person crops for a top-down model (``topdown`` section: the augmentation)."""
+    found = {id(data.train.coco): person_instances(data.train.coco)}  # a held-out split shares the training file's
+
     def dataset(images: ImageSet, train: bool) -> Dataset:
         chosen = set(images.items)
-        people = [p for p in person_instances(images.coco) if p.image_index in chosen]
+        everyone = found.get(id(images.coco)) or person_instances(images.coco)
+        people = [p for p in everyone if p.image_index in chosen]
         return TopDownDataset(TopDownInstances(people, images.coco.load_image, images.skeleton), codec, cfg.topdown,
                               train=train, seed=cfg.train.seed, input_norm=cfg.model.resolved_input_norm)
 

@@ -25,19 +25,8 @@ from torch.utils.data import Sampler
 
 from openpose_lite.devices import resolve_device
 
-__all__ = [
-    "DistInfo",
-    "ShardSampler",
-    "all_reduce_max",
-    "any_rank",
-    "peer_lost",
-    "all_reduce_sum",
-    "barrier",
-    "setup_distributed",
-    "teardown_distributed",
-    "unwrap_model",
-    "wrap_ddp",
-]
+__all__ = ["DistInfo", "ShardSampler", "all_reduce_max", "all_reduce_sum", "any_rank", "barrier", "peer_lost",
+           "setup_distributed", "teardown_distributed", "unwrap_model", "wrap_ddp"]
 
 logger = logging.getLogger(__name__)
 

@@ -150,7 +150,6 @@ def train_one_epoch(
     metrics_logger: Any = None,
     global_step: int = 0,
     progress: bool = False,
-    max_steps: int | None = None,
 ) -> dict[str, float]:
     """One pass of training over ``loader``; returns the epoch's mean losses and timing.
 
@@ -167,7 +166,6 @@ def train_one_epoch(
         metrics_logger: a :class:`~openpose_lite.training.metrics.MetricsLogger` (rank 0), or None.
         global_step: steps done before this epoch (for the log's x axis).
         progress: show a tqdm bar (the caller decides: rank 0, stderr a terminal).
-        max_steps: stop after this many steps (tests, benchmarks).
 
     Returns:
         ``{"loss": mean total, "<term>": mean of each term, "lr", "steps", "samples",
@@ -179,13 +177,9 @@ def train_one_epoch(
     """
     model.train()
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
-    if max_steps is not None and total is not None:
-        total = min(total, max_steps)
     tally = _EpochTally()
     with tqdm(total=total, desc=f"epoch {epoch}", disable=not progress, dynamic_ncols=True, leave=False) as bar:
         for batch in loader:
-            if max_steps is not None and tally.steps >= max_steps:
-                break
             loss, terms, local_batch = _losses(model, batch, loss_fn, device, amp)
             record, size = _global_means(loss, terms, local_batch)
             if not math.isfinite(record["loss"]):

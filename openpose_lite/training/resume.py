@@ -3,9 +3,9 @@
 :func:`resolve_run` is the one place the command-line inputs of a run become a :class:`RunSetup`:
 
 * a fresh run: the defaults, then ``--config``'s deltas, then the overrides
-  (:func:`openpose_lite.config.load_config`); then the skeleton is fitted to the training file
-  (:func:`~openpose_lite.training.data.fit_skeleton`: a ``data.skeleton`` from a config file that
-  the file has no category of gives way to the file's own, one named by an override is refused);
+  (:func:`openpose_lite.config.load_config`); whether an override named ``data.skeleton`` is
+  kept, for the trainer fits the skeleton to the training file
+  (:func:`~openpose_lite.training.data.read_source`);
 * ``--resume`` (bare: ``<output_dir>/last.pt``) or ``--resume FILE``: the checkpoint is read and
   checked *first* (nothing is written for a checkpoint that cannot resume), then the config its
   run was last started with is the base that ``--config`` and the overrides apply to (the same
@@ -31,11 +31,10 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from openpose_lite.config import Config, config_from_dict, config_to_dict, load_config, parse_override
 from openpose_lite.bounded_yaml import parse_yaml
+from openpose_lite.config import Config, config_from_dict, config_to_dict, load_config, parse_override
 from openpose_lite.io import MAX_CONFIG_BYTES, read_bounded
 from openpose_lite.training.checkpoint import read_training_checkpoint
-from openpose_lite.training.data import fit_skeleton
 from openpose_lite.training.run_folder import RunFolder
 
 __all__ = ["AUTO", "RunSetup", "check_resumable", "resolve_run"]
@@ -56,20 +55,17 @@ _FIXED = {
 
 @dataclass(frozen=True)
 class RunSetup:
-    """A resolved run: ``config``, and when resuming the checkpoint's path and its checked contents;
-    ``notes``: lines on what the resolution chose for the user (a skeleton, the settings resumed)."""
+    """A resolved run: ``config``, and when resuming the checkpoint's path, its checked contents and
+    the config it was trained with (``stored_config``); ``notes``: lines on what the resolution chose
+    for the user (the settings resumed); ``skeleton_named``: an override named ``data.skeleton`` (a
+    fresh run refuses it when the training file has no category of it, where a config file's gives way)."""
 
     config: Config
     resume: Path | None = None
     checkpoint: Mapping[str, Any] | None = None
+    stored_config: Config | None = None
     notes: tuple[str, ...] = ()
-
-    @property
-    def stored_config(self) -> Config:
-        """The config the resumed checkpoint was trained with (``config`` itself for a fresh run)."""
-        if self.checkpoint is None:
-            return self.config
-        return config_from_dict(self.checkpoint["config"], where=f"{self.resume} config")
+    skeleton_named: bool = False
 
 
 def _with_output_dir(cfg: Config, folder: str | os.PathLike[str]) -> Config:
@@ -83,9 +79,10 @@ def _names(overrides: Sequence[str], section: str, key: str) -> bool:
 
 def _last_started(checkpoint: Path, stored: Config) -> tuple[dict[str, Any], str | None] | None:
     """(config dict, note) of the start the checkpoint's run last made: the ``config.yaml`` beside it
-    (written at every start, fresh or resumed, before training), with a note naming the settings in
-    which it differs from the checkpoint's; None without a usable one (missing, unreadable, or another
-    run's: another model, optimizer or schedule than the checkpoint's, which is then said in a warning)."""
+    (written at every start, fresh or resumed, before training; a stored config, read as a checkpoint's
+    is: an earlier release's keys upgraded), with a note naming the settings in which it differs from
+    the checkpoint's; None without a usable one (missing, unreadable, or another run's: another model,
+    optimizer or schedule than the checkpoint's, which is then said in a warning)."""
     path = checkpoint.parent / "config.yaml"
     if not path.is_file():
         return None
@@ -105,12 +102,14 @@ def _last_started(checkpoint: Path, stored: Config) -> tuple[dict[str, Any], str
 
 
 def check_resumable(stored: Config, cfg: Config, source: str | os.PathLike[str]) -> None:
-    """Refuse settings a checkpoint fixes (:data:`_FIXED`) when ``cfg`` changes them, naming the key and both values."""
+    """Refuse settings a checkpoint fixes (:data:`_FIXED`) when ``cfg`` changes them, naming the key and both values
+    (as the config file spells them: a network's own settings by their names)."""
+    before, after = config_to_dict(stored), config_to_dict(cfg)
     for key, why in _FIXED.items():
         section, _, name = key.partition(".")
-        fields = [name] if name else [f.name for f in dataclasses.fields(getattr(stored, section))]
-        for field in fields:
-            old, new = getattr(getattr(stored, section), field), getattr(getattr(cfg, section), field)
+        old_keys, new_keys = before[section], after[section]
+        for field in [name] if name else [*old_keys, *(k for k in new_keys if k not in old_keys)]:
+            old, new = old_keys.get(field), new_keys.get(field)
             if old != new:
                 raise ValueError(f"{source}: {section}.{field} cannot change on --resume (the checkpoint has {old!r}, "
                                  f"asked for {new!r}): {why}")
@@ -125,8 +124,7 @@ def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[
     naming its file; nothing has been written when they are raised.
     """
     if resume is None:
-        cfg, note = fit_skeleton(load_config(config_path, overrides), named=_names(overrides, "data", "skeleton"))
-        return RunSetup(cfg, notes=(note,) if note else ())
+        return RunSetup(load_config(config_path, overrides), skeleton_named=_names(overrides, "data", "skeleton"))
     if str(resume) == AUTO:
         folder = Path(load_config(config_path, overrides).train.output_dir)
         checkpoint = folder / "last.pt"
@@ -149,7 +147,7 @@ def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[
         cfg = _with_output_dir(cfg, folder)
     check_resumable(stored, cfg, checkpoint)
     _check_something_to_train(checkpoint, data["epoch"], cfg)
-    return RunSetup(cfg, checkpoint, data, notes)
+    return RunSetup(cfg, checkpoint, data, stored, notes)
 
 
 def _check_something_to_train(checkpoint: Path, epoch: int, cfg: Config) -> None:

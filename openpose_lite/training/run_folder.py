@@ -48,37 +48,14 @@ class RunFolderError(FolderHoldsRunError):
 
 
 class RunFolder(OutputFolder):
-    """The output folder of one run, at ``path``."""
+    """The output folder of one run, at ``path``; its files by name (``config``: ``config.yaml``, ...)."""
 
     RUN_FILES = (*((name, None) for name in RUN_FILES), ("tensorboard", None))
 
-    @property
-    def config(self) -> Path:
-        return self.path / "config.yaml"
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def best(self) -> Path:
-        return self.path / "best.pt"
-
-    @property
-    def last(self) -> Path:
-        return self.path / "last.pt"
-
-    @property
-    def curves(self) -> Path:
-        return self.path / "curves.png"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.path / "tensorboard"
-
-    @property
-    def data(self) -> Path:
-        return self.path / "data"
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(path)
+        self.config, self.metrics, self.best, self.last, self.curves = (self.path / name for name in RUN_FILES)
+        self.tensorboard, self.data = self.path / "tensorboard", self.path / "data"
 
     def same_as(self, other: str | os.PathLike[str]) -> bool:
         """Whether ``other`` names this folder."""

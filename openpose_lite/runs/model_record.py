@@ -1,11 +1,11 @@
-"""Which model a folder of ``openpose-lite infer`` outputs is of: :class:`ModelRecord`, kept beside
-the index as :data:`MODEL_RECORD`.
+"""Which model a folder of run outputs is of: :class:`ModelRecord`, kept beside the index as
+:data:`MODEL_RECORD`.
 
 A folder's outputs are one model's: ``results_coco.json`` puts every result under one category
 (:data:`RESULTS_CATEGORY_ID`) and ``--append`` merges runs into it, so a run of another model
 (another skeleton, or other weights of the same one) must not join them. The record says whose
 they are: the weights file and the SHA-256 of its bytes, the results' skeleton (name, keypoint
-names) and category id. :meth:`~openpose_lite.cli.outputs.InferFolder.check_model` holds an
+names) and category id. :meth:`~openpose_lite.runs.outputs.InferFolder.check_model` holds an
 appended run to it.
 """
 
@@ -59,7 +59,7 @@ class ModelRecord:
 
     def keep_in(self, folder: Path) -> None:
         """Write this record into ``folder`` unless it holds one: a folder that has one holds this model's
-        outputs (checked before the run, :meth:`~openpose_lite.cli.outputs.InferFolder.check_model`),
+        outputs (checked before the run, :meth:`~openpose_lite.runs.outputs.InferFolder.check_model`),
         and its first record is kept."""
         record = folder / MODEL_RECORD
         if not (record.is_symlink() or record.exists()):

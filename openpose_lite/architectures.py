@@ -2,27 +2,30 @@
 
 A row (:class:`Architecture`) says everything the rest of the code asks about a kind of model:
 its name (``model.arch``), its branch (bottom-up PAF model or top-down heatmap model), the
-function that builds it from the ``model`` config section, the foreign weight files it reads
-(one :class:`WeightLayout` each: how to recognise the file, how to convert it, and the input and
-pixel conventions its reference code ran it with), the ImageNet classifier its trunk starts from
-(``--backbone-weights``), and the settings of its published model. The factory, weight loading,
-the training branches, both predictors, the command line, export and the benchmark read this table
-and nothing else to tell models apart.
+function that builds it from the ``model`` config section, the class of its settings (the
+``model`` keys beside ``arch``, :mod:`openpose_lite.network_settings`, whose defaults are the
+published network's), the foreign weight files it reads (one :class:`WeightLayout` each: how to
+recognise the file, how to convert it, and the input and pixel conventions its reference code ran
+it with), the ImageNet classifier its trunk starts from (``--backbone-weights``), and the codec
+settings of its published model. The factory, weight loading, the training branches, both
+predictors, the command line, export and the benchmark read this table and nothing else to tell
+models apart.
 
-**Adding an architecture** is one model file plus one row here (and its config, docs and tests).
-The model file provides the functions the row names:
+**Adding an architecture** is one model file, its settings class and one row here (and its config,
+docs and tests). The model file provides the functions the row names:
 
 * ``build(cfg: ModelConfig, skeleton: Skeleton) -> nn.Module``: the network, whose ``forward``
   returns one dict of raw maps per stage, and whose class carries ``arch`` (this row's name) and
   ``stride``;
 * per foreign layout, ``detect(keys: frozenset[str]) -> bool`` (the key set of a state dict that is
   already unwrapped, see :mod:`openpose_lite.models.weights`) and ``convert(state, source,
-  all_stages) -> (model settings, state dict in our names)``;
+  all_stages) -> (its settings object, state dict in our names)``;
 * for the ImageNet trunk, ``detect`` likewise and ``load(model, state, source) -> str``, what was
   loaded in words.
 
-Functions are named as ``"module:function"`` references and imported on first use, so this table,
-like the ``model`` config section that is checked against it, imports no torch.
+Functions are named as ``"module:function"`` references and imported on first use, and the
+settings classes live in a torch-free module, so this table, like the ``model`` config section
+that is checked against it, imports no torch.
 """
 
 from __future__ import annotations
@@ -30,16 +33,26 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
+from openpose_lite.branches import Branch, branch
+from openpose_lite.cmu_skeletons import BODY_25, MPI_15
 from openpose_lite.geometry import LIGHTWEIGHT_REPORT_SHIFT
-from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
+from openpose_lite.network_settings import (
+    Body25Settings,
+    HourglassSettings,
+    HRNetSettings,
+    MobileNetPafSettings,
+    NetworkSettings,
+    PafSettings,
+    SimpleBaselineSettings,
+)
+from openpose_lite.skeleton import Skeleton
 
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
     "BackboneLayout",
-    "Branch",
     "INPUT_NORMS",
     "WeightLayout",
     "architecture",
@@ -47,9 +60,6 @@ __all__ = [
     "architectures",
     "resolve",
 ]
-
-Branch = Literal["bottomup", "topdown"]
-BRANCHES: tuple[str, ...] = ("bottomup", "topdown")
 
 # The input normalisations a network may have been trained with (preprocess.INPUT_NORMS computes
 # them): CMU's BGR ``pixel / 256 - 0.5``, and torchvision's ImageNet mean and std on RGB or, as the
@@ -71,7 +81,8 @@ class WeightLayout:
     config delta (``{section: {key: value}}``) that runs the file as its reference code did: its
     input normalisation (``model.input_norm``), pixel and cell convention (``topdown.convention``)
     or where it reports keypoints (``codec.report_shift``). ``reference`` cites where those facts
-    come from.
+    come from. ``skeleton``: the keypoints of a file that holds another skeleton than its branch's
+    person (CMU's BODY_25 and MPI models); detectors also see each key's shape (``keys.shapes``).
     """
 
     name: str
@@ -80,6 +91,7 @@ class WeightLayout:
     convert: str
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     reference: str = ""
+    skeleton: Skeleton | None = None
 
 
 @dataclass(frozen=True)
@@ -95,41 +107,35 @@ class BackboneLayout:
 class Architecture:
     """One row of the table; see the module docstring.
 
-    ``settings`` names the ``model`` config fields the network reads (for its description);
-    ``published`` is the config delta of the published model (model sizes and codec settings),
-    which a config naming this architecture starts from; ``input_norm`` the input normalisation of
-    the networks we train.
+    ``settings`` is the class of the network's settings, whose defaults are the published
+    network's; ``published`` the config delta (``{section: {key: value}}``) of the published model
+    beyond them (e.g. its crop size), which a config naming this architecture starts from;
+    ``input_norm`` the input normalisation of the networks we train.
     """
 
     name: str
-    branch: Branch
+    branch: str
     title: str
     build: str
-    settings: tuple[str, ...]
+    settings: type[NetworkSettings]
     input_norm: str
     published: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     layouts: tuple[WeightLayout, ...] = ()
     backbone: BackboneLayout | None = None
 
     def __post_init__(self) -> None:
-        if self.branch not in BRANCHES:
-            raise ValueError(f"architecture {self.name}: branch {self.branch!r} is not one of {BRANCHES}")
+        branch(self.branch)  # an unknown branch is refused, naming the known ones
         if self.input_norm not in INPUT_NORMS:
             raise ValueError(f"architecture {self.name}: input_norm {self.input_norm!r} is not one of {INPUT_NORMS}")
 
     @property
-    def person_skeleton(self) -> Skeleton:
-        """The skeleton of person models of this branch: the CMU channel order bottom-up, COCO's top-down."""
-        return OPENPOSE_18 if self.branch == "bottomup" else COCO_17
-
-    def layout(self, skeleton: Skeleton) -> Skeleton:
-        """``skeleton`` as this branch's networks carry it: with a background channel and a limb tree
-        bottom-up (COCO's person: the CMU layout), as annotated top-down."""
-        return skeleton.bottomup_layout() if self.branch == "bottomup" else skeleton.annotation_layout()
+    def branch_row(self) -> Branch:
+        """The row of the branch table (:mod:`openpose_lite.branches`) that ``branch`` names."""
+        return branch(self.branch)
 
     def describe(self, cfg: Any) -> str:
-        """The network of a ``model`` config section in words, e.g. ``hrnet (hrnet_width 32, hrnet_blocks 4)``."""
-        return f"{self.name} ({', '.join(f'{k} {getattr(cfg, k):g}' for k in self.settings)})"
+        """The network of a ``model`` config section in words, e.g. ``hrnet (width 32, blocks 4)``."""
+        return f"{self.name} ({', '.join(f'{k} {v:g}' for k, v in vars(cfg.settings).items())})"
 
 
 _PERSON = "COCO person keypoints"
@@ -138,10 +144,15 @@ _HRNET_REPO = "deep-high-resolution-net.pytorch"
 ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture(
         name="vgg19_paf", branch="bottomup", title="OpenPose: VGG19 trunk + PAF stages (Cao et al. 2017)",
-        build="openpose_lite.models.vgg19_paf:build", settings=("num_stages", "stage_channels", "width_mult"),
-        input_norm="cmu",
+        build="openpose_lite.models.vgg19_paf:build", settings=PafSettings, input_norm="cmu",
         layouts=(
-            WeightLayout("cmu_named", "the CMU COCO body model (pose_iter_440000) in the PyTorch ports' Caffe names",
+            WeightLayout("cmu_mpi", "CMU's MPI body model (pose/mpi/pose_iter_160000.caffemodel, or a PyTorch file in "
+                         "its Caffe layer names): COCO's layer names with MPI's shapes",
+                         "openpose_lite.models.cmu_caffe_weights:is_mpi_named", "openpose_lite.models.cmu_caffe_weights:convert_mpi",
+                         reference="CMU openpose models/pose/mpi/pose_deploy_linevec.prototxt; input BGR pixel / 256 - 0.5",
+                         skeleton=MPI_15),
+            WeightLayout("cmu_named", "the CMU COCO body model (pose/coco/pose_iter_440000.caffemodel, or the PyTorch "
+                         "ports' file in its Caffe names)",
                          "openpose_lite.models.cmu_weights:is_cmu_named", "openpose_lite.models.cmu_weights:convert_cmu",
                          reference="CMU caffe model pose_iter_440000; input BGR pixel / 256 - 0.5"),
             WeightLayout("cmu_numbered", "the CMU COCO body model in the PyTorch ports' numbered Sequential keys",
@@ -157,8 +168,7 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     ),
     Architecture(
         name="mobilenet_paf", branch="bottomup", title="Lightweight OpenPose: dilated MobileNetV1 + PAF stages (Osokin 2018)",
-        build="openpose_lite.models.mobilenet_paf:build", settings=("num_stages", "stage_channels", "width_mult"),
-        input_norm="cmu", published={"model": {"num_stages": 2}},
+        build="openpose_lite.models.mobilenet_paf:build", settings=MobileNetPafSettings, input_norm="cmu",
         layouts=(
             WeightLayout("lightweight", "a Lightweight OpenPose checkpoint (checkpoint_iter_370000.pth)",
                          "openpose_lite.models.mobilenet_weights:is_lightweight_layout",
@@ -172,8 +182,20 @@ ARCHITECTURES: tuple[Architecture, ...] = (
                                 "openpose_lite.models.mobilenet_weights:load_mobilenet_backbone"),
     ),
     Architecture(
+        name="body25_paf", branch="bottomup", title="OpenPose BODY_25: PReLU dense-block PAF stages, then heatmap "
+                                                     "stages (Cao et al. 2019)",
+        build="openpose_lite.models.cmu_caffe:build", settings=Body25Settings, input_norm="cmu",
+        layouts=(
+            WeightLayout("cmu_body25", "CMU's BODY_25 model (pose/body_25/pose_iter_584000.caffemodel, or a PyTorch "
+                         "file in its Caffe layer names)", "openpose_lite.models.cmu_caffe_weights:is_body25_named",
+                         "openpose_lite.models.cmu_caffe_weights:convert_body25_layout",
+                         reference="CMU openpose models/pose/body_25/pose_deploy.prototxt; input BGR pixel / 256 - 0.5",
+                         skeleton=BODY_25),
+        ),
+    ),
+    Architecture(
         name="hrnet", branch="topdown", title="HRNet (Sun et al. 2019)",
-        build="openpose_lite.models.hrnet:build", settings=("hrnet_width", "hrnet_blocks"), input_norm="imagenet_rgb",
+        build="openpose_lite.models.hrnet:build", settings=HRNetSettings, input_norm="imagenet_rgb",
         layouts=(
             WeightLayout("hrnet_official", f"an official pose-HRNet file ({_PERSON}, e.g. pose_hrnet_w32_256x192.pth)",
                          "openpose_lite.models.hrnet:is_hrnet_official", "openpose_lite.models.hrnet:convert_hrnet",
@@ -187,8 +209,8 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     ),
     Architecture(
         name="simple_baseline", branch="topdown", title="SimpleBaseline: ResNet + deconvolutions (Xiao et al. 2018)",
-        build="openpose_lite.models.simple_baseline:build", settings=("depth",), input_norm="imagenet_rgb",
-        published={"model": {"depth": 50}},
+        build="openpose_lite.models.simple_baseline:build", settings=SimpleBaselineSettings,
+        input_norm="imagenet_rgb",
         layouts=(
             WeightLayout("pose_resnet_official", f"an official SimpleBaseline file ({_PERSON}, e.g. "
                          "pose_resnet_50_256x192.pth)", "openpose_lite.models.simple_baseline:is_pose_resnet_official",
@@ -210,8 +232,8 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     ),
     Architecture(
         name="hourglass", branch="topdown", title="Stacked Hourglass (Newell et al. 2016), as mmpose builds it",
-        build="openpose_lite.models.hourglass:build", settings=("num_stages",), input_norm="imagenet_rgb",
-        published={"model": {"num_stages": 1}, "topdown": {"input_hw": [256, 256], "heatmap_hw": [64, 64]}},
+        build="openpose_lite.models.hourglass:build", settings=HourglassSettings, input_norm="imagenet_rgb",
+        published={"topdown": {"input_hw": [256, 256], "heatmap_hw": [64, 64]}},
         layouts=(
             WeightLayout("hourglass_mmpose", f"mmpose's Hourglass ({_PERSON}, e.g. hourglass52_coco_256x256: one stack)",
                          "openpose_lite.models.hourglass:is_hourglass_mmpose",
@@ -237,9 +259,9 @@ def architecture(name: str) -> Architecture:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(_BY_NAME)}") from None
 
 
-def architectures(branch: Branch | None = None) -> tuple[Architecture, ...]:
+def architectures(branch_name: str | None = None) -> tuple[Architecture, ...]:
     """Every row, or those of one branch, in table order."""
-    return tuple(a for a in ARCHITECTURES if branch is None or a.branch == branch)
+    return tuple(a for a in ARCHITECTURES if branch_name is None or a.branch == branch_name)
 
 
 def architecture_of(model: Any) -> Architecture | None:

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from openpose_lite.data.coco_validation import AnnotationError, CocoLayout, read_coco_keypoints
+from openpose_lite.coco.validation import AnnotationError, CocoLayout, read_coco_keypoints
 from openpose_lite.limbs import chunks, instance_completion, limb_components, mirror_completion, tree_completion
 from openpose_lite.params import brief
 from openpose_lite.skeleton import COCO_17, Skeleton, check_sigmas
@@ -355,7 +355,7 @@ def skeleton_of_coco(
     The skeleton comes from the group of categories that share one keypoint list and hold the
     most annotations (or the one holding ``category``, an id or a name); other keypoint
     categories are logged as left out. A file whose categories name no keypoints is refused
-    (:meth:`~openpose_lite.data.coco_validation.CocoLayout.check_named`): read as COCO-17 people,
+    (:meth:`~openpose_lite.coco.validation.CocoLayout.check_named`): read as COCO-17 people,
     a file of animals would be scored with the person's sigmas. ``settings`` go to
     :func:`skeleton_from_category`; ``complete`` completes the limbs from the group's annotations
     (:func:`complete_limbs`).
@@ -395,7 +395,7 @@ def skeleton_of_file(path: str | os.PathLike[str], *, category: int | str | None
     """The one skeleton of a COCO-format annotation file (see :func:`skeleton_of_coco`).
 
     The file is checked as every reader checks it
-    (:func:`~openpose_lite.data.coco_validation.read_coco_keypoints`): an annotation whose keypoint
+    (:func:`~openpose_lite.coco.validation.read_coco_keypoints`): an annotation whose keypoint
     list does not match its category's length is refused, naming the file and the annotation.
     Raises FileNotFoundError, or ValueError naming the file and the field.
     """

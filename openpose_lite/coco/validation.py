@@ -52,7 +52,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from openpose_lite.data.coco_rle import is_int, rle_problem
+from openpose_lite.coco.rle import is_int, rle_problem
 from openpose_lite.io import read_json
 from openpose_lite.params import brief
 from openpose_lite.skeleton import Skeleton, check_skeleton_size

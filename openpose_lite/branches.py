@@ -1,0 +1,114 @@
+"""The branch table: the ways the project finds people, one row each, as the architecture table lists networks.
+
+A branch is everything around a network that is the same for every network of its kind: the
+skeleton layout its networks carry, the codec that makes its targets and decodes its maps, the
+predictor that runs it on images, its training datasets, loss and AP, and its codec oracle. Each
+architecture row (:mod:`openpose_lite.architectures`) names its branch; everything that used
+to ask "bottom-up or top-down?" asks the row instead.
+
+* ``bottomup``: whole images -> PAF model -> people grouped by part affinity fields;
+* ``topdown``: person boxes -> crops -> heatmap model -> one person per box.
+
+**Adding a branch** is one module plus one row here. The module provides the functions the row
+names (``"module:function"`` references, imported on first use, so this table imports no torch):
+
+* ``codec(cfg: Config, skeleton=...) -> Codec``: the codec a config describes;
+* ``predictor``: a :class:`~openpose_lite.inference.base.Predictor` subclass with
+  ``from_config(model, codec, cfg, options)`` (its settings from the config and
+  :class:`~openpose_lite.inference.base.PredictorOptions`), ``calibration_set``, ``example_input_hw``
+  and ``describe``;
+* ``datasets(cfg, data, codec) -> (train, val or None)``, ``loss(outputs, targets, weights) -> {term: loss}``
+  and ``ap(model, cfg, ann, images, device, max_images=0, progress=False) -> metrics`` for training;
+* ``oracle(ann_file, codec, progress=False, **geometry) -> COCO results``: ground truth through the codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
+
+__all__ = ["BRANCHES", "Branch", "branch"]
+
+
+def _resolve(ref: str) -> Any:
+    from openpose_lite.architectures import resolve  # the table's one resolver (it imports this module)
+
+    return resolve(ref)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One row of the branch table; see the module docstring.
+
+    ``person_skeleton`` is the skeleton of this branch's person models and ``layout`` turns any
+    skeleton into the one its networks carry. ``needs_boxes``: its predictor runs on person boxes
+    (the command line then asks for them). ``options``: the decoding options of ``eval`` and
+    ``infer`` that apply to it (``input_size`` and codec fields); the command line leaves the others
+    out, so they keep the model's settings. ``sample_kind``: one training sample, in words.
+    """
+
+    name: str
+    title: str
+    person_skeleton: Skeleton
+    layout: Callable[[Skeleton], Skeleton]
+    codec: str
+    predictor: str
+    needs_boxes: bool
+    options: tuple[str, ...]
+    datasets: str
+    loss: str
+    ap: str
+    sample_kind: str
+    oracle: str
+
+    def build_codec(self, cfg: Any = None, skeleton: Skeleton | None = None) -> Any:
+        """The codec ``cfg`` (a :class:`~openpose_lite.config.Config`; None: the defaults) describes for
+        ``skeleton`` (default: the person), in this branch's layout."""
+        return _resolve(self.codec)(cfg, skeleton=skeleton or self.person_skeleton)
+
+    @property
+    def predictor_class(self) -> Any:
+        return _resolve(self.predictor)
+
+    def build_datasets(self, cfg: Any, data: Any, codec: Any) -> tuple:
+        return _resolve(self.datasets)(cfg, data, codec)
+
+    @property
+    def loss_terms(self) -> Callable[..., dict]:
+        return _resolve(self.loss)
+
+    def evaluate_ap(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        return _resolve(self.ap)(*args, **kwargs)
+
+    def oracle_results(self, ann_file: Any, codec: Any, progress: bool = False, **geometry: Any) -> list[dict]:
+        return _resolve(self.oracle)(ann_file, codec, progress=progress, **geometry)
+
+
+BRANCHES: tuple[Branch, ...] = (
+    Branch(name="bottomup", title="bottom-up", person_skeleton=OPENPOSE_18, layout=Skeleton.bottomup_layout,
+           codec="openpose_lite.config:build_bottomup_codec",
+           predictor="openpose_lite.inference.bottomup:BottomUpPredictor", needs_boxes=False,
+           options=("input_size", "peak_threshold", "refine", "blur_kernel"),
+           datasets="openpose_lite.training.data:bottomup_datasets",
+           loss="openpose_lite.training.branches:bottomup_loss_terms", ap="openpose_lite.training.branches:bottomup_ap",
+           sample_kind="training images", oracle="openpose_lite.oracle:bottomup_oracle_results"),
+    Branch(name="topdown", title="top-down", person_skeleton=COCO_17, layout=Skeleton.annotation_layout,
+           codec="openpose_lite.config:build_topdown_codec",
+           predictor="openpose_lite.inference.topdown:TopDownPredictor", needs_boxes=True, options=("refine",),
+           datasets="openpose_lite.training.data:topdown_datasets",
+           loss="openpose_lite.training.branches:topdown_loss_terms", ap="openpose_lite.training.branches:topdown_ap",
+           sample_kind="person crops", oracle="openpose_lite.oracle:topdown_oracle_results"),
+)
+
+_BY_NAME: dict[str, Branch] = {b.name: b for b in BRANCHES}
+
+
+def branch(name: str) -> Branch:
+    """The row of ``name``; ValueError listing the known branches otherwise."""
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown branch {name!r}; known: {', '.join(_BY_NAME)}") from None

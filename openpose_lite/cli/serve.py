@@ -1,0 +1,132 @@
+"""``openpose-lite serve``: the model behind an HTTP API and a page (:mod:`openpose_lite.serve`), on uvicorn.
+
+The model options are ``infer``'s (with its ``--hand`` and ``--face``); the server's bounds are :class:`~openpose_lite.serve.options.ServeOptions`.
+Everything that can be refused without the model (the options, a host that other machines reach
+without a token, a port already taken) is refused before the weights are read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+from openpose_lite.cli.errors import EXIT_OK, CliError, interrupt_code, interrupt_word
+from openpose_lite.cli.infer import add_hands_faces_args, hands_and_faces
+from openpose_lite.cli.models_args import (
+    add_predictor_args,
+    add_weights_args,
+    build_predictor,
+    describe,
+    positive_int,
+    weights_path,
+)
+from openpose_lite.serve.options import ServeOptions
+
+TOKEN_ENV = "OPENPOSE_LITE_TOKEN"
+# The option that sets each ServeOptions field, for its errors.
+_OPTION_OF = {"host": "--host", "port": "--port", "token": "--token", "batch_wait_ms": "--batch-wait-ms",
+              "batch_limit": "--batch-size", "queue_bound": "--queue", "max_body_bytes": "--max-body-mb",
+              "max_image_pixels": "--max-image-pixels", "request_timeout_s": "--timeout"}
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    d = ServeOptions
+    p = sub.add_parser(
+        "serve",
+        help="the model as an HTTP API (POST /v1/pose) with a page that draws the people (images, webcam)",
+        description="Serves a model on uvicorn: POST /v1/pose (an image, raw or as the multipart field 'image' -> "
+        "the people as OpenPose JSON and COCO results; ?render=1: the drawn image), GET /v1/model, GET /v1/health, "
+        "a WebSocket for webcam frames (/v1/ws) and a page at / that draws the people. Concurrent requests of one "
+        "image size share a network batch (--batch-size: by default 8 on a GPU, 1 on the CPU; --batch-wait-ms). "
+        "Listens on 127.0.0.1 unless --host says otherwise; any other host needs --token.",
+    )
+    add_weights_args(p)
+    add_predictor_args(p)
+    add_hands_faces_args(p)
+    # --batch-size here: the most images of concurrent requests in one network call (0, the default: by device)
+    p.set_defaults(batch_size=0)
+    p.add_argument("--host", default=d.host, help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=d.port, help="port to listen on (default: %(default)s; 0: a free one)")
+    p.add_argument("--token", default=os.environ.get(TOKEN_ENV),
+                   help=f"a secret every request must carry (Authorization: Bearer TOKEN, or ?token=TOKEN for the "
+                   f"page); required with a --host other machines reach (default: ${TOKEN_ENV}, which other users "
+                   "cannot read from the process list)")
+    p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms, metavar="MS",
+                   help="how long a request waits for others to share its network batch (default: %(default)g)")
+    p.add_argument("--queue", type=positive_int, default=d.queue_bound, metavar="N",
+                   help="images waiting for the network at most; more are answered 503 with Retry-After "
+                   "(default: %(default)s)")
+    p.add_argument("--max-body-mb", type=_positive_float, default=d.max_body_bytes / (1 << 20), metavar="MB",
+                   help="largest request body or WebSocket frame, in MiB (default: %(default)g)")
+    p.add_argument("--max-image-pixels", type=positive_int, default=d.max_image_pixels, metavar="N",
+                   help="refuse an image of more than N pixels (width x height), read from its header before it "
+                   "is decoded (default: %(default)s = 2^24, e.g. 4096 x 4096)")
+    p.add_argument("--timeout", type=_positive_float, default=d.request_timeout_s, metavar="S",
+                   help="seconds a request may take from its first byte to its answer (default: %(default)g)")
+
+
+def _options(args: argparse.Namespace) -> ServeOptions:
+    if args.boxes is not None:
+        raise CliError("--boxes names boxes by the image ids of a file; a served image has none: give a top-down "
+                       "model --person-detector FILE instead")
+    try:
+        return ServeOptions(host=args.host, port=args.port, token=args.token or None,
+                            batch_wait_ms=args.batch_wait_ms, batch_limit=args.batch_size or None,
+                            queue_bound=args.queue, max_body_bytes=int(args.max_body_mb * (1 << 20)),
+                            max_image_pixels=args.max_image_pixels, request_timeout_s=args.timeout)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise CliError(f"{_OPTION_OF.get(field.removeprefix('serve.'), field)}: {message}") from None
+
+
+def _bind(options: ServeOptions) -> socket.socket:
+    """The listening socket, bound before the weights are read: a taken port is said at once."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(options.host, options.port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)  # clients that connect while the model loads wait in the backlog
+    except OSError as exc:
+        raise CliError(f"--host {options.host} --port {options.port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    options = _options(args)
+    try:
+        import uvicorn
+
+        from openpose_lite.serve.app import create_app, uvicorn_config
+    except ImportError as exc:
+        raise CliError(f"serve needs the serve extra ({exc.name or exc} is not installed): "
+                       "pip install 'openpose-lite[serve]'") from None
+    weights_path(args)  # named before the port is taken
+    sock = _bind(options)
+    with sock:
+        predictor = hands_and_faces(args, build_predictor(args))
+        app = create_app(predictor, options)
+        server = uvicorn.Server(uvicorn_config(app, options, access_log=args.verbose))
+        host, port = sock.getsockname()[:2]
+        url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+        print(f"openpose-lite serve: {describe(predictor)}, batches of up to {app.state.service.batcher.limit}", flush=True)
+        auth = ('?token=TOKEN', ' -H "Authorization: Bearer TOKEN"') if options.token else ("", "")
+        print(f"open {url}{auth[0]} (the page); curl{auth[1]} -F image=@photo.jpg {url}v1/pose; Ctrl-C stops",
+              flush=True)
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt as exc:
+            print(f"openpose-lite serve: {interrupt_word(exc)}; stopped", flush=True)
+            return interrupt_code(exc)
+    return EXIT_OK

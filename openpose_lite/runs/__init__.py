@@ -1,0 +1,31 @@
+"""Runs: sources through a predictor into an output folder (what ``openpose-lite infer`` is a shell over).
+
+::
+
+    predictor = BottomUpPredictor.from_weights("best.pt")
+    summary = run(predictor, ["photos/", "clip.mp4"], RunOptions(output=Path("out"), weights=Path("best.pt")))
+
+* :func:`run` ``(predictor, sources, options, progress=None) -> RunSummary``; or :class:`Job`
+  ``(sources, options)``, which refuses bad sources, options and folders before the model loads,
+  then ``start()`` (a live source opens), ``run(predictor, progress=None, display=None)``,
+  ``stop(reason)`` (a live run ends after the frame in hand).
+* Sources (:class:`Sources`): images, folders of images and videos, videos; or one camera index
+  or stream URL, read newest frame first.
+* :class:`RunOptions`: the folder and ``overwrite`` / ``append``, the writers
+  (:data:`~openpose_lite.runs.outputs.WRITERS`), tracking and smoothing, batch size, pipelining,
+  the image size limit, the live limits.
+* ``progress`` gets a :class:`Progress` before the first item, after each, and with each failure;
+  the library logs and prints nothing. :class:`RunSummary` says what was done; :class:`RunStopped`,
+  what a stop (Ctrl-C, a full disk, a lost cluster) left on disk.
+* Over a Ray cluster (the ``ray`` extra): :func:`run_on_ray` ``(recipe, sources, options, ray_options,
+  progress)``, each worker building the predictor once from a :class:`PredictorRecipe`
+  (:mod:`openpose_lite.runs.ray_run`; :class:`RayOptions`).
+"""
+
+from openpose_lite.runs.job import Job, run
+from openpose_lite.runs.options import LiveStats, Progress, RunOptions, RunStopped, RunSummary
+from openpose_lite.runs.ray_run import PredictorRecipe, RayOptions, run_on_ray
+from openpose_lite.runs.sources import Source, Sources
+
+__all__ = ["Job", "LiveStats", "PredictorRecipe", "Progress", "RayOptions", "RunOptions", "RunStopped", "RunSummary",
+           "Source", "Sources", "run", "run_on_ray"]

@@ -1,0 +1,257 @@
+"""A run of sources through a predictor into an output folder: :class:`Job`, and :func:`run` for one call.
+
+Files are read and prepared ahead of the network and decoded and written behind it
+(:func:`~openpose_lite.inference.pipeline.run_pipelined`). Nothing one input does stops the
+others: an unreadable image, a frame the model fails on, a truncated video is a failure, skipped.
+What stops a run (a KeyboardInterrupt: Ctrl-C, or SIGTERM as the caller raises it; a full disk)
+raises :class:`RunStopped` once the index of what was done is written. The folder is locked from
+before the first write to the end; once a run stops nothing more is written, so the index names
+every image whose files are on disk. Live sources: :mod:`openpose_lite.runs.live_run`; the same
+run over a Ray cluster: :mod:`openpose_lite.runs.ray_run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from openpose_lite.io import plural
+from openpose_lite.runs.model_record import ModelRecord
+from openpose_lite.runs.options import Progress, Reporter, RunOptions, RunStopped, RunSummary
+from openpose_lite.runs.outputs import InferFolder, InferRun, close_videos, open_videos
+from openpose_lite.runs.sources import FileStream, Input, Item, Source, Sources, frame_count, video_fps
+from openpose_lite.skeleton import Skeleton
+from openpose_lite.structures import Poses
+
+__all__ = ["Job", "open_run", "process_inputs", "run", "stopped_run"]
+
+
+class Job:
+    """One run of ``sources`` into ``options.output``.
+
+    Built before the model loads: it lists the sources and refuses what cannot work (a missing
+    input, an output that is a file, tracking a lone image, a folder holding another run without
+    ``overwrite`` or ``append``, or in use), raising ValueError. :meth:`start` opens a live source
+    and starts reading it (so that it drains while the model loads); :meth:`run` runs a predictor;
+    :meth:`stop` asks a live run to end after the frame in hand; :meth:`close` (or leaving the
+    ``with`` block) stops the reading.
+    """
+
+    def __init__(self, sources: Sources | Sequence[Source], options: RunOptions) -> None:
+        self.sources = sources if isinstance(sources, Sources) else Sources.of(sources)
+        self.options = options
+        live = self.sources.live is not None
+        out = options.output
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--output {out}: is a file; infer writes a folder of outputs there, so name a folder"
+                             + ("" if live else " (new or existing)"))
+        lone = [i.path for i in self.sources.inputs if i.sequence is None]
+        if options.tracking is not None and lone:
+            raise ValueError(f"--track follows people from frame to frame: give a video or a folder of frames, not "
+                             f"the single image {lone[0]}")
+        self.folder = InferFolder(out)
+        # a folder that will be refused is refused before the model loads (and a live source opens)
+        self.folder.check_free(options.overwrite, options.append)
+        self.reader = None
+        self.stop_reason: str | None = None
+
+    def start(self) -> None:
+        """Open a live source and start reading it, newest frame first (nothing for files). Raises
+        ValueError naming a source that cannot be opened."""
+        if self.sources.live is None or self.reader is not None:
+            return
+        from openpose_lite import live
+
+        reader = live.LatestFrameReader(self.sources.live, reconnect=self.options.reconnect,
+                                        open_timeout=live.OPEN_TIMEOUT_S, read_timeout=live.READ_TIMEOUT_S)
+        try:
+            reader.open()
+        except live.SourceUnavailable as exc:
+            raise ValueError(str(exc)) from None
+        reader.start()
+        self.reader = reader
+
+    def stop(self, reason: str) -> None:
+        """Ask a live run to end after the frame in hand; ``reason`` is what its summary says."""
+        self.stop_reason = reason
+
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.stop()
+
+    def __enter__(self) -> "Job":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def run(self, predictor, progress: Callable[[Progress], None] | None = None, display=None) -> RunSummary:
+        """Run ``predictor`` (a :class:`~openpose_lite.inference.BottomUpPredictor`, a
+        :class:`~openpose_lite.inference.TopDownPipeline`, or anything with their ``prepare`` /
+        ``forward`` / ``finish`` / ``predict_batch`` and ``skeleton``) over the sources into the
+        folder; ``progress`` gets a :class:`Progress` as the run goes. ``display`` (live sources): an
+        object whose ``put(image, rate)`` takes each drawn frame (from the writing thread) and whose
+        ``refresh()``, called from this thread between frames, returns False to end the run.
+        Raises :class:`RunStopped` for a run that stopped, ValueError for a folder refused."""
+        if self.sources.live is not None:
+            from openpose_lite.runs.live_run import run_live
+
+            self.start()
+            return run_live(self, predictor, progress, display)
+        return _run_files(self, predictor, progress)
+
+
+def run(predictor, sources: Sources | Sequence[Source], options: RunOptions,
+        progress: Callable[[Progress], None] | None = None) -> RunSummary:
+    """Run ``predictor`` over ``sources`` into ``options.output``: :class:`Job` and :meth:`Job.run` in one call."""
+    with Job(sources, options) as job:
+        return job.run(predictor, progress)
+
+
+# ------------------------------------------------------------------------------- files
+class _Handle:
+    """Records each item's people in stream order: tracking, the image's files, the rendered videos.
+    Runs in the pipeline's writing thread; once :meth:`close` returned, it writes nothing more."""
+
+    def __init__(self, options: RunOptions, inputs: Sequence[Input], run: InferRun, report: Reporter) -> None:
+        self.options, self.inputs, self.run, self.report = options, inputs, run, report
+        self.lock = threading.RLock()  # re-entrant: a Ctrl-C inside a call in this thread leaves it to close()
+        self.closed = False
+        self.sequence: Path | None = None
+        self.tracker = None
+        self.videos: list = []  # (row of WRITERS, its open file) for the video being read
+        self.video_index: int | None = None
+
+    def _tracked(self, item: Item, poses: Poses) -> Poses:
+        tracking = self.options.tracking
+        if tracking is None:
+            return poses
+        source = self.inputs[item.index]
+        if source.sequence != self.sequence or self.tracker is None:
+            from openpose_lite.tracking import Tracker
+
+            # The One Euro filter's cutoffs are in Hz: a video's own rate; frames in a folder, 30 fps.
+            fps = video_fps(source.sequence) if source.kind == "video" else 0.0
+            self.sequence = source.sequence
+            self.tracker = Tracker(replace(tracking, fps=fps or 30.0))
+        return self.tracker.update(poses)
+
+    def __call__(self, item: Item, result: Poses | str) -> None:
+        with self.lock:
+            if self.closed:  # the run stopped (its index is being written): what comes after is not written
+                return
+            source = self.inputs[item.index]
+            if item.frame is not None and self.video_index != item.index:
+                close_videos(self.videos, True, self.run.written)
+                self.videos = open_videos(self.options.output, self.run.names[item.index], video_fps(source.path),
+                                          self.options.writers)
+                self.video_index = item.index
+            if isinstance(result, str):
+                where = source.path if item.frame is None else f"{source.path}, frame {item.frame}"
+                named = item.frame is None and str(source.path) in result  # the image reader's messages name the file
+                message = result if named else f"{where}: {result}"
+                self.run.fail(message, item.index)
+                self.report.failure(message)
+                if self.options.tracking is not None:
+                    self._tracked(item, Poses.empty())  # a tracker still counts the frame as seen without people
+            else:
+                poses = self._tracked(item, result)
+                self.run.record(item.index, item.frame, item.image, poses)
+                for _, video in self.videos:
+                    video.add(item.image, poses)
+            self.report.advance()
+
+    def close(self, keep: bool = True) -> None:
+        """Finish the open video (``keep``) or discard it; write nothing more."""
+        with self.lock:
+            self.closed = True
+            close_videos(self.videos, keep, self.run.written)
+            self.videos = []
+
+
+def process_inputs(options: RunOptions, inputs: Sequence[Input], mine: Sequence[int], predictor, run: InferRun,
+                   progress: Callable[[Progress], None] | None) -> None:
+    """Run ``predictor`` over the inputs ``mine`` (positions in ``inputs``, in order) and record each
+    image's and frame's people in ``run`` (its files written), its failures too. Raises what stops a
+    run (KeyboardInterrupt, OSError), the open rendered video discarded."""
+    from openpose_lite.inference.pipeline import run_pipelined, run_sequential
+
+    stream = FileStream(inputs, mine, options.max_image_pixels)
+    report = Reporter(progress, sum(1 if inputs[n].kind == "image" else frame_count(inputs[n].path)
+                                    for n in stream.mine))
+    handle = _Handle(options, inputs, run, report)
+    image_id = (lambda item: int(inputs[item.index].path.stem) if item.frame is None
+                and inputs[item.index].path.stem.isdigit() else None)  # box files name images by COCO id
+    runner = run_pipelined if options.pipelined else run_sequential
+    try:
+        runner(predictor, stream, stream.load, handle, options.batch_size, image_id)
+    except BaseException:
+        # A stop can leave the writing thread at work for a moment (a join cut short by the
+        # signal): closing waits for the image in hand and refuses the next ones.
+        handle.close(keep=False)
+        raise
+    handle.close()
+    for n, message, skipped in stream.video_problems():
+        run.fail(message, n)
+        report.failure(message, skipped)
+
+
+def _names(paths: Sequence[Path], shown: int = 5) -> str:
+    listed = ", ".join(str(p) for p in paths[:shown])
+    return listed + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
+
+
+def stopped_run(run: InferRun, cause: BaseException, before: str = "", after: str = "",
+             entries: Sequence[dict] | None = None, workers: int = 1) -> RunStopped:
+    """A run that stopped: its index written for what was done (``entries``; default: what ``run``
+    recorded) when the disk lets it, and a summary. The reason in words goes between ``before`` and
+    ``after``; the inputs that were not reached are named."""
+    entries = run.entries if entries is None else entries
+    done = f" after {plural(len(entries), 'image')}"
+    try:
+        run.write_index(entries)
+    except OSError:
+        pass  # the summary says which of the two is missing
+    missing = run.unprocessed(entries, run.failures)
+    left = f"; {len(missing)} inputs not processed: {_names(missing)}" if missing else ""
+    summary = RunSummary(run.out_dir, len(entries), sum(len(e["results"]) for e in entries),
+                         tuple(m for m, _ in run.failures), workers)
+    return RunStopped(cause, before, f"{after}{done}; {run.summary()}{left}", summary)
+
+
+@contextlib.contextmanager
+def open_run(job: Job, skeleton: Skeleton, resume: bool = False) -> Iterator[tuple[InferRun, list[Input]]]:
+    """(the run, its inputs): the folder taken for the job's run, under its lock to the end of the
+    block: checked free, cleared (``overwrite``) or its index read and its model checked
+    (``append``); the run's output names fixed. ``skeleton``: the predictor's. ``resume`` (with
+    ``append``): the inputs the folder's index already holds (the same file) are left out of the
+    run, so that a rerun does what is left."""
+    options, folder = job.options, job.folder
+    model = ModelRecord.of(options.weights, skeleton) if options.weights is not None else None  # before the folder
+    with folder.lock("openpose-lite infer"):
+        folder.claim(options.overwrite, options.append)
+        previous: tuple[list[dict], dict[str, dict]] = ([], {})
+        if options.append:
+            previous = folder.previous_index()
+            folder.check_model(model, previous[0])  # another model's outputs: refused, nothing written
+        inputs = list(job.sources.inputs)
+        if resume:
+            done = {entry["file"] for entry in previous[1].values()}
+            inputs = [i for i in inputs if str(i.path) not in done]
+        yield InferRun.for_inputs(options.output, options.writers, [(i.kind, i.path) for i in inputs],
+                                  folder.taken_names(), previous, model), inputs
+
+
+def _run_files(job: Job, predictor, progress: Callable[[Progress], None] | None) -> RunSummary:
+    """The folder taken (:func:`open_run`), the inputs run, the index written."""
+    with open_run(job, predictor.skeleton) as (run, inputs):
+        try:
+            process_inputs(job.options, inputs, range(len(inputs)), predictor, run, progress)
+            run.write_index()
+        except (KeyboardInterrupt, OSError) as exc:  # Ctrl-C, SIGTERM, a full disk, a folder that became unwritable
+            raise stopped_run(run, exc) from None
+    return RunSummary(job.options.output, run.num_images, sum(len(e["results"]) for e in run.entries),
+                      tuple(m for m, _ in run.failures))

@@ -1,0 +1,188 @@
+"""What a run is asked to do (:class:`RunOptions`), what it reports as it goes (:class:`Progress`),
+and what it did (:class:`RunSummary`; :class:`RunStopped` for a run that stopped before its end)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, check_max_pixels
+from openpose_lite.io import plural
+from openpose_lite.params import Params
+from openpose_lite.tracking import TrackerParams
+
+__all__ = ["LiveStats", "Progress", "Reporter", "RunOptions", "RunStopped", "RunSummary"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions(Params):
+    """How a run treats its sources and its output folder (checked on creation: ValueError).
+
+    ``output``: the folder; one holding another run's outputs is refused unless ``overwrite`` (its
+    files are removed first) or ``append`` (the new outputs join them: names and image ids avoid
+    theirs, and the index covers both). ``weights``: the weights file the predictor was built from,
+    recorded beside the index (:mod:`openpose_lite.runs.model_record`) so that ``append`` adds
+    only that model's outputs to a folder (None: no record, and no ``append``). ``writers``: the
+    rows of :data:`openpose_lite.runs.outputs.WRITERS` to write (``keypoints``, always;
+    ``rendered_image``, ``rendered_video``); ``results_coco.json`` and ``images.json`` are always
+    written. ``tracking``: follow people across the frames of each video and each folder of
+    frames (None: no ids); its ``fps`` is replaced by each video's own rate (30 for frames in a
+    folder and sources that announce none), its ``smooth`` smooths them. ``batch_size``: images
+    per network batch (a live source runs one frame at a time, the newest). ``pipelined``:
+    reading and writing overlap the network. ``max_image_pixels``: larger images are refused
+    from their header. Live sources only: ``max_frames``,
+    ``duration`` (seconds of processing), ``reconnect`` (tries to reopen a lost source).
+    """
+
+    _section: typing.ClassVar[str] = "RunOptions"
+
+    output: Path = Path("openpose_output")
+    overwrite: bool = False
+    append: bool = False
+    weights: Path | None = None
+    writers: tuple[str, ...] = ("keypoints",)
+    tracking: TrackerParams | None = None
+    batch_size: int = 1
+    pipelined: bool = True
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    max_frames: int | None = None
+    duration: float | None = None
+    reconnect: int = 0
+
+    def __post_init__(self) -> None:
+        # paths as text, and the writers as any collection of names (a set), are taken as they are meant
+        for name in ("output", "weights"):
+            if isinstance(getattr(self, name), str):
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        if isinstance(self.writers, (set, frozenset)):
+            object.__setattr__(self, "writers", tuple(sorted(self.writers)))
+        super().__post_init__()
+
+    def _check(self) -> None:
+        from openpose_lite.runs.outputs import WRITERS
+
+        names = [w.name for w in WRITERS]
+        self._require("keypoints" in self.writers and set(self.writers) <= set(names), "writers",
+                      f"'keypoints' (what images.json indexes) and any of {names[1:]}")
+        self._require(not (self.overwrite and self.append), "append", "false with overwrite (choose one)")
+        self._require(self.weights is not None or not self.append, "weights",
+                      "the weights file with append (the folder's outputs must be this model's)")
+        self._require(self.batch_size >= 1, "batch_size", "an integer >= 1")
+        check_max_pixels(self.max_image_pixels, f"{self._section}.max_image_pixels")
+        self._require(self.max_frames is None or self.max_frames >= 1, "max_frames", "an integer >= 1")
+        self._require(self.duration is None or (math.isfinite(self.duration) and self.duration > 0), "duration",
+                      "a positive number of seconds")
+        self._require(self.reconnect >= 0, "reconnect", "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A run's report as it goes: once before the first item (``done`` 0), after each image or frame
+    handled, and with each failure (``failure``: what failed, naming the input; ``skipped``: the
+    input has no outputs). ``total``: the images and frames the run has to handle (the video
+    headers' frame counts); None for a live source. ``workers``: a run spread over a cluster, its
+    workers alive (None: one process, or not known)."""
+
+    done: int
+    total: int | None
+    failure: str | None = None
+    skipped: bool = True
+    workers: int | None = None
+
+
+class Reporter:
+    """Hands a run's :class:`Progress` to the caller's ``callback`` (None: to no one); failures are
+    logged too. ``workers``: set by a run spread over a cluster, sent with each report."""
+
+    def __init__(self, callback: Callable[[Progress], None] | None, total: int | None) -> None:
+        self.callback, self.total, self.done = callback, total, 0
+        self.workers: int | None = None
+        self._send(Progress(0, total))
+
+    def _send(self, progress: Progress) -> None:
+        if self.callback is not None:
+            self.callback(progress)
+
+    def advance(self) -> None:
+        self.done += 1
+        self._send(Progress(self.done, self.total, workers=self.workers))
+
+    def failure(self, message: str, skipped: bool = True) -> None:
+        logger.debug("%s%s", message, " (skipped)" if skipped else "")
+        self._send(Progress(self.done, self.total, message, skipped, self.workers))
+
+
+@dataclass(frozen=True)
+class LiveStats:
+    """What a live run saw: frames handled (failed ones included), read from the source, dropped
+    (never taken: the network was busy), skipped (bad frames), reconnections; the capture-to-result
+    latencies (s) and the processed rate (frames/s); why it ended; whether the source was lost (no
+    stop was asked for; ``problem`` says why); and whether a second Ctrl-C stopped it at once."""
+
+    processed: int
+    read: int
+    dropped: int
+    skipped: int
+    reconnections: int
+    latencies: tuple[float, ...]
+    rate: float
+    reason: str
+    lost: bool = False
+    problem: str | None = None
+    interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: images and frames with outputs, people found, failures (one message each), in
+    ``output``, by ``processes`` (the workers of a run spread over a cluster). ``live``: a live
+    source's figures."""
+
+    output: Path
+    images: int
+    people: int
+    failures: tuple[str, ...]
+    processes: int = 1
+    live: LiveStats | None = None
+
+    def describe(self, people_words: tuple[str, str] = ("person", "people")) -> str:
+        """The run in words: ``3 images, 2 people, 1 failure; outputs in out``; a live run's figures on
+        three lines (frames, latency, folder)."""
+        live = self.live
+        if live is None:
+            workers = f" ({self.processes} workers)" if self.processes > 1 else ""
+            return (f"{plural(self.images, 'image')}, {plural(self.people, *people_words)}, "
+                    f"{plural(len(self.failures), 'failure')}{workers}; outputs in {self.output}")
+        skipped = f", {plural(live.skipped, 'bad frame')} skipped" if live.skipped else ""
+        reconnected = f", {plural(live.reconnections, 'reconnection')}" if live.reconnections else ""
+        lines = [f"{live.processed} frames processed, {live.dropped} dropped (of {live.read} read{skipped}"
+                 f"{reconnected}), {self.people} people, {len(self.failures)} failures; {live.reason}"]
+        if live.latencies:
+            import numpy as np
+
+            median, p95 = np.percentile(live.latencies, [50, 95])
+            lines.append(f"latency from capture to result: median {median:.3f} s, 95th percentile {p95:.3f} s; "
+                         f"{live.rate:.2f} frames/s processed")
+        lines.append(f"outputs in {self.output}")
+        return "\n".join(lines)
+
+
+class RunStopped(Exception):
+    """A run that stopped before its end, with what was done on disk (the index of it written where
+    the disk let it). ``cause``: the KeyboardInterrupt (Ctrl-C; SIGTERM where the caller raises one
+    for it), the OSError (a full disk) or, for a run spread over a Ray cluster, the error of the
+    cluster that stopped it; :meth:`message` says it all, given the cause in words."""
+
+    def __init__(self, cause: BaseException, before: str, after: str, summary: RunSummary | None = None) -> None:
+        super().__init__(f"{before}{cause}{after}")
+        self.cause, self.before, self.after, self.summary = cause, before, after, summary
+
+    def message(self, reason: str) -> str:
+        """``interrupted after 3 images; wrote 3 keypoint files ... to out``, ``reason`` the cause in words."""
+        return f"{self.before}{reason}{self.after}"

@@ -1,0 +1,396 @@
+"""What a run writes into its output folder, and how it names it.
+
+Per image ``<name>_keypoints.json`` (OpenPose JSON 1.3), per video frame
+``<video name>_<frame, 12 digits>_keypoints.json`` (OpenPose's naming), per live frame
+``<stem>_<frame number>_<capture time, UTC>_keypoints.json``; rendered, ``<name>_rendered.jpg`` /
+``<video name>_rendered.mp4``: the rows of :data:`WRITERS`. For the whole run ``results_coco.json``
+(COCO keypoint results) and ``images.json`` (image id -> file, frame, JSON name), with the record
+of the model (:mod:`openpose_lite.runs.model_record`). Every file is written atomically
+(:mod:`openpose_lite.io`), so a stopped run leaves whole files only.
+
+Names and ids never collide within a run, and do not depend on the order the work is done in
+or on how it is split between workers: every input's output name is fixed before the first
+image is read (two inputs with one stem get ``stem``, ``stem-2`` ...; a video whose frame names
+an image of the run would take is named ``clip-2``), and the image ids of ``results_coco.json``
+are handed out when the index is written, in input order: the numeric file stem (COCO's naming)
+where there is one, else a running index that skips every numeric stem of the run.
+
+The output folder follows the rule of every output folder (:mod:`openpose_lite.output_folder`,
+:class:`InferFolder`): one that holds another run's outputs is refused unless ``overwrite`` (its
+files are removed first) or ``append``: the new run's names then avoid the earlier ones, its
+image ids avoid theirs, and ``results_coco.json`` and ``images.json`` cover every image of the
+folder, earlier and new. A folder's outputs are one model's: ``append`` of another model (another
+skeleton, other weights) is refused naming both, before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from openpose_lite.io import (
+    MAX_CONFIG_BYTES,
+    atomic_write,
+    plural,
+    read_json,
+    replace_from_temp,
+    temp_sibling,
+    write_json_atomic,
+)
+from openpose_lite.output_folder import OutputFolder
+from openpose_lite.runs.model_record import MODEL_RECORD, RESULTS_CATEGORY_ID, ModelRecord
+from openpose_lite.skeleton import COCO_17
+from openpose_lite.structures import Poses
+
+__all__ = ["FRAME_DIGITS", "WRITERS", "InferFolder", "InferRun", "RenderedVideo", "Writer", "close_videos",
+           "free_video_stem", "open_videos", "output_names", "write_files", "write_image_atomic", "write_index"]
+
+# OpenPose names per-frame outputs <video>_<frame number, 12 digits>_keypoints.json.
+FRAME_DIGITS = 12
+
+
+def write_image_atomic(path: Path, image: np.ndarray) -> None:
+    """Encode ``image`` by ``path``'s extension and write it atomically."""
+    import cv2
+
+    ok, data = cv2.imencode(path.suffix, image)
+    if not ok:
+        raise ValueError(f"could not encode {path}")
+    atomic_write(path, lambda fh: fh.write(data.tobytes()), binary=True)
+
+
+class RenderedVideo:
+    """A video of the frames with their people drawn, written to a temporary name beside its target
+    and renamed when complete: :meth:`discard` (or a video with no frame) leaves nothing behind."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        """``fps``: the source's rate (0.0: unknown, written at 30)."""
+        self.path = path
+        self.fps = fps or 30.0  # a header without a rate: OpenCV's writer needs one
+        self.tmp: Path | None = None  # made with the first frame, named as atomic writes name theirs
+        self.writer = None
+        self.start: float | None = None  # live: the first frame's capture time
+        self.slots = 0  # frames written
+        self.last: np.ndarray | None = None
+
+    def add(self, image: np.ndarray, poses: Poses, at: float | None = None) -> None:
+        """Draw ``poses`` on ``image`` and write it; with ``at`` (a live frame's capture time, s) the
+        frame before is held until then, so that the video plays at the rate the frames were processed."""
+        from openpose_lite.viz import draw_poses
+
+        drawn = draw_poses(image, poses)
+        if at is not None:
+            self.start = at if self.start is None else self.start
+            while self.last is not None and self.slots < int(round((at - self.start) * self.fps)):
+                self._write(self.last)
+            self.last = drawn
+        self._write(drawn)
+
+    def _write(self, frame: np.ndarray) -> None:
+        import cv2
+
+        if self.writer is None:
+            h, w = frame.shape[:2]
+            self.tmp = temp_sibling(self.path)
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (int(w), int(h)))
+            if not self.writer.isOpened():
+                self.discard()
+                raise ValueError(f"cannot write {self.path} with OpenCV's mp4v codec")
+        self.writer.write(frame)
+        self.slots += 1
+
+    def close(self) -> bool:
+        """Finish the file and move it into place; False (and no file) when no frame was written."""
+        if self.writer is None:
+            return False
+        self.writer.release()
+        self.writer = None
+        replace_from_temp(self.tmp, self.path)
+        return True
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if self.tmp is not None and self.tmp.exists():
+            self.tmp.unlink()
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One kind of output file: ``<output name><suffix>``, counted as ``words`` in messages, written
+    per ``image`` (each image and each video or live frame), per ``still`` (each image, not the
+    frames of videos) or per ``video`` (each video and live source: ``write`` makes the object its
+    frames are added to, as :class:`RenderedVideo`). Its ``name`` turns it on in ``RunOptions.writers``."""
+
+    name: str
+    suffix: str
+    words: str
+    per: str
+    write: Callable
+
+
+def _keypoints(path: Path, image: np.ndarray, poses: Poses) -> None:
+    write_json_atomic(path, poses.to_openpose_dict())
+
+
+def _rendered(path: Path, image: np.ndarray, poses: Poses) -> None:
+    from openpose_lite.viz import draw_poses
+
+    write_image_atomic(path, draw_poses(image, poses))
+
+
+# What a run can write, in the order the folder's files are counted in messages.
+WRITERS = (
+    Writer("keypoints", "_keypoints.json", "keypoint file", "image", _keypoints),
+    Writer("rendered_image", "_rendered.jpg", "rendered image", "still", _rendered),
+    Writer("rendered_video", "_rendered.mp4", "rendered video", "video", RenderedVideo),
+)
+
+
+def write_files(out_dir: Path, name: str, image: np.ndarray, poses: Poses, writers: Collection[str],
+                per: tuple[str, ...], written: Counter) -> None:
+    """Write the files of the rows of :data:`WRITERS` named in ``writers`` and written ``per`` one of
+    ``per`` for an image or frame; ``written`` counts them."""
+    for w in WRITERS:
+        if w.per in per and w.name in writers:
+            w.write(out_dir / f"{name}{w.suffix}", image, poses)
+            written[w.words] += 1
+
+
+def open_videos(out_dir: Path, name: str, fps: float, writers: Collection[str]) -> list[tuple[Writer, object]]:
+    """(row, open file) of each per-video row of :data:`WRITERS` named in ``writers``, for the video
+    (or live source) named ``name`` at ``fps``."""
+    return [(w, w.write(out_dir / f"{name}{w.suffix}", fps)) for w in WRITERS if w.per == "video" and w.name in writers]
+
+
+def close_videos(videos: list[tuple[Writer, object]], keep: bool, written: Counter) -> None:
+    """Finish the files :func:`open_videos` opened (``written`` counts them), or discard them."""
+    for row, video in videos:
+        if not keep:
+            video.discard()
+        elif video.close():
+            written[row.words] += 1
+
+
+def _suffixes(*per: str) -> tuple[str, ...]:
+    return tuple(w.suffix for w in WRITERS if w.per in per)
+
+
+def output_names(inputs: Sequence[tuple[str, Path]], taken: set[str] = frozenset()) -> list[str]:
+    """The output name of every input ((kind, path), kind "image" or "video"), unique within the run.
+
+    ``stem``, or ``stem-2``, ``stem-3`` ... when an earlier input took it; a video is also kept
+    from a name under which one of its frames would be named like an image of the run. ``taken``:
+    file names already in the output folder (``append``), whose outputs no name may overwrite.
+    """
+    image_stems = {path.stem for kind, path in inputs if kind == "image"}
+    held = {name[: -len(s)] for name in taken for s in _suffixes("image") if name.endswith(s)}
+    used: set[str] = set()
+    names = []
+    for kind, path in inputs:
+        def clashes(name: str) -> bool:
+            if kind != "video":
+                return any(f"{name}{s}" in taken for s in _suffixes("image", "still"))
+            pattern = re.compile(re.escape(name) + rf"_\d{{{FRAME_DIGITS}}}")
+            return (any(pattern.fullmatch(s) for s in image_stems | held)
+                    or any(f"{name}{s}" in taken for s in _suffixes("image", "video")))
+
+        candidate, n = path.stem, 1
+        while candidate in used or clashes(candidate):
+            n += 1
+            candidate = f"{path.stem}-{n}"
+        used.add(candidate)
+        names.append(candidate)
+    return names
+
+
+def free_video_stem(stem: str, taken: set[str]) -> str:
+    """``stem``, or ``stem-2`` ... when an earlier run's per-video file in the folder has its name (``append``)."""
+    candidate, n = stem, 1
+    while any(f"{candidate}{s}" in taken for s in _suffixes("video")):
+        n += 1
+        candidate = f"{stem}-{n}"
+    return candidate
+
+
+def write_index(out_dir: Path, results: list[dict], images: dict[str, dict], model: ModelRecord | None,
+                written: Counter | None = None) -> None:
+    """``results_coco.json`` and ``images.json`` (``written`` counts each), after the record of the
+    model where the folder has none (a folder that has one holds this model's outputs:
+    :meth:`InferFolder.check_model` saw to it, and the first record is kept)."""
+    if model is not None:
+        model.keep_in(out_dir)
+    for name, data in (("results_coco.json", results), ("images.json", images)):
+        write_json_atomic(out_dir / name, data)
+        if written is not None:
+            written[name] += 1
+
+
+class InferFolder(OutputFolder):
+    """A run's output folder: the files of its runs, and the index of the earlier run(s) and the
+    record of their model for ``append``."""
+
+    RUN_FILES = tuple((f"*{w.suffix}", w.words) for w in WRITERS) + (
+        ("results_coco.json", None), ("images.json", None))
+    RECORDS = (MODEL_RECORD,)
+    OPTION = "--output"
+    WAYS = ("add to it with --append", "replace it with --overwrite")
+    _AGAIN = "replace the earlier run with --overwrite"
+
+    def recorded_model(self) -> ModelRecord | None:
+        """The record of the model the folder's outputs are of; None where there is none.
+
+        Raises ValueError for a record that cannot be read.
+        """
+        path = self.path / MODEL_RECORD
+        if not (path.is_symlink() or path.exists()):
+            return None
+        try:
+            return ModelRecord.from_dict(read_json(path, "model record", MAX_CONFIG_BYTES), str(path))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--append: {exc}; {self._AGAIN}, or choose another --output") from None
+
+    def check_model(self, model: ModelRecord, results: Sequence[dict]) -> None:
+        """Refuse to add ``model``'s outputs (``append``) to the folder's when they are another model's.
+
+        ``results``: the folder's ``results_coco.json`` (:meth:`previous_index`). Outputs without a
+        record (written before runs kept one, or by a live run) are taken to be a person model's,
+        the default, when their results agree (a person's 17 keypoints each, or none): a person
+        model may add to them, and the run records it; any other model is refused, since nothing
+        says whose they are. Raises ValueError naming both models.
+        """
+        if not self.run_files():
+            return
+        ways = "replace them with --overwrite, or choose another --output"
+        recorded = self.recorded_model()
+        if recorded is not None:
+            why = recorded.difference(model)
+            if why is not None:
+                raise ValueError(f"--append: {self.path} holds the outputs of {recorded.describe()}, and this run's "
+                                 f"model is {model.describe()}: {why}; a folder holds one model's outputs: {ways}")
+            return
+        person = model.keypoints == COCO_17.keypoints
+        sizes = sorted({len(r["keypoints"]) // 3 for r in results if isinstance(r.get("keypoints"), list)})
+        if not person or sizes not in ([], [len(model.keypoints)]):
+            held = f"results of {' and '.join(map(str, sizes))} keypoints" if sizes else "outputs"
+            raise ValueError(f"--append: {self.path} holds {held} without a record of their model ({MODEL_RECORD}), "
+                             f"which only a person model's of 17 keypoints may join, and this run's model is "
+                             f"{model.describe()}; a folder holds one model's outputs: {ways}")
+
+    def taken_names(self) -> set[str]:
+        """The names of the files this folder holds (what a new run's names must not take)."""
+        return {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
+
+    def previous_index(self) -> tuple[list[dict], dict[str, dict]]:
+        """(results, images) of the earlier run(s) the folder holds, for ``append``; empty for an empty folder.
+
+        Raises ValueError for outputs without a readable index (a run killed before it wrote one):
+        appending to them would leave images out of it.
+        """
+        held = self.run_files()
+        if not held:
+            return [], {}
+        index = (self.path / "results_coco.json", self.path / "images.json")
+        if not all(p.is_file() for p in index):
+            raise self.refusal(held, "holds outputs without their index (a run stopped before writing it)",
+                               ["replace them with --overwrite"])
+        try:
+            results, images = read_json(index[0], "results file"), read_json(index[1], "image index")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"--append: {exc}; {self._AGAIN}, or choose another --output") from None
+        if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+            raise ValueError(f"--append: {index[0]}: expected a list of COCO results; {self._AGAIN}")
+        if not isinstance(images, dict) or not all(k.isdigit() and isinstance(v, dict) for k, v in images.items()):
+            raise ValueError(f"--append: {index[1]}: expected an object of image ids; {self._AGAIN}")
+        return results, images
+
+
+@dataclass
+class InferRun:
+    """What one run over files has written so far (its entries, by input and frame) and what failed."""
+
+    out_dir: Path
+    writers: Collection[str]
+    inputs: list[tuple[str, Path]]
+    names: list[str]
+    entries: list[dict] = field(default_factory=list)  # {"input", "frame", "json", "results"}
+    failures: list[tuple[str, int | None]] = field(default_factory=list)  # (message, input index or None)
+    written: Counter = field(default_factory=Counter)  # kind of file -> how many
+    # append: the earlier run's (results, images), kept in the index with their ids
+    previous: tuple[list[dict], dict[str, dict]] = field(default_factory=lambda: ([], {}))
+    # recorded with the index where the folder has none yet (None: no record)
+    model: ModelRecord | None = None
+
+    @classmethod
+    def for_inputs(cls, out_dir: Path, writers: Collection[str], inputs: Sequence[tuple[str, Path]],
+                   taken: set[str] = frozenset(), previous: tuple[list[dict], dict[str, dict]] = ([], {}),
+                   model: ModelRecord | None = None) -> "InferRun":
+        """A run over ``inputs`` ((kind, path) with kind "image" or "video"); their names are fixed here,
+        avoiding the file names ``taken`` in the folder; ``previous``: the index of the run appended to;
+        ``model``: the run's model, recorded with the index (:data:`MODEL_RECORD`)."""
+        return cls(out_dir, frozenset(writers), list(inputs), output_names(inputs, taken), previous=previous,
+                   model=model)
+
+    @property
+    def num_images(self) -> int:
+        return len(self.entries)
+
+    def record(self, index: int, frame: int | None, image: np.ndarray, poses: Poses) -> str:
+        """Write one image's (or video frame's) files and keep its COCO results; returns its output name."""
+        name = self.names[index] if frame is None else f"{self.names[index]}_{frame:0{FRAME_DIGITS}d}"
+        entry = {"input": index, "frame": frame, "json": f"{name}_keypoints.json",
+                 "results": poses.to_coco(0, RESULTS_CATEGORY_ID)}
+        per = ("image",) if frame is not None else ("image", "still")
+        write_files(self.out_dir, name, image, poses, self.writers, per, self.written)
+        self.entries.append(entry)
+        return name
+
+    def fail(self, message: str, index: int | None = None) -> None:
+        """Note that input ``index`` failed (listed again in the summary)."""
+        self.failures.append((message, index))
+
+    def unprocessed(self, entries: Sequence[dict], failures: Sequence[tuple[str, int | None]]) -> list[Path]:
+        """The inputs that neither ``entries`` nor ``failures`` mention: what a stopped run did not reach."""
+        seen = {e["input"] for e in entries} | {index for _, index in failures}
+        return [path for n, (_, path) in enumerate(self.inputs) if n not in seen]
+
+    def index(self, entries: Sequence[dict] | None = None) -> tuple[list[dict], dict[str, dict]]:
+        """(results_coco, images) of ``entries`` (default: this run's), ids handed out in input order,
+        after the earlier run's (``append``), whose ids they avoid."""
+        reserved = {int(path.stem) for kind, path in self.inputs if kind == "image" and path.stem.isdigit()}
+        results, images = list(self.previous[0]), dict(self.previous[1])
+        used = {int(key) for key in images}
+        next_id = 1
+        for entry in sorted(entries if entries is not None else self.entries,
+                            key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
+            kind, path = self.inputs[entry["input"]]
+            stem = path.stem if entry["frame"] is None else None  # video frames: running index
+            if stem is not None and stem.isdigit() and int(stem) not in used:
+                image_id = int(stem)
+            else:
+                while next_id in used or next_id in reserved:
+                    next_id += 1
+                image_id = next_id
+            used.add(image_id)
+            results.extend({**r, "image_id": image_id} for r in entry["results"])
+            images[str(image_id)] = {"file": str(path), "frame": entry["frame"], "json": entry["json"]}
+        return results, images
+
+    def write_index(self, entries: Sequence[dict] | None = None) -> None:
+        """The run's index (:func:`write_index`) for ``entries`` (default: what was recorded so far)."""
+        write_index(self.out_dir, *self.index(entries), self.model, self.written)
+
+    def summary(self) -> str:
+        """What is on disk: ``wrote 12 keypoint files, results_coco.json and images.json to out``."""
+        parts = [plural(n, kind) for kind, n in self.written.items() if not kind.endswith(".json") and n]
+        parts += [kind for kind in ("results_coco.json", "images.json") if self.written[kind]]
+        missing = [kind for kind in ("results_coco.json", "images.json") if not self.written[kind]]
+        listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else (parts[0] if parts else "nothing")
+        text = f"wrote {listed} to {self.out_dir}"
+        return text + (f" ({' and '.join(missing)} not written)" if missing else "")

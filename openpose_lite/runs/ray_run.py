@@ -1,0 +1,372 @@
+"""A run spread over a Ray cluster: ``openpose-lite infer SOURCES --ray [ADDRESS]``, or :func:`run_on_ray`.
+
+The driver (the calling process) lists the sources and takes the output folder as a local run
+does (:func:`~openpose_lite.runs.job.open_run`: locked, output names fixed). The work is cut into
+units (:func:`~openpose_lite.runs.sources.sequence_units`: an image; a video, or a folder of frames
+when tracking, whole and in frame order) handed to Ray Data as rows of paths and output names,
+so no pixels pass through the driver. A pool of actors, each of which builds the predictor once
+from a :class:`PredictorRecipe`, reads each unit's files with the project's bounded image reader,
+runs them as a local run does (:func:`~openpose_lite.runs.job.process_inputs`) and writes their
+per-image files itself, atomically, into the output folder (which every node must see at the same
+path, as the inputs and the weights). It returns only each image's index entry (its people's
+keypoints), the failures and the counts of files written; the driver reports progress and writes
+``results_coco.json`` and ``images.json`` at the end, with the ids a local run hands out.
+
+Lost workers: a worker process that dies (killed, out of memory, its node lost) is restarted by
+Ray and its task run again (Ray Data's actor fault tolerance). A worker removed for good
+(``ray.kill``) ends Ray Data's execution; the driver then runs the units not yet done on a new
+pool (``RayOptions.attempts`` runs in all); one that cannot build the predictor stops the run at
+once. A unit's records are taken only when the whole unit is
+back, so each image is in the index once; a unit run twice rewrites its files atomically with
+the same contents, and the temporary files of writes a kill cut short are removed at the end.
+A stop on the driver (Ctrl-C, SIGTERM, the cluster lost) writes the index of the units done and
+raises :class:`~openpose_lite.runs.options.RunStopped`; a rerun with ``append`` skips the inputs
+that index holds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import time
+import typing
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openpose_lite.io import file_problem
+from openpose_lite.params import Params
+from openpose_lite.runs.job import Job, open_run, process_inputs, stopped_run
+from openpose_lite.runs.options import Progress, Reporter, RunOptions, RunSummary
+from openpose_lite.runs.outputs import InferRun
+from openpose_lite.runs.sources import Input, Source, Sources, frame_count, sequence_units
+
+if TYPE_CHECKING:
+    from openpose_lite.inference import PredictorOptions
+    from openpose_lite.skeleton import Skeleton
+
+__all__ = ["EXTRA_INSTALL", "PredictorRecipe", "RayOptions", "RayUnavailableError", "import_ray", "run_on_ray"]
+
+EXTRA_INSTALL = "pip install 'openpose-lite[ray]'"
+
+
+class RayUnavailableError(ValueError, ImportError):
+    """Ray (with Ray Data) is not installed or does not import; the message says how to install it."""
+
+
+def import_ray() -> Any:
+    """The ``ray`` module with ``ray.data`` imported, or a :class:`RayUnavailableError` naming the extra."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the extra's other half (pyarrow)
+    except Exception as exc:  # noqa: BLE001 - missing, or a broken install: the same advice
+        raise RayUnavailableError(f"--ray needs Ray Data, which does not import here ({type(exc).__name__}: {exc}); "
+                                  f"install it with {EXTRA_INSTALL}") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class PredictorRecipe:
+    """What each worker builds its predictor from: ``weights`` (a file every node sees at this path),
+    ``options`` (:class:`~openpose_lite.inference.PredictorOptions`, as
+    :func:`~openpose_lite.inference.build_predictor` takes them; None: the defaults; any backend and
+    precision, OpenVINO int8 included, each worker calibrating or reading the cached model), CMU's
+    ``hand`` and ``face`` networks run on each person (files, optional), and ``threads``: the CPU
+    threads of each worker's network (0: one per CPU the worker holds)."""
+
+    weights: Path
+    options: PredictorOptions | None = None
+    hand: Path | None = None
+    face: Path | None = None
+    threads: int = 0
+
+    def skeleton(self) -> Skeleton:
+        """The skeleton of what the predictor finds, checked where the driver runs, before any worker
+        starts: ValueError naming a weights, hand or face file that cannot be read."""
+        for option, path in (("--hand", self.hand), ("--face", self.face)):
+            problem = None if path is None else file_problem(path)
+            if problem is not None:
+                raise ValueError(f"{option} {path}: " + ("not found" if problem == "not found" else
+                                                           f"is {problem}, not a weights file"))
+        return self.load().skeleton
+
+    def load(self) -> Any:
+        """The :class:`~openpose_lite.models.weights.LoadedWeights` of ``weights`` (ValueError naming the file)."""
+        from openpose_lite.inference import load_for_inference
+
+        return load_for_inference(Path(self.weights))
+
+    def build(self) -> Any:
+        """The predictor: the weights loaded and built with ``options``, the hand and face networks on its people."""
+        from openpose_lite.inference import PredictorOptions, build_predictor
+        from openpose_lite.inference.hands_faces import with_hands_faces
+
+        options = self.options if self.options is not None else PredictorOptions()
+        predictor = build_predictor(self.load(), options)
+        if self.hand is None and self.face is None:
+            return predictor
+        # as `infer --hand/--face` runs them: the body model's device, backend and precision (int8:
+        # calibrated on the crops of the people it finds in the calibration images)
+        runtime = {"device": options.device, "backend": options.backend or "torch",
+                   "precision": options.precision or "fp32"}
+        calibration = options.calibration if runtime["backend"] == "openvino" else None
+        return with_hands_faces(predictor, self.hand, self.face, calibration=calibration, **runtime)
+
+
+@dataclass(frozen=True)
+class RayOptions(Params):
+    """Where and how wide a run spreads (checked on creation: ValueError).
+
+    ``address``: the cluster to join (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``); None: a local
+    Ray with this machine's cores. ``workers``: the actors, each holding ``cpus_per_worker`` CPUs
+    and ``gpus_per_worker`` GPUs (None: one GPU each where the cluster has GPUs and the predictor's
+    device is not ``cpu``); None: as many as the cluster's GPUs, else its CPUs, hold.
+    ``units_per_task``: units (images, videos) per Ray task. ``attempts``: runs in all, each of the
+    units not yet done, when workers are lost for good.
+    """
+
+    _section: typing.ClassVar[str] = "RayOptions"
+
+    address: str | None = None
+    workers: int | None = None
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float | None = None
+    units_per_task: int = 4
+    attempts: int = 3
+
+    def _check(self) -> None:
+        self._require(self.workers is None or self.workers >= 1, "workers", "an integer >= 1")
+        self._require(self.cpus_per_worker > 0, "cpus_per_worker", "a positive number")
+        self._require(self.gpus_per_worker is None or self.gpus_per_worker >= 0, "gpus_per_worker", "a number >= 0")
+        self._require(self.units_per_task >= 1, "units_per_task", "an integer >= 1")
+        self._require(self.attempts >= 1, "attempts", "an integer >= 1")
+
+
+class _PoseWorker:
+    """A Ray Data actor: builds the predictor once, then runs units of work (rows: ``unit``, the JSON of
+    a unit's inputs) into the output folder; returns one JSON record per entry, failure and unit done."""
+
+    def __init__(self, recipe: PredictorRecipe, options: RunOptions, threads: int) -> None:
+        from openpose_lite.devices import set_threads
+
+        set_threads(threads)  # before the runtime is built: the OpenVINO one reads torch's thread count
+        self.predictor = recipe.build()
+        self.options = options
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
+        records: list[str] = []
+        for text in batch["unit"]:
+            records.extend(self._unit(json.loads(str(text))))
+        return {"record": records}
+
+    def _unit(self, unit: dict) -> list[str]:
+        import ray
+
+        rows = unit["inputs"]  # [position in the run, kind, path, sequence or "", output name]
+        inputs = [Input(kind, Path(path), Path(sequence) if sequence else None) for _, kind, path, sequence, _ in rows]
+        run = InferRun(self.options.output, frozenset(self.options.writers), [(i.kind, i.path) for i in inputs],
+                       [row[4] for row in rows])
+        skipped: list[bool] = []
+        process_inputs(self.options, inputs, range(len(inputs)), self.predictor, run,
+                       lambda p: skipped.append(p.skipped) if p.failure is not None else None)
+        where = [row[0] for row in rows]
+        records = [{"entry": {**entry, "input": where[entry["input"]]}} for entry in run.entries]
+        records += [{"failure": message, "input": None if n is None else where[n], "skipped": s}
+                    for (message, n), s in zip(run.failures, skipped)]
+        records.append({"done": unit["unit"], "written": dict(run.written),
+                        "worker": ray.get_runtime_context().get_actor_id()})
+        return [json.dumps(r, separators=(",", ":")) for r in records]
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Join the cluster at ``address``, or start a local Ray on this machine's cores; whether this call
+    started it (and ends it). A process already connected keeps its connection."""
+    if ray.is_initialized():
+        return False
+    # Ray's own messages at warning and above, or what the caller set for its logger
+    level = logging.getLogger("ray").level or logging.WARNING
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": level}
+    try:
+        if address is None:
+            ray.init(num_cpus=os.cpu_count(), **quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray"
+        raise ValueError(f"--ray: cannot start or join {where}: {str(exc).splitlines()[0]}") from None
+    return True
+
+
+def _error_line(exc: BaseException) -> str:
+    """The last line of a Ray error's text (the worker's exception type and message), colours removed."""
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _lost_worker_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """The errors of a worker lost (its process, its node) rather than of the work it ran."""
+    ex = ray.exceptions
+    return tuple(getattr(ex, name) for name in ("RayActorError", "WorkerCrashedError", "NodeDiedError",
+                                                "ObjectLostError", "OwnerDiedError") if hasattr(ex, name))
+
+
+class _Workers:
+    """How many of the run's actors are alive, asked of the cluster at most once a second (None: not told)."""
+
+    def __init__(self, ray: Any) -> None:
+        self.ray, self.count, self.asked = ray, None, 0.0
+
+    def alive(self) -> int | None:
+        now = time.monotonic()
+        if now - self.asked >= 1.0:
+            self.asked = now
+            try:
+                from ray._private import state  # the one way to list actors without the dashboard
+
+                job = self.ray.JobID.from_hex(self.ray.get_runtime_context().get_job_id())
+                table = state.actors(job_id=job, actor_state_name="ALIVE")
+                self.count = sum(_PoseWorker.__name__ in str(a.get("ActorClassName", "")) for a in table.values())
+            except Exception:  # noqa: BLE001 - a count for the progress bar, never a reason to stop
+                self.count = None
+        return self.count
+
+
+def _pool_size(ray: Any, recipe: PredictorRecipe, ray_options: RayOptions) -> tuple[int, float, float]:
+    """(workers, CPUs each, GPUs each) for the cluster as it is now."""
+    resources = ray.cluster_resources()
+    device = str(getattr(recipe.options, "device", None) or "auto")
+    gpus = ray_options.gpus_per_worker
+    if gpus is None:
+        gpus = 1.0 if resources.get("GPU", 0) >= 1 and device != "cpu" else 0.0
+    workers = ray_options.workers
+    if workers is None:
+        held = resources.get("GPU", 0) / gpus if gpus else resources.get("CPU", 1) / ray_options.cpus_per_worker
+        workers = max(1, int(held))
+    return workers, ray_options.cpus_per_worker, gpus
+
+
+def run_on_ray(recipe: PredictorRecipe, sources: Sources | Sequence[Source], options: RunOptions,
+               ray_options: RayOptions = RayOptions(),
+               progress: Callable[[Progress], None] | None = None) -> RunSummary:
+    """Run the predictor ``recipe`` describes over ``sources`` (files, folders, videos) into
+    ``options.output`` on a Ray cluster; the files are those of :func:`~openpose_lite.runs.run`.
+    ``options.append`` resumes: the inputs the folder's index already holds (the same file) are
+    skipped, the others added. ``progress`` gets a :class:`Progress` (with the workers alive) as
+    units come back.
+
+    Raises ValueError for sources, options, a folder or weights refused (before Ray starts),
+    :class:`RayUnavailableError` without the ``ray`` extra, and
+    :class:`~openpose_lite.runs.options.RunStopped` for a run that stopped (Ctrl-C, SIGTERM as the
+    caller raises it, a full disk, the cluster lost, workers lost more than ``attempts`` times).
+    """
+    ray = import_ray()
+    job = Job(sources, options)
+    if job.sources.live is not None:
+        raise ValueError("--ray runs files, folders and videos; a camera or stream is read by one process")
+    skeleton = recipe.skeleton()  # files that cannot be read are refused before Ray starts
+    started = _connect(ray, ray_options.address)
+    try:
+        with open_run(job, skeleton, resume=options.append) as (run, inputs):
+            summary = _Driver(ray, recipe, options, ray_options, run, inputs, progress).drive()
+            job.folder.remove_stale_temp_files()  # writes a lost worker had begun
+            return summary
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class _Driver:
+    """The driver's side of a run: the units handed out, their records taken as whole units come back."""
+
+    def __init__(self, ray: Any, recipe: PredictorRecipe, options: RunOptions, ray_options: RayOptions,
+                 run: InferRun, inputs: list[Input], progress: Callable[[Progress], None] | None) -> None:
+        self.ray, self.recipe, self.options, self.ray_options = ray, recipe, options, ray_options
+        self.run, self.inputs = run, inputs
+        self.units = sequence_units(inputs, options.tracking is not None)
+        self.report = Reporter(progress, sum(1 if i.kind == "image" else frame_count(i.path) for i in inputs))
+        self.done: set[int] = set()
+        self.pending: dict[int, list[dict]] = {}  # records of units not yet whole
+        self.workers = _Workers(ray)
+        self.ran: set[str] = set()  # the workers that did units
+
+    def _row(self, k: int) -> dict[str, str]:
+        rows = [[n, self.inputs[n].kind, str(self.inputs[n].path), str(self.inputs[n].sequence or ""),
+                 self.run.names[n]] for n in self.units[k]]
+        return {"unit": json.dumps({"unit": k, "inputs": rows})}
+
+    def _take(self, record: dict) -> None:
+        """One record from a worker; a unit's are kept once it is whole (its ``done`` record came)."""
+        if "done" not in record:
+            self.pending.setdefault(record["input"] if "entry" not in record else record["entry"]["input"],
+                                    []).append(record)
+            return
+        k = record["done"]
+        positions = self.units[k]
+        records = [r for n in positions for r in self.pending.pop(n, [])]
+        if k in self.done:  # a unit run twice: its files were rewritten with the same contents
+            return
+        self.done.add(k)
+        self.ran.add(record["worker"])
+        self.run.written.update(Counter(record["written"]))
+        self.report.workers = self.workers.alive()
+        entries = [r["entry"] for r in records if "entry" in r]
+        for entry in sorted(entries, key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
+            self.run.entries.append(entry)
+            self.report.advance()
+        for r in records:
+            if "failure" in r:
+                self.run.fail(r["failure"], r["input"])
+                self.report.failure(r["failure"], r["skipped"])
+
+    def _dataset(self, todo: list[int]) -> Any:
+        workers, cpus, gpus = _pool_size(self.ray, self.recipe, self.ray_options)
+        per_task = max(1, min(self.ray_options.units_per_task, len(todo) // workers))  # few units: one each
+        tasks = math.ceil(len(todo) / per_task)
+        workers = min(workers, tasks)
+        threads = self.recipe.threads or max(1, int(cpus))
+        data = self.ray.data.from_items([self._row(k) for k in todo], override_num_blocks=tasks)
+        return data.map_batches(
+            _PoseWorker, fn_constructor_kwargs={"recipe": self.recipe, "options": self.options, "threads": threads},
+            compute=self.ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers),
+            num_cpus=cpus, num_gpus=gpus or None, batch_size=per_task, batch_format="numpy")
+
+    def drive(self) -> RunSummary:
+        lost = _lost_worker_errors(self.ray)
+        context = self.ray.data.DataContext.get_current()
+        bars, context.enable_progress_bars = context.enable_progress_bars, False  # the callback reports the run
+        try:
+            for attempt in range(self.ray_options.attempts):
+                todo = [k for k in range(len(self.units)) if k not in self.done]
+                if not todo:
+                    break
+                self.pending.clear()  # what a lost pool left half-returned is run again
+                try:
+                    for batch in self._dataset(todo).iter_batches(batch_size=None, batch_format="numpy"):
+                        for text in batch["record"]:
+                            self._take(json.loads(str(text)))
+                except lost as exc:
+                    if getattr(exc, "actor_init_failed", False):  # the predictor cannot be built: no retry helps
+                        raise stopped_run(self.run, RuntimeError(_error_line(exc)), "stopped: a worker could not "
+                                          "build the predictor (", ")", workers=self._ran()) from None
+                    if attempt + 1 == self.ray_options.attempts:
+                        raise stopped_run(self.run, RuntimeError(_error_line(exc)), "stopped: workers lost in "
+                                          f"{attempt + 1} runs of the units left (", ")", workers=self._ran()) from None
+            self.run.write_index()
+        except (KeyboardInterrupt, OSError) as exc:  # Ctrl-C, SIGTERM, a full disk on the driver
+            raise stopped_run(self.run, exc, workers=self._ran()) from None
+        except self.ray.exceptions.RayError as exc:  # the cluster lost, a worker's disk full ...
+            raise stopped_run(self.run, RuntimeError(_error_line(exc)), "stopped: ", workers=self._ran()) from None
+        finally:
+            context.enable_progress_bars = bars
+        run = self.run
+        return RunSummary(self.options.output, run.num_images, sum(len(e["results"]) for e in run.entries),
+                          tuple(m for m, _ in run.failures), self._ran())
+
+    def _ran(self) -> int:
+        """How many workers did units (a run's summary says it)."""
+        return max(1, len(self.ran))
