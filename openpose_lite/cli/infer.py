@@ -81,12 +81,9 @@ def hands_and_faces(args: argparse.Namespace, predictor):
     precision (int8: calibrated on the crops of the people it finds in the ``--calibration`` images)."""
     from openpose_lite.inference.hands_faces import with_hands_faces
 
-    hand, face = getattr(args, "hand", None), getattr(args, "face", None)
-    if hand is None and face is None:
-        return predictor
-    runtime = {"device": args.device, "backend": args.backend or "torch", "precision": args.precision or "fp32"}
-    calibration = getattr(args, "calibration", None) if runtime["backend"] == "openvino" else None
-    return with_hands_faces(predictor, hand, face, calibration=calibration, **runtime)
+    return with_hands_faces(predictor, getattr(args, "hand", None), getattr(args, "face", None),
+                            calibration=getattr(args, "calibration", None), device=args.device, backend=args.backend,
+                            precision=args.precision)
 
 
 def _run_infer(args: argparse.Namespace) -> int:

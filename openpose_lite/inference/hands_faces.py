@@ -298,13 +298,14 @@ class WithHandsFaces:
 
 
 def with_hands_faces(predictor: Any, hand: Any = None, face: Any = None, side: int = NET_INPUT,
-                     calibration: Any = None, **runtime: Any) -> Any:
+                     calibration: Any = None, *, device: Any = None, backend: str | None = None,
+                     precision: str | None = None) -> Any:
     """``predictor`` with CMU's hand network from the file ``hand`` and/or face network from ``face``
-    (``.caffemodel``, or Hzzone's ``hand_pose_model.pth`` layout) run on its people; ``runtime``: the
-    options of :func:`~openpose_lite.inference.network.make_runner` (``device``, ``precision``,
-    ``backend``, ...). ``calibration`` (backend openvino, int8): a folder or images, each network
-    calibrated on the crops of the people ``predictor`` finds in them (:func:`part_calibration`).
-    Neither file: ``predictor`` itself.
+    (``.caffemodel``, or Hzzone's ``hand_pose_model.pth`` layout) run on its people, on the body
+    model's runtime: ``device``, ``backend`` (default torch) and ``precision`` (default fp32), as
+    :func:`~openpose_lite.inference.network.make_runner` takes them. ``calibration`` (backend openvino,
+    int8; ignored otherwise): a folder or images, each network calibrated on the crops of the people
+    ``predictor`` finds in them (:func:`part_calibration`). Neither file: ``predictor`` itself.
 
     Raises ValueError naming the file when it is not the network it is given as."""
     from openpose_lite.inference.network import make_runner
@@ -312,6 +313,8 @@ def with_hands_faces(predictor: Any, hand: Any = None, face: Any = None, side: i
 
     if hand is None and face is None:
         return predictor
+    runtime: dict[str, Any] = {"device": device, "backend": backend or "torch", "precision": precision or "fp32"}
+    calibration = calibration if runtime["backend"] == "openvino" else None
     runners = {}
     for wanted, path in (("hand", hand), ("face", face)):
         if path is None:

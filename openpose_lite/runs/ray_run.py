@@ -108,14 +108,9 @@ class PredictorRecipe:
 
         options = self.options if self.options is not None else PredictorOptions()
         predictor = build_predictor(self.load(), options)
-        if self.hand is None and self.face is None:
-            return predictor
-        # as `infer --hand/--face` runs them: the body model's device, backend and precision (int8:
-        # calibrated on the crops of the people it finds in the calibration images)
-        runtime = {"device": options.device, "backend": options.backend or "torch",
-                   "precision": options.precision or "fp32"}
-        calibration = options.calibration if runtime["backend"] == "openvino" else None
-        return with_hands_faces(predictor, self.hand, self.face, calibration=calibration, **runtime)
+        # as `infer --hand/--face` runs them: on the body model's runtime
+        return with_hands_faces(predictor, self.hand, self.face, calibration=options.calibration,
+                                device=options.device, backend=options.backend, precision=options.precision)
 
 
 @dataclass(frozen=True)
