@@ -145,6 +145,17 @@ def write_video(path: Path, frames: int = 3, hw: tuple[int, int] = (64, 96)) -> 
     return path
 
 
+def scenes_and_walk(root: Path, scenes: int, seed: int) -> tuple[Path, Path]:
+    """(a folder of ``scenes`` generated 96x128 scenes of people at known places, a generated 6-frame
+    video of 2 walkers): the inputs of the runs layer's tests, local and on Ray."""
+    from openpose_lite.data.synthetic_video import VideoConfig
+    from openpose_lite.data.synthetic_video import write_video as write_walk
+
+    images = write_dataset(root / "scenes", scenes, seed=seed, cfg=SceneConfig(image_hw=(96, 128))).parent / "images"
+    video, _ = write_walk(root / "walk", VideoConfig(image_hw=(96, 128), num_frames=6, num_people=2, fps=10.0, seed=1))
+    return images, video
+
+
 def mixed_folder(folder: Path, dataset: Path, frames: int = 3) -> Path:
     """A folder of inputs for infer: the generated scenes' images, a file that is no image, and a short video."""
     folder.mkdir()

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import import_optional
+from conftest import import_optional, scenes_and_walk
 
 from openpose_lite.cli import main
-from openpose_lite.data.synthetic import SceneConfig, write_dataset
-from openpose_lite.data.synthetic_video import VideoConfig, write_video
 from openpose_lite.run_lock import LOCK_NAME
 from openpose_lite.runs import Job, PredictorRecipe, RayOptions, RunOptions, Sources, run, run_on_ray
 from openpose_lite.runs.job import open_run
@@ -37,10 +35,7 @@ def ray():
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> tuple[Path, Path]:
     """(a folder of 40 generated scenes of people at known places, a generated 6-frame video of 2 walkers)."""
-    root = tmp_path_factory.mktemp("ray_inputs")
-    images = write_dataset(root / "scenes", 40, seed=3, cfg=SceneConfig(image_hw=(96, 128))).parent / "images"
-    video, _ = write_video(root / "walk", VideoConfig(image_hw=(96, 128), num_frames=6, num_people=2, fps=10.0, seed=1))
-    return images, video
+    return scenes_and_walk(tmp_path_factory.mktemp("ray_inputs"), 40, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import scenes_and_walk
 
 from openpose_lite.cli import main
-from openpose_lite.data.synthetic import SceneConfig, write_dataset
-from openpose_lite.data.synthetic_video import VideoConfig, write_video
 from openpose_lite.inference import BottomUpPredictor
 from openpose_lite.run_lock import LOCK_NAME
 from openpose_lite.runs import Progress, RunOptions, RunStopped, run
@@ -25,10 +24,7 @@ from openpose_lite.tracking import TrackerParams
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> tuple[Path, Path]:
     """(a folder of 3 generated scenes of people at known places, a generated 6-frame video of walkers)."""
-    root = tmp_path_factory.mktemp("inputs")
-    images = write_dataset(root / "scenes", 3, seed=2, cfg=SceneConfig(image_hw=(96, 128))).parent / "images"
-    video, _ = write_video(root / "walk", VideoConfig(image_hw=(96, 128), num_frames=6, num_people=2, fps=10.0, seed=1))
-    return images, video
+    return scenes_and_walk(tmp_path_factory.mktemp("inputs"), 3, seed=2)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
