@@ -9,9 +9,6 @@ The parser, the printing and the exit codes are :mod:`openpose_lite.cli.train`'s
     python train_vgg19.py --config configs/vgg19_coco.yaml train.lr=1e-4 train.epochs=20
     python train_vgg19.py --config configs/vgg19_coco.yaml --resume              # <output_dir>/last.pt
     torchrun --nproc_per_node 4 train_vgg19.py --config configs/vgg19_coco.yaml  # DDP
-
-Exit codes: 0 done, 1 stopped (non-finite loss, a failed write), 2 bad arguments, config, checkpoint,
-data or output folder (one holding a run, or in use by another), 130 interrupted, 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -21,13 +18,8 @@ import sys
 from typing import Sequence
 
 from openpose_lite.cli import train as train_cli
-from openpose_lite.cli.train import (  # noqa: F401  (the script's exit codes)
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_STOPPED,
-    EXIT_TERMINATED,
-    EXIT_USAGE,
-)
+# the script's exit codes
+from openpose_lite.cli.train import EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, EXIT_TERMINATED, EXIT_USAGE  # noqa: F401
 
 PROG = "train_vgg19.py"
 

@@ -1,15 +1,10 @@
 """The architecture table: every network the project builds, loads, trains and runs, one row each.
 
 A row (:class:`Architecture`) says everything the rest of the code asks about a kind of model:
-its name (``model.arch``), its branch (bottom-up PAF model or top-down heatmap model), the
-function that builds it from the ``model`` config section, the class of its settings (the
-``model`` keys beside ``arch``, :mod:`openpose_lite.network_settings`, whose defaults are the
-published network's), the foreign weight files it reads (one :class:`WeightLayout` each: how to
-recognise the file, how to convert it, and the input and pixel conventions its reference code ran
-it with), the ImageNet classifier its trunk starts from (``--backbone-weights``), and the codec
-settings of its published model. The factory, weight loading, the training branches, both
-predictors, the command line, export and the benchmark read this table and nothing else to tell
-models apart.
+its name (``model.arch``), its branch, the function that builds it, the class of its settings
+(:mod:`openpose_lite.network_settings`), the foreign weight files it reads (one :class:`WeightLayout`
+each), the ImageNet classifier its trunk starts from (``--backbone-weights``), and the settings of
+its published model. The rest of the code reads this table and nothing else to tell models apart.
 
 **Adding an architecture** is one model file, its settings class and one row here (and its config,
 docs and tests). The model file provides the functions the row names:
@@ -23,19 +18,17 @@ docs and tests). The model file provides the functions the row names:
 * for the ImageNet trunk, ``detect`` likewise and ``load(model, state, source) -> str``, what was
   loaded in words.
 
-Functions are named as ``"module:function"`` references and imported on first use, and the
-settings classes live in a torch-free module, so this table, like the ``model`` config section
-that is checked against it, imports no torch.
+Functions are named as ``"module:function"`` references (:func:`resolve`), imported on first use,
+so this table imports no torch.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from openpose_lite.branches import Branch, branch
+from openpose_lite.branches import Branch, branch, resolve
 from openpose_lite.cmu_skeletons import BODY_25, MPI_15
 from openpose_lite.geometry import LIGHTWEIGHT_REPORT_SHIFT
 from openpose_lite.network_settings import (
@@ -49,28 +42,13 @@ from openpose_lite.network_settings import (
 )
 from openpose_lite.skeleton import Skeleton
 
-__all__ = [
-    "ARCHITECTURES",
-    "Architecture",
-    "BackboneLayout",
-    "INPUT_NORMS",
-    "WeightLayout",
-    "architecture",
-    "architecture_of",
-    "architectures",
-    "resolve",
-]
+__all__ = ["ARCHITECTURES", "Architecture", "BackboneLayout", "INPUT_NORMS", "WeightLayout", "architecture",
+           "architecture_of", "architectures", "resolve"]
 
 # The input normalisations a network may have been trained with (preprocess.INPUT_NORMS computes
 # them): CMU's BGR ``pixel / 256 - 0.5``, and torchvision's ImageNet mean and std on RGB or, as the
 # SimpleBaseline reference's ResNet files were trained, on BGR pixels.
 INPUT_NORMS: tuple[str, ...] = ("cmu", "imagenet_rgb", "imagenet_bgr")
-
-
-def resolve(ref: str) -> Callable[..., Any]:
-    """The function a ``"package.module:function"`` reference names (imported on first use)."""
-    module, _, name = ref.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -105,7 +83,7 @@ class BackboneLayout:
 
 @dataclass(frozen=True)
 class Architecture:
-    """One row of the table; see the module docstring.
+    """One row of the table.
 
     ``settings`` is the class of the network's settings, whose defaults are the published
     network's; ``published`` the config delta (``{section: {key: value}}``) of the published model
@@ -130,7 +108,7 @@ class Architecture:
 
     @property
     def branch_row(self) -> Branch:
-        """The row of the branch table (:mod:`openpose_lite.branches`) that ``branch`` names."""
+        """The row of :mod:`openpose_lite.branches` that ``branch`` names."""
         return branch(self.branch)
 
     def describe(self, cfg: Any) -> str:
@@ -267,6 +245,4 @@ def architectures(branch_name: str | None = None) -> tuple[Architecture, ...]:
 def architecture_of(model: Any) -> Architecture | None:
     """The row of a built network (its class's ``arch``); ``None`` for a module of no architecture (a test double)."""
     name = getattr(model, "arch", None)
-    if isinstance(name, str) and name in _BY_NAME:
-        return _BY_NAME[name]
-    return None
+    return _BY_NAME.get(name) if isinstance(name, str) else None

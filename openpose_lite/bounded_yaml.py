@@ -17,9 +17,7 @@ from openpose_lite.io import MAX_NESTING_DEPTH, env_limit
 __all__ = ["MAX_CONFIG_VALUES", "MAX_CONFIG_VALUES_ENV", "YamlTooLargeError", "parse_yaml", "too_many_config_values"]
 
 # The most values a config may expand to, each counted where it appears: a list of 3 numbers is 4
-# values, and an alias to it (YAML) or a shared reference (a stored config) counts them again
-# where it stands. Ten nested lists of ten aliases make 10^10, from a few hundred bytes; a real
-# config holds a few hundred. Raised with the environment variable named here.
+# values, and an alias to it (YAML) or a shared reference (a stored config) counts them again.
 MAX_CONFIG_VALUES = 100_000
 MAX_CONFIG_VALUES_ENV = "OPENPOSE_LITE_MAX_CONFIG_VALUES"
 
@@ -36,11 +34,9 @@ class YamlTooLargeError(ValueError):
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, counting what the document expands to as it is composed, before any of it
-    is built: an alias counts the values of the node it names again where it stands (``&a [1, 2]``
-    is 3 values, ``[*a, *a]`` 7), so ten nested lists of ten aliases are refused at the limit
-    instead of becoming 10^10 values to check or print. Nesting is bounded too (the composer
-    recurses), and an alias inside the node it names (a loop) is refused.
+    """PyYAML's safe loader, counting what the document expands to as it is composed (``&a [1, 2]`` is
+    3 values, ``[*a, *a]`` 7). Nesting is bounded too (the composer recurses), and an alias inside
+    the node it names (a loop) is refused.
     """
 
     def __init__(self, stream: str, limit: int) -> None:
@@ -75,12 +71,9 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 def parse_yaml(text: str) -> Any:
-    """YAML text (a config, an override's value) -> plain data, bounded (:class:`_BoundedLoader`, limit
-    ``$OPENPOSE_LITE_MAX_CONFIG_VALUES``, default :data:`MAX_CONFIG_VALUES`).
-
-    Raises yaml.YAMLError for text that is not YAML, YamlTooLargeError (a ValueError naming no
-    source: the caller names it) for a document larger or deeper than a config may be.
-    """
+    """YAML text -> plain data, within ``$OPENPOSE_LITE_MAX_CONFIG_VALUES`` (default :data:`MAX_CONFIG_VALUES`)
+    values. Raises yaml.YAMLError for text that is not YAML, YamlTooLargeError (naming no source)
+    for a document larger or deeper than a config may be."""
     loader = _BoundedLoader(text, env_limit(MAX_CONFIG_VALUES_ENV, MAX_CONFIG_VALUES))
     try:
         return loader.get_single_data()

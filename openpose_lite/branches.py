@@ -1,10 +1,8 @@
 """The branch table: the ways the project finds people, one row each, as the architecture table lists networks.
 
 A branch is everything around a network that is the same for every network of its kind: the
-skeleton layout its networks carry, the codec that makes its targets and decodes its maps, the
-predictor that runs it on images, its training datasets, loss and AP, and its codec oracle. Each
-architecture row (:mod:`openpose_lite.architectures`) names its branch; everything that used
-to ask "bottom-up or top-down?" asks the row instead.
+skeleton layout its networks carry, its codec, its predictor, its training datasets, loss and AP,
+and its codec oracle. Each architecture row (:mod:`openpose_lite.architectures`) names its branch.
 
 * ``bottomup``: whole images -> PAF model -> people grouped by part affinity fields;
 * ``topdown``: person boxes -> crops -> heatmap model -> one person per box.
@@ -24,24 +22,25 @@ names (``"module:function"`` references, imported on first use, so this table im
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
 
-__all__ = ["BRANCHES", "Branch", "branch"]
+__all__ = ["BRANCHES", "Branch", "branch", "resolve"]
 
 
-def _resolve(ref: str) -> Any:
-    from openpose_lite.architectures import resolve  # the table's one resolver (it imports this module)
-
-    return resolve(ref)
+def resolve(ref: str) -> Callable[..., Any]:
+    """The function a ``"package.module:function"`` reference names (imported on first use)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
 class Branch:
-    """One row of the branch table; see the module docstring.
+    """One row of the branch table.
 
     ``person_skeleton`` is the skeleton of this branch's person models and ``layout`` turns any
     skeleton into the one its networks carry. ``needs_boxes``: its predictor runs on person boxes
@@ -67,24 +66,14 @@ class Branch:
     def build_codec(self, cfg: Any = None, skeleton: Skeleton | None = None) -> Any:
         """The codec ``cfg`` (a :class:`~openpose_lite.config.Config`; None: the defaults) describes for
         ``skeleton`` (default: the person), in this branch's layout."""
-        return _resolve(self.codec)(cfg, skeleton=skeleton or self.person_skeleton)
+        return resolve(self.codec)(cfg, skeleton=skeleton or self.person_skeleton)
 
-    @property
-    def predictor_class(self) -> Any:
-        return _resolve(self.predictor)
-
-    def build_datasets(self, cfg: Any, data: Any, codec: Any) -> tuple:
-        return _resolve(self.datasets)(cfg, data, codec)
-
-    @property
-    def loss_terms(self) -> Callable[..., dict]:
-        return _resolve(self.loss)
-
-    def evaluate_ap(self, *args: Any, **kwargs: Any) -> dict[str, float]:
-        return _resolve(self.ap)(*args, **kwargs)
-
-    def oracle_results(self, ann_file: Any, codec: Any, progress: bool = False, **geometry: Any) -> list[dict]:
-        return _resolve(self.oracle)(ann_file, codec, progress=progress, **geometry)
+    # The functions the row names, resolved (signatures in the module docstring).
+    predictor_class = property(lambda self: resolve(self.predictor))
+    build_datasets = property(lambda self: resolve(self.datasets))
+    loss_terms = property(lambda self: resolve(self.loss))
+    evaluate_ap = property(lambda self: resolve(self.ap))
+    oracle_results = property(lambda self: resolve(self.oracle))
 
 
 BRANCHES: tuple[Branch, ...] = (

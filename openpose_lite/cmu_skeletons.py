@@ -8,22 +8,17 @@ and include/openpose/face/faceParameters.hpp (the drawn pairs).
 
 from __future__ import annotations
 
-from openpose_lite.skeleton import Skeleton
+from openpose_lite.skeleton import OPENPOSE_18, Skeleton
 
 __all__ = ["BODY_25", "FACE_70", "HAND_21", "MPI_15"]
 
-# CMU's BODY_25 model (pose_iter_584000): COCO's 17 keypoints, a neck, a mid-hip and six foot points, in
-# CMU's order (OpenPose src/openpose/pose/poseParameters.cpp, POSE_BODY_25_BODY_PARTS). Limb i owns PAF channels
+# CMU's BODY_25 model (pose_iter_584000): OPENPOSE_18's keypoints with a mid-hip after the arms, then six
+# foot points (OpenPose src/openpose/pose/poseParameters.cpp, POSE_BODY_25_BODY_PARTS). Limb i owns PAF channels
 # (2i, 2i+1): CMU's pairs (POSE_BODY_PART_PAIRS) ordered by their channels (POSE_MAP_INDEX).
+_FEET = ("left_big_toe", "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel")
 BODY_25 = Skeleton(
     name="body25",
-    keypoints=(
-        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
-        "left_shoulder", "left_elbow", "left_wrist", "mid_hip", "right_hip",
-        "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-        "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
-        "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
-    ),
+    keypoints=OPENPOSE_18.keypoints[:8] + ("mid_hip",) + OPENPOSE_18.keypoints[8:] + _FEET,
     limbs=(
         (1, 8), (9, 10), (10, 11), (8, 9), (8, 12), (12, 13), (13, 14), (1, 2), (2, 3), (3, 4),
         (2, 17), (1, 5), (5, 6), (6, 7), (5, 18), (1, 0), (0, 15), (0, 16), (15, 17), (16, 18),
@@ -31,38 +26,28 @@ BODY_25 = Skeleton(
     ),
     flip_pairs=((2, 5), (3, 6), (4, 7), (9, 12), (10, 13), (11, 14), (15, 16), (17, 18), (19, 22), (20, 23),
                 (21, 24)),
-    # COCO's sigmas for its 17 keypoints, the shoulders' for the neck, the hips' for the mid-hip, and
-    # COCO-WholeBody's for the feet (open-mmlab/mmpose configs/_base_/datasets/coco_wholebody.py).
-    sigmas=(
-        0.026, 0.079, 0.079, 0.072, 0.062, 0.079, 0.072, 0.062, 0.107, 0.107,
-        0.087, 0.089, 0.107, 0.087, 0.089, 0.025, 0.025, 0.035, 0.035, 0.068,
-        0.066, 0.066, 0.092, 0.094, 0.094,
-    ),
+    # OPENPOSE_18's sigmas, the hips' for the mid-hip, and COCO-WholeBody's for the feet
+    # (open-mmlab/mmpose configs/_base_/datasets/coco_wholebody.py).
+    sigmas=OPENPOSE_18.sigmas[:8] + (0.107,) + OPENPOSE_18.sigmas[8:] + (0.068, 0.066, 0.066, 0.092, 0.094, 0.094),
     background=True,
     # The shoulder-ear limbs, as in OPENPOSE_18: they join parts of a person, and drawings leave them out.
     redundant_limbs=(10, 14),
     hidden_limbs=(10, 14),
 )
 
-# CMU's MPI model (pose_iter_160000): 15 keypoints in CMU's order (POSE_MPI_BODY_PARTS), its 14 limbs in
-# PAF channel order (POSE_MPI_PAIRS_RENDER_GPU; POSE_MAP_INDEX numbers them in that order).
+# CMU's MPI model (pose_iter_160000): 15 keypoints in CMU's order (POSE_MPI_BODY_PARTS: a head, then
+# OPENPOSE_18's neck, arms and legs, then a chest), its 14 limbs in PAF channel order
+# (POSE_MPI_PAIRS_RENDER_GPU; POSE_MAP_INDEX numbers them in that order).
 MPI_15 = Skeleton(
     name="mpi15",
-    keypoints=(
-        "head", "neck", "right_shoulder", "right_elbow", "right_wrist",
-        "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee",
-        "right_ankle", "left_hip", "left_knee", "left_ankle", "chest",
-    ),
+    keypoints=("head",) + OPENPOSE_18.keypoints[1:14] + ("chest",),
     limbs=(
         (0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 14), (14, 8), (8, 9),
         (9, 10), (14, 11), (11, 12), (12, 13),
     ),
     flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13)),
-    # COCO's sigmas where COCO has the keypoint; the head, neck and chest, which it does not, take the shoulders'.
-    sigmas=(
-        0.079, 0.079, 0.079, 0.072, 0.062, 0.079, 0.072, 0.062, 0.107, 0.087,
-        0.089, 0.107, 0.087, 0.089, 0.079,
-    ),
+    # OPENPOSE_18's sigmas; the head and chest, which COCO does not label, take the shoulders' (as the neck does).
+    sigmas=(0.079,) + OPENPOSE_18.sigmas[1:14] + (0.079,),
     background=True,
 )
 

@@ -1,7 +1,7 @@
 """Typed, frozen configuration: YAML deltas -> dataclasses -> plain dicts inside checkpoints.
 
-A configuration is a :class:`Config` of six frozen sections. Each section is, or derives
-from, the parameter dataclass of the code that uses it, so every setting is declared once:
+A :class:`Config` has six frozen sections, each the parameter dataclass of the code that uses
+it (or derived from it), so every setting is declared once:
 
 =========== ==================================================================================
 ``model``    :class:`~openpose_lite.factory.ModelConfig` (which network, and its own settings)
@@ -13,22 +13,11 @@ from, the parameter dataclass of the code that uses it, so every setting is decl
              :class:`~openpose_lite.transforms.TopDownAugmentParams` + ``flip_test``
 =========== ==================================================================================
 
-YAML files hold only the *deltas* from those defaults, so a file says what is special about an
-experiment and nothing else::
-
-    train:
-      lr: 1.0e-4
-      epochs: 20
-
-Type checks and value rules live in :class:`~openpose_lite.params.Params` and each owner's
-``_check``, so a directly constructed section, a YAML file, a command-line override and a
-checkpoint's stored config are validated the same way. Unknown sections or keys are errors that
-name the key and the file (or override). Overrides are ``section.key=value`` strings whose value
-is parsed as YAML (``train.lr=1e-3``, ``train.step_milestones=[30,60]``, ``data.train_ann=null``).
-
-Learning rates are tied to the loss normalisation in :mod:`openpose_lite.losses`
-(CMU's: squared error summed over all map elements, divided by ``2 * batch``), which is why
-the default SGD rate is the paper's small 4e-5.
+YAML files hold only the *deltas* from those defaults (``train: {lr: 1.0e-4, epochs: 20}``).
+Values are checked by :class:`~openpose_lite.params.Params` and each owner's ``_check``, the same
+way for a section built in code, a YAML file, an override and a checkpoint's stored config; unknown
+sections or keys are errors naming the key and its file (or override). Overrides are
+``section.key=value`` strings whose value is YAML (``train.step_milestones=[30,60]``, ``data.train_ann=null``).
 """
 
 from __future__ import annotations
@@ -59,22 +48,9 @@ from openpose_lite.params import Params, brief, coerce, fields_of
 from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton
 from openpose_lite.train_config import TrainConfig
 
-__all__ = [
-    "CodecConfig",
-    "Config",
-    "DataConfig",
-    "GroupingParams",
-    "ModelConfig",
-    "TopDownConfig",
-    "TrainConfig",
-    "build_bottomup_codec",
-    "build_topdown_codec",
-    "config_from_dict",
-    "config_to_dict",
-    "load_config",
-    "parse_override",
-    "save_config",
-]
+__all__ = ["CodecConfig", "Config", "DataConfig", "GroupingParams", "ModelConfig", "TopDownConfig", "TrainConfig",
+           "build_bottomup_codec", "build_topdown_codec", "config_from_dict", "config_to_dict", "load_config",
+           "parse_override", "save_config"]
 
 
 # Bounds on the settings that size memory, so that a crafted config or checkpoint is refused
@@ -109,19 +85,15 @@ class DataConfig(AugmentParams):
 
     COCO-format keypoint files and image folders (``train_ann``/``train_images``,
     ``val_ann``/``val_images``). Without ``val_ann``, a run validates on ``val_split`` of the
-    training file's images (of those with a labelled instance; at least one, drawn with
-    ``train.seed``), held out of training; 0: no validation. With ``synthetic: true`` and no
-    ``train_ann``, scenes of stick figures are generated into the output directory
-    (``synthetic_train_images`` of them, and ``synthetic_val_images`` for validation unless
-    ``val_ann`` is given): generated figures are never used beside a training file of real
-    images. ``num_workers``: DataLoader worker processes. ``max_image_pixels``: the largest
-    image (width x height) read, refused from its header before training starts
-    (:mod:`openpose_lite.images`);
-    ``images_anywhere``: let an annotation's ``file_name`` be absolute or climb out of its image
-    folder with ``..`` (refused by default). ``skeleton``: a COCO-format keypoint file whose
-    category gives the skeleton trained (names, limbs, flip pairs, sigmas) and, with ``synthetic``,
-    the poses of the generated figures; default: the training file's own skeleton (generated
-    scenes: people).
+    training file's images with a labelled instance (at least one, drawn with ``train.seed``),
+    held out of training; 0: no validation. With ``synthetic: true`` and no ``train_ann``, stick
+    figure scenes are generated into the output directory (``synthetic_train_images``, and
+    ``synthetic_val_images`` unless ``val_ann`` is given), never beside real training images.
+    ``max_image_pixels``: the largest image (width x height) read, refused from its header
+    (:mod:`openpose_lite.images`); ``images_anywhere``: let an annotation's ``file_name`` be
+    absolute or climb out of its image folder with ``..``. ``skeleton``: a COCO-format keypoint
+    file whose category gives the skeleton trained and, with ``synthetic``, the generated poses;
+    default: the training file's own (generated scenes: people).
     """
 
     train_ann: str | None = None
@@ -140,13 +112,11 @@ class DataConfig(AugmentParams):
     def _check(self) -> None:
         self._require(self.crop_size <= MAX_CROP_SIZE, "crop_size", f"an integer in [1, {MAX_CROP_SIZE}]")
         check_max_pixels(self.max_image_pixels, "data.max_image_pixels")
-        self._require(self.synthetic_train_images >= 1, "synthetic_train_images", "an integer >= 1")
-        self._require(self.synthetic_val_images >= 1, "synthetic_val_images", "an integer >= 1")
-        self._require(self.num_workers >= 0, "num_workers", "an integer >= 0")
+        for name, low in (("synthetic_train_images", 1), ("synthetic_val_images", 1), ("num_workers", 0)):
+            self._require(getattr(self, name) >= low, name, f"an integer >= {low}")
         self._require(0 <= self.val_split < 1, "val_split",
                       "a fraction in [0, 1) of the training images held out for validation (0: none)")
         for ann, images in (("train_ann", "train_images"), ("val_ann", "val_images")):
-            # An annotation file without its images (or the reverse) cannot be used.
             if (getattr(self, ann) is None) != (getattr(self, images) is None):
                 raise ValueError(f"data.{ann} and data.{images} must be given together, "
                                  f"got {getattr(self, ann)!r} and {getattr(self, images)!r}")
@@ -154,9 +124,8 @@ class DataConfig(AugmentParams):
 
 @dataclass(frozen=True)
 class TopDownConfig(TopDownCodecParams, TopDownAugmentParams):
-    """The ``topdown`` section (the HRNet branch): the top-down codec's settings (crop and map
-    sizes, sigma, refinement, convention), the HRNet augmentation (which also gives the crop
-    ``padding``), and ``flip_test``: average with the mirrored crop at evaluation."""
+    """The ``topdown`` section: the top-down codec's settings, the HRNet augmentation (which also gives
+    the crop ``padding``), and ``flip_test``: average with the mirrored crop at evaluation."""
 
     flip_test: bool = True
 
@@ -166,7 +135,7 @@ class TopDownConfig(TopDownCodecParams, TopDownAugmentParams):
 
 @dataclass(frozen=True)
 class Config:
-    """The whole resolved configuration; see the module docstring for the rules."""
+    """The whole resolved configuration."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
@@ -186,16 +155,12 @@ class Config:
                              f"got {self.data.crop_size}")
 
 
-_SECTIONS: dict[str, type[Params]] = {
-    f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
-}
+_SECTIONS: dict[str, type[Params]] = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- dict forms
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
 
 
 def config_to_dict(cfg: Config) -> dict[str, dict[str, Any]]:
@@ -226,8 +191,8 @@ def _did_you_mean(section: str | None, key: str, values: Any = None) -> str:
 
 
 def _check_keys(data: Any, where: str) -> None:
-    """Unknown sections or keys in a (partial) config mapping -> ValueError naming them, the nearest
-    valid one (a near spelling, or the same key in another section) and ``where``."""
+    """Unknown sections or keys in a (partial) config mapping -> ValueError naming them, ``where`` and
+    :func:`_did_you_mean`."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: expected a mapping of sections {sorted(_SECTIONS)}, got {type(data).__name__}")
     for section, values in data.items():
@@ -252,8 +217,7 @@ def _merge(base: dict[str, dict[str, Any]], delta: Mapping[str, Any]) -> dict[st
     return out
 
 
-# The earlier releases' one flat ``model`` section held every network's keys; these are now the
-# settings of some networks only (dropped from another's), and some are named otherwise.
+# Keys of the flat ``model`` section stored by earlier releases (every network's keys in one section).
 _FLAT_MODEL_KEYS = ("num_stages", "stage_channels", "width_mult", "hrnet_width", "hrnet_blocks", "depth")
 _RENAMED_MODEL_KEYS = {HRNetSettings: {"hrnet_width": "width", "hrnet_blocks": "blocks"},
                        HourglassSettings: {"num_stages": "stacks"}}
@@ -262,14 +226,12 @@ _RENAMED_MODEL_KEYS = {HRNetSettings: {"hrnet_width": "width", "hrnet_blocks": "
 def upgrade_stored_config(data: Mapping[str, Any]) -> dict[str, Any]:
     """A config dict stored by an earlier openpose_lite (a checkpoint's), in today's keys.
 
-    The flat ``model`` section keeps the keys of its network's settings (:mod:`openpose_lite.network_settings`),
-    renamed where the network names them otherwise (:data:`_RENAMED_MODEL_KEYS`: the hourglass's
-    ``num_stages`` is ``stacks``, HRNet's ``hrnet_width`` ``width``), and drops the other networks';
-    ``codec.sigma`` became ``codec.sigma_px``; ``topdown.sigma`` (heatmap cells) became
-    ``topdown.sigma_px`` (crop pixels); ``topdown.flip_shift`` gave way to ``topdown.convention``
-    (such checkpoints were trained in ours); a whole ``data`` section without ``val_split`` is
-    from before it, when a run without ``data.val_ann`` held nothing out: 0, so that resuming it
-    trains on the same images. YAML files are not upgraded: their old keys are errors.
+    The flat ``model`` section keeps its network's keys (renamed as :data:`_RENAMED_MODEL_KEYS` says)
+    and drops the other networks'; ``codec.sigma`` became ``codec.sigma_px``; ``topdown.sigma`` (heatmap
+    cells) became ``topdown.sigma_px`` (crop pixels); ``topdown.flip_shift`` gave way to
+    ``topdown.convention`` (such checkpoints were trained in ours); a ``data`` section without
+    ``val_split`` is from when a run without ``data.val_ann`` held nothing out: 0, so that resuming
+    it trains on the same images. YAML files are not upgraded: their old keys are errors.
     """
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     model = out.get("model")
@@ -298,12 +260,9 @@ def upgrade_stored_config(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_from_dict(data: Mapping[str, Any], *, where: str = "config") -> Config:
-    """Build a :class:`Config` from a (possibly partial) nested dict, strictly.
-
-    Missing sections/keys take their defaults; unknown ones and wrong types raise ValueError
-    (prefixed with ``where``, e.g. the checkpoint's path). Keys of earlier versions are
-    upgraded first (:func:`upgrade_stored_config`): this reads the configs inside checkpoints.
-    """
+    """A :class:`Config` from a (possibly partial) nested dict, such as a checkpoint's, upgraded first
+    (:func:`upgrade_stored_config`). Missing keys take their defaults; unknown ones and wrong types
+    raise ValueError prefixed with ``where``."""
     return _config_of(upgrade_stored_config(data) if isinstance(data, Mapping) else data, where)
 
 
@@ -327,17 +286,22 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     parts = dotted.strip().split(".")
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"override {text!r}: expected section.key=value, e.g. train.lr=1e-3")
+    return parts[0], parts[1], _parse(raw, f"override {text!r}") if raw.strip() else None
+
+
+def _parse(text: str, where: str) -> Any:
+    """:func:`~openpose_lite.bounded_yaml.parse_yaml`, its errors a ValueError naming ``where``."""
     try:
-        value = parse_yaml(raw) if raw.strip() else None
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"override {text!r}: the value is not valid YAML ({exc})") from None
+        raise ValueError(f"{where}: not valid YAML ({exc})") from None
     except YamlTooLargeError as exc:
-        raise ValueError(f"override {text!r}: the value {exc}") from None
-    return parts[0], parts[1], value
+        raise ValueError(f"{where}: {exc}") from None
 
 
-def _check_types(delta: Mapping[str, Any], where: str) -> None:
-    """Type-check each value of a partial config on its own, so errors name their source."""
+def _check_delta(delta: Any, where: str) -> None:
+    """:func:`_check_keys`, then each value type-checked on its own, so errors name their source."""
+    _check_keys(delta, where)
     for section, values in delta.items():
         hints = model_fields((values or {}).get("arch")) if section == "model" else typing.get_type_hints(_SECTIONS[section])
         for key, value in (values or {}).items():
@@ -361,12 +325,7 @@ def _file_deltas(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, d
         raise ValueError(f"{path}: not a UTF-8 text file, expected a YAML config") from None
     if path.resolve() in chain:
         raise ValueError(f"{path}: '{EXTENDS_KEY}' loops back to a file it extends ({' -> '.join(map(str, chain))})")
-    try:
-        delta = parse_yaml(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
-    except YamlTooLargeError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    delta = _parse(text, str(path))
     delta = {} if delta is None else delta
     base: list[tuple[Path, dict[str, Any]]] = []
     if isinstance(delta, Mapping) and EXTENDS_KEY in delta:
@@ -375,8 +334,7 @@ def _file_deltas(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, d
         if not isinstance(parent, str) or not parent:
             raise ValueError(f"{path}: '{EXTENDS_KEY}' must name a config file, got {brief(parent)}")
         base = _file_deltas(path.parent / parent, (*chain, path.resolve()))
-    _check_keys(delta, str(path))
-    _check_types(delta, str(path))
+    _check_delta(delta, str(path))
     return [*base, (path, delta)]
 
 
@@ -385,11 +343,9 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
     """Defaults (or ``base``, e.g. a checkpoint's stored config), then the YAML file's deltas (if
     ``path``; after those of the file it ``extends``), then ``overrides`` in order.
 
-    Without ``base``, the settings of the published model of the architecture the deltas name
-    (the architecture table's ``published``: e.g. Lightweight OpenPose's two stages) come between
-    the defaults and the deltas, so a file says only what differs from that model. Unknown keys
-    and wrong types are reported naming the file or the override they come from; rules that
-    relate several fields are checked once everything is merged.
+    Without ``base``, the architecture table's ``published`` settings of the architecture the deltas
+    name come between the defaults and the deltas. Unknown keys and wrong types are reported naming
+    the file or override they come from; rules relating several fields are checked once merged.
     """
     deltas: list[dict[str, Any]] = []
     sources = [] if base is None else [base_where]
@@ -401,14 +357,16 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         section, key, value = parse_override(text)
         where = f"override {text!r}"
         delta = {section: {key: value}}
-        _check_keys(delta, where)
-        _check_types(delta, where)
+        _check_delta(delta, where)
         deltas.append(delta)
     if overrides:
         sources.append("overrides " + " ".join(overrides))
     if base is None:
         arch = next((d["model"]["arch"] for d in reversed(deltas) if "arch" in (d.get("model") or {})), ModelConfig.arch)
-        resolved = _merge({}, _published(arch))  # missing keys: the defaults, those of the arch's settings
+        try:  # missing keys: the defaults, those of the arch's settings
+            resolved = _merge({}, architecture(arch).published)
+        except ValueError:  # an unknown architecture: the merged config names it as an error
+            resolved = {}
     else:
         resolved = config_to_dict(config_from_dict(base, where=base_where))
     for delta in deltas:
@@ -424,36 +382,20 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
         raise ValueError(f"{where}: {message}") from None
 
 
-def _published(arch: Any) -> Mapping[str, Any]:
-    """The architecture table's settings of ``arch``'s published model (none for an unknown name:
-    the merged config then names it as an error)."""
-    try:
-        return architecture(arch).published
-    except ValueError:
-        return {}
-
-
 def save_config(cfg: Config, path: str | os.PathLike[str]) -> Path:
     """Write the full resolved config as YAML, atomically (temp file, fsync, rename)."""
-    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
-    return write_text_atomic(path, text)
+    return write_text_atomic(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None))
 
 
 def build_bottomup_codec(cfg: Config | None = None, skeleton: Skeleton = OPENPOSE_18) -> BottomUpPafCodec:
-    """The bottom-up codec a config describes (its ``codec`` and ``grouping`` sections; None: the defaults).
-
-    The one builder: the predictors, training, ``bench`` and ``eval --oracle`` all decode with it.
-    ``skeleton``: any layout of the keypoints; the codec takes its bottom-up layout
-    (:meth:`~openpose_lite.skeleton.Skeleton.bottomup_layout`: OPENPOSE_18 for COCO_17).
-    """
+    """The bottom-up codec of a config's ``codec`` and ``grouping`` sections (None: the defaults), for
+    ``skeleton``'s bottom-up layout (OPENPOSE_18 for COCO_17). Every bottom-up decode uses it."""
     cfg = cfg or Config()
     return BottomUpPafCodec.from_params(cfg.codec, skeleton=skeleton.bottomup_layout(), grouping=cfg.grouping)
 
 
 def build_topdown_codec(cfg: Config | None = None, skeleton: Skeleton = COCO_17) -> TopDownHeatmapCodec:
-    """The top-down codec a config describes (its ``topdown`` section; None: the defaults).
-
-    ``skeleton``: any layout of the keypoints; the codec takes its annotation layout (COCO_17 for OPENPOSE_18).
-    """
+    """The top-down codec of a config's ``topdown`` section (None: the defaults), for ``skeleton``'s
+    annotation layout (COCO_17 for OPENPOSE_18)."""
     cfg = cfg or Config()
     return TopDownHeatmapCodec(**fields_of(cfg.topdown, TopDownCodecParams), skeleton=skeleton.annotation_layout())

@@ -8,17 +8,14 @@ import os
 import torch
 
 __all__ = ["PRECISIONS", "THREADS_HELP", "autocast_dtype", "cpu_computes_bf16", "cpu_computes_int8", "cpu_description",
-           "cpu_model_name", "onednn_isa_cap", "resolve_device", "resolve_precision", "set_threads"]
+           "onednn_isa_cap", "resolve_device", "resolve_precision", "set_threads"]
 
 logger = logging.getLogger(__name__)
 
 
 def resolve_device(name: str | torch.device | None = "auto", local_rank: int = 0) -> torch.device:
     """``"auto"``/``None`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a device -> a device.
-
-    Under DDP on GPUs, ``"auto"`` and ``"cuda"`` pick ``cuda:<local_rank>`` (one GPU per
-    process). Asking for CUDA where there is none is a ValueError, not a silent CPU run.
-    """
+    Under DDP, ``"auto"`` and ``"cuda"`` pick ``cuda:<local_rank>``. CUDA where there is none is a ValueError."""
     if name is None:
         name = "auto"
     elif isinstance(name, torch.device):
@@ -44,14 +41,9 @@ THREADS_HELP = ("CPU threads of the network: torch's intra-op threads, which the
 
 
 def set_threads(threads: int) -> int:
-    """Set the CPU threads the networks compute with; returns the number in effect.
-
-    ``threads`` >= 1 is torch's intra-op thread count (``torch.set_num_threads``), which the
-    OpenVINO runtime follows (:mod:`openpose_lite.inference.openvino_runner` reads
-    ``torch.get_num_threads()`` when it compiles a network, so call this first); 0 leaves torch's
-    default (one thread per core, or ``OMP_NUM_THREADS``). The one meaning of every ``--threads``
-    option (infer, eval, train, bench). Raises ValueError for a negative or non-integer count.
-    """
+    """Set torch's intra-op thread count, which the OpenVINO runtime takes when it compiles a network (so call
+    this first); 0 leaves torch's default (one per core, or ``OMP_NUM_THREADS``). Returns the number in effect.
+    The one meaning of every ``--threads`` option (infer, eval, train, bench)."""
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
         raise ValueError(f"threads: expected an integer >= 0 (0: torch's default), got {threads!r}")
     if threads:
@@ -116,18 +108,9 @@ def cpu_computes_bf16() -> bool:
 
 
 def cpu_computes_int8() -> bool:
-    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8).
-
-    Without them int8 convolutions still run (AVX2 multiply-add pairs) but gain much less over
-    float32, so ``auto`` precisions only choose int8 where these are present.
-    """
+    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8): without them
+    int8 convolutions still run (AVX2) but gain much less over float32, so ``auto`` chooses int8 only with them."""
     return any(flag in _cpu_flags() for flag in _CPU_INT8_FLAGS)
-
-
-def cpu_model_name() -> str:
-    """The CPU's model name from /proc/cpuinfo ("unknown CPU" where there is none)."""
-    name = _cpuinfo_field("model name")
-    return name.strip() if name is not None else "unknown CPU"
 
 
 def cpu_description() -> str:
@@ -135,15 +118,15 @@ def cpu_description() -> str:
     flags = _cpu_flags()
     shown = [f for f in ("avx2", "avx512f", *_CPU_BF16_FLAGS, *_CPU_INT8_FLAGS, "amx_tile") if f in flags]
     capped = f", oneDNN capped at {onednn_isa_cap()}" if onednn_isa_cap() else ""
-    return f"{cpu_model_name()} ({' '.join(shown) or 'none of avx2, avx512, bf16, vnni, amx'}{capped})"
+    name = (_cpuinfo_field("model name") or "unknown CPU").strip()
+    return f"{name} ({' '.join(shown) or 'none of avx2, avx512, bf16, vnni, amx'}{capped})"
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision to run on ``device``: ``fp32``, ``bf16`` (CPU autocast) or ``fp16`` (CUDA autocast).
 
-    ``auto`` picks the fastest one the device runs natively (CUDA: fp16; CPU: bf16 where the CPU
-    computes it natively, else fp32) and logs its choice. A precision the device cannot run
-    natively is a ValueError saying why, instead of an emulated, slower run.
+    ``auto`` picks (and logs) the fastest one the device runs natively: CUDA fp16, else bf16 where the CPU
+    computes it, else fp32. A precision the device cannot run natively is a ValueError, not an emulated run.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}, got {precision!r}")

@@ -1,7 +1,4 @@
-"""COCO keypoint evaluation (object keypoint similarity AP/AR) through pycocotools.
-
-pycocotools prints progress to stdout; the library must not, so every call into it runs
-with stdout redirected, and what it printed is logged at DEBUG level instead.
+"""COCO keypoint evaluation (object keypoint similarity AP/AR) through pycocotools, quietly (:func:`_quiet`).
 
 Results are scored on one skeleton's annotations (:class:`ScoringScope`): the categories whose
 keypoint names are the skeleton's, with the skeleton's OKS sigmas. Categories of another keypoint
@@ -43,7 +40,7 @@ T = TypeVar("T")
 
 
 def _quiet(fn: Callable[..., T], *args: Any) -> T:
-    """Run a pycocotools call with its stdout chatter captured and sent to the DEBUG log."""
+    """Run a pycocotools call with its stdout chatter (a library must not print) sent to the DEBUG log."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         out = fn(*args)
@@ -55,13 +52,10 @@ def _quiet(fn: Callable[..., T], *args: Any) -> T:
 def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> COCO:
     """Load a COCO-format annotation file into a pycocotools ``COCO`` object, quietly.
 
-    The file is checked as training checks it
-    (:func:`~openpose_lite.coco.validation.read_coco_keypoints`): duplicate ids, malformed
-    keypoints, boxes, areas or RLE are refused with one line naming the file, image id and
-    annotation id. ``skeleton``, when given, is the keypoint layout every person must have.
-
-    Raises FileNotFoundError when the file is missing and ValueError naming the file when it is
-    not JSON, lacks the top-level "images", "annotations" and "categories" lists, or is malformed.
+    The file is checked as training checks it (:func:`~openpose_lite.coco.validation.read_coco_keypoints`,
+    ``skeleton`` the layout every person must have, when given). Raises FileNotFoundError when the file is
+    missing and ValueError naming the file (and the image and annotation id) when it is not JSON, lacks
+    the top-level "images", "annotations" and "categories" lists, or is malformed.
     """
     dataset, _ = read_coco_keypoints(path, skeleton)
     if not isinstance(dataset.get("categories"), list):
@@ -125,10 +119,8 @@ def scoring_scope(coco: COCO, skeleton: Skeleton | None = None, source: str = "C
 
 
 def _scored_ground_truth(coco: COCO, scope: ScoringScope, source: str) -> COCO:
-    """The ground truth pycocotools scores: the scope's annotations under one category id.
-
-    The file's own COCO object when that is all of it (a person file is scored exactly as before).
-    """
+    """The ground truth pycocotools scores: the scope's annotations under one category id (the file's own COCO
+    object when that is all of it, as for a person file)."""
     wanted = set(scope.category_ids)
     anns = coco.dataset["annotations"]
     in_scope = [a for a in anns if a.get("category_id") in wanted]
@@ -164,26 +156,14 @@ def _check_results(results: Iterable[dict], num_keypoints: int, known_images: se
         image_id = int(res["image_id"])
         if image_id not in known_images:
             raise ValueError(f"results[{i}]: image_id {image_id} is not an image of the annotation file")
-        clean.append(
-            {
-                "image_id": image_id,
-                "category_id": int(res["category_id"]),
-                "keypoints": kps.tolist(),
-                "score": float(res["score"]),
-            }
-        )
+        clean.append({"image_id": image_id, "category_id": int(res["category_id"]), "keypoints": kps.tolist(),
+                      "score": float(res["score"])})
     return clean
 
 
-def evaluate_keypoints(
-    ann_file: str | Path | COCO,
-    results: Sequence[dict],
-    image_ids: Sequence[int] | None = None,
-    sigmas: Sequence[float] | None = None,
-    skeleton: Skeleton | None = None,
-    *,
-    scope: ScoringScope | None = None,
-) -> dict[str, float]:
+def evaluate_keypoints(ann_file: str | Path | COCO, results: Sequence[dict], image_ids: Sequence[int] | None = None,
+                       sigmas: Sequence[float] | None = None, skeleton: Skeleton | None = None, *,
+                       scope: ScoringScope | None = None) -> dict[str, float]:
     """COCO keypoint AP/AR of ``results`` against the annotations in ``ann_file``.
 
     ``results`` are COCO keypoint results (e.g. from ``Poses.to_coco``): dicts with
@@ -227,9 +207,8 @@ def evaluate_keypoints(
         if unknown:
             raise ValueError(f"image_ids {unknown[:5]} are not images of {source}")
         evaluator.params.imgIds = sorted(set(int(i) for i in image_ids))
-    _quiet(evaluator.evaluate)
-    _quiet(evaluator.accumulate)
-    _quiet(evaluator.summarize)
+    for step in (evaluator.evaluate, evaluator.accumulate, evaluator.summarize):
+        _quiet(step)
     return {name: float(value) for name, value in zip(METRIC_NAMES, evaluator.stats)}
 
 
@@ -246,7 +225,6 @@ def format_metrics(metrics: dict[str, float], style: str = "line") -> str:
     raise ValueError(f"format_metrics: style must be 'line' or 'markdown', got {style!r}")
 
 
-# ------------------------------------------------------------------ predict over a COCO file and score it
 @dataclass
 class PredictorEvaluation:
     """What :func:`evaluate_predictor` measured: the metrics, the COCO results, which images were scored,
@@ -259,24 +237,6 @@ class PredictorEvaluation:
     scope: ScoringScope | None = None
 
 
-def _images_to_evaluate(coco: COCO, images_dir: Path, max_images: int, max_pixels: int,
-                        anywhere: bool) -> tuple[list[int], list[Path]]:
-    """The image ids to run (the first ``max_images``; 0: all) and their files, refusing up front a
-    folder that lacks any, and images too large or of another size than their entry (headers only)."""
-    from openpose_lite.images import check_image_files
-
-    image_ids = sorted(coco.getImgIds())
-    if max_images:
-        image_ids = image_ids[:max_images]
-    if not image_ids:
-        raise ValueError("the annotation file lists no images")
-    if not images_dir.is_dir():
-        raise FileNotFoundError(f"image folder not found: {images_dir}")
-    entries = [(coco.imgs[i]["file_name"], coco.imgs[i]["height"], coco.imgs[i]["width"]) for i in image_ids]
-    paths = check_image_files(images_dir, entries, "to evaluate", max_pixels, anywhere, strict=False)
-    return image_ids, paths
-
-
 def check_ground_truth(coco: COCO, source: str, skeleton: Skeleton | None = None) -> ScoringScope:
     """The scope a file is scored in (:func:`scoring_scope`), its annotations checked for what keypoint
     evaluation reads: a ValueError naming ``source`` before any model runs."""
@@ -285,31 +245,15 @@ def check_ground_truth(coco: COCO, source: str, skeleton: Skeleton | None = None
     return scope
 
 
-def _predictor_skeleton(predictor: Any) -> Skeleton | None:
-    """The skeleton a predictor's people have (``Predictor.skeleton``, ``TopDownPipeline.skeleton``), when it says."""
-    skeleton = getattr(predictor, "skeleton", None)
-    return skeleton if isinstance(skeleton, Skeleton) else None
-
-
-def evaluate_predictor(
-    predictor: Any,
-    ann_file: str | Path | COCO,
-    images_dir: str | Path,
-    max_images: int = 0,
-    batch_size: int = 1,
-    progress: bool = False,
-    skeleton: Skeleton | None = None,
-    *,
-    max_image_pixels: int | None = None,
-    images_anywhere: bool = False,
-    source: str | None = None,
-) -> PredictorEvaluation:
+def evaluate_predictor(predictor: Any, ann_file: str | Path | COCO, images_dir: str | Path, max_images: int = 0,
+                       batch_size: int = 1, progress: bool = False, skeleton: Skeleton | None = None, *,
+                       max_image_pixels: int | None = None, images_anywhere: bool = False,
+                       source: str | None = None) -> PredictorEvaluation:
     """Run a predictor over the images of a COCO keypoint file and score its people: the one such loop.
 
     ``predictor`` has ``predict_batch(images, image_ids) -> list[Poses]`` (a
-    :class:`~openpose_lite.inference.BottomUpPredictor`, or a
-    :class:`~openpose_lite.inference.TopDownPipeline` whose boxes come by image id). Images are
-    read with the project's one reader (EXIF ignored, size checked against the image entry);
+    :class:`~openpose_lite.inference.BottomUpPredictor`, or a :class:`~openpose_lite.inference.TopDownPipeline`
+    whose boxes come by image id). Images are read by :func:`~openpose_lite.images.read_image`;
     one that cannot be read is logged, listed in ``failures`` and left out of the metrics.
     A folder that lacks any of the images, or holds one above ``max_image_pixels`` (default
     :data:`~openpose_lite.images.DEFAULT_MAX_IMAGE_PIXELS`) or of another size than its entry, is
@@ -320,14 +264,22 @@ def evaluate_predictor(
     """
     from tqdm import tqdm
 
-    from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, read_image
+    from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, check_image_files, read_image
 
     source = source or (str(ann_file) if not isinstance(ann_file, COCO) else "COCO ground truth")
     max_pixels = max_image_pixels or DEFAULT_MAX_IMAGE_PIXELS
     coco = ann_file if isinstance(ann_file, COCO) else load_coco(ann_file)
-    image_ids, paths = _images_to_evaluate(coco, Path(images_dir), max_images, max_pixels, images_anywhere)
+    image_ids = sorted(coco.getImgIds())[: max_images or None]  # max_images 0: all
+    if not image_ids:
+        raise ValueError("the annotation file lists no images")
+    if not Path(images_dir).is_dir():
+        raise FileNotFoundError(f"image folder not found: {images_dir}")
+    entries = [(coco.imgs[i]["file_name"], coco.imgs[i]["height"], coco.imgs[i]["width"]) for i in image_ids]
+    # the headers only, so that a missing, too large or wrongly sized image is refused before anything runs
+    paths = check_image_files(images_dir, entries, "to evaluate", max_pixels, images_anywhere, strict=False)
     path_of = dict(zip(image_ids, paths))
-    skeleton = skeleton or _predictor_skeleton(predictor)
+    if skeleton is None and isinstance(getattr(predictor, "skeleton", None), Skeleton):
+        skeleton = predictor.skeleton  # the predictor's people's (Predictor, TopDownPipeline)
     scope = scoring_scope(coco, skeleton, source) if skeleton is not None else None  # refused before any image
     found: list[tuple[int, Any]] = []
     failures: list[str] = []

@@ -1,9 +1,7 @@
 """Which network a config describes: :class:`ModelConfig` (the ``model`` section) and :func:`build_model`.
 
-The architectures themselves are rows of the table in :mod:`openpose_lite.architectures`,
-each naming its network's settings class (:mod:`openpose_lite.network_settings`); this module checks
-a ``model`` section against its row and builds through it. It imports no torch until a model is
-built, so the configuration can be read without it.
+A ``model`` section is checked against its row of :mod:`openpose_lite.architectures` and built through
+it; torch is imported only when a model is built.
 """
 
 from __future__ import annotations
@@ -27,15 +25,13 @@ _OWN_KEYS = ("arch", "init", "input_norm")
 
 @dataclass(frozen=True)
 class ModelConfig(Params):
-    """Which network (the ``model`` config section): ``arch``, a row of the architecture table, and
-    ``settings``, that network's own settings (an instance of its row's class, e.g.
-    :class:`~openpose_lite.network_settings.HRNetSettings`; ``None``: its defaults, the published network's).
+    """The ``model`` config section: ``arch``, a row of the architecture table, and ``settings``, an
+    instance of its row's settings class (``None``: its defaults, the published network's).
 
     ``init``: how the bottom-up networks' convs start: ``cmu`` (the published recipes', for a
-    pretrained trunk) or ``kaiming`` (He-normal, for training the whole network from scratch with
-    Adam; see models/vgg19_paf.py). ``input_norm``: the input normalisation the network was trained
-    with (``cmu``, ``imagenet_rgb``, ``imagenet_bgr``); ``None`` is the architecture's own (the
-    table's ``input_norm``); files trained elsewhere set their reference's (the table's layouts).
+    pretrained trunk) or ``kaiming`` (He-normal, for training from scratch with Adam; see
+    models/vgg19_paf.py). ``input_norm``: the input normalisation the network was trained with
+    (:data:`~openpose_lite.architectures.INPUT_NORMS`); ``None``: the architecture's own.
 
     In its dict form (YAML, checkpoints; :meth:`to_dict`, :meth:`from_dict`) the settings' fields
     sit beside ``arch``: ``{arch: hrnet, width: 32, blocks: 4, init: cmu, input_norm: null}``.
@@ -66,7 +62,7 @@ class ModelConfig(Params):
         return self.input_norm or architecture(self.arch).input_norm
 
     def to_dict(self) -> dict[str, Any]:
-        """The plain dict form: ``arch``, the settings' fields, ``init``, ``input_norm``."""
+        """The plain dict form."""
         return {"arch": self.arch, **dataclasses.asdict(self.settings), "init": self.init,  # type: ignore[arg-type]
                 "input_norm": self.input_norm}
 
@@ -99,9 +95,8 @@ def model_fields(arch: Any = None) -> dict[str, Any]:
 
 
 def build_model(cfg: ModelConfig, skeleton: Skeleton | None = None) -> Any:
-    """An untrained network of the architecture ``cfg`` describes, for ``skeleton`` (its layout for the
-    network's branch; default: the person skeleton of the branch), which the network carries as
-    ``model.skeleton``: codecs, checkpoints and exports read it there."""
+    """An untrained network of ``cfg``'s architecture for ``skeleton`` in its branch's layout (default: the
+    branch's person), which the network carries as ``model.skeleton`` for codecs, checkpoints and exports."""
     row = architecture(cfg.arch)
     skeleton = skeleton or row.branch_row.person_skeleton
     model = resolve(row.build)(cfg, skeleton)

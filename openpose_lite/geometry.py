@@ -106,22 +106,17 @@ def scale_affine(scale_x: float, scale_y: float | None = None) -> np.ndarray:
     A resize maps the pixel *edges* 0 and W to 0 and sW, so centres move as x' = s x + (s - 1) / 2.
     """
     sy = scale_x if scale_y is None else scale_y
-    return np.array(
-        [[scale_x, 0.0, 0.5 * (scale_x - 1.0)], [0.0, sy, 0.5 * (sy - 1.0)]], dtype=np.float64
-    )
+    return np.array([[scale_x, 0.0, 0.5 * (scale_x - 1.0)], [0.0, sy, 0.5 * (sy - 1.0)]], dtype=np.float64)
 
 
-def letterbox_affine(
-    image_hw: tuple[int, int], target_height: int, stride: int,
-    max_side: int | None = None, max_pixels: int | None = None,
-) -> tuple[np.ndarray, tuple[int, int]]:
+def letterbox_affine(image_hw: tuple[int, int], target_height: int, stride: int, max_side: int | None = None,
+                     max_pixels: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """Resize so the height is ``target_height`` keeping the aspect, then pad right/bottom to a stride multiple.
 
-    This is the CMU demo's preprocessing. ``max_side`` and ``max_pixels`` bound the resized
-    image (its longest side, its area): an image that would exceed either is scaled less, just
-    enough to fit, since a very wide image letterboxed to a fixed height is otherwise unbounded
-    (a 1 x 2000 image at height 368 is 736000 px wide). The padding adds less than a stride.
-    Returns the affine image -> network input (a pure scale) and the padded input size (h, w).
+    This is the CMU demo's preprocessing. ``max_side`` and ``max_pixels`` bound the resized image
+    (its longest side, its area; :class:`~openpose_lite.preprocess.InputBound` says why): an image
+    that would exceed either is scaled less, just enough to fit. Returns the affine image ->
+    network input (a pure scale) and the padded input size (h, w).
     """
     h, w = int(image_hw[0]), int(image_hw[1])
     if h <= 0 or w <= 0:
@@ -137,9 +132,8 @@ def letterbox_affine(
     return scale_affine(s), padded
 
 
-def box_to_center_scale(
-    box_xywh: np.ndarray, aspect_ratio: float, padding: float = 1.25, convention: str = OURS
-) -> tuple[np.ndarray, np.ndarray]:
+def box_to_center_scale(box_xywh: np.ndarray, aspect_ratio: float, padding: float = 1.25,
+                        convention: str = OURS) -> tuple[np.ndarray, np.ndarray]:
     """Box (x, y, w, h) -> centre (2,) and size (2,) = (w, h) at ``aspect_ratio`` (w / h), padded.
 
     The box grows (never shrinks) to the aspect ratio, as in the HRNet reference, then by
@@ -159,10 +153,8 @@ def box_to_center_scale(
     return center, np.array([w * padding, h * padding], dtype=np.float64)
 
 
-def crop_affine(
-    center: np.ndarray, size_wh: np.ndarray, output_hw: tuple[int, int], rotation_deg: float = 0.0,
-    convention: str = OURS,
-) -> np.ndarray:
+def crop_affine(center: np.ndarray, size_wh: np.ndarray, output_hw: tuple[int, int], rotation_deg: float = 0.0,
+                convention: str = OURS) -> np.ndarray:
     """Affine mapping the image region of ``size_wh`` around ``center`` onto an ``output_hw`` crop.
 
     In ours the region's edges land on the crop's edges (-0.5 and W-0.5), so ``center`` lands on

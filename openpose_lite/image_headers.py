@@ -77,15 +77,13 @@ def _png(fh: BinaryIO) -> tuple[int, int]:
     head = _read(fh, 8, 16, "PNG")
     if head[4:8] != b"IHDR":
         raise HeaderError("PNG without an IHDR chunk first")
-    width, height = struct.unpack(">II", head[8:16])
-    return width, height
+    return struct.unpack(">II", head[8:16])
 
 
 def _bmp(fh: BinaryIO) -> tuple[int, int]:
     (dib,) = struct.unpack("<I", _read(fh, 14, 4, "BMP"))
     if dib == 12:  # OS/2 BITMAPCOREHEADER
-        width, height = struct.unpack("<HH", _read(fh, 18, 4, "BMP"))
-        return width, height
+        return struct.unpack("<HH", _read(fh, 18, 4, "BMP"))
     width, height = struct.unpack("<ii", _read(fh, 18, 8, "BMP"))
     return abs(width), abs(height)  # a negative height is a top-down bitmap
 
@@ -205,8 +203,7 @@ def _hdr(fh: BinaryIO) -> tuple[int, int]:
 
 
 def _sun(fh: BinaryIO) -> tuple[int, int]:
-    width, height = struct.unpack(">II", _read(fh, 4, 8, "Sun raster"))
-    return width, height
+    return struct.unpack(">II", _read(fh, 4, 8, "Sun raster"))
 
 
 def _exr(fh: BinaryIO) -> tuple[int, int]:

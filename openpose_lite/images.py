@@ -119,10 +119,8 @@ def _check_pixels(p: Path, height: int, width: int, max_pixels: int) -> None:
 
 def _check_expected(p: Path, hw: tuple[int, int], expected_hw: tuple[int, int] | None) -> None:
     if expected_hw is not None and tuple(hw) != (int(expected_hw[0]), int(expected_hw[1])):
-        raise ImageReadError(
-            f"image {p} is {hw[1]}x{hw[0]} (width x height) but its annotation entry says "
-            f"{int(expected_hw[1])}x{int(expected_hw[0])}"
-        )
+        raise ImageReadError(f"image {p} is {hw[1]}x{hw[0]} (width x height) but its annotation entry says "
+                             f"{int(expected_hw[1])}x{int(expected_hw[0])}")
 
 
 def _decode(fh: BinaryIO, p: Path, max_pixels: int) -> np.ndarray:
@@ -159,10 +157,8 @@ def image_size(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_IMAGE
     with _open(p) as fh:
         try:
             hw = _header(fh, p, max_pixels)
-        except ImageTooLargeError:
-            raise
-        except ImageReadError:
-            if decode:
+        except ImageReadError as exc:
+            if decode or isinstance(exc, ImageTooLargeError):
                 raise
             return None
         if hw is None and decode:
@@ -195,16 +191,15 @@ def check_image_files(folder: str | os.PathLike[str], entries: Sequence[tuple[st
                       progress: bool = False) -> list[Path]:
     """Check, before a run reads any of them, the images an annotation file names; returns their paths.
 
-    Each entry is ``(file_name, height, width)``: the file must lie inside ``folder`` (see
-    :func:`image_in_folder`), be a regular file, and have a header of that size within
-    ``max_pixels``. Headers are read, nothing is decoded (except formats read without a header
-    here, when ``strict``); ``strict=False`` leaves files whose header is malformed or unknown to
-    the run, which reports them when it decodes them. ``decode``: every image is decoded as
-    :func:`read_image` decodes it (a truncated JPEG, a TIFF of float samples: what a header
-    cannot tell), in ``workers`` threads (0: one per CPU core, at most 16; OpenCV decodes
-    without holding the GIL), one image each at a time. ``progress``: a bar for more than
-    :data:`PROGRESS_MIN_IMAGES` images. ``what`` names the images in the message (``to
-    evaluate``, ``that ann.json names``).
+    Each entry is ``(file_name, height, width)``: the file must lie inside ``folder``
+    (:func:`image_in_folder`), be a regular file, and have a header of that size within
+    ``max_pixels``. Only headers are read (formats without one here are decoded when ``strict``);
+    ``strict=False`` leaves files whose header is malformed or unknown to the run, which reports
+    them when it decodes them. ``decode``: every image is decoded as :func:`read_image` does (a
+    truncated JPEG, a TIFF of float samples: what a header cannot tell), in ``workers`` threads
+    (0: one per CPU core, at most 16; OpenCV decodes without holding the GIL). ``progress``: a bar
+    for more than :data:`PROGRESS_MIN_IMAGES` images. ``what`` names the images in the message
+    (``to evaluate``, ``that ann.json names``).
 
     Raises ImageReadError naming the folder, how many images are missing (with one) and how many
     cannot be used otherwise (with the first one's problem); ValueError for a file name outside
@@ -260,16 +255,12 @@ def check_image_files(folder: str | os.PathLike[str], entries: Sequence[tuple[st
 
 def read_image(path: str | os.PathLike[str], expected_hw: tuple[int, int] | None = None,
                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
-    """(H, W, 3) uint8 BGR pixels of an image file, EXIF orientation ignored.
+    """(H, W, 3) uint8 BGR pixels of an image file (a regular file: a FIFO or a device is refused unread).
 
-    Args:
-        path: the image file (a regular file: a FIFO or a device is refused without being read).
-        expected_hw: (height, width) the image must have (e.g. its COCO image entry's).
-        max_pixels: the largest width x height read; the header says it before anything is decoded.
-    Raises:
-        ImageReadError: the file is missing or no regular file, is not an image OpenCV can decode,
-            its size is not ``expected_hw``, or it has more than ``max_pixels`` pixels
-            (:class:`ImageTooLargeError`).
+    ``expected_hw``: the (height, width) it must have (e.g. its COCO image entry's). Raises
+    :class:`ImageReadError` when the file is missing or no regular file, is not an image OpenCV can
+    decode, has another size, or has more than ``max_pixels`` pixels (:class:`ImageTooLargeError`,
+    from its header before anything is decoded).
     """
     p = Path(path)
     with _open(p) as fh:
@@ -277,11 +268,8 @@ def read_image(path: str | os.PathLike[str], expected_hw: tuple[int, int] | None
 
 
 def read_image_bytes(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
-    """(H, W, 3) uint8 BGR pixels of an encoded image held in memory (an upload), with :func:`read_image`'s
-    checks: the size in its header above ``max_pixels`` is refused before anything is decoded.
-
-    ``name`` names it in errors. Raises :class:`ImageReadError` (:class:`ImageTooLargeError`) as read_image does.
-    """
+    """(H, W, 3) uint8 BGR pixels of an encoded image held in memory (an upload), ``name`` in errors, with
+    :func:`read_image`'s checks and errors."""
     return _read(io.BytesIO(data), Path(name), None, max_pixels)
 
 

@@ -56,11 +56,8 @@ def _umask_mode() -> int:
 
 
 def env_limit(name: str, default: int) -> int:
-    """The positive integer the environment variable ``name`` holds, else ``default`` (a bound that
-    a user raises for one run: ``NAME=8192 openpose-lite ...``).
-
-    Raises ValueError naming the variable when it holds anything but a positive integer.
-    """
+    """The positive integer the environment variable ``name`` holds (a bound a user raises for one run:
+    ``NAME=8192 openpose-lite ...``), else ``default``; ValueError naming the variable for anything else."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -74,12 +71,9 @@ def env_limit(name: str, default: int) -> int:
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], binary: bool = False) -> Path:
-    """Call ``write(file)`` on a temporary sibling of ``path``, fsync it, then rename it onto ``path``.
-
-    The rename is atomic on one filesystem, so readers see the old file or the new one, never
-    a partial one; on any error the temporary file is removed and the old file stays. Only a
-    regular file is replaced (:func:`check_destination`).
-    """
+    """Call ``write(file)`` on a temporary sibling of ``path``, fsync it, then rename it onto ``path``: readers
+    see the old file or the new one, never a partial one; on any error the temporary file is removed and the old
+    file stays. Only a regular file is replaced (:func:`check_destination`)."""
 
     def to_file(tmp: str) -> None:
         with open(tmp, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
@@ -96,10 +90,6 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO], None], bina
 _TEMP_PREFIX = ".{}.openpose-lite-tmp-"
 
 
-def _temp_prefix(p: Path) -> str:
-    return _TEMP_PREFIX.format(p.name)
-
-
 def temp_files_glob(name_pattern: str) -> str:
     """The glob of the temporary files that atomic writes of files named ``name_pattern`` (a glob) leave."""
     return _TEMP_PREFIX.format(name_pattern) + "*"
@@ -112,22 +102,19 @@ def stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def temp_sibling(path: str | os.PathLike[str]) -> Path:
-    """A new, empty temporary file beside ``path`` (whose folder exists), with the name an atomic
-    write of ``path`` gives its own, for writers that replace ``path`` themselves (a video
-    encoder): a run's clean-up finds it after a kill (:func:`temp_files_glob`). Created
-    exclusively, so nothing already there is opened or followed."""
+    """A new, empty temporary file beside ``path`` (whose folder exists), named as an atomic write of ``path``
+    names its own (a run's clean-up finds it after a kill), for writers that replace ``path`` themselves (a
+    video encoder). Created exclusively, so nothing already there is opened or followed."""
     p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(p), suffix=p.suffix or ".tmp", dir=p.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX.format(p.name), suffix=p.suffix or ".tmp", dir=p.parent)
     os.close(fd)
     return Path(tmp)
 
 
 def check_destination(path: str | os.PathLike[str]) -> None:
-    """Refuse to write over ``path`` unless it is a regular file or nothing (a symbolic link to one, or
-    a dangling one: the rename replaces the link, never what it names).
-
-    A rename onto a FIFO, a device (``/dev/full``), a socket or a folder would replace it with a
-    regular file. Raises ValueError ``<path>: is a FIFO (named pipe), not a regular file ...``.
+    """Refuse to write over ``path`` unless it is a regular file or nothing (a symbolic link to one, or a
+    dangling one: the rename replaces the link, never what it names), since a rename would replace a FIFO, a
+    device (``/dev/full``), a socket or a folder. ValueError ``<path>: is a FIFO (named pipe), not a regular file ...``.
     """
     try:
         mode = os.stat(path).st_mode
@@ -146,11 +133,8 @@ def check_destination(path: str | os.PathLike[str]) -> None:
 
 
 def atomic_write_path(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
-    """Like :func:`atomic_write` for writers that take a file name (exporters, image encoders).
-
-    Raises ValueError (:func:`check_destination`) before anything is written when ``path`` is
-    there and is not a regular file, and again, the temporary file removed, if one has taken
-    its place meanwhile.
+    """Like :func:`atomic_write` for writers that take a file name (exporters, image encoders); ValueError
+    (:func:`check_destination`) before anything is written, and again if something took ``path``'s place meanwhile.
     """
     p = Path(path)
     check_destination(p)
@@ -232,16 +216,11 @@ def files_sha256(paths: Iterable[str | os.PathLike[str]], what: str = "file") ->
 
 
 def open_regular(path: str | os.PathLike[str], what: str = "file") -> BinaryIO:
-    """``path`` opened for binary reading, when it is a regular file.
+    """``path`` opened for binary reading, when it is a regular file: opened without blocking (a FIFO would
+    wait for a writer) and checked on the open descriptor, so what is read is what was checked.
 
-    Opened without blocking (``O_NONBLOCK``: a FIFO would otherwise wait for a writer) and
-    checked on the open descriptor, so what is read is what was checked.
-
-    Raises:
-        FileNotFoundError: ``<what> not found: <path>``.
-        ValueError: ``<what> <path>: is a FIFO (named pipe), not a regular file`` (a folder, a
-            device, a socket, a symbolic link loop alike).
-        OSError: the file exists but cannot be opened (permissions, I/O error).
+    Raises FileNotFoundError ``<what> not found: <path>``; ValueError ``<what> <path>: is a FIFO (named pipe),
+    not a regular file`` (a folder, a device, a socket, a symbolic link loop alike); OSError (permissions ...).
     """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
@@ -280,10 +259,13 @@ def read_bounded(path: str | os.PathLike[str], what: str, max_bytes: int) -> byt
     with open_regular(path, what) as fh:
         size = os.fstat(fh.fileno()).st_size
         data = fh.read(max_bytes + 1) if size <= max_bytes else b""  # + 1: a file that grew meanwhile
-    if size > max_bytes or len(data) > max_bytes:
-        raise ValueError(f"{what} {path}: {format_bytes(max(size, len(data)))}, more than a {what} may hold "
-                         f"({format_bytes(max_bytes)})")
+    if max(size, len(data)) > max_bytes:
+        raise _too_large(path, what, max(size, len(data)), max_bytes)
     return data
+
+
+def _too_large(path: str | os.PathLike[str], what: str, size: int, max_bytes: int) -> ValueError:
+    return ValueError(f"{what} {path}: {format_bytes(size)}, more than a {what} may hold ({format_bytes(max_bytes)})")
 
 
 # What a parsed JSON value costs at most, about (CPython, 64 bit): a list or dict with the slot that
@@ -297,12 +279,10 @@ _NESTING[[ord("["), ord("{")]], _NESTING[[ord("]"), ord("}")]] = 1, -1
 
 
 class JsonShape:
-    """The shape of JSON text fed in pieces, before any of it is parsed: how many containers (``[``,
-    ``{``) and separators (``,``, ``:``) it holds, which bounds how many Python objects it becomes,
-    and how deep its containers nest, brackets inside strings left out.
-
-    A streaming scan in numpy, a few passes over each piece; the state between pieces is whether
-    the text is inside a string, the run of backslashes it ends with, and the nesting depth.
+    """The shape of JSON text fed in pieces, before any of it is parsed: how many containers (``[``, ``{``)
+    and separators (``,``, ``:``) it holds, which bounds how many Python objects it becomes, and how deep
+    its containers nest, brackets inside strings left out. A streaming scan in numpy; the state between
+    pieces is whether the text is inside a string, the run of backslashes it ends with, and the depth.
     """
 
     def __init__(self) -> None:
@@ -315,9 +295,8 @@ class JsonShape:
         itself (its strings hold as many characters; commas inside strings count as values too)."""
         return _CONTAINER_BYTES * self.containers + _VALUE_BYTES * self.separators + self.size
 
-    def feed(self, piece: bytes | memoryview) -> None:
+    def feed(self, raw: bytes) -> None:
         """Count the next piece of the text (any split of it counts the same)."""
-        raw = bytes(piece) if isinstance(piece, memoryview) else piece
         self.size += len(raw)
         self.containers += raw.count(b"[") + raw.count(b"{")
         self.separators += raw.count(b",") + raw.count(b":")
@@ -346,30 +325,25 @@ class JsonShape:
         self.backslashes = len(text) - len(text.rstrip(b"\\"))
 
 
-def _json_problem(shape: JsonShape, max_memory: int) -> str | None:
-    """Why JSON of ``shape`` is refused (too costly once parsed, or nested too deep), or None."""
-    if shape.cost() > max_memory:
-        return (f"it would take more than {max_memory >> 20} MB of memory once parsed ({shape.containers:,} lists "
-                f"and objects and {shape.separators:,} values in its first {format_bytes(shape.size)}); raise the "
-                f"limit with the environment variable {MAX_JSON_MEMORY_ENV}=<MB>")
-    if shape.deepest > MAX_NESTING_DEPTH:
-        return f"it nests lists or objects more than {MAX_NESTING_DEPTH} deep (no JSON file the project reads nests 10)"
-    return None
-
-
-def parse_json(text: str | bytes, source: str, what: str = "JSON") -> Any:
-    """JSON text held in memory (metadata inside a model file), bounded as :func:`read_json` bounds a
-    file's; ValueError ``<source>: not valid JSON <what> (...)`` naming ``source``."""
-    raw = text.encode("utf-8") if isinstance(text, str) else text
-    shape = JsonShape()
-    view = memoryview(raw)
+def _scan_json(pieces: Iterable[bytes], label: str, max_bytes: int | None = None) -> bytearray:
+    """The JSON text of ``pieces``, refused (ValueError ``<label> refused, ...``) as soon as what was read
+    would cost too much once parsed or nests too deep; reading stops past ``max_bytes``."""
     max_memory = env_limit(MAX_JSON_MEMORY_ENV, MAX_JSON_MEMORY_MB) << 20
-    for start in range(0, len(raw), _JSON_CHUNK):
-        shape.feed(view[start:start + _JSON_CHUNK])
-        problem = _json_problem(shape, max_memory)
-        if problem:
-            raise ValueError(f"{source}: {what} refused, {problem}")
-    return _loads(raw, source, what)
+    data, shape = bytearray(), JsonShape()
+    for piece in pieces:
+        data += piece
+        shape.feed(piece)
+        if shape.cost() > max_memory:
+            raise ValueError(f"{label} refused, it would take more than {max_memory >> 20} MB of memory once parsed "
+                             f"({shape.containers:,} lists and objects and {shape.separators:,} values in its first "
+                             f"{format_bytes(shape.size)}); raise the limit with the environment variable "
+                             f"{MAX_JSON_MEMORY_ENV}=<MB>")
+        if shape.deepest > MAX_NESTING_DEPTH:
+            raise ValueError(f"{label} refused, it nests lists or objects more than {MAX_NESTING_DEPTH} deep (no JSON "
+                             "file the project reads nests 10)")
+        if max_bytes is not None and len(data) > max_bytes:
+            break
+    return data
 
 
 def _loads(raw: bytes | bytearray, source: str | os.PathLike[str], what: str) -> Any:
@@ -381,29 +355,25 @@ def _loads(raw: bytes | bytearray, source: str | os.PathLike[str], what: str) ->
         raise ValueError(f"{source}: not a valid JSON {what} (nested too deep)") from None
 
 
-def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """A JSON file, bounded: a regular file (:func:`open_regular`) of at most ``max_bytes``, whose
-    parsed value would cost at most ``$OPENPOSE_LITE_MAX_JSON_MB`` (default
-    :data:`MAX_JSON_MEMORY_MB`) and nests at most :data:`MAX_NESTING_DEPTH` deep, judged while it is
-    read, before it is parsed (a refused file costs a chunk of memory, not its size).
+def parse_json(text: str | bytes, source: str, what: str = "JSON") -> Any:
+    """JSON text held in memory (metadata inside a model file), bounded as :func:`read_json` bounds a
+    file's; ValueError ``<source>: not valid JSON <what> (...)`` naming ``source``."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    pieces = (raw[start:start + _JSON_CHUNK] for start in range(0, len(raw), _JSON_CHUNK))
+    return _loads(_scan_json(pieces, f"{source}: {what}"), source, what)
 
-    Raises ValueError ``<path>: not a valid JSON <what> (...)``, or naming the bound it passes and
-    how to raise it (see :func:`read_bounded` for the other errors).
-    """
-    max_memory = env_limit(MAX_JSON_MEMORY_ENV, MAX_JSON_MEMORY_MB) << 20
+
+def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file, bounded: a regular file (:func:`open_regular`) of at most ``max_bytes``, whose parsed
+    value would cost at most ``$OPENPOSE_LITE_MAX_JSON_MB`` MB (default :data:`MAX_JSON_MEMORY_MB`) and
+    nests at most :data:`MAX_NESTING_DEPTH` deep, judged while it is read, before it is parsed (a refused
+    file costs a chunk of memory, not its size). ValueError ``<path>: not a valid JSON <what> (...)``, or
+    naming the bound it passes and how to raise it."""
     with open_regular(path, what) as fh:
         size = os.fstat(fh.fileno()).st_size
-        data, shape = bytearray(), JsonShape()
-        while size <= max_bytes and len(data) <= max_bytes:  # (a file that grows meanwhile stops too)
-            piece = fh.read(_JSON_CHUNK)
-            if not piece:
-                break
-            data += piece
-            shape.feed(piece)
-            problem = _json_problem(shape, max_memory)
-            if problem:
-                raise ValueError(f"{what} {path}: refused, {problem}")
-    if size > max_bytes or len(data) > max_bytes:
-        raise ValueError(f"{what} {path}: {format_bytes(max(size, len(data)))}, more than a {what} may hold "
-                         f"({format_bytes(max_bytes)})")
+        # (a file that grows meanwhile stops too)
+        data = b"" if size > max_bytes else _scan_json(iter(lambda: fh.read(_JSON_CHUNK), b""), f"{what} {path}:",
+                                                       max_bytes)
+    if max(size, len(data)) > max_bytes:
+        raise _too_large(path, what, max(size, len(data)), max_bytes)
     return _loads(data, path, what)

@@ -27,18 +27,9 @@ Limbs = tuple[tuple[int, int], ...]
 
 def limb_components(num_keypoints: int, limbs: Limbs) -> np.ndarray:
     """(K,) int: the connected component of each keypoint in the limb graph (0, 1, ... in keypoint order)."""
-    pieces = _pieces(num_keypoints, limbs)
-    roots = [pieces[i] for i in range(num_keypoints)]
-    labels = {r: n for n, r in enumerate(dict.fromkeys(roots))}
-    return np.array([labels[r] for r in roots], dtype=np.int64)
-
-
-def _pieces(num_keypoints: int, limbs: Limbs) -> DisjointSet:
-    """The keypoints 0..K-1 as disjoint sets, joined along ``limbs``."""
-    pieces = DisjointSet(range(num_keypoints))
-    for a, b in limbs:
-        pieces.merge(a, b)
-    return pieces
+    ends = np.asarray(limbs, dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(ends)), (ends[:, 0], ends[:, 1])), shape=(num_keypoints, num_keypoints))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
 def breadth_first(num_keypoints: int, limbs: Limbs, starts: Iterable[int]
@@ -91,20 +82,20 @@ def limb_degrees(num_keypoints: int, limbs: Limbs) -> np.ndarray:
     return np.bincount(np.asarray(limbs, dtype=np.int64).reshape(-1), minlength=num_keypoints)[:num_keypoints]
 
 
-def spanning_limbs(num_keypoints: int, limbs: Limbs) -> tuple[int, tuple[int, ...]]:
-    """(root, redundant limbs) of a limb graph: the general rule for limbs that close cycles.
+def spanning_limbs(num_keypoints: int, limbs: Limbs) -> tuple[int, ...]:
+    """The redundant limbs of a limb graph, those beyond a spanning tree: the general rule for limbs
+    that close cycles.
 
-    The root is the keypoint with the most limbs (the first on a tie: OpenPose's neck). Limbs are
-    walked breadth first from it, in list order at each keypoint (then from the best-connected
-    keypoint not reached, for a graph in pieces; :func:`breadth_first`); a limb that reaches a
-    keypoint already reached closes a cycle and is redundant. The others form a spanning tree
-    along which bottom-up grouping grows people; the redundant ones only join parts of people
-    already started, as CMU's shoulder-ear limbs do.
+    Limbs are walked breadth first from the keypoint with the most limbs (the first on a tie:
+    OpenPose's neck), in list order at each keypoint (then from the best-connected keypoint not
+    reached, for a graph in pieces; :func:`breadth_first`); a limb that reaches a keypoint already
+    reached closes a cycle and is redundant. The others form a spanning tree along which bottom-up
+    grouping grows people; the redundant ones only join parts of people already started, as CMU's
+    shoulder-ear limbs do.
     """
     degree = limb_degrees(num_keypoints, limbs)
-    root = int(np.argmax(degree)) if num_keypoints else 0
     _, steps = breadth_first(num_keypoints, limbs, np.argsort(-degree, kind="stable"))
-    return root, tuple(sorted(i for i, _, _, new in steps if not new))
+    return tuple(sorted(i for i, _, _, new in steps if not new))
 
 
 def _hsv_to_bgr(hue_deg: float, saturation: float, value: float) -> Colour:
@@ -124,13 +115,19 @@ def mirror_completion(limbs: Limbs, flip_permutation: np.ndarray) -> list[tuple[
     becomes (perm[a], perm[b]); that pair must have a channel of its own.
     """
     have = {frozenset(limb) for limb in limbs}
-    added: list[tuple[int, int]] = []
-    for a, b in limbs:
-        mirrored = (int(flip_permutation[a]), int(flip_permutation[b]))
-        if frozenset(mirrored) not in have:
-            have.add(frozenset(mirrored))
-            added.append(mirrored)
-    return added
+    return [pair for limb in limbs for pair in _new_with_mirror(limb, flip_permutation, have)]
+
+
+def _new_with_mirror(pair: tuple[int, int], flip_permutation: np.ndarray, have: set[frozenset[int]]
+                     ) -> list[tuple[int, int]]:
+    """``pair`` and its mirror image, those not in ``have`` (the limbs as keypoint sets; updated)."""
+    a, b = pair
+    new = []
+    for limb in (pair, (int(flip_permutation[a]), int(flip_permutation[b]))):
+        if frozenset(limb) not in have and limb[0] != limb[1]:
+            have.add(frozenset(limb))
+            new.append(limb)
+    return new
 
 
 def _pairs_shortest_first(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -145,22 +142,18 @@ def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.nd
 
     Kruskal's rule on keypoint pairs, shortest first (ties in index order), starting from the
     pieces that ``limbs`` make: a pair joining two pieces becomes a limb, and so does its mirror
-    image (``flip_permutation``), so the completed skeleton stays symmetric (the mirror limb may
-    close a cycle; :func:`spanning_limbs` then marks it redundant). Pieces that no finite distance
-    joins (keypoints never labelled together with the others) are joined last, by the pairs
-    nearest in keypoint order (lists run along the body: eyes beside the nose): no annotation
-    says where such a keypoint is, and none of its instances can be split by where it hangs.
+    image, so the completed skeleton stays symmetric (the mirror limb may close a cycle). Pieces
+    that no finite distance joins (keypoints never labelled together with the others) are joined
+    last, by the pairs nearest in keypoint order (lists run along the body: eyes beside the nose):
+    no annotation says where such a keypoint is, and none of its instances can be split by where it hangs.
 
-    Args:
-        limbs: the limbs given, (a, b) keypoint indices.
-        distances: (K, K) cost of joining two keypoints (e.g. their mean normalised distance in the
-            annotations); ``inf`` where a pair cannot be measured (never labelled together).
-    Returns:
-        the added limbs (a, b) with a < b, or their mirrors, in the order they were chosen; those
-        joined by keypoint order have an infinite distance. The completed graph is connected.
+    ``distances``: (K, K) cost of joining two keypoints (e.g. their mean normalised distance in the
+    annotations), ``inf`` where never labelled together. Returns the added limbs (a, b) with a < b,
+    or their mirrors, in the order chosen.
     """
-    k = distances.shape[0]
-    pieces = _pieces(k, limbs)
+    pieces = DisjointSet(range(distances.shape[0]))
+    for a, b in limbs:
+        pieces.merge(a, b)
     have = {frozenset(limb) for limb in limbs}
     rows, cols, by_distance = _pairs_shortest_first(distances)
     measured = np.isfinite(distances[rows, cols])
@@ -170,11 +163,9 @@ def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.nd
         a, b = int(rows[n]), int(cols[n])
         if pieces.connected(a, b):
             continue
-        for pair in ((a, b), (int(flip_permutation[a]), int(flip_permutation[b]))):
-            if frozenset(pair) not in have and pair[0] != pair[1]:
-                have.add(frozenset(pair))
-                added.append(pair)
-                pieces.merge(*pair)
+        for pair in _new_with_mirror((a, b), flip_permutation, have):
+            added.append(pair)
+            pieces.merge(*pair)
     return added
 
 
@@ -194,24 +185,19 @@ def instance_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: n
     shortest on a tie, then the first in index order), and so does its mirror image. Counting
     instances rather than taking every instance's shortest join lets one limb serve all the
     instances that lack the same keypoints, so fewer limbs (PAF channels) are added, the most
-    useful first. The added limbs close cycles, so the bottom-up layout makes them (or tree limbs
-    they bypass) redundant limbs (:func:`spanning_limbs`).
+    useful first. The added limbs close cycles (:func:`spanning_limbs` makes them, or tree limbs
+    they bypass, redundant).
 
-    The count of each pair is worked out once and lowered as pieces join (a join of pieces A and B
-    in an instance lowers the pairs between A and B): the work is about N K^2 in all, plus K^2
-    per limb added, and the memory K^2 plus a bounded chunk (:data:`PAIR_CHUNK`), instead of
-    N K^2 for every limb added.
+    The count of each pair is worked out once and lowered as pieces join: the work is about N K^2
+    in all plus K^2 per limb added, the memory K^2 plus a bounded chunk (:data:`PAIR_CHUNK`).
 
     Args:
-        limbs: the limbs so far, (a, b) keypoint indices.
-        distances: (K, K) cost of joining two keypoints (finite for every pair labelled together).
+        distances: (K, K) as :func:`tree_completion` takes them.
         labelled: (N, K) bool, which keypoints each instance has.
-        max_added: stop choosing once this many limbs are added (a mirror image may add one more);
-            None: no bound. Keypoints missing at random leave so many patterns that keeping every
-            instance whole takes a nearly complete graph.
+        max_added: stop once this many limbs are added (a mirror image may add one more); None: no
+            bound (keypoints missing at random can take a nearly complete graph).
     Returns:
-        (the added limbs (a, b) with a < b, or their mirrors, in the order they were chosen; the
-        number of instances still in pieces).
+        (the added limbs, as :func:`tree_completion` returns them; the number of instances still in pieces).
     """
     labelled = np.asarray(labelled, dtype=bool).reshape(-1, distances.shape[0])
     on = labelled[labelled.sum(axis=1) >= 2]  # (S, K): an instance of one labelled keypoint is never in pieces
@@ -250,11 +236,9 @@ def instance_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: n
         # and no limb already there is apart anywhere: each round adds a limb.
         best = int(np.argmax(np.take(apart, tie_order)))
         a, b = divmod(int(tie_order[best]), k)
-        for pair in ((a, b), (int(flip_permutation[a]), int(flip_permutation[b]))):
-            if frozenset(pair) not in have and pair[0] != pair[1]:
-                have.add(frozenset(pair))
-                added.append(pair)
-                join(*pair)
+        for pair in _new_with_mirror((a, b), flip_permutation, have):
+            added.append(pair)
+            join(*pair)
 
 
 def chunks(count: int, per_item: int) -> Iterator[slice]:
@@ -301,8 +285,9 @@ def derived_colours(limbs: Limbs, flip_pairs: Limbs, limb_mirror: np.ndarray) ->
     """Limb colours from the skeleton alone: left limbs warm, right limbs cool, the others green.
 
     A left limb and its mirror sit at the same place of their ranges, so corresponding limbs are
-    easy to pair up; consecutive limbs of a range alternate in brightness. The left side of a
-    flip pair is its first keypoint; ``limb_mirror`` (L,) is the index of each limb's mirror image. Without flip pairs the hues go round the whole wheel.
+    easy to pair up; consecutive limbs of a range alternate in brightness. The left side of a flip
+    pair is its first keypoint; ``limb_mirror`` (L,) is the index of each limb's mirror image.
+    Without flip pairs the hues go round the whole wheel.
     """
     left = {a for a, _ in flip_pairs}
     right = {b for _, b in flip_pairs}
@@ -310,16 +295,15 @@ def derived_colours(limbs: Limbs, flip_pairs: Limbs, limb_mirror: np.ndarray) ->
     for a, b in limbs:
         on_left, on_right = bool({a, b} & left), bool({a, b} & right)
         sides.append("L" if on_left and not on_right else "R" if on_right and not on_left else "C")
-    mirror = limb_mirror  # (L,) limb index of each limb's mirror image
     rank: dict[int, int] = {}
     counts = {"L": 0, "R": 0, "C": 0}
     for i, side in enumerate(sides):
-        if side == "R" and sides[mirror[i]] == "L":
+        if side == "R" and sides[limb_mirror[i]] == "L":
             continue  # takes its mirror's rank below
         rank[i] = counts[side]
         counts[side] += 1
-    for i, side in enumerate(sides):
-        rank.setdefault(i, rank.get(int(mirror[i]), 0))
+    for i in range(len(sides)):
+        rank.setdefault(i, rank.get(int(limb_mirror[i]), 0))
     counts["R"] = max(counts["R"], counts["L"])
     ranges = {"L": (0.0, 50.0), "R": (180.0, 70.0), "C": (85.0, 60.0)}
     if not left:
@@ -330,5 +314,3 @@ def derived_colours(limbs: Limbs, flip_pairs: Limbs, limb_mirror: np.ndarray) ->
         t = rank[i] / max(counts[side] - 1, 1)
         colours.append(_hsv_to_bgr(start + span * t, 1.0, 1.0 if rank[i] % 2 == 0 else 0.7))
     return tuple(colours)
-
-

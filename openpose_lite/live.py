@@ -1,37 +1,20 @@
 """Live sources: cameras and network streams, read newest frame first.
 
-A live source is not a file: its frames come at the camera's rate whether or not anyone keeps
-up. Reading every frame in turn would queue them, and a model slower than the camera would
-fall further and further behind. :class:`LatestFrameReader` therefore reads the source in a
-thread of its own as fast as it delivers and keeps only the newest frame, with its frame number
-and capture time; the consumer takes the newest one when it is ready for it, and the frames it
-never took are counted as dropped.
+A live source's frames come at the camera's rate whether or not anyone keeps up: reading every
+frame in turn would queue them behind a slower model. :class:`LatestFrameReader` reads the source
+in a thread of its own and keeps only the newest frame (number, capture time); the consumer takes
+the newest one when it is ready, and the frames it never took are counted as dropped.
 
-Sources (:class:`LiveSource`): a camera index (``cv2.VideoCapture(index)``) or a stream URL
-(``rtsp://``, ``http(s)://`` MJPEG or HLS, ``udp://`` ...: anything OpenCV's FFmpeg backend
-opens, ``cv2.VideoCapture(url, cv2.CAP_FFMPEG)``), opened with an open and a read timeout so
-that an unreachable address fails in seconds instead of hanging.
+Sources (:class:`LiveSource`): a camera index (``cv2.VideoCapture(index)``) or a stream URL (anything
+OpenCV's FFmpeg backend opens: ``rtsp://``, ``http(s)://`` MJPEG or HLS, ``udp://`` ...), opened with an
+open and a read timeout so that an unreachable address fails in seconds instead of hanging.
 
-Bad frames: a read that fails at once is retried. FFmpeg goes on past a frame it cannot decode
-(bytes that are no image, a JPEG whose header claims 30000 x 30000 pixels: refused before
-anything is allocated), so a later read delivers, and the failed reads are counted as
-``skipped``. A capture that keeps failing reads nothing more: its connection was closed (the
-stream's end, or its server died), or its demuxer lost its place for good (a multipart part
-without its boundary line: OpenCV then drains its decoder). OpenCV reports both alike; the
-connection tells them apart (:meth:`LiveSource.connection_open`): one the server still holds
-open is a stream that goes on, asked for again at once and read on, the bad stretch counted as
-one skipped frame. Only a closed connection ends a stream.
-
-How a source stops: when the server closed the connection and still answers (a TCP connection
-to its host and port), the stream has *ended* (a broadcast over, a recording at its end), as it
-has when a read fails for good where the connection cannot be seen (a proxy between, a system
-without Linux's ``/proc``: :meth:`LiveSource.connection_open` gives None) and the server still
-answers. A read that waits past the read timeout (silence, a stall mid-frame included: FFmpeg's
-interrupt cuts the read, and what it returns then is no frame), a camera that stops delivering,
-a stream whose server no longer answers, or one that sends nothing that decodes, is *lost*: it
-is reopened up to ``reconnect`` times with growing waits (``backoff`` s, doubled each try up to
-``max_backoff``) and, once it delivers again, read on; when every try fails it stays lost. A
-source of known length (a file served over HTTP) ends at its end.
+Bad frames are skipped and counted, and a source *ends* or is *lost* (then reopened up to
+``reconnect`` times, waits of ``backoff`` s doubled each try up to ``max_backoff``) as
+docs/cli.md#cameras-and-streams describes. A capture that keeps failing either lost its connection
+(the stream's end, or its server died) or its demuxer lost its place for good (a multipart part
+without its boundary line); OpenCV reports both alike, so the connection tells them apart
+(:meth:`LiveSource.connection_open`), and whether the server still answers tells an end from a loss.
 """
 
 from __future__ import annotations
@@ -78,7 +61,12 @@ def is_stream_url(text: str) -> bool:
 
 
 class SourceUnavailable(Exception):
-    """A live source that cannot be opened: the message names it and says why."""
+    """A live source that cannot be opened: the message names it and says why. ``answers``: whether its
+    server accepted a TCP connection meanwhile (None: not asked, for a camera or UDP)."""
+
+    def __init__(self, message: str, answers: bool | None = None) -> None:
+        super().__init__(message)
+        self.answers = answers
 
 
 def _ip(text: str) -> str:
@@ -160,24 +148,19 @@ class LiveSource:
         if capture.isOpened():
             return capture
         capture.release()
-        raise SourceUnavailable(f"cannot open {self.name}: {self._why_not(open_timeout)}")
-
-    def _why_not(self, open_timeout: float) -> str:
         if self.camera is not None:
             found = sorted(glob.glob("/dev/video*"))
             where = f"this machine has {' '.join(found)}" if found else "this machine shows no /dev/video* device"
-            return f"no camera with that index answers ({where})"
+            raise SourceUnavailable(f"cannot open {self.name}: no camera with that index answers ({where})")
         answers = self.server_answers()
-        if answers is False:
-            return "its server does not answer (nothing listens at that host and port, or it is unreachable)"
         within = f"within {open_timeout:g} s"
-        if answers:
-            return f"the server answers but serves no video stream there {within} (check the path, the credentials)"
-        return f"no video stream arrived {within}"
+        why = ("its server does not answer (nothing listens at that host and port, or it is unreachable)"
+               if answers is False else f"the server answers but serves no video stream there {within} (check "
+               "the path, the credentials)" if answers else f"no video stream arrived {within}")
+        raise SourceUnavailable(f"cannot open {self.name}: {why}", answers)
 
     def _server(self) -> tuple[str, int] | None:
-        """The host and port of a stream over TCP; None for a camera or UDP. Raises ValueError for a
-        port that is no number."""
+        """The host and port of a stream over TCP; None for a camera or UDP; ValueError for a port that is no number."""
         if self.url is None:
             return None
         parts = urlsplit(self.url)
@@ -245,11 +228,10 @@ class LiveFrame:
 class LatestFrameReader:
     """Reads a :class:`LiveSource` in a thread and keeps only its newest frame (see the module docstring).
 
-    ``open()`` (in the caller's thread; raises :class:`SourceUnavailable`), ``start()``, then
-    :meth:`frames` or :meth:`take` the newest frames; ``stop()`` ends it. ``read`` counts the
-    frames read, ``taken`` those handed out; the others were dropped; ``skipped`` counts the bad
-    frames read past (see the module docstring). After the reader finished, ``outcome`` is
-    ``"ended"``, ``"lost"`` (``problem`` says why) or ``"stopped"``.
+    ``open()`` (in the caller's thread; raises :class:`SourceUnavailable`), ``start()``, then :meth:`frames`
+    or :meth:`take` the newest frames; ``stop()`` ends it. Counts: ``read``, ``taken`` (handed out; the
+    others were dropped), ``skipped`` (bad frames read past). Once finished, ``outcome`` is ``"ended"``,
+    ``"lost"`` (``problem`` says why) or ``"stopped"``.
     """
 
     def __init__(self, source: LiveSource, reconnect: int = 0, open_timeout: float = OPEN_TIMEOUT_S,
@@ -271,13 +253,8 @@ class LatestFrameReader:
         self._latest: LiveFrame | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
-        self._finished = False
+        self.finished = False  # the reader stopped reading (the source ended or was lost, or stop())
         self._thread: threading.Thread | None = None
-
-    @property
-    def finished(self) -> bool:
-        """Whether the reader has stopped reading (the source ended or was lost, or :meth:`stop`)."""
-        return self._finished
 
     @property
     def dropped(self) -> int:
@@ -285,7 +262,6 @@ class LatestFrameReader:
         return self.read - self.taken
 
     def open(self) -> None:
-        """Open the source (raises :class:`SourceUnavailable`, naming it)."""
         import cv2
 
         self._capture = self.source.open(self.open_timeout, self.read_timeout)
@@ -294,7 +270,7 @@ class LatestFrameReader:
         self._finite = self.source.url is not None and float(self._capture.get(cv2.CAP_PROP_FRAME_COUNT)) > 0
 
     def start(self) -> None:
-        """Start reading (opening the source first if :meth:`open` was not called)."""
+        """Start reading (opening the source first if need be)."""
         if self._capture is None:
             self.open()
         self._thread = threading.Thread(target=self._run, name="openpose-lite-live-reader", daemon=True)
@@ -312,7 +288,7 @@ class LatestFrameReader:
         (or ``timeout`` s passed, or :meth:`stop` was called)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._latest is None and not self._finished and not self._stop.is_set():
+            while self._latest is None and not self.finished and not self._stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     return None
                 self._cond.wait(_POLL_S)  # short waits: a signal handler in this thread runs in between
@@ -344,7 +320,7 @@ class LatestFrameReader:
         with self._cond:
             if self.outcome is None:
                 self.outcome, self.problem = outcome, problem
-            self._finished = True
+            self.finished = True
             self._cond.notify_all()
 
     def _run(self) -> None:
@@ -390,14 +366,16 @@ class LatestFrameReader:
             # (a part without its boundary line). The stream goes on: ask for it again.
             try:
                 self._capture = self.source.open(self.open_timeout, self.read_timeout)
-            except SourceUnavailable:
-                if self.source.server_answers():
+            except SourceUnavailable as exc:  # its server was asked: it is not asked twice
+                if exc.answers:
                     return "ended", None  # the server serves the stream no more
+                answers = exc.answers
             else:
                 self.skipped += 1
                 logger.info("%s: read again past bad data (1 bad frame skipped)", self.source.name)
                 return None
-        answers = self.source.server_answers()
+        else:
+            answers = self.source.server_answers()
         if answers and not stalled and not alive and not self.reconnect:
             return "ended", None  # the server closed the stream and is still there: the stream's end
         if stalled:
@@ -417,8 +395,8 @@ class LatestFrameReader:
                 return "stopped", None
             try:
                 self._capture = self.source.open(self.open_timeout, self.read_timeout)
-            except SourceUnavailable:
-                if not stalled and self.source.server_answers():
+            except SourceUnavailable as exc:
+                if not stalled and exc.answers:
                     return "ended", None  # up again, but the stream is over
                 logger.info("%s: reconnection %d of %d failed", self.source.name, attempt, self.reconnect)
                 continue

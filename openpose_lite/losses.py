@@ -38,12 +38,12 @@ def masked_sse(pred: Tensor, target: Tensor, weight: Tensor, name: str = "maps")
     if target.shape != pred.shape:
         raise ValueError(f"{name}: target shape {tuple(target.shape)} != prediction shape {tuple(pred.shape)}")
     try:
-        torch.broadcast_shapes(weight.shape, pred.shape)
+        fits = torch.broadcast_shapes(weight.shape, pred.shape) == pred.shape
     except RuntimeError:
-        raise ValueError(f"{name}: weight shape {tuple(weight.shape)} does not broadcast against "
-                         f"{tuple(pred.shape)}; expected (B, 1, h, w) or (B, C, h, w)") from None
-    if torch.broadcast_shapes(weight.shape, pred.shape) != pred.shape:
-        raise ValueError(f"{name}: weight shape {tuple(weight.shape)} is larger than the maps {tuple(pred.shape)}")
+        fits = False
+    if not fits:
+        raise ValueError(f"{name}: weight shape {tuple(weight.shape)} does not broadcast to the maps "
+                         f"{tuple(pred.shape)}; expected (B, 1, h, w) or (B, C, h, w)")
     diff = pred.float() - target.float()
     return (weight.float() * diff * diff).sum() / (2.0 * pred.shape[0])
 
@@ -53,19 +53,12 @@ def stage_losses(
     targets: Mapping[str, Tensor],
     weights: Mapping[str, Tensor],
 ) -> dict[str, Tensor]:
-    """Intermediate supervision: one masked loss per stage and branch (CMU eq. 5).
+    """Intermediate supervision (CMU eq. 5): one :func:`masked_sse` per stage and branch.
 
-    Args:
-        outputs: S dicts, one per stage, each mapping a branch name (``"pafs"``,
-            ``"heatmaps"``) to a (B, C, h, w) prediction.
-        targets: branch name -> (B, C, h, w) target.
-        weights: branch name -> weight broadcasting against the target, (B, 1, h, w) for the
-            bottom-up codec (0 = ignore this cell).
-
-    Returns:
-        ``{"stage1/pafs": scalar, "stage1/heatmaps": scalar, ..., "stageS/heatmaps": scalar}``
-        in stage order, branches in each stage dict's order; each term is
-        :func:`masked_sse` (sum of weighted squared errors / (2 B)).
+    ``outputs``: S dicts, one per stage, branch name (``"pafs"``, ``"heatmaps"``) -> (B, C, h, w)
+    prediction; ``targets``: branch name -> (B, C, h, w); ``weights``: branch name -> (B, 1, h, w) for the
+    bottom-up codec (0 = ignore this cell). Returns ``{"stage1/pafs": scalar, ..., "stageS/heatmaps":
+    scalar}`` in stage order, branches in each stage dict's order.
     """
     if len(outputs) == 0:
         raise ValueError("stage_losses: expected at least one stage output, got none")
@@ -87,25 +80,13 @@ def total_loss(terms: Mapping[str, Tensor]) -> Tensor:
     if not terms:
         raise ValueError("total_loss: no loss terms")
     values = list(terms.values())
-    total = values[0]
-    for value in values[1:]:
-        total = total + value
-    return total
+    return sum(values[1:], values[0])
 
 
 def keypoint_mse_loss(pred: Tensor, target: Tensor, target_weight: Tensor) -> Tensor:
-    """Top-down heatmap loss with the HRNet reference semantics (``JointsMSELoss``).
-
-    ``0.5 * mean over (B, K, h, w) of (w_bk * (pred - target))**2``: both maps are multiplied
-    by the keypoint's weight before the squared error (so a weight of 0 removes keypoint k of
-    sample b entirely, a weight of 1 keeps it), then averaged over the batch, keypoints and
-    cells, and halved.
-
-    Args:
-        pred: (B, K, h, w) predicted heatmaps.
-        target: (B, K, h, w) target heatmaps.
-        target_weight: (B, K) or (B, K, 1) per-keypoint weights (0 for unlabelled keypoints).
-    """
+    """Top-down heatmap loss with the HRNet reference semantics (``JointsMSELoss``):
+    ``0.5 * mean over (B, K, h, w) of (w_bk * (pred - target))**2`` for ``pred`` and ``target`` (B, K, h, w)
+    and ``target_weight`` (B, K), (B, K, 1) or (B, K, 1, 1) (0 removes keypoint k of sample b)."""
     if pred.dim() != 4:
         raise ValueError(f"keypoint_mse_loss: expected pred of shape (B, K, h, w), got {tuple(pred.shape)}")
     if target.shape != pred.shape:

@@ -17,48 +17,37 @@ from openpose_lite.structures import Poses
 
 __all__ = ["MOT_METRICS", "evaluate_tracking"]
 
-MOT_METRICS: tuple[str, ...] = (
-    "mota", "motp", "idf1", "idp", "idr", "precision", "recall", "id_switches", "fragmentations",
-    "false_positives", "misses", "person_frames", "people", "mostly_tracked",
-)
-
-# py-motmetrics' names for the keys of MOT_METRICS.
+# The metrics, in order, and py-motmetrics' name of each.
 _MM_NAMES = {
     "mota": "mota", "motp": "motp", "idf1": "idf1", "idp": "idp", "idr": "idr", "precision": "precision",
     "recall": "recall", "id_switches": "num_switches", "fragmentations": "num_fragmentations",
     "false_positives": "num_false_positives", "misses": "num_misses", "person_frames": "num_objects",
     "people": "num_unique_objects", "mostly_tracked": "mostly_tracked",
 }
+MOT_METRICS: tuple[str, ...] = tuple(_MM_NAMES)
 _MM_COUNTS = {"id_switches", "fragmentations", "false_positives", "misses", "person_frames", "people", "mostly_tracked"}
 
 
-def evaluate_tracking(
-    predicted: Sequence[Poses],
-    truth: Sequence[Poses],
-    max_distance: float = 0.5,
-    truth_areas: Sequence[np.ndarray] | None = None,
-) -> dict[str, float]:
+def evaluate_tracking(predicted: Sequence[Poses], truth: Sequence[Poses], max_distance: float = 0.5,
+                      truth_areas: Sequence[np.ndarray] | None = None) -> dict[str, float]:
     """CLEAR-MOT and identity metrics of tracked people against the true ids, through py-motmetrics.
 
     Frame by frame, the distance of a true person and a predicted one is ``1 - OKS``
     (:func:`keypoint_similarity`, the true person as reference, over the keypoints labelled in
-    both, the truth's skeleton's sigmas (COCO-17's for people) after converting the predictions to
-    it); pairs farther
-    than ``max_distance`` cannot match. The scale of a true person is its ``truth_areas`` entry
-    (e.g. COCO's segmentation area), by default the area of the box of its labelled keypoints.
-    Predicted people with track id -1 (tentative) are not reported, so they are not hypotheses.
+    both, with the sigmas of the truth's skeleton, into which the predictions are converted); pairs
+    farther than ``max_distance`` cannot match. Predicted people with track id -1 (tentative) are
+    not reported, so they are not hypotheses.
 
     Args:
         predicted: per frame, Poses with ``track_ids`` (e.g. from :meth:`Tracker.update`).
         truth: per frame, Poses with ``track_ids`` >= 0, the true identities.
         max_distance: the largest ``1 - OKS`` of a match.
-        truth_areas: per frame, (N,) scales of the true people.
+        truth_areas: per frame, (N,) scales of the true people (e.g. COCO's segmentation area;
+            default: the area of the box of each one's labelled keypoints).
     Returns:
-        The keys of :data:`MOT_METRICS`: ``mota``, ``motp`` (mean ``1 - OKS`` of the matches),
-        ``idf1``, ``idp``, ``idr``, ``precision``, ``recall`` (floats, NaN where undefined), and
-        the counts ``id_switches``, ``fragmentations``, ``false_positives``, ``misses``,
-        ``person_frames`` (true people summed over frames), ``people`` (distinct true ids) and
-        ``mostly_tracked``.
+        The keys of :data:`MOT_METRICS`: ``motp`` is the mean ``1 - OKS`` of the matches; rates
+        are floats (NaN where undefined), the counts (``id_switches`` ... ``mostly_tracked``) ints,
+        ``person_frames`` being true people summed over frames and ``people`` distinct true ids.
     """
     try:
         import motmetrics as mm

@@ -1,10 +1,8 @@
 """Each network's settings: one frozen dataclass per network, named by its row of the architecture table.
 
 The ``model`` config section is ``arch``, ``init``, ``input_norm`` and the fields of that
-architecture's settings class, flat (``model: {arch: hrnet, width: 48}``); no field means one thing
-for one network and another for the next. The defaults are the published network's, so naming an
-architecture is naming its published model. The model files build from these objects and their
-weight converters return them; this module imports no torch, so configs are read without it.
+architecture's settings class, flat (``model: {arch: hrnet, width: 48}``). The defaults are the
+published network's. This module imports no torch, so configs are read without it.
 
 Upper bounds keep a crafted config (or checkpoint) from asking for a network that cannot fit in
 memory; they sit well above every published model (CMU: 6 x 128, HRNet-W48, 4 blocks).
@@ -31,17 +29,25 @@ RESNET_DEPTHS = (18, 34, 50, 101, 152)
 
 @dataclass(frozen=True)
 class NetworkSettings(Params):
-    """The base of every network's settings: its fields are ``model`` keys. ``width_field`` and
-    ``stages_field`` name the fields that size a smaller network of the same kind (a width factor, a
-    stage count; ``bench --bu-width-mult/--bu-stages``), None where the network has none."""
+    """The base of every network's settings: its fields are ``model`` keys. ``width_field`` (a factor
+    in (0, MAX_WIDTH_MULT]) and ``stages_field`` (a count in [1, MAX_STAGES]) name the fields that
+    size a smaller network of the same kind (``bench --bu-width-mult/--bu-stages``), None: none."""
 
     _section: typing.ClassVar[str] = "model"
     width_field: typing.ClassVar[str | None] = None
     stages_field: typing.ClassVar[str | None] = None
 
+    def _check(self) -> None:
+        width, stages = self.size
+        if stages is not None:
+            self._require(1 <= stages <= MAX_STAGES, self.stages_field, f"an integer in [1, {MAX_STAGES}]")
+        if width is not None:
+            self._require(math.isfinite(width) and 0 < width <= MAX_WIDTH_MULT, self.width_field,
+                          f"a number in (0, {MAX_WIDTH_MULT:g}]")
+
     @property
     def size(self) -> tuple[float | None, int | None]:
-        """(width factor, stage count): the values of ``width_field`` and ``stages_field`` (None: no such field)."""
+        """The values of (``width_field``, ``stages_field``), None for no such field."""
         return tuple(None if name is None else getattr(self, name)  # type: ignore[return-value]
                      for name in (self.width_field, self.stages_field))
 
@@ -59,17 +65,13 @@ class PafSettings(NetworkSettings):
     width_mult: float = 1.0
 
     def _check(self) -> None:
-        self._require(1 <= self.num_stages <= MAX_STAGES, "num_stages", f"an integer in [1, {MAX_STAGES}]")
         self._require(1 <= self.stage_channels <= MAX_STAGE_CHANNELS, "stage_channels",
                       f"an integer in [1, {MAX_STAGE_CHANNELS}]")
-        self._require(math.isfinite(self.width_mult) and 0 < self.width_mult <= MAX_WIDTH_MULT, "width_mult",
-                      f"a number in (0, {MAX_WIDTH_MULT:g}]")
 
 
 @dataclass(frozen=True)
 class MobileNetPafSettings(PafSettings):
-    """``mobilenet_paf``: as :class:`PafSettings`, with Lightweight OpenPose's published two stages
-    (the initial stage and one refinement stage)."""
+    """``mobilenet_paf``: as :class:`PafSettings`, with Lightweight OpenPose's two stages (initial + one refinement)."""
 
     num_stages: int = 2
 
@@ -87,10 +89,7 @@ class Body25Settings(NetworkSettings):
     width_scale: float = 1.0
 
     def _check(self) -> None:
-        for name in ("paf_stages", "heatmap_stages"):
-            self._require(1 <= getattr(self, name) <= MAX_STAGES, name, f"an integer in [1, {MAX_STAGES}]")
-        self._require(math.isfinite(self.width_scale) and 0 < self.width_scale <= MAX_WIDTH_MULT, "width_scale",
-                      f"a number in (0, {MAX_WIDTH_MULT:g}]")
+        self._require(1 <= self.heatmap_stages <= MAX_STAGES, "heatmap_stages", f"an integer in [1, {MAX_STAGES}]")
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,5 @@ class SimpleBaselineSettings(NetworkSettings):
 class HourglassSettings(NetworkSettings):
     """``hourglass``: the hourglasses in sequence, each supervised (mmpose's COCO hourglass52: one)."""
 
+    stages_field: typing.ClassVar[str | None] = "stacks"
     stacks: int = 1
-
-    def _check(self) -> None:
-        self._require(1 <= self.stacks <= MAX_STAGES, "stacks", f"an integer in [1, {MAX_STAGES}]")

@@ -28,16 +28,9 @@ _FAR = 1e6
 
 
 def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, threshold: float = 0.0) -> np.ndarray:
-    """Object keypoint similarity between every pair of predicted people.
-
-    Args:
-        keypoints: (N, K, 3) x, y, score.
-        areas: (N,) object areas (the OKS scale is each row person's area).
-        sigmas: (K,) OKS constants.
-        threshold: keypoints of the row person scoring at or below it are left out.
-    Returns:
-        (N, N) OKS of person j measured against person i as the reference.
-    """
+    """(N, N) OKS of person j measured against person i as the reference, from ``keypoints`` (N, K, 3) x, y,
+    score, ``areas`` (N,) (the scale is the row person's) and ``sigmas`` (K,); keypoints of the row person
+    scoring at or below ``threshold`` are left out."""
     kps = np.asarray(keypoints, dtype=np.float64)
     var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
     d2 = ((kps[:, None, :, :2] - kps[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
@@ -56,11 +49,8 @@ def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas
     areas, ``exp(-d^2 / (2 (2 sigma)^2 (a_i + a_j) / 2))`` averaged over keypoints, and a person is
     dropped when that OKS with a kept one exceeds ``threshold``.
 
-    Args:
-        keypoints: (N, K, 3) x, y, score; areas: (N,) (top-down: the crop region's w * h);
-        scores: (N,); sigmas: (K,) OKS constants.
-    Returns:
-        Indices of the kept people, best first.
+    ``keypoints`` (N, K, 3) x, y, score; ``areas`` (N,) (top-down: the crop region's w * h); ``scores``
+    (N,); ``sigmas`` (K,). Returns the indices of the kept people, best first.
     """
     order = np.argsort(-np.asarray(scores), kind="stable")
     if len(order) == 0:
@@ -109,19 +99,13 @@ def mutual_oks(ref_xy: np.ndarray, ref_on: np.ndarray, cand_xy: np.ndarray, cand
 
 def keypoint_similarity(reference: np.ndarray, candidates: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
                         threshold: float = 0.0) -> np.ndarray:
-    """COCO object keypoint similarity of every reference person with every candidate.
-
-    ``exp(-d^2 / (2 s^2 k^2))`` with ``k = 2 sigma`` and ``s^2`` the reference person's area,
-    as in ``pycocotools.COCOeval.computeOks``, averaged over the keypoints labelled (score above
-    ``threshold``) in both people (see the module docstring); 0 for a pair that shares no
-    labelled keypoint.
+    """COCO's OKS (module docstring) of every reference person with every candidate, over the keypoints scoring
+    above ``threshold`` in both people; 0 for a pair that shares none.
 
     Args:
-        reference: (T, K, 3) x, y, score.
-        candidates: (D, K, 3) x, y, score.
+        reference: (T, K, 3) x, y, score; candidates: (D, K, 3).
         areas: (T,) the reference people's areas (s^2, px^2).
         sigmas: (K,) OKS constants (``Skeleton.sigmas_array``).
-        threshold: keypoints scoring at or below it are unlabelled.
     Returns:
         (T, D) float64 OKS in [0, 1].
     """

@@ -43,13 +43,8 @@ def one_euro_step(x: np.ndarray, x_prev: np.ndarray, dx_prev: np.ndarray, on: np
 
 
 class OneEuroFilter:
-    """The One Euro filter (Casiez, Roussel, Vogel, CHI 2012) on an array signal, element-wise.
-
-    An adaptive low-pass: each sample ``x`` is blended with the previous output by a first-order
-    filter whose cutoff is ``min_cutoff + beta * |dx|`` (Hz), ``dx`` being the signal's speed
-    (units per second, itself low-passed at ``d_cutoff``). Slow signals are smoothed hard
-    (jitter falls), fast ones barely (little lag: at a constant speed the lag tends to
-    ``1 / (2 pi beta)`` units, whatever the speed).
+    """The One Euro filter (module docstring) on an array signal, element-wise; ``dx`` is in units per
+    second, and at a constant speed the lag tends to ``1 / (2 pi beta)`` units, whatever the speed.
 
     Call it once per frame with an array of a fixed shape; ``present`` (bool, same shape) marks
     the values measured in this frame. A value that is not present restarts: the next time it is

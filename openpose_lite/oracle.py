@@ -19,13 +19,8 @@ from openpose_lite.codecs import BottomUpPafCodec, TopDownHeatmapCodec
 from openpose_lite.config import Config, build_bottomup_codec, build_topdown_codec
 from openpose_lite.data.ground_truth import gt_box
 from openpose_lite.evaluation import evaluate_keypoints, load_coco, scoring_scope
-from openpose_lite.geometry import (
-    box_to_center_scale,
-    crop_affine,
-    invert_affine,
-    letterbox_affine,
-    transform_keypoints,
-)
+from openpose_lite.geometry import (box_to_center_scale, crop_affine, invert_affine, letterbox_affine,
+                                    transform_keypoints)
 from openpose_lite.skeleton import Skeleton
 
 log = logging.getLogger(__name__)
@@ -33,14 +28,11 @@ log = logging.getLogger(__name__)
 
 def _ann_keypoints(anns: list[dict], k: int) -> np.ndarray:
     """(N, K, 3) float32 keypoints of a list of annotations."""
-    if not anns:
-        return np.zeros((0, k, 3), dtype=np.float32)
     return np.asarray([a["keypoints"] for a in anns], dtype=np.float32).reshape(len(anns), k, 3)
 
 
-def bottomup_oracle_results(
-    ann_file: str | Path, codec: BottomUpPafCodec | None = None, input_size: int | None = None, progress: bool = False
-) -> list[dict]:
+def bottomup_oracle_results(ann_file: str | Path, codec: BottomUpPafCodec | None = None, input_size: int | None = None,
+                            progress: bool = False) -> list[dict]:
     """COCO results decoded from ground-truth maps, one image at a time.
 
     Each image is scaled so its height is ``input_size`` and padded to the stride (as the CMU
@@ -64,9 +56,8 @@ def bottomup_oracle_results(
     return results
 
 
-def topdown_oracle_results(
-    ann_file: str | Path, codec: TopDownHeatmapCodec | None = None, padding: float | None = None, progress: bool = False
-) -> list[dict]:
+def topdown_oracle_results(ann_file: str | Path, codec: TopDownHeatmapCodec | None = None, padding: float | None = None,
+                           progress: bool = False) -> list[dict]:
     """COCO results decoded from ground-truth heatmaps of crops around the ground-truth boxes.
 
     Boxes and crops follow the codec's convention, as :class:`~openpose_lite.inference.TopDownPredictor` makes them;
@@ -103,9 +94,7 @@ def run_oracle(branch_name: str, ann_file: str | Path, progress: bool = False, i
     is the one the predictors and ``bench`` use: the branch's, built from the config defaults for the
     skeleton, with ``codec_overrides`` (codec field -> value, e.g. ``refine="dark"``) on top.
     ``input_size``: the bottom-up input height (default ``codec.input_size`` of the config).
-
-    Returns:
-        (metrics, results): the COCO keypoint metrics and the decoded COCO results.
+    Returns the COCO keypoint metrics and the decoded COCO results.
     """
     row = branch(branch_name)
     skeleton = skeleton or skeleton_of_file(ann_file)

@@ -1,25 +1,17 @@
-"""A run's output folder: which of its files are a run's, and the one rule for a new run into it.
-
-Every command that writes a run into a folder follows the same rule (``train`` into its
-``--output-dir``, ``infer`` into its ``--output``):
+"""A run's output folder: which of its files are a run's, and the one rule for a new run into it
+(``train`` into its ``--output-dir``, ``infer`` into its ``--output``):
 
 * a folder that holds an earlier run's files is refused before anything is written, with one
-  line that says what it holds and the ways on (:class:`FolderHoldsRunError`, a ValueError: exit
-  2 on the command line);
-* ``overwrite`` removes the earlier run's files first (:meth:`OutputFolder.clear`: those files
-  only, anything else in the folder stays); ``append`` (infer) keeps them and adds the new run's
-  to them; training's ``--resume`` continues the run in place;
+  line that says what it holds and the ways on (:class:`FolderHoldsRunError`, a ValueError);
+* ``overwrite`` removes the earlier run's files first (those files only); ``append`` (infer) keeps
+  them and adds the new run's; training's ``--resume`` continues the run in place;
 * the run holds the folder's lock (:func:`~openpose_lite.run_lock.folder_lock`) from before its
-  first write to its end and checks the folder again under it, so two runs into one folder at
-  once never mix: the second is refused, naming the first one's PID;
+  first write to its end and checks the folder again under it;
 * temporary files of atomic writes that a kill interrupted are removed by the next run, under
   the lock (:meth:`OutputFolder.remove_stale_temp_files`).
 
-A command describes its run's files by glob patterns (:attr:`OutputFolder.RUN_FILES`), each with
-the words that count its matches in a message, and may keep files about the run beside them
-(:attr:`OutputFolder.RECORDS`: infer's record of the model its outputs are of): not outputs, so
-never what makes a folder a run's, but removed with the outputs they describe, and with nothing
-left to describe when the folder holds no run.
+Files about the run kept beside its outputs (:attr:`OutputFolder.RECORDS`: infer's record of the
+model) are never what makes a folder a run's, but are removed with the outputs they describe.
 """
 
 from __future__ import annotations
@@ -50,13 +42,10 @@ class FolderHoldsRunError(ValueError):
 
 
 class OutputFolder:
-    """The output folder of one kind of run, at ``path``.
-
-    Subclasses set :attr:`RUN_FILES`, ``(glob pattern, what one match is)`` pairs (counted in the
-    messages; ``None``: name each match), :attr:`OPTION`, the option that chooses the folder, and
-    :attr:`WAYS`, the ways on from a folder that holds a run besides choosing another folder;
-    :attr:`RECORDS`, the names of the files that describe the run's outputs (not outputs themselves).
-    """
+    """The output folder of one kind of run, at ``path``. Subclasses set :attr:`RUN_FILES`, ``(glob pattern,
+    what one match is)`` pairs (counted in the messages; ``None``: name each match), :attr:`OPTION`, the
+    option that chooses the folder, :attr:`WAYS`, the ways on from a folder that holds a run besides
+    choosing another folder, and :attr:`RECORDS`, the names of the files that describe the outputs."""
 
     RUN_FILES: ClassVar[tuple[tuple[str, str | None], ...]] = ()
     RECORDS: ClassVar[tuple[str, ...]] = ()
@@ -99,13 +88,9 @@ class OutputFolder:
         return FolderHoldsRunError(f"{self.path}: {what} ({self.describe(held)}); {advice}", held)
 
     def check_free(self, overwrite: bool, append: bool = False, locked: bool = False) -> list[Path]:
-        """Refuse a folder that a live run holds, or that holds a run while neither ``overwrite`` nor
-        ``append`` says what to do with it; returns the run files it holds. ``locked``: this process
-        holds the folder's lock already (else a live run's lock is checked first: a live run's files
-        are not a finished run's).
-
-        Raises FolderLockedError naming the live run, FolderHoldsRunError saying what the folder holds.
-        """
+        """Refuse a folder that a live run holds (FolderLockedError; not checked when ``locked``: this
+        process holds the lock), or that holds a run while neither ``overwrite`` nor ``append`` says what
+        to do with it (FolderHoldsRunError); returns the run files it holds."""
         if not locked:
             check_unlocked(self.path, self.OPTION)
         held = self.run_files()
@@ -118,12 +103,9 @@ class OutputFolder:
         return folder_lock(self.path, description, self.OPTION)
 
     def claim(self, overwrite: bool, append: bool = False) -> list[Path]:
-        """Make the folder the new run's, under its lock (:meth:`lock`, held by the caller): checked
-        free again (another run may have finished in it since the first check), stale temporary
-        files removed and, with ``overwrite``, the earlier run's files; returns what was removed.
-
-        Raises FolderHoldsRunError, as :meth:`check_free`.
-        """
+        """Make the folder the new run's, under its lock (:meth:`lock`, held by the caller): checked free
+        again (another run may have finished in it since the first check), stale temporary files removed
+        and, with ``overwrite``, the earlier run's files; returns what was removed."""
         held = self.check_free(overwrite, append, locked=True)
         removed = self.remove_stale_temp_files()
         if overwrite:
@@ -153,9 +135,7 @@ class OutputFolder:
 
     def remove_stale_temp_files(self) -> list[Path]:
         """Delete the temporary files of atomic writes of run files that a kill interrupted; returns them.
-
-        Call it under the lock only: then no live run can be writing them.
-        """
+        Under the lock only: then no live run can be writing them."""
         if not self.path.is_dir():
             return []
         patterns = [pattern for pattern, _ in self.RUN_FILES] + [glob.escape(name) for name in self.RECORDS]

@@ -1,28 +1,30 @@
 """Typed, frozen parameter dataclasses: the base every setting of the project is declared with.
 
-A module that owns some settings (the codecs, the augmentations, the grouping) declares them
-once as a frozen dataclass deriving from :class:`Params`; :mod:`openpose_lite.config` assembles
-those classes into the YAML configuration, and the objects that use the settings derive from
-the same class or take it, so no field list is ever written twice.
+A module that owns settings (codecs, augmentations, grouping) declares them once as a frozen
+dataclass deriving from :class:`Params`; :mod:`openpose_lite.config` assembles those classes into
+the YAML configuration. After construction, :class:`Params`, for every subclass alike:
 
-What :class:`Params` does after construction, for every subclass alike:
+* checks each value against its annotation and coerces where safe: ints where a float is
+  expected, numeric strings (YAML 1.1 reads ``1e-4`` as a string), lists -> tuples; a field
+  annotated with a class (a Skeleton) must hold an instance of it;
+* runs the ``_check`` of every class in the hierarchy (each checks only its own fields);
+* raises ``ValueError`` naming ``section.field`` and showing the value cut short (:func:`brief`);
+* first refuses a value that expands to more than :data:`MAX_CONFIG_VALUES` values
+  (:func:`check_expansion`): a list repeated by YAML aliases or shared references costs nothing
+  to hold and exponentially much to check or print.
 
-* checks each value against its annotation and coerces where that is safe: ints where a float
-  is expected, numeric strings (YAML 1.1 reads ``1e-4`` as a string), lists -> tuples; choice
-  fields (``Literal``) list the valid values in their error;
-* runs the ``_check`` of every class in the hierarchy (each checks only its own fields), so a
-  section that combines two owners' parameters checks both sets of rules;
-* raises ``ValueError`` naming ``section.field`` (``_section`` is the config section's name),
-  showing the value cut short (:func:`brief`);
-* refuses a value that expands to more than :data:`MAX_CONFIG_VALUES` values
-  (:func:`check_expansion`) before checking it: a list repeated by YAML aliases or by shared
-  references in a stored config costs nothing to hold and exponentially much to check or print.
-
-Fields whose annotation is a class (a Skeleton, a nested Params) must hold an instance of it.
+A dataclass deriving from :class:`CommandLineOptions` is also a command line: its fields declared
+with :func:`option` carry their help text (and, where the default spelling does not fit, flag and
+metavar); the flag defaults to ``--`` + the field name with dashes, the argparse ``dest`` is the
+field name, and the annotation gives the rest: ``bool`` (default False) is ``store_true``,
+``Literal`` gives ``choices``, ``tuple[int, ...]`` ``nargs="+"``, ``tuple[int, int]`` ``nargs=2``,
+and ``X | None`` (default None) is ``X``, left out of the command line while None.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import dataclasses
 import reprlib
 import types
@@ -32,7 +34,7 @@ from typing import Any, Literal
 from openpose_lite.bounded_yaml import MAX_CONFIG_VALUES, MAX_CONFIG_VALUES_ENV, too_many_config_values
 from openpose_lite.io import env_limit
 
-__all__ = ["Params", "brief", "check_expansion", "coerce", "fields_of"]
+__all__ = ["CommandLineOptions", "Params", "brief", "check_expansion", "coerce", "fields_of", "option"]
 
 
 class _Brief(reprlib.Repr):
@@ -53,12 +55,9 @@ def brief(value: Any) -> str:
 
 
 def check_expansion(value: Any, name: str) -> None:
-    """Refuse ``value`` when it holds more than ``$OPENPOSE_LITE_MAX_CONFIG_VALUES`` (default
-    :data:`MAX_CONFIG_VALUES`) values, each counted where it appears (a list reached twice counts
-    twice, a list that holds itself without end); the count stops at the limit.
-
-    Raises ValueError ``<name>: expands to more than N values ...`` saying how to raise the limit.
-    """
+    """ValueError ``<name>: expands to more than N values ...`` when ``value`` holds more than
+    ``$OPENPOSE_LITE_MAX_CONFIG_VALUES`` (default :data:`MAX_CONFIG_VALUES`) values, each counted
+    where it appears (a list reached twice counts twice); the count stops at the limit."""
     if not isinstance(value, (list, tuple, dict)):
         return
     limit = env_limit(MAX_CONFIG_VALUES_ENV, MAX_CONFIG_VALUES)
@@ -92,14 +91,17 @@ class Params:
             if check is not None:
                 check(self)
 
+    def _name(self, field_name: str) -> str:
+        """How errors name a field."""
+        return f"{self._section}.{field_name}"
+
     def _require(self, ok: bool, field_name: str, expected: str) -> None:
         if not ok:
-            value = getattr(self, field_name)
-            raise ValueError(f"{self._section}.{field_name}: expected {expected}, got {brief(value)}")
+            raise ValueError(f"{self._name(field_name)}: expected {expected}, got {brief(getattr(self, field_name))}")
 
 
 def fields_of(obj: Any, cls: type) -> dict[str, Any]:
-    """``{name: value}`` of ``obj`` for the fields that dataclass ``cls`` declares (``obj`` is a ``cls`` or derives from it)."""
+    """``{name: value}`` of ``obj`` for the fields of dataclass ``cls`` (``obj`` is a ``cls`` or derives from it)."""
     return {f.name: getattr(obj, f.name) for f in dataclasses.fields(cls)}
 
 
@@ -135,25 +137,15 @@ def _coerce_number(value: Any, tp: type, name: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{name}: expected an integer, got {brief(value)}")
         return int(value)
-    if isinstance(value, bool):
-        raise ValueError(f"{name}: expected a number, got {brief(value)}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        # PyYAML follows YAML 1.1, where 1e-4 (no dot) is a string, not a float.
-        try:
-            return float(value)
-        except ValueError:
-            pass
+    if not isinstance(value, bool) and isinstance(value, (int, float, str)):
+        with contextlib.suppress(ValueError):
+            return float(value)  # a string too: PyYAML follows YAML 1.1, where 1e-4 (no dot) is a string
     raise ValueError(f"{name}: expected a number, got {brief(value)}")
 
 
 def coerce(value: Any, tp: Any, name: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it, coerced where allowed.
-
-    Raises ValueError naming ``name``: a value of the wrong kind, or one that expands to more
-    values than a config may (:func:`check_expansion`, checked first).
-    """
+    """``value`` checked against the annotation ``tp`` (after :func:`check_expansion`), coerced where
+    allowed; ValueError naming ``name`` otherwise."""
     check_expansion(value, name)
     return _coerce(value, tp, name)
 
@@ -194,3 +186,93 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             raise ValueError(f"{name}: expected a {tp.__name__}, got {type(value).__name__}")
         return value
     raise TypeError(f"{name}: unsupported annotation {tp!r}")
+
+
+# ----------------------------------------------------------------------- command-line options
+def option(default: Any, help: str, *, flag: str | None = None, metavar: str | tuple[str, ...] | None = None) -> Any:
+    """A dataclass field that is also a command-line option (see the module docstring)."""
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "metavar": metavar})
+
+
+def _without_none(tp: Any) -> Any:
+    """``X | None`` -> ``X``; any other annotation as it is."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _argparse_kwargs(tp: Any) -> dict[str, Any]:
+    """argparse's ``type`` / ``nargs`` / ``choices`` / ``action`` of one annotation, ``None`` stripped."""
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        return {"action": "store_true"}
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        return {"choices": choices, "type": type(choices[0])}
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return {"type": args[0], "nargs": "+"}
+        if len(set(args)) != 1:
+            raise TypeError(f"a tuple option needs one item type, got {tp!r}")
+        return {"type": args[0], "nargs": len(args)}
+    if tp in (int, float, str):
+        return {"type": tp}
+    raise TypeError(f"no command-line form for the annotation {tp!r}")
+
+
+def _spell(value: Any) -> str:
+    """A value as the command line writes it (floats in full precision)."""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+class CommandLineOptions:
+    """Mixin of a dataclass whose :func:`option` fields are its command-line options."""
+
+    @classmethod
+    def _options(cls) -> list[tuple[dataclasses.Field, Any, str]]:
+        """(field, annotation without None, flag) of every option field, in declaration order."""
+        hints = typing.get_type_hints(cls)
+        return [(f, _without_none(hints[f.name]), f.metadata["flag"] or "--" + f.name.replace("_", "-"))
+                for f in dataclasses.fields(cls) if "help" in f.metadata]  # type: ignore[arg-type]
+
+    @classmethod
+    def flag_of(cls, name: str) -> str:
+        """The command-line flag of field ``name``."""
+        return next(flag for f, _, flag in cls._options() if f.name == name)
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """One argparse option per field; the help shows the default unless it is None or False."""
+        for f, tp, flag in cls._options():
+            kwargs = _argparse_kwargs(tp)
+            help_text = f.metadata["help"]
+            if f.default is not None and f.default is not False:
+                shown = " ".join(map(str, f.default)) if isinstance(f.default, tuple) else str(f.default)
+                help_text += f" (default: {shown})"
+            if "action" not in kwargs and f.metadata["metavar"] is not None:
+                kwargs["metavar"] = f.metadata["metavar"]
+            parser.add_argument(flag, dest=f.name, default=f.default, help=help_text, **kwargs)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **fields: Any):
+        """The instance the parsed options describe, with ``fields`` replacing or adding values (its own
+        checks name a bad value)."""
+        return cls(**{**{f.name: getattr(args, f.name) for f, _, _ in cls._options()}, **fields})
+
+    def command_args(self) -> list[str]:
+        """The options that rebuild this instance: every field spelled out, None and False ones left out."""
+        argv: list[str] = []
+        for f, _, flag in self._options():
+            value = getattr(self, f.name)
+            if value is None or value is False:
+                continue
+            if value is True:
+                argv.append(flag)
+            elif isinstance(value, tuple):
+                argv += [flag, *(_spell(v) for v in value)]
+            else:
+                argv += [flag, _spell(value)]
+        return argv

@@ -28,33 +28,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from openpose_lite.geometry import (
-    HRNET,
-    OURS,
-    compose_affine,
-    crop_affine,
-    hflip_affine,
-    letterbox_affine,
-)
+from openpose_lite.geometry import HRNET, OURS, compose_affine, crop_affine, hflip_affine, letterbox_affine
 from openpose_lite.params import Params
 
-__all__ = [
-    "CROP_PAD_VALUE",
-    "DEFAULT_INPUT_BOUND",
-    "INPUT_NORMALISERS",
-    "IMAGENET_MEAN_RGB",
-    "IMAGENET_STD_RGB",
-    "InputBound",
-    "PAD_VALUE",
-    "as_bgr",
-    "crop_person",
-    "letterbox",
-    "person_crop_affine",
-    "normalise_input",
-    "to_imagenet_input",
-    "to_network_input",
-    "warp_image",
-]
+__all__ = ["CROP_PAD_VALUE", "DEFAULT_INPUT_BOUND", "INPUT_NORMALISERS", "IMAGENET_MEAN_RGB", "IMAGENET_STD_RGB",
+           "InputBound", "PAD_VALUE", "as_bgr", "crop_person", "letterbox", "person_crop_affine", "normalise_input",
+           "to_imagenet_input", "to_network_input", "warp_image"]
 
 # ----------------------------------------------------------------------------- bottom-up
 # Gray fill for pixels outside the source image (CMU); (128 / 256 - 0.5) = 0 after normalisation.
@@ -113,10 +92,8 @@ class InputBound(Params):
 DEFAULT_INPUT_BOUND = InputBound()
 
 
-def letterbox(
-    image: np.ndarray, target_height: int, stride: int, pad_value: int = PAD_VALUE,
-    bound: InputBound | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def letterbox(image: np.ndarray, target_height: int, stride: int, pad_value: int = PAD_VALUE,
+              bound: InputBound | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Eval preprocessing (CMU demo): resize to ``target_height`` keeping the aspect ratio
     (bicubic), pad right/bottom with ``pad_value`` to multiples of ``stride``.
 
@@ -144,9 +121,7 @@ def letterbox(
 def to_network_input(image_bgr: np.ndarray) -> np.ndarray:
     """The CMU input normalisation: BGR uint8 -> float32 ``x / 256 - 0.5``, channels first.
 
-    (H, W, 3) -> (3, H, W), or a batch (B, H, W, 3) -> (B, 3, H, W). The one place this is
-    written; training and prediction both call it, so the public CMU weights see what they
-    were trained on.
+    (H, W, 3) -> (3, H, W), or a batch (B, H, W, 3) -> (B, 3, H, W).
     """
     arr = np.asarray(image_bgr)
     if arr.ndim not in (3, 4) or arr.shape[-1] != 3:
@@ -177,14 +152,8 @@ def warp_image(image: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int], p
                           flags=interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
-def person_crop_affine(
-    center: np.ndarray | Sequence[float],
-    size_wh: np.ndarray | Sequence[float],
-    rotation: float,
-    out_hw: tuple[int, int],
-    flip: bool = False,
-    convention: str = OURS,
-) -> np.ndarray:
+def person_crop_affine(center: np.ndarray | Sequence[float], size_wh: np.ndarray | Sequence[float], rotation: float,
+                       out_hw: tuple[int, int], flip: bool = False, convention: str = OURS) -> np.ndarray:
     """The (2, 3) float64 affine image px -> crop px of :func:`crop_person` (arguments as there).
 
     Training warps the image, its keypoints (and nothing else) through this matrix in one go
@@ -205,37 +174,23 @@ def person_crop_affine(
     return matrix
 
 
-def crop_person(
-    image: np.ndarray,
-    center: np.ndarray | Sequence[float],
-    size_wh: np.ndarray | Sequence[float],
-    rotation: float,
-    out_hw: tuple[int, int],
-    flip: bool = False,
-    pad_value: int = CROP_PAD_VALUE,
-    convention: str = OURS,
-) -> tuple[np.ndarray, np.ndarray]:
+def crop_person(image: np.ndarray, center: np.ndarray | Sequence[float], size_wh: np.ndarray | Sequence[float],
+                rotation: float, out_hw: tuple[int, int], flip: bool = False, pad_value: int = CROP_PAD_VALUE,
+                convention: str = OURS) -> tuple[np.ndarray, np.ndarray]:
     """Warp the region of ``size_wh`` (w, h) image px around ``center`` (x, y) into an ``out_hw`` crop.
 
     The single warp of the top-down branch: training and inference both use its matrix
     (:func:`person_crop_affine`), so their crops agree exactly. ``rotation`` (degrees) turns the
     content counter-clockwise about the centre (:func:`~openpose_lite.geometry.crop_affine`);
-    ``flip`` mirrors the crop, composed into the same matrix so the image is resampled once.
+    ``flip`` mirrors the crop, composed into the same matrix so the image is resampled once;
+    ``pad_value`` fills pixels from outside the image. ``convention``: ``"openpose_lite"`` or
+    ``"hrnet"`` (geometry.py): where the centre lands, and the mirror. The HRNet reference mirrors
+    the image (x -> W_image - 1 - x) before its crop, whose centre sits at W / 2, which puts crop
+    pixel u at W - u (not W - 1 - u).
 
-    Args:
-        image: (H, W, 3) (or (H, W)) image.
-        center: (2,) region centre in image px.
-        size_wh: (2,) region width and height in image px.
-        rotation: degrees.
-        out_hw: crop (H, W).
-        flip: mirror the crop horizontally.
-        pad_value: fill for pixels from outside the image.
-        convention: ``"openpose_lite"`` or ``"hrnet"`` (geometry.py): where the centre lands, and
-            the mirror. The HRNet reference mirrors the image (x -> W_image - 1 - x) before its
-            crop, whose centre sits at W / 2, which puts crop pixel u at W - u (not W - 1 - u).
-    Returns:
-        crop (H, W, 3) with the image's dtype (bilinear), and the (2, 3) float64 affine image px
-        -> crop px (mirror included); move keypoints with it, invert it to bring predictions back.
+    Returns the crop (H, W, 3) (or (H, W)) with the image's dtype (bilinear), and the (2, 3)
+    float64 affine image px -> crop px (mirror included); move keypoints with it, invert it to
+    bring predictions back.
     """
     img = np.asarray(image)
     if img.ndim not in (2, 3) or img.shape[0] <= 0 or img.shape[1] <= 0:

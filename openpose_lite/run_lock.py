@@ -1,22 +1,17 @@
 """One owner per output folder: an exclusive lock, held for the whole run.
 
-A run takes ``<folder>/.openpose-lite.lock`` with ``fcntl.flock`` before it writes anything
-into its folder and holds it until it ends (:func:`folder_lock`); a second run into that folder
-is refused at once (:class:`FolderLockedError`, naming the holder's PID, host, command and start
-time) instead of mixing its files with the first one's. Training run folders take it
-(:class:`openpose_lite.training.Trainer`); any other command that owns an output folder takes the same.
+A run takes ``<folder>/.openpose-lite.lock`` with ``fcntl.flock`` before it writes anything into
+its folder and holds it until it ends (:func:`folder_lock`); a second run into that folder is
+refused at once (:class:`FolderLockedError`, naming the holder's PID, host, command and start time)
+instead of mixing its files with the first one's. :func:`check_unlocked` asks without taking it.
 
-The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a
-lock is never stale and needs no clean-up. The lock file itself stays (emptied when its run
-ends): deleting it would let a waiting run lock the deleted file while a third locks a new one
-of the same name. The lock file is only ever a regular file of the folder's own: a symbolic link
-there (to someone's ``precious.pt``), a second hard link to another file, a FIFO or a device is
-refused, never opened through, truncated or written (:class:`NotALockFileError`).
-:func:`check_unlocked` asks whether a live run holds a folder without taking its lock. Whatever a
-killed run left half-written (temporary files) may be removed by the next holder only, since
-no live run can be writing into a folder whose lock another process holds.
-
-Where ``fcntl`` does not exist (Windows) no lock is taken, with a warning.
+The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a lock
+is never stale. The lock file itself stays (emptied when its run ends): deleting it would let a
+waiting run lock the deleted file while a third locks a new one of the same name. It is only ever
+a regular file of the folder's own: a symbolic link there (to someone's ``precious.pt``), a second
+hard link to another file, a FIFO or a device is refused, never opened through, truncated or
+written (:class:`NotALockFileError`). Where ``fcntl`` does not exist (Windows) no lock is taken,
+with a warning.
 """
 
 from __future__ import annotations
@@ -82,12 +77,9 @@ def _problem(st: os.stat_result) -> str | None:
 
 
 def _open_lock(path: Path, flags: int, option: str) -> int:
-    """A descriptor of the lock file ``path`` (created with ``os.O_CREAT`` in ``flags``), checked to be a
-    lock file of the folder's own.
-
-    Raises NotALockFileError for a symbolic link, a special file or a file with other hard links;
-    FileNotFoundError where there is none and ``flags`` does not create it.
-    """
+    """A descriptor of the lock file ``path`` (created with ``os.O_CREAT`` in ``flags``), checked to be a lock
+    file of the folder's own: NotALockFileError for a symbolic link, a special file or a file with other hard
+    links; FileNotFoundError where there is none and ``flags`` does not create it."""
     with contextlib.suppress(FileNotFoundError):
         problem = _problem(os.lstat(path))  # a device is refused unopened: opening one can act (a tape rewinds)
         if problem:
@@ -120,18 +112,27 @@ def _read_holder(fd: int) -> dict:
         time.sleep(_HOLDER_POLL_S)
 
 
-def _busy(exc: OSError) -> bool:
-    return exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES)
+def _flock(fd: int, mode: int, folder: Path, option: str) -> None:
+    """``flock(fd, mode)`` without waiting; FolderLockedError naming the run that holds it."""
+    try:
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            raise
+        holder = _read_holder(fd)
+        if holder.get("pid"):
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["since"])) if holder.get("since") else "?"
+            who = f"PID {holder['pid']} on {holder.get('host', '?')}, {holder.get('run') or 'a run'}, started {since}"
+        else:
+            who = "a process that has just started"
+        raise FolderLockedError(f"{folder}: in use by another run ({who}); wait for it to end, stop it, or choose "
+                                f"another {option}", holder) from None
 
 
 def check_unlocked(folder: str | os.PathLike[str], option: str = "--output-dir") -> None:
-    """Refuse a folder whose lock another live run holds, without taking it (a check before the
-    run's own, e.g. before judging the folder by the files it holds: a live run's files are not a
-    finished run's). Call it only where this process does not hold the lock itself.
-
-    Raises FolderLockedError naming the folder and the run that holds it, NotALockFileError where
-    the lock's name holds something else than a lock file.
-    """
+    """Refuse a folder whose lock another live run holds, without taking it (before judging the folder
+    by the files it holds: a live run's files are not a finished run's), where this process does not
+    hold it: FolderLockedError, or NotALockFileError where the lock's name holds something else."""
     path = Path(folder) / LOCK_NAME
     if fcntl is None:
         return
@@ -140,37 +141,18 @@ def check_unlocked(folder: str | os.PathLike[str], option: str = "--output-dir")
     except FileNotFoundError:
         return
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # released at once: only whether someone holds it
-        except OSError as exc:
-            if not _busy(exc):
-                raise
-            holder = _read_holder(fd)
-            raise FolderLockedError(_describe(Path(folder), holder, option), holder) from None
+        _flock(fd, fcntl.LOCK_SH, Path(folder), option)  # released at once: only whether someone holds it
     finally:
         os.close(fd)
-
-
-def _describe(folder: Path, holder: dict, option: str) -> str:
-    if holder.get("pid"):
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder["since"])) if holder.get("since") else "?"
-        who = (f"PID {holder['pid']} on {holder.get('host', '?')}, {holder.get('run') or 'a run'}, "
-               f"started {since}")
-    else:
-        who = "a process that has just started"
-    return (f"{folder}: in use by another run ({who}); wait for it to end, stop it, or choose another {option}")
 
 
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], description: str, option: str = "--output-dir") -> Iterator[Path]:
     """Hold ``folder``'s lock (created, with the folder, if missing) for the ``with`` block.
 
-    ``description`` says what the run is (``openpose-lite train``), for the message another run
-    gets; ``option`` is the option that chose the folder, for that message's advice.
-
-    Raises FolderLockedError (a ValueError) naming the folder and the run that holds it;
-    NotALockFileError (a ValueError) where the lock's name holds a symbolic link, a special file or
-    a file with other hard links: it is neither opened through nor truncated.
+    ``description`` says what the run is (``openpose-lite train``) and ``option`` which option chose
+    the folder, for the message another run gets. Raises FolderLockedError (a ValueError) naming the
+    run that holds it; NotALockFileError (a ValueError) where the lock's name holds something else.
     """
     folder = Path(folder)
     if fcntl is None:
@@ -181,13 +163,7 @@ def folder_lock(folder: str | os.PathLike[str], description: str, option: str = 
     path = folder / LOCK_NAME
     fd = _open_lock(path, os.O_RDWR | os.O_CREAT, option)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if not _busy(exc):
-                raise
-            holder = _read_holder(fd)
-            raise FolderLockedError(_describe(folder, holder, option), holder) from None
+        _flock(fd, fcntl.LOCK_EX, folder, option)
         me = {"pid": os.getpid(), "host": socket.gethostname(), "run": description, "since": time.time()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode("utf-8"), 0)

@@ -1,27 +1,23 @@
 """Skeleton definitions: the single source of keypoints, limbs, flip pairs, OKS sigmas and colours.
 
 Every channel count in the project derives from a :class:`Skeleton`; no other module
-hard-codes 17, 18, 19 or 38.
+hard-codes 17, 18, 19 or 38. Defined here are the person layouts of the public weights: ``COCO_17``
+(COCO's annotations: datasets, evaluation, top-down models) and ``OPENPOSE_18`` (CMU's COCO body
+model, COCO's keypoints plus a neck in CMU order: the bottom-up network, so that CMU's weights load
+unchanged). Any other skeleton comes from data: a COCO category (:mod:`openpose_lite.coco.skeleton`)
+or a checkpoint (:meth:`Skeleton.to_dict` / :meth:`Skeleton.from_dict`).
 
-Two skeletons are defined here, the person layouts of the public weights:
-
-* ``COCO_17``: the layout of COCO annotations, used by datasets, evaluation and top-down models.
-* ``OPENPOSE_18``: the CMU COCO body model (17 COCO keypoints plus a neck, in CMU order),
-  used by the bottom-up network so that the public CMU weights load unchanged.
-
-Any other skeleton comes from data: a COCO category (:mod:`openpose_lite.coco.skeleton`), or a
-skeleton stored in a checkpoint (:meth:`Skeleton.to_dict` / :meth:`Skeleton.from_dict`). The two
-branches need different views of one skeleton: :meth:`Skeleton.annotation_layout` (the keypoints
-as the annotations order them; top-down models, results, evaluation) and
-:meth:`Skeleton.bottomup_layout` (plus a background channel, the limbs a connected tree whose
-extra limbs are marked redundant; PAF models). For the person, these are COCO_17 and OPENPOSE_18.
+The two branches need different views of one skeleton: :meth:`Skeleton.annotation_layout` (the
+keypoints as annotations order them: top-down models, results, evaluation) and
+:meth:`Skeleton.bottomup_layout` (plus a background channel, the limbs beyond a spanning tree
+redundant: PAF models). For the person, these are COCO_17 and OPENPOSE_18.
 
 Shape legend: N people, K keypoints, L limbs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
@@ -42,6 +38,11 @@ MAX_KEYPOINTS, MAX_KEYPOINTS_ENV, LIMBS_PER_KEYPOINT = 1000, "OPENPOSE_LITE_MAX_
 # to 0.107 (COCO's hips), DeepLabCut's default is 0.1. At 1 a keypoint off by 0.64 of the object's size passes
 # even OKS 0.95, so AP tells nothing (1e300 overflowed pycocotools to AP 1.000); at 0.001 OKS 0.5 needs 1/400.
 SIGMA_RANGE = (0.001, 1.0)
+
+
+def _frozen(arr: np.ndarray) -> np.ndarray:
+    arr.setflags(write=False)
+    return arr
 
 
 def check_skeleton_size(keypoints: int, limbs: int, what: str, error: type[ValueError] = ValueError) -> None:
@@ -69,10 +70,6 @@ def check_sigmas(values: Any, count: int, what: str, written: Any = None, form: 
                      "0.007 to 0.107)")
 
 
-_DICT_KEYS = ("name", "keypoints", "limbs", "flip_pairs", "sigmas", "background", "redundant_limbs", "colours",
-              "added_limbs", "hidden_limbs")
-
-
 @dataclass(frozen=True)
 class Skeleton:
     """Keypoint names, limbs (directed keypoint pairs), left/right pairs, OKS sigmas and drawing colours.
@@ -84,11 +81,10 @@ class Skeleton:
     ``redundant_limbs`` are limbs that close a cycle of the limb graph (OpenPose's shoulder-ear
     limbs): a decoder uses them to join parts of one person, never to start a person.
     ``colours`` are BGR limb colours for drawing (empty: derived, see :attr:`limb_colours`);
-    ``added_limbs`` the limbs that the source's limb list did not have (completed to a tree, to
-    keep partly labelled instances whole or to its mirror image, see
+    ``added_limbs`` the limbs that the source's limb list did not have (completed, see
     :mod:`openpose_lite.coco.skeleton`); ``hidden_limbs`` the limbs that drawings leave out
-    (OpenPose's renderer leaves out the shoulder-ear limbs). Colours and the
-    hidden limbs are how a skeleton is drawn, not what it is: they take no part in equality.
+    (OpenPose's renderer leaves out the shoulder-ear limbs). Colours and the hidden limbs are
+    how a skeleton is drawn, not what it is: they take no part in equality.
     """
 
     name: str
@@ -125,7 +121,7 @@ class Skeleton:
                              or not all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in self.colours)):
             raise ValueError(f"{n}: expected one BGR colour (3 values in 0..255) per limb, {len(self.limbs)} in all")
         # The mirrored skeleton must be a skeleton too, or PAF flipping has no meaning.
-        _ = self._limb_mirror
+        _ = self.limb_flip_permutation
 
     # ------------------------------------------------------------------ counts
     @property
@@ -160,57 +156,43 @@ class Skeleton:
         perm = np.arange(self.num_keypoints)
         for a, b in self.flip_pairs:
             perm[a], perm[b] = b, a
-        perm.setflags(write=False)
-        return perm
+        return _frozen(perm)
 
     @cached_property
-    def _limb_mirror(self) -> tuple[np.ndarray, np.ndarray]:
-        perm = self.flip_permutation
-        lookup = {limb: i for i, limb in enumerate(self.limbs)}
-        index = np.empty(self.num_limbs, dtype=np.int64)
-        reversed_ = np.zeros(self.num_limbs, dtype=bool)
-        for i, (a, b) in enumerate(self.limbs):
-            mirrored = (int(perm[a]), int(perm[b]))
-            if mirrored in lookup:
-                index[i] = lookup[mirrored]
-            elif mirrored[::-1] in lookup:  # e.g. hip-to-hip mirrors onto itself, reversed
-                index[i] = lookup[mirrored[::-1]]
-                reversed_[i] = True
-            else:
-                raise ValueError(f"{self.name}: the mirror {mirrored} of limb {i} ({a}, {b}) is not a limb")
-        index.setflags(write=False)
-        reversed_.setflags(write=False)
-        return index, reversed_
-
-    @property
     def limb_flip_permutation(self) -> np.ndarray:
         """(L,) int: limb l of a mirrored image is limb ``limb_flip_permutation[l]`` of the original.
 
         The mirror of limb (a, b) is (perm[a], perm[b]); it must be a limb, possibly stored in
         the opposite direction (see :attr:`limb_flip_reversed`), or the skeleton is rejected.
         """
-        return self._limb_mirror[0]
+        perm = self.flip_permutation
+        lookup = {frozenset(limb): i for i, limb in enumerate(self.limbs)}
+        index = []
+        for i, (a, b) in enumerate(self.limbs):
+            mirrored = (int(perm[a]), int(perm[b]))
+            if frozenset(mirrored) not in lookup:
+                raise ValueError(f"{self.name}: the mirror {mirrored} of limb {i} ({a}, {b}) is not a limb")
+            index.append(lookup[frozenset(mirrored)])
+        return _frozen(np.array(index, dtype=np.int64))
 
-    @property
+    @cached_property
     def limb_flip_reversed(self) -> np.ndarray:
-        """(L,) bool: the mirrored limb is stored in the opposite direction (its PAF changes sign)."""
-        return self._limb_mirror[1]
+        """(L,) bool: the mirrored limb is stored in the opposite direction (its PAF changes sign; e.g.
+        hip-to-hip mirrors onto itself, reversed)."""
+        perm, mirror = self.flip_permutation, self.limb_flip_permutation
+        return _frozen(np.array([perm[a] != self.limbs[m][0] for (a, _), m in zip(self.limbs, mirror)], dtype=bool))
 
     @cached_property
     def heatmap_flip_permutation(self) -> np.ndarray:
         """(K [+1],) int: channel permutation of the heatmap stack under a horizontal flip."""
-        perm = np.concatenate([self.flip_permutation, [self.num_keypoints]] if self.background else [self.flip_permutation])
-        perm = perm.astype(np.int64)
-        perm.setflags(write=False)
-        return perm
+        extra = [self.num_keypoints] if self.background else []
+        return _frozen(np.concatenate([self.flip_permutation, extra]).astype(np.int64))
 
     @cached_property
     def paf_flip_permutation(self) -> np.ndarray:
         """(2L,) int: channel permutation of the PAF stack under a horizontal flip."""
         limbs = self.limb_flip_permutation
-        perm = np.stack([2 * limbs, 2 * limbs + 1], axis=1).reshape(-1)
-        perm.setflags(write=False)
-        return perm
+        return _frozen(np.stack([2 * limbs, 2 * limbs + 1], axis=1).reshape(-1))
 
     @cached_property
     def paf_flip_sign(self) -> np.ndarray:
@@ -219,17 +201,18 @@ class Skeleton:
         A mirror negates x; a limb whose mirror is stored reversed also negates both components.
         """
         direction = np.where(self.limb_flip_reversed, -1.0, 1.0)
-        sign = (np.stack([-direction, direction], axis=1).reshape(-1)).astype(np.float32)
-        sign.setflags(write=False)
-        return sign
+        return _frozen(np.stack([-direction, direction], axis=1).reshape(-1).astype(np.float32))
 
     @cached_property
     def sigmas_array(self) -> np.ndarray:
         """(K,) float64 OKS sigmas."""
-        arr = np.asarray(self.sigmas, dtype=np.float64)
-        arr.setflags(write=False)
-        return arr
+        return _frozen(np.array(self.sigmas, dtype=np.float64))
 
+    @cached_property
+    def tree_limbs(self) -> tuple[int, ...]:
+        """The indices of the limbs that are not redundant, in limb order."""
+        redundant = set(self.redundant_limbs)
+        return tuple(i for i in range(self.num_limbs) if i not in redundant)
 
     @cached_property
     def limb_colours(self) -> tuple[Colour, ...]:
@@ -263,12 +246,9 @@ class Skeleton:
 
     def bottomup_layout(self) -> "Skeleton":
         """The layout of a part-affinity-field model: COCO_17 -> OPENPOSE_18 (the CMU layout of the
-        public weights); otherwise this skeleton plus a background channel, its limbs a connected
-        graph whose limbs beyond a spanning tree are redundant (:func:`spanning_limbs`).
-
-        Raises ValueError when the limbs leave keypoints unconnected: bottom-up grouping can only
-        join parts along limbs (:mod:`openpose_lite.coco.skeleton` completes such limb lists).
-        """
+        public weights); otherwise this skeleton plus a background channel, its limbs beyond a spanning
+        tree redundant (:func:`spanning_limbs`). A ValueError where the limbs leave keypoints
+        unconnected (:mod:`openpose_lite.coco.skeleton` completes such limb lists)."""
         if self == COCO_17:
             return OPENPOSE_18
         if self.background:
@@ -280,8 +260,7 @@ class Skeleton:
                              f"{self.keypoints[0]!r}; bottom-up grouping needs limbs that connect every keypoint "
                              "(list limbs that do, or read the skeleton with its annotations so that missing "
                              "limbs are chosen from them)")
-        _, redundant = spanning_limbs(self.num_keypoints, self.limbs)
-        return replace(self, background=True, redundant_limbs=redundant)
+        return replace(self, background=True, redundant_limbs=spanning_limbs(self.num_keypoints, self.limbs))
 
     # ---------------------------------------------------------------- plain data
     def to_dict(self) -> dict[str, Any]:
@@ -302,62 +281,49 @@ class Skeleton:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "skeleton") -> "Skeleton":
-        """The skeleton of :meth:`to_dict`'s plain data; ``source`` names it in errors.
-
-        Raises ValueError naming ``source`` and the field for unknown or missing keys and
-        values of the wrong kind. A dict of the person layouts gives COCO_17 / OPENPOSE_18 back.
-        """
+        """The skeleton of :meth:`to_dict`'s plain data (COCO_17 / OPENPOSE_18 themselves for theirs); a
+        ValueError names ``source`` and the field for unknown or missing keys and values of the wrong kind."""
+        keys = [f.name for f in fields(cls)]
         if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a skeleton dict with keys {list(_DICT_KEYS)}, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(_DICT_KEYS))
+            raise ValueError(f"{source}: expected a skeleton dict with keys {keys}, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(keys))
         missing = [key for key in ("name", "keypoints", "limbs", "flip_pairs", "sigmas") if key not in data]
         if unknown or missing:
             raise ValueError(f"{source}: skeleton dict has unknown keys {unknown} and lacks {missing}; "
-                             f"expected keys {list(_DICT_KEYS)}")
+                             f"expected keys {keys}")
+        names, background = data["keypoints"], data.get("background", False)
         try:
-            fields = {
+            values = {
                 "name": str(data["name"]),
-                "keypoints": tuple(_strings(data["keypoints"])),
+                "keypoints": tuple(_expect(names, isinstance(names, (list, tuple))
+                                           and all(isinstance(v, str) for v in names), "a list of keypoint names")),
                 "limbs": tuple(_pair(p) for p in data["limbs"]),
                 "flip_pairs": tuple(_pair(p) for p in data["flip_pairs"]),
                 "sigmas": tuple(float(s) for s in data["sigmas"]),
-                "background": _bool(data.get("background", False)),
-                "redundant_limbs": tuple(_index(i) for i in data.get("redundant_limbs", ())),
+                "background": _expect(background, isinstance(background, bool), "true or false"),
                 "colours": tuple(tuple(_index(v) for v in c) for c in data.get("colours", ())),
-                "added_limbs": tuple(_index(i) for i in data.get("added_limbs", ())),
-                "hidden_limbs": tuple(_index(i) for i in data.get("hidden_limbs", ())),
             }
-            skeleton = cls(**fields)
+            for key in ("redundant_limbs", "added_limbs", "hidden_limbs"):
+                values[key] = tuple(_index(i) for i in data.get(key, ()))
+            skeleton = cls(**values)
         except (TypeError, ValueError, OverflowError) as exc:  # float() of an integer of 400 digits overflows
             raise ValueError(f"{source}: not a valid skeleton dict ({exc})") from None
-        for person in (COCO_17, OPENPOSE_18):
-            if skeleton == person:
-                return person
-        return skeleton
+        return next((person for person in (COCO_17, OPENPOSE_18) if person == skeleton), skeleton)
 
 
-def _strings(values: Any) -> list[str]:
-    if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
-        raise ValueError(f"expected a list of keypoint names, got {values!r:.60}")
-    return list(values)
+def _expect(value: Any, ok: bool, expected: str) -> Any:
+    if not ok:
+        raise ValueError(f"expected {expected}, got {value!r:.40}")
+    return value
 
 
 def _index(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"expected an integer, got {value!r:.40}")
-    return int(value)
+    return int(_expect(value, isinstance(value, (int, np.integer)) and not isinstance(value, bool), "an integer"))
 
 
 def _pair(value: Any) -> tuple[int, int]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"expected a pair of keypoint indices, got {value!r:.40}")
+    _expect(value, isinstance(value, (list, tuple)) and len(value) == 2, "a pair of keypoint indices")
     return _index(value[0]), _index(value[1])
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"expected true or false, got {value!r:.40}")
-    return value
 
 
 # The person layouts' 19 limb colours: saturated hues evenly spaced round OpenCV's wheel, red first
@@ -391,27 +357,24 @@ COCO_17 = Skeleton(
     colours=_PERSON_COLOURS,
 )
 
-# The CMU COCO body model. Heatmap channels follow this order, then background; limb i owns
-# PAF channels (2i, 2i+1) in the CMU training order, so the public weights load unchanged.
+# OPENPOSE_18 index -> COCO_17 index (-1 for the neck, which COCO does not have).
+_OPENPOSE_FROM_COCO = np.array([0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3])
+_IN_COCO = _OPENPOSE_FROM_COCO >= 0
+
+# The CMU COCO body model: nose, neck, right arm, left arm, right leg, left leg, eyes, ears (right first).
+# Heatmap channels follow this order, then background; limb i owns PAF channels (2i, 2i+1) in the CMU
+# training order, so the public weights load unchanged.
 OPENPOSE_18 = Skeleton(
     name="openpose18",
-    keypoints=(
-        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist",
-        "left_shoulder", "left_elbow", "left_wrist", "right_hip", "right_knee",
-        "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye",
-        "left_eye", "right_ear", "left_ear",
-    ),
+    keypoints=tuple("neck" if i < 0 else COCO_17.keypoints[i] for i in _OPENPOSE_FROM_COCO),
     limbs=(
         (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13), (1, 2), (2, 3), (3, 4),
         (2, 16), (1, 5), (5, 6), (6, 7), (5, 17), (1, 0), (0, 14), (0, 15), (14, 16),
         (15, 17),
     ),
     flip_pairs=((2, 5), (3, 6), (4, 7), (8, 11), (9, 12), (10, 13), (14, 15), (16, 17)),
-    # COCO's sigmas moved to this order; the neck, which COCO does not label, takes the shoulders'.
-    sigmas=(
-        0.026, 0.079, 0.079, 0.072, 0.062, 0.079, 0.072, 0.062, 0.107, 0.087,
-        0.089, 0.107, 0.087, 0.089, 0.025, 0.025, 0.035, 0.035,
-    ),
+    # COCO's sigmas in this order; the neck, which COCO does not label, takes the shoulders'.
+    sigmas=tuple(COCO_17.sigmas[COCO_17.index("left_shoulder") if i < 0 else i] for i in _OPENPOSE_FROM_COCO),
     background=True,
     # (right_shoulder, right_ear) and (left_shoulder, left_ear): CMU's decoder uses them only to complete
     # people, and its renderer leaves them out.
@@ -419,9 +382,6 @@ OPENPOSE_18 = Skeleton(
     colours=_PERSON_COLOURS,
     hidden_limbs=(9, 13),
 )
-
-# OPENPOSE_18 index -> COCO_17 index (-1 for the neck, which COCO does not have).
-_OPENPOSE_FROM_COCO = np.array([0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3])
 
 
 def _check_keypoints(keypoints: np.ndarray, k: int, what: str) -> np.ndarray:
@@ -441,8 +401,7 @@ def coco_to_openpose(keypoints: np.ndarray) -> np.ndarray:
     """
     kps = _check_keypoints(keypoints, COCO_17.num_keypoints, "coco_to_openpose")
     out = np.zeros((kps.shape[0], OPENPOSE_18.num_keypoints, 3), dtype=np.float32)
-    has = _OPENPOSE_FROM_COCO >= 0
-    out[:, has] = kps[:, _OPENPOSE_FROM_COCO[has]]
+    out[:, _IN_COCO] = kps[:, _OPENPOSE_FROM_COCO[_IN_COCO]]
     ls, rs = kps[:, COCO_17.index("left_shoulder")], kps[:, COCO_17.index("right_shoulder")]
     both = (ls[:, 2] > 0) & (rs[:, 2] > 0)
     neck = OPENPOSE_18.index("neck")
@@ -455,6 +414,5 @@ def openpose_to_coco(keypoints: np.ndarray) -> np.ndarray:
     """OpenPose-18 keypoints (N, 18, 3) -> COCO-17 keypoints (N, 17, 3); the neck is dropped."""
     kps = _check_keypoints(keypoints, OPENPOSE_18.num_keypoints, "openpose_to_coco")
     out = np.zeros((kps.shape[0], COCO_17.num_keypoints, 3), dtype=np.float32)
-    has = _OPENPOSE_FROM_COCO >= 0
-    out[:, _OPENPOSE_FROM_COCO[has]] = kps[:, has]
+    out[:, _OPENPOSE_FROM_COCO[_IN_COCO]] = kps[:, _IN_COCO]
     return out

@@ -16,6 +16,9 @@ from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton, coco_to_openp
 
 __all__ = ["Poses", "zero_missing_keypoints"]
 
+# Each person's hand and face keypoints: (left, right) HAND_21 hands, and a FACE_70 face.
+_PART_SHAPES = {"hands": (2, HAND_21.num_keypoints, 3), "faces": (FACE_70.num_keypoints, 3)}
+
 
 def zero_missing_keypoints(keypoints: np.ndarray) -> np.ndarray:
     """A float32 copy of keypoints (..., K, 3) whose x, y are 0 wherever the third column is <= 0.
@@ -80,7 +83,7 @@ class Poses:
             if np.any(ids < -1):
                 raise ValueError(f"Poses: track_ids must be >= 0, or -1 for a person without an id; got {ids[ids < -1][:5].tolist()}")
             object.__setattr__(self, "track_ids", ids)
-        for name, shape in (("hands", (2, HAND_21.num_keypoints, 3)), ("faces", (FACE_70.num_keypoints, 3))):
+        for name, shape in _PART_SHAPES.items():
             value = getattr(self, name)
             if value is None:
                 continue
@@ -96,7 +99,7 @@ class Poses:
     def _parts(self, index: np.ndarray | slice | None = None) -> dict[str, np.ndarray | None]:
         """``hands`` and ``faces`` (of ``index``), for a Poses made from this one."""
         return {n: (None if getattr(self, n) is None else getattr(self, n)[index if index is not None else slice(None)])
-                for n in ("hands", "faces")}
+                for n in _PART_SHAPES}
 
     def _ids(self, index: np.ndarray | slice | None = None) -> np.ndarray | None:
         """The track ids (of ``index``), copied, or None when the people are not tracked."""
@@ -148,7 +151,7 @@ class Poses:
         if any(p.track_ids is not None for p in items):
             ids = np.concatenate([p.track_ids if p.track_ids is not None else np.full(len(p), -1, np.int64) for p in items])
         parts = {}
-        for name, shape in (("hands", (2, HAND_21.num_keypoints, 3)), ("faces", (FACE_70.num_keypoints, 3))):
+        for name, shape in _PART_SHAPES.items():
             if any(getattr(p, name) is not None for p in items):  # people of items without them: none found
                 parts[name] = np.concatenate([getattr(p, name) if getattr(p, name) is not None
                                               else np.zeros((len(p), *shape), np.float32) for p in items])
@@ -163,18 +166,13 @@ class Poses:
         Tracked people (``track_ids`` set) also carry ``"track_id"`` (PoseTrack's field; -1 for a
         person without an id); pycocotools ignores it.
         """
-        kps = self.as_skeleton(self.skeleton.annotation_layout()).keypoints.astype(np.float64)
+        kps = self.as_skeleton(self.skeleton.annotation_layout()).keypoints
         out = []
-        for i, (flat, score) in enumerate(zip(kps, self.scores)):
-            result = {
-                "image_id": int(image_id),
-                "category_id": int(category_id),
-                "keypoints": [round(float(v), 3) for v in flat.reshape(-1)],
-                "score": float(score),
-            }
+        for i, score in enumerate(self.scores):
+            out.append({"image_id": int(image_id), "category_id": int(category_id), "keypoints": _flat(kps, i),
+                        "score": float(score)})
             if self.track_ids is not None:
-                result["track_id"] = int(self.track_ids[i])
-            out.append(result)
+                out[-1]["track_id"] = int(self.track_ids[i])
         return out
 
     @property
@@ -193,27 +191,23 @@ class Poses:
 
         ``person_id`` is ``[track id]`` for tracked people and ``[-1]`` otherwise, as in CMU OpenPose.
         """
-        kps = self.as_skeleton(self.openpose_skeleton).keypoints.astype(np.float64)
-        people = []
-        for i, flat in enumerate(kps):
-            people.append(
-                {
-                    "person_id": [int(self.track_ids[i]) if self.track_ids is not None else -1],
-                    "pose_keypoints_2d": [round(float(v), 3) for v in flat.reshape(-1)],
-                    "face_keypoints_2d": _flat(self.faces, i),
-                    "hand_left_keypoints_2d": _flat(self.hands, i, 0),
-                    "hand_right_keypoints_2d": _flat(self.hands, i, 1),
-                    "pose_keypoints_3d": [],
-                    "face_keypoints_3d": [],
-                    "hand_left_keypoints_3d": [],
-                    "hand_right_keypoints_3d": [],
-                }
-            )
+        kps = self.as_skeleton(self.openpose_skeleton).keypoints
+        people = [{
+            "person_id": [int(self.track_ids[i]) if self.track_ids is not None else -1],
+            "pose_keypoints_2d": _flat(kps, i),
+            "face_keypoints_2d": _flat(self.faces, i),
+            "hand_left_keypoints_2d": _flat(self.hands, i, 0),
+            "hand_right_keypoints_2d": _flat(self.hands, i, 1),
+            "pose_keypoints_3d": [],
+            "face_keypoints_3d": [],
+            "hand_left_keypoints_3d": [],
+            "hand_right_keypoints_3d": [],
+        } for i in range(len(kps))]
         return {"version": 1.3, "people": people}
 
 
 def _flat(parts: np.ndarray | None, *index: int) -> list[float]:
-    """One person's hand or face keypoints as OpenPose JSON writes them, (x, y, c) triples; [] when not estimated."""
+    """One person's keypoints (of ``parts[index]``) as flat (x, y, c) triples rounded to 3 decimals; [] for None."""
     if parts is None:
         return []
     return [round(float(v), 3) for v in parts[index].astype(np.float64).reshape(-1)]

@@ -11,13 +11,11 @@ Each frame:
    constant-velocity model, per keypoint, measured over the track's last matched frames: the
    body's velocity plus a shrunk share, ``relative_velocity``, of the keypoint's own deviation
    from it, since a limb's own motion is noisy and swings back).
-2. **Associate.** The similarity of a track and a person of the frame is COCO's object keypoint
-   similarity (OKS), ``exp(-d^2 / (2 s^2 k^2))`` with ``k = 2 sigma`` (COCO's kappa, from the
-   skeleton's sigmas) averaged over the keypoints labelled in both, where ``s^2`` is the track's
-   scale (see below; :func:`~openpose_lite.oks.mutual_oks`, which documents why only keypoints
-   labelled in both count), times ``1 + 0.5 m`` for a track unmatched in the last m frames, whose
-   prediction is that much less certain. The Hungarian assignment
-   (``scipy.optimize.linear_sum_assignment``) maximises the number of pairs at or above
+2. **Associate.** The similarity of a track and a person of the frame is their OKS over the
+   keypoints labelled in both (:func:`~openpose_lite.oks.mutual_oks`, which says why; the
+   skeleton's sigmas), at the track's scale ``s^2`` (see below) times ``1 + 0.5 m`` for a track
+   unmatched in the last m frames, whose prediction is that much less certain. The Hungarian
+   assignment (``scipy.optimize.linear_sum_assignment``) maximises the number of pairs at or above
    ``min_similarity`` first, then their total OKS; pairs under ``min_similarity`` never match.
 3. **Update.** A matched track takes the person's keypoints; each keypoint's velocity becomes
    a blend (``velocity_smoothing``) of its old velocity and its displacement since it was last
@@ -49,10 +47,7 @@ also takes each frame's capture ``timestamp``: time then runs in frames of ``1 /
 that a prediction moves a keypoint by its velocity times the time elapsed, a velocity is a
 displacement over the time it took, ``max_age`` is ``max_age / fps`` seconds and the One Euro
 filter samples at the actual interval. Frames at exactly ``1 / fps`` apart track as without
-timestamps.
-
-:func:`~openpose_lite.mot_metrics.evaluate_tracking` measures tracked poses against true ids
-with py-motmetrics (MOTA, IDF1, ID switches), the distance of two people being ``1 - OKS``.
+timestamps. (:func:`~openpose_lite.mot_metrics.evaluate_tracking` scores tracked poses.)
 
 Shape legend: T tracks, D people in a frame, K keypoints.
 """
@@ -73,24 +68,15 @@ from openpose_lite.one_euro import OneEuroFilter, one_euro_step
 from openpose_lite.skeleton import Skeleton
 from openpose_lite.structures import Poses
 
-__all__ = [
-    "NO_ID",
-    "Tracker",
-    "TrackerParams",
-    "greedy_nearest_neighbour",
-    # defined in their own modules, importable from here as they always were
-    "MOT_METRICS",
-    "OneEuroFilter",
-    "evaluate_tracking",
-    "keypoint_similarity",
-]
+# The last four live in their own modules and are importable from here too.
+__all__ = ["NO_ID", "Tracker", "TrackerParams", "greedy_nearest_neighbour", "MOT_METRICS", "OneEuroFilter",
+           "evaluate_tracking", "keypoint_similarity"]
 
 logger = logging.getLogger(__name__)
 
 NO_ID = -1
 
-# Per matched frame, a track's scale may shrink to this fraction of the previous one (see the
-# module docstring): slow enough that a person half hidden for a few frames keeps its size.
+# Per matched frame, a track's scale may shrink to this fraction of the previous one (module docstring).
 _SCALE_DECAY = 0.95
 # A track unmatched for m frames is compared with the scale s^2 * (1 + m * this): the error of a
 # constant-velocity prediction grows with the frames predicted.
@@ -104,24 +90,22 @@ _CLOCK_SLACK = 1e-6
 
 @dataclass(frozen=True)
 class TrackerParams:
-    """How :class:`Tracker` associates, keeps and smooths people.
+    """How :class:`Tracker` associates, keeps and smooths people (the module docstring says how).
 
-    ``min_similarity``: the OKS a track and a person need to be matched. ``confirm_frames``: a
-    new track gets an id after this many consecutive matches (1: at once). ``max_age``: the
-    number of consecutive frames a confirmed track survives unmatched (0: it dies at its first
-    miss). ``keypoint_threshold``: keypoints scoring at or below it count as missing.
-    ``min_score``: people whose score is under it are not tracked (id -1, as a person without
-    keypoints): a bottom-up network's low-scoring fragments of people (a limb or two, or parts of
-    two people joined) would otherwise start tracks of their own and take over others' tracks (0:
-    every person; the default suits this project's person scores, see below).
-    ``velocity_smoothing``: weight of the newest velocity measurement (1: the last displacement
-    only). ``relative_velocity``: a keypoint's velocity is the body's (the mean over the keypoints
-    seen) plus this fraction of its own deviation from it (1: each keypoint moves on its own, 0:
-    the person moves rigidly). ``min_area``: the smallest OKS scale s^2 (px^2), for people seen
-    with one or two keypoints. The One Euro filter (Casiez et al., CHI 2012), used only when
-    ``smooth``: ``min_cutoff`` (Hz), ``beta`` (1/px: the cutoff rises by ``beta`` Hz per px/s of
-    speed), ``d_cutoff`` (Hz, for the speed estimate) and ``fps``, the frame rate of the video
-    (with timestamps: the rate the per-frame settings, ``max_age`` and velocities, are counted in).
+    ``min_similarity``: the OKS a match needs. ``confirm_frames``: consecutive matches before a new
+    track gets an id (1: at once). ``max_age``: consecutive frames a confirmed track survives
+    unmatched (0: it dies at its first miss). ``keypoint_threshold``: keypoints scoring at or below
+    it count as missing. ``min_score``: people scoring under it are not tracked (id -1, as a person
+    without keypoints): a bottom-up network's low-scoring fragments of people (a limb or two, or
+    parts of two people joined) would otherwise start tracks of their own and take over others'
+    (0: every person). ``velocity_smoothing``: weight of the newest velocity measurement (1: the
+    last displacement only). ``relative_velocity``: the share of a keypoint's own deviation from
+    the body's velocity it keeps (1: each keypoint moves on its own, 0: the person moves rigidly).
+    ``min_area``: the smallest OKS scale s^2 (px^2), for people seen with one or two keypoints.
+    The One Euro filter (Casiez et al., CHI 2012), used only when ``smooth``: ``min_cutoff`` (Hz),
+    ``beta`` (1/px: the cutoff rises by ``beta`` Hz per px/s of speed), ``d_cutoff`` (Hz, for the
+    speed estimate). ``fps``: the video's frame rate (with timestamps: the rate the per-frame
+    settings, ``max_age`` and velocities, are counted in).
     """
 
     # Chosen on the quickstart model's own people in 10 generated videos of 8 walkers, apart from
@@ -168,7 +152,6 @@ class TrackerParams:
             raise ValueError(f"TrackerParams.beta must be >= 0, got {self.beta}")
 
 
-# ----------------------------------------------------------------------------- tracker
 class Tracker:
     """Online multi-person tracker for the poses of one video (see the module docstring).
 
@@ -192,27 +175,29 @@ class Tracker:
         self._step = 1.0  # frames elapsed since the previous frame
         self._timestamp: float | None = None  # the last frame's, in seconds (None: frames without)
         self._next_id = 0
-        k = 0 if self._skeleton is None else self._skeleton.num_keypoints
-        self._alloc(k)
+        self._alloc(0 if self._skeleton is None else self._skeleton.num_keypoints)
+
+    # The track table, one row per track: field -> (shape after the row axis, K for the keypoints; dtype).
+    _ROWS = {
+        "_ids": ((), np.int64),  # -1 while tentative
+        "_pos": (("K", 2), np.float64),  # keypoint estimates at the last frame
+        "_vel": (("K", 2), np.float64),  # px per frame (per 1 / fps s)
+        "_vel_ok": (("K",), bool),  # the velocity was measured, not borrowed from the body
+        "_known": (("K",), bool),  # the keypoint has an estimate
+        "_obs_pos": (("K", 2), np.float64),  # where it was last seen
+        "_obs_time": (("K",), np.float64),  # when, on the clock (-1: never)
+        "_area": ((), np.float64),
+        "_hits": ((), np.int64),  # consecutive matched frames
+        "_matched_at": ((), np.float64),  # the clock at the last match
+        "_f_x": (("K", 2), np.float64),  # One Euro state: last output, speed, has a previous sample
+        "_f_dx": (("K", 2), np.float64),
+        "_f_on": (("K",), bool),
+    }
 
     def _alloc(self, k: int) -> None:
-        """Empty track table for K keypoints: one row per track."""
-        self._ids = np.zeros(0, np.int64)  # -1 while tentative
-        self._pos = np.zeros((0, k, 2))  # keypoint estimates at the last frame
-        self._vel = np.zeros((0, k, 2))  # px per frame (per 1 / fps s)
-        self._vel_ok = np.zeros((0, k), bool)  # the velocity was measured, not borrowed from the body
-        self._known = np.zeros((0, k), bool)  # the keypoint has an estimate
-        self._obs_pos = np.zeros((0, k, 2))  # where it was last seen
-        self._obs_time = np.zeros((0, k))  # when, on the clock (-1: never)
-        self._area = np.zeros(0)
-        self._hits = np.zeros(0, np.int64)  # consecutive matched frames
-        self._matched_at = np.zeros(0)  # the clock at the last match
-        self._f_x = np.zeros((0, k, 2))  # One Euro state: last output, speed, has a previous sample
-        self._f_dx = np.zeros((0, k, 2))
-        self._f_on = np.zeros((0, k), bool)
-
-    _ROW_FIELDS = ("_ids", "_pos", "_vel", "_vel_ok", "_known", "_obs_pos", "_obs_time", "_area", "_hits", "_matched_at",
-                   "_f_x", "_f_dx", "_f_on")
+        """Empty track table for K keypoints."""
+        for name, (shape, dtype) in self._ROWS.items():
+            setattr(self, name, np.zeros((0, *(k if n == "K" else n for n in shape)), dtype))
 
     @property
     def skeleton(self) -> Skeleton | None:
@@ -223,11 +208,6 @@ class Tracker:
     def num_tracks(self) -> int:
         """Live tracks: tentative, confirmed and matched, and confirmed ones coasting unmatched."""
         return int(self._ids.shape[0])
-
-    @property
-    def frame_index(self) -> int:
-        """Index of the last frame given to :meth:`update` (-1 before the first)."""
-        return self._frame
 
     def _check(self, poses: Poses) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(poses, Poses):
@@ -298,8 +278,7 @@ class Tracker:
                 rows, cols = rows[keep], cols[keep]
 
         # 3. update matched tracks
-        matched = np.zeros(t, bool)
-        matched[rows] = True
+        matched = np.isin(np.arange(t), rows)
         new_pos = pred.copy()
         if rows.size:
             self._update_matched(rows, xy[cols], on[cols], now)
@@ -322,9 +301,7 @@ class Tracker:
             row_det = row_det[alive]
 
         # 5. birth: a tentative track for every trackable person left over
-        unmatched = np.ones(d, bool)
-        unmatched[cols] = False
-        born = np.nonzero(unmatched & trackable)[0]
+        born = np.setdiff1d(np.flatnonzero(trackable), cols)
         if born.size:
             self._append(xy[born], on[born], now)
             row_det = np.concatenate([row_det, born])
@@ -356,17 +333,15 @@ class Tracker:
         blended = np.where(vel_ok[..., None], p.velocity_smoothing * meas + (1.0 - p.velocity_smoothing) * old_vel, meas)
         # the body's velocity: the mean over the keypoints measured now, else the track's mean
         n_had = had.sum(1)
-        body = np.where(
-            (n_had > 0)[:, None],
-            (np.where(had[..., None], blended, 0.0).sum(1) / np.maximum(n_had, 1)[:, None]),
-            np.where(self._known[rows][..., None], old_vel, 0.0).sum(1) / np.maximum(self._known[rows].sum(1), 1)[:, None],
-        )  # (M, 2)
+        seen_mean = np.where(had[..., None], blended, 0.0).sum(1) / np.maximum(n_had, 1)[:, None]
+        known = self._known[rows]
+        track_mean = np.where(known[..., None], old_vel, 0.0).sum(1) / np.maximum(known.sum(1), 1)[:, None]
+        body = np.where((n_had > 0)[:, None], seen_mean, track_mean)  # (M, 2)
         # a keypoint's own motion, relative to the body's, is noisy and swings: shrink it
-        vel = np.where(had[..., None], body[:, None, :] + p.relative_velocity * (blended - body[:, None, :]), body[:, None, :])
-        pos = np.where(m[..., None], x, self._pos[rows] + body[:, None, :])
-        self._vel[rows] = vel
+        body = body[:, None, :]
+        self._vel[rows] = np.where(had[..., None], body + p.relative_velocity * (blended - body), body)
         self._vel_ok[rows] = had  # a velocity borrowed from the body is replaced by the next measurement
-        self._pos[rows] = pos
+        self._pos[rows] = np.where(m[..., None], x, self._pos[rows] + body)
         self._obs_pos[rows] = np.where(m[..., None], x, self._obs_pos[rows])
         self._obs_time[rows] = np.where(m, now, obs_time)
         self._known[rows] = (self._known[rows] | m) & (now - self._obs_time[rows] <= p.max_age + _CLOCK_SLACK)
@@ -376,28 +351,21 @@ class Tracker:
 
     def _append(self, x: np.ndarray, m: np.ndarray, now: float) -> None:
         """New tentative tracks for people (B, K, 2), labelled (B, K)."""
-        b, k = m.shape
+        t = self.num_tracks
+        for name in self._ROWS:  # zero rows, then the fields that start otherwise
+            value = getattr(self, name)
+            setattr(self, name, np.concatenate([value, np.zeros((m.shape[0], *value.shape[1:]), value.dtype)]))
         x = np.where(m[..., None], x, 0.0)
-        new = {
-            "_ids": np.full(b, NO_ID, np.int64),
-            "_pos": x,
-            "_vel": np.zeros((b, k, 2)),
-            "_vel_ok": np.zeros((b, k), bool),
-            "_known": m.copy(),
-            "_obs_pos": x.copy(),
-            "_obs_time": np.where(m, now, -1.0),
-            "_area": np.maximum(keypoint_box_areas(x, m), self.params.min_area),
-            "_hits": np.ones(b, np.int64),
-            "_matched_at": np.full(b, now),
-            "_f_x": np.zeros((b, k, 2)),
-            "_f_dx": np.zeros((b, k, 2)),
-            "_f_on": np.zeros((b, k), bool),
-        }
-        for name, value in new.items():
-            setattr(self, name, np.concatenate([getattr(self, name), value]))
+        self._ids[t:] = NO_ID
+        self._pos[t:] = self._obs_pos[t:] = x
+        self._known[t:] = m
+        self._obs_time[t:] = np.where(m, now, -1.0)
+        self._area[t:] = np.maximum(keypoint_box_areas(x, m), self.params.min_area)
+        self._hits[t:] = 1
+        self._matched_at[t:] = now
 
     def _select(self, keep: np.ndarray) -> None:
-        for name in self._ROW_FIELDS:
+        for name in self._ROWS:
             setattr(self, name, getattr(self, name)[keep])
 
     def _smooth(self, row_det: np.ndarray, seen: np.ndarray, xy: np.ndarray, on: np.ndarray, keypoints: np.ndarray) -> np.ndarray:

@@ -55,29 +55,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from openpose_lite.geometry import (
-    compose_affine,
-    crop_affine,
-    hflip_affine,
-    transform_keypoints,
-)
+from openpose_lite.geometry import compose_affine, crop_affine, hflip_affine, transform_keypoints
 from openpose_lite.params import Params
 from openpose_lite.preprocess import PAD_VALUE, warp_image
 from openpose_lite.skeleton import COCO_17, Skeleton
 from openpose_lite.structures import zero_missing_keypoints
 
-__all__ = [
-    "AugmentParams",
-    "HALF_BODY_PADDING",
-    "Region",
-    "TopDownAugmentParams",
-    "body_halves",
-    "choose_main_person",
-    "half_body_transform",
-    "random_affine",
-    "random_region",
-    "warp_sample",
-]
+__all__ = ["AugmentParams", "HALF_BODY_PADDING", "Region", "TopDownAugmentParams", "body_halves",
+           "choose_main_person", "half_body_transform", "random_affine", "random_region", "warp_sample"]
 
 # CMU picks as "main" (crop-centre) people those with >= 5 labelled keypoints and a box of
 # at least 32 x 32 px; centring on tinier people would blow them up to blurry giants.
@@ -205,20 +190,14 @@ def random_affine(
     main_height: float | None,
     params: AugmentParams,
 ) -> tuple[np.ndarray, bool]:
-    """Draw the CMU augmentation for one sample as a single 2x3 affine image -> crop.
+    """Draw the CMU augmentation for one sample: (matrix (2, 3) float64 image px -> crop px, flipped).
 
-    The main person (centre ``main_center`` (x, y), height ``main_height`` in image pixels,
-    e.g. its box) is scaled by ``target_person_scale * crop_size / main_height * U[scale_min,
-    scale_max]``, rotated by ``U[-rotation_deg, rotation_deg]`` about its centre, placed at the
-    crop centre shifted by ``U[-center_jitter_px, center_jitter_px]`` per axis, and the result
-    mirrored with probability ``flip_prob``. Without a main person (``None``), the whole image
-    is scaled to fit the crop and centred instead.
-
-    The four draws always happen in the same order, so a seeded ``rng`` gives the same sample.
-
-    Returns:
-        (matrix (2, 3) float64 image px -> crop px, flipped). The mirror is already inside
-        ``matrix``; ``flipped`` tells :func:`warp_sample` to swap left/right keypoints.
+    The main person (centre ``main_center`` (x, y), height ``main_height`` in image px) is scaled by
+    ``target_person_scale * crop_size / main_height * U[scale_min, scale_max]``, rotated by
+    ``U[-rotation_deg, rotation_deg]`` about its centre, placed at the crop centre shifted by
+    ``U[-center_jitter_px, center_jitter_px]`` per axis, and the result mirrored with probability
+    ``flip_prob`` (inside ``matrix``; ``flipped`` tells :func:`warp_sample` to swap left and right).
+    Without a main person (``None``), the whole image is scaled to fit the crop and centred instead.
     """
     h, w = int(image_hw[0]), int(image_hw[1])
     if h <= 0 or w <= 0:
@@ -272,12 +251,8 @@ def _half(name: str) -> str | None:
 
 
 def body_halves(skeleton: Skeleton = COCO_17) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of the upper-body (head, arms, shoulders; a quadruped's front) and lower-body (hips,
-    legs; its back and tail) keypoints.
-
-    Derived from the keypoint names; a keypoint that is neither (none in COCO-17) is in no half.
-    A skeleton whose names tell no halves gets two empty ones (no half-body crops).
-    """
+    """Indices of the upper-body (head, arms, shoulders; a quadruped's front) and lower-body (hips, legs;
+    its back and tail) keypoints, from the keypoint names (names that tell no halves: two empty ones)."""
     halves = [_half(name) for name in skeleton.keypoints]
     upper = [i for i, h in enumerate(halves) if h == "upper"]
     lower = [i for i, h in enumerate(halves) if h == "lower"]
@@ -291,22 +266,13 @@ def half_body_transform(
     aspect_ratio: float = 0.75,
     padding: float = HALF_BODY_PADDING,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """A crop region around the upper or the lower body (HRNet's half-body augmentation).
+    """A crop region around the upper or the lower body (HRNet's half-body augmentation) of ``keypoints``
+    (K, 3) x, y, v in image px: (centre (2,), size (2,) = (w, h)) float64 in image px, or None when no
+    half has two labelled keypoints or their extent is under a pixel.
 
-    One half is chosen by a fair coin among the halves with more than two labelled keypoints
-    (the other one when the chosen half has too few). The region is centred on the mean of the
-    half's labelled keypoints, spans their extent grown to ``aspect_ratio`` (w / h), times
-    ``padding``.
-
-    Args:
-        keypoints: (K, 3) x, y, v in image px.
-        rng: one ``rng.random()`` draw is taken.
-        skeleton: names the halves (:func:`body_halves`).
-        aspect_ratio: crop width / height.
-        padding: enlargement of the keypoints' box (HRNet: 1.5).
-    Returns:
-        (centre (2,), size (2,) = (w, h)) float64 in image px, or None when no half has two
-        labelled keypoints or their extent is under a pixel.
+    One half is chosen by a fair coin (one ``rng.random()`` draw) among the halves with more than two
+    labelled keypoints. The region is centred on the mean of the half's labelled keypoints and spans
+    their extent grown to ``aspect_ratio`` (w / h), times ``padding``.
     """
     kps = np.asarray(keypoints, dtype=np.float64)
     k = skeleton.num_keypoints
@@ -344,16 +310,8 @@ def random_region(
     aspect_ratio: float,
     skeleton: Skeleton = COCO_17,
 ) -> Region:
-    """Draw HRNet's augmentation of one person's crop ``region`` (the module docstring's recipe).
-
-    Args:
-        rng: five draws are always taken, in the same order, plus one for a half-body crop.
-        region: the unaugmented region (box_to_center_scale of the person's box).
-        keypoints: (K, 3) x, y, v in image px (the half-body crop needs them).
-        params: the augmentation.
-        aspect_ratio: crop width / height (the half-body region takes it).
-        skeleton: the keypoints' layout (names the body halves).
-    """
+    """Draw HRNet's augmentation (the module docstring's recipe) of one person's unaugmented crop ``region``;
+    ``keypoints`` (K, 3) x, y, v in image px, for the half-body crop."""
     p = params
     center, size = region.center, region.size
     # The five draws always happen, in this order, so later ones do not depend on the data.
@@ -385,29 +343,16 @@ def warp_sample(
     skeleton: Skeleton = COCO_17,
     pad_value: int = PAD_VALUE,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Push an image, its ignore mask and its keypoints through one affine.
+    """Push an image (H, W, 3) uint8, its ignore mask (H, W), nonzero = ignore, or None, and its keypoints
+    (N, K, 3) x, y, v in image px through one (2, 3) affine ``matrix`` image -> output (size ``out_hw``);
+    ``flipped``: the matrix holds a mirror, so left and right keypoints are swapped.
 
-    Args:
-        image: (H, W, 3) uint8 BGR (any channel count works).
-        mask: (H, W) ignore mask, nonzero = ignore, or None.
-        keypoints: (N, K, 3) x, y, v in image pixels, K = ``skeleton.num_keypoints``.
-        matrix: (2, 3) image -> output affine (:func:`random_affine`, or a crop of :func:`random_region`'s region).
-        out_hw: output (height, width).
-        flipped: the matrix contains a mirror; left/right keypoints are swapped.
-        skeleton: the keypoints' skeleton (its flip permutation is used).
-        pad_value: fill for image pixels from outside the source.
-
-    Returns:
-        image (h, w, 3) uint8 (bilinear), mask (h, w) bool or None (bilinear then >= 0.5, so
-        its outline follows the image; outside the source = not ignored), keypoints (N, K, 3)
-        float32 in output pixels (see the module docstring for points outside the crop).
+    Returns image (h, w, 3) uint8 (bilinear, ``pad_value`` outside the source), mask (h, w) bool or None
+    (bilinear then >= 0.5, so its outline follows the image; outside the source = not ignored),
+    keypoints (N, K, 3) float32 in output px.
     """
     out_h, out_w = int(out_hw[0]), int(out_hw[1])
     m = np.asarray(matrix, dtype=np.float64)
-    if m.shape != (2, 3):
-        raise ValueError(f"warp_sample: expected a 2x3 matrix, got shape {m.shape}")
-    if image.ndim not in (2, 3):
-        raise ValueError(f"warp_sample: expected an image of shape (H, W, 3), got {image.shape}")
     kps = np.asarray(keypoints, dtype=np.float32)
     k = skeleton.num_keypoints
     if kps.ndim != 3 or kps.shape[1:] != (k, 3):

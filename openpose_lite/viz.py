@@ -39,14 +39,8 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return tuple(int(c) for c in bgr)
 
 
-def draw_poses(
-    image_bgr: np.ndarray,
-    poses: Poses,
-    skeleton: Skeleton | None = None,
-    threshold: float = 0.0,
-    thickness: int | None = None,
-    draw_redundant: bool = False,
-) -> np.ndarray:
+def draw_poses(image_bgr: np.ndarray, poses: Poses, skeleton: Skeleton | None = None, threshold: float = 0.0,
+               thickness: int | None = None) -> np.ndarray:
     """A copy of ``image_bgr`` (H, W, 3) uint8 with every person's limbs and keypoints drawn.
 
     Args:
@@ -54,12 +48,11 @@ def draw_poses(
         skeleton: the layout to draw (default ``poses.skeleton``; people are converted to it).
         threshold: keypoints with a score at or below it are not drawn, nor their limbs.
         thickness: limb width in pixels (default: about 1/150 of the image diagonal, >= 2).
-        draw_redundant: also draw the limbs the skeleton hides (``hidden_limbs``: OpenPose's
-            shoulder-ear links, which OpenPose's own renderer leaves out).
 
-    Each limb type has the skeleton's colour (``skeleton.limb_colours``: for people the hue wheel
-    of :func:`limb_colours`, for other skeletons left limbs warm and right limbs cool); keypoints are filled circles in
-    the colour of the first limb that uses them. Tracked people (``poses.track_ids``) are drawn
+    Each limb type but the skeleton's ``hidden_limbs`` (OpenPose's shoulder-ear links, which its own
+    renderer leaves out) has the skeleton's colour (``skeleton.limb_colours``: for people the hue wheel
+    of :func:`limb_colours`, for other skeletons left limbs warm and right limbs cool); keypoints are
+    filled circles in the colour of the first limb that uses them. Tracked people (``poses.track_ids``) are drawn
     each in the colour of their id (:func:`track_colour`) with the id written beside the head;
     people without an id yet (-1) in grey.
     """
@@ -73,7 +66,7 @@ def draw_poses(
         thickness = max(2, int(round(float(np.hypot(*image.shape[:2])) / 150)))
     radius = max(2, thickness)
     colours = skeleton.limb_colours
-    limbs = [i for i in range(skeleton.num_limbs) if draw_redundant or i not in skeleton.hidden_limbs]
+    limbs = [i for i in range(skeleton.num_limbs) if i not in skeleton.hidden_limbs]
     keypoint_colour = [(255, 255, 255)] * skeleton.num_keypoints
     for i in reversed(limbs):  # so that the first limb using a keypoint sets its colour
         a, b = skeleton.limbs[i]
@@ -85,14 +78,8 @@ def draw_poses(
         found = (person[:, 2] > threshold) & np.isfinite(person[:, :2]).all(axis=1)
         points = np.round(person[:, :2] * scale).astype(np.int64)
         own = None if ids is None else ((160, 160, 160) if ids[n] < 0 else track_colour(int(ids[n])))
-        for i in limbs:
-            a, b = skeleton.limbs[i]
-            if found[a] and found[b]:
-                cv2.line(canvas, tuple(int(v) for v in points[a]), tuple(int(v) for v in points[b]),
-                         own or colours[i], thickness, cv2.LINE_AA, _SHIFT)
-        for k in np.flatnonzero(found):
-            cv2.circle(canvas, tuple(int(v) for v in points[k]), radius * scale, own or keypoint_colour[k], -1,
-                       cv2.LINE_AA, _SHIFT)
+        _draw_skeleton(canvas, points, found, [skeleton.limbs[i] for i in limbs], [own or colours[i] for i in limbs],
+                       [own or c for c in keypoint_colour], thickness, radius * scale)
         if own is not None and ids[n] >= 0 and found.any():
             top = person[found][np.argmin(person[found, 1])]  # label above the highest keypoint
             org = (int(top[0]) - 4 * thickness, max(12, int(top[1]) - 3 * thickness))
@@ -118,10 +105,17 @@ def _draw_parts(canvas: np.ndarray, poses: Poses, thickness: int, scale: int) ->
         for points in parts.reshape(-1, skeleton.num_keypoints, 3):
             found = points[:, 2] > _PART_THRESHOLDS[name]
             pixels = np.round(points[:, :2] * scale).astype(np.int64)
-            for (a, b), colour in zip(skeleton.limbs, skeleton.limb_colours):
-                if found[a] and found[b]:
-                    cv2.line(canvas, tuple(int(v) for v in pixels[a]), tuple(int(v) for v in pixels[b]), colour,
-                             thickness, cv2.LINE_AA, _SHIFT)
-            for k in np.flatnonzero(found):
-                cv2.circle(canvas, tuple(int(v) for v in pixels[k]), thickness * scale, (255, 255, 255), -1,
-                           cv2.LINE_AA, _SHIFT)
+            _draw_skeleton(canvas, pixels, found, skeleton.limbs, skeleton.limb_colours,
+                           [(255, 255, 255)] * skeleton.num_keypoints, thickness, thickness * scale)
+
+
+def _draw_skeleton(canvas: np.ndarray, pixels: np.ndarray, found: np.ndarray, limbs: list, limb_colours: list,
+                   point_colours: list, thickness: int, radius: int) -> None:
+    """Lines for the ``limbs`` whose ends are ``found``, then a filled circle on each found point
+    (``pixels`` (K, 2) and ``radius`` in :data:`_SHIFT` fixed point)."""
+    for (a, b), colour in zip(limbs, limb_colours):
+        if found[a] and found[b]:
+            cv2.line(canvas, tuple(int(v) for v in pixels[a]), tuple(int(v) for v in pixels[b]), colour, thickness,
+                     cv2.LINE_AA, _SHIFT)
+    for k in np.flatnonzero(found):
+        cv2.circle(canvas, tuple(int(v) for v in pixels[k]), radius, point_colours[k], -1, cv2.LINE_AA, _SHIFT)

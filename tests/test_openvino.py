@@ -301,6 +301,31 @@ def test_int8_calibrated_on_generated_scenes_is_close_to_fp32_and_cached(network
     assert _max_diff(again.runner(x), runner(x)) == 0.0
 
 
+def test_a_cached_int8_model_starts_from_its_own_entry_alone(networks, cache, scenes, monkeypatch):
+    """With the int8 entry cached, a start reads that one IR: the fp32 model it was quantised from is
+    neither converted nor read."""
+    import_optional("nncf")
+    model = networks["mobilenet"]
+    codec = build_bottomup_codec(skeleton=model.skeleton)
+    options = {"input_size": 64, "backend": "openvino", "precision": "int8", "calibration": scenes}
+    first = BottomUpPredictor(model, codec, **options)  # quantises, or reads what an earlier test cached
+    read: list[str] = []
+
+    class CountingCore(openvino.Core):
+        def read_model(self, path, *args, **kwargs):
+            read.append(str(path))
+            return super().read_model(path, *args, **kwargs)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("converted again although the int8 model is cached")
+
+    monkeypatch.setattr(openvino, "Core", CountingCore)
+    monkeypatch.setattr(openvino, "convert_model", refuse)
+    again = BottomUpPredictor(model, codec, **options)
+    assert len(read) == 1, read
+    assert _max_diff(again.runner(_inputs(1, 64, 96)), first.runner(_inputs(1, 64, 96))) == 0.0
+
+
 def _convolution_weights(ov_model) -> list[np.ndarray]:
     """The int8 weights of every ordinary (not grouped) convolution of a quantised model, in graph order."""
     weights = []

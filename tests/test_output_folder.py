@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,19 +126,25 @@ def test_overwrite_removes_the_earlier_runs_outputs_first_and_keeps_other_files(
 
 
 def test_append_adds_runs_and_the_index_covers_every_image_of_the_folder(checkpoint, dataset, tmp_path):
-    """Three single-image runs into one folder: the index holds the three, the same image twice included."""
+    """Three single-image runs into one folder, two of images with one stem: the index holds the three; a
+    rerun of an image the index holds adds nothing (--append skips it, as after an interrupted run)."""
     out = tmp_path / "out"
     first, second = dataset / "images" / "000001.jpg", dataset / "images" / "000002.jpg"
+    copy = tmp_path / "copies" / "000001.jpg"
+    copy.parent.mkdir()
+    shutil.copy(first, copy)
     assert _infer(checkpoint, out, first) == 0
     written_first = (out / "000001_keypoints.json").read_bytes()
     assert _infer(checkpoint, out, second, extra=("--append",)) == 0
+    assert _infer(checkpoint, out, copy, extra=("--append", "--render")) == 0
     assert _infer(checkpoint, out, first, extra=("--append", "--render")) == 0
     results, images = _index(out)
     assert images == {
         "1": {"file": str(first), "frame": None, "json": "000001_keypoints.json"},
         "2": {"file": str(second), "frame": None, "json": "000002_keypoints.json"},
-        "3": {"file": str(first), "frame": None, "json": "000001-2_keypoints.json"},
+        "3": {"file": str(copy), "frame": None, "json": "000001-2_keypoints.json"},
     }
+    assert not (out / "000001-3_keypoints.json").exists() and not (out / "000001_rendered.jpg").exists()
     assert (out / "000001_keypoints.json").read_bytes() == written_first  # the earlier file is never rewritten
     assert (out / "000001-2_rendered.jpg").is_file()
     for image_id, entry in images.items():

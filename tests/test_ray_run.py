@@ -106,7 +106,7 @@ def test_a_rerun_with_append_leaves_out_the_inputs_the_folder_already_indexes(ch
 
     run(BottomUpPredictor.from_weights(checkpoint), images[:3], RunOptions(output=out, weights=checkpoint))
     job = Job(images, RunOptions(output=out, weights=checkpoint, append=True))
-    with open_run(job, BottomUpPredictor.from_weights(checkpoint).skeleton, resume=True) as (pending, left):
+    with open_run(job, BottomUpPredictor.from_weights(checkpoint).skeleton) as (pending, left):
         assert [i.path for i in left] == images[3:]
         assert pending.names == [p.stem for p in images[3:]]  # named as a first run names them
 

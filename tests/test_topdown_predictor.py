@@ -84,12 +84,12 @@ def test_flip_test_with_a_mirror_equivariant_model_equals_the_plain_prediction()
     plain = TopDownPredictor(MirrorEquivariantModel(), TopDownHeatmapCodec(), device="cpu")
     flipped = TopDownPredictor(MirrorEquivariantModel(), TopDownHeatmapCodec(), flip=True, device="cpu")
     crop = torch.from_numpy(np.zeros((1, 3, 256, 192), np.float32))
-    assert plain._heatmaps(crop).shape == (1, K, 64, 48)
+    assert plain.heatmaps(crop).shape == (1, K, 64, 48)
     a, b = plain(image, boxes), flipped(image, boxes)
     np.testing.assert_allclose(a.keypoints, b.keypoints, atol=1e-4)
     np.testing.assert_allclose(
-        plain._heatmaps(torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0))),
-        flipped._heatmaps(torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0))),
+        plain.heatmaps(torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0))),
+        flipped.heatmaps(torch.randn(2, 3, 256, 192, generator=torch.Generator().manual_seed(0))),
         atol=1e-5,
     )
 

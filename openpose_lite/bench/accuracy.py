@@ -1,12 +1,8 @@
 """Accuracy side by side: each branch's codec oracle and, with checkpoints, each model on the same images.
 
-The model rows go through :func:`openpose_lite.evaluation.evaluate_predictor` (the one
-"predict over a COCO file and score it" loop); the top-down model runs as a
-:class:`~openpose_lite.inference.TopDownPipeline` on the run's box source (the annotation file's
-labelled people, :func:`~openpose_lite.data.ground_truth.gt_box_source`, or the bottom-up model's
-people, :func:`~openpose_lite.inference.boxes.pose_box_source`). The oracle rows
-(:mod:`openpose_lite.oracle`: ground truth -> maps at model resolution -> decode) decode with
-exactly the codec each branch's predictor uses.
+The model rows go through :func:`openpose_lite.evaluation.evaluate_predictor`, the top-down model
+on the run's box source (the annotation file's labelled people or the bottom-up model's people).
+The oracle rows (:mod:`openpose_lite.oracle`) decode with exactly the codec each predictor uses.
 """
 
 from __future__ import annotations

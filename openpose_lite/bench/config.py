@@ -1,11 +1,6 @@
-"""BenchConfig: everything a benchmark run depends on, and the ``openpose-lite bench`` options.
-
-Its fields are the one list of the bench options: they build the argparse options
-(:meth:`~openpose_lite.bench.options.CommandLineOptions.add_arguments`), parse them back
-(``from_args``) and print the command line that reproduces a run (:meth:`BenchConfig.command_line`).
-The random models are the published networks of the architectures chosen (``--bu-arch``,
-``--td-arch``: rows of :mod:`openpose_lite.architectures`), at their published sizes
-(the defaults of each network's settings, :mod:`openpose_lite.network_settings`), read from there, not restated.
+"""BenchConfig: everything a benchmark run depends on; its fields are the ``openpose-lite bench`` options
+(:class:`~openpose_lite.params.CommandLineOptions`). The random models' defaults are read from the
+architecture table and each network's settings, not restated.
 """
 
 from __future__ import annotations
@@ -16,13 +11,12 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from openpose_lite.bench.options import CommandLineOptions, option
 from openpose_lite.config import CodecConfig, TopDownConfig
 from openpose_lite.devices import PRECISIONS, THREADS_HELP
 from openpose_lite.inference.network import BACKENDS
 from openpose_lite.architectures import architectures
 from openpose_lite.factory import ModelConfig
-from openpose_lite.params import Params
+from openpose_lite.params import CommandLineOptions, Params, option
 
 __all__ = ["BOTTOMUP_ARCHS", "BOX_SOURCES", "BenchConfig", "PROG", "TOPDOWN_ARCHS"]
 
@@ -31,8 +25,7 @@ BOX_SOURCES: tuple[str, ...] = typing.get_args(BoxSource)
 BOTTOMUP_ARCHS = _BU_ARCHS = tuple(a.name for a in architectures("bottomup"))
 TOPDOWN_ARCHS = _TD_ARCHS = tuple(a.name for a in architectures("topdown"))
 _TD = ModelConfig(arch=_TD_ARCHS[0]).settings
-# What bu_width_mult and bu_stages size in each bottom-up network (its settings' width_field and
-# stages_field), with the published values.
+# What bu_width_mult and bu_stages size in each bottom-up network, with the published values.
 _BU_SIZED = [(a, ModelConfig(arch=a).settings) for a in _BU_ARCHS]
 _BU_WIDTHS = ", ".join(f"{a} {s.width_field} {s.size[0]}" for a, s in _BU_SIZED if s.width_field)
 _BU_STAGES = ", ".join(f"{a} {s.stages_field} {s.size[1]}" for a, s in _BU_SIZED if s.stages_field)
@@ -49,19 +42,14 @@ class BenchConfig(Params, CommandLineOptions):
     """Everything a benchmark run depends on; each field is an ``openpose-lite bench`` option.
 
     Model options (``bu_arch``, ``td_arch``, ``bu_width_mult``, ``bu_stages``, ``hrnet_width``,
-    ``td_input_hw``) describe random-weight models and are ``None`` until resolved (the published
-    models of the first architecture of each branch by default); a checkpoint brings its own model
-    and codec, so they must stay ``None`` next to it.
-    ``bu_input_size`` (network input height) applies to both. ``device`` ``"auto"`` and
-    ``threads`` 0 are resolved when the run starts (:attr:`BenchResult.config` holds the resolved
-    values; ``precision`` is checked against the device then, as the predictors do). ``flip``
-    turns the flip test on in the accuracy section only (timing is without flip).
+    ``td_input_hw``) size random-weight models and are ``None`` until resolved (default: the
+    published model of each branch's first architecture); next to a checkpoint they stay ``None``.
+    ``device`` ``"auto"``, ``threads`` 0 and ``precision`` are resolved when the run starts
+    (:attr:`BenchResult.config` holds the resolved values).
 
-    ``threads`` means what every ``--threads`` means (:func:`openpose_lite.devices.set_threads`)
-    but defaults to 1, not torch's one per core: on a CPU shared with other jobs, two
-    threads of HRNet's many small convolutions spend most of their time waiting for each other
-    (measured on the 2-core reference box under load: 13 s instead of 0.3 s for one crop), which
-    makes timings neither fast nor repeatable. Use 0 (torch's default) on an idle machine.
+    ``threads`` defaults to 1, not torch's one per core: on a CPU shared with other jobs, two
+    threads of HRNet's many small convolutions mostly wait for each other (2-core reference box
+    under load: 13 s instead of 0.3 s for one crop). Use 0 (torch's default) on an idle machine.
 
     A bad value is a ValueError naming the field and its flag (``BenchConfig.repeats (--repeats): ...``).
     """
@@ -107,10 +95,6 @@ class BenchConfig(Params, CommandLineOptions):
     flip: bool = option(False, "flip test in the accuracy section (both branches)")
     out_dir: str = option("bench_out", "output folder", flag="--out", metavar="DIR")
 
-    def _require(self, ok: bool, field_name: str, expected: str) -> None:
-        if not ok:
-            raise ValueError(f"{self._name(field_name)}: expected {expected}, got {getattr(self, field_name)!r}")
-
     def _name(self, field_name: str) -> str:
         return f"{self._section}.{field_name} ({self.flag_of(field_name)})"
 
@@ -127,20 +111,15 @@ class BenchConfig(Params, CommandLineOptions):
     def _check_models(self) -> None:
         self._require(self.bu_arch in (None, *_BU_ARCHS), "bu_arch", f"one of {', '.join(_BU_ARCHS)}")
         self._require(self.td_arch in (None, *_TD_ARCHS), "td_arch", f"one of {', '.join(_TD_ARCHS)}")
-        if self.bu_width_mult is not None:
-            self._require(math.isfinite(self.bu_width_mult) and self.bu_width_mult > 0, "bu_width_mult", "a number > 0")
-        if self.bu_stages is not None:
-            self._require(self.bu_stages >= 1, "bu_stages", "an integer >= 1")
-        if self.bu_input_size is not None:
-            stride = _CODEC.stride
-            self._require(self.bu_input_size >= stride and self.bu_input_size % stride == 0, "bu_input_size",
-                          f"a positive multiple of the stride {stride}")
-        if self.hrnet_width is not None:
-            self._require(self.hrnet_width >= 1, "hrnet_width", "an integer >= 1")
-        if self.td_input_hw is not None:
-            m = TD_INPUT_MULTIPLE
-            self._require(all(v >= m and v % m == 0 for v in self.td_input_hw), "td_input_hw",
-                          f"(H, W), positive multiples of {m}")
+        width, stages, size = self.bu_width_mult, self.bu_stages, self.bu_input_size
+        self._require(width is None or (math.isfinite(width) and width > 0), "bu_width_mult", "a number > 0")
+        self._require(stages is None or stages >= 1, "bu_stages", "an integer >= 1")
+        self._require(size is None or (size >= _CODEC.stride and size % _CODEC.stride == 0), "bu_input_size",
+                      f"a positive multiple of the stride {_CODEC.stride}")
+        self._require(self.hrnet_width is None or self.hrnet_width >= 1, "hrnet_width", "an integer >= 1")
+        m = TD_INPUT_MULTIPLE
+        self._require(self.td_input_hw is None or all(v >= m and v % m == 0 for v in self.td_input_hw), "td_input_hw",
+                      f"(H, W), positive multiples of {m}")
         for checkpoint, sizes in (("bu_checkpoint", ("bu_arch", "bu_width_mult", "bu_stages")),
                                   ("td_checkpoint", ("td_arch", "hrnet_width", "td_input_hw"))):
             given = [n for n in sizes if getattr(self, n) is not None]

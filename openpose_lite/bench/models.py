@@ -1,11 +1,8 @@
 """The two predictors a benchmark run times and scores: from checkpoints, or seeded random published-size models.
 
-Random models are the published networks of the architectures chosen (``bu_arch``, ``td_arch``:
-the defaults of each network's settings, rows of the architecture table) with the
-bench's overrides on top, built by :func:`openpose_lite.factory.build_model`; their configs
-come from :func:`openpose_lite.config.load_config` (the architecture's published settings). Every
-predictor comes from :func:`openpose_lite.inference.build_predictor`, so random models decode as the
-predictors of a checkpoint with those settings would.
+A random model is the published network of the architecture chosen (``bu_arch``, ``td_arch``) with
+the bench's sizes on top (:func:`openpose_lite.config.load_config`). Every predictor comes from
+:func:`openpose_lite.inference.build_predictor`, so random models decode as a checkpoint's would.
 """
 
 from __future__ import annotations
@@ -44,8 +41,6 @@ class BenchModels:
     topdown: TopDownPredictor
     bu_name: str
     td_name: str
-    bu_random: bool
-    td_random: bool
 
 
 def variant(predictor: P, **settings: Any) -> P:
@@ -68,17 +63,12 @@ def _predictor(loaded: LoadedWeights, cfg: BenchConfig, device: torch.device, **
                                                     calibration=cfg.calibration, flip=False, **options))
 
 
-def _describe(loaded: LoadedWeights) -> str:
-    """A loaded file's network in words, from the config it runs with."""
-    return loaded.architecture.describe(loaded.config.model)
-
-
 def _bottomup(cfg: BenchConfig, device: torch.device) -> tuple[BottomUpPredictor, str, BenchConfig]:
     if cfg.bu_checkpoint is not None:
         loaded = read_weights(cfg.bu_checkpoint)
         require_checkpoint(cfg.bu_checkpoint, loaded)
         predictor = _predictor(loaded, cfg, device, input_size=cfg.bu_input_size)
-        name = f"{Path(cfg.bu_checkpoint).name}: {_describe(loaded)}"
+        name = f"{Path(cfg.bu_checkpoint).name}: {loaded.architecture.describe(loaded.config.model)}"
     else:
         arch = cfg.bu_arch or BOTTOMUP_ARCHS[0]
         settings = architecture(arch).settings  # each network is sized through its own fields
@@ -104,7 +94,7 @@ def _topdown(cfg: BenchConfig, device: torch.device) -> tuple[TopDownPredictor, 
         loaded = read_weights(cfg.td_checkpoint)
         predictor = _predictor(loaded, cfg, device)
         h, w = predictor.codec.input_hw
-        name = f"{Path(cfg.td_checkpoint).name}: {_describe(loaded)} {h}x{w}"
+        name = f"{Path(cfg.td_checkpoint).name}: {loaded.architecture.describe(loaded.config.model)} {h}x{w}"
     else:
         arch = cfg.td_arch or TOPDOWN_ARCHS[0]
         overrides = [f"model.arch={arch}"]
@@ -127,4 +117,4 @@ def build_models(cfg: BenchConfig, device: torch.device) -> tuple[BenchModels, B
     """Predictors for the run (checkpoints, or seeded random paper-size models) and the config resolved by them."""
     bottomup, bu_name, cfg = _bottomup(cfg, device)
     topdown, td_name, cfg = _topdown(cfg, device)
-    return BenchModels(bottomup, topdown, bu_name, td_name, cfg.bu_checkpoint is None, cfg.td_checkpoint is None), cfg
+    return BenchModels(bottomup, topdown, bu_name, td_name), cfg

@@ -1,9 +1,8 @@
 """The speed-vs-people figure (matplotlib; log axes labelled in plain numbers by :mod:`openpose_lite.plots`).
 
-Every series has its own colour, line style and marker, so none hides another even where two
-curves coincide (a top-down total and its network time differ by about 1%); the figure has two
-panels, whole pipelines and their parts, so that a total and its own network time never share
-axes. Log axes carry plain-number labels (1, 2, 5, 10, 20, ...), never "2x10^2".
+Every series has its own colour, line style and marker, so none hides another where two curves
+coincide; whole pipelines and their parts get a panel each, so that a total and its own network
+time (about 1% apart) never share axes.
 """
 
 from __future__ import annotations
@@ -14,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openpose_lite.io import atomic_write_path
-from openpose_lite.plots import plain_log_axis, plain_number
+from openpose_lite.plots import plain_log_axis
 
 if TYPE_CHECKING:
     from openpose_lite.bench.run import BenchResult
     from openpose_lite.bench.speed import SpeedRow
 
-__all__ = ["plain_log_axis", "plain_number", "plot_speed", "speed_figure"]
+__all__ = ["plot_speed", "speed_figure"]
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,4 @@
-"""What a benchmark run writes: markdown tables with their captions, CSV files, the plot.
-
-The library returns the text; ``openpose-lite bench`` prints it. Every file is written
-atomically (:mod:`openpose_lite.io`).
-"""
+"""What a benchmark run writes, atomically: markdown tables with their captions, CSV files, the plot."""
 
 from __future__ import annotations
 
@@ -68,10 +64,9 @@ def speed_table(result: BenchResult) -> str:
     """The speed-vs-people rows as a markdown table (no caption)."""
     header = "| " + " | ".join(h for _, h, _ in _SPEED_HEADERS) + " |"
     rule = "|" + "|".join("---:" for _ in _SPEED_HEADERS) + "|"
-    lines = [header, rule]
-    for row in result.speed:
-        lines.append("| " + " | ".join(format(getattr(row, f), fmt) for f, _, fmt in _SPEED_HEADERS) + " |")
-    return "\n".join(lines)
+    rows = ["| " + " | ".join(format(getattr(row, f), fmt) for f, _, fmt in _SPEED_HEADERS) + " |"
+            for row in result.speed]
+    return "\n".join([header, rule, *rows])
 
 
 def _metric(value: float) -> str:
@@ -83,8 +78,8 @@ def accuracy_table(result: BenchResult) -> str | None:
     if not result.accuracy:
         return None
     lines = ["| | " + " | ".join(ACCURACY_METRICS) + " |", "|---|" + "|".join("---:" for _ in ACCURACY_METRICS) + "|"]
-    for row in result.accuracy:
-        lines.append(f"| {row.name} | " + " | ".join(_metric(row.metrics[m]) for m in ACCURACY_METRICS) + " |")
+    lines += [f"| {row.name} | " + " | ".join(_metric(row.metrics[m]) for m in ACCURACY_METRICS) + " |"
+              for row in result.accuracy]
     return "\n".join(lines)
 
 
@@ -112,11 +107,9 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_outputs(result: BenchResult, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Write speed.csv, accuracy.csv (when measured), table.md and speed.png (with matplotlib), atomically.
+    """Write speed.csv, accuracy.csv (when measured), table.md and speed.png (with matplotlib).
 
-    Returns the written paths by name ("speed_csv", "accuracy_csv", "table", "plot"); without
-    matplotlib there is no "plot" and :func:`~openpose_lite.bench.plot.plot_speed` has logged why.
-    """
+    Returns the written paths by name ("speed_csv", "accuracy_csv", "table", "plot")."""
     out = Path(result.config.out_dir if out_dir is None else out_dir)
     written: dict[str, Path] = {}
     names = [f.name for f in dataclasses.fields(SpeedRow)]

@@ -36,7 +36,7 @@ class BenchResult:
 
 
 def _check_paths(config: BenchConfig) -> None:
-    """Missing files are refused before anything runs (the accuracy section comes after minutes of timing)."""
+    """Missing files are refused before the minutes of timing."""
     for name in ("bu_checkpoint", "td_checkpoint", "ann"):
         path = getattr(config, name)
         if path is not None and not Path(path).is_file():
@@ -56,19 +56,15 @@ def _info(cfg: BenchConfig, models: BenchModels, load_before: float, speed_secon
         "threads": cfg.threads,
         "cpu_count": os.cpu_count(),
         "map_hw": bottomup.codec.map_hw(letterbox_affine(cfg.image_hw, bottomup.input_size, bottomup.codec.stride)[1]),
-        "random_weights": models.bu_random or models.td_random,
+        "random_weights": cfg.bu_checkpoint is None or cfg.td_checkpoint is None,
         "load_average": (load_before, os.getloadavg()[0]),
         "speed_seconds": speed_seconds,
     }
 
 
 def run_bench(config: BenchConfig) -> BenchResult:
-    """Run the speed-vs-people benchmark and, when ``config.ann`` is given, the accuracy section.
-
-    Returns the rows and the resolved config (device, threads, model sizes and input sizes
-    filled in), whose :meth:`BenchConfig.command_line` reproduces the run. torch's thread count
-    is restored afterwards.
-    """
+    """The speed-vs-people rows and, when ``config.ann`` is given, the accuracy rows, with the resolved
+    config whose :meth:`BenchConfig.command_line` reproduces the run. torch's thread count is restored."""
     _check_paths(config)
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
@@ -77,7 +73,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
     load_before = os.getloadavg()[0]
     try:
         models, cfg = build_models(cfg, device)
-        if cfg.box_source != "gt" and models.bu_random:
+        if cfg.box_source != "gt" and cfg.bu_checkpoint is None:
             logger.warning("box_source 'bottomup' with a random-weight bottom-up model: it finds nobody, "
                            "so the top-down branch gets no boxes; use box_source 'gt' for timing random models")
         started = time.perf_counter()

@@ -1,31 +1,21 @@
-"""Speed vs people: both pipelines timed on one generated scene per people count.
+"""Speed vs people: both pipelines timed on one generated scene (``image_hw``, N people, seeded) per count N.
 
-For each count N, one generated scene (``image_hw``, exactly N people drawn, seeded) goes
-through both pipelines, one image per call:
-
-* bottom-up: :class:`~openpose_lite.inference.BottomUpPredictor` at one scale, no flip; its
-  phase timers give the network time and the decode time of the network's own maps. With random
-  weights those maps hold no peaks, so the decode is also timed on *realistic* maps: the codec's
-  encoding of the scene's ground truth, letterboxed exactly as the predictor letterboxes the
-  image ("decode (GT maps)"), which grows with the people as a trained network's maps would.
-* top-down: person boxes from the ``box_source`` ("gt": the scene's ground-truth boxes, no
-  work; "bottomup": :func:`~openpose_lite.inference.boxes.boxes_from_poses` of the bottom-up
+* bottom-up: :class:`~openpose_lite.inference.BottomUpPredictor` at one scale, no flip; its phase
+  timers give network and decode time. With random weights its maps hold no peaks, so the decode
+  is also timed on the codec's encoding of the scene's ground truth, letterboxed as the predictor
+  letterboxes the image ("decode (GT maps)"), which grows with the people as a trained network's would.
+* top-down: boxes from the ``box_source`` ("gt": the scene's, no work; "bottomup": from the bottom-up
   people, costing the whole bottom-up call), then :class:`~openpose_lite.inference.TopDownPredictor`
-  with all crops in one network batch ("batched") and with one crop per forward ("1-by-1"); its
-  timers split crops, network and decode.
+  with all crops in one batch ("batched") and one crop per forward ("1-by-1"), timed by its phase timers.
 
-Before anything is timed the numba kernels of the codecs run once (:func:`warm_up_kernels`),
-whatever ``warmup`` says, so no timing holds their compilation (or the load of their cache).
-Every timed figure is then the median over ``repeats`` calls, after ``warmup`` untimed calls for
-each input shape the run has not seen yet (the bottom-up input and the one-crop batch have the
-same shape at every point; the batch of N crops is new at each point).
+The codecs' numba kernels run once before any timing. Every figure is the median over ``repeats``
+calls, after ``warmup`` untimed calls per input shape not seen yet.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,14 +28,9 @@ from openpose_lite.inference import BottomUpPredictor, TopDownPredictor
 from openpose_lite.inference.boxes import boxes_from_poses
 from openpose_lite.structures import Poses
 
-__all__ = ["SpeedRow", "gt_decode", "measure_speed", "warm_up_kernels"]
+__all__ = ["SpeedRow", "gt_decode", "measure_speed"]
 
 logger = logging.getLogger(__name__)
-
-# The per-call samples one speed point collects (seconds), each the median of its row field.
-_SAMPLES = ("bu_network", "bu_decode", "bu_total", "td_box", "td_crop", "td_network_batched", "td_decode",
-            "td_total_batched", "td_network_single", "td_total_single")
-
 
 @dataclass(frozen=True)
 class SpeedRow:
@@ -80,11 +65,8 @@ def _scene(cfg: BenchConfig, people: int) -> Scene:
 
 def gt_decode(predictor: BottomUpPredictor, image_hw: tuple[int, int], keypoints: np.ndarray,
               repeats: int) -> tuple[float, int]:
-    """Median seconds of ``decode_maps`` on the codec's encoding of ``keypoints`` (N, K, 3), and the people decoded.
-
-    The maps are letterboxed as the predictor letterboxes an ``image_hw`` image. One untimed
-    decode comes first; ``repeats`` 0 runs only that one (NaN seconds).
-    """
+    """Median seconds of ``decode_maps`` on the codec's encoding of ``keypoints`` (N, K, 3), letterboxed as
+    for an ``image_hw`` image, and the people decoded. One untimed decode comes first (``repeats`` 0: NaN s)."""
     matrix, input_hw = letterbox_affine(image_hw, predictor.input_size, predictor.codec.stride)
     targets, _ = predictor.codec.encode(transform_keypoints(matrix, keypoints), input_hw)
     maps = {"heatmaps": targets["heatmaps"], "pafs": targets["pafs"], "matrix": matrix}
@@ -97,17 +79,8 @@ def gt_decode(predictor: BottomUpPredictor, image_hw: tuple[int, int], keypoints
     return (float(np.median(times)) if times else float("nan")), found
 
 
-def warm_up_kernels(cfg: BenchConfig, models: BenchModels) -> None:
-    """Run every numba kernel of the codecs once, untimed: encode and decode the ground truth of the
-    largest scene of the run (peaks, limb scores and matching all get work)."""
-    t0 = time.perf_counter()
-    gt_decode(models.bottomup, cfg.image_hw, _scene(cfg, max(cfg.people)).keypoints, repeats=0)
-    logger.debug("bench: codec kernels warmed up in %.2f s", time.perf_counter() - t0)
-
-
 def _bottomup_call(predictor: BottomUpPredictor, image: np.ndarray) -> tuple[Poses, dict[str, float]]:
-    poses = predictor.predict_batch([image])[0]
-    return poses, dict(predictor.timings)
+    return predictor.predict_batch([image])[0], dict(predictor.timings)  # the call first, then its timers
 
 
 def _topdown_call(predictor: TopDownPredictor, image: np.ndarray, boxes: np.ndarray,
@@ -123,7 +96,7 @@ class _Point:
     def __init__(self, cfg: BenchConfig, models: BenchModels, people: int) -> None:
         self.cfg, self.models, self.people = cfg, models, people
         self.scene = _scene(cfg, people)
-        self.samples: dict[str, list[float]] = {k: [] for k in _SAMPLES}
+        self.samples: list[dict[str, float]] = []  # seconds per timed call, by SpeedRow field less "_ms"
         self.num_boxes = 0
 
     def boxes(self, bu_poses: Poses | None) -> tuple[np.ndarray, np.ndarray]:
@@ -151,41 +124,36 @@ class _Point:
 
     def time_once(self) -> None:
         """One timed call of each pipeline variant, appended to the samples."""
-        image, s = self.scene.image, self.samples
+        image, topdown = self.scene.image, self.models.topdown
         bu_poses, bu = _bottomup_call(self.models.bottomup, image)
         bu_total = sum(bu.values())
-        s["bu_network"].append(bu["network"])
-        s["bu_decode"].append(bu["decode"])
-        s["bu_total"].append(bu_total)
         boxes, scores = self.boxes(bu_poses)
         self.num_boxes = len(boxes)
         # Ground-truth boxes cost nothing; bottom-up boxes cost the whole bottom-up call.
         box_seconds = 0.0 if self.cfg.box_source == "gt" else bu_total
-        wall, td = _topdown_call(variant(self.models.topdown, batch_size=max(1, len(boxes))), image, boxes, scores)
-        s["td_box"].append(box_seconds)
-        s["td_crop"].append(td["crop"])
-        s["td_network_batched"].append(td["network"])
-        s["td_decode"].append(td["decode"])
-        s["td_total_batched"].append(box_seconds + wall)
-        wall, td = _topdown_call(variant(self.models.topdown, batch_size=1), image, boxes, scores)
-        s["td_network_single"].append(td["network"])
-        s["td_total_single"].append(box_seconds + wall)
+        batched_wall, batched = _topdown_call(variant(topdown, batch_size=max(1, len(boxes))), image, boxes, scores)
+        single_wall, single = _topdown_call(variant(topdown, batch_size=1), image, boxes, scores)
+        self.samples.append({
+            "bu_network": bu["network"], "bu_decode": bu["decode"], "bu_total": bu_total, "td_box": box_seconds,
+            "td_crop": batched["crop"], "td_network_batched": batched["network"], "td_decode": batched["decode"],
+            "td_total_batched": box_seconds + batched_wall, "td_network_single": single["network"],
+            "td_total_single": box_seconds + single_wall,
+        })
 
     def row(self) -> SpeedRow:
         gt_seconds, found = gt_decode(self.models.bottomup, self.cfg.image_hw, self.scene.keypoints,
                                       self.cfg.decode_repeats)
-        ms = {f"{name}_ms": _median_ms(values) for name, values in self.samples.items()}
+        ms = {f"{name}_ms": 1e3 * float(np.median([s[name] for s in self.samples])) for name in self.samples[0]}
         return SpeedRow(people=self.people, annotated=len(self.scene.keypoints), bu_decode_gt_ms=1e3 * gt_seconds,
                         bu_found_gt=found, td_box_source=self.cfg.box_source, td_boxes=self.num_boxes, **ms)
 
 
-def _median_ms(values: Sequence[float]) -> float:
-    return 1e3 * float(np.median(values))
-
-
 def measure_speed(cfg: BenchConfig, models: BenchModels) -> list[SpeedRow]:
-    """The speed rows of ``cfg.people``, after :func:`warm_up_kernels`."""
-    warm_up_kernels(cfg, models)
+    """The speed rows of ``cfg.people``."""
+    # Every numba kernel of the codecs runs once, untimed, on the ground truth of the largest scene.
+    t0 = time.perf_counter()
+    gt_decode(models.bottomup, cfg.image_hw, _scene(cfg, max(cfg.people)).keypoints, repeats=0)
+    logger.debug("bench: codec kernels warmed up in %.2f s", time.perf_counter() - t0)
     warmed: set = set()
     rows = []
     for people in cfg.people:

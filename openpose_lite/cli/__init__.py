@@ -38,7 +38,6 @@ __all__ = ["COMMANDS", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAG
 _VERBOSE = ("-v", "--verbose")
 
 
-# ---------------------------------------------------------------------------------------- main
 COMMANDS = {
     "train": (_add_train, _run_train),
     "infer": (_add_infer, _run_infer),
@@ -61,10 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_opencv() -> None:
-    """Commands report unreadable files themselves, so OpenCV's and FFmpeg's own warnings are silenced.
-
-    (``[ WARN:0@...] global loadsave.cpp ...`` per image, ``[mjpeg @ ...] overread`` per damaged frame.)
-    """
+    """Commands report unreadable files themselves, so OpenCV's and FFmpeg's own warnings are silenced
+    (``[ WARN:0@...] global loadsave.cpp ...`` per image, ``[mjpeg @ ...] overread`` per damaged frame)."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg is first used
     try:

@@ -1,8 +1,5 @@
-"""``openpose-lite bench``: top-down vs bottom-up speed and accuracy.
-
-The options are :class:`~openpose_lite.bench.BenchConfig`'s fields (its one list builds them,
-parses them back and prints the reproducing command line).
-"""
+"""``openpose-lite bench``: top-down vs bottom-up speed and accuracy; the options are
+:class:`~openpose_lite.bench.BenchConfig`'s fields."""
 
 from __future__ import annotations
 
@@ -27,12 +24,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from openpose_lite.bench import (
-        accuracy_table,
-        markdown_report,
-        run_bench,
-        write_outputs,
-    )
+    from openpose_lite.bench import accuracy_table, markdown_report, run_bench, write_outputs
 
     config = BenchConfig.from_args(args)
     print(f"openpose-lite bench: {len(config.people)} points x {config.warmup + config.repeats} calls per branch ...",

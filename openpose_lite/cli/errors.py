@@ -1,19 +1,12 @@
 """The one error path of every command: exit codes, and one line per failure instead of a traceback.
 
-Exit codes (documented in docs/cli.md):
+Exit codes (docs/cli.md): 0 done; 1 a run that stopped, or finished with failures (an unreadable
+image, a full disk, out of memory); 2 bad input or usage, refused before anything is written; 130
+Ctrl-C; 143 SIGTERM (``kill``, a job scheduler, torchrun stopping its processes), handled as Ctrl-C
+is (:func:`sigterm_as_interrupt`): what was done is written.
 
-* 0 (:data:`EXIT_OK`): done;
-* 1 (:data:`EXIT_FAILURE`): a run that stopped, or finished with failures (an unreadable image,
-  a full disk, out of memory);
-* 2 (:data:`EXIT_USAGE`): bad input or usage (options, paths, weights, annotation files), refused
-  before anything is written;
-* 130 (:data:`EXIT_INTERRUPTED`): Ctrl-C;
-* 143 (:data:`EXIT_TERMINATED`): SIGTERM (``kill``, a job scheduler, torchrun stopping its
-  processes), handled as Ctrl-C is (:func:`sigterm_as_interrupt`): what was done is written.
-
-A handler raises :class:`CliError` with the message and code it chooses (saying what it wrote
-so far, where it wrote anything); :func:`report` turns every other expected exception into the
-same kind of line, so no command prints a traceback from deep inside numpy, torch or OpenCV.
+A handler raises :class:`CliError` with the message and code it chooses (saying what it wrote so
+far); :func:`report` turns every other expected exception into the same kind of line.
 """
 
 from __future__ import annotations
@@ -85,10 +78,8 @@ def describe_os_error(exc: OSError, output_option: str = "-o") -> str:
 
 
 def report(command: str, exc: BaseException) -> int:
-    """Print one line for ``exc`` on stderr and return the exit code it means; re-raise anything unexpected.
-
-    Unexpected exceptions (programming errors) keep their traceback: hiding them would hide bugs.
-    """
+    """Print one line for ``exc`` on stderr and return the exit code it means; anything unexpected (a
+    programming error) is raised again, keeping its traceback."""
     prefix = f"openpose-lite {command}" if command else "openpose-lite"
     if isinstance(exc, CliError):
         line = f"{prefix}: {exc}" if exc.code in (EXIT_INTERRUPTED, EXIT_TERMINATED) else f"{prefix}: error: {exc}"

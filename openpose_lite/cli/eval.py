@@ -16,17 +16,16 @@ from openpose_lite.branches import BRANCHES, branch
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from openpose_lite.cli.models_args import (
     WEIGHTS_HELP,
-    add_predictor_args,
-    add_weights_args,
+    add_model_args,
     build_predictor,
     decoding_options,
+    non_negative_int,
     positive_int,
 )
-from openpose_lite.cli.outputs import add_image_limit_args, progress_disabled
-from openpose_lite.io import file_problem
+from openpose_lite.cli.outputs import print_failures, progress_disabled
+from openpose_lite.io import file_problem, write_json_atomic
 
 
-# ---------------------------------------------------------------------------------------- eval
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
@@ -43,11 +42,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=positive_int, default=None,
                    help="bottom-up network input height (default: the checkpoint's, else 368)")
     p.add_argument("--json-out", type=Path, help="write the COCO results here")
-    add_weights_args(p)
     p.add_argument("--images", type=Path, metavar="DIR", help="folder of the annotation file's images (with a model)")
-    p.add_argument("--max-images", type=int, default=0, help="evaluate the first N images only (0: all)")
-    add_image_limit_args(p, annotations=True)
-    add_predictor_args(p, input_size=False)
+    p.add_argument("--max-images", type=non_negative_int, default=0, help="evaluate the first N images only (0: all)")
+    add_model_args(p, annotations=True, input_size=False)
 
 
 def _labelled_people(coco, image_ids, scope) -> str:
@@ -55,13 +52,6 @@ def _labelled_people(coco, image_ids, scope) -> str:
     people = scope.labelled_instances(coco)
     count = sum(len(people.get(int(i), [])) for i in image_ids)
     return f"{count} labelled {scope.skeleton.instance_words[1]}"
-
-
-def _write_results(path: Path | None, results: list[dict]) -> None:
-    from openpose_lite.io import write_json_atomic
-
-    if path is not None:
-        write_json_atomic(path, results)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -89,7 +79,8 @@ def _run_oracle(args: argparse.Namespace) -> int:
     skeleton, _ = skeleton_of_coco(coco.dataset, coco_layout(coco.dataset, source), source)
     metrics, results = run_oracle(args.oracle, args.ann, progress=not progress_disabled(), skeleton=skeleton,
                                   **decoding_options(args, branch(args.oracle)))
-    _write_results(args.json_out, results)
+    if args.json_out is not None:
+        write_json_atomic(args.json_out, results)
     image_ids = coco.getImgIds()
     scope = scoring_scope(coco, skeleton, str(args.ann))
     print(f"{args.oracle} oracle on {args.ann}: {len(image_ids)} images, {_labelled_people(coco, image_ids, scope)}, "
@@ -107,8 +98,6 @@ def _run_model_eval(args: argparse.Namespace) -> int:
         raise CliError("--images DIR is required to evaluate a model (the folder of the annotation file's images)")
     if not args.images.is_dir():
         raise CliError(f"image folder not found: {args.images}")
-    if args.max_images < 0:
-        raise CliError(f"--max-images must be >= 0, got {args.max_images}")
     coco = load_coco(args.ann)  # read once; a malformed file is refused before the weights are loaded
     check_ground_truth(coco, str(args.ann))  # ... and one that keypoint AP cannot score, before the model runs
     predictor = build_predictor(args, ground_truth=args.ann)  # a top-down model: the labelled people's boxes
@@ -116,15 +105,15 @@ def _run_model_eval(args: argparse.Namespace) -> int:
     evaluation = evaluate_predictor(predictor, coco, args.images, args.max_images, args.batch_size,
                                     progress=not progress_disabled(), max_image_pixels=args.max_image_pixels,
                                     images_anywhere=args.images_anywhere, source=str(args.ann))
-    _write_results(args.json_out, evaluation.results)
+    if args.json_out is not None:
+        write_json_atomic(args.json_out, evaluation.results)
     model = args.checkpoint or args.weights
     print(f"{model} on {args.ann}: {len(evaluation.image_ids)} images "
           f"({_labelled_people(coco, evaluation.image_ids, evaluation.scope)}), {len(evaluation.results)} "
           f"{evaluation.scope.skeleton.instance_words[1]} detected, {predictor.describe()}")
     print(evaluation.scope.describe())
     print(format_metrics(evaluation.metrics, style="markdown"))
-    for message in evaluation.failures:
-        print(f"  failed: {message}", file=sys.stderr)
+    print_failures(evaluation.failures)
     if evaluation.failures:
         print(f"{len(evaluation.failures)} images could not be read", file=sys.stderr)
         return EXIT_FAILURE

@@ -7,16 +7,19 @@ import os
 from pathlib import Path
 
 from openpose_lite.cli.errors import EXIT_OK, CliError
-from openpose_lite.cli.models_args import add_weights_args, load_weights, positive_int, weights_path
+from openpose_lite.cli.models_args import (
+    add_input_bound_args,
+    add_weights_args,
+    input_bound,
+    load_weights,
+    weights_path,
+)
 from openpose_lite.io import check_destination
 
 _SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "openvino": ".xml"}
 
 
-# -------------------------------------------------------------------------------------- export
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from openpose_lite.preprocess import DEFAULT_INPUT_BOUND as bound
-
     p = sub.add_parser(
         "export",
         help="export the network to ONNX, TorchScript or OpenVINO (decoding stays in Python)",
@@ -36,11 +39,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-hw", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="example input size for tracing; ONNX keeps batch, height and width dynamic (default: the "
                    "model's own: bottom-up a square of its input height, e.g. 368 368, top-down its crop, e.g. 256 192)")
-    p.add_argument("--max-input-side", type=positive_int, default=bound.max_side, metavar="N",
-                   help="the longest --input-hw side accepted: tracing runs the network on it (default: %(default)s, "
-                   "as infer's network input)")
-    p.add_argument("--max-input-pixels", type=positive_int, default=bound.max_pixels, metavar="N",
-                   help="the largest --input-hw area accepted, H x W (default: %(default)s, as infer's network input)")
+    add_input_bound_args(p)
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s)")
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                    help="--format openvino: fp32 (default) or int8 (NNCF post-training quantisation on --calibration)")
@@ -72,17 +71,6 @@ def _output_path(args: argparse.Namespace, weights: Path) -> Path:
     return output
 
 
-def _input_bound(args: argparse.Namespace):
-    """The bound on --input-hw (--max-input-side, --max-input-pixels), checked."""
-    from openpose_lite.preprocess import InputBound
-
-    try:
-        return InputBound(max_side=args.max_input_side, max_pixels=args.max_input_pixels)
-    except ValueError as exc:  # input_bound.max_side: expected an integer >= 8 ...
-        option = "--max-input-side" if "max_side" in str(exc) else "--max-input-pixels"
-        raise CliError(f"{option}: {str(exc).split(': ', 1)[-1]}") from None
-
-
 def _run_export(args: argparse.Namespace) -> int:
     from openpose_lite.config import config_to_dict
     from openpose_lite.inference import PredictorOptions, build_predictor
@@ -91,7 +79,9 @@ def _run_export(args: argparse.Namespace) -> int:
 
     if (args.precision != "fp32" or args.calibration is not None) and args.format != "openvino":
         raise CliError("--precision and --calibration are for --format openvino")
-    bound = _input_bound(args)
+    if args.precision == "int8" and args.calibration is None:
+        raise CliError("--precision int8 needs --calibration DIR: a folder of a few hundred images to quantise on")
+    bound = input_bound(args)
     if args.input_hw is not None:  # beyond the bound: refused before the weights are read
         try:
             check_input_hw(args.input_hw, 1, bound)
@@ -99,14 +89,6 @@ def _run_export(args: argparse.Namespace) -> int:
             raise CliError(f"--input-hw {args.input_hw[0]} {args.input_hw[1]}: {exc}; raise the limits with "
                            "--max-input-side and --max-input-pixels") from None
     output = _output_path(args, weights_path(args))
-    path, loaded = load_weights(args)
-    try:  # its preprocessing: the model's own example size, its output names, the calibration set
-        predictor = build_predictor(loaded, PredictorOptions(device="cpu"))
-    except ValueError as exc:
-        raise CliError(f"cannot load {path}: {exc}") from None
-    model, config = loaded.model, config_to_dict(loaded.config)
-    own = predictor.example_input_hw
-    input_hw = own if args.input_hw is None else (int(args.input_hw[0]), int(args.input_hw[1]))
     if args.format == "onnx":
         import importlib.util
 
@@ -115,9 +97,20 @@ def _run_export(args: argparse.Namespace) -> int:
         low, high = onnx_opsets()
         if not low <= args.opset <= high:
             raise CliError(f"--opset {args.opset}: the installed torch exports ONNX opsets {low} to {high}")
+    path, loaded = load_weights(args)
+    try:  # its preprocessing: the model's own example size, its output names, the calibration set
+        predictor = build_predictor(loaded, PredictorOptions(device="cpu"))
+    except ValueError as exc:
+        raise CliError(f"cannot load {path}: {exc}") from None
+    model, config = loaded.model, config_to_dict(loaded.config)
+    own = predictor.example_input_hw
+    input_hw = own if args.input_hw is None else (int(args.input_hw[0]), int(args.input_hw[1]))
     if args.format == "openvino":  # dynamic sizes: no example size to get wrong
-        try:
-            written = _export_openvino(args, predictor, model, config, output)
+        from openpose_lite.inference.openvino_model import export_ir
+
+        try:  # int8 calibrated as its predictor would be
+            written = export_ir(model, output, predictor.output_names, config, precision=args.precision,
+                                calibration=predictor.calibration_set(args.calibration))
         except ValueError as exc:  # the extra missing, a calibration folder of no readable images
             raise CliError(str(exc)) from None
         print(f"wrote the OpenVINO IR ({args.precision}) to {written} and {written.with_suffix('.bin')}")
@@ -132,13 +125,3 @@ def _run_export(args: argparse.Namespace) -> int:
         raise CliError(f"--input-hw {input_hw[0]} {input_hw[1]}: {exc}{hint}") from None
     print(f"wrote {args.format} network to {written}")
     return EXIT_OK
-
-
-def _export_openvino(args: argparse.Namespace, predictor, model, config: dict, output: Path) -> Path:
-    """The IR of ``model``, its config and skeleton inside, int8 calibrated as its predictor would be."""
-    from openpose_lite.inference.openvino_model import export_ir
-
-    if args.precision == "int8" and args.calibration is None:
-        raise CliError("--precision int8 needs --calibration DIR: a folder of a few hundred images to quantise on")
-    return export_ir(model, output, predictor.output_names, config, precision=args.precision,
-                     calibration=predictor.calibration_set(args.calibration))

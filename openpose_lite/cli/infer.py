@@ -3,32 +3,31 @@
 The run is :mod:`openpose_lite.runs`' (:class:`~openpose_lite.runs.Job`). Failed inputs are
 reported, listed at the end and skipped (exit code 1); a stopped run (Ctrl-C, a full disk) writes
 the index of what was done and says what is on disk. With ``--ray`` the run is spread over a Ray
-cluster (:mod:`openpose_lite.cli.infer_ray`). Cameras and streams: :mod:`openpose_lite.cli.live`.
+cluster (:func:`openpose_lite.runs.run_on_ray`). Cameras and streams: :mod:`openpose_lite.cli.live`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
-from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK
-from openpose_lite.cli.infer_ray import add_ray_args, run_infer_on_ray
+from openpose_lite.cli.errors import CliError
 from openpose_lite.cli.live import add_live_args, live_source, path_or_url, run_live
-from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
-from openpose_lite.cli.outputs import (
-    ProgressBar,
-    add_folder_args,
-    add_image_limit_args,
-    check_tracking_options,
-    run_options,
-    stopped_error,
+from openpose_lite.cli.models_args import (
+    add_hands_faces_args,
+    add_model_args,
+    build_predictor,
+    hands_and_faces,
+    positive_int,
+    predictor_setup,
+    weights_path,
 )
-from openpose_lite.runs import Job, RunStopped, Sources
+from openpose_lite.cli.outputs import ProgressBar, add_folder_args, finish, run_options
+from openpose_lite.runs import Job, Sources
 from openpose_lite.tracking import TrackerParams
 
 
-# --------------------------------------------------------------------------------------- infer
 def _add_infer(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "infer",
@@ -43,9 +42,7 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", type=path_or_url, nargs="*", metavar="PATH",
                    help="image files, video files or folders of them; or a stream URL (rtsp://, http://, udp:// ...)")
-    add_weights_args(p)
-    add_predictor_args(p)
-    add_image_limit_args(p, annotations=False)
+    add_model_args(p, annotations=False)
     p.add_argument("--output", "-o", type=Path, default=Path("openpose_output"),
                    help="output folder (default: %(default)s); one that holds another run's outputs is refused "
                    "unless --overwrite or --append")
@@ -64,46 +61,54 @@ def _add_infer(sub: argparse._SubParsersAction) -> None:
                    help="read, run and write one batch after another instead of overlapping them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (none is drawn when stderr is not a terminal)")
     add_live_args(p)
-    add_ray_args(p)
-
-
-def add_hands_faces_args(p: argparse.ArgumentParser) -> None:
-    """``--hand`` / ``--face``: CMU's hand and face networks on each person (infer, serve)."""
-    p.add_argument("--hand", type=Path, default=None, metavar="FILE",
-                   help="CMU's hand model (hand/pose_iter_102000.caffemodel, or hand_pose_model.pth): each person's "
-                   "hands, hand_left_keypoints_2d and hand_right_keypoints_2d in the OpenPose JSON")
-    p.add_argument("--face", type=Path, default=None, metavar="FILE",
-                   help="CMU's face model (face/pose_iter_116000.caffemodel): each person's face_keypoints_2d")
-
-
-def hands_and_faces(args: argparse.Namespace, predictor):
-    """``predictor`` with ``--hand`` / ``--face`` run on its people, on the body model's backend, device and
-    precision (int8: calibrated on the crops of the people it finds in the ``--calibration`` images)."""
-    from openpose_lite.inference.hands_faces import with_hands_faces
-
-    return with_hands_faces(predictor, getattr(args, "hand", None), getattr(args, "face", None),
-                            calibration=getattr(args, "calibration", None), device=args.device, backend=args.backend,
-                            precision=args.precision)
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray (pip install 'openpose-lite[ray]'): without ADDRESS a local Ray on this machine's "
+                   "cores, else the cluster at ADDRESS (auto, HOST:PORT, ray://HOST:PORT), whose nodes see the "
+                   "inputs, weights and output folder at the same paths; workers lost are replaced "
+                   "(docs/scale_out.md)")
+    p.add_argument("--ray-workers", type=positive_int, default=None, metavar="N",
+                   help="with --ray: N workers, each building the model once (default: one per GPU of the cluster, "
+                   "else one per CPU)")
 
 
 def _run_infer(args: argparse.Namespace) -> int:
     if args.ray is not None or args.ray_workers is not None:
-        return run_infer_on_ray(args)
+        return _run_on_ray(args)
     source = live_source(args)
     if source is not None:
         return run_live(args, source)
     weights = weights_path(args)
     sources = Sources.of(args.paths)  # bad paths fail before the model is loaded
-    check_tracking_options(args)
-    try:
-        # the output, the options and a folder that will be refused are refused before the model loads
-        with Job(sources, run_options(args, weights)) as job:
-            predictor = hands_and_faces(args, build_predictor(args))
-            with ProgressBar("img", "infer", args.no_progress) as bar:
-                summary = job.run(predictor, progress=bar)
-    except RunStopped as stop:  # Ctrl-C, SIGTERM, a full disk
-        raise stopped_error(stop) from None
-    print(summary.describe(predictor.skeleton.instance_words))
-    for message in summary.failures:
-        print(f"  failed: {message}", file=sys.stderr)
-    return EXIT_FAILURE if summary.failures else EXIT_OK
+    # the output, the options and a folder that will be refused are refused before the model loads
+    with Job(sources, run_options(args, weights)) as job:
+        predictor = hands_and_faces(args, build_predictor(args))
+        with ProgressBar("img", "infer", args.no_progress) as bar:
+            summary = job.run(predictor, progress=bar)
+    return finish(summary, predictor.skeleton.instance_words)
+
+
+def _run_on_ray(args: argparse.Namespace) -> int:
+    """``infer --ray``: refused in one line without the ``ray`` extra, or with a camera or stream."""
+    from openpose_lite.runs import PredictorRecipe, RayOptions, run_on_ray
+    from openpose_lite.runs.ray_run import import_ray
+
+    if args.ray is None:
+        raise CliError("--ray-workers sets the workers of a Ray run; add --ray")
+    if args.ray and not args.paths and Path(args.ray).exists():  # `infer --ray photos/`: argparse took it as ADDRESS
+        raise CliError(f"--ray {args.ray}: taken as the cluster's address, and it is a path: give the PATHs before "
+                       "--ray (or --ray=ADDRESS)")
+    import_ray()
+    if not args.verbose:  # the progress bar and the summary say how the run goes; Ray's notes stay in its logs
+        for name in ("ray", "ray.data"):  # errors too: the run's own line names what stopped it
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    if live_source(args) is not None:
+        raise CliError("--ray runs files, folders and videos; a camera or stream is read by one process "
+                       "(leave out --ray)")
+    sources = Sources.of(args.paths)  # bad paths and options fail before the model is loaded
+    options = run_options(args, weights_path(args))
+    path, loaded, predictor_options = predictor_setup(args)
+    recipe = PredictorRecipe(path, predictor_options, args.hand, args.face, args.threads)
+    with ProgressBar("img", "infer", args.no_progress) as bar:
+        summary = run_on_ray(recipe, sources, options, RayOptions(address=args.ray or None, workers=args.ray_workers),
+                             progress=bar, loaded=loaded)
+    return finish(summary, loaded.skeleton.instance_words)

@@ -8,19 +8,28 @@ cannot be opened exits 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError
-from openpose_lite.cli.models_args import build_predictor, non_negative_int, positive_float, positive_int, weights_path
-from openpose_lite.cli.outputs import ProgressBar, check_tracking_options, run_options, stopped_error
+from openpose_lite.cli.models_args import (
+    build_predictor,
+    hands_and_faces,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    weights_path,
+)
+from openpose_lite.cli.outputs import ProgressBar, print_failures, run_options
 from openpose_lite.live import LiveSource, is_stream_url
-from openpose_lite.runs import Job, RunStopped, Sources
+from openpose_lite.runs import Job, Sources
 from openpose_lite.runs.sources import live_source_of
 
 __all__ = ["add_live_args", "live_source", "path_or_url", "run_live"]
@@ -60,15 +69,6 @@ def live_source(args: argparse.Namespace) -> LiveSource | None:
         if getattr(args, dest):
             raise CliError(f"{option} is for cameras and streams (--camera N or a stream URL); files are read whole")
     return None
-
-
-def _check_options(args: argparse.Namespace) -> None:
-    if args.boxes is not None:
-        raise CliError("--boxes: a box file names images by id, and a live source's frames have none; "
-                       "use --person-detector FILE for a top-down model")
-    if args.batch_size != 1:
-        raise CliError(f"--batch-size {args.batch_size}: a live source runs one frame at a time, the newest")
-    check_tracking_options(args)
 
 
 # ------------------------------------------------------------------------------ the window
@@ -121,37 +121,37 @@ class _Window:
 
 
 # ------------------------------------------------------------------------------ running
-class _StopRequests:
-    """Ctrl-C (SIGINT) and SIGTERM ask the run to stop after the frame in hand; a second one stops at once."""
+@contextlib.contextmanager
+def _stop_requests(job: Job) -> Iterator[None]:
+    """Within the block Ctrl-C (SIGINT) and SIGTERM ask the run to stop after the frame in hand; a second one
+    stops at once."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
+        yield
+        return
+    asked = []
 
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.asked = False
-        self._previous: dict[int, object] = {}
-
-    def __enter__(self) -> "_StopRequests":
-        if threading.current_thread() is threading.main_thread():  # only the main thread may take signals
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame) -> None:
-        if self.asked:
+    def handle(signum: int, frame) -> None:
+        if asked:
             raise KeyboardInterrupt
-        self.asked = True
-        self.job.stop(f"stopped by {'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'}")
+        asked.append(signum)
+        job.stop(f"stopped by {'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'}")
 
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 def run_live(args: argparse.Namespace, source: LiveSource) -> int:
     """``infer`` on a camera or stream (see the module docstring); returns the exit code."""
-    from openpose_lite.cli.infer import hands_and_faces  # infer imports this module
-
     weights = weights_path(args)
-    _check_options(args)
+    if args.boxes is not None:
+        raise CliError("--boxes: a box file names images by id, and a live source's frames have none; "
+                       "use --person-detector FILE for a top-down model")
+    if args.batch_size != 1:
+        raise CliError(f"--batch-size {args.batch_size}: a live source runs one frame at a time, the newest")
     window = None
     try:
         # the output and the folder are refused before the source is opened and the model loads
@@ -159,17 +159,14 @@ def run_live(args: argparse.Namespace, source: LiveSource) -> int:
             window = _Window() if args.show else None
             job.start()  # drains the source while the model loads: the first frame processed is a fresh one
             predictor = hands_and_faces(args, build_predictor(args))
-            with ProgressBar("frame", source.stem, args.no_progress) as bar, _StopRequests(job):
+            with ProgressBar("frame", source.stem, args.no_progress) as bar, _stop_requests(job):
                 summary = job.run(predictor, progress=bar, display=window)
-    except RunStopped as stop:
-        raise stopped_error(stop) from None
     finally:
         if window is not None:
             window.close()
     live = summary.live
     print(summary.describe())
-    for message in summary.failures:
-        print(f"  failed: {message}", file=sys.stderr)
+    print_failures(summary.failures)
     if live.lost:
         hint = "" if args.reconnect else " (--reconnect N retries a lost source)"
         print(f"openpose-lite infer: error: {live.problem}; what was processed is kept{hint}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Model options shared by ``infer``, ``eval`` and ``export``, and the one way to build a predictor from them.
+"""The model options of ``infer``, ``eval``, ``export`` and ``serve``, and the one way to build a predictor from them.
 
 Options are checked before the weights are read, each error naming its option (``--scales``,
 ``--device``, ``--input-size`` ...); what goes wrong while reading a file names that file.
@@ -12,9 +12,10 @@ from typing import Any, Callable
 
 from openpose_lite.cli.errors import CliError
 
-__all__ = ["WEIGHTS_HELP", "add_predictor_args", "add_threads_arg", "add_weights_args", "apply_threads", "build_predictor",
-           "decoding_options", "describe", "load_weights", "non_negative_int", "positive_int", "predictor_options",
-           "predictor_setup", "weights_path"]
+__all__ = ["WEIGHTS_HELP", "add_hands_faces_args", "add_image_limit_args", "add_input_bound_args", "add_model_args",
+           "add_predictor_args", "add_threads_arg", "add_weights_args", "build_predictor", "decoding_options",
+           "hands_and_faces", "input_bound", "load_weights", "non_negative_int", "positive_int", "predictor_setup",
+           "weights_path"]
 
 WEIGHTS_HELP = (
     "pass --weights FILE (a public pose model: the CMU COCO body model as the PyTorch OpenPose ports save it, "
@@ -25,13 +26,14 @@ WEIGHTS_HELP = (
 
 
 # ------------------------------------------------------------------------------- option types
-def _number_type(kind: Callable[[str], Any], minimum: float, strict: bool, what: str) -> Callable[[str], Any]:
+def _number_type(kind: Callable[[str], Any], minimum: float, strict: bool, what: str,
+                 maximum: float = float("inf")) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not (value > minimum if strict else value >= minimum) or value != value:  # NaN fails too
+        if not (value > minimum if strict else value >= minimum) or not value <= maximum:  # NaN fails too
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
@@ -50,18 +52,60 @@ def add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=non_negative_int, default=0, metavar="N", help=f"{THREADS_HELP} (default: %(default)s)")
 
 
-def apply_threads(args: argparse.Namespace) -> int:
-    """Set the threads ``--threads`` asks for (:func:`openpose_lite.devices.set_threads`); returns the number in effect."""
-    from openpose_lite.devices import set_threads
+def _pixel_limit(text: str) -> int:
+    from openpose_lite.images import check_max_pixels
 
-    return set_threads(args.threads)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}")
+    try:
+        return check_max_pixels(int(value), "")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).lstrip(": ")) from None
 
 
-def _fraction(text: str) -> float:
-    value = _number_type(float, 0.0, False, "a number in [0, 1]")(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
+def add_image_limit_args(p: argparse.ArgumentParser, annotations: bool) -> None:
+    """``--max-image-pixels`` (every command that reads images) and, for those that read image names
+    from an annotation file (``annotations``), ``--images-anywhere``."""
+    from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS
+
+    p.add_argument("--max-image-pixels", type=_pixel_limit, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
+                   help="refuse an image of more than N pixels (width x height), read from its header before it "
+                   "is decoded (default: %(default)s = 2^27, e.g. 16384 x 8192). Not --max-input-pixels, which "
+                   "bounds the network input an image is scaled to")
+    if annotations:
+        p.add_argument("--images-anywhere", action="store_true",
+                       help="let the annotation file's file_name be an absolute path or leave --images with '..' "
+                       "(refused by default)")
+
+
+def add_model_args(p: argparse.ArgumentParser, annotations: bool, input_size: bool = True) -> None:
+    """The weights, predictor and image-size options of a command that runs a model on images (infer, eval)."""
+    add_weights_args(p)
+    add_predictor_args(p, input_size)
+    add_image_limit_args(p, annotations)
+
+
+def add_hands_faces_args(p: argparse.ArgumentParser) -> None:
+    """``--hand`` / ``--face``: CMU's hand and face networks on each person (infer, serve)."""
+    p.add_argument("--hand", type=Path, default=None, metavar="FILE",
+                   help="CMU's hand model (hand/pose_iter_102000.caffemodel, or hand_pose_model.pth): each person's "
+                   "hands, hand_left_keypoints_2d and hand_right_keypoints_2d in the OpenPose JSON")
+    p.add_argument("--face", type=Path, default=None, metavar="FILE",
+                   help="CMU's face model (face/pose_iter_116000.caffemodel): each person's face_keypoints_2d")
+
+
+def hands_and_faces(args: argparse.Namespace, predictor):
+    """``predictor`` with ``--hand`` / ``--face`` run on its people, on the body model's backend, device and
+    precision (int8: calibrated on the crops of the people it finds in the ``--calibration`` images)."""
+    from openpose_lite.inference.hands_faces import with_hands_faces
+
+    return with_hands_faces(predictor, getattr(args, "hand", None), getattr(args, "face", None),
+                            calibration=getattr(args, "calibration", None), device=args.device, backend=args.backend,
+                            precision=args.precision)
 
 
 def add_weights_args(p: argparse.ArgumentParser) -> None:
@@ -72,9 +116,27 @@ def add_weights_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--checkpoint", type=Path, metavar="FILE", help="a checkpoint written by train_vgg19.py or openpose-lite train")
 
 
-def add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> None:
+def add_input_bound_args(p: argparse.ArgumentParser) -> None:
+    """``--max-input-side`` / ``--max-input-pixels``: the bound on a bottom-up network input (:func:`input_bound`)."""
     from openpose_lite.preprocess import DEFAULT_INPUT_BOUND as bound
 
+    p.add_argument("--max-input-side", type=_number_type(int, 8, False, "an integer >= 8"), default=None, metavar="N",
+                   help=f"longest side of a bottom-up network input (default {bound.max_side}): larger inputs are "
+                   "scaled to fit; export refuses a larger --input-hw, which tracing would run")
+    p.add_argument("--max-input-pixels", type=_number_type(int, 64, False, "an integer >= 64"), default=None,
+                   metavar="N", help=f"pixels of a bottom-up network input (default {bound.max_pixels}): larger inputs "
+                   "are scaled to fit; export refuses a larger --input-hw")
+
+
+def input_bound(args: argparse.Namespace):
+    """The :class:`~openpose_lite.preprocess.InputBound` of ``--max-input-side`` / ``--max-input-pixels``."""
+    from openpose_lite.preprocess import InputBound
+
+    limits = {"max_side": args.max_input_side, "max_pixels": args.max_input_pixels}
+    return InputBound(**{k: v for k, v in limits.items() if v is not None})
+
+
+def add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> None:
     p.add_argument("--scales", type=positive_float, nargs="+", default=[1.0], metavar="S",
                    help="input heights input_size * S whose maps are averaged (e.g. 1.0 0.75 0.5 0.25)")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
@@ -93,13 +155,9 @@ def add_predictor_args(p: argparse.ArgumentParser, input_size: bool = True) -> N
                    "model will see, to calibrate the quantisation on (cached with the converted model)")
     p.add_argument("--batch-size", type=positive_int, default=1, help="images (or video frames) per network batch")
     add_threads_arg(p)
-    p.add_argument("--peak-threshold", type=_fraction, default=None,
+    p.add_argument("--peak-threshold", type=_number_type(float, 0.0, False, "a number in [0, 1]", 1.0), default=None,
                    help="minimum confidence of a keypoint (default: the checkpoint's codec setting, else 0.1)")
-    p.add_argument("--max-input-side", type=_number_type(int, 8, False, "an integer >= 8"), default=None,
-                   help=f"bottom-up: longest side of the network input; larger inputs are scaled to fit "
-                   f"(default {bound.max_side})")
-    p.add_argument("--max-input-pixels", type=_number_type(int, 64, False, "an integer >= 64"), default=None,
-                   help=f"bottom-up: pixels of the network input; larger inputs are scaled to fit (default {bound.max_pixels})")
+    add_input_bound_args(p)
     p.add_argument("--boxes", type=Path, metavar="FILE",
                    help="top-down models: person boxes from a COCO detections JSON (image ids as in the annotations "
                    "or the numeric image file names)")
@@ -141,18 +199,22 @@ def _load_error(path: Path, exc: Exception) -> CliError:
     return CliError(message if str(path) in message else f"cannot load {path}: {message}")
 
 
-def load_weights(args: argparse.Namespace):
-    """(path, :class:`~openpose_lite.models.weights.LoadedWeights`) of ``--weights`` / ``--checkpoint``; the file is read once."""
+def _load(path: Path, checkpoint: bool = False):
     from openpose_lite.inference.base import load_for_inference, require_checkpoint
 
-    path = weights_path(args)
     try:
         loaded = load_for_inference(path)
-        if args.checkpoint:
+        if checkpoint:
             require_checkpoint(path, loaded)
     except ValueError as exc:
         raise _load_error(path, exc) from None
-    return path, loaded
+    return loaded
+
+
+def load_weights(args: argparse.Namespace):
+    """(path, :class:`~openpose_lite.models.weights.LoadedWeights`) of ``--weights`` / ``--checkpoint``, read once."""
+    path = weights_path(args)
+    return path, _load(path, checkpoint=bool(args.checkpoint))
 
 
 # ------------------------------------------------------------------------------- predictors
@@ -190,13 +252,6 @@ def _check_options(args: argparse.Namespace) -> None:
         raise CliError("give --boxes or --person-detector, not both")
 
 
-def _input_bound(args: argparse.Namespace):
-    from openpose_lite.preprocess import InputBound
-
-    limits = {"max_side": args.max_input_side, "max_pixels": args.max_input_pixels}
-    return InputBound(**{k: v for k, v in limits.items() if v is not None})
-
-
 def decoding_options(args: argparse.Namespace, branch) -> dict[str, Any]:
     """The decoding options given (``--input-size``, ``--peak-threshold``, ``--refine``, ``--blur-kernel``, as
     the command has them) that apply to ``branch`` (a row of :mod:`openpose_lite.branches`)."""
@@ -204,41 +259,20 @@ def decoding_options(args: argparse.Namespace, branch) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value is not None}
 
 
-def predictor_options(args: argparse.Namespace, loaded, boxes=None):
-    """The :class:`~openpose_lite.inference.PredictorOptions` the model options give for ``loaded`` (its
-    branch takes the decoding options it has), on the person boxes ``boxes`` makes."""
-    from openpose_lite.inference import PredictorOptions
-
-    codec_overrides = decoding_options(args, loaded.architecture.branch_row)
-    input_size = codec_overrides.pop("input_size", None)
-    stride = int(getattr(loaded.model, "stride", 8))
-    if input_size is not None and input_size % stride:
-        nearest = max(stride, round(input_size / stride) * stride)
-        raise CliError(f"--input-size {input_size}: expected a multiple of the model's stride ({stride}), e.g. {nearest}")
-    return PredictorOptions(device=args.device, precision=args.precision, backend=args.backend,
-                            calibration=args.calibration, codec_overrides=codec_overrides, flip=args.flip,
-                            input_size=input_size, scales=tuple(args.scales), input_bound=_input_bound(args),
-                            batch_size=max(args.batch_size, 32), boxes=boxes)
-
-
 def _person_detector(args: argparse.Namespace, loaded):
     """The predictor of ``--person-detector`` on ``loaded``'s runtime, refused up front when the file holds a
     model that itself needs person boxes."""
     from openpose_lite.inference import PredictorOptions, build_predictor as build
-    from openpose_lite.inference.base import load_for_inference
 
     path = _existing_file(args.person_detector, "--person-detector")
-    try:
-        detector = load_for_inference(path)
-    except ValueError as exc:
-        raise _load_error(path, exc) from None
+    detector = _load(path)
     row = detector.architecture
     if row.branch_row.needs_boxes:
         raise CliError(f"--person-detector {path}: holds a {row.branch_row.title} model ({row.name}); the person "
                        "detector must find people in whole images: a bottom-up (OpenPose) model, e.g. the CMU "
                        "body_pose_model.pth or a vgg19_paf checkpoint")
     options = PredictorOptions(device=args.device, precision=args.precision or getattr(loaded.model, "precision", "fp32"),
-                               backend=_backend(args), calibration=args.calibration, input_bound=_input_bound(args))
+                               backend=_backend(args), calibration=args.calibration, input_bound=input_bound(args))
     try:
         return build(detector, options)
     except ValueError as exc:
@@ -277,26 +311,36 @@ def _box_source(args: argparse.Namespace, path: Path, loaded, ground_truth: Path
 
 def predictor_setup(args: argparse.Namespace, ground_truth: Path | None = None):
     """(weights file, loaded weights, :class:`~openpose_lite.inference.PredictorOptions`): what the model
-    options describe, checked (each error naming its option) and the weights read once. A model that
-    runs on person boxes takes those the options name, else ``ground_truth``'s (eval)."""
+    options describe, checked (each error naming its option) and the weights read once. The branch takes
+    the decoding options it has; a model that runs on person boxes takes those the options name, else
+    ``ground_truth``'s (eval)."""
+    from openpose_lite.inference import PredictorOptions
+
     _check_options(args)
     path, loaded = load_weights(args)
-    return path, loaded, predictor_options(args, loaded, _box_source(args, path, loaded, ground_truth))
+    boxes = _box_source(args, path, loaded, ground_truth)
+    codec_overrides = decoding_options(args, loaded.architecture.branch_row)
+    input_size = codec_overrides.pop("input_size", None)
+    stride = int(getattr(loaded.model, "stride", 8))
+    if input_size is not None and input_size % stride:
+        nearest = max(stride, round(input_size / stride) * stride)
+        raise CliError(f"--input-size {input_size}: expected a multiple of the model's stride ({stride}), e.g. {nearest}")
+    options = PredictorOptions(device=args.device, precision=args.precision, backend=args.backend,
+                               calibration=args.calibration, codec_overrides=codec_overrides, flip=args.flip,
+                               input_size=input_size, scales=tuple(args.scales), input_bound=input_bound(args),
+                               batch_size=max(args.batch_size, 32), boxes=boxes)
+    return path, loaded, options
 
 
 def build_predictor(args: argparse.Namespace, ground_truth: Path | None = None):
     """The predictor the model options describe (:func:`predictor_setup`, then
     :func:`openpose_lite.inference.build_predictor`)."""
+    from openpose_lite.devices import set_threads
     from openpose_lite.inference import build_predictor as build
 
-    apply_threads(args)  # before a runtime is built: the OpenVINO one reads torch's thread count
+    set_threads(args.threads)  # before a runtime is built: the OpenVINO one reads torch's thread count
     path, loaded, options = predictor_setup(args, ground_truth)
     try:
         return build(loaded, options)
     except ValueError as exc:
         raise _load_error(path, exc) from None
-
-
-def describe(predictor) -> str:
-    """The settings a predictor runs with, for a command's header line."""
-    return predictor.describe()

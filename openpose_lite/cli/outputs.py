@@ -1,48 +1,18 @@
 """The command line of a run (``infer``, on files and live sources): the options that map to
 :class:`~openpose_lite.runs.RunOptions`, the progress bar a run's reports drive, the words of a
-stopped run; and the image-size options and the progress-bar rule of every command."""
+stopped run and of a finished one; and the progress-bar rule of every command."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from openpose_lite.cli.errors import EXIT_FAILURE, CliError, describe_os_error, interrupt_code, interrupt_word
+from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_OK, CliError, describe_os_error, interrupt_code, interrupt_word
 from openpose_lite.io import plural
-from openpose_lite.runs import Progress, RunOptions, RunStopped
+from openpose_lite.runs import Progress, RunOptions, RunStopped, RunSummary
 
-__all__ = ["ProgressBar", "add_folder_args", "add_image_limit_args", "check_tracking_options", "progress_disabled",
-           "run_options", "stopped_error", "tracker_params"]
-
-
-def _pixel_limit(text: str) -> int:
-    from openpose_lite.images import check_max_pixels
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of pixels, got {text!r}") from None
-    if not value.is_integer():
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}")
-    try:
-        return check_max_pixels(int(value), "")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).lstrip(": ")) from None
-
-
-def add_image_limit_args(p: argparse.ArgumentParser, annotations: bool) -> None:
-    """``--max-image-pixels`` (every command that reads images) and, for those that read image names
-    from an annotation file (``annotations``), ``--images-anywhere``."""
-    from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS
-
-    p.add_argument("--max-image-pixels", type=_pixel_limit, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
-                   help="refuse an image of more than N pixels (width x height), read from its header before it "
-                   "is decoded (default: %(default)s = 2^27, e.g. 16384 x 8192). Not --max-input-pixels, which "
-                   "bounds the network input an image is scaled to")
-    if annotations:
-        p.add_argument("--images-anywhere", action="store_true",
-                       help="let the annotation file's file_name be an absolute path or leave --images with '..' "
-                       "(refused by default)")
+__all__ = ["ProgressBar", "add_folder_args", "finish", "print_failures", "progress_disabled",
+           "run_options", "stopped_error"]
 
 
 def add_folder_args(p: argparse.ArgumentParser) -> None:
@@ -53,8 +23,9 @@ def add_folder_args(p: argparse.ArgumentParser) -> None:
                        "index are removed first); without it, or --append, such a folder is refused")
     group.add_argument("--append", action="store_true",
                        help="add this run to the earlier one in the output folder, of the same model (skeleton and "
-                       "weights; another is refused): new names and image ids avoid its ones, and results_coco.json "
-                       "and images.json cover every image of the folder")
+                       "weights; another is refused): the inputs its index holds are skipped (a rerun does what an "
+                       "interrupted run left), new names and image ids avoid its ones, and results_coco.json and "
+                       "images.json cover every image of the folder")
 
 
 def progress_disabled(no_progress: bool = False) -> bool:
@@ -64,7 +35,8 @@ def progress_disabled(no_progress: bool = False) -> bool:
 
 class ProgressBar:
     """A run's :class:`~openpose_lite.runs.Progress` as a tqdm bar on stderr (made with the first report,
-    which knows the total), its failures as lines above it."""
+    which knows the total), its failures as lines above it; a :class:`~openpose_lite.runs.RunStopped`
+    leaving the block becomes the :class:`CliError` of :func:`stopped_error`."""
 
     def __init__(self, unit: str, desc: str, no_progress: bool) -> None:
         self.unit, self.desc, self.no_progress = unit, desc, no_progress
@@ -87,41 +59,49 @@ class ProgressBar:
     def __enter__(self) -> "ProgressBar":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, exc, traceback) -> None:
         if self.bar is not None:
             self.bar.close()
+        if isinstance(exc, RunStopped):
+            raise stopped_error(exc) from None
 
 
-def check_tracking_options(args: argparse.Namespace) -> None:
-    """``--smooth`` and ``--track-min-score`` only with ``--track``, and a minimum score the tracker
-    takes (its own range check), before the model loads."""
-    if args.smooth and not args.track:
-        raise CliError("--smooth smooths tracked people over time; add --track")
-    if args.track_min_score is not None and not args.track:
-        raise CliError("--track-min-score sets which people the tracker follows; add --track")
-    if args.track:
-        try:
-            tracker_params(args)
-        except ValueError as exc:
-            raise CliError(f"--track-min-score {args.track_min_score}: {exc}") from None
-
-
-def tracker_params(args: argparse.Namespace):
-    """The tracker settings of ``infer --track``: ``--smooth``, ``--track-min-score`` (else the tracker's
-    default). Raises ValueError for a value the tracker refuses."""
+def _tracker_params(args: argparse.Namespace):
+    """``--track``'s settings (None without it), checked: ``--smooth`` and ``--track-min-score`` only with it."""
     from openpose_lite.tracking import TrackerParams
 
+    if not args.track:
+        if args.smooth:
+            raise CliError("--smooth smooths tracked people over time; add --track")
+        if args.track_min_score is not None:
+            raise CliError("--track-min-score sets which people the tracker follows; add --track")
+        return None
     chosen = {} if args.track_min_score is None else {"min_score": args.track_min_score}
-    return TrackerParams(smooth=args.smooth, **chosen)
+    try:
+        return TrackerParams(smooth=args.smooth, **chosen)
+    except ValueError as exc:
+        raise CliError(f"--track-min-score {args.track_min_score}: {exc}") from None
 
 
 def run_options(args: argparse.Namespace, weights) -> RunOptions:
-    """The run ``infer``'s options ask for (checked: :func:`check_tracking_options`); ``weights``: the weights file."""
+    """The run ``infer``'s options ask for, checked before the model loads; ``weights``: the weights file."""
     return RunOptions(output=args.output, overwrite=args.overwrite, append=args.append, weights=weights,
                       writers={"keypoints", "rendered_image", "rendered_video"} if args.render else {"keypoints"},
-                      tracking=tracker_params(args) if args.track else None, batch_size=args.batch_size,
+                      tracking=_tracker_params(args), batch_size=args.batch_size,
                       pipelined=not args.no_pipeline, max_image_pixels=args.max_image_pixels,
                       max_frames=args.max_frames, duration=args.duration, reconnect=args.reconnect)
+
+
+def print_failures(messages) -> None:
+    for message in messages:
+        print(f"  failed: {message}", file=sys.stderr)
+
+
+def finish(summary: RunSummary, people_words: tuple[str, str] = ("person", "people")) -> int:
+    """Print what a run did and its failures; the exit code: 1 with failures, else 0."""
+    print(summary.describe(people_words))
+    print_failures(summary.failures)
+    return EXIT_FAILURE if summary.failures else EXIT_OK
 
 
 def stopped_error(stop: RunStopped) -> CliError:

@@ -1,8 +1,8 @@
 """``openpose-lite serve``: the model behind an HTTP API and a page (:mod:`openpose_lite.serve`), on uvicorn.
 
-The model options are ``infer``'s (with its ``--hand`` and ``--face``); the server's bounds are :class:`~openpose_lite.serve.options.ServeOptions`.
-Everything that can be refused without the model (the options, a host that other machines reach
-without a token, a port already taken) is refused before the weights are read.
+The model options are ``infer``'s; the server's are :class:`~openpose_lite.serve.options.ServeOptions`.
+Everything that can be refused without the model (the options, a port already taken) is refused
+before the weights are read.
 """
 
 from __future__ import annotations
@@ -13,21 +13,11 @@ import socket
 
 from openpose_lite.cli.errors import EXIT_OK, CliError, interrupt_code, interrupt_word
 from openpose_lite.cli.infer import add_hands_faces_args, hands_and_faces
-from openpose_lite.cli.models_args import (
-    add_predictor_args,
-    add_weights_args,
-    build_predictor,
-    describe,
-    positive_int,
-    weights_path,
-)
-from openpose_lite.serve.options import ServeOptions
+from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
+from openpose_lite.serve.options import TOKEN_ENV, ServeOptions
 
-TOKEN_ENV = "OPENPOSE_LITE_TOKEN"
-# The option that sets each ServeOptions field, for its errors.
-_OPTION_OF = {"host": "--host", "port": "--port", "token": "--token", "batch_wait_ms": "--batch-wait-ms",
-              "batch_limit": "--batch-size", "queue_bound": "--queue", "max_body_bytes": "--max-body-mb",
-              "max_image_pixels": "--max-image-pixels", "request_timeout_s": "--timeout"}
+# The options of the ServeOptions fields that are no ServeOptions option, for their errors.
+_OTHER_OPTIONS = {"batch_limit": "--batch-size", "max_body_bytes": "--max-body-mb"}
 
 
 def _positive_float(text: str) -> float:
@@ -41,7 +31,6 @@ def _positive_float(text: str) -> float:
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    d = ServeOptions
     p = sub.add_parser(
         "serve",
         help="the model as an HTTP API (POST /v1/pose) with a page that draws the people (images, webcam)",
@@ -54,26 +43,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     add_weights_args(p)
     add_predictor_args(p)
     add_hands_faces_args(p)
+    ServeOptions.add_arguments(p)
     # --batch-size here: the most images of concurrent requests in one network call (0, the default: by device)
-    p.set_defaults(batch_size=0)
-    p.add_argument("--host", default=d.host, help="address to listen on (default: %(default)s, this machine only)")
-    p.add_argument("--port", type=int, default=d.port, help="port to listen on (default: %(default)s; 0: a free one)")
-    p.add_argument("--token", default=os.environ.get(TOKEN_ENV),
-                   help=f"a secret every request must carry (Authorization: Bearer TOKEN, or ?token=TOKEN for the "
-                   f"page); required with a --host other machines reach (default: ${TOKEN_ENV}, which other users "
-                   "cannot read from the process list)")
-    p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms, metavar="MS",
-                   help="how long a request waits for others to share its network batch (default: %(default)g)")
-    p.add_argument("--queue", type=positive_int, default=d.queue_bound, metavar="N",
-                   help="images waiting for the network at most; more are answered 503 with Retry-After "
-                   "(default: %(default)s)")
-    p.add_argument("--max-body-mb", type=_positive_float, default=d.max_body_bytes / (1 << 20), metavar="MB",
-                   help="largest request body or WebSocket frame, in MiB (default: %(default)g)")
-    p.add_argument("--max-image-pixels", type=positive_int, default=d.max_image_pixels, metavar="N",
-                   help="refuse an image of more than N pixels (width x height), read from its header before it "
-                   "is decoded (default: %(default)s = 2^24, e.g. 4096 x 4096)")
-    p.add_argument("--timeout", type=_positive_float, default=d.request_timeout_s, metavar="S",
-                   help="seconds a request may take from its first byte to its answer (default: %(default)g)")
+    p.set_defaults(batch_size=0, token=os.environ.get(TOKEN_ENV))
+    p.add_argument("--max-body-mb", type=_positive_float, default=ServeOptions.max_body_bytes / (1 << 20),
+                   metavar="MB", help="largest request body or WebSocket frame, in MiB (default: %(default)g)")
 
 
 def _options(args: argparse.Namespace) -> ServeOptions:
@@ -81,13 +55,12 @@ def _options(args: argparse.Namespace) -> ServeOptions:
         raise CliError("--boxes names boxes by the image ids of a file; a served image has none: give a top-down "
                        "model --person-detector FILE instead")
     try:
-        return ServeOptions(host=args.host, port=args.port, token=args.token or None,
-                            batch_wait_ms=args.batch_wait_ms, batch_limit=args.batch_size or None,
-                            queue_bound=args.queue, max_body_bytes=int(args.max_body_mb * (1 << 20)),
-                            max_image_pixels=args.max_image_pixels, request_timeout_s=args.timeout)
+        return ServeOptions.from_args(args, token=args.token or None, batch_limit=args.batch_size or None,
+                                      max_body_bytes=int(args.max_body_mb * (1 << 20)))
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
-        raise CliError(f"{_OPTION_OF.get(field.removeprefix('serve.'), field)}: {message}") from None
+        field = field.removeprefix("serve.")
+        raise CliError(f"{_OTHER_OPTIONS.get(field) or ServeOptions.flag_of(field)}: {message}") from None
 
 
 def _bind(options: ServeOptions) -> socket.socket:
@@ -120,7 +93,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         server = uvicorn.Server(uvicorn_config(app, options, access_log=args.verbose))
         host, port = sock.getsockname()[:2]
         url = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
-        print(f"openpose-lite serve: {describe(predictor)}, batches of up to {app.state.service.batcher.limit}", flush=True)
+        print(f"openpose-lite serve: {predictor.describe()}, batches of up to {app.state.service.batcher.limit}", flush=True)
         auth = ('?token=TOKEN', ' -H "Authorization: Bearer TOKEN"') if options.token else ("", "")
         print(f"open {url}{auth[0]} (the page); curl{auth[1]} -F image=@photo.jpg {url}v1/pose; Ctrl-C stops",
               flush=True)

@@ -9,7 +9,6 @@ from openpose_lite.cli.errors import EXIT_OK, CliError, interrupt_code, interrup
 from openpose_lite.io import plural
 
 
-# --------------------------------------------------------------------------------------- synth
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "synth",
@@ -21,7 +20,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("out_dir", type=Path, metavar="OUT", help="output folder (images/ and annotations.json)")
     p.add_argument("--num-images", type=int, default=100, help="how many scenes to write (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the scenes, an integer >= 0 (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the scenes, an integer >= 0 (default: %(default)s)")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
                    help="image height and width in pixels, at least 16 each (default: 368 368; with --video 360 640)")
     p.add_argument("--people", type=int, default=None,
@@ -40,27 +40,23 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="with --skeleton: the keypoint category to take (default: the one with the most annotations)")
 
 
-def _run_synth_video(args: argparse.Namespace) -> int:
-    from openpose_lite.data.synthetic_video import VideoConfig, write_video
-
-    size = tuple(args.size) if args.size is not None else VideoConfig().image_hw
-    try:
-        cfg = VideoConfig(image_hw=size, num_frames=args.frames, fps=args.fps, seed=args.seed,
-                          num_people=8 if args.people is None else args.people)
-    except ValueError as exc:
-        raise CliError(f"--video: {exc}") from None
-    video, ann = write_video(args.out_dir, cfg)
-    print(f"wrote {video} ({cfg.num_frames} frames of {cfg.num_people} people) and {ann}")
-    return EXIT_OK
-
-
 def _run_synth(args: argparse.Namespace) -> int:
     from openpose_lite.data.synthetic import SceneConfig, write_dataset
 
     if args.video:
+        from openpose_lite.data.synthetic_video import VideoConfig, write_video
+
         if args.skeleton is not None:
             raise CliError("--video draws walking people; --skeleton figures are still scenes (leave out --video)")
-        return _run_synth_video(args)
+        size = tuple(args.size) if args.size is not None else VideoConfig().image_hw
+        try:
+            cfg = VideoConfig(image_hw=size, num_frames=args.frames, fps=args.fps, seed=args.seed,
+                              num_people=8 if args.people is None else args.people)
+        except ValueError as exc:
+            raise CliError(f"--video: {exc}") from None
+        video, ann = write_video(args.out_dir, cfg)
+        print(f"wrote {video} ({cfg.num_frames} frames of {cfg.num_people} people) and {ann}")
+        return EXIT_OK
 
     if args.num_images < 1:
         raise CliError(f"--num-images must be at least 1, got {args.num_images}")

@@ -1,16 +1,9 @@
 """Training on the command line: the one parser and ``main`` of ``openpose-lite train`` and ``python train_vgg19.py``.
 
-Both run :func:`main` with their own program name (``train_vgg19.py`` also restricts
-``model.arch`` to the bottom-up models); this module parses, checks, prints and chooses the exit
-code, while :class:`openpose_lite.training.Trainer` trains. ``openpose-lite [-v] train ...`` is
-handed here by :func:`openpose_lite.cli.main` before the top-level parser sees the training
-arguments (config overrides are positionals of their own).
-
-Exit codes: 0 done; 1 stopped (a non-finite loss, a failed write such as a full disk);
-2 bad arguments, config, checkpoint, data or output folder (one another run holds, or that
-holds a run), refused before anything is written; 130 interrupted (Ctrl-C); 143 terminated
-(SIGTERM, handled as Ctrl-C). Every failure is one line on stderr that says what was written
-so far.
+Both run :func:`main` with their own program name (``train_vgg19.py`` also restricts ``model.arch`` to
+the bottom-up models); this module parses, prints and chooses the exit code (:data:`_EPILOG`), while
+:class:`openpose_lite.training.Trainer` trains. Every failure is one line on stderr that says what
+was written so far.
 """
 
 from __future__ import annotations
@@ -22,17 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from openpose_lite.cli.errors import (
-    EXIT_FAILURE,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_TERMINATED,
-    EXIT_USAGE,
-    describe_os_error,
-    interrupt_code,
-    interrupt_word,
-    sigterm_as_interrupt,
-)
+from openpose_lite.cli.errors import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE,
+                                      describe_os_error, interrupt_code, interrupt_word, sigterm_as_interrupt)
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STOPPED", "EXIT_TERMINATED", "EXIT_USAGE", "get_args_parser", "main"]
 
@@ -105,14 +89,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------ printing
-def _unit(sample_kind: str) -> str:
-    return "crops/s" if sample_kind == "person crops" else "img/s"
-
-
 def _written(result: Any, prog: str = "openpose-lite train") -> str:
-    """What the run wrote, in words: ``written in DIR: config.yaml, ...``, and how to continue: the
-    folder's ``last.pt`` whenever there is one (a resumed run stopped before its first checkpoint
-    wrote none, but continues from the one it started from)."""
+    """What the run wrote, in words (``written in DIR: config.yaml, ...``), and how to continue: the
+    folder's ``last.pt`` whenever there is one."""
     base = result.output_dir
     names = [str(p.relative_to(base)) if base is not None and base in p.parents else str(p) for p in result.written]
     text = f"written in {base}: {', '.join(names)}" if names else "nothing was written"
@@ -126,8 +105,8 @@ def _written(result: Any, prog: str = "openpose-lite train") -> str:
 
 
 def _one_line(exc: Exception) -> str:
-    """The message of ``exc``; for one a DataLoader worker raised, which the loader raises again with the
-    worker's traceback in its text, the worker's own message (the traceback's last line)."""
+    """The message of ``exc``; for one a DataLoader worker raised (the worker's traceback in its text), the
+    worker's own message."""
     text = str(exc)
     if "\nOriginal Traceback" in text:
         last = text.rstrip().splitlines()[-1]  # "openpose_lite.images.ImageReadError: <message>"
@@ -181,10 +160,11 @@ class _Printer:
         from openpose_lite.io import plural
 
         val, ap = record.get("val/loss"), record.get("val/AP")
+        unit = "crops/s" if result.sample_kind == "person crops" else "img/s"
         self.say(f"epoch {record['epoch']}/{result.epochs}: loss {record['train/loss']:.4g}"
                  + (f", val loss {val:.4g}" if val is not None else "")
                  + (f", AP {ap:.3f} (AP50 {record['val/AP50']:.3f})" if ap is not None else "")
-                 + f", lr {record['train/lr']:.3g}, {record['train/samples_per_s']:.1f} {_unit(result.sample_kind)}, "
+                 + f", lr {record['train/lr']:.3g}, {record['train/samples_per_s']:.1f} {unit}, "
                  f"{record['train/seconds']:.0f} s"
                  + (f", {plural(record['train/skipped_images'], 'unreadable image')} skipped (see the warnings)"
                     if record.get("train/skipped_images") else "")

@@ -22,16 +22,11 @@ species, make one skeleton) and completes its limbs from the file's annotations.
 * **OKS sigmas**: the ``sigmas`` setting, or a ``sigmas`` list in the category; else the values
   published for the dataset whose keypoint list the category has (:data:`KNOWN_SIGMAS`); else
   :data:`DEFAULT_SIGMA` for every keypoint.
-* **Limbs**: the category's, or the ``limbs`` setting. A limb whose mirror image is not a limb gets
-  it added (PAF models see mirrored images). Where the limbs leave keypoints unconnected (a
-  forest, or no limb list at all), :func:`complete_limbs` joins the pieces by a minimum spanning
-  tree over the mean normalised distances of keypoints labelled together in the annotations
-  (:func:`~openpose_lite.limbs.tree_completion`; keypoints never labelled with the others hang
-  by keypoint order, with a warning), then adds limbs that keep each partly labelled instance's
-  keypoints connected through limbs labelled at both ends, at most one per keypoint
-  (:func:`~openpose_lite.limbs.instance_completion`): a tree through keypoints an instance lacks
-  would cut it in pieces. Added limbs are logged and kept in ``Skeleton.added_limbs``. Limbs that
-  close cycles are handled by the bottom-up layout (:func:`~openpose_lite.limbs.spanning_limbs`).
+* **Limbs**: the category's, or the ``limbs`` setting, plus the mirror image of a limb that has
+  none (PAF models see mirrored images). Where the limbs leave keypoints unconnected (a forest,
+  or no limb list at all), :func:`complete_limbs` adds limbs chosen from the annotations. Added
+  limbs are logged and kept in ``Skeleton.added_limbs``; limbs that close cycles are the
+  bottom-up layout's redundant limbs (:func:`~openpose_lite.limbs.spanning_limbs`).
 
 Shape legend: N instances, K keypoints, L limbs.
 """
@@ -53,21 +48,19 @@ from openpose_lite.limbs import chunks, instance_completion, limb_components, mi
 from openpose_lite.params import brief
 from openpose_lite.skeleton import COCO_17, Skeleton, check_sigmas
 
-__all__ = ["DEFAULT_SIGMA", "KNOWN_SIGMAS", "chosen_categories", "chosen_instances", "complete_limbs", "flip_pairs_from_names", "pair_distances",
-           "skeleton_from_category", "skeleton_of_coco", "skeleton_of_file"]
+__all__ = ["DEFAULT_SIGMA", "KNOWN_SIGMAS", "chosen_categories", "chosen_instances", "complete_limbs",
+           "flip_pairs_from_names", "pair_distances", "skeleton_from_category", "skeleton_of_coco", "skeleton_of_file"]
 
 logger = logging.getLogger(__name__)
 
-# The OKS sigma of every keypoint of a skeleton that publishes none: DeepLabCut's for any user
-# skeleton (DeepLabCut/DeepLabCut, deeplabcut/core/metrics/api.py, compute_metrics: oks_sigma=0.1).
-# It lies within COCO's body range (0.062 wrists .. 0.107 hips): a keypoint error of 10% of an
-# animal's sqrt(area) scores OKS exp(-0.5 * (0.1 / 0.2)**2) = 0.88.
+# The OKS sigma of every keypoint of a skeleton that publishes none: DeepLabCut's (DeepLabCut/DeepLabCut,
+# deeplabcut/core/metrics/api.py, compute_metrics: oks_sigma=0.1), within COCO's body range (0.062 wrists
+# .. 0.107 hips): a keypoint error of 10% of an animal's sqrt(area) scores OKS exp(-0.5 * (0.1 / 0.2)**2) = 0.88.
 DEFAULT_SIGMA = 0.1
 
-# Per-keypoint OKS sigmas that benchmarks publish, by the keypoint names of the dataset's files.
-# The datasets' papers give none; these are the values of their evaluation in mmpose
-# (open-mmlab/mmpose, configs/_base_/datasets/ap10k.py and animalpose.py, ``sigmas``; the AP-10K
-# authors' code is built on it). macaque.py's are COCO's, which COCO_17 carries.
+# Per-keypoint OKS sigmas that benchmarks publish, by the keypoint names of the dataset's files: the
+# datasets' papers give none; these are their evaluation's in mmpose (open-mmlab/mmpose, configs/_base_/
+# datasets/ap10k.py and animalpose.py, ``sigmas``; AP-10K's code is built on it). macaque.py's are COCO's.
 KNOWN_SIGMAS: dict[tuple[str, ...], tuple[str, tuple[float, ...]]] = {
     ("left_eye", "right_eye", "nose", "neck", "root_of_tail", "left_shoulder", "left_elbow", "left_front_paw",
      "right_shoulder", "right_elbow", "right_front_paw", "left_hip", "left_knee", "left_back_paw", "right_hip",
@@ -156,19 +149,18 @@ def _index_pairs(raw: Any, names: tuple[str, ...], field: str, where: str, base:
                 zero = " (COCO's limb indices are 1-based: 1 is the first keypoint)" if base == 1 and end == 0 else ""
                 raise ValueError(f"{where}: {field}[{j}] = {brief(list(pair))} has keypoint index {brief(end)}, "
                                  f"expected {base}..{k + base - 1} for {k} keypoints{zero}")
-        if ends[0] == ends[1]:
+        a, b = ends
+        if a == b:
             raise ValueError(f"{where}: {field}[{j}] = {brief(list(pair))} joins a keypoint to itself")
-        keys = [ends[0], ends[1]] if field == "flip_pairs" else [frozenset(ends)]
-        for key in keys:
+        flip = field == "flip_pairs"
+        for key in ends if flip else [frozenset(ends)]:
             if key in seen:
-                i = seen[key]
-                what = (f"pairs {names[key]!r} again" if field == "flip_pairs"
-                        else f"joins {names[ends[0]]!r} and {names[ends[1]]!r} again")
-                rule = "a keypoint has one mirror image" if field == "flip_pairs" else "a pair of keypoints is joined once"
-                raise ValueError(f"{where}: {field}[{j}] = {brief(list(pair))} {what}, as {field}[{i}] = "
-                                 f"{brief(list(raw[i]))} does; {rule}")
+                what = f"pairs {names[key]!r} again" if flip else f"joins {names[a]!r} and {names[b]!r} again"
+                rule = "a keypoint has one mirror image" if flip else "a pair of keypoints is joined once"
+                raise ValueError(f"{where}: {field}[{j}] = {brief(list(pair))} {what}, as {field}[{seen[key]}] = "
+                                 f"{brief(list(raw[seen[key]]))} does; {rule}")
             seen[key] = j
-        out.append((ends[0], ends[1]))
+        out.append((a, b))
     return out
 
 
@@ -208,11 +200,10 @@ def skeleton_from_category(
     """
     where = f"{source}: category {brief(category.get('name', category.get('id')))}"
     names = _names(category, where)
-    stated = {key: value for key, value in (("limbs", limbs), ("flip_pairs", flip_pairs), ("sigmas", sigmas))
-              if value is not None}
     given = (_index_pairs(limbs, names, "limbs", where, 0) if limbs is not None
              else _index_pairs(category.get("skeleton") or [], names, "skeleton", where, 1))
-    if names == COCO_17.keypoints and not stated and "flip_pairs" not in category and "sigmas" not in category:
+    stated = any(v is not None for v in (limbs, flip_pairs, sigmas)) or {"flip_pairs", "sigmas"} & set(category)
+    if names == COCO_17.keypoints and not stated:
         return COCO_17  # the person: its CMU bottom-up layout and COCO's sigmas
     if flip_pairs is not None:
         flips = _index_pairs(flip_pairs, names, "flip_pairs", where, 0)
@@ -267,11 +258,7 @@ def pair_distances(keypoints: np.ndarray, scales: np.ndarray) -> np.ndarray:
         xy = kps[part, :, :2] / scales[part, None, None]
         labelled = (kps[part, :, 2] > 0).astype(np.float64)  # (n, K)
         dist = xy[:, :, None, 0] - xy[:, None, :, 0]  # (n, K, K), worked in place: the distance, labelled at both ends
-        dy = xy[:, :, None, 1] - xy[:, None, :, 1]
-        dist *= dist
-        dy *= dy
-        dist += dy
-        np.sqrt(dist, out=dist)
+        np.hypot(dist, xy[:, :, None, 1] - xy[:, None, :, 1], out=dist)
         dist *= labelled[:, :, None]
         dist *= labelled[:, None, :]
         total += dist.sum(axis=0)
@@ -280,20 +267,22 @@ def pair_distances(keypoints: np.ndarray, scales: np.ndarray) -> np.ndarray:
         mean = total / count
     mean[count == 0] = np.inf
     np.fill_diagonal(mean, np.inf)
-    return mean.reshape(k, k)
+    return mean
 
 
 def complete_limbs(skeleton: Skeleton, keypoints: np.ndarray, scales: np.ndarray, source: str = "skeleton") -> Skeleton:
-    """The skeleton with limbs added where its limbs leave keypoints unconnected (module docstring).
+    """``skeleton`` with limbs added (logged, kept in ``added_limbs``) where its limbs leave keypoints
+    unconnected; ``skeleton`` itself where they connect every keypoint.
+
+    First a minimum spanning tree over the pieces by the keypoints' mean normalised distances
+    (:func:`~openpose_lite.limbs.tree_completion`; keypoints never labelled together with the others
+    hang by keypoint order, with a warning), then at most one limb per keypoint that keeps partly
+    labelled instances whole (:func:`~openpose_lite.limbs.instance_completion`): a tree through
+    keypoints an instance lacks would cut it in pieces.
 
     Args:
         keypoints: (N, K, 3) the annotated instances, x, y, v in pixels.
         scales: (N,) their sizes (e.g. sqrt of their areas).
-    Returns:
-        ``skeleton`` itself when its limbs connect every keypoint; else a copy whose added limbs
-        (logged) join the pieces into a tree and keep every partly labelled instance's labelled
-        keypoints connected, kept in ``added_limbs``. Keypoints never labelled together with the
-        others are joined by keypoint order (a warning).
     """
     if skeleton.background or limb_components(skeleton.num_keypoints, skeleton.limbs).max(initial=0) == 0:
         return skeleton
@@ -314,8 +303,7 @@ def complete_limbs(skeleton: Skeleton, keypoints: np.ndarray, scales: np.ndarray
                        "joined by keypoint order: %s (list limbs explicitly if that is wrong)", source,
                        ", ".join(f"{names[a]}-{names[b]}" for a, b in tree if not np.isfinite(distances[a, b])))
     labelled = np.asarray(keypoints).reshape(-1, skeleton.num_keypoints, 3)[..., 2] > 0
-    # At most one such limb per keypoint: each is two more PAF channels and one more matching pass,
-    # and keypoints missing at random would take a nearly complete graph to keep every instance whole.
+    # At most one limb per keypoint: each is two more PAF channels and one more matching pass.
     whole, still_split = instance_completion(skeleton.limbs + tuple(tree), distances, skeleton.flip_permutation,
                                              labelled, max_added=skeleton.num_keypoints)
     if whole:
@@ -354,11 +342,8 @@ def skeleton_of_coco(
 
     The skeleton comes from the group of categories that share one keypoint list and hold the
     most annotations (or the one holding ``category``, an id or a name); other keypoint
-    categories are logged as left out. A file whose categories name no keypoints is refused
-    (:meth:`~openpose_lite.coco.validation.CocoLayout.check_named`): read as COCO-17 people,
-    a file of animals would be scored with the person's sigmas. ``settings`` go to
-    :func:`skeleton_from_category`; ``complete`` completes the limbs from the group's annotations
-    (:func:`complete_limbs`).
+    categories are logged as left out. ``settings`` go to :func:`skeleton_from_category`;
+    ``complete`` completes the limbs from the group's annotations (:func:`complete_limbs`).
     """
     names = _choose_group(layout, source, category)
     chosen = layout.select(names, source, "the chosen category")
@@ -392,11 +377,9 @@ def chosen_instances(data: Mapping[str, Any], chosen: CocoLayout, k: int) -> tup
 
 def skeleton_of_file(path: str | os.PathLike[str], *, category: int | str | None = None, complete: bool = True,
                      **settings: Any) -> Skeleton:
-    """The one skeleton of a COCO-format annotation file (see :func:`skeleton_of_coco`).
+    """The one skeleton of a COCO-format annotation file (see :func:`skeleton_of_coco`), checked as every
+    reader checks it (:func:`~openpose_lite.coco.validation.read_coco_keypoints`).
 
-    The file is checked as every reader checks it
-    (:func:`~openpose_lite.coco.validation.read_coco_keypoints`): an annotation whose keypoint
-    list does not match its category's length is refused, naming the file and the annotation.
     Raises FileNotFoundError, or ValueError naming the file and the field.
     """
     data, layout = read_coco_keypoints(path)

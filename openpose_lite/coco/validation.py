@@ -1,13 +1,12 @@
 """What a valid COCO person-keypoint file is: the one check that training and evaluation share.
 
-:class:`~openpose_lite.data.coco.CocoKeypoints` (training) and
-:func:`~openpose_lite.evaluation.load_coco` (``eval``, the oracles) read their files through
-:func:`read_coco_keypoints`, so a file is accepted or refused the same way everywhere, before any
-image, mask or metric is computed. A refusal is one :class:`AnnotationError` line naming the
-file, the image id and the annotation id, and what was expected, never a traceback from deep
-inside numpy or pycocotools.
+Training (:class:`~openpose_lite.data.coco.CocoKeypoints`) and evaluation
+(:func:`~openpose_lite.evaluation.load_coco`) read files through :func:`read_coco_keypoints`, so a
+file is accepted or refused the same way everywhere, before any image, mask or metric is computed.
+A refusal is one :class:`AnnotationError` line naming the file, image id, annotation id and what
+was expected.
 
-Refused (the file is malformed; nothing sensible can be trained or scored on it):
+Refused (nothing sensible can be trained or scored on it):
 
 * image entries without an integer ``id``, a ``file_name``, or positive integer ``height`` and
   ``width``; an image id used twice;
@@ -20,17 +19,14 @@ Refused (the file is malformed; nothing sensible can be trained or scored on it)
   multiple of 3 until a skeleton is wanted) with visibility 0, 1 or 2; a ``bbox`` that is not 4 finite numbers with
   ``w, h >= 0``; an ``area`` that is not a finite number >= 0; ``iscrowd`` other than 0 or 1;
   a ``segmentation`` that is neither a list of polygons (an even count of finite numbers each)
-  nor an RLE of the image's size whose run lengths (a list, or COCO's compressed string) are
-  non-negative and add up to height x width. pycocotools would decode a short or long RLE into
-  a wrong mask, or write past its buffer;
+  nor an RLE of the image's size (:func:`~openpose_lite.coco.rle.rle_problem`);
 * keypoints, box corners and polygon points outside the image by more than its own size
   (x outside [-width, 2 width], y outside [-height, 2 height]). Annotations do reach past the
   border a little; a coordinate of 1e30 is a corrupt file, and would make the map renderers
   work over a range of that size.
 
-Accepted with one warning that counts them (published files contain both: CrowdPose's own
-annotations disagree in ``num_keypoints``, as the shared sample shows, and polygons of under three
-points have been met in real COCO-format files):
+Accepted with one warning that counts them (published files contain both: CrowdPose's
+``num_keypoints`` disagree with its keypoints, and polygons of under three points occur):
 
 * polygons of fewer than 3 points: they enclose nothing and are left out of the masks;
 * a ``num_keypoints`` that differs from the count of labelled keypoints (v > 0): training goes
@@ -45,6 +41,7 @@ import itertools
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +54,14 @@ from openpose_lite.io import read_json
 from openpose_lite.params import brief
 from openpose_lite.skeleton import Skeleton, check_skeleton_size
 
-__all__ = ["AnnotationError", "CocoLayout", "coco_layout", "read_coco_keypoints", "validate_coco_keypoints"]
+__all__ = ["AnnotationError", "CocoLayout", "coco_layout", "read_coco_keypoints"]
 
 logger = logging.getLogger(__name__)
 
 # A polygon needs three points (six numbers) to enclose any pixel.
 MIN_POLYGON_VALUES = 6
+_BOX_FORM = "expected [x, y, w, h]: 4 finite numbers with w, h >= 0"
+_POLYGON_FORM = "expected an even count of finite numbers (x, y pairs)"
 
 
 class AnnotationError(ValueError):
@@ -141,35 +140,27 @@ class CocoLayout:
 def read_coco_keypoints(path: str | os.PathLike[str], skeleton: Skeleton | None = None) -> tuple[dict, CocoLayout]:
     """Read and check a COCO keypoint file: (its JSON dict, its :class:`CocoLayout`).
 
-    Raises FileNotFoundError for a missing file and :class:`AnnotationError` (a ValueError)
-    naming the file for one that is no regular file, larger than
-    :data:`~openpose_lite.io.MAX_JSON_BYTES`, not JSON, or breaks the format (see the module docstring).
-    ``skeleton``: the instances are the annotations of the categories with its keypoint names
-    (its annotation layout's; :meth:`CocoLayout.select`, an error when there is none, or when no
-    category names keypoints); without it, every keypoint category's.
+    ``skeleton``: the instances are the annotations of the categories with its annotation layout's
+    keypoint names (:meth:`CocoLayout.select`); without it, every keypoint category's.
+    Raises FileNotFoundError for a missing file and :class:`AnnotationError` naming the file for one
+    that is no regular file, larger than :data:`~openpose_lite.io.MAX_JSON_BYTES`, not JSON, or
+    breaks the format.
     """
     path = Path(path)
+    source = str(path)
     try:
         data = read_json(path, "annotation file")  # a regular file of bounded size (openpose_lite.io)
-    except FileNotFoundError:
-        raise
     except ValueError as exc:
         raise AnnotationError(str(exc)) from None
-    return data, validate_coco_keypoints(data, str(path), skeleton)
-
-
-def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = None) -> CocoLayout:
-    """Check a loaded COCO keypoint dict (see the module docstring); ``source`` names it in errors."""
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise AnnotationError(f"{source}: expected a COCO-format dict with 'images' and 'annotations' lists")
     image_hw = _check_images(data["images"], source)
     layout = coco_layout(data, source)
     annotated = layout  # every keypoint category's annotations are checked, each with its own K
-    scored = skeleton.annotation_layout() if skeleton is not None else None
-    if scored is not None:
+    if skeleton is not None:
+        scored = skeleton.annotation_layout()
         layout = layout.select(scored.keypoints, source, scored.name)
-    notes = _Notes(source)
     numbers = _Numbers(image_hw)
     first_index: dict[int, int] = {}
     for index, ann in enumerate(data["annotations"]):
@@ -178,18 +169,18 @@ def validate_coco_keypoints(data: Any, source: str, skeleton: Skeleton | None = 
             continue
         where = _Where(source, image_id, ann_id)
         cat = ann.get("category_id")  # a file without keypoint names: any K, refused once a skeleton is wanted
-        _check_person(ann, where, annotated.keypoint_categories.get(cat), image_hw[image_id], notes, numbers,
-                      f"category {annotated.category_names.get(cat)!r}")
-    numbers.check(notes)
-    notes.log()
-    return layout
+        _check_person(ann, where, annotated.keypoint_categories.get(cat),
+                      f"category {annotated.category_names.get(cat)!r}", numbers)
+    numbers.check()
+    for kind, (n, first) in numbers.notes.items():
+        what, consequence = _NOTE_TEXT[kind]
+        logger.warning("%s: %d %s (first: annotation %s, image id %s); %s", source, n, what, first.ann_id,
+                       first.image_id, consequence)
+    return data, layout
 
 
 def coco_layout(data: Mapping[str, Any], source: str) -> CocoLayout:
-    """The categories of a COCO dict (:class:`CocoLayout`, every keypoint category an instance category).
-
-    Checks the categories only (see :func:`validate_coco_keypoints` for the whole file).
-    """
+    """The categories of a COCO dict, checked (:class:`CocoLayout`, every keypoint category an instance one)."""
     categories = data.get("categories", [])
     if not isinstance(categories, list):
         raise AnnotationError(f"{source}: 'categories' must be a list, got {type(categories).__name__}")
@@ -209,11 +200,8 @@ def coco_layout(data: Mapping[str, Any], source: str) -> CocoLayout:
         limbs = len(cat["skeleton"]) if isinstance(cat.get("skeleton"), list) else 0
         check_skeleton_size(len(kps), limbs, f"{source}: categories[{i}] ({brief(cat.get('name'))})", AnnotationError)
         names[cat.get("id")] = tuple(kps)
-    counts: dict[int, int] = {}
-    for ann in data.get("annotations", []):
-        if isinstance(ann, dict):
-            counts[ann.get("category_id")] = counts.get(ann.get("category_id"), 0) + 1
-    return CocoLayout({i: len(n) for i, n in names.items()}, names, labels, counts)
+    counts = Counter(ann.get("category_id") for ann in data.get("annotations", []) if isinstance(ann, dict))
+    return CocoLayout({i: len(n) for i, n in names.items()}, names, labels, dict(counts))
 
 
 # ------------------------------------------------------------------------------ images, ids
@@ -229,7 +217,8 @@ def _check_images(images: list, source: str) -> dict[int, tuple[int, int]]:
     index_of: dict[int, int] = {}
     for i, img in enumerate(images):
         if not isinstance(img, dict) or not is_int(img.get("id")):
-            raise AnnotationError(f"{source}: images[{i}] has id {_short(img, 'id')}, expected an integer image id")
+            got = repr(img.get("id")) if isinstance(img, dict) else f"(a {type(img).__name__})"
+            raise AnnotationError(f"{source}: images[{i}] has id {got}, expected an integer image id")
         image_id = img["id"]
         if image_id in index_of:
             raise AnnotationError(f"{source}: image id {image_id} appears twice (images[{index_of[image_id]}] and "
@@ -279,34 +268,19 @@ class _Where(NamedTuple):
         return AnnotationError(f"{self.source}: annotation {self.ann_id} {problem} (image id {self.image_id})")
 
 
-class _Notes:
-    """Accepted oddities, counted per kind and logged once each (with the first example)."""
-
-    _TEXT = {
-        "polygon": ("polygons of fewer than 3 points in their segmentation", "they enclose nothing and are left out of the masks"),
-        "num_keypoints": ("annotations whose num_keypoints differs from their count of labelled keypoints",
-                          "training goes by the keypoints, COCO evaluation by num_keypoints"),
-    }
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.counts: dict[str, int] = {}
-        self.first: dict[str, _Where] = {}
-
-    def add(self, kind: str, where: _Where, n: int = 1) -> None:
-        self.counts[kind] = self.counts.get(kind, 0) + n
-        self.first.setdefault(kind, where)
-
-    def log(self) -> None:
-        for kind, n in self.counts.items():
-            what, consequence = self._TEXT[kind]
-            w = self.first[kind]
-            logger.warning("%s: %d %s (first: annotation %s, image id %s); %s", self.source, n, what, w.ann_id,
-                           w.image_id, consequence)
+# Accepted oddities, logged once per kind with their count and the first example: kind -> (what, consequence).
+_NOTE_TEXT = {
+    "polygon": ("polygons of fewer than 3 points in their segmentation",
+                "they enclose nothing and are left out of the masks"),
+    "num_keypoints": ("annotations whose num_keypoints differs from their count of labelled keypoints",
+                      "training goes by the keypoints, COCO evaluation by num_keypoints"),
+}
+_Notes = dict[str, tuple[int, _Where]]  # kind -> (count, the first example)
 
 
-def _short(value: Any, key: str) -> str:
-    return repr(value.get(key)) if isinstance(value, dict) else f"(a {type(value).__name__})"
+def _note(notes: _Notes, kind: str, where: _Where, n: int = 1) -> None:
+    count, first = notes.get(kind, (0, where))
+    notes[kind] = (count + n, first)
 
 
 def _finite_numbers(value: Any) -> bool:
@@ -316,7 +290,8 @@ def _finite_numbers(value: Any) -> bool:
 
 
 class _Numbers:
-    """The keypoint and polygon lists of a file, checked in a few numpy passes at the end.
+    """The keypoint, box, area and polygon lists of a file, checked in a few numpy passes at the end,
+    and the accepted oddities found (``notes``).
 
     A COCO training file holds hundreds of thousands of them; one ``np.asarray`` over all rows
     of a length is far faster than one per list. Only when a pass finds a bad value is the
@@ -325,18 +300,19 @@ class _Numbers:
 
     def __init__(self, image_hw: Mapping[int, tuple[int, int]]) -> None:
         self.image_hw = image_hw
+        self.notes: _Notes = {}
         self.keypoints: dict[int, list[tuple[list, _Where, Any]]] = {}  # length -> (values, where, num_keypoints)
         self.polygons: list[tuple[list, _Where, int]] = []  # (values, where, polygon index)
         self.boxes: list[tuple[list, _Where]] = []
         self.areas: list[tuple[Any, _Where]] = []
 
-    def check(self, notes: _Notes) -> None:
+    def check(self) -> None:
         for rows in self.keypoints.values():
-            _check_keypoint_rows(rows, notes, self._sizes([w for _, w, _ in rows]))
+            _check_keypoint_rows(rows, self.notes, self._sizes([w for _, w, _ in rows]))
         boxes = _as_finite_array([b for b, _ in self.boxes], ndim=2) if self.boxes else np.zeros((0, 4))
         if boxes is None or (boxes[:, 2:] < 0).any():
             bbox, where = next((b, w) for b, w in self.boxes if not (_finite_numbers(b) and b[2] >= 0 and b[3] >= 0))
-            raise where.error(f"has bbox {bbox!r:.80}, expected [x, y, w, h]: 4 finite numbers with w, h >= 0")
+            raise where.error(f"has bbox {bbox!r:.80}, {_BOX_FORM}")
         hw = self._sizes([w for _, w in self.boxes])
         corners = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], axis=1)
         bad = _outside(corners[:, 0::2], corners[:, 1::2], hw[:, :1], hw[:, 1:])
@@ -351,13 +327,12 @@ class _Numbers:
         values = _as_finite_array(flat) if flat else np.zeros(0)
         if values is None:
             poly, where, i = next(p for p in self.polygons if _as_finite_array(p[0]) is None)
-            raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, expected an even count of finite numbers "
-                              "(x, y pairs)")
-        points = np.repeat(self._sizes([w for _, w, _ in self.polygons]), [len(p) // 2 for p, _, _ in self.polygons], axis=0)
+            raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, {_POLYGON_FORM}")
+        lengths = [len(p) // 2 for p, _, _ in self.polygons]
+        points = np.repeat(self._sizes([w for _, w, _ in self.polygons]), lengths, axis=0)
         bad = _outside(values[0::2], values[1::2], points[:, 0], points[:, 1])
         if bad.any():
-            first = int(np.searchsorted(np.cumsum([len(p) // 2 for p, _, _ in self.polygons]), np.flatnonzero(bad)[0],
-                                        side="right"))
+            first = int(np.searchsorted(np.cumsum(lengths), np.flatnonzero(bad)[0], side="right"))
             poly, where, i = self.polygons[first]
             raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, {_range_text(*self._sizes([where])[0])}")
 
@@ -413,11 +388,10 @@ def _check_keypoint_rows(rows: list[tuple[list, _Where, Any]], notes: _Notes, hw
     nums = np.array([-1 if r[2] is None else r[2] for r in rows], dtype=np.float64)  # integers, checked on reading
     differ = np.flatnonzero((nums >= 0) & (nums != np.count_nonzero(v, axis=1)))
     if differ.size:
-        notes.add("num_keypoints", rows[differ[0]][1], int(differ.size))
+        _note(notes, "num_keypoints", rows[differ[0]][1], int(differ.size))
 
 
-def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, int], notes: _Notes,
-                  numbers: _Numbers, category: str | None = None) -> None:
+def _check_person(ann: dict, where: _Where, k: int | None, category: str, numbers: _Numbers) -> None:
     if ann.get("iscrowd", 0) not in (0, 1):
         raise where.error(f"has iscrowd {ann['iscrowd']!r}, expected 0 or 1")
     if "keypoints" in ann:
@@ -426,8 +400,8 @@ def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, 
             raise where.error(f"has keypoints of type {type(raw).__name__}, expected a list of x, y, v numbers")
         expected = 3 * k if k is not None else None
         if (expected is not None and len(raw) != expected) or len(raw) % 3:
-            of = f" (3 x {k} keypoints of {category})" if expected and category is not None else ""
-            raise where.error(f"has {len(raw)} keypoint values, expected {expected if expected else 'x, y, v triples'}{of}")
+            wanted = f"{expected} (3 x {k} keypoints of {category})" if expected else "x, y, v triples"
+            raise where.error(f"has {len(raw)} keypoint values, expected {wanted}")
         num = ann.get("num_keypoints")
         if num is not None and not (is_int(num) and num >= 0):
             raise where.error(f"has num_keypoints {num!r:.40}, expected an integer >= 0")
@@ -435,7 +409,7 @@ def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, 
     bbox = ann.get("bbox")
     if bbox is not None:
         if not isinstance(bbox, list) or len(bbox) != 4:
-            raise where.error(f"has bbox {bbox!r:.80}, expected [x, y, w, h]: 4 finite numbers with w, h >= 0")
+            raise where.error(f"has bbox {bbox!r:.80}, {_BOX_FORM}")
         numbers.boxes.append((bbox, where))
     if ann.get("area") is not None:
         numbers.areas.append((ann["area"], where))
@@ -443,18 +417,13 @@ def _check_person(ann: dict, where: _Where, k: int | None, image_hw: tuple[int, 
     if isinstance(seg, list):
         for i, poly in enumerate(seg):
             if not isinstance(poly, list) or len(poly) % 2:
-                raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, expected an even count of finite "
-                                  "numbers (x, y pairs)")
+                raise where.error(f"has segmentation polygon {i} = {poly!r:.60}, {_POLYGON_FORM}")
             if len(poly) < MIN_POLYGON_VALUES:
-                notes.add("polygon", where)
+                _note(numbers.notes, "polygon", where)
             numbers.polygons.append((poly, where, i))
     elif isinstance(seg, dict):
-        _check_rle(seg, where, image_hw)
+        problem = rle_problem(seg, numbers.image_hw[where.image_id])
+        if problem:
+            raise where.error(problem)
     elif seg is not None:
         raise where.error(f"has a segmentation of type {type(seg).__name__}, expected polygons (a list) or an RLE dict")
-
-
-def _check_rle(rle: dict, where: _Where, image_hw: tuple[int, int]) -> None:
-    problem = rle_problem(rle, image_hw)
-    if problem:
-        raise where.error(problem)

@@ -1,20 +1,8 @@
 """The codec contract both branches implement: keypoints <-> the maps a network is trained on.
 
-A codec knows one channel layout and one geometry (output stride, cell convention); it is pure
-numpy/numba (no torch, no I/O, no randomness), so it pickles into DataLoader workers.
-
-* ``stride``: input pixels per output cell; must be the model's (:meth:`Codec.check_model`).
-* ``skeleton``: the keypoint layout; every channel count derives from it.
-* ``channels()``: ``{output name: channel count}``, derived from the skeleton.
-* ``encode(keypoints (N, K, 3), input_hw, ignore_mask=None) -> (targets, weights)``: one
-  training sample's target maps and loss weights, both ``{output name: array}`` (weights
-  broadcast against their targets).
-* ``decode(outputs) -> Poses``: one sample's maps (the last stage's ``{name: (C, h, w)}``) ->
-  people in input pixels.
-* ``flip_outputs(outputs) -> outputs``: maps predicted on a mirrored input, back in the
-  original's frame (the flip test).
-
-Shape legend: N people, K keypoints, C channels, h x w map size.
+A codec knows one channel layout (derived from its ``skeleton``) and one geometry (``stride``,
+the cell convention). It is pure numpy/numba (no torch, no I/O, no randomness), so it pickles
+into DataLoader workers. Shape legend: N people, K keypoints, C channels, h x w map size.
 """
 
 from __future__ import annotations
@@ -46,15 +34,16 @@ class Codec(abc.ABC):
     @abc.abstractmethod
     def encode(self, keypoints: np.ndarray, input_hw: tuple[int, int] | None = None,
                ignore_mask: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Targets and loss weights of one sample; keypoints (N, K, 3) in input pixels."""
+        """One sample's targets and loss weights, both ``{output name: array}`` (weights broadcast against
+        their targets); keypoints (N, K, 3) in input pixels."""
 
     @abc.abstractmethod
     def decode(self, outputs: Mapping[str, np.ndarray]) -> Poses:
-        """People of one sample's maps, in input pixels."""
+        """People of one sample's maps (the last stage's ``{name: (C, h, w)}``), in input pixels."""
 
     @abc.abstractmethod
     def flip_outputs(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Maps of a mirrored input, brought back to the original's frame ((C, h, w) or (B, C, h, w))."""
+        """Maps of a mirrored input, brought back to the original's frame (the flip test); (C, h, w) or (B, C, h, w)."""
 
     def check_model(self, model: Any, where: str = "model") -> None:
         """Refuse a model whose stride or output channels differ from this codec's, naming both values.

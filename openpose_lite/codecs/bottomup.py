@@ -1,8 +1,7 @@
 """BottomUpPafCodec: keypoints <-> (confidence maps, part affinity fields) of the OpenPose model.
 
 encode follows the CMU training code; decode is NMS peaks with sub-pixel refinement at map
-resolution, PAF line integrals and greedy matching (codecs/grouping.py). Pure numpy + numba:
-no torch, no I/O, no randomness, so the codec pickles into DataLoader workers.
+resolution, PAF line integrals and greedy matching (codecs/grouping.py).
 
 Shape legend: N people, K keypoints, L limbs, H x W input size, h x w map size.
 """
@@ -47,13 +46,8 @@ def validate_keypoints(keypoints: np.ndarray, num_keypoints: int, what: str = "k
 
 
 def downsample_ignore_mask(ignore_mask: np.ndarray | None, input_hw: tuple[int, int], stride: int) -> np.ndarray:
-    """Loss weight per output cell: 1 minus the ignored share of the cell's stride x stride block.
-
-    Args:
-        ignore_mask: (H, W) truthy where the annotation is missing (crowds, unlabelled people), or None.
-    Returns:
-        (1, h, w) float32.
-    """
+    """(1, h, w) float32 loss weight per output cell: 1 minus the share of the cell's stride x stride block
+    that ``ignore_mask`` (H, W) marks (truthy where annotations are missing: crowds, unlabelled people)."""
     h, w = map_hw(input_hw, stride)
     if ignore_mask is None:
         return np.ones((1, h, w), dtype=np.float32)
@@ -103,10 +97,7 @@ class BottomUpCodecParams(Params):
 class BottomUpPafCodec(BottomUpCodecParams, Codec):
     """The OpenPose codec: 19 confidence maps and 38 PAF channels for OPENPOSE_18 at stride 8.
 
-    Its settings are :class:`BottomUpCodecParams` (declared once there: the config's ``codec``
-    section); besides them:
-
-    Args:
+    Settings in :class:`BottomUpCodecParams`; besides them:
         skeleton: the network's keypoint layout (heatmap and PAF channel order).
         grouping: matching and person filters (the ``grouping`` config section).
         backend: "numba" kernels, or their "numpy" references (tests, benchmarks).
@@ -133,16 +124,8 @@ class BottomUpPafCodec(BottomUpCodecParams, Codec):
     def map_hw(self, input_hw: tuple[int, int]) -> tuple[int, int]:
         return map_hw(input_hw, self.stride)
 
-    def _to_skeleton(self, keypoints: np.ndarray) -> np.ndarray:
-        arr = np.asarray(keypoints)
-        if self.skeleton == OPENPOSE_18 and arr.ndim >= 2 and arr.shape[-2] == COCO_17.num_keypoints:
-            return coco_to_openpose(validate_keypoints(arr, COCO_17.num_keypoints))
-        return validate_keypoints(arr, self.skeleton.num_keypoints)
-
-    # ------------------------------------------------------------------ encode
-    def encode(
-        self, keypoints: np.ndarray, input_hw: tuple[int, int], ignore_mask: np.ndarray | None = None
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def encode(self, keypoints: np.ndarray, input_hw: tuple[int, int],
+               ignore_mask: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Training targets for one image.
 
         Args:
@@ -157,32 +140,34 @@ class BottomUpPafCodec(BottomUpCodecParams, Codec):
         """
         if len(input_hw) != 2 or min(int(input_hw[0]), int(input_hw[1])) <= 0:
             raise ValueError(f"input_hw must be a positive (height, width), got {input_hw}")
-        kps = self._to_skeleton(keypoints)
-        hw = self.map_hw(input_hw)
         sk = self.skeleton
+        kps = np.asarray(keypoints)
+        if sk == OPENPOSE_18 and kps.ndim >= 2 and kps.shape[-2] == COCO_17.num_keypoints:
+            kps = coco_to_openpose(validate_keypoints(kps, COCO_17.num_keypoints))
+        else:
+            kps = validate_keypoints(kps, sk.num_keypoints)
+        hw = self.map_hw(input_hw)
         labelled = kps[..., 2] > 0  # (N, K)
         cells = input_to_cell(kps[..., :2], self.stride)  # (N, K, 2)
 
         person, part = np.nonzero(labelled)
         heatmaps = np.empty((sk.num_heatmaps,) + hw, dtype=np.float32)
-        heatmaps[: sk.num_keypoints] = render_gaussians(
-            cells[person, part], part, sk.num_keypoints, hw, self.sigma_px / self.stride, self.heatmap_merge,
-            DEFAULT_CUTOFF, self.backend,
-        )
+        heatmaps[: sk.num_keypoints] = render_gaussians(cells[person, part], part, sk.num_keypoints, hw,
+                                                        self.sigma_px / self.stride, self.heatmap_merge,
+                                                        DEFAULT_CUTOFF, self.backend)
         heatmaps[sk.num_keypoints] = np.maximum(1.0 - heatmaps[: sk.num_keypoints].max(axis=0), 0.0)
 
         limbs = np.asarray(sk.limbs, dtype=np.int64)  # (L, 2)
         has_limb = labelled[:, limbs[:, 0]] & labelled[:, limbs[:, 1]]  # (N, L)
         person, limb = np.nonzero(has_limb)
-        pafs = render_pafs(
-            cells[person, limbs[limb, 0]], cells[person, limbs[limb, 1]], limb, sk.num_limbs, hw,
-            self.paf_half_width, self.backend,
-        )
+        pafs = render_pafs(cells[person, limbs[limb, 0]], cells[person, limbs[limb, 1]], limb, sk.num_limbs, hw,
+                           self.paf_half_width, self.backend)
         weight = downsample_ignore_mask(ignore_mask, (int(input_hw[0]), int(input_hw[1])), self.stride)
         return {"heatmaps": heatmaps, "pafs": pafs}, {"heatmaps": weight, "pafs": weight.copy()}
 
-    # ------------------------------------------------------------------ decode
-    def _check_outputs(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, outputs: dict[str, np.ndarray]) -> Poses:
+        """People from one image's maps ``{"heatmaps": (K+1, h, w), "pafs": (2L, h, w)}``: Poses in input
+        pixels (the codec's skeleton), best first."""
         if not isinstance(outputs, dict) or "heatmaps" not in outputs or "pafs" not in outputs:
             raise ValueError("outputs must be a dict with 'heatmaps' and 'pafs' arrays")
         heatmaps = np.asarray(outputs["heatmaps"], dtype=np.float32)
@@ -191,18 +176,8 @@ class BottomUpPafCodec(BottomUpCodecParams, Codec):
         if heatmaps.ndim != 3 or heatmaps.shape[0] != ch["heatmaps"]:
             raise ValueError(f"outputs['heatmaps']: expected ({ch['heatmaps']}, h, w), got {heatmaps.shape}")
         if pafs.ndim != 3 or pafs.shape[0] != ch["pafs"] or pafs.shape[1:] != heatmaps.shape[1:]:
-            raise ValueError(f"outputs['pafs']: expected ({ch['pafs']}, {heatmaps.shape[1]}, {heatmaps.shape[2]}), got {pafs.shape}")
-        return heatmaps, pafs
-
-    def decode(self, outputs: dict[str, np.ndarray]) -> Poses:
-        """People from one image's maps.
-
-        Args:
-            outputs: {"heatmaps": (K+1, h, w), "pafs": (2L, h, w)} at map resolution.
-        Returns:
-            Poses in input pixels (the codec's skeleton), best first.
-        """
-        heatmaps, pafs = self._check_outputs(outputs)
+            raise ValueError(f"outputs['pafs']: expected ({ch['pafs']}, {heatmaps.shape[1]}, {heatmaps.shape[2]}), "
+                             f"got {pafs.shape}")
         parts = heatmaps[: self.skeleton.num_keypoints]
         types, xy, scores = find_peaks(parts, self.peak_threshold, self.refine, self.blur_kernel, self.backend)
         keypoints, person_scores = group_people(types, xy, scores, pafs, self.skeleton, self.grouping, self.backend)

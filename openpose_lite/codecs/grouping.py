@@ -61,8 +61,7 @@ def limb_order(skeleton: Skeleton) -> tuple[int, ...]:
     in a person when the limb is matched, so people grow instead of fragmenting. The walk
     (:func:`~openpose_lite.limbs.breadth_first`) is linear in the skeleton's size.
     """
-    redundant = set(skeleton.redundant_limbs)
-    tree = [i for i in range(skeleton.num_limbs) if i not in redundant]
+    tree = skeleton.tree_limbs
     _, steps = breadth_first(skeleton.num_keypoints, tuple(skeleton.limbs[i] for i in tree), [_root(skeleton)])
     order = [tree[j] for j, _, _, _ in steps]
     walked = set(order)
@@ -73,24 +72,13 @@ def limb_order(skeleton: Skeleton) -> tuple[int, ...]:
 @functools.lru_cache(maxsize=None)
 def _root(skeleton: Skeleton) -> int:
     """The keypoint with the most non-redundant limbs (the neck of OpenPose-18)."""
-    redundant = set(skeleton.redundant_limbs)
-    tree = tuple(limb for i, limb in enumerate(skeleton.limbs) if i not in redundant)
+    tree = tuple(skeleton.limbs[i] for i in skeleton.tree_limbs)
     return int(np.argmax(limb_degrees(skeleton.num_keypoints, tree)))
 
 
-def _merge_rootless(
-    people: list[np.ndarray],
-    limb_sum: list[float],
-    limb_count: list[int],
-    owner: np.ndarray,
-    part_types: np.ndarray,
-    part_xy: np.ndarray,
-    root: int,
-    factor: float,
-    k_n: int,
-    part_scores: np.ndarray,
-    max_fragments: int = 256,
-) -> None:
+def _merge_rootless(people: list[np.ndarray], limb_sum: list[float], limb_count: list[int], owner: np.ndarray,
+                    part_types: np.ndarray, part_xy: np.ndarray, root: int, factor: float, k_n: int,
+                    part_scores: np.ndarray, max_fragments: int = 256) -> None:
     """Join root-less fragments (see GroupingParams.merge_rootless), closest pair first, in place.
 
     ``k_n`` is the skeleton's keypoint count: with no limb matched, ``people`` is empty and
@@ -126,13 +114,7 @@ def _merge_rootless(
         if not ok.any():
             return
         x, y = np.unravel_index(np.argmin(np.where(ok, gap, np.inf)), gap.shape)
-        a, b = frags[x], frags[y]
-        take = people[b] >= 0
-        people[a][take] = people[b][take]
-        owner[people[b][take]] = a
-        limb_sum[a] += limb_sum[b]
-        limb_count[a] += limb_count[b]
-        people[b][:] = -1
+        _join(people, limb_sum, limb_count, owner, frags[x], frags[y])
         # Fragment x now holds both (their types are disjoint, so shared counts add); y is gone.
         shared[x] += shared[y]
         shared[:, x] = shared[x]
@@ -141,6 +123,19 @@ def _merge_rootless(
         gap[x] = gap[:, x] = np.minimum(gap[x], gap[y])
         gap[x, x] = np.inf
         alive[y] = False
+
+
+def _join(people: list[np.ndarray], limb_sum: list[float], limb_count: list[int], owner: np.ndarray, a: int, b: int,
+          s: float | None = None) -> None:
+    """Move person b's parts and limb scores into person a (their part types are disjoint), plus the
+    connection of score ``s`` that joins them, if any; b is left empty."""
+    take = people[b] >= 0
+    people[a][take] = people[b][take]
+    owner[people[b][take]] = a
+    limb_sum[a] += limb_sum[b] if s is None else limb_sum[b] + s
+    limb_count[a] += limb_count[b] if s is None else limb_count[b] + 1
+    people[b][:] = -1
+    limb_sum[b], limb_count[b] = 0.0, 0
 
 
 def _fragment_gaps(members: list[np.ndarray], part_xy: np.ndarray) -> np.ndarray:
@@ -153,23 +148,10 @@ def _fragment_gaps(members: list[np.ndarray], part_xy: np.ndarray) -> np.ndarray
     return np.minimum.reduceat(by_row, starts, axis=1)
 
 
-def match_limb(
-    pafs: np.ndarray,
-    limb: int,
-    a_xy: np.ndarray,
-    b_xy: np.ndarray,
-    map_height: int,
-    params: GroupingParams,
-    backend: str = "numba",
-) -> list[tuple[int, int, float]]:
-    """Greedy bipartite matching for one limb type.
-
-    Args:
-        pafs: (2L, H, W) fields.
-        a_xy: (A, 2), b_xy: (B, 2) candidate parts in cells.
-    Returns:
-        Connections (index into a, index into b, score) in descending score.
-    """
+def match_limb(pafs: np.ndarray, limb: int, a_xy: np.ndarray, b_xy: np.ndarray, map_height: int, params: GroupingParams,
+               backend: str = "numba") -> list[tuple[int, int, float]]:
+    """Greedy bipartite matching for one limb type of the ``pafs`` (2L, H, W), between candidate parts
+    ``a_xy`` (A, 2) and ``b_xy`` (B, 2) in cells: connections (index into a, index into b, score), best first."""
     if len(a_xy) == 0 or len(b_xy) == 0:
         return []
     mean, fraction = limb_scores(
@@ -185,13 +167,8 @@ def match_limb(
 
 
 def greedy_match(score: np.ndarray, valid: np.ndarray, backend: str = "numba") -> list[tuple[int, int, float]]:
-    """Valid pairs taken in descending score, each candidate used at most once.
-
-    Args:
-        score, valid: (A, B).
-    Returns:
-        (index into A, index into B, score) in descending score.
-    """
+    """Valid pairs of ``score``, ``valid`` (A, B) taken in descending score, each candidate used at most once:
+    (index into A, index into B, score) in descending score."""
     if backend == "numpy":
         return greedy_match_reference(score, valid)
     limit = min(score.shape)
@@ -218,23 +195,12 @@ def greedy_match_reference(score: np.ndarray, valid: np.ndarray) -> list[tuple[i
     return out
 
 
-def group_people(
-    part_types: np.ndarray,
-    part_xy: np.ndarray,
-    part_scores: np.ndarray,
-    pafs: np.ndarray,
-    skeleton: Skeleton,
-    params: GroupingParams = GroupingParams(),
-    backend: str = "numba",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Assemble people from detected parts and the PAFs.
+def group_people(part_types: np.ndarray, part_xy: np.ndarray, part_scores: np.ndarray, pafs: np.ndarray,
+                 skeleton: Skeleton, params: GroupingParams = GroupingParams(),
+                 backend: str = "numba") -> tuple[np.ndarray, np.ndarray]:
+    """Assemble people from detected parts, (P,) ``part_types``, (P, 2) ``part_xy`` in output cells and (P,)
+    ``part_scores``, and the ``pafs`` (2L, H, W); ``backend``: "numba" or "numpy" for the line integrals.
 
-    Args:
-        part_types: (P,) keypoint type of each part.
-        part_xy: (P, 2) part positions in output cells.
-        part_scores: (P,) part confidences.
-        pafs: (2L, H, W).
-        backend: "numba" or "numpy" for the line integrals.
     Returns:
         keypoints (N, K, 3) float32 (x, y in cells, part score; 0 where missing) and person
         scores (N,) float32, best first. The score is the mean of the person's part and limb
@@ -244,9 +210,8 @@ def group_people(
     k_n = skeleton.num_keypoints
     people, limb_sum, limb_count, owner = _assemble(part_types, part_xy, pafs, skeleton, params, backend)
     if params.merge_rootless > 0:
-        _merge_rootless(
-            people, limb_sum, limb_count, owner, part_types, part_xy, _root(skeleton), params.merge_rootless, k_n, part_scores
-        )
+        _merge_rootless(people, limb_sum, limb_count, owner, part_types, part_xy, _root(skeleton),
+                        params.merge_rootless, k_n, part_scores)
     return _scored_people(people, limb_sum, limb_count, part_xy, part_scores, k_n, params)
 
 
@@ -280,15 +245,8 @@ def _assemble(part_types: np.ndarray, part_xy: np.ndarray, pafs: np.ndarray, ske
                 limb_count[pa] += 1
                 return True
             # Two partial skeletons joined by this limb: merge if they share no part type.
-            if np.any((people[pa] >= 0) & (people[pb] >= 0)):
-                return True
-            take = people[pb] >= 0
-            people[pa][take] = people[pb][take]
-            owner[people[pb][take]] = pa
-            limb_sum[pa] += limb_sum[pb] + s
-            limb_count[pa] += limb_count[pb] + 1
-            people[pb][:] = -1
-            limb_sum[pb], limb_count[pb] = 0.0, 0
+            if not np.any((people[pa] >= 0) & (people[pb] >= 0)):
+                _join(people, limb_sum, limb_count, owner, pa, pb, s)
         elif pa >= 0 or pb >= 0:
             person, part, part_type = (pa, gb, b_type) if pa >= 0 else (pb, ga, a_type)
             if people[person][part_type] >= 0:

@@ -16,43 +16,36 @@ from openpose_lite.codecs import _kernels
 # CMU's training code skips Gaussian values below exp(-4.6052) = 1%.
 DEFAULT_CUTOFF = 0.01
 REFINE_METHODS = ("dark", "quarter", "none")
-
-
 BACKENDS = ("numba", "numpy")
 
 
-def _check_backend(backend: str) -> None:
+def _is_numpy(backend: str) -> bool:
+    """Whether ``backend`` names the plain-numpy reference ("numpy") rather than the numba kernel ("numba")."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend == "numpy"
 
 
-def _check_centres(xy: np.ndarray, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check_centres(xy: np.ndarray, channels: np.ndarray, sigma: float, merge: str) -> tuple[np.ndarray, np.ndarray]:
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
     channels = np.asarray(channels, dtype=np.int64).reshape(-1)
     if channels.shape[0] != xy.shape[0]:
         raise ValueError(f"{xy.shape[0]} centres but {channels.shape[0]} channel indices")
     if not np.isfinite(xy).all():
         raise ValueError("Gaussian centres must be finite")
+    if merge not in ("sum", "max"):
+        raise ValueError(f"merge must be 'sum' or 'max', got {merge!r}")
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
     return xy, channels
 
 
-def render_gaussians(
-    xy: np.ndarray,
-    channels: np.ndarray,
-    num_channels: int,
-    map_hw: tuple[int, int],
-    sigma: float,
-    merge: str = "sum",
-    cutoff: float = DEFAULT_CUTOFF,
-    backend: str = "numba",
-) -> np.ndarray:
+def render_gaussians(xy: np.ndarray, channels: np.ndarray, num_channels: int, map_hw: tuple[int, int], sigma: float,
+                     merge: str = "sum", cutoff: float = DEFAULT_CUTOFF, backend: str = "numba") -> np.ndarray:
     """Render exp(-d^2 / 2 sigma^2) around each centre into its channel.
 
     Args:
-        xy: (P, 2) centres in output cells.
-        channels: (P,) channel of each centre.
-        num_channels: C.
-        map_hw: (H, W).
+        xy: (P, 2) centres in output cells; channels: (P,) channel of each; num_channels: C; map_hw: (H, W).
         sigma: Gaussian sigma in output cells.
         merge: "sum" adds people and clips at 1 (CMU training code); "max" keeps the largest (the paper).
         cutoff: values below it are set to 0.
@@ -60,33 +53,19 @@ def render_gaussians(
     Returns:
         (C, H, W) float32.
     """
-    _check_backend(backend)
-    if backend == "numpy":
+    if _is_numpy(backend):
         return render_gaussians_numpy(xy, channels, num_channels, map_hw, sigma, merge, cutoff)
-    xy, channels = _check_centres(xy, channels)
-    if merge not in ("sum", "max"):
-        raise ValueError(f"merge must be 'sum' or 'max', got {merge!r}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+    xy, channels = _check_centres(xy, channels, sigma, merge)
     out = np.zeros((num_channels, int(map_hw[0]), int(map_hw[1])), dtype=np.float32)
-    _kernels.gaussian_kernel(
-        np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), channels,
-        float(sigma), -math.log(cutoff), merge == "max", out,
-    )
-    return out
+    _kernels.gaussian_kernel(np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), channels, float(sigma),
+                             -math.log(cutoff), merge == "max", out)
+    return out if merge == "max" else np.minimum(out, 1.0, out=out)
 
 
-def render_gaussians_numpy(
-    xy: np.ndarray,
-    channels: np.ndarray,
-    num_channels: int,
-    map_hw: tuple[int, int],
-    sigma: float,
-    merge: str = "sum",
-    cutoff: float = DEFAULT_CUTOFF,
-) -> np.ndarray:
+def render_gaussians_numpy(xy: np.ndarray, channels: np.ndarray, num_channels: int, map_hw: tuple[int, int],
+                           sigma: float, merge: str = "sum", cutoff: float = DEFAULT_CUTOFF) -> np.ndarray:
     """Plain-numpy reference of :func:`render_gaussians` (same arguments, same result)."""
-    xy, channels = _check_centres(xy, channels)
+    xy, channels = _check_centres(xy, channels, sigma, merge)
     h, w = int(map_hw[0]), int(map_hw[1])
     out = np.zeros((num_channels, h, w), dtype=np.float32)
     gx = np.arange(w, dtype=np.float64)
@@ -98,18 +77,11 @@ def render_gaussians_numpy(
     return np.minimum(out, 1.0) if merge == "sum" else out
 
 
-def find_local_maxima(heatmaps: np.ndarray, threshold: float, backend: str = "numba") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """3x3 non-maximum suppression.
-
-    Args:
-        heatmaps: (C, H, W).
-        threshold: minimum value of a peak.
-        backend: "numba" or "numpy" (the reference).
-    Returns:
-        channel (P,), y (P,), x (P,) int64 of the maxima, channel-major then raster order.
-    """
-    _check_backend(backend)
-    if backend == "numpy":
+def find_local_maxima(heatmaps: np.ndarray, threshold: float,
+                      backend: str = "numba") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """3x3 non-maximum suppression of ``heatmaps`` (C, H, W): channel, y, x (P,) int64 of the maxima above
+    ``threshold``, channel-major then raster order. ``backend``: "numba" or "numpy" (the reference)."""
+    if _is_numpy(backend):
         return find_local_maxima_numpy(heatmaps, threshold)
     maps = np.ascontiguousarray(heatmaps, dtype=np.float32)
     if maps.ndim != 3:
@@ -160,26 +132,17 @@ def dark_blur(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
     return (blurred * scale[:, None, None]).astype(np.float32)
 
 
-def _neighbourhood(maps: np.ndarray, channels: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The 3x3 patch around each point with edge replication, and which axes have both neighbours."""
+def _neighbourhood(maps: np.ndarray, channels: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """(P, 3, 3) float64: the 3x3 patch around each point, with edge replication."""
     _, h, w = maps.shape
     offs = np.arange(-1, 2)
     yy = np.clip(ys[:, None] + offs[None, :], 0, h - 1)
     xx = np.clip(xs[:, None] + offs[None, :], 0, w - 1)
-    patch = maps[channels[:, None, None], yy[:, :, None], xx[:, None, :]]  # (P, 3, 3)
-    interior_x = (xs > 0) & (xs < w - 1)
-    interior_y = (ys > 0) & (ys < h - 1)
-    return patch.astype(np.float64), interior_x, interior_y
+    return maps[channels[:, None, None], yy[:, :, None], xx[:, None, :]].astype(np.float64)
 
 
-def refine_peaks(
-    heatmaps: np.ndarray,
-    channels: np.ndarray,
-    ys: np.ndarray,
-    xs: np.ndarray,
-    method: str = "dark",
-    blur_kernel: int = 0,
-) -> np.ndarray:
+def refine_peaks(heatmaps: np.ndarray, channels: np.ndarray, ys: np.ndarray, xs: np.ndarray, method: str = "dark",
+                 blur_kernel: int = 0) -> np.ndarray:
     """Sub-pixel location of integer peaks; shared by the bottom-up and top-down decoders.
 
     * "quarter": move 0.25 cell towards the larger neighbour on each axis (the Hourglass/HRNet
@@ -205,26 +168,25 @@ def refine_peaks(
     if method == "none" or xy.shape[0] == 0:
         return xy
     maps = np.asarray(heatmaps, dtype=np.float32)
+    _, h, w = maps.shape
     if method == "quarter":
-        patch, _, _ = _neighbourhood(maps, channels, ys, xs)
-        _, h, w = maps.shape
+        patch = _neighbourhood(maps, channels, ys, xs)
         inside = (xs > 1) & (xs < w - 1) & (ys > 1) & (ys < h - 1)
         xy[:, 0] += np.where(inside, 0.25 * np.sign(patch[:, 1, 2] - patch[:, 1, 0]), 0.0)
         xy[:, 1] += np.where(inside, 0.25 * np.sign(patch[:, 2, 1] - patch[:, 0, 1]), 0.0)
         return xy
     if blur_kernel > 1:
         maps = dark_blur(maps, blur_kernel)
-    patch, ix, iy = _neighbourhood(maps, channels, ys, xs)
-    logp = np.log(np.maximum(patch, 1e-10))
+    ix, iy = (xs > 0) & (xs < w - 1), (ys > 0) & (ys < h - 1)  # axes with both neighbours
+    logp = np.log(np.maximum(_neighbourhood(maps, channels, ys, xs), 1e-10))
     gx = 0.5 * (logp[:, 1, 2] - logp[:, 1, 0])
     gy = 0.5 * (logp[:, 2, 1] - logp[:, 0, 1])
     hxx = logp[:, 1, 2] - 2 * logp[:, 1, 1] + logp[:, 1, 0]
     hyy = logp[:, 2, 1] - 2 * logp[:, 1, 1] + logp[:, 0, 1]
     hxy = 0.25 * (logp[:, 2, 2] - logp[:, 2, 0] - logp[:, 0, 2] + logp[:, 0, 0])
-    both = ix & iy
     det = hxx * hyy - hxy * hxy
     # A maximum has a negative-definite Hessian; elsewhere (plateaus, clipped tops) the step is unsafe.
-    ok2 = both & (hxx < 0) & (det > 1e-12)
+    ok2 = ix & iy & (hxx < 0) & (det > 1e-12)
     safe_det = np.where(ok2, det, 1.0)
     step_x = np.where(ok2, -(hyy * gx - hxy * gy) / safe_det, 0.0)
     step_y = np.where(ok2, -(-hxy * gx + hxx * gy) / safe_det, 0.0)
@@ -239,35 +201,11 @@ def refine_peaks(
     return xy
 
 
-def find_peaks(
-    heatmaps: np.ndarray,
-    threshold: float,
-    refine: str = "dark",
-    blur_kernel: int = 0,
-    backend: str = "numba",
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Peaks of every channel: NMS, then sub-pixel refinement.
-
-    Args:
-        heatmaps: (C, H, W).
-    Returns:
-        channel (P,) int64, xy (P, 2) float64 in output cells, score (P,) float32 (the map value
-        at the integer peak).
-    """
+def find_peaks(heatmaps: np.ndarray, threshold: float, refine: str = "dark", blur_kernel: int = 0,
+               backend: str = "numba") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peaks of every channel of ``heatmaps`` (C, H, W), NMS then sub-pixel refinement: channel (P,) int64,
+    xy (P, 2) float64 in output cells, score (P,) float32 (the map value at the integer peak)."""
     maps = np.asarray(heatmaps, dtype=np.float32)
     ch, ys, xs = find_local_maxima(maps, threshold, backend)
     xy = refine_peaks(maps, ch, ys, xs, method=refine, blur_kernel=blur_kernel)
     return ch, xy, maps[ch, ys, xs]
-
-
-def argmax_points(heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The single maximum of each channel (top-down: one person per crop).
-
-    Returns:
-        ys (C,), xs (C,) int64 and the maximum values (C,) float32.
-    """
-    maps = np.asarray(heatmaps, dtype=np.float32)
-    c, h, w = maps.shape
-    flat = maps.reshape(c, -1)
-    idx = flat.argmax(axis=1)
-    return (idx // w).astype(np.int64), (idx % w).astype(np.int64), flat[np.arange(c), idx]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from openpose_lite.codecs import _kernels
-from openpose_lite.codecs.heatmap import _check_backend
+from openpose_lite.codecs.heatmap import _is_numpy
 
 
 def _check_segments(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -23,15 +23,8 @@ def _check_segments(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray) -> tu
     return a_xy, b_xy, limbs
 
 
-def render_pafs(
-    a_xy: np.ndarray,
-    b_xy: np.ndarray,
-    limbs: np.ndarray,
-    num_limbs: int,
-    map_hw: tuple[int, int],
-    half_width: float,
-    backend: str = "numba",
-) -> np.ndarray:
+def render_pafs(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs: int, map_hw: tuple[int, int],
+                half_width: float, backend: str = "numba") -> np.ndarray:
     """Unit vector a -> b on the cells near the limb, averaged where limbs of one type overlap.
 
     A cell is on the limb when its distance from the limb axis is at most ``half_width`` and its
@@ -41,33 +34,27 @@ def render_pafs(
     covers no cell centre at all, and the decoder cannot join the two parts.
 
     Args:
-        a_xy, b_xy: (M, 2) segment ends in output cells.
-        limbs: (M,) limb type of each segment.
-        num_limbs: L.
+        a_xy, b_xy: (M, 2) segment ends in output cells; limbs: (M,) limb type of each; num_limbs: L.
         map_hw: (H, W).
         half_width: distance from the limb axis, in cells, inside which the field is set.
         backend: "numba" or "numpy" (the reference).
     Returns:
         (2L, H, W) float32: channel 2l is x, 2l + 1 is y of limb type l.
     """
-    _check_backend(backend)
-    if backend == "numpy":
+    if _is_numpy(backend):
         return render_pafs_numpy(a_xy, b_xy, limbs, num_limbs, map_hw, half_width)
     a_xy, b_xy, limbs = _check_segments(a_xy, b_xy, limbs)
     h, w = int(map_hw[0]), int(map_hw[1])
     out = np.zeros((2 * num_limbs, h, w), dtype=np.float32)
     count = np.zeros((num_limbs, h, w), dtype=np.int32)
-    _kernels.paf_kernel(
-        np.ascontiguousarray(a_xy[:, 0]), np.ascontiguousarray(a_xy[:, 1]),
-        np.ascontiguousarray(b_xy[:, 0]), np.ascontiguousarray(b_xy[:, 1]),
-        limbs, float(half_width), out, count,
-    )
+    ax, ay, bx, by = (np.ascontiguousarray(v) for v in (a_xy[:, 0], a_xy[:, 1], b_xy[:, 0], b_xy[:, 1]))
+    _kernels.paf_kernel(ax, ay, bx, by, limbs, float(half_width), out, count)
+    out /= np.repeat(np.maximum(count, 1), 2, axis=0)  # where limbs of one type overlap, their mean (CMU code)
     return out
 
 
-def render_pafs_numpy(
-    a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs: int, map_hw: tuple[int, int], half_width: float
-) -> np.ndarray:
+def render_pafs_numpy(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs: int, map_hw: tuple[int, int],
+                      half_width: float) -> np.ndarray:
     """Plain-numpy reference of :func:`render_pafs`."""
     a_xy, b_xy, limbs = _check_segments(a_xy, b_xy, limbs)
     h, w = int(map_hw[0]), int(map_hw[1])
@@ -91,27 +78,21 @@ def render_pafs_numpy(
     return mean.reshape(2 * num_limbs, h, w).astype(np.float32)
 
 
-def limb_scores(
-    paf_x: np.ndarray,
-    paf_y: np.ndarray,
-    a_xy: np.ndarray,
-    b_xy: np.ndarray,
-    num_samples: int = 10,
-    sample_threshold: float = 0.05,
-    backend: str = "numba",
-    min_fraction: float | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def limb_scores(paf_x: np.ndarray, paf_y: np.ndarray, a_xy: np.ndarray, b_xy: np.ndarray, num_samples: int = 10,
+                sample_threshold: float = 0.05, backend: str = "numba",
+                min_fraction: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Line integral of one limb's field over every candidate pair.
 
     Args:
         paf_x, paf_y: (H, W) the limb's two field channels.
         a_xy: (A, 2) candidate start parts, b_xy: (B, 2) candidate end parts, in output cells.
+        min_fraction: when given, a pair stops sampling once it cannot pass ``min_fraction``
+            (the kernel's early stop; the numbers of a pair that passes are exact).
     Returns:
         mean (A, B): average projection of the field on the unit segment direction;
         fraction (A, B): share of the samples whose projection exceeds ``sample_threshold``.
     """
-    _check_backend(backend)
-    if backend == "numpy":
+    if _is_numpy(backend):
         return limb_scores_numpy(paf_x, paf_y, a_xy, b_xy, num_samples, sample_threshold)
     a_xy = np.ascontiguousarray(a_xy, dtype=np.float64).reshape(-1, 2)
     b_xy = np.ascontiguousarray(b_xy, dtype=np.float64).reshape(-1, 2)
@@ -125,20 +106,13 @@ def limb_scores(
             field_x, field_y = np.pad(field_x, pad, mode="edge"), np.pad(field_y, pad, mode="edge")
         # Passing needs more than min_fraction * n samples above the threshold.
         max_failures = -1 if min_fraction is None else num_samples - (int(np.floor(min_fraction * num_samples)) + 1)
-        _kernels.limb_score_kernel(
-            field_x, field_y, a_xy, b_xy, int(num_samples), float(sample_threshold), max_failures, mean, fraction
-        )
+        _kernels.limb_score_kernel(field_x, field_y, a_xy, b_xy, int(num_samples), float(sample_threshold),
+                                   max_failures, mean, fraction)
     return mean, fraction
 
 
-def limb_scores_numpy(
-    paf_x: np.ndarray,
-    paf_y: np.ndarray,
-    a_xy: np.ndarray,
-    b_xy: np.ndarray,
-    num_samples: int = 10,
-    sample_threshold: float = 0.05,
-) -> tuple[np.ndarray, np.ndarray]:
+def limb_scores_numpy(paf_x: np.ndarray, paf_y: np.ndarray, a_xy: np.ndarray, b_xy: np.ndarray, num_samples: int = 10,
+                      sample_threshold: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Plain-numpy reference of :func:`limb_scores` (bilinear sampling with edge clamping)."""
     a = np.asarray(a_xy, dtype=np.float64).reshape(-1, 1, 1, 2)
     b = np.asarray(b_xy, dtype=np.float64).reshape(1, -1, 1, 2)

@@ -16,7 +16,7 @@ import numpy as np
 
 from openpose_lite.codecs.base import Codec
 from openpose_lite.codecs.bottomup import validate_keypoints
-from openpose_lite.codecs.heatmap import DEFAULT_CUTOFF, argmax_points, refine_peaks, render_gaussians
+from openpose_lite.codecs.heatmap import DEFAULT_CUTOFF, refine_peaks, render_gaussians
 from openpose_lite.geometry import FLIP_SHIFT, OURS, cell_to_input, input_to_cell
 from openpose_lite.params import Params
 from openpose_lite.skeleton import COCO_17, Skeleton
@@ -60,11 +60,8 @@ class TopDownCodecParams(Params):
 
 @dataclass(frozen=True)
 class TopDownHeatmapCodec(TopDownCodecParams, Codec):
-    """Crop keypoints <-> per-keypoint heatmaps; settings in :class:`TopDownCodecParams`.
-
-    Args (besides the settings):
-        skeleton: keypoint layout (COCO_17 for the COCO-trained HRNet).
-    """
+    """Crop keypoints <-> per-keypoint heatmaps; settings in :class:`TopDownCodecParams`, besides them
+    ``skeleton``, the keypoint layout (COCO_17 for the COCO-trained HRNet)."""
 
     skeleton: Skeleton = COCO_17
 
@@ -75,7 +72,6 @@ class TopDownHeatmapCodec(TopDownCodecParams, Codec):
     def channels(self) -> dict[str, int]:
         return {"heatmaps": self.skeleton.num_keypoints}
 
-    # ------------------------------------------------------------------ encode
     def encode(self, keypoints: np.ndarray, input_hw: tuple[int, int] | None = None,
                ignore_mask: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Targets for one crop.
@@ -101,36 +97,28 @@ class TopDownHeatmapCodec(TopDownCodecParams, Codec):
         sigma = self.sigma_px / self.stride
         # The Gaussian is cut where it falls below DEFAULT_CUTOFF; outside that radius nothing is drawn.
         radius = np.sqrt(-2.0 * np.log(DEFAULT_CUTOFF)) * sigma
-        reaches = (
-            (cells[:, 0] > -radius) & (cells[:, 0] < w - 1 + radius)
-            & (cells[:, 1] > -radius) & (cells[:, 1] < h - 1 + radius)
-        )
+        reaches = ((cells > -radius) & (cells < np.array([w, h]) - 1 + radius)).all(axis=1)
         keep = np.flatnonzero(labelled & reaches)
         heatmaps = render_gaussians(cells[keep], keep, k_n, self.heatmap_hw, sigma, "max", DEFAULT_CUTOFF)
         weights = np.zeros((k_n, 1, 1), dtype=np.float32)
         weights[keep] = 1.0
         return {"heatmaps": heatmaps}, {"heatmaps": weights}
 
-    # ------------------------------------------------------------------ decode
     def decode_keypoints(self, heatmaps: np.ndarray) -> np.ndarray:
-        """Keypoints of a batch of crops' heatmaps (the vectorised core of :meth:`decode`).
-
-        Args:
-            heatmaps: (B, K, h, w).
-        Returns:
-            (B, K, 3) float32: x, y in crop pixels and the heatmap maximum as score.
-        """
+        """(B, K, 3) float32 keypoints of a batch of crops' heatmaps (B, K, h, w): x, y in crop pixels and the
+        heatmap maximum as score (the vectorised core of :meth:`decode`)."""
         maps = np.asarray(heatmaps, dtype=np.float32)
         k_n = self.skeleton.num_keypoints
         if maps.ndim != 4 or maps.shape[1] != k_n:
             raise ValueError(f"heatmaps: expected (B, {k_n}, h, w), got {maps.shape}")
+        flat = maps.reshape(maps.shape[0], k_n, -1)
+        peak = flat.argmax(axis=2)  # each channel's single maximum: one person per crop
         out = np.empty((maps.shape[0], k_n, 3), dtype=np.float32)
-        channels = np.arange(k_n)
+        out[..., 2] = np.take_along_axis(flat, peak[..., None], axis=2)[..., 0]
+        ys, xs = np.divmod(peak, maps.shape[3])
         for b, crop in enumerate(maps):
-            ys, xs, scores = argmax_points(crop)
-            xy = refine_peaks(crop, channels, ys, xs, method=self.refine, blur_kernel=self.blur_kernel)
+            xy = refine_peaks(crop, np.arange(k_n), ys[b], xs[b], method=self.refine, blur_kernel=self.blur_kernel)
             out[b, :, :2] = cell_to_input(xy, self.stride, self.convention)
-            out[b, :, 2] = scores
         return out
 
     def person_scores(self, keypoints: np.ndarray) -> np.ndarray:
@@ -150,12 +138,6 @@ class TopDownHeatmapCodec(TopDownCodecParams, Codec):
         keypoints = self.decode_keypoints(maps[None])
         return Poses(keypoints, self.person_scores(keypoints), self.skeleton)
 
-    # ------------------------------------------------------------------ flip
-    @property
-    def flip_shift(self) -> int:
-        """Cells a mirrored crop's maps move right after mirroring back: 0 (ours) or 1 (HRNet reference)."""
-        return FLIP_SHIFT[self.convention]
-
     def flip_heatmaps(self, heatmaps: np.ndarray) -> np.ndarray:
         """Heatmaps predicted on a mirrored crop, brought back to the original crop's frame.
 
@@ -171,11 +153,10 @@ class TopDownHeatmapCodec(TopDownCodecParams, Codec):
         """
         maps = np.asarray(heatmaps)
         flipped = np.take(maps, self.skeleton.flip_permutation, axis=-3)[..., ::-1].copy()
-        shift = self.flip_shift
+        shift = FLIP_SHIFT[self.convention]
         if shift:
             flipped[..., shift:] = flipped[..., :-shift].copy()
         return flipped
 
     def flip_outputs(self, outputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The codec contract's flip: ``{"heatmaps": flip_heatmaps(...)}``."""
         return {"heatmaps": self.flip_heatmaps(outputs["heatmaps"])}

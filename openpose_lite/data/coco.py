@@ -1,11 +1,10 @@
 """COCO-format keypoint files: images, people and ignore masks, read for training.
 
 :class:`CocoKeypoints` reads any COCO-format keypoint file (COCO, CrowdPose or OCHuman
-converted to COCO-17, the synthetic scenes, animals and other skeletons) and returns one
-:class:`Sample` per image; "people" below are the instances of its skeleton's categories.
-Files are checked on opening by :mod:`openpose_lite.coco.validation`, the check evaluation
-uses too, so a malformed file is refused with one line naming the file, image and annotation.
-Turning samples into network inputs and targets is :mod:`openpose_lite.data.samples`' job.
+converted to COCO-17, the synthetic scenes, animals and other skeletons), checked on opening by
+:mod:`openpose_lite.coco.validation`, and returns one :class:`Sample` per image; "people" below
+are the instances of its skeleton's categories. :mod:`openpose_lite.data.samples` turns samples
+into network inputs and targets.
 
 Ignore mask (CMU's ``mask_miss``), 1 = the annotation cannot be trusted here, so the loss
 ignores it:
@@ -64,7 +63,7 @@ class Sample:
     ignore_mask: np.ndarray
     boxes: np.ndarray
     image_id: int
-    file_name: str = field(default="")
+    file_name: str = ""
 
 
 def annotation_mask(ann: dict[str, Any], height: int, width: int, use_bbox: bool = True) -> np.ndarray | None:
@@ -94,6 +93,16 @@ def annotation_mask(ann: dict[str, Any], height: int, width: int, use_bbox: bool
     return out
 
 
+def _union(anns: list[dict[str, Any]], height: int, width: int, use_bbox: bool) -> np.ndarray:
+    """(H, W) bool: the union of the annotations' masks (:func:`annotation_mask`)."""
+    out = np.zeros((height, width), dtype=bool)
+    for ann in anns:
+        mask = annotation_mask(ann, height, width, use_bbox)
+        if mask is not None:
+            out |= mask
+    return out
+
+
 @dataclass
 class _ImageRecord:
     image_id: int
@@ -108,27 +117,25 @@ class _ImageRecord:
 
 
 class CocoKeypoints:
-    """A COCO-format keypoint file (people, animals: any skeleton) and its image folder; ``dataset[i]`` is a :class:`Sample`.
+    """A COCO-format keypoint file (people, animals: any skeleton) and its image folder; ``dataset[i]``
+    is a :class:`Sample`.
 
     Args:
         ann_file: COCO-format JSON (``images``, ``annotations``; keypoints in ``skeleton``'s order).
         image_dir: folder holding the ``file_name`` of every image.
         min_people: keep only images with at least this many people with a labelled keypoint
-            (default 1, as training wants; 0 keeps every image of the file).
-        skeleton: whose annotations are read: those of the categories with its keypoint names,
-            in its annotation layout (an error naming the file when no category has them).
-            Default: the file's own (:func:`~openpose_lite.coco.skeleton.skeleton_of_coco`:
-            COCO_17 for a person file, else the category's, limbs completed from the file).
+            (0 keeps every image of the file).
+        skeleton: the annotations of the categories with its keypoint names are read, in its
+            annotation layout. Default: the file's own
+            (:func:`~openpose_lite.coco.skeleton.skeleton_of_coco`).
         max_image_pixels: the largest image read (:mod:`openpose_lite.images`).
         images_anywhere: let ``file_name`` be absolute or climb out of ``image_dir`` with ``..``
-            (refused by default: :func:`~openpose_lite.images.image_in_folder`).
-        read: the file as ``read_coco_keypoints(ann_file, skeleton)`` returns it, when the caller
-            has read it already (it is not read again).
+            (:func:`~openpose_lite.images.image_in_folder`).
+        read: ``read_coco_keypoints(ann_file, skeleton)``'s result, when the caller has it already.
 
     Raises FileNotFoundError for a missing file or folder and
-    :class:`~openpose_lite.coco.validation.AnnotationError` (a ValueError) naming the file,
-    image id and annotation id for a file that is not valid COCO keypoint data, or whose
-    ``file_name`` points outside ``image_dir``. :meth:`check_images` checks the image files.
+    :class:`~openpose_lite.coco.validation.AnnotationError` for a file that is not valid COCO
+    keypoint data, or whose ``file_name`` points outside ``image_dir``.
     """
 
     def __init__(
@@ -169,7 +176,6 @@ class CocoKeypoints:
                     len(self._items), min_people)
 
     def _parse(self, data: dict, layout: CocoLayout) -> list[_ImageRecord]:
-        """Per-image records of a file that :func:`read_coco_keypoints` has checked."""
         k = self.skeleton.num_keypoints
         records = {img["id"]: _ImageRecord(img["id"], img["file_name"], int(img["height"]), int(img["width"]))
                    for img in data["images"]}
@@ -202,15 +208,12 @@ class CocoKeypoints:
 
     @property
     def records(self) -> list:
-        """The parsed per-image records (keypoints, boxes, annotations, image size), in item order.
-
-        Reading them decodes no image and no mask, so listing people stays cheap.
-        """
+        """The parsed per-image records (keypoints, boxes, annotations, image size), in item order:
+        no image or mask decoded."""
         return list(self._items)
 
     @property
     def image_ids(self) -> list[int]:
-        """Image ids of the items, in item order."""
         return [r.image_id for r in self._items]
 
     def image_path(self, index: int) -> Path:
@@ -220,9 +223,7 @@ class CocoKeypoints:
         """Refuse, before anything is trained, images that cannot be read: every item's file must
         exist in the folder with a readable header of its entry's size, within ``max_image_pixels``;
         ``decode``: and decode (``workers``, ``progress``: :func:`~openpose_lite.images.check_image_files`').
-
-        Raises ImageReadError naming the annotation file, how many images fail and the first problem.
-        """
+        The ImageReadError names the annotation file, how many images fail and the first problem."""
         check_image_files(self.image_dir, [(r.file_name, r.height, r.width) for r in self._items],
                           f"that {self.ann_file} names", self.max_image_pixels, self.images_anywhere,
                           decode=decode, workers=workers, progress=progress)
@@ -238,23 +239,10 @@ class CocoKeypoints:
     def ignore_mask(self, index: int) -> np.ndarray:
         """(H, W) bool, True = ignore: unlabelled people and crowds minus labelled people."""
         rec = self._items[index]
-        h, w = rec.height, rec.width
-        ignore = np.zeros((h, w), dtype=bool)
-        for ann in rec.unlabelled:
-            m = annotation_mask(ann, h, w, use_bbox=True)
-            if m is not None:
-                ignore |= m
+        ignore = _union(rec.unlabelled, rec.height, rec.width, use_bbox=True)
         if rec.crowds:
-            crowd = np.zeros((h, w), dtype=bool)
-            for ann in rec.crowds:
-                m = annotation_mask(ann, h, w, use_bbox=True)
-                if m is not None:
-                    crowd |= m
-            for ann in rec.labelled:
-                m = annotation_mask(ann, h, w, use_bbox=False)
-                if m is not None:
-                    crowd &= ~m
-            ignore |= crowd
+            crowd = _union(rec.crowds, rec.height, rec.width, use_bbox=True)
+            ignore |= crowd & ~_union(rec.labelled, rec.height, rec.width, use_bbox=False)
         return ignore
 
     def __getitem__(self, index: int) -> Sample:
@@ -263,13 +251,11 @@ class CocoKeypoints:
         index %= len(self)
         rec = self._items[index]
         k = self.skeleton.num_keypoints
-        keypoints = np.stack(rec.keypoints) if rec.keypoints else np.zeros((0, k, 3), np.float32)
-        boxes = np.asarray(rec.boxes, dtype=np.float32).reshape(-1, 4)
         return Sample(
             image=self.load_image(index),
-            keypoints=keypoints.astype(np.float32),
+            keypoints=np.stack(rec.keypoints) if rec.keypoints else np.zeros((0, k, 3), np.float32),
             ignore_mask=self.ignore_mask(index),
-            boxes=boxes,
+            boxes=np.asarray(rec.boxes, dtype=np.float32).reshape(-1, 4),
             image_id=rec.image_id,
             file_name=rec.file_name,
         )

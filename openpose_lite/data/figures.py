@@ -33,21 +33,9 @@ import numpy as np
 
 from openpose_lite.skeleton import COCO_17, Skeleton
 
-__all__ = [
-    "KEYPOINT_INDEX",
-    "PERSON_KEYPOINTS",
-    "SKELETON",
-    "Figure",
-    "People",
-    "annotate_figure",
-    "coco_category",
-    "draw_figure",
-    "place_face",
-    "rotation_matrix",
-    "sample_body",
-    "sample_colours",
-    "sample_still_pose",
-]
+__all__ = ["KEYPOINT_INDEX", "PERSON_KEYPOINTS", "SKELETON", "Figure", "People", "annotate_figure", "coco_category",
+           "draw_figure", "on_grid", "place_head", "rotation_matrix", "sample_body", "sample_colours",
+           "sample_still_pose"]
 
 SKELETON = COCO_17
 KEYPOINT_INDEX = {name: i for i, name in enumerate(SKELETON.keypoints)}
@@ -56,8 +44,7 @@ _KP = KEYPOINT_INDEX
 _FOOT_POINTS = tuple(f"{side}_{part}" for side in ("left", "right") for part in ("big_toe", "small_toe", "heel"))
 PERSON_KEYPOINTS = SKELETON.keypoints + ("neck", "mid_hip") + _FOOT_POINTS
 
-# cv2 drawing takes fixed-point coordinates with this many fractional bits; keypoints are
-# quantised to the same 1/16 px grid, so what is drawn is exactly what is annotated.
+# The fractional bits of cv2's fixed-point drawing coordinates: keypoints sit on this 1/16 px grid.
 _SHIFT = 4
 _ONE = 1 << _SHIFT
 
@@ -130,15 +117,8 @@ class Figure:
               height: float, offset: np.ndarray, colours: dict[str, tuple[int, int, int]],
               skeleton: Skeleton = SKELETON) -> Figure:
         """A pose in person heights (pelvis at the origin) scaled to ``height`` px and moved by ``offset`` (2,)."""
-        return cls(
-            points=np.round((points * height + offset) * _ONE) / _ONE,  # the 1/16 px grid cv2 draws on
-            head_center=head_center * height + offset,
-            head_axes=(head_axes[0] * height, head_axes[1] * height),
-            head_angle=head_angle,
-            height=height,
-            colours=colours,
-            skeleton=skeleton,
-        )
+        return cls(on_grid(points, height, offset), head_center * height + offset,
+                   (head_axes[0] * height, head_axes[1] * height), head_angle, height, colours, skeleton)
 
     @property
     def labelled(self) -> np.ndarray:
@@ -147,6 +127,11 @@ class Figure:
 
 
 # ----------------------------------------------------------------------------- poses
+def on_grid(points: np.ndarray, height: float, offset: np.ndarray) -> np.ndarray:
+    """``points`` scaled by ``height`` and moved by ``offset`` (2,), snapped to the 1/16 px grid cv2 draws on."""
+    return np.round((points * height + offset) * _ONE) / _ONE
+
+
 def rotation_matrix(angle: float) -> np.ndarray:
     """(2, 2) rotation by ``angle`` radians (counter-clockwise on screen, whose y points down, for angle < 0)."""
     c, s = math.cos(angle), math.sin(angle)
@@ -158,13 +143,13 @@ def sample_body(rng: np.random.Generator) -> dict[str, float]:
     return {name: base * rng.uniform(0.92, 1.08) for name, base in _BODY.items()}
 
 
-def place_face(pts: np.ndarray, head_center: np.ndarray, head: np.ndarray, half_w: float, half_h: float,
-               yaw: float) -> None:
-    """Write nose, eyes and ears into ``pts`` (K, 2), inside the head ellipse of ``head_center``.
-
-    ``head`` is the head's (2, 2) rotation, ``half_w`` / ``half_h`` its half axes; a turned head
-    (``yaw``, in half widths) moves the face sideways.
-    """
+def place_head(pts: np.ndarray, neck: np.ndarray, b: dict[str, float], tilt: float, yaw: float) -> np.ndarray:
+    """The head centre (2,) above ``neck`` for a head tilted by ``tilt`` radians, body ``b`` (:func:`sample_body`);
+    writes nose, eyes and ears into ``pts`` (K, 2), inside the head ellipse. A turned head (``yaw``, in half
+    widths) moves the face sideways."""
+    head = rotation_matrix(tilt)
+    head_center = neck + (head @ np.array([0.0, -1.0])) * b["neck_to_head"]
+    half_w, half_h = b["head_half_w"], b["head_half_h"]
 
     def face(u: float, v: float) -> np.ndarray:  # (u, v) in head half-axes, v down
         return head_center + head @ np.array([u * half_w, v * half_h])
@@ -174,6 +159,7 @@ def place_face(pts: np.ndarray, head_center: np.ndarray, head: np.ndarray, half_
     pts[_KP["right_eye"]] = face(-0.42 + 0.5 * yaw, -0.15)
     pts[_KP["left_ear"]] = face(0.8 + 0.15 * yaw, 0.0)
     pts[_KP["right_ear"]] = face(-0.8 + 0.15 * yaw, 0.0)
+    return head_center
 
 
 def _direction(frame: np.ndarray, angle_deg: float, side: int) -> np.ndarray:
@@ -249,11 +235,8 @@ def _in_layout(rng: np.random.Generator, pts: np.ndarray, skeleton: Skeleton) ->
 
 def sample_still_pose(rng: np.random.Generator,
                       skeleton: Skeleton = SKELETON) -> tuple[np.ndarray, np.ndarray, tuple[float, float], float]:
-    """A front-facing pose in units of the person's height, pelvis at the origin, y down.
-
-    Returns keypoints (K, 2) in ``skeleton``'s layout (a :class:`People` layout), head centre (2,), head
-    half axes and head angle (degrees).
-    """
+    """A front-facing pose in person heights, pelvis at the origin, y down: keypoints (K, 2) in ``skeleton``'s
+    layout (a :class:`People` layout), head centre (2,), head half axes and head angle (degrees)."""
     b = sample_body(rng)
     turn = rng.uniform(0.55, 1.0)  # a body turned away from the camera shows narrower shoulders and hips
     lean = math.radians(float(np.clip(rng.normal(0.0, 7.0), -20.0, 20.0)))
@@ -271,10 +254,7 @@ def sample_still_pose(rng: np.random.Generator,
     _pose_legs(rng, pts, lean, b)
 
     tilt = lean + math.radians(float(np.clip(rng.normal(0.0, 8.0), -25.0, 25.0)))
-    head = rotation_matrix(tilt)
-    head_center = neck + (head @ np.array([0.0, -1.0])) * b["neck_to_head"]
-    yaw = rng.uniform(-0.35, 0.35)  # a slightly turned head moves the face sideways
-    place_face(pts, head_center, head, b["head_half_w"], b["head_half_h"], yaw)
+    head_center = place_head(pts, neck, b, tilt, yaw=rng.uniform(-0.35, 0.35))
     if skeleton != SKELETON:
         pts = _in_layout(rng, pts, skeleton)
     return pts, head_center, (b["head_half_w"], b["head_half_h"]), math.degrees(tilt)
@@ -302,6 +282,7 @@ def sample_colours(rng: np.random.Generator) -> dict[str, tuple[int, int, int]]:
 
 # --------------------------------------------------------------------------- drawing
 def _fp(points: np.ndarray) -> np.ndarray:
+    """Pixel coordinates as cv2's fixed-point integers (``_SHIFT`` fractional bits)."""
     return np.round(np.asarray(points, dtype=np.float64) * _ONE).astype(np.int32)
 
 
@@ -309,14 +290,17 @@ def _dark(colour: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(int(c * 0.35) for c in colour)
 
 
-def _draw_chain(image: np.ndarray, owner: np.ndarray, label: int, segments: list, thickness: int, outline: int) -> None:
-    """Thick segments [(a, b, colour)]: all outlines first so a chain reads as one limb."""
-    for a, b, colour in segments:
+def _draw_chain(image: np.ndarray, owner: np.ndarray, label: int, segments: list, thickness: int | list[int],
+                outline: int) -> None:
+    """Thick segments [(a, b, colour)] (``thickness`` one for all, or one each): all outlines first, so a
+    chain reads as one limb and crossing limbs read as limbs."""
+    widths = thickness if isinstance(thickness, list) else [thickness] * len(segments)
+    for (a, b, colour), width in zip(segments, widths):
         pa, pb = tuple(_fp(a)), tuple(_fp(b))
-        cv2.line(image, pa, pb, _dark(colour), thickness + 2 * outline, cv2.LINE_AA, _SHIFT)
-        cv2.line(owner, pa, pb, label, thickness + 2 * outline, cv2.LINE_8, _SHIFT)
-    for a, b, colour in segments:
-        cv2.line(image, tuple(_fp(a)), tuple(_fp(b)), colour, thickness, cv2.LINE_AA, _SHIFT)
+        cv2.line(image, pa, pb, _dark(colour), width + 2 * outline, cv2.LINE_AA, _SHIFT)
+        cv2.line(owner, pa, pb, label, width + 2 * outline, cv2.LINE_8, _SHIFT)
+    for (a, b, colour), width in zip(segments, widths):
+        cv2.line(image, tuple(_fp(a)), tuple(_fp(b)), colour, width, cv2.LINE_AA, _SHIFT)
 
 
 def _draw_head(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, outline: int) -> None:
@@ -342,10 +326,8 @@ def _draw_head(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, ou
 
 
 def draw_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, rng: np.random.Generator) -> None:
-    """Draw one person on ``image`` (H, W, 3) and mark its pixels with ``label`` in ``owner`` (H, W).
-
-    ``rng`` decides which leg and which arm are in front (two shuffles).
-    """
+    """Draw one person on ``image`` (H, W, 3) and mark its pixels with ``label`` in ``owner`` (H, W); ``rng``
+    decides which leg and which arm are in front (two shuffles)."""
     p, c, h = fig.points, fig.colours, fig.height
     arm_px = max(2, round(0.04 * h))
     leg_px = max(2, round(0.055 * h))
@@ -363,10 +345,8 @@ def draw_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, r
             _draw_chain(image, owner, label, [(kp(f"{side}_ankle"), heel, _SHOE), (heel, big, _SHOE),
                                               (heel, small, _SHOE), (big, small, _SHOE)], max(2, round(0.03 * h)),
                         outline)
-        _draw_chain(image, owner, label, [
-            (kp(f"{side}_hip"), kp(f"{side}_knee"), c["thigh"]),
-            (kp(f"{side}_knee"), kp(f"{side}_ankle"), c["shin"]),
-        ], leg_px, outline)
+        _draw_chain(image, owner, label, [(kp(f"{side}_hip"), kp(f"{side}_knee"), c["thigh"]),
+                                          (kp(f"{side}_knee"), kp(f"{side}_ankle"), c["shin"])], leg_px, outline)
 
     torso = _fp(np.stack([kp("left_shoulder"), kp("right_shoulder"), kp("right_hip"), kp("left_hip")]))
     cv2.fillPoly(image, [torso], c["shirt"], cv2.LINE_AA, _SHIFT)
@@ -379,29 +359,20 @@ def draw_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Figure, r
 
     rng.shuffle(sides)
     for side in sides:
-        _draw_chain(image, owner, label, [
-            (kp(f"{side}_shoulder"), kp(f"{side}_elbow"), c["shirt"]),
-            (kp(f"{side}_elbow"), kp(f"{side}_wrist"), c["skin"]),
-        ], arm_px, outline)
+        _draw_chain(image, owner, label, [(kp(f"{side}_shoulder"), kp(f"{side}_elbow"), c["shirt"]),
+                                          (kp(f"{side}_elbow"), kp(f"{side}_wrist"), c["skin"])], arm_px, outline)
     _draw_head(image, owner, label, fig, outline)
 
 
 # ------------------------------------------------------------------------- annotation
 def annotate_figure(fig: Any, owner: np.ndarray, label: int, xs: np.ndarray, ys: np.ndarray,
                     hidden: bool = False) -> tuple[np.ndarray, list[float], float]:
-    """COCO keypoints, box and area of a drawn figure, exact by construction.
+    """COCO keypoints (K, 3) float32, box [x, y, w, h] and area of a drawn figure, exact by construction
+    (the rules of :mod:`openpose_lite.data.synthetic`; a keypoint the figure lacks is unlabelled, and a
+    ``hidden`` person has no visible keypoint).
 
-    ``fig``: a :class:`Figure`, or any figure with ``points`` (K, 2) and ``labelled`` (K,) bool
-    (:class:`~openpose_lite.data.skeleton_figures.PoseFigure`). ``xs`` / ``ys`` are the image
-    columns and rows of the pixels that show the person (``owner == label``; at least one). A
-    keypoint inside the image whose pixel shows the person is visible (v=2), one hidden by
-    another person or an occluder is labelled but occluded (v=1), one outside the image (or
-    that the figure lacks) is unlabelled (v=0, x=y=0); a ``hidden`` person has no visible
-    keypoint. The area is the number of pixels showing the person, the box theirs
-    (``pycocotools.mask.toBbox`` convention) grown to hold the labelled keypoints.
-
-    Returns:
-        keypoints (K, 3) float32, box [x, y, w, h], area.
+    ``fig``: a :class:`Figure`, or any figure with ``points`` (K, 2) and ``labelled`` (K,) bool.
+    ``xs`` / ``ys``: the columns and rows of the pixels that show it (``owner == label``; at least one).
     """
     h, w = owner.shape
     pts = fig.points

@@ -15,7 +15,7 @@ Shape legend: N boxes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from openpose_lite.inference.boxes import PERSON_CATEGORY, BoxSource
 from openpose_lite.io import read_json
 from openpose_lite.skeleton import Skeleton
 
-__all__ = ["PERSON_CATEGORY", "gt_box", "gt_box_source", "gt_boxes", "hrnet_clean_box", "is_labelled_instance",
-           "labelled_instances", "labelled_people"]
+__all__ = ["PERSON_CATEGORY", "gt_box", "gt_box_source", "is_labelled_instance", "labelled_instances",
+           "labelled_people"]
 
 
 def is_labelled_instance(ann: Mapping[str, Any], categories: Collection[int] = (PERSON_CATEGORY,)) -> bool:
@@ -58,40 +58,26 @@ def labelled_people(dataset: Mapping[str, Any]) -> dict[int, list[dict]]:
     return labelled_instances(dataset)
 
 
-def hrnet_clean_box(bbox: Iterable[float], area: float, image_hw: tuple[int, int]) -> np.ndarray | None:
-    """The HRNet reference's ground-truth box sanitising, or None where it drops the box.
+def gt_box(ann: Mapping[str, Any], image_hw: tuple[int, int], convention: str = OURS) -> np.ndarray | None:
+    """The ground-truth box (x, y, w, h) of one labelled instance as a model of ``convention`` is evaluated.
 
-    ``lib/dataset/coco.py``, ``_load_coco_keypoint_annotation_kernal``: ``x1 = max(0, x)``,
-    ``x2 = min(W - 1, x1 + max(0, w - 1))`` (the same for y), kept when ``area > 0`` and
-    ``x2 >= x1``, ``y2 >= y1``; the box becomes ``(x1, y1, x2 - x1, y2 - y1)``.
+    Ours: the annotation box as it is (the predictor clips it). HRNet convention: the reference's
+    sanitised box, None where it drops the box (``lib/dataset/coco.py``,
+    ``_load_coco_keypoint_annotation_kernal``: ``x1 = max(0, x)``, ``x2 = min(W - 1, x1 + max(0, w - 1))``,
+    the same for y, kept when ``area > 0`` and ``x2 >= x1``, ``y2 >= y1``; the box becomes
+    ``(x1, y1, x2 - x1, y2 - y1)``).
     """
+    bbox = np.asarray(ann["bbox"], dtype=np.float64)
+    if check_convention(convention) != HRNET:
+        return bbox
     x, y, w, h = (float(v) for v in bbox)
     height, width = image_hw
     x1, y1 = max(0.0, x), max(0.0, y)
     x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
     y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-    if not (area > 0 and x2 >= x1 and y2 >= y1):
+    if not (float(ann.get("area", w * h)) > 0 and x2 >= x1 and y2 >= y1):
         return None
     return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64)
-
-
-def gt_box(ann: Mapping[str, Any], image_hw: tuple[int, int], convention: str = OURS) -> np.ndarray | None:
-    """The ground-truth box (x, y, w, h) of one labelled instance as a model of ``convention`` is evaluated.
-
-    Ours: the annotation box as it is (the predictor clips it). HRNet convention: the
-    reference's sanitised box (:func:`hrnet_clean_box`; None where the reference drops it).
-    """
-    bbox = np.asarray(ann["bbox"], dtype=np.float64)
-    if check_convention(convention) == HRNET:
-        return hrnet_clean_box(bbox, float(ann.get("area", bbox[2] * bbox[3])), image_hw)
-    return bbox
-
-
-def gt_boxes(instances: Iterable[Mapping[str, Any]], image_hw: tuple[int, int], convention: str = OURS
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(boxes (N, 4), scores (N,) = 1) of an image's labelled instances (:func:`gt_box`, dropped ones left out)."""
-    boxes = [b for b in (gt_box(ann, image_hw, convention) for ann in instances) if b is not None]
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.ones(len(boxes))
 
 
 def scored_layout(data: Mapping[str, Any], source: str, skeleton: Skeleton | None = None
@@ -99,9 +85,8 @@ def scored_layout(data: Mapping[str, Any], source: str, skeleton: Skeleton | Non
     """(the skeleton scored, the categories of a COCO dict its results are scored on): those with its
     keypoint names; default: the file's own skeleton (not completed: scoring needs no limbs).
 
-    Raises ValueError naming ``source`` when no category has the skeleton's keypoint names, or none
-    lists keypoint names at all (no skeleton to score with:
-    :meth:`~openpose_lite.coco.validation.CocoLayout.check_named`).
+    Raises ValueError naming ``source`` when no category has the skeleton's keypoint names
+    (:meth:`~openpose_lite.coco.validation.CocoLayout.select`).
     """
     layout = coco_layout(data, source)
     if skeleton is None:
@@ -110,28 +95,24 @@ def scored_layout(data: Mapping[str, Any], source: str, skeleton: Skeleton | Non
     return skeleton, layout.select(annotation.keypoints, source, annotation.name)
 
 
-def scored_categories(data: Mapping[str, Any], source: str, skeleton: Skeleton | None = None) -> tuple[int, ...]:
-    """The category ids a skeleton's results are scored on in a COCO dict (:func:`scored_layout`)."""
-    _, chosen = scored_layout(data, source, skeleton)
-    return tuple(chosen.keypoint_categories)
-
-
 def gt_box_source(path: str | Path, convention: str = OURS, skeleton: Skeleton | None = None) -> BoxSource:
     """Boxes by image id: the labelled instances of a COCO annotation file (ground-truth-box evaluation),
-    of the categories ``skeleton`` is scored on (:func:`scored_categories`)."""
+    of the categories ``skeleton`` is scored on (:func:`scored_layout`); each box scores 1."""
     path = Path(path)
     data = read_json(path, "box file")  # a regular file of bounded size: a FIFO or /dev/zero is refused
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise ValueError(f"{path}: expected a COCO file with 'annotations'")
     sizes = {int(im["id"]): (int(im["height"]), int(im["width"])) for im in data.get("images", [])
              if isinstance(im, dict) and {"id", "height", "width"} <= set(im)}
-    instances = labelled_instances(data, scored_categories(data, str(path), skeleton))
+    instances = labelled_instances(data, scored_layout(data, str(path), skeleton)[1].keypoint_categories)
     check_convention(convention)
 
     def source(image: np.ndarray, image_id: int | None) -> tuple[np.ndarray, np.ndarray]:
         if image_id is None:
             raise ValueError(f"boxes from {path} need the image's COCO id")
         hw = sizes.get(int(image_id), tuple(image.shape[:2]))
-        return gt_boxes(instances.get(int(image_id), []), hw, convention)
+        boxes = [gt_box(ann, hw, convention) for ann in instances.get(int(image_id), [])]
+        boxes = [b for b in boxes if b is not None]
+        return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.ones(len(boxes))
 
     return source

@@ -11,7 +11,7 @@ dying mid-stream); :meth:`MjpegServer.revive` serves again on the same port, on 
 
 A hostile server: ``faults`` maps frame numbers to what each client gets in that frame's place
 (:data:`FAULTS`): a part cut off in its JPEG's scan data after which the server goes silent
-(``"stall"``: the connection is held open until :meth:`MjpegServer.close`, a minute at most), a
+(``"stall"``: the connection is held open until :meth:`MjpegServer.kill`, a minute at most), a
 JPEG whose header claims :data:`HUGE_SIDE` x :data:`HUGE_SIDE` pixels (``"huge"``), bytes that
 are no image (``"undecodable"``), or a whole part sent without its boundary line
 (``"no-boundary"``). Each fault happens once, to the first client sent that frame or a later one
@@ -39,7 +39,7 @@ FAULTS = ("stall", "huge", "undecodable", "no-boundary")
 HUGE_SIDE = 30000  # px: what a "huge" frame's header claims, each side (9e8 pixels, no decoder takes it)
 _BITS = 16  # frame numbers up to 65535
 _STRIP_H = 8  # px
-_STALL_LIMIT_S = 60.0  # a stalled client's connection is held open at most this long (or until close())
+_STALL_LIMIT_S = 60.0  # a stalled client's connection is held open at most this long (or until kill())
 
 
 def _draw_number(image: np.ndarray, number: int) -> None:
@@ -89,15 +89,16 @@ def _default_frame(index: int, image_hw: tuple[int, int]) -> np.ndarray:
 
 
 class MjpegServer:
-    """A live MJPEG broadcast of ``frames`` frames at ``fps`` on ``host`` (see the module docstring).
+    """A live MJPEG broadcast of ``frames`` frames at ``fps`` on 127.0.0.1 (see the module docstring).
 
     ``render(i)`` gives frame i (H, W, 3 BGR uint8; default: a moving gradient of ``image_hw``).
-    Use it as a context manager, or ``start()`` and ``close()``.
+    Use it as a context manager, or ``start()`` and ``kill()``.
     """
 
+    host = "127.0.0.1"
+
     def __init__(self, frames: int, fps: float = 25.0, image_hw: tuple[int, int] = (120, 160),
-                 render: Callable[[int], np.ndarray] | None = None, host: str = "127.0.0.1", port: int = 0,
-                 quality: int = 85, faults: dict[int, str] | None = None) -> None:
+                 render: Callable[[int], np.ndarray] | None = None, faults: dict[int, str] | None = None) -> None:
         if frames < 1 or fps <= 0:
             raise ValueError(f"MjpegServer: frames >= 1 and fps > 0, got {frames}, {fps}")
         faults = dict(faults or {})
@@ -105,13 +106,10 @@ class MjpegServer:
             if fault not in FAULTS or not 0 <= number < frames:
                 raise ValueError(f"MjpegServer: faults map frame numbers in [0, {frames}) to one of {FAULTS}, "
                                  f"got {number}: {fault!r}")
-        self.faults = dict(sorted(faults.items()))
-        self._faults_left = dict(self.faults)
-        self.frames, self.fps, self.host, self.port = int(frames), float(fps), host, port
+        self._faults_left = faults
+        self.frames, self.fps, self.port = int(frames), float(fps), 0
         self.render = render or (lambda i: _default_frame(i, image_hw))
-        self.quality = quality
         self.started: float | None = None
-        self.sent = 0  # frames written to clients, all together (faulty ones included)
         self._httpd: http.server.ThreadingHTTPServer | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -134,13 +132,14 @@ class MjpegServer:
     def encode(self, index: int) -> bytes:
         image = np.ascontiguousarray(self.render(index)).copy()
         _draw_number(image, index)
-        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         if not ok:
             raise ValueError(f"MjpegServer: cannot encode frame {index}")
         return data.tobytes()
 
     # ------------------------------------------------------------------ serving
-    def _serve(self) -> None:
+    def revive(self) -> None:
+        """Serve again on the same port (or, first, on a free one); the broadcast goes on at the frame now on air."""
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -185,7 +184,6 @@ class MjpegServer:
                 part = _part(data)
                 out.write(part[:len(part) - len(data) // 4 - 2])
                 out.flush()
-                self.sent += 1
                 self._killed.wait(_STALL_LIMIT_S)
                 return
             if fault == "huge":
@@ -194,7 +192,6 @@ class MjpegServer:
                 data = bytes(range(256)) * (1 + len(data) // 256)  # no JPEG markers in it
             out.write(_part(data, boundary=fault != "no-boundary"))
             out.flush()
-            self.sent += 1
             index = max(index + 1, self.current_frame())  # a slow reader skips to the frame on air
         out.write(f"--{BOUNDARY}--\r\n".encode())
         out.flush()
@@ -207,7 +204,7 @@ class MjpegServer:
 
     def start(self) -> "MjpegServer":
         """Listen, and start the broadcast's clock."""
-        self._serve()
+        self.revive()
         self.started = time.monotonic()
         return self
 
@@ -227,15 +224,8 @@ class MjpegServer:
             self._connections.clear()
         self._killed.set()
 
-    def revive(self) -> None:
-        """Serve again on the same port; the broadcast goes on at the frame now on air."""
-        self._serve()
-
-    def close(self) -> None:
-        self.kill()
-
     def __enter__(self) -> "MjpegServer":
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.kill()

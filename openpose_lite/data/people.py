@@ -25,14 +25,10 @@ logger = logging.getLogger(__name__)
 
 
 class PersonInstance(NamedTuple):
-    """One person crop to make.
-
-    ``image_index``: index of the image in the image source (e.g. a :class:`CocoKeypoints`
-    item). ``keypoints``: (K, 3) x, y, v in image pixels (all zero for a detection).
-    ``box``: (4,) sanitised x, y, w, h. ``area``: the annotation's area (segmentation area in
-    COCO; box area for detections). ``image_id``: the dataset's image id. ``score``: detector
-    score (1 for ground truth).
-    """
+    """One person crop to make: ``image_index`` in the image source (e.g. a :class:`CocoKeypoints` item),
+    ``keypoints`` (K, 3) x, y, v in image pixels (all zero for a detection), ``box`` (4,) sanitised x, y, w, h,
+    ``area`` (COCO's segmentation area; the box area for detections), the dataset's ``image_id``, detector
+    ``score`` (1 for ground truth)."""
 
     image_index: int
     keypoints: np.ndarray
@@ -43,12 +39,8 @@ class PersonInstance(NamedTuple):
 
 
 def person_instances(coco: CocoKeypoints) -> list[PersonInstance]:
-    """The labelled people of a COCO-format file, one :class:`PersonInstance` each.
-
-    Kept: not crowd, at least one labelled keypoint (what :class:`CocoKeypoints` calls a
-    labelled person), a positive ``area`` when the annotation has one, and a box that survives
-    :func:`sanitize_box`. Keypoints stay in ``coco.skeleton``'s order, in image pixels.
-    """
+    """The labelled people of a COCO-format file (:class:`CocoKeypoints`' labelled people) with a positive
+    ``area`` when the annotation has one and a box that survives :func:`sanitize_box`."""
     people: list[PersonInstance] = []
     dropped = 0
     for index, rec in enumerate(coco.records):
@@ -64,23 +56,14 @@ def person_instances(coco: CocoKeypoints) -> list[PersonInstance]:
     return people
 
 
-def detection_instances(
-    coco: CocoKeypoints,
-    detections: Iterable[Mapping[str, Any] | Sequence[Any]],
-    score_threshold: float = 0.0,
-    category_id: int | None = 1,
-) -> list[PersonInstance]:
-    """People from a detector's boxes, for top-down inference (keypoints all zero).
+def detection_instances(coco: CocoKeypoints, detections: Iterable[Mapping[str, Any] | Sequence[Any]],
+                        score_threshold: float = 0.0, category_id: int | None = 1) -> list[PersonInstance]:
+    """People from a detector's boxes, in input order, for top-down inference.
 
-    Args:
-        coco: the images (build it with ``min_people=0`` so images without labelled people
-            are there too).
-        detections: COCO result dicts (``image_id``, ``bbox`` x, y, w, h, ``score``, optional
-            ``category_id``) or ``(image_id, bbox, score)`` tuples.
-        score_threshold: detections scoring below this are dropped.
-        category_id: keep only dicts with this ``category_id`` (COCO's person is 1); None keeps all.
-    Returns:
-        one :class:`PersonInstance` per kept detection, in input order; ``area`` is the box area.
+    ``coco``: the images (built with ``min_people=0`` to hold images without labelled people too);
+    ``detections``: COCO result dicts (``image_id``, ``bbox`` x, y, w, h, ``score``, optional
+    ``category_id``) or ``(image_id, bbox, score)`` tuples; those scoring below ``score_threshold``
+    are dropped, and dicts of another ``category_id`` than the one given (None: keep all).
     """
     records = coco.records
     index_of = {rec.image_id: i for i, rec in enumerate(records)}
@@ -93,7 +76,8 @@ def detection_instances(
             try:
                 image_id, bbox, score = det["image_id"], det["bbox"], det.get("score", 1.0)
             except KeyError:
-                raise ValueError(f"detection {n}: expected keys image_id, bbox (and score), got {sorted(det)}") from None
+                raise ValueError(f"detection {n}: expected keys image_id, bbox (and score), "
+                                 f"got {sorted(det)}") from None
         else:
             try:
                 image_id, bbox, score = det
@@ -116,22 +100,11 @@ def detection_instances(
 
 
 class TopDownInstances:
-    """People to crop and where their images come from.
+    """People to crop (:class:`PersonInstance`) and ``load_image``: image index -> (H, W, 3) uint8 BGR image
+    (e.g. ``CocoKeypoints.load_image``; it must pickle for DataLoader workers)."""
 
-    Args:
-        people: the :class:`PersonInstance` list (from :func:`person_instances`,
-            :func:`detection_instances`, or built by hand).
-        load_image: image index -> (H, W, 3) uint8 BGR image (e.g. ``CocoKeypoints.load_image``;
-            must pickle for DataLoader workers).
-        skeleton: the keypoints' layout.
-    """
-
-    def __init__(
-        self,
-        people: Sequence[PersonInstance],
-        load_image: Callable[[int], np.ndarray],
-        skeleton: Skeleton = COCO_17,
-    ) -> None:
+    def __init__(self, people: Sequence[PersonInstance], load_image: Callable[[int], np.ndarray],
+                 skeleton: Skeleton = COCO_17) -> None:
         k = skeleton.num_keypoints
         for n, person in enumerate(people):
             if np.shape(person.keypoints) != (k, 3):
@@ -149,15 +122,10 @@ class TopDownInstances:
         return cls(person_instances(coco), coco.load_image, coco.skeleton)
 
     @classmethod
-    def from_detections(
-        cls,
-        coco: CocoKeypoints,
-        detections: Iterable[Mapping[str, Any] | Sequence[Any]],
-        score_threshold: float = 0.0,
-        category_id: int | None = 1,
-    ) -> TopDownInstances:
-        """Detected people on ``coco``'s images (:func:`detection_instances`), for inference."""
-        return cls(detection_instances(coco, detections, score_threshold, category_id), coco.load_image, coco.skeleton)
+    def from_detections(cls, coco: CocoKeypoints, detections: Iterable[Mapping[str, Any] | Sequence[Any]],
+                        **options: Any) -> TopDownInstances:
+        """Detected people on ``coco``'s images (:func:`detection_instances` with ``options``), for inference."""
+        return cls(detection_instances(coco, detections, **options), coco.load_image, coco.skeleton)
 
     def __len__(self) -> int:
         return len(self.people)

@@ -20,19 +20,17 @@ Sample ``i`` of epoch ``e`` is made in the same steps whichever the branch
 Call ``set_epoch`` before each epoch (with ``persistent_workers=False``, so DataLoader workers
 pick it up). Shape legend: N people, K keypoints, H x W network input, h x w map size.
 
-An image that cannot be read in step 2 (damaged since the run checked it, or in a set too large to
-decode before the run: :func:`openpose_lite.training.data.checked_coco`) does not stop the epoch:
-it is logged and counted (:attr:`TrainingSamples.skipped`, in every DataLoader worker) and the
-sample is made from another item, drawn from ``(seed, e, i, attempt)``, with sample ``i``'s own
-draws; :data:`MAX_UNREADABLE_IN_A_ROW` unreadable items in a row stop the run (the image folder is
-gone, not one file).
+An image that cannot be read in step 2 does not stop the epoch: it is logged and counted
+(:attr:`TrainingSamples.skipped`) and the sample is made from another item, drawn from
+``(seed, e, i, attempt)``, with sample ``i``'s own draws; :data:`MAX_UNREADABLE_IN_A_ROW`
+unreadable items in a row stop the run (the image folder is gone, not one file).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -67,15 +65,6 @@ MAX_UNREADABLE_IN_A_ROW = 10
 _SKIP_SLOTS = 257
 
 
-class SampleSource(Protocol):
-    """Anything indexable that yields :class:`~openpose_lite.data.coco.Sample`-like objects
-    (``image``, ``keypoints`` (N, K, 3), ``ignore_mask``, ``boxes``): CocoKeypoints, generated scenes."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> Any: ...
-
-
 @dataclass(frozen=True)
 class Annotated:
     """One item before augmentation: ``image`` (H, W, 3) uint8 BGR, ``keypoints`` (N, K, 3) image
@@ -89,13 +78,9 @@ class Annotated:
 
 @dataclass(eq=False)
 class PreparedSample:
-    """One sample before normalisation and tensors (what :meth:`TrainingSamples.prepare` returns).
-
-    ``image`` (H, W, 3) uint8 network input; ``keypoints`` (N, K, 3) in input px;
-    ``ignore_mask`` (H, W) bool or None; ``targets`` / ``weights`` the codec's dicts;
-    ``matrix`` (2, 3) image px -> input px; ``flipped``; ``region`` the top-down crop region
-    (None bottom-up).
-    """
+    """One sample before normalisation and tensors: ``image`` (H, W, 3) uint8 network input, ``keypoints``
+    (N, K, 3) in input px, ``targets`` / ``weights`` the codec's, ``matrix`` (2, 3) image px -> input px,
+    ``region`` the top-down crop region (None bottom-up)."""
 
     image: np.ndarray
     keypoints: np.ndarray
@@ -113,16 +98,7 @@ def _tensors(maps: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 class TrainingSamples(Dataset):
     """The shared pipeline of the module docstring; a branch supplies :meth:`_load` and :meth:`_draw`.
-
-    Args:
-        codec: ``encode(keypoints, input_hw, ignore_mask) -> (targets, weights)``.
-        skeleton: the keypoints' layout (for the mirror's left/right swap).
-        input_hw: the network input (H, W).
-        normalise: the model family's input normalisation, (H, W, 3) uint8 -> (3, H, W) float32.
-        pad_value: fill for input pixels from outside the image.
-        train: augment (True) or the deterministic view (False).
-        seed: base seed.
-    """
+    ``normalise``: (H, W, 3) uint8 -> (3, H, W) float32; ``train``: augment, else the deterministic view."""
 
     def __init__(self, codec: Codec, skeleton: Skeleton, input_hw: tuple[int, int],
                  normalise: Callable[[np.ndarray], np.ndarray], pad_value: int, train: bool, seed: int) -> None:
@@ -140,8 +116,7 @@ class TrainingSamples(Dataset):
 
     @property
     def skipped(self) -> int:
-        """How many times an item could not be read and another was used instead, since this dataset was made
-        (every process's count)."""
+        """How many times an item could not be read and another was used instead (every DataLoader worker's)."""
         return int(self._skipped.sum())
 
     def set_epoch(self, epoch: int) -> None:
@@ -160,10 +135,7 @@ class TrainingSamples(Dataset):
         raise NotImplementedError
 
     def _load_readable(self, index: int) -> Annotated:
-        """Item ``index``, or where it cannot be read another (see the module docstring), counted and logged.
-
-        Raises ImageReadError when :data:`MAX_UNREADABLE_IN_A_ROW` items in a row cannot be read.
-        """
+        """Item ``index``, or where it cannot be read another (see the module docstring)."""
         tried, failed = index, 0
         while True:
             try:
@@ -200,28 +172,16 @@ class TrainingSamples(Dataset):
 class BottomUpTrainDataset(TrainingSamples):
     """Samples -> (network input, codec targets, loss weights) for the bottom-up model.
 
-    ``dataset[i]`` returns ``(image (3, C, C) float32 tensor normalised by ``input_norm``
-    (:func:`~openpose_lite.preprocess.normalise_input`; CMU's by default), targets {"heatmaps": (K+1, h, w),
-    "pafs": (2L, h, w)}, weights {"heatmaps": (1, h, w), "pafs": (1, h, w)})``, C the crop size,
-    channel counts as the codec gives them.
-
-    ``train=True`` applies the random CMU augmentation around a main person
-    (:func:`~openpose_lite.transforms.choose_main_person`); ``train=False`` fits the whole
+    ``dataset[i]`` returns ``(image (3, C, C) float32 normalised by ``input_norm``, targets {"heatmaps":
+    (K+1, h, w), "pafs": (2L, h, w)}, weights {"heatmaps": (1, h, w), "pafs": (1, h, w)})``, C the crop
+    size (``params.crop_size``). ``train=True`` draws the CMU augmentation; ``train=False`` fits the whole
     image into the crop, centred, without randomness (for a validation loss).
 
-    Args:
-        source: indexable samples with ``image``, ``keypoints`` (N, K, 3), ``ignore_mask``,
-            ``boxes`` (CocoKeypoints, or generated scenes with the same fields).
-        codec: the bottom-up codec (or anything with its ``encode``).
-        params: augmentation; ``params.crop_size`` is the network input size in both modes.
-        train: augment (True) or deterministic fit-to-crop (False).
-        seed: base seed.
-        skeleton: the samples' keypoint layout (for the flip's left/right swap); default the
-            source's ``skeleton`` (a :class:`~openpose_lite.data.coco.CocoKeypoints` has one), else COCO_17.
-        input_norm: the network's input normalisation (``model.input_norm``).
+    ``source``: indexable samples with ``image``, ``keypoints`` (N, K, 3), ``ignore_mask``, ``boxes``;
+    ``skeleton``: default the source's ``skeleton``, else COCO_17.
     """
 
-    def __init__(self, source: SampleSource | Sequence[Sample], codec: Codec, params: AugmentParams,
+    def __init__(self, source: Sequence[Sample], codec: Codec, params: AugmentParams,
                  train: bool = True, seed: int = 0, skeleton: Skeleton | None = None, input_norm: str = "cmu") -> None:
         crop = int(params.crop_size)
         skeleton = skeleton or getattr(source, "skeleton", None) or COCO_17
@@ -271,23 +231,11 @@ class TopDownSample:
 class TopDownDataset(TrainingSamples):
     """People -> (crop, heatmap targets, per-keypoint target weights) for HRNet-style training.
 
-    ``dataset[i]`` returns ``(image (3, H, W) float32 tensor normalised by ``input_norm``
-    (:func:`~openpose_lite.preprocess.normalise_input`; ImageNet RGB by default), {"heatmaps": (K, h, w) float32},
-    {"heatmaps": (K, 1, 1) float32})``; the weights broadcast against the heatmaps and feed
-    :func:`~openpose_lite.losses.keypoint_mse_loss` (which accepts (B, K, 1, 1)). Pixels from
-    outside the image are black, as the official HRNet code fills them; keypoints whose
-    Gaussian does not reach the heatmap get weight 0 (the codec decides).
-
-    ``train=True`` draws HRNet's augmentation (:func:`~openpose_lite.transforms.random_region`);
-    ``train=False`` crops the box (padded, at the aspect ratio) without randomness.
-
-    Args:
-        instances: the people and their images (:class:`~openpose_lite.data.people.TopDownInstances`).
-        codec: crop size, heatmap size, sigma, convention; its skeleton must be the instances'.
-        params: augmentation (its ``padding`` is used in both modes).
-        train: augment (True) or deterministic box crop (False).
-        seed: base seed.
-        input_norm: the network's input normalisation (``model.input_norm``).
+    ``dataset[i]`` returns ``(image (3, H, W) float32 normalised by ``input_norm``, {"heatmaps": (K, h, w)},
+    {"heatmaps": (K, 1, 1)})``, the weights for :func:`~openpose_lite.losses.keypoint_mse_loss`. Pixels from
+    outside the image are black, as the official HRNet code fills them. ``train=True`` draws HRNet's
+    augmentation; ``train=False`` crops the box (padded by ``params.padding``, at the aspect ratio).
+    ``codec``: crop size, heatmap size, sigma, convention; its skeleton must be the instances'.
     """
 
     def __init__(self, instances: TopDownInstances, codec: Codec, params: TopDownAugmentParams | None = None,

@@ -38,7 +38,7 @@ import numpy as np
 from openpose_lite.coco.skeleton import chosen_categories, chosen_instances, skeleton_of_coco
 from openpose_lite.coco.validation import read_coco_keypoints
 from openpose_lite.cmu_skeletons import BODY_25
-from openpose_lite.data.figures import People, coco_category, rotation_matrix
+from openpose_lite.data.figures import _ONE, _SHIFT, People, _draw_chain, _fp, coco_category, on_grid, rotation_matrix
 from openpose_lite.limbs import breadth_first, limb_degrees, spanning_limbs
 from openpose_lite.skeleton import Skeleton
 
@@ -46,10 +46,6 @@ __all__ = ["NAMED_PEOPLE", "PoseBank", "PoseFigure", "draw_pose_figure", "scene_
 
 # Person layouts a skeleton setting may name instead of a file: generated people drawn and annotated in them.
 NAMED_PEOPLE: dict[str, Skeleton] = {BODY_25.name: BODY_25}
-
-# cv2's fixed-point drawing: keypoints are snapped to the 1/16 px grid it draws on.
-_SHIFT = 4
-_ONE = 1 << _SHIFT
 
 
 @dataclass(frozen=True)
@@ -70,14 +66,21 @@ class PoseFigure:
 
     def place(self, height: float, offset: np.ndarray) -> PoseFigure:
         """The figure scaled to ``height`` px and moved by ``offset`` (2,), on cv2's drawing grid."""
-        points = np.round((self.points * height + offset) * _ONE) / _ONE
-        return PoseFigure(points, self.labelled, float(height), self.shade)
+        return PoseFigure(on_grid(self.points, height, offset), self.labelled, float(height), self.shade)
+
+
+def _normalised(pts: np.ndarray, on: np.ndarray) -> np.ndarray:
+    """(K, 2) ``pts`` centred on the box of the labelled ones (``on`` (K,) bool), its longer side scaled to 1;
+    unlabelled keypoints at the centre (an occluder's anchor)."""
+    lo, hi = pts[on].min(axis=0), pts[on].max(axis=0)
+    pts = (pts - 0.5 * (lo + hi)) / max(float((hi - lo).max()), 1e-6)
+    pts[~on] = 0.0
+    return pts
 
 
 def _tree(skeleton: Skeleton) -> tuple[np.ndarray, list[int]]:
     """(parent (K,) of each keypoint in the limb tree, -1 for roots; keypoints in breadth-first order)."""
-    _, redundant = spanning_limbs(skeleton.num_keypoints, skeleton.limbs)
-    gone = set(redundant)
+    gone = set(spanning_limbs(skeleton.num_keypoints, skeleton.limbs))
     tree = tuple(limb for i, limb in enumerate(skeleton.limbs) if i not in gone)
     degree = limb_degrees(skeleton.num_keypoints, tree)
     order, steps = breadth_first(skeleton.num_keypoints, tree, np.argsort(-degree, kind="stable"))
@@ -89,23 +92,13 @@ def _tree(skeleton: Skeleton) -> tuple[np.ndarray, list[int]]:
 
 
 class PoseBank:
-    """The normalised annotated instances of one skeleton, and the figures made from them.
-
-    Args:
-        skeleton: the instances' skeleton (annotation layout).
-        poses: (M, K, 2) normalised keypoints; ``labelled`` (M, K) bool.
-        category: the COCO category generated files carry (names, 1-based limbs; for skeletons
-            other than the person also ``flip_pairs`` and ``sigmas``, so a file states it whole).
-        area_per_box: a figure's annotated area as a fraction of its box's (module docstring);
-            None: the pixels that show it.
-    """
+    """The normalised annotated instances of one skeleton (``poses`` (M, K, 2), ``labelled`` (M, K) bool, at
+    least one), and the figures made from them. ``category``: the COCO category generated files carry
+    (:func:`~openpose_lite.data.figures.coco_category`); ``area_per_box``: a figure's annotated area as a
+    fraction in (0, 1] of its box's (module docstring), None: the pixels that show it."""
 
     def __init__(self, skeleton: Skeleton, poses: np.ndarray, labelled: np.ndarray, category: dict[str, Any],
                  area_per_box: float | None = None) -> None:
-        if len(poses) == 0:
-            raise ValueError(f"{skeleton.name}: no annotated instance to draw figures from")
-        if area_per_box is not None and not 0 < area_per_box <= 1:
-            raise ValueError(f"{skeleton.name}: area_per_box must be in (0, 1], got {area_per_box!r}")
         self.skeleton = skeleton
         self.poses, self.labelled = poses, labelled
         self.category = category
@@ -137,19 +130,14 @@ class PoseBank:
         # A box drawn tight around the keypoints may be smaller than the area that counts (ratio > 1).
         area_per_box = min(1.0, float(np.median(ratios))) if ratios else None
         labelled = kps[..., 2] > 0
-        poses = np.zeros(kps.shape[:2] + (2,))
-        for m, (pts, on) in enumerate(zip(kps[..., :2], labelled)):
-            lo, hi = pts[on].min(axis=0), pts[on].max(axis=0)
-            poses[m] = (pts - 0.5 * (lo + hi)) / max(float((hi - lo).max()), 1e-6)
-            poses[m, ~on] = 0.0  # unlabelled keypoints sit at the centre (an occluder's anchor)
+        poses = np.stack([_normalised(pts, on) for pts, on in zip(kps[..., :2], labelled)])
         sources = chosen_categories(data, chosen)
         name = str(sources[0].get("name")) if len(sources) == 1 else skeleton.name
         category = coco_category(skeleton, name, sources[0].get("id", 1), sources[0].get("supercategory", name))
         return cls(skeleton, poses, labelled, category, area_per_box)
 
     def sample_pose(self, rng: np.random.Generator) -> PoseFigure:
-        """One articulated, mirrored or not, turned figure of unit size (module docstring); a fixed
-        number of draws per keypoint, so a seed gives the same figure."""
+        """One articulated, mirrored or not, turned figure of unit size (module docstring)."""
         m = int(rng.integers(len(self.poses)))
         pts, on = self.poses[m].copy(), self.labelled[m].copy()
         turns = np.clip(rng.normal(0.0, math.radians(12.0), len(pts)), -math.radians(30), math.radians(30))
@@ -161,20 +149,14 @@ class PoseBank:
         squeeze = np.array([rng.uniform(0.9, 1.0), 1.0])
         pts = (pts * squeeze) @ rotation_matrix(float(np.clip(rng.normal(0.0, math.radians(10)), -0.5, 0.5))).T
         pts += rng.normal(0.0, 0.01, pts.shape)
-        lo, hi = pts[on].min(axis=0), pts[on].max(axis=0)
-        pts = (pts - 0.5 * (lo + hi)) / max(float((hi - lo).max()), 1e-6)
-        pts[~on] = 0.0
-        return PoseFigure(pts, on, 1.0, float(rng.uniform(0.7, 1.0)))
+        return PoseFigure(_normalised(pts, on), on, 1.0, float(rng.uniform(0.7, 1.0)))
 
     def _articulated(self, pts: np.ndarray, on: np.ndarray, turns: np.ndarray, stretch: np.ndarray) -> np.ndarray:
-        """(K, 2) ``pts`` with each tree limb whose two ends are labelled turned about its parent keypoint
-        by ``turns`` (K,) and stretched by ``stretch`` (K,), carrying the keypoints beyond it along.
+        """(K, 2) ``pts`` with each tree limb (parent, k) whose two ends are labelled turned about where the
+        parent has got to by ``turns[k]`` and stretched by ``stretch[k]``, carrying the keypoints beyond it along.
 
-        Walking the tree from its root, limb (parent, k) turns about where the parent has got to and
-        then stretches, moving k and every keypoint beyond it. What happens to a keypoint is its
-        parent's motion followed by its own limb's, one affine map ``x @ lin + shift``, so the maps are
-        composed once per keypoint: linear in K, where moving each keypoint's subtree in turn costs
-        K^2 for a long chain of keypoints.
+        A keypoint's motion is its parent's followed by its own limb's, one affine map ``x @ lin + shift``
+        composed once per keypoint: linear in K, where moving each subtree in turn costs K^2 on a long chain.
         """
         lin = np.empty((len(pts), 2, 2))
         shift = np.empty((len(pts), 2))
@@ -202,10 +184,6 @@ def scene_figures(setting: str | os.PathLike[str], **settings: Any) -> PoseBank 
     return PoseBank.from_file(setting, **settings)
 
 
-def _fp(point: np.ndarray) -> tuple[int, int]:
-    return int(round(float(point[0]) * _ONE)), int(round(float(point[1]) * _ONE))
-
-
 def draw_pose_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: PoseFigure, skeleton: Skeleton,
                      rng: np.random.Generator) -> None:
     """Draw a placed figure on ``image`` (H, W, 3) and mark its pixels with ``label`` in ``owner`` (H, W).
@@ -222,21 +200,15 @@ def draw_pose_figure(image: np.ndarray, owner: np.ndarray, label: int, fig: Pose
     colours = [tuple(int(c * fig.shade) for c in colour) for colour in skeleton.limb_colours]
     rng.shuffle(limbs)
     added = set(skeleton.added_limbs)
-    width = {i: max(2, thick // 2) if i in added else thick for i in limbs}
-    for i in limbs:  # all outlines first, so crossing limbs read as limbs
-        a, b = skeleton.limbs[i]
-        dark = tuple(int(c * 0.35) for c in colours[i])
-        cv2.line(image, _fp(fig.points[a]), _fp(fig.points[b]), dark, width[i] + 2 * outline, cv2.LINE_AA, _SHIFT)
-        cv2.line(owner, _fp(fig.points[a]), _fp(fig.points[b]), label, width[i] + 2 * outline, cv2.LINE_8, _SHIFT)
-    for i in limbs:
-        a, b = skeleton.limbs[i]
-        cv2.line(image, _fp(fig.points[a]), _fp(fig.points[b]), colours[i], width[i], cv2.LINE_AA, _SHIFT)
+    ends = [skeleton.limbs[i] for i in limbs]
+    _draw_chain(image, owner, label, [(fig.points[a], fig.points[b], colours[i]) for i, (a, b) in zip(limbs, ends)],
+                [max(2, thick // 2) if i in added else thick for i in limbs], outline)
     blob = {}
     for i in reversed(range(len(skeleton.limbs))):  # a keypoint takes its first limb's colour
         for k in skeleton.limbs[i]:
             blob[k] = tuple(int(0.45 * c + 140) for c in colours[i])
     for k in np.flatnonzero(fig.labelled):
-        centre = _fp(fig.points[k])
+        centre = tuple(_fp(fig.points[k]))
         cv2.circle(image, centre, (radius + outline) * _ONE, (30, 30, 30), -1, cv2.LINE_AA, _SHIFT)
         cv2.circle(image, centre, radius * _ONE, blob.get(int(k), (220, 220, 220)), -1, cv2.LINE_AA, _SHIFT)
         cv2.circle(owner, centre, (radius + outline) * _ONE, label, -1, cv2.LINE_8, _SHIFT)

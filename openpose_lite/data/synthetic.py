@@ -41,25 +41,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from openpose_lite.data.figures import (SKELETON, Figure, People, annotate_figure, coco_category, draw_figure,
-                                        sample_colours, sample_still_pose)
+from openpose_lite.data.figures import (SKELETON, Figure, People, annotate_figure, draw_figure, sample_colours,
+                                        sample_still_pose)
 from openpose_lite.data.skeleton_figures import PoseBank, PoseFigure, draw_pose_figure
 from openpose_lite.io import write_json_atomic
 from openpose_lite.params import Params
-from openpose_lite.skeleton import Skeleton
 
-__all__ = [
-    "SKELETON",
-    "Scene",
-    "SceneConfig",
-    "coco_person_annotation",
-    "coco_person_category",
-    "generate_scene",
-    "render_background",
-    "render_scene",
-    "scene_set_fingerprint",
-    "write_dataset",
-]
+__all__ = ["SKELETON", "Scene", "SceneConfig", "coco_person_annotation", "coco_person_category", "generate_scene",
+           "render_background", "render_scene", "scene_set_fingerprint", "write_coco", "write_dataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +62,11 @@ _FILL = 0.6
 class SceneConfig(Params):
     """How synthetic scenes are drawn (a :class:`~openpose_lite.params.Params`: typed, checked on creation).
 
-    ``person_height_range`` is a fraction of the image height (log-uniform in between); with
-    many people in a scene the upper end is lowered so that they fit. ``max_overlap_iou``
-    is the box IoU a new person tries to stay under (the best of a few placements is kept, so
-    crowded scenes still overlap). ``border_cut_prob`` is the chance that a person is placed
-    partly outside the image and ``occlusion_prob`` the chance that a rectangle hides part of
-    a person.
+    ``person_height_range``: fractions of the image height (log-uniform in between), the top lowered
+    so that many people fit. ``max_overlap_iou``: the box IoU a new person tries to stay under (the
+    best of a few placements is kept, so crowded scenes still overlap). ``border_cut_prob``: the
+    chance that a person is placed partly outside the image; ``occlusion_prob``: that a rectangle
+    hides part of a person.
     """
 
     _section: typing.ClassVar[str] = "SceneConfig"
@@ -126,7 +114,8 @@ def _muted_colour(rng: np.random.Generator) -> np.ndarray:
     return np.clip(rng.uniform(40, 215) + rng.uniform(-25, 25, 3), 0, 255)
 
 
-def render_background(rng: np.random.Generator, image_hw: tuple[int, int], clutter_range: tuple[int, int] = (4, 12)) -> np.ndarray:
+def render_background(rng: np.random.Generator, image_hw: tuple[int, int],
+                      clutter_range: tuple[int, int] = (4, 12)) -> np.ndarray:
     """A textured background (H, W, 3) uint8 BGR: gradient, blotches, clutter shapes and noise.
 
     :func:`render_scene` draws its background first with this function, so a generator in the
@@ -171,8 +160,6 @@ def render_background(rng: np.random.Generator, image_hw: tuple[int, int], clutt
 # ------------------------------------------------------------------------ placement
 def _box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     """IoU of one x0, y0, x1, y1 box with (M, 4) boxes."""
-    if len(others) == 0:
-        return np.zeros(0)
     ix = np.clip(np.minimum(box[2], others[:, 2]) - np.maximum(box[0], others[:, 0]), 0, None)
     iy = np.clip(np.minimum(box[3], others[:, 3]) - np.maximum(box[1], others[:, 1]), 0, None)
     inter = ix * iy
@@ -181,9 +168,8 @@ def _box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     return inter / (area_box + area_others - inter)
 
 
-def _place(
-    rng: np.random.Generator, extent: np.ndarray, image_hw: tuple[int, int], cut: bool, placed: list[np.ndarray], max_iou: float
-) -> np.ndarray:
+def _place(rng: np.random.Generator, extent: np.ndarray, image_hw: tuple[int, int], cut: bool,
+           placed: list[np.ndarray], max_iou: float) -> np.ndarray:
     """Offset (2,) moving a figure with local extent (x0, y0, x1, y1) into the image.
 
     A cut figure may hang over the border by up to half its size; others stay inside when
@@ -217,29 +203,29 @@ def _height_range(cfg: SceneConfig, num_people: int) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- scenes
 def _sample_figures(rng: np.random.Generator, cfg: SceneConfig, count: int, may_cut: bool,
-                    bank: PoseBank | None = None, people: Skeleton = SKELETON) -> list[Figure | PoseFigure]:
-    """``count`` posed, placed, coloured people in layout ``people`` (or ``bank``'s figures), in sampling order."""
+                    source: PoseBank | People) -> list[Figure | PoseFigure]:
+    """``count`` posed, placed people (or figures of a bank), in sampling order."""
     lo, hi = _height_range(cfg, count)
     figures: list[Figure | PoseFigure] = []
     placed: list[np.ndarray] = []
     for _ in range(count):
         height = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-        if bank is None:
-            pts, head_center, head_axes, head_angle = sample_still_pose(rng, people)
+        if isinstance(source, People):
+            pts, head_center, head_axes, head_angle = sample_still_pose(rng, source.skeleton)
             margin = 0.04  # half a leg's thickness plus the outline, in person heights
             head_r = max(head_axes)
             lo_xy = np.minimum(pts.min(axis=0), head_center - head_r) - margin
             hi_xy = np.maximum(pts.max(axis=0), head_center + head_r) + margin
         else:
-            pose = bank.sample_pose(rng)
+            pose = source.sample_pose(rng)
             lo_xy, hi_xy = pose.extent(margin=0.05)  # a blob's radius plus its rim, in figure sizes
         extent = np.concatenate([lo_xy, hi_xy]) * height
         cut = may_cut and rng.random() < cfg.border_cut_prob
         offset = _place(rng, extent, cfg.image_hw, cut, placed, cfg.max_overlap_iou)
         placed.append(extent + np.tile(offset, 2))
-        if bank is None:
+        if isinstance(source, People):
             figures.append(Figure.place(pts, head_center, head_axes, head_angle, height, offset, sample_colours(rng),
-                                        people))
+                                        source.skeleton))
         else:
             figures.append(pose.place(height, offset))
     return figures
@@ -264,38 +250,31 @@ def render_scene(rng: np.random.Generator, cfg: SceneConfig | None = None, num_p
                  bank: PoseBank | People | None = None) -> Scene:
     """Draw one scene: background, then people (smaller, farther ones first), then occluders.
 
-    ``num_people`` draws exactly that many people, never placed across the image border on
-    purpose (only a figure taller or wider than the image is cut); otherwise the count is
-    drawn from ``cfg.people_range``. People hidden entirely
-    are not annotated, so ``len(scene.keypoints)`` can be smaller than the number drawn.
-    ``bank``: draw figures of its skeleton (:mod:`openpose_lite.data.skeleton_figures`) instead
-    of people; the keypoints are then in its skeleton's order and the areas follow the bank's
-    file (``bank.area_per_box`` of each box, or the pixels shown where the file has no areas). A
-    :class:`~openpose_lite.data.figures.People`: people annotated in its layout.
+    ``num_people``: exactly that many people, none placed across the image border on purpose (only
+    a figure larger than the image is cut); None: a count drawn from ``cfg.people_range``. People
+    hidden entirely are not annotated. ``bank``: figures of its skeleton instead of COCO-17 people,
+    with areas ``bank.area_per_box`` of each box when it has one; or people in a :class:`People` layout.
     """
     cfg = cfg or SceneConfig()
     if num_people is not None and (int(num_people) != num_people or num_people < 0):
         raise ValueError(f"num_people must be a non-negative integer, got {num_people!r}")
-    h, w = cfg.image_hw
     image = render_background(rng, cfg.image_hw, cfg.clutter_range)
-    count = int(num_people) if num_people is not None else int(rng.integers(cfg.people_range[0], cfg.people_range[1] + 1))
+    fewest, most = cfg.people_range
+    count = int(num_people) if num_people is not None else int(rng.integers(fewest, most + 1))
     if count >= np.iinfo(np.uint16).max:
         raise ValueError(f"num_people must be below {np.iinfo(np.uint16).max}, got {count}")
 
-    poses = bank if isinstance(bank, PoseBank) else None
-    people = bank.skeleton if isinstance(bank, People) else SKELETON
-    figures = _sample_figures(rng, cfg, count, may_cut=num_people is None, bank=poses, people=people)
+    source = bank or People()
+    figures = _sample_figures(rng, cfg, count, num_people is None, source)
     figures.sort(key=lambda f: f.height)  # stable: equal heights keep their sampling order
-    owner = np.zeros((h, w), dtype=np.uint16)  # 0: nobody, i + 1: person i
+    owner = np.zeros(cfg.image_hw, dtype=np.uint16)  # 0: nobody, i + 1: person i
     for i, fig in enumerate(figures):
-        if poses is None:
-            draw_figure(image, owner, i + 1, fig, rng)
+        if isinstance(source, PoseBank):
+            draw_pose_figure(image, owner, i + 1, fig, source.skeleton, rng)
         else:
-            draw_pose_figure(image, owner, i + 1, fig, poses.skeleton, rng)
+            draw_figure(image, owner, i + 1, fig, rng)
     _occlude(rng, image, owner, figures, cfg.occlusion_prob)
-    if poses is None:
-        return _annotate(image, owner, figures, people.num_keypoints)
-    return _annotate(image, owner, figures, poses.skeleton.num_keypoints, poses.area_per_box)
+    return _annotate(image, owner, figures, source.skeleton.num_keypoints, source.area_per_box)
 
 
 def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure | PoseFigure], k: int,
@@ -318,65 +297,45 @@ def _annotate(image: np.ndarray, owner: np.ndarray, figures: list[Figure | PoseF
     instance_map = np.full((h, w), -1, dtype=np.int16)
     for new, old in enumerate(kept):
         instance_map[owner == old + 1] = new
-    return Scene(
-        image=image,
-        keypoints=np.array(keypoints, dtype=np.float32).reshape(-1, k, 3),
-        boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4),
-        areas=np.array(areas, dtype=np.float32),
-        instance_map=instance_map,
-    )
+    return Scene(image, np.array(keypoints, dtype=np.float32).reshape(-1, k, 3),
+                 np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(areas, dtype=np.float32), instance_map)
 
 
-def generate_scene(
-    rng: np.random.Generator, cfg: SceneConfig | None = None, num_people: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One scene as (image (H, W, 3) uint8 BGR, keypoints (N, K, 3) float32 COCO x, y, v, boxes (N, 4) xywh).
-
-    See :func:`render_scene`, which also returns the areas and the instance map.
-    """
+def generate_scene(rng: np.random.Generator, cfg: SceneConfig | None = None,
+                   num_people: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The image, keypoints and boxes of :func:`render_scene`."""
     scene = render_scene(rng, cfg, num_people)
     return scene.image, scene.keypoints, scene.boxes
 
 
 # ---------------------------------------------------------------------------- files
-def coco_person_category(skeleton: Skeleton = SKELETON) -> dict:
-    """The COCO person category with keypoint names and the 1-based drawing skeleton (a layout other than
-    COCO's person also states its flip pairs and sigmas)."""
-    return coco_category(skeleton, "person")
+def coco_person_category() -> dict:
+    """The COCO-17 person category: keypoint names and the 1-based drawing skeleton."""
+    return People().category
 
 
 def coco_person_annotation(ann_id: int, image_id: int, keypoints: np.ndarray, box: Any, area: float,
                            track_id: int | None = None, hidden: bool | None = None,
                            category_id: int = 1) -> dict[str, Any]:
-    """One COCO annotation of a generated person (or figure of ``category_id``): keypoints (K, 3)
-    flattened with integer v.
-
-    ``track_id`` (PoseTrack's identity field) and ``hidden`` are written when given (videos).
-    """
-    flat: list[float] = []
-    for x, y, v in np.asarray(keypoints).tolist():
-        flat += [x, y, int(v)]
+    """One COCO annotation of a generated person (or figure of ``category_id``), keypoints (K, 3) flattened
+    with integer v; ``track_id`` (PoseTrack's identity field) and ``hidden`` are written when given (videos)."""
+    kps = np.asarray(keypoints)
     ann: dict[str, Any] = {"id": int(ann_id), "image_id": int(image_id), "category_id": int(category_id)}
     if track_id is not None:
         ann["track_id"] = int(track_id)
-    ann.update({
-        "keypoints": flat,
-        "num_keypoints": int((np.asarray(keypoints)[:, 2] > 0).sum()),
-        "bbox": [float(v) for v in box],
-        "area": float(area),
-        "iscrowd": 0,
-    })
+    ann.update(keypoints=[c for x, y, v in kps.tolist() for c in (x, y, int(v))],
+               num_keypoints=int((kps[:, 2] > 0).sum()), bbox=[float(v) for v in box], area=float(area), iscrowd=0)
     if hidden is not None:
         ann["hidden"] = bool(hidden)
     return ann
 
 
-def _encode_image(image: np.ndarray, path: Path, image_format: str, jpeg_quality: int) -> None:
-    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if image_format == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    ok, data = cv2.imencode(f".{image_format}", image, params)
-    if not ok:
-        raise ValueError(f"could not encode {path} as {image_format}")
-    path.write_bytes(data.tobytes())
+def write_coco(path: Path, info: dict[str, Any], images: list[dict], annotations: list[dict], category: dict,
+               **sections: Any) -> Path:
+    """Write a generated COCO keypoint file atomically: ``info``, then ``sections`` (e.g. ``videos``), then
+    ``images``, ``annotations`` and the one ``category``."""
+    return write_json_atomic(path, {"info": info, "licenses": [], **sections, "images": images,
+                                    "annotations": annotations, "categories": [category]})
 
 
 def scene_set_fingerprint(num_images: int, seed: int, cfg: SceneConfig | None = None, num_people: int | None = None,
@@ -396,25 +355,15 @@ def scene_set_fingerprint(num_images: int, seed: int, cfg: SceneConfig | None = 
     return digest.hexdigest()
 
 
-def write_dataset(
-    out_dir: str | Path,
-    num_images: int,
-    seed: int,
-    cfg: SceneConfig | None = None,
-    num_people: int | None = None,
-    image_format: str = "jpg",
-    jpeg_quality: int = 95,
-    bank: PoseBank | People | None = None,
-) -> Path:
-    """Write ``num_images`` scenes as ``out_dir/images/NNNNNN.jpg`` (or .png) plus ``out_dir/annotations.json``.
+def write_dataset(out_dir: str | Path, num_images: int, seed: int, cfg: SceneConfig | None = None,
+                  num_people: int | None = None, image_format: str = "jpg", jpeg_quality: int = 95,
+                  bank: PoseBank | People | None = None) -> Path:
+    """Write ``num_images`` scenes as ``out_dir/images/NNNNNN.jpg`` (or .png) and then, atomically,
+    ``out_dir/annotations.json`` (COCO keypoint format, in ``bank``'s category; ``info.fingerprint``: the
+    set's :func:`scene_set_fingerprint`); returns the latter's path.
 
-    Image ``i`` (id ``i + 1``) is drawn from ``numpy.random.default_rng([seed, i])``, so it does
-    not depend on ``num_images`` and a larger set extends a smaller one. The annotation file is
-    COCO keypoint format (see the module docstring for visibility, area and bbox) and is
-    written atomically, after every image, and records the set's :func:`scene_set_fingerprint`
-    (``info.fingerprint``). ``bank``: figures of its skeleton instead of people, annotated in its
-    category (:attr:`PoseBank.category`), or people in a :class:`~openpose_lite.data.figures.People`
-    layout. Returns the path of the annotation file.
+    Image ``i`` (id ``i + 1``) is drawn from ``numpy.random.default_rng([seed, i])``, so a larger set
+    extends a smaller one. ``bank``: as :func:`render_scene` takes it.
     """
     cfg = cfg or SceneConfig()
     if int(num_images) != num_images or num_images < 0:
@@ -428,33 +377,29 @@ def write_dataset(
     images_dir.mkdir(parents=True, exist_ok=True)
 
     h, w = cfg.image_hw
+    params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if image_format == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
     images, annotations = [], []
     for i in range(int(num_images)):
         scene = render_scene(np.random.default_rng([int(seed), i]), cfg, num_people, bank)
         image_id = i + 1
         file_name = f"{image_id:06d}.{image_format}"
-        _encode_image(scene.image, images_dir / file_name, image_format, jpeg_quality)
+        ok, data = cv2.imencode(f".{image_format}", scene.image, params)
+        if not ok:
+            raise ValueError(f"could not encode {images_dir / file_name} as {image_format}")
+        (images_dir / file_name).write_bytes(data.tobytes())
         images.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
         for kps, box, area in zip(scene.keypoints, scene.boxes, scene.areas):
             annotations.append(coco_person_annotation(len(annotations) + 1, image_id, kps, box, area,
                                                       category_id=1 if bank is None else bank.category["id"]))
 
-    info: dict[str, Any] = {
-        "description": "openpose_lite synthetic scenes",
+    info = {
+        "description": "openpose_lite synthetic scenes" + ("" if bank is None else f" of {bank.skeleton.name} figures"),
         "seed": int(seed),
         "num_people": num_people,
         "scene_config": dataclasses.asdict(cfg),
         "fingerprint": scene_set_fingerprint(num_images, seed, cfg, num_people, image_format, jpeg_quality, bank),
     }
-    if bank is not None:
-        info["description"] = f"openpose_lite synthetic scenes of {bank.skeleton.name} figures"
-    dataset = {
-        "info": info,
-        "licenses": [],
-        "images": images,
-        "annotations": annotations,
-        "categories": [coco_person_category() if bank is None else bank.category],
-    }
-    ann_path = write_json_atomic(out_dir / "annotations.json", dataset)
+    category = coco_person_category() if bank is None else bank.category
+    ann_path = write_coco(out_dir / "annotations.json", info, images, annotations, category)
     logger.info("wrote %d synthetic images with %d people to %s", len(images), len(annotations), out_dir)
     return ann_path

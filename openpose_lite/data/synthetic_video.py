@@ -1,33 +1,24 @@
 """Generated videos of people walking, with a true identity for every person in every frame.
 
-People are the stick figures of :mod:`openpose_lite.data.figures`, drawn by its renderer
-(:func:`~openpose_lite.data.figures.draw_figure`) on one static background of
-:mod:`openpose_lite.data.synthetic` (a fixed camera). Each walks across
-the frame at its own speed and depth, with its own gait: legs swinging with the knee bending in
-the swing phase, arms swinging against the legs, the torso leaning into the walk, the head
-turned towards where it goes. People walk both ways, so they cross, enter and leave the frame.
-Nearer people are larger, lower in the frame and drawn over farther ones, so a crossing hides
-the farther person for a few frames.
+People are the stick figures of :mod:`openpose_lite.data.figures` on one static background of
+:mod:`openpose_lite.data.synthetic` (a fixed camera). Each walks across the frame at its own
+speed and depth, with its own gait: legs swinging with the knee bending in the swing phase, arms
+swinging against the legs, the torso leaning into the walk, the head turned towards where it
+goes. People walk both ways, so they cross, enter and leave the frame. Nearer people are larger,
+lower in the frame and drawn over farther ones, so a crossing hides the farther person for a few
+frames.
 
-Annotations follow the still scenes' conventions (exact by construction, from a per-pixel
-owner map), per frame:
+Each frame is annotated as a still scene is (v, ``area``, ``bbox``; no annotation for a person
+with no visible pixel), and besides:
 
-* a keypoint inside the frame whose pixel shows its own person is visible (v=2), one hidden by
-  another person is labelled but occluded (v=1), one outside the frame is unlabelled (v=0, x=y=0);
 * a person showing less than ``VideoConfig.hidden_below`` of its drawn pixels (the rest behind
   people in front) is *hidden*: every keypoint of it becomes occluded (v=1), as a detector
   would not see it at all;
-* ``area`` is the person's visible drawn pixels and ``bbox`` their box grown to hold the
-  labelled keypoints; a person with no visible pixel (outside the frame, entirely behind
-  someone) gets no annotation that frame;
 * ``track_id`` is the person's index in the video (0, 1, ...), the same in every frame.
 
-:func:`write_video` writes the frames as an mp4 and the annotations as one COCO keypoint file
-whose images are the frames (``frame_index``) and whose annotations carry ``track_id``, the
-field PoseTrack uses. :func:`ground_truth_poses` gives what a perfect detector would see, per
-frame, as :class:`~openpose_lite.structures.Poses` with their true ids, and
-:func:`simulate_detections` spoils it (keypoint noise, dropped people and keypoints) to feed a
-tracker. Everything is deterministic for a seed.
+:func:`ground_truth_poses` gives what a perfect detector would see, per frame, with the true
+ids, and :func:`simulate_detections` spoils it (keypoint noise, dropped people and keypoints) to
+feed a tracker. Everything is deterministic for a seed.
 
 Shape legend: F frames, N people in a frame, K keypoints (COCO-17), H x W frame size.
 """
@@ -45,19 +36,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from openpose_lite.data.figures import (
-    KEYPOINT_INDEX,
-    SKELETON,
-    Figure,
-    annotate_figure,
-    draw_figure,
-    place_face,
-    rotation_matrix,
-    sample_body,
-    sample_colours,
-)
-from openpose_lite.data.synthetic import coco_person_annotation, coco_person_category, render_background
-from openpose_lite.io import atomic_write_path, write_json_atomic
+from openpose_lite.data.figures import KEYPOINT_INDEX as _KP
+from openpose_lite.data.figures import (SKELETON, Figure, annotate_figure, draw_figure, place_head, rotation_matrix,
+                                        sample_body, sample_colours)
+from openpose_lite.data.synthetic import coco_person_annotation, coco_person_category, render_background, write_coco
+from openpose_lite.io import atomic_write_path
 from openpose_lite.params import Params
 from openpose_lite.structures import Poses
 
@@ -65,7 +48,6 @@ __all__ = ["VideoConfig", "VideoFrame", "generate_video", "ground_truth_poses", 
 
 logger = logging.getLogger(__name__)
 
-_KP = KEYPOINT_INDEX
 _SIDES = ((1, "left"), (-1, "right"))  # +1: towards image right, a front-facing person's left
 
 
@@ -73,11 +55,8 @@ _SIDES = ((1, "left"), (-1, "right"))  # +1: towards image right, a front-facing
 class VideoConfig(Params):
     """How a synthetic video is generated (a :class:`~openpose_lite.params.Params`: typed, checked on creation).
 
-    ``image_hw`` is the frame size, ``num_frames`` its length at ``fps`` frames per second.
-    ``num_people`` people walk through it; each one's height is a fraction of the frame height
-    in ``person_height_range`` (near people are the tall ones), its speed in person heights per
-    second in ``speed_range``. ``hidden_below``: the visible fraction of a person's pixels
-    under which it counts as hidden (see the module docstring). ``seed`` fixes everything.
+    ``person_height_range``: fractions of the frame height (near people are the tall ones);
+    ``speed_range``: person heights per second; ``hidden_below``: see the module docstring.
     """
 
     _section: typing.ClassVar[str] = "VideoConfig"
@@ -110,12 +89,9 @@ class VideoConfig(Params):
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One frame and its annotated people.
-
-    ``image`` (H, W, 3) uint8 BGR; ``keypoints`` (N, K, 3) float32 COCO x, y, v; ``boxes``
-    (N, 4) float32 x, y, w, h; ``areas`` (N,) float32 visible pixels; ``track_ids`` (N,) int64
-    true identities; ``hidden`` (N,) bool people mostly behind others (all keypoints v <= 1).
-    """
+    """Frame ``index`` and its people: ``image``, ``keypoints``, ``boxes`` and ``areas`` as in a
+    :class:`~openpose_lite.data.synthetic.Scene`, ``track_ids`` (N,) int64 true identities, ``hidden`` (N,)
+    bool people mostly behind others (all keypoints v <= 1)."""
 
     index: int
     image: np.ndarray
@@ -212,16 +188,14 @@ def _walking_pose(wk: _Walker, frame: int) -> Figure:
         pts[_KP[f"{name}_elbow"]] = elbow
         pts[_KP[f"{name}_wrist"]] = elbow + b["forearm"] * ray(arm + wk.elbow_bend, side * 0.05)
 
-    head = rotation_matrix(d * wk.lean * 0.5)
-    head_center = neck + (head @ np.array([0.0, -1.0])) * b["neck_to_head"]
-    yaw = 0.3 * d  # the face turns towards where the person goes
-    hw, hh = b["head_half_w"], b["head_half_h"]
-    place_face(pts, head_center, head, hw, hh, yaw)
+    tilt = d * wk.lean * 0.5
+    head_center = place_head(pts, neck, b, tilt, yaw=0.3 * d)  # the face turns towards where the person goes
 
     bob = 0.012 * abs(c)  # the pelvis rises as a leg passes under it
     leg = b["thigh"] + b["shin"]
     origin = np.array([wk.x0 + d * wk.speed * frame, wk.ground_y - (0.97 * leg + bob) * hgt])
-    return Figure.place(pts, head_center, (hw, hh), math.degrees(d * wk.lean * 0.5), hgt, origin, wk.colours)
+    return Figure.place(pts, head_center, (b["head_half_w"], b["head_half_h"]), math.degrees(tilt), hgt, origin,
+                        wk.colours)
 
 
 def _window(fig: Figure, image_hw: tuple[int, int]) -> tuple[slice, slice] | None:
@@ -235,10 +209,10 @@ def _window(fig: Figure, image_hw: tuple[int, int]) -> tuple[slice, slice] | Non
     return slice(max(lo[1], 0), min(hi[1] + 1, h)), slice(max(lo[0], 0), min(hi[0] + 1, w))
 
 
-def _render_frame(index: int, background: np.ndarray, walkers: Sequence[_Walker], order: np.ndarray, cfg: VideoConfig) -> VideoFrame:
-    h, w = cfg.image_hw
+def _render_frame(index: int, background: np.ndarray, walkers: Sequence[_Walker], order: np.ndarray,
+                  cfg: VideoConfig) -> VideoFrame:
     image = background.copy()
-    owner = np.zeros((h, w), dtype=np.uint16)  # 0: nobody, i + 1: person i
+    owner = np.zeros(cfg.image_hw, dtype=np.uint16)  # 0: nobody, i + 1: person i
     drawn: list[tuple[int, Figure, tuple[slice, slice], int]] = []
     for i in order:  # far to near, so nearer people cover farther ones
         fig = _walking_pose(walkers[i], index)
@@ -250,7 +224,7 @@ def _render_frame(index: int, background: np.ndarray, walkers: Sequence[_Walker]
         drawn.append((int(i), fig, window, int(np.count_nonzero(owner[window] == i + 1))))  # every pixel it covers
 
     keypoints, boxes, areas, ids, hidden = [], [], [], [], []
-    for i, fig, window, full in drawn:
+    for i, fig, window, full in sorted(drawn, key=lambda person: person[0]):  # people listed by id
         ys, xs = np.nonzero(owner[window] == i + 1)
         if len(xs) == 0:
             continue
@@ -262,18 +236,9 @@ def _render_frame(index: int, background: np.ndarray, walkers: Sequence[_Walker]
         areas.append(area)
         ids.append(i)
         hidden.append(is_hidden)
-
-    order_by_id = np.argsort(np.array(ids, dtype=np.int64), kind="stable")  # people listed by id
-    k = SKELETON.num_keypoints
-    return VideoFrame(
-        index=index,
-        image=image,
-        keypoints=np.array(keypoints, dtype=np.float32).reshape(-1, k, 3)[order_by_id],
-        boxes=np.array(boxes, dtype=np.float32).reshape(-1, 4)[order_by_id],
-        areas=np.array(areas, dtype=np.float32)[order_by_id],
-        track_ids=np.array(ids, dtype=np.int64)[order_by_id],
-        hidden=np.array(hidden, dtype=bool)[order_by_id],
-    )
+    return VideoFrame(index, image, np.array(keypoints, dtype=np.float32).reshape(-1, SKELETON.num_keypoints, 3),
+                      np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(areas, dtype=np.float32),
+                      np.array(ids, dtype=np.int64), np.array(hidden, dtype=bool))
 
 
 def generate_video(cfg: VideoConfig | None = None) -> list[VideoFrame]:
@@ -287,11 +252,8 @@ def generate_video(cfg: VideoConfig | None = None) -> list[VideoFrame]:
 
 
 def ground_truth_poses(frames: Sequence[VideoFrame], min_visible: int = 1) -> list[Poses]:
-    """Per frame, the people a perfect detector sees, as COCO-17 Poses with their true ``track_ids``.
-
-    Only visible keypoints (v=2) are labelled (score 1; the others score 0), and only people
-    with at least ``min_visible`` of them are listed, so hidden people are left out.
-    """
+    """Per frame, the people a perfect detector sees, as COCO-17 Poses with their true ``track_ids``: only
+    visible keypoints (v=2) labelled (score 1), only people with at least ``min_visible`` of them (not hidden)."""
     if int(min_visible) != min_visible or min_visible < 1:
         raise ValueError(f"ground_truth_poses: min_visible must be an integer >= 1, got {min_visible!r}")
     out = []
@@ -304,14 +266,9 @@ def ground_truth_poses(frames: Sequence[VideoFrame], min_visible: int = 1) -> li
     return out
 
 
-def simulate_detections(
-    truth: Sequence[Poses],
-    seed: int = 0,
-    keypoint_noise_px: float = 3.0,
-    drop_person_prob: float = 0.05,
-    drop_keypoint_prob: float = 0.1,
-    min_keypoints: int = 3,
-) -> list[Poses]:
+def simulate_detections(truth: Sequence[Poses], seed: int = 0, keypoint_noise_px: float = 3.0,
+                        drop_person_prob: float = 0.05, drop_keypoint_prob: float = 0.1,
+                        min_keypoints: int = 3) -> list[Poses]:
     """A detector's view of ``truth`` (e.g. :func:`ground_truth_poses`): per frame, Poses without ids.
 
     Each labelled keypoint moves by Gaussian noise of ``keypoint_noise_px`` px per coordinate
@@ -343,13 +300,12 @@ def simulate_detections(
 
 # ---------------------------------------------------------------------------- files
 def write_video(out_dir: str | Path, cfg: VideoConfig | None = None) -> tuple[Path, Path]:
-    """Write the video as ``out_dir/video.mp4`` (mp4v) and its annotations as ``out_dir/annotations.json``.
+    """Write the video as ``out_dir/video.mp4`` (mp4v) and its annotations as ``out_dir/annotations.json``,
+    both atomically; returns their paths.
 
     The annotation file is COCO keypoint format with one image per frame (``id`` = frame index
     + 1, ``frame_index``, ``file_name`` the video's) and one annotation per person and frame
-    carrying the person's ``track_id``, PoseTrack's field for identities across frames (see the
-    module docstring for v, area, bbox and hidden people). Both files are written atomically.
-    Returns (video path, annotation path).
+    carrying the person's ``track_id`` (PoseTrack's field) and ``hidden``.
     """
     cfg = cfg or VideoConfig()
     out_dir = Path(out_dir)
@@ -371,18 +327,15 @@ def write_video(out_dir: str | Path, cfg: VideoConfig | None = None) -> tuple[Pa
     images, annotations = [], []
     for frame in frames:
         image_id = frame.index + 1
-        images.append({"id": image_id, "file_name": video_path.name, "frame_index": frame.index, "height": h, "width": w})
-        for kps, box, area, track_id, is_hidden in zip(frame.keypoints, frame.boxes, frame.areas, frame.track_ids, frame.hidden):
+        images.append({"id": image_id, "file_name": video_path.name, "frame_index": frame.index, "height": h,
+                       "width": w})
+        people = zip(frame.keypoints, frame.boxes, frame.areas, frame.track_ids, frame.hidden)
+        for kps, box, area, track_id, is_hidden in people:
             annotations.append(coco_person_annotation(len(annotations) + 1, image_id, kps, box, area,
                                                       track_id=track_id, hidden=is_hidden))
-    dataset = {
-        "info": {"description": "openpose_lite synthetic video", "video_config": dataclasses.asdict(cfg)},
-        "licenses": [],
-        "videos": [{"id": 1, "file_name": video_path.name, "fps": float(cfg.fps), "num_frames": len(frames)}],
-        "images": images,
-        "annotations": annotations,
-        "categories": [coco_person_category()],
-    }
-    ann_path = write_json_atomic(out_dir / "annotations.json", dataset)
+    info = {"description": "openpose_lite synthetic video", "video_config": dataclasses.asdict(cfg)}
+    video = {"id": 1, "file_name": video_path.name, "fps": float(cfg.fps), "num_frames": len(frames)}
+    ann_path = write_coco(out_dir / "annotations.json", info, images, annotations, coco_person_category(),
+                          videos=[video])
     logger.info("wrote a %d-frame synthetic video with %d person-frames to %s", len(frames), len(annotations), out_dir)
     return video_path, ann_path

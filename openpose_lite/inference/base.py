@@ -1,11 +1,10 @@
 """What every predictor shares, and the one function that builds a predictor: :func:`build_predictor`.
 
-:func:`build_predictor` takes loaded weights (:class:`~openpose_lite.models.weights.LoadedWeights`:
-the network, its row of the architecture table and the :class:`~openpose_lite.config.Config` it runs
-with) and :class:`PredictorOptions`; the branch of the architecture (:mod:`openpose_lite.branches`)
-gives the codec and the predictor class. The command line, ``eval``, ``bench``, ``export``, OpenVINO
-conversion and training's AP all build their predictors through it. ``from_weights(path, **options)``
-and ``from_checkpoint`` read a file (:func:`load_for_inference`) and call it.
+:func:`build_predictor` takes loaded weights (:class:`~openpose_lite.models.weights.LoadedWeights`)
+and :class:`PredictorOptions`; the architecture's branch (:mod:`openpose_lite.branches`) gives the
+codec and the predictor class. Every entry point (the command line, ``eval``, ``bench``, ``export``,
+training's AP) builds its predictors through it; ``from_weights`` and ``from_checkpoint`` read a file
+(:func:`load_for_inference`) and call it.
 """
 
 from __future__ import annotations
@@ -21,11 +20,11 @@ from torch import nn
 from openpose_lite.codecs.base import Codec
 from openpose_lite.config import config_from_dict
 from openpose_lite.inference.boxes import BoxSource
-from openpose_lite.inference.network import NetworkRunner
+from openpose_lite.inference.network import NetworkRunner, make_runner
 from openpose_lite.inference.openvino_model import IrModel
 from openpose_lite.architectures import architecture
 from openpose_lite.models.weights import LoadedWeights, read_weights
-from openpose_lite.preprocess import InputBound
+from openpose_lite.preprocess import InputBound, input_normaliser
 from openpose_lite.skeleton import Skeleton
 
 __all__ = ["Predictor", "PredictorOptions", "build_predictor", "load_for_inference", "require_checkpoint"]
@@ -59,14 +58,13 @@ def require_checkpoint(path: str | Path, loaded: LoadedWeights) -> None:
 class PredictorOptions:
     """How to run a loaded network; ``None`` keeps the weights' own setting.
 
-    ``device``: ``None``/``"auto"``, ``"cpu"``, ``"cuda[:N]"``; ``precision`` (``None``: an OpenVINO IR's,
-    else fp32), ``backend`` (``None``: openvino for an IR, else torch) and ``calibration`` (int8 on
-    openvino: a folder, images or a :class:`~openpose_lite.inference.calibration.Calibration`) as
-    :func:`~openpose_lite.inference.network.make_runner` takes them; ``codec_overrides``: codec field ->
-    value (unknown fields refused); ``flip``: the flip test (``None``: top-down its config's
-    ``topdown.flip_test``, bottom-up off). Bottom-up: ``input_size`` (``None``: ``codec.input_size``),
-    ``scales``, ``input_bound``. Top-down: ``batch_size`` (crops per network batch; ``None``: 32) and
-    ``boxes``, which makes the person boxes from the predictor's codec: given, the result is a
+    ``device``, ``precision`` (``None``: an OpenVINO IR's, else fp32), ``backend`` (``None``: openvino
+    for an IR, else torch) and ``calibration`` (a folder, images or a
+    :class:`~openpose_lite.inference.calibration.Calibration`) as :func:`~openpose_lite.inference.network.make_runner`
+    takes them; ``codec_overrides``: codec field -> value; ``flip``: the flip test (``None``: top-down
+    its config's ``topdown.flip_test``, bottom-up off). Bottom-up: ``input_size`` (``None``:
+    ``codec.input_size``), ``scales``, ``input_bound``. Top-down: ``batch_size`` (``None``: 32) and
+    ``boxes``, person boxes from the predictor's codec: given, the result is a
     :class:`~openpose_lite.inference.topdown.TopDownPipeline`, which takes whole images.
     """
 
@@ -85,11 +83,7 @@ class PredictorOptions:
 
 def build_predictor(loaded: LoadedWeights, options: PredictorOptions = PredictorOptions()) -> Any:
     """The predictor of loaded weights: its branch's predictor class, codec and settings from the
-    weights' config, ``options`` on top.
-
-    Raises:
-        ValueError: an option the network or its codec cannot take (named).
-    """
+    weights' config, ``options`` on top; a ValueError names an option the network or codec cannot take."""
     row = loaded.architecture.branch_row
     codec = row.build_codec(loaded.config, skeleton=getattr(loaded.model, "skeleton", None))
     if options.codec_overrides:
@@ -106,10 +100,17 @@ def build_predictor(loaded: LoadedWeights, options: PredictorOptions = Predictor
 
 class Predictor:
     """Base of the predictors (:class:`~openpose_lite.inference.bottomup.BottomUpPredictor`,
-    :class:`~openpose_lite.inference.topdown.TopDownPredictor`): the network runner and the codec."""
+    :class:`~openpose_lite.inference.topdown.TopDownPredictor`): the network runner and the codec.
+
+    A branch's predictor also has ``from_config(model, codec, cfg, options)`` (the classmethod
+    build_predictor calls), ``calibration_set(source)`` (int8 calibration images prepared as its
+    inputs), ``example_input_hw`` (a size export traces) and ``describe()`` (its settings in words).
+    """
 
     runner: NetworkRunner
     codec: Codec
+    input_norm: str
+    PHASES: tuple[str, ...]  # the keys of ``timings``: seconds per phase of the last call
 
     @property
     def skeleton(self) -> Skeleton:
@@ -121,9 +122,20 @@ class Predictor:
         """The maps the network returns, in the codec's order (its ``channels()``)."""
         return tuple(self.codec.channels())
 
-    # A branch's predictor also has: ``from_config(model, codec, cfg, options)`` (the classmethod
-    # build_predictor calls), ``calibration_set(source)`` (int8 calibration images prepared as its
-    # inputs), ``example_input_hw`` (a size export traces) and ``describe()`` (its settings in words).
+    def _take_codec(self, codec: Codec, expected: type[Codec]) -> None:
+        """The start of a predictor's ``__init__``: its codec, refused when of another branch."""
+        if not isinstance(codec, expected):
+            raise ValueError(f"codec: expected a {expected.__name__}, got {type(codec).__name__}")
+        self.codec = codec
+
+    def _start(self, model: nn.Module, device: Any, precision: str, backend: str, calibration: Any) -> None:
+        """The end of a predictor's ``__init__``: the network checked against the codec and the input
+        normalisation by name, both before any conversion, then the runner."""
+        self.codec.check_model(model)
+        input_normaliser(self.input_norm)
+        self.timings = dict.fromkeys(self.PHASES, 0.0)
+        self.runner = make_runner(model, self.output_names, device, precision, backend=backend,
+                                  calibration=self.calibration_set(calibration))
 
     def _runtime_words(self) -> str:
         """``"fp32"``, or ``"int8, openvino"`` on the OpenVINO backend (torch, the default, goes unsaid)."""

@@ -2,25 +2,21 @@
 
 The pipeline of the CMU demo (Cao et al., CVPR 2017, Sec. 3 and the released test code):
 
-1. **Preprocess.** Each image is resized so its height is the network input size (368 by
-   default) keeping the aspect ratio, and padded right/bottom with gray to a multiple of the
-   stride (:func:`openpose_lite.preprocess.letterbox`); BGR pixels become ``x / 256 - 0.5``
-   (the model's input normalisation, :func:`openpose_lite.preprocess.normalise_input`). Images of different sizes share a
-   batch by padding, right only, to the widest: padding never moves a coordinate. The input
-   is bounded (:class:`~openpose_lite.preprocess.InputBound`): an image that would make a
-   larger one is scaled less, to fit (then padded at the bottom too), and a degenerate one
-   (extreme aspect ratio, a side of a few pixels) is refused before anything runs.
-2. **Network**, once per scale in ``scales`` (input height ``round(input_size * s)`` rounded to
-   the stride) and, with ``flip``, once more on the mirrored batch.
-3. **Average.** The maps come to the host (they are small: 1/stride of the input per side).
-   Mirrored maps come back to the original frame (left/right channels swap, PAF x negates:
-   :meth:`BottomUpPafCodec.flip_outputs`); every scale's maps are resampled onto the scale-1 map
-   grid with the exact affine between the two grids, then heatmaps and PAFs are averaged, as the
-   CMU demo does. Everything stays at map resolution: no channel is ever upsampled to the image.
-   This step is numpy and OpenCV on purpose: on small arrays, torch's multi-threaded kernels
+1. **Preprocess.** Each image is letterboxed to the network input height (368 by default;
+   :func:`openpose_lite.preprocess.letterbox`: aspect kept, padded right/bottom with gray to a
+   stride multiple) and normalised (:func:`openpose_lite.preprocess.normalise_input`). Images of
+   different sizes share a batch by padding, right only, to the widest: padding never moves a
+   coordinate. An image beyond the :class:`~openpose_lite.preprocess.InputBound` is scaled less, to
+   fit (then padded at the bottom too); a degenerate one is refused before anything runs.
+2. **Network**, once per scale in ``scales`` (input height ``input_size * s`` rounded to the
+   stride) and, with ``flip``, once more on the mirrored batch.
+3. **Average** on the host, at map resolution (nothing is upsampled to the image): mirrored maps
+   come back to the original frame (:meth:`BottomUpPafCodec.flip_outputs`), every scale's maps are
+   resampled onto the scale-1 map grid with the exact affine between the grids, then averaged, as
+   the CMU demo does. numpy and OpenCV on purpose: on small arrays, torch's multi-threaded kernels
    spend more time synchronising threads than computing, badly so on a busy CPU.
-4. **Decode** with the codec (peaks, PAF line integrals, grouping), in scale-1 network-input
-   pixels, then the inverse letterbox affine gives image pixels.
+4. **Decode** with the codec in scale-1 network-input pixels; the inverse letterbox affine gives
+   image pixels.
 
 Shape legend: B batch, K keypoints, L limbs, N people, H x W image size, h x w map size.
 """
@@ -44,13 +40,11 @@ from openpose_lite.config import Config
 from openpose_lite.geometry import invert_affine, letterbox_affine
 from openpose_lite.inference.base import Predictor, PredictorOptions
 from openpose_lite.inference.calibration import Calibration, bottomup_calibration
-from openpose_lite.inference.network import make_runner
 from openpose_lite.preprocess import (
     DEFAULT_INPUT_BOUND,
     PAD_VALUE,
     InputBound,
     as_bgr,
-    input_normaliser,
     letterbox,
     normalise_input,
 )
@@ -104,7 +98,6 @@ class PreparedBatch:
     and each image's (2, 3) letterbox matrix; per image its scale-1 letterbox (matrix, padded input
     size), which defines its output grid."""
 
-    count: int
     reference: list[tuple[np.ndarray, tuple[int, int]]]
     scales: list[tuple[torch.Tensor, list[np.ndarray]]]
 
@@ -114,30 +107,24 @@ class BottomUpPredictor(Predictor):
 
     Args:
         model: returns a list of per-stage dicts with ``"heatmaps"`` (B, K+1, h, w) and
-            ``"pafs"`` (B, 2L, h, w); the last stage is used. Moved to ``device`` here; each
-            call runs it in eval mode and restores the caller's train/eval mode afterwards.
+            ``"pafs"`` (B, 2L, h, w); the last stage is used.
         codec: decodes the averaged maps; its stride and channels must be the model's.
         input_size: network input height at scale 1, a multiple of ``codec.stride`` (CMU: 368).
-        input_bound: the largest input (longest side, pixels) and which images are too degenerate
-            to run (:class:`~openpose_lite.preprocess.InputBound`; default: its defaults).
+        input_bound: :class:`~openpose_lite.preprocess.InputBound` (default: its defaults).
         scales: input heights ``input_size * s``; their maps are averaged (CMU multi-scale test).
         flip: also run the mirrored images and average (flip test).
-        device: ``None``/``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
-        precision: ``fp32`` (default, exact CMU outputs), ``bf16`` (CPU autocast where the CPU
-            computes bf16 natively), ``fp16`` (CUDA autocast) or ``auto``; maps are decoded in
-            float32 (:class:`~openpose_lite.inference.network.NetworkRunner`).
+        device, precision, backend, calibration: the runtime, as
+            :func:`~openpose_lite.inference.network.make_runner` takes them (fp32: exact CMU outputs).
         report_shift: image pixels added to the x and y of every keypoint found: the reporting
             convention of the code the weights come from (0 for ours and the CMU model; half a
-            pixel for Lightweight OpenPose's files, whose val.py adds it: ``codec.report_shift``
-            of the config :meth:`from_config` reads).
-        input_norm: the network's input normalisation (``model.input_norm``;
-            :func:`~openpose_lite.preprocess.normalise_input`): CMU's for the bottom-up models.
-        backend: ``"torch"`` or ``"openvino"`` (:func:`~openpose_lite.inference.network.make_runner`).
-        calibration: with backend openvino and precision int8 (or auto), the images to calibrate
-            on: a folder, images, or a :class:`~openpose_lite.inference.calibration.Calibration`.
+            pixel for Lightweight OpenPose's files, whose val.py adds it).
+        input_norm: the network's input normalisation
+            (:func:`~openpose_lite.preprocess.normalise_input`): CMU's for the bottom-up models.
 
     After each call, :attr:`timings` holds the seconds spent in each of :data:`PHASES`.
     """
+
+    PHASES = PHASES
 
     def __init__(
         self,
@@ -154,37 +141,29 @@ class BottomUpPredictor(Predictor):
         backend: str = "torch",
         calibration: Any = None,
     ) -> None:
-        if not isinstance(codec, BottomUpPafCodec):
-            raise ValueError(f"codec: expected a BottomUpPafCodec, got {type(codec).__name__}")
+        self._take_codec(codec, BottomUpPafCodec)
         if int(input_size) != input_size or input_size < codec.stride or input_size % codec.stride:
             raise ValueError(f"input_size: expected a positive multiple of the stride ({codec.stride}), got {input_size!r}")
         scales = tuple(float(s) for s in scales)
         if not scales or not all(np.isfinite(s) and s > 0 for s in scales):
             raise ValueError(f"scales: expected one or more positive numbers, got {scales!r}")
-        codec.check_model(model)
-        input_normaliser(input_norm)  # an unknown name is refused here, by name, before any conversion
         if input_bound is not None and not isinstance(input_bound, InputBound):
             raise ValueError(f"input_bound: expected an InputBound, got {type(input_bound).__name__}")
         if not (isinstance(report_shift, numbers.Real) and math.isfinite(report_shift)):
             raise ValueError(f"report_shift: expected a finite number of pixels, got {report_shift!r}")
-        self.codec = codec
         self.input_size = int(input_size)
         self.scales = scales
         self.flip = bool(flip)
         self.input_bound = DEFAULT_INPUT_BOUND if input_bound is None else input_bound
         self.report_shift = float(report_shift)
         self.input_norm = input_norm
-        self.timings: dict[str, float] = {phase: 0.0 for phase in PHASES}
-        self.runner = make_runner(model, self.output_names, device, precision, backend=backend,
-                                  calibration=self.calibration_set(calibration))
+        self._start(model, device, precision, backend, calibration)
 
     @classmethod
     def from_config(cls, model: nn.Module, codec: BottomUpPafCodec, cfg: Config,
                     options: PredictorOptions) -> "BottomUpPredictor":
         """The predictor :func:`~openpose_lite.inference.base.build_predictor` makes: ``cfg`` gives the
-        input height (``codec.input_size``), where the weights' reference reports keypoints
-        (``codec.report_shift``: half a pixel on for Lightweight OpenPose files, as its val.py) and the
-        input normalisation; ``options`` the rest."""
+        input height (``codec.input_size``), ``report_shift`` and the input normalisation; ``options`` the rest."""
         return cls(model, codec, input_size=cfg.codec.input_size if options.input_size is None else options.input_size,
                    scales=options.scales, flip=bool(options.flip), device=options.device, precision=options.precision,
                    input_bound=options.input_bound, report_shift=cfg.codec.report_shift,
@@ -206,30 +185,13 @@ class BottomUpPredictor(Predictor):
         """One image (H, W, 3) uint8 BGR -> Poses (N people, image pixels, the model's skeleton)."""
         return self.predict_batch([image_bgr])[0]
 
-    def predict_batch(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None,
-                      batch_size: int | None = None) -> list[Poses]:
-        """Several images (each (H, W, 3) uint8 BGR, sizes may differ) -> one Poses per image.
-
-        ``image_ids`` is accepted for the predictors' shared signature (the bottom-up model
-        needs no boxes, so it is not used). ``batch_size`` splits the list into network
-        batches (default: one batch); :attr:`timings` then holds the sums over the batches.
-        The three steps are also callable one by one (:meth:`prepare`, :meth:`forward`,
-        :meth:`finish`), which is how :mod:`openpose_lite.inference.pipeline` overlaps them.
-        """
-        images = list(images)
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-        step = batch_size or max(1, len(images))
-        totals = {phase: 0.0 for phase in PHASES}
-        poses: list[Poses] = []
-        for start in range(0, len(images), step):
-            self.timings = {phase: 0.0 for phase in PHASES}
-            prepared = self.prepare(images[start : start + step])
-            poses.extend(self.finish(prepared, self.forward(prepared)))
-            for phase in PHASES:
-                totals[phase] += self.timings[phase]
-        self.timings = totals
-        return poses
+    def predict_batch(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None) -> list[Poses]:
+        """Several images (each (H, W, 3) uint8 BGR, sizes may differ) -> one Poses per image, in one network batch.
+        The steps :meth:`prepare`, :meth:`forward`, :meth:`finish` are also callable one by one, which is how
+        :mod:`openpose_lite.inference.pipeline` overlaps them; ``image_ids`` (for boxes) is unused here."""
+        self.timings = dict.fromkeys(PHASES, 0.0)
+        prepared = self.prepare(images)
+        return self.finish(prepared, self.forward(prepared))
 
     def input_problem(self, image_hw: tuple[int, int]) -> str | None:
         """Why an image of ``image_hw`` (H, W) cannot be run (:meth:`InputBound.problem` at every input height), or None."""
@@ -245,23 +207,17 @@ class BottomUpPredictor(Predictor):
         return poses.transform(to_image)
 
     def predict_maps(self, images: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """Averaged maps of a batch, at the scale-1 map resolution, one dict per image.
-
-        Returns per image ``{"heatmaps": (K+1, h, w), "pafs": (2L, h, w)}`` float32 (the image's own
-        region of the batch, h x w = letterboxed input / stride), ``"matrix"`` (2, 3) float64 image
-        px -> scale-1 network input px and ``"input_hw"`` (2,) int64, its letterboxed input size.
-        Resets :attr:`timings` (decode = 0). An image :meth:`input_problem` refuses is a
-        ValueError naming its index, raised before anything runs.
-        """
-        self.timings = {phase: 0.0 for phase in PHASES}
+        """Averaged maps of a batch at the scale-1 map resolution, per image ``{"heatmaps": (K+1, h, w),
+        "pafs": (2L, h, w)}`` float32 (the image's own region of the batch, h x w = letterboxed input / stride),
+        ``"matrix"`` (2, 3) float64 image px -> scale-1 network input px and ``"input_hw"`` (2,) int64, its
+        letterboxed input size. An image :meth:`input_problem` refuses is a ValueError naming its index."""
+        self.timings = dict.fromkeys(PHASES, 0.0)
         prepared = self.prepare(images)
         return self.average(prepared, self.forward(prepared))
 
     # ------------------------------------------------------------------ the three steps
     def prepare(self, images: Sequence[np.ndarray], image_ids: Sequence[int | None] | None = None) -> PreparedBatch:
-        """Step 1 (host): check the images, letterbox them at every scale and normalise them onto the device.
-
-        ``image_ids`` completes the steps' shared signature (:class:`TopDownPipeline` needs them for boxes)."""
+        """Step 1 (host): check the images, letterbox them at every scale and normalise them onto the device."""
         bgr = [as_bgr(image, i) for i, image in enumerate(images)]
         for i, image in enumerate(bgr):
             problem = self.input_problem(image.shape[:2])
@@ -272,7 +228,7 @@ class BottomUpPredictor(Predictor):
         # The scale-1 letterbox defines each image's output grid, whether or not 1.0 is a scale.
         reference = [letterbox_affine(image.shape[:2], self.input_size, stride, *bound) for image in bgr]
         scales = [self._preprocess(bgr, scaled_input_height(self.input_size, s, stride)) for s in self.scales] if bgr else []
-        return PreparedBatch(len(bgr), reference, scales)
+        return PreparedBatch(reference, scales)
 
     def forward(self, prepared: PreparedBatch) -> list[dict[str, np.ndarray]]:
         """Step 2 (the device): the network's maps of every scale's batch, float32 on the host."""
@@ -302,10 +258,25 @@ class BottomUpPredictor(Predictor):
     def average(self, prepared: PreparedBatch, outputs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """The per-image maps of :meth:`predict_maps` from the network outputs of :meth:`forward`."""
         t0 = time.perf_counter()
-        # Per image, the sum over runs of its maps (h, w, K+1+2L): channels last, OpenCV's layout.
-        sums: list[np.ndarray | None] = [None] * prepared.count
+        stride, count = self.codec.stride, len(prepared.reference)
+        # Per image, the sum over runs of its maps on its scale-1 grid (h, w, K+1+2L): channels last, OpenCV's layout.
+        sums: list[np.ndarray | None] = [None] * count
         for (_, matrices), maps in zip(prepared.scales, outputs):
-            for i, resampled in enumerate(self._to_reference_grids(maps, matrices, prepared)):
+            heat, paf = maps["heatmaps"], maps["pafs"]
+            if self.flip:
+                # The second half of the batch holds the mirrored images (see _preprocess).
+                back = self.codec.flip_outputs({"heatmaps": heat[count:], "pafs": paf[count:]})
+                heat, paf = heat[:count] + back["heatmaps"], paf[:count] + back["pafs"]
+            for i, (matrix, (pad_h, pad_w)) in enumerate(prepared.reference):
+                # Both letterboxes are pure scales of the image, so the grids differ by their ratio
+                # (height / input_size, unless the input bound scaled one of them less).
+                ratio = float(matrices[i][0, 0] / matrix[0, 0])
+                h, w = pad_h // stride, pad_w // stride
+                # This image's share of the padded batch, at most a cell beyond its own maps.
+                keep_h = min(heat.shape[-2], int(np.ceil(h * ratio)) + 1)
+                keep_w = min(heat.shape[-1], int(np.ceil(w * ratio)) + 1)
+                stacked = np.concatenate([heat[i, :, :keep_h, :keep_w], paf[i, :, :keep_h, :keep_w]], axis=0)
+                resampled = _to_scale_one(np.ascontiguousarray(stacked.transpose(1, 2, 0)), ratio, (h, w))
                 sums[i] = resampled if sums[i] is None else sums[i] + resampled
         runs = len(self.scales) * (2 if self.flip else 1)
         num_heatmaps = self.codec.skeleton.num_heatmaps
@@ -319,31 +290,6 @@ class BottomUpPredictor(Predictor):
                 "input_hw": np.array([pad_h, pad_w], dtype=np.int64),
             })
         self.timings["postprocess"] += time.perf_counter() - t0
-        return out
-
-    # ------------------------------------------------------------------ internals
-    def _to_reference_grids(self, maps: Mapping[str, np.ndarray], matrices: Sequence[np.ndarray],
-                            prepared: PreparedBatch) -> list[np.ndarray]:
-        """One scale's maps of every image (flip-summed) on their scale-1 grids, (h, w, C) each."""
-        stride = self.codec.stride
-        heat, paf = maps["heatmaps"], maps["pafs"]
-        count = prepared.count
-        if self.flip:
-            # The second half of the batch holds the mirrored images (see _preprocess).
-            back = self.codec.flip_outputs({"heatmaps": heat[count:], "pafs": paf[count:]})
-            heat = heat[:count] + back["heatmaps"]
-            paf = paf[:count] + back["pafs"]
-        out = []
-        for i, (matrix, (pad_h, pad_w)) in enumerate(prepared.reference):
-            # Both letterboxes are pure scales of the image, so the grids differ by their ratio
-            # (height / input_size, unless the input bound scaled one of them less).
-            ratio = float(matrices[i][0, 0] / matrix[0, 0])
-            h, w = pad_h // stride, pad_w // stride
-            # This image's share of the padded batch, at most a cell beyond its own maps.
-            keep_h = min(heat.shape[-2], int(np.ceil(h * ratio)) + 1)
-            keep_w = min(heat.shape[-1], int(np.ceil(w * ratio)) + 1)
-            stacked = np.concatenate([heat[i, :, :keep_h, :keep_w], paf[i, :, :keep_h, :keep_w]], axis=0)
-            out.append(_to_scale_one(np.ascontiguousarray(stacked.transpose(1, 2, 0)), ratio, (h, w)))
         return out
 
     def _preprocess(self, images: Sequence[np.ndarray], height: int) -> tuple[torch.Tensor, list[np.ndarray]]:

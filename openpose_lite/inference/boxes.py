@@ -1,9 +1,5 @@
-"""Person boxes for the top-down branch at inference: a detections file, a bottom-up model's people,
-and the clipping every box gets.
-
-(Ground-truth boxes, for evaluation, are a question of the annotation file: :mod:`openpose_lite.data.ground_truth`.)
-
-Shape legend: N boxes.
+"""Person boxes (N, 4) for the top-down branch at inference: a detections file, a bottom-up model's people,
+and the clipping every box gets. Ground-truth boxes, for evaluation: :mod:`openpose_lite.data.ground_truth`.
 """
 
 from __future__ import annotations
@@ -11,7 +7,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -29,19 +24,11 @@ MIN_BOX_KEYPOINTS = 2
 
 
 def sanitize_box(bbox_xywh: Sequence[float] | np.ndarray, image_hw: tuple[int, int]) -> np.ndarray | None:
-    """Clip a person box to the image; None for a box that is degenerate or outside the image.
+    """Clip a person box (4,) x, y, w, h in image pixels to an image of ``image_hw`` (H, W): (4,) float64, or
+    None when it is not finite, has w <= 0 or h <= 0, or does not overlap the image, as HRNet drops such boxes.
 
-    Boxes follow the convention of :func:`~openpose_lite.geometry.box_to_center_scale`: (x, y)
-    is the centre of the box's top-left pixel and the box covers ``w x h`` pixels, i.e. its
-    edges are ``x - 0.5`` and ``x + w - 0.5``. The edges are clipped to the image's
-    (``-0.5`` and ``W - 0.5``), so a box inside the image comes back unchanged.
-
-    Args:
-        bbox_xywh: (4,) x, y, w, h in image pixels.
-        image_hw: (H, W) of the image.
-    Returns:
-        (4,) float64 x, y, w, h, or None when the box is not finite, has w <= 0 or h <= 0, or
-        does not overlap the image (zero area after clipping), as HRNet drops such boxes.
+    (x, y) is the centre of the box's top-left pixel, its edges ``x - 0.5`` and ``x + w - 0.5``
+    (:func:`~openpose_lite.geometry.box_to_center_scale`), clipped to the image's (``-0.5``, ``W - 0.5``).
     """
     box = np.asarray(bbox_xywh, dtype=np.float64).reshape(-1)
     if box.shape != (4,):
@@ -61,25 +48,20 @@ def sanitize_box(bbox_xywh: Sequence[float] | np.ndarray, image_hw: tuple[int, i
     return np.array([left + 0.5, top + 0.5, right - left, bottom - top], dtype=np.float64)
 
 
-def _check_entries(entries: Any, path: Path, what: str) -> list[dict]:
-    if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected {what}")
-    for i, e in enumerate(entries):
-        if not isinstance(e, dict) or "image_id" not in e or not isinstance(e.get("bbox"), (list, tuple)) \
-                or len(e["bbox"]) != 4:
-            raise ValueError(f"{path}: entry {i} lacks 'image_id' or a 4-number 'bbox'")
-    return entries
-
-
 def detection_box_source(path: str | Path, min_score: float = 0.0) -> BoxSource:
     """Boxes by image id from a COCO detections list ``[{"image_id", "bbox", "score", "category_id"}]``.
 
     Person detections (category 1, or none given) scoring at least ``min_score``, as they are.
     """
     path = Path(path)
-    entries = _check_entries(read_json(path, "box file"), path, "a list of COCO detections")
+    entries = read_json(path, "box file")
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list of COCO detections")
     by_image: dict[int, list[tuple[list[float], float]]] = defaultdict(list)
-    for e in entries:
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict) or "image_id" not in e or not isinstance(e.get("bbox"), (list, tuple)) \
+                or len(e["bbox"]) != 4:
+            raise ValueError(f"{path}: entry {i} lacks 'image_id' or a 4-number 'bbox'")
         score = float(e.get("score", 1.0))
         if e.get("category_id", PERSON_CATEGORY) == PERSON_CATEGORY and score >= min_score:
             by_image[int(e["image_id"])].append(([float(v) for v in e["bbox"]], score))
@@ -95,15 +77,9 @@ def detection_box_source(path: str | Path, min_score: float = 0.0) -> BoxSource:
 
 def boxes_from_poses(poses: Poses, padding: float = KEYPOINT_BOX_PADDING,
                      min_keypoints: int = MIN_BOX_KEYPOINTS) -> tuple[np.ndarray, np.ndarray]:
-    """Person boxes from found keypoints: their extent, grown by ``padding`` x extent on each side.
-
-    Args:
-        poses: N people, keypoints (N, K, 3) with score 0 where a keypoint was not found.
-        padding: fraction of the keypoints' width (height) added left and right (top and bottom).
-        min_keypoints: people with fewer found keypoints give no box (no extent to speak of).
-    Returns:
-        (boxes (M, 4) x, y, w, h float64, scores (M,) the people's scores), M <= N.
-    """
+    """Person boxes from found keypoints (score > 0): their extent, grown by ``padding`` x its width (height)
+    left and right (top and bottom); people with fewer than ``min_keypoints`` found give none.
+    Returns (boxes (M, 4) x, y, w, h float64, the people's scores (M,)), M <= N."""
     boxes, scores = [], []
     for kps, score in zip(poses.keypoints, poses.scores):
         found = kps[kps[:, 2] > 0, :2]

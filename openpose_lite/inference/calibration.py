@@ -1,26 +1,20 @@
 """Calibration sets for post-training int8 quantisation: the user's images and how one becomes network inputs.
 
-Quantisation measures the range of every activation on inputs like those the model will see, so
-a calibration set is a folder of a few hundred images of the user's own kind (or images in
-memory) plus the function that turns one image into network inputs, which is the predictor's
-preprocessing: bottom-up, the image letterboxed to the input height and normalised
-(:func:`bottomup_calibration`); top-down, person crops (:func:`topdown_calibration`).
-
-A :class:`Calibration` iterates over single inputs (1, 3, H, W) float32, lazily (reading and
-preparing an image only when the quantiser asks for it, so a few hundred images cost no memory),
-and has an :meth:`~Calibration.identity` that the model cache keys the calibrated model on.
+Quantisation measures the range of every activation on inputs like those the model will see: a
+folder of a few hundred images of the user's own kind (or images in memory) plus the predictor's
+preprocessing (bottom-up: letterbox and normalisation, :func:`bottomup_calibration`; top-down:
+person crops, :func:`topdown_calibration`). A :class:`Calibration` yields single inputs lazily, so
+a few hundred images cost no memory, and has an :meth:`~Calibration.identity` the model cache keys on.
 
 It also carries the one quantisation setting that depends on the CPU the model will run on,
-:data:`OverflowFix`. CPUs without int8 dot products (VNNI, AMX), i.e. AVX2 and AVX-512
-without VNNI, multiply int8 through ``vpmaddubsw``, which adds each pair of u8 x s8 products
-into a saturating 16-bit sum: 2 x 255 x 127 = 64770 does not fit in 32767, so a full-range
-weight pair can clip and those CPUs compute slightly other maps than a VNNI one. NNCF's
-overflow fix quantises a convolution's weights to half the int8 range (|w| <= 64: 2 x 255 x 64
-= 32640 fits), at the price of one bit of weight precision. The default, NNCF's own
-(``"first_layer_only"``), kept the held-out AP within 0.005 of fp32 on CPUs with and without
-VNNI where measured, at half the mean map error of ``"enable"`` (every convolution), which
-computes the same maps, bit for bit, on every CPU (docs/benchmarks.md, "int8 on CPUs with and
-without VNNI").
+:data:`OverflowFix`. CPUs without int8 dot products (VNNI, AMX) multiply int8 through
+``vpmaddubsw``, which adds each pair of u8 x s8 products into a saturating 16-bit sum:
+2 x 255 x 127 = 64770 does not fit in 32767, so a full-range weight pair can clip. NNCF's overflow
+fix quantises a convolution's weights to half the int8 range (2 x 255 x 64 = 32640 fits), at the
+price of one bit of weight precision. The default, NNCF's own (``"first_layer_only"``), kept the
+held-out AP within 0.005 of fp32 on CPUs with and without VNNI where measured, at half the mean map
+error of ``"enable"`` (every convolution), which computes the same maps, bit for bit, on every CPU
+(docs/benchmarks.md, "int8 on CPUs with and without VNNI").
 """
 
 from __future__ import annotations
@@ -54,9 +48,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_LIMIT = 300
 # NNCF's OverflowFix values: which convolutions get int8 weights in half the range. "enable": every
 # ordinary convolution (NNCF 3.4 leaves depthwise ones in the full range; the maps without VNNI
-# were identical all the same); "first_layer_only": those that read the model's input (NNCF's
-# default, ours for the reasons of the module docstring); "disable": none, which saturated most
-# without VNNI (largest map error 0.69 against 0.29 on the quickstart VGG19).
+# were identical all the same); "first_layer_only": those that read the model's input; "disable":
+# none, which saturated most without VNNI (largest map error 0.69 against 0.29 on the quickstart VGG19).
 OverflowFix = Literal["enable", "first_layer_only", "disable"]
 OVERFLOW_FIXES: tuple[str, ...] = get_args(OverflowFix)
 DEFAULT_OVERFLOW_FIX: OverflowFix = "first_layer_only"
@@ -72,16 +65,12 @@ class Calibration:
     """Images to calibrate int8 on, and the function that makes network inputs of one.
 
     Args:
-        source: a folder (searched recursively for image files, name order) or a sequence of
-            (H, W, 3) uint8 BGR images.
-        to_inputs: one BGR image -> (N, 3, H, W) float32 network inputs (N >= 0; top-down: one
-            per person crop).
+        source: a folder (searched recursively for image files, name order) or (H, W, 3) uint8 BGR images.
+        to_inputs: one BGR image -> (N, 3, H, W) float32 network inputs (N >= 0).
         key: what ``to_inputs`` does, in words (the input size, normalisation): part of the
             calibrated model's cache key, so a change of preprocessing calibrates again.
         limit: the most network inputs used; a larger folder is sampled evenly over its name order.
-        overflow_fix: which convolutions NNCF quantises to half the int8 range (:data:`OverflowFix`;
-            default ``"first_layer_only"``, NNCF's; ``"enable"``: the same maps, bit for bit, on
-            CPUs with and without VNNI). Part of the calibrated model's cache key.
+        overflow_fix: :data:`OverflowFix`, part of the calibrated model's cache key.
     """
 
     source: Path | tuple[np.ndarray, ...]
@@ -184,24 +173,17 @@ def calibration_files(folder: str | os.PathLike[str], limit: int = DEFAULT_LIMIT
 
 
 def _as_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None, to_inputs: ToInputs,
-                    key: str, limit: int, overflow_fix: OverflowFix) -> Calibration | None:
+                    key: str, overflow_fix: OverflowFix) -> Calibration | None:
     if source is None or isinstance(source, Calibration):
         return source
-    return Calibration(source if isinstance(source, (str, os.PathLike)) else tuple(source), to_inputs, key, limit,
-                       overflow_fix)
+    return Calibration(source, to_inputs, key, overflow_fix=overflow_fix)  # type: ignore[arg-type]
 
 
 def bottomup_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None, input_size: int,
-                         stride: int, input_bound: InputBound | None = None, limit: int = DEFAULT_LIMIT,
-                         input_norm: str = "cmu",
+                         stride: int, input_bound: InputBound | None = None, input_norm: str = "cmu",
                          overflow_fix: OverflowFix = DEFAULT_OVERFLOW_FIX) -> Calibration | None:
-    """A bottom-up predictor's calibration set: each image as the predictor runs it at scale 1.
-
-    That is :func:`~openpose_lite.preprocess.letterbox` to ``input_size`` within the input
-    bound, then the model's input normalisation (one input per image, its own padded width).
-    ``overflow_fix``: see :class:`Calibration`. ``None`` and a ready :class:`Calibration` pass
-    through unchanged.
-    """
+    """A bottom-up predictor's calibration set: each image as the predictor runs it at scale 1 (letterboxed
+    within the input bound, normalised; its own padded width). ``None`` and a :class:`Calibration` pass through."""
     bound = DEFAULT_INPUT_BOUND if input_bound is None else input_bound
 
     def to_inputs(image: np.ndarray) -> np.ndarray:
@@ -209,21 +191,15 @@ def bottomup_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] |
         return normalise_input(boxed[None], input_norm)
 
     key = f"bottom-up letterbox {input_size}/{stride} {bound!r} {input_norm}"
-    return _as_calibration(source, to_inputs, key, limit, overflow_fix)
+    return _as_calibration(source, to_inputs, key, overflow_fix)
 
 
 def topdown_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | Calibration | None,
-                        input_hw: tuple[int, int], padding: float, convention: str,
-                        limit: int = DEFAULT_LIMIT, input_norm: str = "imagenet_rgb",
+                        input_hw: tuple[int, int], padding: float, convention: str, input_norm: str = "imagenet_rgb",
                         overflow_fix: OverflowFix = DEFAULT_OVERFLOW_FIX) -> Calibration | None:
-    """A top-down predictor's calibration set: one crop per image, the whole image taken as the person box.
-
-    A plain folder has no person boxes, so each image is cropped as a box covering all of it
-    (:func:`~openpose_lite.geometry.box_to_center_scale`, :func:`~openpose_lite.preprocess.crop_person`,
-    the model's input normalisation, as the predictor crops a box): give a folder
-    of person crops (or a :class:`Calibration` whose ``to_inputs`` crops known boxes) for the
-    closest match to what the model sees. ``overflow_fix``: see :class:`Calibration`.
-    """
+    """A top-down predictor's calibration set: one crop per image, cropped as the predictor crops a box
+    covering all of it (a plain folder has no person boxes). A folder of person crops, or a
+    :class:`Calibration` whose ``to_inputs`` crops known boxes, is closest to what the model sees."""
     out_h, out_w = int(input_hw[0]), int(input_hw[1])
 
     def to_inputs(image: np.ndarray) -> np.ndarray:
@@ -233,4 +209,4 @@ def topdown_calibration(source: str | os.PathLike[str] | Sequence[np.ndarray] | 
         return normalise_input(crop[None], input_norm)
 
     key = f"top-down whole-image crop {out_h}x{out_w} padding {padding} {convention} {input_norm}"
-    return _as_calibration(source, to_inputs, key, limit, overflow_fix)
+    return _as_calibration(source, to_inputs, key, overflow_fix)

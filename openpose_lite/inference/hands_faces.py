@@ -1,12 +1,10 @@
 """Hands and faces per person, as CMU OpenPose finds them: boxes from the body keypoints, square crops
-through CMU's hand and face networks, one peak per map.
+through CMU's hand and face networks, one peak per map. Written from CMU-Perceptual-Computing-Lab/openpose:
 
-Written from CMU-Perceptual-Computing-Lab/openpose:
-
-* **hand boxes** (``src/openpose/hand/handDetector.cpp``, ``getHandFromPoseIndexes``): when the
-  wrist, elbow and shoulder of an arm all score above 0.03, a square centred at
-  ``wrist + 0.33 (wrist - elbow)`` with side ``1.5 max(|wrist - elbow|, 0.9 |elbow - shoulder|)``;
-  otherwise no box (side 0). Hzzone/pytorch-openpose ``src/util.py`` ``handDetect`` follows the same rule.
+* **hand boxes** (``src/openpose/hand/handDetector.cpp``, ``getHandFromPoseIndexes``; Hzzone/pytorch-openpose
+  ``src/util.py`` ``handDetect`` follows the same rule): when the wrist, elbow and shoulder of an arm all
+  score above 0.03, a square centred at ``wrist + 0.33 (wrist - elbow)`` with side
+  ``1.5 max(|wrist - elbow|, 0.9 |elbow - shoulder|)``; otherwise no box (side 0).
 * **face boxes** (``src/openpose/face/faceDetector.cpp``, ``getFaceFromPoseKeypoints``, threshold
   0.25): with neck and nose, their midpoint and ``2 |neck - nose|`` (or, for a profile with one eye
   and its ear, the mean of nose, eye and ear and ``0.85 (|nose-eye| + |nose-ear| + |neck-nose|)``);
@@ -14,26 +12,23 @@ Written from CMU-Perceptual-Computing-Lab/openpose:
   ``2 |ear - ear|``; centres and sides averaged over the cues found. MPI's skeleton has a head
   instead of nose, eyes and ears: the box is at the head, with side ``1.33 |neck - head|``.
 * **crops** (``handExtractorCaffe.cpp`` ``cropFrame``, ``faceExtractorCaffe.cpp``): the box scaled
-  onto the network's square input by ``cv2.warpAffine`` (inverse map ``crop -> image``: scale
-  ``side / input``, offset the box corner; the *left* hand mirrored, so that both hands look like
-  right hands to the network), bilinear, black outside the image; BGR ``x / 256 - 0.5``. Hands are
-  run when their box is over 1 px wide with an area over 10 px², faces when over 40 px.
+  onto the network's square input by ``cv2.warpAffine`` (inverse map ``crop -> image``; the *left*
+  hand mirrored, so that both hands look like right hands to the network), bilinear, black outside
+  the image; BGR ``x / 256 - 0.5``. Hands are run when their box is over 1 px wide with an area over
+  10 px², faces when over 40 px.
 * **peaks** (``resizeAndMergeBase.cpp``, ``maximumBase.cpp``): each keypoint's map resized to the
   input with ``cv2.INTER_CUBIC``, its maximum (the first one in row order) is the keypoint, its value
   the score, mapped back to the image through the crop's matrix.
 
 Every crop of a frame goes through the network in one batch (both hands of every person, then
 every face). Results: ``hands`` (N, 2, 21, 3) float32, left hand first, and ``faces`` (N, 70, 3),
-x, y, score in image pixels, all zeros where there was no box. The networks run on any backend of
-:func:`~openpose_lite.inference.network.make_runner`; int8 is calibrated on the crops of the people
-the body model finds in the calibration images (:func:`part_calibration`), what the networks see.
+x, y, score in image pixels, all zeros where there was no box.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,14 +36,13 @@ import cv2
 import numpy as np
 
 from openpose_lite.cmu_skeletons import FACE_70, HAND_21
+from openpose_lite.geometry import transform_keypoints
 from openpose_lite.inference.calibration import Calibration, CalibrationError
 from openpose_lite.preprocess import to_network_input, warp_image
-from openpose_lite.skeleton import COCO_17, Skeleton, coco_to_openpose
+from openpose_lite.skeleton import COCO_17, OPENPOSE_18, Skeleton, coco_to_openpose
 
 __all__ = ["FACE_THRESHOLD", "HAND_THRESHOLD", "NET_INPUT", "HandFaceEstimator", "crop_matrix", "face_boxes",
            "hand_boxes", "part_calibration", "peaks", "with_hands_faces"]
-
-logger = logging.getLogger(__name__)
 
 # OpenPose's rules' constants (handDetector.cpp, faceDetector.cpp, the extractors).
 HAND_THRESHOLD = 0.03
@@ -63,8 +57,6 @@ def _body(keypoints: np.ndarray, skeleton: Skeleton) -> tuple[np.ndarray, Skelet
     """Keypoints (N, K, 3) in a skeleton with a neck: COCO-17 gets OpenPose-18's neck (the shoulders' mean)."""
     kps = np.asarray(keypoints, dtype=np.float32).reshape(-1, skeleton.num_keypoints, 3)
     if skeleton == COCO_17:
-        from openpose_lite.skeleton import OPENPOSE_18
-
         return coco_to_openpose(kps), OPENPOSE_18
     return kps, skeleton
 
@@ -107,31 +99,24 @@ def face_boxes(keypoints: np.ndarray, skeleton: Skeleton, threshold: float = FAC
         return out
     nose, l_eye, r_eye, l_ear, r_ear = (kps[:, skeleton.index(n)]
                                         for n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear"))
-    above = {name: p[:, 2] > threshold for name, p in
-             (("neck", neck), ("nose", nose), ("le", l_eye), ("re", r_eye), ("lear", l_ear), ("rear", r_ear))}
-    for i in range(kps.shape[0]):
-        point, size, count = np.zeros(2, np.float64), 0.0, 0
-        a = {k: bool(v[i]) for k, v in above.items()}
-        if a["neck"] and a["nose"]:
-            if a["le"] == a["lear"] and a["re"] == a["rear"] and a["le"] != a["re"]:  # a profile
-                eye, ear = (l_eye[i], l_ear[i]) if a["le"] else (r_eye[i], r_ear[i])
-                point += (eye[:2] + ear[:2] + nose[i, :2]) / 3.0
-                size += 0.85 * float(_distance(nose[i], eye) + _distance(nose[i], ear) + _distance(neck[i], nose[i]))
-            else:
-                point += (neck[i, :2] + nose[i, :2]) / 2.0
-                size += 2.0 * float(_distance(neck[i], nose[i]))
-            count += 1
-        if a["le"] and a["re"]:
-            point += (l_eye[i, :2] + r_eye[i, :2]) / 2.0
-            size += 3.0 * float(_distance(l_eye[i], r_eye[i]))
-            count += 1
-        if a["lear"] and a["rear"]:
-            point += (l_ear[i, :2] + r_ear[i, :2]) / 2.0
-            size += 2.0 * float(_distance(l_ear[i], r_ear[i]))
-            count += 1
-        if count:
-            point, size = point / count, size / count
-        out[i] = (point[0] - size / 2, point[1] - size / 2, size)
+    point, size, count = np.zeros((kps.shape[0], 2)), np.zeros(kps.shape[0]), np.zeros(kps.shape[0])
+
+    def cue(found: np.ndarray, centre: np.ndarray, side: np.ndarray) -> None:
+        point[found] += centre[found]
+        size[found] += side[found]
+        count[found] += 1
+
+    le, re, lear, rear = (p[:, 2] > threshold for p in (l_eye, r_eye, l_ear, r_ear))
+    neck_nose = (neck[:, 2] > threshold) & (nose[:, 2] > threshold)
+    profile = (le == lear) & (re == rear) & (le != re)
+    eye, ear = np.where(le[:, None], l_eye, r_eye), np.where(le[:, None], l_ear, r_ear)
+    cue(neck_nose & profile, (eye[:, :2] + ear[:, :2] + nose[:, :2]) / 3.0,
+        0.85 * (_distance(nose, eye) + _distance(nose, ear) + _distance(neck, nose)).astype(np.float64))
+    cue(neck_nose & ~profile, (neck[:, :2] + nose[:, :2]) / 2.0, 2.0 * _distance(neck, nose).astype(np.float64))
+    cue(le & re, (l_eye[:, :2] + r_eye[:, :2]) / 2.0, 3.0 * _distance(l_eye, r_eye).astype(np.float64))
+    cue(lear & rear, (l_ear[:, :2] + r_ear[:, :2]) / 2.0, 2.0 * _distance(l_ear, r_ear).astype(np.float64))
+    point, size = point / np.maximum(count, 1)[:, None], size / np.maximum(count, 1)
+    out[:, 0], out[:, 1], out[:, 2] = point[:, 0] - size / 2, point[:, 1] - size / 2, size
     return out
 
 
@@ -154,13 +139,6 @@ def peaks(heatmaps: np.ndarray, side: int, keypoints: int) -> np.ndarray:
         index = big.argmax(axis=0)
         out[b, :, 0], out[b, :, 1] = index % side, index // side
         out[b, :, 2] = big[index, np.arange(keypoints)]
-    return out
-
-
-def _to_image(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Crop keypoints (K, 3) -> image keypoints through a 2x3 affine; the scores stay."""
-    out = points.copy()
-    out[:, :2] = points[:, :2] @ matrix[:, :2].T + matrix[:, 2]
     return out
 
 
@@ -197,10 +175,8 @@ def part_calibration(source: Any, people: Callable[[np.ndarray], Any], part: str
                      key: str = "") -> Calibration:
     """The int8 calibration set of CMU's ``part`` network (``"hand"`` or ``"face"``): in each image of
     ``source`` (a folder or BGR images), the crops OpenPose's rules cut around the people that
-    ``people(image)`` finds (a :class:`~openpose_lite.structures.Poses`: the body predictor's), as
-    the network sees them. ``key``: what finds the people, in words (part of the cache key of the
-    calibrated model). Images with no such crop give no input; a set without any is refused when
-    quantising (:class:`~openpose_lite.inference.calibration.CalibrationError`)."""
+    ``people(image)`` finds (:class:`~openpose_lite.structures.Poses`), as the network sees them.
+    ``key``: what finds the people, in words (part of the calibrated model's cache key)."""
     if part not in ("hand", "face"):
         raise ValueError(f"part: expected 'hand' or 'face', got {part!r}")
 
@@ -209,16 +185,15 @@ def part_calibration(source: Any, people: Callable[[np.ndarray], Any], part: str
         crops = _crops(found.keypoints, found.skeleton, side, part == "hand", part == "face")
         return to_network_input(_warp(image, crops, side))
 
-    where = source if isinstance(source, (str, os.PathLike)) else tuple(source)
-    return Calibration(where, to_inputs, f"{part} crops {side} (x / 256 - 0.5) of the people of {key}")
+    return Calibration(source, to_inputs, f"{part} crops {side} (x / 256 - 0.5) of the people of {key}")
 
 
 class HandFaceEstimator:
     """CMU's hand and/or face network run on the people of a frame, by OpenPose's rules.
 
-    ``hand_runner`` / ``face_runner``: what :func:`~openpose_lite.inference.network.make_runner` gives
-    for a hand or face network (a (B, 3, side, side) batch, moved by its ``to_device`` when it has one,
-    in; ``{"heatmaps": (B, K+1, h, w)}`` out; any backend), or None to skip that part. ``side``: the networks' square input (CMU: 368).
+    ``hand_runner`` / ``face_runner``: a (B, 3, side, side) batch (moved by its ``to_device`` when it has
+    one) -> ``{"heatmaps": (B, K+1, h, w)}``, as :func:`~openpose_lite.inference.network.make_runner`'s
+    runners; None skips that part. ``side``: the networks' square input (CMU: 368).
     """
 
     def __init__(self, hand_runner: Any = None, face_runner: Any = None, side: int = NET_INPUT) -> None:
@@ -247,27 +222,17 @@ class HandFaceEstimator:
                 continue
             batch = to_network_input(images[mine])
             to_device = getattr(runner, "to_device", None)  # the project's runners take the batch on their device
-            maps = _heatmaps(runner(to_device(batch) if to_device is not None else batch))
+            maps = np.asarray(runner(to_device(batch) if to_device is not None else batch)["heatmaps"], np.float32)
             for i, points in zip(mine, peaks(maps, self.side, count)):
                 c = found[i]
-                if is_face:
-                    faces[c.person] = _to_image(points, c.matrix)
-                else:
-                    hands[c.person, c.part] = _to_image(points, c.matrix)
+                out, index = (faces, c.person) if is_face else (hands, (c.person, c.part))
+                out[index] = transform_keypoints(c.matrix, points)
         return hands, faces
 
 
-def _heatmaps(outputs: Any) -> np.ndarray:
-    """The ``heatmaps`` of a runner's output as float32 numpy (B, C, h, w)."""
-    maps = outputs["heatmaps"] if isinstance(outputs, Mapping) else outputs
-    return np.asarray(maps, dtype=np.float32)
-
-
 class WithHandsFaces:
-    """A predictor whose people also carry their hands and faces (:class:`~openpose_lite.structures.Poses`
-    ``hands`` / ``faces``): the body predictor's steps (``prepare``, ``forward``, ``finish``,
-    ``predict_batch``) run as they are, then :class:`HandFaceEstimator` on each frame's people. Everything
-    else (``skeleton``, ``describe`` ...) is the body predictor's."""
+    """A predictor whose people also carry their ``hands`` and ``faces``: the body predictor's steps run as they
+    are, then :class:`HandFaceEstimator` on each frame's people; everything else is the body predictor's."""
 
     def __init__(self, predictor: Any, estimator: HandFaceEstimator) -> None:
         self.predictor, self.estimator = predictor, estimator
@@ -276,8 +241,6 @@ class WithHandsFaces:
         return getattr(self.predictor, name)
 
     def _add(self, images: Any, poses: list) -> list:
-        import dataclasses
-
         out = []
         for image, found in zip(images, poses):
             hands, faces = self.estimator(image, found.keypoints, found.skeleton)
@@ -302,12 +265,9 @@ def with_hands_faces(predictor: Any, hand: Any = None, face: Any = None, side: i
                      precision: str | None = None) -> Any:
     """``predictor`` with CMU's hand network from the file ``hand`` and/or face network from ``face``
     (``.caffemodel``, or Hzzone's ``hand_pose_model.pth`` layout) run on its people, on the body
-    model's runtime: ``device``, ``backend`` (default torch) and ``precision`` (default fp32), as
-    :func:`~openpose_lite.inference.network.make_runner` takes them. ``calibration`` (backend openvino,
-    int8; ignored otherwise): a folder or images, each network calibrated on the crops of the people
-    ``predictor`` finds in them (:func:`part_calibration`). Neither file: ``predictor`` itself.
-
-    Raises ValueError naming the file when it is not the network it is given as."""
+    model's runtime (``device``, ``backend``, ``precision`` as :func:`~openpose_lite.inference.network.make_runner`
+    takes them). ``calibration`` (openvino only): a folder or images, each network calibrated on the crops
+    of the people ``predictor`` finds in them (:func:`part_calibration`). Neither file: ``predictor`` itself."""
     from openpose_lite.inference.network import make_runner
     from openpose_lite.models.cmu_caffe_weights import load_part_model
 

@@ -1,13 +1,11 @@
 """Running a network for inference: the runtimes behind the predictors, and the torch one.
 
-A runtime (a backend) is one way of running the network behind the predictors: both predictors
-get theirs from :func:`make_runner` and call it the same way, a (B, 3, H, W) float32 batch in,
-the last stage's maps ``{name: (B, C, h, w) float32 numpy}`` out, with ``device``,
-``precision``, ``to_device``, ``sync`` and ``model`` beside. Two backends:
+Both predictors get their runtime (backend) from :func:`make_runner` and call it the same way: a
+(B, 3, H, W) float32 batch in, the last stage's maps ``{name: (B, C, h, w) float32 numpy}`` out, with
+``device``, ``precision``, ``to_device``, ``sync`` and ``model`` beside. Two backends:
 
-* ``torch`` (:class:`NetworkRunner`): the model moved to its device once, run in eval mode (the
-  caller's train/eval mode is restored after each call), under ``torch.inference_mode``, with
-  autocast for bf16/fp16;
+* ``torch`` (:class:`NetworkRunner`): the model on its device, run in eval mode (the caller's mode
+  restored after each call) under ``torch.inference_mode``, with autocast for bf16/fp16;
 * ``openvino`` (:class:`~openpose_lite.inference.openvino_runner.OpenVinoRunner`): the model
   converted once (cached on disk) and compiled for the CPU, in fp32, bf16 or int8.
 """
@@ -42,14 +40,8 @@ def last_stage(outputs: Any, names: Sequence[str]) -> dict[str, torch.Tensor]:
 
 
 class NetworkRunner:
-    """A model ready for inference on ``device`` (``None``/``"auto"``: CUDA when present).
-
-    ``precision``: ``fp32`` (exact), ``bf16`` (CPU autocast, where the CPU computes bf16
-    natively), ``fp16`` (CUDA autocast) or ``auto`` (the fastest native one; see
-    :func:`~openpose_lite.devices.resolve_precision`, the one place a precision is checked).
-    The maps always come back as float32 for decoding. Calling the runner with a
-    (B, 3, H, W) float32 batch returns the last stage's maps ``{name: (B, C, h, w) float32 numpy}``.
-    """
+    """A torch model ready for inference on ``device`` (``None``/``"auto"``: CUDA when present), in
+    ``precision`` (:func:`~openpose_lite.devices.resolve_precision`); the maps always come back float32."""
 
     backend = "torch"
 
@@ -83,26 +75,16 @@ class NetworkRunner:
             torch.cuda.synchronize(self.device)
 
 
-def _check_torch_options(precision: str, calibration: Any) -> None:
-    """What backend torch refuses before any precision is resolved: int8 and a calibration set."""
-    if precision == "int8":
-        raise ValueError("precision int8: quantised models run with backend openvino (OpenVINO + NNCF)")
-    if calibration is not None:
-        raise ValueError("calibration: only backend openvino quantises (precision int8)")
-
-
 def check_runtime(backend: str, precision: str, device: str | torch.device | None = None,
                   calibration: Any = None, file_precision: str = "fp32") -> str:
-    """The one check of a runtime's options: the precision ``backend`` runs on ``device``, or a ValueError saying why not.
-
-    ``torch``: :func:`~openpose_lite.devices.resolve_precision` (fp32, bf16 where the device computes
-    it natively, fp16 on CUDA, auto); no int8, no calibration. ``openvino``: the CPU, the extra
-    installed, :func:`~openpose_lite.inference.openvino_runner.resolve_openvino_precision` (fp32, native
-    bf16, int8 with a calibration set, auto). The command line calls it before reading any weights;
-    the runners call it again, so a predictor built in Python is checked the same way.
-    """
+    """The one check of a runtime's options: the precision ``backend`` runs on ``device`` (torch:
+    :func:`~openpose_lite.devices.resolve_precision`, openvino: its ``resolve_openvino_precision``), or a ValueError
+    saying why not. The command line calls it before reading any weights; the runners check the same way."""
     if backend == "torch":
-        _check_torch_options(precision, calibration)
+        if precision == "int8":
+            raise ValueError("precision int8: quantised models run with backend openvino (OpenVINO + NNCF)")
+        if calibration is not None:
+            raise ValueError("calibration: only backend openvino quantises (precision int8)")
         return resolve_precision(precision, resolve_device(device))
     if backend == "openvino":
         from openpose_lite.inference.openvino_model import import_nncf, import_openvino
@@ -120,22 +102,15 @@ def make_runner(model: nn.Module | IrModel, names: Sequence[str], device: str | 
                 precision: str = "fp32", *, backend: str = "torch",
                 calibration: Calibration | None = None, cache: Any = None,
                 performance: str = "latency") -> NetworkRunner | Any:
-    """The runner of ``model`` on ``backend`` (:data:`BACKENDS`): what the predictors call.
-
-    ``torch``: :class:`NetworkRunner` (precisions fp32, bf16, fp16, auto). ``openvino``:
-    :class:`~openpose_lite.inference.openvino_runner.OpenVinoRunner` on the CPU (fp32, bf16, int8
-    calibrated on ``calibration``, auto), the converted model cached in ``cache`` (None: the
-    default folder; False: none), ``performance`` ``"latency"`` or ``"throughput"``. An
-    :class:`~openpose_lite.inference.openvino_model.IrModel` (an IR file) runs on openvino only.
-    The options are checked by :func:`check_runtime`.
-    """
+    """The runner of ``model`` on ``backend`` (:data:`BACKENDS`): what the predictors call. ``calibration``,
+    ``cache`` and ``performance`` are :class:`~openpose_lite.inference.openvino_runner.OpenVinoRunner`'s,
+    the only one an :class:`~openpose_lite.inference.openvino_model.IrModel` runs on."""
     if backend == "torch":
         if isinstance(model, IrModel):
             raise ValueError(f"{model.path}: an OpenVINO IR runs with backend openvino, not torch")
         if performance != "latency":
             raise ValueError(f"performance {performance}: the throughput hint is backend openvino's")
-        _check_torch_options(precision, calibration)
-        return NetworkRunner(model, names, device, precision)  # resolves (and logs) the precision once
+        return NetworkRunner(model, names, device, check_runtime(backend, precision, device, calibration))
     if backend == "openvino":
         from openpose_lite.inference.openvino_runner import OpenVinoRunner
 

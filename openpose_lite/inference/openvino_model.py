@@ -1,22 +1,15 @@
 """Torch networks as OpenVINO models: conversion, int8 quantisation, the on-disk cache, IR files with our settings.
 
-* **Conversion**: ``openvino.convert_model`` takes the torch module itself (no ONNX step),
-  wrapped to return the last stage's maps (:class:`~openpose_lite.models.export.LastStageOutputs`);
-  the input ``images`` is (B, 3, H, W) with batch, height and width dynamic, and the outputs are
-  named after the maps (``heatmaps``, ``pafs``).
-* **int8**: NNCF's post-training quantisation (``nncf.quantize``) of the converted model on a
-  :class:`~openpose_lite.inference.calibration.Calibration` set, with its overflow fix
-  (``Calibration.overflow_fix``: which convolutions' weights take half the int8 range, so that
-  CPUs without VNNI cannot saturate on them).
-* **Cache**: both are kept as IR folders (``model.xml`` + ``model.bin``) under
-  :func:`cache_root`, keyed by a digest of the network (its class, structure and every tensor
-  of its state dict), the output names, the torch/OpenVINO/NNCF versions and, for int8, the
-  calibration set's identity and overflow fix, so the next run reads the IR instead of converting
-  again. A folder is written under a temporary name and renamed, so a killed run leaves no half IR
-  behind, with a manifest (``manifest.json``, written last) of its files' sizes and SHA-256: an
-  entry whose files do not match it (damaged on disk) or that has none is removed and built again,
-  never used. A cache that cannot be written (disk full, read-only) costs one warning: the run
-  goes on from the model in memory.
+* **Conversion** (:func:`convert`): ``openvino.convert_model`` on the traced torch module (no ONNX
+  step), wrapped to return the last stage's maps (:class:`~openpose_lite.models.export.LastStageOutputs`).
+* **int8** (:func:`quantize`): NNCF's post-training quantisation on a
+  :class:`~openpose_lite.inference.calibration.Calibration` set, with its overflow fix.
+* **Cache**: both kept as IR folders (``model.xml`` + ``model.bin``) under :func:`cache_root`, keyed
+  by a digest of the network (:func:`model_digest`), the output names, the torch/OpenVINO/NNCF
+  versions and, for int8, the calibration set's identity and overflow fix. A folder is written under
+  a temporary name and renamed, with a manifest (``manifest.json``, written last) of its files' sizes
+  and SHA-256: an entry without one or whose files differ from it is removed and built again. A cache
+  that cannot be written costs one warning: the run goes on from the model in memory.
 * **IR files** (:func:`export_ir`, :func:`read_ir`): the model plus, in its ``rt_info`` under
   ``openpose_lite``, the project's config dict, skeleton, output names, stride and precision,
   so an IR file runs like a weights file (:class:`IrModel`).
@@ -29,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import importlib.metadata
 import io
 import json
@@ -37,7 +31,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,25 +62,24 @@ class BackendUnavailableError(ValueError, ImportError):
     """The openvino / nncf packages are not installed (or do not import); the message says how to install them."""
 
 
+def _import(module: str, needed_by: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except Exception as exc:  # a broken install fails with other errors than ImportError too
+        raise BackendUnavailableError(f"{needed_by} needs the {module} package, which does not import "
+                                      f"({type(exc).__name__}: {exc}); install it with {EXTRA_INSTALL}") from None
+
+
 def import_openvino() -> Any:
     """The ``openvino`` module, or a :class:`BackendUnavailableError` naming the extra to install."""
-    try:
-        import openvino
-    except Exception as exc:  # a broken install fails with other errors than ImportError too
-        raise BackendUnavailableError(f"backend openvino needs the openvino package, which does not import "
-                                      f"({type(exc).__name__}: {exc}); install it with {EXTRA_INSTALL}") from None
-    return openvino
+    return _import("openvino", "backend openvino")
 
 
 def import_nncf() -> Any:
     """The ``nncf`` module (int8 quantisation), or a :class:`BackendUnavailableError` naming the extra."""
     # torch's C++-extension module, which nncf imports, warns about CUDA on machines without it.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    try:
-        import nncf
-    except Exception as exc:
-        raise BackendUnavailableError(f"precision int8 needs the nncf package, which does not import "
-                                      f"({type(exc).__name__}: {exc}); install it with {EXTRA_INSTALL}") from None
+    nncf = _import("nncf", "precision int8")
     nncf.set_log_level(logging.WARNING)
     return nncf
 
@@ -201,30 +194,32 @@ def _reason(exc: Exception) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def _write_ir_folder(ov_model: Any, folder: Path) -> bool:
-    """Save ``ov_model`` as ``folder/model.xml`` + ``model.bin`` + the manifest: into a temporary sibling, then renamed.
+@contextlib.contextmanager
+def _saved(ov_model: Any, parent: Path, name: str) -> Iterator[Path]:
+    """A temporary folder ``.name.*`` in ``parent`` (made if missing) with ``ov_model`` saved in it as
+    ``model.xml`` + ``model.bin``, removed on leaving (what the caller moved out stays)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=parent))
+    try:
+        import_openvino().save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=False)  # fp16: not exact
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-    False (and one warning) if it could not be written: the caller runs from the model in memory.
-    """
-    ov = import_openvino()
+
+def _write_ir_folder(ov_model: Any, folder: Path) -> bool:
+    """Save ``ov_model`` as ``folder/model.xml`` + ``model.bin`` + the manifest: into a temporary sibling, then
+    renamed. False (and one warning) if it could not be written."""
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    except OSError as exc:
-        logger.warning("OpenVINO cache %s not writable (%s); running without caching", folder.parent, _reason(exc))
-        return False
-    try:
-        ov.save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=False)  # fp16 weights would not be exact
-        # The manifest last: an entry is complete only with it (the rename makes all three appear at once).
-        (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp)))
-        os.rename(tmp, folder)
+        with _saved(ov_model, folder.parent, folder.name) as tmp:
+            # The manifest last: an entry is complete only with it (the rename makes all three appear at once).
+            (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp)))
+            os.rename(tmp, folder)
     except (OSError, RuntimeError) as exc:  # RuntimeError: OpenVINO's own write errors (a full disk: iostream error)
         if isinstance(exc, OSError) and folder.is_dir() and _entry_problem(folder) is None:
             return True  # another process cached the same model meanwhile: theirs is as good
         logger.warning("OpenVINO cache %s not writable (%s); running without caching", folder.parent, _reason(exc))
         return False
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return True
 
 
@@ -258,11 +253,9 @@ def _key(*parts: str) -> str:
 def openvino_model(model: nn.Module | IrModel, names: Sequence[str], int8: bool = False,
                    calibration: Calibration | None = None,
                    cache: str | os.PathLike[str] | bool | None = None) -> tuple[Any, Path | None]:
-    """The converted (and with ``int8``, quantised) ``openvino.Model`` of ``model``, through the cache.
-
-    Returns the model and the path of its cached IR (``None`` when not cached). An
-    :class:`IrModel` is not converted; with ``int8`` it is quantised (cached by its files' bytes).
-    """
+    """The converted (and with ``int8``, quantised) ``openvino.Model`` of ``model`` through the cache, and the
+    path of its cached IR (``None`` when not cached). An :class:`IrModel` is not converted; with ``int8`` it is
+    quantised (cached by its files' bytes). The fp32 model is converted (or read) for int8 only to quantise it."""
     if int8:
         if calibration is None:
             raise ValueError("precision int8 needs a calibration set (a folder of a few hundred images like the ones "
@@ -270,29 +263,27 @@ def openvino_model(model: nn.Module | IrModel, names: Sequence[str], int8: bool 
         calibration.check()  # before converting: a folder without usable images is the user's first error
     root = cache_root(cache)
     names = tuple(names)
-    if isinstance(model, IrModel):
-        base, xml, source = model.ov_model, model.path, f"IR {model.path}"
-        base_key = model.digest()
-    else:
-        source = type(model).__name__
-        base_key = _key("convert", model_digest(model), *names, _versions(False))
-        base, xml = _cached(root, base_key, lambda: convert(model, names), f"OpenVINO model of {source}")
-    if not int8 or calibration is None:
-        return base, xml
+    is_ir = isinstance(model, IrModel)
+    source = f"IR {model.path}" if is_ir else type(model).__name__
+    base_key = model.digest() if is_ir else _key("convert", model_digest(model), *names, _versions(False))
+
+    def base() -> tuple[Any, Path | None]:  # the fp32 model
+        if is_ir:
+            return model.ov_model, model.path
+        return _cached(root, base_key, lambda: convert(model, names), f"OpenVINO model of {source}")
+
+    if not int8:
+        return base()
     key = _key("int8", base_key, calibration.identity(), f"overflow fix {calibration.overflow_fix}", _versions(True))
-    return _cached(root, key, lambda: quantize(base, calibration), f"int8 model of {source}")
+    return _cached(root, key, lambda: quantize(base()[0], calibration), f"int8 model of {source}")
 
 
 # ------------------------------------------------------------------------------ IR files
 @dataclass
 class IrModel:
     """An OpenVINO IR file read back (:func:`read_ir`): what make_runner takes in place of a torch network.
-
-    ``config`` (the project's config dict), ``skeleton``, ``stride`` and ``arch`` come from the
-    file's ``rt_info``; they are ``None`` for an IR that another tool wrote (``foreign``), and
-    ``config`` is also ``None`` where :func:`export_ir` was given none. The codecs'
-    ``check_model`` reads ``stride`` and ``skeleton`` as on a torch network.
-    """
+    ``config``, ``skeleton``, ``stride`` and ``arch`` come from the file's ``rt_info`` (``None`` for an IR
+    another tool wrote, or where :func:`export_ir` was given none), read by the codecs' ``check_model``."""
 
     path: Path
     ov_model: Any
@@ -309,21 +300,14 @@ class IrModel:
         return files_sha256((self.path, self.path.with_suffix(".bin")), "OpenVINO IR file")
 
 
-def _is_quantized(ov_model: Any) -> bool:
-    return any(op.get_type_name() == "FakeQuantize" for op in ov_model.get_ops())
-
-
 def export_ir(model: nn.Module, path: str | os.PathLike[str], names: Sequence[str], config: Mapping[str, Any] | None,
               skeleton: Skeleton | None = None, precision: str = "fp32", calibration: Calibration | None = None,
               cache: str | os.PathLike[str] | bool | None = None) -> Path:
-    """Write ``model``'s last stage ``names`` as an IR file pair ``path`` (.xml) + .bin, our settings inside.
-
-    ``config``: the project's config dict (:func:`~openpose_lite.config.config_to_dict`, JSON-able),
-    stored with ``skeleton`` (default: the model's), the model's stride and the output names
-    under ``rt_info["openpose_lite"]``. ``precision``: ``fp32``, or ``int8`` quantised on
-    ``calibration`` (bf16 is chosen when the IR is run, not stored). The .bin is written first,
-    then the .xml, each by a rename, so the .xml never points at a missing or partial .bin.
-    """
+    """Write ``model``'s last stage ``names`` as an IR file pair ``path`` (.xml) + .bin, with ``config``
+    (:func:`~openpose_lite.config.config_to_dict`), ``skeleton`` (default: the model's), the stride and
+    the output names under ``rt_info["openpose_lite"]``. ``precision``: ``fp32``, or ``int8`` quantised
+    on ``calibration``. The .bin is moved in first, then the .xml, so the .xml never points at a missing
+    or partial .bin."""
     path = Path(path)
     if path.suffix.lower() != ".xml":
         raise ValueError(f"{path}: an OpenVINO IR is written as a .xml file (its weights go beside it, .bin)")
@@ -343,15 +327,9 @@ def export_ir(model: nn.Module, path: str | os.PathLike[str], names: Sequence[st
             "stride": str(getattr(model, "stride", "") or "")}
     for field_name, value in info.items():
         ov_model.set_rt_info(value, [RT_KEY, field_name])
-    ov = import_openvino()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        ov.save_model(ov_model, str(tmp / "model.xml"), compress_to_fp16=False)
+    with _saved(ov_model, path.parent, path.name) as tmp:
         os.replace(tmp / "model.bin", path.with_suffix(".bin"))
         os.replace(tmp / "model.xml", path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote the OpenVINO IR (%s, outputs %s) to %s", precision, list(names), path)
     return path
 
@@ -361,24 +339,20 @@ def _rt(ov_model: Any, name: str) -> str | None:
 
 
 def read_ir(path: str | os.PathLike[str]) -> IrModel:
-    """An IR file (.xml with its .bin beside it) -> :class:`IrModel`, with the settings :func:`export_ir` stored.
-
-    A missing or unreadable file is a ValueError naming it; an IR another tool wrote reads with
-    ``config=None`` (``foreign``), and its outputs keep their own names.
-    """
+    """An IR file (.xml with its .bin beside it) -> :class:`IrModel`, with the settings :func:`export_ir` stored
+    (an IR another tool wrote: ``foreign``, no settings, its outputs' own names). A ValueError names a bad file."""
     path = Path(path)
     if path.suffix.lower() != ".xml":
         raise ValueError(f"{path}: not an OpenVINO IR (expected a .xml file with its .bin beside it)")
     for p in (path, path.with_suffix(".bin")):
         if not p.is_file():
             raise ValueError(f"{p}: not found (an OpenVINO IR is a .xml file and a .bin file of the same name)")
-    ov = import_openvino()
     try:
-        ov_model = ov.Core().read_model(str(path))
+        ov_model = import_openvino().Core().read_model(str(path))
     except RuntimeError as exc:
         raise ValueError(f"{path}: not a readable OpenVINO IR ({str(exc).strip().splitlines()[0]})") from None
     names = tuple(sorted(o.get_names())[0] if o.get_names() else f"output{i}" for i, o in enumerate(ov_model.outputs))
-    precision = "int8" if _is_quantized(ov_model) else "fp32"
+    precision = "int8" if any(op.get_type_name() == "FakeQuantize" for op in ov_model.get_ops()) else "fp32"
     if _rt(ov_model, "format") is None:
         logger.warning("%s: an OpenVINO IR without openpose_lite settings (written by another tool): no config, "
                        "skeleton or stride inside", path)

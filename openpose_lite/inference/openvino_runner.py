@@ -1,21 +1,11 @@
-"""The OpenVINO runtime: a network compiled for the CPU behind the same call as the torch runner.
+"""The OpenVINO runtime: :class:`OpenVinoRunner`, called as :class:`~openpose_lite.inference.network.NetworkRunner`.
 
-:class:`OpenVinoRunner` takes what :class:`~openpose_lite.inference.network.NetworkRunner` takes
-(a torch network, the names of the maps to return) and is called the same way: a (B, 3, H, W)
-float32 batch in, the last stage's maps ``{name: (B, C, h, w) float32 numpy}`` out. The network
-is converted once and cached (:mod:`~openpose_lite.inference.openvino_model`), then compiled for
-OpenVINO's CPU device with
-
-* ``INFERENCE_NUM_THREADS`` = torch's intra-op thread count (``torch.get_num_threads()``), so
-  one thread setting governs both runtimes;
-* the ``LATENCY`` performance hint (one stream: all threads on one call), or ``THROUGHPUT``
-  where the caller asks: several streams, a batch is split between parallel requests;
-* the precision: ``fp32`` (``INFERENCE_PRECISION_HINT`` f32: OpenVINO would otherwise pick bf16
-  by itself on a CPU that has it), ``bf16`` (the CPU's native bfloat16, refused where it has
-  none), ``int8`` (the NNCF-quantised model; its remaining layers in f32; CPUs without VNNI
-  saturate on some full-range weights: the overflow fix of
-  :mod:`~openpose_lite.inference.calibration`) or ``auto``
-  (:func:`resolve_openvino_precision`).
+The network is converted once and cached (:mod:`~openpose_lite.inference.openvino_model`),
+then compiled for OpenVINO's CPU device with ``INFERENCE_NUM_THREADS`` = ``torch.get_num_threads()``
+(one thread setting governs both runtimes), the ``LATENCY`` performance hint (one stream: all
+threads on one call) or ``THROUGHPUT`` (a batch split between parallel requests), and the precision
+of :func:`resolve_openvino_precision`; fp32 sets ``INFERENCE_PRECISION_HINT`` f32, as OpenVINO would
+otherwise pick bf16 by itself on a CPU that has it.
 """
 
 from __future__ import annotations
@@ -45,9 +35,8 @@ PERFORMANCE_HINTS = ("latency", "throughput")
 def openvino_native_precisions() -> set[str]:
     """The precisions OpenVINO's CPU device runs natively here: fp32, bf16 and int8 where present.
 
-    bf16 needs both OpenVINO's ``OPTIMIZATION_CAPABILITIES`` to list BF16 and the CPU to compute
-    it natively (AVX512-BF16 or AMX-BF16 flags, or OpenVINO choosing bf16 by default, which it
-    does only on such CPUs): OpenVINO lists BF16 on plain AVX-512 CPUs too, where it is emulated.
+    bf16 needs OpenVINO's ``OPTIMIZATION_CAPABILITIES`` to list BF16 (it does on plain AVX-512 CPUs
+    too, where it is emulated) and the CPU to compute it natively (its flags, or OpenVINO's default hint).
     """
     ov = import_openvino()
     core = ov.Core()
@@ -66,12 +55,9 @@ def openvino_native_precisions() -> set[str]:
 def resolve_openvino_precision(precision: str, calibration: Calibration | None, file_precision: str = "fp32") -> str:
     """The precision to run under OpenVINO: ``fp32``, ``bf16`` or ``int8``; refuses what cannot run, saying why.
 
-    ``auto``: int8 where a calibration set is given and the CPU has int8 dot products (VNNI,
-    AMX), else bf16 where the CPU computes it natively, else fp32; logged. An explicit int8
-    needs a calibration set; without VNNI it still runs (AVX2), with a smaller gain, and a warning
-    where the calibration's overflow fix is ``disable``: every weight in the full range, which
-    such a CPU saturates on most.
-    ``file_precision``: an IR that is already int8 runs as int8 only.
+    ``auto``: int8 where a calibration set is given and the CPU has int8 dot products (VNNI, AMX), else
+    native bf16, else fp32; logged. int8 without VNNI runs with a smaller gain (a warning where the overflow
+    fix is ``disable``). An IR that is int8 (``file_precision``) runs as int8 only.
     """
     if precision not in OPENVINO_PRECISIONS:
         if precision == "fp16":
@@ -132,16 +118,8 @@ def cpu_device(device: str | torch.device | None) -> torch.device:
 class OpenVinoRunner:
     """A network compiled by OpenVINO for the CPU, called like :class:`~openpose_lite.inference.network.NetworkRunner`.
 
-    Args:
-        model: a torch network (converted once, cached) or an :class:`IrModel` (an IR file read back).
-        names: the last stage's maps to return, e.g. ``("heatmaps", "pafs")``.
-        device: ``None``, ``"auto"`` or ``"cpu"`` (OpenVINO's CPU device).
-        precision: ``fp32``, ``bf16``, ``int8`` or ``auto`` (:func:`resolve_openvino_precision`).
-        calibration: the images int8 is calibrated on (:mod:`~openpose_lite.inference.calibration`).
-        cache: the cache folder (:func:`~openpose_lite.inference.openvino_model.cache_root`; False: none).
-        performance: ``"latency"`` (single images) or ``"throughput"`` (batches split over parallel requests).
-
-    ``model`` is the network it was built from; assigning another converts that one.
+    ``model``: a torch network or an :class:`IrModel` (assigning another converts that one); ``cache``: as
+    :func:`~openpose_lite.inference.openvino_model.cache_root` takes it; ``performance``: :data:`PERFORMANCE_HINTS`.
     """
 
     backend = "openvino"

@@ -1,26 +1,21 @@
-"""Overlapped inference over a stream of images: reading and preparing the next batch, and
-decoding and handling the last one, run while the network works on the current one.
+"""Overlapped inference over a stream of images: the next batch is read and prepared, and the last
+one decoded and handled, while the network works on the current one.
 
-Both predictors split a call into three steps: ``prepare(images, ids)`` (host: read-side work,
-letterbox or crops, normalisation), ``forward(prepared)`` (the network) and
-``finish(prepared, outputs)`` (host: averaging, decoding). :func:`run_pipelined` runs them in
-three threads joined by bounded queues:
+Both predictors split a call into ``prepare(images, ids)`` (host: letterbox or crops,
+normalisation), ``forward(prepared)`` (the network) and ``finish(prepared, outputs)`` (host:
+averaging, decoding). :func:`run_pipelined` runs them in three threads joined by bounded queues: a
+loader thread loads, batches and prepares the items (at most ``prefetch`` batches ahead); the
+calling thread runs the network (torch releases the GIL, so the other two run meanwhile; on a GPU
+the host work hides behind it); a finisher thread decodes each batch and hands every item's result
+to ``handle`` in stream order.
 
-* a loader thread takes items from the stream, loads their images, groups them into batches
-  and prepares them (at most ``prefetch`` batches ahead);
-* the calling thread runs the network on one batch after another (torch releases the GIL, so
-  the other two threads run meanwhile; on a GPU the host work then hides behind it);
-* a finisher thread decodes each batch and hands every item's result to ``handle`` in stream
-  order, so outputs are written in order while the next batch is on the network.
-
-A live source wants the opposite of read-ahead: the newest frame, taken when the network is
-free for it. :func:`run_newest_first` takes the next item only then, in the calling thread,
-prepares it and runs the network on it, while a finisher thread decodes and handles the one
-before; nothing waits in a queue, so no frame grows old there.
+A live source wants the newest frame, taken when the network is free for it:
+:func:`run_newest_first` takes the next item only then, in the calling thread, while a finisher
+thread decodes and handles the one before; nothing waits in a queue, so no frame grows old there.
 
 An item whose image cannot be loaded, or that the predictor refuses (``input_problem``), is
 handed to ``handle`` with the reason instead of people; a batch that fails in any step is run
-again image by image, so one bad image costs only itself. Shape legend: B batch.
+again image by image, so one bad image costs only itself.
 """
 
 from __future__ import annotations
@@ -30,13 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from openpose_lite.structures import Poses
 
-__all__ = ["Outcome", "run_newest_first", "run_pipelined", "run_sequential"]
+__all__ = ["run_newest_first", "run_pipelined", "run_sequential"]
 
 T = TypeVar("T")
 # What to run an item with: its image, or the reason it has none (an unreadable file).
@@ -50,20 +45,11 @@ _RECOVERABLE = (ValueError, RuntimeError, MemoryError)
 
 
 @dataclass
-class Outcome(Generic[T]):
-    """One item's result: its people, or why it has none."""
-
-    item: T
-    poses: Poses | None = None
-    reason: str | None = None
-
-
-@dataclass
 class _Batch:
     items: list
     images: list
     ids: list
-    outcomes: list  # Outcome per item; those still None run through the predictor
+    results: list  # per item its Poses or why it has none (a str); those still None run through the predictor
     prepared: Any = None
     outputs: Any = None
     error: BaseException | None = None
@@ -76,20 +62,18 @@ def _one_line(exc: BaseException) -> str:
 
 def _batches(items: Iterable[T], load: Load, image_id: Callable[[T], int | None], batch_size: int,
              predictor: Any) -> Iterator[_Batch]:
-    """The stream cut into batches; items without an image, or refused by the predictor, get their outcome now."""
+    """The stream cut into batches; items without an image, or refused by the predictor, get their reason now."""
     problem_of = getattr(predictor, "input_problem", None)
     batch = _Batch([], [], [], [])
     for item in items:
         image = load(item)
-        outcome: Outcome | None = None
-        if isinstance(image, str):
-            outcome = Outcome(item, reason=image)
-        elif problem_of is not None and (problem := problem_of(image.shape[:2])) is not None:
-            outcome = Outcome(item, reason=problem)
+        result = image if isinstance(image, str) else None
+        if result is None and problem_of is not None:
+            result = problem_of(image.shape[:2])
         batch.items.append(item)
         batch.images.append(image)
         batch.ids.append(image_id(item))
-        batch.outcomes.append(outcome)
+        batch.results.append(result)
         if len(batch.items) == batch_size:
             yield batch
             batch = _Batch([], [], [], [])
@@ -98,7 +82,7 @@ def _batches(items: Iterable[T], load: Load, image_id: Callable[[T], int | None]
 
 
 def _todo(batch: _Batch) -> list[int]:
-    return [i for i, outcome in enumerate(batch.outcomes) if outcome is None]
+    return [i for i, result in enumerate(batch.results) if result is None]
 
 
 def _prepare(predictor: Any, batch: _Batch) -> None:
@@ -118,22 +102,23 @@ def _forward(predictor: Any, batch: _Batch) -> None:
             batch.error = exc
 
 
-def _finish(predictor: Any, batch: _Batch) -> list[Outcome]:
+def _finish(predictor: Any, batch: _Batch, handle: Handle) -> None:
+    """Decode the batch and hand each item's people (or failure reason) to ``handle``, in order."""
     todo = _todo(batch)
     if todo and batch.error is None:
         try:
             for i, poses in zip(todo, predictor.finish(batch.prepared, batch.outputs)):
-                batch.outcomes[i] = Outcome(batch.items[i], poses=poses)
+                batch.results[i] = poses
         except _RECOVERABLE as exc:
             batch.error = exc
     if batch.error is not None:  # run the batch again image by image: one bad image costs only itself
         for i in _todo(batch):
             try:
-                poses = predictor.predict_batch([batch.images[i]], [batch.ids[i]])[0]
-                batch.outcomes[i] = Outcome(batch.items[i], poses=poses)
+                batch.results[i] = predictor.predict_batch([batch.images[i]], [batch.ids[i]])[0]
             except _RECOVERABLE as exc:
-                batch.outcomes[i] = Outcome(batch.items[i], reason=_one_line(exc))
-    return batch.outcomes
+                batch.results[i] = _one_line(exc)
+    for item, result in zip(batch.items, batch.results):
+        handle(item, result)
 
 
 def run_sequential(predictor: Any, items: Iterable[T], load: Load, handle: Handle, batch_size: int = 1,
@@ -142,8 +127,7 @@ def run_sequential(predictor: Any, items: Iterable[T], load: Load, handle: Handl
     for batch in _batches(items, load, image_id, batch_size, predictor):
         _prepare(predictor, batch)
         _forward(predictor, batch)
-        for outcome in _finish(predictor, batch):
-            handle(outcome.item, outcome.poses if outcome.poses is not None else outcome.reason)
+        _finish(predictor, batch, handle)
 
 
 class _Worker(threading.Thread):
@@ -155,40 +139,31 @@ class _Worker(threading.Thread):
     """
 
     def __init__(self, target: Callable[[], None], name: str) -> None:
-        super().__init__(name=name, daemon=True)
-        self._target_fn = target
+        super().__init__(target=target, name=name, daemon=True)
         self.error: BaseException | None = None
         self.ended = threading.Event()
 
     def run(self) -> None:
         try:
-            self._target_fn()
+            super().run()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
             self.error = exc
         finally:
             self.ended.set()
 
 
-def _put(q: queue.Queue, value: Any, stop: threading.Event) -> bool:
-    """Put unless the run is stopping; False when it is."""
-    while not stop.is_set():
+def _put(q: queue.Queue, value: Any, stop: threading.Event | None = None, consumer: _Worker | None = None) -> bool:
+    """Put, waiting unless the run is stopping (then False) or ``consumer`` died (then its error: it will never
+    take the value)."""
+    while stop is None or not stop.is_set():
+        if consumer is not None and consumer.error is not None:
+            raise consumer.error
         try:
             q.put(value, timeout=0.1)
             return True
         except queue.Full:
             continue
     return False
-
-
-def _put_or_fail(q: queue.Queue, value: Any, consumer: _Worker) -> bool:
-    """Try to put for a moment; raise the consumer's error if it died (it will never take the value)."""
-    if consumer.error is not None:
-        raise consumer.error
-    try:
-        q.put(value, timeout=0.1)
-        return True
-    except queue.Full:
-        return False
 
 
 def _get(q: queue.Queue, stop: threading.Event, workers: list[_Worker]) -> Any:
@@ -203,34 +178,41 @@ def _get(q: queue.Queue, stop: threading.Event, workers: list[_Worker]) -> Any:
                 return _DONE
 
 
-def _finish_and_handle(predictor: Any, finished_q: queue.Queue, stop: threading.Event, handle: Handle) -> None:
-    """The finisher thread: decode each batch the network has run and hand its outcomes on, in order."""
-    while True:
-        batch = _get(finished_q, stop, [])
-        if batch is _DONE:
-            return
-        for outcome in _finish(predictor, batch):
-            handle(outcome.item, outcome.poses if outcome.poses is not None else outcome.reason)
+def _start_finisher(predictor: Any, handle: Handle, stop: threading.Event, size: int) -> tuple[queue.Queue, _Worker]:
+    """The finisher thread, started, and its queue: it decodes each batch the network has run and hands
+    its items on, in order, until ``_DONE``."""
+    finished_q: queue.Queue = queue.Queue(maxsize=size)
+
+    def finish_and_handle() -> None:
+        while (batch := _get(finished_q, stop, [])) is not _DONE:
+            _finish(predictor, batch, handle)
+
+    finisher = _Worker(finish_and_handle, "openpose-lite-finisher")
+    finisher.start()
+    return finished_q, finisher
+
+
+def _end(finished_q: queue.Queue, finisher: _Worker, workers: tuple[_Worker, ...]) -> None:
+    """The stream has ended: wait for the finisher to hand on the last batch, then raise what a worker raised."""
+    _put(finished_q, _DONE, consumer=finisher)
+    while not finisher.ended.wait(0.1):
+        pass
+    for worker in workers:
+        if worker.error is not None:
+            raise worker.error
 
 
 def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle, batch_size: int = 1,
                   image_id: Callable[[T], int | None] = lambda item: None, prefetch: int = 2) -> None:
     """Run ``predictor`` over ``items`` with loading/preparing and finishing/handling overlapping the network.
 
-    Args:
-        predictor: has ``prepare(images, ids)``, ``forward(prepared)``, ``finish(prepared, outputs)``
-            and ``predict_batch(images, ids)`` (both predictors of :mod:`openpose_lite.inference`).
-        items: the stream (file paths, video frames ...), consumed in the loader thread.
-        load: an item's image, or the reason it has none (a message).
-        handle: called with each item and its Poses (or failure reason), in stream order, in the
-            finisher thread; what it raises stops the run and is raised here.
-        batch_size: images per network batch.
-        image_id: an item's image id for box sources that need one (top-down), else None.
-        prefetch: batches prepared ahead of the network (and waiting to be finished).
+    ``predictor`` has ``prepare(images, ids)``, ``forward(prepared)``, ``finish(prepared, outputs)`` and
+    ``predict_batch(images, ids)``; ``items`` (file paths, video frames ...) are consumed in the loader thread;
+    ``handle`` runs in the finisher thread, and what it raises stops the run and is raised here; ``image_id``:
+    an item's image id for box sources that need one (top-down); ``prefetch``: batches prepared ahead.
     """
     stop = threading.Event()
     prepared_q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-    finished_q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
 
     def load_and_prepare() -> None:
         for batch in _batches(items, load, image_id, batch_size, predictor):
@@ -240,24 +222,16 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
         _put(prepared_q, _DONE, stop)
 
     loader = _Worker(load_and_prepare, "openpose-lite-loader")
-    finisher = _Worker(lambda: _finish_and_handle(predictor, finished_q, stop, handle), "openpose-lite-finisher")
     loader.start()
-    finisher.start()
+    finished_q, finisher = _start_finisher(predictor, handle, stop, max(1, prefetch))
     try:
         while True:
             batch = _get(prepared_q, stop, [loader, finisher])
             if batch is _DONE:
                 break
             _forward(predictor, batch)
-            while not _put_or_fail(finished_q, batch, finisher):
-                pass
-        while not _put_or_fail(finished_q, _DONE, finisher):
-            pass
-        while not finisher.ended.wait(0.1):
-            pass
-        for worker in (loader, finisher):
-            if worker.error is not None:
-                raise worker.error
+            _put(finished_q, batch, consumer=finisher)
+        _end(finished_q, finisher, (loader, finisher))
     finally:
         stop.set()
         loader.ended.wait(5)
@@ -269,35 +243,21 @@ def run_pipelined(predictor: Any, items: Iterable[T], load: Load, handle: Handle
 
 def run_newest_first(predictor: Any, items: Iterable[T], load: Load, handle: Handle,
                      image_id: Callable[[T], int | None] = lambda item: None) -> None:
-    """Run ``predictor`` over ``items`` one at a time, each taken from ``items`` only when the network is free.
-
-    For a live source whose iterator blocks until a frame is there and yields the newest one:
-    the calling thread takes an item, prepares it and runs the network; a finisher thread
-    decodes it and calls ``handle`` (in order) while the calling thread runs the next. The next
-    is taken once the finisher has started on the last one, so no item waits behind another.
-    Arguments as :func:`run_pipelined`'s.
-    """
+    """Run ``predictor`` over ``items`` one at a time, each taken from ``items`` only when the network is free
+    (a live source, see the module docstring): the next once the finisher has started on the last one.
+    Arguments as :func:`run_pipelined`'s."""
     stop = threading.Event()
-    finished_q: queue.Queue = queue.Queue(maxsize=1)
-
-    finisher = _Worker(lambda: _finish_and_handle(predictor, finished_q, stop, handle), "openpose-lite-finisher")
-    finisher.start()
+    finished_q, finisher = _start_finisher(predictor, handle, stop, 1)
     try:
         for batch in _batches(items, load, image_id, 1, predictor):
             _prepare(predictor, batch)
             _forward(predictor, batch)
-            while not _put_or_fail(finished_q, batch, finisher):
-                pass
+            _put(finished_q, batch, consumer=finisher)
             while not finished_q.empty():  # the finisher is still on the item before: take no new one yet
                 if finisher.error is not None:
                     raise finisher.error
                 time.sleep(0.002)
-        while not _put_or_fail(finished_q, _DONE, finisher):
-            pass
-        while not finisher.ended.wait(0.1):
-            pass
-        if finisher.error is not None:
-            raise finisher.error
+        _end(finished_q, finisher, (finisher,))
     finally:
         stop.set()
         finisher.ended.wait()  # what reached the network is handed on before this returns (see run_pipelined)

@@ -23,9 +23,8 @@ from openpose_lite.geometry import HRNET, box_to_center_scale, invert_affine, tr
 from openpose_lite.inference.base import Predictor, PredictorOptions
 from openpose_lite.inference.boxes import BoxSource, sanitize_box
 from openpose_lite.inference.calibration import Calibration, topdown_calibration
-from openpose_lite.inference.network import make_runner
 from openpose_lite.oks import oks_nms
-from openpose_lite.preprocess import as_bgr, crop_person, input_normaliser, normalise_input
+from openpose_lite.preprocess import as_bgr, crop_person, normalise_input
 from openpose_lite.skeleton import Skeleton
 from openpose_lite.structures import Poses
 
@@ -46,11 +45,9 @@ class PersonCrops:
 class TopDownPredictor(Predictor):
     """Images + person boxes -> :class:`Poses` (COCO-17, image pixels) with a top-down heatmap model.
 
-    Each box becomes a crop region at the model's aspect ratio with ``padding`` (HRNet: 1.25);
-    the crops go through the network in batches of ``batch_size``; the codec decodes each crop's
-    heatmaps (argmax + quarter offset or DARK) and the inverse crop affine maps the keypoints
-    back. With ``flip``, mirrored crops run too and their heatmaps, brought back by
-    :meth:`TopDownHeatmapCodec.flip_heatmaps`, are averaged in.
+    Each box becomes a crop region at the model's aspect ratio with ``padding`` (HRNet: 1.25); the codec
+    decodes each crop's heatmaps (argmax + quarter offset or DARK), the inverse crop affine maps the keypoints
+    back. With ``flip``, mirrored crops' heatmaps (:meth:`TopDownHeatmapCodec.flip_heatmaps`) are averaged in.
 
     The codec's ``convention`` (geometry.py) decides how boxes become crops and where heatmap
     cells sit: ``"openpose_lite"`` for our checkpoints, ``"hrnet"`` for official HRNet weights,
@@ -60,9 +57,8 @@ class TopDownPredictor(Predictor):
     A person's score is its box score times the mean score of its confident keypoints (the
     codec's ``person_scores``), as in the HRNet evaluation (``lib/dataset/coco.py``,
     ``evaluate``); people are then pruned by OKS non-maximum suppression at ``oks_threshold`` on
-    the crop regions' areas (:func:`~openpose_lite.evaluation.oks_nms`).
-
-    After each call, :attr:`timings` holds seconds for ``crop``, ``network`` and ``decode``.
+    the crop regions' areas (:func:`~openpose_lite.oks.oks_nms`). After each call, :attr:`timings`
+    holds the seconds of each of :attr:`PHASES`.
     """
 
     PHASES = ("crop", "network", "decode")
@@ -81,29 +77,22 @@ class TopDownPredictor(Predictor):
         backend: str = "torch",
         calibration: Any = None,
     ) -> None:
-        if not isinstance(codec, TopDownHeatmapCodec):
-            raise ValueError(f"codec: expected a TopDownHeatmapCodec, got {type(codec).__name__}")
         if batch_size < 1:
             raise ValueError(f"batch_size: expected an integer >= 1, got {batch_size!r}")
-        codec.check_model(model)
-        input_normaliser(input_norm)  # an unknown name is refused here, by name, before any conversion
+        self._take_codec(codec, TopDownHeatmapCodec)
         self.input_norm = input_norm
-        self.codec = codec
         self.flip = bool(flip)
         self.batch_size = int(batch_size)
         self.padding = float(padding)
         self.oks_threshold = float(oks_threshold)
-        self.timings: dict[str, float] = {phase: 0.0 for phase in self.PHASES}
-        self.runner = make_runner(model, self.output_names, device, precision, backend=backend,
-                                  calibration=self.calibration_set(calibration))
+        self._start(model, device, precision, backend, calibration)
 
     @classmethod
     def from_config(cls, model: nn.Module, codec: TopDownHeatmapCodec, cfg: Config,
                     options: PredictorOptions) -> "TopDownPredictor | TopDownPipeline":
         """The predictor :func:`~openpose_lite.inference.base.build_predictor` makes: ``cfg`` gives the crop
-        padding, the flip test and the input normalisation (official HRNet and SimpleBaseline files: their
-        reference's, as their crop and cell convention, ``topdown.convention``, is in the codec);
-        ``options`` the rest. With ``options.boxes``, a :class:`TopDownPipeline` on those boxes."""
+        padding, the flip test and the input normalisation, ``options`` the rest; with ``options.boxes``, a
+        :class:`TopDownPipeline` on those boxes."""
         predictor = cls(model, codec, flip=cfg.topdown.flip_test if options.flip is None else options.flip,
                         device=options.device, precision=options.precision, batch_size=options.batch_size or 32,
                         padding=cfg.topdown.padding, input_norm=cfg.model.resolved_input_norm, backend=options.backend,
@@ -126,16 +115,9 @@ class TopDownPredictor(Predictor):
         return self.predict(image_bgr, boxes, box_scores)
 
     def predict(self, image_bgr: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None = None) -> Poses:
-        """People in one image, one per box.
-
-        Args:
-            image_bgr: (H, W, 3) uint8.
-            boxes: (N, 4) person boxes x, y, w, h in image pixels.
-            box_scores: (N,) detection scores (default 1).
-        Returns:
-            Poses (COCO-17, image pixels), best first, after OKS NMS.
-        """
-        self.timings = {phase: 0.0 for phase in self.PHASES}
+        """People in one image (H, W, 3) uint8, one per box (``boxes`` (N, 4) x, y, w, h in image pixels,
+        ``box_scores`` (N,), default 1): Poses in image pixels, best first, after OKS NMS."""
+        self.timings = dict.fromkeys(self.PHASES, 0.0)
         crops = self.crop(image_bgr, boxes, box_scores)
         return self.decode(crops, self.heatmaps(crops.inputs))
 
@@ -169,12 +151,22 @@ class TopDownPredictor(Predictor):
         return PersonCrops(inputs, matrices, scores[valid], np.asarray(areas, dtype=np.float64))
 
     def heatmaps(self, inputs: torch.Tensor) -> np.ndarray:
-        """Step 2 (the device): (N, 3, H, W) normalised crops -> (N, K, h, w) float32 heatmaps, flip-averaged when asked."""
+        """Step 2 (the device): (N, 3, H, W) normalised crops -> (N, K, h, w) float32 heatmaps, flip-averaged when
+        asked, in network batches of ``batch_size``."""
+        if not len(inputs):
+            return np.zeros((0, self.codec.skeleton.num_keypoints, *self.codec.heatmap_hw), np.float32)
         t0 = time.perf_counter()
-        maps = self._heatmaps(inputs) if len(inputs) else np.zeros((0, self.codec.skeleton.num_keypoints, *self.codec.heatmap_hw),
-                                                                   np.float32)
+        chunks = []
+        for start in range(0, inputs.shape[0], self.batch_size):
+            x = self.runner.to_device(inputs[start : start + self.batch_size])
+            maps = self.runner(x)["heatmaps"]
+            if self.flip:
+                mirrored = self.runner(x.flip(-1))["heatmaps"]
+                maps = 0.5 * (maps + self.codec.flip_heatmaps(mirrored))
+            chunks.append(maps)
+        self.runner.sync()
         self.timings["network"] += time.perf_counter() - t0
-        return maps
+        return np.concatenate(chunks)
 
     def decode(self, crops: PersonCrops, heatmaps: np.ndarray) -> Poses:
         """Step 3 (host): keypoints in image pixels, the reference's person scores, OKS NMS."""
@@ -188,26 +180,10 @@ class TopDownPredictor(Predictor):
         self.timings["decode"] += time.perf_counter() - t0
         return Poses(keypoints[order], person_scores[order], self.codec.skeleton)
 
-    def _heatmaps(self, batch: torch.Tensor) -> np.ndarray:
-        """(N, 3, H, W) normalised crops -> (N, K, h, w) float32 heatmaps, flip-averaged when asked."""
-        chunks = []
-        for start in range(0, batch.shape[0], self.batch_size):
-            x = self.runner.to_device(batch[start : start + self.batch_size])
-            maps = self.runner(x)["heatmaps"]
-            if self.flip:
-                mirrored = self.runner(x.flip(-1))["heatmaps"]
-                maps = 0.5 * (maps + self.codec.flip_heatmaps(mirrored))
-            chunks.append(maps)
-        self.runner.sync()
-        return np.concatenate(chunks)
-
 
 class TopDownPipeline:
-    """Whole images -> :class:`Poses` with a :class:`TopDownPredictor`, person boxes from a :data:`BoxSource`.
-
-    ``predict_batch(images, image_ids)`` has :meth:`BottomUpPredictor.predict_batch`'s signature,
-    so evaluation and the command line drive both branches the same way.
-    """
+    """Whole images -> :class:`Poses` with a :class:`TopDownPredictor`, person boxes from a :data:`BoxSource`;
+    called as :class:`~openpose_lite.inference.bottomup.BottomUpPredictor`, so both branches are driven the same way."""
 
     def __init__(self, predictor: TopDownPredictor, boxes: BoxSource) -> None:
         self.predictor = predictor

@@ -22,6 +22,7 @@ writes layers back through the same messages (tests, and files for other tools).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -57,9 +58,14 @@ class CaffeLayer:
     blobs: tuple[np.ndarray, ...]
 
 
+@functools.cache
 def _messages() -> dict[str, Any]:
     """The message classes of the caffe.proto subset above, built from a descriptor made in code."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    except ImportError:
+        raise ImportError("reading a .caffemodel needs the protobuf package: pip install 'openpose-lite[caffe]'") \
+            from None
 
     field = descriptor_pb2.FieldDescriptorProto
     optional, repeated = field.LABEL_OPTIONAL, field.LABEL_REPEATED
@@ -97,19 +103,6 @@ def _messages() -> dict[str, Any]:
     pool.Add(proto)
     return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}"))
             for name in ("BlobProto", "NetParameter")}
-
-
-_CLASSES: dict[str, Any] = {}
-
-
-def _message_class(name: str) -> Any:
-    if not _CLASSES:
-        try:
-            _CLASSES.update(_messages())
-        except ImportError:
-            raise ImportError("reading a .caffemodel needs the protobuf package: pip install 'openpose-lite[caffe]'") \
-                from None
-    return _CLASSES[name]
 
 
 def is_caffemodel_path(path: str | os.PathLike[str]) -> bool:
@@ -153,20 +146,16 @@ def read_caffemodel(path: str | os.PathLike[str]) -> tuple[str, list[CaffeLayer]
     p = Path(path)
     with open_regular(p, "weights file") as fh:
         raw = fh.read()
-    net = _message_class("NetParameter")()
+    net = _messages()["NetParameter"]()
     try:
         net.ParseFromString(raw)
     except (DecodeError, RuntimeError, ValueError) as exc:  # upb raises DecodeError; a bad UTF-8 name, ValueError
         raise ValueError(f"{p}: not a Caffe model (a .caffemodel is a protobuf NetParameter), or a truncated one "
                          f"({str(exc).strip() or type(exc).__name__})") from None
-    layers: list[CaffeLayer] = []
-    for layer in net.layer:
-        layers.append(CaffeLayer(layer.name, layer.type, tuple(
-            _blob_array(b, f"{p}: layer {layer.name!r} blob {i}") for i, b in enumerate(layer.blobs))))
-    for layer in net.layers:
-        kind = _V1_TYPES.get(int(layer.type), f"V1 layer type {int(layer.type)}")
-        layers.append(CaffeLayer(layer.name, kind, tuple(
-            _blob_array(b, f"{p}: layer {layer.name!r} blob {i}") for i, b in enumerate(layer.blobs))))
+    typed = [(layer, layer.type) for layer in net.layer]
+    typed += [(layer, _V1_TYPES.get(int(layer.type), f"V1 layer type {int(layer.type)}")) for layer in net.layers]
+    layers = [CaffeLayer(layer.name, kind, tuple(_blob_array(b, f"{p}: layer {layer.name!r} blob {i}")
+                                                 for i, b in enumerate(layer.blobs))) for layer, kind in typed]
     if not any(layer.blobs for layer in layers):
         raise ValueError(f"{p}: not a Caffe model with weights (no layer of a protobuf NetParameter holds a blob; "
                          f"{len(raw)} bytes read), or a truncated one")
@@ -217,7 +206,7 @@ def write_caffemodel(path: str | os.PathLike[str], layers: Sequence[CaffeLayer],
     """Write layers as a ``.caffemodel`` (atomically): the ``layer`` field with ``BlobShape`` shapes, or
     with ``legacy=True`` the V1 ``layers`` field with 4-D num/channels/height/width sizes (as Caffe's
     files before 2015 store them; a convolution only)."""
-    net = _message_class("NetParameter")(name=name)
+    net = _messages()["NetParameter"](name=name)
     v1_codes = {kind: code for code, kind in _V1_TYPES.items()}
     for layer in layers:
         if legacy:

@@ -28,14 +28,14 @@ Shape legend: B batch, K keypoints, L limbs, H x W input, h x w = ceil(H / 8) x 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch import nn
 
 from openpose_lite.models.cmu_weights import cmu_conv_table
-from openpose_lite.models.vgg19_paf import _CPM_LAYOUT, _TRUNK_LAYOUT, check_network_args, scaled_width
+from openpose_lite.models.vgg19_paf import (_CPM_LAYOUT, _TRUNK_LAYOUT, check_network_args, conv_branch, scaled_width,
+                                            vgg_layers)
 
 __all__ = ["BODY25_ARCH", "Body25Net", "CpmNet", "build", "build_body25", "build_cpm", "two_branch_caffe_layer_names"]
 
@@ -55,25 +55,6 @@ _CPM_TRUNK_TAIL: tuple[tuple[str, int], ...] = (("conv4_3", 512), ("conv4_4", 51
 _CPM_STAGE1_HIDDEN = 512
 _CPM_STAGE_WIDTH = 128
 _CPM_REFINE_7X7 = 5
-
-
-def _vgg_trunk(layout: tuple[tuple[str, int | None], ...], width_scale: float,
-               prelu_after: frozenset[str] = frozenset(), in_channels: int = 3) -> tuple[nn.Sequential, int]:
-    """(a Sequential of 3x3 convs, each + ReLU or, for the names in ``prelu_after``, PReLU, and Caffe's
-    ceil-mode 2x2 max-pools; its output width) from ``(name, width)`` rows (width ``None``: a pool)."""
-    modules: OrderedDict[str, nn.Module] = OrderedDict()
-    c_in = in_channels
-    for name, base in layout:
-        if base is None:
-            modules[name] = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=True)
-            continue
-        c_out = scaled_width(base, width_scale)
-        modules[name] = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
-        suffix = name[len("conv"):]
-        modules[f"prelu{suffix}" if name in prelu_after else f"relu{suffix}"] = (
-            nn.PReLU(c_out) if name in prelu_after else nn.ReLU(inplace=True))
-        c_in = c_out
-    return nn.Sequential(modules), c_in
 
 
 def _init_convs(module: nn.Module, init: str = "cmu") -> None:
@@ -150,8 +131,9 @@ class Body25Net(nn.Module):
         self.skeleton = skeleton
         self.paf_stages, self.heatmap_stages, self.width_scale = int(paf_stages), int(heatmap_stages), float(width_scale)
         self.stride = STRIDE
-        self.trunk, c = _vgg_trunk(_TRUNK_LAYOUT, width_scale, frozenset({"conv4_2"}))
-        self.cpm, self.feature_channels = _vgg_trunk(_CPM_LAYOUT, width_scale, frozenset(n for n, _ in _CPM_LAYOUT), c)
+        self.trunk, c = vgg_layers(_TRUNK_LAYOUT, width_scale, ceil_mode=True, prelu_after=frozenset({"conv4_2"}))
+        self.cpm, self.feature_channels = vgg_layers(_CPM_LAYOUT, width_scale, c, ceil_mode=True,
+                                                     prelu_after=frozenset(n for n, _ in _CPM_LAYOUT))
         f, p, k = self.feature_channels, skeleton.num_pafs, skeleton.num_heatmaps
 
         def stage(first: bool, c_in: int, out: int) -> DenseStage:
@@ -189,7 +171,22 @@ class Body25Net(nn.Module):
 
     def caffe_layer_names(self) -> dict[str, tuple[str, str]]:
         """Our module path -> (CMU's Caffe layer name, Caffe layer type) of every layer with weights."""
-        return _body25_names(self)
+        names: dict[str, tuple[str, str]] = {}
+        for part, suffix in (("trunk", ""), ("cpm", "_CPM")):
+            for name, module in getattr(self, part).named_children():
+                if isinstance(module, (nn.Conv2d, nn.PReLU)):
+                    kind = "PReLU" if isinstance(module, nn.PReLU) else "Convolution"
+                    names[f"{part}.{name}"] = (name + suffix, kind)
+        for branch, cmu in (("paf_branch", "L2"), ("heatmap_branch", "L1")):
+            for t, stage in enumerate(getattr(self, branch)):
+                for i in range(len(stage.blocks)):
+                    for j in range(_DENSE_CONVS):
+                        names[f"{branch}.{t}.blocks.{i}.conv{j}"] = (f"Mconv{i + 1}_stage{t}_{cmu}_{j}", "Convolution")
+                        names[f"{branch}.{t}.blocks.{i}.prelu{j}"] = (f"Mprelu{i + 1}_stage{t}_{cmu}_{j}", "PReLU")
+                names[f"{branch}.{t}.conv6"] = (f"Mconv6_stage{t}_{cmu}", "Convolution")
+                names[f"{branch}.{t}.prelu6"] = (f"Mprelu6_stage{t}_{cmu}", "PReLU")
+                names[f"{branch}.{t}.conv7"] = (f"Mconv7_stage{t}_{cmu}", "Convolution")
+        return names
 
 
 def build_body25(skeleton: Any, paf_stages: int = 4, heatmap_stages: int = 2, width_scale: float = 1.0,
@@ -216,7 +213,7 @@ class CpmNet(nn.Module):
                              f"{num_stages} and {width_scale}")
         self.keypoints, self.num_stages, self.width_scale = int(keypoints), int(num_stages), float(width_scale)
         self.stride = STRIDE
-        self.trunk, features = _vgg_trunk(_TRUNK_LAYOUT + _CPM_TRUNK_TAIL, width_scale)
+        self.trunk, features = vgg_layers(_TRUNK_LAYOUT + _CPM_TRUNK_TAIL, width_scale, ceil_mode=True)
         self.feature_channels = features
         out, width = keypoints + 1, scaled_width(_CPM_STAGE_WIDTH, width_scale)
         stages: list[nn.Module] = []
@@ -226,12 +223,7 @@ class CpmNet(nn.Module):
             else:
                 rows = [(features + out if i == 0 else width, width, 7) for i in range(_CPM_REFINE_7X7)]
                 rows.append((width, width, 1))
-            layers: OrderedDict[str, nn.Module] = OrderedDict()
-            for i, (c_in, c_out, kernel) in enumerate(rows):
-                layers[f"conv{i + 1}"] = nn.Conv2d(c_in, c_out, kernel_size=kernel, padding=kernel // 2)
-                layers[f"relu{i + 1}"] = nn.ReLU(inplace=True)
-            layers[f"conv{len(rows) + 1}"] = nn.Conv2d(rows[-1][1], out, kernel_size=1)
-            stages.append(nn.Sequential(layers))
+            stages.append(conv_branch(rows + [(rows[-1][1], out, 1)]))
         self.stages = nn.ModuleList(stages)
         _init_convs(self)
 
@@ -251,7 +243,14 @@ class CpmNet(nn.Module):
 
     def caffe_layer_names(self) -> dict[str, tuple[str, str]]:
         """Our module path -> (CMU's Caffe layer name, Caffe layer type) of every layer with weights."""
-        return _cpm_names(self)
+        names = {f"trunk.{n}": ("conv5_3_CPM" if n == "conv5_3" else n, "Convolution")
+                 for n, m in self.trunk.named_children() if isinstance(m, nn.Conv2d)}
+        for t, stage in enumerate(self.stages):
+            for n, m in stage.named_children():
+                if isinstance(m, nn.Conv2d):
+                    i = int(n[len("conv"):])
+                    names[f"stages.{t}.{n}"] = (f"conv6_{i}_CPM" if t == 0 else f"Mconv{i}_stage{t + 1}", "Convolution")
+        return names
 
 
 def build_cpm(keypoints: int, num_stages: int = 6, width_scale: float = 1.0) -> CpmNet:
@@ -260,37 +259,6 @@ def build_cpm(keypoints: int, num_stages: int = 6, width_scale: float = 1.0) -> 
 
 
 # ------------------------------------------------------------------------------ Caffe layer names
-def _body25_names(model: Body25Net) -> dict[str, tuple[str, str]]:
-    names: dict[str, tuple[str, str]] = {}
-    for name, module in model.trunk.named_children():
-        if isinstance(module, (nn.Conv2d, nn.PReLU)):
-            names[f"trunk.{name}"] = (name, "PReLU" if isinstance(module, nn.PReLU) else "Convolution")
-    for name, module in model.cpm.named_children():
-        if isinstance(module, (nn.Conv2d, nn.PReLU)):
-            names[f"cpm.{name}"] = (f"{name}_CPM", "PReLU" if isinstance(module, nn.PReLU) else "Convolution")
-    for branch, cmu in (("paf_branch", "L2"), ("heatmap_branch", "L1")):
-        for t, stage in enumerate(getattr(model, branch)):
-            for i in range(len(stage.blocks)):
-                for j in range(_DENSE_CONVS):
-                    names[f"{branch}.{t}.blocks.{i}.conv{j}"] = (f"Mconv{i + 1}_stage{t}_{cmu}_{j}", "Convolution")
-                    names[f"{branch}.{t}.blocks.{i}.prelu{j}"] = (f"Mprelu{i + 1}_stage{t}_{cmu}_{j}", "PReLU")
-            names[f"{branch}.{t}.conv6"] = (f"Mconv6_stage{t}_{cmu}", "Convolution")
-            names[f"{branch}.{t}.prelu6"] = (f"Mprelu6_stage{t}_{cmu}", "PReLU")
-            names[f"{branch}.{t}.conv7"] = (f"Mconv7_stage{t}_{cmu}", "Convolution")
-    return names
-
-
-def _cpm_names(model: CpmNet) -> dict[str, tuple[str, str]]:
-    names = {f"trunk.{n}": ("conv5_3_CPM" if n == "conv5_3" else n, "Convolution")
-             for n, m in model.trunk.named_children() if isinstance(m, nn.Conv2d)}
-    for t, stage in enumerate(model.stages):
-        for n, m in stage.named_children():
-            if isinstance(m, nn.Conv2d):
-                i = int(n[len("conv"):])
-                names[f"stages.{t}.{n}"] = ((f"conv6_{i}_CPM" if t == 0 else f"Mconv{i}_stage{t + 1}"), "Convolution")
-    return names
-
-
 def two_branch_caffe_layer_names(num_stages: int) -> dict[str, tuple[str, str]]:
     """Our module path -> (CMU's Caffe layer name, type) of the COCO / MPI two-branch network
     (:class:`~openpose_lite.models.vgg19_paf.VGG19PafNet`) with ``num_stages`` stages."""

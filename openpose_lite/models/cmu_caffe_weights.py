@@ -17,12 +17,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from openpose_lite.cmu_skeletons import BODY_25, MPI_15
+from openpose_lite.models.caffemodel import caffe_state_dict, is_caffemodel_path, read_caffemodel
 from openpose_lite.models.cmu_caffe import Body25Net, CpmNet, build_body25, build_cpm
-from openpose_lite.models.cmu_weights import PARAMS
-from openpose_lite.models.state_dict import key_mismatch_error, sample_keys
+from openpose_lite.models.cmu_weights import PARAMS, cmu_stage_count, convert_cmu_state_dict
+from openpose_lite.models.state_dict import (key_mismatch_error, load_exact, load_state_dict_file, sample_keys,
+                                             unwrap_weights)
+from openpose_lite.models.vgg19_paf import build_vgg19_paf
+from openpose_lite.network_settings import Body25Settings, PafSettings
+from openpose_lite.skeleton import OPENPOSE_18
 
 __all__ = ["CMU_CAFFE_FILES", "body_network", "convert_body25", "convert_body25_layout", "convert_cpm", "convert_mpi",
-           "cpm_kind", "identify_cmu_network", "is_body25_named", "is_mpi_named", "load_part_model",
+           "identify_cmu_network", "is_body25_named", "is_mpi_named", "load_part_model",
            "read_body_caffemodel", "read_caffe_state"]
 
 logger = logging.getLogger(__name__)
@@ -105,33 +111,26 @@ def convert_body25(state: Mapping[str, torch.Tensor], source: str, skeleton: Any
     return model, _convert(state, model.caffe_layer_names(), "BODY_25", source)
 
 
-def cpm_kind(state: Mapping[str, torch.Tensor]) -> str | None:
-    """``"hand"`` or ``"face"`` for a hand or face network in Caffe layer names (a .caffemodel, or Hzzone's
-    ``hand_pose_model.pth`` layout, with or without its ``model1_0.`` block prefixes), else None."""
-    kind = identify_cmu_network(_strip_block_prefix(state))
-    return kind if kind in ("hand", "face") else None
-
-
-def convert_cpm(state: Mapping[str, torch.Tensor], source: str) -> tuple[CpmNet, dict[str, torch.Tensor]]:
-    """(an untrained hand or face network of the file's size, the state in our names).
+def convert_cpm(state: Mapping[str, torch.Tensor], source: str) -> tuple[str, CpmNet, dict[str, torch.Tensor]]:
+    """(``"hand"`` or ``"face"``, an untrained network of the file's size, the state in our names) of a hand
+    or face network in Caffe layer names (a .caffemodel, or Hzzone's ``hand_pose_model.pth`` layout, with
+    or without its ``model1_0.`` block prefixes).
 
     Raises ValueError naming ``source`` when the state is neither network."""
     state = _strip_block_prefix(state)
-    kind = cpm_kind(state)
-    if kind is None:
+    kind = identify_cmu_network(state)
+    if kind not in ("hand", "face"):
         raise ValueError(f"{source}: expected CMU's hand or face network (layers conv1_1 ... conv6_2_CPM, "
                          f"Mconv1_stage2 ...), got {describe_unknown(state) if state else 'no layers'}")
     keypoints = int(state["conv6_2_CPM.weight"].shape[0]) - 1
     stages = 1 + sum(1 for t in range(2, 20) if f"Mconv1_stage{t}.weight" in state)
     model = build_cpm(keypoints, stages, _width_scale(state, "conv5_2", source))
-    return model, _convert(state, model.caffe_layer_names(), kind, source)
+    return kind, model, _convert(state, model.caffe_layer_names(), kind, source)
 
 
 # ------------------------------------------------------------------------------------------ files
 def read_caffe_state(path: Any) -> dict[str, torch.Tensor]:
     """A ``.caffemodel``'s weights as a state dict in Caffe layer names (one-line errors naming the file)."""
-    from openpose_lite.models.caffemodel import caffe_state_dict, read_caffemodel
-
     _, layers = read_caffemodel(path)
     return caffe_state_dict(layers, str(path))
 
@@ -145,26 +144,15 @@ def load_part_model(path: Any) -> tuple[str, CpmNet]:
         FileNotFoundError: no such file.
         ValueError: one line naming the file: unreadable, or not CMU's hand or face network.
     """
-    from openpose_lite.models.caffemodel import is_caffemodel_path
-    from openpose_lite.models.state_dict import (
-        check_tensor_state,
-        load_exact,
-        load_state_dict_file,
-        strip_module_prefix,
-    )
-
     source = str(path)
     if is_caffemodel_path(path):
         state = read_caffe_state(path)
     else:
-        obj = load_state_dict_file(path)
-        inner = obj.get("state_dict", obj) if isinstance(obj.get("state_dict"), Mapping) else obj
-        state = strip_module_prefix(check_tensor_state(inner, source, "state_dict"))
-    kind = cpm_kind(state)
-    model, ours = convert_cpm(state, source)
+        state, _ = unwrap_weights(load_state_dict_file(path), source)
+    kind, model, ours = convert_cpm(state, source)
     load_exact(model, ours, f"{source} ({kind})")
     logger.info("loaded CMU's %s network from %s", kind, source)
-    return str(kind), model.eval()
+    return kind, model.eval()
 
 
 def body_network(state: Mapping[str, torch.Tensor], source: str) -> tuple[str, nn.Module, dict[str, torch.Tensor]]:
@@ -174,21 +162,13 @@ def body_network(state: Mapping[str, torch.Tensor], source: str) -> tuple[str, n
 
     Raises ValueError naming ``source`` and what the state holds when it is none of them (a hand or face
     network is named as such: those run per person, ``--hand`` / ``--face``)."""
-    from openpose_lite.cmu_skeletons import BODY_25, MPI_15
-    from openpose_lite.models.cmu_weights import cmu_stage_count, convert_cmu_state_dict
-    from openpose_lite.models.vgg19_paf import build_vgg19_paf
-    from openpose_lite.skeleton import OPENPOSE_18
-
     kind = identify_cmu_network(state)
     if kind == "body25":
         model, ours = convert_body25(state, source, BODY_25)
         return kind, model, ours
     if kind in ("coco", "mpi"):
-        stages = cmu_stage_count(state)
-        model = build_vgg19_paf(num_stages=stages, stage_channels=_channels(state, "conv5_1_CPM_L1.weight"),
-                                width_mult=_width_scale(state, "conv4_2", source),
-                                skeleton=OPENPOSE_18 if kind == "coco" else MPI_15)
-        return kind, model, convert_cmu_state_dict(state, stages)
+        settings, ours = convert_mpi(state, source)
+        return kind, build_vgg19_paf(**vars(settings), skeleton=OPENPOSE_18 if kind == "coco" else MPI_15), ours
     if kind in ("hand", "face"):
         raise ValueError(f"{source}: holds CMU's {CMU_CAFFE_FILES[kind][1]} network, which runs on the people a "
                          f"body model finds (infer --{kind} {source}), not as a body model")
@@ -201,11 +181,8 @@ def is_body25_named(keys: frozenset[str]) -> bool:
 
 
 def convert_body25_layout(state: Mapping[str, torch.Tensor], source: str,
-                          all_stages: bool = False) -> tuple[Any, dict[str, torch.Tensor]]:
+                          all_stages: bool = False) -> tuple[Body25Settings, dict[str, torch.Tensor]]:
     """The table's converter of ``cmu_body25``: (the file's :class:`Body25Settings`, our state dict)."""
-    from openpose_lite.cmu_skeletons import BODY_25
-    from openpose_lite.network_settings import Body25Settings
-
     model, ours = convert_body25(state, source, BODY_25)
     return Body25Settings(model.paf_stages, model.heatmap_stages, model.width_scale), ours
 
@@ -221,12 +198,9 @@ def is_mpi_named(keys: frozenset[str]) -> bool:
 
 
 def convert_mpi(state: Mapping[str, torch.Tensor], source: str,
-                all_stages: bool = False) -> tuple[Any, dict[str, torch.Tensor]]:
-    """The table's converter of ``cmu_mpi``: (the file's :class:`PafSettings`, our state dict); the widths
-    are read from the file."""
-    from openpose_lite.models.cmu_weights import cmu_stage_count, convert_cmu_state_dict
-    from openpose_lite.network_settings import PafSettings
-
+                all_stages: bool = False) -> tuple[PafSettings, dict[str, torch.Tensor]]:
+    """The table's converter of ``cmu_mpi`` (and of COCO's files in :func:`body_network`): (the file's
+    :class:`PafSettings`, our state dict); the widths are read from the file."""
     named = _strip_block_prefix(state)
     stages = cmu_stage_count(state)
     settings = PafSettings(stages, _channels(named, "conv5_1_CPM_L1.weight") or 128, _width_scale(named, "conv4_2", source))
@@ -238,5 +212,6 @@ def read_body_caffemodel(path: Any) -> dict[str, torch.Tensor]:
     which the architecture table's layouts then recognise. Raises ValueError naming the file for a hand or
     face network (those run per person) and for a net that is none of CMU's."""
     state = read_caffe_state(path)
-    body_network(state, str(path))  # the refusals only: the table converts
+    if identify_cmu_network(state) not in ("body25", "coco", "mpi"):
+        body_network(state, str(path))  # raises, naming what the file holds: the table converts the rest
     return state

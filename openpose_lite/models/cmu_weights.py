@@ -19,29 +19,17 @@ BGR images scaled as ``pixel / 256 - 0.5``.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import torch
 
 from openpose_lite.network_settings import PafSettings
-from openpose_lite.models.state_dict import key_mismatch_error, strip_module_prefix
+from openpose_lite.models.state_dict import key_mismatch_error, sample_keys, strip_module_prefix
 
-__all__ = [
-    "CMU_NUM_STAGES",
-    "ConvKeys",
-    "VGG19_TRUNK_CONVS",
-    "cmu_conv_table",
-    "cmu_layout",
-    "cmu_stage_count",
-    "convert_cmu",
-    "convert_cmu_state_dict",
-    "is_cmu_named",
-    "is_cmu_numbered",
-    "is_torchvision_vgg19",
-    "vgg_key_set",
-]
+__all__ = ["CMU_NUM_STAGES", "ConvKeys", "VGG19_TRUNK_CONVS", "cmu_conv_table", "cmu_layout", "cmu_stage_count",
+           "convert_cmu", "convert_cmu_state_dict", "is_cmu_named", "is_cmu_numbered", "is_torchvision_vgg19",
+           "vgg_key_set"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,50 +88,26 @@ def cmu_conv_table(num_stages: int = CMU_NUM_STAGES) -> list[ConvKeys]:
     conv ``i`` (1-based) sits at Sequential position ``2 * (i - 1)``.
     """
     table = [ConvKeys(ours, name, "model0", index) for ours, name, index in _TRUNK_CONVS]
-    for branch_id, branch in _CMU_BRANCHES:
-        for i in range(1, _STAGE1_CONVS + 1):
-            table.append(ConvKeys(f"stages.0.{branch}.conv{i}", f"conv5_{i}_CPM_L{branch_id}", f"model1_{branch_id}", 2 * (i - 1)))
-    for t in range(2, num_stages + 1):
+    for t in range(1, num_stages + 1):
         for branch_id, branch in _CMU_BRANCHES:
-            for i in range(1, _REFINE_CONVS + 1):
-                table.append(
-                    ConvKeys(f"stages.{t - 1}.{branch}.conv{i}", f"Mconv{i}_stage{t}_L{branch_id}", f"model{t}_{branch_id}", 2 * (i - 1))
-                )
+            for i in range(1, (_STAGE1_CONVS if t == 1 else _REFINE_CONVS) + 1):
+                name = f"conv5_{i}_CPM_L{branch_id}" if t == 1 else f"Mconv{i}_stage{t}_L{branch_id}"
+                table.append(ConvKeys(f"stages.{t - 1}.{branch}.conv{i}", name, f"model{t}_{branch_id}", 2 * (i - 1)))
     return table
 
 
-def _cmu_key_named(c: ConvKeys, param: str) -> str:
-    return f"{c.cmu_name}.{param}"
-
-
-def _cmu_key_prefixed(c: ConvKeys, param: str) -> str:
-    return f"{c.cmu_block}.{c.cmu_name}.{param}"
-
-
-def _cmu_key_numbered(c: ConvKeys, param: str) -> str:
-    return f"{c.cmu_block}.{c.cmu_index}.{param}"
-
-
-def _cmu_key_style(keys: Collection[str], layout: str) -> Callable[[ConvKeys, str], str]:
+def _key_style(keys: Collection[str]) -> tuple[str, Callable[[ConvKeys, str], str]]:
+    """(the layout, a conv's parameter -> its key in the file) of a CMU key set; ValueError for another."""
+    layout = cmu_layout(keys)
+    if layout is None:
+        raise ValueError("expected a CMU COCO body model state dict (keys such as conv5_1_CPM_L1.weight or "
+                         f"model1_1.0.weight), got keys such as {sample_keys(keys)}")
     if layout == "cmu_numbered":
-        return _cmu_key_numbered
+        return layout, lambda c, p: f"{c.cmu_block}.{c.cmu_index}.{p}"
     # The ports that keep block prefixes name the trunk "model0.conv1_1".
-    return _cmu_key_prefixed if "model0.conv1_1.weight" in keys else _cmu_key_named
-
-
-def _cmu_file_stages(keys: Collection[str], key_of: Callable[[ConvKeys, str], str]) -> int:
-    """Number of stages present: 1 + how many consecutive refinement stages have their first conv."""
-    num_stages = 1
-    while True:
-        probe = ConvKeys("", f"Mconv1_stage{num_stages + 1}_L1", f"model{num_stages + 1}_1", 0)
-        if key_of(probe, "weight") not in keys:
-            return num_stages
-        num_stages += 1
-
-
-def _cmu_key_map(key_of: Callable[[ConvKeys, str], str], num_stages: int) -> dict[str, str]:
-    """CMU file key -> our key, for a model with ``num_stages`` stages."""
-    return {key_of(c, p): f"{c.ours}.{p}" for c in cmu_conv_table(num_stages) for p in PARAMS}
+    if "model0.conv1_1.weight" in keys:
+        return layout, lambda c, p: f"{c.cmu_block}.{c.cmu_name}.{p}"
+    return layout, lambda c, p: f"{c.cmu_name}.{p}"
 
 
 def vgg_key_set() -> frozenset[str]:
@@ -177,17 +141,14 @@ def is_torchvision_vgg19(keys: frozenset[str]) -> bool:
 
 
 def cmu_stage_count(state: Mapping[str, torch.Tensor]) -> int:
-    """Number of stages of a CMU state dict (``module.`` allowed)."""
+    """Number of stages of a CMU state dict (``module.`` allowed): 1 + how many consecutive refinement
+    stages have their first conv."""
     keys = frozenset(strip_module_prefix(state))
-    return _cmu_file_stages(keys, _cmu_key_style(keys, _require_cmu(keys)))
-
-
-def _require_cmu(keys: Collection[str]) -> str:
-    layout = cmu_layout(keys)
-    if layout is None:
-        raise ValueError("expected a CMU COCO body model state dict (keys such as conv5_1_CPM_L1.weight or "
-                         f"model1_1.0.weight), got keys such as {sorted(keys)[:5]}")
-    return layout
+    _, key_of = _key_style(keys)
+    num_stages = 1
+    while key_of(ConvKeys("", f"Mconv1_stage{num_stages + 1}_L1", f"model{num_stages + 1}_1", 0), "weight") in keys:
+        num_stages += 1
+    return num_stages
 
 
 # --------------------------------------------------------------------------- conversion
@@ -201,29 +162,23 @@ def convert_cmu_state_dict(state_dict: Mapping[str, torch.Tensor], num_stages: i
         ValueError: not a CMU layout, a key missing or unexpected, or more stages requested
             than the file holds.
     """
-    return _convert(strip_module_prefix(state_dict), num_stages)
+    state = strip_module_prefix(state_dict)
+    layout, key_of = _key_style(state)
+    file_stages = cmu_stage_count(state)
+    if num_stages < 1 or num_stages > file_stages:
+        raise ValueError(f"num_stages={num_stages} requested but the CMU state dict holds {file_stages} stages")
+    ours = {key_of(c, p): f"{c.ours}.{p}" for c in cmu_conv_table(file_stages) for p in PARAMS}
+    missing, unexpected = set(ours) - set(state), set(state) - set(ours)
+    if missing or unexpected:
+        raise key_mismatch_error(f"CMU state dict ({layout}, {file_stages} stages)", missing, unexpected)
+    if num_stages < file_stages:
+        logger.info("CMU weights: keeping %d of %d stages", num_stages, file_stages)
+    kept = {key_of(c, p) for c in cmu_conv_table(num_stages) for p in PARAMS}
+    return {ours[theirs]: state[theirs] for theirs in ours if theirs in kept}
 
 
 def convert_cmu(state: Mapping[str, torch.Tensor], source: str,
                 all_stages: bool = False) -> tuple[PafSettings, dict[str, torch.Tensor]]:
     """The architecture table's converter of both CMU layouts: (the file's stage count, our state dict)."""
-    keys = frozenset(state)
-    num_stages = _cmu_file_stages(keys, _cmu_key_style(keys, _require_cmu(keys)))
-    return PafSettings(num_stages=num_stages), _convert(state, num_stages)
-
-
-def _convert(state: Mapping[str, torch.Tensor], num_stages: int) -> dict[str, torch.Tensor]:
-    keys = frozenset(state)
-    layout = _require_cmu(keys)
-    key_of = _cmu_key_style(keys, layout)
-    file_stages = _cmu_file_stages(keys, key_of)
-    if num_stages < 1 or num_stages > file_stages:
-        raise ValueError(f"num_stages={num_stages} requested but the CMU state dict holds {file_stages} stages")
-    full_map = _cmu_key_map(key_of, file_stages)
-    missing, unexpected = set(full_map) - keys, keys - set(full_map)
-    if missing or unexpected:
-        raise key_mismatch_error(f"CMU state dict ({layout}, {file_stages} stages)", missing, unexpected)
-    kept = _cmu_key_map(key_of, num_stages)
-    if num_stages < file_stages:
-        logger.info("CMU weights: keeping %d of %d stages", num_stages, file_stages)
-    return OrderedDict((ours, state[theirs]) for theirs, ours in kept.items())
+    num_stages = cmu_stage_count(state)
+    return PafSettings(num_stages=num_stages), convert_cmu_state_dict(state, num_stages)

@@ -75,12 +75,16 @@ def onnx_opsets() -> tuple[int, int]:
 
 
 @contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run in eval mode and restore the caller's mode afterwards."""
+def _exporting(model: nn.Module) -> Iterator[None]:
+    """Eval mode (the caller's mode restored afterwards), without the exporters' deprecation notices (the
+    TorchScript-based exporters announce theirs; the files they write are what the tests check)."""
     was_training = model.training
     model.eval()
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=DeprecationWarning)
+            warnings.simplefilter("ignore", category=FutureWarning)
+            yield
     finally:
         model.train(was_training)
 
@@ -120,16 +124,14 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = 
 
     ``input_hw`` is the example size used for tracing, within ``input_bound`` (:func:`check_input_hw`);
     batch, height and width stay dynamic. The config and skeleton are stored as the model's
-    metadata (:func:`export_metadata`). A ``path`` that is there and is not a regular file is
-    refused (ValueError) before anything runs.
-    Uses the TorchScript-based exporter (``dynamo=False``), which needs no extra packages;
-    ``opset`` must be one it writes (:func:`onnx_opsets`), else a ValueError before anything runs.
+    metadata (:func:`export_metadata`). Uses the TorchScript-based exporter (``dynamo=False``), which
+    needs no extra packages; ``opset`` must be one it writes (:func:`onnx_opsets`).
     """
     low, high = onnx_opsets()
     if not isinstance(opset, int) or not low <= opset <= high:
         raise ValueError(f"opset {opset!r}: the ONNX exporter of torch {torch.__version__} writes opsets {low} to {high}")
     check_destination(path)
-    with _eval_mode(model):
+    with _exporting(model):
         wrapper, example = _wrap_last_stage(model, input_hw, input_bound)
         output_names = list(wrapper.names)
         dynamic_axes = {"images": {0: "batch", 2: "height", 3: "width"}}
@@ -137,15 +139,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_hw: tuple[int, int] = 
             dynamic_axes[name] = {0: "batch", 2: "map_height", 3: "map_width"}
 
         def write(tmp: str) -> None:
-            with warnings.catch_warnings():
-                # The legacy exporter announces its deprecation; the file it writes is what we test.
-                warnings.simplefilter("ignore", category=DeprecationWarning)
-                warnings.simplefilter("ignore", category=FutureWarning)
-                torch.onnx.export(
-                    wrapper, (example,), tmp,
-                    input_names=["images"], output_names=output_names,
-                    opset_version=opset, dynamic_axes=dynamic_axes, dynamo=False,
-                )
+            torch.onnx.export(wrapper, (example,), tmp, input_names=["images"], output_names=output_names,
+                              opset_version=opset, dynamic_axes=dynamic_axes, dynamo=False)
             import onnx  # torch's exporter needs it too
 
             proto = onnx.load(tmp)
@@ -164,20 +159,16 @@ def export_torchscript(model: nn.Module, path: str | Path, input_hw: tuple[int, 
     Reload with ``torch.jit.load(path)``; outputs are in the order of the model's dict keys
     (``(pafs, heatmaps)`` for :class:`VGG19PafNet`). The config and skeleton travel as the extra
     file ``openpose_lite.json`` (:func:`export_metadata`; ``torch.jit.load(path, _extra_files=...)``).
-    ``input_hw`` is the tracing example's size, within ``input_bound`` (:func:`check_input_hw`). A
-    ``path`` that is there and is not a regular file is refused (ValueError) before anything runs.
+    ``input_hw`` is the tracing example's size, within ``input_bound`` (:func:`check_input_hw`).
     """
     check_destination(path)
-    with _eval_mode(model):
+    with _exporting(model):
         wrapper, example = _wrap_last_stage(model, input_hw, input_bound)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=FutureWarning)
-            warnings.simplefilter("ignore", category=DeprecationWarning)
-            with torch.no_grad():
-                # The network has no data-dependent control flow, so the tracer's own re-run
-                # check only costs time; equality with eager mode is covered by the tests.
-                traced = torch.jit.trace(wrapper, (example,), check_trace=False)
-            extra = {f"{METADATA_KEY}.json": export_metadata(model, config)}
-            out = atomic_write_path(path, lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra))
+        with torch.no_grad():
+            # The network has no data-dependent control flow, so the tracer's own re-run
+            # check only costs time; equality with eager mode is covered by the tests.
+            traced = torch.jit.trace(wrapper, (example,), check_trace=False)
+        extra = {f"{METADATA_KEY}.json": export_metadata(model, config)}
+        out = atomic_write_path(path, lambda tmp: torch.jit.save(traced, tmp, _extra_files=extra))
     logger.info("exported TorchScript (outputs %s) to %s", list(wrapper.names), out)
     return out

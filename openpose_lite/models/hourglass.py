@@ -41,9 +41,9 @@ import torch
 from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock, conv, init_normal
+from openpose_lite.models.residual import BasicBlock, check_positive_ints, conv, init_normal, res_layer
 from openpose_lite.network_settings import HourglassSettings
-from openpose_lite.models.state_dict import numbered_children, sample_keys
+from openpose_lite.models.state_dict import mmpose_head_prefix, numbered_children, rename_mmpose
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -58,9 +58,8 @@ FEAT_CHANNELS = 256
 STEM_CHANNELS = 128
 # mmpose init_cfg (HourglassNet and CPMHead): N(0, 0.001) convs, BN weight 1 / bias 0.
 _INIT_STD = 1e-3
-
-_MMPOSE_HEAD_PREFIXES = ("head.", "keypoint_head.")  # mmpose 1.x CPMHead, 0.x TopdownHeatmapMultiStageHead
-_MMPOSE_DROPPED = ("data_preprocessor.",)
+# The head's first key (mmpose 1.x CPMHead, 0.x TopdownHeatmapMultiStageHead).
+_MMPOSE_HEAD_KEY = "multi_final_layers.0.weight"
 
 
 class ConvBN(nn.Module):
@@ -76,47 +75,21 @@ class ConvBN(nn.Module):
         return self.relu(self.bn(self.conv(x)))
 
 
-def _res_layer(num_blocks: int, in_channels: int, out_channels: int, stride: int = 1,
-               downsample_first: bool = True) -> nn.Sequential:
-    """mmpose ``ResLayer`` of BasicBlocks: the block that changes width/stride first, or last
-    (``downsample_first=False``, the hourglass's ``low3``)."""
-    if downsample_first:
-        blocks = [BasicBlock(in_channels, out_channels, stride)]
-        blocks += [BasicBlock(out_channels, out_channels) for _ in range(num_blocks - 1)]
-    else:
-        blocks = [BasicBlock(in_channels, in_channels) for _ in range(num_blocks - 1)]
-        blocks.append(BasicBlock(in_channels, out_channels, stride))
-    return nn.Sequential(*blocks)
-
-
 class HourglassModule(nn.Module):
     """One hourglass of ``depth`` levels: (B, channels[0], h, w) -> the same shape (h, w divisible by 2**depth)."""
 
     def __init__(self, depth: int, channels: Sequence[int], blocks: Sequence[int]) -> None:
         super().__init__()
         cur, nxt = channels[0], channels[1]
-        self.up1 = _res_layer(blocks[0], cur, cur)
-        self.low1 = _res_layer(blocks[0], cur, nxt, stride=2)
+        self.up1 = res_layer(BasicBlock, cur, cur, blocks[0])
+        self.low1 = res_layer(BasicBlock, cur, nxt, blocks[0], stride=2)
         self.low2: nn.Module = (HourglassModule(depth - 1, channels[1:], blocks[1:]) if depth > 1
-                                else _res_layer(blocks[1], nxt, nxt))
-        self.low3 = _res_layer(blocks[0], nxt, cur, downsample_first=False)
+                                else res_layer(BasicBlock, nxt, nxt, blocks[1]))
+        self.low3 = res_layer(BasicBlock, nxt, cur, blocks[0], downsample_first=False)
         self.up2 = nn.Upsample(scale_factor=2, mode="nearest")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up1(x) + self.up2(self.low3(self.low2(self.low1(x))))
-
-
-def _check_config(num_stacks: int, num_keypoints: int, downsample_times: int, stage_channels: Sequence[int],
-                  stage_blocks: Sequence[int], feat_channels: int, stem_channels: int) -> None:
-    scalars = (("num_stacks", num_stacks), ("num_keypoints", num_keypoints), ("downsample_times", downsample_times),
-               ("feat_channels", feat_channels), ("stem_channels", stem_channels))
-    for name, value in scalars + tuple((f"stage_channels[{i}]", c) for i, c in enumerate(stage_channels)) \
-            + tuple((f"stage_blocks[{i}]", b) for i, b in enumerate(stage_blocks)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"Hourglass: {name} must be a positive int, got {value!r}")
-    if len(stage_channels) != len(stage_blocks) or len(stage_channels) <= downsample_times:
-        raise ValueError(f"Hourglass: stage_channels and stage_blocks need the same length, more than "
-                         f"downsample_times={downsample_times}; got {len(stage_channels)} and {len(stage_blocks)}")
 
 
 class Hourglass(nn.Module):
@@ -136,19 +109,18 @@ class Hourglass(nn.Module):
 
     arch = ARCH
 
-    def __init__(
-        self,
-        num_stacks: int = 2,
-        num_keypoints: int = COCO_17.num_keypoints,
-        downsample_times: int = DOWNSAMPLE_TIMES,
-        stage_channels: Sequence[int] = STAGE_CHANNELS,
-        stage_blocks: Sequence[int] = STAGE_BLOCKS,
-        feat_channels: int = FEAT_CHANNELS,
-        stem_channels: int = STEM_CHANNELS,
-    ) -> None:
+    def __init__(self, num_stacks: int = 2, num_keypoints: int = COCO_17.num_keypoints,
+                 downsample_times: int = DOWNSAMPLE_TIMES, stage_channels: Sequence[int] = STAGE_CHANNELS,
+                 stage_blocks: Sequence[int] = STAGE_BLOCKS, feat_channels: int = FEAT_CHANNELS,
+                 stem_channels: int = STEM_CHANNELS) -> None:
         super().__init__()
-        _check_config(num_stacks, num_keypoints, downsample_times, stage_channels, stage_blocks,
-                      feat_channels, stem_channels)
+        check_positive_ints("Hourglass", num_stacks=num_stacks, num_keypoints=num_keypoints,
+                            downsample_times=downsample_times, feat_channels=feat_channels, stem_channels=stem_channels,
+                            **{f"stage_channels[{i}]": c for i, c in enumerate(stage_channels)},
+                            **{f"stage_blocks[{i}]": b for i, b in enumerate(stage_blocks)})
+        if len(stage_channels) != len(stage_blocks) or len(stage_channels) <= downsample_times:
+            raise ValueError(f"Hourglass: stage_channels and stage_blocks need the same length, more than "
+                             f"downsample_times={downsample_times}; got {len(stage_channels)} and {len(stage_blocks)}")
         levels = downsample_times + 1
         self.num_stacks = num_stacks
         self.num_keypoints = num_keypoints
@@ -161,12 +133,13 @@ class Hourglass(nn.Module):
         self.input_multiple = STRIDE * 2 ** downsample_times
 
         width = self.stage_channels[0]
-        self.stem = nn.Sequential(ConvBN(3, stem_channels, 7, stride=2), _res_layer(1, stem_channels, width, stride=2))
+        self.stem = nn.Sequential(ConvBN(3, stem_channels, 7, stride=2),
+                                  res_layer(BasicBlock, stem_channels, width, 1, stride=2))
         self.hourglass_modules = nn.ModuleList(
             HourglassModule(downsample_times, self.stage_channels, self.stage_blocks) for _ in range(num_stacks))
         # mmpose's ResLayer builds its first block whatever num_blocks is: a one-stack file has an
         # (unused) inters.0, so ours has it too and such files load strictly.
-        self.inters = _res_layer(num_stacks - 1, width, width)
+        self.inters = res_layer(BasicBlock, width, width, num_stacks - 1)
         self.conv1x1s = nn.ModuleList(ConvBN(width, width, 1, relu=False) for _ in range(num_stacks - 1))
         self.out_convs = nn.ModuleList(ConvBN(width, feat_channels, 3) for _ in range(num_stacks))
         self.remap_convs = nn.ModuleList(ConvBN(feat_channels, width, 1, relu=False) for _ in range(num_stacks - 1))
@@ -194,8 +167,7 @@ class Hourglass(nn.Module):
 
 
 def build_hourglass(num_stacks: int = 2, num_keypoints: int = COCO_17.num_keypoints, **sizes: Any) -> Hourglass:
-    """A ``num_stacks``-stack hourglass with mmpose's sizes (or ``sizes``: the other :class:`Hourglass`
-    arguments) and mmpose's initialisation (N(0, 0.001) convs, zero biases, BN weight 1 / bias 0)."""
+    """A ``num_stacks``-stack :class:`Hourglass`, mmpose's sizes unless ``sizes`` (its other arguments) says."""
     model = Hourglass(num_stacks=num_stacks, num_keypoints=num_keypoints, **sizes)
     logger.debug("built a %d-stack Hourglass with %d keypoints (%d parameters)",
                  num_stacks, num_keypoints, sum(p.numel() for p in model.parameters()))
@@ -209,14 +181,10 @@ def build(cfg: Any, skeleton: Skeleton) -> Hourglass:
 
 
 # --------------------------------------------------------------------------- mmpose checkpoints
-def _head_prefix(keys: Collection[str]) -> str | None:
-    return next((p for p in _MMPOSE_HEAD_PREFIXES if f"{p}multi_final_layers.0.weight" in keys), None)
-
-
 def is_hourglass_mmpose(keys: Collection[str]) -> bool:
     """True if an unwrapped key set is an mmpose top-down HourglassNet checkpoint's."""
     return ("backbone.stem.0.conv.weight" in keys and "backbone.hourglass_modules.0.up1.0.conv1.weight" in keys
-            and _head_prefix(keys) is not None)
+            and mmpose_head_prefix(keys, _MMPOSE_HEAD_KEY) is not None)
 
 
 def _shape(state: Mapping[str, Any], key: str) -> tuple[int, ...]:
@@ -254,24 +222,11 @@ def hourglass_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str,
 
 def _rename_mmpose(state: Mapping[str, Any]) -> dict[str, Any]:
     """``backbone.X`` -> ``X``, ``{head}multi_final_layers.i`` -> ``final_layers.i``; other keys are an error."""
-    head = _head_prefix(state)
+    head = mmpose_head_prefix(state, _MMPOSE_HEAD_KEY)
     if head is None:
         raise ValueError("mmpose Hourglass state dict: no '{head,keypoint_head}.multi_final_layers.0.weight'")
-    out, other = {}, []
-    for key, value in state.items():
-        if key.startswith(_MMPOSE_DROPPED):
-            continue
-        if key.startswith("backbone."):
-            out[key[len("backbone."):]] = value
-        elif key.startswith(f"{head}multi_final_layers."):
-            out["final_layers." + key[len(f"{head}multi_final_layers."):]] = value
-        else:
-            other.append(key)
-    if other:
-        raise ValueError(f"mmpose Hourglass state dict: {len(other)} keys outside 'backbone.' and "
-                         f"'{head}multi_final_layers.' (e.g. {sample_keys(other)}); a head with deconvolutions "
-                         "or another backbone is not this layout")
-    return out
+    return rename_mmpose(state, {"backbone.": "", f"{head}multi_final_layers.": "final_layers."},
+                         "mmpose Hourglass state dict")
 
 
 def convert_hourglass_mmpose(state: Mapping[str, torch.Tensor], source: str = "mmpose Hourglass state dict",

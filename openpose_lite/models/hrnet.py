@@ -19,11 +19,10 @@ Estimation", CVPR 2019, Sec. 3 and the pose configuration of its public release)
 
 Module and parameter names follow the official "deep-high-resolution-net.pytorch" release
 (``conv1``, ``layer1.0.downsample.0``, ``transition1.1.0.0``, ``stage2.0.branches.0.0.conv1``,
-``stage2.0.fuse_layers.0.1.0``, ``final_layer`` ...), so its COCO checkpoints load with
-``load_state_dict(..., strict=True)`` after :func:`convert_hrnet_official` (which only strips
-a ``module.`` prefix and fills BN counters that very old files lack). Slots that the official
-code leaves as ``None`` (identity transitions, the diagonal of the fusion matrix) are
-parameter-free ``nn.Identity`` here, so the key sets are identical.
+``stage2.0.fuse_layers.0.1.0``, ``final_layer`` ...), so its COCO checkpoints load as they are
+(:func:`convert_hrnet_official`). Slots that the official code leaves as ``None`` (identity
+transitions, the diagonal of the fusion matrix) are parameter-free ``nn.Identity`` here, so the
+key sets are identical.
 
 Shape legend: B batch, K keypoints, H x W input size (multiples of 32, so the four branches'
 sizes halve exactly and fusion adds maps of equal size).
@@ -39,9 +38,9 @@ import torch
 from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock, Bottleneck, conv, init_normal
+from openpose_lite.models.residual import BasicBlock, Bottleneck, check_positive_ints, conv, init_normal, res_layer
 from openpose_lite.network_settings import HRNetSettings
-from openpose_lite.models.state_dict import strip_module_prefix
+from openpose_lite.models.state_dict import exact_state, strip_module_prefix
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -66,27 +65,16 @@ _FINAL_KEY = "final_layer.weight"
 _STEM_KEY = "conv1.weight"
 
 
-def _upsample_path(in_channels: int, out_channels: int, factor: int) -> nn.Sequential:
-    """Lower -> higher resolution in the exchange unit: 1x1 conv, BN, nearest upsampling."""
-    return nn.Sequential(
-        conv(in_channels, out_channels, 1),
-        nn.BatchNorm2d(out_channels),
-        nn.Upsample(scale_factor=factor, mode="nearest"),
-    )
-
-
-def _downsample_path(in_channels: int, out_channels: int, steps: int) -> nn.Sequential:
-    """Higher -> lower resolution: ``steps`` 3x3 stride-2 conv + BN links.
-
-    Intermediate links keep the source width and end in a ReLU; the last one maps to the
-    target width and has no ReLU (the sum of all inputs is rectified once, after fusion).
-    """
+def _stride2_chain(in_channels: int, out_channels: int, steps: int, relu_last: bool) -> nn.Sequential:
+    """Higher -> lower resolution: ``steps`` links of 3x3 stride-2 conv + BN + ReLU. The links keep
+    ``in_channels`` but the last, which maps to ``out_channels`` and ends in a ReLU only with
+    ``relu_last`` (in the exchange unit the sum of all inputs is rectified once, after fusion)."""
     links: list[nn.Module] = []
     for step in range(steps):
         last = step == steps - 1
         width = out_channels if last else in_channels
         layers: list[nn.Module] = [conv(in_channels, width, 3, stride=2), nn.BatchNorm2d(width)]
-        if not last:
+        if relu_last or not last:
             layers.append(nn.ReLU(inplace=True))
         links.append(nn.Sequential(*layers))
     return nn.Sequential(*links)
@@ -105,7 +93,7 @@ class HighResolutionModule(nn.Module):
         if len(widths) < 2:
             raise ValueError(f"HighResolutionModule: widths must list at least 2 branches, got {widths}")
         self.branches = nn.ModuleList(
-            nn.Sequential(*(BasicBlock(width, width) for _ in range(num_blocks))) for width in widths
+            res_layer(BasicBlock, width, width, num_blocks) for width in widths
         )
         num_outputs = len(widths) if multi_scale_output else 1
         # fuse_layers[i][j] maps branch j to the resolution and width of output i.
@@ -113,12 +101,13 @@ class HighResolutionModule(nn.Module):
         for i in range(num_outputs):
             row = nn.ModuleList()
             for j, width in enumerate(widths):
-                if j > i:
-                    row.append(_upsample_path(width, widths[i], 2 ** (j - i)))
+                if j > i:  # lower -> higher resolution: 1x1 conv, BN, nearest upsampling
+                    row.append(nn.Sequential(conv(width, widths[i], 1), nn.BatchNorm2d(widths[i]),
+                                             nn.Upsample(scale_factor=2 ** (j - i), mode="nearest")))
                 elif j == i:
                     row.append(nn.Identity())
                 else:
-                    row.append(_downsample_path(width, widths[i], i - j))
+                    row.append(_stride2_chain(width, widths[i], i - j, relu_last=False))
             self.fuse_layers.append(row)
         self.relu = nn.ReLU(inplace=False)
 
@@ -138,28 +127,17 @@ def _transition(in_widths: list[int], out_widths: list[int]) -> nn.ModuleList:
     """Between stages: adapt existing branches, open new ones from the lowest-resolution branch.
 
     Entry i is identity when branch i keeps its width, a 3x3 conv + BN + ReLU when it changes
-    (only after ``layer1``: 256 -> C), and for a new branch a chain of 3x3 stride-2 conv + BN +
-    ReLU links (one per halving) from the last existing branch.
+    (only after ``layer1``: 256 -> C), and for a new branch a stride-2 chain (one link per halving)
+    from the last existing branch.
     """
     layers = nn.ModuleList()
-    last_width = in_widths[-1]
     for i, width in enumerate(out_widths):
-        if i < len(in_widths):
-            if width == in_widths[i]:
-                layers.append(nn.Identity())
-            else:
-                layers.append(
-                    nn.Sequential(conv(in_widths[i], width, 3), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
-                )
-            continue
-        steps = i + 1 - len(in_widths)
-        links = []
-        for step in range(steps):
-            link_out = width if step == steps - 1 else last_width
-            links.append(nn.Sequential(
-                conv(last_width, link_out, 3, stride=2), nn.BatchNorm2d(link_out), nn.ReLU(inplace=True)
-            ))
-        layers.append(nn.Sequential(*links))
+        if i >= len(in_widths):
+            layers.append(_stride2_chain(in_widths[-1], width, i + 1 - len(in_widths), relu_last=True))
+        elif width == in_widths[i]:
+            layers.append(nn.Identity())
+        else:
+            layers.append(nn.Sequential(conv(in_widths[i], width, 3), nn.BatchNorm2d(width), nn.ReLU(inplace=True)))
     return layers
 
 
@@ -178,16 +156,10 @@ class HRNet(nn.Module):
 
     arch = ARCH
 
-    def __init__(
-        self,
-        width: int = 32,
-        num_keypoints: int = COCO_17.num_keypoints,
-        num_blocks: int = _BLOCKS_PER_BRANCH,
-    ) -> None:
+    def __init__(self, width: int = 32, num_keypoints: int = COCO_17.num_keypoints,
+                 num_blocks: int = _BLOCKS_PER_BRANCH) -> None:
         super().__init__()
-        for name, value in (("width", width), ("num_keypoints", num_keypoints), ("num_blocks", num_blocks)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"HRNet: {name} must be a positive int, got {value!r}")
+        check_positive_ints("HRNet", width=width, num_keypoints=num_keypoints, num_blocks=num_blocks)
         self.width = width
         self.num_keypoints = num_keypoints
         self.num_blocks = num_blocks
@@ -198,13 +170,9 @@ class HRNet(nn.Module):
         self.conv2 = conv(_STEM_WIDTH, _STEM_WIDTH, 3, stride=2)
         self.bn2 = nn.BatchNorm2d(_STEM_WIDTH)
         self.relu = nn.ReLU(inplace=True)
-        layer1_width = _LAYER1_PLANES * Bottleneck.expansion
-        self.layer1 = nn.Sequential(
-            Bottleneck(_STEM_WIDTH, _LAYER1_PLANES),
-            *(Bottleneck(layer1_width, _LAYER1_PLANES) for _ in range(_LAYER1_BLOCKS - 1)),
-        )
+        self.layer1 = res_layer(Bottleneck, _STEM_WIDTH, _LAYER1_PLANES, _LAYER1_BLOCKS)
 
-        widths = [layer1_width]
+        widths = [_LAYER1_PLANES * Bottleneck.expansion]
         for index, (num_modules, num_branches) in enumerate(_STAGES):
             stage_widths = [width * 2 ** b for b in range(num_branches)]
             last_stage = index == len(_STAGES) - 1
@@ -227,9 +195,6 @@ class HRNet(nn.Module):
         """Official initialisation: convs N(0, 0.001) with zero bias, BN weight 1 and bias 0."""
         init_normal(self, _CONV_INIT_STD, (nn.Conv2d,))
 
-    def _stage(self, index: int) -> tuple[nn.ModuleList, nn.Sequential]:
-        return getattr(self, f"transition{index + 1}"), getattr(self, f"stage{index + 2}")
-
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """images (B, 3, H, W), H and W multiples of 32 -> ``[{"heatmaps": (B, K, H/4, W/4)}]``.
 
@@ -240,22 +205,16 @@ class HRNet(nn.Module):
         x = self.relu(self.bn2(self.conv2(x)))
         branches = [self.layer1(x)]
         for index in range(len(_STAGES)):
-            transition, stage = self._stage(index)
-            inputs: list[torch.Tensor] = []
-            for i, layer in enumerate(transition):
-                # A new branch grows from the lowest-resolution branch of the previous stage.
-                inputs.append(layer(branches[i] if i < len(branches) else branches[-1]))
-            branches = inputs
-            for module in stage:
+            transition = getattr(self, f"transition{index + 1}")
+            # A new branch grows from the lowest-resolution branch of the previous stage.
+            branches = [layer(branches[min(i, len(branches) - 1)]) for i, layer in enumerate(transition)]
+            for module in getattr(self, f"stage{index + 2}"):
                 branches = module(branches)
         return [{"heatmaps": self.final_layer(branches[0])}]
 
 
 def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints, num_blocks: int = 4) -> HRNet:
-    """HRNet-W``width`` with ``num_keypoints`` heatmaps and the official initialisation.
-
-    ``num_blocks`` residual blocks per branch and module (4 in the paper; fewer for small CPU models).
-    """
+    """:class:`HRNet`; ``num_blocks`` below the paper's 4 gives small CPU models."""
     model = HRNet(width=width, num_keypoints=num_keypoints, num_blocks=num_blocks)
     logger.debug("built HRNet-W%d with %d keypoints (%d parameters)",
                  width, num_keypoints, sum(p.numel() for p in model.parameters()))
@@ -282,12 +241,6 @@ def is_hrnet_official(keys: Collection[str]) -> bool:
     return has_transition3 and has_stage4_fusion
 
 
-def _shape(value: Any, key: str) -> tuple[int, ...]:
-    if not isinstance(value, torch.Tensor):
-        raise ValueError(f"HRNet state dict: {key!r} must be a tensor, got {type(value).__name__}")
-    return tuple(value.shape)
-
-
 def hrnet_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, int]:
     """``{"width": C, "num_keypoints": K, "num_blocks": n}`` read from an HRNet state dict (``module.`` allowed).
 
@@ -297,29 +250,23 @@ def hrnet_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, int
     """
     state = strip_module_prefix(state_dict)
     for key in (_WIDTH_KEY, _FINAL_KEY):
-        if key not in state:
+        if not isinstance(state.get(key), torch.Tensor):
             raise ValueError(f"HRNet state dict: missing key {key!r}; not a pose-HRNet state dict")
-    width_shape = _shape(state[_WIDTH_KEY], _WIDTH_KEY)
-    final_shape = _shape(state[_FINAL_KEY], _FINAL_KEY)
+    width_shape, final_shape = tuple(state[_WIDTH_KEY].shape), tuple(state[_FINAL_KEY].shape)
     if len(width_shape) != 4 or len(final_shape) != 4:
-        raise ValueError(
-            f"HRNet state dict: {_WIDTH_KEY!r} and {_FINAL_KEY!r} must be 4-d conv weights, "
-            f"got shapes {width_shape} and {final_shape}"
-        )
+        raise ValueError(f"HRNet state dict: {_WIDTH_KEY!r} and {_FINAL_KEY!r} must be 4-d conv weights, "
+                         f"got shapes {width_shape} and {final_shape}")
     if final_shape[2:] != (1, 1):
-        raise ValueError(
-            f"HRNet state dict: {_FINAL_KEY!r} must be a 1x1 conv (FINAL_CONV_KERNEL 1), got shape {final_shape}"
-        )
+        raise ValueError(f"HRNet state dict: {_FINAL_KEY!r} must be a 1x1 conv (FINAL_CONV_KERNEL 1), got shape "
+                         f"{final_shape}")
     blocks = {int(k.split(".")[4]) for k in state if k.startswith("stage2.0.branches.0.") and k.count(".") > 4}
     return {"width": int(width_shape[0]), "num_keypoints": int(final_shape[0]), "num_blocks": max(blocks) + 1}
 
 
 def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Official pose-HRNet state dict -> ours (names are identical).
-
-    Strips a ``module.`` prefix, adds zero ``num_batches_tracked`` counters where a file
-    written before they existed lacks them (they do not affect inference), and checks every
-    key and shape against the model the file describes.
+    """Official pose-HRNet state dict -> ours (names are identical): ``module.`` stripped, and every key
+    and shape checked against the model the file describes
+    (:func:`~openpose_lite.models.state_dict.exact_state`, which fills BN counters old files lack).
 
     Raises:
         ValueError: not a pose-HRNet state dict, or keys/shapes differ from HRNet-W``C``
@@ -332,27 +279,9 @@ def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Ten
             f"{_STEM_KEY!r}, {_WIDTH_KEY!r}, {_FINAL_KEY!r}, transition3.* and stage4.*.fuse_layers.*)"
         )
     config = hrnet_config_from_state_dict(state)
-    # Shapes only: build on the meta device so no memory or init time is spent.
-    with torch.device("meta"):
+    with torch.device("meta"):  # shapes only
         reference = HRNet(**config).state_dict()
-    for key, value in reference.items():
-        if key.endswith("num_batches_tracked") and key not in state:
-            state[key] = torch.zeros((), dtype=value.dtype)
-    missing = sorted(set(reference) - set(state))
-    unexpected = sorted(set(state) - set(reference))
-    if missing or unexpected:
-        raise ValueError(
-            f"HRNet-W{config['width']} state dict: {len(missing)} missing keys (e.g. {missing[:5]}), "
-            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:5]})"
-        )
-    wrong = [
-        f"{key}: {_shape(state[key], key)} != {tuple(ref.shape)}"
-        for key, ref in reference.items()
-        if _shape(state[key], key) != tuple(ref.shape)
-    ]
-    if wrong:
-        raise ValueError(f"HRNet-W{config['width']} state dict: {len(wrong)} shape mismatches (e.g. {wrong[:5]})")
-    return {key: state[key] for key in reference}
+    return exact_state(reference, state, f"HRNet-W{config['width']} state dict")
 
 
 def convert_hrnet(state: Mapping[str, torch.Tensor], source: str,

@@ -19,7 +19,7 @@ import torch
 
 from openpose_lite.models.cmu_weights import PARAMS, VGG19_TRUNK_CONVS, vgg_key_set
 from openpose_lite.models.hrnet import HRNet
-from openpose_lite.models.state_dict import key_mismatch_error, sample_keys
+from openpose_lite.models.state_dict import key_mismatch_error, load_part
 from openpose_lite.models.vgg19_paf import VGG19PafNet
 from openpose_lite.preprocess import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 
@@ -81,19 +81,11 @@ def load_vgg19_imagenet(model: VGG19PafNet, state: Mapping[str, torch.Tensor], s
     missing = vgg_key_set() - set(state)
     if missing:
         raise key_mismatch_error(f"{source}: torchvision vgg19", missing, ())
-    trunk = model.trunk
-    with torch.no_grad():
-        for ours, name, index in VGG19_TRUNK_CONVS:
-            conv = trunk.get_submodule(ours.split(".", 1)[1])
-            src = {p: state[f"features.{index}.{p}"] for p in PARAMS}
-            for p in PARAMS:
-                if src[p].shape != getattr(conv, p).shape:
-                    raise ValueError(f"{source}: features.{index}.{p} ({name}) has shape {tuple(src[p].shape)}, "
-                                     f"model needs {tuple(getattr(conv, p).shape)}")
-            if index == 0:  # conv1_1 reads the image: fold the ImageNet normalisation in
-                src["weight"], src["bias"] = fold_imagenet_input_into_conv(src["weight"], src["bias"])
-            for p in PARAMS:
-                getattr(conv, p).copy_(src[p])
+    ours = {f"{conv}.{p}": state[f"features.{index}.{p}"] for conv, _, index in VGG19_TRUNK_CONVS for p in PARAMS}
+    load_part(model, ours, list(ours), f"{source} (torchvision vgg19)", "the VGG19 trunk")
+    # conv1_1 reads the image: fold the ImageNet normalisation in.
+    weight, bias = fold_imagenet_input_into_conv(ours["trunk.conv1_1.weight"], ours["trunk.conv1_1.bias"])
+    model.load_state_dict({"trunk.conv1_1.weight": weight, "trunk.conv1_1.bias": bias}, strict=False)
     logger.info("loaded ImageNet VGG19 conv1_1..conv4_2 from %s (input normalisation folded into conv1_1)", source)
     return f"ImageNet VGG19 from {source}"
 
@@ -123,21 +115,11 @@ def load_hrnet_imagenet(model: HRNet, state: Mapping[str, torch.Tensor], source:
     HRNet's ``input_norm`` (``imagenet_rgb``), so nothing is folded.
 
     Raises:
-        ValueError: a width that is not the model's, or a trunk tensor missing from the file or of
-            another shape.
+        ValueError: a trunk tensor missing from the file (BatchNorm counters aside) or of another shape
+            (another width).
     """
-    target = model.state_dict()
-    wanted = {k for k in target if k.split(".")[0] in HRNET_PRETRAINED_LAYERS}
-    # Very old files have no BatchNorm batch counters; they do not change the weights.
-    missing = sorted(k for k in wanted - set(state) if not k.endswith("num_batches_tracked"))
-    if missing:
-        raise key_mismatch_error(f"{source}: ImageNet HRNet for HRNet-W{model.width}", missing, (),
-                                  hint="is the file's width the model's (model.hrnet_width)?")
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(target[k].shape)}"
-             for k in sorted(wanted & set(state)) if state[k].shape != target[k].shape]
-    if wrong:
-        raise ValueError(f"{source}: {len(wrong)} shape mismatches with HRNet-W{model.width}, e.g. {sample_keys(wrong)}")
-    copied = {k: state[k] for k in wanted & set(state)}
-    model.load_state_dict(copied, strict=False)
+    wanted = [k for k in model.state_dict() if k.split(".")[0] in HRNET_PRETRAINED_LAYERS]
+    copied = load_part(model, state, wanted, f"{source} (ImageNet HRNet)", f"HRNet-W{model.width}",
+                       hint="is the file's width the model's (model.hrnet_width)?")
     logger.info("loaded %d ImageNet HRNet trunk tensors from %s", len(copied), source)
     return f"ImageNet HRNet-W{model.width} from {source}"

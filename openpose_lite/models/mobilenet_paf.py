@@ -89,17 +89,8 @@ _REFINEMENT_DILATION = 2
 
 
 # --------------------------------------------------------------------------- building blocks
-def _conv(
-    c_in: int,
-    c_out: int,
-    kernel: int = 3,
-    stride: int = 1,
-    dilation: int = 1,
-    groups: int = 1,
-    bias: bool = True,
-    bn: bool = False,
-    act: type[nn.Module] | None = nn.ReLU,
-) -> list[nn.Module]:
+def _conv(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, dilation: int = 1, groups: int = 1,
+          bias: bool = True, bn: bool = False, act: type[nn.Module] | None = nn.ReLU) -> list[nn.Module]:
     """[conv, (BatchNorm), (activation)]: a conv with "same" padding for odd kernels at stride 1.
 
     Returned as a list so that callers lay several convs out flat in one Sequential, which
@@ -219,8 +210,6 @@ class MobileNetPafNet(nn.Module):
             reference (and the only width the ImageNet weights fit). Small values give fast
             CPU test models.
 
-    Input: BGR, ``pixel / 256 - 0.5`` for the published weights (see the module docstring).
-
     Initialisation, ``init="cmu"`` (the published recipe's, named as for :class:`VGG19PafNet`):
     PyTorch's defaults, as the reference, which defines none of its own; its training starts the
     trunk from ImageNet weights (:func:`load_mobilenet_imagenet`). ``init="kaiming"``, for
@@ -230,22 +219,12 @@ class MobileNetPafNet(nn.Module):
     CPM and the initial stage, nine convs without BatchNorm, the signal then fades at the start
     and, as for VGG19 (see there), the PAF branch sits on its all-zero plateau for epochs
     (measured on the synthetic quickstart: val AP 0.05 after 10 epochs; docs/benchmarks.md).
-
-    Parameter and buffer names are the reference's (``model.0.0.weight``,
-    ``cpm.align.0.weight``, ``initial_stage.trunk.0.0.weight``,
-    ``refinement_stages.0.trunk.0.initial.0.weight`` ...), so its state dicts load as they are.
     """
 
     arch = ARCH
 
-    def __init__(
-        self,
-        skeleton: Skeleton = OPENPOSE_18,
-        num_refinement_stages: int = 1,
-        num_channels: int = 128,
-        width_mult: float = 1.0,
-        init: str = "cmu",
-    ) -> None:
+    def __init__(self, skeleton: Skeleton = OPENPOSE_18, num_refinement_stages: int = 1, num_channels: int = 128,
+                 width_mult: float = 1.0, init: str = "cmu") -> None:
         super().__init__()
         check_network_args(init, width_mult, num_refinement_stages=(num_refinement_stages, 0), num_channels=(num_channels, 1))
         self.skeleton = skeleton
@@ -332,20 +311,13 @@ class MobileNetPafNet(nn.Module):
         return self.forward(images)[-1]
 
 
-def build_mobilenet_paf(
-    num_refinement_stages: int = 1,
-    num_channels: int = 128,
-    width_mult: float = 1.0,
-    skeleton: Skeleton = OPENPOSE_18,
-    init: str = "cmu",
-) -> MobileNetPafNet:
+def build_mobilenet_paf(num_refinement_stages: int = 1, num_channels: int = 128, width_mult: float = 1.0,
+                        skeleton: Skeleton = OPENPOSE_18, init: str = "cmu") -> MobileNetPafNet:
     """Build a :class:`MobileNetPafNet`; the defaults are the published Lightweight OpenPose model."""
     model = MobileNetPafNet(skeleton=skeleton, num_refinement_stages=num_refinement_stages,
                             num_channels=num_channels, width_mult=width_mult, init=init)
-    logger.debug(
-        "built %s: %d refinement stages, %d channels, width_mult %.3g, %d parameters",
-        ARCH, num_refinement_stages, num_channels, width_mult, sum(p.numel() for p in model.parameters()),
-    )
+    logger.debug("built %s: %d refinement stages, %d channels, width_mult %.3g, %d parameters", ARCH,
+                 num_refinement_stages, num_channels, width_mult, sum(p.numel() for p in model.parameters()))
     return model
 
 

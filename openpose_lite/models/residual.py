@@ -7,10 +7,19 @@ hourglass all use, so their files load into these blocks by name. The stride sit
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "Bottleneck", "conv", "init_normal"]
+__all__ = ["BasicBlock", "Bottleneck", "check_positive_ints", "conv", "init_normal", "res_layer"]
+
+
+def check_positive_ints(owner: str, **values: Any) -> None:
+    """ValueError naming the first of ``values`` that is not a positive int (a bool is not one)."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
 
 
 def conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Conv2d:
@@ -82,3 +91,16 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(out + identity)
+
+
+def res_layer(block: type[BasicBlock | Bottleneck], in_channels: int, planes: int, num_blocks: int, stride: int = 1,
+              downsample_first: bool = True) -> nn.Sequential:
+    """torchvision's and mmpose's ``ResLayer``: ``num_blocks`` blocks, the one that changes the width (to
+    ``planes * block.expansion``) and the stride first, even for ``num_blocks`` 0 (as mmpose builds it);
+    with ``downsample_first=False`` (BasicBlocks: the hourglass's ``low3``) that block last."""
+    if not downsample_first:
+        return nn.Sequential(*(block(in_channels, in_channels) for _ in range(num_blocks - 1)),
+                             block(in_channels, planes, stride))
+    out_channels = planes * block.expansion
+    return nn.Sequential(block(in_channels, planes, stride),
+                         *(block(out_channels, planes) for _ in range(num_blocks - 1)))

@@ -45,9 +45,10 @@ import torch
 from torch import nn
 
 from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock, Bottleneck, init_normal
+from openpose_lite.models.residual import BasicBlock, Bottleneck, check_positive_ints, init_normal, res_layer
 from openpose_lite.network_settings import RESNET_DEPTHS, SimpleBaselineSettings
-from openpose_lite.models.state_dict import key_mismatch_error, numbered_children, sample_keys
+from openpose_lite.models.state_dict import (key_mismatch_error, load_part, mmpose_head_prefix, numbered_children,
+                                             rename_mmpose)
 from openpose_lite.skeleton import COCO_17, Skeleton
 
 logger = logging.getLogger(__name__)
@@ -70,23 +71,7 @@ _DECONV_KERNEL = 4
 _INIT_STD = 1e-3
 
 _TRUNK_PREFIXES = ("conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4.")
-_MMPOSE_HEAD_PREFIXES = ("head.", "keypoint_head.")  # mmpose 1.x, 0.x
-_MMPOSE_DROPPED = ("data_preprocessor.",)  # buffers some 1.x files may carry; no weights
-
-
-def _res_layer(kind: str, in_channels: int, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
-    """One ResNet stage: the first block changes stride/width, the others keep them."""
-    block = Bottleneck if kind == "bottleneck" else BasicBlock
-    out_channels = planes * block.expansion
-    blocks = [block(in_channels, planes, stride)]
-    blocks += [block(out_channels, planes) for _ in range(num_blocks - 1)]
-    return nn.Sequential(*blocks)
-
-
-def _positive_int(owner: str, name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
-    return value
+_MMPOSE_HEAD_KEYS = ("deconv_layers.0.weight", "final_layer.weight")
 
 
 class SimpleBaseline(nn.Module):
@@ -103,20 +88,16 @@ class SimpleBaseline(nn.Module):
 
     arch = ARCH
 
-    def __init__(
-        self,
-        depth: int = 50,
-        num_keypoints: int = COCO_17.num_keypoints,
-        deconv_channels: int = 256,
-        num_deconv_layers: int = NUM_DECONV_LAYERS,
-    ) -> None:
+    def __init__(self, depth: int = 50, num_keypoints: int = COCO_17.num_keypoints, deconv_channels: int = 256,
+                 num_deconv_layers: int = NUM_DECONV_LAYERS) -> None:
         super().__init__()
         if not isinstance(depth, int) or isinstance(depth, bool) or depth not in RESNET_SPEC:
             raise ValueError(f"SimpleBaseline: depth must be one of {RESNET_DEPTHS}, got {depth!r}")
-        for name, value in (("num_keypoints", num_keypoints), ("deconv_channels", deconv_channels)):
-            _positive_int("SimpleBaseline", name, value)
-        if not 1 <= _positive_int("SimpleBaseline", "num_deconv_layers", num_deconv_layers) <= 5:
-            raise ValueError(f"SimpleBaseline: num_deconv_layers must be at most 5 (stride 32 -> 1), got {num_deconv_layers}")
+        check_positive_ints("SimpleBaseline", num_keypoints=num_keypoints, deconv_channels=deconv_channels,
+                            num_deconv_layers=num_deconv_layers)
+        if num_deconv_layers > 5:
+            raise ValueError("SimpleBaseline: num_deconv_layers must be at most 5 (stride 32 -> 1), got "
+                             f"{num_deconv_layers}")
         self.depth = depth
         self.num_keypoints = num_keypoints
         self.deconv_channels = deconv_channels
@@ -124,15 +105,16 @@ class SimpleBaseline(nn.Module):
         self.stride = TRUNK_STRIDE // 2 ** num_deconv_layers
 
         kind, counts = RESNET_SPEC[depth]
+        block = Bottleneck if kind == "bottleneck" else BasicBlock
         self.conv1 = nn.Conv2d(3, _STEM_WIDTH, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(_STEM_WIDTH)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         width = _STEM_WIDTH
         for index, (planes, num_blocks) in enumerate(zip(_LAYER_PLANES, counts, strict=True)):
-            layer = _res_layer(kind, width, planes, num_blocks, stride=1 if index == 0 else 2)
+            layer = res_layer(block, width, planes, num_blocks, stride=1 if index == 0 else 2)
             self.add_module(f"layer{index + 1}", layer)
-            width = planes * (Bottleneck.expansion if kind == "bottleneck" else BasicBlock.expansion)
+            width = planes * block.expansion
         self.trunk_channels = width
 
         deconvs: list[nn.Module] = []
@@ -168,14 +150,9 @@ class SimpleBaseline(nn.Module):
         return [{"heatmaps": self.final_layer(self.deconv_layers(self.features(images)))}]
 
 
-def build_simple_baseline(
-    depth: int = 50,
-    num_keypoints: int = COCO_17.num_keypoints,
-    deconv_channels: int = 256,
-    num_deconv_layers: int = NUM_DECONV_LAYERS,
-) -> SimpleBaseline:
-    """ResNet-``depth`` SimpleBaseline with ``num_keypoints`` heatmaps and the release's initialisation
-    (N(0, 0.001) convs and deconvs, zero biases, BN weight 1 / bias 0)."""
+def build_simple_baseline(depth: int = 50, num_keypoints: int = COCO_17.num_keypoints, deconv_channels: int = 256,
+                          num_deconv_layers: int = NUM_DECONV_LAYERS) -> SimpleBaseline:
+    """:class:`SimpleBaseline` with the release's initialisation (:meth:`SimpleBaseline.reset_parameters`)."""
     model = SimpleBaseline(depth, num_keypoints, deconv_channels, num_deconv_layers)
     logger.debug("built SimpleBaseline ResNet-%d with %d keypoints (%d parameters)",
                  depth, num_keypoints, sum(p.numel() for p in model.parameters()))
@@ -220,16 +197,9 @@ def is_pose_resnet_official(keys: Collection[str]) -> bool:
     return all(a in keys for a in anchors) and resnet_depth_from_keys(keys) is not None
 
 
-def _mmpose_head_prefix(keys: Collection[str]) -> str | None:
-    for prefix in _MMPOSE_HEAD_PREFIXES:
-        if f"{prefix}deconv_layers.0.weight" in keys and f"{prefix}final_layer.weight" in keys:
-            return prefix
-    return None
-
-
 def is_pose_resnet_mmpose(keys: Collection[str]) -> bool:
     """An mmpose SimpleBaseline (``backbone.`` ResNet + deconv head, 0.x or 1.x), for an unwrapped key set."""
-    return ("backbone.conv1.weight" in keys and _mmpose_head_prefix(keys) is not None
+    return ("backbone.conv1.weight" in keys and mmpose_head_prefix(keys, *_MMPOSE_HEAD_KEYS) is not None
             and resnet_depth_from_keys(keys, "backbone.") is not None)
 
 
@@ -241,22 +211,11 @@ def is_torchvision_resnet(keys: Collection[str]) -> bool:
 
 def _rename_mmpose(state: Mapping[str, Any]) -> dict[str, Any]:
     """mmpose names -> ours: ``backbone.`` and the head prefix dropped; anything else is an error."""
-    state = {k: v for k, v in state.items() if not k.startswith(_MMPOSE_DROPPED)}
-    head = _mmpose_head_prefix(state)
+    head = mmpose_head_prefix(state, *_MMPOSE_HEAD_KEYS)
     if head is None or "backbone.conv1.weight" not in state:
         raise ValueError("mmpose SimpleBaseline state dict: expected 'backbone.conv1.weight' and "
                          "'{head,keypoint_head}.deconv_layers.0.weight' / '.final_layer.weight'")
-    out, other = {}, []
-    for key, value in state.items():
-        prefix = next((p for p in ("backbone.", head) if key.startswith(p)), None)
-        if prefix is None:
-            other.append(key)
-        else:
-            out[key[len(prefix):]] = value
-    if other:
-        raise ValueError(f"mmpose SimpleBaseline state dict: {len(other)} keys outside 'backbone.' and "
-                         f"{head!r} (e.g. {sample_keys(other)})")
-    return out
+    return rename_mmpose(state, {"backbone.": "", head: ""}, "mmpose SimpleBaseline state dict")
 
 
 def convert_pose_resnet_official(state: Mapping[str, torch.Tensor], source: str = "pose_resnet state dict",
@@ -290,18 +249,11 @@ def load_imagenet_resnet(model: SimpleBaseline, state: Mapping[str, torch.Tensor
     if depth != model.depth:
         raise ValueError(f"{source}: a ResNet-{depth} does not fit the trunk of this ResNet-{model.depth} SimpleBaseline "
                          "(model.depth)")
-    own = {k: v for k, v in model.state_dict().items() if k.startswith(_TRUNK_PREFIXES)}
-    given = {k: v for k, v in state.items() if k.startswith(_TRUNK_PREFIXES)}
-    # Old torchvision files (resnet50-19c8e357.pth) predate BN counters: keep the model's.
-    missing = {k for k in set(own) - set(given) if not k.endswith("num_batches_tracked")}
-    if missing or set(given) - set(own):
-        raise key_mismatch_error(f"{source} (ResNet-{depth} trunk)", missing, set(given) - set(own))
-    wrong = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-             for k, v in given.items() if tuple(v.shape) != tuple(own[k].shape)]
-    if wrong:
-        raise ValueError(f"{source}: {len(wrong)} shape mismatches, e.g. {wrong[:5]}")
-    with torch.no_grad():
-        for key, value in given.items():
-            own[key].copy_(value)
-    logger.info("loaded the ImageNet ResNet-%d trunk from %s (%d tensors; fc ignored)", depth, source, len(given))
+    own = [k for k in model.state_dict() if k.startswith(_TRUNK_PREFIXES)]
+    extra = {k for k in state if k.startswith(_TRUNK_PREFIXES)} - set(own)
+    if extra:
+        raise key_mismatch_error(f"{source} (ResNet-{depth} trunk)", (), extra)
+    # Old torchvision files (resnet50-19c8e357.pth) predate BN counters: load_part keeps the model's.
+    copied = load_part(model, state, own, source, f"the ResNet-{depth} trunk")
+    logger.info("loaded the ImageNet ResNet-%d trunk from %s (%d tensors; fc ignored)", depth, source, len(copied))
     return f"ImageNet ResNet-{depth} from {source}"

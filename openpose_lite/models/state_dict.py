@@ -2,9 +2,8 @@
 
 Every weight file and checkpoint is read by :func:`read_torch_file`, the project's one
 ``torch.load(..., map_location="cpu", weights_only=True)``: a weights file is data, never code.
-The helpers here are shared by the layout modules (``cmu_weights``, ``imagenet_weights``,
-``mobilenet_weights``, ``hrnet``) and :mod:`openpose_lite.models.weights`, so a key mismatch is
-reported the same way whatever the file.
+The helpers here are shared by the weight layouts and :mod:`openpose_lite.models.weights`, so a
+key mismatch is reported the same way whatever the file.
 """
 
 from __future__ import annotations
@@ -21,16 +20,9 @@ from torch import nn
 
 from openpose_lite.io import file_problem
 
-__all__ = [
-    "check_tensor_state",
-    "read_torch_file",
-    "key_mismatch_error",
-    "load_exact",
-    "load_state_dict_file",
-    "numbered_children",
-    "sample_keys",
-    "strip_module_prefix",
-]
+__all__ = ["exact_state", "key_mismatch_error", "load_exact", "load_part", "load_state_dict_file", "mmpose_head_prefix",
+           "numbered_children", "read_torch_file", "rename_mmpose", "sample_keys", "strip_module_prefix",
+           "unwrap_weights"]
 
 # What torch's weights-only unpickler says of pickled code or objects: a global it does not
 # allow (a class, builtins.eval), one of a blocked module (os.system pickles as posix.system),
@@ -89,6 +81,7 @@ def read_torch_file(path: str | os.PathLike[str], what: str = "weights file",
 
 
 MODULE_PREFIX = "module."
+BN_COUNTER = "num_batches_tracked"
 # How many keys an error message lists.
 _SAMPLE = 5
 
@@ -120,22 +113,36 @@ def strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     return dict(state_dict)
 
 
-def check_tensor_state(state: Mapping[str, Any], source: str, container: str) -> dict[str, torch.Tensor]:
-    """``state`` as a dict if it is a non-empty mapping of names to tensors; ``container`` names the
-    checkpoint key a state dict may also sit under (for the error message)."""
+def unwrap_weights(obj: Mapping[str, Any], source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(state dict without ``module.``, stored config or None) of a loaded weights file.
+
+    Accepts our checkpoints (``{"model": state_dict, "config": dict}``), other projects' training
+    checkpoints that keep the weights under ``"state_dict"`` beside optimizer state (Lightweight
+    OpenPose, mmpose), and bare state dicts. ValueError for anything else, an empty state dict or
+    one with non-tensor entries.
+    """
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{source}: expected a state dict or a checkpoint dict, got {type(obj).__name__}")
+    config = None
+    if isinstance(obj.get("model"), Mapping):
+        state, config = obj["model"], obj.get("config")
+        if config is not None and not isinstance(config, Mapping):
+            raise ValueError(f"{source}: checkpoint 'config' must be a dict, got {type(config).__name__}")
+    elif isinstance(obj.get("state_dict"), Mapping):
+        state = obj["state_dict"]
+    else:
+        state = obj
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
-        raise ValueError(f"{source}: expected a state dict (names -> tensors) or a checkpoint with {container!r}; "
-                         f"non-tensor entries {sample_keys(bad)}")
+        raise ValueError(f"{source}: expected a state dict (names -> tensors) or a checkpoint with 'model' or "
+                         f"'state_dict'; non-tensor entries {sample_keys(bad)}")
     if not state:
         raise ValueError(f"{source}: the state dict is empty")
-    return dict(state)
+    return strip_module_prefix(state), (dict(config) if config else None)
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, Any]:
-    """Read a weights file: a state dict, or a checkpoint dict holding one under ``"model"``.
-
-    Uses ``torch.load(map_location="cpu", weights_only=True)``: a weights file is data, never code.
+    """Read a weights file (:func:`read_torch_file`): a state dict, or a checkpoint dict holding one.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -148,25 +155,76 @@ def load_state_dict_file(path: str | Path) -> dict[str, Any]:
     return dict(obj)
 
 
-BN_COUNTER = "num_batches_tracked"
+def _shape_mismatches(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+                      keys: Collection[str]) -> list[str]:
+    return [f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+            for k in keys if state[k].shape != expected[k].shape]
 
 
-def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``model`` requiring the same keys and shapes; clear errors otherwise.
+def exact_state(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor],
+                source: str) -> dict[str, torch.Tensor]:
+    """``state`` in the key order of ``expected`` (a model's state dict, on any device, ``meta`` too),
+    requiring the same keys and shapes; ValueError naming the keys otherwise.
 
     BatchNorm ``num_batches_tracked`` counters that a file lacks (files older than PyTorch 0.4.1)
     are the only keys filled in, with 0: they change nothing unless ``momentum=None``.
     """
-    expected = model.state_dict()
     state = {**{k: torch.zeros((), dtype=v.dtype) for k, v in expected.items() if k.endswith(BN_COUNTER)},
              **state}
     missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
         raise key_mismatch_error(f"{source}: keys do not match the model", missing, unexpected)
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items() if state[k].shape != v.shape
-    ]
+    wrong = _shape_mismatches(expected, state, expected)
     if wrong:
         raise ValueError(f"{source}: {len(wrong)} shape mismatches, e.g. {wrong[:_SAMPLE]}")
-    model.load_state_dict(state, strict=True)
+    return {k: state[k] for k in expected}
+
+
+def load_exact(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model`` with the checks of :func:`exact_state`."""
+    model.load_state_dict(exact_state(model.state_dict(), state, source), strict=True)
+
+
+def load_part(model: nn.Module, state: Mapping[str, torch.Tensor], keys: Collection[str], source: str,
+              target: str = "the model", hint: str = "") -> list[str]:
+    """Copy the tensors of ``keys`` (keys of ``model``'s state dict) from ``state`` into ``model`` (in place);
+    returns the keys copied. Every key must be in ``state`` but the BatchNorm counters (files older than
+    PyTorch 0.4.1 lack them, and the model keeps its own); ValueError naming missing keys (with ``hint``)
+    or shape mismatches with ``target`` (the model, in words)."""
+    missing = [k for k in keys if k not in state and not k.endswith(BN_COUNTER)]
+    if missing:
+        raise ValueError(f"{source}: {len(missing)} keys of {target} missing (e.g. {sample_keys(missing)})"
+                         + (f"; {hint}" if hint else ""))
+    copied = [k for k in keys if k in state]
+    wrong = _shape_mismatches(model.state_dict(), state, copied)
+    if wrong:
+        raise ValueError(f"{source}: {len(wrong)} shape mismatches with {target}, e.g. {wrong[:_SAMPLE]}")
+    model.load_state_dict({k: state[k] for k in copied}, strict=False)
+    return copied
+
+
+# mmpose files: the head's prefix (1.x ``head.``, 0.x ``keypoint_head.``), and the buffers some 1.x
+# files carry beside the weights (left out).
+MMPOSE_HEAD_PREFIXES = ("head.", "keypoint_head.")
+_MMPOSE_DROPPED = ("data_preprocessor.",)
+
+
+def mmpose_head_prefix(keys: Collection[str], *parts: str) -> str | None:
+    """The head prefix under which an mmpose file has every key of ``parts``, or None."""
+    return next((p for p in MMPOSE_HEAD_PREFIXES if all(f"{p}{part}" in keys for part in parts)), None)
+
+
+def rename_mmpose(state: Mapping[str, Any], renames: Mapping[str, str], what: str) -> dict[str, Any]:
+    """mmpose names -> ours: each key's prefix in ``renames`` replaced by its value (``{"backbone.": ""}``);
+    a key under none of them is an error (ValueError naming ``what``)."""
+    out, other = {}, []
+    for key, value in state.items():
+        prefix = next((p for p in renames if key.startswith(p)), None)
+        if prefix is not None:
+            out[renames[prefix] + key[len(prefix):]] = value
+        elif not key.startswith(_MMPOSE_DROPPED):
+            other.append(key)
+    if other:
+        raise ValueError(f"{what}: {len(other)} keys outside {' and '.join(map(repr, renames))} "
+                         f"(e.g. {sample_keys(other)})")
+    return out

@@ -54,8 +54,6 @@ _CPM_LAYOUT: tuple[tuple[str, int], ...] = (("conv4_3", 256), ("conv4_4", 128))
 
 # Stage 1 widens to 4x the stage width in its 1x1 conv (512 for the CMU width 128).
 _STAGE1_EXPANSION = 4
-_STAGE1_NUM_3X3 = 3
-_REFINE_NUM_7X7 = 5
 _MIN_WIDTH = 8
 
 
@@ -77,14 +75,43 @@ def check_network_args(init: str, width_mult: float, **counts: tuple[int, int]) 
         raise ValueError(f"width_mult must be > 0, got {width_mult}")
 
 
-def _branch(layers: list[tuple[str, int, int, int]]) -> nn.Sequential:
-    """A Sequential of named convs ``(name, in, out, kernel)``, ReLU after all but the last."""
+def vgg_layers(layout: tuple[tuple[str, int | None], ...], width_mult: float, in_channels: int = 3,
+               ceil_mode: bool = False, prelu_after: frozenset[str] = frozenset()) -> tuple[nn.Sequential, int]:
+    """(a Sequential of 3x3 convs, each + ReLU or, for the names in ``prelu_after``, PReLU, and 2x2
+    max-pools; its output width) from ``(name, base width)`` rows (width ``None``: a pool). Keys are
+    the names (``conv1_1``, ``relu1_1``, ``pool1``, ``prelu4_2``); ``ceil_mode``: Caffe's pools."""
     modules: OrderedDict[str, nn.Module] = OrderedDict()
-    for i, (name, c_in, c_out, kernel) in enumerate(layers):
-        modules[name] = nn.Conv2d(c_in, c_out, kernel_size=kernel, padding=kernel // 2)
-        if i < len(layers) - 1:
-            modules[f"relu{name[len('conv'):]}"] = nn.ReLU(inplace=True)
+    c_in = in_channels
+    for name, base in layout:
+        if base is None:
+            modules[name] = nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=ceil_mode)
+            continue
+        c_out = scaled_width(base, width_mult)
+        modules[name] = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
+        suffix = name[len("conv"):]
+        modules[f"prelu{suffix}" if name in prelu_after else f"relu{suffix}"] = (
+            nn.PReLU(c_out) if name in prelu_after else nn.ReLU(inplace=True))
+        c_in = c_out
+    return nn.Sequential(modules), c_in
+
+
+def conv_branch(rows: list[tuple[int, int, int]]) -> nn.Sequential:
+    """A Sequential ``conv1, relu1, ..., convN`` of ``(in, out, kernel)`` rows ("same" padding), a ReLU
+    after every conv but the last."""
+    modules: OrderedDict[str, nn.Module] = OrderedDict()
+    for i, (c_in, c_out, kernel) in enumerate(rows, start=1):
+        modules[f"conv{i}"] = nn.Conv2d(c_in, c_out, kernel_size=kernel, padding=kernel // 2)
+        if i < len(rows):
+            modules[f"relu{i}"] = nn.ReLU(inplace=True)
     return nn.Sequential(modules)
+
+
+def _paf_branch(in_channels: int, width: int, out_channels: int, first: bool) -> nn.Sequential:
+    """Stage 1: CMU's conv5_1..conv5_3 (3x3), conv5_4 (1x1, 4 x width: 512) and conv5_5 (1x1, out);
+    later stages: Mconv1..Mconv5 (7x7), Mconv6 (1x1, width) and Mconv7 (1x1, out)."""
+    num_spatial, kernel, hidden = (3, 3, _STAGE1_EXPANSION * width) if first else (5, 7, width)
+    rows = [(in_channels if i == 0 else width, width, kernel) for i in range(num_spatial)]
+    return conv_branch(rows + [(width, hidden, 1), (hidden, out_channels, 1)])
 
 
 class PafStage(nn.Module):
@@ -92,25 +119,8 @@ class PafStage(nn.Module):
 
     def __init__(self, in_channels: int, width: int, num_pafs: int, num_heatmaps: int, first: bool) -> None:
         super().__init__()
-        self.pafs = self._make_branch(in_channels, width, num_pafs, first)
-        self.heatmaps = self._make_branch(in_channels, width, num_heatmaps, first)
-
-    @staticmethod
-    def _make_branch(in_channels: int, width: int, out_channels: int, first: bool) -> nn.Sequential:
-        if first:
-            # CMU conv5_1..conv5_3 (3x3), conv5_4 (1x1, 512), conv5_5 (1x1, out).
-            num_spatial, kernel, hidden = _STAGE1_NUM_3X3, 3, _STAGE1_EXPANSION * width
-        else:
-            # CMU Mconv1..Mconv5 (7x7), Mconv6 (1x1, 128), Mconv7 (1x1, out).
-            num_spatial, kernel, hidden = _REFINE_NUM_7X7, 7, width
-        layers: list[tuple[str, int, int, int]] = []
-        c_in = in_channels
-        for i in range(num_spatial):
-            layers.append((f"conv{i + 1}", c_in, width, kernel))
-            c_in = width
-        layers.append((f"conv{num_spatial + 1}", width, hidden, 1))
-        layers.append((f"conv{num_spatial + 2}", hidden, out_channels, 1))
-        return _branch(layers)
+        self.pafs = _paf_branch(in_channels, width, num_pafs, first)
+        self.heatmaps = _paf_branch(in_channels, width, num_heatmaps, first)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.pafs(x), self.heatmaps(x)
@@ -140,14 +150,8 @@ class VGG19PafNet(nn.Module):
 
     arch = ARCH
 
-    def __init__(
-        self,
-        skeleton: Skeleton = OPENPOSE_18,
-        num_stages: int = 6,
-        stage_channels: int = 128,
-        width_mult: float = 1.0,
-        init: str = "cmu",
-    ) -> None:
+    def __init__(self, skeleton: Skeleton = OPENPOSE_18, num_stages: int = 6, stage_channels: int = 128,
+                 width_mult: float = 1.0, init: str = "cmu") -> None:
         super().__init__()
         check_network_args(init, width_mult, num_stages=(num_stages, 1), stage_channels=(stage_channels, 1))
         self.skeleton = skeleton
@@ -157,37 +161,13 @@ class VGG19PafNet(nn.Module):
         self.init = init
         self.stride = STRIDE
 
-        trunk: OrderedDict[str, nn.Module] = OrderedDict()
-        c_in = 3
-        for name, base in _TRUNK_LAYOUT:
-            if base is None:
-                trunk[name] = nn.MaxPool2d(kernel_size=2, stride=2)
-                continue
-            c_out = scaled_width(base, width_mult)
-            trunk[name] = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
-            trunk[f"relu{name[len('conv'):]}"] = nn.ReLU(inplace=True)
-            c_in = c_out
-        self.trunk = nn.Sequential(trunk)
-
-        cpm: OrderedDict[str, nn.Module] = OrderedDict()
-        for name, base in _CPM_LAYOUT:
-            c_out = scaled_width(base, width_mult)
-            cpm[name] = nn.Conv2d(c_in, c_out, kernel_size=3, padding=1)
-            cpm[f"relu{name[len('conv'):]}"] = nn.ReLU(inplace=True)
-            c_in = c_out
-        self.cpm = nn.Sequential(cpm)
-        self.feature_channels = c_in
-
+        self.trunk, c = vgg_layers(_TRUNK_LAYOUT, width_mult)
+        self.cpm, self.feature_channels = vgg_layers(_CPM_LAYOUT, width_mult, c)
         num_pafs, num_heatmaps = skeleton.num_pafs, skeleton.num_heatmaps
         refine_in = num_pafs + num_heatmaps + self.feature_channels
         self.stages = nn.ModuleList(
-            PafStage(
-                in_channels=self.feature_channels if t == 0 else refine_in,
-                width=self.stage_channels,
-                num_pafs=num_pafs,
-                num_heatmaps=num_heatmaps,
-                first=t == 0,
-            )
+            PafStage(self.feature_channels if t == 0 else refine_in, self.stage_channels, num_pafs, num_heatmaps,
+                     first=t == 0)
             for t in range(self.num_stages)
         )
         self.reset_parameters()
@@ -209,8 +189,7 @@ class VGG19PafNet(nn.Module):
         if self.init == "kaiming":
             for stage in self.stages:
                 for branch in (stage.pafs, stage.heatmaps):
-                    output = [m for m in branch.modules() if isinstance(m, nn.Conv2d)][-1]
-                    nn.init.normal_(output.weight, std=0.01)
+                    nn.init.normal_(branch[-1].weight, std=0.01)  # the output conv
 
     def trunk_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters of the VGG19 part (conv1_1 ... conv4_2), for freeze-then-release schedules."""
@@ -235,8 +214,7 @@ class VGG19PafNet(nn.Module):
         x = features
         for stage in self.stages:
             if len(outputs) > 0:
-                previous = outputs[-1]
-                x = torch.cat([previous["pafs"], previous["heatmaps"], features], dim=1)
+                x = torch.cat([outputs[-1]["pafs"], outputs[-1]["heatmaps"], features], dim=1)
             pafs, heatmaps = stage(x)
             outputs.append({"pafs": pafs, "heatmaps": heatmaps})
         return outputs
@@ -247,20 +225,13 @@ class VGG19PafNet(nn.Module):
         return self.forward(images)[-1]
 
 
-def build_vgg19_paf(
-    num_stages: int = 6,
-    stage_channels: int = 128,
-    width_mult: float = 1.0,
-    skeleton: Skeleton = OPENPOSE_18,
-    init: str = "cmu",
-) -> VGG19PafNet:
+def build_vgg19_paf(num_stages: int = 6, stage_channels: int = 128, width_mult: float = 1.0,
+                    skeleton: Skeleton = OPENPOSE_18, init: str = "cmu") -> VGG19PafNet:
     """Build a :class:`VGG19PafNet`; the defaults are the CMU COCO body model (``init``: see the class)."""
     model = VGG19PafNet(skeleton=skeleton, num_stages=num_stages, stage_channels=stage_channels,
                         width_mult=width_mult, init=init)
-    logger.debug(
-        "built %s: %d stages, stage width %d, width_mult %.3g, %d parameters",
-        ARCH, num_stages, stage_channels, width_mult, sum(p.numel() for p in model.parameters()),
-    )
+    logger.debug("built %s: %d stages, stage width %d, width_mult %.3g, %d parameters", ARCH, num_stages,
+                 stage_channels, width_mult, sum(p.numel() for p in model.parameters()))
     return model
 
 

@@ -1,8 +1,8 @@
 """Weight files -> ready models, through the architecture table: the front door of :mod:`openpose_lite.models`.
 
 A file is read once (``torch.load(..., weights_only=True)``: data, never code) and unwrapped once
-(:func:`unwrap_weights`: the ``model`` of our checkpoints, the ``state_dict`` of other projects'
-training checkpoints, a ``module.`` prefix). Then:
+(:func:`~openpose_lite.models.state_dict.unwrap_weights`: the ``model`` of our checkpoints, the
+``state_dict`` of other projects' training checkpoints, a ``module.`` prefix). Then:
 
 * **our checkpoints** carry their config, and are routed by its ``model.arch``: the table's builder
   makes the network, which must take the state exactly;
@@ -27,24 +27,11 @@ import torch
 from torch import nn
 
 from openpose_lite.config import Config, config_from_dict, upgrade_stored_config
-from openpose_lite.architectures import (
-    ARCHITECTURES,
-    Architecture,
-    WeightLayout,
-    architecture,
-    architecture_of,
-    resolve,
-)
+from openpose_lite.architectures import (ARCHITECTURES, Architecture, WeightLayout, architecture, architecture_of,
+                                         resolve)
 from openpose_lite.models.caffemodel import is_caffemodel_path
 from openpose_lite.factory import ModelConfig, build_model, model_fields
-from openpose_lite.network_settings import NetworkSettings
-from openpose_lite.models.state_dict import (
-    check_tensor_state,
-    load_exact,
-    load_state_dict_file,
-    sample_keys,
-    strip_module_prefix,
-)
+from openpose_lite.models.state_dict import load_exact, load_state_dict_file, sample_keys, unwrap_weights
 from openpose_lite.skeleton import Skeleton
 
 __all__ = ["LoadedWeights", "detect_layout", "init_from_weights", "load_backbone", "load_model", "read_weights",
@@ -75,25 +62,6 @@ class LoadedWeights:
     def ours(self) -> bool:
         """Whether the file is one of our checkpoints (it carried its config)."""
         return self.layout is None
-
-
-def unwrap_weights(obj: Mapping[str, Any], source: str) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """(state dict without ``module.``, stored config or None) of a loaded weights file; done once per file.
-
-    Accepts our checkpoints (``{"model": state_dict, "config": dict}``), other projects' training
-    checkpoints that keep the weights under ``"state_dict"`` beside optimizer state (Lightweight
-    OpenPose, mmpose), and bare state dicts.
-    """
-    config = None
-    if isinstance(obj.get("model"), Mapping):
-        state, config = obj["model"], obj.get("config")
-        if config is not None and not isinstance(config, Mapping):
-            raise ValueError(f"{source}: checkpoint 'config' must be a dict, got {type(config).__name__}")
-    elif isinstance(obj.get("state_dict"), Mapping):
-        state = obj["state_dict"]
-    else:
-        state = obj
-    return strip_module_prefix(check_tensor_state(state, source, "model")), (dict(config) if config else None)
 
 
 class StateKeys(frozenset):
@@ -136,12 +104,6 @@ def _merged(*deltas: Mapping[str, Mapping[str, Any]]) -> Config:
         for section, values in delta.items():
             resolved.setdefault(section, {}).update(values)
     return config_from_dict(resolved)
-
-
-def _foreign_model_config(row: Architecture, layout: WeightLayout, settings: NetworkSettings) -> ModelConfig:
-    """The ``model`` section of a foreign file: the settings read from the file, and the input
-    normalisation its reference fed it."""
-    return ModelConfig(arch=row.name, settings=settings, **layout.settings.get("model", {}))
 
 
 def _stored_model_config(config: Mapping[str, Any], source: str) -> ModelConfig:
@@ -193,7 +155,8 @@ def read_weights(path: str | Path, device: str | torch.device | None = None, all
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
         settings, state = resolve(layout.convert)(state, source, all_stages=all_stages)
-        model_cfg = _foreign_model_config(row, layout, settings)
+        # The settings read from the file, and the input normalisation its reference fed it.
+        model_cfg = ModelConfig(arch=row.name, settings=settings, **layout.settings.get("model", {}))
         model = build_model(model_cfg, layout.skeleton)
         config = _merged(row.published, layout.settings, {"model": model_cfg.to_dict()})
     load_exact(model, state, source if layout is None else f"{source} ({layout.name})")

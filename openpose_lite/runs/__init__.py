@@ -5,21 +5,15 @@
     predictor = BottomUpPredictor.from_weights("best.pt")
     summary = run(predictor, ["photos/", "clip.mp4"], RunOptions(output=Path("out"), weights=Path("best.pt")))
 
-* :func:`run` ``(predictor, sources, options, progress=None) -> RunSummary``; or :class:`Job`
-  ``(sources, options)``, which refuses bad sources, options and folders before the model loads,
-  then ``start()`` (a live source opens), ``run(predictor, progress=None, display=None)``,
-  ``stop(reason)`` (a live run ends after the frame in hand).
-* Sources (:class:`Sources`): images, folders of images and videos, videos; or one camera index
-  or stream URL, read newest frame first.
-* :class:`RunOptions`: the folder and ``overwrite`` / ``append``, the writers
-  (:data:`~openpose_lite.runs.outputs.WRITERS`), tracking and smoothing, batch size, pipelining,
-  the image size limit, the live limits.
-* ``progress`` gets a :class:`Progress` before the first item, after each, and with each failure;
-  the library logs and prints nothing. :class:`RunSummary` says what was done; :class:`RunStopped`,
-  what a stop (Ctrl-C, a full disk, a lost cluster) left on disk.
-* Over a Ray cluster (the ``ray`` extra): :func:`run_on_ray` ``(recipe, sources, options, ray_options,
-  progress)``, each worker building the predictor once from a :class:`PredictorRecipe`
-  (:mod:`openpose_lite.runs.ray_run`; :class:`RayOptions`).
+* :func:`run`, or :class:`Job` ``(sources, options)``, which refuses bad sources, options and folders
+  before the model loads, then ``start()`` (a live source opens), ``run(predictor, progress=None,
+  display=None)``, ``stop(reason)``.
+* :class:`Sources`: images, folders of images and videos, videos; or one camera index or stream URL.
+* :class:`RunOptions`: the folder, the writers, tracking, batching, limits. ``progress`` gets a
+  :class:`Progress` before the first item, after each, and with each failure; the library logs and
+  prints nothing. :class:`RunSummary` says what was done; :class:`RunStopped`, what a stop left on disk.
+* Over a Ray cluster (the ``ray`` extra): :func:`run_on_ray`, each worker building the predictor once
+  from a :class:`PredictorRecipe` (:class:`RayOptions`).
 """
 
 from openpose_lite.runs.job import Job, run

@@ -1,13 +1,12 @@
 """A run of sources through a predictor into an output folder: :class:`Job`, and :func:`run` for one call.
 
 Files are read and prepared ahead of the network and decoded and written behind it
-(:func:`~openpose_lite.inference.pipeline.run_pipelined`). Nothing one input does stops the
-others: an unreadable image, a frame the model fails on, a truncated video is a failure, skipped.
-What stops a run (a KeyboardInterrupt: Ctrl-C, or SIGTERM as the caller raises it; a full disk)
-raises :class:`RunStopped` once the index of what was done is written. The folder is locked from
-before the first write to the end; once a run stops nothing more is written, so the index names
-every image whose files are on disk. Live sources: :mod:`openpose_lite.runs.live_run`; the same
-run over a Ray cluster: :mod:`openpose_lite.runs.ray_run`.
+(:func:`~openpose_lite.inference.pipeline.run_pipelined`). An unreadable image, a frame the model
+fails on, a truncated video is a failure, skipped; what stops a run (a KeyboardInterrupt: Ctrl-C, or
+SIGTERM as the caller raises it; a full disk) raises :class:`RunStopped` once the index of what was
+done is written. The folder is locked from before the first write to the end, and once a run stops
+nothing more is written, so the index names every image whose files are on disk. Live sources:
+:mod:`openpose_lite.runs.live_run`; over a Ray cluster: :mod:`openpose_lite.runs.ray_run`.
 """
 
 from __future__ import annotations
@@ -26,19 +25,14 @@ from openpose_lite.runs.sources import FileStream, Input, Item, Source, Sources,
 from openpose_lite.skeleton import Skeleton
 from openpose_lite.structures import Poses
 
-__all__ = ["Job", "open_run", "process_inputs", "run", "stopped_run"]
+__all__ = ["Job", "claimed_folder", "open_run", "process_inputs", "run", "stopped_run", "summary_of"]
 
 
 class Job:
-    """One run of ``sources`` into ``options.output``.
-
-    Built before the model loads: it lists the sources and refuses what cannot work (a missing
-    input, an output that is a file, tracking a lone image, a folder holding another run without
-    ``overwrite`` or ``append``, or in use), raising ValueError. :meth:`start` opens a live source
-    and starts reading it (so that it drains while the model loads); :meth:`run` runs a predictor;
-    :meth:`stop` asks a live run to end after the frame in hand; :meth:`close` (or leaving the
-    ``with`` block) stops the reading.
-    """
+    """One run of ``sources`` into ``options.output``, built before the model loads: ValueError for what cannot
+    work (a missing input, an output that is a file, tracking a lone image, a folder holding another run
+    without ``overwrite`` or ``append``, or in use). :meth:`close` (or leaving the ``with`` block) stops a
+    live source's reading."""
 
     def __init__(self, sources: Sources | Sequence[Source], options: RunOptions) -> None:
         self.sources = sources if isinstance(sources, Sources) else Sources.of(sources)
@@ -59,8 +53,8 @@ class Job:
         self.stop_reason: str | None = None
 
     def start(self) -> None:
-        """Open a live source and start reading it, newest frame first (nothing for files). Raises
-        ValueError naming a source that cannot be opened."""
+        """Open a live source and start reading it, newest frame first, so that it drains while the model
+        loads (nothing for files); ValueError naming a source that cannot be opened."""
         if self.sources.live is None or self.reader is not None:
             return
         from openpose_lite import live
@@ -95,7 +89,7 @@ class Job:
         folder; ``progress`` gets a :class:`Progress` as the run goes. ``display`` (live sources): an
         object whose ``put(image, rate)`` takes each drawn frame (from the writing thread) and whose
         ``refresh()``, called from this thread between frames, returns False to end the run.
-        Raises :class:`RunStopped` for a run that stopped, ValueError for a folder refused."""
+        Raises :class:`RunStopped`, or ValueError for a folder refused."""
         if self.sources.live is not None:
             from openpose_lite.runs.live_run import run_live
 
@@ -113,8 +107,8 @@ def run(predictor, sources: Sources | Sequence[Source], options: RunOptions,
 
 # ------------------------------------------------------------------------------- files
 class _Handle:
-    """Records each item's people in stream order: tracking, the image's files, the rendered videos.
-    Runs in the pipeline's writing thread; once :meth:`close` returned, it writes nothing more."""
+    """Records each item's people in stream order (tracking, the image's files, the rendered videos), in the
+    pipeline's writing thread; once :meth:`close` returned, it writes nothing more."""
 
     def __init__(self, options: RunOptions, inputs: Sequence[Input], run: InferRun, report: Reporter) -> None:
         self.options, self.inputs, self.run, self.report = options, inputs, run, report
@@ -153,7 +147,7 @@ class _Handle:
                 where = source.path if item.frame is None else f"{source.path}, frame {item.frame}"
                 named = item.frame is None and str(source.path) in result  # the image reader's messages name the file
                 message = result if named else f"{where}: {result}"
-                self.run.fail(message, item.index)
+                self.run.failures.append((message, item.index))
                 self.report.failure(message)
                 if self.options.tracking is not None:
                     self._tracked(item, Poses.empty())  # a tracker still counts the frame as seen without people
@@ -172,16 +166,15 @@ class _Handle:
             self.videos = []
 
 
-def process_inputs(options: RunOptions, inputs: Sequence[Input], mine: Sequence[int], predictor, run: InferRun,
+def process_inputs(options: RunOptions, inputs: Sequence[Input], predictor, run: InferRun,
                    progress: Callable[[Progress], None] | None) -> None:
-    """Run ``predictor`` over the inputs ``mine`` (positions in ``inputs``, in order) and record each
-    image's and frame's people in ``run`` (its files written), its failures too. Raises what stops a
-    run (KeyboardInterrupt, OSError), the open rendered video discarded."""
+    """Run ``predictor`` over ``inputs`` and record each image's and frame's people in ``run`` (its files
+    written), its failures too. Raises what stops a run (KeyboardInterrupt, OSError), the open rendered
+    video discarded."""
     from openpose_lite.inference.pipeline import run_pipelined, run_sequential
 
-    stream = FileStream(inputs, mine, options.max_image_pixels)
-    report = Reporter(progress, sum(1 if inputs[n].kind == "image" else frame_count(inputs[n].path)
-                                    for n in stream.mine))
+    stream = FileStream(inputs, options.max_image_pixels)
+    report = Reporter(progress, sum(1 if i.kind == "image" else frame_count(i.path) for i in inputs))
     handle = _Handle(options, inputs, run, report)
     image_id = (lambda item: int(inputs[item.index].path.stem) if item.frame is None
                 and inputs[item.index].path.stem.isdigit() else None)  # box files name images by COCO id
@@ -195,7 +188,7 @@ def process_inputs(options: RunOptions, inputs: Sequence[Input], mine: Sequence[
         raise
     handle.close()
     for n, message, skipped in stream.video_problems():
-        run.fail(message, n)
+        run.failures.append((message, n))
         report.failure(message, skipped)
 
 
@@ -204,54 +197,59 @@ def _names(paths: Sequence[Path], shown: int = 5) -> str:
     return listed + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
-def stopped_run(run: InferRun, cause: BaseException, before: str = "", after: str = "",
-             entries: Sequence[dict] | None = None, workers: int = 1) -> RunStopped:
-    """A run that stopped: its index written for what was done (``entries``; default: what ``run``
-    recorded) when the disk lets it, and a summary. The reason in words goes between ``before`` and
-    ``after``; the inputs that were not reached are named."""
-    entries = run.entries if entries is None else entries
-    done = f" after {plural(len(entries), 'image')}"
+def summary_of(run: InferRun, workers: int = 1) -> RunSummary:
+    """What ``run`` recorded, as a :class:`RunSummary`."""
+    return RunSummary(run.out_dir, len(run.entries), sum(len(e["results"]) for e in run.entries),
+                      tuple(m for m, _ in run.failures), workers)
+
+
+def stopped_run(run: InferRun, cause: BaseException, before: str = "", after: str = "", workers: int = 1) -> RunStopped:
+    """A run that stopped: its index written for what was done when the disk lets it, and a summary. The
+    reason in words goes between ``before`` and ``after``; the inputs that were not reached are named."""
     try:
-        run.write_index(entries)
+        run.write_index()
     except OSError:
         pass  # the summary says which of the two is missing
-    missing = run.unprocessed(entries, run.failures)
+    missing = run.unprocessed()
     left = f"; {len(missing)} inputs not processed: {_names(missing)}" if missing else ""
-    summary = RunSummary(run.out_dir, len(entries), sum(len(e["results"]) for e in entries),
-                         tuple(m for m, _ in run.failures), workers)
-    return RunStopped(cause, before, f"{after}{done}; {run.summary()}{left}", summary)
+    return RunStopped(cause, before, f"{after} after {plural(len(run.entries), 'image')}; {run.summary()}{left}",
+                      summary_of(run, workers))
 
 
 @contextlib.contextmanager
-def open_run(job: Job, skeleton: Skeleton, resume: bool = False) -> Iterator[tuple[InferRun, list[Input]]]:
+def open_run(job: Job, skeleton: Skeleton) -> Iterator[tuple[InferRun, list[Input]]]:
     """(the run, its inputs): the folder taken for the job's run, under its lock to the end of the
     block: checked free, cleared (``overwrite``) or its index read and its model checked
-    (``append``); the run's output names fixed. ``skeleton``: the predictor's. ``resume`` (with
-    ``append``): the inputs the folder's index already holds (the same file) are left out of the
-    run, so that a rerun does what is left."""
+    (``append``: the inputs the index already holds, the same file, are left out, so that a rerun
+    does what is left); the run's output names fixed. ``skeleton``: the predictor's."""
+    with claimed_folder(job, skeleton, "openpose-lite infer") as (previous, model):
+        done = {entry["file"] for entry in previous[1].values()}
+        inputs = [i for i in job.sources.inputs if str(i.path) not in done]
+        yield InferRun.for_inputs(job.options.output, job.options.writers, [(i.kind, i.path) for i in inputs],
+                                  job.folder.taken_names(), previous, model), inputs
+
+
+@contextlib.contextmanager
+def claimed_folder(job: Job, skeleton: Skeleton, description: str
+                   ) -> Iterator[tuple[tuple[list[dict], dict[str, dict]], ModelRecord | None]]:
+    """(the folder's earlier index, the run's model record) under the folder's lock, held to the end of the
+    block: the folder checked free, cleared (``overwrite``) or its index read and its model checked (``append``)."""
     options, folder = job.options, job.folder
     model = ModelRecord.of(options.weights, skeleton) if options.weights is not None else None  # before the folder
-    with folder.lock("openpose-lite infer"):
+    with folder.lock(description):
         folder.claim(options.overwrite, options.append)
         previous: tuple[list[dict], dict[str, dict]] = ([], {})
         if options.append:
-            previous = folder.previous_index()
-            folder.check_model(model, previous[0])  # another model's outputs: refused, nothing written
-        inputs = list(job.sources.inputs)
-        if resume:
-            done = {entry["file"] for entry in previous[1].values()}
-            inputs = [i for i in inputs if str(i.path) not in done]
-        yield InferRun.for_inputs(options.output, options.writers, [(i.kind, i.path) for i in inputs],
-                                  folder.taken_names(), previous, model), inputs
+            previous = folder.previous_index(model)  # another model's outputs: refused, nothing written
+        yield previous, model
 
 
 def _run_files(job: Job, predictor, progress: Callable[[Progress], None] | None) -> RunSummary:
     """The folder taken (:func:`open_run`), the inputs run, the index written."""
     with open_run(job, predictor.skeleton) as (run, inputs):
         try:
-            process_inputs(job.options, inputs, range(len(inputs)), predictor, run, progress)
+            process_inputs(job.options, inputs, predictor, run, progress)
             run.write_index()
         except (KeyboardInterrupt, OSError) as exc:  # Ctrl-C, SIGTERM, a full disk, a folder that became unwritable
             raise stopped_run(run, exc) from None
-    return RunSummary(job.options.output, run.num_images, sum(len(e["results"]) for e in run.entries),
-                      tuple(m for m, _ in run.failures))
+    return summary_of(run)

@@ -1,14 +1,11 @@
-"""A run on a live source, a camera or a stream URL, newest frame first.
+"""A run on a live source, a camera or a stream URL, newest frame first (docs/cli.md#cameras-and-streams).
 
-The source is read by :class:`~openpose_lite.live.LatestFrameReader` (a thread that keeps only
-the newest frame, started by :meth:`~openpose_lite.runs.job.Job.start`) and the network takes the
-newest frame each time it is free (:func:`~openpose_lite.inference.pipeline.run_newest_first`);
-the frames it never took are dropped and counted. Per processed frame ``<stem>_<frame number,
-12 digits>_<capture time, UTC>_keypoints.json``; ``results_coco.json`` and ``images.json`` are
-rewritten (atomically) as frames come, so what was processed is valid on disk at any moment; a
+The source is read by :class:`~openpose_lite.live.LatestFrameReader` (started by
+:meth:`~openpose_lite.runs.job.Job.start`) and the network takes the newest frame each time it is free
+(:func:`~openpose_lite.inference.pipeline.run_newest_first`). ``results_coco.json`` and ``images.json``
+are rewritten (atomically) as frames come, so what was processed is valid on disk at any moment; a
 rendered video is written in real time. The stream's end, ``max_frames``, ``duration`` and
-:meth:`~openpose_lite.runs.job.Job.stop` end the run; a lost source is retried ``reconnect`` times,
-then reported (``LiveStats.lost``). A bad frame is skipped and counted, and the run goes on.
+:meth:`~openpose_lite.runs.job.Job.stop` end the run.
 """
 
 from __future__ import annotations
@@ -18,23 +15,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from openpose_lite.live import LatestFrameReader, LiveFrame
+from openpose_lite.runs.job import Job, claimed_folder
 from openpose_lite.runs.model_record import RESULTS_CATEGORY_ID, ModelRecord
 from openpose_lite.runs.options import LiveStats, Progress, Reporter, RunStopped, RunSummary
 from openpose_lite.runs.outputs import (
     FRAME_DIGITS,
     close_videos,
-    free_video_stem,
     open_videos,
+    output_names,
     write_files,
     write_index,
 )
 from openpose_lite.structures import Poses
-
-if TYPE_CHECKING:
-    from openpose_lite.runs.job import Job
 
 __all__ = ["run_live"]
 
@@ -60,7 +55,7 @@ class _LiveRun:
         options = job.options
         self.source, self.display, self.report, self.model = job.sources.live, display, report, model
         self.out, self.writers = options.output, options.writers
-        self.stem = free_video_stem(self.source.stem, taken)
+        self.stem = output_names([("video", Path(self.source.stem))], taken)[0]
         self.results: list[dict] = list(previous[0])
         self.images: dict[str, dict] = dict(previous[1])
         self._next_id = max((int(key) for key in self.images), default=0) + 1
@@ -173,15 +168,10 @@ def run_live(job: Job, predictor, progress: Callable[[Progress], None] | None, d
     index is written whatever ends it (see :meth:`~openpose_lite.runs.job.Job.run`)."""
     from openpose_lite.inference.pipeline import run_newest_first, run_sequential
 
-    options, folder, reader = job.options, job.folder, job.reader
-    model = ModelRecord.of(options.weights, predictor.skeleton) if options.weights is not None else None
+    options, reader = job.options, job.reader
     interrupted = False
-    with folder.lock("openpose-lite infer (live)"):
-        folder.claim(options.overwrite, options.append)
-        previous = folder.previous_index() if options.append else ([], {})
-        if options.append:
-            folder.check_model(model, previous[0])  # another model's outputs: refused, nothing written
-        run = _LiveRun(job, reader.fps, display, Reporter(progress, None), previous, folder.taken_names(), model)
+    with claimed_folder(job, predictor.skeleton, "openpose-lite infer (live)") as (previous, model):
+        run = _LiveRun(job, reader.fps, display, Reporter(progress, None), previous, job.folder.taken_names(), model)
         frames = _frames(job, reader, display)
         load = lambda frame: frame.image  # noqa: E731 - the reader decoded it
         try:

@@ -1,12 +1,7 @@
 """Which model a folder of run outputs is of: :class:`ModelRecord`, kept beside the index as
-:data:`MODEL_RECORD`.
-
-A folder's outputs are one model's: ``results_coco.json`` puts every result under one category
-(:data:`RESULTS_CATEGORY_ID`) and ``--append`` merges runs into it, so a run of another model
-(another skeleton, or other weights of the same one) must not join them. The record says whose
-they are: the weights file and the SHA-256 of its bytes, the results' skeleton (name, keypoint
-names) and category id. :meth:`~openpose_lite.runs.outputs.InferFolder.check_model` holds an
-appended run to it.
+:data:`MODEL_RECORD`. A folder's outputs are one model's: ``results_coco.json`` puts every result
+under one category (:data:`RESULTS_CATEGORY_ID`) and ``--append`` merges runs into it, so
+:meth:`~openpose_lite.runs.outputs.InferFolder.previous_index` holds an appended run to the record.
 """
 
 from __future__ import annotations
@@ -35,14 +30,11 @@ def weights_digest(path: Path) -> str:
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """Which model a folder's outputs are of (:data:`MODEL_RECORD`): its weights file (where it was,
-    and the SHA-256 of its content), the skeleton of its results (name, keypoint names in
-    ``results_coco.json``'s order) and their category id.
-
-    Two runs are of the same model when everything but the weights file's path agrees: the same
-    skeleton and category, and weights of the same content wherever the file lies (a copy is the
-    same model; a retrained ``last.pt`` in the same place is not). How a run used it (scales, flip,
-    precision, backend) is not part of it.
+    """Which model a folder's outputs are of: its weights file (where it was, and the SHA-256 of its
+    content), the skeleton of its results (name, keypoint names in ``results_coco.json``'s order) and
+    their category id. Two runs are of the same model when everything but the weights file's path
+    agrees (a copy is the same model; a retrained ``last.pt`` in the same place is not); how a run
+    used it (scales, flip, precision, backend) is not part of it.
     """
 
     weights: str
@@ -58,9 +50,7 @@ class ModelRecord:
         return cls(str(weights.resolve()), weights_digest(weights), layout.name, layout.keypoints, RESULTS_CATEGORY_ID)
 
     def keep_in(self, folder: Path) -> None:
-        """Write this record into ``folder`` unless it holds one: a folder that has one holds this model's
-        outputs (checked before the run, :meth:`~openpose_lite.runs.outputs.InferFolder.check_model`),
-        and its first record is kept."""
+        """Write this record into ``folder`` unless it holds one (of this model, as checked before the run)."""
         record = folder / MODEL_RECORD
         if not (record.is_symlink() or record.exists()):
             write_json_atomic(record, self.to_dict(), indent=1)

@@ -25,19 +25,16 @@ class RunOptions(Params):
     """How a run treats its sources and its output folder (checked on creation: ValueError).
 
     ``output``: the folder; one holding another run's outputs is refused unless ``overwrite`` (its
-    files are removed first) or ``append`` (the new outputs join them: names and image ids avoid
-    theirs, and the index covers both). ``weights``: the weights file the predictor was built from,
-    recorded beside the index (:mod:`openpose_lite.runs.model_record`) so that ``append`` adds
-    only that model's outputs to a folder (None: no record, and no ``append``). ``writers``: the
-    rows of :data:`openpose_lite.runs.outputs.WRITERS` to write (``keypoints``, always;
-    ``rendered_image``, ``rendered_video``); ``results_coco.json`` and ``images.json`` are always
-    written. ``tracking``: follow people across the frames of each video and each folder of
-    frames (None: no ids); its ``fps`` is replaced by each video's own rate (30 for frames in a
-    folder and sources that announce none), its ``smooth`` smooths them. ``batch_size``: images
-    per network batch (a live source runs one frame at a time, the newest). ``pipelined``:
-    reading and writing overlap the network. ``max_image_pixels``: larger images are refused
-    from their header. Live sources only: ``max_frames``,
-    ``duration`` (seconds of processing), ``reconnect`` (tries to reopen a lost source).
+    files are removed first) or ``append`` (the inputs its index holds, the same file, are skipped,
+    and the new outputs join the others: names and image ids avoid theirs, the index covers both).
+    ``weights``: the weights file the predictor was built from, recorded beside the index
+    (:mod:`openpose_lite.runs.model_record`) so that ``append`` adds only that model's outputs (None:
+    no record, and no ``append``). ``writers``: rows of :data:`openpose_lite.runs.outputs.WRITERS`
+    (``keypoints`` always). ``tracking``: follow people across the frames of each video and each folder
+    of frames (None: no ids); its ``fps`` is replaced by each video's own rate (30 where none is
+    announced). ``pipelined``: reading and writing overlap the network. ``max_image_pixels``: larger
+    images are refused from their header. Live sources only: ``max_frames``, ``duration`` (seconds
+    of processing), ``reconnect`` (tries to reopen a lost source); they run one frame at a time.
     """
 
     _section: typing.ClassVar[str] = "RunOptions"
@@ -84,10 +81,9 @@ class RunOptions(Params):
 @dataclass(frozen=True)
 class Progress:
     """A run's report as it goes: once before the first item (``done`` 0), after each image or frame
-    handled, and with each failure (``failure``: what failed, naming the input; ``skipped``: the
-    input has no outputs). ``total``: the images and frames the run has to handle (the video
-    headers' frame counts); None for a live source. ``workers``: a run spread over a cluster, its
-    workers alive (None: one process, or not known)."""
+    handled, and with each failure (``failure``, naming the input; ``skipped``: it has no outputs).
+    ``total``: images and frames to handle (the video headers' counts; None for a live source).
+    ``workers``: a run spread over a cluster, its workers alive (None: one process, or not known)."""
 
     done: int
     total: int | None
@@ -97,8 +93,8 @@ class Progress:
 
 
 class Reporter:
-    """Hands a run's :class:`Progress` to the caller's ``callback`` (None: to no one); failures are
-    logged too. ``workers``: set by a run spread over a cluster, sent with each report."""
+    """Hands a run's :class:`Progress` to ``callback`` (None: to no one) and logs failures. ``workers``: set
+    by a run spread over a cluster."""
 
     def __init__(self, callback: Callable[[Progress], None] | None, total: int | None) -> None:
         self.callback, self.total, self.done = callback, total, 0
@@ -141,8 +137,7 @@ class LiveStats:
 @dataclass(frozen=True)
 class RunSummary:
     """What a run did: images and frames with outputs, people found, failures (one message each), in
-    ``output``, by ``processes`` (the workers of a run spread over a cluster). ``live``: a live
-    source's figures."""
+    ``output``, by ``processes`` (a cluster's workers). ``live``: a live source's figures."""
 
     output: Path
     images: int
@@ -174,10 +169,9 @@ class RunSummary:
 
 
 class RunStopped(Exception):
-    """A run that stopped before its end, with what was done on disk (the index of it written where
-    the disk let it). ``cause``: the KeyboardInterrupt (Ctrl-C; SIGTERM where the caller raises one
-    for it), the OSError (a full disk) or, for a run spread over a Ray cluster, the error of the
-    cluster that stopped it; :meth:`message` says it all, given the cause in words."""
+    """A run that stopped before its end, with what was done on disk (its index written where the disk
+    let it). ``cause``: the KeyboardInterrupt (Ctrl-C; SIGTERM where the caller raises one for it), the
+    OSError (a full disk) or the error of a Ray cluster that stopped it."""
 
     def __init__(self, cause: BaseException, before: str, after: str, summary: RunSummary | None = None) -> None:
         super().__init__(f"{before}{cause}{after}")

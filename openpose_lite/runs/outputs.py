@@ -5,22 +5,14 @@ Per image ``<name>_keypoints.json`` (OpenPose JSON 1.3), per video frame
 ``<stem>_<frame number>_<capture time, UTC>_keypoints.json``; rendered, ``<name>_rendered.jpg`` /
 ``<video name>_rendered.mp4``: the rows of :data:`WRITERS`. For the whole run ``results_coco.json``
 (COCO keypoint results) and ``images.json`` (image id -> file, frame, JSON name), with the record
-of the model (:mod:`openpose_lite.runs.model_record`). Every file is written atomically
-(:mod:`openpose_lite.io`), so a stopped run leaves whole files only.
+of the model (:mod:`openpose_lite.runs.model_record`). Every file is written atomically.
 
-Names and ids never collide within a run, and do not depend on the order the work is done in
-or on how it is split between workers: every input's output name is fixed before the first
-image is read (two inputs with one stem get ``stem``, ``stem-2`` ...; a video whose frame names
-an image of the run would take is named ``clip-2``), and the image ids of ``results_coco.json``
-are handed out when the index is written, in input order: the numeric file stem (COCO's naming)
-where there is one, else a running index that skips every numeric stem of the run.
-
-The output folder follows the rule of every output folder (:mod:`openpose_lite.output_folder`,
-:class:`InferFolder`): one that holds another run's outputs is refused unless ``overwrite`` (its
-files are removed first) or ``append``: the new run's names then avoid the earlier ones, its
-image ids avoid theirs, and ``results_coco.json`` and ``images.json`` cover every image of the
-folder, earlier and new. A folder's outputs are one model's: ``append`` of another model (another
-skeleton, other weights) is refused naming both, before anything is written.
+Names and ids never depend on the order the work is done in or on how it is split between workers:
+every input's output name is fixed before the first image is read (:func:`output_names`), and the
+image ids of ``results_coco.json`` are handed out when the index is written, in input order: the
+numeric file stem (COCO's naming) where there is one, else a running index that skips every numeric
+stem of the run. With ``append`` (:class:`InferFolder`) names and ids also avoid the folder's, and
+the index covers every image of the folder, earlier and new.
 """
 
 from __future__ import annotations
@@ -48,20 +40,10 @@ from openpose_lite.skeleton import COCO_17
 from openpose_lite.structures import Poses
 
 __all__ = ["FRAME_DIGITS", "WRITERS", "InferFolder", "InferRun", "RenderedVideo", "Writer", "close_videos",
-           "free_video_stem", "open_videos", "output_names", "write_files", "write_image_atomic", "write_index"]
+           "open_videos", "output_names", "write_files", "write_index"]
 
 # OpenPose names per-frame outputs <video>_<frame number, 12 digits>_keypoints.json.
 FRAME_DIGITS = 12
-
-
-def write_image_atomic(path: Path, image: np.ndarray) -> None:
-    """Encode ``image`` by ``path``'s extension and write it atomically."""
-    import cv2
-
-    ok, data = cv2.imencode(path.suffix, image)
-    if not ok:
-        raise ValueError(f"could not encode {path}")
-    atomic_write(path, lambda fh: fh.write(data.tobytes()), binary=True)
 
 
 class RenderedVideo:
@@ -140,9 +122,14 @@ def _keypoints(path: Path, image: np.ndarray, poses: Poses) -> None:
 
 
 def _rendered(path: Path, image: np.ndarray, poses: Poses) -> None:
+    import cv2
+
     from openpose_lite.viz import draw_poses
 
-    write_image_atomic(path, draw_poses(image, poses))
+    ok, data = cv2.imencode(path.suffix, draw_poses(image, poses))
+    if not ok:
+        raise ValueError(f"could not encode {path}")
+    atomic_write(path, lambda fh: fh.write(data.tobytes()), binary=True)
 
 
 # What a run can write, in the order the folder's files are counted in messages.
@@ -210,20 +197,10 @@ def output_names(inputs: Sequence[tuple[str, Path]], taken: set[str] = frozenset
     return names
 
 
-def free_video_stem(stem: str, taken: set[str]) -> str:
-    """``stem``, or ``stem-2`` ... when an earlier run's per-video file in the folder has its name (``append``)."""
-    candidate, n = stem, 1
-    while any(f"{candidate}{s}" in taken for s in _suffixes("video")):
-        n += 1
-        candidate = f"{stem}-{n}"
-    return candidate
-
-
 def write_index(out_dir: Path, results: list[dict], images: dict[str, dict], model: ModelRecord | None,
                 written: Counter | None = None) -> None:
-    """``results_coco.json`` and ``images.json`` (``written`` counts each), after the record of the
-    model where the folder has none (a folder that has one holds this model's outputs:
-    :meth:`InferFolder.check_model` saw to it, and the first record is kept)."""
+    """``results_coco.json`` and ``images.json`` (``written`` counts each), after the record of the model
+    where the folder has none (:meth:`ModelRecord.keep_in`)."""
     if model is not None:
         model.keep_in(out_dir)
     for name, data in (("results_coco.json", results), ("images.json", images)):
@@ -243,56 +220,16 @@ class InferFolder(OutputFolder):
     WAYS = ("add to it with --append", "replace it with --overwrite")
     _AGAIN = "replace the earlier run with --overwrite"
 
-    def recorded_model(self) -> ModelRecord | None:
-        """The record of the model the folder's outputs are of; None where there is none.
-
-        Raises ValueError for a record that cannot be read.
-        """
-        path = self.path / MODEL_RECORD
-        if not (path.is_symlink() or path.exists()):
-            return None
-        try:
-            return ModelRecord.from_dict(read_json(path, "model record", MAX_CONFIG_BYTES), str(path))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"--append: {exc}; {self._AGAIN}, or choose another --output") from None
-
-    def check_model(self, model: ModelRecord, results: Sequence[dict]) -> None:
-        """Refuse to add ``model``'s outputs (``append``) to the folder's when they are another model's.
-
-        ``results``: the folder's ``results_coco.json`` (:meth:`previous_index`). Outputs without a
-        record (written before runs kept one, or by a live run) are taken to be a person model's,
-        the default, when their results agree (a person's 17 keypoints each, or none): a person
-        model may add to them, and the run records it; any other model is refused, since nothing
-        says whose they are. Raises ValueError naming both models.
-        """
-        if not self.run_files():
-            return
-        ways = "replace them with --overwrite, or choose another --output"
-        recorded = self.recorded_model()
-        if recorded is not None:
-            why = recorded.difference(model)
-            if why is not None:
-                raise ValueError(f"--append: {self.path} holds the outputs of {recorded.describe()}, and this run's "
-                                 f"model is {model.describe()}: {why}; a folder holds one model's outputs: {ways}")
-            return
-        person = model.keypoints == COCO_17.keypoints
-        sizes = sorted({len(r["keypoints"]) // 3 for r in results if isinstance(r.get("keypoints"), list)})
-        if not person or sizes not in ([], [len(model.keypoints)]):
-            held = f"results of {' and '.join(map(str, sizes))} keypoints" if sizes else "outputs"
-            raise ValueError(f"--append: {self.path} holds {held} without a record of their model ({MODEL_RECORD}), "
-                             f"which only a person model's of 17 keypoints may join, and this run's model is "
-                             f"{model.describe()}; a folder holds one model's outputs: {ways}")
-
     def taken_names(self) -> set[str]:
         """The names of the files this folder holds (what a new run's names must not take)."""
         return {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
 
-    def previous_index(self) -> tuple[list[dict], dict[str, dict]]:
-        """(results, images) of the earlier run(s) the folder holds, for ``append``; empty for an empty folder.
-
-        Raises ValueError for outputs without a readable index (a run killed before it wrote one):
-        appending to them would leave images out of it.
-        """
+    def previous_index(self, model: ModelRecord) -> tuple[list[dict], dict[str, dict]]:
+        """(results, images) of the earlier run(s) the folder holds, to which ``append`` adds ``model``'s
+        outputs; empty for an empty folder. ValueError for outputs without a readable index (a run killed
+        before it wrote one), and for another model's outputs, naming both. Outputs without a record (an
+        earlier release's) are taken to be a person model's when their results agree (17 keypoints each, or
+        none): a person model may add to them, and records itself; any other model is refused."""
         held = self.run_files()
         if not held:
             return [], {}
@@ -308,6 +245,24 @@ class InferFolder(OutputFolder):
             raise ValueError(f"--append: {index[0]}: expected a list of COCO results; {self._AGAIN}")
         if not isinstance(images, dict) or not all(k.isdigit() and isinstance(v, dict) for k, v in images.items()):
             raise ValueError(f"--append: {index[1]}: expected an object of image ids; {self._AGAIN}")
+        ways = "replace them with --overwrite, or choose another --output"
+        record = self.path / MODEL_RECORD
+        if record.is_symlink() or record.exists():
+            try:
+                recorded = ModelRecord.from_dict(read_json(record, "model record", MAX_CONFIG_BYTES), str(record))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"--append: {exc}; {self._AGAIN}, or choose another --output") from None
+            why = recorded.difference(model)
+            if why is not None:
+                raise ValueError(f"--append: {self.path} holds the outputs of {recorded.describe()}, and this run's "
+                                 f"model is {model.describe()}: {why}; a folder holds one model's outputs: {ways}")
+            return results, images
+        sizes = sorted({len(r["keypoints"]) // 3 for r in results if isinstance(r.get("keypoints"), list)})
+        if model.keypoints != COCO_17.keypoints or sizes not in ([], [len(model.keypoints)]):
+            held_words = f"results of {' and '.join(map(str, sizes))} keypoints" if sizes else "outputs"
+            raise ValueError(f"--append: {self.path} holds {held_words} without a record of their model "
+                             f"({MODEL_RECORD}), which only a person model's of 17 keypoints may join, and this run's "
+                             f"model is {model.describe()}; a folder holds one model's outputs: {ways}")
         return results, images
 
 
@@ -337,10 +292,6 @@ class InferRun:
         return cls(out_dir, frozenset(writers), list(inputs), output_names(inputs, taken), previous=previous,
                    model=model)
 
-    @property
-    def num_images(self) -> int:
-        return len(self.entries)
-
     def record(self, index: int, frame: int | None, image: np.ndarray, poses: Poses) -> str:
         """Write one image's (or video frame's) files and keep its COCO results; returns its output name."""
         name = self.names[index] if frame is None else f"{self.names[index]}_{frame:0{FRAME_DIGITS}d}"
@@ -351,24 +302,19 @@ class InferRun:
         self.entries.append(entry)
         return name
 
-    def fail(self, message: str, index: int | None = None) -> None:
-        """Note that input ``index`` failed (listed again in the summary)."""
-        self.failures.append((message, index))
-
-    def unprocessed(self, entries: Sequence[dict], failures: Sequence[tuple[str, int | None]]) -> list[Path]:
-        """The inputs that neither ``entries`` nor ``failures`` mention: what a stopped run did not reach."""
-        seen = {e["input"] for e in entries} | {index for _, index in failures}
+    def unprocessed(self) -> list[Path]:
+        """The inputs that neither an entry nor a failure mentions: what a stopped run did not reach."""
+        seen = {e["input"] for e in self.entries} | {index for _, index in self.failures}
         return [path for n, (_, path) in enumerate(self.inputs) if n not in seen]
 
-    def index(self, entries: Sequence[dict] | None = None) -> tuple[list[dict], dict[str, dict]]:
-        """(results_coco, images) of ``entries`` (default: this run's), ids handed out in input order,
-        after the earlier run's (``append``), whose ids they avoid."""
+    def index(self) -> tuple[list[dict], dict[str, dict]]:
+        """(results_coco, images) of the entries, ids handed out in input order, after the earlier run's
+        (``append``), whose ids they avoid."""
         reserved = {int(path.stem) for kind, path in self.inputs if kind == "image" and path.stem.isdigit()}
         results, images = list(self.previous[0]), dict(self.previous[1])
         used = {int(key) for key in images}
         next_id = 1
-        for entry in sorted(entries if entries is not None else self.entries,
-                            key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
+        for entry in sorted(self.entries, key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
             kind, path = self.inputs[entry["input"]]
             stem = path.stem if entry["frame"] is None else None  # video frames: running index
             if stem is not None and stem.isdigit() and int(stem) not in used:
@@ -382,9 +328,9 @@ class InferRun:
             images[str(image_id)] = {"file": str(path), "frame": entry["frame"], "json": entry["json"]}
         return results, images
 
-    def write_index(self, entries: Sequence[dict] | None = None) -> None:
-        """The run's index (:func:`write_index`) for ``entries`` (default: what was recorded so far)."""
-        write_index(self.out_dir, *self.index(entries), self.model, self.written)
+    def write_index(self) -> None:
+        """The run's index (:func:`write_index`) for what was recorded so far."""
+        write_index(self.out_dir, *self.index(), self.model, self.written)
 
     def summary(self) -> str:
         """What is on disk: ``wrote 12 keypoint files, results_coco.json and images.json to out``."""

@@ -1,27 +1,12 @@
-"""A run spread over a Ray cluster: ``openpose-lite infer SOURCES --ray [ADDRESS]``, or :func:`run_on_ray`.
+"""A run spread over a Ray cluster: ``openpose-lite infer SOURCES --ray [ADDRESS]``, or :func:`run_on_ray`
+(how it works and what it guarantees: docs/scale_out.md).
 
-The driver (the calling process) lists the sources and takes the output folder as a local run
-does (:func:`~openpose_lite.runs.job.open_run`: locked, output names fixed). The work is cut into
-units (:func:`~openpose_lite.runs.sources.sequence_units`: an image; a video, or a folder of frames
-when tracking, whole and in frame order) handed to Ray Data as rows of paths and output names,
-so no pixels pass through the driver. A pool of actors, each of which builds the predictor once
-from a :class:`PredictorRecipe`, reads each unit's files with the project's bounded image reader,
-runs them as a local run does (:func:`~openpose_lite.runs.job.process_inputs`) and writes their
-per-image files itself, atomically, into the output folder (which every node must see at the same
-path, as the inputs and the weights). It returns only each image's index entry (its people's
-keypoints), the failures and the counts of files written; the driver reports progress and writes
-``results_coco.json`` and ``images.json`` at the end, with the ids a local run hands out.
-
-Lost workers: a worker process that dies (killed, out of memory, its node lost) is restarted by
-Ray and its task run again (Ray Data's actor fault tolerance). A worker removed for good
-(``ray.kill``) ends Ray Data's execution; the driver then runs the units not yet done on a new
-pool (``RayOptions.attempts`` runs in all); one that cannot build the predictor stops the run at
-once. A unit's records are taken only when the whole unit is
-back, so each image is in the index once; a unit run twice rewrites its files atomically with
-the same contents, and the temporary files of writes a kill cut short are removed at the end.
-A stop on the driver (Ctrl-C, SIGTERM, the cluster lost) writes the index of the units done and
-raises :class:`~openpose_lite.runs.options.RunStopped`; a rerun with ``append`` skips the inputs
-that index holds.
+The driver takes the output folder as a local run does (:func:`~openpose_lite.runs.job.open_run`) and
+hands units of work (:func:`~openpose_lite.runs.sources.sequence_units`) to Ray Data as rows of paths
+and output names. Each actor builds the predictor once from a :class:`PredictorRecipe`, runs its units
+as a local run does (:func:`~openpose_lite.runs.job.process_inputs`), writing their per-image files,
+and returns index entries, failures and counts; the driver takes a unit's records once the whole unit
+is back, and writes ``results_coco.json`` and ``images.json`` at the end.
 """
 
 from __future__ import annotations
@@ -41,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from openpose_lite.io import file_problem
 from openpose_lite.params import Params
-from openpose_lite.runs.job import Job, open_run, process_inputs, stopped_run
+from openpose_lite.runs.job import Job, open_run, process_inputs, stopped_run, summary_of
 from openpose_lite.runs.options import Progress, Reporter, RunOptions, RunSummary
 from openpose_lite.runs.outputs import InferRun
 from openpose_lite.runs.sources import Input, Source, Sources, frame_count, sequence_units
@@ -85,29 +70,26 @@ class PredictorRecipe:
     face: Path | None = None
     threads: int = 0
 
-    def skeleton(self) -> Skeleton:
+    def skeleton(self, loaded: Any = None) -> Skeleton:
         """The skeleton of what the predictor finds, checked where the driver runs, before any worker
-        starts: ValueError naming a weights, hand or face file that cannot be read."""
+        starts: ValueError naming a weights, hand or face file that cannot be read. ``loaded``: the
+        weights' :class:`~openpose_lite.models.weights.LoadedWeights` where the caller read them already."""
+        from openpose_lite.inference import load_for_inference
+
         for option, path in (("--hand", self.hand), ("--face", self.face)):
             problem = None if path is None else file_problem(path)
             if problem is not None:
                 raise ValueError(f"{option} {path}: " + ("not found" if problem == "not found" else
                                                            f"is {problem}, not a weights file"))
-        return self.load().skeleton
-
-    def load(self) -> Any:
-        """The :class:`~openpose_lite.models.weights.LoadedWeights` of ``weights`` (ValueError naming the file)."""
-        from openpose_lite.inference import load_for_inference
-
-        return load_for_inference(Path(self.weights))
+        return (loaded or load_for_inference(Path(self.weights))).skeleton
 
     def build(self) -> Any:
         """The predictor: the weights loaded and built with ``options``, the hand and face networks on its people."""
-        from openpose_lite.inference import PredictorOptions, build_predictor
+        from openpose_lite.inference import PredictorOptions, build_predictor, load_for_inference
         from openpose_lite.inference.hands_faces import with_hands_faces
 
         options = self.options if self.options is not None else PredictorOptions()
-        predictor = build_predictor(self.load(), options)
+        predictor = build_predictor(load_for_inference(Path(self.weights)), options)
         # as `infer --hand/--face` runs them: on the body model's runtime
         return with_hands_faces(predictor, self.hand, self.face, calibration=options.calibration,
                                 device=options.device, backend=options.backend, precision=options.precision)
@@ -167,7 +149,7 @@ class _PoseWorker:
         run = InferRun(self.options.output, frozenset(self.options.writers), [(i.kind, i.path) for i in inputs],
                        [row[4] for row in rows])
         skipped: list[bool] = []
-        process_inputs(self.options, inputs, range(len(inputs)), self.predictor, run,
+        process_inputs(self.options, inputs, self.predictor, run,
                        lambda p: skipped.append(p.skipped) if p.failure is not None else None)
         where = [row[0] for row in rows]
         records = [{"entry": {**entry, "input": where[entry["input"]]}} for entry in run.entries]
@@ -210,27 +192,6 @@ def _lost_worker_errors(ray: Any) -> tuple[type[BaseException], ...]:
                                                 "ObjectLostError", "OwnerDiedError") if hasattr(ex, name))
 
 
-class _Workers:
-    """How many of the run's actors are alive, asked of the cluster at most once a second (None: not told)."""
-
-    def __init__(self, ray: Any) -> None:
-        self.ray, self.count, self.asked = ray, None, 0.0
-
-    def alive(self) -> int | None:
-        now = time.monotonic()
-        if now - self.asked >= 1.0:
-            self.asked = now
-            try:
-                from ray._private import state  # the one way to list actors without the dashboard
-
-                job = self.ray.JobID.from_hex(self.ray.get_runtime_context().get_job_id())
-                table = state.actors(job_id=job, actor_state_name="ALIVE")
-                self.count = sum(_PoseWorker.__name__ in str(a.get("ActorClassName", "")) for a in table.values())
-            except Exception:  # noqa: BLE001 - a count for the progress bar, never a reason to stop
-                self.count = None
-        return self.count
-
-
 def _pool_size(ray: Any, recipe: PredictorRecipe, ray_options: RayOptions) -> tuple[int, float, float]:
     """(workers, CPUs each, GPUs each) for the cluster as it is now."""
     resources = ray.cluster_resources()
@@ -246,13 +207,13 @@ def _pool_size(ray: Any, recipe: PredictorRecipe, ray_options: RayOptions) -> tu
 
 
 def run_on_ray(recipe: PredictorRecipe, sources: Sources | Sequence[Source], options: RunOptions,
-               ray_options: RayOptions = RayOptions(),
-               progress: Callable[[Progress], None] | None = None) -> RunSummary:
+               ray_options: RayOptions = RayOptions(), progress: Callable[[Progress], None] | None = None,
+               loaded: Any = None) -> RunSummary:
     """Run the predictor ``recipe`` describes over ``sources`` (files, folders, videos) into
-    ``options.output`` on a Ray cluster; the files are those of :func:`~openpose_lite.runs.run`.
-    ``options.append`` resumes: the inputs the folder's index already holds (the same file) are
-    skipped, the others added. ``progress`` gets a :class:`Progress` (with the workers alive) as
-    units come back.
+    ``options.output`` on a Ray cluster; the files are those of :func:`~openpose_lite.runs.run`, and
+    ``options.append`` skips the inputs the folder's index holds as it does there. ``progress`` gets a
+    :class:`Progress` (with the workers alive) as units come back. ``loaded``: the recipe's weights
+    where the caller read them already (:meth:`PredictorRecipe.skeleton`).
 
     Raises ValueError for sources, options, a folder or weights refused (before Ray starts),
     :class:`RayUnavailableError` without the ``ray`` extra, and
@@ -263,10 +224,10 @@ def run_on_ray(recipe: PredictorRecipe, sources: Sources | Sequence[Source], opt
     job = Job(sources, options)
     if job.sources.live is not None:
         raise ValueError("--ray runs files, folders and videos; a camera or stream is read by one process")
-    skeleton = recipe.skeleton()  # files that cannot be read are refused before Ray starts
+    skeleton = recipe.skeleton(loaded)  # files that cannot be read are refused before Ray starts
     started = _connect(ray, ray_options.address)
     try:
-        with open_run(job, skeleton, resume=options.append) as (run, inputs):
+        with open_run(job, skeleton) as (run, inputs):
             summary = _Driver(ray, recipe, options, ray_options, run, inputs, progress).drive()
             job.folder.remove_stale_temp_files()  # writes a lost worker had begun
             return summary
@@ -286,7 +247,7 @@ class _Driver:
         self.report = Reporter(progress, sum(1 if i.kind == "image" else frame_count(i.path) for i in inputs))
         self.done: set[int] = set()
         self.pending: dict[int, list[dict]] = {}  # records of units not yet whole
-        self.workers = _Workers(ray)
+        self.alive, self.alive_asked = None, 0.0
         self.ran: set[str] = set()  # the workers that did units
 
     def _row(self, k: int) -> dict[str, str]:
@@ -308,15 +269,29 @@ class _Driver:
         self.done.add(k)
         self.ran.add(record["worker"])
         self.run.written.update(Counter(record["written"]))
-        self.report.workers = self.workers.alive()
+        self.report.workers = self._alive()
         entries = [r["entry"] for r in records if "entry" in r]
         for entry in sorted(entries, key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
             self.run.entries.append(entry)
             self.report.advance()
         for r in records:
             if "failure" in r:
-                self.run.fail(r["failure"], r["input"])
+                self.run.failures.append((r["failure"], r["input"]))
                 self.report.failure(r["failure"], r["skipped"])
+
+    def _alive(self) -> int | None:
+        """How many of the run's actors are alive, asked of the cluster at most once a second (None: not told)."""
+        if time.monotonic() - self.alive_asked >= 1.0:
+            self.alive_asked = time.monotonic()
+            try:
+                from ray._private import state  # the one way to list actors without the dashboard
+
+                job = self.ray.JobID.from_hex(self.ray.get_runtime_context().get_job_id())
+                table = state.actors(job_id=job, actor_state_name="ALIVE")
+                self.alive = sum(_PoseWorker.__name__ in str(a.get("ActorClassName", "")) for a in table.values())
+            except Exception:  # noqa: BLE001 - a count for the progress bar, never a reason to stop
+                self.alive = None
+        return self.alive
 
     def _dataset(self, todo: list[int]) -> Any:
         workers, cpus, gpus = _pool_size(self.ray, self.recipe, self.ray_options)
@@ -358,10 +333,8 @@ class _Driver:
             raise stopped_run(self.run, RuntimeError(_error_line(exc)), "stopped: ", workers=self._ran()) from None
         finally:
             context.enable_progress_bars = bars
-        run = self.run
-        return RunSummary(self.options.output, run.num_images, sum(len(e["results"]) for e in run.entries),
-                          tuple(m for m, _ in run.failures), self._ran())
+        return summary_of(self.run, self._ran())
 
     def _ran(self) -> int:
-        """How many workers did units (a run's summary says it)."""
+        """How many workers did units."""
         return max(1, len(self.ran))

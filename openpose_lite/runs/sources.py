@@ -143,22 +143,18 @@ def sequence_units(inputs: Sequence[Input], track: bool) -> list[list[int]]:
 
 
 class FileStream:
-    """The inputs ``mine`` (positions in ``inputs``) as a stream of items (images, and video frames
-    decoded as they are read)."""
+    """``inputs`` as a stream of items (images, and video frames decoded as they are read)."""
 
-    def __init__(self, inputs: Sequence[Input], mine: Sequence[int],
-                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
+    def __init__(self, inputs: Sequence[Input], max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> None:
         self.inputs = inputs
         self.max_pixels = max_pixels
-        self.mine = list(mine)
         self.frames_read: dict[int, int] = {}
         self.unopened: dict[int, str] = {}  # videos that could not be opened: why
 
     def __iter__(self) -> Iterator[Item]:
         import cv2
 
-        for n in self.mine:
-            item = self.inputs[n]
+        for n, item in enumerate(self.inputs):
             if item.kind == "image":
                 yield Item(n)
                 continue
@@ -193,8 +189,7 @@ class FileStream:
     def video_problems(self) -> Iterator[tuple[int, str, bool]]:
         """(input, message, skipped) for each of the stream's videos that could not be opened, gave no
         frame, or gave fewer frames than its header announces (truncated: the frames read have outputs)."""
-        for n in self.mine:
-            source = self.inputs[n]
+        for n, source in enumerate(self.inputs):
             if source.kind != "video":
                 continue
             read, announced = self.frames_read.get(n, 0), frame_count(source.path)

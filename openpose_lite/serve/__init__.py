@@ -1,10 +1,8 @@
 """``openpose-lite serve``: pose estimation as an HTTP service, with a page that draws the people.
 
-:func:`create_app` wraps a predictor in an ASGI application (Starlette); :class:`MicroBatcher`
-gathers the images of concurrent requests into one network call; :class:`ServeOptions` holds every
-bound; :func:`uvicorn_config` runs the application under uvicorn within them. The application
-needs the ``serve`` extra (``pip install 'openpose-lite[serve]'``); it is imported when first named,
-so the options and the batcher import without it.
+:func:`create_app` wraps a predictor in an ASGI application (Starlette), run by :func:`uvicorn_config`
+within :class:`ServeOptions`. The application needs the ``serve`` extra and is imported when first named,
+so the options and :class:`MicroBatcher` import without it.
 """
 
 from typing import Any

@@ -1,7 +1,4 @@
-"""What the pose server says: the people of one image as JSON, and the model it runs.
-
-Shape legend: N people, K keypoints.
-"""
+"""What the pose server says: the people of one image as JSON, and the model it runs."""
 
 from __future__ import annotations
 
@@ -37,10 +34,9 @@ def pose_payload(poses: Poses, image_hw: tuple[int, int]) -> dict[str, Any]:
 
 
 def describe_model(predictor: Any) -> dict[str, Any]:
-    """``GET /v1/model``: the architecture, the two skeletons of :func:`pose_payload` (keypoint names,
-    limbs, colours as ``Skeleton.to_dict``), whether hands and faces are found (``--hand``, ``--face``),
-    the runtime (backend, precision, device) and the input size (bottom-up: the network input height
-    at scale 1, with the scales and flip test; top-down: the crop's [height, width])."""
+    """``GET /v1/model``: the architecture, the two skeletons of :func:`pose_payload` (``Skeleton.to_dict``),
+    whether hands and faces are found, the runtime and the input size (bottom-up: the network input
+    height at scale 1, with the scales; top-down: the crop's [height, width])."""
     parts = predictor.estimator if isinstance(predictor, WithHandsFaces) else None
     body = predictor.predictor if parts is not None else predictor
     topdown = isinstance(body, TopDownPipeline)

@@ -5,12 +5,9 @@ people, :func:`~openpose_lite.serve.answers.pose_payload`; ``?render=1``: the im
 drawn, JPEG), ``GET /v1/model``, ``GET /v1/health``, ``WS /v1/ws`` (webcam frames in, people
 out, newest frame first) and the page at ``/``.
 
-Every bound of :class:`~openpose_lite.serve.options.ServeOptions` is answered with a status and
-one line of JSON (``{"error": ...}``): 401 without the token, 413 for a body or an image too
-large (the image's size is read from its header before anything is decoded), 400 for a body
-that is no image, 422 for an image the model cannot take, 408 for a body that does not arrive
-in time, 503 with ``Retry-After`` when the queue is full, 504 when the answer does not come in
-time. Whatever a client sends, the server goes on serving the others.
+Every bound of :class:`~openpose_lite.serve.options.ServeOptions` is answered with a status and one
+line of JSON (``{"error": ...}``; docs/cli.md lists them). Whatever a client sends, the server goes on
+serving the others.
 """
 
 from __future__ import annotations
@@ -54,16 +51,13 @@ class Refusal(Exception):
         super().__init__(message)
         self.status, self.headers = status, headers or {}
 
-
-def _refusal_response(exc: Refusal) -> JSONResponse:
-    return JSONResponse({"error": str(exc)}, exc.status, headers=exc.headers)
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": str(self)}, self.status, headers=self.headers)
 
 
 class _TokenGate:
-    """ASGI middleware: with a token set, a request (or WebSocket) without it gets 401 (closed, 1008).
-
-    The token comes as ``Authorization: Bearer <token>``, ``?token=<token>`` or the page's cookie,
-    compared in constant time."""
+    """ASGI middleware: with a token set, a request (or WebSocket) without it gets 401 (closed, 1008). The token
+    comes as ``Authorization: Bearer <token>``, ``?token=<token>`` or the page's cookie, compared in constant time."""
 
     def __init__(self, app: Any, token: str | None) -> None:
         self.app, self.token = app, token
@@ -95,7 +89,7 @@ class _Service:
         self.batcher = MicroBatcher(predictor.predict_batch, options.batch_wait_ms / 1000, limit, options.queue_bound)
         static = resources.files("openpose_lite.serve") / "static"
         self.page = {name: (static / name).read_bytes() for name in ("index.html", "app.js")}
-        self._decoders: asyncio.Semaphore | None = None  # made in the event loop, on first use
+        self._decoders = asyncio.Semaphore(_DECODERS)  # bound to the event loop on first use (Python >= 3.10)
 
     # ------------------------------------------------------------------ the page, model, health
     async def index(self, request: Request) -> Response:
@@ -127,10 +121,9 @@ class _Service:
                 return Response(await run_in_threadpool(_render, image, poses), media_type="image/jpeg")
             return JSONResponse(pose_payload(poses, image.shape[:2]))
         except Refusal as exc:
-            return _refusal_response(exc)
+            return exc.response()
         except TimeoutError:
-            return _refusal_response(Refusal(408, f"the request body did not arrive within "
-                                                  f"{self.options.request_timeout_s:g} s"))
+            return Refusal(408, f"the request body did not arrive within {self.options.request_timeout_s:g} s").response()
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is left to read it
 
@@ -171,8 +164,6 @@ class _Service:
             await form.close()
 
     async def _decode(self, data: bytes, name: str) -> Any:
-        if self._decoders is None:
-            self._decoders = asyncio.Semaphore(_DECODERS)
         async with self._decoders:
             try:
                 image = await run_in_threadpool(read_image_bytes, data, name, self.options.max_image_pixels)
@@ -269,10 +260,8 @@ def _render(image: Any, poses: Any) -> bytes:
 
 
 def create_app(predictor: Any, options: ServeOptions | None = None) -> Starlette:
-    """The ASGI application serving ``predictor`` (a :class:`~openpose_lite.inference.BottomUpPredictor`
-    or :class:`~openpose_lite.inference.TopDownPipeline`: anything with ``predict_batch(images)`` and
-    ``skeleton``) under ``options`` (default :class:`ServeOptions`). Its batcher's worker starts with the
-    first image and stops when the application shuts down (the ASGI lifespan)."""
+    """The ASGI application serving ``predictor`` (anything with ``predict_batch(images)`` and ``skeleton``)
+    under ``options``. Its batcher's worker starts with the first image and stops at the ASGI lifespan's end."""
     options = options or ServeOptions()
     service = _Service(predictor, options)
 
@@ -295,10 +284,8 @@ def create_app(predictor: Any, options: ServeOptions | None = None) -> Starlette
 
 
 def uvicorn_config(app: Starlette, options: ServeOptions, access_log: bool = False):
-    """The ``uvicorn.Config`` that runs ``app`` within ``options``' bounds: WebSocket messages up to the body
-    limit, at most ``4 * queue_bound + 32`` connections at once (uvicorn answers 503 beyond), headers up to
-    64 KiB, idle connections closed after 5 s, and a shutdown that waits at most 5 s for open connections.
-    Logging stays the caller's (uvicorn's loggers propagate to the root logger)."""
+    """The ``uvicorn.Config`` that runs ``app`` within ``options``' bounds (beyond ``4 * queue_bound + 32``
+    connections uvicorn answers 503). Logging stays the caller's: uvicorn's loggers propagate to the root."""
     import uvicorn
 
     return uvicorn.Config(app, host=options.host, port=options.port, log_config=None, access_log=access_log,

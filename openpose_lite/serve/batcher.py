@@ -8,10 +8,7 @@ only share a batch: a narrower image padded to a wider one's width would see the
 right edge, and its people could differ from what the model finds in it alone.
 
 Nothing a request holds outlives it: an image whose request timed out or went away before the
-worker reached it is dropped unrun, and a full queue refuses new images at once (:class:`QueueFull`)
-instead of growing.
-
-Shape legend: B images in a batch, H x W an image's size.
+worker reached it is dropped unrun, and a full queue refuses new images at once (:class:`QueueFull`).
 """
 
 from __future__ import annotations
@@ -57,10 +54,6 @@ class _Item:
     arrived: float = field(default_factory=time.monotonic)
     abandoned: bool = False  # its request stopped waiting: the worker skips it
 
-    @property
-    def key(self) -> tuple[int, ...]:
-        return tuple(self.image.shape)
-
     def resolve(self, outcome: Poses | BaseException) -> None:
         def set_outcome() -> None:
             if self.future.done():  # timed out or cancelled meanwhile
@@ -77,16 +70,10 @@ class _Item:
 
 
 class MicroBatcher:
-    """Runs ``predict_batch`` (images (H, W, 3) uint8 BGR -> one Poses each) on batches of concurrent requests.
-
-    Args:
-        predict_batch: a predictor's ``predict_batch``.
-        wait_s: how long the oldest image waits for others to join its batch.
-        limit: the most images in one call.
-        bound: the most images waiting; more are refused with :class:`QueueFull`.
-
-    :meth:`predict` is awaited from the event loop; the worker thread starts with the first image.
-    :attr:`stats` counts requests, batches and refusals.
+    """Runs ``predict_batch`` (images (H, W, 3) uint8 BGR -> one Poses each) on batches of concurrent requests:
+    the oldest image waits ``wait_s`` for others to join, up to ``limit`` in one call; more than ``bound``
+    waiting are refused with :class:`QueueFull`. :meth:`predict` is awaited from the event loop; the worker
+    thread starts with the first image. :attr:`stats` counts images, batches and refusals.
     """
 
     def __init__(self, predict_batch: PredictBatch, wait_s: float = 0.005, limit: int = 8, bound: int = 32) -> None:
@@ -101,16 +88,12 @@ class MicroBatcher:
 
     @property
     def waiting(self) -> int:
-        """Images in the queue now."""
         return len(self._pending)
 
     async def predict(self, image: np.ndarray, timeout: float) -> Poses:
-        """The people in ``image``, predicted in a batch with other waiting images of its size.
-
-        Raises :class:`QueueFull` at once when the queue is full, :class:`BatcherClosed` after
-        :meth:`close`, ``TimeoutError`` after ``timeout`` seconds, and what ``predict_batch``
-        raised for this image.
-        """
+        """The people in ``image``, predicted in a batch with other waiting images of its size. Raises
+        :class:`QueueFull` when the queue is full, :class:`BatcherClosed` after :meth:`close`, ``TimeoutError``
+        after ``timeout`` seconds, and what ``predict_batch`` raised for this image."""
         loop = asyncio.get_running_loop()
         item = _Item(image, loop.create_future(), loop)
         with self._cond:
@@ -118,9 +101,13 @@ class MicroBatcher:
                 raise BatcherClosed("the server is shutting down")
             if len(self._pending) >= self.bound:
                 self.stats["refused"] += 1
-                raise QueueFull(len(self._pending), self._retry_after())
+                # Retry-After: the batches ahead at the mean time of a batch, at least 1 s.
+                batches = math.ceil(len(self._pending) / self.limit)
+                raise QueueFull(len(self._pending), max(1, math.ceil(batches * self._seconds_per_batch)))
             self._pending.append(item)
-            self._start()
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="openpose-lite-batcher", daemon=True)
+                self._worker.start()
             self._cond.notify()
         try:
             return await asyncio.wait_for(item.future, timeout)
@@ -140,21 +127,8 @@ class MicroBatcher:
             self._worker.join(timeout=60)
 
     # ------------------------------------------------------------------ the worker
-    def _start(self) -> None:
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run, name="openpose-lite-batcher", daemon=True)
-            self._worker.start()
-
-    def _retry_after(self) -> int:
-        """Seconds until the queue has room, from the mean time of a batch (at least 1)."""
-        batches = math.ceil(len(self._pending) / self.limit)
-        return max(1, math.ceil(batches * self._seconds_per_batch))
-
     def _run(self) -> None:
-        while True:
-            batch = self._take()
-            if batch is None:
-                return
+        while (batch := self._take()) is not None:
             if batch:
                 self._run_batch(batch)
 
@@ -167,7 +141,7 @@ class MicroBatcher:
                 return None
             first = self._pending[0]
             while True:
-                same = [it for it in self._pending if it.key == first.key][: self.limit]
+                same = [it for it in self._pending if it.image.shape == first.image.shape][: self.limit]
                 left = first.arrived + self.wait_s - time.monotonic()
                 if len(same) >= self.limit or left <= 0 or self._closed:
                     break

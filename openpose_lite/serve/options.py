@@ -8,9 +8,11 @@ import math
 import typing
 
 from openpose_lite.images import check_max_pixels
-from openpose_lite.params import Params
+from openpose_lite.params import CommandLineOptions, Params, option
 
-__all__ = ["ServeOptions", "is_loopback"]
+__all__ = ["TOKEN_ENV", "ServeOptions", "is_loopback"]
+
+TOKEN_ENV = "OPENPOSE_LITE_TOKEN"  # the command line's default token
 
 
 def is_loopback(host: str) -> bool:
@@ -24,32 +26,30 @@ def is_loopback(host: str) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class ServeOptions(Params):
-    """The settings of :func:`openpose_lite.serve.create_app` and of the server it runs in.
-
-    ``host``/``port``: where to listen (a host other than a loopback address needs a ``token``);
-    ``token``: when set, every request must carry it (``Authorization: Bearer``, ``?token=`` or
-    the page's cookie). Batching: a request waits at most ``batch_wait_ms`` for others of the same
-    image size to join it, up to ``batch_limit`` images in one network call (None: 8 on a CUDA
-    device, 1 on the CPU, where one image already keeps every core busy and larger batches ran
-    slower: docs/benchmarks.md); at most ``queue_bound`` images wait for the network, more are
-    answered 503 with ``Retry-After``.
-    Bounds on one request: ``max_body_bytes`` of body (or WebSocket message),
-    ``max_image_pixels`` (width x height, read from the image header before decoding), and
-    ``request_timeout_s`` from its first byte to its answer.
+class ServeOptions(Params, CommandLineOptions):
+    """The settings of :func:`openpose_lite.serve.create_app` and of the server it runs in; the ``option``
+    fields are ``openpose-lite serve``'s options. ``batch_limit``: the most images in one network call
+    (``--batch-size``; None: 8 on a CUDA device, 1 on the CPU, where one image already keeps every core
+    busy: docs/benchmarks.md). ``max_body_bytes``: the largest body or WebSocket message (``--max-body-mb``).
     """
 
     _section: typing.ClassVar[str] = "serve"
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    token: typing.Optional[str] = None
-    batch_wait_ms: float = 5.0
+    host: str = option("127.0.0.1", "address to listen on; the default reaches this machine only")
+    port: int = option(8000, "port to listen on (0: a free one)")
+    token: typing.Optional[str] = option(
+        None, "a secret every request must carry (Authorization: Bearer TOKEN, or ?token=TOKEN for the page); "
+              f"required with a --host other machines reach (default: ${TOKEN_ENV}, which other users cannot "
+              "read from the process list)")
+    batch_wait_ms: float = option(5.0, "how long a request waits for others to share its network batch", metavar="MS")
     batch_limit: typing.Optional[int] = None
-    queue_bound: int = 32
+    queue_bound: int = option(32, "images waiting for the network at most; more are answered 503 with Retry-After",
+                              flag="--queue", metavar="N")
     max_body_bytes: int = 32 << 20
-    max_image_pixels: int = 1 << 24
-    request_timeout_s: float = 30.0
+    max_image_pixels: int = option(1 << 24, "refuse an image of more than N pixels (width x height; 2^24: e.g. "
+                                            "4096 x 4096), read from its header before it is decoded", metavar="N")
+    request_timeout_s: float = option(30.0, "seconds a request may take from its first byte to its answer",
+                                      flag="--timeout", metavar="S")
 
     def _check(self) -> None:
         self._require(0 <= self.port <= 65535, "port", "a port number in 0..65535 (0: any free port)")

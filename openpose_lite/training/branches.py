@@ -1,13 +1,7 @@
-"""The training functions of each branch, which its row of the branch table names (:mod:`openpose_lite.branches`).
-
-* bottom-up: masked per-stage loss (CMU's intermediate supervision); AP of whole images;
-* top-down: the keypoint MSE with target weights on every stage's heatmaps (one stage, or the
-  Stacked Hourglass's intermediate supervision); AP with the ground-truth person boxes.
-
-The AP goes through :func:`openpose_lite.evaluation.evaluate_predictor` (the project's one "predict
-over a COCO file and score it" loop), on the predictor :func:`~openpose_lite.inference.build_predictor`
-makes of the model being trained. What does not differ between the branches is here too: the
-parameters frozen first, and the model and its ImageNet trunk file in words.
+"""The training functions of each branch, which its row of the branch table names (:mod:`openpose_lite.branches`):
+the loss terms, and the COCO AP through :func:`openpose_lite.evaluation.evaluate_predictor` on the predictor
+:func:`~openpose_lite.inference.build_predictor` makes of the model being trained. Also what does not
+differ between the branches: the parameters frozen first, the model and its ImageNet trunk file in words.
 """
 
 from __future__ import annotations

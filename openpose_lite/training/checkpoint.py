@@ -9,14 +9,11 @@ A checkpoint is a dict::
     {"format": "openpose_lite.checkpoint", "format_version": 1, "openpose_lite_version": str,
      "model": state_dict, "config": config_to_dict(cfg), **extra}
 
-``extra`` carries whatever training needs to resume (optimizer/scheduler state dicts,
-epoch, best metric, RNG states from :func:`capture_rng_state`; :func:`save_training_state`
-writes them all, :func:`load_training_state` and :func:`restore_rng_state` put them back).
-Everything must be plain data (tensors, dicts, lists, tuples, str, int, float, bool, None) because loading never
-unpickles code: a checkpoint is data, never a program. :func:`save_checkpoint` checks this
-before writing and converts the common near-misses (numpy scalars -> Python numbers,
-numpy arrays -> tensors, paths -> str), so a bad value fails at save time, naming its key,
-rather than at load time.
+``extra`` carries what training needs to resume (optimizer/scheduler state dicts, epoch, best metric,
+RNG states): :func:`save_training_state` writes them, :func:`load_training_state` and
+:func:`restore_rng_state` put them back. Everything is plain data (tensors, dicts, lists, tuples, str,
+int, float, bool, None), for loading never unpickles code. :func:`save_checkpoint` converts the common
+near-misses (numpy scalars and arrays, paths) and refuses anything else at save time, naming its key.
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ from openpose_lite.io import atomic_write
 from openpose_lite.models.state_dict import read_torch_file
 from openpose_lite.training.distributed import unwrap_model
 
-__all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "load_checkpoint", "load_training_state", "read_torch_file",
+__all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "load_checkpoint", "load_training_state",
            "read_training_checkpoint", "restore_rng_state", "save_checkpoint", "save_training_state",
            "weights_are_finite"]
 
@@ -96,43 +93,24 @@ def _torch_save(payload: Any, fh: Any) -> None:
         raise
 
 
-def save_checkpoint(
-    path: str | os.PathLike[str],
-    *,
-    model_state: Mapping[str, torch.Tensor],
-    config: Mapping[str, Any],
-    skeleton: Any = None,
-    **extra: Any,
-) -> Path:
-    """Write a checkpoint atomically: a temp file in the same folder, fsync, then ``os.replace``.
+def save_checkpoint(path: str | os.PathLike[str], *, model_state: Mapping[str, torch.Tensor],
+                    config: Mapping[str, Any], skeleton: Any = None, **extra: Any) -> Path:
+    """Write a checkpoint atomically (a temp file in the same folder, fsync, ``os.replace``), so a crash
+    mid-write leaves the previous one intact.
 
-    A crash mid-write leaves the previous checkpoint intact. ``model_state`` is a model's
-    ``state_dict()``; ``config`` the resolved config as a plain dict
-    (:func:`openpose_lite.config.config_to_dict`); ``skeleton`` the network's
-    :class:`~openpose_lite.skeleton.Skeleton` (stored as :meth:`~openpose_lite.skeleton.Skeleton.to_dict`;
-    None: the person skeleton of its branch); ``extra`` any further plain data (optimizer,
-    scheduler, epoch, RNG states, ...), stored under its own keys.
-
-    Raises ValueError for data that is not plain, and OSError naming ``path`` when it cannot be
-    written (a full disk, a read-only folder).
+    ``config``: :func:`openpose_lite.config.config_to_dict`'s; ``skeleton``: the network's
+    :class:`~openpose_lite.skeleton.Skeleton` (None: the person skeleton of its branch); ``extra``:
+    further plain data, under its own keys. Raises ValueError for data that is not plain, OSError
+    naming ``path`` when it cannot be written.
     """
     p = Path(path)
     clash = [k for k in extra if k in _RESERVED]
     if clash:
         raise ValueError(f"save_checkpoint: extra keys {clash} are reserved ({', '.join(_RESERVED)})")
-    if not isinstance(model_state, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in model_state.items()
-    ):
-        raise ValueError("save_checkpoint: model_state must map parameter names (str) to tensors")
-    if not isinstance(config, Mapping):
-        raise ValueError(f"save_checkpoint: config must be a plain dict (config_to_dict(cfg)), got {type(config).__name__}")
-    payload: dict[str, Any] = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": _FORMAT_VERSION,
-        "openpose_lite_version": __version__,
-        "model": _to_plain(dict(model_state), "model_state"),
-        "config": _to_plain(dict(config), "config"),
-    }
+    payload: dict[str, Any] = {"format": CHECKPOINT_FORMAT, "format_version": _FORMAT_VERSION,
+                               "openpose_lite_version": __version__,
+                               "model": _to_plain(dict(model_state), "model_state"),
+                               "config": _to_plain(dict(config), "config")}
     if skeleton is not None:
         payload["skeleton"] = _to_plain(skeleton.to_dict(), "skeleton")
     for key, value in extra.items():
@@ -148,12 +126,8 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: data only).
-
-    Returns the dict (keys ``model``, ``config``, ``format``, ... and the extras). Raises
-    FileNotFoundError for a missing file and ValueError naming the file when it is not a
-    checkpoint, holds pickled objects other than plain data, or lacks a ``config``.
-    """
+    """The dict of a checkpoint written by :func:`save_checkpoint` (``weights_only=True``: data only).
+    Raises FileNotFoundError, or ValueError naming the file when it is not such a checkpoint."""
     p = Path(path)
     data = read_torch_file(p, "checkpoint", map_location)
     if not isinstance(data, dict):
@@ -182,23 +156,14 @@ def weights_are_finite(model_state: Mapping[str, Any]) -> bool:
 
 # ---------------------------------------------------------------------------------- RNG
 def capture_rng_state() -> dict[str, Any]:
-    """The state of every global RNG training touches, as plain data.
-
-    Keys: ``python`` (random module), ``numpy`` (the legacy global generator),
-    ``torch`` (CPU generator, a uint8 tensor) and ``cuda`` (one tensor per device) when CUDA
-    is available.
-    """
+    """The state of every global RNG training touches, as plain data: ``python``, ``numpy`` (the legacy
+    global generator), ``torch`` (CPU) and, when CUDA is available, ``cuda`` (one tensor per device)."""
     version, internal, gauss_next = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
     state: dict[str, Any] = {
         "python": {"version": int(version), "state": [int(v) for v in internal], "gauss_next": gauss_next},
-        "numpy": {
-            "name": str(name),
-            "keys": [int(v) for v in keys],
-            "pos": int(pos),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached),
-        },
+        "numpy": {"name": str(name), "keys": [int(v) for v in keys], "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -207,22 +172,14 @@ def capture_rng_state() -> dict[str, Any]:
 
 
 def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Restore the RNGs from :func:`capture_rng_state`'s output (e.g. when resuming).
-
-    CUDA states are restored when present and the device count matches; otherwise they are
-    skipped with a warning (resuming a GPU run on CPU is allowed, just not bit-exact).
-    """
+    """Restore the RNGs from :func:`capture_rng_state`'s output. CUDA states only where the device count
+    matches, else with a warning (a GPU run resumed on a CPU continues, not bit-exact)."""
     try:
         py = state["python"]
         random.setstate((int(py["version"]), tuple(int(v) for v in py["state"]), py["gauss_next"]))
         npy = state["numpy"]
-        np.random.set_state((
-            str(npy["name"]),
-            np.asarray(npy["keys"], dtype=np.uint32),
-            int(npy["pos"]),
-            int(npy["has_gauss"]),
-            float(npy["cached_gaussian"]),
-        ))
+        np.random.set_state((str(npy["name"]), np.asarray(npy["keys"], dtype=np.uint32), int(npy["pos"]),
+                             int(npy["has_gauss"]), float(npy["cached_gaussian"])))
         torch.set_rng_state(state["torch"].to(device="cpu", dtype=torch.uint8))
     except (KeyError, TypeError) as exc:
         raise ValueError(f"restore_rng_state: malformed RNG state (expected capture_rng_state()'s dict): {exc!r}") from None
@@ -236,26 +193,12 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------ training state
-def save_training_state(
-    path: str | os.PathLike[str],
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    epoch: int,
-    config: Mapping[str, Any],
-    *,
-    best_metric: float | None = None,
-    best_metric_name: str = "",
-    scaler: torch.amp.GradScaler | None = None,
-    global_step: int = 0,
-    **extra: Any,
-) -> Path:
-    """Write an atomic checkpoint holding everything ``--resume`` needs.
-
-    The plain model's state is stored (a DDP wrapper's inner model), so the file loads into a plain
-    model and into the predictors; ``epoch`` the number of completed epochs; ``config`` the resolved
-    config as a plain dict (:func:`openpose_lite.config.config_to_dict`).
-    """
+def save_training_state(path: str | os.PathLike[str], model: nn.Module, optimizer: torch.optim.Optimizer,
+                        scheduler: Any, epoch: int, config: Mapping[str, Any], *, best_metric: float | None = None,
+                        best_metric_name: str = "", scaler: torch.amp.GradScaler | None = None, global_step: int = 0,
+                        **extra: Any) -> Path:
+    """Write an atomic checkpoint holding everything ``--resume`` needs (``epoch``: epochs completed). The
+    plain model's state is stored (a DDP wrapper's inner model), so the predictors load it too."""
     model = unwrap_model(model)
     return save_checkpoint(
         path,
@@ -275,11 +218,8 @@ def save_training_state(
 
 
 def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A checkpoint that can continue a run (:func:`save_training_state`'s), checked; its dict.
-
-    Raises FileNotFoundError / ValueError naming the file: unreadable, not a checkpoint, or one
-    that can initialise a model but not resume a run (no epoch, optimizer or RNG states).
-    """
+    """A checkpoint that can continue a run (:func:`save_training_state`'s), checked; its dict. Raises
+    FileNotFoundError / ValueError naming the file (also for one that can initialise a model, not resume a run)."""
     data = load_checkpoint(path)
     missing = [k for k in _TRAINING_KEYS if k not in data]
     if missing:
@@ -326,13 +266,9 @@ def _load_optimizer_state(optimizer: torch.optim.Optimizer, state: Mapping[str, 
 def load_training_state(data: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
                         scheduler: Any = None, scaler: torch.amp.GradScaler | None = None, *,
                         where: str = "checkpoint") -> None:
-    """Put a training checkpoint (:func:`read_training_checkpoint`'s dict) into the given objects.
-
-    The optimizer's state moves to the device of its parameters.
-    The RNG states are the caller's to restore (:func:`restore_rng_state`), right before the
-    epochs, so that nothing in between draws from them. Raises ValueError naming ``where`` (the
-    checkpoint) when it does not fit the model or optimizer.
-    """
+    """Put a training checkpoint (:func:`read_training_checkpoint`'s dict) into the given objects; the RNG
+    states are the caller's to restore (:func:`restore_rng_state`), right before the epochs. Raises
+    ValueError naming ``where`` when it does not fit the model or optimizer."""
     _load_model_state(unwrap_model(model), data["model"], where)
     _load_optimizer_state(optimizer, data["optimizer"], where)
     if scheduler is not None and data.get("scheduler") is not None:

@@ -1,11 +1,7 @@
-"""A run's curves, ``curves.png`` in its folder: the loss of every stage and branch, the learning
-rate and the validation AP, per epoch.
-
-Drawn from the epoch records of ``metrics.jsonl`` (:mod:`openpose_lite.training.metrics`), so
-a resumed run's picture covers the whole run, and rewritten (atomically) at each evaluation by
-the training loop; ``benchmarks/plot_training.py`` draws the same figure for any log. Four
-panels, every axis labelled, each series of a panel in its own colour (a stage and branch has
-the same colour in the training and the validation panel; the total is black):
+"""A run's curves, ``curves.png`` in its folder, drawn from the epoch records of ``metrics.jsonl`` (so a
+resumed run's picture covers the whole run) at each evaluation; ``benchmarks/plot_training.py`` draws
+the same figure for any log. Four panels (a stage and branch has the same colour in the training and
+the validation panel; the total is black):
 
 * training loss per stage and branch, and their sum (log axis);
 * validation loss, the same series, when the run has a validation set;
@@ -118,8 +114,7 @@ def curves_figure(epochs: Sequence[Mapping[str, Any]], title: str) -> Any:
 
 
 def write_curves(metrics: str | os.PathLike[str], out: str | os.PathLike[str], title: str | None = None) -> Path | None:
-    """Draw the epochs of the log ``metrics`` into the PNG ``out`` (atomically); None, writing
-    nothing, when the log holds no epoch yet. ``title``: default the folder's name."""
+    """Draw the epochs of the log ``metrics`` into the PNG ``out`` (atomically); None when it holds no epoch yet."""
     epochs = epoch_records(read_jsonl(metrics))
     if not epochs:
         return None
@@ -127,8 +122,8 @@ def write_curves(metrics: str | os.PathLike[str], out: str | os.PathLike[str], t
 
 
 def draw_curves(metrics: str | os.PathLike[str], out: str | os.PathLike[str], title: str) -> Path | None:
-    """:func:`write_curves` for the training loop: a plot that fails costs the picture (a warning),
-    not the run; a failed write (a full disk) raises its OSError as every other write of the run."""
+    """:func:`write_curves` for the training loop: a plot that fails costs the picture (a warning), not the
+    run; a failed write raises its OSError."""
     try:
         return write_curves(metrics, out, title)
     except OSError:

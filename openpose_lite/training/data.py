@@ -1,27 +1,19 @@
 """What a run trains on: its skeleton, the data files or generated scenes, the validation set, the loaders.
 
-Everything that can refuse a run is done before the run writes anything (the trainer calls these
-in this order, :class:`~openpose_lite.training.trainer.Trainer`):
+Before the run writes anything (in the order the trainer calls them):
 
-* :func:`read_source`: the training file, read and checked once (the skeleton, the training set
-  and the held-out split all come from that one reading), and the skeleton the model is built
-  for: the file's own unless ``data.skeleton`` names one; a config file's that the file has no
-  category of gives way to the file's own (said in a note), one named on the command line is
-  refused. A synthetic run (no ``data.train_ann``) reads the figures it draws instead;
-* :func:`read_data`: the COCO-format files read and checked, every image included
-  (:func:`checked_coco`), and the validation set: ``data.val_ann``, else ``data.val_split`` of
-  the training file's images held out of training (:func:`held_out_items`);
-* :func:`make_loaders`: the DataLoaders, with a seeded distributed sampler for training (the
-  order depends only on the seed and the epoch, so a resumed run sees the batches the
-  uninterrupted one would have) and a padding-free shard sampler for validation; a batch larger
-  than the training set is cut to it, in a note.
+* :func:`read_source`: the training file, read and checked once, and the skeleton the model is built
+  for (or, for a synthetic run, the figures it draws);
+* :func:`read_data`: the COCO-format files read and checked, every image included (:func:`checked_coco`),
+  and the validation set: ``data.val_ann``, else ``data.val_split`` of the training file's images
+  (:func:`held_out_items`);
+* :func:`make_loaders`: a seeded distributed sampler for training (the order depends only on the seed
+  and the epoch, so a resumed run sees the batches the uninterrupted one would have), a padding-free
+  shard sampler for validation.
 
-What is written, once the run owns its folder (rank 0; the other ranks wait): the generated
-scenes of a synthetic run (:func:`generate_scenes`: ``train``, ``val`` and the ``held_out`` set
-training never sees, in ``<output_dir>/data/``, reused only when they were generated with the same
-settings) and the held-out part of a training file (:func:`write_val_split`: ``data/val_split``,
-which the COCO AP is computed on). :func:`bottomup_datasets` (whole images, CMU augmentation)
-and :func:`topdown_datasets` (person crops, HRNet augmentation) give a branch's datasets.
+Once the run owns its folder (rank 0): a synthetic run's scenes (:func:`generate_scenes`, in
+``<output_dir>/data/``, reused when generated with the same settings) or the held-out part of a
+training file (:func:`write_val_split`: ``data/val_split``, which the COCO AP is computed on).
 """
 
 from __future__ import annotations
@@ -54,8 +46,7 @@ from openpose_lite.training.distributed import DistInfo, ShardSampler, all_reduc
 __all__ = ["DataPaths", "ImageSet", "Loaders", "RunData", "Source", "bottomup_datasets", "checked_coco",
            "fitting_batch", "generate_scenes", "generates_scenes", "held_out_items", "make_loaders", "read_data",
            "read_source", "skipped_images", "skipped_since", "topdown_datasets", "write_val_split",
-           "DECODE_CHECK_MAX_IMAGES", "HELD_OUT_IMAGES", "SYNTH_HELD_OUT_SEED", "SYNTH_TRAIN_SEED", "SYNTH_VAL_SEED",
-           "VAL_SPLIT_SEED"]
+           "DECODE_CHECK_MAX_IMAGES", "HELD_OUT_IMAGES"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +93,9 @@ def generates_scenes(cfg: Config) -> bool:
 
 @dataclass(frozen=True)
 class Source:
-    """What a run's model is built for: the ``skeleton`` it trains, and the training ``file`` as
-    :func:`~openpose_lite.coco.validation.read_coco_keypoints` read it, or the ``bank`` of figures
-    that generated scenes are drawn with (or :class:`~openpose_lite.data.figures.People` of a person
-    layout such as BODY_25; None: COCO people)."""
+    """What a run's model is built for: the ``skeleton``, and the training ``file`` as
+    :func:`~openpose_lite.coco.validation.read_coco_keypoints` read it, or the ``bank`` of figures that
+    generated scenes are drawn with (None: COCO people)."""
 
     skeleton: Skeleton
     file: tuple[dict[str, Any], CocoLayout] | None = None
@@ -115,14 +105,11 @@ class Source:
 def read_source(cfg: Config, named: bool | None) -> tuple[Config, Source, str | None]:
     """(``cfg``, the run's :class:`Source`, a note or None), before anything else of the run is read.
 
-    With a training file, the skeleton is the file's own unless ``data.skeleton`` names one the file
-    has a category of. Otherwise a skeleton ``named`` by the user (a ``data.skeleton=`` override) is
-    refused; one that came with a config file (e.g. the figures of a synthetic config) gives way to
-    the file's own: ``cfg.data.skeleton`` becomes None, and the note says so. ``named`` None (a
-    resumed run): the skeleton stays as the run was started with it.
-
-    Raises FileNotFoundError or ValueError naming the file and what it holds (a skeleton file
-    that draws no figure, for generated scenes).
+    With a training file, the skeleton is the file's own unless ``data.skeleton`` names one the file has
+    a category of. Otherwise one ``named`` by a ``data.skeleton=`` override is refused, and a config
+    file's gives way to the file's own (``cfg.data.skeleton`` becomes None; the note says so). ``named``
+    None (a resumed run): the skeleton stays as the run was started with it. Raises FileNotFoundError or
+    ValueError naming the file.
     """
     d = cfg.data
     if generates_scenes(cfg):
@@ -175,9 +162,8 @@ def _synthetic_set(out_dir: Path, num_images: int, seed: int, bank: PoseBank | P
 
 
 def generate_scenes(cfg: Config, info: DistInfo, held_out_images: int, bank: PoseBank | People | None) -> DataPaths:
-    """A synthetic run's sets in ``<output_dir>/data/``, written by rank 0 where they are missing (the
-    others wait): ``train``, and ``val`` and ``held_out`` unless ``data.val_ann`` is given. ``bank``:
-    :class:`Source`'s figures."""
+    """A synthetic run's sets in ``<output_dir>/data/``, written by rank 0 where missing: ``train``, and
+    ``val`` and ``held_out`` (training never sees it) unless ``data.val_ann`` is given."""
     out, d = Path(cfg.train.output_dir) / "data", cfg.data
     sets = [("train", d.synthetic_train_images, SYNTH_TRAIN_SEED)]
     if d.val_ann is None:
@@ -197,8 +183,7 @@ def generate_scenes(cfg: Config, info: DistInfo, held_out_images: int, bank: Pos
 
 @dataclass(frozen=True)
 class ImageSet:
-    """Some images of a checked COCO file: ``coco``'s items at ``items``; indexable as the samples of a
-    :class:`~openpose_lite.data.samples.BottomUpTrainDataset` are."""
+    """Some images of a checked COCO file: ``coco``'s items at ``items``."""
 
     coco: CocoKeypoints
     items: tuple[int, ...]
@@ -220,10 +205,9 @@ class ImageSet:
 
 @dataclass(frozen=True)
 class RunData:
-    """What a run trains and validates on, read and checked: ``paths``; the ``train`` images, the ``val``
-    images (None: no validation); ``val_split``: the training file's entries of the images held out
-    for validation, which :func:`write_val_split` writes to ``paths.val_ann`` (None when
-    ``data.val_ann`` is given or nothing is held out); ``note``: one line on what the run validates on."""
+    """What a run trains and validates on, read and checked (``val`` None: no validation); ``val_split``:
+    the training file's entries of the images held out for validation, which :func:`write_val_split`
+    writes to ``paths.val_ann`` (None when nothing is held out); ``note``: what the run validates on."""
 
     paths: DataPaths
     train: ImageSet
@@ -245,14 +229,10 @@ def held_out_items(count: int, fraction: float, seed: int) -> tuple[int, ...]:
 
 def read_data(cfg: Config, paths: DataPaths, skeleton: Skeleton, progress: bool = False,
               train_file: tuple[dict[str, Any], CocoLayout] | None = None, val: CocoKeypoints | None = None) -> RunData:
-    """Read and check the run's files (:func:`checked_coco`: every image too) and choose its validation set.
-
-    Validation: ``paths.val_ann`` when set (``val``: that file, checked already); else
-    ``data.val_split`` of the training file's images with a labelled instance (:func:`held_out_items`),
-    which leave the training set and are to be written to
-    ``<output_dir>/data/val_split/annotations.json`` (their images stay in ``train_images``); else
-    none. ``train_file``: the training file as :class:`Source` read it (default: read here, once).
-    ``progress``: a bar while a large set's images are checked. Reads, never writes. Raises
+    """Read and check the run's files (:func:`checked_coco`) and choose its validation set: ``paths.val_ann``
+    when set (``val``: that file, checked already), else ``data.val_split`` of the training file's images
+    with a labelled instance, to be written to ``<output_dir>/data/val_split/annotations.json``, else none.
+    ``train_file``: the training file as :class:`Source` read it. Reads, never writes; raises
     FileNotFoundError / ValueError naming the file.
     """
     d = cfg.data
@@ -286,22 +266,19 @@ def read_data(cfg: Config, paths: DataPaths, skeleton: Skeleton, progress: bool 
 
 
 def write_val_split(data: RunData) -> Path | None:
-    """Write the training file's held-out images (every annotation of theirs, the file's other keys as
-    they are) to ``data.paths.val_ann``, atomically; None when nothing is held out. Rank 0, once the
-    run owns its folder: the COCO AP of the run is computed on this file."""
+    """Write the training file's held-out images (their annotations, the file's other keys as they are) to
+    ``data.paths.val_ann``, atomically; None when nothing is held out."""
     return write_json_atomic(data.paths.val_ann, data.val_split) if data.val_split is not None else None
 
 
 def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton, progress: bool = False,
                  read: tuple[dict[str, Any], CocoLayout] | None = None) -> CocoKeypoints:
-    """A run's COCO keypoint file (the annotations of ``skeleton``'s categories), read and checked, with
-    every image it trains on checked up front (in the folder, present, a header of its entry's size
-    within ``data.max_image_pixels``) and, in a set of at most :data:`DECODE_CHECK_MAX_IMAGES` that
-    the run did not generate itself, decoded (a truncated JPEG, a TIFF of float samples), so a bad
-    image stops the run before its first step, not in the middle of an epoch. ``progress``: a bar
-    for a large set; ``read``: the file as ``read_coco_keypoints(ann)`` returned it, when read
-    already. An image that cannot be read once the run trains (a larger set's, or one damaged
-    since) is skipped and counted (:class:`~openpose_lite.data.samples.TrainingSamples`)."""
+    """A run's COCO keypoint file (the annotations of ``skeleton``'s categories), read and checked, every
+    image checked up front (present, a header of its entry's size within ``data.max_image_pixels``)
+    and, in a set of at most :data:`DECODE_CHECK_MAX_IMAGES` the run did not generate, decoded, so a bad
+    image stops the run before its first step. ``read``: the file as ``read_coco_keypoints(ann)``
+    returned it. An image that fails later is skipped and counted
+    (:class:`~openpose_lite.data.samples.TrainingSamples`)."""
     layout = skeleton.annotation_layout()
     if read is not None:
         read = (read[0], read[1].select(layout.keypoints, str(ann), layout.name))
@@ -337,14 +314,14 @@ def topdown_datasets(cfg: Config, data: RunData, codec: Codec) -> tuple[Dataset,
 
 
 def skipped_images(dataset: Any) -> int:
-    """How many unreadable items ``dataset`` has skipped so far, on this rank, in every DataLoader worker
+    """How many unreadable items ``dataset`` has skipped so far on this rank
     (:attr:`~openpose_lite.data.samples.TrainingSamples.skipped`; 0 for another dataset)."""
     return int(getattr(dataset, "skipped", 0))
 
 
 def skipped_since(dataset: Any, before: int, device: torch.device, what: str) -> int:
-    """How many unreadable items ``dataset`` skipped since :func:`skipped_images` said ``before``, over
-    every rank (every rank calls this), in a warning when any; ``what``: the set, in words."""
+    """How many unreadable items ``dataset`` skipped since :func:`skipped_images` said ``before``, over every
+    rank (every rank calls this), in a warning when any."""
     count = int(all_reduce_sum(torch.tensor([float(skipped_images(dataset) - before)], device=device)).item())
     if count:  # each one is named in a warning where it was met
         logger.warning("%s: %d images could not be read in this epoch and gave their place to others", what, count)
@@ -354,7 +331,7 @@ def skipped_since(dataset: Any, before: int, device: torch.device, what: str) ->
 @dataclass(frozen=True)
 class Loaders:
     """A branch's training loader (with its sampler, for ``set_epoch``) and validation loader (or None);
-    ``batch_size``: the training batch per process; ``note``: why it is not ``train.batch_size`` (or None)."""
+    ``batch_size``: per process; ``note``: why it is not ``train.batch_size`` (or None)."""
 
     train: DataLoader
     sampler: DistributedSampler
@@ -366,10 +343,8 @@ class Loaders:
 def fitting_batch(batch_size: int, samples: int, world_size: int, sample_kind: str,
                   source: Path) -> tuple[int, str | None]:
     """(batch per process, note or None): ``batch_size``, or, when the training set holds fewer than one
-    batch over all processes, as many as each process has (every sample in each step), said in the note.
-
-    Raises ValueError naming ``source`` when some process would have no sample.
-    """
+    batch over all processes, as many as each process has, said in the note. Raises ValueError naming
+    ``source`` when some process would have no sample."""
     if samples < world_size or samples == 0:
         raise ValueError(f"{source}: {plural(samples, sample_kind.rstrip('s'), sample_kind)} to train on, fewer "
                          f"than one per process ({world_size}); a training sample needs an annotation with a "
@@ -385,12 +360,8 @@ def fitting_batch(batch_size: int, samples: int, world_size: int, sample_kind: s
 
 def make_loaders(cfg: Config, train_ds: Any, val_ds: Any, info: DistInfo, device: torch.device,
                  source: Path, sample_kind: str) -> Loaders:
-    """DataLoaders of a branch's datasets: a seeded distributed sampler for training, shards for validation;
-    batches of ``train.batch_size``, or of the whole training set when it holds fewer (:func:`fitting_batch`).
-
-    Raises ValueError naming ``source`` when the training set holds fewer ``sample_kind``
-    ("training images", "person crops") than there are processes.
-    """
+    """DataLoaders of a branch's datasets, batches fitted by :func:`fitting_batch` (``sample_kind``: "training
+    images", "person crops")."""
     d, t = cfg.data, cfg.train
     batch_size, note = fitting_batch(t.batch_size, len(train_ds), info.world_size, sample_kind, source)
     if note is not None:

@@ -1,13 +1,9 @@
 """Where training runs: alone or as one rank of a torchrun process group (DDP).
 
-* :class:`DistInfo` (:meth:`DistInfo.from_env`): this process's rank, read from torchrun's
-  environment variables; rank 0 alone logs, prints, shows progress and writes files.
-* :func:`setup_distributed` / :func:`teardown_distributed`: join and leave the process group.
-* :func:`barrier`, :func:`all_reduce_sum`, :func:`all_reduce_max`, :func:`any_rank`: no-ops outside DDP, so the
-  training code reads the same alone and under torchrun.
-* :func:`wrap_ddp` / :func:`unwrap_model`: the DistributedDataParallel wrapper and the plain model.
-* :func:`peer_lost`: what a collective's error says of a rank that died (None for other errors).
-* :class:`ShardSampler`: an evaluation sampler that pads nothing.
+:class:`DistInfo` reads this process's rank from torchrun's environment variables; rank 0 alone logs,
+prints, shows progress and writes files. The collectives (:func:`barrier`, :func:`all_reduce_sum`,
+:func:`all_reduce_max`, :func:`any_rank`) are no-ops outside DDP, so the training code reads the same
+alone and under torchrun.
 """
 
 from __future__ import annotations
@@ -51,10 +47,6 @@ class DistInfo:
                    local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size))))
 
     @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
     def is_main(self) -> bool:
         """Rank 0: the only process that logs, shows progress and writes files."""
         return self.rank == 0
@@ -65,16 +57,11 @@ def _in_group() -> bool:
 
 
 def setup_distributed(device_name: str = "auto") -> tuple[DistInfo, torch.device]:
-    """Join the torchrun process group if this process was started by torchrun.
-
-    Without torchrun's variables (or with ``WORLD_SIZE=1``) this is a single process and nothing
-    is initialised. The backend follows the device: ``nccl`` for CUDA, ``gloo`` for CPU.
-
-    Returns (DistInfo, the device this process trains on).
-    """
+    """(DistInfo, the device this process trains on), the torchrun process group joined when this process
+    is one of several (``nccl`` for CUDA, ``gloo`` for CPU)."""
     info = DistInfo.from_env()
     device = resolve_device(device_name, info.local_rank)
-    if not info.distributed:
+    if info.world_size == 1:
         return info, device
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -87,31 +74,30 @@ def setup_distributed(device_name: str = "auto") -> tuple[DistInfo, torch.device
 
 
 def teardown_distributed() -> None:
-    """Leave the process group (no-op when none was joined)."""
     if _in_group():
         dist.destroy_process_group()
 
 
 def barrier() -> None:
-    """Wait for every rank (no-op outside DDP)."""
     if _in_group():
         dist.barrier()
 
 
-def all_reduce_sum(values: Tensor) -> Tensor:
-    """A small tensor summed over the ranks (the tensor itself outside DDP)."""
+def _all_reduce(values: Tensor, op: dist.ReduceOp.RedOpType) -> Tensor:
     if _in_group():
         values = values.clone()
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        dist.all_reduce(values, op=op)
     return values
+
+
+def all_reduce_sum(values: Tensor) -> Tensor:
+    """A small tensor summed over the ranks."""
+    return _all_reduce(values, dist.ReduceOp.SUM)
 
 
 def all_reduce_max(values: Tensor) -> Tensor:
-    """A small tensor's element-wise maximum over the ranks (the tensor itself outside DDP)."""
-    if _in_group():
-        values = values.clone()
-        dist.all_reduce(values, op=dist.ReduceOp.MAX)
-    return values
+    """A small tensor's element-wise maximum over the ranks."""
+    return _all_reduce(values, dist.ReduceOp.MAX)
 
 
 def any_rank(flag: bool, device: torch.device) -> bool:
@@ -130,7 +116,7 @@ _LOST_PEER = re.compile(r"(Connection (closed|reset) by peer|Broken pipe|communi
 def peer_lost(exc: BaseException) -> str | None:
     """What a collective said of another rank that died (``Connection reset by peer``), under
     torchrun; None when ``exc`` is no such report."""
-    if not DistInfo.from_env().distributed or not isinstance(exc, RuntimeError):
+    if DistInfo.from_env().world_size == 1 or not isinstance(exc, RuntimeError):
         return None
     found = _LOST_PEER.search(str(exc))
     if found:
@@ -139,38 +125,27 @@ def peer_lost(exc: BaseException) -> str | None:
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
-    """``DistributedDataParallel(model)`` inside a process group, the model itself otherwise.
+    """``DistributedDataParallel(model)`` (the plain model) inside a process group, the model itself otherwise.
 
-    DDP registers only the parameters that require grad *when it is built*: after a frozen
-    group is released (:func:`~openpose_lite.training.optim.set_trainable`) the model must be
-    wrapped again, or the released parameters would train apart on each rank. Pass the
-    unwrapped model.
+    DDP registers only the parameters that require grad *when it is built*: after a frozen group is
+    released the model must be wrapped again, or the released parameters would train apart on each rank.
     """
     if not _in_group():
         return model
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        raise ValueError("wrap_ddp: pass the plain model (unwrap_model(model)), not a DistributedDataParallel")
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside a (Distributed)DataParallel wrapper, or the model itself."""
-    while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        model = model.module
-    return model
+    """The plain module inside a DistributedDataParallel wrapper, or the model itself."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 class ShardSampler(Sampler[int]):
-    """Rank ``rank`` of ``world_size`` gets indices ``rank, rank + world_size, ...``, in order.
-
-    For evaluation: unlike ``DistributedSampler`` it pads nothing, so every sample is seen
-    exactly once across the ranks and summed metrics are exact.
-    """
+    """Rank ``rank`` of ``world_size`` gets indices ``rank, rank + world_size, ...``, in order. For
+    evaluation: unlike ``DistributedSampler`` it pads nothing, so summed metrics are exact."""
 
     def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
-        if not 0 <= rank < world_size:
-            raise ValueError(f"ShardSampler: rank {rank} is not in [0, {world_size})")
         self.length, self.rank, self.world_size = int(length), int(rank), int(world_size)
 
     def __iter__(self) -> Iterator[int]:

@@ -2,23 +2,18 @@
 
 The loss is pluggable: ``loss_fn(outputs, targets, weights) -> {term name: scalar}``, summed by
 :func:`openpose_lite.losses.total_loss` (the branches' loss functions are in
-:mod:`openpose_lite.training.branches`). Batches are ``(images, targets, weights)`` where
-``targets`` and ``weights`` are tensors or dicts of tensors (the bottom-up
-``{"heatmaps", "pafs"}``); anything nested is moved to the device as a whole.
+:mod:`openpose_lite.training.branches`). Batches are ``(images (B, 3, H, W), targets, weights)`` where
+``targets`` and ``weights`` are tensors or dicts of tensors (the bottom-up ``{"heatmaps", "pafs"}``).
 
 Under DDP every step's losses are summed over the ranks (one small all-reduce), so the logged
 means cover every rank's samples and a NaN on any rank stops all of them at the same step
 (:class:`NonFiniteLossError`), before the optimiser step.
-
-Shape legend: B batch, H x W input size.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -29,9 +24,7 @@ from openpose_lite.losses import total_loss
 from openpose_lite.training.distributed import all_reduce_max, all_reduce_sum
 from openpose_lite.training.optim import current_lr
 
-__all__ = ["LossFn", "NonFiniteLossError", "autocast_context", "evaluate_loss", "move_to_device", "train_one_epoch"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["LossFn", "NonFiniteLossError", "evaluate_loss", "train_one_epoch"]
 
 LossFn = Callable[[Any, Any, Any], dict[str, Tensor]]
 """``loss_fn(outputs, targets, weights) -> {term name: scalar tensor}``; the total is their sum."""
@@ -49,36 +42,22 @@ class NonFiniteLossError(RuntimeError):
         self.epoch, self.step = int(epoch), int(step)
 
 
-def move_to_device(obj: Any, device: torch.device) -> Any:
-    """Tensors, and dicts/lists/tuples of them, on ``device`` (non-blocking from pinned memory)."""
-    if isinstance(obj, Tensor):
-        return obj.to(device, non_blocking=True)
+def _to_device(obj: Any, device: torch.device) -> Any:
+    """A tensor, or a dict of them, on ``device`` (non-blocking from pinned memory)."""
     if isinstance(obj, Mapping):
-        return {k: move_to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(move_to_device(v, device) for v in obj)
-    return obj
-
-
-def autocast_context(device: torch.device, amp: bool) -> torch.autocast:
-    """float16 autocast on CUDA when ``amp``; a disabled context elsewhere (CPU trains in float32)."""
-    enabled = bool(amp) and device.type == "cuda"
-    return torch.autocast(device_type=device.type, dtype=torch.float16, enabled=enabled)
-
-
-def _batch_size(images: Any) -> int:
-    return int(images.shape[0]) if isinstance(images, Tensor) else len(images)
+        return {k: v.to(device, non_blocking=True) for k, v in obj.items()}
+    return obj.to(device, non_blocking=True)
 
 
 def _losses(model: nn.Module, batch: tuple, loss_fn: LossFn, device: torch.device, amp: bool
             ) -> tuple[Tensor, dict[str, Tensor], int]:
-    """(total loss, its terms, local batch size) of one batch."""
-    images, targets, weights = (move_to_device(part, device) for part in batch)
-    with autocast_context(device, amp):
+    """(total loss, its terms, local batch size) of one batch; float16 autocast on CUDA when ``amp``."""
+    images, targets, weights = (_to_device(part, device) for part in batch)
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
         outputs = model(images)
     # The loss is computed outside autocast: masked_sse sums in float32 anyway.
     terms = loss_fn(outputs, targets, weights)
-    return total_loss(terms), terms, _batch_size(images)
+    return total_loss(terms), terms, int(images.shape[0])
 
 
 def _global_means(loss: Tensor, terms: Mapping[str, Tensor], local_batch: int) -> tuple[dict[str, float], int]:
@@ -86,8 +65,7 @@ def _global_means(loss: Tensor, terms: Mapping[str, Tensor], local_batch: int) -
     packed = torch.stack([loss.detach().float()] + [t.detach().float() for t in terms.values()]) * local_batch
     packed = all_reduce_sum(torch.cat([packed, packed.new_tensor([float(local_batch)])])).cpu()
     batch = int(packed[-1].item())
-    values = (packed[:-1] / batch).tolist()
-    return dict(zip(["loss", *terms], values)), batch
+    return dict(zip(["loss", *terms], (packed[:-1] / batch).tolist())), batch
 
 
 def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None, loss: Tensor) -> None:
@@ -101,83 +79,27 @@ def _step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
         optimizer.step()
 
 
-@dataclass
-class _EpochTally:
-    """Running sums of one epoch, and the window of the step records' throughput."""
+def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, loss_fn: LossFn,
+                    device: torch.device, scaler: torch.amp.GradScaler | None, epoch: int, *, amp: bool = False,
+                    log_every: int = 50, metrics_logger: Any = None, global_step: int = 0,
+                    progress: bool = False) -> dict[str, float]:
+    """One pass of training over ``loader`` (``model`` possibly DDP-wrapped, put in train mode here).
 
-    start: float = field(default_factory=time.perf_counter)
-    steps: int = 0
-    samples: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
-    window_start: float = 0.0
-    window_samples: int = 0
+    ``scaler``: a GradScaler for mixed precision (CUDA) or None; ``epoch``: 1-based, for logs and
+    messages; ``amp``: float16 autocast on CUDA; ``metrics_logger`` (rank 0, or None): a
+    ``train_step`` record every ``log_every`` steps, at ``global_step`` (steps before this epoch)
+    plus the step; ``progress``: a tqdm bar.
 
-    def add(self, record: Mapping[str, float], batch: int) -> None:
-        self.steps += 1
-        self.samples += batch
-        self.window_samples += batch
-        for name, value in record.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value * batch
-
-    def window_rate(self) -> float:
-        """Samples per second since the last call (or the epoch's start); starts a new window."""
-        now = time.perf_counter()
-        rate = self.window_samples / max(now - (self.window_start or self.start), 1e-9)
-        self.window_start, self.window_samples = now, 0
-        return rate
-
-    def result(self, optimizer: torch.optim.Optimizer) -> dict[str, float]:
-        seconds = time.perf_counter() - self.start
-        out = {name: total / self.samples for name, total in self.sums.items()}
-        out.update({
-            "lr": current_lr(optimizer), "steps": float(self.steps), "samples": float(self.samples),
-            "seconds": seconds, "samples_per_s": self.samples / max(seconds, 1e-9), "step_seconds": seconds / self.steps,
-        })
-        return out
-
-
-def train_one_epoch(
-    model: nn.Module,
-    loader: Iterable,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: LossFn,
-    device: torch.device,
-    scaler: torch.amp.GradScaler | None,
-    epoch: int,
-    *,
-    amp: bool = False,
-    log_every: int = 50,
-    metrics_logger: Any = None,
-    global_step: int = 0,
-    progress: bool = False,
-) -> dict[str, float]:
-    """One pass of training over ``loader``; returns the epoch's mean losses and timing.
-
-    Args:
-        model: the network, possibly DDP-wrapped; put in train mode here.
-        loader: yields ``(images (B, 3, H, W), targets, weights)``.
-        optimizer: steps once per batch.
-        loss_fn: ``(outputs, targets, weights) -> {term: scalar}``; the total is their sum.
-        device: where the batch goes.
-        scaler: a ``torch.amp.GradScaler`` for mixed precision (CUDA), or None.
-        epoch: 1-based epoch number, for logs and messages.
-        amp: float16 autocast on CUDA (ignored on CPU).
-        log_every: write a ``train_step`` record every this many steps.
-        metrics_logger: a :class:`~openpose_lite.training.metrics.MetricsLogger` (rank 0), or None.
-        global_step: steps done before this epoch (for the log's x axis).
-        progress: show a tqdm bar (the caller decides: rank 0, stderr a terminal).
-
-    Returns:
-        ``{"loss": mean total, "<term>": mean of each term, "lr", "steps", "samples",
-        "seconds", "samples_per_s", "step_seconds"}``; means are over every rank's samples.
-
-    Raises:
-        NonFiniteLossError: the loss (summed over the ranks, so every rank raises together)
-            is NaN or infinite. Nothing has been stepped with it.
+    Returns ``{"loss": mean total, "<term>": mean of each term, "lr", "steps", "samples", "seconds",
+    "samples_per_s", "step_seconds"}``, the means over every rank's samples. Raises
+    NonFiniteLossError when the loss (summed over the ranks, so every rank raises together) is NaN
+    or infinite, before stepping with it.
     """
     model.train()
+    start = window_start = time.perf_counter()
+    steps = samples = window_samples = 0
+    sums: dict[str, float] = {}
     total = len(loader) if hasattr(loader, "__len__") else None  # type: ignore[arg-type]
-    tally = _EpochTally()
     with tqdm(total=total, desc=f"epoch {epoch}", disable=not progress, dynamic_ncols=True, leave=False) as bar:
         for batch in loader:
             loss, terms, local_batch = _losses(model, batch, loss_fn, device, amp)
@@ -185,33 +107,32 @@ def train_one_epoch(
             if not math.isfinite(record["loss"]):
                 bad = {name: value for name, value in record.items() if name != "loss"}
                 raise NonFiniteLossError(
-                    f"non-finite loss at epoch {epoch}, step {tally.steps + 1}: the training loss is {record['loss']} "
-                    f"(terms: {bad}); stopped before the optimiser step", epoch, tally.steps + 1)
+                    f"non-finite loss at epoch {epoch}, step {steps + 1}: the training loss is {record['loss']} "
+                    f"(terms: {bad}); stopped before the optimiser step", epoch, steps + 1)
             _step(optimizer, scaler, loss)
-            tally.add(record, size)
+            steps, samples, window_samples = steps + 1, samples + size, window_samples + size
+            for name, value in record.items():
+                sums[name] = sums.get(name, 0.0) + value * size
             bar.update(1)
             if progress:
                 bar.set_postfix(loss=f"{record['loss']:.3g}", lr=f"{current_lr(optimizer):.2g}")
-            if metrics_logger is not None and tally.steps % log_every == 0:
-                metrics_logger.log({
-                    "type": "train_step", "epoch": epoch, "step": tally.steps, "global_step": global_step + tally.steps,
-                    **record, "lr": current_lr(optimizer), "samples_per_s": tally.window_rate(),
-                }, step=global_step + tally.steps)
-    if tally.steps == 0:
+            if metrics_logger is not None and steps % log_every == 0:
+                now = time.perf_counter()  # the throughput since the last train_step record
+                rate, window_start, window_samples = window_samples / max(now - window_start, 1e-9), now, 0
+                metrics_logger.log({"type": "train_step", "epoch": epoch, "step": steps,
+                                    "global_step": global_step + steps, **record, "lr": current_lr(optimizer),
+                                    "samples_per_s": rate}, step=global_step + steps)
+    if steps == 0:
         raise ValueError(f"epoch {epoch}: the training loader produced no batch (empty dataset or batch larger than it with drop_last)")
-    return tally.result(optimizer)
+    seconds = time.perf_counter() - start
+    return {**{name: value / samples for name, value in sums.items()}, "lr": current_lr(optimizer),
+            "steps": float(steps), "samples": float(samples), "seconds": seconds,
+            "samples_per_s": samples / max(seconds, 1e-9), "step_seconds": seconds / steps}
 
 
 @torch.no_grad()
-def evaluate_loss(
-    model: nn.Module,
-    loader: Iterable,
-    loss_fn: LossFn,
-    device: torch.device,
-    *,
-    amp: bool = False,
-    progress: bool = False,
-) -> dict[str, float]:
+def evaluate_loss(model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch.device, *, amp: bool = False,
+                  progress: bool = False) -> dict[str, float]:
     """Mean loss and terms over ``loader`` without gradients: ``{"loss": ..., "<term>": ...}``.
 
     Pass the *unwrapped* model (:func:`~openpose_lite.training.distributed.unwrap_model`) and a

@@ -1,11 +1,5 @@
 """The training log: ``metrics.jsonl`` (one JSON object per line) and TensorBoard scalars.
 
-* :class:`MetricsLogger`: append-only, flushed per record; rank 0 creates it. The run's
-  pictures are drawn from it (:mod:`openpose_lite.training.curves`).
-* :func:`read_jsonl`: the records back (a torn last line from a killed run is skipped).
-* :func:`cut_back`: on ``--resume``, the records written after the resumed checkpoint are
-  dropped, so the epochs that run again are logged once and nothing before them is lost.
-
 Record types: ``run_start`` (config, device, how the trunk began, ``start_epoch``),
 ``train_step`` (``epoch``, ``global_step``, losses, lr) and ``epoch`` (``epoch``, ``global_step``,
 the epoch's means, validation losses and AP).
@@ -36,12 +30,8 @@ def check_tensorboard() -> None:
 
 
 class MetricsLogger:
-    """Append-only JSONL metrics log (one object per line, flushed), plus TensorBoard scalars.
-
-    Opened in append mode, so a resumed run continues the same file. TensorBoard is used
-    when ``tensorboard_dir`` is given (``--tensorboard``; :func:`check_tensorboard` refuses it
-    before the run where the package is missing); every numeric field of a record becomes a
-    scalar ``<type>/<field>``. Create it on rank 0 only.
+    """Append-only JSONL metrics log (flushed per record; a resumed run continues the file), rank 0's; with
+    ``tensorboard_dir``, every numeric field of a record also becomes a TensorBoard scalar ``<type>/<field>``.
     """
 
     def __init__(self, path: str | os.PathLike[str], tensorboard_dir: str | os.PathLike[str] | None = None) -> None:
@@ -62,10 +52,7 @@ class MetricsLogger:
         return self._tb is not None
 
     def log(self, record: Mapping[str, Any], step: int | None = None) -> None:
-        """Write ``record`` (JSON-serialisable) as one line; numbers also go to TensorBoard at ``step``.
-
-        Raises OSError naming the log file when it cannot be written (a full disk).
-        """
+        """Write ``record`` as one line (OSError naming the file when it cannot); numbers to TensorBoard at ``step``."""
         try:
             self._fh.write(json.dumps(dict(record), allow_nan=True) + "\n")
             self._fh.flush()
@@ -121,12 +108,11 @@ def _after(record: Mapping[str, Any], epoch: int, global_step: int) -> bool:
 
 
 def cut_back(path: str | os.PathLike[str], epoch: int, global_step: int) -> int:
-    """Drop the records written after a checkpoint of ``epoch`` completed epochs and ``global_step`` steps.
-
-    The log is kept up to that epoch's ``epoch`` record (its last one, when the file holds
-    several timelines); without one (a log from before such records were written first), the
-    records that lie beyond ``epoch`` or ``global_step`` are dropped. Rewritten atomically;
-    returns the number of records removed.
+    """On ``--resume``: drop the records written after a checkpoint of ``epoch`` completed epochs and
+    ``global_step`` steps, so the epochs that run again are logged once. The log is kept up to that
+    epoch's ``epoch`` record (its last one); without one (a log cut back to an earlier checkpoint since),
+    the records beyond ``epoch`` or ``global_step`` are dropped. Rewritten atomically; returns how many
+    records were removed.
     """
     p = Path(path)
     if not p.is_file():

@@ -1,11 +1,7 @@
 """Optimiser and learning-rate schedule as a :class:`~openpose_lite.config.TrainConfig` says, and freezing.
 
-* :func:`build_optimizer`: SGD (momentum, Nesterov) or Adam; :func:`build_scheduler`: step or
-  plateau, stepped once per epoch by :func:`step_scheduler`.
-* :func:`apply_train_settings`: on ``--resume``, the loaded optimizer and scheduler states carry
-  the old hyper-parameters; this puts the config's (learning rate, weight decay, momentum,
-  milestones, ...) back into them, so an override on resume takes effect.
-* :func:`set_trainable`: freeze-then-release of a parameter group (the VGG19 trunk).
+On ``--resume`` the loaded optimizer and scheduler states carry the old hyper-parameters;
+:func:`apply_train_settings` puts the config's back into them, so an override on resume takes effect.
 """
 
 from __future__ import annotations
@@ -26,14 +22,11 @@ Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.Redu
 
 
 def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
-    """The model's parameters grouped by learning-rate and weight-decay multiplier (see :class:`TrainConfig`).
-
-    Each group is ``{"params", "lr_mult", "decay_mult"}``; :func:`build_optimizer` turns the
-    multipliers into each group's ``lr`` and ``weight_decay`` and keeps them in the group, so a
-    resumed run (:func:`apply_train_settings`) applies a new base rate to every group alike.
-    Refinement stages are what the model's ``refinement_parameters()`` yields (none without it).
-    Groups come in a fixed order (first appearance in ``named_parameters``), so optimizer states
-    saved by one run load into the next.
+    """The model's parameters grouped by learning-rate and weight-decay multiplier (see :class:`TrainConfig`):
+    ``{"params", "lr_mult", "decay_mult"}``, the multipliers kept in the optimiser's groups so a resumed run
+    applies a new base rate to every group alike. Refinement stages are what the model's
+    ``refinement_parameters()`` yields. Groups come in a fixed order (first appearance in
+    ``named_parameters``), so optimizer states saved by one run load into the next.
     """
     refinement = {id(p) for p in getattr(model, "refinement_parameters", lambda: ())()}
     norm, depthwise = set(), set()
@@ -56,12 +49,10 @@ def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any
 
 
 def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov when ``train.nesterov`` and momentum > 0) or Adam over ``model``'s
-    parameters, in the groups of :func:`parameter_groups`.
+    """SGD (Nesterov when ``train.nesterov`` and momentum > 0) or Adam over the groups of :func:`parameter_groups`.
 
-    All parameters are passed, frozen ones included: a parameter whose ``requires_grad`` is
-    False gets no gradient, and both optimisers skip parameters without one (weight decay and
-    momentum included), so frozen weights stay bit-identical until released.
+    Frozen parameters are passed too: they get no gradient, and both optimisers skip a parameter without
+    one (weight decay and momentum included), so frozen weights stay bit-identical until released.
     """
     groups = [{**g, "lr": train.lr * g["lr_mult"], "weight_decay": train.weight_decay * g["decay_mult"]}
               for g in parameter_groups(model, train)]
@@ -101,13 +92,11 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
 
 
 def apply_train_settings(optimizer: torch.optim.Optimizer, scheduler: Any, stored: TrainConfig, train: TrainConfig) -> None:
-    """Make a resumed optimizer and scheduler follow ``train`` where it differs from the checkpoint's ``stored``.
+    """Make a resumed optimizer and scheduler follow ``train`` where it differs from the checkpoint's ``stored``
+    (their *types* cannot change: :func:`~openpose_lite.training.resume.check_resumable`).
 
-    The learning rate is the schedule's *base*: a new ``train.lr`` scales every group's current
-    rate by ``train.lr / stored.lr``, so the decays already applied stay applied. Weight decay,
-    momentum and Nesterov are set in every group; milestones and gamma (step) or patience and
-    factor (plateau) in the scheduler. The optimizer and scheduler *types* cannot change (the
-    caller refuses that: their states would not fit).
+    The learning rate is the schedule's *base*: a new ``train.lr`` scales every group's current rate by
+    ``train.lr / stored.lr``, so the decays already applied stay applied.
     """
     ratio = train.lr / stored.lr
     for group in optimizer.param_groups:
@@ -132,12 +121,8 @@ def apply_train_settings(optimizer: torch.optim.Optimizer, scheduler: Any, store
 
 
 def set_trainable(params: Iterable[nn.Parameter], trainable: bool) -> int:
-    """Freeze (``trainable=False``) or release a parameter group; returns how many tensors changed.
-
-    Frozen = ``requires_grad`` False: no gradient is computed for them, so the optimiser skips
-    them (see :func:`build_optimizer`). Gradients left from before are dropped, so a stale
-    gradient cannot move a frozen weight.
-    """
+    """Freeze (``requires_grad`` False, the gradients left from before dropped) or release a parameter group;
+    returns how many tensors changed."""
     changed = 0
     for p in params:
         if p.requires_grad != trainable:

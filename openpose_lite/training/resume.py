@@ -1,23 +1,14 @@
-"""What a run starts from: the resolved config, and for ``--resume`` the checked checkpoint.
+"""What a run starts from: :func:`resolve_run` turns the command-line inputs into a :class:`RunSetup`.
 
-:func:`resolve_run` is the one place the command-line inputs of a run become a :class:`RunSetup`:
-
-* a fresh run: the defaults, then ``--config``'s deltas, then the overrides
-  (:func:`openpose_lite.config.load_config`); whether an override named ``data.skeleton`` is
-  kept, for the trainer fits the skeleton to the training file
-  (:func:`~openpose_lite.training.data.read_source`);
-* ``--resume`` (bare: ``<output_dir>/last.pt``) or ``--resume FILE``: the checkpoint is read and
-  checked *first* (nothing is written for a checkpoint that cannot resume), then the config its
-  run was last started with is the base that ``--config`` and the overrides apply to (the same
-  merger, ``load_config(base=...)``): the ``config.yaml`` beside the checkpoint, which every start
-  of the run writes before training, so the overrides of a resume that was stopped before it
-  saved a checkpoint are kept (else the checkpoint's stored config). The run writes into the
-  folder given on this command line (``train.output_dir`` as an override or ``--output-dir``;
-  for a bare ``--resume`` also the ``--config`` file's), by default the folder of the
-  checkpoint, never into a folder named inside the checkpoint;
-* overrides on resume take effect (the learning rate and the other optimiser and schedule
-  settings are put into the loaded states: :func:`~openpose_lite.training.optim.apply_train_settings`)
-  or are refused (:func:`check_resumable`: the model, the optimiser type, the schedule type).
+A fresh run: the defaults, then ``--config``'s deltas, then the overrides
+(:func:`openpose_lite.config.load_config`). ``--resume`` (bare: ``<output_dir>/last.pt``) or
+``--resume FILE``: the checkpoint is read and checked *first*, then the config its run was last
+started with is the base that ``--config`` and the overrides apply to: the ``config.yaml`` beside
+the checkpoint, which every start writes before training, so the overrides of a resume stopped before
+its first checkpoint are kept (else the checkpoint's stored config). The run writes into the folder
+given on this command line, by default the checkpoint's, never into a folder named inside the
+checkpoint. Overrides on resume take effect
+(:func:`~openpose_lite.training.optim.apply_train_settings`) or are refused (:func:`check_resumable`).
 """
 
 from __future__ import annotations
@@ -55,10 +46,9 @@ _FIXED = {
 
 @dataclass(frozen=True)
 class RunSetup:
-    """A resolved run: ``config``, and when resuming the checkpoint's path, its checked contents and
-    the config it was trained with (``stored_config``); ``notes``: lines on what the resolution chose
-    for the user (the settings resumed); ``skeleton_named``: an override named ``data.skeleton`` (a
-    fresh run refuses it when the training file has no category of it, where a config file's gives way)."""
+    """A resolved run: ``config``, and when resuming the checkpoint's path, its checked contents and the
+    config it was trained with (``stored_config``); ``notes``: the settings resumed, in words;
+    ``skeleton_named``: an override names ``data.skeleton`` (:func:`~openpose_lite.training.data.read_source`)."""
 
     config: Config
     resume: Path | None = None
@@ -68,21 +58,15 @@ class RunSetup:
     skeleton_named: bool = False
 
 
-def _with_output_dir(cfg: Config, folder: str | os.PathLike[str]) -> Config:
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, output_dir=str(folder)))
-
-
 def _names(overrides: Sequence[str], section: str, key: str) -> bool:
     """Whether an override sets ``section.key``."""
     return any(parse_override(text)[:2] == (section, key) for text in overrides)
 
 
 def _last_started(checkpoint: Path, stored: Config) -> tuple[dict[str, Any], str | None] | None:
-    """(config dict, note) of the start the checkpoint's run last made: the ``config.yaml`` beside it
-    (written at every start, fresh or resumed, before training; a stored config, read as a checkpoint's
-    is: an earlier release's keys upgraded), with a note naming the settings in which it differs from
-    the checkpoint's; None without a usable one (missing, unreadable, or another run's: another model,
-    optimizer or schedule than the checkpoint's, which is then said in a warning)."""
+    """(config dict, note) of the start the checkpoint's run last made: the ``config.yaml`` beside it, read
+    as a checkpoint's stored config is, with a note naming the settings in which it differs from the
+    checkpoint's; None without a usable one (missing, unreadable, or another run's: said in a warning)."""
     path = checkpoint.parent / "config.yaml"
     if not path.is_file():
         return None
@@ -102,8 +86,7 @@ def _last_started(checkpoint: Path, stored: Config) -> tuple[dict[str, Any], str
 
 
 def check_resumable(stored: Config, cfg: Config, source: str | os.PathLike[str]) -> None:
-    """Refuse settings a checkpoint fixes (:data:`_FIXED`) when ``cfg`` changes them, naming the key and both values
-    (as the config file spells them: a network's own settings by their names)."""
+    """Refuse settings a checkpoint fixes (:data:`_FIXED`) when ``cfg`` changes them, naming the key and both values."""
     before, after = config_to_dict(stored), config_to_dict(cfg)
     for key, why in _FIXED.items():
         section, _, name = key.partition(".")
@@ -118,11 +101,7 @@ def check_resumable(stored: Config, cfg: Config, source: str | os.PathLike[str])
 def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[str] = (),
                 resume: str | os.PathLike[str] | None = None) -> RunSetup:
     """The config of a run and, for ``resume`` (a checkpoint path or :data:`AUTO`), the checkpoint it continues.
-
-    Raises FileNotFoundError (no such config or checkpoint) and ValueError (a bad config or
-    override, a checkpoint that cannot resume a run, a setting the checkpoint fixes), each
-    naming its file; nothing has been written when they are raised.
-    """
+    Raises FileNotFoundError and ValueError naming the file; writes nothing."""
     if resume is None:
         return RunSetup(load_config(config_path, overrides), skeleton_named=_names(overrides, "data", "skeleton"))
     if str(resume) == AUTO:
@@ -144,7 +123,7 @@ def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[
         notes = (last[1],) if last[1] else ()
     cfg = load_config(config_path, overrides, base=base, base_where=where)
     if folder is not None:
-        cfg = _with_output_dir(cfg, folder)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, output_dir=str(folder)))
     check_resumable(stored, cfg, checkpoint)
     _check_something_to_train(checkpoint, data["epoch"], cfg)
     return RunSetup(cfg, checkpoint, data, stored, notes)
@@ -152,9 +131,7 @@ def resolve_run(config_path: str | os.PathLike[str] | None, overrides: Sequence[
 
 def _check_something_to_train(checkpoint: Path, epoch: int, cfg: Config) -> None:
     """Refuse to resume a complete run (``epoch`` >= ``train.epochs``) into another folder than the
-    checkpoint's: nothing would be trained there, so no checkpoint written, and the folder would hold
-    the start of a run that cannot be resumed. (In its own folder such a resume says the run is
-    complete and how to go further.)"""
+    checkpoint's: no checkpoint would be written there, leaving the start of a run that cannot be resumed."""
     out = cfg.train.output_dir
     if epoch < cfg.train.epochs or RunFolder(out).same_as(checkpoint.parent):
         return

@@ -1,17 +1,14 @@
 """A run's output folder (``train.output_dir``): what it holds, and the rules that keep it consistent.
 
-Files of a run: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``curves.png`` and,
-with ``--tensorboard``, ``tensorboard/`` (plus ``data/`` with the generated scenes of a synthetic
-run, reused when they match).
+Files of a run: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``curves.png``,
+``tensorboard/`` (``--tensorboard``), ``data/`` (a synthetic run's scenes).
 
 The rules, which hold whenever the process is killed:
 
-* the rule of every output folder (:mod:`openpose_lite.output_folder`, shared with ``infer``):
-  one run at a time, the second refused naming the first (:meth:`RunFolder.owned`); a fresh run
-  refuses a folder that already holds a run (:meth:`RunFolder.check_free`) unless told to
-  overwrite it (:meth:`RunFolder.clear` then removes the old run's files) or it continues the
-  run (``--resume``); temporary files of writes that a kill interrupted are removed when a run
-  starts, under the lock, so never a live run's (:meth:`RunFolder.remove_stale_temp_files`);
+* those of every output folder (:mod:`openpose_lite.output_folder`): one run at a time
+  (:meth:`RunFolder.owned`); a fresh run refuses a folder that holds a run unless told to overwrite
+  it or it continues the run (``--resume``); temporary files of interrupted writes are removed when
+  a run starts, under the lock;
 * each epoch is logged first, then ``best.pt`` is written (when the watched metric improved),
   then ``last.pt``, which records the best value only once ``best.pt`` holds it. A resumed run
   cuts the log back to its checkpoint (:func:`~openpose_lite.training.metrics.cut_back`) and
@@ -62,13 +59,9 @@ class RunFolder(OutputFolder):
         return os.path.realpath(self.path) == os.path.realpath(other)
 
     def check_free(self, overwrite: bool, append: bool = False, locked: bool = False) -> list[Path]:
-        """Refuse a folder that holds a run (unless ``overwrite``), or that a live run holds, before
-        anything is written; returns the run files it holds. ``locked``: this process holds the
-        folder's lock already. (``append`` is no way for a training run: continuing one is ``--resume``.)
-
-        Raises FolderLockedError naming the live run that holds the folder, RunFolderError naming
-        the folder, what it holds and the ways on.
-        """
+        """:meth:`OutputFolder.check_free <openpose_lite.output_folder.OutputFolder.check_free>` with a training
+        run's ways on (``append`` has none: continuing a run is ``--resume``); RunFolderError for a folder
+        that holds a run."""
         held = super().check_free(True, locked=locked)
         if not held or overwrite:
             return held
@@ -81,13 +74,9 @@ class RunFolder(OutputFolder):
     @contextlib.contextmanager
     def owned(self, description: str, overwrite: bool, in_place: bool, is_main: bool,
               device: torch.device) -> Iterator[None]:
-        """Rank 0 (``is_main``) holds the folder's lock (:func:`~openpose_lite.run_lock.folder_lock`)
-        for the block and checks the folder free under it (unless the run continues in place);
-        every rank learns whether it could (``device``: where the ranks' collectives run).
-
-        Raises FolderLockedError naming the run that holds the folder, RunFolderError for a folder
-        that holds a run (on the other ranks: that rank 0 could not take the folder).
-        """
+        """Rank 0 (``is_main``) holds the folder's lock for the block and checks the folder free under it
+        (unless the run continues in place); every rank raises when it could not (FolderLockedError,
+        RunFolderError; ``device``: where the ranks' collectives run)."""
         with contextlib.ExitStack() as stack:
             error: ValueError | None = None
             if is_main:
@@ -102,11 +91,8 @@ class RunFolder(OutputFolder):
             yield
 
     def recorded_best(self, name: str) -> tuple[float | None, int | None]:
-        """(value, epoch) of the watched metric ``name`` as ``best.pt`` holds it; (None, None) without one.
-
-        The belief of a resumed run: whatever the checkpoint it resumes from says, this is what
-        the folder holds (the run may have been killed between the best.pt and last.pt writes).
-        """
+        """(value, epoch) of the watched metric ``name`` as ``best.pt`` holds it; (None, None) without one:
+        what a resumed run believes, whatever its checkpoint says (a kill may fall between the two writes)."""
         if not self.best.is_file():
             return None, None
         try:

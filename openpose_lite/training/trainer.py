@@ -1,18 +1,15 @@
 """The trainer: :class:`Trainer` trains either branch from a :class:`~openpose_lite.training.resume.RunSetup`,
 fresh or resumed, alone or as one rank of a torchrun run; :meth:`Trainer.fit` reads as the algorithm.
 
-It logs, raises and never prints: what a command line shows comes from the :class:`TrainListener`
-it is given (called on rank 0) and from :attr:`Trainer.result`, a :class:`TrainResult` filled in as
-the run goes, so a caller that catches an exception still knows what was written. What changes as
-the run goes is :attr:`Trainer.state` (a :class:`TrainState`, stored in every checkpoint); the
-model, optimiser, data and the rest are built once, by the first step of :meth:`Trainer.fit`.
+It logs, raises and never prints: a command line prints from the :class:`TrainListener` it is given
+(called on rank 0) and from :attr:`Trainer.result`, a :class:`TrainResult` filled in as the run goes.
+What changes as the run goes is :attr:`Trainer.state` (a :class:`TrainState`, stored in every checkpoint).
 
-Raises ValueError / FileNotFoundError for bad input, refused before anything is written (a
-:class:`~openpose_lite.run_lock.FolderLockedError` for a folder another run holds),
-:class:`NonFiniteLossError` for a loss or weights that became NaN or infinite
-(``result.sound_checkpoint`` then names the checkpoint to resume from), OSError for a failed
-write, KeyboardInterrupt when interrupted (``result.epochs_done`` is the last epoch checkpointed:
-the folder's ``last.pt`` continues the run).
+Raises ValueError / FileNotFoundError for bad input, before anything is written (a
+:class:`~openpose_lite.run_lock.FolderLockedError` for a folder another run holds);
+:class:`NonFiniteLossError` for a loss or weights that became NaN or infinite (``result.sound_checkpoint``
+names the checkpoint to resume from); OSError for a failed write; KeyboardInterrupt when interrupted
+(``result.epochs_done`` is the last epoch checkpointed, which the folder's ``last.pt`` continues).
 """
 
 from __future__ import annotations
@@ -35,38 +32,17 @@ from openpose_lite.io import naming_os_errors
 from openpose_lite.factory import build_model
 from openpose_lite.training import engine
 from openpose_lite.training.branches import backbone_file, branch_of, describe, frozen_first
-from openpose_lite.training.checkpoint import (
-    load_training_state,
-    restore_rng_state,
-    save_training_state,
-    weights_are_finite,
-)
+from openpose_lite.training.checkpoint import (load_training_state, restore_rng_state, save_training_state,
+                                               weights_are_finite)
 from openpose_lite.training.curves import draw_curves
-from openpose_lite.training.data import (
-    HELD_OUT_IMAGES,
-    DataPaths,
-    RunData,
-    checked_coco,
-    generate_scenes,
-    generates_scenes,
-    make_loaders,
-    read_data,
-    read_source,
-    skipped_images,
-    skipped_since,
-    write_val_split,
-)
+from openpose_lite.training.data import (HELD_OUT_IMAGES, DataPaths, RunData, checked_coco, generate_scenes,
+                                         generates_scenes, make_loaders, read_data, read_source, skipped_images,
+                                         skipped_since, write_val_split)
 from openpose_lite.training.distributed import barrier, setup_distributed, teardown_distributed, wrap_ddp
 from openpose_lite.training.engine import NonFiniteLossError
 from openpose_lite.training.metrics import MetricsLogger, check_tensorboard, cut_back
-from openpose_lite.training.optim import (
-    apply_train_settings,
-    build_optimizer,
-    build_scheduler,
-    current_lr,
-    set_trainable,
-    step_scheduler,
-)
+from openpose_lite.training.optim import (apply_train_settings, build_optimizer, build_scheduler, current_lr,
+                                          set_trainable, step_scheduler)
 from openpose_lite.training.resume import RunSetup
 from openpose_lite.training.run_folder import RunFolder
 
@@ -156,12 +132,9 @@ class TrainListener:
 
 
 class Trainer:
-    """One training run of the model ``setup.config`` describes; :meth:`fit` runs it.
-
-    ``options``: how to run; ``listener``: called on rank 0 as the run goes; ``result``: filled in as
-    the run goes (default: a new one, :attr:`result`), so a caller that catches what :meth:`fit`
-    raises still knows what was written.
-    """
+    """One training run of the model ``setup.config`` describes; :meth:`fit` runs it. ``result``: the
+    :class:`TrainResult` to fill in (default: a new one), which a caller that catches what :meth:`fit`
+    raises still holds."""
 
     def __init__(self, setup: RunSetup, options: TrainOptions = TrainOptions(), listener: TrainListener | None = None,
                  result: TrainResult | None = None) -> None:
@@ -178,11 +151,7 @@ class Trainer:
         self.metrics: MetricsLogger | None = None  # rank 0, once the run owns its folder
 
     def fit(self) -> TrainResult:
-        """Train to ``train.epochs``; every step on every rank unless said otherwise. Returns :attr:`result`.
-
-        Interrupted (KeyboardInterrupt, raised again), the run ends after the last checkpoint written:
-        :attr:`result` says what was written, and the folder's ``last.pt`` resumes the run.
-        """
+        """Train to ``train.epochs``; every step on every rank unless said otherwise. Returns :attr:`result`."""
         self.info, self.device = setup_distributed(self.cfg.train.device)
         self.progress = self.options.progress and self.info.is_main
         try:
@@ -211,12 +180,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ before any write
     def _build(self) -> None:
-        """The folder is free (or ``overwrite``, or this run's own on resume); the training file is read
-        and the skeleton chosen (:func:`~openpose_lite.training.data.read_source`); the model is built
-        (seeded with ``train.seed`` right before, so its initial weights depend on it alone) and its codec
-        fits it (stride, channels); the trunk weights or the resumed state load into it; the data is read
-        and every image checked, the validation set chosen and the batch fitted, the loaders built (a
-        synthetic run checks its figures and a given validation file; its scenes are drawn later)."""
+        """The folder checked free; the training file read and the skeleton chosen; the model built (seeded
+        with ``train.seed`` right before, so its initial weights depend on it alone) and checked against its
+        codec; its first weights or the resumed state loaded; the data read, every image checked and the
+        loaders built (a synthetic run's scenes are drawn later, once it owns the folder)."""
         options = self.options
         if not self.in_place:
             self.folder.check_free(options.overwrite)
@@ -250,9 +217,8 @@ class Trainer:
                                           self.codec.skeleton, self.progress)
 
     def _init_weights(self) -> None:
-        """The trunk from ``--backbone-weights``, the network from ``--init-weights``, or the resumed
-        checkpoint's: model, optimizer, scheduler and scaler states (this run's settings put into them)
-        and :attr:`state`."""
+        """The trunk from ``--backbone-weights``, the network from ``--init-weights``, or the resumed checkpoint's
+        states (this run's optimiser and schedule settings put into them) and :attr:`state`."""
         from openpose_lite.models.weights import init_from_weights, load_backbone
 
         setup, options, result = self.setup, self.options, self.result
@@ -278,7 +244,7 @@ class Trainer:
                            "for those epochs", self.cfg.train.freeze_trunk_epochs)
 
     def _use(self, data: RunData) -> None:
-        """Train and validate on ``data``: the branch's datasets and the loaders; its lines for the caller."""
+        """Train and validate on ``data``: the branch's datasets and the loaders."""
         self.data = data
         self.train_ds, val_ds = self.branch.build_datasets(self.cfg, data, self.codec)
         self.loaders = make_loaders(self.cfg, self.train_ds, val_ds, self.info, self.device, data.paths.train_ann,
@@ -310,8 +276,7 @@ class Trainer:
         barrier()
 
     def _write_data(self) -> None:
-        """A synthetic run's scenes (rank 0 draws them, then every rank reads them), or the training file's
-        held-out images (rank 0)."""
+        """A synthetic run's scenes (drawn by rank 0, read by every rank), or the training file's held-out images."""
         with naming_os_errors(self.folder.data):
             if generates_scenes(self.cfg):
                 paths = generate_scenes(self.cfg, self.info, self.options.held_out_images, self.bank)
@@ -323,8 +288,8 @@ class Trainer:
             self.result.note_written(written)
 
     def _start(self) -> None:
-        """The watched metric and, on resume, its best value as ``best.pt`` holds it (see run_folder.py);
-        the ``run_start`` record and the listener told; the resumed RNG states, last."""
+        """The watched metric and, on resume, its best value as ``best.pt`` holds it (see run_folder.py); the
+        ``run_start`` record; the resumed RNG states, last."""
         state, result, cfg, checkpoint = self.state, self.result, self.cfg, self.setup.checkpoint
         state.best_name = state.best_name or ("AP" if self.data.paths.val_ann is not None else "train_loss")
         if checkpoint is not None:
@@ -384,8 +349,7 @@ class Trainer:
 
     def _validate(self, epoch: int, record: dict[str, Any]) -> None:
         """Into ``record``: the validation loss (every rank, on its shard), the COCO AP (rank 0, every
-        ``train.eval_every`` epochs and after the last), the next learning rate after the schedule's step.
-        Raises NonFiniteLossError when the weights are no longer finite."""
+        ``train.eval_every`` epochs and after the last), the learning rate after the schedule's step."""
         t, paths = self.cfg.train, self.data.paths
         if self.loaders.val is not None:
             before = skipped_images(self.loaders.val.dataset)
@@ -411,8 +375,8 @@ class Trainer:
                                      epoch, 0)
 
     def _checkpoint(self, epoch: int, record: dict[str, Any]) -> None:
-        """Rank 0: log the epoch, then write ``best.pt`` when the watched metric improved, then ``last.pt``,
-        which records the best only now (see run_folder.py); every rank waits for it."""
+        """Rank 0: log the epoch, then write ``best.pt`` when the watched metric improved, then ``last.pt``
+        (see run_folder.py); every rank waits for it."""
         state, result, folder = self.state, self.result, self.folder
         state.epoch = epoch
         if self.info.is_main:
