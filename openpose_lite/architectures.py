@@ -1,13 +1,9 @@
-"""The architecture table: every network the project builds, loads, trains and runs, one row each.
+"""The architecture table: every network the project builds, loads, trains and runs, one row
+(:class:`Architecture`) each. The rest of the code reads this table and nothing else to tell models apart.
 
-A row (:class:`Architecture`) says everything the rest of the code asks about a kind of model:
-its name (``model.arch``), its branch, the function that builds it, the class of its settings
-(:mod:`openpose_lite.network_settings`), the foreign weight files it reads (one :class:`WeightLayout`
-each), the ImageNet classifier its trunk starts from (``--backbone-weights``), and the settings of
-its published model. The rest of the code reads this table and nothing else to tell models apart.
-
-**Adding an architecture** is one model file, its settings class and one row here (and its config,
-docs and tests). The model file provides the functions the row names:
+**Adding an architecture** is one model file, its settings class (:mod:`openpose_lite.network_settings`)
+and one row here. The row names the model file's functions as ``"module:function"`` references
+(:func:`resolve`, imported on first use, so this table imports no torch):
 
 * ``build(cfg: ModelConfig, skeleton: Skeleton) -> nn.Module``: the network, whose ``forward``
   returns one dict of raw maps per stage, and whose class carries ``arch`` (this row's name) and
@@ -17,9 +13,6 @@ docs and tests). The model file provides the functions the row names:
   all_stages) -> (its settings object, state dict in our names)``;
 * for the ImageNet trunk, ``detect`` likewise and ``load(model, state, source) -> str``, what was
   loaded in words.
-
-Functions are named as ``"module:function"`` references (:func:`resolve`), imported on first use,
-so this table imports no torch.
 """
 
 from __future__ import annotations
@@ -55,12 +48,10 @@ INPUT_NORMS: tuple[str, ...] = ("cmu", "imagenet_rgb", "imagenet_bgr")
 class WeightLayout:
     """A foreign weight file an architecture reads: another project's names for its tensors.
 
-    ``detect`` and ``convert`` are references (see the module docstring); ``settings`` is the
-    config delta (``{section: {key: value}}``) that runs the file as its reference code did: its
-    input normalisation (``model.input_norm``), pixel and cell convention (``topdown.convention``)
-    or where it reports keypoints (``codec.report_shift``). ``reference`` cites where those facts
-    come from. ``skeleton``: the keypoints of a file that holds another skeleton than its branch's
-    person (CMU's BODY_25 and MPI models); detectors also see each key's shape (``keys.shapes``).
+    ``settings``: the config delta (``{section: {key: value}}``) that runs the file as its reference
+    code did (input norm, pixel convention, report shift), ``reference`` citing where those come from.
+    ``skeleton``: the keypoints of a file of another skeleton than its branch's person (BODY_25, MPI);
+    detectors also see each key's shape (``keys.shapes``).
     """
 
     name: str
@@ -83,13 +74,9 @@ class BackboneLayout:
 
 @dataclass(frozen=True)
 class Architecture:
-    """One row of the table.
-
-    ``settings`` is the class of the network's settings, whose defaults are the published
-    network's; ``published`` the config delta (``{section: {key: value}}``) of the published model
-    beyond them (e.g. its crop size), which a config naming this architecture starts from;
-    ``input_norm`` the input normalisation of the networks we train.
-    """
+    """One row of the table. ``published``: the config delta (``{section: {key: value}}``) of the published
+    model beyond its settings' defaults (e.g. its crop size), which a config naming it starts from;
+    ``input_norm``: the input normalisation of the networks we train."""
 
     name: str
     branch: str

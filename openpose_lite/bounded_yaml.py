@@ -1,9 +1,7 @@
 """Config text in: YAML parsed with a bound on what it may expand to.
 
 PyYAML's aliases let a few hundred bytes stand for 10^10 values (``&a [1, ...]``, ``[*a, *a, ...]``
-nested); a config holds a few hundred. :func:`parse_yaml` counts the values as the document is
-composed, before any of it is built, and refuses past :data:`MAX_CONFIG_VALUES`;
-:mod:`openpose_lite.params` holds stored configs (shared references) to the same bound.
+nested). :func:`parse_yaml` counts the values as the document is composed, before any of it is built.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
-"""The branch table: the ways the project finds people, one row each, as the architecture table lists networks.
-
-A branch is everything around a network that is the same for every network of its kind: the
-skeleton layout its networks carry, its codec, its predictor, its training datasets, loss and AP,
-and its codec oracle. Each architecture row (:mod:`openpose_lite.architectures`) names its branch.
+"""The branch table: the ways the project finds people, one row each: what is the same for every network
+of a kind (skeleton layout, codec, predictor, datasets, loss, AP, oracle). Each architecture row names its branch.
 
 * ``bottomup``: whole images -> PAF model -> people grouped by part affinity fields;
 * ``topdown``: person boxes -> crops -> heatmap model -> one person per box.
 
-**Adding a branch** is one module plus one row here. The module provides the functions the row
-names (``"module:function"`` references, imported on first use, so this table imports no torch):
+**Adding a branch** is one module plus one row here, naming its functions as ``"module:function"``
+references (imported on first use, so this table imports no torch):
 
 * ``codec(cfg: Config, skeleton=...) -> Codec``: the codec a config describes;
 * ``predictor``: a :class:`~openpose_lite.inference.base.Predictor` subclass with
@@ -40,13 +37,9 @@ def resolve(ref: str) -> Callable[..., Any]:
 
 @dataclass(frozen=True)
 class Branch:
-    """One row of the branch table.
-
-    ``person_skeleton`` is the skeleton of this branch's person models and ``layout`` turns any
-    skeleton into the one its networks carry. ``needs_boxes``: its predictor runs on person boxes
-    (the command line then asks for them). ``options``: the decoding options of ``eval`` and
-    ``infer`` that apply to it (``input_size`` and codec fields); the command line leaves the others
-    out, so they keep the model's settings. ``sample_kind``: one training sample, in words.
+    """One row of the branch table. ``layout`` turns any skeleton into the one its networks carry;
+    ``needs_boxes``: its predictor runs on person boxes. ``options``: the decoding options of ``eval`` and
+    ``infer`` that apply to it; the command line leaves the others out, so they keep the model's settings.
     """
 
     name: str

@@ -1,7 +1,6 @@
 """Typed, frozen configuration: YAML deltas -> dataclasses -> plain dicts inside checkpoints.
 
-A :class:`Config` has six frozen sections, each the parameter dataclass of the code that uses
-it (or derived from it), so every setting is declared once:
+Each of the six sections is the parameter dataclass of the code that uses it (or derives from it):
 
 =========== ==================================================================================
 ``model``    :class:`~openpose_lite.factory.ModelConfig` (which network, and its own settings)
@@ -13,11 +12,10 @@ it (or derived from it), so every setting is declared once:
              :class:`~openpose_lite.transforms.TopDownAugmentParams` + ``flip_test``
 =========== ==================================================================================
 
-YAML files hold only the *deltas* from those defaults (``train: {lr: 1.0e-4, epochs: 20}``).
-Values are checked by :class:`~openpose_lite.params.Params` and each owner's ``_check``, the same
-way for a section built in code, a YAML file, an override and a checkpoint's stored config; unknown
-sections or keys are errors naming the key and its file (or override). Overrides are
-``section.key=value`` strings whose value is YAML (``train.step_milestones=[30,60]``, ``data.train_ann=null``).
+YAML files hold only the *deltas* from those defaults (``train: {lr: 1.0e-4, epochs: 20}``); overrides
+are ``section.key=value`` with a YAML value (``train.step_milestones=[30,60]``, ``data.train_ann=null``).
+Every source (code, file, override, a checkpoint's config) is checked by :class:`~openpose_lite.params.Params`
+alike; errors name the key and its file or override.
 """
 
 from __future__ import annotations
@@ -81,19 +79,13 @@ class CodecConfig(BottomUpCodecParams):
 
 @dataclass(frozen=True)
 class DataConfig(AugmentParams):
-    """The ``data`` section: datasets, and the bottom-up augmentation it derives from.
+    """The ``data`` section: COCO-format datasets, and the bottom-up augmentation it derives from.
 
-    COCO-format keypoint files and image folders (``train_ann``/``train_images``,
-    ``val_ann``/``val_images``). Without ``val_ann``, a run validates on ``val_split`` of the
-    training file's images with a labelled instance (at least one, drawn with ``train.seed``),
-    held out of training; 0: no validation. With ``synthetic: true`` and no ``train_ann``, stick
-    figure scenes are generated into the output directory (``synthetic_train_images``, and
-    ``synthetic_val_images`` unless ``val_ann`` is given), never beside real training images.
-    ``max_image_pixels``: the largest image (width x height) read, refused from its header
-    (:mod:`openpose_lite.images`); ``images_anywhere``: let an annotation's ``file_name`` be
-    absolute or climb out of its image folder with ``..``. ``skeleton``: a COCO-format keypoint
-    file whose category gives the skeleton trained and, with ``synthetic``, the generated poses;
-    default: the training file's own (generated scenes: people).
+    Without ``val_ann``, ``val_split`` of the training images with a labelled instance (at least one,
+    drawn with ``train.seed``) is held out for validation; 0: none. ``synthetic`` without ``train_ann``:
+    generated stick-figure scenes, written into the output directory. ``max_image_pixels``: the largest
+    image (width x height) read; ``images_anywhere``: a ``file_name`` may be absolute or climb out with
+    ``..``. ``skeleton``: a keypoint file whose category gives the skeleton (default: the training file's).
     """
 
     train_ann: str | None = None
@@ -224,14 +216,11 @@ _RENAMED_MODEL_KEYS = {HRNetSettings: {"hrnet_width": "width", "hrnet_blocks": "
 
 
 def upgrade_stored_config(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A config dict stored by an earlier openpose_lite (a checkpoint's), in today's keys.
+    """A checkpoint's config dict in earlier keys -> today's (YAML files are not upgraded).
 
-    The flat ``model`` section keeps its network's keys (renamed as :data:`_RENAMED_MODEL_KEYS` says)
-    and drops the other networks'; ``codec.sigma`` became ``codec.sigma_px``; ``topdown.sigma`` (heatmap
-    cells) became ``topdown.sigma_px`` (crop pixels); ``topdown.flip_shift`` gave way to
-    ``topdown.convention`` (such checkpoints were trained in ours); a ``data`` section without
-    ``val_split`` is from when a run without ``data.val_ann`` held nothing out: 0, so that resuming
-    it trains on the same images. YAML files are not upgraded: their old keys are errors.
+    The flat ``model`` section keeps its network's keys (:data:`_RENAMED_MODEL_KEYS`); ``sigma`` ->
+    ``sigma_px`` (top-down: heatmap cells -> crop pixels); ``topdown.flip_shift`` is dropped (our
+    convention); no ``data.val_split``: 0, as such runs held nothing out.
     """
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     model = out.get("model")
@@ -340,12 +329,9 @@ def _file_deltas(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, d
 
 def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = (),
                 base: Mapping[str, Any] | None = None, base_where: str = "defaults") -> Config:
-    """Defaults (or ``base``, e.g. a checkpoint's stored config), then the YAML file's deltas (if
-    ``path``; after those of the file it ``extends``), then ``overrides`` in order.
-
-    Without ``base``, the architecture table's ``published`` settings of the architecture the deltas
-    name come between the defaults and the deltas. Unknown keys and wrong types are reported naming
-    the file or override they come from; rules relating several fields are checked once merged.
+    """Defaults (or ``base``, e.g. a checkpoint's stored config), then the YAML file's deltas (after those
+    of the file it ``extends``), then ``overrides`` in order. Without ``base``, the ``published`` settings
+    of the architecture named come first. Rules relating several fields are checked once merged.
     """
     deltas: list[dict[str, Any]] = []
     sources = [] if base is None else [base_where]
@@ -355,10 +341,8 @@ def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = 
             sources.append(str(p))
     for text in overrides:
         section, key, value = parse_override(text)
-        where = f"override {text!r}"
-        delta = {section: {key: value}}
-        _check_delta(delta, where)
-        deltas.append(delta)
+        deltas.append({section: {key: value}})
+        _check_delta(deltas[-1], f"override {text!r}")
     if overrides:
         sources.append("overrides " + " ".join(overrides))
     if base is None:

@@ -71,10 +71,9 @@ def load_coco(path: str | Path, skeleton: Skeleton | None = None) -> COCO:
 class ScoringScope:
     """Which annotations of a file results of one skeleton are scored against, and how.
 
-    ``skeleton``: the annotation layout scored (its keypoint order and OKS sigmas);
-    ``category_ids`` / ``category_names``: the file's categories with its keypoint names (a file
-    whose categories name none is refused); ``left_out``: the line on keypoint categories of
-    another skeleton ("" when none).
+    ``skeleton``: the annotation layout scored (keypoint order, OKS sigmas); ``category_ids`` /
+    ``category_names``: the file's categories with its keypoint names; ``left_out``: the line on
+    keypoint categories of another skeleton ("" when none).
     """
 
     skeleton: Skeleton
@@ -166,14 +165,11 @@ def evaluate_keypoints(ann_file: str | Path | COCO, results: Sequence[dict], ima
                        scope: ScoringScope | None = None) -> dict[str, float]:
     """COCO keypoint AP/AR of ``results`` against the annotations in ``ann_file``.
 
-    ``results`` are COCO keypoint results (e.g. from ``Poses.to_coco``): dicts with
-    ``image_id``, ``category_id``, ``keypoints`` (3K numbers: x, y, score) and ``score``.
-    ``image_ids`` restricts the evaluation to those images (default: every image of the file).
-    ``skeleton``: the results' skeleton (default: the file's own); only the annotations of its
-    categories are scored, pooled when several share it (:func:`scoring_scope`), and results of
-    any of those categories count for the pool. ``sigmas`` (K,) are the OKS constants (default:
-    the skeleton's; COCO's for people, as pycocotools uses). ``scope``: the file's
-    :func:`scoring_scope` for the skeleton, where the caller has it already (it wins over ``skeleton``).
+    ``results``: COCO keypoint result dicts (``Poses.to_coco``: ``image_id``, ``category_id``, ``keypoints``
+    3K x, y, score, ``score``). ``image_ids``: the images evaluated (default: all). ``skeleton`` (default: the
+    file's): only its categories' annotations are scored, pooled when several share it, results of any of them
+    counting (:func:`scoring_scope`; ``scope``, when the caller has it, wins). ``sigmas`` (K,): default the
+    skeleton's.
 
     Returns the ten standard statistics keyed by :data:`METRIC_NAMES` (AP at OKS 0.50:0.95,
     0.50, 0.75, for medium and large people, then the same for AR), each in [0, 1], or -1
@@ -249,17 +245,11 @@ def evaluate_predictor(predictor: Any, ann_file: str | Path | COCO, images_dir: 
                        batch_size: int = 1, progress: bool = False, skeleton: Skeleton | None = None, *,
                        max_image_pixels: int | None = None, images_anywhere: bool = False,
                        source: str | None = None) -> PredictorEvaluation:
-    """Run a predictor over the images of a COCO keypoint file and score its people: the one such loop.
-
-    ``predictor`` has ``predict_batch(images, image_ids) -> list[Poses]`` (a
-    :class:`~openpose_lite.inference.BottomUpPredictor`, or a :class:`~openpose_lite.inference.TopDownPipeline`
-    whose boxes come by image id). Images are read by :func:`~openpose_lite.images.read_image`;
-    one that cannot be read is logged, listed in ``failures`` and left out of the metrics.
-    A folder that lacks any of the images, or holds one above ``max_image_pixels`` (default
-    :data:`~openpose_lite.images.DEFAULT_MAX_IMAGE_PIXELS`) or of another size than its entry, is
-    refused before anything runs; ``images_anywhere`` lets file names leave ``images_dir``. The
-    people are scored on the annotations of their skeleton (``skeleton``, default the predictor's
-    codec's, else the people's own; :func:`scoring_scope`), and the results carry its category id.
+    """Run ``predictor`` (``predict_batch(images, image_ids) -> list[Poses]``) over the images of a COCO keypoint
+    file and score its people. An unreadable image is logged, listed in ``failures`` and left out; a folder
+    missing an image, or holding one above ``max_image_pixels`` or of another size than its entry, is refused
+    before anything runs (``images_anywhere``: names may leave ``images_dir``). People are scored on their
+    skeleton's annotations (``skeleton``, default the codec's, else the people's; :func:`scoring_scope`).
     ``source`` names the ground truth in errors (default: the file's path).
     """
     from tqdm import tqdm

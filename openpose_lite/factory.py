@@ -7,6 +7,7 @@ it; torch is imported only when a model is built.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from openpose_lite.architectures import ARCHITECTURES, INPUT_NORMS, architecture
 from openpose_lite.network_settings import NetworkSettings
 from openpose_lite.params import Params
 from openpose_lite.skeleton import Skeleton
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ModelConfig", "build_model", "model_fields"]
 
@@ -28,13 +31,10 @@ class ModelConfig(Params):
     """The ``model`` config section: ``arch``, a row of the architecture table, and ``settings``, an
     instance of its row's settings class (``None``: its defaults, the published network's).
 
-    ``init``: how the bottom-up networks' convs start: ``cmu`` (the published recipes', for a
-    pretrained trunk) or ``kaiming`` (He-normal, for training from scratch with Adam; see
-    models/vgg19_paf.py). ``input_norm``: the input normalisation the network was trained with
-    (:data:`~openpose_lite.architectures.INPUT_NORMS`); ``None``: the architecture's own.
-
-    In its dict form (YAML, checkpoints; :meth:`to_dict`, :meth:`from_dict`) the settings' fields
-    sit beside ``arch``: ``{arch: hrnet, width: 32, blocks: 4, init: cmu, input_norm: null}``.
+    ``init``: how the bottom-up networks' convs start: ``cmu`` (the published recipes', for a pretrained
+    trunk) or ``kaiming`` (He-normal, for training from scratch with Adam). ``input_norm``: one of
+    :data:`~openpose_lite.architectures.INPUT_NORMS`; ``None``: the architecture's own. In the dict form
+    (YAML, checkpoints) the settings' fields sit beside ``arch``: ``{arch: hrnet, width: 32, blocks: 4, ...}``.
     """
 
     _section: typing.ClassVar[str] = "model"
@@ -102,5 +102,7 @@ def build_model(cfg: ModelConfig, skeleton: Skeleton | None = None) -> Any:
     model = resolve(row.build)(cfg, skeleton)
     if getattr(model, "skeleton", None) is None:
         model.skeleton = skeleton  # the top-down networks take a keypoint count; the skeleton travels beside it
+    logger.debug("built %s (%s) for %s: %d parameters", cfg.arch, cfg.settings, skeleton.name,
+                 sum(p.numel() for p in model.parameters()))
     return model
 

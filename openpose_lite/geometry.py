@@ -9,22 +9,18 @@
   in the pixel-centre convention above, so ``cv2.warpAffine(image, M, (w, h))`` moves the
   pixels exactly as :func:`apply_affine` moves the keypoints.
 
-One other convention is written here too, because public weights were trained with it: the
-HRNet reference code (leoxiaobin/deep-high-resolution-net.pytorch) treats integers as pixel
-*corners* in three places while ``cv2.warpAffine`` treats them as centres: a box's centre is
-``x + w / 2`` (``lib/dataset/coco.py``, ``_xywh2cs``), the crop region's centre lands on crop
-pixel ``(W / 2, H / 2)`` (``lib/utils/transforms.py``, ``get_affine_transform``), and heatmap
-cell j stands for crop pixel ``j * stride`` (``lib/dataset/JointsDataset.py``,
-``generate_target``; ``lib/core/inference.py``, ``get_final_preds``). Functions that depend
-on it take ``convention``: :data:`OURS` (``"openpose_lite"``, the default) or :data:`HRNET`
-(``"hrnet"``). Networks must be decoded in the convention they were trained in; an official
-HRNet file decoded in ours lands about a pixel off.
+The HRNet reference (leoxiaobin/deep-high-resolution-net.pytorch), whose public weights were trained so,
+treats integers as pixel *corners* in three places: a box's centre is ``x + w / 2``
+(``lib/dataset/coco.py``, ``_xywh2cs``), the crop region's centre lands on crop pixel ``(W / 2, H / 2)``
+(``lib/utils/transforms.py``, ``get_affine_transform``), and heatmap cell j stands for crop pixel
+``j * stride`` (``lib/dataset/JointsDataset.py``, ``generate_target``; ``lib/core/inference.py``,
+``get_final_preds``). Functions that depend on it take ``convention``: :data:`OURS` (the default) or
+:data:`HRNET`; an official HRNet file decoded in ours lands about a pixel off.
 
 Lightweight OpenPose (Daniil-Osokin/lightweight-human-pose-estimation.pytorch) trains in ours
-(``datasets/coco.py``, ``_add_gaussian``: cell j stands for pixel ``j * stride + stride / 2 -
-0.5``) but reports half a pixel further: ``val.py``, ``convert_to_coco_format``, adds 0.5 to
-the x and y of every keypoint it found on the image-size heatmap. Its published AP is measured
-with that shift, so predictions from its files get :data:`LIGHTWEIGHT_REPORT_SHIFT` added too.
+(``datasets/coco.py``, ``_add_gaussian``) but its ``val.py`` (``convert_to_coco_format``) adds 0.5 to
+every keypoint's x and y; its published AP includes that, so predictions from its files get
+:data:`LIGHTWEIGHT_REPORT_SHIFT` added too.
 """
 
 from __future__ import annotations

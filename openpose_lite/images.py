@@ -1,23 +1,17 @@
 """Reading images: one reader, one orientation rule, one size bound, for training, evaluation, inference and benchmarks.
 
-Orientation: the EXIF orientation tag is **ignored**; pixels come as they are stored. COCO's
-annotations (keypoints, boxes, the ``width`` and ``height`` of each image entry) are in the
-stored pixel frame, and the HRNet reference reads its COCO images the same way
-(``lib/dataset/JointsDataset.py``, ``__getitem__``: ``cv2.IMREAD_COLOR |
-cv2.IMREAD_IGNORE_ORIENTATION``). OpenCV's plain ``IMREAD_COLOR`` would rotate an image whose
-EXIF says so, and every keypoint of it would then be predicted in a rotated frame. The files
-are decoded from their bytes (``cv2.imdecode``), so a missing or broken file gives one clear
-error instead of OpenCV's warnings.
+Orientation: the EXIF orientation tag is **ignored**; pixels come as stored, the frame of COCO's
+annotations, as the HRNet reference reads them (``lib/dataset/JointsDataset.py``, ``__getitem__``:
+``cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION``); plain ``IMREAD_COLOR`` would rotate the image
+away from its keypoints. Files are decoded from their bytes (``cv2.imdecode``): one clear error for a
+missing or broken file instead of OpenCV's warnings.
 
-Size: an image's width and height are read from its header first
-(:mod:`openpose_lite.image_headers`), and one of more than ``max_pixels`` pixels
-(:data:`DEFAULT_MAX_IMAGE_PIXELS` unless the caller says otherwise: ``--max-image-pixels``,
-``data.max_image_pixels``) is refused by name without being decoded, as is a size that
-contradicts the annotation's. A format whose header is not parsed here is decoded under
-OpenCV's own pixel limit, ``OPENCV_IO_MAX_IMAGE_PIXELS``, which OpenCV reads once, when it is
-first imported: importing ``openpose_lite`` sets it to :data:`DEFAULT_MAX_IMAGE_PIXELS` when
-the environment does not (:data:`OPENCV_MAX_PIXELS` is the value in effect), so a larger
-``max_pixels`` needs that variable raised too.
+Size: width and height come from the header first (:mod:`openpose_lite.image_headers`); more than
+``max_pixels`` (``--max-image-pixels``, ``data.max_image_pixels``), or a size contradicting the
+annotation's, is refused by name before decoding. A format without a header parser here is decoded
+under OpenCV's ``OPENCV_IO_MAX_IMAGE_PIXELS``, read once at OpenCV's import: importing ``openpose_lite``
+sets it to :data:`DEFAULT_MAX_IMAGE_PIXELS` when unset (:data:`OPENCV_MAX_PIXELS` is the value in
+effect), so a larger ``max_pixels`` needs it raised too.
 """
 
 from __future__ import annotations
@@ -191,19 +185,13 @@ def check_image_files(folder: str | os.PathLike[str], entries: Sequence[tuple[st
                       progress: bool = False) -> list[Path]:
     """Check, before a run reads any of them, the images an annotation file names; returns their paths.
 
-    Each entry is ``(file_name, height, width)``: the file must lie inside ``folder``
-    (:func:`image_in_folder`), be a regular file, and have a header of that size within
-    ``max_pixels``. Only headers are read (formats without one here are decoded when ``strict``);
-    ``strict=False`` leaves files whose header is malformed or unknown to the run, which reports
-    them when it decodes them. ``decode``: every image is decoded as :func:`read_image` does (a
-    truncated JPEG, a TIFF of float samples: what a header cannot tell), in ``workers`` threads
-    (0: one per CPU core, at most 16; OpenCV decodes without holding the GIL). ``progress``: a bar
-    for more than :data:`PROGRESS_MIN_IMAGES` images. ``what`` names the images in the message
-    (``to evaluate``, ``that ann.json names``).
-
-    Raises ImageReadError naming the folder, how many images are missing (with one) and how many
-    cannot be used otherwise (with the first one's problem); ValueError for a file name outside
-    ``folder``.
+    Each entry ``(file_name, height, width)`` must lie inside ``folder`` (:func:`image_in_folder`), be a
+    regular file, and have a header of that size within ``max_pixels``; formats without a header parser are
+    decoded when ``strict`` (else left to the run, as are malformed headers). ``decode``: every image is
+    decoded as :func:`read_image` does (what a header cannot tell), in ``workers`` threads (0: one per core,
+    at most 16). ``progress``: a bar above :data:`PROGRESS_MIN_IMAGES` images. ``what`` names the images
+    in the message. Raises ImageReadError naming the folder, the missing images' count (and one) and the
+    others' (and the first problem); ValueError for a file name outside ``folder``.
     """
     from tqdm import tqdm
 

@@ -1,17 +1,11 @@
 """Files in and out: atomic writes (nothing already written is lost when a run dies mid-write), and
 bounded reads (nothing read blows up memory or blocks).
 
-Every data file the project reads (annotation, box, config and shard files; images through
-:mod:`openpose_lite.images`) is opened with :func:`open_regular`: a path that is no regular file
-is refused by what it is (a FIFO would block the reader, ``/dev/zero`` never ends, a symbolic
-link loop is not "not found"), and :func:`read_bounded` refuses a file larger than its kind
-ever is, before reading it. A JSON file is bounded by what it costs once parsed too
-(:func:`read_json`): a few hundred MB of ``[[],[],...]`` would become tens of GB of Python
-lists, and ``[[[...]]]`` nested deeper than any real file overflows the stack of every
-recursive reader after it.
-
-A write replaces only a regular file, or nothing (:func:`check_destination`, in every atomic
-write): a FIFO, a device or a folder at the destination is refused, never replaced.
+Every data file is opened with :func:`open_regular`: a path that is no regular file is refused by what
+it is (a FIFO would block, ``/dev/zero`` never ends). :func:`read_bounded` refuses a file larger than
+its kind ever is; :func:`read_json` also bounds what the file costs once parsed (``[[],[],...]``
+becomes tens of times its size in Python lists) and how deep it nests (a stack overflow in every
+recursive reader after it). A write replaces only a regular file, or nothing (:func:`check_destination`).
 """
 
 from __future__ import annotations
@@ -56,8 +50,7 @@ def _umask_mode() -> int:
 
 
 def env_limit(name: str, default: int) -> int:
-    """The positive integer the environment variable ``name`` holds (a bound a user raises for one run:
-    ``NAME=8192 openpose-lite ...``), else ``default``; ValueError naming the variable for anything else."""
+    """The positive integer in the environment variable ``name``, else ``default``; ValueError for anything else."""
     text = os.environ.get(name, "").strip()
     if not text:
         return default
@@ -102,9 +95,8 @@ def stale_temp_files(path: str | os.PathLike[str]) -> list[Path]:
 
 
 def temp_sibling(path: str | os.PathLike[str]) -> Path:
-    """A new, empty temporary file beside ``path`` (whose folder exists), named as an atomic write of ``path``
-    names its own (a run's clean-up finds it after a kill), for writers that replace ``path`` themselves (a
-    video encoder). Created exclusively, so nothing already there is opened or followed."""
+    """A new, empty temporary file beside ``path``, named as an atomic write of ``path`` names its own (a
+    run's clean-up finds it after a kill), for writers that replace ``path`` themselves (a video encoder)."""
     p = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX.format(p.name), suffix=p.suffix or ".tmp", dir=p.parent)
     os.close(fd)
@@ -112,10 +104,8 @@ def temp_sibling(path: str | os.PathLike[str]) -> Path:
 
 
 def check_destination(path: str | os.PathLike[str]) -> None:
-    """Refuse to write over ``path`` unless it is a regular file or nothing (a symbolic link to one, or a
-    dangling one: the rename replaces the link, never what it names), since a rename would replace a FIFO, a
-    device (``/dev/full``), a socket or a folder. ValueError ``<path>: is a FIFO (named pipe), not a regular file ...``.
-    """
+    """Refuse to write over ``path`` unless it is a regular file or nothing (or a symbolic link, which the
+    rename replaces): ValueError ``<path>: is a FIFO (named pipe), not a regular file ...``."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
@@ -177,13 +167,11 @@ def naming_os_errors(path: str | os.PathLike[str]) -> Iterator[None]:
 
 
 def write_json_atomic(path: str | os.PathLike[str], data: object, indent: int | None = None) -> Path:
-    """Write ``data`` as JSON, atomically."""
     separators = None if indent else (",", ":")
     return atomic_write(path, lambda fh: json.dump(data, fh, indent=indent, separators=separators))
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write text, atomically."""
     return atomic_write(path, lambda fh: fh.write(text))
 
 
@@ -216,12 +204,9 @@ def files_sha256(paths: Iterable[str | os.PathLike[str]], what: str = "file") ->
 
 
 def open_regular(path: str | os.PathLike[str], what: str = "file") -> BinaryIO:
-    """``path`` opened for binary reading, when it is a regular file: opened without blocking (a FIFO would
-    wait for a writer) and checked on the open descriptor, so what is read is what was checked.
-
-    Raises FileNotFoundError ``<what> not found: <path>``; ValueError ``<what> <path>: is a FIFO (named pipe),
-    not a regular file`` (a folder, a device, a socket, a symbolic link loop alike); OSError (permissions ...).
-    """
+    """``path`` opened for binary reading when it is a regular file: opened without blocking and checked on
+    the open descriptor. FileNotFoundError ``<what> not found: <path>``; ValueError ``<what> <path>: is a FIFO
+    (named pipe), not a regular file`` (a folder, a device ... alike); OSError (permissions ...)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -248,14 +233,12 @@ def format_bytes(n: int) -> str:
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:
-    """A count in words for messages: ``1 image``, ``2 images``, ``1 stage``; ``many`` where adding an
-    s is wrong (``plural(n, "person", "people")``)."""
+    """A count in words: ``1 image``, ``2 images``; ``many`` where adding an s is wrong (``people``)."""
     return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
 def read_bounded(path: str | os.PathLike[str], what: str, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes`` (see :func:`open_regular` for the errors);
-    a larger one is refused, naming its size and the limit, before it is read."""
+    """The bytes of a regular file (:func:`open_regular`) of at most ``max_bytes``, refused before it is read."""
     with open_regular(path, what) as fh:
         size = os.fstat(fh.fileno()).st_size
         data = fh.read(max_bytes + 1) if size <= max_bytes else b""  # + 1: a file that grew meanwhile
@@ -279,11 +262,8 @@ _NESTING[[ord("["), ord("{")]], _NESTING[[ord("]"), ord("}")]] = 1, -1
 
 
 class JsonShape:
-    """The shape of JSON text fed in pieces, before any of it is parsed: how many containers (``[``, ``{``)
-    and separators (``,``, ``:``) it holds, which bounds how many Python objects it becomes, and how deep
-    its containers nest, brackets inside strings left out. A streaming scan in numpy; the state between
-    pieces is whether the text is inside a string, the run of backslashes it ends with, and the depth.
-    """
+    """The shape of JSON text fed in pieces, before it is parsed: its containers and separators (which
+    bound how many Python objects it becomes) and how deep it nests, brackets inside strings left out."""
 
     def __init__(self) -> None:
         self.containers = self.separators = self.depth = self.deepest = self.size = 0
@@ -356,19 +336,16 @@ def _loads(raw: bytes | bytearray, source: str | os.PathLike[str], what: str) ->
 
 
 def parse_json(text: str | bytes, source: str, what: str = "JSON") -> Any:
-    """JSON text held in memory (metadata inside a model file), bounded as :func:`read_json` bounds a
-    file's; ValueError ``<source>: not valid JSON <what> (...)`` naming ``source``."""
+    """JSON text held in memory, bounded as :func:`read_json` bounds a file's; ValueError naming ``source``."""
     raw = text.encode("utf-8") if isinstance(text, str) else text
     pieces = (raw[start:start + _JSON_CHUNK] for start in range(0, len(raw), _JSON_CHUNK))
     return _loads(_scan_json(pieces, f"{source}: {what}"), source, what)
 
 
 def read_json(path: str | os.PathLike[str], what: str, max_bytes: int = MAX_JSON_BYTES) -> Any:
-    """A JSON file, bounded: a regular file (:func:`open_regular`) of at most ``max_bytes``, whose parsed
-    value would cost at most ``$OPENPOSE_LITE_MAX_JSON_MB`` MB (default :data:`MAX_JSON_MEMORY_MB`) and
-    nests at most :data:`MAX_NESTING_DEPTH` deep, judged while it is read, before it is parsed (a refused
-    file costs a chunk of memory, not its size). ValueError ``<path>: not a valid JSON <what> (...)``, or
-    naming the bound it passes and how to raise it."""
+    """A JSON file, bounded: a regular file of at most ``max_bytes``, whose parsed value would cost at
+    most ``$OPENPOSE_LITE_MAX_JSON_MB`` MB and nests at most :data:`MAX_NESTING_DEPTH` deep, judged while
+    it is read, before it is parsed. ValueError ``<path>: not a valid JSON <what> (...)``, or naming the bound."""
     with open_regular(path, what) as fh:
         size = os.fstat(fh.fileno()).st_size
         # (a file that grows meanwhile stops too)

@@ -1,9 +1,5 @@
-"""Limb graphs: which keypoints the limbs connect, the spanning tree and the redundant limbs,
-completing a limb list to its mirror image, to a tree and to limbs that keep partly labelled
-instances whole, and the limb colours derived from it.
-
-Pure functions of keypoint indices (no names, no files), shared by :mod:`openpose_lite.skeleton`
-and :mod:`openpose_lite.coco.skeleton`.
+"""Limb graphs, pure functions of keypoint indices: components, spanning tree and redundant limbs, completion
+of a limb list (mirror images, a tree, limbs that keep partly labelled instances whole), derived colours.
 
 Shape legend: K keypoints, L limbs, N instances.
 """
@@ -34,16 +30,9 @@ def limb_components(num_keypoints: int, limbs: Limbs) -> np.ndarray:
 
 def breadth_first(num_keypoints: int, limbs: Limbs, starts: Iterable[int]
                   ) -> tuple[list[int], list[tuple[int, int, int, bool]]]:
-    """Walk a limb graph breadth first: the one walk that orders limbs, trees and redundant limbs.
-
-    From the first of ``starts`` not reached yet, then the next, and so on: at each keypoint, in
-    the order reached, its limbs not walked yet in list order. Linear in K + L (each keypoint's
-    limbs listed once), so a skeleton of thousands of keypoints costs milliseconds.
-
-    Returns:
-        (the keypoints in the order reached, each start included; the limbs in the order walked:
-        (limb index, the keypoint it was walked from, the one it leads to, whether that one was
-        reached by it)). Limbs of pieces that no start reaches are not walked.
+    """Walk a limb graph breadth first from each of ``starts`` not reached yet, at each keypoint its limbs not
+    walked yet in list order; linear in K + L. Returns (the keypoints in the order reached; the limbs walked:
+    (limb index, from keypoint, to keypoint, whether it reached that one first)).
     """
     touching: list[list[int]] = [[] for _ in range(num_keypoints)]
     for i, (a, b) in enumerate(limbs):  # each keypoint's limbs, in list order
@@ -83,16 +72,9 @@ def limb_degrees(num_keypoints: int, limbs: Limbs) -> np.ndarray:
 
 
 def spanning_limbs(num_keypoints: int, limbs: Limbs) -> tuple[int, ...]:
-    """The redundant limbs of a limb graph, those beyond a spanning tree: the general rule for limbs
-    that close cycles.
-
-    Limbs are walked breadth first from the keypoint with the most limbs (the first on a tie:
-    OpenPose's neck), in list order at each keypoint (then from the best-connected keypoint not
-    reached, for a graph in pieces; :func:`breadth_first`); a limb that reaches a keypoint already
-    reached closes a cycle and is redundant. The others form a spanning tree along which bottom-up
-    grouping grows people; the redundant ones only join parts of people already started, as CMU's
-    shoulder-ear limbs do.
-    """
+    """The redundant limbs of a limb graph: walked breadth first from the keypoints with the most limbs (the
+    first on a tie: OpenPose's neck), a limb that reaches a keypoint already reached closes a cycle. The others
+    form the spanning tree along which bottom-up grouping grows people (as CMU's shoulder-ear limbs are)."""
     degree = limb_degrees(num_keypoints, limbs)
     _, steps = breadth_first(num_keypoints, limbs, np.argsort(-degree, kind="stable"))
     return tuple(sorted(i for i, _, _, new in steps if not new))
@@ -109,11 +91,8 @@ def _hsv_to_bgr(hue_deg: float, saturation: float, value: float) -> Colour:
 
 
 def mirror_completion(limbs: Limbs, flip_permutation: np.ndarray) -> list[tuple[int, int]]:
-    """The mirror images of ``limbs`` that are not limbs yet, in limb order.
-
-    A PAF model sees mirrored images in training (and in the flip test), where limb (a, b)
-    becomes (perm[a], perm[b]); that pair must have a channel of its own.
-    """
+    """The mirror images (perm[a], perm[b]) of ``limbs`` that are not limbs yet, in limb order: a PAF model
+    sees mirrored images, where each needs a channel of its own."""
     have = {frozenset(limb) for limb in limbs}
     return [pair for limb in limbs for pair in _new_with_mirror(limb, flip_permutation, have)]
 
@@ -138,18 +117,12 @@ def _pairs_shortest_first(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def tree_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: np.ndarray) -> list[tuple[int, int]]:
-    """Limbs that join the pieces of a limb graph into one: a minimum spanning tree over the pieces.
+    """Limbs that join the pieces of a limb graph into one: Kruskal's minimum spanning tree over the pieces.
 
-    Kruskal's rule on keypoint pairs, shortest first (ties in index order), starting from the
-    pieces that ``limbs`` make: a pair joining two pieces becomes a limb, and so does its mirror
-    image, so the completed skeleton stays symmetric (the mirror limb may close a cycle). Pieces
-    that no finite distance joins (keypoints never labelled together with the others) are joined
-    last, by the pairs nearest in keypoint order (lists run along the body: eyes beside the nose):
-    no annotation says where such a keypoint is, and none of its instances can be split by where it hangs.
-
-    ``distances``: (K, K) cost of joining two keypoints (e.g. their mean normalised distance in the
-    annotations), ``inf`` where never labelled together. Returns the added limbs (a, b) with a < b,
-    or their mirrors, in the order chosen.
+    Keypoint pairs shortest first by ``distances`` (K, K; ties in index order): a pair joining two pieces
+    becomes a limb, and so does its mirror image (the completed skeleton stays symmetric). Pieces no finite
+    distance joins (``inf``: never labelled together) hang last by the pairs nearest in keypoint order (lists
+    run along the body). Returns the added limbs (a, b), a < b, or their mirrors, in the order chosen.
     """
     pieces = DisjointSet(range(distances.shape[0]))
     for a, b in limbs:
@@ -178,26 +151,12 @@ def instance_completion(limbs: Limbs, distances: np.ndarray, flip_permutation: n
                         max_added: int | None = None) -> tuple[list[tuple[int, int]], int]:
     """Limbs that keep every instance's labelled keypoints connected through limbs labelled at both ends.
 
-    A partly labelled instance is grouped only along limbs whose two ends it has: where its
-    labelled keypoints fall into several pieces of the limb graph (a tree running through
-    keypoints it lacks), bottom-up grouping returns it in pieces. Greedily, until no instance is
-    in pieces: the keypoint pair that joins two pieces in the most instances becomes a limb (the
-    shortest on a tie, then the first in index order), and so does its mirror image. Counting
-    instances rather than taking every instance's shortest join lets one limb serve all the
-    instances that lack the same keypoints, so fewer limbs (PAF channels) are added, the most
-    useful first. The added limbs close cycles (:func:`spanning_limbs` makes them, or tree limbs
-    they bypass, redundant).
-
-    The count of each pair is worked out once and lowered as pieces join: the work is about N K^2
-    in all plus K^2 per limb added, the memory K^2 plus a bounded chunk (:data:`PAIR_CHUNK`).
-
-    Args:
-        distances: (K, K) as :func:`tree_completion` takes them.
-        labelled: (N, K) bool, which keypoints each instance has.
-        max_added: stop once this many limbs are added (a mirror image may add one more); None: no
-            bound (keypoints missing at random can take a nearly complete graph).
-    Returns:
-        (the added limbs, as :func:`tree_completion` returns them; the number of instances still in pieces).
+    Bottom-up grouping returns a partly labelled instance in pieces where a tree runs through keypoints it
+    lacks. Greedily, until none is in pieces: the pair that joins two pieces in the most instances (``labelled``
+    (N, K) bool) becomes a limb (then the shortest by ``distances``, then index order), and its mirror image;
+    one limb so serves every instance lacking the same keypoints. Pair counts are kept and lowered as pieces
+    join: about N K^2 work plus K^2 per limb, memory K^2 plus :data:`PAIR_CHUNK`. ``max_added``: stop at that
+    many limbs (a mirror may add one more). Returns (the added limbs; the instances still in pieces).
     """
     labelled = np.asarray(labelled, dtype=bool).reshape(-1, distances.shape[0])
     on = labelled[labelled.sum(axis=1) >= 2]  # (S, K): an instance of one labelled keypoint is never in pieces
@@ -282,13 +241,9 @@ def _piece_counts(on: np.ndarray, piece: np.ndarray) -> np.ndarray:
 
 
 def derived_colours(limbs: Limbs, flip_pairs: Limbs, limb_mirror: np.ndarray) -> tuple[Colour, ...]:
-    """Limb colours from the skeleton alone: left limbs warm, right limbs cool, the others green.
-
-    A left limb and its mirror sit at the same place of their ranges, so corresponding limbs are
-    easy to pair up; consecutive limbs of a range alternate in brightness. The left side of a flip
-    pair is its first keypoint; ``limb_mirror`` (L,) is the index of each limb's mirror image.
-    Without flip pairs the hues go round the whole wheel.
-    """
+    """Limb colours from the skeleton alone: left limbs warm, right limbs cool (a limb and its mirror at the same
+    place of their ranges), the others green, alternating in brightness; without flip pairs the whole wheel.
+    ``limb_mirror`` (L,): each limb's mirror image; the left side of a flip pair is its first keypoint."""
     left = {a for a, _ in flip_pairs}
     right = {b for _, b in flip_pairs}
     sides = []

@@ -1,19 +1,14 @@
 """Live sources: cameras and network streams, read newest frame first.
 
-A live source's frames come at the camera's rate whether or not anyone keeps up: reading every
-frame in turn would queue them behind a slower model. :class:`LatestFrameReader` reads the source
-in a thread of its own and keeps only the newest frame (number, capture time); the consumer takes
-the newest one when it is ready, and the frames it never took are counted as dropped.
+A live source's frames come at the camera's rate whether or not anyone keeps up, so
+:class:`LatestFrameReader` reads it in a thread of its own and keeps only the newest frame; the
+frames the consumer never took are counted as dropped. A source (:class:`LiveSource`) is a camera
+index or a stream URL that OpenCV's FFmpeg backend opens, with open and read timeouts.
 
-Sources (:class:`LiveSource`): a camera index (``cv2.VideoCapture(index)``) or a stream URL (anything
-OpenCV's FFmpeg backend opens: ``rtsp://``, ``http(s)://`` MJPEG or HLS, ``udp://`` ...), opened with an
-open and a read timeout so that an unreachable address fails in seconds instead of hanging.
-
-Bad frames are skipped and counted, and a source *ends* or is *lost* (then reopened up to
-``reconnect`` times, waits of ``backoff`` s doubled each try up to ``max_backoff``) as
-docs/cli.md#cameras-and-streams describes. A capture that keeps failing either lost its connection
-(the stream's end, or its server died) or its demuxer lost its place for good (a multipart part
-without its boundary line); OpenCV reports both alike, so the connection tells them apart
+Bad frames are skipped and counted; a source *ends* or is *lost* (then reopened up to ``reconnect``
+times, with doubling waits) as docs/cli.md#cameras-and-streams describes. A capture that keeps failing
+either lost its connection or its demuxer lost its place for good (a multipart part without its
+boundary line); OpenCV reports both alike, so the connection tells them apart
 (:meth:`LiveSource.connection_open`), and whether the server still answers tells an end from a loss.
 """
 
@@ -185,10 +180,8 @@ class LiveSource:
             return False
 
     def connection_open(self) -> bool | None:
-        """Whether this process holds a TCP connection to the stream's server that the server has not
-        closed (FFmpeg's, while a capture of it is open): True when one is established, False when
-        the server has closed every one there is. None where that cannot be seen: a camera, UDP, no
-        such connection (a proxy between), a system without Linux's ``/proc/self/net/tcp``."""
+        """Whether this process holds a TCP connection to the stream's server (FFmpeg's) that the server
+        has not closed; None where that cannot be seen (a camera, UDP, a proxy, no ``/proc/self/net/tcp``)."""
         try:
             server = self._server()
             if server is None or not os.path.exists("/proc/self/net/tcp"):
@@ -215,9 +208,8 @@ class LiveSource:
 
 @dataclass
 class LiveFrame:
-    """A frame of a live source: its number (0, 1, ... in the order the source delivered them,
-    dropped ones included), pixels (H, W, 3 BGR uint8) and capture time, as the wall clock
-    (``time.time()``, for names) and the monotonic clock (``time.monotonic()``, for intervals)."""
+    """A frame of a live source: its number (in the source's order, dropped ones counted), pixels
+    (H, W, 3 BGR uint8) and capture time by ``time.time()`` (for names) and ``time.monotonic()``."""
 
     number: int
     image: np.ndarray
@@ -226,11 +218,10 @@ class LiveFrame:
 
 
 class LatestFrameReader:
-    """Reads a :class:`LiveSource` in a thread and keeps only its newest frame (see the module docstring).
+    """Reads a :class:`LiveSource` in a thread and keeps only its newest frame.
 
-    ``open()`` (in the caller's thread; raises :class:`SourceUnavailable`), ``start()``, then :meth:`frames`
-    or :meth:`take` the newest frames; ``stop()`` ends it. Counts: ``read``, ``taken`` (handed out; the
-    others were dropped), ``skipped`` (bad frames read past). Once finished, ``outcome`` is ``"ended"``,
+    ``open()`` (raises :class:`SourceUnavailable`), ``start()``, :meth:`take` or :meth:`frames`, ``stop()``.
+    Counts: ``read``, ``taken``, ``skipped`` (bad frames). ``outcome`` once finished: ``"ended"``,
     ``"lost"`` (``problem`` says why) or ``"stopped"``.
     """
 
@@ -284,8 +275,8 @@ class LatestFrameReader:
         self._finish("stopped")  # a read still in progress ends by its timeout; nothing more is handed out
 
     def take(self, timeout: float | None = None) -> LiveFrame | None:
-        """The newest frame not handed out yet, waiting for one; None when the reader finished
-        (or ``timeout`` s passed, or :meth:`stop` was called)."""
+        """The newest frame not handed out yet, waiting for one; None when the reader finished or stopped,
+        or after ``timeout`` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._latest is None and not self.finished and not self._stop.is_set():

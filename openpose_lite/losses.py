@@ -48,11 +48,8 @@ def masked_sse(pred: Tensor, target: Tensor, weight: Tensor, name: str = "maps")
     return (weight.float() * diff * diff).sum() / (2.0 * pred.shape[0])
 
 
-def stage_losses(
-    outputs: Sequence[Mapping[str, Tensor]],
-    targets: Mapping[str, Tensor],
-    weights: Mapping[str, Tensor],
-) -> dict[str, Tensor]:
+def stage_losses(outputs: Sequence[Mapping[str, Tensor]], targets: Mapping[str, Tensor],
+                 weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Intermediate supervision (CMU eq. 5): one :func:`masked_sse` per stage and branch.
 
     ``outputs``: S dicts, one per stage, branch name (``"pafs"``, ``"heatmaps"``) -> (B, C, h, w)

@@ -32,11 +32,9 @@ def evaluate_tracking(predicted: Sequence[Poses], truth: Sequence[Poses], max_di
                       truth_areas: Sequence[np.ndarray] | None = None) -> dict[str, float]:
     """CLEAR-MOT and identity metrics of tracked people against the true ids, through py-motmetrics.
 
-    Frame by frame, the distance of a true person and a predicted one is ``1 - OKS``
-    (:func:`keypoint_similarity`, the true person as reference, over the keypoints labelled in
-    both, with the sigmas of the truth's skeleton, into which the predictions are converted); pairs
-    farther than ``max_distance`` cannot match. Predicted people with track id -1 (tentative) are
-    not reported, so they are not hypotheses.
+    Per frame the distance is ``1 - OKS`` (:func:`keypoint_similarity`, the true person as reference, the
+    truth's skeleton and sigmas; predictions are converted to it); pairs farther than ``max_distance`` cannot
+    match. Predicted people with track id -1 are not hypotheses.
 
     Args:
         predicted: per frame, Poses with ``track_ids`` (e.g. from :meth:`Tracker.update`).

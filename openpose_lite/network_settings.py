@@ -1,8 +1,5 @@
-"""Each network's settings: one frozen dataclass per network, named by its row of the architecture table.
-
-The ``model`` config section is ``arch``, ``init``, ``input_norm`` and the fields of that
-architecture's settings class, flat (``model: {arch: hrnet, width: 48}``). The defaults are the
-published network's. This module imports no torch, so configs are read without it.
+"""Each network's settings: one frozen dataclass per network, named by its row of the architecture table,
+its defaults the published network's (the ``model`` section: :class:`~openpose_lite.factory.ModelConfig`).
 
 Upper bounds keep a crafted config (or checkpoint) from asking for a network that cannot fit in
 memory; they sit well above every published model (CMU: 6 x 128, HRNet-W48, 4 blocks).

@@ -5,10 +5,7 @@ OKS is COCO's keypoint similarity (cocodataset.org, keypoint evaluation):
 averaged over keypoints. pycocotools computes the evaluation's own OKS
 (:mod:`openpose_lite.evaluation`). Which keypoints are averaged differs by use, on purpose:
 
-* :func:`oks_matrix` (top-down NMS): those labelled in the reference person, as
-  ``COCOeval.computeOks`` averages over the ground truth's labelled keypoints whatever the
-  detection has there;
-* :func:`oks_nms`: every keypoint, as the HRNet reference's ``oks_iou`` does;
+* :func:`oks_iou` / :func:`oks_nms` (top-down NMS): every keypoint, as the HRNet reference's ``oks_iou`` does;
 * :func:`keypoint_similarity` / :func:`mutual_oks` (the tracker, the MOT metrics): those labelled
   in *both* people. A track's prediction lacks the keypoints it has not seen yet and a detection
   the occluded ones; neither is evidence that the two are different people, so a keypoint
@@ -21,46 +18,33 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["keypoint_box_areas", "keypoint_similarity", "mutual_oks", "oks_matrix", "oks_nms"]
+__all__ = ["keypoint_box_areas", "keypoint_similarity", "mutual_oks", "oks_iou", "oks_nms"]
 
 # Where mutual_oks puts unlabelled keypoints (px): far enough that exp(-d^2 / (2 s^2 k^2)) is 0.
 _FAR = 1e6
 
 
-def oks_matrix(keypoints: np.ndarray, areas: np.ndarray, sigmas: np.ndarray, threshold: float = 0.0) -> np.ndarray:
-    """(N, N) OKS of person j measured against person i as the reference, from ``keypoints`` (N, K, 3) x, y,
-    score, ``areas`` (N,) (the scale is the row person's) and ``sigmas`` (K,); keypoints of the row person
-    scoring at or below ``threshold`` are left out."""
-    kps = np.asarray(keypoints, dtype=np.float64)
-    var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
-    d2 = ((kps[:, None, :, :2] - kps[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
-    e = d2 / (var[None, None, :] * (np.asarray(areas, dtype=np.float64)[:, None, None] + np.spacing(1)) * 2.0)
-    use = kps[:, None, :, 2] > threshold  # the reference person's confident keypoints
-    count = np.maximum(use.sum(-1), 1)
-    return np.where(use, np.exp(-e), 0.0).sum(-1) / count
-
-
-def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
-            threshold: float = 0.9) -> np.ndarray:
-    """Greedy non-maximum suppression by OKS: keep the best person, drop those too similar to it, repeat.
-
-    The HRNet reference's rule (``lib/nms/nms.py``, ``oks_nms`` and ``oks_iou``, as its COCO
-    evaluation calls them): the OKS of two people uses every keypoint and the mean of their two
-    areas, ``exp(-d^2 / (2 (2 sigma)^2 (a_i + a_j) / 2))`` averaged over keypoints, and a person is
-    dropped when that OKS with a kept one exceeds ``threshold``.
-
-    ``keypoints`` (N, K, 3) x, y, score; ``areas`` (N,) (top-down: the crop region's w * h); ``scores``
-    (N,); ``sigmas`` (K,). Returns the indices of the kept people, best first.
-    """
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    if len(order) == 0:
-        return order.astype(np.int64)
+def oks_iou(keypoints: np.ndarray, areas: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """(N, N) OKS of every pair of people as the HRNet reference's ``oks_iou`` (``lib/nms/nms.py``) measures it:
+    every keypoint, the mean of the pair's areas, ``exp(-d^2 / (2 (2 sigma)^2 (a_i + a_j) / 2))`` averaged over
+    keypoints; ``keypoints`` (N, K, 3) x, y, score, ``areas`` (N,), ``sigmas`` (K,)."""
     kps = np.asarray(keypoints, dtype=np.float64)
     area = np.asarray(areas, dtype=np.float64)
     var = (2.0 * np.asarray(sigmas, dtype=np.float64)) ** 2  # (K,)
     d2 = ((kps[:, None, :, :2] - kps[None, :, :, :2]) ** 2).sum(-1)  # (N, N, K)
     scale = 0.5 * (area[:, None] + area[None, :]) + np.spacing(1)  # (N, N)
-    oks = np.exp(-d2 / var / scale[..., None] / 2.0).mean(-1)
+    return np.exp(-d2 / var / scale[..., None] / 2.0).mean(-1)
+
+
+def oks_nms(keypoints: np.ndarray, scores: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
+            threshold: float = 0.9) -> np.ndarray:
+    """Greedy non-maximum suppression by :func:`oks_iou` (the HRNet reference's ``oks_nms``): keep the best person,
+    drop those whose OKS with it exceeds ``threshold``, repeat. ``scores`` (N,); ``areas`` top-down the crop
+    regions' w * h. Returns the indices of the kept people, best first."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    if len(order) == 0:
+        return order.astype(np.int64)
+    oks = oks_iou(keypoints, areas, sigmas)
     keep: list[int] = []
     suppressed = np.zeros(len(order), dtype=bool)
     for i in order:
@@ -99,16 +83,9 @@ def mutual_oks(ref_xy: np.ndarray, ref_on: np.ndarray, cand_xy: np.ndarray, cand
 
 def keypoint_similarity(reference: np.ndarray, candidates: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
                         threshold: float = 0.0) -> np.ndarray:
-    """COCO's OKS (module docstring) of every reference person with every candidate, over the keypoints scoring
-    above ``threshold`` in both people; 0 for a pair that shares none.
-
-    Args:
-        reference: (T, K, 3) x, y, score; candidates: (D, K, 3).
-        areas: (T,) the reference people's areas (s^2, px^2).
-        sigmas: (K,) OKS constants (``Skeleton.sigmas_array``).
-    Returns:
-        (T, D) float64 OKS in [0, 1].
-    """
+    """(T, D) COCO OKS of every ``reference`` (T, K, 3) x, y, score with every ``candidates`` (D, K, 3), over the
+    keypoints scoring above ``threshold`` in both (0 for a pair sharing none); ``areas`` (T,) the references'
+    s^2 (px^2), ``sigmas`` (K,)."""
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidates, dtype=np.float64)
     sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)

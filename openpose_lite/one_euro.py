@@ -1,17 +1,13 @@
 """The One Euro filter (Casiez, Roussel, Vogel, "1 Euro Filter: A Simple Speed-based Low-pass Filter
 for Noisy Input in Interactive Systems", CHI 2012): adaptive low-pass smoothing of a signal.
 
-Each sample ``x`` is blended with the previous output by a first-order low-pass filter whose
-cutoff rises with the signal's speed: ``min_cutoff + beta * |dx|`` (Hz), ``dx`` itself
-low-passed at ``d_cutoff``. Slow signals are smoothed hard (jitter falls), fast ones barely
-(little lag). :class:`OneEuroFilter` filters an array signal element-wise;
-:func:`one_euro_step` is the vectorised step the tracker runs on its tracks' keypoints.
-
-Samples come at a nominal rate (``fps``) or with their timestamps: a live source's frames are
-neither regular nor all processed, so the sampling interval is then the time between two samples,
-as in the authors' reference implementation (casiez/OneEuroFilter, ``python/OneEuroFilter.py``,
-``OneEuroFilter.__call__``: the frequency is ``1 / (timestamp - lasttime)`` when the timestamp
-moved forward, else the last one).
+Each sample is blended with the previous output by a first-order low-pass whose cutoff rises with the
+speed: ``min_cutoff + beta * |dx|`` (Hz), ``dx`` low-passed at ``d_cutoff``: slow signals are smoothed
+hard, fast ones barely (little lag). :class:`OneEuroFilter` filters an array element-wise;
+:func:`one_euro_step` is the vectorised step the tracker runs. With timestamps the sampling interval
+is the time between two samples, as in the authors' reference (casiez/OneEuroFilter,
+``python/OneEuroFilter.py``, ``OneEuroFilter.__call__``: ``1 / (timestamp - lasttime)`` when the
+timestamp moved forward, else the last frequency).
 """
 
 from __future__ import annotations
@@ -46,12 +42,10 @@ class OneEuroFilter:
     """The One Euro filter (module docstring) on an array signal, element-wise; ``dx`` is in units per
     second, and at a constant speed the lag tends to ``1 / (2 pi beta)`` units, whatever the speed.
 
-    Call it once per frame with an array of a fixed shape; ``present`` (bool, same shape) marks
-    the values measured in this frame. A value that is not present restarts: the next time it is
-    present, its output is the sample itself. ``timestamp`` (seconds, e.g. a frame's capture
-    time) makes the sampling interval the time since the previous sample instead of ``1 / fps``
-    (which stays the interval until two timestamps have been seen, and when one does not move
-    forward the last interval is kept).
+    Call it once per frame with an array of a fixed shape; ``present`` (bool, same shape) marks the values
+    measured now; one not present restarts (its next output is the sample itself). ``timestamp`` (s) makes
+    the interval the time since the previous sample (``1 / fps`` until two have been seen; one that does
+    not move forward keeps the last interval).
     """
 
     def __init__(self, min_cutoff: float = 1.0, beta: float = 0.2, d_cutoff: float = 1.0, fps: float = 30.0) -> None:

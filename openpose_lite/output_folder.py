@@ -1,17 +1,10 @@
 """A run's output folder: which of its files are a run's, and the one rule for a new run into it
-(``train`` into its ``--output-dir``, ``infer`` into its ``--output``):
-
-* a folder that holds an earlier run's files is refused before anything is written, with one
-  line that says what it holds and the ways on (:class:`FolderHoldsRunError`, a ValueError);
-* ``overwrite`` removes the earlier run's files first (those files only); ``append`` (infer) keeps
-  them and adds the new run's; training's ``--resume`` continues the run in place;
-* the run holds the folder's lock (:func:`~openpose_lite.run_lock.folder_lock`) from before its
-  first write to its end and checks the folder again under it;
-* temporary files of atomic writes that a kill interrupted are removed by the next run, under
-  the lock (:meth:`OutputFolder.remove_stale_temp_files`).
-
-Files about the run kept beside its outputs (:attr:`OutputFolder.RECORDS`: infer's record of the
-model) are never what makes a folder a run's, but are removed with the outputs they describe.
+(``train`` into its ``--output-dir``, ``infer`` into its ``--output``): a folder that holds an earlier
+run's files is refused before anything is written (:class:`FolderHoldsRunError`) unless ``overwrite``
+(those files removed first), ``append`` (infer) or ``--resume`` (train); the run holds the folder's
+lock from before its first write to its end and checks the folder again under it; temporary files of
+interrupted atomic writes are removed by the next run, under the lock. Records about the outputs
+(:attr:`OutputFolder.RECORDS`) never make a folder a run's, but are removed with the outputs.
 """
 
 from __future__ import annotations
@@ -42,10 +35,9 @@ class FolderHoldsRunError(ValueError):
 
 
 class OutputFolder:
-    """The output folder of one kind of run, at ``path``. Subclasses set :attr:`RUN_FILES`, ``(glob pattern,
-    what one match is)`` pairs (counted in the messages; ``None``: name each match), :attr:`OPTION`, the
-    option that chooses the folder, :attr:`WAYS`, the ways on from a folder that holds a run besides
-    choosing another folder, and :attr:`RECORDS`, the names of the files that describe the outputs."""
+    """The output folder of one kind of run. Subclasses set :attr:`RUN_FILES` ((glob pattern, what one
+    match is; None: name each match)), :attr:`OPTION` (the option that chooses the folder), :attr:`WAYS`
+    (the ways on from a folder that holds a run) and :attr:`RECORDS` (files that describe the outputs)."""
 
     RUN_FILES: ClassVar[tuple[tuple[str, str | None], ...]] = ()
     RECORDS: ClassVar[tuple[str, ...]] = ()
@@ -88,9 +80,8 @@ class OutputFolder:
         return FolderHoldsRunError(f"{self.path}: {what} ({self.describe(held)}); {advice}", held)
 
     def check_free(self, overwrite: bool, append: bool = False, locked: bool = False) -> list[Path]:
-        """Refuse a folder that a live run holds (FolderLockedError; not checked when ``locked``: this
-        process holds the lock), or that holds a run while neither ``overwrite`` nor ``append`` says what
-        to do with it (FolderHoldsRunError); returns the run files it holds."""
+        """Refuse a folder that a live run holds (FolderLockedError; unless ``locked``: this process holds it)
+        or that holds a run while neither ``overwrite`` nor ``append`` is given; returns its run files."""
         if not locked:
             check_unlocked(self.path, self.OPTION)
         held = self.run_files()
@@ -103,9 +94,8 @@ class OutputFolder:
         return folder_lock(self.path, description, self.OPTION)
 
     def claim(self, overwrite: bool, append: bool = False) -> list[Path]:
-        """Make the folder the new run's, under its lock (:meth:`lock`, held by the caller): checked free
-        again (another run may have finished in it since the first check), stale temporary files removed
-        and, with ``overwrite``, the earlier run's files; returns what was removed."""
+        """Make the folder the new run's under its lock (held by the caller): checked free again, stale
+        temporary files removed and, with ``overwrite``, the earlier run's files; returns what was removed."""
         held = self.check_free(overwrite, append, locked=True)
         removed = self.remove_stale_temp_files()
         if overwrite:

@@ -1,24 +1,18 @@
 """Typed, frozen parameter dataclasses: the base every setting of the project is declared with.
 
-A module that owns settings (codecs, augmentations, grouping) declares them once as a frozen
-dataclass deriving from :class:`Params`; :mod:`openpose_lite.config` assembles those classes into
-the YAML configuration. After construction, :class:`Params`, for every subclass alike:
+A module that owns settings declares them once as a frozen dataclass deriving from :class:`Params`
+(:mod:`openpose_lite.config` assembles them). After construction, every subclass alike:
 
-* checks each value against its annotation and coerces where safe: ints where a float is
-  expected, numeric strings (YAML 1.1 reads ``1e-4`` as a string), lists -> tuples; a field
-  annotated with a class (a Skeleton) must hold an instance of it;
-* runs the ``_check`` of every class in the hierarchy (each checks only its own fields);
-* raises ``ValueError`` naming ``section.field`` and showing the value cut short (:func:`brief`);
-* first refuses a value that expands to more than :data:`MAX_CONFIG_VALUES` values
-  (:func:`check_expansion`): a list repeated by YAML aliases or shared references costs nothing
-  to hold and exponentially much to check or print.
+* refuses a value that expands to more than :data:`MAX_CONFIG_VALUES` values (:func:`check_expansion`:
+  a list repeated by YAML aliases costs nothing to hold and exponentially much to check or print);
+* checks each value against its annotation, coercing where safe (int -> float, numeric strings, as
+  YAML 1.1 reads ``1e-4``, lists -> tuples); a field annotated with a class must hold an instance;
+* runs the ``_check`` of every class in the hierarchy, each on its own fields;
+* raises ``ValueError`` naming ``section.field`` and the value cut short (:func:`brief`).
 
-A dataclass deriving from :class:`CommandLineOptions` is also a command line: its fields declared
-with :func:`option` carry their help text (and, where the default spelling does not fit, flag and
-metavar); the flag defaults to ``--`` + the field name with dashes, the argparse ``dest`` is the
-field name, and the annotation gives the rest: ``bool`` (default False) is ``store_true``,
-``Literal`` gives ``choices``, ``tuple[int, ...]`` ``nargs="+"``, ``tuple[int, int]`` ``nargs=2``,
-and ``X | None`` (default None) is ``X``, left out of the command line while None.
+A :class:`CommandLineOptions` dataclass is also a command line: each :func:`option` field is ``--field-name``
+(or its ``flag``), ``dest`` the field name; ``bool`` is ``store_true``, ``Literal`` gives ``choices``,
+``tuple[int, ...]`` ``nargs="+"``, ``tuple[int, int]`` ``nargs=2``, and ``X | None`` is ``X``, left out while None.
 """
 
 from __future__ import annotations

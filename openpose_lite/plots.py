@@ -1,10 +1,6 @@
-"""Figures written to files: a figure on matplotlib's Agg canvas, log axes labelled in plain
-numbers, one colour per series, and the PNG written atomically.
-
-Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly, not through
-``pyplot``: no display is needed, no backend is switched for the whole process and nothing is
-left in pyplot's global list of open figures (a training run draws one at every evaluation).
-"""
+"""Figures written to files, built on matplotlib's Agg canvas directly, not through ``pyplot``: no display
+is needed, no backend is switched for the whole process and nothing is left in pyplot's global list of
+open figures (a training run draws one at every evaluation)."""
 
 from __future__ import annotations
 

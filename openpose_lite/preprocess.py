@@ -44,17 +44,11 @@ PAD_VALUE = 128
 class InputBound(Params):
     """How large, and how far from square, a bottom-up network input may be.
 
-    Letterboxing fixes the input height, so the width follows the image's aspect ratio alone:
-    without a bound a 1 x 2000 image becomes a 368 x 736000 input (tens of GB of activations).
-    An input whose longest side would exceed ``max_side`` or whose area would exceed
-    ``max_pixels`` is scaled less, just enough to fit (:func:`letterbox`). The defaults fit the
-    paper's use with room to spare: CMU's 368 px input height, whose multi-scale test reaches 2x
-    (736 px high, 981 px wide for a 640 x 480 COCO photo: 0.72 MP), and panoramas up to 8:1 at
-    368 px; ``max_side`` 2944 = 8 x 368, ``max_pixels`` 2**21 (2.1 MP).
-
-    Degenerate images are refused rather than run (:meth:`problem`): an aspect ratio beyond
-    ``max_aspect``:1, or a side under ``min_side`` px once scaled (a 2000 x 1 image fitted to
-    ``max_side`` is 1 px high; the network sees nothing in it).
+    Letterboxing fixes the height, so unbounded a 1 x 2000 image would be a 368 x 736000 input. An input
+    beyond ``max_side`` or ``max_pixels`` is scaled less, just enough to fit (:func:`letterbox`). The defaults
+    hold CMU's 368 px at the 2x multi-scale test (736 x 981 for a 640 x 480 photo: 0.72 MP) and 8:1
+    panoramas: ``max_side`` 2944 = 8 x 368, ``max_pixels`` 2**21. Degenerate images are refused
+    (:meth:`problem`): aspect beyond ``max_aspect``:1, or a side under ``min_side`` px once scaled.
     """
 
     _section: typing.ClassVar[str] = "input_bound"
@@ -179,18 +173,13 @@ def crop_person(image: np.ndarray, center: np.ndarray | Sequence[float], size_wh
                 convention: str = OURS) -> tuple[np.ndarray, np.ndarray]:
     """Warp the region of ``size_wh`` (w, h) image px around ``center`` (x, y) into an ``out_hw`` crop.
 
-    The single warp of the top-down branch: training and inference both use its matrix
-    (:func:`person_crop_affine`), so their crops agree exactly. ``rotation`` (degrees) turns the
-    content counter-clockwise about the centre (:func:`~openpose_lite.geometry.crop_affine`);
-    ``flip`` mirrors the crop, composed into the same matrix so the image is resampled once;
-    ``pad_value`` fills pixels from outside the image. ``convention``: ``"openpose_lite"`` or
-    ``"hrnet"`` (geometry.py): where the centre lands, and the mirror. The HRNet reference mirrors
-    the image (x -> W_image - 1 - x) before its crop, whose centre sits at W / 2, which puts crop
-    pixel u at W - u (not W - 1 - u).
+    The top-down branch's one warp, for training and inference alike (:func:`person_crop_affine`).
+    ``rotation`` (degrees) turns the content counter-clockwise about the centre; ``flip`` mirrors the crop
+    in the same matrix (one resampling); ``pad_value`` fills outside the image. ``convention`` (geometry.py):
+    where the centre lands, and the mirror (HRNet's puts crop pixel u at W - u, not W - 1 - u).
 
-    Returns the crop (H, W, 3) (or (H, W)) with the image's dtype (bilinear), and the (2, 3)
-    float64 affine image px -> crop px (mirror included); move keypoints with it, invert it to
-    bring predictions back.
+    Returns the crop (H, W[, 3]) in the image's dtype (bilinear) and the (2, 3) float64 affine image px ->
+    crop px, mirror included.
     """
     img = np.asarray(image)
     if img.ndim not in (2, 3) or img.shape[0] <= 0 or img.shape[1] <= 0:

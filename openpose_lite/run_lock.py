@@ -1,17 +1,12 @@
-"""One owner per output folder: an exclusive lock, held for the whole run.
+"""One owner per output folder: ``<folder>/.openpose-lite.lock``, taken with ``fcntl.flock`` before a run
+writes anything there and held to its end (:func:`folder_lock`); a second run is refused at once
+(:class:`FolderLockedError`, naming the holder's PID, host, command and start time).
 
-A run takes ``<folder>/.openpose-lite.lock`` with ``fcntl.flock`` before it writes anything into
-its folder and holds it until it ends (:func:`folder_lock`); a second run into that folder is
-refused at once (:class:`FolderLockedError`, naming the holder's PID, host, command and start time)
-instead of mixing its files with the first one's. :func:`check_unlocked` asks without taking it.
-
-The kernel drops the lock when its process ends, however it ends (``kill -9`` included), so a lock
-is never stale. The lock file itself stays (emptied when its run ends): deleting it would let a
-waiting run lock the deleted file while a third locks a new one of the same name. It is only ever
-a regular file of the folder's own: a symbolic link there (to someone's ``precious.pt``), a second
-hard link to another file, a FIFO or a device is refused, never opened through, truncated or
-written (:class:`NotALockFileError`). Where ``fcntl`` does not exist (Windows) no lock is taken,
-with a warning.
+The kernel drops the lock when its process ends (``kill -9`` included), so a lock is never stale.
+The lock file stays (emptied at the end): deleting it would let a waiting run lock the deleted file
+while a third locks a new one. Only a regular file of the folder's own is used: a symbolic link, a
+second hard link, a FIFO or a device is refused, never opened through or written
+(:class:`NotALockFileError`). Without ``fcntl`` (Windows) no lock is taken, with a warning.
 """
 
 from __future__ import annotations
@@ -130,9 +125,8 @@ def _flock(fd: int, mode: int, folder: Path, option: str) -> None:
 
 
 def check_unlocked(folder: str | os.PathLike[str], option: str = "--output-dir") -> None:
-    """Refuse a folder whose lock another live run holds, without taking it (before judging the folder
-    by the files it holds: a live run's files are not a finished run's), where this process does not
-    hold it: FolderLockedError, or NotALockFileError where the lock's name holds something else."""
+    """Refuse a folder whose lock another live run holds, without taking it: FolderLockedError, or
+    NotALockFileError where the lock's name holds something else."""
     path = Path(folder) / LOCK_NAME
     if fcntl is None:
         return
@@ -148,12 +142,8 @@ def check_unlocked(folder: str | os.PathLike[str], option: str = "--output-dir")
 
 @contextlib.contextmanager
 def folder_lock(folder: str | os.PathLike[str], description: str, option: str = "--output-dir") -> Iterator[Path]:
-    """Hold ``folder``'s lock (created, with the folder, if missing) for the ``with`` block.
-
-    ``description`` says what the run is (``openpose-lite train``) and ``option`` which option chose
-    the folder, for the message another run gets. Raises FolderLockedError (a ValueError) naming the
-    run that holds it; NotALockFileError (a ValueError) where the lock's name holds something else.
-    """
+    """Hold ``folder``'s lock (created, with the folder, if missing) for the ``with`` block; ``description``
+    says what the run is and ``option`` which option chose the folder, for another run's message."""
     folder = Path(folder)
     if fcntl is None:
         logger.warning("%s: no file locking on this platform; make sure no other run writes into it", folder)

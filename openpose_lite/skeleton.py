@@ -1,16 +1,11 @@
 """Skeleton definitions: the single source of keypoints, limbs, flip pairs, OKS sigmas and colours.
 
-Every channel count in the project derives from a :class:`Skeleton`; no other module
-hard-codes 17, 18, 19 or 38. Defined here are the person layouts of the public weights: ``COCO_17``
-(COCO's annotations: datasets, evaluation, top-down models) and ``OPENPOSE_18`` (CMU's COCO body
-model, COCO's keypoints plus a neck in CMU order: the bottom-up network, so that CMU's weights load
-unchanged). Any other skeleton comes from data: a COCO category (:mod:`openpose_lite.coco.skeleton`)
-or a checkpoint (:meth:`Skeleton.to_dict` / :meth:`Skeleton.from_dict`).
-
-The two branches need different views of one skeleton: :meth:`Skeleton.annotation_layout` (the
-keypoints as annotations order them: top-down models, results, evaluation) and
-:meth:`Skeleton.bottomup_layout` (plus a background channel, the limbs beyond a spanning tree
-redundant: PAF models). For the person, these are COCO_17 and OPENPOSE_18.
+Every channel count in the project derives from a :class:`Skeleton`. Defined here are the person layouts of the
+public weights: ``COCO_17`` (COCO's annotations) and ``OPENPOSE_18`` (CMU's COCO body model: COCO's keypoints plus
+a neck in CMU order, so that CMU's weights load unchanged). Any other skeleton comes from a COCO category
+(:mod:`openpose_lite.coco.skeleton`) or a checkpoint (:meth:`Skeleton.to_dict` / :meth:`Skeleton.from_dict`).
+:meth:`Skeleton.annotation_layout` (top-down models, results, evaluation) and :meth:`Skeleton.bottomup_layout`
+(PAF models) are the two views of one skeleton; for the person, COCO_17 and OPENPOSE_18.
 
 Shape legend: N people, K keypoints, L limbs.
 """
@@ -74,17 +69,12 @@ def check_sigmas(values: Any, count: int, what: str, written: Any = None, form: 
 class Skeleton:
     """Keypoint names, limbs (directed keypoint pairs), left/right pairs, OKS sigmas and drawing colours.
 
-    ``limbs[i] = (a, b)`` is directed: its part affinity field is the unit vector from
-    keypoint ``a`` to keypoint ``b``, stored in PAF channels ``(2i, 2i + 1) = (x, y)``.
-    ``flip_pairs`` are (left, right) keypoint pairs that swap in a mirror image.
-    ``background`` says whether the heatmap stack carries a trailing background channel.
-    ``redundant_limbs`` are limbs that close a cycle of the limb graph (OpenPose's shoulder-ear
-    limbs): a decoder uses them to join parts of one person, never to start a person.
-    ``colours`` are BGR limb colours for drawing (empty: derived, see :attr:`limb_colours`);
-    ``added_limbs`` the limbs that the source's limb list did not have (completed, see
-    :mod:`openpose_lite.coco.skeleton`); ``hidden_limbs`` the limbs that drawings leave out
-    (OpenPose's renderer leaves out the shoulder-ear limbs). Colours and the hidden limbs are
-    how a skeleton is drawn, not what it is: they take no part in equality.
+    ``limbs[i] = (a, b)``: its PAF is the unit vector from keypoint a to b, in channels (2i, 2i + 1) = (x, y).
+    ``flip_pairs``: (left, right) keypoints that swap in a mirror image. ``background``: a trailing background
+    heatmap channel. ``redundant_limbs`` close a cycle (OpenPose's shoulder-ear limbs): a decoder uses them to
+    join parts of one person, never to start one. ``added_limbs``: those the source's limb list lacked
+    (:mod:`openpose_lite.coco.skeleton`). ``colours`` (BGR per limb; empty: :attr:`limb_colours` derives them)
+    and ``hidden_limbs`` (left out of drawings) say how it is drawn and take no part in equality.
     """
 
     name: str

@@ -36,17 +36,12 @@ def zero_missing_keypoints(keypoints: np.ndarray) -> np.ndarray:
 class Poses:
     """People found in one image.
 
-    ``keypoints`` (N, K, 3) float32 holds x, y and a confidence per keypoint; ``scores`` (N,)
-    float32 ranks people. Two rules hold for every Poses, enforced here so that no producer and
-    no writer needs its own copy: confidences (keypoint and person) lie in [0, 1] (a network's
-    map can overshoot 1, multi-scale resampling too; values outside are clipped), and a
-    keypoint that was not found (confidence 0) sits at (0, 0) (:func:`zero_missing_keypoints`).
-    ``track_ids`` (N,) int64, optional, identifies each person across the frames of a video
-    (see :mod:`openpose_lite.tracking`); -1 marks a person without an id, as CMU OpenPose's
-    ``person_id`` does. ``None`` (the default) means the people are not tracked at all.
-    ``hands`` (N, 2, 21, 3), left hand first, and ``faces`` (N, 70, 3), optional, are each person's
-    hand and face keypoints in the same pixels (CMU's hand and face models,
-    :mod:`openpose_lite.inference.hands_faces`), under the same two rules.
+    ``keypoints`` (N, K, 3) float32 x, y, confidence; ``scores`` (N,) float32. Enforced here for every
+    producer and writer: confidences are clipped to [0, 1] (maps overshoot), and a keypoint not found
+    (confidence 0) sits at (0, 0) (:func:`zero_missing_keypoints`). ``track_ids`` (N,) int64: ids across a
+    video's frames (:mod:`openpose_lite.tracking`), -1 for none yet (CMU's ``person_id``); ``None``: not
+    tracked. ``hands`` (N, 2, 21, 3), left first, and ``faces`` (N, 70, 3), optional
+    (:mod:`openpose_lite.inference.hands_faces`), follow the same rules.
     """
 
     keypoints: np.ndarray

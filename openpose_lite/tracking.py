@@ -1,53 +1,40 @@
 """People tracked across video frames: stable person ids, a motion model, optional smoothing.
 
-:class:`Tracker` is an online tracker for the poses of one video, fed one frame at a time. It
-works for any :class:`~openpose_lite.skeleton.Skeleton` (OPENPOSE_18 bottom-up poses, COCO_17
-top-down poses, an animal's skeleton, with its OKS sigmas) and uses numpy and scipy only, so it
-runs after any predictor, on any device.
+:class:`Tracker` is an online tracker for the poses of one video, fed one frame at a time, for any
+:class:`~openpose_lite.skeleton.Skeleton` (with its OKS sigmas); numpy and scipy only. Each frame:
 
-Each frame:
+1. **Predict.** Every track moves each keypoint by that keypoint's velocity (constant velocity,
+   measured over the last matched frames: the body's velocity plus a shrunk share,
+   ``relative_velocity``, of the keypoint's own deviation from it, since a limb's motion is noisy).
+2. **Associate.** Similarity is the OKS over the keypoints labelled in both
+   (:func:`~openpose_lite.oks.mutual_oks`, which says why), at the track's scale ``s^2`` times
+   ``1 + 0.5 m`` for a track unmatched in the last m frames. The Hungarian assignment
+   (``scipy.optimize.linear_sum_assignment``) maximises the number of pairs at or above
+   ``min_similarity`` first, then their total OKS; pairs under it never match.
+3. **Update.** A matched track takes the person's keypoints; each keypoint's velocity becomes a
+   blend (``velocity_smoothing``) of its old velocity and its displacement since last seen per
+   frame in between. Keypoints missing this frame move with the body (the mean velocity of those
+   seen); one unseen for more than ``max_age`` frames is forgotten. An unmatched track keeps its
+   prediction.
+4. **Birth and death.** An unmatched person starts a *tentative* track, deleted at its first miss;
+   one matched in ``confirm_frames`` consecutive frames (counting its first) is *confirmed* and gets
+   the next id (0, 1, 2, ... in order of confirmation, then of the input; never reused). A confirmed
+   track unmatched for more than ``max_age`` consecutive frames is deleted.
 
-1. **Predict.** Every track moves each of its keypoints by that keypoint's velocity (a
-   constant-velocity model, per keypoint, measured over the track's last matched frames: the
-   body's velocity plus a shrunk share, ``relative_velocity``, of the keypoint's own deviation
-   from it, since a limb's own motion is noisy and swings back).
-2. **Associate.** The similarity of a track and a person of the frame is their OKS over the
-   keypoints labelled in both (:func:`~openpose_lite.oks.mutual_oks`, which says why; the
-   skeleton's sigmas), at the track's scale ``s^2`` (see below) times ``1 + 0.5 m`` for a track
-   unmatched in the last m frames, whose prediction is that much less certain. The Hungarian
-   assignment (``scipy.optimize.linear_sum_assignment``) maximises the number of pairs at or above
-   ``min_similarity`` first, then their total OKS; pairs under ``min_similarity`` never match.
-3. **Update.** A matched track takes the person's keypoints; each keypoint's velocity becomes
-   a blend (``velocity_smoothing``) of its old velocity and its displacement since it was last
-   seen divided by the frames in between. Keypoints the person lacks this frame move with the
-   body (the mean velocity of the keypoints seen), and a keypoint unseen for more than
-   ``max_age`` frames is forgotten. An unmatched track keeps its predicted keypoints.
-4. **Birth and death.** A person matched to no track starts a *tentative* track. A tentative
-   track that misses a frame is deleted; one matched in ``confirm_frames`` consecutive frames
-   (counting its first) is *confirmed* and gets the next id: ids are 0, 1, 2, ... in order of
-   confirmation (people confirmed in the same frame in their order in the input), and never
-   reused. A confirmed track unmatched for more than ``max_age`` consecutive frames is deleted.
+A track's scale ``s^2`` is ``max(box area of the matched person's labelled keypoints, 0.95 * previous
+scale)``, at least ``min_area``: the slow decay keeps a person's full size while partly hidden, and
+follows a person walking away.
 
-The scale ``s^2`` of a track is the area of the keypoint box of its detections: each match sets
-it to ``max(box area of the matched person's labelled keypoints, 0.95 * previous scale)``, never
-below ``min_area``. The slow decay keeps a person's full size while part of it is hidden or
-out of the frame, and follows a person walking away.
+:meth:`Tracker.update` returns the people it was given, in order, with ``track_ids`` set (-1 for a
+tentative person, or one without labelled keypoints or scoring under ``min_score``, never tracked).
+With ``smooth=True`` their keypoints go through the One Euro filter (:mod:`openpose_lite.one_euro`),
+restarted whenever a keypoint is missing; association always uses the raw keypoints.
 
-:meth:`Tracker.update` returns the people it was given, in the same order, with ``track_ids``
-set: the track's id for a confirmed person, -1 for a tentative one (or one without any labelled
-keypoint or scoring under ``min_score``, which is never tracked). Optionally (``smooth=True``)
-their keypoints are smoothed with the One Euro filter (:mod:`openpose_lite.one_euro`), per
-keypoint coordinate, restarted whenever the keypoint is missing from a frame; association
-always uses the raw keypoints.
-
-**Time.** By default frames come at the video's rate (``fps``): a velocity is in px per frame,
-ages count frames, the filter samples every ``1 / fps`` s. A live source's frames are neither
-regular nor all processed (the newest is taken, the others dropped), so :meth:`Tracker.update`
-also takes each frame's capture ``timestamp``: time then runs in frames of ``1 / fps`` s, so
-that a prediction moves a keypoint by its velocity times the time elapsed, a velocity is a
-displacement over the time it took, ``max_age`` is ``max_age / fps`` seconds and the One Euro
-filter samples at the actual interval. Frames at exactly ``1 / fps`` apart track as without
-timestamps. (:func:`~openpose_lite.mot_metrics.evaluate_tracking` scores tracked poses.)
+**Time.** Without timestamps frames come at ``fps``: velocities are px per frame, ages count frames.
+A live source's frames are irregular (the newest is taken, others dropped), so :meth:`Tracker.update`
+also takes each frame's capture ``timestamp``; time then runs in frames of ``1 / fps`` s (a
+prediction moves by velocity times elapsed time, ``max_age`` is ``max_age / fps`` s, One Euro samples
+at the actual interval); frames exactly ``1 / fps`` apart track as without timestamps.
 
 Shape legend: T tracks, D people in a frame, K keypoints.
 """
@@ -92,20 +79,15 @@ _CLOCK_SLACK = 1e-6
 class TrackerParams:
     """How :class:`Tracker` associates, keeps and smooths people (the module docstring says how).
 
-    ``min_similarity``: the OKS a match needs. ``confirm_frames``: consecutive matches before a new
-    track gets an id (1: at once). ``max_age``: consecutive frames a confirmed track survives
-    unmatched (0: it dies at its first miss). ``keypoint_threshold``: keypoints scoring at or below
-    it count as missing. ``min_score``: people scoring under it are not tracked (id -1, as a person
-    without keypoints): a bottom-up network's low-scoring fragments of people (a limb or two, or
-    parts of two people joined) would otherwise start tracks of their own and take over others'
-    (0: every person). ``velocity_smoothing``: weight of the newest velocity measurement (1: the
-    last displacement only). ``relative_velocity``: the share of a keypoint's own deviation from
-    the body's velocity it keeps (1: each keypoint moves on its own, 0: the person moves rigidly).
-    ``min_area``: the smallest OKS scale s^2 (px^2), for people seen with one or two keypoints.
-    The One Euro filter (Casiez et al., CHI 2012), used only when ``smooth``: ``min_cutoff`` (Hz),
-    ``beta`` (1/px: the cutoff rises by ``beta`` Hz per px/s of speed), ``d_cutoff`` (Hz, for the
-    speed estimate). ``fps``: the video's frame rate (with timestamps: the rate the per-frame
-    settings, ``max_age`` and velocities, are counted in).
+    ``min_similarity``: the OKS a match needs. ``confirm_frames``: consecutive matches before an id
+    (1: at once). ``max_age``: frames a confirmed track survives unmatched. ``keypoint_threshold``:
+    keypoints scoring at or below it are missing. ``min_score``: people under it are not tracked
+    (a bottom-up network's low-scoring fragments would start tracks and take over others'; 0: all).
+    ``velocity_smoothing``: weight of the newest velocity (1: the last displacement only).
+    ``relative_velocity``: share of a keypoint's own deviation from the body's velocity kept (0: rigid).
+    ``min_area``: the smallest scale s^2 (px^2). One Euro filter (Casiez et al., CHI 2012), when
+    ``smooth``: ``min_cutoff`` (Hz), ``beta`` (Hz per px/s of speed), ``d_cutoff`` (Hz). ``fps``: the
+    frame rate the per-frame settings count in.
     """
 
     # Chosen on the quickstart model's own people in 10 generated videos of 8 walkers, apart from

@@ -29,23 +29,17 @@ MAX_LR = 10.0
 
 @dataclass(frozen=True)
 class TrainConfig(Params):
-    """Optimisation (defaults: the CMU COCO recipe).
+    """Optimisation (defaults: the CMU COCO recipe: SGD, momentum 0.9, weight decay 5e-4, base lr 4e-5 for
+    a loss summed over all map elements and divided by ``2 * batch`` (:mod:`openpose_lite.losses`), batch 10,
+    the lr divided by 3 about every 24 COCO epochs). ``freeze_trunk_epochs`` keeps the pretrained trunk fixed
+    while the random stages settle; ``eval_every``: in epochs (0: only at the end); ``val_max_images``: the
+    images of the COCO AP during training (0: all).
 
-    CMU trained with SGD (momentum 0.9, weight decay 5e-4) at base lr 4e-5, a loss summed
-    over all map elements and divided by ``2 * batch`` (see :mod:`openpose_lite.losses`),
-    batch 10, dividing the lr by 3 (``gamma`` 0.333) about every 24 COCO epochs.
-    ``freeze_trunk_epochs`` keeps the pretrained VGG trunk fixed while the randomly
-    initialised stages settle. ``eval_every`` is in epochs (0: only at the end);
-    ``val_max_images`` caps the images used for COCO AP during training (0: all).
-    ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Per-parameter rates, Caffe-style (1 and none by default; configs/vgg19_coco.yaml and
-    configs/mobilenet_coco.yaml set their recipes' values): ``refinement_lr_mult`` multiplies
-    the rate of the conv weights and biases of every stage after the first (CMU's prototxt and
-    Lightweight OpenPose's train.py: 4), ``bias_lr_mult`` that of every bias (both: 2; on top
-    of the stage multiplier, so a refinement bias gets 8), and ``no_decay`` lists the parameter
-    kinds without weight decay: ``bias``, ``norm`` (BatchNorm weights and biases) and
-    ``depthwise`` (depthwise conv weights); CMU: bias; Lightweight OpenPose: all three.
+    Per-parameter rates, Caffe-style (configs/vgg19_coco.yaml and configs/mobilenet_coco.yaml set their
+    recipes'): ``refinement_lr_mult`` multiplies the rate of the conv weights and biases of every stage after
+    the first (CMU's prototxt and Lightweight OpenPose's train.py: 4), ``bias_lr_mult`` that of every bias
+    (both: 2, so a refinement bias gets 8); ``no_decay``: the kinds without weight decay, ``bias``, ``norm``
+    (BatchNorm weights and biases), ``depthwise`` (depthwise conv weights); CMU: bias; Lightweight OpenPose: all.
     """
 
     _section: typing.ClassVar[str] = "train"

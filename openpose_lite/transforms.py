@@ -1,46 +1,33 @@
 """Training augmentation: the CMU (bottom-up) and HRNet (top-down) parameter sets, their two samplers, one warp.
 
-Training draws **one** affine per sample and pushes the image, the ignore mask and the
-keypoints through that same matrix (:func:`warp_sample`), so they cannot drift apart. All
-matrices follow the convention of :mod:`openpose_lite.geometry` (pixel centres at integers,
-2x3 maps source -> crop), which is also ``cv2.warpAffine``'s.
+Training draws **one** affine per sample (2x3, source -> crop, pixel centres at integers as in
+:mod:`openpose_lite.geometry` and ``cv2.warpAffine``) and pushes the image, the ignore mask and the
+keypoints through it (:func:`warp_sample`), so they cannot drift apart.
 
-The two samplers:
+* bottom-up (Cao et al., CMU's training code): :func:`choose_main_person` picks whom the crop is built
+  around, :func:`random_affine` draws scale relative to that person, rotation, centre jitter and mirror;
+* top-down (Sun et al., HRNet, CVPR 2019, Sec. 4.1, with the distributions of its public release; the
+  code here is our own): :func:`random_region` jitters a person's crop region
+  (:func:`~openpose_lite.geometry.box_to_center_scale`): size times ``clip(1 + scale_factor * N(0, 1),
+  1 - scale_factor, 1 + scale_factor)``; with probability ``rotation_prob`` a rotation of
+  ``clip(rotation_deg * N(0, 1), -rotation_deg, rotation_deg)`` degrees (the paper's [-45, 45] by default;
+  the public release's code lets it reach twice ``rotation_deg``); a mirror with probability
+  ``flip_prob``; with probability ``half_body_prob``, for a person with more than
+  ``half_body_min_keypoints`` labelled keypoints, a box around the upper or the lower body
+  (:func:`half_body_transform`), so the network sees truncated people.
 
-* bottom-up (Cao et al., CMU's training code): :func:`choose_main_person` picks whom the crop
-  is built around, :func:`random_affine` draws scale relative to that person, rotation, centre
-  jitter and mirror of a square crop;
-* top-down (Sun et al., HRNet, CVPR 2019, Sec. 4.1 "data augmentation", with the distributions
-  of its public release; the code here is our own): :func:`random_region` jitters a person's
-  crop region (from :func:`~openpose_lite.geometry.box_to_center_scale`):
-
-  - scale: the region's size times ``clip(1 + scale_factor * N(0, 1), 1 - scale_factor,
-    1 + scale_factor)``;
-  - rotation: with probability ``rotation_prob``, ``clip(rotation_deg * N(0, 1),
-    -rotation_deg, rotation_deg)`` degrees, i.e. within the paper's [-45, 45] by default (the
-    public release's code lets it reach twice ``rotation_deg``), else 0;
-  - mirror with probability ``flip_prob``;
-  - half body: with probability ``half_body_prob``, for a person with more than
-    ``half_body_min_keypoints`` labelled keypoints, the region is replaced by a box around the
-    upper or the lower body (:func:`half_body_transform`), so the network sees truncated people.
-
-Every sampler takes its draws always in the same order whatever the data, so a generator
-seeded per sample gives the same sample in any worker and in any order.
+Every sampler takes its draws in the same order whatever the data, so a generator seeded per sample
+gives the same sample in any worker and in any order.
 
 Decisions, stated once:
 
-* Border (bottom-up): crop pixels that fall outside the source image are filled with gray 128
-  (CMU), which the network input normalisation maps to ~0; in the ignore mask they are **not ignored**. No
-  person can be there, so "no part, no limb" is the correct target, and it teaches the network
-  that padding is background (CMU pads its ``mask_miss`` with "valid" as well).
-* Keypoints that land outside the crop keep their visibility flag. A limb from a visible wrist
-  to an elbow just outside the crop still has a PAF segment inside it, and a Gaussian centred
-  just outside still has a tail inside; the codec clips to the map.
+* Border (bottom-up): gray 128 (CMU), which the input normalisation maps to ~0, and **not ignored** in
+  the mask: no person can be there, so "no part, no limb" is the correct target (CMU pads its
+  ``mask_miss`` with "valid" as well). Border (top-down): black (0), as HRNet's training and test code.
+* Keypoints that land outside the crop keep their visibility flag: a limb to an elbow just outside
+  still has a PAF segment inside, a Gaussian centred just outside a tail inside; the codec clips.
 * Unlabelled keypoints (v == 0) are left at (0, 0) after the warp, the COCO convention.
-* Border (top-down): black (0), as the official HRNet training and test code fill it; the
-  pretrained weights have only ever seen black borders.
-* A mirrored sample swaps left and right keypoints (``Skeleton.flip_permutation``): after a
-  mirror, the person's left wrist sits where a right wrist would.
+* A mirrored sample swaps left and right keypoints (``Skeleton.flip_permutation``).
 
 Shape legend: N people, K keypoints, H x W image size.
 """
@@ -117,15 +104,9 @@ HALF_BODY_PADDING = 1.5
 
 @dataclass(frozen=True)
 class TopDownAugmentParams(Params):
-    """Top-down training augmentation (HRNet's COCO recipe; part of the ``topdown`` config section).
-
-    ``scale_factor``: size multiplier in ``[1 - f, 1 + f]`` (normal, clipped). ``rotation_deg``:
-    standard deviation of the rotation, clipped at +-rotation_deg. ``rotation_prob``: probability of
-    rotating at all. ``flip_prob``: probability of a mirror. ``half_body_prob``: probability of
-    the half-body crop for people with more than ``half_body_min_keypoints`` labelled keypoints.
-    ``padding``: box enlargement for the crop region (training and inference). ``half_body_padding``:
-    enlargement of the half-body box.
-    """
+    """Top-down training augmentation (HRNet's COCO recipe, as the module docstring draws it; part of the
+    ``topdown`` config section). ``padding``: box enlargement for the crop region (training and inference);
+    ``half_body_padding``: that of the half-body box."""
 
     _section: typing.ClassVar[str] = "topdown"
 
@@ -150,9 +131,8 @@ class TopDownAugmentParams(Params):
 
 
 # ------------------------------------------------------------------------------ bottom-up sampler
-def choose_main_person(
-    rng: np.random.Generator, keypoints: np.ndarray, boxes: np.ndarray | None
-) -> tuple[np.ndarray, float] | tuple[None, None]:
+def choose_main_person(rng: np.random.Generator, keypoints: np.ndarray,
+                       boxes: np.ndarray | None) -> tuple[np.ndarray, float] | tuple[None, None]:
     """Pick the person the crop is built around: (centre (x, y), height) in image px.
 
     Uniform among the people CMU would call "main" (>= 5 labelled keypoints, box >= 32x32 px);
@@ -183,13 +163,8 @@ def choose_main_person(
     return np.array([x + (w - 1) * 0.5, y + (h - 1) * 0.5]), float(h)
 
 
-def random_affine(
-    rng: np.random.Generator,
-    image_hw: tuple[int, int],
-    main_center: np.ndarray | tuple[float, float] | None,
-    main_height: float | None,
-    params: AugmentParams,
-) -> tuple[np.ndarray, bool]:
+def random_affine(rng: np.random.Generator, image_hw: tuple[int, int], main_center: np.ndarray | None,
+                  main_height: float | None, params: AugmentParams) -> tuple[np.ndarray, bool]:
     """Draw the CMU augmentation for one sample: (matrix (2, 3) float64 image px -> crop px, flipped).
 
     The main person (centre ``main_center`` (x, y), height ``main_height`` in image px) is scaled by
@@ -200,8 +175,6 @@ def random_affine(
     Without a main person (``None``), the whole image is scaled to fit the crop and centred instead.
     """
     h, w = int(image_hw[0]), int(image_hw[1])
-    if h <= 0 or w <= 0:
-        raise ValueError(f"random_affine: image_hw must be positive, got {image_hw}")
     crop = int(params.crop_size)
     multiplier = float(rng.uniform(params.scale_min, params.scale_max))
     angle = float(rng.uniform(-params.rotation_deg, params.rotation_deg))
@@ -212,8 +185,6 @@ def random_affine(
         center = np.array([(w - 1) * 0.5, (h - 1) * 0.5])
     else:
         center = np.asarray(main_center, dtype=np.float64).reshape(2)
-        if not np.all(np.isfinite(center)):
-            raise ValueError(f"random_affine: main_center must be finite, got {main_center}")
     if main_height is None or not math.isfinite(main_height) or main_height <= 0:
         scale = crop / max(h, w) * multiplier
     else:
@@ -259,13 +230,9 @@ def body_halves(skeleton: Skeleton = COCO_17) -> tuple[np.ndarray, np.ndarray]:
     return np.array(upper, dtype=np.int64), np.array(lower, dtype=np.int64)
 
 
-def half_body_transform(
-    keypoints: np.ndarray,
-    rng: np.random.Generator,
-    skeleton: Skeleton = COCO_17,
-    aspect_ratio: float = 0.75,
-    padding: float = HALF_BODY_PADDING,
-) -> tuple[np.ndarray, np.ndarray] | None:
+def half_body_transform(keypoints: np.ndarray, rng: np.random.Generator, skeleton: Skeleton = COCO_17,
+                        aspect_ratio: float = 0.75, padding: float = HALF_BODY_PADDING
+                        ) -> tuple[np.ndarray, np.ndarray] | None:
     """A crop region around the upper or the lower body (HRNet's half-body augmentation) of ``keypoints``
     (K, 3) x, y, v in image px: (centre (2,), size (2,) = (w, h)) float64 in image px, or None when no
     half has two labelled keypoints or their extent is under a pixel.
@@ -302,14 +269,8 @@ def half_body_transform(
     return center, np.array([w, h], dtype=np.float64) * padding
 
 
-def random_region(
-    rng: np.random.Generator,
-    region: Region,
-    keypoints: np.ndarray,
-    params: TopDownAugmentParams,
-    aspect_ratio: float,
-    skeleton: Skeleton = COCO_17,
-) -> Region:
+def random_region(rng: np.random.Generator, region: Region, keypoints: np.ndarray, params: TopDownAugmentParams,
+                  aspect_ratio: float, skeleton: Skeleton = COCO_17) -> Region:
     """Draw HRNet's augmentation (the module docstring's recipe) of one person's unaugmented crop ``region``;
     ``keypoints`` (K, 3) x, y, v in image px, for the half-body crop."""
     p = params
@@ -333,16 +294,9 @@ def random_region(
 
 
 # ------------------------------------------------------------------------------ the one warp
-def warp_sample(
-    image: np.ndarray,
-    mask: np.ndarray | None,
-    keypoints: np.ndarray,
-    matrix: np.ndarray,
-    out_hw: tuple[int, int],
-    flipped: bool,
-    skeleton: Skeleton = COCO_17,
-    pad_value: int = PAD_VALUE,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def warp_sample(image: np.ndarray, mask: np.ndarray | None, keypoints: np.ndarray, matrix: np.ndarray,
+                out_hw: tuple[int, int], flipped: bool, skeleton: Skeleton = COCO_17,
+                pad_value: int = PAD_VALUE) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Push an image (H, W, 3) uint8, its ignore mask (H, W), nonzero = ignore, or None, and its keypoints
     (N, K, 3) x, y, v in image px through one (2, 3) affine ``matrix`` image -> output (size ``out_hw``);
     ``flipped``: the matrix holds a mirror, so left and right keypoints are swapped.

@@ -49,12 +49,9 @@ def draw_poses(image_bgr: np.ndarray, poses: Poses, skeleton: Skeleton | None = 
         threshold: keypoints with a score at or below it are not drawn, nor their limbs.
         thickness: limb width in pixels (default: about 1/150 of the image diagonal, >= 2).
 
-    Each limb type but the skeleton's ``hidden_limbs`` (OpenPose's shoulder-ear links, which its own
-    renderer leaves out) has the skeleton's colour (``skeleton.limb_colours``: for people the hue wheel
-    of :func:`limb_colours`, for other skeletons left limbs warm and right limbs cool); keypoints are
-    filled circles in the colour of the first limb that uses them. Tracked people (``poses.track_ids``) are drawn
-    each in the colour of their id (:func:`track_colour`) with the id written beside the head;
-    people without an id yet (-1) in grey.
+    Limbs (but ``skeleton.hidden_limbs``, which OpenPose's renderer leaves out) take ``skeleton.limb_colours``,
+    keypoints the colour of their first limb. Tracked people take their id's colour (:func:`track_colour`) with
+    the id beside the head; those without an id yet (-1) grey.
     """
     image = np.asarray(image_bgr)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

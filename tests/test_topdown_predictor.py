@@ -9,7 +9,7 @@ from torch import nn
 
 from openpose_lite.codecs import TopDownHeatmapCodec
 from openpose_lite.inference import TopDownPredictor
-from openpose_lite.oks import oks_matrix, oks_nms
+from openpose_lite.oks import oks_iou, oks_nms
 from openpose_lite.skeleton import COCO_17
 
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -112,6 +112,6 @@ def test_oks_nms_keeps_distinct_people_and_drops_near_copies():
     kps[2, :, :2] = kps[0, :, :2] + 300
     kps[..., 2] = 1
     areas = np.full(3, 5000.0)
-    oks = oks_matrix(kps, areas, COCO_17.sigmas_array)
+    oks = oks_iou(kps, areas, COCO_17.sigmas_array)
     assert oks[0, 1] > 0.9 and oks[0, 2] < 1e-6 and np.allclose(np.diag(oks), 1)
     np.testing.assert_array_equal(oks_nms(kps, np.array([0.5, 0.9, 0.7]), areas, COCO_17.sigmas_array), [1, 2])

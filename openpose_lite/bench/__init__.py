@@ -1,8 +1,5 @@
 """Benchmark: top-down (HRNet) vs bottom-up (OpenPose), speed as people multiply and accuracy side by side.
 
-The submodules, in the order a run uses them: ``config`` (:class:`BenchConfig`), ``models``,
-``speed``, ``accuracy``, ``run`` (:func:`run_bench`), ``report`` and ``plot``.
-
 Random weights are fine for timing (the forward pass does the same work whatever the weights),
 but a random bottom-up model finds nobody, hence the default ground-truth boxes.
 """

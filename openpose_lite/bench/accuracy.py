@@ -1,9 +1,5 @@
-"""Accuracy side by side: each branch's codec oracle and, with checkpoints, each model on the same images.
-
-The model rows go through :func:`openpose_lite.evaluation.evaluate_predictor`, the top-down model
-on the run's box source (the annotation file's labelled people or the bottom-up model's people).
-The oracle rows (:mod:`openpose_lite.oracle`) decode with exactly the codec each predictor uses.
-"""
+"""Accuracy side by side: each branch's codec oracle (:mod:`openpose_lite.oracle`, decoding with exactly the
+codec its predictor uses) and, with checkpoints, each model on the same images (top-down on the run's boxes)."""
 
 from __future__ import annotations
 
@@ -70,9 +66,7 @@ def _oracle_rows(cfg: BenchConfig, models: BenchModels, coco) -> list[AccuracyRo
 
 
 def measure_accuracy(cfg: BenchConfig, models: BenchModels) -> list[AccuracyRow]:
-    """Model rows (with images and checkpoints), then the two codec-oracle rows, on ``cfg.ann``."""
-    if cfg.ann is None:
-        raise ValueError("ann: the accuracy section needs a COCO-format annotation file")
+    """Model rows (with images and checkpoints), then the two codec-oracle rows, on ``cfg.ann`` (given)."""
     coco = load_coco(cfg.ann)
     rows = _model_rows(cfg, models, coco) if cfg.images is not None else []
     return rows + _oracle_rows(cfg, models, coco)

@@ -1,7 +1,4 @@
-"""BenchConfig: everything a benchmark run depends on; its fields are the ``openpose-lite bench`` options
-(:class:`~openpose_lite.params.CommandLineOptions`). The random models' defaults are read from the
-architecture table and each network's settings, not restated.
-"""
+"""BenchConfig: the ``openpose-lite bench`` options; the random models' defaults come from the architecture table."""
 
 from __future__ import annotations
 
@@ -41,17 +38,11 @@ _TD_H, _TD_W = TopDownConfig().input_hw
 class BenchConfig(Params, CommandLineOptions):
     """Everything a benchmark run depends on; each field is an ``openpose-lite bench`` option.
 
-    Model options (``bu_arch``, ``td_arch``, ``bu_width_mult``, ``bu_stages``, ``hrnet_width``,
-    ``td_input_hw``) size random-weight models and are ``None`` until resolved (default: the
-    published model of each branch's first architecture); next to a checkpoint they stay ``None``.
-    ``device`` ``"auto"``, ``threads`` 0 and ``precision`` are resolved when the run starts
-    (:attr:`BenchResult.config` holds the resolved values).
-
-    ``threads`` defaults to 1, not torch's one per core: on a CPU shared with other jobs, two
-    threads of HRNet's many small convolutions mostly wait for each other (2-core reference box
-    under load: 13 s instead of 0.3 s for one crop). Use 0 (torch's default) on an idle machine.
-
-    A bad value is a ValueError naming the field and its flag (``BenchConfig.repeats (--repeats): ...``).
+    The random models' sizes are ``None`` until the run resolves them (next to a checkpoint they stay
+    ``None``), as are ``device`` ``"auto"``, ``threads`` 0 and ``precision`` (:attr:`BenchResult.config`).
+    ``threads`` defaults to 1: on a CPU shared with other jobs, two threads of HRNet's many small convolutions
+    mostly wait for each other (2-core box under load: 13 s instead of 0.3 s a crop). A bad value is a
+    ValueError naming the field and its flag (``BenchConfig.repeats (--repeats): ...``).
     """
 
     _section: typing.ClassVar[str] = "BenchConfig"

@@ -1,9 +1,5 @@
-"""The two predictors a benchmark run times and scores: from checkpoints, or seeded random published-size models.
-
-A random model is the published network of the architecture chosen (``bu_arch``, ``td_arch``) with
-the bench's sizes on top (:func:`openpose_lite.config.load_config`). Every predictor comes from
-:func:`openpose_lite.inference.build_predictor`, so random models decode as a checkpoint's would.
-"""
+"""The two predictors a benchmark run times and scores: from checkpoints, or seeded random published-size models
+(with the bench's sizes on top), built alike by :func:`openpose_lite.inference.build_predictor`."""
 
 from __future__ import annotations
 

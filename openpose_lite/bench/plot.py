@@ -1,9 +1,5 @@
-"""The speed-vs-people figure (matplotlib; log axes labelled in plain numbers by :mod:`openpose_lite.plots`).
-
-Every series has its own colour, line style and marker, so none hides another where two curves
-coincide; whole pipelines and their parts get a panel each, so that a total and its own network
-time (about 1% apart) never share axes.
-"""
+"""The speed-vs-people figure: every series its own colour, line style and marker, so none hides another;
+whole pipelines and their parts a panel each, so a total and its network time (1% apart) never share axes."""
 
 from __future__ import annotations
 
@@ -12,8 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openpose_lite.io import atomic_write_path
-from openpose_lite.plots import plain_log_axis
+from openpose_lite.plots import new_figure, plain_log_axis, save_png
 
 if TYPE_CHECKING:
     from openpose_lite.bench.run import BenchResult
@@ -63,11 +58,10 @@ def _panel(ax: Any, rows: list["SpeedRow"], series: tuple[_Series, ...], title: 
 
 
 def speed_figure(result: "BenchResult") -> Any:
-    """The matplotlib figure of a run's speed rows (the caller closes it); needs matplotlib."""
-    import matplotlib.pyplot as plt
-
+    """The matplotlib figure of a run's speed rows; needs matplotlib."""
     pipelines = _PIPELINES + ((_BOX_SOURCE,) if result.config.box_source != "gt" else ())
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 5.2), dpi=100)
+    fig = new_figure(11.0, 5.2)
+    left, right = fig.subplots(1, 2)
     _panel(left, result.speed, pipelines, "whole pipelines")
     _panel(right, result.speed, _PARTS, "their parts")
     h, w = result.config.image_hw
@@ -81,15 +75,8 @@ def speed_figure(result: "BenchResult") -> Any:
 def plot_speed(result: "BenchResult", path: str | Path) -> Path | None:
     """:func:`speed_figure` as a PNG, written atomically; None, with a warning, without matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only: never needs a display
-        import matplotlib.pyplot as plt
+        fig = speed_figure(result)
     except ImportError:
         logger.warning("matplotlib is not installed: %s not written (pip install matplotlib)", path)
         return None
-    fig = speed_figure(result)
-    try:
-        return atomic_write_path(path, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    return save_png(fig, path)

@@ -94,10 +94,6 @@ def markdown_report(result: BenchResult) -> str:
     return "\n".join(parts)
 
 
-def _csv_value(value: Any) -> Any:
-    return f"{value:.4f}" if isinstance(value, float) else value
-
-
 def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -107,14 +103,13 @@ def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_outputs(result: BenchResult, out_dir: str | Path | None = None) -> dict[str, Path]:
-    """Write speed.csv, accuracy.csv (when measured), table.md and speed.png (with matplotlib).
-
-    Returns the written paths by name ("speed_csv", "accuracy_csv", "table", "plot")."""
+    """Write speed.csv, accuracy.csv (when measured), table.md and speed.png (with matplotlib); the paths by
+    name ("speed_csv", "accuracy_csv", "table", "plot")."""
     out = Path(result.config.out_dir if out_dir is None else out_dir)
     written: dict[str, Path] = {}
     names = [f.name for f in dataclasses.fields(SpeedRow)]
-    written["speed_csv"] = write_text_atomic(
-        out / "speed.csv", _csv_text(names, [[_csv_value(getattr(r, n)) for n in names] for r in result.speed]))
+    rows = [[f"{v:.4f}" if isinstance(v, float) else v for v in dataclasses.astuple(r)] for r in result.speed]
+    written["speed_csv"] = write_text_atomic(out / "speed.csv", _csv_text(names, rows))
     if result.accuracy:
         written["accuracy_csv"] = write_text_atomic(
             out / "accuracy.csv",

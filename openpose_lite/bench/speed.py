@@ -1,15 +1,11 @@
-"""Speed vs people: both pipelines timed on one generated scene (``image_hw``, N people, seeded) per count N.
+"""Speed vs people: both pipelines timed on one generated scene (``image_hw``, N people, seeded) per count N,
+by the predictors' phase timers; each figure the median of ``repeats`` calls.
 
-* bottom-up: :class:`~openpose_lite.inference.BottomUpPredictor` at one scale, no flip; its phase
-  timers give network and decode time. With random weights its maps hold no peaks, so the decode
-  is also timed on the codec's encoding of the scene's ground truth, letterboxed as the predictor
-  letterboxes the image ("decode (GT maps)"), which grows with the people as a trained network's would.
-* top-down: boxes from the ``box_source`` ("gt": the scene's, no work; "bottomup": from the bottom-up
-  people, costing the whole bottom-up call), then :class:`~openpose_lite.inference.TopDownPredictor`
-  with all crops in one batch ("batched") and one crop per forward ("1-by-1"), timed by its phase timers.
-
-The codecs' numba kernels run once before any timing. Every figure is the median over ``repeats``
-calls, after ``warmup`` untimed calls per input shape not seen yet.
+* bottom-up: one scale, no flip. With random weights its maps hold no peaks, so the decode is also timed
+  on the codec's encoding of the scene's ground truth ("decode (GT maps)"), which grows with the people
+  as a trained network's would.
+* top-down: boxes from the ``box_source``, then all crops in one batch ("batched") and one crop per
+  forward ("1-by-1").
 """
 
 from __future__ import annotations
@@ -32,14 +28,11 @@ __all__ = ["SpeedRow", "gt_decode", "measure_speed"]
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class SpeedRow:
-    """One point of the speed-vs-people curve; times in ms per image (medians).
-
-    ``annotated``: people of the scene with a visible pixel (the drawn ones, minus any hidden
-    entirely); ``bu_found_gt``: people the codec decodes from the ground-truth maps;
-    ``td_boxes``: boxes the top-down branch crops.
-    """
+    """One point of the speed-vs-people curve; times in ms per image (medians). ``annotated``: people of the
+    scene with a visible pixel; ``bu_found_gt``: people decoded from the ground-truth maps."""
 
     people: int
     annotated: int

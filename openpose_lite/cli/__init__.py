@@ -1,10 +1,8 @@
 """``openpose-lite``: a thin argparse shell over the public API.
 
-Each sub-command lives in its own module of this package as a pair: ``_add_<name>(subparsers)``
-declares its arguments and ``_run_<name>(args) -> int`` calls the library and prints. Only this
-package (and train_vgg19.py) prints; the library logs. Every failure goes through one error path
-(:func:`openpose_lite.cli.errors.report`): one line, exit code 2 for bad input or usage, 1 for a
-run that stopped, 130 on Ctrl-C, 143 on SIGTERM.
+Each sub-command's module holds ``_add_<name>(subparsers)`` and ``_run_<name>(args) -> int``. Only
+this package (and train_vgg19.py) prints; the library logs. Every failure goes through
+:func:`openpose_lite.cli.errors.report`.
 """
 
 from __future__ import annotations

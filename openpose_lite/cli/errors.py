@@ -1,12 +1,9 @@
 """The one error path of every command: exit codes, and one line per failure instead of a traceback.
 
-Exit codes (docs/cli.md): 0 done; 1 a run that stopped, or finished with failures (an unreadable
-image, a full disk, out of memory); 2 bad input or usage, refused before anything is written; 130
-Ctrl-C; 143 SIGTERM (``kill``, a job scheduler, torchrun stopping its processes), handled as Ctrl-C
-is (:func:`sigterm_as_interrupt`): what was done is written.
-
-A handler raises :class:`CliError` with the message and code it chooses (saying what it wrote so
-far); :func:`report` turns every other expected exception into the same kind of line.
+Exit codes (docs/cli.md): 0 done; 1 a run that stopped, or finished with failures; 2 bad input or
+usage, refused before anything is written; 130 Ctrl-C; 143 SIGTERM, handled as Ctrl-C is
+(:func:`sigterm_as_interrupt`). A handler raises :class:`CliError` with its message and code;
+:func:`report` turns every other expected exception into the same kind of line.
 """
 
 from __future__ import annotations
@@ -49,9 +46,8 @@ def interrupt_word(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block SIGTERM raises :class:`Terminated` in the main thread, once: a second
-    SIGTERM while the first is being handled (the run writing its index) is ignored, so the
-    stop finishes (SIGKILL still ends it). The previous handler comes back afterwards."""
+    """Within the block SIGTERM raises :class:`Terminated` in the main thread, once: a second one while
+    the first is handled (the run writing its index) is ignored, so the stop finishes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -68,8 +64,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def describe_os_error(exc: OSError, output_option: str = "-o") -> str:
-    """``<file>: <reason>`` for an OSError, with a hint where one helps (a full disk: free space or
-    write elsewhere with ``output_option``, the command's output flag)."""
+    """``<file>: <reason>`` for an OSError; a full disk: with a hint to write elsewhere with ``output_option``."""
     where = f"{exc.filename}: " if exc.filename else ""
     reason = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -78,8 +73,7 @@ def describe_os_error(exc: OSError, output_option: str = "-o") -> str:
 
 
 def report(command: str, exc: BaseException) -> int:
-    """Print one line for ``exc`` on stderr and return the exit code it means; anything unexpected (a
-    programming error) is raised again, keeping its traceback."""
+    """Print one line for ``exc`` on stderr and return its exit code; anything unexpected is raised again."""
     prefix = f"openpose-lite {command}" if command else "openpose-lite"
     if isinstance(exc, CliError):
         line = f"{prefix}: {exc}" if exc.code in (EXIT_INTERRUPTED, EXIT_TERMINATED) else f"{prefix}: error: {exc}"

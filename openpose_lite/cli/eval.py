@@ -1,9 +1,7 @@
 """``openpose-lite eval``: COCO keypoint AP of a model, or of a codec alone (``--oracle``).
 
-Headers count people one way each: "labelled people" are the annotation file's ground truth
-(the people COCO's evaluation scores: not crowds, at least one labelled keypoint), "people
-detected" / "people decoded" what the model or the codec returned; "instances" for a skeleton
-other than the person.
+"labelled people" are the annotation file's ground truth that COCO's evaluation scores; "people
+detected" / "people decoded" what the model or the codec returned ("instances" for another skeleton).
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""``openpose-lite infer``: images, folders and videos -> OpenPose JSON, COCO results, drawings.
-
-The run is :mod:`openpose_lite.runs`' (:class:`~openpose_lite.runs.Job`). Failed inputs are
-reported, listed at the end and skipped (exit code 1); a stopped run (Ctrl-C, a full disk) writes
-the index of what was done and says what is on disk. With ``--ray`` the run is spread over a Ray
-cluster (:func:`openpose_lite.runs.run_on_ray`). Cameras and streams: :mod:`openpose_lite.cli.live`.
+"""``openpose-lite infer``: images, folders and videos -> OpenPose JSON, COCO results, drawings; the run is
+:class:`~openpose_lite.runs.Job`'s, or :func:`~openpose_lite.runs.run_on_ray`'s with ``--ray``. Cameras
+and streams: :mod:`openpose_lite.cli.live`.
 """
 
 from __future__ import annotations

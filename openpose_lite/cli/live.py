@@ -1,8 +1,6 @@
-"""``openpose-lite infer`` on a live source: a camera (``--camera N``) or a stream URL, newest frame first
-(the run is :mod:`openpose_lite.runs.live_run`'s; ``--show`` a window). The stream's end,
-``--max-frames``, ``--duration``, Ctrl-C and SIGTERM end it with exit 0 (a second Ctrl-C stops at
-once, 130); a lost source is retried ``--reconnect`` times, then reported (exit 1); a source that
-cannot be opened exits 2.
+"""``openpose-lite infer`` on a camera (``--camera N``) or a stream URL, newest frame first (``--show``: a
+window). The stream's end, ``--max-frames``, ``--duration``, Ctrl-C and SIGTERM end it with exit 0 (a second
+Ctrl-C: 130); a source lost after ``--reconnect`` tries exits 1; one that cannot be opened exits 2.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, CliError
+from openpose_lite.cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
 from openpose_lite.cli.models_args import (
     build_predictor,
     hands_and_faces,
@@ -27,7 +25,7 @@ from openpose_lite.cli.models_args import (
     positive_int,
     weights_path,
 )
-from openpose_lite.cli.outputs import ProgressBar, print_failures, run_options
+from openpose_lite.cli.outputs import ProgressBar, finish, run_options
 from openpose_lite.live import LiveSource, is_stream_url
 from openpose_lite.runs import Job, Sources
 from openpose_lite.runs.sources import live_source_of
@@ -44,7 +42,6 @@ def path_or_url(text: str) -> Path | str:
 
 
 def add_live_args(p: argparse.ArgumentParser) -> None:
-    """The live-source options of ``infer``."""
     g = p.add_argument_group("cameras and streams (newest frame first; docs/cli.md#cameras-and-streams)")
     g.add_argument("--camera", type=non_negative_int, metavar="N", help="read camera N (0: the first) instead of PATHs")
     g.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
@@ -123,8 +120,7 @@ class _Window:
 # ------------------------------------------------------------------------------ running
 @contextlib.contextmanager
 def _stop_requests(job: Job) -> Iterator[None]:
-    """Within the block Ctrl-C (SIGINT) and SIGTERM ask the run to stop after the frame in hand; a second one
-    stops at once."""
+    """Within the block Ctrl-C and SIGTERM ask the run to stop after the frame in hand; a second one stops at once."""
     if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
         yield
         return
@@ -145,7 +141,6 @@ def _stop_requests(job: Job) -> Iterator[None]:
 
 
 def run_live(args: argparse.Namespace, source: LiveSource) -> int:
-    """``infer`` on a camera or stream (see the module docstring); returns the exit code."""
     weights = weights_path(args)
     if args.boxes is not None:
         raise CliError("--boxes: a box file names images by id, and a live source's frames have none; "
@@ -164,12 +159,10 @@ def run_live(args: argparse.Namespace, source: LiveSource) -> int:
     finally:
         if window is not None:
             window.close()
-    live = summary.live
-    print(summary.describe())
-    print_failures(summary.failures)
+    live, code = summary.live, finish(summary)
     if live.lost:
         hint = "" if args.reconnect else " (--reconnect N retries a lost source)"
         print(f"openpose-lite infer: error: {live.problem}; what was processed is kept{hint}", file=sys.stderr)
     if live.interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_FAILURE if live.lost or summary.failures else EXIT_OK
+    return EXIT_FAILURE if live.lost else code

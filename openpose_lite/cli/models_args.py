@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from openpose_lite.cli.errors import CliError
 
-__all__ = ["WEIGHTS_HELP", "add_hands_faces_args", "add_image_limit_args", "add_input_bound_args", "add_model_args",
+__all__ = ["WEIGHTS_HELP", "add_hands_faces_args", "add_input_bound_args", "add_model_args",
            "add_predictor_args", "add_threads_arg", "add_weights_args", "build_predictor", "decoding_options",
            "hands_and_faces", "input_bound", "load_weights", "non_negative_int", "positive_int", "predictor_setup",
            "weights_path"]
@@ -67,11 +67,13 @@ def _pixel_limit(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc).lstrip(": ")) from None
 
 
-def add_image_limit_args(p: argparse.ArgumentParser, annotations: bool) -> None:
-    """``--max-image-pixels`` (every command that reads images) and, for those that read image names
-    from an annotation file (``annotations``), ``--images-anywhere``."""
+def add_model_args(p: argparse.ArgumentParser, annotations: bool, input_size: bool = True) -> None:
+    """The weights, predictor and image-size options of a command that runs a model on images (infer, eval);
+    ``annotations``: it reads image names from an annotation file (``--images-anywhere``)."""
     from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS
 
+    add_weights_args(p)
+    add_predictor_args(p, input_size)
     p.add_argument("--max-image-pixels", type=_pixel_limit, default=DEFAULT_MAX_IMAGE_PIXELS, metavar="N",
                    help="refuse an image of more than N pixels (width x height), read from its header before it "
                    "is decoded (default: %(default)s = 2^27, e.g. 16384 x 8192). Not --max-input-pixels, which "
@@ -80,13 +82,6 @@ def add_image_limit_args(p: argparse.ArgumentParser, annotations: bool) -> None:
         p.add_argument("--images-anywhere", action="store_true",
                        help="let the annotation file's file_name be an absolute path or leave --images with '..' "
                        "(refused by default)")
-
-
-def add_model_args(p: argparse.ArgumentParser, annotations: bool, input_size: bool = True) -> None:
-    """The weights, predictor and image-size options of a command that runs a model on images (infer, eval)."""
-    add_weights_args(p)
-    add_predictor_args(p, input_size)
-    add_image_limit_args(p, annotations)
 
 
 def add_hands_faces_args(p: argparse.ArgumentParser) -> None:
@@ -99,8 +94,7 @@ def add_hands_faces_args(p: argparse.ArgumentParser) -> None:
 
 
 def hands_and_faces(args: argparse.Namespace, predictor):
-    """``predictor`` with ``--hand`` / ``--face`` run on its people, on the body model's backend, device and
-    precision (int8: calibrated on the crops of the people it finds in the ``--calibration`` images)."""
+    """``predictor`` with ``--hand`` / ``--face`` run on its people, on the body model's runtime."""
     from openpose_lite.inference.hands_faces import with_hands_faces
 
     return with_hands_faces(predictor, getattr(args, "hand", None), getattr(args, "face", None),
@@ -253,15 +247,13 @@ def _check_options(args: argparse.Namespace) -> None:
 
 
 def decoding_options(args: argparse.Namespace, branch) -> dict[str, Any]:
-    """The decoding options given (``--input-size``, ``--peak-threshold``, ``--refine``, ``--blur-kernel``, as
-    the command has them) that apply to ``branch`` (a row of :mod:`openpose_lite.branches`)."""
+    """The decoding options given that apply to ``branch`` (a row of :mod:`openpose_lite.branches`)."""
     given = {name: vars(args).get(name) for name in branch.options}
     return {name: value for name, value in given.items() if value is not None}
 
 
 def _person_detector(args: argparse.Namespace, loaded):
-    """The predictor of ``--person-detector`` on ``loaded``'s runtime, refused up front when the file holds a
-    model that itself needs person boxes."""
+    """The predictor of ``--person-detector`` on ``loaded``'s runtime; a model that needs boxes is refused."""
     from openpose_lite.inference import PredictorOptions, build_predictor as build
 
     path = _existing_file(args.person_detector, "--person-detector")
@@ -280,8 +272,8 @@ def _person_detector(args: argparse.Namespace, loaded):
 
 
 def _box_source(args: argparse.Namespace, path: Path, loaded, ground_truth: Path | None):
-    """What makes the person boxes of a model that runs on them (from a codec; ``None`` for one that does
-    not): ``--person-detector``'s people, ``--boxes`` (COCO detections) or ``ground_truth``'s people."""
+    """What makes the person boxes of a model that runs on them (None for one that does not): the
+    ``--person-detector``'s people, ``--boxes`` or ``ground_truth``'s people."""
     from openpose_lite.inference.boxes import detection_box_source, pose_box_source
 
     row = loaded.architecture.branch_row
@@ -310,10 +302,9 @@ def _box_source(args: argparse.Namespace, path: Path, loaded, ground_truth: Path
 
 
 def predictor_setup(args: argparse.Namespace, ground_truth: Path | None = None):
-    """(weights file, loaded weights, :class:`~openpose_lite.inference.PredictorOptions`): what the model
-    options describe, checked (each error naming its option) and the weights read once. The branch takes
-    the decoding options it has; a model that runs on person boxes takes those the options name, else
-    ``ground_truth``'s (eval)."""
+    """(weights file, loaded weights, :class:`~openpose_lite.inference.PredictorOptions`) the model options
+        describe, each error naming its option; a model that runs on person boxes takes those the options name,
+        else ``ground_truth``'s (eval)."""
     from openpose_lite.inference import PredictorOptions
 
     _check_options(args)
@@ -333,8 +324,7 @@ def predictor_setup(args: argparse.Namespace, ground_truth: Path | None = None):
 
 
 def build_predictor(args: argparse.Namespace, ground_truth: Path | None = None):
-    """The predictor the model options describe (:func:`predictor_setup`, then
-    :func:`openpose_lite.inference.build_predictor`)."""
+    """The predictor the model options describe."""
     from openpose_lite.devices import set_threads
     from openpose_lite.inference import build_predictor as build
 

@@ -1,6 +1,5 @@
-"""The command line of a run (``infer``, on files and live sources): the options that map to
-:class:`~openpose_lite.runs.RunOptions`, the progress bar a run's reports drive, the words of a
-stopped run and of a finished one; and the progress-bar rule of every command."""
+"""``infer``'s run options (:class:`~openpose_lite.runs.RunOptions`), the progress bar its reports
+drive, the words of a stopped run and of a finished one; and every command's progress-bar rule."""
 
 from __future__ import annotations
 
@@ -34,9 +33,8 @@ def progress_disabled(no_progress: bool = False) -> bool:
 
 
 class ProgressBar:
-    """A run's :class:`~openpose_lite.runs.Progress` as a tqdm bar on stderr (made with the first report,
-    which knows the total), its failures as lines above it; a :class:`~openpose_lite.runs.RunStopped`
-    leaving the block becomes the :class:`CliError` of :func:`stopped_error`."""
+    """A run's :class:`~openpose_lite.runs.Progress` as a tqdm bar on stderr, its failures as lines above
+    it; a :class:`~openpose_lite.runs.RunStopped` leaving the block becomes :func:`stopped_error`'s CliError."""
 
     def __init__(self, unit: str, desc: str, no_progress: bool) -> None:
         self.unit, self.desc, self.no_progress = unit, desc, no_progress
@@ -84,7 +82,7 @@ def _tracker_params(args: argparse.Namespace):
 
 
 def run_options(args: argparse.Namespace, weights) -> RunOptions:
-    """The run ``infer``'s options ask for, checked before the model loads; ``weights``: the weights file."""
+    """The run ``infer``'s options ask for, checked before the model loads."""
     return RunOptions(output=args.output, overwrite=args.overwrite, append=args.append, weights=weights,
                       writers={"keypoints", "rendered_image", "rendered_video"} if args.render else {"keypoints"},
                       tracking=_tracker_params(args), batch_size=args.batch_size,
@@ -105,8 +103,7 @@ def finish(summary: RunSummary, people_words: tuple[str, str] = ("person", "peop
 
 
 def stopped_error(stop: RunStopped) -> CliError:
-    """The one line (and exit code) of a run that stopped: 130 for Ctrl-C, 143 for SIGTERM, else 1 (a full
-    disk; a Ray cluster's error, its first line)."""
+    """The one line and exit code of a run that stopped: 130 Ctrl-C, 143 SIGTERM, else 1."""
     cause = stop.cause
     if isinstance(cause, KeyboardInterrupt):
         return CliError(stop.message(interrupt_word(cause)), interrupt_code(cause))

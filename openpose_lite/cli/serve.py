@@ -1,9 +1,6 @@
-"""``openpose-lite serve``: the model behind an HTTP API and a page (:mod:`openpose_lite.serve`), on uvicorn.
-
-The model options are ``infer``'s; the server's are :class:`~openpose_lite.serve.options.ServeOptions`.
-Everything that can be refused without the model (the options, a port already taken) is refused
-before the weights are read.
-"""
+"""``openpose-lite serve`` (:mod:`openpose_lite.serve`, on uvicorn): the model options are ``infer``'s, the
+server's :class:`~openpose_lite.serve.options.ServeOptions`; bad options and a taken port are refused before
+the weights are read."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Training on the command line: the one parser and ``main`` of ``openpose-lite train`` and ``python train_vgg19.py``.
-
-Both run :func:`main` with their own program name (``train_vgg19.py`` also restricts ``model.arch`` to
-the bottom-up models); this module parses, prints and chooses the exit code (:data:`_EPILOG`), while
-:class:`openpose_lite.training.Trainer` trains. Every failure is one line on stderr that says what
-was written so far.
+"""Training on the command line: the one parser and ``main`` of ``openpose-lite train`` and ``python train_vgg19.py``
+(bottom-up models only). It parses, prints and chooses the exit code (:data:`_EPILOG`);
+:class:`openpose_lite.training.Trainer` trains. Every failure is one line on stderr saying what was written so far.
 """
 
 from __future__ import annotations

@@ -1,32 +1,23 @@
 """A skeleton from a COCO-format annotation file: names, limbs, flip pairs, sigmas, completed limbs.
 
-A COCO keypoint category says what a skeleton is: ``keypoints`` (the names, in annotation order)
-and ``skeleton`` (limbs, 1-based keypoint index pairs). :func:`skeleton_from_category` turns one
-into a :class:`~openpose_lite.skeleton.Skeleton`; :func:`skeleton_of_file` takes a whole file (the
-one skeleton of its keypoint categories: categories sharing one keypoint list, such as AP-10K's 54
-species, make one skeleton) and completes its limbs from the file's annotations. The rules:
+:func:`skeleton_from_category` turns one COCO keypoint category (``keypoints``: names in annotation order;
+``skeleton``: 1-based limbs) into a :class:`~openpose_lite.skeleton.Skeleton`; :func:`skeleton_of_file` takes
+the one skeleton of a file (categories sharing one keypoint list, such as AP-10K's 54 species, make one) and
+completes its limbs from the annotations. The rules:
 
-* **A file names its keypoints.** One whose categories list no ``keypoints`` (or that has no
-  categories) states no skeleton and is refused, as is a category of more keypoints than
-  :data:`~openpose_lite.skeleton.MAX_KEYPOINTS` (unless raised).
-* **The person.** A category whose names are COCO's 17 is the person: ``COCO_17``, whose
-  bottom-up layout is CMU's ``OPENPOSE_18`` (what the public weights need), unless settings are
-  given explicitly. MacaquePose's file names its keypoints so (and mmpose gives it COCO's sigmas).
-* **Flip pairs** come from the names: two names that differ only in one side word, ``left``/``right``
-  or ``L``/``R`` (also ``lt``/``rt``), as a prefix, a suffix or a part of their own between
-  ``_ - . space`` or at a camelCase or digit boundary, case-insensitively (``left_eye``/``right_eye``,
-  ``L_F_Paw``/``R_F_Paw``, ``EyeL``/``EyeR``, ``wing_left_tip``/``wing_right_tip``, ``L1``/``R1``).
-  A single ``l`` or ``r`` glued to a word (``eyel``) is never read as a side. They may be stated
-  instead: the ``flip_pairs`` setting, or a ``flip_pairs`` list in the category (1-based index
-  pairs or name pairs; ``[]`` for none).
-* **OKS sigmas**: the ``sigmas`` setting, or a ``sigmas`` list in the category; else the values
-  published for the dataset whose keypoint list the category has (:data:`KNOWN_SIGMAS`); else
-  :data:`DEFAULT_SIGMA` for every keypoint.
-* **Limbs**: the category's, or the ``limbs`` setting, plus the mirror image of a limb that has
-  none (PAF models see mirrored images). Where the limbs leave keypoints unconnected (a forest,
-  or no limb list at all), :func:`complete_limbs` adds limbs chosen from the annotations. Added
-  limbs are logged and kept in ``Skeleton.added_limbs``; limbs that close cycles are the
-  bottom-up layout's redundant limbs (:func:`~openpose_lite.limbs.spanning_limbs`).
+* **A file names its keypoints**: one without keypoint names, or with more keypoints than
+  :data:`~openpose_lite.skeleton.MAX_KEYPOINTS` (unless raised), is refused.
+* **The person**: COCO's 17 names make ``COCO_17`` (bottom-up: CMU's ``OPENPOSE_18``) unless settings are
+  given (MacaquePose names its keypoints so, and mmpose gives it COCO's sigmas).
+* **Flip pairs** come from names differing only in one side word, ``left``/``right``, ``L``/``R`` or
+  ``lt``/``rt``, as a prefix, suffix or part between ``_ - . space`` or at a camelCase or digit boundary,
+  case-insensitively (``L_F_Paw``/``R_F_Paw``, ``EyeL``/``EyeR``, ``L1``/``R1``; never ``l`` glued to a word,
+  as in ``eyel``); or they are stated: the ``flip_pairs`` setting or category list (1-based or names).
+* **OKS sigmas**: the ``sigmas`` setting or category list; else :data:`KNOWN_SIGMAS` for the dataset's
+  keypoint list; else :data:`DEFAULT_SIGMA` each.
+* **Limbs**: the category's or the ``limbs`` setting, plus the mirror of a limb that has none (PAF models
+  see mirrored images). Where they leave keypoints unconnected, :func:`complete_limbs` adds limbs chosen from
+  the annotations (logged, kept in ``Skeleton.added_limbs``).
 
 Shape legend: N instances, K keypoints, L limbs.
 """
@@ -91,11 +82,8 @@ def _side_of(name: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 def flip_pairs_from_names(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
-    """(left, right) index pairs of the names that differ only in their side word (module docstring).
-
-    A name whose counterpart is missing, or whose side and other words are shared by another
-    name, pairs with nothing.
-    """
+    """(left, right) index pairs of the names that differ only in their side word (module docstring); a name
+    without a counterpart, or sharing its side and other words with another name, pairs with nothing."""
     by_key: dict[tuple[str, ...], dict[str, list[int]]] = {}
     for i, name in enumerate(names):
         side = _side_of(name)
@@ -123,12 +111,8 @@ def _names(category: Mapping[str, Any], where: str) -> tuple[str, ...]:
 
 
 def _index_pairs(raw: Any, names: tuple[str, ...], field: str, where: str, base: int) -> list[tuple[int, int]]:
-    """Pairs of keypoint names or ``base``-based indices -> 0-based pairs; errors name ``field`` and
-    show its entries as the file or caller wrote them.
-
-    A limb list (``field`` other than ``flip_pairs``) may join a pair of keypoints once; in flip
-    pairs a keypoint may appear once.
-    """
+    """Pairs of keypoint names or ``base``-based indices -> 0-based pairs; errors name ``field`` and show its
+    entries as written. A limb list joins a pair of keypoints once; in flip pairs a keypoint appears once."""
     if not isinstance(raw, (list, tuple)):
         raise ValueError(f"{where}: '{field}' is {brief(raw)}, expected a list of keypoint pairs")
     k, out = len(names), []
@@ -187,16 +171,9 @@ def skeleton_from_category(
 ) -> Skeleton:
     """The skeleton of one COCO category (the module docstring's rules), without limb completion.
 
-    Args:
-        category: a COCO category dict: ``keypoints`` (names), optional ``skeleton`` (1-based limb
-            pairs), optional ``flip_pairs`` (1-based pairs or name pairs) and ``sigmas``.
-        source: names the file in errors.
-        name: the skeleton's name (default: the category's ``name``).
-        limbs, flip_pairs: replace the category's, as name pairs or 0-based index pairs.
-        sigmas: K OKS sigmas, or a mapping keypoint name -> sigma.
-    Raises:
-        ValueError naming ``source``, the category and the field: no or duplicate keypoint names, a
-        limb or flip index out of range (or 0 in a 1-based list), a keypoint joined to itself, bad sigmas.
+    ``source`` names the file in errors; ``name`` defaults to the category's. ``limbs`` and ``flip_pairs``
+    replace the category's, as name pairs or 0-based index pairs; ``sigmas``: K values or name -> sigma.
+    Raises ValueError naming ``source``, the category and the field.
     """
     where = f"{source}: category {brief(category.get('name', category.get('id')))}"
     names = _names(category, where)
@@ -241,12 +218,8 @@ def _instance_scale(ann: Mapping[str, Any], kps: np.ndarray) -> float:
 
 
 def pair_distances(keypoints: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """(K, K) mean distance of each keypoint pair labelled together, in instance sizes; inf where never.
-
-    Args:
-        keypoints: (N, K, 3) x, y, v of N instances.
-        scales: (N,) each instance's size (instances of size 0 are left out).
-    """
+    """(K, K) mean distance of each keypoint pair labelled together in ``keypoints`` (N, K, 3), in instance
+    sizes ``scales`` (N,; size 0: left out); inf where never."""
     kps = np.asarray(keypoints, dtype=np.float64)
     k = kps.shape[1] if kps.ndim == 3 else 0
     keep = np.asarray(scales, dtype=np.float64) > 0
@@ -272,18 +245,9 @@ def pair_distances(keypoints: np.ndarray, scales: np.ndarray) -> np.ndarray:
 
 def complete_limbs(skeleton: Skeleton, keypoints: np.ndarray, scales: np.ndarray, source: str = "skeleton") -> Skeleton:
     """``skeleton`` with limbs added (logged, kept in ``added_limbs``) where its limbs leave keypoints
-    unconnected; ``skeleton`` itself where they connect every keypoint.
-
-    First a minimum spanning tree over the pieces by the keypoints' mean normalised distances
-    (:func:`~openpose_lite.limbs.tree_completion`; keypoints never labelled together with the others
-    hang by keypoint order, with a warning), then at most one limb per keypoint that keeps partly
-    labelled instances whole (:func:`~openpose_lite.limbs.instance_completion`): a tree through
-    keypoints an instance lacks would cut it in pieces.
-
-    Args:
-        keypoints: (N, K, 3) the annotated instances, x, y, v in pixels.
-        scales: (N,) their sizes (e.g. sqrt of their areas).
-    """
+    unconnected, from the instances ``keypoints`` (N, K, 3) of sizes ``scales`` (N,): a minimum spanning tree
+    over the pieces (:func:`~openpose_lite.limbs.tree_completion`), then at most one limb per keypoint that
+    keeps partly labelled instances whole (:func:`~openpose_lite.limbs.instance_completion`)."""
     if skeleton.background or limb_components(skeleton.num_keypoints, skeleton.limbs).max(initial=0) == 0:
         return skeleton
     distances = pair_distances(keypoints, scales)

@@ -1,36 +1,21 @@
-"""What a valid COCO person-keypoint file is: the one check that training and evaluation share.
+"""What a valid COCO keypoint file is: the one check that training and evaluation share.
 
-Training (:class:`~openpose_lite.data.coco.CocoKeypoints`) and evaluation
-(:func:`~openpose_lite.evaluation.load_coco`) read files through :func:`read_coco_keypoints`, so a
-file is accepted or refused the same way everywhere, before any image, mask or metric is computed.
-A refusal is one :class:`AnnotationError` line naming the file, image id, annotation id and what
-was expected.
+Training (:class:`~openpose_lite.data.coco.CocoKeypoints`) and evaluation (:func:`~openpose_lite.evaluation.load_coco`)
+read files through :func:`read_coco_keypoints`, so a file is accepted or refused the same way everywhere, before any
+image, mask or metric is computed, with one :class:`AnnotationError` line naming the file, image id and annotation id.
 
-Refused (nothing sensible can be trained or scored on it):
+Refused: images without an integer ``id``, a ``file_name`` or positive integer ``height`` and ``width``;
+annotations without an integer ``id`` or with an ``image_id`` not in the file; repeated ids; a category larger
+than :func:`~openpose_lite.skeleton.check_skeleton_size` allows, or none with keypoint names once a skeleton is
+wanted (:meth:`CocoLayout.check_named`). For the instances (annotations of a keypoint category; all of them when
+none has names): ``keypoints`` not 3 K finite numbers with v in 0, 1, 2; a ``bbox`` not 4 finite numbers with
+``w, h >= 0``; an ``area`` not finite >= 0; ``iscrowd`` not 0 or 1; a ``segmentation`` neither polygons (even
+counts of finite numbers) nor an RLE of the image's size (:func:`~openpose_lite.coco.rle.rle_problem`);
+coordinates outside [-width, 2 width] x [-height, 2 height] (a corrupt file: the map renderers would work over
+that range).
 
-* image entries without an integer ``id``, a ``file_name``, or positive integer ``height`` and
-  ``width``; an image id used twice;
-* annotations without an integer ``id``, an annotation id used twice, an ``image_id`` that is
-  not an image of the file;
-* a category of more keypoints or limbs than a skeleton may have (:func:`~openpose_lite.skeleton.check_skeleton_size`);
-  no category with keypoint names, once a skeleton is read or wanted (:meth:`CocoLayout.check_named`);
-* for the people (annotations of a category with keypoint names; every annotation when no
-  category has them): ``keypoints`` that are not 3 K finite numbers (K from the category; any
-  multiple of 3 until a skeleton is wanted) with visibility 0, 1 or 2; a ``bbox`` that is not 4 finite numbers with
-  ``w, h >= 0``; an ``area`` that is not a finite number >= 0; ``iscrowd`` other than 0 or 1;
-  a ``segmentation`` that is neither a list of polygons (an even count of finite numbers each)
-  nor an RLE of the image's size (:func:`~openpose_lite.coco.rle.rle_problem`);
-* keypoints, box corners and polygon points outside the image by more than its own size
-  (x outside [-width, 2 width], y outside [-height, 2 height]). Annotations do reach past the
-  border a little; a coordinate of 1e30 is a corrupt file, and would make the map renderers
-  work over a range of that size.
-
-Accepted with one warning that counts them (published files contain both: CrowdPose's
-``num_keypoints`` disagree with its keypoints, and polygons of under three points occur):
-
-* polygons of fewer than 3 points: they enclose nothing and are left out of the masks;
-* a ``num_keypoints`` that differs from the count of labelled keypoints (v > 0): training goes
-  by the keypoints, COCO evaluation by ``num_keypoints`` when it decides whom to ignore.
+Accepted with one warning that counts them (CrowdPose has both): polygons of under 3 points (left out of the
+masks), and a ``num_keypoints`` that differs from the labelled keypoints (COCO evaluation goes by it).
 
 Shape legend: K keypoints per person.
 """
@@ -72,12 +57,9 @@ class AnnotationError(ValueError):
 class CocoLayout:
     """What the check learned about a valid file: its categories, and which of them are the instances.
 
-    ``keypoint_categories``: category id -> K for the categories whose annotations are the
-    instances (the people, or animals): every category with keypoint names, or, when the file was
-    read for a skeleton, those whose keypoint names are the skeleton's; empty when no category has
-    keypoint names, in which case every annotation is an instance. ``category_keypoints``: every
-    category with keypoint names -> its names; ``category_names``: every category -> its name;
-    ``annotation_counts``: category id -> how many annotations it has.
+    ``keypoint_categories``: category id -> K of those whose annotations are the instances (every category with
+    keypoint names, or those with a skeleton's names; empty: every annotation is one). ``category_keypoints``:
+    id -> keypoint names; ``category_names``: id -> name; ``annotation_counts``: id -> annotations.
     """
 
     keypoint_categories: dict[int, int] = field(default_factory=dict)
@@ -99,11 +81,8 @@ class CocoLayout:
         return [(names, tuple(ids)) for names, ids in out.items()]
 
     def select(self, keypoints: tuple[str, ...], source: str, what: str) -> CocoLayout:
-        """This layout with the categories whose keypoint names are ``keypoints`` as the instances.
-
-        Raises :class:`AnnotationError` naming ``source``, ``what`` (the skeleton) and the file's
-        keypoint categories when none has these names (or none names any: :meth:`check_named`).
-        """
+        """This layout with the categories whose keypoint names are ``keypoints`` as the instances; an
+        :class:`AnnotationError` names ``source``, ``what`` (the skeleton) and the file's categories if none."""
         self.check_named(source)
         chosen = {i: len(names) for i, names in self.category_keypoints.items() if names == tuple(keypoints)}
         if not chosen:
@@ -114,9 +93,8 @@ class CocoLayout:
         return CocoLayout(chosen, self.category_keypoints, self.category_names, self.annotation_counts)
 
     def check_named(self, source: str) -> None:
-        """Refuse (:class:`AnnotationError` naming ``source``) a file none of whose categories lists
-        keypoint names: it states no skeleton, no keypoint order or OKS sigmas to score with (read as
-        COCO's people, animals were scored with the person's sigmas: AP 0.000, or every metric -1)."""
+        """Refuse (:class:`AnnotationError` naming ``source``) a file none of whose categories lists keypoint
+        names: it states no keypoint order or OKS sigmas to score with."""
         if self.category_keypoints:
             return
         labels = [brief(name) for name in self.category_names.values()]
@@ -138,13 +116,9 @@ class CocoLayout:
 
 
 def read_coco_keypoints(path: str | os.PathLike[str], skeleton: Skeleton | None = None) -> tuple[dict, CocoLayout]:
-    """Read and check a COCO keypoint file: (its JSON dict, its :class:`CocoLayout`).
-
-    ``skeleton``: the instances are the annotations of the categories with its annotation layout's
-    keypoint names (:meth:`CocoLayout.select`); without it, every keypoint category's.
-    Raises FileNotFoundError for a missing file and :class:`AnnotationError` naming the file for one
-    that is no regular file, larger than :data:`~openpose_lite.io.MAX_JSON_BYTES`, not JSON, or
-    breaks the format.
+    """Read and check a COCO keypoint file: (its JSON dict, its :class:`CocoLayout`), the instances those of
+    the categories with ``skeleton``'s annotation keypoint names (:meth:`CocoLayout.select`; None: every
+    keypoint category's). Raises FileNotFoundError, or :class:`AnnotationError` naming the file.
     """
     path = Path(path)
     source = str(path)
@@ -290,13 +264,9 @@ def _finite_numbers(value: Any) -> bool:
 
 
 class _Numbers:
-    """The keypoint, box, area and polygon lists of a file, checked in a few numpy passes at the end,
-    and the accepted oddities found (``notes``).
-
-    A COCO training file holds hundreds of thousands of them; one ``np.asarray`` over all rows
-    of a length is far faster than one per list. Only when a pass finds a bad value is the
-    offending list looked up, to name its annotation.
-    """
+    """The keypoint, box, area and polygon lists of a file, checked in a few numpy passes at the end (far faster
+    than one per list for COCO's hundreds of thousands; a bad value's list is looked up only to name it), and
+    the accepted oddities found (``notes``)."""
 
     def __init__(self, image_hw: Mapping[int, tuple[int, int]]) -> None:
         self.image_hw = image_hw
@@ -352,11 +322,7 @@ def _range_text(h: float, w: float) -> str:
 
 
 def _as_finite_array(value: list, ndim: int = 1) -> np.ndarray | None:
-    """``value`` as a float64 array of ``ndim`` dimensions holding finite numbers only, else None.
-
-    Strings, None and nesting give a non-numeric dtype, another shape, or fail; NaN and
-    infinities fail isfinite.
-    """
+    """``value`` as a float64 array of ``ndim`` dimensions holding finite numbers only, else None."""
     try:
         arr = np.asarray(value)
     except ValueError:  # ragged nesting

@@ -30,10 +30,9 @@ class GroupingParams(Params):
     points and needs more than ``min_sample_fraction`` of them above ``sample_threshold``.
     distance_prior: penalise limbs longer than half the map height, as the CMU demo does.
     min_parts, min_mean_score: people with fewer parts, or a lower mean part score, are dropped.
-    merge_rootless: partial skeletons that lack the root keypoint (the neck) cannot be joined by
-    limbs, since every tree path between them runs through it. Two such fragments with no part
-    type in common are merged when the gap between them is at most ``merge_rootless`` times the
-    larger one's extent (0 disables). Unassigned parts count as one-part fragments.
+    merge_rootless: fragments lacking the root keypoint (the neck) cannot be joined by limbs (every tree
+    path runs through it); two with no part type in common merge when their gap is at most this times
+    the larger one's extent (0 disables). Unassigned parts count as one-part fragments.
     """
 
     num_samples: int = 10

@@ -25,13 +25,9 @@ def _check_segments(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray) -> tu
 
 def render_pafs(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs: int, map_hw: tuple[int, int],
                 half_width: float, backend: str = "numba") -> np.ndarray:
-    """Unit vector a -> b on the cells near the limb, averaged where limbs of one type overlap.
-
-    A cell is on the limb when its distance from the limb axis is at most ``half_width`` and its
-    projection on the axis lies within the limb's length extended by ``half_width`` at both
-    ends (the CMU training code's bounding box reaches that far past the ends). The extension
-    keeps limbs shorter than a cell visible: without it a nose-eye limb of a small face
-    covers no cell centre at all, and the decoder cannot join the two parts.
+    """Unit vector a -> b on the cells within ``half_width`` of the limb axis, averaged where limbs of one type
+    overlap. The band extends ``half_width`` past both ends (as the CMU training code's bounding box does), so a
+    limb shorter than a cell (a small face's nose-eye) still covers a cell centre.
 
     Args:
         a_xy, b_xy: (M, 2) segment ends in output cells; limbs: (M,) limb type of each; num_limbs: L.

@@ -141,15 +141,10 @@ class TopDownHeatmapCodec(TopDownCodecParams, Codec):
     def flip_heatmaps(self, heatmaps: np.ndarray) -> np.ndarray:
         """Heatmaps predicted on a mirrored crop, brought back to the original crop's frame.
 
-        Channels swap left/right and the maps mirror. Under this project's cell-centre
-        convention (geometry.py) a mirror maps cell x to w - 1 - x exactly, so nothing moves.
-        Networks trained in the HRNet reference's convention (cell x at crop pixel x * stride)
-        give mirrored maps that sit 3/4 of a cell to the left; the reference moves them right by
-        one whole cell (``lib/core/function.py``, ``validate``: ``flip_back`` then
-        ``SHIFT_HEATMAP``), and so do we for that convention, so results match its numbers.
-
-        Args:
-            heatmaps: (K, h, w) or (B, K, h, w).
+        Channels swap left/right and the maps mirror: cell x -> w - 1 - x, exact in our convention
+        (geometry.py). In the HRNet one mirrored maps sit 3/4 cell left and are moved right one cell, as the
+        reference does (``lib/core/function.py``, ``validate``: ``flip_back``, ``SHIFT_HEATMAP``).
+        ``heatmaps``: (K, h, w) or (B, K, h, w).
         """
         maps = np.asarray(heatmaps)
         flipped = np.take(maps, self.skeleton.flip_permutation, axis=-3)[..., ::-1].copy()

@@ -1,19 +1,10 @@
 """COCO-format keypoint files: images, people and ignore masks, read for training.
 
-:class:`CocoKeypoints` reads any COCO-format keypoint file (COCO, CrowdPose or OCHuman
-converted to COCO-17, the synthetic scenes, animals and other skeletons), checked on opening by
-:mod:`openpose_lite.coco.validation`, and returns one :class:`Sample` per image; "people" below
-are the instances of its skeleton's categories. :mod:`openpose_lite.data.samples` turns samples
-into network inputs and targets.
-
-Ignore mask (CMU's ``mask_miss``), 1 = the annotation cannot be trusted here, so the loss
-ignores it:
-
-* people without any labelled keypoint (``iscrowd = 0``, ``num_keypoints = 0``): their
-  segmentation, or their box when they have none. They are real people whom the targets would
-  otherwise call background;
-* crowd regions (``iscrowd = 1``), minus the pixels of labelled people's segmentations, so a
-  labelled person standing in front of a crowd keeps its supervision (as CMU does).
+:class:`CocoKeypoints` reads any COCO-format keypoint file (people, animals, other skeletons), checked by
+:mod:`openpose_lite.coco.validation`, and returns one :class:`Sample` per image ("people": the instances of its
+skeleton's categories). The ignore mask (CMU's ``mask_miss``, True = ignore in the loss) covers people without a
+labelled keypoint (their segmentation, else their box: real people the targets would call background) and crowd
+regions minus labelled people's segmentations (as CMU does).
 
 Shape legend: N people, K keypoints, H x W image size.
 """
@@ -50,13 +41,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(eq=False)
 class Sample:
-    """One annotated image.
-
-    ``image`` (H, W, 3) uint8 BGR; ``keypoints`` (N, K, 3) float32 x, y, v in image pixels
-    (v: 0 unlabelled, 1 labelled but occluded, 2 visible) for the people with at least one
-    labelled keypoint and ``iscrowd = 0``; ``ignore_mask`` (H, W) bool, True = ignore (see the
-    module docstring); ``boxes`` (N, 4) float32 x, y, w, h of those people; ``image_id``.
-    """
+    """One annotated image: ``image`` (H, W, 3) uint8 BGR; ``keypoints`` (N, K, 3) float32 x, y, v (0 unlabelled,
+    1 occluded, 2 visible) in pixels of the non-crowd people with a labelled keypoint; ``ignore_mask`` (H, W) bool,
+    True = ignore; ``boxes`` (N, 4) float32 x, y, w, h of those people."""
 
     image: np.ndarray
     keypoints: np.ndarray
@@ -117,25 +104,14 @@ class _ImageRecord:
 
 
 class CocoKeypoints:
-    """A COCO-format keypoint file (people, animals: any skeleton) and its image folder; ``dataset[i]``
-    is a :class:`Sample`.
+    """A COCO-format keypoint file (any skeleton) and the folder of its images; ``dataset[i]`` is a :class:`Sample`.
 
-    Args:
-        ann_file: COCO-format JSON (``images``, ``annotations``; keypoints in ``skeleton``'s order).
-        image_dir: folder holding the ``file_name`` of every image.
-        min_people: keep only images with at least this many people with a labelled keypoint
-            (0 keeps every image of the file).
-        skeleton: the annotations of the categories with its keypoint names are read, in its
-            annotation layout. Default: the file's own
-            (:func:`~openpose_lite.coco.skeleton.skeleton_of_coco`).
-        max_image_pixels: the largest image read (:mod:`openpose_lite.images`).
-        images_anywhere: let ``file_name`` be absolute or climb out of ``image_dir`` with ``..``
-            (:func:`~openpose_lite.images.image_in_folder`).
-        read: ``read_coco_keypoints(ann_file, skeleton)``'s result, when the caller has it already.
-
-    Raises FileNotFoundError for a missing file or folder and
-    :class:`~openpose_lite.coco.validation.AnnotationError` for a file that is not valid COCO
-    keypoint data, or whose ``file_name`` points outside ``image_dir``.
+    ``min_people``: keep images with at least this many people with a labelled keypoint (0: all). ``skeleton``:
+    read the categories with its keypoint names, in its annotation layout (default: the file's own,
+    :func:`~openpose_lite.coco.skeleton.skeleton_of_coco`). ``images_anywhere``: let ``file_name`` leave
+    ``image_dir`` (:func:`~openpose_lite.images.image_in_folder`). ``read``: ``read_coco_keypoints(ann_file,
+    skeleton)``'s result, when the caller has it. Raises FileNotFoundError, or
+    :class:`~openpose_lite.coco.validation.AnnotationError` for an invalid file or a ``file_name`` outside.
     """
 
     def __init__(

@@ -1,23 +1,12 @@
 """Stick figures: body proportions, still poses, colours, drawing, and the exact annotation of what is drawn.
 
-A figure is an articulated person drawn with OpenCV: thick anti-aliased limbs with a dark
-outline, a filled torso and a head ellipse carrying eyes, nose and ears. Every figure faces the
-camera, so a person's left side is on the image's right, as for a front-facing person in COCO.
-Limb types have distinct colours (shirt-coloured torso and upper arms, skin forearms and head,
-trousers thighs, darker shins) so that a small network trained for minutes on a CPU can learn
-to find them. The still scenes (:mod:`openpose_lite.data.synthetic`) and the videos
-(:mod:`openpose_lite.data.synthetic_video`) draw and annotate their people here.
-
-Poses are built in units of the person's height, pelvis at the origin, y down, then placed in
-the image by :meth:`Figure.place`, which snaps the keypoints to the 1/16 px grid that cv2's
-fixed-point drawing uses, so what is drawn is exactly what is annotated.
-
-People are annotated in COCO's 17 keypoints, or in another person layout (:class:`People`) of
-:data:`PERSON_KEYPOINTS`: the neck and mid-hip are the midpoints of the shoulders and of the hips
-(as CMU's models place them), and a layout with foot points (CMU's BODY_25) gets feet drawn: a
-white shoe per foot, its heel just below the ankle (seen from the front the heel is behind it) and
-its toes along a foot that points at the camera (foreshortened) and turns out, the big toe on the
-inner side.
+A figure faces the camera (its left on the image's right, as in COCO) and is drawn with OpenCV: outlined
+anti-aliased limbs, a filled torso, a head with eyes, nose and ears, limb types in distinct colours (shirt,
+skin, trousers, darker shins) so that a small network trained on a CPU finds them. Poses are built in person
+heights, pelvis at the origin, y down; :meth:`Figure.place` snaps keypoints to cv2's 1/16 px drawing grid, so
+what is drawn is what is annotated. Other person layouts (:class:`People`) of :data:`PERSON_KEYPOINTS` take the
+neck and mid-hip as midpoints (as CMU's models do), and a layout with feet (BODY_25) gets white shoes: the heel
+below the ankle, the toes along a foot pointing at the camera and turned out, the big toe inside.
 
 Shape legend: K keypoints (COCO-17, or the layout's), H x W image size.
 """

@@ -1,13 +1,9 @@
 """Which ground-truth instances are evaluated, and their boxes: one rule for every command.
 
-Every command that scores against ground truth (``eval``, the in-training AP, ``bench``, the
-oracles) asks this module which annotations count: the rule of COCO keypoint evaluation, which
-ignores crowd regions and instances without a labelled keypoint (pycocotools
-``COCOeval.evaluate``: ``ignore`` when ``iscrowd`` or ``num_keypoints == 0``), and of the HRNet
-reference's ground-truth-box evaluation (``lib/dataset/coco.py``,
-``_load_coco_keypoint_annotation_kernal``: ``iscrowd=False`` and ``max(keypoints) > 0``), among
-the categories of the skeleton scored (COCO's person; for another skeleton the categories with
-its keypoint names, several pooled where they share them).
+Every command that scores against ground truth (``eval``, the in-training AP, ``bench``, the oracles) counts
+the annotations COCO keypoint evaluation does (pycocotools ``COCOeval.evaluate`` ignores ``iscrowd`` and
+``num_keypoints == 0``; HRNet's ``lib/dataset/coco.py``, ``_load_coco_keypoint_annotation_kernal``: not crowd,
+``max(keypoints) > 0``), of the categories scored (the person; else those with the skeleton's keypoint names).
 
 Shape legend: N boxes.
 """

@@ -1,24 +1,15 @@
 """Generated frames served as a live MJPEG stream on loopback: what the live-source tests and benchmark read.
 
-:class:`MjpegServer` serves ``http://127.0.0.1:PORT/stream.mjpg`` as IP cameras and
-mjpg-streamer do: one HTTP response of type ``multipart/x-mixed-replace`` whose parts are JPEG
-frames. It is a broadcast: frame i goes out at ``start + i / fps`` to every client connected
-then, and a client that connects late (or reads slowly) joins at the current frame. After the
-last frame each client gets the closing boundary and the connection closes; later requests get
-404 (the broadcast is over, the server still up), as from a camera server whose stream ended.
-:meth:`MjpegServer.kill` closes the listening socket and every connection at once (a server
-dying mid-stream); :meth:`MjpegServer.revive` serves again on the same port, on the same clock.
+:class:`MjpegServer` serves ``http://127.0.0.1:PORT/stream.mjpg`` as IP cameras do (``multipart/x-mixed-replace``
+of JPEG parts) as a broadcast: frame i goes out at ``start + i / fps`` to every client connected then; a late or
+slow client joins at the current frame. After the last frame the stream closes and later requests get 404.
+:meth:`MjpegServer.kill` closes everything at once (a server dying mid-stream); :meth:`MjpegServer.revive` serves
+again on the same port and clock.
 
-A hostile server: ``faults`` maps frame numbers to what each client gets in that frame's place
-(:data:`FAULTS`): a part cut off in its JPEG's scan data after which the server goes silent
-(``"stall"``: the connection is held open until :meth:`MjpegServer.kill`, a minute at most), a
-JPEG whose header claims :data:`HUGE_SIDE` x :data:`HUGE_SIDE` pixels (``"huge"``), bytes that
-are no image (``"undecodable"``), or a whole part sent without its boundary line
-(``"no-boundary"``). Each fault happens once, to the first client sent that frame or a later one
-(a client that reconnects after it gets the stream as it goes on).
-
-Each frame carries its number in a strip of black and white blocks along its top
-(:func:`frame_number_of` reads it back), so a reader can tell which frame it got.
+``faults`` maps frame numbers to what a client gets instead (:data:`FAULTS`), once, to the first client sent
+that frame or a later one: ``"stall"`` (cut in the scan data, then silence until kill, a minute at most),
+``"huge"`` (a header claiming :data:`HUGE_SIDE` px each side), ``"undecodable"`` bytes, or ``"no-boundary"``.
+Each frame carries its number in black and white blocks along its top (:func:`frame_number_of`).
 """
 
 from __future__ import annotations

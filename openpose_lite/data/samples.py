@@ -1,29 +1,22 @@
 """Training samples: one pipeline for both branches, from an annotated image to tensors.
 
-Sample ``i`` of epoch ``e`` is made in the same steps whichever the branch
-(:class:`TrainingSamples`):
+Sample ``i`` of epoch ``e`` (:class:`TrainingSamples`):
 
-1. every random draw comes from a generator seeded by ``(seed, e, i)``, so a sample is the same
-   in any worker and in any order; :meth:`~TrainingSamples.set_epoch` selects new draws;
+1. every random draw comes from a generator seeded by ``(seed, e, i)``, so a sample is the same in any
+   worker and in any order (call :meth:`~TrainingSamples.set_epoch` before each epoch, with
+   ``persistent_workers=False`` so DataLoader workers pick it up);
 2. the image, its people's keypoints (N, K, 3) and, bottom-up, the ignore mask are loaded;
-3. the branch's sampler (:mod:`openpose_lite.transforms`) draws **one** affine image ->
-   network input: bottom-up, :func:`~openpose_lite.transforms.random_affine` around a main
-   person (without augmentation: the whole image fitted into the crop); top-down,
-   :func:`~openpose_lite.transforms.random_region` of the person's crop region (without
-   augmentation: the padded box at the model's aspect ratio);
-4. :func:`~openpose_lite.transforms.warp_sample` pushes image, mask and keypoints through
-   that matrix (unlabelled keypoints stay at (0, 0); a mirror swaps left and right);
-5. the codec turns the keypoints into targets and loss weights (the contract of
-   :mod:`openpose_lite.codecs.base`: ``encode(keypoints (N, K, 3), input_hw, ignore_mask)``);
+3. the branch's sampler (:mod:`openpose_lite.transforms`) draws **one** affine image -> network input
+   (without augmentation: bottom-up the whole image fitted into the crop, top-down the padded box);
+4. :func:`~openpose_lite.transforms.warp_sample` pushes image, mask and keypoints through it;
+5. the codec turns the keypoints into targets and loss weights (``encode(keypoints, input_hw, ignore_mask)``);
 6. the model family's input normalisation (:mod:`openpose_lite.preprocess`) and tensors.
-
-Call ``set_epoch`` before each epoch (with ``persistent_workers=False``, so DataLoader workers
-pick it up). Shape legend: N people, K keypoints, H x W network input, h x w map size.
 
 An image that cannot be read in step 2 does not stop the epoch: it is logged and counted
 (:attr:`TrainingSamples.skipped`) and the sample is made from another item, drawn from
 ``(seed, e, i, attempt)``, with sample ``i``'s own draws; :data:`MAX_UNREADABLE_IN_A_ROW`
 unreadable items in a row stop the run (the image folder is gone, not one file).
+Shape legend: N people, K keypoints, H x W network input, h x w map size.
 """
 
 from __future__ import annotations
@@ -39,15 +32,8 @@ from torch.utils.data import Dataset
 from openpose_lite.codecs.base import Codec
 from openpose_lite.data.coco import Sample
 from openpose_lite.data.people import PersonInstance, TopDownInstances
-from openpose_lite.transforms import (
-    AugmentParams,
-    Region,
-    TopDownAugmentParams,
-    choose_main_person,
-    random_affine,
-    random_region,
-    warp_sample,
-)
+from openpose_lite.transforms import (AugmentParams, Region, TopDownAugmentParams, choose_main_person, random_affine,
+                                      random_region, warp_sample)
 from openpose_lite.geometry import box_to_center_scale, crop_affine
 from openpose_lite.images import ImageReadError
 from openpose_lite.preprocess import CROP_PAD_VALUE, INPUT_NORMALISERS, PAD_VALUE, person_crop_affine
@@ -170,16 +156,10 @@ class TrainingSamples(Dataset):
 
 
 class BottomUpTrainDataset(TrainingSamples):
-    """Samples -> (network input, codec targets, loss weights) for the bottom-up model.
-
-    ``dataset[i]`` returns ``(image (3, C, C) float32 normalised by ``input_norm``, targets {"heatmaps":
-    (K+1, h, w), "pafs": (2L, h, w)}, weights {"heatmaps": (1, h, w), "pafs": (1, h, w)})``, C the crop
-    size (``params.crop_size``). ``train=True`` draws the CMU augmentation; ``train=False`` fits the whole
-    image into the crop, centred, without randomness (for a validation loss).
-
-    ``source``: indexable samples with ``image``, ``keypoints`` (N, K, 3), ``ignore_mask``, ``boxes``;
-    ``skeleton``: default the source's ``skeleton``, else COCO_17.
-    """
+    """Samples (``image``, ``keypoints`` (N, K, 3), ``ignore_mask``, ``boxes``) -> ``dataset[i]`` =
+    ``(image (3, C, C) float32, targets {"heatmaps": (K+1, h, w), "pafs": (2L, h, w)}, weights {"heatmaps":
+    (1, h, w), "pafs": (1, h, w)})`` for the bottom-up model, C = ``params.crop_size``. ``skeleton``: default
+    the source's, else COCO_17."""
 
     def __init__(self, source: Sequence[Sample], codec: Codec, params: AugmentParams,
                  train: bool = True, seed: int = 0, skeleton: Skeleton | None = None, input_norm: str = "cmu") -> None:
@@ -208,13 +188,10 @@ class BottomUpTrainDataset(TrainingSamples):
 
 @dataclass(eq=False)
 class TopDownSample:
-    """One prepared crop, before tensor conversion (for inspection, drawing and tests).
-
-    ``image`` (H, W, 3) uint8 BGR crop; ``keypoints`` (K, 3) x, y, v in crop px (mirrored and
-    left/right swapped when ``flipped``; unlabelled at (0, 0)); ``heatmaps`` (K, h, w) and
-    ``target_weights`` (K,) from the codec; ``matrix`` (2, 3) image px -> crop px; the crop
-    region ``center`` (2,), ``size`` (2,) = (w, h) in image px and ``rotation`` in degrees.
-    """
+    """One prepared crop, before tensors (for inspection, drawing and tests): ``image`` (H, W, 3) uint8 BGR;
+    ``keypoints`` (K, 3) in crop px; ``heatmaps`` (K, h, w) and ``target_weights`` (K,) from the codec; ``matrix``
+    (2, 3) image px -> crop px; the crop region's ``center`` (2,), ``size`` (2,) = (w, h) in image px, ``rotation``
+    in degrees."""
 
     image: np.ndarray
     keypoints: np.ndarray
@@ -229,14 +206,9 @@ class TopDownSample:
 
 
 class TopDownDataset(TrainingSamples):
-    """People -> (crop, heatmap targets, per-keypoint target weights) for HRNet-style training.
-
-    ``dataset[i]`` returns ``(image (3, H, W) float32 normalised by ``input_norm``, {"heatmaps": (K, h, w)},
-    {"heatmaps": (K, 1, 1)})``, the weights for :func:`~openpose_lite.losses.keypoint_mse_loss`. Pixels from
-    outside the image are black, as the official HRNet code fills them. ``train=True`` draws HRNet's
-    augmentation; ``train=False`` crops the box (padded by ``params.padding``, at the aspect ratio).
-    ``codec``: crop size, heatmap size, sigma, convention; its skeleton must be the instances'.
-    """
+    """People -> ``dataset[i]`` = ``(crop (3, H, W) float32, {"heatmaps": (K, h, w)}, {"heatmaps": (K, 1, 1)})``
+    for HRNet-style training, the weights for :func:`~openpose_lite.losses.keypoint_mse_loss`. ``codec``: crop
+    size, heatmap size, sigma, convention; its skeleton must be the instances'."""
 
     def __init__(self, instances: TopDownInstances, codec: Codec, params: TopDownAugmentParams | None = None,
                  train: bool = True, seed: int = 0, input_norm: str = "imagenet_rgb") -> None:

@@ -1,26 +1,12 @@
 """Figures of any skeleton, for generated scenes: poses from a COCO file's own instances, drawn as limbs and blobs.
 
-:class:`PoseBank` holds the annotated instances of a COCO-format file's skeleton
-(:func:`~openpose_lite.coco.skeleton.skeleton_of_coco`), each normalised: centred on its labelled
-keypoints' box and scaled so that the box's longer side is 1. A figure is one of them, changed
-so that no two are alike:
-
-* articulated along the limbs: walking the limb tree from its root, each limb turns about its
-  parent keypoint (normal, 12 degrees, at most 30) and stretches by up to 15 %, carrying the
-  keypoints beyond it along;
-* mirrored with probability 1/2 (left and right keypoints swap: a mirrored animal is an
-  animal), turned as a whole (normal, 10 degrees), squeezed by up to 10 % across, and each
-  keypoint moved by 1 % of the size.
-
-It is drawn as thick limbs in the skeleton's limb colours (left limbs warm, right cool; limbs
-added to complete the tree thinner) with dark outlines, and keypoints as light blobs with dark
-rims, so that a small network learns where each keypoint type is. Keypoints an instance does not
-label are neither drawn nor annotated. :mod:`openpose_lite.data.synthetic` places, occludes and
-annotates the figures exactly as it does its people, except for the area: a figure's area (the
-scale of COCO's OKS) follows the file's own convention, the median ratio of its instances' ``area``
-to their box's (AP-10K and Animal-Pose: the box area; MacaquePose: a segmentation, about half),
-times the figure's box. The pixels of thin limbs and blobs would be a quarter of an animal's
-box and score a figure about four times as strictly as the file's own animals are scored.
+:class:`PoseBank` holds the annotated instances of a file's skeleton, each centred on its labelled keypoints' box,
+the box's longer side 1. A figure is one of them articulated (each tree limb turned about its parent, normal 12
+degrees up to 30, and stretched up to 15 %), mirrored with probability 1/2, turned (normal, 10 degrees), squeezed
+up to 10 % across and jittered by 1 %. It is drawn as outlined limbs in the skeleton's limb colours (added limbs
+thinner) and light blobs at the keypoints it labels. Its area (the OKS scale) follows the file's convention: the
+median ratio of its instances' ``area`` to their box's (AP-10K, Animal-Pose: the box; MacaquePose: a segmentation,
+about half) times the figure's box; its thin drawn pixels would score it four times as strictly.
 
 Shape legend: M instances, K keypoints, L limbs.
 """
@@ -124,9 +110,8 @@ class PoseBank:
             raise ValueError(f"{path}: no annotated instance of {skeleton.name} with two labelled keypoints to "
                              "draw figures from")
         kps = kps[keep]
-        ratios = [a["area"] / (a["bbox"][2] * a["bbox"][3]) for a, kept in zip(anns, keep) if kept
-                  and isinstance(a.get("area"), (int, float)) and a["area"] > 0
-                  and isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4 and a["bbox"][2] * a["bbox"][3] > 0]
+        ratios = [a["area"] / (a["bbox"][2] * a["bbox"][3]) for a, kept in zip(anns, keep)  # checked on reading
+                  if kept and (a.get("area") or 0) > 0 and a.get("bbox") and a["bbox"][2] * a["bbox"][3] > 0]
         # A box drawn tight around the keypoints may be smaller than the area that counts (ratio > 1).
         area_per_box = min(1.0, float(np.median(ratios))) if ratios else None
         labelled = kps[..., 2] > 0

@@ -1,27 +1,16 @@
 """Generated multi-person scenes with exact COCO keypoint annotations (COCO-17 people by default).
 
-Each scene is a textured, cluttered background with the stick figures of
-:mod:`openpose_lite.data.figures` drawn on it (smaller, farther ones first), and occluding
-rectangles over some of them.
+A scene is a textured, cluttered background with the stick figures of :mod:`openpose_lite.data.figures`
+drawn on it (smaller, farther ones first) and occluding rectangles. While drawing, a per-pixel map records
+which person owns each pixel, so the annotations are exact: a keypoint whose pixel shows its own person is
+visible (v=2), one hidden by another person or a rectangle occluded (v=1), one outside the image unlabelled
+(v=0, x=y=0). ``area`` is the person's visible drawn pixels (COCO's segmentation area, the OKS scale; figures of
+another skeleton: :mod:`openpose_lite.data.skeleton_figures`) and ``bbox`` their box
+(``pycocotools.mask.toBbox`` convention) grown to hold the labelled keypoints; people with no visible pixel
+get no annotation.
 
-The annotations follow COCO's conventions and are exact by construction: while drawing, a
-per-pixel map records which person owns each pixel, so
-
-* a keypoint inside the image whose pixel shows its own person is visible (v=2);
-* one hidden by another person or an occluding rectangle is labelled but occluded (v=1);
-* one outside the image is not labelled: v=0 and x=y=0.
-
-A person's ``area`` is the number of its visible drawn pixels (COCO's area is the area of the
-visible segmentation mask, and it sets the OKS scale), and its ``bbox`` is the box of those
-pixels (``pycocotools.mask.toBbox`` convention) grown to hold its labelled keypoints. Drawn
-people with no visible pixel get no annotation. People may be annotated in another person layout
-(:class:`~openpose_lite.data.figures.People`: CMU's BODY_25, with feet). Figures of another
-skeleton take their area convention from the file their poses come from
-(:mod:`openpose_lite.data.skeleton_figures`).
-
-Everything depends only on the ``numpy.random.Generator`` passed in, so a seed gives the same
-images and byte-identical annotation files. A written set records the fingerprint of everything
-that decided it (:func:`scene_set_fingerprint`), so a set is reused only for its own settings.
+Everything depends only on the ``numpy.random.Generator`` passed in: a seed gives the same images and
+byte-identical files, and a written set records the fingerprint of its settings (:func:`scene_set_fingerprint`).
 
 Shape legend: N people, K keypoints, H x W image size.
 """
@@ -62,11 +51,9 @@ _FILL = 0.6
 class SceneConfig(Params):
     """How synthetic scenes are drawn (a :class:`~openpose_lite.params.Params`: typed, checked on creation).
 
-    ``person_height_range``: fractions of the image height (log-uniform in between), the top lowered
-    so that many people fit. ``max_overlap_iou``: the box IoU a new person tries to stay under (the
-    best of a few placements is kept, so crowded scenes still overlap). ``border_cut_prob``: the
-    chance that a person is placed partly outside the image; ``occlusion_prob``: that a rectangle
-    hides part of a person.
+    ``person_height_range``: fractions of the image height (log-uniform), the top lowered so that many people
+    fit. ``max_overlap_iou``: the box IoU a new person tries to stay under (the best of a few placements is
+    kept). ``border_cut_prob``: chance of a person placed partly outside; ``occlusion_prob``: of an occluder.
     """
 
     _section: typing.ClassVar[str] = "SceneConfig"
@@ -93,13 +80,9 @@ class SceneConfig(Params):
 
 @dataclass(frozen=True)
 class Scene:
-    """One generated image and its people.
-
-    ``image`` (H, W, 3) uint8 BGR; ``keypoints`` (N, K, 3) float32 COCO x, y, v; ``boxes``
-    (N, 4) float32 x, y, w, h; ``areas`` (N,) float32 visible drawn pixels per person (figures
-    of another skeleton: see ``render_scene``); ``instance_map`` (H, W) int16: the index of the
-    person each pixel shows, -1 for none.
-    """
+    """One generated image and its people: ``image`` (H, W, 3) uint8 BGR; ``keypoints`` (N, K, 3) float32 COCO
+    x, y, v; ``boxes`` (N, 4) float32 x, y, w, h; ``areas`` (N,) float32 (see ``render_scene``);
+    ``instance_map`` (H, W) int16: the person each pixel shows, -1 for none."""
 
     image: np.ndarray
     keypoints: np.ndarray
@@ -116,11 +99,8 @@ def _muted_colour(rng: np.random.Generator) -> np.ndarray:
 
 def render_background(rng: np.random.Generator, image_hw: tuple[int, int],
                       clutter_range: tuple[int, int] = (4, 12)) -> np.ndarray:
-    """A textured background (H, W, 3) uint8 BGR: gradient, blotches, clutter shapes and noise.
-
-    :func:`render_scene` draws its background first with this function, so a generator in the
-    same state reproduces the background of a scene.
-    """
+    """A textured background (H, W, 3) uint8 BGR: gradient, blotches, clutter shapes and noise (drawn first by
+    :func:`render_scene`, so a generator in the same state reproduces a scene's background)."""
     h, w = int(image_hw[0]), int(image_hw[1])
     start, end = _muted_colour(rng), _muted_colour(rng)
     angle = rng.uniform(0, 2 * math.pi)
@@ -170,11 +150,8 @@ def _box_iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 def _place(rng: np.random.Generator, extent: np.ndarray, image_hw: tuple[int, int], cut: bool,
            placed: list[np.ndarray], max_iou: float) -> np.ndarray:
-    """Offset (2,) moving a figure with local extent (x0, y0, x1, y1) into the image.
-
-    A cut figure may hang over the border by up to half its size; others stay inside when
-    they fit. The placement overlapping already placed people least is kept.
-    """
+    """Offset (2,) moving a figure with local extent (x0, y0, x1, y1) into the image, overlapping ``placed``
+    least; a ``cut`` figure may hang over the border by half its size, others stay inside when they fit."""
     h, w = image_hw
     size = extent[2:] - extent[:2]
     others = np.array(placed).reshape(-1, 4)
@@ -358,13 +335,10 @@ def scene_set_fingerprint(num_images: int, seed: int, cfg: SceneConfig | None = 
 def write_dataset(out_dir: str | Path, num_images: int, seed: int, cfg: SceneConfig | None = None,
                   num_people: int | None = None, image_format: str = "jpg", jpeg_quality: int = 95,
                   bank: PoseBank | People | None = None) -> Path:
-    """Write ``num_images`` scenes as ``out_dir/images/NNNNNN.jpg`` (or .png) and then, atomically,
-    ``out_dir/annotations.json`` (COCO keypoint format, in ``bank``'s category; ``info.fingerprint``: the
-    set's :func:`scene_set_fingerprint`); returns the latter's path.
-
-    Image ``i`` (id ``i + 1``) is drawn from ``numpy.random.default_rng([seed, i])``, so a larger set
-    extends a smaller one. ``bank``: as :func:`render_scene` takes it.
-    """
+    """Write ``num_images`` scenes as ``out_dir/images/NNNNNN.jpg`` (or .png), then atomically
+    ``out_dir/annotations.json`` (in ``bank``'s category; ``info.fingerprint``: :func:`scene_set_fingerprint`);
+    returns its path. Image ``i`` (id ``i + 1``) comes from ``default_rng([seed, i])``: a larger set extends a
+    smaller one."""
     cfg = cfg or SceneConfig()
     if int(num_images) != num_images or num_images < 0:
         raise ValueError(f"num_images must be a non-negative integer, got {num_images!r}")

@@ -1,24 +1,12 @@
 """Generated videos of people walking, with a true identity for every person in every frame.
 
-People are the stick figures of :mod:`openpose_lite.data.figures` on one static background of
-:mod:`openpose_lite.data.synthetic` (a fixed camera). Each walks across the frame at its own
-speed and depth, with its own gait: legs swinging with the knee bending in the swing phase, arms
-swinging against the legs, the torso leaning into the walk, the head turned towards where it
-goes. People walk both ways, so they cross, enter and leave the frame. Nearer people are larger,
-lower in the frame and drawn over farther ones, so a crossing hides the farther person for a few
-frames.
-
-Each frame is annotated as a still scene is (v, ``area``, ``bbox``; no annotation for a person
-with no visible pixel), and besides:
-
-* a person showing less than ``VideoConfig.hidden_below`` of its drawn pixels (the rest behind
-  people in front) is *hidden*: every keypoint of it becomes occluded (v=1), as a detector
-  would not see it at all;
-* ``track_id`` is the person's index in the video (0, 1, ...), the same in every frame.
-
-:func:`ground_truth_poses` gives what a perfect detector would see, per frame, with the true
-ids, and :func:`simulate_detections` spoils it (keypoint noise, dropped people and keypoints) to
-feed a tracker. Everything is deterministic for a seed.
+The stick figures of :mod:`openpose_lite.data.figures` walk across one static background (a fixed camera),
+each at its own speed, depth and gait (legs and arms swinging, torso leaning, head turned where it goes), both
+ways, so they cross, enter and leave. Nearer people are larger, lower and drawn over farther ones. Each frame is
+annotated as a still scene is, and besides: a person showing less than ``VideoConfig.hidden_below`` of its drawn
+pixels is *hidden* (every keypoint v=1, as a detector would not see it); ``track_id`` is its index in the video.
+:func:`ground_truth_poses` gives what a perfect detector sees, :func:`simulate_detections` spoils it for a tracker.
+Everything is deterministic for a seed.
 
 Shape legend: F frames, N people in a frame, K keypoints (COCO-17), H x W frame size.
 """
@@ -269,13 +257,10 @@ def ground_truth_poses(frames: Sequence[VideoFrame], min_visible: int = 1) -> li
 def simulate_detections(truth: Sequence[Poses], seed: int = 0, keypoint_noise_px: float = 3.0,
                         drop_person_prob: float = 0.05, drop_keypoint_prob: float = 0.1,
                         min_keypoints: int = 3) -> list[Poses]:
-    """A detector's view of ``truth`` (e.g. :func:`ground_truth_poses`): per frame, Poses without ids.
-
-    Each labelled keypoint moves by Gaussian noise of ``keypoint_noise_px`` px per coordinate
-    and is lost with probability ``drop_keypoint_prob``; each person is lost with probability
-    ``drop_person_prob`` or when fewer than ``min_keypoints`` keypoints remain. The people of a
-    frame come in a random order, with random keypoint scores in [0.3, 1) and their mean as the
-    person's score. Deterministic for ``seed``.
+    """A detector's view of ``truth`` (e.g. :func:`ground_truth_poses`): per frame, Poses without ids, people in
+    random order. Keypoints get Gaussian noise of ``keypoint_noise_px`` per coordinate, scores in [0.3, 1) (the
+    person's: their mean), and are lost with ``drop_keypoint_prob``; people are lost with ``drop_person_prob``
+    or below ``min_keypoints``. Deterministic for ``seed``.
     """
     for name, value in (("drop_person_prob", drop_person_prob), ("drop_keypoint_prob", drop_keypoint_prob)):
         if not 0 <= value <= 1:
@@ -300,12 +285,10 @@ def simulate_detections(truth: Sequence[Poses], seed: int = 0, keypoint_noise_px
 
 # ---------------------------------------------------------------------------- files
 def write_video(out_dir: str | Path, cfg: VideoConfig | None = None) -> tuple[Path, Path]:
-    """Write the video as ``out_dir/video.mp4`` (mp4v) and its annotations as ``out_dir/annotations.json``,
-    both atomically; returns their paths.
+    """Write ``out_dir/video.mp4`` (mp4v) and ``out_dir/annotations.json`` atomically; returns their paths.
 
-    The annotation file is COCO keypoint format with one image per frame (``id`` = frame index
-    + 1, ``frame_index``, ``file_name`` the video's) and one annotation per person and frame
-    carrying the person's ``track_id`` (PoseTrack's field) and ``hidden``.
+    The COCO file has an image per frame (``id`` = frame index + 1, ``frame_index``, the video's ``file_name``),
+    and an annotation per person and frame with its ``track_id`` (PoseTrack's field) and ``hidden``.
     """
     cfg = cfg or VideoConfig()
     out_dir = Path(out_dir)

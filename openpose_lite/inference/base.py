@@ -58,14 +58,12 @@ def require_checkpoint(path: str | Path, loaded: LoadedWeights) -> None:
 class PredictorOptions:
     """How to run a loaded network; ``None`` keeps the weights' own setting.
 
-    ``device``, ``precision`` (``None``: an OpenVINO IR's, else fp32), ``backend`` (``None``: openvino
-    for an IR, else torch) and ``calibration`` (a folder, images or a
-    :class:`~openpose_lite.inference.calibration.Calibration`) as :func:`~openpose_lite.inference.network.make_runner`
-    takes them; ``codec_overrides``: codec field -> value; ``flip``: the flip test (``None``: top-down
-    its config's ``topdown.flip_test``, bottom-up off). Bottom-up: ``input_size`` (``None``:
-    ``codec.input_size``), ``scales``, ``input_bound``. Top-down: ``batch_size`` (``None``: 32) and
-    ``boxes``, person boxes from the predictor's codec: given, the result is a
-    :class:`~openpose_lite.inference.topdown.TopDownPipeline`, which takes whole images.
+    ``device``, ``precision`` (``None``: an IR's, else fp32), ``backend`` (``None``: openvino for an IR, else
+    torch), ``calibration``: as :func:`~openpose_lite.inference.network.make_runner` takes them.
+    ``codec_overrides``: codec field -> value; ``flip``: the flip test (``None``: top-down its config's, bottom-up
+    off). Bottom-up: ``input_size`` (``None``: ``codec.input_size``), ``scales``, ``input_bound``. Top-down:
+    ``batch_size`` (``None``: 32) and ``boxes`` (codec -> box source: the result is then a
+    :class:`~openpose_lite.inference.topdown.TopDownPipeline`, which takes whole images).
     """
 
     device: Any = None

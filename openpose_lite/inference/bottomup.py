@@ -2,21 +2,16 @@
 
 The pipeline of the CMU demo (Cao et al., CVPR 2017, Sec. 3 and the released test code):
 
-1. **Preprocess.** Each image is letterboxed to the network input height (368 by default;
-   :func:`openpose_lite.preprocess.letterbox`: aspect kept, padded right/bottom with gray to a
-   stride multiple) and normalised (:func:`openpose_lite.preprocess.normalise_input`). Images of
-   different sizes share a batch by padding, right only, to the widest: padding never moves a
-   coordinate. An image beyond the :class:`~openpose_lite.preprocess.InputBound` is scaled less, to
-   fit (then padded at the bottom too); a degenerate one is refused before anything runs.
+1. **Preprocess.** Each image is letterboxed to the input height (:func:`~openpose_lite.preprocess.letterbox`;
+   scaled less to fit the :class:`~openpose_lite.preprocess.InputBound`, refused when degenerate) and
+   normalised; a batch pads right (and bottom) to its largest image, which never moves a coordinate.
 2. **Network**, once per scale in ``scales`` (input height ``input_size * s`` rounded to the
    stride) and, with ``flip``, once more on the mirrored batch.
-3. **Average** on the host, at map resolution (nothing is upsampled to the image): mirrored maps
-   come back to the original frame (:meth:`BottomUpPafCodec.flip_outputs`), every scale's maps are
-   resampled onto the scale-1 map grid with the exact affine between the grids, then averaged, as
-   the CMU demo does. numpy and OpenCV on purpose: on small arrays, torch's multi-threaded kernels
-   spend more time synchronising threads than computing, badly so on a busy CPU.
-4. **Decode** with the codec in scale-1 network-input pixels; the inverse letterbox affine gives
-   image pixels.
+3. **Average** on the host at map resolution, as the CMU demo does: mirrored maps come back
+   (:meth:`BottomUpPafCodec.flip_outputs`), every scale's maps are resampled onto the scale-1 grid by the
+   exact affine between the grids. numpy and OpenCV on purpose: on small arrays torch's threads spend more
+   time synchronising than computing, badly so on a busy CPU.
+4. **Decode** in scale-1 network-input pixels; the inverse letterbox affine gives image pixels.
 
 Shape legend: B batch, K keypoints, L limbs, N people, H x W image size, h x w map size.
 """
@@ -115,11 +110,9 @@ class BottomUpPredictor(Predictor):
         flip: also run the mirrored images and average (flip test).
         device, precision, backend, calibration: the runtime, as
             :func:`~openpose_lite.inference.network.make_runner` takes them (fp32: exact CMU outputs).
-        report_shift: image pixels added to the x and y of every keypoint found: the reporting
-            convention of the code the weights come from (0 for ours and the CMU model; half a
-            pixel for Lightweight OpenPose's files, whose val.py adds it).
-        input_norm: the network's input normalisation
-            (:func:`~openpose_lite.preprocess.normalise_input`): CMU's for the bottom-up models.
+        report_shift: image pixels added to every keypoint's x and y: the reporting convention of the
+            weights' code (0 for ours and CMU's; 0.5 for Lightweight OpenPose's, whose val.py adds it).
+        input_norm: :func:`~openpose_lite.preprocess.normalise_input`'s name (CMU's for bottom-up models).
 
     After each call, :attr:`timings` holds the seconds spent in each of :data:`PHASES`.
     """

@@ -1,20 +1,16 @@
 """Calibration sets for post-training int8 quantisation: the user's images and how one becomes network inputs.
 
-Quantisation measures the range of every activation on inputs like those the model will see: a
-folder of a few hundred images of the user's own kind (or images in memory) plus the predictor's
-preprocessing (bottom-up: letterbox and normalisation, :func:`bottomup_calibration`; top-down:
-person crops, :func:`topdown_calibration`). A :class:`Calibration` yields single inputs lazily, so
-a few hundred images cost no memory, and has an :meth:`~Calibration.identity` the model cache keys on.
+Quantisation measures every activation's range on inputs like the model's: a few hundred of the
+user's images (a folder, or in memory) through the predictor's preprocessing
+(:func:`bottomup_calibration`, :func:`topdown_calibration`). A :class:`Calibration` yields single
+inputs lazily and has an :meth:`~Calibration.identity` the model cache keys on.
 
-It also carries the one quantisation setting that depends on the CPU the model will run on,
-:data:`OverflowFix`. CPUs without int8 dot products (VNNI, AMX) multiply int8 through
-``vpmaddubsw``, which adds each pair of u8 x s8 products into a saturating 16-bit sum:
-2 x 255 x 127 = 64770 does not fit in 32767, so a full-range weight pair can clip. NNCF's overflow
-fix quantises a convolution's weights to half the int8 range (2 x 255 x 64 = 32640 fits), at the
-price of one bit of weight precision. The default, NNCF's own (``"first_layer_only"``), kept the
-held-out AP within 0.005 of fp32 on CPUs with and without VNNI where measured, at half the mean map
-error of ``"enable"`` (every convolution), which computes the same maps, bit for bit, on every CPU
-(docs/benchmarks.md, "int8 on CPUs with and without VNNI").
+It also carries :data:`OverflowFix`, the one setting that depends on the CPU. Without int8 dot
+products (VNNI, AMX) int8 goes through ``vpmaddubsw``, whose saturating 16-bit pair sums clip at
+2 x 255 x 127 = 64770 > 32767; NNCF's overflow fix quantises weights to half the range (32640 fits),
+losing one bit. The default, NNCF's ``"first_layer_only"``, kept held-out AP within 0.005 of fp32 on
+CPUs with and without VNNI, at half the map error of ``"enable"`` (every convolution, bit-identical
+maps on every CPU) (docs/benchmarks.md, "int8 on CPUs with and without VNNI").
 """
 
 from __future__ import annotations

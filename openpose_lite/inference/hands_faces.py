@@ -20,9 +20,8 @@ through CMU's hand and face networks, one peak per map. Written from CMU-Percept
   input with ``cv2.INTER_CUBIC``, its maximum (the first one in row order) is the keypoint, its value
   the score, mapped back to the image through the crop's matrix.
 
-Every crop of a frame goes through the network in one batch (both hands of every person, then
-every face). Results: ``hands`` (N, 2, 21, 3) float32, left hand first, and ``faces`` (N, 70, 3),
-x, y, score in image pixels, all zeros where there was no box.
+A frame's crops go through the network in one batch. Results: ``hands`` (N, 2, 21, 3) float32, left
+first, and ``faces`` (N, 70, 3), x, y, score in image pixels, zeros where there was no box.
 """
 
 from __future__ import annotations

@@ -4,12 +4,10 @@
   step), wrapped to return the last stage's maps (:class:`~openpose_lite.models.export.LastStageOutputs`).
 * **int8** (:func:`quantize`): NNCF's post-training quantisation on a
   :class:`~openpose_lite.inference.calibration.Calibration` set, with its overflow fix.
-* **Cache**: both kept as IR folders (``model.xml`` + ``model.bin``) under :func:`cache_root`, keyed
-  by a digest of the network (:func:`model_digest`), the output names, the torch/OpenVINO/NNCF
-  versions and, for int8, the calibration set's identity and overflow fix. A folder is written under
-  a temporary name and renamed, with a manifest (``manifest.json``, written last) of its files' sizes
-  and SHA-256: an entry without one or whose files differ from it is removed and built again. A cache
-  that cannot be written costs one warning: the run goes on from the model in memory.
+* **Cache**: IR folders (``model.xml`` + ``model.bin``) under :func:`cache_root`, keyed by
+  :func:`model_digest`, the output names, the torch/OpenVINO/NNCF versions and, for int8, the calibration's
+  identity and overflow fix; written under a temporary name and renamed, ``manifest.json`` (sizes, SHA-256)
+  last: an entry without one or differing from it is built again. An unwritable cache costs one warning.
 * **IR files** (:func:`export_ir`, :func:`read_ir`): the model plus, in its ``rt_info`` under
   ``openpose_lite``, the project's config dict, skeleton, output names, stride and precision,
   so an IR file runs like a weights file (:class:`IrModel`).

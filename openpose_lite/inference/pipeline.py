@@ -1,17 +1,12 @@
 """Overlapped inference over a stream of images: the next batch is read and prepared, and the last
 one decoded and handled, while the network works on the current one.
 
-Both predictors split a call into ``prepare(images, ids)`` (host: letterbox or crops,
-normalisation), ``forward(prepared)`` (the network) and ``finish(prepared, outputs)`` (host:
-averaging, decoding). :func:`run_pipelined` runs them in three threads joined by bounded queues: a
-loader thread loads, batches and prepares the items (at most ``prefetch`` batches ahead); the
-calling thread runs the network (torch releases the GIL, so the other two run meanwhile; on a GPU
-the host work hides behind it); a finisher thread decodes each batch and hands every item's result
-to ``handle`` in stream order.
-
-A live source wants the newest frame, taken when the network is free for it:
-:func:`run_newest_first` takes the next item only then, in the calling thread, while a finisher
-thread decodes and handles the one before; nothing waits in a queue, so no frame grows old there.
+Both predictors split a call into ``prepare(images, ids)`` (host), ``forward(prepared)`` (the network)
+and ``finish(prepared, outputs)`` (host: averaging, decoding). :func:`run_pipelined` runs them in three
+threads joined by bounded queues: a loader prepares up to ``prefetch`` batches ahead, the calling thread
+runs the network (torch releases the GIL), a finisher decodes and hands every item's result to
+``handle`` in stream order. :func:`run_newest_first` (a live source) takes the next item only when the
+network is free for it, so no frame grows old in a queue.
 
 An item whose image cannot be loaded, or that the predictor refuses (``input_problem``), is
 handed to ``handle`` with the reason instead of people; a batch that fails in any step is run

@@ -49,16 +49,12 @@ class TopDownPredictor(Predictor):
     decodes each crop's heatmaps (argmax + quarter offset or DARK), the inverse crop affine maps the keypoints
     back. With ``flip``, mirrored crops' heatmaps (:meth:`TopDownHeatmapCodec.flip_heatmaps`) are averaged in.
 
-    The codec's ``convention`` (geometry.py) decides how boxes become crops and where heatmap
-    cells sit: ``"openpose_lite"`` for our checkpoints, ``"hrnet"`` for official HRNet weights,
-    which then decode as the reference's ``get_final_preds`` does (boxes to centre and scale by
-    ``_xywh2cs``, crop by ``get_affine_transform``, one-cell flip shift).
-
-    A person's score is its box score times the mean score of its confident keypoints (the
-    codec's ``person_scores``), as in the HRNet evaluation (``lib/dataset/coco.py``,
-    ``evaluate``); people are then pruned by OKS non-maximum suppression at ``oks_threshold`` on
-    the crop regions' areas (:func:`~openpose_lite.oks.oks_nms`). After each call, :attr:`timings`
-    holds the seconds of each of :attr:`PHASES`.
+    The codec's ``convention`` (geometry.py) decides how boxes become crops and where cells sit: ``"hrnet"``
+    for official HRNet weights decodes as the reference's ``get_final_preds`` (``_xywh2cs``,
+    ``get_affine_transform``, one-cell flip shift). A person's score is its box score times the codec's
+    ``person_scores`` (HRNet's ``lib/dataset/coco.py``, ``evaluate``); people are then pruned by
+    :func:`~openpose_lite.oks.oks_nms` at ``oks_threshold`` on the crop regions' areas. After each call,
+    :attr:`timings` holds the seconds of each of :attr:`PHASES`.
     """
 
     PHASES = ("crop", "network", "decode")

@@ -27,7 +27,6 @@ Shape legend: B batch, K keypoints, L limbs, H x W input, h x w = ceil(H / 8) x 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -38,8 +37,6 @@ from openpose_lite.models.vgg19_paf import (_CPM_LAYOUT, _TRUNK_LAYOUT, check_ne
                                             vgg_layers)
 
 __all__ = ["BODY25_ARCH", "Body25Net", "CpmNet", "build", "build_body25", "build_cpm", "two_branch_caffe_layer_names"]
-
-logger = logging.getLogger(__name__)
 
 BODY25_ARCH = "body25_paf"
 STRIDE = 8
@@ -108,16 +105,11 @@ class DenseStage(nn.Module):
 class Body25Net(nn.Module):
     """OpenPose's BODY_25 network: images (B, 3, H, W) -> a list of per-stage dicts of raw maps.
 
-    Args:
-        skeleton: sets the output channels (``num_pafs`` and ``num_heatmaps``); CMU's file needs BODY_25.
-        paf_stages / heatmap_stages: stages of each kind (CMU: 4 and 2).
-        width_scale: scales every width (trunk, features, stages); 1.0 is CMU's network.
-        init: ``"cmu"`` or ``"kaiming"`` (from scratch), see :func:`_init_convs`.
+    ``skeleton`` sets the output channels (CMU's file: BODY_25); ``paf_stages`` / ``heatmap_stages`` (CMU: 4
+    and 2); ``width_scale`` scales every width (1.0: CMU's); ``init``: see :func:`_init_convs`.
 
-    The output has one dict per stage: ``{"pafs"}`` for the PAF stages but the last, ``{"heatmaps"}``
-    for the heatmap stages but the last, and a last dict with the last PAF stage's ``"pafs"`` and the
-    last heatmap stage's ``"heatmaps"`` (what inference decodes); each map appears once, so the
-    per-stage loss supervises every stage once.
+    One dict per stage: ``{"pafs"}`` for the PAF stages but the last, ``{"heatmaps"}`` for the heatmap stages
+    but the last, then the last of each together (what inference decodes): the loss sees every stage once.
     """
 
     arch = BODY25_ARCH
@@ -192,10 +184,7 @@ class Body25Net(nn.Module):
 def build_body25(skeleton: Any, paf_stages: int = 4, heatmap_stages: int = 2, width_scale: float = 1.0,
                  init: str = "cmu") -> Body25Net:
     """A :class:`Body25Net`; the defaults with the BODY_25 skeleton are CMU's network."""
-    model = Body25Net(skeleton, paf_stages, heatmap_stages, width_scale, init)
-    logger.debug("built %s: %d PAF + %d heatmap stages, width_scale %.3g, %d parameters", BODY25_ARCH, paf_stages,
-                 heatmap_stages, width_scale, sum(p.numel() for p in model.parameters()))
-    return model
+    return Body25Net(skeleton, paf_stages, heatmap_stages, width_scale, init)
 
 
 # ------------------------------------------------------------------------------------- hand and face

@@ -26,6 +26,7 @@ import torch
 
 from openpose_lite.network_settings import PafSettings
 from openpose_lite.models.state_dict import key_mismatch_error, sample_keys, strip_module_prefix
+from openpose_lite.models.vgg19_paf import _CPM_LAYOUT, _TRUNK_LAYOUT
 
 __all__ = ["CMU_NUM_STAGES", "ConvKeys", "VGG19_TRUNK_CONVS", "cmu_conv_table", "cmu_layout", "cmu_stage_count",
            "convert_cmu", "convert_cmu_state_dict", "is_cmu_named", "is_cmu_numbered", "is_torchvision_vgg19",
@@ -53,26 +54,20 @@ class ConvKeys:
     cmu_index: int
 
 
-# The trunk and CPM convs, written out: (our path, CMU layer name, position in "model0").
-# torchvision's vgg19.features interleaves conv, ReLU and pool exactly as CMU's model0 does,
-# so the same positions address conv1_1 ... conv4_2 there ("features.<position>").
-_TRUNK_CONVS: tuple[tuple[str, str, int], ...] = (
-    ("trunk.conv1_1", "conv1_1", 0),
-    ("trunk.conv1_2", "conv1_2", 2),
-    # 4: pool1
-    ("trunk.conv2_1", "conv2_1", 5),
-    ("trunk.conv2_2", "conv2_2", 7),
-    # 9: pool2
-    ("trunk.conv3_1", "conv3_1", 10),
-    ("trunk.conv3_2", "conv3_2", 12),
-    ("trunk.conv3_3", "conv3_3", 14),
-    ("trunk.conv3_4", "conv3_4", 16),
-    # 18: pool3
-    ("trunk.conv4_1", "conv4_1", 19),
-    ("trunk.conv4_2", "conv4_2", 21),
-    ("cpm.conv4_3", "conv4_3_CPM", 23),
-    ("cpm.conv4_4", "conv4_4_CPM", 25),
-)
+def _trunk_convs() -> tuple[tuple[str, str, int], ...]:
+    """(our path, CMU layer name, position in "model0") of the trunk and CPM convs. A conv and its ReLU take
+    two positions, a max-pool one; torchvision's vgg19.features interleaves them as CMU's model0 does, so the
+    same positions address conv1_1 ... conv4_2 there ("features.<position>")."""
+    rows, index = [], 0
+    for part, layout, suffix in (("trunk", _TRUNK_LAYOUT, ""), ("cpm", _CPM_LAYOUT, "_CPM")):
+        for name, width in layout:
+            if width is not None:
+                rows.append((f"{part}.{name}", name + suffix, index))
+            index += 1 if width is None else 2
+    return tuple(rows)
+
+
+_TRUNK_CONVS = _trunk_convs()
 VGG19_TRUNK_CONVS = _TRUNK_CONVS[:10]  # conv1_1 ... conv4_2
 
 # CMU branch suffix -> our branch name: L1 regresses the PAFs, L2 the confidence maps.
@@ -153,15 +148,9 @@ def cmu_stage_count(state: Mapping[str, torch.Tensor]) -> int:
 
 # --------------------------------------------------------------------------- conversion
 def convert_cmu_state_dict(state_dict: Mapping[str, torch.Tensor], num_stages: int = CMU_NUM_STAGES) -> dict[str, torch.Tensor]:
-    """A CMU COCO body model state dict (``cmu_named`` or ``cmu_numbered``) -> our key names.
-
-    ``num_stages`` may be smaller than the file's stage count: the later stages are dropped
-    (the first stages of a CMU model are a valid shorter model). Tensors are not copied.
-
-    Raises:
-        ValueError: not a CMU layout, a key missing or unexpected, or more stages requested
-            than the file holds.
-    """
+    """A CMU COCO body model state dict (``cmu_named`` or ``cmu_numbered``) -> our key names, tensors not copied.
+    ``num_stages`` below the file's drops the later stages (the first stages are a valid shorter model).
+    ValueError for another layout, a key missing or unexpected, or more stages than the file holds."""
     state = strip_module_prefix(state_dict)
     layout, key_of = _key_style(state)
     file_stages = cmu_stage_count(state)

@@ -1,52 +1,41 @@
 """Stacked Hourglass for top-down pose estimation, as mmpose builds it (``HourglassNet``).
 
-Architecture (Newell et al., "Stacked Hourglass Networks for Human Pose Estimation", ECCV 2016,
-in the form of open-mmlab/mmpose ``mmpose/models/backbones/hourglass.py``, ``HourglassNet`` and
-``HourglassModule``, identical in 0.x and 1.x), all residual units mmpose's ``BasicBlock``
-(``mmpose/models/backbones/resnet.py``; two 3x3 convs, 1x1 conv + BN shortcut where the width or
-resolution changes):
+Architecture (Newell et al., "Stacked Hourglass Networks for Human Pose Estimation", ECCV 2016, as
+open-mmlab/mmpose ``mmpose/models/backbones/hourglass.py`` ``HourglassNet`` and ``HourglassModule``, the
+same in 0.x and 1.x), every residual unit mmpose's ``BasicBlock``:
 
-* ``stem``: 7x7/2 conv + BN + ReLU (128 channels), one stride-2 BasicBlock to ``stage_channels[0]``
-  (256) -> stride 4;
-* per stack a recursive ``HourglassModule`` of ``downsample_times`` levels; level l (widths
-  c = ``stage_channels[l]``, n = ``stage_channels[l+1]``, b = ``stage_blocks[l]`` blocks each):
-  ``up1`` (b blocks at c), ``low1`` (b blocks c -> n, the first with stride 2), ``low2`` (the next
-  level, or ``stage_blocks[-1]`` blocks at n at the bottom), ``low3`` (b blocks n -> c, the width
-  changing in the last), nearest 2x upsampling of ``low3`` added to ``up1``;
-* per stack ``out_convs`` (3x3 conv + BN + ReLU to ``feat_channels``) and a 1x1 conv head
-  (``final_layers``, mmpose's ``multi_final_layers``) to K heatmaps: intermediate supervision on
-  every stack. Between stacks: ``conv1x1s`` (on the stack input) + ``remap_convs`` (on its
-  features), both 1x1 conv + BN, summed, ReLU, one BasicBlock of ``inters``.
+* ``stem``: 7x7/2 conv + BN + ReLU (128), one stride-2 BasicBlock to ``stage_channels[0]`` -> stride 4;
+* per stack a recursive ``HourglassModule`` of ``downsample_times`` levels; level l (c =
+  ``stage_channels[l]``, n = ``stage_channels[l+1]``, b = ``stage_blocks[l]`` blocks each): ``up1`` (at c),
+  ``low1`` (c -> n, the first block with stride 2), ``low2`` (the next level, or ``stage_blocks[-1]`` blocks
+  at n at the bottom), ``low3`` (n -> c in the last block), nearest 2x upsampling of ``low3`` plus ``up1``;
+* per stack ``out_convs`` (3x3 conv + BN + ReLU) and a 1x1 head (``final_layers``, mmpose's
+  ``multi_final_layers``): every stack supervised. Between stacks: ``conv1x1s`` (stack input) +
+  ``remap_convs`` (its features), 1x1 conv + BN each, summed, ReLU, one BasicBlock of ``inters``.
 
-Parameter names are mmpose's inside the backbone (mmcv ``ConvModule``: ``conv`` + ``bn``); the
-checkpoint ``hourglass52_coco_256x256-4ec713ba_20200709.pth`` (``backbone.*`` +
-``keypoint_head.multi_final_layers.*``; mmpose 1.x's ``CPMHead``: ``head.multi_final_layers.*``)
-converts by renaming (:func:`convert_hourglass_mmpose`). Its COCO configs (0.x
-``hourglass52_coco_256x256.py``, 1.x ``td-hm_hourglass52_8xb32-210e_coco-256x256.py``) use
-**one** stack (mmpose's "Hourglass-52"; two stacks is its "Hourglass-104"), ``downsample_times``
-5, widths (256, 256, 384, 384, 384, 512), blocks (2, 2, 2, 2, 2, 4), 256 x 256 inputs, heatmaps
-at stride 4. Input: RGB, ImageNet mean/std (the same pipelines as mmpose's res50; see
-:mod:`openpose_lite.models.simple_baseline`), crop and cells in the HRNet reference's geometry.
+Names are mmpose's inside the backbone (mmcv ``ConvModule``: ``conv`` + ``bn``): the checkpoint
+``hourglass52_coco_256x256-4ec713ba_20200709.pth`` (``backbone.*`` + ``keypoint_head.multi_final_layers.*``;
+1.x ``CPMHead``: ``head.``) converts by renaming. Its COCO configs (0.x ``hourglass52_coco_256x256.py``, 1.x
+``td-hm_hourglass52_8xb32-210e_coco-256x256.py``) use **one** stack (mmpose's "Hourglass-52"),
+``downsample_times`` 5, widths (256, 256, 384, 384, 384, 512), blocks (2, 2, 2, 2, 2, 4), 256 x 256
+inputs; input RGB with ImageNet mean/std, crop and cells in the HRNet reference's geometry.
 
 Shape legend: B batch, S stacks, K keypoints, H x W input size (multiples of ``4 * 2**downsample_times``).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock, check_positive_ints, conv, init_normal, res_layer
+from openpose_lite.models.residual import (BasicBlock, check_image_batch, check_positive_ints, conv, init_normal,
+                                           res_layer)
 from openpose_lite.network_settings import HourglassSettings
 from openpose_lite.models.state_dict import mmpose_head_prefix, numbered_children, rename_mmpose
 from openpose_lite.skeleton import COCO_17, Skeleton
-
-logger = logging.getLogger(__name__)
 
 ARCH = "hourglass"
 STRIDE = 4
@@ -95,16 +84,10 @@ class HourglassModule(nn.Module):
 class Hourglass(nn.Module):
     """Stacked hourglass: images (B, 3, H, W) -> ``[{"heatmaps": (B, K, H/4, W/4)}]`` * S, one dict per stack.
 
-    Args:
-        num_stacks: S hourglasses in sequence, each supervised (the last is the prediction).
-        num_keypoints: K, the number of heatmaps (default: COCO-17).
-        downsample_times: halvings inside each hourglass.
-        stage_channels, stage_blocks: width and BasicBlocks per level (entries past
-            ``downsample_times + 1`` are unused, as in mmpose); ``stage_channels[0]`` is the stem's output.
-        feat_channels: width of ``out_convs``, the features each head reads.
-        stem_channels: width of the 7x7 stem conv (mmpose: 128).
-
-    The output is raw (no activation); decoding lives in the top-down codec.
+    ``num_stacks`` S (each supervised, the last is the prediction), ``num_keypoints`` K, ``downsample_times``
+    (halvings per hourglass), ``stage_channels`` and ``stage_blocks`` (width and BasicBlocks per level;
+    entries past ``downsample_times + 1`` unused, as in mmpose), ``feat_channels`` (of ``out_convs``, read by
+    the heads), ``stem_channels`` (the 7x7 stem conv's). The output is raw (no activation).
     """
 
     arch = ARCH
@@ -168,10 +151,7 @@ class Hourglass(nn.Module):
 
 def build_hourglass(num_stacks: int = 2, num_keypoints: int = COCO_17.num_keypoints, **sizes: Any) -> Hourglass:
     """A ``num_stacks``-stack :class:`Hourglass`, mmpose's sizes unless ``sizes`` (its other arguments) says."""
-    model = Hourglass(num_stacks=num_stacks, num_keypoints=num_keypoints, **sizes)
-    logger.debug("built a %d-stack Hourglass with %d keypoints (%d parameters)",
-                 num_stacks, num_keypoints, sum(p.numel() for p in model.parameters()))
-    return model
+    return Hourglass(num_stacks=num_stacks, num_keypoints=num_keypoints, **sizes)
 
 
 def build(cfg: Any, skeleton: Skeleton) -> Hourglass:
@@ -220,13 +200,9 @@ def hourglass_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str,
             "stem_channels": _shape(state, "stem.0.conv.weight")[0]}
 
 
-def _rename_mmpose(state: Mapping[str, Any]) -> dict[str, Any]:
+def _rename_mmpose(state: Mapping[str, Any], what: str = "mmpose Hourglass state dict") -> dict[str, Any]:
     """``backbone.X`` -> ``X``, ``{head}multi_final_layers.i`` -> ``final_layers.i``; other keys are an error."""
-    head = mmpose_head_prefix(state, _MMPOSE_HEAD_KEY)
-    if head is None:
-        raise ValueError("mmpose Hourglass state dict: no '{head,keypoint_head}.multi_final_layers.0.weight'")
-    return rename_mmpose(state, {"backbone.": "", f"{head}multi_final_layers.": "final_layers."},
-                         "mmpose Hourglass state dict")
+    return rename_mmpose(state, what, (_MMPOSE_HEAD_KEY,), {"multi_final_layers.": "final_layers."})
 
 
 def convert_hourglass_mmpose(state: Mapping[str, torch.Tensor], source: str = "mmpose Hourglass state dict",
@@ -237,8 +213,5 @@ def convert_hourglass_mmpose(state: Mapping[str, torch.Tensor], source: str = "m
     Keys and shapes are checked by loading: the network has mmpose's COCO sizes (:data:`STAGE_CHANNELS`,
     :data:`STAGE_BLOCKS`, 5 levels), as every released file does; another size is named key by key.
     """
-    renamed = _rename_mmpose(state)
-    stacks = len({k.split(".")[1] for k in renamed if k.startswith("hourglass_modules.")})
-    if not stacks:
-        raise ValueError(f"{source}: no 'backbone.hourglass_modules.*' keys; not an mmpose hourglass")
-    return HourglassSettings(stacks=stacks), renamed
+    renamed = _rename_mmpose(state, source)
+    return HourglassSettings(stacks=numbered_children(renamed, "hourglass_modules.")), renamed

@@ -11,18 +11,13 @@ Estimation", CVPR 2019, Sec. 3 and the pose configuration of its public release)
   other ("repeated multi-scale fusion", Sec. 3.2): lower -> higher resolution by a 1x1 conv +
   BN + nearest upsampling, higher -> lower by a chain of 3x3 stride-2 convs + BN (ReLU
   between links, not after the last);
-* ``transition1/2/3``: before each stage, adapt the existing branches (3x3 conv + BN + ReLU
-  where the width changes, identity otherwise) and open the new lower-resolution branch with
-  a 3x3 stride-2 conv + BN + ReLU from the lowest-resolution branch;
+* ``transition1/2/3`` (:func:`_transition`) before each stage;
 * the last module of ``stage4`` fuses into the highest-resolution branch only, and
   ``final_layer`` (1x1 conv with bias) regresses K heatmaps from it at stride 4.
 
-Module and parameter names follow the official "deep-high-resolution-net.pytorch" release
-(``conv1``, ``layer1.0.downsample.0``, ``transition1.1.0.0``, ``stage2.0.branches.0.0.conv1``,
-``stage2.0.fuse_layers.0.1.0``, ``final_layer`` ...), so its COCO checkpoints load as they are
-(:func:`convert_hrnet_official`). Slots that the official code leaves as ``None`` (identity
-transitions, the diagonal of the fusion matrix) are parameter-free ``nn.Identity`` here, so the
-key sets are identical.
+Names follow the official "deep-high-resolution-net.pytorch" release (``transition1.1.0.0``,
+``stage2.0.fuse_layers.0.1.0`` ...), so its COCO checkpoints load as they are; the slots it leaves ``None``
+(identity transitions, the fusion matrix's diagonal) are parameter-free ``nn.Identity`` here.
 
 Shape legend: B batch, K keypoints, H x W input size (multiples of 32, so the four branches'
 sizes halve exactly and fusion adds maps of equal size).
@@ -30,20 +25,17 @@ sizes halve exactly and fusion adds maps of equal size).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock, Bottleneck, check_positive_ints, conv, init_normal, res_layer
+from openpose_lite.models.residual import (BasicBlock, Bottleneck, check_image_batch, check_positive_ints, conv,
+                                           init_normal, res_layer)
 from openpose_lite.network_settings import HRNetSettings
 from openpose_lite.models.state_dict import exact_state, strip_module_prefix
 from openpose_lite.skeleton import COCO_17, Skeleton
-
-logger = logging.getLogger(__name__)
 
 ARCH = "hrnet"
 STRIDE = 4
@@ -144,14 +136,9 @@ def _transition(in_widths: list[int], out_widths: list[int]) -> nn.ModuleList:
 class HRNet(nn.Module):
     """HRNet-W``width`` pose network: images (B, 3, H, W) -> ``[{"heatmaps": (B, K, H/4, W/4)}]``.
 
-    Args:
-        width: C, the width of the highest-resolution branch (32 for W32, 48 for W48);
-            branch b has width ``C * 2**b``.
-        num_keypoints: K, the number of heatmaps (default: COCO-17).
-        num_blocks: BasicBlocks per branch per module (4 in the paper).
-
-    The output is raw (no activation); decoding lives in the top-down codec. The official
-    weights expect RGB in [0, 1] normalised with the ImageNet mean/std.
+    ``width`` C of the highest-resolution branch (W32, W48; branch b has ``C * 2**b``), ``num_keypoints`` K,
+    ``num_blocks`` BasicBlocks per branch per module (4 in the paper). The output is raw (no activation);
+    the official weights expect RGB in [0, 1] normalised with the ImageNet mean/std.
     """
 
     arch = ARCH
@@ -215,10 +202,7 @@ class HRNet(nn.Module):
 
 def build_hrnet(width: int = 32, num_keypoints: int = COCO_17.num_keypoints, num_blocks: int = 4) -> HRNet:
     """:class:`HRNet`; ``num_blocks`` below the paper's 4 gives small CPU models."""
-    model = HRNet(width=width, num_keypoints=num_keypoints, num_blocks=num_blocks)
-    logger.debug("built HRNet-W%d with %d keypoints (%d parameters)",
-                 width, num_keypoints, sum(p.numel() for p in model.parameters()))
-    return model
+    return HRNet(width=width, num_keypoints=num_keypoints, num_blocks=num_blocks)
 
 
 def build(cfg: Any, skeleton: Skeleton) -> HRNet:
@@ -253,12 +237,9 @@ def hrnet_config_from_state_dict(state_dict: Mapping[str, Any]) -> dict[str, int
         if not isinstance(state.get(key), torch.Tensor):
             raise ValueError(f"HRNet state dict: missing key {key!r}; not a pose-HRNet state dict")
     width_shape, final_shape = tuple(state[_WIDTH_KEY].shape), tuple(state[_FINAL_KEY].shape)
-    if len(width_shape) != 4 or len(final_shape) != 4:
-        raise ValueError(f"HRNet state dict: {_WIDTH_KEY!r} and {_FINAL_KEY!r} must be 4-d conv weights, "
-                         f"got shapes {width_shape} and {final_shape}")
-    if final_shape[2:] != (1, 1):
-        raise ValueError(f"HRNet state dict: {_FINAL_KEY!r} must be a 1x1 conv (FINAL_CONV_KERNEL 1), got shape "
-                         f"{final_shape}")
+    if len(width_shape) != 4 or len(final_shape) != 4 or final_shape[2:] != (1, 1):
+        raise ValueError(f"HRNet state dict: {_WIDTH_KEY!r} must be a conv weight and {_FINAL_KEY!r} a 1x1 conv "
+                         f"(FINAL_CONV_KERNEL 1), got shapes {width_shape} and {final_shape}")
     blocks = {int(k.split(".")[4]) for k in state if k.startswith("stage2.0.branches.0.") and k.count(".") > 4}
     return {"width": int(width_shape[0]), "num_keypoints": int(final_shape[0]), "num_blocks": max(blocks) + 1}
 
@@ -286,9 +267,7 @@ def convert_hrnet_official(state_dict: Mapping[str, Any]) -> dict[str, torch.Ten
 
 def convert_hrnet(state: Mapping[str, torch.Tensor], source: str,
                   all_stages: bool = False) -> tuple[HRNetSettings, dict[str, torch.Tensor]]:
-    """The architecture table's converter: (width and blocks read from the shapes, our state dict).
-
-    The file's heatmap count must be the skeleton's; a mismatch is named when the state is loaded.
-    """
+    """The architecture table's converter: (width and blocks read from the shapes, the state as it is: the names
+    are ours). Keys and shapes, the heatmap count the skeleton's included, are checked when the state is loaded."""
     sizes = hrnet_config_from_state_dict(state)
-    return HRNetSettings(width=sizes["width"], blocks=sizes["num_blocks"]), convert_hrnet_official(state)
+    return HRNetSettings(width=sizes["width"], blocks=sizes["num_blocks"]), dict(state)

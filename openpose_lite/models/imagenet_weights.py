@@ -33,19 +33,13 @@ _CMU_SCALE, _CMU_SHIFT = 1.0 / 256.0, -0.5
 
 
 def fold_imagenet_input_into_conv(weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """conv1_1 of a network trained on torchvision's input, rewritten for the CMU input.
+    """conv1_1 (weight (C_out, 3, kh, kw) in RGB order, bias (C_out,)) of a network trained on torchvision's
+    input, rewritten (float32) for the CMU input.
 
-    With CMU input ``y = p / 256 - 0.5`` (BGR) and torchvision input ``t_c = (p_c / 255 - m_c) / s_c``
-    (RGB), ``t_c = a_c * y_{2-c} + b_c`` with ``a_c = 256 / (255 s_c)`` and
-    ``b_c = (128 / 255 - m_c) / s_c``. So the conv on ``t`` equals, on ``y``, the conv whose input
-    channels are reversed (RGB -> BGR) and scaled by ``a``, with ``sum(W * b)`` added to the bias.
-    Equal everywhere except where the conv's zero padding is read: padding is 0 in ``t`` there
-    but ``y = 0`` means ``t = b``, so outputs within the receptive field of the border differ.
-
-    Args:
-        weight: (C_out, 3, kh, kw) in RGB order; bias: (C_out,).
-    Returns:
-        (weight, bias) for BGR CMU input, float32.
+    With CMU input ``y = p / 256 - 0.5`` (BGR) and torchvision's ``t_c = (p_c / 255 - m_c) / s_c`` (RGB),
+    ``t_c = a_c * y_{2-c} + b_c`` with ``a_c = 256 / (255 s_c)``, ``b_c = (128 / 255 - m_c) / s_c``: the input
+    channels reversed and scaled by ``a``, ``sum(W * b)`` added to the bias. Equal but where the zero padding
+    is read (0 in ``y`` is ``b`` in ``t``): outputs within the receptive field of the border differ.
     """
     # torchvision's Normalize holds its mean and std as float32 tensors too.
     mean = torch.from_numpy(IMAGENET_MEAN_RGB).to(torch.float64)
@@ -60,19 +54,12 @@ def fold_imagenet_input_into_conv(weight: torch.Tensor, bias: torch.Tensor) -> t
 
 
 def load_vgg19_imagenet(model: VGG19PafNet, state: Mapping[str, torch.Tensor], source: str) -> str:
-    """Copy torchvision's ImageNet ``vgg19`` conv1_1 ... conv4_2 into ``model.trunk`` (in place);
-    returns what was loaded, in words (the architecture table's ImageNet loader of vgg19_paf).
+    """Copy torchvision's ImageNet ``vgg19`` (``features.<i>.weight`` ...) conv1_1 ... conv4_2 into
+    ``model.trunk`` (in place); returns what was loaded, in words (the table's ImageNet loader of vgg19_paf).
 
-    ``state`` is the plain ``vgg19`` state dict (``features.<i>.weight`` ...) read from
-    ``source``; classifier and later feature keys are ignored. The model must have ``width_mult == 1``.
-
-    The network is fed the CMU input (BGR, ``pixel / 256 - 0.5``), the ImageNet weights expect
-    torchvision's (RGB, ImageNet mean and std), so torchvision's normalisation and the channel
-    swap are folded into conv1_1 (:func:`fold_imagenet_input_into_conv`): the trunk then computes
-    torchvision's ``vgg19.features[:23]`` of the same photo, away from the padded border.
-
-    Raises:
-        ValueError: width_mult != 1, vgg19_bn weights, a missing key or a shape mismatch.
+    The network is fed the CMU input, so torchvision's normalisation and channel order are folded into
+    conv1_1 (:func:`fold_imagenet_input_into_conv`): the trunk computes ``vgg19.features[:23]`` of the same
+    photo, away from the padded border. ValueError for width_mult != 1, vgg19_bn, a missing key or a shape.
     """
     if model.width_mult != 1.0:
         raise ValueError(f"ImageNet VGG19 weights need width_mult=1.0, the model has width_mult={model.width_mult}")
@@ -104,19 +91,13 @@ def is_hrnet_imagenet(keys: Collection[str]) -> bool:
 
 
 def load_hrnet_imagenet(model: HRNet, state: Mapping[str, torch.Tensor], source: str) -> str:
-    """Initialise an HRNet's trunk from the official ImageNet HRNet classification checkpoint (in place);
-    returns what was loaded, in words (the architecture table's ImageNet loader of hrnet).
+    """Initialise an HRNet's trunk from the official ImageNet HRNet classifier (in place); returns what was
+    loaded, in words (the table's ImageNet loader of hrnet).
 
-    As the reference's ``init_weights`` does: the file's entries whose first name component is
-    in :data:`HRNET_PRETRAINED_LAYERS` are copied into the model's parameters and buffers of the
-    same name; the classification head and the extra fusion layers the classifier's last
-    module has (the pose net fuses into one branch there) have no counterpart and are left
-    out. The official pose code feeds RGB normalised with the ImageNet mean and std, which is
-    HRNet's ``input_norm`` (``imagenet_rgb``), so nothing is folded.
-
-    Raises:
-        ValueError: a trunk tensor missing from the file (BatchNorm counters aside) or of another shape
-            (another width).
+    As the reference's ``init_weights``: the tensors under :data:`HRNET_PRETRAINED_LAYERS` are copied by name;
+    the classification head and the extra fusion layers of the classifier's last module are left out.
+    Both feed ImageNet-normalised RGB, so nothing is folded. ValueError for a trunk tensor missing (BatchNorm
+    counters aside) or of another shape (another width).
     """
     wanted = [k for k in model.state_dict() if k.split(".")[0] in HRNET_PRETRAINED_LAYERS]
     copied = load_part(model, state, wanted, f"{source} (ImageNet HRNet)", f"HRNet-W{model.width}",

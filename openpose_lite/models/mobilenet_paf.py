@@ -1,54 +1,34 @@
 """Lightweight OpenPose: a MobileNetV1 trunk, a light CPM, an initial stage and refinement stages.
 
-Architecture (Osokin, "Real-time 2D Multi-Person Pose Estimation on CPU: Lightweight
-OpenPose", 2018), laid out as the public reference implementation
-(Daniil-Osokin/lightweight-human-pose-estimation.pytorch, ``models/with_mobilenet.py``,
-class ``PoseEstimationWithMobileNet``, with its building blocks from ``modules/conv.py``) so
-that its checkpoints load by key name, unchanged:
+Architecture (Osokin, "Real-time 2D Multi-Person Pose Estimation on CPU: Lightweight OpenPose", 2018), laid
+out as the reference (Daniil-Osokin/lightweight-human-pose-estimation.pytorch, ``models/with_mobilenet.py``
+``PoseEstimationWithMobileNet``, blocks from ``modules/conv.py``) so that its checkpoints load by key name:
 
-* ``model`` (the trunk, stride 8): a full 3x3 conv 3 -> 32 at stride 2, then eleven
-  depthwise-separable blocks (3x3 depthwise, 1x1 pointwise, each conv without bias and
-  followed by BatchNorm and ReLU) of MobileNetV1 up to its ``conv5_5``. Two departures from
-  MobileNetV1 keep the output at stride 8: block 6 (``conv4_2``, 256 -> 512) has stride 1
-  instead of 2, and block 7's depthwise conv is dilated (dilation 2, padding 2) to recover
-  the receptive field lost with that stride.
-* ``cpm``: ``align`` (1x1 conv 512 -> C + ReLU), ``trunk`` (three depthwise-separable blocks
-  C -> C without BatchNorm, ELU after each conv) added to its own input, then ``conv``
-  (3x3 conv C -> C + ReLU). Its output is the feature map F shared by every stage.
-* ``initial_stage``: ``trunk`` (three 3x3 convs C -> C + ReLU) feeding two heads
-  ``heatmaps`` and ``pafs`` (1x1 conv C -> 512 + ReLU, 1x1 output conv).
-* ``refinement_stages[t]``: input ``concat(F, heatmaps_{t-1}, pafs_{t-1})`` (the reference's
-  order, which differs from the CMU model's), ``trunk`` of five residual blocks (``initial``:
-  1x1 conv + ReLU; ``trunk``: a 3x3 conv and a 3x3 conv with dilation 2, each with bias,
-  BatchNorm and ReLU; the block returns ``initial + trunk``), then two heads (1x1 conv
-  C -> C + ReLU, 1x1 output conv).
+* ``model`` (the trunk, stride 8): a 3x3 conv 3 -> 32 at stride 2, then eleven depthwise-separable blocks
+  (3x3 depthwise, 1x1 pointwise, no bias, each + BatchNorm + ReLU) of MobileNetV1 up to ``conv5_5``;
+  block 6 (``conv4_2``) has stride 1 instead of 2 and block 7's depthwise conv is dilated (2) to regain
+  the receptive field.
+* ``cpm``: ``align`` (1x1 conv 512 -> C + ReLU), ``trunk`` (three depthwise-separable blocks without
+  BatchNorm, ELU after each conv) added to its own input, then ``conv`` (3x3 + ReLU): the features F.
+* ``initial_stage``: ``trunk`` (three 3x3 convs + ReLU), heads ``heatmaps`` and ``pafs`` (1x1 conv
+  C -> 512 + ReLU, 1x1 output conv).
+* ``refinement_stages[t]``: input ``concat(F, heatmaps_{t-1}, pafs_{t-1})`` (the reference's order, not
+  CMU's), five residual blocks (``initial`` 1x1 conv + ReLU; ``trunk`` a 3x3 conv and a 3x3 conv with
+  dilation 2, each with bias, BatchNorm and ReLU; ``initial + trunk``), heads 1x1 C -> C + ReLU, 1x1 out.
 
-Output convs have no activation. Every BatchNorm is ``nn.BatchNorm2d``'s default
-(eps 1e-5, momentum 0.1). Convs outside the trunk carry a bias; trunk convs do not.
+Output convs have no activation; BatchNorms are PyTorch's defaults; convs outside the trunk carry a bias.
+The reference trains CMU's channel layout (keypoints in CMU order, background last; limb ``i`` of
+``BODY_PARTS_KPT_IDS``, equal to ``OPENPOSE_18.limbs``, in PAF channels ``(2i, 2i + 1)``), so the published
+weights need ``OPENPOSE_18``, and BGR input ``pixel / 256 - 0.5`` as CMU's (``datasets/coco.py``:
+``(image - 128) / 256``; ``val.py``: ``img_mean=(128, 128, 128)``, ``img_scale=1/256``). Weight layouts:
+:mod:`openpose_lite.models.mobilenet_weights`.
 
-Output channels: ``skeleton.num_heatmaps`` (K + 1 with the background, last) and
-``skeleton.num_pafs`` (2L). The reference trains the CMU channel layout: keypoints in CMU
-order with the background last (``datasets/coco.py``, ``_generate_keypoint_maps``) and
-limb ``i`` of ``BODY_PARTS_KPT_IDS`` in PAF channels ``(2i, 2i + 1) = (x, y)``, a list equal
-to ``OPENPOSE_18.limbs``; so ``OPENPOSE_18`` is the skeleton of the published weights.
-
-Input convention of the published weights (a property of the weights, not of this code):
-BGR images scaled as ``pixel / 256 - 0.5``, the same as the CMU VGG19 model. Read from the
-reference's ``datasets/coco.py`` (``CocoTrainDataset.__getitem__``: ``cv2.imread`` then
-``(image - 128) / 256``) and ``val.py`` (``infer``: ``img_mean=(128, 128, 128)``,
-``img_scale=1/256``).
-
-Weight layouts (the reference's training checkpoints, the ImageNet MobileNetV1 it trains from)
-are read by :mod:`openpose_lite.models.mobilenet_weights`.
-
-Shape legend: B batch, K keypoints, L limbs, C ``num_channels``, H x W input size. Every
-stride-2 conv has kernel 3 and padding 1, so maps are ``ceil(H / 8) x ceil(W / 8)``
-(exactly ``H / 8 x W / 8`` for multiples of 8).
+Shape legend: B batch, K keypoints, L limbs, C ``num_channels``, H x W input size; maps are
+``ceil(H / 8) x ceil(W / 8)`` (every stride-2 conv has kernel 3 and padding 1).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,8 +37,6 @@ from torch import nn
 
 from openpose_lite.models.vgg19_paf import check_network_args, scaled_width
 from openpose_lite.skeleton import OPENPOSE_18, Skeleton
-
-logger = logging.getLogger(__name__)
 
 ARCH = "mobilenet_paf"
 STRIDE = 8
@@ -200,25 +178,16 @@ class RefinementStage(nn.Module):
 class MobileNetPafNet(nn.Module):
     """Lightweight OpenPose: images (B, 3, H, W) -> one dict of raw maps per stage (initial first).
 
-    Args:
-        skeleton: sets the output channels (``skeleton.num_heatmaps``, ``skeleton.num_pafs``).
-            The published weights need ``OPENPOSE_18``.
-        num_refinement_stages: refinement stages after the initial stage (reference: 1; the
-            paper also trains 3). 0 gives the initial stage alone.
-        num_channels: width C of the CPM and of the stages (reference: 128).
-        width_mult: scales the trunk widths (32 ... 512), rounded and at least 8; 1.0 is the
-            reference (and the only width the ImageNet weights fit). Small values give fast
-            CPU test models.
+    ``num_refinement_stages`` (reference: 1; 0: the initial stage alone), ``num_channels`` C (reference: 128);
+    ``width_mult`` scales the trunk widths (32 ... 512), rounded and at least 8 (1.0 is the reference and the
+    only width the ImageNet weights fit). ``skeleton`` sets the output channels.
 
-    Initialisation, ``init="cmu"`` (the published recipe's, named as for :class:`VGG19PafNet`):
-    PyTorch's defaults, as the reference, which defines none of its own; its training starts the
-    trunk from ImageNet weights (:func:`load_mobilenet_imagenet`). ``init="kaiming"``, for
-    training from scratch: every conv Kaiming-normal (trunk fan_out, the CPM and stages fan_in,
-    ReLU gain) with zero biases, except each head's output conv, N(0, 0.01^2) so the first maps
-    are near zero. PyTorch's default draws weights about 2.4x smaller than that; through the
-    CPM and the initial stage, nine convs without BatchNorm, the signal then fades at the start
-    and, as for VGG19 (see there), the PAF branch sits on its all-zero plateau for epochs
-    (measured on the synthetic quickstart: val AP 0.05 after 10 epochs; docs/benchmarks.md).
+    ``init="cmu"``: PyTorch's defaults, as the reference, whose training starts the trunk from ImageNet
+    (:func:`~openpose_lite.models.mobilenet_weights.load_mobilenet_imagenet`). ``init="kaiming"``, from
+    scratch: every conv Kaiming-normal (trunk fan_out, the rest fan_in) with zero biases, but each head's
+    output conv N(0, 0.01^2). PyTorch's default draws about 2.4x smaller weights; through the nine convs
+    without BatchNorm of the CPM and initial stage the signal fades and the PAF branch sits on its all-zero
+    plateau for epochs (synthetic quickstart: val AP 0.05 after 10 epochs; docs/benchmarks.md).
     """
 
     arch = ARCH
@@ -290,12 +259,8 @@ class MobileNetPafNet(nn.Module):
         return self.cpm(self.model(images))
 
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """images (B, 3, H, W) -> S dicts ``{"pafs": (B, 2L, H/8, W/8), "heatmaps": (B, K+1, H/8, W/8)}``.
-
-        Outputs are raw (no activation), the initial stage first. Keys are in the order of
-        :class:`VGG19PafNet`'s dicts, so exporters return ``(pafs, heatmaps)`` for both
-        networks; the reference returns a flat list ``[heatmaps, pafs]`` per stage instead.
-        """
+        """images (B, 3, H, W) -> S dicts ``{"pafs": (B, 2L, H/8, W/8), "heatmaps": (B, K+1, H/8, W/8)}``, raw,
+        the initial stage first; keys in :class:`VGG19PafNet`'s order (the reference returns ``[heatmaps, pafs]``)."""
         features = self.features(images)
         pafs, heatmaps = self.initial_stage(features)
         outputs: list[dict[str, torch.Tensor]] = [{"pafs": pafs, "heatmaps": heatmaps}]
@@ -314,11 +279,8 @@ class MobileNetPafNet(nn.Module):
 def build_mobilenet_paf(num_refinement_stages: int = 1, num_channels: int = 128, width_mult: float = 1.0,
                         skeleton: Skeleton = OPENPOSE_18, init: str = "cmu") -> MobileNetPafNet:
     """Build a :class:`MobileNetPafNet`; the defaults are the published Lightweight OpenPose model."""
-    model = MobileNetPafNet(skeleton=skeleton, num_refinement_stages=num_refinement_stages,
-                            num_channels=num_channels, width_mult=width_mult, init=init)
-    logger.debug("built %s: %d refinement stages, %d channels, width_mult %.3g, %d parameters", ARCH,
-                 num_refinement_stages, num_channels, width_mult, sum(p.numel() for p in model.parameters()))
-    return model
+    return MobileNetPafNet(skeleton=skeleton, num_refinement_stages=num_refinement_stages,
+                           num_channels=num_channels, width_mult=width_mult, init=init)
 
 
 def build(cfg: Any, skeleton: Skeleton) -> MobileNetPafNet:

@@ -91,17 +91,10 @@ def lightweight_config_from_state_dict(state: Mapping[str, torch.Tensor]) -> dic
 
 
 def convert_lightweight_checkpoint(obj: Mapping[str, Any], skeleton: Skeleton = OPENPOSE_18) -> dict[str, torch.Tensor]:
-    """A reference Lightweight OpenPose checkpoint -> our state dict (the same key names).
-
-    ``obj``: the reference ``train.py``'s checkpoint (only ``"state_dict"`` is read) or a bare state
-    dict, keys with or without ``module.``. The sizes are read from the shapes
-    (:func:`lightweight_config_from_state_dict`); every key and shape is checked against that model
-    with ``skeleton``'s channel counts, and BatchNorm counters, absent from files older than PyTorch
-    0.4.1, are filled with 0 (:func:`~openpose_lite.models.state_dict.exact_state`). Tensors are not copied.
-
-    Raises:
-        ValueError: another layout, missing or unexpected keys, or shape mismatches (named).
-    """
+    """A reference Lightweight OpenPose checkpoint (``train.py``'s, only ``"state_dict"`` read, or a state dict;
+    ``module.`` allowed) -> our state dict, the same names, checked key by key and shape by shape against the
+    model its shapes describe with ``skeleton``'s channels (:func:`~openpose_lite.models.state_dict.exact_state`,
+    which fills missing BatchNorm counters). ValueError naming what differs."""
     state, _ = unwrap_weights(obj, "Lightweight OpenPose checkpoint")
     config = lightweight_config_from_state_dict(state)
     with torch.device("meta"):  # shapes only
@@ -115,7 +108,7 @@ def convert_lightweight(state: Mapping[str, torch.Tensor], source: str,
 
     The network runs with at most :data:`REFERENCE_REFINEMENT_STAGES` refinement stages, as the
     reference runs its files; ``all_stages`` keeps every stage the file holds (to start a training run
-    from it).
+    from it). Keys and shapes are checked when the state is loaded.
     """
     sizes = lightweight_config_from_state_dict(state)
     held = sizes["num_refinement_stages"]
@@ -124,30 +117,21 @@ def convert_lightweight(state: Mapping[str, torch.Tensor], source: str,
         logger.info("%s holds %d refinement stages; running the first %d, as the reference's val.py and demo.py do "
                     "(its published AP is that network's)", source, held, kept)
         dropped = tuple(f"refinement_stages.{t}." for t in range(kept, held))
-        state = {k: v for k, v in strip_module_prefix(state).items() if not k.startswith(dropped)}
+        state = {k: v for k, v in state.items() if not k.startswith(dropped)}
     settings = MobileNetPafSettings(num_stages=1 + kept, stage_channels=sizes["num_channels"],
                                     width_mult=sizes["width_mult"])
-    return settings, convert_lightweight_checkpoint(state)
+    return settings, dict(state)
 
 
 def load_mobilenet_imagenet(model: MobileNetPafNet, state_dict_or_obj: Mapping[str, Any]) -> list[str]:
     """Copy the ImageNet MobileNetV1 weights into ``model.model``, the trunk (in place); returns the keys set.
 
-    ``state_dict_or_obj``: the loaded ``mobilenet_sgd_68.848.pth.tar``
-    (``{"state_dict": {"module.model.0.0.weight", ...}}``) or its bare state dict, with or without
-    ``module.``. As the reference's ``modules/load_state.py`` (``load_from_mobilenet``), block ``i``
-    of the file fills block ``i`` of our trunk for i = 0 ... 11, names unchanged: block 6, whose
-    stride is 1 here and 2 in the classifier, and the dilated block 7 included (the shapes agree).
-    The classifier's blocks 12 and 13 and ``fc`` are ignored; the CPM and the stages are left alone.
-    ``num_batches_tracked`` is copied where the file has it.
-
-    The classifier was trained on ImageNet in its own normalisation (RGB, the ImageNet mean and std,
-    as far as the public copies show); the reference's ``train.py`` loads the weights as they are and
-    trains on BGR ``pixel / 256 - 0.5``, leaving fine-tuning to absorb the difference; so does this.
-
-    Raises:
-        ValueError: ``model.width_mult != 1``, a pose checkpoint instead of the classifier,
-            missing trunk keys or shape mismatches (named).
+    ``state_dict_or_obj``: the loaded ``mobilenet_sgd_68.848.pth.tar`` (``{"state_dict": ...}``) or its state
+    dict, ``module.`` allowed. As the reference's ``load_from_mobilenet`` (``modules/load_state.py``): block
+    ``i`` fills our block ``i`` for i = 0 ... 11 by name (blocks 6 and 7 too: the shapes agree); blocks 12, 13
+    and ``fc`` are ignored. Nothing is folded: the reference trains on BGR ``pixel / 256 - 0.5`` from the
+    classifier's RGB ImageNet weights as they are. ValueError for ``width_mult != 1``, a pose checkpoint,
+    missing trunk keys or other shapes.
     """
     if model.width_mult != 1.0:
         raise ValueError(f"ImageNet MobileNet weights need width_mult=1.0, the model has width_mult={model.width_mult}")

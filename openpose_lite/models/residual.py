@@ -1,4 +1,5 @@
-"""ResNet's residual blocks (He et al. 2016), shared by HRNet, SimpleBaseline and the Stacked Hourglass.
+"""ResNet's residual blocks (He et al. 2016) and the input check, shared by HRNet, SimpleBaseline and the
+Stacked Hourglass.
 
 The key names (``conv1``/``bn1`` ..., ``downsample.0/.1`` for a 1x1 conv + BN shortcut) are those
 of torchvision's ResNet, which the official HRNet and SimpleBaseline releases and mmpose's
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["BasicBlock", "Bottleneck", "check_positive_ints", "conv", "init_normal", "res_layer"]
+__all__ = ["BasicBlock", "Bottleneck", "check_image_batch", "check_positive_ints", "conv", "init_normal", "res_layer"]
 
 
 def check_positive_ints(owner: str, **values: Any) -> None:
@@ -20,6 +21,19 @@ def check_positive_ints(owner: str, **values: Any) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+
+
+def check_image_batch(owner: str, images: torch.Tensor, multiple: int, why: str) -> None:
+    """Raise ValueError unless ``images`` is (B, 3, H, W) with H and W multiples of ``multiple`` (``why``: where
+    the multiple comes from). Skipped under tracing (export), where the sizes stay symbolic."""
+    if torch.jit.is_tracing():
+        return
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"{owner}: images must have shape (B, 3, H, W), got {tuple(images.shape)}")
+    h, w = int(images.shape[-2]), int(images.shape[-1])
+    if h % multiple or w % multiple:
+        raise ValueError(f"{owner}: image height and width must be multiples of {multiple} ({why}), "
+                         f"got H x W = {h} x {w}")
 
 
 def conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Conv2d:

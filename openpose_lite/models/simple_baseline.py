@@ -1,36 +1,23 @@
 """SimpleBaseline for top-down pose estimation (ResNet-18/34/50/101/152 + three deconvolutions).
 
-Architecture (Xiao et al., "Simple Baselines for Human Pose Estimation and Tracking", ECCV 2018;
-release: leoxiaobin/deep-high-resolution-net.pytorch ``lib/models/pose_resnet.py``, ``PoseResNet``,
-``_make_deconv_layer``, ``_get_deconv_cfg``, ``resnet_spec``): a ResNet trunk with torchvision's
-names and strides (``conv1`` 7x7/2, ``bn1``, 3x3/2 max pooling, ``layer1..4`` of BasicBlocks or
-Bottlenecks with the stride on the 3x3 conv, ``downsample.0/.1`` 1x1 conv + BN shortcuts) to
-stride 32; ``deconv_layers``: three ConvTranspose2d 4x4/2 (256 channels, padding 1,
-output_padding 0, no bias) + BN + ReLU to stride 4; ``final_layer``: a 1x1 conv to K heatmaps.
+Architecture (Xiao et al., "Simple Baselines for Human Pose Estimation and Tracking", ECCV 2018; release:
+leoxiaobin/deep-high-resolution-net.pytorch ``lib/models/pose_resnet.py``, ``PoseResNet``): a ResNet trunk
+with torchvision's names and strides to stride 32; ``deconv_layers``: three ConvTranspose2d 4x4/2 (256
+channels, padding 1, no bias) + BN + ReLU to stride 4; ``final_layer``: a 1x1 conv to K heatmaps.
 
-Weight layouts (detect + convert pairs of the architecture table; the names are the release's,
-so converting is renaming):
+Weight layouts (the names are the release's, so converting is renaming): official
+``pose_resnet_{50,101,152}_{256x192,384x288}.pth`` (ours exactly); mmpose files, ``backbone.*`` (mmpose
+``ResNet``, torchvision's names) and the head under ``keypoint_head.`` (0.x ``TopdownHeatmapSimpleHead``) or
+``head.`` (1.x ``HeatmapHead``); torchvision ImageNet resnets for ``--backbone-weights``.
 
-* official ``pose_resnet_{50,101,152}_{256x192,384x288}.pth``: our names exactly;
-* mmpose SimpleBaseline files: ``backbone.*`` (mmpose ``ResNet``: torchvision's names, mmcv's
-  ``build_norm_layer`` names a BN ``bn<postfix>``) and ``keypoint_head.*`` (0.x
-  ``TopdownHeatmapSimpleHead``) or ``head.*`` (1.x ``HeatmapHead``), both ``deconv_layers`` +
-  ``final_layer``;
-* torchvision ImageNet resnets for ``--backbone-weights`` (:func:`load_imagenet_resnet`).
+Input conventions (the architecture table's rows state them):
 
-Input conventions (facts of the references; the architecture table's rows state them):
-
-* official pose_resnet files: **BGR** (``DATASET.COLOR_RGB: false`` in
-  ``experiments/coco/resnet/*.yaml``; ``lib/dataset/JointsDataset.py`` ``__getitem__`` reads with
-  ``cv2.imread`` and converts to RGB only if ``color_rgb``; Microsoft's original
-  human-pose-estimation.pytorch never converts), ToTensor (/255) then ``transforms.Normalize``
-  (mean 0.485, 0.456, 0.406, std 0.229, 0.224, 0.225; ``tools/test.py``) in the channels' own
-  order: B gets 0.485 / 0.229. Crop, cells, flip test: the HRNet reference's (:data:`GEOMETRY`);
-* mmpose res50 (0.x ``res50_coco_256x192.py``, 1.x ``td-hm_res50_8xb64-210e_coco-256x192.py``):
-  **RGB** (0.x ``LoadImageFromFile(channel_order='rgb')`` + ``NormalizeTensor``; 1.x
-  ``PoseDataPreprocessor(bgr_to_rgb=True)`` with the same mean/std x 255), same geometry;
-* a model initialised by :func:`load_imagenet_resnet` and trained here: torchvision's input
-  (RGB / 255, ImageNet mean/std), as for HRNet.
+* official files: **BGR** (``DATASET.COLOR_RGB: false`` in ``experiments/coco/resnet/*.yaml``;
+  ``JointsDataset.__getitem__`` reads with ``cv2.imread``), /255 then ImageNet mean/std in the channels'
+  own order (B gets 0.485 / 0.229); crop, cells and flip test as the HRNet reference (:data:`GEOMETRY`);
+* mmpose res50 (0.x ``res50_coco_256x192.py``, 1.x ``td-hm_res50_8xb64-210e_coco-256x192.py``): **RGB**
+  (``channel_order='rgb'``; ``PoseDataPreprocessor(bgr_to_rgb=True)``), the same mean/std and geometry;
+* a model started from an ImageNet resnet and trained here: torchvision's input (RGB / 255, ImageNet mean/std).
 
 Shape legend: B batch, K keypoints, H x W input size (multiples of 32).
 """
@@ -44,8 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from openpose_lite.models.image_batch import check_image_batch
-from openpose_lite.models.residual import BasicBlock, Bottleneck, check_positive_ints, init_normal, res_layer
+from openpose_lite.models.residual import (BasicBlock, Bottleneck, check_image_batch, check_positive_ints,
+                                           init_normal, res_layer)
 from openpose_lite.network_settings import RESNET_DEPTHS, SimpleBaselineSettings
 from openpose_lite.models.state_dict import (key_mismatch_error, load_part, mmpose_head_prefix, numbered_children,
                                              rename_mmpose)
@@ -77,13 +64,8 @@ _MMPOSE_HEAD_KEYS = ("deconv_layers.0.weight", "final_layer.weight")
 class SimpleBaseline(nn.Module):
     """ResNet-``depth`` SimpleBaseline: images (B, 3, H, W) -> ``[{"heatmaps": (B, K, H/4, W/4)}]``.
 
-    Args:
-        depth: ResNet depth, one of 18, 34, 50, 101, 152.
-        num_keypoints: K, the number of heatmaps (default: COCO-17).
-        deconv_channels: width of every deconvolution (256 in the paper).
-        num_deconv_layers: deconvolutions, each doubling the resolution (3: output stride 4).
-
-    The output is raw (no activation); decoding lives in the top-down codec.
+    ``depth`` one of 18, 34, 50, 101, 152; ``num_keypoints`` K; ``deconv_channels`` (256 in the paper);
+    ``num_deconv_layers``, each doubling the resolution (3: stride 4). The output is raw (no activation).
     """
 
     arch = ARCH
@@ -153,10 +135,7 @@ class SimpleBaseline(nn.Module):
 def build_simple_baseline(depth: int = 50, num_keypoints: int = COCO_17.num_keypoints, deconv_channels: int = 256,
                           num_deconv_layers: int = NUM_DECONV_LAYERS) -> SimpleBaseline:
     """:class:`SimpleBaseline` with the release's initialisation (:meth:`SimpleBaseline.reset_parameters`)."""
-    model = SimpleBaseline(depth, num_keypoints, deconv_channels, num_deconv_layers)
-    logger.debug("built SimpleBaseline ResNet-%d with %d keypoints (%d parameters)",
-                 depth, num_keypoints, sum(p.numel() for p in model.parameters()))
-    return model
+    return SimpleBaseline(depth, num_keypoints, deconv_channels, num_deconv_layers)
 
 
 def build(cfg: Any, skeleton: Skeleton) -> SimpleBaseline:
@@ -209,15 +188,6 @@ def is_torchvision_resnet(keys: Collection[str]) -> bool:
             and resnet_depth_from_keys(keys) is not None)
 
 
-def _rename_mmpose(state: Mapping[str, Any]) -> dict[str, Any]:
-    """mmpose names -> ours: ``backbone.`` and the head prefix dropped; anything else is an error."""
-    head = mmpose_head_prefix(state, *_MMPOSE_HEAD_KEYS)
-    if head is None or "backbone.conv1.weight" not in state:
-        raise ValueError("mmpose SimpleBaseline state dict: expected 'backbone.conv1.weight' and "
-                         "'{head,keypoint_head}.deconv_layers.0.weight' / '.final_layer.weight'")
-    return rename_mmpose(state, {"backbone.": "", head: ""}, "mmpose SimpleBaseline state dict")
-
-
 def convert_pose_resnet_official(state: Mapping[str, torch.Tensor], source: str = "pose_resnet state dict",
                                  all_stages: bool = False) -> tuple[SimpleBaselineSettings, dict[str, torch.Tensor]]:
     """The architecture table's converter of official pose_resnet files: (the depth, the state as it is).
@@ -233,7 +203,7 @@ def convert_pose_resnet_mmpose(state: Mapping[str, torch.Tensor], source: str = 
                                all_stages: bool = False) -> tuple[SimpleBaselineSettings, dict[str, torch.Tensor]]:
     """The architecture table's converter of mmpose files (0.x ``keypoint_head.``, 1.x ``head.``): renamed
     (``backbone.X`` -> ``X``, ``{head}.deconv_layers`` / ``final_layer`` unprefixed), then as the official."""
-    return convert_pose_resnet_official(_rename_mmpose(state), source)
+    return convert_pose_resnet_official(rename_mmpose(state, source, _MMPOSE_HEAD_KEYS), source)
 
 
 def load_imagenet_resnet(model: SimpleBaseline, state: Mapping[str, torch.Tensor], source: str) -> str:

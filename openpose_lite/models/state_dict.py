@@ -214,9 +214,15 @@ def mmpose_head_prefix(keys: Collection[str], *parts: str) -> str | None:
     return next((p for p in MMPOSE_HEAD_PREFIXES if all(f"{p}{part}" in keys for part in parts)), None)
 
 
-def rename_mmpose(state: Mapping[str, Any], renames: Mapping[str, str], what: str) -> dict[str, Any]:
-    """mmpose names -> ours: each key's prefix in ``renames`` replaced by its value (``{"backbone.": ""}``);
-    a key under none of them is an error (ValueError naming ``what``)."""
+def rename_mmpose(state: Mapping[str, Any], what: str, head_keys: tuple[str, ...],
+                  head_renames: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """mmpose names -> ours: ``backbone.`` dropped, and under the head prefix (:func:`mmpose_head_prefix` of
+    ``head_keys``) each prefix of ``head_renames`` replaced by its value (default: the head prefix dropped).
+    ValueError naming ``what`` for a file without the head, or a key under neither."""
+    head = mmpose_head_prefix(state, *head_keys)
+    if head is None:
+        raise ValueError(f"{what}: no '{{head,keypoint_head}}.{head_keys[0]}'")
+    renames = {"backbone.": "", **{head + k: v for k, v in (head_renames or {"": ""}).items()}}
     out, other = {}, []
     for key, value in state.items():
         prefix = next((p for p in renames if key.startswith(p)), None)

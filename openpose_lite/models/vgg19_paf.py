@@ -23,7 +23,6 @@ not required: max-pool floors, so maps are ``floor(H / 8) x floor(W / 8)``).
 
 from __future__ import annotations
 
-import logging
 import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
@@ -34,8 +33,6 @@ from torch import nn
 
 from openpose_lite.network_settings import PafSettings
 from openpose_lite.skeleton import OPENPOSE_18, Skeleton
-
-logger = logging.getLogger(__name__)
 
 ARCH = "vgg19_paf"
 INITS = ("cmu", "kaiming")
@@ -129,23 +126,14 @@ class PafStage(nn.Module):
 class VGG19PafNet(nn.Module):
     """OpenPose VGG19 + PAF network: images (B, 3, H, W) -> one dict of raw maps per stage.
 
-    Args:
-        skeleton: sets the output channels (``skeleton.num_pafs`` PAFs, ``skeleton.num_heatmaps``
-            heatmaps). The CMU weights need ``OPENPOSE_18``.
-        num_stages: number of stages S (CMU: 6).
-        stage_channels: width of the stage convs (CMU: 128).
-        width_mult: scales the trunk and CPM widths (64, 128, 256, 512 and 256, 128), rounded
-            and at least 8; 1.0 is the CMU model. Small values give fast CPU test models.
+    ``num_stages`` S (CMU: 6), ``stage_channels`` (CMU: 128); ``width_mult`` scales the trunk and CPM widths,
+    rounded and at least 8 (1.0: CMU's). ``skeleton`` sets the output channels (CMU's weights: ``OPENPOSE_18``).
 
-    Initialisation, ``init="cmu"`` (as in the paper's Caffe model): every CPM and stage conv
-    draws weights from N(0, 0.01^2) with zero bias; the trunk convs use Kaiming-normal
-    (fan_out, ReLU) with zero bias, as torchvision's VGG does, since the trunk is normally
-    overwritten by ImageNet weights and must otherwise train from scratch through 10 layers.
-    ``init="kaiming"``: the CPM and stage convs are Kaiming-normal (fan_in, ReLU) too, except
-    each branch's output conv, which keeps N(0, 0.01^2) so the first maps are near zero. For
-    whole-network training from scratch with Adam: at the CMU scale Adam's first updates
-    (about lr per weight) dwarf the weights and switch off most ReLUs of the CPM and stages,
-    and the PAF branch then sits at its all-zero plateau for epochs.
+    ``init="cmu"`` (the paper's Caffe model): CPM and stage convs N(0, 0.01^2), trunk convs Kaiming-normal
+    (fan_out), as torchvision's VGG, all with zero bias. ``init="kaiming"``, for training from scratch with
+    Adam: the CPM and stage convs Kaiming-normal (fan_in) too, but each output conv N(0, 0.01^2); at CMU's
+    scale Adam's first updates (about lr per weight) dwarf the weights, switch off most ReLUs, and the PAF
+    branch sits at its all-zero plateau for epochs.
     """
 
     arch = ARCH
@@ -204,11 +192,8 @@ class VGG19PafNet(nn.Module):
         return self.cpm(self.trunk(images))
 
     def forward(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
-        """images (B, 3, H, W) -> S dicts ``{"pafs": (B, 2L, H/8, W/8), "heatmaps": (B, K+1, H/8, W/8)}``.
-
-        Outputs are raw (no activation); stage t > 1 sees ``concat(pafs, heatmaps, F)`` of
-        stage t - 1, the CMU order.
-        """
+        """images (B, 3, H, W) -> S dicts ``{"pafs": (B, 2L, H/8, W/8), "heatmaps": (B, K+1, H/8, W/8)}``, raw;
+        stage t > 1 sees ``concat(pafs, heatmaps, F)`` of stage t - 1 (CMU's order)."""
         features = self.features(images)
         outputs: list[dict[str, torch.Tensor]] = []
         x = features
@@ -228,11 +213,8 @@ class VGG19PafNet(nn.Module):
 def build_vgg19_paf(num_stages: int = 6, stage_channels: int = 128, width_mult: float = 1.0,
                     skeleton: Skeleton = OPENPOSE_18, init: str = "cmu") -> VGG19PafNet:
     """Build a :class:`VGG19PafNet`; the defaults are the CMU COCO body model (``init``: see the class)."""
-    model = VGG19PafNet(skeleton=skeleton, num_stages=num_stages, stage_channels=stage_channels,
-                        width_mult=width_mult, init=init)
-    logger.debug("built %s: %d stages, stage width %d, width_mult %.3g, %d parameters", ARCH, num_stages,
-                 stage_channels, width_mult, sum(p.numel() for p in model.parameters()))
-    return model
+    return VGG19PafNet(skeleton=skeleton, num_stages=num_stages, stage_channels=stage_channels,
+                       width_mult=width_mult, init=init)
 
 
 def build(cfg: Any, skeleton: Skeleton) -> VGG19PafNet:

@@ -1,18 +1,13 @@
 """Weight files -> ready models, through the architecture table: the front door of :mod:`openpose_lite.models`.
 
 A file is read once (``torch.load(..., weights_only=True)``: data, never code) and unwrapped once
-(:func:`~openpose_lite.models.state_dict.unwrap_weights`: the ``model`` of our checkpoints, the
-``state_dict`` of other projects' training checkpoints, a ``module.`` prefix). Then:
-
-* **our checkpoints** carry their config, and are routed by its ``model.arch``: the table's builder
-  makes the network, which must take the state exactly;
-* **foreign files** (the CMU body model, Lightweight OpenPose and official HRNet files, ...) meet the
-  weight layouts of :data:`~openpose_lite.architectures.ARCHITECTURES` in table order: the
-  first whose ``detect`` accepts the key set converts the state to our names and gives the model
-  sizes, and its ``settings`` (the reference's input normalisation and pixel conventions) go into
-  the config the file runs with;
-* ImageNet classifiers are recognised too, and refused as pose models: they initialise a trunk
-  (:func:`load_backbone`, ``--backbone-weights``).
+(:func:`~openpose_lite.models.state_dict.unwrap_weights`). **Our checkpoints** carry their config and are
+built by its ``model.arch``; **foreign files** (CMU, Lightweight OpenPose, HRNet, ...) meet the weight layouts
+of :data:`~openpose_lite.architectures.ARCHITECTURES` in table order: the first whose ``detect`` accepts the
+key set converts the state to our names and gives the model sizes, and its ``settings`` (the reference's
+input conventions) go into the config. Either way the network must then take the state exactly (the one
+key and shape check). ImageNet classifiers are refused as pose models: they initialise a trunk
+(:func:`load_backbone`, ``--backbone-weights``).
 """
 
 from __future__ import annotations
@@ -173,15 +168,11 @@ def load_model(path: str | Path, device: str | torch.device | None = None) -> nn
 
 
 def init_from_weights(model: nn.Module, path: str | Path) -> str:
-    """Start ``model`` (in place) from a pose model file: every tensor of the same name and shape is
-    copied, the rest keeps its initialisation; returns what was done, in words.
-
-    The file may be of any layout :func:`read_weights` reads, with all the stages it holds. This is
-    the reference trainers' "weights only" start (Lightweight OpenPose: ``train.py --weights-only``,
-    whose ``load_state`` copies the keys the network has): stages the file lacks start afresh and
-    stages the model lacks are left out, so a run can grow or shrink the stage count. A tensor whose
-    shape differs (another width or skeleton) is an error, not a silent partial start.
-    """
+    """Start ``model`` (in place) from a pose model file of any layout :func:`read_weights` reads, all its
+    stages: every tensor of the model's names is copied, the rest keeps its initialisation; returns what was
+    done, in words. As the reference trainers' "weights only" start (Lightweight OpenPose's ``train.py
+    --weights-only``), a run can grow or shrink the stage count; a tensor of another shape (another width
+    or skeleton) is an error, not a silent partial start."""
     loaded = read_weights(path, all_stages=True)
     row = architecture_of(model)
     if row is None or loaded.architecture is not row:

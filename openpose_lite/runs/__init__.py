@@ -5,15 +5,9 @@
     predictor = BottomUpPredictor.from_weights("best.pt")
     summary = run(predictor, ["photos/", "clip.mp4"], RunOptions(output=Path("out"), weights=Path("best.pt")))
 
-* :func:`run`, or :class:`Job` ``(sources, options)``, which refuses bad sources, options and folders
-  before the model loads, then ``start()`` (a live source opens), ``run(predictor, progress=None,
-  display=None)``, ``stop(reason)``.
-* :class:`Sources`: images, folders of images and videos, videos; or one camera index or stream URL.
-* :class:`RunOptions`: the folder, the writers, tracking, batching, limits. ``progress`` gets a
-  :class:`Progress` before the first item, after each, and with each failure; the library logs and
-  prints nothing. :class:`RunSummary` says what was done; :class:`RunStopped`, what a stop left on disk.
-* Over a Ray cluster (the ``ray`` extra): :func:`run_on_ray`, each worker building the predictor once
-  from a :class:`PredictorRecipe` (:class:`RayOptions`).
+:class:`Job` refuses bad sources, options and folders before the model loads; the library logs and
+prints nothing (``progress`` gets each :class:`Progress`). Over a Ray cluster (the ``ray`` extra):
+:func:`run_on_ray`, each worker building the predictor once from a :class:`PredictorRecipe`.
 """
 
 from openpose_lite.runs.job import Job, run

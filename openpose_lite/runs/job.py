@@ -1,18 +1,16 @@
 """A run of sources through a predictor into an output folder: :class:`Job`, and :func:`run` for one call.
 
-Files are read and prepared ahead of the network and decoded and written behind it
-(:func:`~openpose_lite.inference.pipeline.run_pipelined`). An unreadable image, a frame the model
-fails on, a truncated video is a failure, skipped; what stops a run (a KeyboardInterrupt: Ctrl-C, or
-SIGTERM as the caller raises it; a full disk) raises :class:`RunStopped` once the index of what was
-done is written. The folder is locked from before the first write to the end, and once a run stops
-nothing more is written, so the index names every image whose files are on disk. Live sources:
-:mod:`openpose_lite.runs.live_run`; over a Ray cluster: :mod:`openpose_lite.runs.ray_run`.
+An unreadable image, a frame the model fails on, a truncated video is a failure, skipped; what stops
+a run (Ctrl-C, SIGTERM as the caller raises it, a full disk) raises :class:`RunStopped` once the index
+of what was done is written. The folder is locked from before the first write to the end, and once a
+run stops nothing more is written, so the index names every image whose files are on disk.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +23,12 @@ from openpose_lite.runs.sources import FileStream, Input, Item, Source, Sources,
 from openpose_lite.skeleton import Skeleton
 from openpose_lite.structures import Poses
 
-__all__ = ["Job", "claimed_folder", "open_run", "process_inputs", "run", "stopped_run", "summary_of"]
+__all__ = ["Job", "Recorder", "claimed_folder", "open_run", "process_inputs", "run", "stopped_run", "summary_of"]
 
 
 class Job:
     """One run of ``sources`` into ``options.output``, built before the model loads: ValueError for what cannot
-    work (a missing input, an output that is a file, tracking a lone image, a folder holding another run
-    without ``overwrite`` or ``append``, or in use). :meth:`close` (or leaving the ``with`` block) stops a
-    live source's reading."""
+    work (a missing input, an output that is a file, tracking a lone image, a folder refused)."""
 
     def __init__(self, sources: Sources | Sequence[Source], options: RunOptions) -> None:
         self.sources = sources if isinstance(sources, Sources) else Sources.of(sources)
@@ -53,8 +49,8 @@ class Job:
         self.stop_reason: str | None = None
 
     def start(self) -> None:
-        """Open a live source and start reading it, newest frame first, so that it drains while the model
-        loads (nothing for files); ValueError naming a source that cannot be opened."""
+        """Open a live source and start reading it, so that it drains while the model loads (nothing for
+        files); ValueError naming a source that cannot be opened."""
         if self.sources.live is None or self.reader is not None:
             return
         from openpose_lite import live
@@ -83,19 +79,22 @@ class Job:
         self.close()
 
     def run(self, predictor, progress: Callable[[Progress], None] | None = None, display=None) -> RunSummary:
-        """Run ``predictor`` (a :class:`~openpose_lite.inference.BottomUpPredictor`, a
-        :class:`~openpose_lite.inference.TopDownPipeline`, or anything with their ``prepare`` /
-        ``forward`` / ``finish`` / ``predict_batch`` and ``skeleton``) over the sources into the
-        folder; ``progress`` gets a :class:`Progress` as the run goes. ``display`` (live sources): an
-        object whose ``put(image, rate)`` takes each drawn frame (from the writing thread) and whose
-        ``refresh()``, called from this thread between frames, returns False to end the run.
-        Raises :class:`RunStopped`, or ValueError for a folder refused."""
+        """Run ``predictor`` (anything with a predictor's ``prepare`` / ``forward`` / ``finish`` /
+        ``predict_batch`` and ``skeleton``) over the sources into the folder. ``display`` (live sources):
+        ``put(image, rate)`` takes each drawn frame (writing thread); ``refresh()``, called from this
+        thread between frames, returns False to end the run. Raises :class:`RunStopped`, or ValueError."""
         if self.sources.live is not None:
             from openpose_lite.runs.live_run import run_live
 
             self.start()
             return run_live(self, predictor, progress, display)
-        return _run_files(self, predictor, progress)
+        with open_run(self, predictor.skeleton) as (run, inputs):
+            try:
+                process_inputs(self.options, inputs, predictor, run, progress)
+                run.write_index()
+            except (KeyboardInterrupt, OSError) as exc:  # Ctrl-C, SIGTERM, a full disk, an unwritable folder
+                raise stopped_run(run, exc) from None
+        return summary_of(run)
 
 
 def run(predictor, sources: Sources | Sequence[Source], options: RunOptions,
@@ -106,76 +105,100 @@ def run(predictor, sources: Sources | Sequence[Source], options: RunOptions,
 
 
 # ------------------------------------------------------------------------------- files
-class _Handle:
-    """Records each item's people in stream order (tracking, the image's files, the rendered videos), in the
-    pipeline's writing thread; once :meth:`close` returned, it writes nothing more."""
+class Recorder:
+    """Records each processed image or frame in stream order, in the pipeline's writing thread: tracking, its
+    files, the rendered videos, its failure reported. Once :meth:`close` returned, it writes nothing more.
+    A run's kind gives :meth:`_failure` (the message, kept), :meth:`_track`, :meth:`_record`, and may hook
+    :meth:`_start` and :meth:`_done` (before and after each item)."""
 
-    def __init__(self, options: RunOptions, inputs: Sequence[Input], run: InferRun, report: Reporter) -> None:
-        self.options, self.inputs, self.run, self.report = options, inputs, run, report
+    def __init__(self, options: RunOptions, report: Reporter, written: Counter) -> None:
+        self.options, self.report, self.written = options, report, written
         self.lock = threading.RLock()  # re-entrant: a Ctrl-C inside a call in this thread leaves it to close()
         self.closed = False
-        self.sequence: Path | None = None
         self.tracker = None
-        self.videos: list = []  # (row of WRITERS, its open file) for the video being read
-        self.video_index: int | None = None
+        self.videos: list = []  # (row of WRITERS, its open file) for the video or live source being read
 
-    def _tracked(self, item: Item, poses: Poses) -> Poses:
-        tracking = self.options.tracking
-        if tracking is None:
-            return poses
-        source = self.inputs[item.index]
-        if source.sequence != self.sequence or self.tracker is None:
-            from openpose_lite.tracking import Tracker
-
-            # The One Euro filter's cutoffs are in Hz: a video's own rate; frames in a folder, 30 fps.
-            fps = video_fps(source.sequence) if source.kind == "video" else 0.0
-            self.sequence = source.sequence
-            self.tracker = Tracker(replace(tracking, fps=fps or 30.0))
-        return self.tracker.update(poses)
-
-    def __call__(self, item: Item, result: Poses | str) -> None:
+    def __call__(self, item, result: Poses | str) -> None:
         with self.lock:
             if self.closed:  # the run stopped (its index is being written): what comes after is not written
                 return
-            source = self.inputs[item.index]
-            if item.frame is not None and self.video_index != item.index:
-                close_videos(self.videos, True, self.run.written)
-                self.videos = open_videos(self.options.output, self.run.names[item.index], video_fps(source.path),
-                                          self.options.writers)
-                self.video_index = item.index
+            self._start(item)
             if isinstance(result, str):
-                where = source.path if item.frame is None else f"{source.path}, frame {item.frame}"
-                named = item.frame is None and str(source.path) in result  # the image reader's messages name the file
-                message = result if named else f"{where}: {result}"
-                self.run.failures.append((message, item.index))
-                self.report.failure(message)
+                self.report.failure(self._failure(item, result))
                 if self.options.tracking is not None:
-                    self._tracked(item, Poses.empty())  # a tracker still counts the frame as seen without people
+                    self._track(item, Poses.empty())  # a tracker still counts the frame as seen without people
             else:
-                poses = self._tracked(item, result)
-                self.run.record(item.index, item.frame, item.image, poses)
-                for _, video in self.videos:
-                    video.add(item.image, poses)
+                self._record(item, self._track(item, result))
+            self._done(item)
             self.report.advance()
 
+    def _new_tracker(self, fps: float) -> None:
+        from openpose_lite.tracking import Tracker
+
+        # The One Euro filter's cutoffs are in Hz: the source's own rate, else 30 fps.
+        self.tracker = Tracker(replace(self.options.tracking, fps=fps or 30.0))
+
+    def _start(self, item) -> None:
+        pass
+
+    def _done(self, item) -> None:
+        pass
+
     def close(self, keep: bool = True) -> None:
-        """Finish the open video (``keep``) or discard it; write nothing more."""
+        """Finish the open videos (``keep``) or discard them; write nothing more."""
         with self.lock:
             self.closed = True
-            close_videos(self.videos, keep, self.run.written)
+            close_videos(self.videos, keep, self.written)
             self.videos = []
+
+
+class _FileRecorder(Recorder):
+    """The recorder of a run over files: a tracker per sequence, a rendered video per video."""
+
+    def __init__(self, options: RunOptions, inputs: Sequence[Input], run: InferRun, report: Reporter) -> None:
+        super().__init__(options, report, run.written)
+        self.inputs, self.run = inputs, run
+        self.sequence: Path | None = None
+        self.video_index: int | None = None
+
+    def _failure(self, item: Item, result: str) -> str:
+        path = self.inputs[item.index].path
+        where = path if item.frame is None else f"{path}, frame {item.frame}"
+        named = item.frame is None and str(path) in result  # the image reader's messages name the file
+        message = result if named else f"{where}: {result}"
+        self.run.failures.append((message, item.index))
+        return message
+
+    def _track(self, item: Item, poses: Poses) -> Poses:
+        if self.options.tracking is None:
+            return poses
+        source = self.inputs[item.index]
+        if source.sequence != self.sequence or self.tracker is None:
+            self.sequence = source.sequence
+            self._new_tracker(video_fps(source.sequence) if source.kind == "video" else 0.0)
+        return self.tracker.update(poses)
+
+    def _start(self, item: Item) -> None:
+        if item.frame is not None and self.video_index != item.index:  # a video's first frame
+            close_videos(self.videos, True, self.written)
+            self.videos = open_videos(self.options.output, self.run.names[item.index],
+                                      video_fps(self.inputs[item.index].path), self.options.writers)
+            self.video_index = item.index
+
+    def _record(self, item: Item, poses: Poses) -> None:
+        self.run.record(item.index, item.frame, item.image, poses)
+        for _, video in self.videos:
+            video.add(item.image, poses)
 
 
 def process_inputs(options: RunOptions, inputs: Sequence[Input], predictor, run: InferRun,
                    progress: Callable[[Progress], None] | None) -> None:
-    """Run ``predictor`` over ``inputs`` and record each image's and frame's people in ``run`` (its files
-    written), its failures too. Raises what stops a run (KeyboardInterrupt, OSError), the open rendered
-    video discarded."""
+    """Run ``predictor`` over ``inputs``, recording each image's and frame's people and failures in ``run``."""
     from openpose_lite.inference.pipeline import run_pipelined, run_sequential
 
     stream = FileStream(inputs, options.max_image_pixels)
     report = Reporter(progress, sum(1 if i.kind == "image" else frame_count(i.path) for i in inputs))
-    handle = _Handle(options, inputs, run, report)
+    handle = _FileRecorder(options, inputs, run, report)
     image_id = (lambda item: int(inputs[item.index].path.stem) if item.frame is None
                 and inputs[item.index].path.stem.isdigit() else None)  # box files name images by COCO id
     runner = run_pipelined if options.pipelined else run_sequential
@@ -192,36 +215,29 @@ def process_inputs(options: RunOptions, inputs: Sequence[Input], predictor, run:
         report.failure(message, skipped)
 
 
-def _names(paths: Sequence[Path], shown: int = 5) -> str:
-    listed = ", ".join(str(p) for p in paths[:shown])
-    return listed + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
-
-
 def summary_of(run: InferRun, workers: int = 1) -> RunSummary:
-    """What ``run`` recorded, as a :class:`RunSummary`."""
     return RunSummary(run.out_dir, len(run.entries), sum(len(e["results"]) for e in run.entries),
                       tuple(m for m, _ in run.failures), workers)
 
 
 def stopped_run(run: InferRun, cause: BaseException, before: str = "", after: str = "", workers: int = 1) -> RunStopped:
-    """A run that stopped: its index written for what was done when the disk lets it, and a summary. The
-    reason in words goes between ``before`` and ``after``; the inputs that were not reached are named."""
+    """A run that stopped, its index written where the disk lets it; the reason goes between ``before``
+    and ``after``."""
     try:
         run.write_index()
     except OSError:
         pass  # the summary says which of the two is missing
     missing = run.unprocessed()
-    left = f"; {len(missing)} inputs not processed: {_names(missing)}" if missing else ""
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    left = f"; {len(missing)} inputs not processed: {', '.join(str(p) for p in missing[:5])}{more}" if missing else ""
     return RunStopped(cause, before, f"{after} after {plural(len(run.entries), 'image')}; {run.summary()}{left}",
                       summary_of(run, workers))
 
 
 @contextlib.contextmanager
 def open_run(job: Job, skeleton: Skeleton) -> Iterator[tuple[InferRun, list[Input]]]:
-    """(the run, its inputs): the folder taken for the job's run, under its lock to the end of the
-    block: checked free, cleared (``overwrite``) or its index read and its model checked
-    (``append``: the inputs the index already holds, the same file, are left out, so that a rerun
-    does what is left); the run's output names fixed. ``skeleton``: the predictor's."""
+    """(the run, its inputs) in the folder :func:`claimed_folder` takes; with ``append`` the inputs the
+    index already holds are left out, so that a rerun does what is left."""
     with claimed_folder(job, skeleton, "openpose-lite infer") as (previous, model):
         done = {entry["file"] for entry in previous[1].values()}
         inputs = [i for i in job.sources.inputs if str(i.path) not in done]
@@ -232,8 +248,8 @@ def open_run(job: Job, skeleton: Skeleton) -> Iterator[tuple[InferRun, list[Inpu
 @contextlib.contextmanager
 def claimed_folder(job: Job, skeleton: Skeleton, description: str
                    ) -> Iterator[tuple[tuple[list[dict], dict[str, dict]], ModelRecord | None]]:
-    """(the folder's earlier index, the run's model record) under the folder's lock, held to the end of the
-    block: the folder checked free, cleared (``overwrite``) or its index read and its model checked (``append``)."""
+    """(the folder's earlier index, the run's model record) under the folder's lock to the end of the block:
+    the folder claimed (:meth:`~openpose_lite.output_folder.OutputFolder.claim`), its index read with ``append``."""
     options, folder = job.options, job.folder
     model = ModelRecord.of(options.weights, skeleton) if options.weights is not None else None  # before the folder
     with folder.lock(description):
@@ -242,14 +258,3 @@ def claimed_folder(job: Job, skeleton: Skeleton, description: str
         if options.append:
             previous = folder.previous_index(model)  # another model's outputs: refused, nothing written
         yield previous, model
-
-
-def _run_files(job: Job, predictor, progress: Callable[[Progress], None] | None) -> RunSummary:
-    """The folder taken (:func:`open_run`), the inputs run, the index written."""
-    with open_run(job, predictor.skeleton) as (run, inputs):
-        try:
-            process_inputs(job.options, inputs, predictor, run, progress)
-            run.write_index()
-        except (KeyboardInterrupt, OSError) as exc:  # Ctrl-C, SIGTERM, a full disk, a folder that became unwritable
-            raise stopped_run(run, exc) from None
-    return summary_of(run)

@@ -1,34 +1,22 @@
 """A run on a live source, a camera or a stream URL, newest frame first (docs/cli.md#cameras-and-streams).
 
-The source is read by :class:`~openpose_lite.live.LatestFrameReader` (started by
-:meth:`~openpose_lite.runs.job.Job.start`) and the network takes the newest frame each time it is free
-(:func:`~openpose_lite.inference.pipeline.run_newest_first`). ``results_coco.json`` and ``images.json``
-are rewritten (atomically) as frames come, so what was processed is valid on disk at any moment; a
-rendered video is written in real time. The stream's end, ``max_frames``, ``duration`` and
-:meth:`~openpose_lite.runs.job.Job.stop` end the run.
+The network takes the newest frame each time it is free; ``results_coco.json`` and ``images.json`` are
+rewritten (atomically) as frames come, so what was processed is valid on disk at any moment. The
+stream's end, ``max_frames``, ``duration`` and :meth:`~openpose_lite.runs.job.Job.stop` end the run.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 
 from openpose_lite.live import LatestFrameReader, LiveFrame
-from openpose_lite.runs.job import Job, claimed_folder
+from openpose_lite.runs.job import Job, Recorder, claimed_folder
 from openpose_lite.runs.model_record import RESULTS_CATEGORY_ID, ModelRecord
 from openpose_lite.runs.options import LiveStats, Progress, Reporter, RunStopped, RunSummary
-from openpose_lite.runs.outputs import (
-    FRAME_DIGITS,
-    close_videos,
-    open_videos,
-    output_names,
-    write_files,
-    write_index,
-)
+from openpose_lite.runs.outputs import FRAME_DIGITS, open_videos, output_names, write_files, write_index
 from openpose_lite.structures import Poses
 
 __all__ = ["run_live"]
@@ -44,16 +32,15 @@ def _utc(wall_time: float, compact: bool) -> str:
     return time.strftime(fmt, time.gmtime(int(wall_time))) + f".{ms:03d}Z"
 
 
-class _LiveRun:
-    """Handles each processed frame in order: tracking, its files, the run's index, the video, the display.
-
-    ``previous``: the index of the run appended to, kept with its image ids; ``taken``: the names
-    in the folder, which this run's names avoid. Once :meth:`close` returned, it writes nothing more."""
+class _LiveRun(Recorder):
+    """The recorder of a live run, which also rewrites the run's index and feeds the display; ``previous``:
+        the index of the run appended to; ``taken``: the folder's names, which this run's avoid."""
 
     def __init__(self, job: Job, fps: float, display, report: Reporter, previous: tuple[list[dict], dict[str, dict]],
                  taken: set[str], model: ModelRecord | None) -> None:
         options = job.options
-        self.source, self.display, self.report, self.model = job.sources.live, display, report, model
+        super().__init__(options, report, Counter())
+        self.source, self.display, self.model = job.sources.live, display, model
         self.out, self.writers = options.output, options.writers
         self.stem = output_names([("video", Path(self.source.stem))], taken)[0]
         self.results: list[dict] = list(previous[0])
@@ -64,35 +51,22 @@ class _LiveRun:
         self.people = self.processed = 0  # frames handled, failed ones included
         self.first_time: float | None = None
         self.last_time: float | None = None
-        self.written: Counter = Counter()
         self._index_due = 0.0
-        self.lock = threading.RLock()
-        self.closed = False
-        # capture times drive the motion model and the filter; fps only sets the unit of max_age
-        self.tracker = None
-        if options.tracking is not None:
-            from openpose_lite.tracking import Tracker
-
-            self.tracker = Tracker(replace(options.tracking, fps=fps or 30.0))
+        if options.tracking is not None:  # capture times drive the tracker; fps only sets the unit of max_age
+            self._new_tracker(fps)
         self.videos = open_videos(self.out, self.stem, fps or 25.0, self.writers)  # a stream without a rate: 25
 
-    def __call__(self, frame: LiveFrame, result: Poses | str) -> None:
-        with self.lock:
-            if self.closed:
-                return
-            if isinstance(result, str):
-                self.failures.append(f"{self.source.name}, frame {frame.number}: {result}")
-                self.report.failure(self.failures[-1])
-                if self.tracker is not None:
-                    self.tracker.update(Poses.empty(), timestamp=frame.time)
-            else:
-                if self.tracker is not None:
-                    result = self.tracker.update(result, timestamp=frame.time)
-                self._record(frame, result)
-            self.processed += 1
-            self.first_time = frame.time if self.first_time is None else self.first_time
-            self.last_time = frame.time
-            self.report.advance()
+    def _failure(self, frame: LiveFrame, result: str) -> str:
+        self.failures.append(f"{self.source.name}, frame {frame.number}: {result}")
+        return self.failures[-1]
+
+    def _track(self, frame: LiveFrame, poses: Poses) -> Poses:
+        return poses if self.tracker is None else self.tracker.update(poses, timestamp=frame.time)
+
+    def _done(self, frame: LiveFrame) -> None:
+        self.processed += 1
+        self.first_time = frame.time if self.first_time is None else self.first_time
+        self.last_time = frame.time
 
     def _record(self, frame: LiveFrame, poses: Poses) -> None:
         name = f"{self.stem}_{frame.number:0{FRAME_DIGITS}d}_{_utc(frame.wall_time, compact=True)}"
@@ -117,7 +91,7 @@ class _LiveRun:
             self.write_index()
 
     def write_index(self) -> None:
-        """``results_coco.json`` and ``images.json`` for every frame recorded so far (atomically)."""
+        """``results_coco.json`` and ``images.json`` for every frame recorded so far."""
         started = time.monotonic()
         write_index(self.out, self.results, self.images, self.model)
         took = time.monotonic() - started
@@ -129,12 +103,12 @@ class _LiveRun:
             return 0.0
         return (self.processed - 1) / (self.last_time - self.first_time)
 
-    def close(self, keep_video: bool = True) -> None:
-        """Write the index, finish the video (``keep_video``) or discard it; write nothing more."""
+    def close(self, keep: bool = True) -> None:
+        """Write the index, then as :meth:`Recorder.close`."""
         with self.lock:
             self.closed = True
             self.write_index()
-            close_videos(self.videos, keep_video, self.written)
+            super().close(keep)
 
     def summary(self, reader: LatestFrameReader, reason: str, lost: bool = False,
                 interrupted: bool = False) -> RunSummary:
@@ -164,8 +138,8 @@ def _frames(job: Job, reader: LatestFrameReader, display) -> Iterator[LiveFrame]
 
 
 def run_live(job: Job, predictor, progress: Callable[[Progress], None] | None, display) -> RunSummary:
-    """Run ``predictor`` on the newest frames of the job's started live source until the run ends; the
-    index is written whatever ends it (see :meth:`~openpose_lite.runs.job.Job.run`)."""
+    """Run ``predictor`` on the newest frames of the job's started live source; the index is written
+    whatever ends the run."""
     from openpose_lite.inference.pipeline import run_newest_first, run_sequential
 
     options, reader = job.options, job.reader
@@ -173,25 +147,22 @@ def run_live(job: Job, predictor, progress: Callable[[Progress], None] | None, d
     with claimed_folder(job, predictor.skeleton, "openpose-lite infer (live)") as (previous, model):
         run = _LiveRun(job, reader.fps, display, Reporter(progress, None), previous, job.folder.taken_names(), model)
         frames = _frames(job, reader, display)
-        load = lambda frame: frame.image  # noqa: E731 - the reader decoded it
+        runner = run_newest_first if options.pipelined else run_sequential
         try:
-            if options.pipelined:
-                run_newest_first(predictor, frames, load, run)
-            else:
-                run_sequential(predictor, frames, load, run)
+            runner(predictor, frames, lambda frame: frame.image, run)  # the reader decoded it
         except KeyboardInterrupt:  # a second Ctrl-C: stop at once, keeping what was processed
             job.stop_reason, interrupted = "interrupted (a second Ctrl-C)", True
         except OSError as exc:  # a full disk, a folder that became unwritable
             reader.stop()
             try:
-                run.close(keep_video=False)
+                run.close(keep=False)
             except OSError:
                 pass
             summary = run.summary(reader, "stopped")
             raise RunStopped(exc, "", f"; {summary.describe()}", summary) from None
         except BaseException:
             reader.stop()
-            run.close(keep_video=False)  # what was processed stays listed
+            run.close(keep=False)  # what was processed stays listed
             raise
         reader.stop()
         run.close()

@@ -1,12 +1,11 @@
 """Which model a folder of run outputs is of: :class:`ModelRecord`, kept beside the index as
-:data:`MODEL_RECORD`. A folder's outputs are one model's: ``results_coco.json`` puts every result
-under one category (:data:`RESULTS_CATEGORY_ID`) and ``--append`` merges runs into it, so
-:meth:`~openpose_lite.runs.outputs.InferFolder.previous_index` holds an appended run to the record.
+:data:`MODEL_RECORD`. A folder's outputs are one model's (``results_coco.json`` puts every result under
+one category), so ``--append`` adds only that model's outputs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from openpose_lite.io import files_sha256, write_json_atomic
@@ -20,7 +19,8 @@ RESULTS_CATEGORY_ID = 1
 # The record's name in the folder: unmistakably ours (a user's own "model.json" there is never
 # read, replaced or removed), and not an output (no run is made of it alone).
 MODEL_RECORD = "openpose-lite-model.json"
-_RECORD_KEYS = ("written_by", "weights", "weights_sha256", "skeleton", "keypoints", "category_id")
+_KINDS = {"weights": str, "weights_sha256": str, "skeleton": str, "keypoints": list, "category_id": int}
+_RECORD_KEYS = ("written_by", *_KINDS)
 
 
 def weights_digest(path: Path) -> str:
@@ -30,12 +30,10 @@ def weights_digest(path: Path) -> str:
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """Which model a folder's outputs are of: its weights file (where it was, and the SHA-256 of its
-    content), the skeleton of its results (name, keypoint names in ``results_coco.json``'s order) and
-    their category id. Two runs are of the same model when everything but the weights file's path
-    agrees (a copy is the same model; a retrained ``last.pt`` in the same place is not); how a run
-    used it (scales, flip, precision, backend) is not part of it.
-    """
+    """Which model a folder's outputs are of: its weights file (path, SHA-256 of its content), the skeleton of
+    its results (name, keypoint names in ``results_coco.json``'s order) and their category id. Two runs are of
+    the same model when everything but the weights file's path agrees (a copy is the same model; a retrained
+    ``last.pt`` in the same place is not); how a run used it (scales, flip, precision ...) is not part of it."""
 
     weights: str
     weights_sha256: str
@@ -53,26 +51,20 @@ class ModelRecord:
         """Write this record into ``folder`` unless it holds one (of this model, as checked before the run)."""
         record = folder / MODEL_RECORD
         if not (record.is_symlink() or record.exists()):
-            write_json_atomic(record, self.to_dict(), indent=1)
-
-    def to_dict(self) -> dict:
-        return {"written_by": "openpose-lite infer", "weights": self.weights, "weights_sha256": self.weights_sha256,
-                "skeleton": self.skeleton, "keypoints": list(self.keypoints), "category_id": self.category_id}
+            write_json_atomic(record, {"written_by": "openpose-lite infer", **asdict(self)}, indent=1)
 
     @classmethod
     def from_dict(cls, data: object, source: str) -> "ModelRecord":
-        """The record :meth:`to_dict` wrote; raises ValueError naming ``source`` and the field that is wrong."""
+        """The record :meth:`keep_in` wrote; raises ValueError naming ``source`` and the field that is wrong."""
         if not isinstance(data, dict) or sorted(data) != sorted(_RECORD_KEYS):
             keys = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise ValueError(f"{source}: expected a model record with keys {list(_RECORD_KEYS)}, got {keys}")
-        kinds = {"weights": str, "weights_sha256": str, "skeleton": str, "keypoints": list, "category_id": int}
-        for key, kind in kinds.items():
+        for key, kind in _KINDS.items():
             if not isinstance(data[key], kind) or isinstance(data[key], bool):
                 raise ValueError(f"{source}: {key}: expected {kind.__name__}, got {type(data[key]).__name__}")
         if not all(isinstance(name, str) for name in data["keypoints"]):
             raise ValueError(f"{source}: keypoints: expected a list of keypoint names")
-        return cls(data["weights"], data["weights_sha256"], data["skeleton"], tuple(data["keypoints"]),
-                   data["category_id"])
+        return cls(**{**{key: data[key] for key in _KINDS}, "keypoints": tuple(data["keypoints"])})
 
     def describe(self) -> str:
         """``/runs/a/best.pt (skeleton coco17, 17 keypoints, category_id 1, sha256 0123456789ab)``."""

@@ -24,17 +24,12 @@ logger = logging.getLogger(__name__)
 class RunOptions(Params):
     """How a run treats its sources and its output folder (checked on creation: ValueError).
 
-    ``output``: the folder; one holding another run's outputs is refused unless ``overwrite`` (its
-    files are removed first) or ``append`` (the inputs its index holds, the same file, are skipped,
-    and the new outputs join the others: names and image ids avoid theirs, the index covers both).
-    ``weights``: the weights file the predictor was built from, recorded beside the index
-    (:mod:`openpose_lite.runs.model_record`) so that ``append`` adds only that model's outputs (None:
-    no record, and no ``append``). ``writers``: rows of :data:`openpose_lite.runs.outputs.WRITERS`
-    (``keypoints`` always). ``tracking``: follow people across the frames of each video and each folder
-    of frames (None: no ids); its ``fps`` is replaced by each video's own rate (30 where none is
-    announced). ``pipelined``: reading and writing overlap the network. ``max_image_pixels``: larger
-    images are refused from their header. Live sources only: ``max_frames``, ``duration`` (seconds
-    of processing), ``reconnect`` (tries to reopen a lost source); they run one frame at a time.
+    ``output``: the folder; one holding another run's outputs is refused unless ``overwrite`` (its files
+    removed first) or ``append`` (the inputs its index holds are skipped; the new outputs join the others).
+    ``weights``: the weights file, recorded beside the index so that ``append`` adds only that model's
+    outputs. ``writers``: rows of :data:`~openpose_lite.runs.outputs.WRITERS` (``keypoints`` always).
+    ``tracking``: follow people through each video and folder of frames, its ``fps`` replaced by each
+    video's rate. Live sources only: ``max_frames``, ``duration`` (s), ``reconnect`` (tries).
     """
 
     _section: typing.ClassVar[str] = "RunOptions"
@@ -80,10 +75,9 @@ class RunOptions(Params):
 
 @dataclass(frozen=True)
 class Progress:
-    """A run's report as it goes: once before the first item (``done`` 0), after each image or frame
-    handled, and with each failure (``failure``, naming the input; ``skipped``: it has no outputs).
-    ``total``: images and frames to handle (the video headers' counts; None for a live source).
-    ``workers``: a run spread over a cluster, its workers alive (None: one process, or not known)."""
+    """A run's report as it goes: before the first item (``done`` 0), after each image or frame, and with
+    each failure (``skipped``: it has no outputs). ``total``: None for a live source. ``workers``: a run
+    spread over a cluster, its workers alive."""
 
     done: int
     total: int | None
@@ -93,8 +87,7 @@ class Progress:
 
 
 class Reporter:
-    """Hands a run's :class:`Progress` to ``callback`` (None: to no one) and logs failures. ``workers``: set
-    by a run spread over a cluster."""
+    """Hands a run's :class:`Progress` to ``callback`` (None: to no one) and logs failures."""
 
     def __init__(self, callback: Callable[[Progress], None] | None, total: int | None) -> None:
         self.callback, self.total, self.done = callback, total, 0
@@ -116,10 +109,9 @@ class Reporter:
 
 @dataclass(frozen=True)
 class LiveStats:
-    """What a live run saw: frames handled (failed ones included), read from the source, dropped
-    (never taken: the network was busy), skipped (bad frames), reconnections; the capture-to-result
-    latencies (s) and the processed rate (frames/s); why it ended; whether the source was lost (no
-    stop was asked for; ``problem`` says why); and whether a second Ctrl-C stopped it at once."""
+    """What a live run saw: frames handled (failed ones included), read, dropped (the network was busy),
+    skipped (bad frames), reconnections; capture-to-result latencies (s), the processed rate (frames/s);
+    why it ended; whether the source was lost (``problem``: why) or a second Ctrl-C stopped it."""
 
     processed: int
     read: int
@@ -169,9 +161,8 @@ class RunSummary:
 
 
 class RunStopped(Exception):
-    """A run that stopped before its end, with what was done on disk (its index written where the disk
-    let it). ``cause``: the KeyboardInterrupt (Ctrl-C; SIGTERM where the caller raises one for it), the
-    OSError (a full disk) or the error of a Ray cluster that stopped it."""
+    """A run that stopped before its end, its index written where the disk let it. ``cause``: the
+    KeyboardInterrupt (Ctrl-C, SIGTERM), the OSError (a full disk) or a Ray cluster's error."""
 
     def __init__(self, cause: BaseException, before: str, after: str, summary: RunSummary | None = None) -> None:
         super().__init__(f"{before}{cause}{after}")

@@ -1,18 +1,11 @@
-"""What a run writes into its output folder, and how it names it.
-
-Per image ``<name>_keypoints.json`` (OpenPose JSON 1.3), per video frame
-``<video name>_<frame, 12 digits>_keypoints.json`` (OpenPose's naming), per live frame
-``<stem>_<frame number>_<capture time, UTC>_keypoints.json``; rendered, ``<name>_rendered.jpg`` /
-``<video name>_rendered.mp4``: the rows of :data:`WRITERS`. For the whole run ``results_coco.json``
-(COCO keypoint results) and ``images.json`` (image id -> file, frame, JSON name), with the record
-of the model (:mod:`openpose_lite.runs.model_record`). Every file is written atomically.
+"""What a run writes into its output folder (the rows of :data:`WRITERS`, then ``results_coco.json`` and
+``images.json``: image id -> file, frame, JSON name), atomically, and how it names it.
 
 Names and ids never depend on the order the work is done in or on how it is split between workers:
-every input's output name is fixed before the first image is read (:func:`output_names`), and the
-image ids of ``results_coco.json`` are handed out when the index is written, in input order: the
-numeric file stem (COCO's naming) where there is one, else a running index that skips every numeric
-stem of the run. With ``append`` (:class:`InferFolder`) names and ids also avoid the folder's, and
-the index covers every image of the folder, earlier and new.
+every input's output name is fixed before the first image is read (:func:`output_names`), and image
+ids are handed out when the index is written, in input order: the numeric file stem (COCO's naming)
+where there is one, else a running index that skips every numeric stem of the run. With ``append``
+(:class:`InferFolder`) names and ids also avoid the folder's, and the index covers every image of it.
 """
 
 from __future__ import annotations
@@ -40,7 +33,7 @@ from openpose_lite.skeleton import COCO_17
 from openpose_lite.structures import Poses
 
 __all__ = ["FRAME_DIGITS", "WRITERS", "InferFolder", "InferRun", "RenderedVideo", "Writer", "close_videos",
-           "open_videos", "output_names", "write_files", "write_index"]
+           "entry_order", "open_videos", "output_names", "write_files", "write_index"]
 
 # OpenPose names per-frame outputs <video>_<frame number, 12 digits>_keypoints.json.
 FRAME_DIGITS = 12
@@ -51,7 +44,6 @@ class RenderedVideo:
     and renamed when complete: :meth:`discard` (or a video with no frame) leaves nothing behind."""
 
     def __init__(self, path: Path, fps: float) -> None:
-        """``fps``: the source's rate (0.0: unknown, written at 30)."""
         self.path = path
         self.fps = fps or 30.0  # a header without a rate: OpenCV's writer needs one
         self.tmp: Path | None = None  # made with the first frame, named as atomic writes name theirs
@@ -61,8 +53,8 @@ class RenderedVideo:
         self.last: np.ndarray | None = None
 
     def add(self, image: np.ndarray, poses: Poses, at: float | None = None) -> None:
-        """Draw ``poses`` on ``image`` and write it; with ``at`` (a live frame's capture time, s) the
-        frame before is held until then, so that the video plays at the rate the frames were processed."""
+        """Draw ``poses`` on ``image`` and write it; with ``at`` (a live frame's capture time, s) the frame
+        before is held until then, so that the video plays at the processed rate."""
         from openpose_lite.viz import draw_poses
 
         drawn = draw_poses(image, poses)
@@ -105,10 +97,8 @@ class RenderedVideo:
 
 @dataclass(frozen=True)
 class Writer:
-    """One kind of output file: ``<output name><suffix>``, counted as ``words`` in messages, written
-    per ``image`` (each image and each video or live frame), per ``still`` (each image, not the
-    frames of videos) or per ``video`` (each video and live source: ``write`` makes the object its
-    frames are added to, as :class:`RenderedVideo`). Its ``name`` turns it on in ``RunOptions.writers``."""
+    """One kind of output file: ``<output name><suffix>``, counted as ``words``, written per ``image`` (images
+    and frames), ``still`` (images only) or ``video`` (``write`` makes the object frames are added to)."""
 
     name: str
     suffix: str
@@ -142,8 +132,7 @@ WRITERS = (
 
 def write_files(out_dir: Path, name: str, image: np.ndarray, poses: Poses, writers: Collection[str],
                 per: tuple[str, ...], written: Counter) -> None:
-    """Write the files of the rows of :data:`WRITERS` named in ``writers`` and written ``per`` one of
-    ``per`` for an image or frame; ``written`` counts them."""
+    """Write the files of the rows of :data:`WRITERS` in ``writers`` written ``per`` one of ``per``."""
     for w in WRITERS:
         if w.per in per and w.name in writers:
             w.write(out_dir / f"{name}{w.suffix}", image, poses)
@@ -151,8 +140,7 @@ def write_files(out_dir: Path, name: str, image: np.ndarray, poses: Poses, write
 
 
 def open_videos(out_dir: Path, name: str, fps: float, writers: Collection[str]) -> list[tuple[Writer, object]]:
-    """(row, open file) of each per-video row of :data:`WRITERS` named in ``writers``, for the video
-    (or live source) named ``name`` at ``fps``."""
+    """(row, open file) of each per-video row of :data:`WRITERS` in ``writers``."""
     return [(w, w.write(out_dir / f"{name}{w.suffix}", fps)) for w in WRITERS if w.per == "video" and w.name in writers]
 
 
@@ -170,12 +158,9 @@ def _suffixes(*per: str) -> tuple[str, ...]:
 
 
 def output_names(inputs: Sequence[tuple[str, Path]], taken: set[str] = frozenset()) -> list[str]:
-    """The output name of every input ((kind, path), kind "image" or "video"), unique within the run.
-
-    ``stem``, or ``stem-2``, ``stem-3`` ... when an earlier input took it; a video is also kept
-    from a name under which one of its frames would be named like an image of the run. ``taken``:
-    file names already in the output folder (``append``), whose outputs no name may overwrite.
-    """
+    """The output name of every input ((kind, path)), unique within the run: ``stem``, or ``stem-2`` ... when
+    an earlier input, a file name ``taken`` in the folder, or (videos) an image named like one of its frames
+    has it."""
     image_stems = {path.stem for kind, path in inputs if kind == "image"}
     held = {name[: -len(s)] for name in taken for s in _suffixes("image") if name.endswith(s)}
     used: set[str] = set()
@@ -199,8 +184,7 @@ def output_names(inputs: Sequence[tuple[str, Path]], taken: set[str] = frozenset
 
 def write_index(out_dir: Path, results: list[dict], images: dict[str, dict], model: ModelRecord | None,
                 written: Counter | None = None) -> None:
-    """``results_coco.json`` and ``images.json`` (``written`` counts each), after the record of the model
-    where the folder has none (:meth:`ModelRecord.keep_in`)."""
+    """``results_coco.json`` and ``images.json`` (``written`` counts each), after the model record if none."""
     if model is not None:
         model.keep_in(out_dir)
     for name, data in (("results_coco.json", results), ("images.json", images)):
@@ -210,8 +194,7 @@ def write_index(out_dir: Path, results: list[dict], images: dict[str, dict], mod
 
 
 class InferFolder(OutputFolder):
-    """A run's output folder: the files of its runs, and the index of the earlier run(s) and the
-    record of their model for ``append``."""
+    """A run's output folder, with the index and model record of the earlier run(s) for ``append``."""
 
     RUN_FILES = tuple((f"*{w.suffix}", w.words) for w in WRITERS) + (
         ("results_coco.json", None), ("images.json", None))
@@ -226,10 +209,8 @@ class InferFolder(OutputFolder):
 
     def previous_index(self, model: ModelRecord) -> tuple[list[dict], dict[str, dict]]:
         """(results, images) of the earlier run(s) the folder holds, to which ``append`` adds ``model``'s
-        outputs; empty for an empty folder. ValueError for outputs without a readable index (a run killed
-        before it wrote one), and for another model's outputs, naming both. Outputs without a record (an
-        earlier release's) are taken to be a person model's when their results agree (17 keypoints each, or
-        none): a person model may add to them, and records itself; any other model is refused."""
+        outputs. ValueError for outputs without a readable index, and for another model's. Outputs without
+        a record are taken to be a person model's when their results have 17 keypoints each (or none)."""
         held = self.run_files()
         if not held:
             return [], {}
@@ -266,6 +247,11 @@ class InferFolder(OutputFolder):
         return results, images
 
 
+def entry_order(entry: dict) -> tuple[int, int]:
+    """An index entry's place in the run: its input's, then its frame's (an image before any frame)."""
+    return entry["input"], -1 if entry["frame"] is None else entry["frame"]
+
+
 @dataclass
 class InferRun:
     """What one run over files has written so far (its entries, by input and frame) and what failed."""
@@ -286,9 +272,8 @@ class InferRun:
     def for_inputs(cls, out_dir: Path, writers: Collection[str], inputs: Sequence[tuple[str, Path]],
                    taken: set[str] = frozenset(), previous: tuple[list[dict], dict[str, dict]] = ([], {}),
                    model: ModelRecord | None = None) -> "InferRun":
-        """A run over ``inputs`` ((kind, path) with kind "image" or "video"); their names are fixed here,
-        avoiding the file names ``taken`` in the folder; ``previous``: the index of the run appended to;
-        ``model``: the run's model, recorded with the index (:data:`MODEL_RECORD`)."""
+        """A run over ``inputs`` ((kind, path)), their names fixed here avoiding those ``taken``;
+        ``previous``: the index of the run appended to; ``model``: recorded with the index."""
         return cls(out_dir, frozenset(writers), list(inputs), output_names(inputs, taken), previous=previous,
                    model=model)
 
@@ -308,13 +293,12 @@ class InferRun:
         return [path for n, (_, path) in enumerate(self.inputs) if n not in seen]
 
     def index(self) -> tuple[list[dict], dict[str, dict]]:
-        """(results_coco, images) of the entries, ids handed out in input order, after the earlier run's
-        (``append``), whose ids they avoid."""
+        """(results_coco, images) of the entries after the earlier run's (``append``), ids in input order."""
         reserved = {int(path.stem) for kind, path in self.inputs if kind == "image" and path.stem.isdigit()}
         results, images = list(self.previous[0]), dict(self.previous[1])
         used = {int(key) for key in images}
         next_id = 1
-        for entry in sorted(self.entries, key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
+        for entry in sorted(self.entries, key=entry_order):
             kind, path = self.inputs[entry["input"]]
             stem = path.stem if entry["frame"] is None else None  # video frames: running index
             if stem is not None and stem.isdigit() and int(stem) not in used:
@@ -329,7 +313,6 @@ class InferRun:
         return results, images
 
     def write_index(self) -> None:
-        """The run's index (:func:`write_index`) for what was recorded so far."""
         write_index(self.out_dir, *self.index(), self.model, self.written)
 
     def summary(self) -> str:

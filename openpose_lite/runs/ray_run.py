@@ -1,12 +1,10 @@
 """A run spread over a Ray cluster: ``openpose-lite infer SOURCES --ray [ADDRESS]``, or :func:`run_on_ray`
-(how it works and what it guarantees: docs/scale_out.md).
+(docs/scale_out.md).
 
-The driver takes the output folder as a local run does (:func:`~openpose_lite.runs.job.open_run`) and
-hands units of work (:func:`~openpose_lite.runs.sources.sequence_units`) to Ray Data as rows of paths
-and output names. Each actor builds the predictor once from a :class:`PredictorRecipe`, runs its units
-as a local run does (:func:`~openpose_lite.runs.job.process_inputs`), writing their per-image files,
-and returns index entries, failures and counts; the driver takes a unit's records once the whole unit
-is back, and writes ``results_coco.json`` and ``images.json`` at the end.
+The driver takes the output folder as a local run does and hands units of work
+(:func:`~openpose_lite.runs.sources.sequence_units`) to Ray Data actors, each building the predictor
+once and running its units as a local run does, writing their per-image files; the driver takes a
+unit's index entries and failures once the whole unit is back, and writes the index at the end.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from openpose_lite.io import file_problem
 from openpose_lite.params import Params
 from openpose_lite.runs.job import Job, open_run, process_inputs, stopped_run, summary_of
 from openpose_lite.runs.options import Progress, Reporter, RunOptions, RunSummary
-from openpose_lite.runs.outputs import InferRun
+from openpose_lite.runs.outputs import InferRun, entry_order
 from openpose_lite.runs.sources import Input, Source, Sources, frame_count, sequence_units
 
 if TYPE_CHECKING:
@@ -58,11 +56,8 @@ def import_ray() -> Any:
 @dataclass(frozen=True)
 class PredictorRecipe:
     """What each worker builds its predictor from: ``weights`` (a file every node sees at this path),
-    ``options`` (:class:`~openpose_lite.inference.PredictorOptions`, as
-    :func:`~openpose_lite.inference.build_predictor` takes them; None: the defaults; any backend and
-    precision, OpenVINO int8 included, each worker calibrating or reading the cached model), CMU's
-    ``hand`` and ``face`` networks run on each person (files, optional), and ``threads``: the CPU
-    threads of each worker's network (0: one per CPU the worker holds)."""
+    ``options`` (:class:`~openpose_lite.inference.PredictorOptions`; None: the defaults), CMU's ``hand``
+    and ``face`` networks, and ``threads`` per worker (0: one per CPU the worker holds)."""
 
     weights: Path
     options: PredictorOptions | None = None
@@ -71,9 +66,8 @@ class PredictorRecipe:
     threads: int = 0
 
     def skeleton(self, loaded: Any = None) -> Skeleton:
-        """The skeleton of what the predictor finds, checked where the driver runs, before any worker
-        starts: ValueError naming a weights, hand or face file that cannot be read. ``loaded``: the
-        weights' :class:`~openpose_lite.models.weights.LoadedWeights` where the caller read them already."""
+        """The skeleton the predictor finds, checked on the driver before any worker starts: ValueError
+        naming a weights, hand or face file that cannot be read. ``loaded``: the weights, already read."""
         from openpose_lite.inference import load_for_inference
 
         for option, path in (("--hand", self.hand), ("--face", self.face)):
@@ -84,7 +78,7 @@ class PredictorRecipe:
         return (loaded or load_for_inference(Path(self.weights))).skeleton
 
     def build(self) -> Any:
-        """The predictor: the weights loaded and built with ``options``, the hand and face networks on its people."""
+        """The predictor, with the hand and face networks on its people."""
         from openpose_lite.inference import PredictorOptions, build_predictor, load_for_inference
         from openpose_lite.inference.hands_faces import with_hands_faces
 
@@ -99,12 +93,10 @@ class PredictorRecipe:
 class RayOptions(Params):
     """Where and how wide a run spreads (checked on creation: ValueError).
 
-    ``address``: the cluster to join (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``); None: a local
-    Ray with this machine's cores. ``workers``: the actors, each holding ``cpus_per_worker`` CPUs
-    and ``gpus_per_worker`` GPUs (None: one GPU each where the cluster has GPUs and the predictor's
-    device is not ``cpu``); None: as many as the cluster's GPUs, else its CPUs, hold.
-    ``units_per_task``: units (images, videos) per Ray task. ``attempts``: runs in all, each of the
-    units not yet done, when workers are lost for good.
+    ``address``: the cluster (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``; None: a local Ray). ``workers``
+    (None: as many as the cluster's GPUs, else CPUs, hold), each with ``cpus_per_worker`` and
+    ``gpus_per_worker`` (None: one where the cluster has GPUs and the device is not ``cpu``).
+    ``units_per_task``: units per Ray task. ``attempts``: runs of the units left when workers are lost.
     """
 
     _section: typing.ClassVar[str] = "RayOptions"
@@ -125,8 +117,8 @@ class RayOptions(Params):
 
 
 class _PoseWorker:
-    """A Ray Data actor: builds the predictor once, then runs units of work (rows: ``unit``, the JSON of
-    a unit's inputs) into the output folder; returns one JSON record per entry, failure and unit done."""
+    """A Ray Data actor: builds the predictor once, then runs units of work (rows: ``unit``, a unit's inputs
+        as JSON) into the output folder; returns one JSON record per entry, failure and unit done."""
 
     def __init__(self, recipe: PredictorRecipe, options: RunOptions, threads: int) -> None:
         from openpose_lite.devices import set_threads
@@ -161,8 +153,7 @@ class _PoseWorker:
 
 
 def _connect(ray: Any, address: str | None) -> bool:
-    """Join the cluster at ``address``, or start a local Ray on this machine's cores; whether this call
-    started it (and ends it). A process already connected keeps its connection."""
+    """Join the cluster at ``address``, or start a local Ray; whether this call started it (and ends it)."""
     if ray.is_initialized():
         return False
     # Ray's own messages at warning and above, or what the caller set for its logger
@@ -209,16 +200,12 @@ def _pool_size(ray: Any, recipe: PredictorRecipe, ray_options: RayOptions) -> tu
 def run_on_ray(recipe: PredictorRecipe, sources: Sources | Sequence[Source], options: RunOptions,
                ray_options: RayOptions = RayOptions(), progress: Callable[[Progress], None] | None = None,
                loaded: Any = None) -> RunSummary:
-    """Run the predictor ``recipe`` describes over ``sources`` (files, folders, videos) into
-    ``options.output`` on a Ray cluster; the files are those of :func:`~openpose_lite.runs.run`, and
-    ``options.append`` skips the inputs the folder's index holds as it does there. ``progress`` gets a
-    :class:`Progress` (with the workers alive) as units come back. ``loaded``: the recipe's weights
-    where the caller read them already (:meth:`PredictorRecipe.skeleton`).
+    """Run the predictor ``recipe`` describes over ``sources`` into ``options.output`` on a Ray cluster,
+    writing what :func:`~openpose_lite.runs.run` writes. ``loaded``: the recipe's weights, already read.
 
-    Raises ValueError for sources, options, a folder or weights refused (before Ray starts),
-    :class:`RayUnavailableError` without the ``ray`` extra, and
-    :class:`~openpose_lite.runs.options.RunStopped` for a run that stopped (Ctrl-C, SIGTERM as the
-    caller raises it, a full disk, the cluster lost, workers lost more than ``attempts`` times).
+    Raises ValueError for what is refused (before Ray starts), :class:`RayUnavailableError` without the
+    ``ray`` extra, :class:`~openpose_lite.runs.options.RunStopped` for a run that stopped (Ctrl-C, SIGTERM,
+    a full disk, the cluster lost, workers lost more than ``attempts`` times).
     """
     ray = import_ray()
     job = Job(sources, options)
@@ -270,8 +257,7 @@ class _Driver:
         self.ran.add(record["worker"])
         self.run.written.update(Counter(record["written"]))
         self.report.workers = self._alive()
-        entries = [r["entry"] for r in records if "entry" in r]
-        for entry in sorted(entries, key=lambda e: (e["input"], -1 if e["frame"] is None else e["frame"])):
+        for entry in sorted((r["entry"] for r in records if "entry" in r), key=entry_order):
             self.run.entries.append(entry)
             self.report.advance()
         for r in records:
@@ -336,5 +322,4 @@ class _Driver:
         return summary_of(self.run, self._ran())
 
     def _ran(self) -> int:
-        """How many workers did units."""
         return max(1, len(self.ran))

@@ -32,8 +32,7 @@ class Input:
 
 
 def live_source_of(items: Sequence[Source]) -> LiveSource | None:
-    """The live source among ``items`` (a camera index, a stream URL, a LiveSource), else None (files).
-    Raises ValueError when it is not alone: a live source is read by a run of its own."""
+    """The live source among ``items``, else None (files); ValueError when it is not alone."""
     for item in items:
         live = item if isinstance(item, LiveSource) else (
             LiveSource(camera=item) if isinstance(item, int) else
@@ -48,11 +47,8 @@ def live_source_of(items: Sequence[Source]) -> LiveSource | None:
 
 
 def _collect(paths: Sequence[Path]) -> list[Input]:
-    """Every input; folders are listed (not recursively) in name order.
-
-    A folder's entries with an image or video extension are inputs whatever they are: one that is
-    no regular file (a FIFO, a device, a symbolic link loop) fails when it is read, named.
-    """
+    """Every input; folders are listed (not recursively) in name order, each entry with an image or video
+    extension an input whatever it is (one that is no regular file fails when it is read)."""
     known = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     inputs: list[Input] = []
     for path in paths:
@@ -86,8 +82,7 @@ class Sources:
 
     @classmethod
     def of(cls, items: Sequence[Source]) -> "Sources":
-        """The sources ``items`` name (paths of images, videos and folders; or one camera index, stream
-        URL or LiveSource). Raises ValueError naming a path that is missing, unsupported or no file."""
+        """The sources ``items`` name; ValueError naming a path that is missing, unsupported or no file."""
         if not items:
             raise ValueError("no sources: give images, videos or folders, a stream URL, or a camera index")
         live = live_source_of(items)
@@ -96,8 +91,7 @@ class Sources:
 
 # ------------------------------------------------------------------------------- video headers
 def _header_value(path: Path, prop: str) -> float:
-    """A property (``cv2.CAP_PROP_*`` name) of a video's header, 0.0 when the file cannot be opened
-    (or is no regular file: a FIFO would block the reader)."""
+    """A property (``cv2.CAP_PROP_*`` name) of a video's header; 0.0 for a file that cannot be opened."""
     import cv2
 
     if file_problem(path) is not None:
@@ -129,9 +123,8 @@ class Item:
 
 
 def sequence_units(inputs: Sequence[Input], track: bool) -> list[list[int]]:
-    """The inputs (positions) of each unit of work, in input order: a video is one, a folder of
-    frames is one when ``track`` (the tracker follows people through it in name order), any other
-    image is one of its own. What one worker of a run spread over several takes whole."""
+    """The inputs (positions) of each unit of work, in input order, which one worker of a spread run takes
+        whole: a video; with ``track`` a folder of frames (tracked in name order); any other image alone."""
 
     def unit(i: Input) -> Path:
         return i.sequence if i.kind == "video" or (track and i.sequence is not None) else i.path
@@ -187,8 +180,7 @@ class FileStream:
         return item.image
 
     def video_problems(self) -> Iterator[tuple[int, str, bool]]:
-        """(input, message, skipped) for each of the stream's videos that could not be opened, gave no
-        frame, or gave fewer frames than its header announces (truncated: the frames read have outputs)."""
+        """(input, message, skipped) of each video that could not be opened, gave no frame or was truncated."""
         for n, source in enumerate(self.inputs):
             if source.kind != "video":
                 continue

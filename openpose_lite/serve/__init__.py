@@ -1,8 +1,7 @@
 """``openpose-lite serve``: pose estimation as an HTTP service, with a page that draws the people.
 
-:func:`create_app` wraps a predictor in an ASGI application (Starlette), run by :func:`uvicorn_config`
-within :class:`ServeOptions`. The application needs the ``serve`` extra and is imported when first named,
-so the options and :class:`MicroBatcher` import without it.
+:func:`create_app` (Starlette) needs the ``serve`` extra and is imported when first named, so the options
+and :class:`MicroBatcher` import without it.
 """
 
 from typing import Any

@@ -5,9 +5,8 @@ people, :func:`~openpose_lite.serve.answers.pose_payload`; ``?render=1``: the im
 drawn, JPEG), ``GET /v1/model``, ``GET /v1/health``, ``WS /v1/ws`` (webcam frames in, people
 out, newest frame first) and the page at ``/``.
 
-Every bound of :class:`~openpose_lite.serve.options.ServeOptions` is answered with a status and one
-line of JSON (``{"error": ...}``; docs/cli.md lists them). Whatever a client sends, the server goes on
-serving the others.
+Every bound of :class:`~openpose_lite.serve.options.ServeOptions` is answered with a status and
+``{"error": ...}`` (docs/cli.md lists them); whatever a client sends, the server goes on serving the others.
 """
 
 from __future__ import annotations
@@ -76,7 +75,7 @@ class _TokenGate:
             await send({"type": "websocket.close", "code": 1008})
         else:
             message = "this server needs its token: Authorization: Bearer <token>, or ?token=<token>"
-            await JSONResponse({"error": message}, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            await Refusal(401, message, {"WWW-Authenticate": "Bearer"}).response()(scope, receive, send)
 
 
 class _Service:

@@ -1,14 +1,9 @@
-"""Micro-batching: images of concurrent requests gathered into one network call.
+"""Micro-batching: images of concurrent requests gathered into one network call, run on a worker thread
+outside the event loop.
 
-A request's image joins a bounded queue; one worker thread takes the oldest image and every
-other waiting image of the same size (up to the batch limit), waiting a short while for more
-when fewer are there, and predicts them in one ``predict_batch`` call. The network runs outside
-the event loop, so requests keep being read and answered while it computes. Images of one size
-only share a batch: a narrower image padded to a wider one's width would see the padding at its
-right edge, and its people could differ from what the model finds in it alone.
-
-Nothing a request holds outlives it: an image whose request timed out or went away before the
-worker reached it is dropped unrun, and a full queue refuses new images at once (:class:`QueueFull`).
+Images of one size only share a batch: a narrower image padded to a wider one's width would see the
+padding at its right edge, and its people could differ from what the model finds in it alone. An image
+whose request timed out or went away before the worker reached it is dropped unrun.
 """
 
 from __future__ import annotations
@@ -72,8 +67,7 @@ class _Item:
 class MicroBatcher:
     """Runs ``predict_batch`` (images (H, W, 3) uint8 BGR -> one Poses each) on batches of concurrent requests:
     the oldest image waits ``wait_s`` for others to join, up to ``limit`` in one call; more than ``bound``
-    waiting are refused with :class:`QueueFull`. :meth:`predict` is awaited from the event loop; the worker
-    thread starts with the first image. :attr:`stats` counts images, batches and refusals.
+    waiting are refused with :class:`QueueFull`. The worker thread starts with the first image.
     """
 
     def __init__(self, predict_batch: PredictBatch, wait_s: float = 0.005, limit: int = 8, bound: int = 32) -> None:

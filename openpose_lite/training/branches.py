@@ -48,10 +48,7 @@ def backbone_file(cfg: Config) -> str:
     return backbone.what if backbone is not None else f"nothing (model.arch {cfg.model.arch} has no ImageNet trunk)"
 
 
-def bottomup_loss_terms(outputs: Sequence[Mapping[str, Tensor]], targets: Mapping[str, Tensor],
-                        weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """CMU intermediate supervision: ``{"stage1/pafs": ..., "stageS/heatmaps": ...}`` (see losses.py)."""
-    return stage_losses(outputs, targets, weights)
+bottomup_loss_terms = stage_losses  # CMU's intermediate supervision: {"stage1/pafs": ..., "stageS/heatmaps": ...}
 
 
 def topdown_loss_terms(outputs: Sequence[Mapping[str, Tensor]], targets: Mapping[str, Tensor],
@@ -82,15 +79,14 @@ def _scored(model: nn.Module, cfg: Config, options: PredictorOptions, ann: Path,
 def bottomup_ap(model: nn.Module, cfg: Config, ann: Path, images: Path, device: torch.device,
                 max_images: int = 0, progress: bool = False) -> dict[str, float]:
     """COCO keypoint AP of the bottom-up ``model`` on the first ``max_images`` (0: all) images of a COCO file."""
-    return _scored(model, cfg, PredictorOptions(device=device), ann, images, max_images, max(1, cfg.train.batch_size),
-                   progress)
+    return _scored(model, cfg, PredictorOptions(device=device), ann, images, max_images, cfg.train.batch_size, progress)
 
 
 def topdown_ap(model: nn.Module, cfg: Config, ann: Path, images: Path, device: torch.device,
                max_images: int = 0, progress: bool = False) -> dict[str, float]:
     """COCO keypoint AP of the top-down ``model`` with the ground-truth person boxes of a COCO file (a
     batch of crops per image)."""
-    options = PredictorOptions(device=device, batch_size=max(1, cfg.train.batch_size),
+    options = PredictorOptions(device=device, batch_size=cfg.train.batch_size,
                                boxes=lambda codec: gt_box_source(ann, codec.convention, codec.skeleton))
     return _scored(model, cfg, options, ann, images, max_images, 1, progress)
 

@@ -1,19 +1,16 @@
 """Our checkpoints and the training state inside them: plain data written atomically.
 
-:func:`save_checkpoint` is the project's one ``torch.save`` of a checkpoint; every file is read
-by :func:`~openpose_lite.models.state_dict.read_torch_file` (``torch.load(weights_only=True)``,
-the one ``torch.load``), which the weight loaders of :mod:`openpose_lite.models` use too.
-
+:func:`save_checkpoint` is the project's one ``torch.save`` of a checkpoint; every file is read by
+:func:`~openpose_lite.models.state_dict.read_torch_file` (the one ``torch.load``, ``weights_only=True``).
 A checkpoint is a dict::
 
     {"format": "openpose_lite.checkpoint", "format_version": 1, "openpose_lite_version": str,
      "model": state_dict, "config": config_to_dict(cfg), **extra}
 
-``extra`` carries what training needs to resume (optimizer/scheduler state dicts, epoch, best metric,
-RNG states): :func:`save_training_state` writes them, :func:`load_training_state` and
-:func:`restore_rng_state` put them back. Everything is plain data (tensors, dicts, lists, tuples, str,
-int, float, bool, None), for loading never unpickles code. :func:`save_checkpoint` converts the common
-near-misses (numpy scalars and arrays, paths) and refuses anything else at save time, naming its key.
+``extra``: what ``--resume`` needs (optimizer/scheduler states, epoch, best metric, RNG states;
+:func:`save_training_state`, :func:`load_training_state`, :func:`restore_rng_state`). Everything is plain
+data (tensors, dicts, lists, tuples, str, int, float, bool, None): numpy values and paths are converted,
+anything else refused at save time, naming its key.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ from torch import nn
 
 from openpose_lite import __version__
 from openpose_lite.io import atomic_write
-from openpose_lite.models.state_dict import read_torch_file
+from openpose_lite.models.state_dict import load_exact, read_torch_file
 from openpose_lite.training.distributed import unwrap_model
 
 __all__ = ["CHECKPOINT_FORMAT", "capture_rng_state", "load_checkpoint", "load_training_state",
@@ -95,14 +92,9 @@ def _torch_save(payload: Any, fh: Any) -> None:
 
 def save_checkpoint(path: str | os.PathLike[str], *, model_state: Mapping[str, torch.Tensor],
                     config: Mapping[str, Any], skeleton: Any = None, **extra: Any) -> Path:
-    """Write a checkpoint atomically (a temp file in the same folder, fsync, ``os.replace``), so a crash
-    mid-write leaves the previous one intact.
-
-    ``config``: :func:`openpose_lite.config.config_to_dict`'s; ``skeleton``: the network's
-    :class:`~openpose_lite.skeleton.Skeleton` (None: the person skeleton of its branch); ``extra``:
-    further plain data, under its own keys. Raises ValueError for data that is not plain, OSError
-    naming ``path`` when it cannot be written.
-    """
+    """Write a checkpoint atomically (a crash mid-write leaves the previous one intact). ``config``:
+    :func:`openpose_lite.config.config_to_dict`'s; ``skeleton``: the network's (None: its branch's person
+    skeleton); ``extra``: further plain data. ValueError for data that is not plain, OSError naming ``path``."""
     p = Path(path)
     clash = [k for k in extra if k in _RESERVED]
     if clash:
@@ -236,19 +228,6 @@ def read_training_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def _load_model_state(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` exactly, or a one-line ValueError that counts what does not fit."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or shapes:
-        example = (missing or unexpected or shapes)[0]
-        raise ValueError(f"{source}: the model state does not fit this model ({len(missing)} missing, "
-                         f"{len(unexpected)} unexpected, {len(shapes)} of another shape, e.g. {example})")
-    model.load_state_dict(state, strict=True)
-
-
 def _load_optimizer_state(optimizer: torch.optim.Optimizer, state: Mapping[str, Any], source: str) -> None:
     """Refuse the state of another optimizer type (it would fail at the first step), then load it."""
     needed = set(optimizer.defaults)
@@ -269,7 +248,7 @@ def load_training_state(data: Mapping[str, Any], model: nn.Module, optimizer: to
     """Put a training checkpoint (:func:`read_training_checkpoint`'s dict) into the given objects; the RNG
     states are the caller's to restore (:func:`restore_rng_state`), right before the epochs. Raises
     ValueError naming ``where`` when it does not fit the model or optimizer."""
-    _load_model_state(unwrap_model(model), data["model"], where)
+    load_exact(unwrap_model(model), data["model"], f"{where}: the model state does not fit this model")
     _load_optimizer_state(optimizer, data["optimizer"], where)
     if scheduler is not None and data.get("scheduler") is not None:
         scheduler.load_state_dict(data["scheduler"])

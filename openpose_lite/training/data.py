@@ -1,16 +1,10 @@
 """What a run trains on: its skeleton, the data files or generated scenes, the validation set, the loaders.
 
-Before the run writes anything (in the order the trainer calls them):
-
-* :func:`read_source`: the training file, read and checked once, and the skeleton the model is built
-  for (or, for a synthetic run, the figures it draws);
-* :func:`read_data`: the COCO-format files read and checked, every image included (:func:`checked_coco`),
-  and the validation set: ``data.val_ann``, else ``data.val_split`` of the training file's images
-  (:func:`held_out_items`);
-* :func:`make_loaders`: a seeded distributed sampler for training (the order depends only on the seed
-  and the epoch, so a resumed run sees the batches the uninterrupted one would have), a padding-free
-  shard sampler for validation.
-
+Before the run writes anything, in this order: :func:`read_source` (the training file read once, the
+skeleton chosen), :func:`read_data` (the COCO files and every image checked, :func:`checked_coco`; the
+validation set: ``data.val_ann``, else ``data.val_split`` of the training file's images), and
+:func:`make_loaders` (a training sampler whose order depends only on the seed and the epoch, so a resumed
+run sees the batches the uninterrupted one would have; a padding-free shard sampler for validation).
 Once the run owns its folder (rank 0): a synthetic run's scenes (:func:`generate_scenes`, in
 ``<output_dir>/data/``, reused when generated with the same settings) or the held-out part of a
 training file (:func:`write_val_split`: ``data/val_split``, which the COCO AP is computed on).
@@ -35,7 +29,7 @@ from openpose_lite.config import Config
 from openpose_lite.data.coco import CocoKeypoints, Sample
 from openpose_lite.coco.validation import AnnotationError, CocoLayout, read_coco_keypoints
 from openpose_lite.data.people import TopDownInstances, person_instances
-from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset
+from openpose_lite.data.samples import BottomUpTrainDataset, TopDownDataset, TrainingSamples
 from openpose_lite.data.figures import People
 from openpose_lite.data.skeleton_figures import NAMED_PEOPLE, PoseBank, scene_figures
 from openpose_lite.data.synthetic import scene_set_fingerprint, write_dataset
@@ -45,7 +39,7 @@ from openpose_lite.training.distributed import DistInfo, ShardSampler, all_reduc
 
 __all__ = ["DataPaths", "ImageSet", "Loaders", "RunData", "Source", "bottomup_datasets", "checked_coco",
            "fitting_batch", "generate_scenes", "generates_scenes", "held_out_items", "make_loaders", "read_data",
-           "read_source", "skipped_images", "skipped_since", "topdown_datasets", "write_val_split",
+           "read_source", "skipped_since", "topdown_datasets", "write_val_split",
            "DECODE_CHECK_MAX_IMAGES", "HELD_OUT_IMAGES"]
 
 logger = logging.getLogger(__name__)
@@ -103,14 +97,10 @@ class Source:
 
 
 def read_source(cfg: Config, named: bool | None) -> tuple[Config, Source, str | None]:
-    """(``cfg``, the run's :class:`Source`, a note or None), before anything else of the run is read.
-
-    With a training file, the skeleton is the file's own unless ``data.skeleton`` names one the file has
-    a category of. Otherwise one ``named`` by a ``data.skeleton=`` override is refused, and a config
-    file's gives way to the file's own (``cfg.data.skeleton`` becomes None; the note says so). ``named``
-    None (a resumed run): the skeleton stays as the run was started with it. Raises FileNotFoundError or
-    ValueError naming the file.
-    """
+    """(``cfg``, the run's :class:`Source`, a note or None), before anything else of the run is read. With a
+    training file, the skeleton is the file's own unless ``data.skeleton`` names one the file has a category
+    of; else one ``named`` by an override is refused, and a config file's gives way to the file's own
+    (``cfg.data.skeleton`` becomes None; the note says so). ``named`` None (a resumed run): kept as started."""
     d = cfg.data
     if generates_scenes(cfg):
         bank = scene_figures(d.skeleton) if d.skeleton is not None else None
@@ -231,10 +221,8 @@ def read_data(cfg: Config, paths: DataPaths, skeleton: Skeleton, progress: bool 
               train_file: tuple[dict[str, Any], CocoLayout] | None = None, val: CocoKeypoints | None = None) -> RunData:
     """Read and check the run's files (:func:`checked_coco`) and choose its validation set: ``paths.val_ann``
     when set (``val``: that file, checked already), else ``data.val_split`` of the training file's images
-    with a labelled instance, to be written to ``<output_dir>/data/val_split/annotations.json``, else none.
-    ``train_file``: the training file as :class:`Source` read it. Reads, never writes; raises
-    FileNotFoundError / ValueError naming the file.
-    """
+    with a labelled instance (:func:`held_out_items`), else none. ``train_file``: as :class:`Source` read it.
+    Never writes."""
     d = cfg.data
     train_file = train_file or read_coco_keypoints(paths.train_ann)
     train = checked_coco(cfg, paths.train_ann, paths.train_images, skeleton, progress, train_file)
@@ -273,12 +261,10 @@ def write_val_split(data: RunData) -> Path | None:
 
 def checked_coco(cfg: Config, ann: Path, images: Path, skeleton: Skeleton, progress: bool = False,
                  read: tuple[dict[str, Any], CocoLayout] | None = None) -> CocoKeypoints:
-    """A run's COCO keypoint file (the annotations of ``skeleton``'s categories), read and checked, every
-    image checked up front (present, a header of its entry's size within ``data.max_image_pixels``)
-    and, in a set of at most :data:`DECODE_CHECK_MAX_IMAGES` the run did not generate, decoded, so a bad
-    image stops the run before its first step. ``read``: the file as ``read_coco_keypoints(ann)``
-    returned it. An image that fails later is skipped and counted
-    (:class:`~openpose_lite.data.samples.TrainingSamples`)."""
+    """A run's COCO keypoint file (``skeleton``'s categories), every image checked up front (present, a header
+    of its entry's size within ``data.max_image_pixels``; decoded in a set of at most
+    :data:`DECODE_CHECK_MAX_IMAGES` the run did not generate), so a bad image stops the run before its first
+    step. ``read``: ``read_coco_keypoints(ann)``'s result."""
     layout = skeleton.annotation_layout()
     if read is not None:
         read = (read[0], read[1].select(layout.keypoints, str(ann), layout.name))
@@ -313,16 +299,10 @@ def topdown_datasets(cfg: Config, data: RunData, codec: Codec) -> tuple[Dataset,
     return dataset(data.train, True), (dataset(data.val, False) if data.val is not None else None)
 
 
-def skipped_images(dataset: Any) -> int:
-    """How many unreadable items ``dataset`` has skipped so far on this rank
-    (:attr:`~openpose_lite.data.samples.TrainingSamples.skipped`; 0 for another dataset)."""
-    return int(getattr(dataset, "skipped", 0))
-
-
-def skipped_since(dataset: Any, before: int, device: torch.device, what: str) -> int:
-    """How many unreadable items ``dataset`` skipped since :func:`skipped_images` said ``before``, over every
-    rank (every rank calls this), in a warning when any."""
-    count = int(all_reduce_sum(torch.tensor([float(skipped_images(dataset) - before)], device=device)).item())
+def skipped_since(dataset: TrainingSamples, before: int, device: torch.device, what: str) -> int:
+    """How many unreadable items ``dataset`` skipped since its :attr:`~TrainingSamples.skipped` was ``before``,
+    over every rank (every rank calls this), in a warning when any."""
+    count = int(all_reduce_sum(torch.tensor([float(dataset.skipped - before)], device=device)).item())
     if count:  # each one is named in a warning where it was met
         logger.warning("%s: %d images could not be read in this epoch and gave their place to others", what, count)
     return count

@@ -125,11 +125,8 @@ def peer_lost(exc: BaseException) -> str | None:
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
-    """``DistributedDataParallel(model)`` (the plain model) inside a process group, the model itself otherwise.
-
-    DDP registers only the parameters that require grad *when it is built*: after a frozen group is
-    released the model must be wrapped again, or the released parameters would train apart on each rank.
-    """
+    """``DistributedDataParallel(model)`` inside a process group, the model itself otherwise. DDP registers only
+    the parameters that require grad *when it is built*: wrap again after a frozen group is released."""
     if not _in_group():
         return model
     ids = [device.index] if device.type == "cuda" else None

@@ -1,13 +1,9 @@
 """One pass over a loader: :func:`train_one_epoch` (forward, loss, backward, step) and :func:`evaluate_loss`.
 
-The loss is pluggable: ``loss_fn(outputs, targets, weights) -> {term name: scalar}``, summed by
-:func:`openpose_lite.losses.total_loss` (the branches' loss functions are in
-:mod:`openpose_lite.training.branches`). Batches are ``(images (B, 3, H, W), targets, weights)`` where
-``targets`` and ``weights`` are tensors or dicts of tensors (the bottom-up ``{"heatmaps", "pafs"}``).
-
-Under DDP every step's losses are summed over the ranks (one small all-reduce), so the logged
-means cover every rank's samples and a NaN on any rank stops all of them at the same step
-(:class:`NonFiniteLossError`), before the optimiser step.
+Batches are ``(images (B, 3, H, W), targets, weights)``, ``targets`` and ``weights`` tensors or dicts of
+them; the loss terms of a :data:`LossFn` (:mod:`openpose_lite.training.branches`) are summed. Under DDP
+every step's losses are summed over the ranks (one small all-reduce), so the logged means cover every
+rank's samples and a NaN on any rank stops all of them at the same step, before the optimiser step.
 """
 
 from __future__ import annotations
@@ -31,11 +27,8 @@ LossFn = Callable[[Any, Any, Any], dict[str, Tensor]]
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss (or the weights) became NaN or infinite; training must stop.
-
-    ``epoch`` is the 1-based epoch, ``step`` the step within it (0: found after the epoch, in
-    the validation loss or the weights). Raised before anything is stepped or saved with it.
-    """
+    """The loss (or the weights) became NaN or infinite, found before anything was stepped or saved with it;
+    ``epoch``: 1-based; ``step``: within it (0: found after the epoch's steps, in the weights)."""
 
     def __init__(self, message: str, epoch: int = 0, step: int = 0) -> None:
         super().__init__(message)
@@ -83,18 +76,10 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
                     device: torch.device, scaler: torch.amp.GradScaler | None, epoch: int, *, amp: bool = False,
                     log_every: int = 50, metrics_logger: Any = None, global_step: int = 0,
                     progress: bool = False) -> dict[str, float]:
-    """One pass of training over ``loader`` (``model`` possibly DDP-wrapped, put in train mode here).
-
-    ``scaler``: a GradScaler for mixed precision (CUDA) or None; ``epoch``: 1-based, for logs and
-    messages; ``amp``: float16 autocast on CUDA; ``metrics_logger`` (rank 0, or None): a
-    ``train_step`` record every ``log_every`` steps, at ``global_step`` (steps before this epoch)
-    plus the step; ``progress``: a tqdm bar.
-
-    Returns ``{"loss": mean total, "<term>": mean of each term, "lr", "steps", "samples", "seconds",
-    "samples_per_s", "step_seconds"}``, the means over every rank's samples. Raises
-    NonFiniteLossError when the loss (summed over the ranks, so every rank raises together) is NaN
-    or infinite, before stepping with it.
-    """
+    """One pass of training over ``loader`` (``model`` possibly DDP-wrapped); ``epoch``: 1-based;
+    ``metrics_logger`` (rank 0, or None): a ``train_step`` record every ``log_every`` steps, at
+    ``global_step`` (steps before this epoch) plus the step. Returns ``{"loss", "<term>", "lr", "steps",
+    "samples", "seconds", "samples_per_s", "step_seconds"}``, the means over every rank's samples."""
     model.train()
     start = window_start = time.perf_counter()
     steps = samples = window_samples = 0
@@ -133,13 +118,8 @@ def train_one_epoch(model: nn.Module, loader: Iterable, optimizer: torch.optim.O
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, loader: Iterable, loss_fn: LossFn, device: torch.device, *, amp: bool = False,
                   progress: bool = False) -> dict[str, float]:
-    """Mean loss and terms over ``loader`` without gradients: ``{"loss": ..., "<term>": ...}``.
-
-    Pass the *unwrapped* model (:func:`~openpose_lite.training.distributed.unwrap_model`) and a
-    loader over this rank's shard (:class:`~openpose_lite.training.distributed.ShardSampler`);
-    sums are combined over the ranks, so the means are those of the whole set. The model is put
-    in eval mode and back in its former mode afterwards.
-    """
+    """Mean loss and terms over the whole set, ``{"loss": ..., "<term>": ...}``, in eval mode, without gradients:
+    the *unwrapped* model and a loader over this rank's shard (:class:`~.distributed.ShardSampler`)."""
     was_training = model.training
     model.eval()
     sums: Tensor | None = None

@@ -31,25 +31,17 @@ def check_tensorboard() -> None:
 
 class MetricsLogger:
     """Append-only JSONL metrics log (flushed per record; a resumed run continues the file), rank 0's; with
-    ``tensorboard_dir``, every numeric field of a record also becomes a TensorBoard scalar ``<type>/<field>``.
-    """
+    ``tensorboard_dir``, every numeric field of a record also becomes a TensorBoard scalar ``<type>/<field>``."""
 
     def __init__(self, path: str | os.PathLike[str], tensorboard_dir: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", encoding="utf-8")
         self._tb = None
-        if tensorboard_dir is not None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                logger.info("tensorboard is not installed; metrics go to %s only", self.path)
-            else:
-                self._tb = SummaryWriter(log_dir=str(tensorboard_dir))
+        if tensorboard_dir is not None:  # the run checked it can be written (check_tensorboard)
+            from torch.utils.tensorboard import SummaryWriter
 
-    @property
-    def tensorboard(self) -> bool:
-        return self._tb is not None
+            self._tb = SummaryWriter(log_dir=str(tensorboard_dir))
 
     def log(self, record: Mapping[str, Any], step: int | None = None) -> None:
         """Write ``record`` as one line (OSError naming the file when it cannot); numbers to TensorBoard at ``step``."""
@@ -108,12 +100,9 @@ def _after(record: Mapping[str, Any], epoch: int, global_step: int) -> bool:
 
 
 def cut_back(path: str | os.PathLike[str], epoch: int, global_step: int) -> int:
-    """On ``--resume``: drop the records written after a checkpoint of ``epoch`` completed epochs and
-    ``global_step`` steps, so the epochs that run again are logged once. The log is kept up to that
-    epoch's ``epoch`` record (its last one); without one (a log cut back to an earlier checkpoint since),
-    the records beyond ``epoch`` or ``global_step`` are dropped. Rewritten atomically; returns how many
-    records were removed.
-    """
+    """On ``--resume``: drop the records written after a checkpoint of ``epoch`` epochs and ``global_step``
+    steps (so the epochs that run again are logged once): those after that epoch's last ``epoch`` record, or
+    without one (a log cut back further since), those beyond ``epoch`` or ``global_step``. Returns how many."""
     p = Path(path)
     if not p.is_file():
         return 0

@@ -22,12 +22,10 @@ Scheduler = torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.Redu
 
 
 def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
-    """The model's parameters grouped by learning-rate and weight-decay multiplier (see :class:`TrainConfig`):
-    ``{"params", "lr_mult", "decay_mult"}``, the multipliers kept in the optimiser's groups so a resumed run
-    applies a new base rate to every group alike. Refinement stages are what the model's
-    ``refinement_parameters()`` yields. Groups come in a fixed order (first appearance in
-    ``named_parameters``), so optimizer states saved by one run load into the next.
-    """
+    """The model's parameters grouped by learning-rate and weight-decay multiplier (see :class:`TrainConfig`;
+    refinement stages: the model's ``refinement_parameters()``): ``{"params", "lr_mult", "decay_mult"}``, the
+    multipliers kept so a resumed run applies a new base rate to every group alike; in order of first
+    appearance in ``named_parameters``, so optimizer states saved by one run load into the next."""
     refinement = {id(p) for p in getattr(model, "refinement_parameters", lambda: ())()}
     norm, depthwise = set(), set()
     for module in model.modules():
@@ -49,19 +47,14 @@ def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any
 
 
 def build_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (Nesterov when ``train.nesterov`` and momentum > 0) or Adam over the groups of :func:`parameter_groups`.
-
-    Frozen parameters are passed too: they get no gradient, and both optimisers skip a parameter without
-    one (weight decay and momentum included), so frozen weights stay bit-identical until released.
-    """
+    """SGD (Nesterov when ``train.nesterov`` and momentum > 0) or Adam over the groups of :func:`parameter_groups`;
+    frozen parameters too: both skip a parameter without a gradient, so they stay bit-identical until released."""
     groups = [{**g, "lr": train.lr * g["lr_mult"], "weight_decay": train.weight_decay * g["decay_mult"]}
               for g in parameter_groups(model, train)]
     if train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=train.lr, momentum=train.momentum,
                                nesterov=train.nesterov and train.momentum > 0)
-    if train.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=train.lr)
-    raise ValueError(f"train.optimizer: expected 'sgd' or 'adam', got {train.optimizer!r}")
+    return torch.optim.Adam(groups, lr=train.lr)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig) -> Scheduler:
@@ -69,10 +62,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig) -> Sch
     (lr x gamma after ``plateau_patience`` epochs without a lower validation loss)."""
     if train.scheduler == "step":
         return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(train.step_milestones), gamma=train.gamma)
-    if train.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=train.gamma,
-                                                          patience=train.plateau_patience)
-    raise ValueError(f"train.scheduler: expected 'step' or 'plateau', got {train.scheduler!r}")
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=train.gamma,
+                                                      patience=train.plateau_patience)
 
 
 def step_scheduler(scheduler: Any, monitored_loss: float | None) -> None:
@@ -93,11 +84,8 @@ def current_lr(optimizer: torch.optim.Optimizer) -> float:
 
 def apply_train_settings(optimizer: torch.optim.Optimizer, scheduler: Any, stored: TrainConfig, train: TrainConfig) -> None:
     """Make a resumed optimizer and scheduler follow ``train`` where it differs from the checkpoint's ``stored``
-    (their *types* cannot change: :func:`~openpose_lite.training.resume.check_resumable`).
-
-    The learning rate is the schedule's *base*: a new ``train.lr`` scales every group's current rate by
-    ``train.lr / stored.lr``, so the decays already applied stay applied.
-    """
+    (not in their types: :func:`~openpose_lite.training.resume.check_resumable`). A new ``train.lr`` scales every
+    group's current rate by ``train.lr / stored.lr``, so the decays already applied stay applied."""
     ratio = train.lr / stored.lr
     for group in optimizer.param_groups:
         if train.lr != stored.lr:

@@ -1,13 +1,11 @@
 """What a run starts from: :func:`resolve_run` turns the command-line inputs into a :class:`RunSetup`.
 
-A fresh run: the defaults, then ``--config``'s deltas, then the overrides
-(:func:`openpose_lite.config.load_config`). ``--resume`` (bare: ``<output_dir>/last.pt``) or
-``--resume FILE``: the checkpoint is read and checked *first*, then the config its run was last
-started with is the base that ``--config`` and the overrides apply to: the ``config.yaml`` beside
-the checkpoint, which every start writes before training, so the overrides of a resume stopped before
-its first checkpoint are kept (else the checkpoint's stored config). The run writes into the folder
-given on this command line, by default the checkpoint's, never into a folder named inside the
-checkpoint. Overrides on resume take effect
+A fresh run: the defaults, ``--config``'s deltas, the overrides (:func:`openpose_lite.config.load_config`).
+``--resume [FILE]`` (bare: ``<output_dir>/last.pt``): the checkpoint is read and checked *first*; the base
+that ``--config`` and the overrides apply to is the config its run was last started with: the
+``config.yaml`` beside it (every start writes it before training, so the overrides of a resume stopped
+before its first checkpoint are kept), else the checkpoint's own. The run writes into the folder given on
+this command line, by default the checkpoint's. Overrides on resume take effect
 (:func:`~openpose_lite.training.optim.apply_train_settings`) or are refused (:func:`check_resumable`).
 """
 

@@ -1,21 +1,12 @@
-"""A run's output folder (``train.output_dir``): what it holds, and the rules that keep it consistent.
+"""A training run's output folder (``train.output_dir``): ``config.yaml``, ``metrics.jsonl``, ``best.pt``,
+``last.pt``, ``curves.png``, ``tensorboard/``, ``data/`` (a synthetic run's scenes).
 
-Files of a run: ``config.yaml``, ``metrics.jsonl``, ``best.pt``, ``last.pt``, ``curves.png``,
-``tensorboard/`` (``--tensorboard``), ``data/`` (a synthetic run's scenes).
+Besides every output folder's rules (:mod:`openpose_lite.output_folder`), whenever the process is killed:
 
-The rules, which hold whenever the process is killed:
-
-* those of every output folder (:mod:`openpose_lite.output_folder`): one run at a time
-  (:meth:`RunFolder.owned`); a fresh run refuses a folder that holds a run unless told to overwrite
-  it or it continues the run (``--resume``); temporary files of interrupted writes are removed when
-  a run starts, under the lock;
-* each epoch is logged first, then ``best.pt`` is written (when the watched metric improved),
-  then ``last.pt``, which records the best value only once ``best.pt`` holds it. A resumed run
-  cuts the log back to its checkpoint (:func:`~openpose_lite.training.metrics.cut_back`) and
-  takes the best value from ``best.pt`` itself (:meth:`RunFolder.recorded_best`), so what the
-  run believes is what is on disk;
-* after a non-finite loss, :meth:`RunFolder.sound_checkpoint` names the newest checkpoint whose
-  weights are finite and whose loss was finite.
+* each epoch is logged first, then ``best.pt`` is written (when the watched metric improved), then
+  ``last.pt``, which records the best value only once ``best.pt`` holds it. A resumed run cuts the log
+  back to its checkpoint and takes the best value from ``best.pt`` (:meth:`RunFolder.recorded_best`);
+* after a non-finite loss, :meth:`RunFolder.sound_checkpoint` names the newest sound checkpoint.
 """
 
 from __future__ import annotations
@@ -55,7 +46,6 @@ class RunFolder(OutputFolder):
         self.tensorboard, self.data = self.path / "tensorboard", self.path / "data"
 
     def same_as(self, other: str | os.PathLike[str]) -> bool:
-        """Whether ``other`` names this folder."""
         return os.path.realpath(self.path) == os.path.realpath(other)
 
     def check_free(self, overwrite: bool, append: bool = False, locked: bool = False) -> list[Path]:
@@ -110,11 +100,9 @@ class RunFolder(OutputFolder):
     def sound_checkpoint(self, failed_epoch: int, failed_step: int) -> tuple[Path, int] | None:
         """(path, epoch) of the newest checkpoint whose weights are finite and whose loss was finite.
 
-        The run stopped at step ``failed_step`` of epoch ``failed_epoch`` (0: after its steps, in
-        the validation loss or the weights). A checkpoint of epoch e holds the weights that
-        started epoch e + 1: their loss was seen finite when epoch e + 1 got past its first step,
-        or when the checkpoint's own validation loss was finite. Checkpoints of the failed epoch
-        or later (left by an earlier, abandoned attempt) are not trusted.
+        The run stopped at step ``failed_step`` of epoch ``failed_epoch`` (0: after its steps). A checkpoint
+        of epoch e holds the weights that started epoch e + 1: their loss was seen finite when epoch e + 1
+        got past its first step, or when its own validation loss was finite. Later ones are not trusted.
         """
         sound = []
         for path in (self.last, self.best):

@@ -2,14 +2,11 @@
 fresh or resumed, alone or as one rank of a torchrun run; :meth:`Trainer.fit` reads as the algorithm.
 
 It logs, raises and never prints: a command line prints from the :class:`TrainListener` it is given
-(called on rank 0) and from :attr:`Trainer.result`, a :class:`TrainResult` filled in as the run goes.
-What changes as the run goes is :attr:`Trainer.state` (a :class:`TrainState`, stored in every checkpoint).
-
-Raises ValueError / FileNotFoundError for bad input, before anything is written (a
+(rank 0) and from :attr:`Trainer.result`, a :class:`TrainResult` filled in as the run goes. Raises
+ValueError / FileNotFoundError for bad input, before anything is written (a
 :class:`~openpose_lite.run_lock.FolderLockedError` for a folder another run holds);
-:class:`NonFiniteLossError` for a loss or weights that became NaN or infinite (``result.sound_checkpoint``
-names the checkpoint to resume from); OSError for a failed write; KeyboardInterrupt when interrupted
-(``result.epochs_done`` is the last epoch checkpointed, which the folder's ``last.pt`` continues).
+:class:`NonFiniteLossError` (``result.sound_checkpoint``: the checkpoint to resume from); OSError for a
+failed write; KeyboardInterrupt (``result.epochs_done``: the last epoch checkpointed).
 """
 
 from __future__ import annotations
@@ -36,8 +33,8 @@ from openpose_lite.training.checkpoint import (load_training_state, restore_rng_
                                                weights_are_finite)
 from openpose_lite.training.curves import draw_curves
 from openpose_lite.training.data import (HELD_OUT_IMAGES, DataPaths, RunData, checked_coco, generate_scenes,
-                                         generates_scenes, make_loaders, read_data, read_source, skipped_images,
-                                         skipped_since, write_val_split)
+                                         generates_scenes, make_loaders, read_data, read_source, skipped_since,
+                                         write_val_split)
 from openpose_lite.training.distributed import barrier, setup_distributed, teardown_distributed, wrap_ddp
 from openpose_lite.training.engine import NonFiniteLossError
 from openpose_lite.training.metrics import MetricsLogger, check_tensorboard, cut_back
@@ -55,14 +52,9 @@ SCRATCH = "from scratch (no --backbone-weights)"
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """How to run (not what to train: that is the config). ``progress``: tqdm bars on rank 0 (the
-    caller decides, e.g. only when stderr is a terminal); ``overwrite``: replace a run the output
-    folder already holds; ``held_out_images``: size of a synthetic run's held-out scene set.
-    ``backbone_weights``: an ImageNet trunk file; ``init_weights``: a pose model file the whole
-    network starts from (:func:`~openpose_lite.models.weights.init_from_weights`); one or the other.
-    ``threads``: CPU threads per process (:func:`openpose_lite.devices.set_threads`; 0: on a CPU
-    device every core, shared between the processes of a torchrun run, else torch's default).
-    ``tensorboard``: also write TensorBoard event files (``tensorboard/``, when the package is installed)."""
+    """How to run (what to train is the config); the command line's flags of the same names. ``progress``: tqdm
+    bars on rank 0; ``backbone_weights`` or ``init_weights``, not both; ``threads``: CPU threads per process
+    (0: on a CPU device every core, shared between the processes of a torchrun run, else torch's default)."""
 
     backbone_weights: Path | None = None
     init_weights: Path | None = None
@@ -180,10 +172,9 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ before any write
     def _build(self) -> None:
-        """The folder checked free; the training file read and the skeleton chosen; the model built (seeded
-        with ``train.seed`` right before, so its initial weights depend on it alone) and checked against its
-        codec; its first weights or the resumed state loaded; the data read, every image checked and the
-        loaders built (a synthetic run's scenes are drawn later, once it owns the folder)."""
+        """The folder checked free; the training file read, the skeleton chosen; the model built (seeded with
+        ``train.seed`` right before, so its initial weights depend on it alone); its first weights or the
+        resumed state loaded; the data checked and the loaders built (a synthetic run's: once it owns the folder)."""
         options = self.options
         if not self.in_place:
             self.folder.check_free(options.overwrite)
@@ -271,8 +262,8 @@ class Trainer:
             tensorboard = folder.tensorboard if self.options.tensorboard else None
             self.metrics = MetricsLogger(folder.metrics, tensorboard_dir=tensorboard)
             result.note_written(folder.metrics)
-            if self.metrics.tensorboard:
-                result.note_written(folder.tensorboard)
+            if tensorboard is not None:
+                result.note_written(tensorboard)
         barrier()
 
     def _write_data(self) -> None:
@@ -336,7 +327,7 @@ class Trainer:
         """One pass over the training set (every rank on its share); the epoch's record."""
         self.loaders.sampler.set_epoch(epoch - 1)
         self.train_ds.set_epoch(epoch - 1)
-        skipped = skipped_images(self.train_ds)
+        skipped = self.train_ds.skipped
         stats = engine.train_one_epoch(
             self.ddp_model, self.loaders.train, self.optimizer, self.branch.loss_terms, self.device, self.scaler,
             epoch, amp=self.amp, log_every=self.cfg.train.log_every, metrics_logger=self.metrics,
@@ -352,7 +343,7 @@ class Trainer:
         ``train.eval_every`` epochs and after the last), the learning rate after the schedule's step."""
         t, paths = self.cfg.train, self.data.paths
         if self.loaders.val is not None:
-            before = skipped_images(self.loaders.val.dataset)
+            before = self.loaders.val.dataset.skipped
             val = engine.evaluate_loss(self.model, self.loaders.val, self.branch.loss_terms, self.device,
                                        amp=self.amp, progress=self.progress)
             record.update({f"val/{k}": v for k, v in val.items()})
