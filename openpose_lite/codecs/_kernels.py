@@ -35,7 +35,7 @@ def gaussian_kernel(
     channels: np.ndarray,  # (M,) int64 output channel of each centre
     sigma: float,  # cells
     max_exponent: float,  # values below exp(-max_exponent) are cut to 0
-    merge_max: bool,  # True: max over centres (the paper); False: sum (the caller clips it at 1, as CMU's code)
+    merge_max: bool,  # True: max over centres (the paper); False: sum clipped at 1 (CMU code)
     out: np.ndarray,  # (C, H, W) float32, zero on entry
 ) -> None:
     h, w = out.shape[1], out.shape[2]
@@ -57,6 +57,12 @@ def gaussian_kernel(
                         out[c, y, x] = v
                 else:
                     out[c, y, x] += v
+    if not merge_max:
+        for c in range(out.shape[0]):
+            for y in range(h):
+                for x in range(w):
+                    if out[c, y, x] > 1.0:
+                        out[c, y, x] = 1.0
 
 
 @_jit
@@ -67,7 +73,7 @@ def paf_kernel(
     by: np.ndarray,
     limbs: np.ndarray,  # (M,) int64 limb type of each segment
     half_width: float,  # cells
-    out: np.ndarray,  # (2L, H, W) float32, zero on entry; sum of unit vectors on return
+    out: np.ndarray,  # (2L, H, W) float32, zero on entry; mean unit vector on return
     count: np.ndarray,  # (L, H, W) int32, zero on entry; segments covering each cell on return
 ) -> None:
     h, w = out.shape[1], out.shape[2]
@@ -93,6 +99,14 @@ def paf_kernel(
                     out[2 * l, y, x] += ux
                     out[2 * l + 1, y, x] += uy
                     count[l, y, x] += 1
+    # Where limbs of one type overlap, the field is their average (CMU training code).
+    for l in range(count.shape[0]):
+        for y in range(h):
+            for x in range(w):
+                n = count[l, y, x]
+                if n > 1:
+                    out[2 * l, y, x] /= n
+                    out[2 * l + 1, y, x] /= n
 
 
 @_jit

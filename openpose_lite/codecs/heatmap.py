@@ -59,7 +59,7 @@ def render_gaussians(xy: np.ndarray, channels: np.ndarray, num_channels: int, ma
     out = np.zeros((num_channels, int(map_hw[0]), int(map_hw[1])), dtype=np.float32)
     _kernels.gaussian_kernel(np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), channels, float(sigma),
                              -math.log(cutoff), merge == "max", out)
-    return out if merge == "max" else np.minimum(out, 1.0, out=out)
+    return out
 
 
 def render_gaussians_numpy(xy: np.ndarray, channels: np.ndarray, num_channels: int, map_hw: tuple[int, int],

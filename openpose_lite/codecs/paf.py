@@ -45,7 +45,6 @@ def render_pafs(a_xy: np.ndarray, b_xy: np.ndarray, limbs: np.ndarray, num_limbs
     count = np.zeros((num_limbs, h, w), dtype=np.int32)
     ax, ay, bx, by = (np.ascontiguousarray(v) for v in (a_xy[:, 0], a_xy[:, 1], b_xy[:, 0], b_xy[:, 1]))
     _kernels.paf_kernel(ax, ay, bx, by, limbs, float(half_width), out, count)
-    out /= np.repeat(np.maximum(count, 1), 2, axis=0)  # where limbs of one type overlap, their mean (CMU code)
     return out
 
 
