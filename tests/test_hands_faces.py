@@ -10,7 +10,6 @@ same hand rule.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -302,27 +301,11 @@ def _scene_people():
     return scene.image, kps
 
 
-def _in_a_child(body, tmp_path: Path) -> None:
-    """Run ``body(tmp_path)`` in a fresh interpreter: OpenVINO's conversion of these small CPM networks
-    leaves this process crashing (SIGSEGV) at a later test's SIGTERM (tests/test_live.py), so the
-    OpenVINO hand networks never load in the pytest process. The child's assertion is printed."""
-    import multiprocessing
-
-    child = multiprocessing.get_context("spawn").Process(target=body, args=(tmp_path,))
-    child.start()
-    child.join(600)
-    assert child.exitcode == 0, f"{body.__name__} failed in its child process (exit code {child.exitcode})"
-
-
-def test_hands_and_faces_on_openvino_fp32_match_torch(tmp_path):
+def test_hands_and_faces_on_openvino_fp32_match_torch(tmp_path, monkeypatch):
     import_optional("openvino")
-    _in_a_child(_openvino_fp32_matches_torch, tmp_path)
-
-
-def _openvino_fp32_matches_torch(tmp_path: Path) -> None:
     from openpose_lite.inference.network import make_runner
 
-    os.environ["OPENPOSE_LITE_CACHE"] = str(tmp_path / "cache")
+    monkeypatch.setenv("OPENPOSE_LITE_CACHE", str(tmp_path / "cache"))
     image, people = _scene_people()
     nets = [seeded_weights(build_cpm(k, num_stages=2, width_scale=0.125), k) for k in (21, 70)]
     found = {}
@@ -337,16 +320,12 @@ def _openvino_fp32_matches_torch(tmp_path: Path) -> None:
         np.testing.assert_allclose(ours[..., 2], theirs[..., 2], atol=1e-4)
 
 
-def test_int8_hands_are_calibrated_on_the_crops_of_the_people_the_body_model_finds(tmp_path):
+def test_int8_hands_are_calibrated_on_the_crops_of_the_people_the_body_model_finds(tmp_path, monkeypatch):
     import_optional("nncf")
-    _in_a_child(_int8_hands_calibrated_on_the_bodys_people, tmp_path)
-
-
-def _int8_hands_calibrated_on_the_bodys_people(tmp_path: Path) -> None:
     from openpose_lite.inference.hands_faces import with_hands_faces
     from openpose_lite.models.caffemodel import state_dict_layers, write_caffemodel
 
-    os.environ["OPENPOSE_LITE_CACHE"] = str(tmp_path / "cache")
+    monkeypatch.setenv("OPENPOSE_LITE_CACHE", str(tmp_path / "cache"))
     image, people = _scene_people()
     net = seeded_weights(build_cpm(21, num_stages=2, width_scale=0.125), 5)
     path = tmp_path / "hand.caffemodel"

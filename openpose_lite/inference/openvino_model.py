@@ -19,6 +19,7 @@ and says how to install them when they are missing (:class:`BackendUnavailableEr
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -43,7 +44,7 @@ from openpose_lite.models.export import LastStageOutputs
 from openpose_lite.skeleton import Skeleton
 
 __all__ = ["EXTRA_INSTALL", "BackendUnavailableError", "IrModel", "cache_root", "convert", "export_ir", "import_nncf",
-           "import_openvino", "model_digest", "openvino_model", "read_ir"]
+           "import_openvino", "model_digest", "openvino_core", "openvino_model", "read_ir"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,17 @@ def _import(module: str, needed_by: str) -> Any:
 def import_openvino() -> Any:
     """The ``openvino`` module, or a :class:`BackendUnavailableError` naming the extra to install."""
     return _import("openvino", "backend openvino")
+
+
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core``, never released. OpenVINO's CPU plugin gives the thread that creates
+    it an alternate signal stack, and when the plugin is destroyed unmaps that stack but restores the thread's
+    previous one only if the destroying thread still uses it (openvinotoolkit/openvino:
+    src/plugins/intel_cpu/src/plugin.cpp, ``SigAltStackSetup``, held by ``Plugin`` as ``CPUSpecialSetup``).
+    With a Core per model, two plugins released in the order they were made leave the main thread's signal
+    stack unmapped, and the next signal Python handles there (SIGTERM, Ctrl-C) ends the process in SIGSEGV."""
+    return import_openvino().Core()
 
 
 def import_nncf() -> Any:
@@ -232,7 +244,7 @@ def _cached(root: Path | None, key: str, build: Any, what: str) -> tuple[Any, Pa
         problem = _entry_problem(folder)
         if problem is None:
             try:
-                model = import_openvino().Core().read_model(str(xml))
+                model = openvino_core().read_model(str(xml))
                 logger.info("%s: read from the cache %s", what, folder)
                 return model, xml
             except RuntimeError as exc:
@@ -346,7 +358,7 @@ def read_ir(path: str | os.PathLike[str]) -> IrModel:
         if not p.is_file():
             raise ValueError(f"{p}: not found (an OpenVINO IR is a .xml file and a .bin file of the same name)")
     try:
-        ov_model = import_openvino().Core().read_model(str(path))
+        ov_model = openvino_core().read_model(str(path))
     except RuntimeError as exc:
         raise ValueError(f"{path}: not a readable OpenVINO IR ({str(exc).strip().splitlines()[0]})") from None
     names = tuple(sorted(o.get_names())[0] if o.get_names() else f"output{i}" for i, o in enumerate(ov_model.outputs))

@@ -21,7 +21,7 @@ from torch import nn
 
 from openpose_lite import devices
 from openpose_lite.inference.calibration import Calibration
-from openpose_lite.inference.openvino_model import IrModel, import_openvino, openvino_model
+from openpose_lite.inference.openvino_model import IrModel, import_openvino, openvino_core, openvino_model
 
 __all__ = ["OPENVINO_PRECISIONS", "PERFORMANCE_HINTS", "OpenVinoRunner", "openvino_native_precisions",
            "resolve_openvino_precision"]
@@ -39,7 +39,7 @@ def openvino_native_precisions() -> set[str]:
     too, where it is emulated) and the CPU to compute it natively (its flags, or OpenVINO's default hint).
     """
     ov = import_openvino()
-    core = ov.Core()
+    core = openvino_core()
     capabilities = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     native = {"fp32"}
     default_bf16 = core.get_property("CPU", "INFERENCE_PRECISION_HINT") == ov.Type.bf16
@@ -171,7 +171,7 @@ class OpenVinoRunner:
         }
         # No compiled-blob cache (OpenVINO's CACHE_DIR): compiling the IR takes a fraction of a
         # second, and a blob per precision, hint and thread count would double the disk used.
-        self.compiled = ov.Core().compile_model(ov_model, "CPU", config)
+        self.compiled = openvino_core().compile_model(ov_model, "CPU", config)
         ports = {name: i for i, output in enumerate(self.compiled.outputs) for name in output.get_names()}
         self._ports = [ports[name] for name in self.names]
         self._request = self.compiled.create_infer_request()
