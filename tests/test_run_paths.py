@@ -46,6 +46,19 @@ def test_infer_on_ray_reads_the_weights_once_on_the_driver(checkpoint, dataset, 
     assert reads == [checkpoint]
 
 
+def test_infer_on_ray_refuses_a_folder_holding_another_run_before_reading_the_weights(checkpoint, dataset, tmp_path,
+                                                                                       capsys):
+    import_optional("ray")
+    image, out = dataset / "images" / "000001.jpg", tmp_path / "out"
+    assert main(["infer", str(image), "--checkpoint", str(checkpoint), "-o", str(out)]) == 0
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a weights file")
+    capsys.readouterr()
+    assert main(["infer", str(image), "--checkpoint", str(broken), "-o", str(out), "--ray"]) == 2
+    err = capsys.readouterr().err
+    assert "add to it with --append" in err and "broken.pt" not in err  # the folder, not the weights
+
+
 def test_a_local_append_skips_the_inputs_the_folders_index_holds(checkpoint, dataset, tmp_path):
     images = sorted((dataset / "images").glob("*.jpg"))
     out = tmp_path / "out"
@@ -109,3 +122,12 @@ def test_json_in_memory_and_a_json_file_are_refused_for_the_same_reason(tmp_path
     for refuse in (lambda: parse_json(wide, "skeleton"), lambda: read_json(path, "skeleton")):
         with pytest.raises(ValueError, match="would take more than 1 MB of memory once parsed"):
             refuse()
+
+
+@pytest.mark.parametrize("argv", [["infer", "a.jpg", "--scales", "inf"], ["infer", "--camera", "0", "--duration", "inf"],
+                                  ["serve", "--checkpoint", "w.pt", "--max-body-mb", "inf"]])
+def test_a_positive_number_option_refuses_infinity_by_its_flag(argv, capsys):
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(argv)
+    assert refused.value.code == 2
+    assert f"{argv[-2]}: expected a positive number, got 'inf'" in capsys.readouterr().err

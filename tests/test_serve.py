@@ -387,7 +387,7 @@ def test_webcam_frames_are_answered_newest_first(gated, dataset):
 def test_with_a_hand_model_the_people_come_with_their_hands(checkpoint, dataset, tmp_path):
     from caffe_reference import seeded_weights
 
-    from openpose_lite.cli.infer import hands_and_faces
+    from openpose_lite.cli.models_args import hands_and_faces
     from openpose_lite.models.caffemodel import state_dict_layers, write_caffemodel
     from openpose_lite.models.cmu_caffe import build_cpm
 

@@ -86,8 +86,8 @@ def _run_infer(args: argparse.Namespace) -> int:
 
 def _run_on_ray(args: argparse.Namespace) -> int:
     """``infer --ray``: refused in one line without the ``ray`` extra, or with a camera or stream."""
-    from openpose_lite.runs import PredictorRecipe, RayOptions, run_on_ray
-    from openpose_lite.runs.ray_run import import_ray
+    from openpose_lite.runs import PredictorRecipe, RayOptions
+    from openpose_lite.runs.ray_run import import_ray, run_job_on_ray
 
     if args.ray is None:
         raise CliError("--ray-workers sets the workers of a Ray run; add --ray")
@@ -101,11 +101,11 @@ def _run_on_ray(args: argparse.Namespace) -> int:
     if live_source(args) is not None:
         raise CliError("--ray runs files, folders and videos; a camera or stream is read by one process "
                        "(leave out --ray)")
-    sources = Sources.of(args.paths)  # bad paths and options fail before the model is loaded
-    options = run_options(args, weights_path(args))
+    # bad paths, the output, the options and a folder that will be refused are refused before the model loads
+    job = Job(Sources.of(args.paths), run_options(args, weights_path(args)))
     path, loaded, predictor_options = predictor_setup(args)
     recipe = PredictorRecipe(path, predictor_options, args.hand, args.face, args.threads)
     with ProgressBar("img", "infer", args.no_progress) as bar:
-        summary = run_on_ray(recipe, sources, options, RayOptions(address=args.ray or None, workers=args.ray_workers),
-                             progress=bar, loaded=loaded)
+        summary = run_job_on_ray(recipe, job, RayOptions(address=args.ray or None, workers=args.ray_workers),
+                                 progress=bar, loaded=loaded)
     return finish(summary, loaded.skeleton.instance_words)

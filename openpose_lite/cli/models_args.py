@@ -7,6 +7,7 @@ Options are checked before the weights are read, each error naming its option (`
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,7 +41,8 @@ def _number_type(kind: Callable[[str], Any], minimum: float, strict: bool, what:
     return parse
 
 
-positive_float = _number_type(float, 0.0, True, "a positive number")
+# finite: a value that no input can reach (inf) is refused here, not by what it is multiplied into
+positive_float = _number_type(float, 0.0, True, "a positive number", sys.float_info.max)
 positive_int = _number_type(int, 0, True, "a positive integer")
 non_negative_int = _number_type(int, 0, False, "an integer >= 0")
 

@@ -9,22 +9,12 @@ import os
 import socket
 
 from openpose_lite.cli.errors import EXIT_OK, CliError, interrupt_code, interrupt_word
-from openpose_lite.cli.infer import add_hands_faces_args, hands_and_faces
-from openpose_lite.cli.models_args import add_predictor_args, add_weights_args, build_predictor, weights_path
+from openpose_lite.cli.models_args import (add_hands_faces_args, add_predictor_args, add_weights_args, build_predictor,
+                                          hands_and_faces, positive_float, weights_path)
 from openpose_lite.serve.options import TOKEN_ENV, ServeOptions
 
 # The options of the ServeOptions fields that are no ServeOptions option, for their errors.
 _OTHER_OPTIONS = {"batch_limit": "--batch-size", "max_body_bytes": "--max-body-mb"}
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +33,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     ServeOptions.add_arguments(p)
     # --batch-size here: the most images of concurrent requests in one network call (0, the default: by device)
     p.set_defaults(batch_size=0, token=os.environ.get(TOKEN_ENV))
-    p.add_argument("--max-body-mb", type=_positive_float, default=ServeOptions.max_body_bytes / (1 << 20),
+    p.add_argument("--max-body-mb", type=positive_float, default=ServeOptions.max_body_bytes / (1 << 20),
                    metavar="MB", help="largest request body or WebSocket frame, in MiB (default: %(default)g)")
 
 

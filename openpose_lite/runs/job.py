@@ -19,7 +19,7 @@ from openpose_lite.io import plural
 from openpose_lite.runs.model_record import ModelRecord
 from openpose_lite.runs.options import Progress, Reporter, RunOptions, RunStopped, RunSummary
 from openpose_lite.runs.outputs import InferFolder, InferRun, close_videos, open_videos
-from openpose_lite.runs.sources import FileStream, Input, Item, Source, Sources, frame_count, video_fps
+from openpose_lite.runs.sources import FileStream, Input, Item, Source, Sources, frames_to_read, video_fps
 from openpose_lite.skeleton import Skeleton
 from openpose_lite.structures import Poses
 
@@ -90,7 +90,7 @@ class Job:
             return run_live(self, predictor, progress, display)
         with open_run(self, predictor.skeleton) as (run, inputs):
             try:
-                process_inputs(self.options, inputs, predictor, run, progress)
+                process_inputs(self.options, inputs, predictor, run, Reporter(progress, frames_to_read(inputs)))
                 run.write_index()
             except (KeyboardInterrupt, OSError) as exc:  # Ctrl-C, SIGTERM, a full disk, an unwritable folder
                 raise stopped_run(run, exc) from None
@@ -191,13 +191,12 @@ class _FileRecorder(Recorder):
             video.add(item.image, poses)
 
 
-def process_inputs(options: RunOptions, inputs: Sequence[Input], predictor, run: InferRun,
-                   progress: Callable[[Progress], None] | None) -> None:
-    """Run ``predictor`` over ``inputs``, recording each image's and frame's people and failures in ``run``."""
+def process_inputs(options: RunOptions, inputs: Sequence[Input], predictor, run: InferRun, report: Reporter) -> None:
+    """Run ``predictor`` over ``inputs``, recording each image's and frame's people and failures in ``run``,
+    reporting to ``report``."""
     from openpose_lite.inference.pipeline import run_pipelined, run_sequential
 
     stream = FileStream(inputs, options.max_image_pixels)
-    report = Reporter(progress, sum(1 if i.kind == "image" else frame_count(i.path) for i in inputs))
     handle = _FileRecorder(options, inputs, run, report)
     image_id = (lambda item: int(inputs[item.index].path.stem) if item.frame is None
                 and inputs[item.index].path.stem.isdigit() else None)  # box files name images by COCO id

@@ -27,13 +27,14 @@ from openpose_lite.params import Params
 from openpose_lite.runs.job import Job, open_run, process_inputs, stopped_run, summary_of
 from openpose_lite.runs.options import Progress, Reporter, RunOptions, RunSummary
 from openpose_lite.runs.outputs import InferRun, entry_order
-from openpose_lite.runs.sources import Input, Source, Sources, frame_count, sequence_units
+from openpose_lite.runs.sources import Input, Source, Sources, frames_to_read, sequence_units
 
 if TYPE_CHECKING:
     from openpose_lite.inference import PredictorOptions
     from openpose_lite.skeleton import Skeleton
 
-__all__ = ["EXTRA_INSTALL", "PredictorRecipe", "RayOptions", "RayUnavailableError", "import_ray", "run_on_ray"]
+__all__ = ["EXTRA_INSTALL", "PredictorRecipe", "RayOptions", "RayUnavailableError", "import_ray", "run_job_on_ray",
+           "run_on_ray"]
 
 EXTRA_INSTALL = "pip install 'openpose-lite[ray]'"
 
@@ -141,8 +142,9 @@ class _PoseWorker:
         run = InferRun(self.options.output, frozenset(self.options.writers), [(i.kind, i.path) for i in inputs],
                        [row[4] for row in rows])
         skipped: list[bool] = []
+        # the driver counts the frames of the whole run; a unit's report only keeps what its failures skipped
         process_inputs(self.options, inputs, self.predictor, run,
-                       lambda p: skipped.append(p.skipped) if p.failure is not None else None)
+                       Reporter(lambda p: skipped.append(p.skipped) if p.failure is not None else None, None))
         where = [row[0] for row in rows]
         records = [{"entry": {**entry, "input": where[entry["input"]]}} for entry in run.entries]
         records += [{"failure": message, "input": None if n is None else where[n], "skipped": s}
@@ -207,15 +209,21 @@ def run_on_ray(recipe: PredictorRecipe, sources: Sources | Sequence[Source], opt
     ``ray`` extra, :class:`~openpose_lite.runs.options.RunStopped` for a run that stopped (Ctrl-C, SIGTERM,
     a full disk, the cluster lost, workers lost more than ``attempts`` times).
     """
+    return run_job_on_ray(recipe, Job(sources, options), ray_options, progress, loaded)
+
+
+def run_job_on_ray(recipe: PredictorRecipe, job: Job, ray_options: RayOptions = RayOptions(),
+                   progress: Callable[[Progress], None] | None = None, loaded: Any = None) -> RunSummary:
+    """:func:`run_on_ray` of a :class:`~openpose_lite.runs.job.Job` built before the weights were read, so
+    that its refusals (the folder, the output, the options) come first."""
     ray = import_ray()
-    job = Job(sources, options)
     if job.sources.live is not None:
         raise ValueError("--ray runs files, folders and videos; a camera or stream is read by one process")
     skeleton = recipe.skeleton(loaded)  # files that cannot be read are refused before Ray starts
     started = _connect(ray, ray_options.address)
     try:
         with open_run(job, skeleton) as (run, inputs):
-            summary = _Driver(ray, recipe, options, ray_options, run, inputs, progress).drive()
+            summary = _Driver(ray, recipe, job.options, ray_options, run, inputs, progress).drive()
             job.folder.remove_stale_temp_files()  # writes a lost worker had begun
             return summary
     finally:
@@ -231,7 +239,7 @@ class _Driver:
         self.ray, self.recipe, self.options, self.ray_options = ray, recipe, options, ray_options
         self.run, self.inputs = run, inputs
         self.units = sequence_units(inputs, options.tracking is not None)
-        self.report = Reporter(progress, sum(1 if i.kind == "image" else frame_count(i.path) for i in inputs))
+        self.report = Reporter(progress, frames_to_read(inputs))
         self.done: set[int] = set()
         self.pending: dict[int, list[dict]] = {}  # records of units not yet whole
         self.alive, self.alive_asked = None, 0.0

@@ -16,7 +16,7 @@ from openpose_lite.images import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS
 from openpose_lite.io import file_problem
 from openpose_lite.live import LiveSource, is_stream_url
 
-__all__ = ["VIDEO_EXTENSIONS", "FileStream", "Input", "Item", "Source", "Sources", "frame_count", "live_source_of",
+__all__ = ["VIDEO_EXTENSIONS", "FileStream", "Input", "Item", "Source", "Sources", "frame_count", "frames_to_read", "live_source_of",
            "sequence_units", "video_fps"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
@@ -106,6 +106,11 @@ def _header_value(path: Path, prop: str) -> float:
 def frame_count(path: Path) -> int:
     """The frame count a video's header announces (0 when unknown or unreadable)."""
     return max(0, int(_header_value(path, "CAP_PROP_FRAME_COUNT")))
+
+
+def frames_to_read(inputs: Sequence[Input]) -> int:
+    """How many images a run over ``inputs`` reads: one per image file, a video's announced frames."""
+    return sum(1 if i.kind == "image" else frame_count(i.path) for i in inputs)
 
 
 def video_fps(path: Path) -> float:
