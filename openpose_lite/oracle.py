@@ -97,6 +97,8 @@ def run_oracle(branch_name: str, ann_file: str | Path, progress: bool = False, i
     Returns the COCO keypoint metrics and the decoded COCO results.
     """
     row = branch(branch_name)
+    if input_size is not None and "input_size" not in row.options:
+        raise ValueError(f"input_size: not an option of the {row.title} branch (its options: {', '.join(row.options)})")
     skeleton = skeleton or skeleton_of_file(ann_file)
     codec = dataclasses.replace(row.build_codec(Config(), skeleton=skeleton), **codec_overrides)
     geometry = {} if input_size is None else {"input_size": input_size}

@@ -58,3 +58,8 @@ def test_eval_oracle_cli_reports_a_missing_annotation_file(tmp_path, capsys):
 def test_oracle_rejects_an_unknown_branch(scenes):
     with pytest.raises(ValueError, match="branch"):
         run_oracle("sideways", scenes)
+
+
+def test_an_input_size_for_the_top_down_oracle_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="input_size: not an option of the top-down branch"):
+        run_oracle("topdown", tmp_path / "never_read.json", input_size=64)

@@ -71,9 +71,10 @@ def _bottomup(cfg: BenchConfig, device: torch.device) -> tuple[BottomUpPredictor
         sizes = {"codec.input_size": cfg.bu_input_size}
         for field_name, flag, value in ((settings.width_field, "bu_width_mult", cfg.bu_width_mult),
                                         (settings.stages_field, "bu_stages", cfg.bu_stages)):
-            if value is not None and field_name is None:
+            if field_name is not None:
+                sizes[f"model.{field_name}"] = value
+            elif value is not None:
                 raise ValueError(f"{cfg._name(flag)}: {arch}'s settings have nothing it sizes")
-            sizes[f"model.{field_name}"] = value
         run_cfg = load_config(None, [f"model.arch={arch}", *(f"{k}={v}" for k, v in sizes.items() if v is not None)])
         width, stages = run_cfg.model.settings.size
         cfg = dataclasses.replace(cfg, bu_arch=arch, bu_width_mult=width, bu_stages=stages)

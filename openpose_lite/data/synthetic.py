@@ -352,6 +352,7 @@ def write_dataset(out_dir: str | Path, num_images: int, seed: int, cfg: SceneCon
 
     h, w = cfg.image_hw
     params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality] if image_format == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    category = (bank or People()).category  # a person bank's is COCO's person category
     images, annotations = [], []
     for i in range(int(num_images)):
         scene = render_scene(np.random.default_rng([int(seed), i]), cfg, num_people, bank)
@@ -364,7 +365,7 @@ def write_dataset(out_dir: str | Path, num_images: int, seed: int, cfg: SceneCon
         images.append({"id": image_id, "file_name": file_name, "height": h, "width": w})
         for kps, box, area in zip(scene.keypoints, scene.boxes, scene.areas):
             annotations.append(coco_person_annotation(len(annotations) + 1, image_id, kps, box, area,
-                                                      category_id=1 if bank is None else bank.category["id"]))
+                                                      category_id=category["id"]))
 
     info = {
         "description": "openpose_lite synthetic scenes" + ("" if bank is None else f" of {bank.skeleton.name} figures"),
@@ -373,7 +374,6 @@ def write_dataset(out_dir: str | Path, num_images: int, seed: int, cfg: SceneCon
         "scene_config": dataclasses.asdict(cfg),
         "fingerprint": scene_set_fingerprint(num_images, seed, cfg, num_people, image_format, jpeg_quality, bank),
     }
-    category = coco_person_category() if bank is None else bank.category
     ann_path = write_coco(out_dir / "annotations.json", info, images, annotations, category)
     logger.info("wrote %d synthetic images with %d people to %s", len(images), len(annotations), out_dir)
     return ann_path

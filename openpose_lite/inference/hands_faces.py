@@ -274,6 +274,7 @@ def with_hands_faces(predictor: Any, hand: Any = None, face: Any = None, side: i
         return predictor
     runtime: dict[str, Any] = {"device": device, "backend": backend or "torch", "precision": precision or "fp32"}
     calibration = calibration if runtime["backend"] == "openvino" else None
+    body = _body_identity(predictor) if calibration is not None else None  # one digest of the body network
     runners = {}
     for wanted, path in (("hand", hand), ("face", face)):
         if path is None:
@@ -283,7 +284,7 @@ def with_hands_faces(predictor: Any, hand: Any = None, face: Any = None, side: i
             raise ValueError(f"{path}: holds CMU's {kind} network, given as the {wanted} network (--{wanted})")
         if calibration is not None:
             runtime["calibration"] = part_calibration(calibration, lambda image: predictor.predict_batch([image])[0],
-                                                      wanted, side, _body_identity(predictor))
+                                                      wanted, side, body)
         try:
             runners[wanted] = make_runner(model, ["heatmaps"], **runtime)
         except CalibrationError as exc:

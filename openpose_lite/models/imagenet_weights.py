@@ -101,6 +101,6 @@ def load_hrnet_imagenet(model: HRNet, state: Mapping[str, torch.Tensor], source:
     """
     wanted = [k for k in model.state_dict() if k.split(".")[0] in HRNET_PRETRAINED_LAYERS]
     copied = load_part(model, state, wanted, f"{source} (ImageNet HRNet)", f"HRNet-W{model.width}",
-                       hint="is the file's width the model's (model.hrnet_width)?")
+                       hint="is the file's width the model's (model.width)?")
     logger.info("loaded %d ImageNet HRNet trunk tensors from %s", len(copied), source)
     return f"ImageNet HRNet-W{model.width} from {source}"

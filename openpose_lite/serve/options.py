@@ -62,6 +62,6 @@ class ServeOptions(Params, CommandLineOptions):
                       "an integer in 1..256 (or None: by device)")
         self._require(self.queue_bound >= 1, "queue_bound", "an integer >= 1")
         self._require(self.max_body_bytes >= 1024, "max_body_bytes", "at least 1024 bytes")
-        check_max_pixels(self.max_image_pixels, f"{self._section}.max_image_pixels")
+        check_max_pixels(self.max_image_pixels, self._name("max_image_pixels"))
         self._require(math.isfinite(self.request_timeout_s) and self.request_timeout_s > 0, "request_timeout_s",
                       "a positive number of seconds")
